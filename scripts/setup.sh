@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
+#   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
+#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: no PostgreSQL server binaries under /usr/lib/postgresql; install Debian's 'postgresql' package (needs root)" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian's postgresql package"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  echo "setup: installing pinned Python packages into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > .venv/.requirements.sha256
+fi

@@ -1,0 +1,478 @@
+"""The outputs contract: the one document the stacks export and everything else reads.
+
+Pure Python on purpose (no pulumi import): the runbooks, the sandbox and the tests load it
+without the Pulumi SDK. The document is versioned by ``schema_version``; a reader refuses a
+version it does not know rather than guess.
+
+Shape (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "project": "regionpair",
+      "stack": "dr",                      # the stack (or "sandbox") that wrote the document
+      "target": "aws" | "sandbox",
+      "sandbox_dir": null | "/path",      # required when target is "sandbox"
+      "objectives": {"rto_seconds": 900, "rpo_seconds": 300},
+      "rto_budget": {...} | null,          # see RtoBudget
+      "dns": {"zone_id", "zone_name", "ttl_seconds", "strategy", "resolver", "records"},
+      "regions": {"us-east-1": {...Region...}, "us-west-2": {...Region...}}
+    }
+
+The prod stack exports its own region only; the dr stack reads prod through a StackReference
+and exports both. ``merge`` joins the two documents. Secrets are never part of it: a key that
+looks like one (``password``, ``secret_string``, ``private_key`` …) is refused wherever it
+appears. A database names where its password lives (``secret_arn``; in the sandbox the 0600
+file), never the password.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+SCHEMA_VERSION = 1
+
+TARGETS = ("aws", "sandbox")
+REGION_ROLES = ("primary", "secondary")
+DATABASE_ROLES = ("primary", "replica")
+DNS_STRATEGIES = ("health-check-inversion", "record-upsert")
+FAILOVER_TYPES = ("PRIMARY", "SECONDARY")
+
+_SECRET_KEY = re.compile(r"(password|passwd|secret_string|secret_value|private_key|access_key_secret|secret_access_key)", re.I)
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+class OutputsError(ValueError):
+    """The document is malformed. The message names the field (a dotted path) and the fix."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"stack outputs: {path}: {problem}")
+
+
+# --------------------------------------------------------------------------------------------
+# The typed document
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Objectives:
+    rto_seconds: int
+    """Declared recovery time objective."""
+    rpo_seconds: int
+    """Declared recovery point objective."""
+
+
+@dataclass(frozen=True)
+class RtoBudget:
+    """What the configuration itself costs of the RTO, before any runbook work."""
+
+    detection_seconds: int
+    """Health check interval × failure threshold."""
+    dns_ttl_seconds: int
+    """Clients may keep the old answer this long."""
+    promotion_seconds: int
+    """Expected time to promote the replica (from config)."""
+    total_seconds: int
+    """Sum of the above."""
+    within_objective: bool
+    """total_seconds <= objectives.rto_seconds."""
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    """Logical name, the same in both regions (pairs a primary with its replica)."""
+    identifier: str
+    """RDS DB instance identifier (sandbox: the local instance's name)."""
+    arn: str
+    endpoint: str
+    """Host name or address clients connect to directly (DNS records point at it)."""
+    port: int
+    role: str
+    """`primary` or `replica`, as declared by the stack."""
+    db_name: str
+    """The database inside the instance."""
+    username: str
+    secret_arn: str | None = None
+    """Where the password lives (Secrets Manager ARN, or the sandbox's 0600 file). Never the password."""
+    security_group_id: str | None = None
+    """The instance's security group (fencing denies its ingress)."""
+    source_arn: str | None = None
+    """For a replica: the ARN of the database it replicates."""
+
+
+@dataclass(frozen=True)
+class Streaming:
+    cluster_arn: str
+    bootstrap_brokers: str
+    """Comma-separated host:port list (TLS/IAM listener in AWS)."""
+    replicator_arn: str | None = None
+    """The MSK Replicator into this region (dr only)."""
+    bootstrap_parameter: str | None = None
+    """Where clients read the active bootstrap servers (SSM parameter name, or sandbox file)."""
+
+
+@dataclass(frozen=True)
+class Storage:
+    data_bucket: str
+    data_bucket_arn: str
+    backups_bucket: str | None = None
+    endpoint_url: str | None = None
+    """Only for the sandbox (moto): the S3 endpoint of this region."""
+
+
+@dataclass(frozen=True)
+class RegionDns:
+    failover: str
+    """`PRIMARY` or `SECONDARY`: this region's failover record type."""
+    set_identifier: str
+    health_check_id: str | None = None
+    """Route53 health check guarding the PRIMARY record."""
+    address: str | None = None
+    """Sandbox: the loopback address this region's services answer on."""
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    role: str
+    """The role the region was provisioned with (`primary` | `secondary`); the live role of each
+    database can differ after a failover and is read from the database itself."""
+    stack: str
+    databases: Mapping[str, Database]
+    dns: RegionDns
+    streaming: Streaming | None = None
+    storage: Storage | None = None
+    kms_key_arn: str | None = None
+    runbook_role_arn: str | None = None
+    alarm_topic_arn: str | None = None
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dns:
+    zone_name: str
+    ttl_seconds: int
+    strategy: str
+    """How the failover runbook moves traffic: `health-check-inversion` or `record-upsert`."""
+    records: Mapping[str, str]
+    """Service name → fully qualified record name (database logical names, `kafka`, `objects`)."""
+    zone_id: str | None = None
+    resolver: str | None = None
+    """Sandbox: host:port of the authoritative DNS responder clients resolve through."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    schema_version: int
+    project: str
+    stack: str
+    target: str
+    objectives: Objectives
+    dns: Dns
+    regions: Mapping[str, Region]
+    rto_budget: RtoBudget | None = None
+    sandbox_dir: str | None = None
+
+    # ---- helpers for readers ----------------------------------------------------------------
+
+    def region_with_role(self, role: str) -> Region:
+        for region in self.regions.values():
+            if region.role == role:
+                return region
+        raise OutputsError("regions", f"no region has role {role!r}; a pair needs one primary and one "
+                           "secondary region (load both stacks' outputs, or the dr stack's)")
+
+    @property
+    def primary(self) -> Region:
+        return self.region_with_role("primary")
+
+    @property
+    def secondary(self) -> Region:
+        return self.region_with_role("secondary")
+
+    def require_pair(self) -> "Outputs":
+        """Refuse a document that does not describe a whole region pair (runbooks need both)."""
+        self.primary
+        self.secondary
+        for name in self.primary.databases:
+            if name not in self.secondary.databases:
+                raise OutputsError(f"regions.{self.secondary.name}.databases",
+                                   f"database {name!r} of the primary region has no counterpart here; "
+                                   "every primary database needs a replica in the dr stack")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and validation
+# --------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads one mapping, recording the dotted path for errors."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, Mapping):
+            raise OutputsError(path or "(document)", f"expected an object, got {type(data).__name__}")
+        self.data = data
+        self.path = path
+
+    def _p(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str, required: bool = True) -> Any:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise OutputsError(self._p(key), "missing; it is required")
+            return None
+        return self.data[key]
+
+    def str(self, key: str, required: bool = True, choices: tuple[str, ...] | None = None) -> str | None:
+        value = self.raw(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise OutputsError(self._p(key), f"expected a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise OutputsError(self._p(key), f"{value!r} is not allowed; use one of {', '.join(choices)}")
+        return value
+
+    def int(self, key: str, required: bool = True, minimum: int | None = None,
+            maximum: int | None = None) -> int | None:
+        value = self.raw(key, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise OutputsError(self._p(key), f"expected a whole number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise OutputsError(self._p(key), f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise OutputsError(self._p(key), f"{value} is above the maximum {maximum}")
+        return value
+
+    def bool(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            raise OutputsError(self._p(key), f"expected true or false, got {value!r}")
+        return value
+
+    def obj(self, key: str, required: bool = True) -> "_Reader | None":
+        value = self.raw(key, required)
+        if value is None:
+            return None
+        return _Reader(value, self._p(key))
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key, required=False)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise OutputsError(self._p(key), f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+
+def _reject_secrets(value: Any, path: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if _SECRET_KEY.search(str(key)):
+                raise OutputsError(here, "looks like a secret; secrets never go into stack outputs. "
+                                   "Export where the secret lives (e.g. secret_arn) instead")
+            _reject_secrets(item, here)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_secrets(item, f"{path}[{i}]")
+
+
+def _database(r: _Reader, name: str) -> Database:
+    return Database(
+        name=name,
+        identifier=r.str("identifier"),
+        arn=r.str("arn"),
+        endpoint=r.str("endpoint"),
+        port=r.int("port", minimum=1, maximum=65535),
+        role=r.str("role", choices=DATABASE_ROLES),
+        db_name=r.str("db_name"),
+        username=r.str("username"),
+        secret_arn=r.str("secret_arn", required=False),
+        security_group_id=r.str("security_group_id", required=False),
+        source_arn=r.str("source_arn", required=False),
+    )
+
+
+def _region(r: _Reader, name: str) -> Region:
+    dbs_reader = r.obj("databases")
+    if not dbs_reader.data:
+        raise OutputsError(dbs_reader.path, "no database; a region needs at least one")
+    databases = {}
+    for db_name in dbs_reader.data:
+        if not isinstance(db_name, str) or not _NAME.match(db_name):
+            raise OutputsError(f"{dbs_reader.path}.{db_name}", "a database's logical name must be lowercase "
+                               "letters, digits and dashes, starting with a letter")
+        databases[db_name] = _database(dbs_reader.obj(db_name), db_name)
+    d = r.obj("dns")
+    dns = RegionDns(failover=d.str("failover", choices=FAILOVER_TYPES), set_identifier=d.str("set_identifier"),
+                    health_check_id=d.str("health_check_id", required=False),
+                    address=d.str("address", required=False))
+    role = r.str("role", choices=REGION_ROLES)
+    expected = "PRIMARY" if role == "primary" else "SECONDARY"
+    if dns.failover != expected:
+        raise OutputsError(f"{d.path}.failover", f"a {role} region carries the {expected} record, not {dns.failover}")
+    s = r.obj("streaming", required=False)
+    streaming = None if s is None else Streaming(
+        cluster_arn=s.str("cluster_arn"), bootstrap_brokers=s.str("bootstrap_brokers"),
+        replicator_arn=s.str("replicator_arn", required=False),
+        bootstrap_parameter=s.str("bootstrap_parameter", required=False))
+    st = r.obj("storage", required=False)
+    storage = None if st is None else Storage(
+        data_bucket=st.str("data_bucket"), data_bucket_arn=st.str("data_bucket_arn"),
+        backups_bucket=st.str("backups_bucket", required=False),
+        endpoint_url=st.str("endpoint_url", required=False))
+    return Region(
+        name=name, role=role, stack=r.str("stack"), databases=databases, dns=dns,
+        streaming=streaming, storage=storage,
+        kms_key_arn=r.str("kms_key_arn", required=False),
+        runbook_role_arn=r.str("runbook_role_arn", required=False),
+        alarm_topic_arn=r.str("alarm_topic_arn", required=False),
+        alarms=r.str_list("alarms"),
+    )
+
+
+def from_dict(doc: Any) -> Outputs:
+    """Validate a document and return it typed. Raises OutputsError naming the first bad field."""
+    root = _Reader(doc, "")
+    version = root.raw("schema_version")
+    if version != SCHEMA_VERSION:
+        raise OutputsError("schema_version", f"version {version!r} is not supported; this reader knows "
+                           f"version {SCHEMA_VERSION}. Upgrade the runbooks or re-export the stacks")
+    _reject_secrets(doc, "")
+    target = root.str("target", choices=TARGETS)
+    o = root.obj("objectives")
+    objectives = Objectives(rto_seconds=o.int("rto_seconds", minimum=1), rpo_seconds=o.int("rpo_seconds", minimum=0))
+    b = root.obj("rto_budget", required=False)
+    budget = None if b is None else RtoBudget(
+        detection_seconds=b.int("detection_seconds", minimum=0), dns_ttl_seconds=b.int("dns_ttl_seconds", minimum=0),
+        promotion_seconds=b.int("promotion_seconds", minimum=0), total_seconds=b.int("total_seconds", minimum=0),
+        within_objective=b.bool("within_objective"))
+    d = root.obj("dns")
+    records = d.raw("records")
+    if not isinstance(records, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                    for k, v in records.items()):
+        raise OutputsError("dns.records", f"expected an object of service name → record name, got {records!r}")
+    dns = Dns(zone_name=d.str("zone_name"), ttl_seconds=d.int("ttl_seconds", minimum=0, maximum=86400),
+              strategy=d.str("strategy", choices=DNS_STRATEGIES), records=dict(records),
+              zone_id=d.str("zone_id", required=False), resolver=d.str("resolver", required=False))
+    regions_reader = root.obj("regions")
+    if not regions_reader.data:
+        raise OutputsError("regions", "no region; a stack exports at least its own")
+    regions = {name: _region(regions_reader.obj(name), name) for name in regions_reader.data}
+    roles = [r.role for r in regions.values()]
+    for role in REGION_ROLES:
+        if roles.count(role) > 1:
+            raise OutputsError("regions", f"{roles.count(role)} regions claim role {role!r}; a pair has one of each")
+    for region in regions.values():
+        for db in region.databases:
+            if db not in dns.records:
+                raise OutputsError("dns.records", f"database {db!r} of region {region.name} has no DNS record; "
+                                   "clients reach every database through a record name")
+    sandbox_dir = root.str("sandbox_dir", required=(target == "sandbox"))
+    return Outputs(schema_version=SCHEMA_VERSION, project=root.str("project"), stack=root.str("stack"),
+                   target=target, objectives=objectives, dns=dns, regions=regions, rto_budget=budget,
+                   sandbox_dir=sandbox_dir)
+
+
+def merge(*docs: Outputs) -> Outputs:
+    """Join the documents of the two stacks (prod's and dr's) into one region pair.
+
+    Regions are taken from every document; a region present in two documents must be the same
+    (the dr stack re-exports prod's region as read through its StackReference)."""
+    if not docs:
+        raise OutputsError("(documents)", "nothing to merge")
+    first = docs[0]
+    regions: dict[str, Region] = {}
+    for doc in docs:
+        if doc.project != first.project:
+            raise OutputsError("project", f"documents of different projects: {first.project!r} and {doc.project!r}")
+        for name, region in doc.regions.items():
+            # the stack that owns the region is the authority for it
+            if name not in regions or region.stack == doc.stack:
+                regions[name] = region
+    owner = next((d for d in docs if d.stack == first.stack and len(d.regions) > 1), None) or \
+        max(docs, key=lambda d: len(d.regions))
+    merged = Outputs(schema_version=SCHEMA_VERSION, project=first.project, stack=owner.stack,
+                     target=owner.target, objectives=owner.objectives, dns=owner.dns, regions=regions,
+                     rto_budget=owner.rto_budget, sandbox_dir=owner.sandbox_dir)
+    return from_dict(merged.to_dict())
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load_file(path: str | Path) -> Outputs:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise OutputsError("(file)", f"{p} does not exist; pass the file written by `pulumi stack output --json` "
+                           "or by `python -m sandbox up` (DIR/outputs.json)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OutputsError("(file)", f"{p} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    return from_dict(doc)
+
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def load_stack(stack: str, cwd: str | Path | None = None, runner: Runner = subprocess.run) -> Outputs:
+    """Read one stack's outputs with the Pulumi CLI (`pulumi stack output --json`)."""
+    if runner is subprocess.run and shutil.which("pulumi") is None:
+        raise OutputsError("(cli)", "the pulumi CLI is not on PATH; install it, or export the outputs to a "
+                           "file elsewhere and pass --outputs FILE")
+    proc = runner(["pulumi", "stack", "output", "--json", "--stack", stack], cwd=cwd,
+                  capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        first = (proc.stderr or "").strip().splitlines()[:1]
+        raise OutputsError("(cli)", f"`pulumi stack output --stack {stack}` failed: {first[0] if first else 'no message'}")
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise OutputsError("(cli)", f"stack {stack} printed no JSON ({exc.msg})") from None
+    return from_dict(doc)
+
+
+def load_pair(files: list[str | Path] | None = None, stacks: list[str] | None = None,
+              cwd: str | Path | None = None, runner: Runner = subprocess.run) -> Outputs:
+    """Load and merge the documents of a region pair, from files or from the CLI, and require
+    that they describe both regions."""
+    docs = [load_file(f) for f in files or []] + [load_stack(s, cwd, runner) for s in stacks or []]
+    if not docs:
+        raise OutputsError("(source)", "no outputs given; pass --outputs FILE (repeatable) or --stack NAME")
+    return merge(*docs).require_pair()

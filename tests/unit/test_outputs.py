@@ -1,0 +1,103 @@
+import copy
+import json
+import subprocess
+
+import pytest
+
+from stacks import outputs
+from stacks.outputs import OutputsError
+from tests.samples import pair_document, prod_document
+
+
+def test_pair_round_trips_through_json():
+    doc = outputs.from_dict(pair_document())
+    again = outputs.from_dict(json.loads(doc.to_json()))
+    assert again == doc
+    assert doc.primary.name == "us-east-1"
+    assert doc.secondary.databases["payments"].role == "replica"
+    assert doc.require_pair() is doc
+
+
+@pytest.mark.parametrize("mutate, path", [
+    (lambda d: d.pop("schema_version"), "schema_version"),
+    (lambda d: d.update(schema_version=2), "schema_version"),
+    (lambda d: d.update(target="gcp"), "target"),
+    (lambda d: d["objectives"].pop("rto_seconds"), "objectives.rto_seconds"),
+    (lambda d: d["objectives"].update(rpo_seconds="5m"), "objectives.rpo_seconds"),
+    (lambda d: d["dns"].update(strategy="round-robin"), "dns.strategy"),
+    (lambda d: d["dns"].update(records={}), "dns.records"),
+    (lambda d: d["regions"]["us-east-1"]["databases"]["payments"].update(port=0),
+     "regions.us-east-1.databases.payments.port"),
+    (lambda d: d["regions"]["us-east-1"]["databases"]["payments"].pop("endpoint"),
+     "regions.us-east-1.databases.payments.endpoint"),
+    (lambda d: d["regions"]["us-west-2"].update(role="primary"), "regions.us-west-2.dns.failover"),
+    (lambda d: d["regions"]["us-west-2"]["dns"].update(failover="PRIMARY"), "regions.us-west-2.dns.failover"),
+    (lambda d: d["regions"]["us-east-1"]["databases"]["payments"].update(master_password="hunter2"),
+     "regions.us-east-1.databases.payments.master_password"),
+    (lambda d: d.update(target="sandbox"), "sandbox_dir"),
+])
+def test_malformed_documents_name_the_field(mutate, path):
+    doc = pair_document()
+    mutate(doc)
+    with pytest.raises(OutputsError) as err:
+        outputs.from_dict(doc)
+    assert err.value.path == path, str(err.value)
+    assert path in str(err.value)
+
+
+def test_secret_is_refused_and_not_echoed():
+    doc = pair_document()
+    doc["regions"]["us-east-1"]["databases"]["payments"]["password"] = "s3cr3t-value"
+    with pytest.raises(OutputsError) as err:
+        outputs.from_dict(doc)
+    assert "s3cr3t-value" not in str(err.value)
+
+
+def test_prod_alone_is_valid_but_not_a_pair():
+    prod = outputs.from_dict(prod_document())
+    with pytest.raises(OutputsError, match="secondary"):
+        prod.require_pair()
+
+
+def test_merge_prod_and_dr_prefers_each_regions_owner():
+    prod_doc = prod_document()
+    prod_doc["regions"]["us-east-1"]["alarms"] = ["prod-owned-alarm"]
+    merged = outputs.merge(outputs.from_dict(prod_doc), outputs.from_dict(pair_document()))
+    assert set(merged.regions) == {"us-east-1", "us-west-2"}
+    assert merged.primary.alarms == ("prod-owned-alarm",)
+    merged.require_pair()
+
+
+def test_replica_missing_for_a_primary_database_is_refused():
+    doc = pair_document()
+    doc["regions"]["us-east-1"]["databases"]["ledger"] = copy.deepcopy(doc["regions"]["us-east-1"]["databases"]["payments"])
+    doc["dns"]["records"]["ledger"] = "ledger.db.example.internal"
+    with pytest.raises(OutputsError, match="ledger"):
+        outputs.from_dict(doc).require_pair()
+
+
+def test_load_file_errors(tmp_path):
+    with pytest.raises(OutputsError, match="does not exist"):
+        outputs.load_file(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(OutputsError, match="not JSON"):
+        outputs.load_file(bad)
+
+
+def test_load_pair_through_the_cli_runner():
+    docs = {"prod": prod_document(), "dr": pair_document()}
+    calls = []
+
+    def runner(args, **kwargs):
+        calls.append(args)
+        stack = args[args.index("--stack") + 1]
+        if stack not in docs:
+            return subprocess.CompletedProcess(args, 255, "", f"error: no stack named '{stack}' found\n")
+        return subprocess.CompletedProcess(args, 0, json.dumps(docs[stack]), "")
+
+    pair = outputs.load_pair(stacks=["prod", "dr"], runner=runner)
+    assert pair.secondary.stack == "dr"
+    assert calls[0][:4] == ["pulumi", "stack", "output", "--json"]
+    with pytest.raises(OutputsError, match="no stack named 'staging'"):
+        outputs.load_pair(stacks=["staging"], runner=runner)
