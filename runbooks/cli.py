@@ -1,0 +1,303 @@
+"""What every region-pair runbook shares on the command line: load and validate the outputs,
+pick the adapters, show the plan, ask, lock, run, journal, report, exit with a meaningful code.
+
+Exit codes: 0 success (also: nothing to do), 1 failure (the journal lets a rerun finish the
+job), 2 bad input (nothing changed), 3 refused by a gate or the lock (nothing changed),
+4 declined at the prompt, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+from runbooks import report as reports
+from runbooks.audit import AuditLog, operator
+from runbooks.clock import Clock, SystemClock, iso
+from runbooks.engine import Plan, Runner, Status
+from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
+from runbooks.journal import Journal
+from runbooks.plans import Context, Timeouts
+from runbooks.ports import Ports
+from stacks import outputs as contract
+from stacks.outputs import Outputs, OutputsError
+
+log = logging.getLogger(__name__)
+
+PortsFactory = Callable[[Outputs, Clock], Ports]
+
+
+@dataclass
+class Runbook:
+    name: str
+    description: str
+    plan: Callable[[Context], Plan]
+    direction: Callable[[Outputs], tuple[str, str]]
+    """(source, target) regions for this runbook, from the provisioned roles."""
+    reconcile: Callable[[Outputs], list[str]]
+    """The commands that bring the stacks in line with what the runbook did."""
+    planned: bool
+
+
+def parser(runbook: Runbook) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description)
+    src = p.add_argument_group("where the region pair is described")
+    src.add_argument("--outputs", action="append", metavar="FILE", default=[],
+                     help="outputs document (repeatable: prod's and dr's, or the dr stack's alone, or a sandbox's "
+                          "DIR/outputs.json)")
+    src.add_argument("--stack", action="append", metavar="NAME", default=[],
+                     help="read a stack's outputs with `pulumi stack output --json` (repeatable)")
+    src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack (default: here)")
+    p.add_argument("--database", action="append", metavar="NAME", default=[],
+                   help="only these logical databases (default: all of them)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan and the gate results; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--force", action="store_true", help="go on although a gate refused (the override is audited)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest unfinished run (a plain rerun does so too)")
+    p.add_argument("--run-id", help="continue (or start) the run with this id")
+    p.add_argument("--new-run", action="store_true", help="start a new run even if an unfinished one exists")
+    p.add_argument("--break-lock", action="store_true",
+                   help="take the pair's lock from another run (only when you know it is dead)")
+    p.add_argument("--state-dir", type=Path, help="journals, audit log, lock (default: the sandbox's dir, or "
+                                                  "./.regionpair/PROJECT)")
+    p.add_argument("--report-dir", type=Path, help="where report.json and report.md go "
+                                                   "(default: STATE_DIR/reports/RUN_ID)")
+    p.add_argument("--reconcile", action="store_true",
+                   help="after success, run the commands that bring the stacks in line (needs the pulumi CLI)")
+    p.add_argument("--promote-timeout", type=float, help="seconds to wait for a promotion (default 300)")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    return p
+
+
+def load_outputs(args) -> Outputs:
+    try:
+        return contract.load_pair(files=args.outputs, stacks=args.stack, cwd=args.cwd)
+    except OutputsError as exc:
+        raise BadInput(str(exc)) from None
+
+
+class Console:
+    def __init__(self, out: TextIO, json_mode: bool, clock: Clock):
+        self.out = out
+        self.json_mode = json_mode
+        self.clock = clock
+
+    def line(self, text: str) -> None:
+        if not self.json_mode:
+            print(text, file=self.out, flush=True)
+
+    def progress(self, text: str) -> None:
+        self.line(f"[{iso(self.clock.time())[11:23]}] {text}")
+
+
+def render_plan(runbook: Runbook, ctx: Context, plan: Plan, runner: Runner, gates) -> list[str]:
+    checks = runner.check_all()
+    lines = [f"{runbook.name}: {ctx.source} → {ctx.target}, databases: {', '.join(ctx.databases)}", "gates:"]
+    lines += [f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.sentence}" for g in gates] or ["  (none)"]
+    lines.append("steps:")
+    n = 0
+    for phase in plan.phases:
+        for step in phase.steps:
+            n += 1
+            c = checks[step.name]
+            mark = {Status.DONE: "done ", Status.TODO: "to do", Status.BLOCKED: "BLOCK"}[c.status]
+            extra = " (best effort)" if step.best_effort else ""
+            lines.append(f"  {n:>2}. [{mark}] {step.name}: {step.action}{extra} — now: {c.sentence}")
+    return lines
+
+
+def _journal_for(args, state_dir: Path, runbook: str, clock: Clock, console: Console) -> tuple[Journal, bool]:
+    if args.run_id:
+        try:
+            j = Journal.open(state_dir, args.run_id, clock)
+            console.line(f"continuing run {j.run_id}")
+            return j, True
+        except FileNotFoundError:
+            if args.resume:
+                raise BadInput(f"--run-id {args.run_id}: no such run in {state_dir / 'runs'}") from None
+            return Journal.create(state_dir, runbook, clock, run_id=args.run_id), False
+    if not args.new_run:
+        unfinished = Journal.unfinished(state_dir, runbook, clock)
+        if unfinished is not None:
+            console.line(f"resuming unfinished run {unfinished.run_id} (started {iso(unfinished.started_at)}); "
+                         "pass --new-run to start afresh")
+            return unfinished, True
+    if args.resume:
+        console.line("nothing to resume: starting a new run")
+    return Journal.create(state_dir, runbook, clock), False
+
+
+def run_reconcile(commands: list[str], runner=subprocess.run, cwd=None) -> list[str]:
+    if shutil.which("pulumi") is None and runner is subprocess.run:
+        return ["the pulumi CLI is not on PATH: run these yourself:"] + commands
+    done = []
+    for cmd in commands:
+        proc = runner(cmd, shell=True, cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RunbookError(f"reconcile command failed ({proc.returncode}): {cmd}: "
+                               f"{(proc.stderr or '').strip().splitlines()[-1:]}")
+        done.append(f"ran: {cmd}")
+    return done
+
+
+def main(runbook: Runbook, argv: list[str] | None = None, *, ports_factory: PortsFactory | None = None,
+         clock: Clock | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None,
+         reconcile_runner=subprocess.run) -> int:
+    args = parser(runbook).parse_args(argv)
+    clock = clock or SystemClock()
+    console = Console(stdout or sys.stdout, args.output == "json", clock)
+    result: dict = {"runbook": runbook.name}
+    try:
+        code = _main(runbook, args, console, clock, ports_factory, stdin or sys.stdin, result, reconcile_runner)
+    except RunbookError as exc:
+        code = exc.exit_code
+        result.setdefault("result", {3: "refused", 2: "bad-input", 4: "declined"}.get(code, "failed"))
+        result["error"] = str(exc)
+        if isinstance(exc, GateFailed):
+            result["gates"] = [g.__dict__ for g in exc.results]
+        if isinstance(exc, LockHeld):
+            result["lock_holder"] = exc.holder
+        console.line(f"{runbook.name}: {result['result']}: {exc}")
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+        result.update(result="interrupted", error="interrupted; rerun to continue from the journal")
+        console.line(f"{runbook.name}: interrupted; rerun (or --resume) to continue from the journal")
+    result["exit_code"] = code
+    if args.output == "json":
+        print(json.dumps(result, indent=2, sort_keys=True, default=str), file=console.out, flush=True)
+    return code
+
+
+def _main(runbook: Runbook, args, console: Console, clock: Clock, ports_factory, stdin, result: dict,
+          reconcile_runner) -> int:
+    outputs = load_outputs(args)
+    unknown = [d for d in args.database if d not in outputs.primary.databases]
+    if unknown:
+        raise BadInput(f"--database {', '.join(unknown)}: not in the outputs; known: "
+                       f"{', '.join(outputs.primary.databases)}")
+    databases = args.database or list(outputs.primary.databases)
+    if ports_factory is None:
+        from runbooks.adapters import ports_for
+        ports_factory = ports_for
+    ports = ports_factory(outputs, clock)
+    try:
+        return _run(runbook, args, console, clock, outputs, databases, ports, stdin, result, reconcile_runner)
+    finally:
+        ports.close()
+
+
+def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Outputs, databases: list[str],
+         ports: Ports, stdin, result: dict, reconcile_runner) -> int:
+    source, target = runbook.direction(outputs)
+    timeouts = Timeouts(**({"promote": args.promote_timeout} if args.promote_timeout else {}))
+    ctx = Context(outputs, ports, source, target, databases, timeouts)
+    plan = runbook.plan(ctx)
+    state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
+    result.update(source=source, target=target, databases=databases)
+
+    if args.dry_run:
+        probe = Runner(plan, journal=None, audit=None, clock=clock)  # type: ignore[arg-type]
+        gates = probe.evaluate_gates()
+        for line in render_plan(runbook, ctx, plan, probe, gates):
+            console.line(line)
+        would_refuse = not all(g.passed for g in gates) and not args.force
+        result.update(result="dry-run", gates=[g.__dict__ for g in gates],
+                      steps=[{"name": n, "status": c.status.value, "now": c.sentence}
+                             for n, c in probe.check_all().items()])
+        console.line("dry run: nothing was changed" + ("; the gates would refuse this run" if would_refuse else ""))
+        return 3 if would_refuse else EXIT_OK
+
+    journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
+    audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
+    runner = Runner(plan, journal, audit, clock, progress=console.progress)
+    result["run_id"] = journal.run_id
+
+    if not args.yes:
+        gates = runner.evaluate_gates() if not journal.gates_passed() else []
+        for line in render_plan(runbook, ctx, plan, runner, gates):
+            console.line(line)
+        if not stdin.isatty():
+            journal.append("run-end", result="declined", reason="no terminal to confirm and no --yes")
+            raise BadInput("no terminal to ask for confirmation: pass --yes to act, or --dry-run to look")
+        console.line(f"Type the target region ({target}) to proceed: ")
+        answer = stdin.readline().strip()
+        if answer != target:
+            journal.append("run-end", result="declined")
+            raise Declined(f"declined (answered {answer!r}); nothing was changed")
+
+    holder = {"run_id": journal.run_id, "runbook": runbook.name, "who": operator(), "since": iso(clock.time())}
+    console.progress(ports.lock.acquire(holder, break_lock=args.break_lock))
+    audit.record("lock", outputs.project, "taken")
+    journal.append("context", source=source, target=target, databases=databases, target_kind=outputs.target)
+    try:
+        run = runner.run(force=args.force, resumed=resumed)
+    except GateFailed:
+        ports.lock.release(journal.run_id)
+        raise
+    except RunbookError as exc:
+        journal.append("run-end", result="failed", error=str(exc))
+        raise
+    if ctx.measurements:
+        journal.append("measurements", **ctx.measurements)
+    ports.lock.release(journal.run_id)
+    audit.record("lock", outputs.project, "released")
+
+    rep = build_report(runbook, ctx, journal, outputs)
+    reconcile = rep["reconcile"]
+    if args.reconcile and reconcile and not run.nothing_to_do:
+        rep["notes"] += run_reconcile(reconcile, reconcile_runner, cwd=args.cwd)
+    paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
+    result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
+                  rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
+                  steps=rep["steps"], reconcile=reconcile)
+    console.line(f"{runbook.name}: {'nothing to do, already complete' if run.nothing_to_do else 'complete'}; "
+                 f"report: {paths['markdown']}")
+    if reconcile and not run.nothing_to_do:
+        console.line("bring the stacks in line with:\n  " + "\n  ".join(reconcile))
+    return EXIT_OK
+
+
+def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outputs) -> dict:
+    """The runbook's own report. Without a workload the RTO is the run's duration (from the first
+    event of the journal, so a resumed run counts its whole time) and the RPO is the pre-promotion
+    estimate; a drill replaces both with what its clients saw."""
+    events = journal.events()
+    steps = sorted(journal.step_history().values(), key=lambda s: s["start"])
+    t0 = events[0]["t"] if events else None
+    t_end = max((s["end"] for s in steps if s.get("end")), default=t0)
+    measurements = {}
+    for e in journal.values("measurements"):
+        measurements.update({k: v for k, v in e.items() if k not in ("t", "at", "run_id", "event")})
+    estimate = measurements.get("rpo_estimate") or {}
+    est_seconds = max((v.get("seconds") or 0.0 for v in estimate.values()), default=None) if estimate else None
+    gates = []
+    for e in journal.values("gates"):
+        gates = e.get("results", [])
+    objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
+    rto = None if t0 is None or t_end is None else t_end - t0
+    passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=est_seconds, objectives=objectives, steps=steps)
+    notes = [f"{s['name']}: {s['result']}" for s in steps if s.get("status") == "best-effort-failed"]
+    if outputs.target == "aws":
+        reconcile = runbook.reconcile(outputs)
+    else:
+        reconcile = []
+        notes.append("sandbox target: there are no stacks to reconcile")
+    return {
+        "runbook": runbook.name, "scenario": runbook.name, "run_id": journal.run_id,
+        "source": ctx.source, "target": ctx.target, "target_kind": outputs.target, "databases": ctx.databases,
+        "t0": t0, "started_at": iso(t0) if t0 else None, "ended_at": iso(t_end) if t_end else None,
+        "rto_seconds": rto, "rto_definition": "time from the run's start to its last step (no client workload)",
+        "rpo": {"acked_writes_lost": None, "seconds": est_seconds,
+                "estimate": {"seconds": est_seconds, "writes": None, "per_database": estimate}},
+        "writes": {"acknowledged": None},
+        "objectives": objectives, "steps": steps, "gates": gates, "passed": passed, "reasons": reasons,
+        "reconcile": reconcile, "notes": notes,
+    }

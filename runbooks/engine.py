@@ -1,0 +1,229 @@
+"""The runbook engine: a plan of steps behind gates, journaled, resumable, parallel where independent.
+
+A step reads current state first (``check``: done / to do / blocked, with a sentence), acts
+(``apply``) and verifies (``verify``). Because every step checks before it acts, a rerun after a
+crash — or after success — does only what is still to do. Phases run in order; the steps of one
+phase are independent (e.g. one per database) and run in parallel.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from runbooks.audit import AuditLog
+from runbooks.clock import Clock
+from runbooks.errors import GateFailed, RunbookError, StepBlocked, StepFailed
+from runbooks.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    TODO = "to do"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Check:
+    status: Status
+    sentence: str
+
+    @classmethod
+    def done(cls, sentence: str) -> "Check":
+        return cls(Status.DONE, sentence)
+
+    @classmethod
+    def todo(cls, sentence: str) -> "Check":
+        return cls(Status.TODO, sentence)
+
+    @classmethod
+    def blocked(cls, sentence: str) -> "Check":
+        return cls(Status.BLOCKED, sentence)
+
+
+@dataclass
+class Step:
+    name: str
+    """Unique in the plan, e.g. ``promote:payments``."""
+    action: str
+    """What apply does, in words (shown in the plan and dry-run)."""
+    target: str
+    """What it touches (for the audit log)."""
+    check: Callable[[], Check]
+    apply: Callable[[], str]
+    verify: Callable[[], str] | None = None
+    best_effort: bool = False
+    """A failure (or a blocked check) is recorded and the run goes on — e.g. fencing a primary
+    whose region is gone. Only RunbookErrors are tolerated; anything unexpected still stops."""
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: list[Step]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    sentence: str
+
+
+@dataclass
+class Gate:
+    name: str
+    evaluate: Callable[[], GateResult]
+
+
+@dataclass
+class Plan:
+    runbook: str
+    phases: list[Phase]
+    gates: list[Gate] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[Step]:
+        return [s for p in self.phases for s in p.steps]
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    status: str  # done | skipped | failed | best-effort-failed
+    start: float
+    end: float
+    result: str
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    outcomes: list[StepOutcome]
+    gates: list[GateResult]
+    nothing_to_do: bool
+    resumed: bool
+    forced: bool
+
+
+Progress = Callable[[str], None]
+
+
+class Runner:
+    def __init__(self, plan: Plan, journal: Journal, audit: AuditLog, clock: Clock,
+                 progress: Progress | None = None, max_workers: int = 16):
+        self.plan = plan
+        self.journal = journal
+        self.audit = audit
+        self.clock = clock
+        self.progress = progress or (lambda line: None)
+        self.max_workers = max_workers
+        names = [s.name for s in plan.steps]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"plan {plan.runbook} has duplicate step names: {sorted(duplicates)}")
+
+    # ---- read-only ---------------------------------------------------------------------------
+
+    def check_all(self) -> dict[str, Check]:
+        return {s.name: s.check() for s in self.plan.steps}
+
+    def evaluate_gates(self) -> list[GateResult]:
+        return [g.evaluate() for g in self.plan.gates]
+
+    # ---- acting ------------------------------------------------------------------------------
+
+    def run(self, force: bool = False, resumed: bool = False) -> RunResult:
+        checks = self.check_all()
+        if all(c.status is Status.DONE for c in checks.values()):
+            for name, c in checks.items():
+                self.progress(f"{name}: already done ({c.sentence})")
+            self.journal.append("run-end", result="ok", note="nothing to do: every step was already done")
+            return RunResult(self.journal.run_id, [], [], True, resumed, force)
+
+        gates: list[GateResult] = []
+        if self.journal.gates_passed():
+            self.progress("gates: passed earlier in this run; resuming without re-evaluating them")
+        else:
+            gates = self.evaluate_gates()
+            passed = all(g.passed for g in gates)
+            for g in gates:
+                self.progress(f"gate {g.name}: {'pass' if g.passed else 'FAIL'}: {g.sentence}")
+            self.journal.append("gates", passed=passed or force, forced=force and not passed,
+                                results=[g.__dict__ for g in gates])
+            if not passed:
+                if not force:
+                    self.journal.append("run-end", result="refused", reason="gates")
+                    self.audit.record("gates", self.plan.runbook, "refused",
+                                      "; ".join(f"{g.name}: {g.sentence}" for g in gates if not g.passed))
+                    raise GateFailed(gates)
+                self.audit.record("gates", self.plan.runbook, "overridden with --force",
+                                  "; ".join(f"{g.name}: {g.sentence}" for g in gates if not g.passed))
+
+        outcomes: list[StepOutcome] = []
+        for phase in self.plan.phases:
+            outcomes.extend(self._run_phase(phase))
+        self.journal.append("run-end", result="ok")
+        return RunResult(self.journal.run_id, outcomes, gates, False, resumed, force)
+
+    def _run_phase(self, phase: Phase) -> list[StepOutcome]:
+        if len(phase.steps) == 1:
+            results = [self._run_step_capturing(phase.steps[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(phase.steps)),
+                                    thread_name_prefix=f"phase-{phase.name}") as pool:
+                results = list(pool.map(self._run_step_capturing, phase.steps))
+        failures = [exc for _, exc in results if exc is not None]
+        if failures:
+            unexpected = [e for e in failures if not isinstance(e, RunbookError)]
+            if unexpected:
+                raise unexpected[0]
+            if len(failures) == 1:
+                raise failures[0]
+            raise StepFailed(f"{len(failures)} steps of phase {phase.name} failed: "
+                             + "; ".join(str(e) for e in failures))
+        return [outcome for outcome, _ in results]
+
+    def _run_step_capturing(self, step: Step) -> tuple[StepOutcome | None, BaseException | None]:
+        try:
+            return self._run_step(step), None
+        except BaseException as exc:  # recorded in the journal by _run_step; re-raised by the phase
+            return None, exc
+
+    def _run_step(self, step: Step) -> StepOutcome:
+        start = self.clock.time()
+        self.journal.append("step-start", step=step.name, action=step.action)
+        try:
+            check = step.check()
+            if check.status is Status.DONE:
+                return self._end(step, start, "skipped", f"already done: {check.sentence}")
+            if check.status is Status.BLOCKED:
+                raise StepBlocked(f"{step.name}: {check.sentence}")
+            self.progress(f"{step.name}: {step.action} …")
+            result = step.apply()
+            if step.verify is not None:
+                result = f"{result}; verified: {step.verify()}"
+            self.audit.record(step.name.split(":")[0], step.target, "ok", result)
+            return self._end(step, start, "done", result)
+        except RunbookError as exc:
+            if step.best_effort:
+                self.audit.record(step.name.split(":")[0], step.target, "best-effort failed", str(exc))
+                return self._end(step, start, "best-effort-failed", str(exc))
+            self._end(step, start, "failed", str(exc))
+            self.audit.record(step.name.split(":")[0], step.target, "failed", str(exc))
+            raise
+        except BaseException as exc:
+            self._end(step, start, "failed", f"{type(exc).__name__}: {exc}")
+            self.audit.record(step.name.split(":")[0], step.target, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _end(self, step: Step, start: float, status: str, result: str) -> StepOutcome:
+        end = self.clock.time()
+        self.journal.append("step-end", step=step.name, status=status, result=result)
+        self.progress(f"{step.name}: {status}: {result} ({end - start:.2f} s)")
+        return StepOutcome(step.name, status, start, end, result)

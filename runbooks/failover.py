@@ -1,0 +1,37 @@
+"""Unplanned failover: the primary region is lost or failing; move every database to DR.
+
+    python -m runbooks.failover --outputs dr-outputs.json [--dry-run] [--yes] [--force]
+
+Gates, then: fence the old primary (best effort when its region is gone; the fence persists, so
+it stays fenced when it comes back), promote the DR replica and verify it takes a write, cut DNS
+over, verify clients reach DR, report. Nothing ever fails back on its own."""
+
+from __future__ import annotations
+
+import sys
+
+from runbooks import cli
+from runbooks.plans import failover_plan
+
+
+def reconcile(outputs) -> list[str]:
+    dr = outputs.secondary.stack
+    return [f"pulumi config set promoted true --stack {dr}", f"pulumi up --stack {dr} --yes"]
+
+
+RUNBOOK = cli.Runbook(
+    name="failover",
+    description="Fail over from the primary region to the DR region (unplanned).",
+    plan=failover_plan,
+    direction=lambda o: (o.primary.name, o.secondary.name),
+    reconcile=reconcile,
+    planned=False,
+)
+
+
+def main(argv=None, **kwargs) -> int:
+    return cli.main(RUNBOOK, argv, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""The plans: unplanned failover, and planned switchover (of which failback is one, going home).
+
+Every step checks live state before it acts, so the same plan serves a first run, a resumed run
+and a rerun after success. Steps of one phase touch one database each and run in parallel.
+
+Unplanned failover (source region presumed lost)::
+
+    fence source (best effort)  →  promote target  →  unfence target  →  DNS → target  →  verify
+
+Planned switchover, zero loss (both regions healthy)::
+
+    rebuild target as replica (if it is not one)  →  wait until caught up  →  fence source
+    →  wait until target replayed source's last write  →  promote target  →  unfence target
+    →  DNS → target  →  verify  →  rebuild source as a replica of target (protection restored)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbooks.clock import wait_until
+from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
+from runbooks.errors import StepFailed, Unreachable
+from runbooks.ports import Ports
+from stacks.outputs import Outputs
+
+
+@dataclass
+class Timeouts:
+    promote: float = 300.0
+    """RDS promotion takes minutes; the sandbox's well under a second."""
+    catch_up: float = 600.0
+    dns: float = 120.0
+    rebuild: float = 3600.0
+    caught_up_lag_seconds: float = 1.0
+    """A replica this close may be switched over to (the zero-loss wait does the rest)."""
+
+
+@dataclass
+class Context:
+    outputs: Outputs
+    ports: Ports
+    source: str
+    """The region writes move away from."""
+    target: str
+    """The region writes move to."""
+    databases: list[str]
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    measurements: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rpo_seconds(self) -> int:
+        return self.outputs.objectives.rpo_seconds
+
+
+# --------------------------------------------------------------------------------------------
+# Reading state without raising (for gates and checks)
+# --------------------------------------------------------------------------------------------
+
+
+def _replication(ctx: Context, region: str, db: str):
+    try:
+        return ctx.ports.sql.replication(region, db)
+    except Unreachable:
+        return None
+
+
+def _is_writer(ctx: Context, region: str, db: str) -> bool | None:
+    st = _replication(ctx, region, db)
+    return None if st is None else not st.in_recovery
+
+
+# --------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------
+
+
+def _gate_region_health(ctx: Context, region: str, why: str) -> Gate:
+    def evaluate() -> GateResult:
+        h = ctx.ports.health.region(region)
+        return GateResult(f"health:{region}", h.healthy, f"{h.sentence}{'' if h.healthy else f' ({why})'}")
+    return Gate(f"health:{region}", evaluate)
+
+
+def _gate_replica(ctx: Context, db: str) -> Gate:
+    """The target is a replica in a state that can be promoted (not backing-up, not modifying)."""
+
+    def evaluate() -> GateResult:
+        name = f"replica:{db}"
+        try:
+            d = ctx.ports.db.describe(ctx.target, db)
+        except Unreachable as exc:
+            return GateResult(name, False, f"cannot describe {ctx.target}/{db}: {exc}")
+        if d.role == "primary":
+            return GateResult(name, True, f"{ctx.target}/{db} is already the primary")
+        if d.status == "backing-up":
+            return GateResult(name, False, f"{ctx.target}/{db} is backing-up; promoting now waits for the backup "
+                              "and can take far longer than the RTO")
+        if d.status != "available" or d.role != "replica":
+            return GateResult(name, False, f"{ctx.target}/{db} is {d.status} ({d.role}); it must be an available replica")
+        return GateResult(name, True, f"{ctx.target}/{db} is an available replica")
+    return Gate(f"replica:{db}", evaluate)
+
+
+def _gate_replication(ctx: Context, db: str, planned: bool) -> Gate:
+    """Replication state and lag against the declared RPO; records the pre-promotion estimate."""
+
+    def evaluate() -> GateResult:
+        name = f"replication:{db}"
+        st = _replication(ctx, ctx.target, db)
+        if st is None:
+            return GateResult(name, False, f"{ctx.target}/{db} does not answer SQL")
+        if not st.in_recovery:
+            return GateResult(name, True, f"{ctx.target}/{db} is already out of recovery")
+        lag = st.lag_seconds
+        ctx.measurements.setdefault("rpo_estimate", {})[db] = {
+            "seconds": lag, "last_contact_age_seconds": st.last_contact_age_seconds, "streaming": st.streaming}
+        source_up = ctx.ports.health.database(ctx.source, db).healthy
+        if planned:
+            if not st.streaming:
+                return GateResult(name, False, f"{ctx.target}/{db} is not streaming from {ctx.source}; "
+                                  "a zero-loss switchover needs live replication")
+            return GateResult(name, True, f"streaming, {lag:.2f} s behind" if lag is not None else "streaming")
+        if not st.streaming and source_up:
+            return GateResult(name, False, f"{ctx.target}/{db} is not streaming although {ctx.source}/{db} is up; "
+                              "promoting now loses what the primary still has. Repair replication first")
+        if lag is not None and lag > ctx.rpo_seconds:
+            return GateResult(name, False, f"{ctx.target}/{db} is {lag:.1f} s behind, more than the declared RPO "
+                              f"of {ctx.rpo_seconds} s")
+        if st.streaming:
+            return GateResult(name, True, f"streaming, {lag:.2f} s behind (RPO {ctx.rpo_seconds} s)"
+                              if lag is not None else "streaming")
+        age = st.last_contact_age_seconds
+        return GateResult(name, True, f"{ctx.source}/{db} unreachable; the replica replays all it received"
+                          + (f" (last contact {age:.1f} s ago)" if age is not None else ""))
+    return Gate(f"replication:{db}", evaluate)
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------------------------
+
+
+def fence_step(ctx: Context, region: str, db: str, best_effort: bool) -> Step:
+    def check() -> Check:
+        d = ctx.ports.db.describe(region, db)
+        if d.fenced:
+            return Check.done(f"{region}/{db} is fenced")
+        return Check.todo(f"{region}/{db} accepts client writes")
+
+    def verify() -> str:
+        if not ctx.ports.db.describe(region, db).fenced:
+            raise StepFailed(f"{region}/{db} still reports itself unfenced after fencing")
+        return f"{region}/{db} denies client writes"
+
+    return Step(f"fence:{db}", f"deny client writes on {region}/{db}, persistently", f"{region}/{db}",
+                check, lambda: ctx.ports.db.fence(region, db), verify, best_effort=best_effort)
+
+
+def promote_step(ctx: Context, db: str) -> Step:
+    region = ctx.target
+
+    def check() -> Check:
+        st = _replication(ctx, region, db)
+        if st is None:
+            return Check.blocked(f"{region}/{db} does not answer SQL; cannot promote it")
+        if not st.in_recovery:
+            return Check.done(f"{region}/{db} is out of recovery")
+        return Check.todo(f"{region}/{db} is a replica")
+
+    def apply() -> str:
+        clock = ctx.ports.clock
+        start = clock.monotonic()
+        started = ctx.ports.db.promote(region, db)
+        wait_until(lambda: _is_writer(ctx, region, db), what=f"{region}/{db} to leave recovery",
+                   timeout=ctx.timeouts.promote, clock=clock, interval=0.02, max_interval=0.5)
+        return f"{started}; {region}/{db} writable after {clock.monotonic() - start:.2f} s"
+
+    return Step(f"promote:{db}", f"promote {region}/{db} and wait until it is writable", f"{region}/{db}",
+                check, apply, lambda: ctx.ports.sql.canary_write(region, db))
+
+
+def unfence_step(ctx: Context, region: str, db: str) -> Step:
+    def check() -> Check:
+        d = ctx.ports.db.describe(region, db)
+        return Check.todo(f"{region}/{db} is fenced") if d.fenced else Check.done(f"{region}/{db} is not fenced")
+
+    return Step(f"unfence:{db}", f"let clients write to {region}/{db}", f"{region}/{db}",
+                check, lambda: ctx.ports.db.unfence(region, db))
+
+
+def dns_step(ctx: Context, service: str) -> Step:
+    region = ctx.target
+
+    def check() -> Check:
+        now = ctx.ports.dns.answer(service)
+        if now == region:
+            return Check.done(f"{service} answers {region}")
+        return Check.todo(f"{service} answers {now}")
+
+    def verify() -> str:
+        wait_until(lambda: ctx.ports.dns.answer(service) == region, what=f"{service} to answer {region}",
+                   timeout=ctx.timeouts.dns, clock=ctx.ports.clock, interval=0.05, max_interval=2.0)
+        return f"{service} answers {region}"
+
+    return Step(f"dns:{service}", f"send {service} clients to {region} ({ctx.outputs.dns.strategy})",
+                ctx.outputs.dns.records[service], check, lambda: ctx.ports.dns.point(service, region), verify)
+
+
+def verify_step(ctx: Context, db: str) -> Step:
+    region = ctx.target
+
+    def reach() -> str | None:
+        if ctx.ports.dns.answer(db) != region:
+            return None
+        if _is_writer(ctx, region, db) is not True:
+            return None
+        h = ctx.ports.health.database(region, db)
+        return f"clients resolving {ctx.outputs.dns.records[db]} reach the writable {region}/{db}" if h.healthy else None
+
+    def check() -> Check:
+        sentence = reach()
+        return Check.done(sentence) if sentence else Check.todo(f"clients of {db} do not reach {region} yet")
+
+    def apply() -> str:
+        return wait_until(reach, what=f"clients of {db} to reach {region}", timeout=ctx.timeouts.dns,
+                          clock=ctx.ports.clock)
+
+    return Step(f"verify:{db}", f"check that clients of {db} reach {region}", f"{region}/{db}", check, apply)
+
+
+def rebuild_step(ctx: Context, region: str, source: str, db: str, name: str) -> Step:
+    """Make ``region``'s database a streaming replica of ``source``'s."""
+
+    def check() -> Check:
+        d = ctx.ports.db.describe(region, db)
+        st = _replication(ctx, region, db)
+        if st is not None and st.in_recovery and d.source_region == source:
+            return Check.done(f"{region}/{db} replicates from {source}")
+        if d.status == "unreachable":
+            return Check.blocked(f"{region}/{db} is unreachable; its region must be healthy to rebuild it")
+        return Check.todo(f"{region}/{db} is {d.role}, not a replica of {source}")
+
+    def verify() -> str:
+        def streaming():
+            st = _replication(ctx, region, db)
+            return st is not None and st.in_recovery and st.streaming
+        wait_until(streaming, what=f"{region}/{db} to stream from {source}", timeout=ctx.timeouts.rebuild,
+                   clock=ctx.ports.clock, max_interval=5.0)
+        return f"{region}/{db} streams from {source}"
+
+    return Step(f"{name}:{db}", f"rebuild {region}/{db} as a replica of {source}", f"{region}/{db}",
+                check, lambda: ctx.ports.db.rebuild_replica(region, db, source), verify)
+
+
+def catch_up_step(ctx: Context, db: str) -> Step:
+    region = ctx.target
+
+    def lag_ok() -> bool:
+        st = _replication(ctx, region, db)
+        return st is not None and st.in_recovery and bool(st.streaming) and \
+            (st.lag_seconds or 0.0) <= ctx.timeouts.caught_up_lag_seconds
+
+    def check() -> Check:
+        if _is_writer(ctx, region, db):
+            return Check.done(f"{region}/{db} is already the writer")
+        return Check.done(f"{region}/{db} is caught up") if lag_ok() else Check.todo(f"{region}/{db} is behind")
+
+    def apply() -> str:
+        wait_until(lag_ok, what=f"{region}/{db} to catch up", timeout=ctx.timeouts.catch_up, clock=ctx.ports.clock,
+                   max_interval=2.0)
+        return f"{region}/{db} is within {ctx.timeouts.caught_up_lag_seconds:g} s"
+
+    return Step(f"catch-up:{db}", f"wait until {region}/{db} is caught up", f"{region}/{db}", check, apply)
+
+
+def drain_step(ctx: Context, db: str) -> Step:
+    """Zero loss: after writes stopped on the source, wait until the target replayed all of it."""
+    region, source = ctx.target, ctx.source
+
+    def positions() -> tuple[int, int] | None:
+        src = _replication(ctx, source, db)
+        dst = _replication(ctx, region, db)
+        if src is None or dst is None:
+            return None
+        return src.lsn, (dst.lsn if dst.in_recovery else -1)
+
+    def check() -> Check:
+        if _is_writer(ctx, region, db):
+            return Check.done(f"{region}/{db} is already the writer")
+        pos = positions()
+        if pos is None:
+            return Check.blocked(f"cannot read WAL positions of {source}/{db} and {region}/{db}; "
+                                 "a zero-loss switchover needs both")
+        return Check.done(f"{region}/{db} replayed up to {source}'s last write") if pos[1] >= pos[0] else \
+            Check.todo(f"{region}/{db} is {pos[0] - pos[1]} bytes of WAL behind")
+
+    def apply() -> str:
+        final = positions()
+        if final is None:
+            raise StepFailed(f"lost sight of {source}/{db} while draining; rerun to continue")
+        wait_until(lambda: (_replication(ctx, region, db) or _Never).lsn >= final[0],
+                   what=f"{region}/{db} to replay up to {final[0]:X}", timeout=ctx.timeouts.catch_up,
+                   clock=ctx.ports.clock, interval=0.01, max_interval=0.2)
+        return f"{region}/{db} replayed everything {source}/{db} wrote (WAL {final[0]:X})"
+
+    return Step(f"drain:{db}", f"wait until {region}/{db} has replayed every write of {source}/{db}",
+                f"{region}/{db}", check, apply)
+
+
+class _Never:
+    lsn = -1
+
+
+# --------------------------------------------------------------------------------------------
+# Plans
+# --------------------------------------------------------------------------------------------
+
+
+def failover_plan(ctx: Context) -> Plan:
+    dbs = ctx.databases
+    gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes")]
+    for db in dbs:
+        gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
+    return Plan("failover", [
+        Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
+        Phase("promote", [promote_step(ctx, db) for db in dbs]),
+        Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
+        Phase("dns", [dns_step(ctx, db) for db in dbs]),
+        Phase("verify", [verify_step(ctx, db) for db in dbs]),
+    ], gates)
+
+
+def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
+    dbs = ctx.databases
+    gates = [_gate_region_health(ctx, ctx.target, "a planned switchover needs the destination healthy"),
+             _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary")]
+    return Plan(runbook, [
+        Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
+        Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),
+        Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=False) for db in dbs]),
+        Phase("drain", [drain_step(ctx, db) for db in dbs]),
+        Phase("promote", [promote_step(ctx, db) for db in dbs]),
+        Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
+        Phase("dns", [dns_step(ctx, db) for db in dbs]),
+        Phase("verify", [verify_step(ctx, db) for db in dbs]),
+        Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),
+    ], gates)

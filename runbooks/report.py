@@ -1,0 +1,136 @@
+"""Reports: report.json for machines, report.md for people, timeline.png where there is a workload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from runbooks.clock import iso
+from runbooks.redact import scrub
+
+
+def verdict(*, rto_seconds: float | None, rpo_seconds: float | None, objectives: dict, steps: list[dict],
+            acked_writes_lost: int | None = None, require_zero_loss: bool = False) -> tuple[bool, list[str]]:
+    """Passed, and the reasons it did not."""
+    reasons = []
+    if any(s.get("status") == "failed" for s in steps):
+        reasons.append("a step failed")
+    if rto_seconds is None:
+        reasons.append("RTO was not measured")
+    elif rto_seconds > objectives["rto_seconds"]:
+        reasons.append(f"RTO {rto_seconds:.2f} s exceeds the objective {objectives['rto_seconds']} s")
+    if rpo_seconds is not None and rpo_seconds > objectives["rpo_seconds"]:
+        reasons.append(f"RPO {rpo_seconds:.2f} s exceeds the objective {objectives['rpo_seconds']} s")
+    if require_zero_loss and acked_writes_lost:
+        reasons.append(f"{acked_writes_lost} acknowledged writes lost in a zero-loss scenario")
+    return not reasons, reasons
+
+
+def write(report: dict[str, Any], directory: Path, timeline: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write report.json, report.md and (with a timeline) timeline.png. Returns their paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    report = scrub(report)
+    paths = {"json": str(directory / "report.json"), "markdown": str(directory / "report.md")}
+    if timeline:
+        png = directory / "timeline.png"
+        plot_timeline(report, timeline, png)
+        paths["png"] = str(png)
+        report = dict(report, files=paths)
+    Path(paths["json"]).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    Path(paths["markdown"]).write_text(markdown(report))
+    return paths
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.2f}{unit}"
+    return f"{value}{unit}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    obj = report.get("objectives", {})
+    rpo = report.get("rpo", {})
+    est = rpo.get("estimate") or {}
+    lines = [
+        f"# {report.get('runbook', 'runbook')} report: {report.get('scenario')}",
+        "",
+        f"**{'PASSED' if report.get('passed') else 'FAILED'}**"
+        + ("" if report.get("passed") else " — " + "; ".join(report.get("reasons", []))),
+        "",
+        f"Run `{report.get('run_id')}`, {report.get('started_at')} → {report.get('ended_at')}, "
+        f"from {report.get('source')} to {report.get('target')} ({report.get('target_kind')}).",
+        "",
+        "| measure | measured | objective |",
+        "|---|---|---|",
+        f"| RTO (s) | {_fmt(report.get('rto_seconds'))} | {obj.get('rto_seconds')} |",
+        f"| RPO (s) | {_fmt(rpo.get('seconds'))} | {obj.get('rpo_seconds')} |",
+        f"| acknowledged writes lost | {_fmt(rpo.get('acked_writes_lost'))} | |",
+        f"| RPO estimate before promotion (s) | {_fmt(est.get('seconds'))} | |",
+        f"| RPO estimate before promotion (writes) | {_fmt(est.get('writes'))} | |",
+        f"| writes acknowledged | {_fmt((report.get('writes') or {}).get('acknowledged'))} | |",
+        "",
+    ]
+    if report.get("rto_definition"):
+        lines += [f"RTO here: {report['rto_definition']}", ""]
+    systems = report.get("systems")
+    if systems:
+        lines += ["## Per system", "", "| system | acknowledged | acked lost | duplicates |", "|---|---|---|---|"]
+        for name, s in systems.items():
+            lines.append(f"| {name} | {_fmt(s.get('acknowledged'))} | {_fmt(s.get('acked_lost'))} | "
+                         f"{_fmt(s.get('duplicates'))} |")
+        lines.append("")
+    lines += ["## Steps", "", "| step | start (+s) | duration (s) | status | result |", "|---|---|---|---|---|"]
+    t0 = report.get("t0") or 0.0
+    for s in report.get("steps", []):
+        start = s.get("start")
+        end = s.get("end")
+        lines.append(f"| {s['name']} | {_fmt(None if start is None else start - t0)} | "
+                     f"{_fmt(None if (start is None or end is None) else end - start)} | {s.get('status')} | "
+                     f"{str(s.get('result') or '').replace('|', '/')} |")
+    lines.append("")
+    if report.get("gates"):
+        lines += ["## Gates", ""] + [f"- {'pass' if g['passed'] else 'FAIL'} `{g['name']}`: {g['sentence']}"
+                                     for g in report["gates"]] + [""]
+    if report.get("reconcile"):
+        lines += ["## Bring the stacks in line", "", "```"] + report["reconcile"] + ["```", ""]
+    if report.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def plot_timeline(report: dict[str, Any], timeline: dict[str, Any], path: Path) -> None:
+    """Writes per second through the outage, the steps, and the RTO window."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = report.get("t0") or 0.0
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for region, series in sorted((timeline.get("writes_per_second") or {}).items()):
+        xs = [t - t0 for t, _ in series]
+        ys = [n for _, n in series]
+        ax1.step(xs, ys, where="post", label=f"acked writes/s in {region}")
+    window = timeline.get("outage")
+    if window:
+        ax1.axvspan(window[0] - t0, window[1] - t0, color="tab:red", alpha=0.15,
+                    label=f"client-observed outage {window[1] - window[0]:.2f} s")
+    if timeline.get("fault_at"):
+        ax1.axvline(timeline["fault_at"] - t0, color="tab:red", linestyle="--", label="fault")
+    ax1.set_ylabel("writes/s")
+    ax1.legend(loc="upper right", fontsize=8)
+    ax1.set_title(f"{report.get('scenario')}: RTO {_fmt(report.get('rto_seconds'), ' s')}, "
+                  f"acked writes lost {_fmt((report.get('rpo') or {}).get('acked_writes_lost'))}")
+    steps = [s for s in report.get("steps", []) if s.get("start") is not None and s.get("end") is not None]
+    for i, s in enumerate(steps):
+        ax2.barh(i, max(s["end"] - s["start"], 0.005), left=s["start"] - t0,
+                 color="tab:green" if s.get("status") in ("done", "skipped") else "tab:orange")
+    ax2.set_yticks(range(len(steps)))
+    ax2.set_yticklabels([s["name"] for s in steps], fontsize=7)
+    ax2.set_xlabel(f"seconds since {iso(t0)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,274 @@
+"""Failover, failback and switchover through their real CLI entry points, on in-memory fakes."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import pytest
+
+from runbooks import failback, failover, switchover
+from runbooks.clock import FakeClock, SystemClock
+from runbooks.engine import Check, Phase, Plan, Runner, Step
+from runbooks.errors import EXIT_BAD_INPUT, EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runbooks.journal import Journal
+from runbooks.audit import AuditLog
+from stacks import outputs as contract
+from tests.fakes import Crash, FakeWorld
+from tests.samples import pair_document
+
+P, S = "us-east-1", "us-west-2"
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def env(tmp_path):
+    doc_path = tmp_path / "outputs.json"
+    doc_path.write_text(json.dumps(pair_document(n_databases=2)))
+    world = FakeWorld(contract.load_file(doc_path))
+    state = tmp_path / "state"
+    state.mkdir()
+
+    def run(module, *extra, stdin=None):
+        out = io.StringIO()
+        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", *extra],
+                           ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
+                           stdin=stdin or io.StringIO(), stdout=out)
+        return code, json.loads(out.getvalue())
+
+    class Env:
+        pass
+    e = Env()
+    e.world, e.run, e.state, e.doc_path, e.tmp = world, run, state, doc_path, tmp_path
+    return e
+
+
+def failed_over(world: FakeWorld) -> bool:
+    return all(world.dbs[(S, db)].role == "primary" and not world.dbs[(S, db)].fenced
+               and world.dbs[(P, db)].fenced and world.dns[db] == S for db in ("payments", "payments-1"))
+
+
+def test_failover_moves_every_database_and_reports(env):
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK, out
+    assert failed_over(env.world)
+    assert out["result"] == "ok"
+    names = [s["name"] for s in out["steps"]]
+    assert names.index("fence:payments") < names.index("promote:payments") < names.index("dns:payments")
+    promote = next(s for s in out["steps"] if s["name"] == "promote:payments")
+    assert "writable after" in promote["result"] and "canary written" in promote["result"]
+    report = json.loads(open(out["report"]["json"]).read())
+    for key in ("scenario", "rto_seconds", "rpo", "writes", "steps", "objectives", "passed"):
+        assert key in report
+    assert report["rpo"]["estimate"]["seconds"] == pytest.approx(0.1)
+    assert report["reconcile"] == ["pulumi config set promoted true --stack dr", "pulumi up --stack dr --yes"]
+    assert "Bring the stacks in line" in open(out["report"]["markdown"]).read()
+    audit = [json.loads(line) for line in (env.state / "audit.jsonl").read_text().splitlines()]
+    assert {a["action"] for a in audit} >= {"lock", "fence", "promote", "dns"}
+    assert all(a["who"] and a["run_id"] == out["run_id"] for a in audit)
+    assert not (env.state / "lock.json").exists()
+
+
+def test_rerun_after_success_changes_nothing(env):
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    before = list(env.world.actions)
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK and out["result"] == "nothing-to-do"
+    assert env.world.actions == before
+
+
+def test_dry_run_changes_nothing_and_shows_gates(env):
+    out = io.StringIO()
+    code = failover.main(["--outputs", str(env.doc_path), "--state-dir", str(env.state), "--dry-run"],
+                         ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"),
+                         clock=env.world.clock, stdout=out)
+    text = out.getvalue()
+    assert code == EXIT_OK
+    assert env.world.actions == []
+    assert "pass  replication:payments" in text and "[to do] promote:payments" in text
+    assert not (env.state / "runs").exists()
+
+
+def test_lagging_replica_is_refused_then_forced(env):
+    env.world.dbs[(S, "payments")].lag = 900.0
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_REFUSED
+    assert "900.0 s behind" in out["error"] and "--force" in out["error"]
+    assert env.world.actions == []
+    assert not (env.state / "lock.json").exists()
+    code, out = env.run(failover, "--yes", "--force")
+    assert code == EXIT_OK and failed_over(env.world)
+    audit = (env.state / "audit.jsonl").read_text()
+    assert "overridden with --force" in audit
+
+
+def test_backing_up_replica_is_refused(env):
+    env.world.dbs[(S, "payments-1")].status = "backing-up"
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_REFUSED and "backing-up" in out["error"]
+    assert env.world.actions == []
+
+
+def test_broken_replication_with_live_primary_is_refused(env):
+    env.world.dbs[(S, "payments")].streaming = False
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_REFUSED and "not streaming although" in out["error"]
+
+
+def test_region_outage_failover_keeps_old_primary_fenced_when_it_returns(env):
+    env.world.kill_region(P)
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK, out
+    env.world.region_up[P] = True  # the region comes back
+    assert env.world.dbs[(P, "payments")].fenced
+    assert env.world.dns["payments"] == S
+    gate = next(g for g in json.load(open(out["report"]["json"]))["gates"] if g["name"] == "replication:payments")
+    assert "unreachable" in gate["sentence"]
+
+
+@pytest.mark.parametrize("action,nth", [("fence", 1), ("fence", 2), ("promote", 1), ("promote", 2),
+                                        ("canary", 1), ("unfence", 1), ("dns", 1), ("dns", 2)])
+def test_crash_at_any_point_then_rerun_finishes(env, action, nth):
+    env.world.dbs[(S, "payments")].fenced = True  # an earlier failback left DR fenced: unfence must run
+    env.world.crash_on = (action, nth)
+    with pytest.raises(Crash):
+        env.run(failover, "--yes")
+    code, out = env.run(failover, "--yes")  # a plain rerun resumes the crashed run
+    assert code == EXIT_OK, out
+    assert failed_over(env.world)
+    assert len([a for a in env.world.actions if a[0] == "promote"]) == 2  # once per database
+    assert len([a for a in env.world.actions if a[0] == "dns"]) == 2
+    runs = list((env.state / "runs").glob("failover-*.jsonl"))
+    assert len(runs) == 1, "the rerun continued the crashed run instead of starting another"
+
+
+def test_second_concurrent_run_is_refused(env):
+    lock = env.state / "lock.json"
+    lock.write_text(json.dumps({"run_id": "failover-other", "who": "alice@ops", "since": "2026-11-22T04:00:00Z",
+                                "host": "elsewhere", "pid": 1}))
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_REFUSED
+    assert "alice@ops" in out["error"] and "2026-11-22T04:00:00Z" in out["error"]
+    assert env.world.actions == []
+
+
+def test_bad_input_changes_nothing(env, tmp_path):
+    bad = tmp_path / "bad.json"
+    doc = pair_document()
+    del doc["regions"][S]["databases"]["payments"]["port"]
+    bad.write_text(json.dumps(doc))
+    out = io.StringIO()
+    code = failover.main(["--outputs", str(bad), "--yes", "--state-dir", str(env.state)],
+                         ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"), stdout=out)
+    assert code == EXIT_BAD_INPUT and f"regions.{S}.databases.payments.port" in out.getvalue()
+    code, out = env.run(failover, "--yes", "--database", "ledger")
+    assert code == EXIT_BAD_INPUT and "ledger" in out["error"]
+    with pytest.raises(SystemExit) as exit_:
+        failover.main(["--outputs", str(env.doc_path), "--output", "yaml"])
+    assert exit_.value.code == EXIT_BAD_INPUT
+    assert env.world.actions == []
+
+
+def test_without_yes_it_asks_and_a_wrong_answer_declines(env):
+    code, out = env.run(failover)
+    assert code == EXIT_BAD_INPUT and "--yes" in out["error"]
+    code, out = env.run(failover, stdin=Tty("yes\n"))
+    assert code == EXIT_DECLINED and env.world.actions == []
+    code, out = env.run(failover, stdin=Tty(f"{S}\n"))
+    assert code == EXIT_OK and failed_over(env.world)
+
+
+def test_failback_after_failover_is_zero_loss_and_restores_protection(env):
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    failover_actions = len(env.world.actions)
+    env.world.dbs[(S, "payments")].lsn = 5000  # DR took writes while it was primary
+    code, out = env.run(failback, "--yes")
+    assert code == EXIT_OK, out
+    w = env.world
+    for db in ("payments", "payments-1"):
+        assert w.dbs[(P, db)].role == "primary" and not w.dbs[(P, db)].fenced
+        assert w.dbs[(S, db)].role == "replica" and w.dbs[(S, db)].source_region == P
+        assert w.dns[db] == P
+    assert w.dbs[(P, "payments")].lsn >= 5000
+    back = [a for a in w.actions[failover_actions:] if a[0] != "dns" and a[2] == "payments"]
+    assert back == [("rebuild", P, "payments", S), ("fence", S, "payments"), ("promote", P, "payments"),
+                    ("canary", P, "payments"), ("unfence", P, "payments"), ("rebuild", S, "payments", P)]
+    assert out["reconcile"][1] == "pulumi config set promoted false --stack dr"
+
+
+def test_failback_refused_while_home_region_is_down(env):
+    env.world.kill_region(P)
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    actions = len(env.world.actions)
+    code, out = env.run(failback, "--yes")
+    assert code == EXIT_REFUSED and f"health:{P}" in out["error"]
+    assert len(env.world.actions) == actions
+
+
+def test_switchover_waits_for_the_replica_to_replay_everything(env):
+    code, out = env.run(switchover, "--yes")
+    assert code == EXIT_OK, out
+    drain = next(s for s in out["steps"] if s["name"] == "drain:payments")
+    assert drain["status"] in ("done", "skipped")
+    assert env.world.dbs[(P, "payments")].role == "replica"  # protection restored the other way
+
+
+def test_failed_step_leaves_a_resumable_journal(env):
+    env.world.promote_seconds = 10_000  # promotion never completes within the deadline
+    code, out = env.run(failover, "--yes", "--promote-timeout", "5")
+    assert code == EXIT_FAILED and "timed out" in out["error"]
+    assert (env.state / "lock.json").exists(), "a half-done failover keeps the lock for its rerun"
+    env.world.promote_seconds = 0.1
+    for d in env.world.dbs.values():
+        if d.promote_at is not None:
+            d.promote_at = env.world.clock.monotonic()
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK and failed_over(env.world)
+
+
+def test_steps_of_one_phase_run_in_parallel(tmp_path):
+    intervals = {}
+    lock = threading.Lock()
+
+    def make(i):
+        def apply():
+            start = time.monotonic()
+            time.sleep(0.2)
+            with lock:
+                intervals[i] = (start, time.monotonic())
+            return "slept"
+        return Step(f"s:{i}", "sleep", "t", lambda: Check.todo("x"), apply)
+
+    plan = Plan("t", [Phase("p", [make(i) for i in range(5)])])
+    clock = SystemClock()
+    journal = Journal.create(tmp_path, "t", clock)
+    Runner(plan, journal, AuditLog(tmp_path / "a.jsonl", clock, "t", journal.run_id), clock).run()
+    latest_start = max(s for s, _ in intervals.values())
+    earliest_end = min(e for _, e in intervals.values())
+    assert latest_start < earliest_end, "the five steps did not overlap"
+
+
+def test_journal_ignores_a_torn_last_line(tmp_path):
+    clock = FakeClock()
+    j = Journal.create(tmp_path, "failover", clock)
+    j.append("step-start", step="fence:x")
+    with open(j.path, "a") as f:
+        f.write('{"t": 1, "event": "step-e')
+    assert [e["event"] for e in j.events()] == ["run-start", "step-start"]
+    assert Journal.unfinished(tmp_path, "failover", clock).run_id == j.run_id
+
+
+def test_journal_and_audit_hold_no_password(tmp_path):
+    clock = FakeClock()
+    j = Journal.create(tmp_path, "failover", clock)
+    j.append("step-end", step="x", result="connected to host=a password=hunter2 dbname=app")
+    AuditLog(tmp_path / "audit.jsonl", clock, "failover", j.run_id).record(
+        "promote", "t", "ok", "postgresql://admin:hunter2@db:5432/app")
+    assert "hunter2" not in j.path.read_text()
+    assert "hunter2" not in (tmp_path / "audit.jsonl").read_text()
