@@ -1,0 +1,125 @@
+"""RTO and RPO from what clients saw acknowledged.
+
+The workload logs every acknowledged write (id, time, region) and every error, one JSON line
+each. After a failover, the surviving ids are read back from the new primary. Then:
+
+- acknowledged writes lost: acked ids missing from the new primary (the RPO in writes);
+- RPO seconds: from the oldest lost write to the start of the outage (0 when nothing was lost);
+- RTO: the client-observed write outage, from the last acknowledged write before the fault to
+  the first acknowledged write in the target region after it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Ack:
+    id: str
+    t: float
+    region: str
+    database: str
+
+
+@dataclass
+class WorkloadLog:
+    acks: list[Ack]
+    errors: list[dict]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "WorkloadLog":
+        acks, errors = [], []
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"workload log {p} does not exist; did the workload start?")
+        for line in p.read_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line from a killed writer
+            if e.get("ok"):
+                acks.append(Ack(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("database", "?")))
+            else:
+                errors.append(e)
+        acks.sort(key=lambda a: a.t)
+        return cls(acks, errors)
+
+    def rate(self, until: float | None = None, window: float = 3.0) -> float:
+        """Acknowledged writes per second over the ``window`` seconds before ``until``."""
+        if not self.acks:
+            return 0.0
+        end = until if until is not None else self.acks[-1].t
+        n = sum(1 for a in self.acks if end - window < a.t <= end)
+        return n / window
+
+
+@dataclass
+class Outcome:
+    acknowledged: int
+    errors: int
+    lost: list[Ack]
+    rto_seconds: float | None
+    outage: tuple[float, float] | None
+    rpo_seconds: float
+    per_database: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def acked_lost(self) -> int:
+        return len(self.lost)
+
+
+def analyse(log: WorkloadLog, *, fault_at: float, target_region: str,
+            surviving: dict[str, set[str]] | None) -> Outcome:
+    """``surviving``: per database, the ids the new primary holds (None: not read back)."""
+    before = [a for a in log.acks if a.t <= fault_at]
+    after = [a for a in log.acks if a.t > fault_at and a.region == target_region]
+    outage_start = before[-1].t if before else fault_at
+    rto = (after[0].t - outage_start) if after else None
+    lost: list[Ack] = []
+    per_db: dict[str, dict] = defaultdict(lambda: {"acknowledged": 0, "acked_lost": 0})
+    for a in log.acks:
+        per_db[a.database]["acknowledged"] += 1
+        if surviving is not None and a.id not in surviving.get(a.database, set()):
+            lost.append(a)
+            per_db[a.database]["acked_lost"] += 1
+    rpo = max(0.0, outage_start - min(a.t for a in lost)) if lost else 0.0
+    return Outcome(len(log.acks), len(log.errors), lost, rto,
+                   (outage_start, after[0].t) if after else None, rpo, dict(per_db))
+
+
+def largest_pause(acks: Iterable[Ack], start: float, end: float) -> tuple[float, float] | None:
+    """The longest gap between consecutive acknowledged writes that overlaps [start, end]
+    (a planned switchover's write pause)."""
+    ts = sorted(a.t for a in acks)
+    best = None
+    for prev, nxt in zip(ts, ts[1:]):
+        if nxt < start or prev > end:
+            continue
+        if best is None or nxt - prev > best[1] - best[0]:
+            best = (prev, nxt)
+    return best
+
+
+def per_second(log: WorkloadLog, bucket: float = 0.1) -> dict[str, list[tuple[float, float]]]:
+    """Acked writes per second, per region, in ``bucket``-second bins (zeros included)."""
+    if not log.acks:
+        return {}
+    first, last = log.acks[0].t, log.acks[-1].t
+    n = int(math.ceil((last - first) / bucket)) + 1
+    out = {}
+    for region in sorted({a.region for a in log.acks}):
+        counts = [0] * n
+        for a in log.acks:
+            if a.region == region:
+                counts[int((a.t - first) / bucket)] += 1
+        out[region] = [(first + i * bucket, c / bucket) for i, c in enumerate(counts)]
+    return out
