@@ -5,12 +5,15 @@ and a rerun after success. Steps of one phase touch one database each and run in
 
 Unplanned failover (source region presumed lost)::
 
-    fence source (best effort)  →  promote target  →  unfence target  →  DNS → target  →  verify
+    fence source (best effort)  →  unfence target  →  promote target  →  DNS → target  →  verify
+
+(The target is unfenced before it is promoted: a replica takes no client writes anyway, and the
+promotion's canary write must not meet a fence left by an earlier failback.)
 
 Planned switchover, zero loss (both regions healthy)::
 
     rebuild target as replica (if it is not one)  →  wait until caught up  →  fence source
-    →  wait until target replayed source's last write  →  promote target  →  unfence target
+    →  wait until target replayed source's last write  →  unfence target  →  promote target
     →  DNS → target  →  verify  →  rebuild source as a replica of target (protection restored)
 """
 
@@ -325,8 +328,8 @@ def failover_plan(ctx: Context) -> Plan:
         gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
     return Plan("failover", [
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
-        Phase("promote", [promote_step(ctx, db) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
+        Phase("promote", [promote_step(ctx, db) for db in dbs]),
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
     ], gates)
@@ -341,8 +344,8 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=False) for db in dbs]),
         Phase("drain", [drain_step(ctx, db) for db in dbs]),
-        Phase("promote", [promote_step(ctx, db) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
+        Phase("promote", [promote_step(ctx, db) for db in dbs]),
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),

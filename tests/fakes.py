@@ -134,8 +134,8 @@ class FakeSql:
     def canary_write(self, region, database):
         d = self.w.db(region, database)
         self.w._settle(d)
-        if d.role != "primary":
-            raise Unreachable(f"{region}/{database} is read-only")
+        if d.role != "primary" or d.fenced:
+            raise Unreachable(f"{region}/{database} is read-only ({'fenced' if d.fenced else d.role})")
         self.w._act("canary", region, database)
         d.writes.append("canary")
         d.lsn += 1

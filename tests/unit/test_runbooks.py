@@ -197,8 +197,8 @@ def test_failback_after_failover_is_zero_loss_and_restores_protection(env):
         assert w.dns[db] == P
     assert w.dbs[(P, "payments")].lsn >= 5000
     back = [a for a in w.actions[failover_actions:] if a[0] != "dns" and a[2] == "payments"]
-    assert back == [("rebuild", P, "payments", S), ("fence", S, "payments"), ("promote", P, "payments"),
-                    ("canary", P, "payments"), ("unfence", P, "payments"), ("rebuild", S, "payments", P)]
+    assert back == [("rebuild", P, "payments", S), ("fence", S, "payments"), ("unfence", P, "payments"),
+                    ("promote", P, "payments"), ("canary", P, "payments"), ("rebuild", S, "payments", P)]
     assert out["reconcile"][1] == "pulumi config set promoted false --stack dr"
 
 
