@@ -1,0 +1,190 @@
+"""Runbook ports on the sandbox: the local region pair of real servers (``sandbox/``).
+
+Control-plane calls go through ``sandbox.control.Sandbox`` (the only module that starts local
+processes); SQL goes straight to PostgreSQL with psycopg over the admin's unix socket, which
+stays open while a server is fenced (as a DBA's own access would)."""
+
+from __future__ import annotations
+
+import functools
+import socket
+from pathlib import Path
+
+import psycopg
+
+from runbooks.clock import Clock
+from runbooks.errors import StepFailed, Unreachable
+from runbooks.lock import FileLock
+from runbooks.ports import DbInstance, Health, LogNotifier, Ports, ReplicationState
+from stacks.outputs import Outputs
+
+import logging
+
+log = logging.getLogger(__name__)
+
+_REPLICA_SQL = """
+SELECT pg_is_in_recovery(),
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                            ELSE pg_current_wal_lsn() END, '0/0')::bigint,
+       pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint,
+       (SELECT status FROM pg_stat_wal_receiver LIMIT 1),
+       extract(epoch FROM now() - (SELECT last_msg_receipt_time FROM pg_stat_wal_receiver LIMIT 1))::float8,
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+"""
+
+_PRIMARY_SQL = """
+SELECT application_name, state, sync_state,
+       coalesce(extract(epoch FROM replay_lag), 0)::float8,
+       coalesce(extract(epoch FROM write_lag), 0)::float8
+FROM pg_stat_replication
+"""
+
+
+def _sandbox_errors(fn):
+    """SandboxError → StepFailed (a RunbookError the engine journals); the message keeps the log path."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from sandbox.errors import SandboxError
+        try:
+            return fn(*args, **kwargs)
+        except SandboxError as exc:
+            raise StepFailed(str(exc)) from exc
+    return wrapper
+
+
+class _Base:
+    def __init__(self, sb):
+        self.sb = sb
+
+    def other(self, region: str) -> str:
+        return next(r for r in self.sb.regions if r != region)
+
+    def connect(self, region: str, database: str):
+        node = self.sb.node(region, database)
+        if not node.is_running():
+            raise Unreachable(f"{region}/{database} is not running")
+        try:
+            return psycopg.connect(node.dsn(admin=True, local=True, connect_timeout=2), autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise Unreachable(f"{region}/{database} does not answer: {str(exc).strip().splitlines()[0]}") from None
+
+
+class SandboxDatabases(_Base):
+    def describe(self, region: str, database: str) -> DbInstance:
+        node = self.sb.node(region, database)
+        fenced = node.is_fenced()
+        if not node.is_running():
+            return DbInstance(region, database, node.component, "stopped", "unknown", fenced)
+        role = node.role()
+        if role is None:
+            return DbInstance(region, database, node.component, "unreachable", "unknown", fenced)
+        return DbInstance(region, database, node.component, "available", role, fenced,
+                          self.other(region) if role == "replica" else None)
+
+    @_sandbox_errors
+    def fence(self, region: str, database: str) -> str:
+        return self.sb.fence(region, database)
+
+    @_sandbox_errors
+    def unfence(self, region: str, database: str) -> str:
+        return self.sb.unfence(region, database)
+
+    @_sandbox_errors
+    def promote(self, region: str, database: str) -> str:
+        if not self.sb.node(region, database).is_running():
+            raise Unreachable(f"{region}/{database} is not running; cannot promote it")
+        return self.sb.promote(region, database)
+
+    @_sandbox_errors
+    def rebuild_replica(self, region: str, database: str, source_region: str) -> str:
+        node = self.sb.node(region, database)
+        if node.is_running() and node.role() == "primary" and not node.is_fenced():
+            # never turn an unfenced writer into a replica: that is how split brain loses writes
+            raise StepFailed(f"{region}/{database} is an unfenced primary; fence it before rebuilding it")
+        return self.sb.rebuild_as_replica(region, source_region, database)
+
+
+class SandboxSql(_Base):
+    def replication(self, region: str, database: str) -> ReplicationState:
+        with self.connect(region, database) as conn:
+            in_rec, lsn, receive, status, contact_age, replay_age = conn.execute(_REPLICA_SQL).fetchone()
+            if not in_rec:
+                rows = conn.execute(_PRIMARY_SQL).fetchall()
+                replicas = tuple({"name": r[0], "state": r[1], "sync_state": r[2], "replay_lag_seconds": r[3],
+                                  "write_lag_seconds": r[4]} for r in rows)
+                return ReplicationState(in_recovery=False, lsn=int(lsn), replicas=replicas)
+        streaming = status == "streaming"
+        lag = self._lag_from_source(region, database)
+        if lag is None:
+            # the source does not answer: what was received and not yet replayed is the lag
+            lag = 0.0 if receive is not None and receive <= lsn else (replay_age or 0.0)
+        return ReplicationState(in_recovery=True, lsn=int(lsn), receive_lsn=None if receive is None else int(receive),
+                                streaming=streaming, lag_seconds=lag, last_contact_age_seconds=contact_age)
+
+    def _lag_from_source(self, region: str, database: str) -> float | None:
+        """The primary's view (pg_stat_replication.replay_lag): includes what is still in flight."""
+        try:
+            with self.connect(self.other(region), database) as conn:
+                rows = conn.execute(_PRIMARY_SQL).fetchall()
+        except Unreachable:
+            return None
+        for name, _state, _sync, replay_lag, _write_lag in rows:
+            if name == region:
+                return replay_lag
+        return None
+
+    def canary_write(self, region: str, database: str) -> str:
+        with self.connect(region, database) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS regionpair_canary (id text PRIMARY KEY, "
+                         "at timestamptz NOT NULL DEFAULT now(), region text)")
+            (cid,) = conn.execute("INSERT INTO regionpair_canary (id, region) VALUES "
+                                  "(gen_random_uuid()::text, current_setting('cluster_name')) RETURNING id").fetchone()
+            (n,) = conn.execute("SELECT count(*) FROM regionpair_canary WHERE id = %s", (cid,)).fetchone()
+        if n != 1:
+            raise StepFailed(f"canary {cid} written to {region}/{database} but not read back")
+        return f"canary {cid[:8]} written to and read back from {region}/{database}"
+
+
+class SandboxDns(_Base):
+    def __init__(self, sb, outputs: Outputs):
+        super().__init__(sb)
+        self.outputs = outputs
+
+    def answer(self, service: str) -> str | None:
+        return self.sb.record(self.outputs.dns.records[service])
+
+    @_sandbox_errors
+    def point(self, service: str, region: str) -> str:
+        return self.sb.set_record(self.outputs.dns.records[service], region)
+
+
+class SandboxHealth(_Base):
+    def region(self, region: str) -> Health:
+        down = [db for db in self.sb.databases if not self.sb.node(region, db).is_running()]
+        if down:
+            return Health(False, f"{region}: database server(s) not running: {', '.join(down)}")
+        return Health(True, f"{region}: all {len(self.sb.databases)} database server(s) running")
+
+    def database(self, region: str, database: str) -> Health:
+        node = self.sb.node(region, database)
+        try:
+            with socket.create_connection((node.address, node.db.port), timeout=0.3):
+                return Health(True, f"{region}/{database} accepts connections on {node.address}:{node.db.port}")
+        except OSError as exc:
+            return Health(False, f"{region}/{database} refuses connections ({exc.strerror or exc})")
+
+
+def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
+    from sandbox.control import Sandbox
+    from sandbox.errors import SandboxError
+    from runbooks.errors import BadInput
+
+    try:
+        sb = Sandbox.open(outputs.sandbox_dir)
+    except SandboxError as exc:
+        raise BadInput(str(exc)) from None
+    state_dir = Path(outputs.sandbox_dir) / "runbooks"
+    return Ports(db=SandboxDatabases(sb), sql=SandboxSql(sb), dns=SandboxDns(sb, outputs), health=SandboxHealth(sb),
+                 lock=FileLock(state_dir / "lock.json"), notifier=LogNotifier(log), clock=clock,
+                 extras={"state_dir": str(state_dir), "sandbox": sb})

@@ -1,0 +1,122 @@
+"""Drills on ephemeral drill stacks in AWS, through the Pulumi Automation API.
+
+Creates a prod/dr pair of stacks named ``<prefix>-prod`` and ``<prefix>-dr`` from this project
+(config ``ephemeral: true``: no deletion protection, no final snapshot, buckets emptied on
+destroy — the drill's own stacks only), runs the runbooks against their outputs, writes the
+report, and ALWAYS destroys and removes both stacks, also on failure and on Ctrl-C. A destroy
+that fails is reported loudly with the stacks left behind.
+
+This needs the Pulumi CLI and AWS credentials; here it is tested with a fake workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class StackLike(Protocol):
+    name: str
+
+    def set_all_config(self, config: dict) -> None: ...
+
+    def up(self, on_output: Callable[[str], Any] | None = None) -> Any: ...
+
+    def outputs(self) -> dict: ...
+
+    def destroy(self, on_output: Callable[[str], Any] | None = None, remove: bool = True) -> Any: ...
+
+
+StackFactory = Callable[[str, Path], StackLike]
+
+
+def automation_stack(name: str, project_dir: Path) -> StackLike:
+    """A real stack of this project through the Automation API (needs the pulumi CLI)."""
+    from pulumi import automation as auto
+
+    stack = auto.create_or_select_stack(stack_name=name, work_dir=str(project_dir))
+    return _AutoStack(stack, name)
+
+
+class _AutoStack:
+    def __init__(self, stack, name: str):
+        self._stack = stack
+        self.name = name
+
+    def set_all_config(self, config: dict) -> None:
+        from pulumi import automation as auto
+        self._stack.set_all_config({k: auto.ConfigValue(value=str(v)) for k, v in config.items()})
+
+    def up(self, on_output=None):
+        return self._stack.up(on_output=on_output)
+
+    def outputs(self) -> dict:
+        return {k: v.value for k, v in self._stack.outputs().items()}
+
+    def destroy(self, on_output=None, remove: bool = True):
+        return self._stack.destroy(on_output=on_output, remove=remove)
+
+
+@dataclass
+class StacksDrillConfig:
+    prefix: str
+    primary_region: str = "us-east-1"
+    dr_region: str = "us-west-2"
+    project_dir: Path = Path(".")
+    extra_config: dict | None = None
+
+
+def stack_configs(cfg: StacksDrillConfig, prod_name: str) -> tuple[dict, dict]:
+    common = {"regionpair:ephemeral": "true"}
+    common.update(cfg.extra_config or {})
+    prod = dict(common, **{"aws:region": cfg.primary_region, "regionpair:role": "primary"})
+    dr = dict(common, **{"aws:region": cfg.dr_region, "regionpair:role": "secondary",
+                         "regionpair:prodStack": prod_name})
+    return prod, dr
+
+
+def run(cfg: StacksDrillConfig, work_dir: Path, run_runbooks: Callable[[list[Path]], dict],
+        stack_factory: StackFactory = automation_stack, say: Callable[[str], None] = print) -> dict:
+    """Create both stacks, hand their outputs files to ``run_runbooks``, always destroy both.
+
+    Returns what ``run_runbooks`` returned, plus the teardown's outcome."""
+    prod_name, dr_name = f"{cfg.prefix}-prod", f"{cfg.prefix}-dr"
+    prod_cfg, dr_cfg = stack_configs(cfg, prod_name)
+    created: list[StackLike] = []
+    result: dict = {"stacks": [prod_name, dr_name]}
+    try:
+        for name, config in ((prod_name, prod_cfg), (dr_name, dr_cfg)):
+            say(f"drill stacks: creating {name}")
+            stack = stack_factory(name, cfg.project_dir)
+            created.append(stack)
+            stack.set_all_config(config)
+            stack.up(on_output=lambda line: log.info("%s", line.rstrip()))
+        files = []
+        for stack in created:
+            path = work_dir / f"{stack.name}-outputs.json"
+            path.write_text(json.dumps(stack.outputs(), indent=2, sort_keys=True))
+            files.append(path)
+        result.update(run_runbooks(files))
+        return result
+    finally:
+        result["teardown"] = teardown(created, say)
+
+
+def teardown(stacks: list[StackLike], say: Callable[[str], None]) -> dict:
+    """Destroy in reverse order of creation (dr owns the cross-region links); never stop half-way."""
+    left, done = [], []
+    for stack in reversed(stacks):
+        try:
+            stack.destroy(on_output=lambda line: log.info("%s", line.rstrip()), remove=True)
+            done.append(stack.name)
+            say(f"drill stacks: destroyed {stack.name}")
+        except Exception as exc:  # noqa: BLE001 - keep destroying the others, then report every leftover
+            left.append({"stack": stack.name, "error": f"{type(exc).__name__}: {exc}"})
+            say(f"drill stacks: DESTROY FAILED for {stack.name}: {exc}. It still costs money: run "
+                f"`pulumi destroy --stack {stack.name} --yes && pulumi stack rm {stack.name} --yes`")
+    return {"destroyed": done, "left_behind": left}
