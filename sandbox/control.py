@@ -1,0 +1,793 @@
+"""The sandbox's Python API: bring a local region pair up and down, and drive it.
+
+This is what the runbooks' sandbox adapter and the tests use; the CLI (``python -m sandbox``) is
+a thin layer over it. Stable surface::
+
+    up(dir, ...) -> Sandbox              start everything, write DIR/outputs.json
+    down(dir) -> list[str]               stop everything (idempotent, also after a crash)
+    Sandbox.open(dir) -> Sandbox         attach to a running sandbox
+      .outputs .regions .databases .dsn(region, database, admin) .status()
+      .set_record(name, region) .record(name)
+      .fence(region, database) .unfence(region, database) .is_fenced(region, database)
+      .promote(region, database) .rebuild_as_replica(region, source_region, database)
+      .start_database(region, database) .stop_database(region, database)
+      .kill_database(region, database) .kill_region(region)
+      .partition() .heal() .slow_link(ms) .link()
+
+Methods that act return a sentence saying what they did; they raise ``SandboxError`` (naming
+the component and its log) when they cannot. ``database=None`` means every database of the
+sandbox. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import random
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from sandbox import _proc
+from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DNS_ADDRESS, EAST, REGIONS,
+                             REPLICATION_USER, WEST, ZONE, DatabaseState, Layout, State, check_region,
+                             database_names, fqdn, write_json_atomic)
+from sandbox._pg import Node, find_pg_bin
+from sandbox._serve import bucket_name
+from sandbox.errors import SandboxError
+
+log = logging.getLogger(__name__)
+
+SERVER_USER = "regionpair-sandbox"
+PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so client sockets never take them
+READY_DEADLINE_S = 30.0
+DEFAULT_RTO_S = 30
+DEFAULT_RPO_S = 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Who runs the servers
+# ---------------------------------------------------------------------------------------------
+
+
+def server_identity(create: bool = True, name: str = SERVER_USER) -> _proc.Identity:
+    """As root: the dedicated system user (created once with useradd). Otherwise: ourselves."""
+    if os.geteuid() != 0:
+        pw = pwd.getpwuid(os.geteuid())
+        return _proc.Identity(pw.pw_name, pw.pw_uid, pw.pw_gid, switch=False)
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        if not create:
+            raise SandboxError(f"the sandbox's server user {name!r} does not exist; `up` creates it") from None
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        proc = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                               "--user-group", name], capture_output=True, text=True, timeout=30)
+        if proc.returncode not in (0, 9):  # 9: created meanwhile by a parallel `up`
+            raise SandboxError(f"cannot create the system user {name!r} that runs PostgreSQL (which refuses "
+                               f"root): useradd said {proc.stderr.strip()!r}") from None
+        pw = pwd.getpwnam(name)
+    return _proc.Identity(name, pw.pw_uid, pw.pw_gid, switch=True)
+
+
+def check_traversable(path: Path, identity: _proc.Identity) -> None:
+    """The server user must reach DIR; name the first directory on the way that stops it."""
+    if not identity.switch:
+        return
+    groups = {identity.gid} | {g.gr_gid for g in __import__("grp").getgrall() if identity.name in g.gr_mem}
+    for p in [*reversed(path.parents), path]:
+        st = p.stat()
+        if st.st_uid == identity.uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            raise SandboxError(
+                f"the PostgreSQL server runs as {identity.name!r} (it refuses root) and cannot enter {p} "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}); use a DIR whose parents are all "
+                f"traversable (e.g. under /var/tmp), or `chmod o+x {p}`", component="sandbox")
+
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+# ---------------------------------------------------------------------------------------------
+
+
+def port_free(address: str, port: int, udp: bool = False) -> bool:
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(addresses: list[str], taken: set[int], udp: bool = False, rng: random.Random | None = None) -> int:
+    rng = rng or random.Random()
+    for _ in range(500):
+        port = rng.randrange(*PORT_RANGE)
+        if port in taken:
+            continue
+        if all(port_free(a, port) and (not udp or port_free(a, port, udp=True)) for a in addresses):
+            taken.add(port)
+            return port
+    raise SandboxError(f"no free port found in {PORT_RANGE[0]}-{PORT_RANGE[1]} on {', '.join(addresses)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# up
+# ---------------------------------------------------------------------------------------------
+
+
+def _prepare_dir(layout: Layout) -> None:
+    root = layout.root
+    if layout.state_file.exists():
+        alive = [r.component for r in _proc.all_pids(layout.run_dir) if _proc.is_alive(r.pid, r.start_time)]
+        if alive:
+            raise SandboxError(f"{root} is already up ({', '.join(alive)} running); run "
+                               f"`python -m sandbox down --dir {root}` first, or use another --dir",
+                               component="sandbox")
+        for name in ("pg", "run", "dns", "secrets", "logs"):
+            shutil.rmtree(root / name, ignore_errors=True)
+        for name in ("link.json", "outputs.json", "state.json"):
+            (root / name).unlink(missing_ok=True)
+    elif root.exists() and any(root.iterdir()):
+        raise SandboxError(f"{root} is not empty and is not a sandbox directory; give `up` a new or empty --dir",
+                           component="sandbox")
+    root.mkdir(parents=True, exist_ok=True)
+    if stat.S_IMODE(root.stat().st_mode) & 0o011 == 0 and os.geteuid() == 0:
+        root.chmod(stat.S_IMODE(root.stat().st_mode) | 0o011)  # the server user must traverse DIR itself
+    for sub in (layout.run_dir, layout.logs_dir, layout.dns_dir, layout.secrets_dir, layout.pg_dir):
+        sub.mkdir(parents=True, exist_ok=True)
+    layout.secrets_dir.chmod(0o711)
+
+
+def _write_pgpass(layout: Layout, identity: _proc.Identity) -> dict[str, str]:
+    passwords = {user: secrets.token_urlsafe(24) for user in (ADMIN_USER, APP_USER, REPLICATION_USER)}
+    text = "".join(f"*:*:*:{user}:{pw}\n" for user, pw in passwords.items())
+    fd = os.open(layout.pgpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if identity.switch:  # the standby's walreceiver and pg_rewind read it as the server user
+        os.chown(layout.pgpass, identity.uid, identity.gid)
+    return passwords
+
+
+def _write_records(layout: Layout, state: State, records: dict[str, str]) -> None:
+    write_json_atomic(layout.records_file, {"ttl_seconds": state.dns_ttl, "records": records})
+
+
+def _serve_argv(kind: str, layout: Layout, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sandbox._serve", kind, *extra, "--dir", str(layout.root)]
+
+
+def _serve_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    src = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _deadline_loop(deadline_s: float, what: str, check: Callable[[], str | None], component: str,
+                   log_path: Path, pid_component: str | None = None, run_dir: Path | None = None) -> None:
+    """Call ``check`` until it returns None (ready) or the deadline passes; it returns the last problem."""
+    deadline = time.monotonic() + deadline_s
+    problem = "not checked"
+    while time.monotonic() < deadline:
+        if pid_component and run_dir and _proc.running(run_dir, pid_component) is None:
+            raise SandboxError(f"exited while starting: {_proc.tail(log_path)}", component=component, log=log_path)
+        problem = check()
+        if problem is None:
+            return
+        time.sleep(0.03)
+    raise SandboxError(f"{what} not ready after {deadline_s:.0f} s ({problem})", component=component, log=log_path)
+
+
+class _UpRun:
+    """One `up`: what it started, so that any failure (or Ctrl-C) stops exactly that."""
+
+    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str]):
+        self.layout = layout
+        self.state = state
+        self.identity = identity
+        self.passwords = passwords
+        self.cancel = threading.Event()
+
+    def node(self, database: str, region: str) -> Node:
+        return Node(self.layout, self.state, self.identity, database, region)
+
+    def start_helpers(self) -> None:
+        env = _serve_env()
+        _proc.spawn(self.layout.run_dir, "dns", _serve_argv("dns", self.layout), self.layout.log("dns"), env=env)
+        _proc.spawn(self.layout.run_dir, "link", _serve_argv("link", self.layout), self.layout.log("link"), env=env)
+        for region in REGIONS:
+            comp = f"moto-{region}"
+            _proc.spawn(self.layout.run_dir, comp, _serve_argv("moto", self.layout, region), self.layout.log(comp),
+                        env=env)
+
+    def wait_link(self) -> None:
+        _deadline_loop(READY_DEADLINE_S, "the link", lambda: _link_problem(self.layout, self.state), "link",
+                       self.layout.log("link"), "link", self.layout.run_dir)
+
+    def wait_helpers(self) -> None:
+        self.wait_link()
+        first = fqdn(self.state.databases[0].name)
+        _deadline_loop(READY_DEADLINE_S, "the DNS responder",
+                       lambda: _dns_problem(self.state, first, self.state.addresses[EAST]), "dns",
+                       self.layout.log("dns"), "dns", self.layout.run_dir)
+        for region in REGIONS:
+            comp = f"moto-{region}"
+            _deadline_loop(READY_DEADLINE_S, "S3 (moto)", lambda r=region: _s3_problem(self.state, r), comp,
+                           self.layout.log(comp), comp, self.layout.run_dir)
+
+    def prepare_primaries(self) -> None:
+        pwfile = Path(self.state.socket_root) / "initdb.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.passwords[ADMIN_USER] + "\n")
+        if self.identity.switch:
+            os.chown(pwfile, self.identity.uid, self.identity.gid)
+        try:
+            names = [db.name for db in self.state.databases]
+            first = self.node(names[0], EAST)
+            first.initdb(pwfile)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda n: self.node(n, EAST).copy_from_template(first.data), names[1:]))
+
+    def bring_up_pair(self, database: str) -> None:
+        primary, standby = self.node(database, EAST), self.node(database, WEST)
+        if self.cancel.is_set():
+            return
+        primary.start()
+        primary.bootstrap_primary(self.passwords)
+        primary.ensure_slot_for(WEST)
+        self.link_ready.wait(READY_DEADLINE_S)
+        if self.cancel.is_set():
+            return
+        standby.clone_from_link()
+        if self.cancel.is_set():
+            return
+        standby.start()
+        standby.wait_streaming_from(primary)
+        if self.state.replication == "sync":
+            primary.set_sync(WEST)  # only now: a standby cloned with it would hang every commit once promoted
+
+    def run(self) -> None:
+        self.link_ready = threading.Event()
+        self.start_helpers()
+        self.prepare_primaries()
+        names = [db.name for db in self.state.databases]
+        with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
+            futures = [pool.submit(self.bring_up_pair, n) for n in names]
+
+            def link_then_flag() -> None:
+                try:
+                    self.wait_link()
+                finally:
+                    self.link_ready.set()
+            link_future = pool.submit(link_then_flag)
+            try:
+                link_future.result()
+                for f in futures:
+                    f.result()
+            except BaseException:
+                self.cancel.set()
+                raise
+        self.wait_helpers()
+
+
+def _link_problem(layout: Layout, state: State) -> str | None:
+    try:
+        _link_request(state, {"op": "get"}, timeout_s=1.0)
+    except SandboxError as exc:
+        return str(exc)
+    return None
+
+
+def _dns_problem(state: State, name: str, expect: str | None) -> str | None:
+    try:
+        got = _dns_query(state, name, timeout_s=0.5)
+    except Exception as exc:  # noqa: BLE001 - any resolver failure means "not ready yet"; reported on deadline
+        return f"{type(exc).__name__}: {exc}"
+    if expect is not None and got[0] != expect:
+        return f"{name} answers {got[0]}, expected {expect}"
+    return None
+
+
+def _s3_problem(state: State, region: str) -> str | None:
+    url = f"http://{state.addresses[region]}:{state.moto_port}/{bucket_name(region)}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=1.0) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"bucket {bucket_name(region)}: HTTP {exc.code}"
+    except OSError as exc:
+        return str(exc)
+
+
+def _dns_query(state: State, name: str, timeout_s: float = 1.0) -> tuple[str, int]:
+    """Ask the responder directly (no cache): (address, ttl)."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    q = dns.message.make_query(name, dns.rdatatype.A)
+    resp = dns.query.udp(q, DNS_ADDRESS, port=state.dns_port, timeout=timeout_s)
+    for rrset in resp.answer:
+        for rr in rrset:
+            return rr.address, rrset.ttl
+    raise LookupError(f"{name}: no A record (rcode {resp.rcode()})")
+
+
+def _link_request(state: State, request: dict, timeout_s: float = 5.0) -> dict:
+    path = Layout.link_socket(state)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(str(path))
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise SandboxError(f"the link's control socket {path} does not answer ({exc}); is the link running? "
+                           "(`python -m sandbox status`)", component="link") from None
+    reply = json.loads(data or b"{}")
+    if not reply.get("ok"):
+        raise SandboxError(f"the link refused {request}: {reply.get('error')}", component="link")
+    return reply
+
+
+def build_outputs(state: State, layout: Layout):
+    """The outputs contract document for this sandbox, validated."""
+    from stacks import outputs
+
+    names = [db.name for db in state.databases]
+    regions = {}
+    for region in REGIONS:
+        role = "primary" if region == EAST else "secondary"
+        dbs = {}
+        for db in state.databases:
+            identifier = f"sandbox-{region}-{db.name}"
+            dbs[db.name] = {
+                "identifier": identifier,
+                "arn": f"arn:sandbox:rds:{region}:000000000000:db:{identifier}",
+                "endpoint": state.addresses[region],
+                "port": db.port,
+                "role": "primary" if region == EAST else "replica",
+                "db_name": DB_NAME,
+                "username": ADMIN_USER,
+                "secret_arn": str(layout.pgpass),
+                "source_arn": None if region == EAST else
+                f"arn:sandbox:rds:{EAST}:000000000000:db:sandbox-{EAST}-{db.name}",
+            }
+        regions[region] = {
+            "role": role,
+            "stack": "sandbox",
+            "databases": dbs,
+            "dns": {"failover": role.upper(), "set_identifier": f"sandbox-{region}",
+                    "address": state.addresses[region]},
+            "storage": {"data_bucket": bucket_name(region), "data_bucket_arn": f"arn:aws:s3:::{bucket_name(region)}",
+                        "endpoint_url": f"http://{state.addresses[region]}:{state.moto_port}"},
+        }
+    doc = {
+        "schema_version": outputs.SCHEMA_VERSION,
+        "project": "regionpair",
+        "stack": "sandbox",
+        "target": "sandbox",
+        "sandbox_dir": str(layout.root),
+        "objectives": {"rto_seconds": state.rto_seconds, "rpo_seconds": state.rpo_seconds},
+        "rto_budget": None,
+        "dns": {"zone_id": None, "zone_name": ZONE, "ttl_seconds": state.dns_ttl, "strategy": "record-upsert",
+                "resolver": f"{DNS_ADDRESS}:{state.dns_port}", "records": {n: fqdn(n) for n in names}},
+        "regions": regions,
+    }
+    return outputs.from_dict(doc).require_pair()
+
+
+def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
+       databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
+       rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None) -> "Sandbox":
+    """Start a sandbox in ``directory`` and return it once everything is ready.
+
+    On any failure (Ctrl-C included) everything started so far is stopped and the error names
+    the component that failed and its log."""
+    if replication not in ("async", "sync"):
+        raise SandboxError(f"--replication {replication!r}: use async or sync")
+    if not 1 <= databases <= 20:
+        raise SandboxError(f"--databases {databases}: use 1 to 20")
+    if link_latency_ms < 0 or dns_ttl < 0:
+        raise SandboxError("--link-latency-ms and --dns-ttl must be 0 or more")
+    layout = Layout(directory)
+    addresses = dict(addresses or DEFAULT_ADDRESSES)
+    identity = server_identity()
+    pg_bin = find_pg_bin()
+    _prepare_dir(layout)
+    check_traversable(layout.root, identity)
+
+    region_addrs = [addresses[r] for r in REGIONS]
+    taken: set[int] = set()
+    names = database_names(databases)
+    db_ports: list[int] = []
+    if port is not None:
+        for i, name in enumerate(names):
+            p = port + i
+            for region in REGIONS:
+                if not 1024 <= p <= 65535 or not port_free(addresses[region], p):
+                    raise SandboxError(f"port {p} is taken on {addresses[region]} (database {name} in {region}); "
+                                       "pass another --port or leave it out to pick free ports",
+                                       component=f"postgres-{name}-{region}")
+            db_ports.append(p)
+            taken.add(p)
+    else:
+        db_ports = [_pick_port(region_addrs, taken) for _ in names]
+    state = State(
+        dir=str(layout.root), instance=secrets.token_hex(8), addresses=addresses,
+        databases=[DatabaseState(name=n, port=p, link_port=_pick_port(region_addrs, taken))
+                   for n, p in zip(names, db_ports)],
+        dns_port=_pick_port([DNS_ADDRESS], taken, udp=True), moto_port=_pick_port(region_addrs, taken),
+        replication=replication, dns_ttl=dns_ttl, link_latency_ms=link_latency_ms, server_user=identity.name,
+        socket_root=str(layout.socket_root_default()), pg_bin=str(pg_bin), rto_seconds=rto_seconds,
+        rpo_seconds=rpo_seconds, created=time.time())
+    socket_root = Path(state.socket_root)
+    shutil.rmtree(socket_root, ignore_errors=True)
+    socket_root.mkdir(mode=0o755)
+    layout.write_state(state)
+    write_json_atomic(layout.link_file, {"partitioned": False, "latency_ms": link_latency_ms})
+    _write_records(layout, state, {fqdn(n): addresses[EAST] for n in names})
+    passwords = _write_pgpass(layout, identity)
+
+    run = _UpRun(layout, state, identity, passwords)
+    try:
+        run.run()
+        sandbox = Sandbox(layout, state, identity)
+        write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
+    except BaseException as exc:
+        run.cancel.set()
+        _stop_all(layout, state)
+        if isinstance(exc, SandboxError):
+            raise SandboxError(f"up failed, everything it started is stopped: {exc}", component=exc.component,
+                               log=exc.log) from None
+        if isinstance(exc, Exception):
+            raise SandboxError(f"up failed ({type(exc).__name__}: {exc}); everything it started is stopped; "
+                               f"logs in {layout.logs_dir}", component="sandbox") from exc
+        raise
+    return sandbox
+
+
+# ---------------------------------------------------------------------------------------------
+# down
+# ---------------------------------------------------------------------------------------------
+
+
+def _stop_all(layout: Layout, state: State | None) -> list[str]:
+    """Stop every process with a pid file: PostgreSQL with a fast shutdown, helpers with SIGTERM,
+    all at once; anything still there after the grace period has its tree killed."""
+    import signal as _signal
+
+    records = [r for r in _proc.all_pids(layout.run_dir)]
+    done: list[str] = []
+    alive = []
+    for rec in records:
+        if _proc.is_alive(rec.pid, rec.start_time):
+            sig = _signal.SIGINT if rec.component.startswith("postgres-") else _signal.SIGTERM
+            try:
+                os.kill(rec.pid, sig)
+            except ProcessLookupError:
+                continue
+            alive.append(rec)
+    deadline = time.monotonic() + 15.0
+    pending = list(alive)
+    while pending and time.monotonic() < deadline:
+        pending = [r for r in pending if _proc.is_alive(r.pid, r.start_time)]
+        if pending:
+            time.sleep(0.02)
+    for rec in alive:
+        if rec in pending:
+            _proc.kill_tree(rec.pid, rec.start_time, rec.component)
+            done.append(f"killed {rec.component} (pid {rec.pid}): it did not stop within 15 s")
+        else:
+            done.append(f"stopped {rec.component} (pid {rec.pid})")
+    for rec in records:
+        _proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
+    if state is not None:
+        shutil.rmtree(state.socket_root, ignore_errors=True)
+    return done
+
+
+def down(directory: str | Path) -> list[str]:
+    """Stop everything the sandbox in ``directory`` started. Safe to run twice, and after a crash."""
+    layout = Layout(directory)
+    if not layout.root.exists():
+        return [f"{layout.root} does not exist; nothing to stop"]
+    try:
+        state = layout.read_state()
+    except SandboxError:
+        state = None
+        if not layout.run_dir.is_dir():
+            return [f"{layout.root} has no sandbox state and no pid files; nothing to stop"]
+    done = _stop_all(layout, state)
+    return done or ["nothing was running"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The handle the runbooks use
+# ---------------------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """A running sandbox. Get one with ``Sandbox.open(dir)`` (or from ``up``)."""
+
+    def __init__(self, layout: Layout, state: State, identity: _proc.Identity):
+        self.layout = layout
+        self.state = state
+        self.identity = identity
+        self._outputs = None
+
+    @classmethod
+    def open(cls, directory: str | Path) -> "Sandbox":
+        layout = Layout(directory)
+        state = layout.read_state()
+        if not any(_proc.is_alive(r.pid, r.start_time) for r in _proc.all_pids(layout.run_dir)):
+            raise SandboxError(f"the sandbox in {layout.root} is down (no process of it runs); start it with "
+                               f"`python -m sandbox up --dir {layout.root}`", component="sandbox")
+        identity = server_identity(create=False, name=state.server_user) if os.geteuid() == 0 else server_identity()
+        return cls(layout, state, identity)
+
+    # ---- description --------------------------------------------------------------------------
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.root
+
+    @property
+    def outputs(self):
+        if self._outputs is None:
+            from stacks import outputs
+            self._outputs = outputs.load_file(self.layout.outputs_file)
+        return self._outputs
+
+    @property
+    def regions(self) -> list[str]:
+        return list(REGIONS)
+
+    @property
+    def databases(self) -> list[str]:
+        return [db.name for db in self.state.databases]
+
+    def _names(self, database: str | None) -> list[str]:
+        if database is None:
+            return self.databases
+        self.state.database(database)
+        return [database]
+
+    def node(self, region: str, database: str = "payments") -> Node:
+        check_region(region)
+        self.state.database(database)
+        return Node(self.layout, self.state, self.identity, database, region)
+
+    def dsn(self, region: str, database: str = "payments", admin: bool = True, local: bool = False) -> str:
+        """libpq connection string to that region's server: TCP on the region's address (what a client
+        uses), or with ``local=True`` the unix socket (admin only, still allowed while fenced)."""
+        return self.node(region, database).dsn(admin=admin, local=local)
+
+    def status(self) -> dict:
+        """Every component, its process and state, asked from the processes themselves."""
+        names_now = self._dns_names()
+        out: dict = {}
+        for region in REGIONS:
+            dbs = {}
+            for name in self.databases:
+                node = self.node(region, name)
+                rec = node.pid()
+                fenced = node.is_fenced()
+                role = node.role() if rec else None
+                dbs[name] = {
+                    "dsn": node.dsn(admin=True),
+                    "role": role,
+                    "state": "stopped" if rec is None else ("fenced" if fenced else "running"),
+                    "fenced": fenced,
+                    "pid": rec.pid if rec else None,
+                    "address": node.address,
+                    "port": node.db.port,
+                    "data_role": "replica" if node.data_says_standby() else "primary",
+                    "log": str(node.log_path),
+                }
+                if rec is not None and role is not None:
+                    dbs[name]["replication"] = node.replication_info()
+            moto = _proc.running(self.layout.run_dir, f"moto-{region}")
+            out[region] = {
+                "address": self.state.addresses[region],
+                "database": dbs[self.databases[0]],
+                "databases": dbs,
+                "dns": {"server": f"{DNS_ADDRESS}:{self.state.dns_port}", "names": names_now},
+                "s3": {"endpoint": f"http://{self.state.addresses[region]}:{self.state.moto_port}",
+                       "bucket": bucket_name(region), "state": "running" if moto else "stopped",
+                       "pid": moto.pid if moto else None},
+            }
+        out["link"] = self.link()
+        dns_rec = _proc.running(self.layout.run_dir, "dns")
+        out["sandbox"] = {"dir": str(self.dir), "replication": self.state.replication,
+                          "dns": {"state": "running" if dns_rec else "stopped", "pid": dns_rec.pid if dns_rec else None,
+                                  "ttl_seconds": self._records_doc().get("ttl_seconds")}}
+        return out
+
+    # ---- DNS ----------------------------------------------------------------------------------
+
+    def _records_doc(self) -> dict:
+        return json.loads(self.layout.records_file.read_text())
+
+    def _fqdn(self, name: str) -> str:
+        name = name.rstrip(".").lower()
+        records = self._records_doc()["records"]
+        if name in records:
+            return name
+        if fqdn(name) in records:
+            return fqdn(name)
+        raise SandboxError(f"no DNS record {name!r}; the sandbox serves {', '.join(sorted(records))}", component="dns")
+
+    def _dns_names(self) -> dict[str, str]:
+        """What the responder answers now for each name (asked over DNS); the records file when it is down."""
+        records = self._records_doc()["records"]
+        if _proc.running(self.layout.run_dir, "dns") is None:
+            return dict(records)
+        answers = {}
+        for name in records:
+            try:
+                answers[name] = _dns_query(self.state, name)[0]
+            except Exception as exc:  # noqa: BLE001 - reported in the answer, not swallowed
+                answers[name] = f"no answer ({type(exc).__name__})"
+        return answers
+
+    def set_record(self, name: str, region: str, deadline_s: float = 3.0) -> str:
+        """Record UPSERT: point a service name (or its FQDN) at a region; returns once the responder answers it."""
+        check_region(region)
+        target = self._fqdn(name)
+        doc = self._records_doc()
+        before = doc["records"][target]
+        doc["records"][target] = self.state.addresses[region]
+        write_json_atomic(self.layout.records_file, doc)
+        if _proc.running(self.layout.run_dir, "dns") is None:
+            return f"{target} → {region} written; the DNS responder is not running"
+        _deadline_loop(deadline_s, "the DNS answer", lambda: _dns_problem(self.state, target, self.state.addresses[region]),
+                       "dns", self.layout.log("dns"))
+        return (f"{target} now answers {self.state.addresses[region]} ({region}); it answered {before} "
+                f"({self.state.region_of(before) or 'unknown'}); clients may keep the old answer {doc['ttl_seconds']} s")
+
+    def record(self, name: str) -> str:
+        """The region a service name points at (its address if it is no region's)."""
+        address = self._records_doc()["records"][self._fqdn(name)]
+        return self.state.region_of(address) or address
+
+    # ---- databases ----------------------------------------------------------------------------
+
+    def _each(self, region: str, database: str | None, fn: Callable[[Node], str]) -> str:
+        check_region(region)
+        return "; ".join(fn(self.node(region, name)) for name in self._names(database))
+
+    def is_fenced(self, region: str, database: str = "payments") -> bool:
+        return self.node(region, database).is_fenced()
+
+    def fence(self, region: str, database: str | None = None) -> str:
+        """Persistent fence: clients are refused and the server is read-only, live or at its next start."""
+        return self._each(region, database, Node.fence)
+
+    def unfence(self, region: str, database: str | None = None) -> str:
+        return self._each(region, database, Node.unfence)
+
+    def promote(self, region: str, database: str | None = None, deadline_s: float = 30.0) -> str:
+        """Promote the standby(s) in ``region``; returns once each is writable."""
+        return self._each(region, database, lambda n: n.promote(deadline_s))
+
+    def start_database(self, region: str, database: str | None = None) -> str:
+        """Start a stopped or killed server; a fence recorded meanwhile is applied before it takes clients."""
+        return self._each(region, database, Node.start)
+
+    def stop_database(self, region: str, database: str | None = None) -> str:
+        return self._each(region, database, Node.stop)
+
+    def kill_database(self, region: str, database: str | None = None) -> str:
+        """Fault: SIGKILL the server's whole process tree (postmaster and every backend, frozen first)."""
+        return self._each(region, database, Node.kill)
+
+    def kill_region(self, region: str) -> str:
+        """Fault: every process of the region (its databases and its S3) killed at once. DNS and the link
+        are global, as Route53 and the network between regions are."""
+        check_region(region)
+        comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
+        recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
+        for rec in recs:  # freeze the whole region first, so nothing in it outlives the rest
+            _proc._signal(rec.pid, 19)  # SIGSTOP
+        killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
+        return f"killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
+
+    def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,
+                           deadline_s: float = 60.0) -> str:
+        """Make ``region``'s server(s) streaming standbys of ``source_region``'s through the link:
+        pg_rewind, or a fresh pg_basebackup when rewind is impossible. Returns once streaming."""
+        check_region(region)
+        check_region(source_region)
+        if region == source_region:
+            raise SandboxError(f"rebuild_as_replica: source and target are both {region}")
+        return "; ".join(self._rebuild_one(region, source_region, name, deadline_s) for name in self._names(database))
+
+    def _rebuild_one(self, region: str, source_region: str, name: str, deadline_s: float) -> str:
+        target, source = self.node(region, name), self.node(source_region, name)
+        t0 = time.monotonic()
+        if source.role() != "primary":
+            raise SandboxError(f"cannot rebuild {name} in {region} from {source_region}: the source is not a running "
+                               f"primary (role {source.role()})", component=source.component, log=source.log_path)
+        if target.is_running() and target.role() == "replica":
+            info = source.replication_info()
+            if info.get("standbys", {}).get(region, {}).get("state") == "streaming":
+                return f"{name} in {region} already streams from {source_region}"
+        target.stop()
+        source.ensure_slot_for(region)
+        method = "pg_rewind"
+        if not (target.data / "PG_VERSION").exists():
+            method = "pg_basebackup (no data directory to rewind)"
+            target.clone_from_link()
+        else:
+            try:
+                target.rewind_from_link()
+            except SandboxError as exc:
+                method = f"pg_basebackup (pg_rewind failed: {str(exc)[:160]})"
+                log.warning("%s: pg_rewind failed, taking a fresh base backup: %s", target.component, exc)
+                target.clone_from_link()
+        target.start()
+        target.wait_streaming_from(source, deadline_s)
+        if self.state.replication == "sync":
+            source.set_sync(region)
+        return f"rebuilt {name} in {region} as a streaming standby of {source_region} with {method} in " \
+               f"{time.monotonic() - t0:.1f} s"
+
+    def current_primary(self, database: str = "payments") -> str | None:
+        """The region whose server of ``database`` answers as primary (None if none does)."""
+        primaries = [r for r in REGIONS if self.node(r, database).role() == "primary"]
+        return primaries[0] if len(primaries) == 1 else (None if not primaries else ",".join(primaries))
+
+    # ---- the link -----------------------------------------------------------------------------
+
+    def link(self) -> dict:
+        rec = _proc.running(self.layout.run_dir, "link")
+        if rec is None:
+            return {"state": "stopped", "pid": None}
+        reply = _link_request(self.state, {"op": "get"})
+        return {"state": "partitioned" if reply["partitioned"] else "up", "pid": rec.pid,
+                "latency_ms": reply["latency_ms"], "connections": reply["connections"]}
+
+    def partition(self) -> str:
+        """Fault: the link drops every byte both ways (a blackhole: connections hang, they are not refused)."""
+        _link_request(self.state, {"op": "set", "partitioned": True})
+        return "link partitioned: replication traffic between the regions is dropped"
+
+    def heal(self) -> str:
+        _link_request(self.state, {"op": "set", "partitioned": False})
+        return "link healed: connections that lost bytes were reset and reconnect"
+
+    def slow_link(self, ms: int) -> str:
+        """Fault: add ``ms`` one-way latency to each direction of the link (0 removes it)."""
+        reply = _link_request(self.state, {"op": "set", "latency_ms": int(ms)})
+        return f"link latency now {reply['latency_ms']} ms one-way"
