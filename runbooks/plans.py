@@ -243,7 +243,14 @@ def rebuild_step(ctx: Context, region: str, source: str, db: str, name: str) -> 
             return Check.done(f"{region}/{db} replicates from {source}")
         if d.status == "unreachable":
             return Check.blocked(f"{region}/{db} is unreachable; its region must be healthy to rebuild it")
-        return Check.todo(f"{region}/{db} is {d.role}, not a replica of {source}")
+        if st is not None and not st.in_recovery and not d.fenced:
+            # an unfenced writer is never rebuilt: either the switch already happened (a resumed
+            # run) or both sides write (split brain), which a human must settle
+            if _is_writer(ctx, source, db) and not ctx.ports.db.describe(source, db).fenced:
+                return Check.blocked(f"both {region}/{db} and {source}/{db} are unfenced writers; fence the one "
+                                     "whose writes you give up, then rerun")
+            return Check.done(f"{region}/{db} is the active writer; nothing to rebuild")
+        return Check.todo(f"{region}/{db} is {d.role}{' (fenced)' if d.fenced else ''}, not a replica of {source}")
 
     def verify() -> str:
         def streaming():

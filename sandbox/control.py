@@ -749,14 +749,22 @@ class Sandbox:
         if not (target.data / "PG_VERSION").exists():
             method = "pg_basebackup (no data directory to rewind)"
             target.clone_from_link()
+            target.start()
         else:
+            # A just-promoted source has not finished its end-of-recovery checkpoint: its control file
+            # still names the old timeline, and a standby rewound from it then refuses to start
+            # ("requested timeline N does not contain minimum recovery point"). Checkpoint first.
+            with source.connect() as conn:
+                conn.execute("CHECKPOINT")
             try:
                 target.rewind_from_link()
+                target.start()
             except SandboxError as exc:
-                method = f"pg_basebackup (pg_rewind failed: {str(exc)[:160]})"
-                log.warning("%s: pg_rewind failed, taking a fresh base backup: %s", target.component, exc)
+                method = f"pg_basebackup (pg_rewind did not give a startable standby: {str(exc)[:160]})"
+                log.warning("%s: pg_rewind did not work, taking a fresh base backup: %s", target.component, exc)
+                target.stop()
                 target.clone_from_link()
-        target.start()
+                target.start()
         target.wait_streaming_from(source, deadline_s)
         if self.state.replication == "sync":
             source.set_sync(region)

@@ -110,6 +110,8 @@ class FakeDbControl:
 
     def rebuild_replica(self, region, database, source_region):
         d = self.w.db(region, database)
+        if d.role == "primary" and not d.fenced:
+            raise AssertionError(f"the runbook tried to rebuild the unfenced writer {region}/{database}")
         self.w._act("rebuild", region, database, source_region)
         src = self.w.db(source_region, database)
         d.role, d.source_region, d.streaming, d.lsn, d.lag = "replica", source_region, True, src.lsn, 0.0

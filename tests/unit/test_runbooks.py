@@ -202,6 +202,29 @@ def test_failback_after_failover_is_zero_loss_and_restores_protection(env):
     assert out["reconcile"][1] == "pulumi config set promoted false --stack dr"
 
 
+@pytest.mark.parametrize("action,nth", [("rebuild", 1), ("rebuild", 3), ("fence", 2), ("unfence", 1),
+                                        ("promote", 2), ("canary", 1), ("dns", 2), ("rebuild", 4)])
+def test_failback_crash_at_any_point_then_rerun_finishes(env, action, nth):
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    env.world._counts.clear()
+    env.world.crash_on = (action, nth)
+    with pytest.raises(Crash):
+        env.run(failback, "--yes")
+    code, out = env.run(failback, "--yes")
+    assert code == EXIT_OK, out
+    for db in ("payments", "payments-1"):
+        assert env.world.dbs[(P, db)].role == "primary" and not env.world.dbs[(P, db)].fenced
+        assert env.world.dbs[(S, db)].role == "replica" and env.world.dbs[(S, db)].fenced
+        assert env.world.dns[db] == P
+
+
+def test_split_brain_is_blocked_not_rebuilt(env):
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    env.world.dbs[(P, "payments")].fenced = False  # somebody unfenced the old primary by hand
+    code, out = env.run(failback, "--yes")
+    assert code == EXIT_FAILED and "both" in out["error"] and "unfenced writers" in out["error"]
+
+
 def test_failback_refused_while_home_region_is_down(env):
     env.world.kill_region(P)
     assert env.run(failover, "--yes")[0] == EXIT_OK
