@@ -1,0 +1,408 @@
+"""Drills: a whole failover rehearsed and measured from what clients saw acknowledged.
+
+    python -m runbooks.drill [--target sandbox|stacks] [--scenario region-outage|switchover|db-loss]
+                             [--replication sync|async] [--failback] [--report-dir DIR]
+
+On the sandbox (the default): sandbox up → workload warm-up → fault → detection by health
+probes → failover (or, for ``switchover``, the planned zero-loss switchover) → verification →
+optional failback → report → sandbox down, always, also on Ctrl-C or a failure.
+
+RPO is counted, not estimated: every acknowledged write's id is looked for in the new primary.
+RTO is the client-observed write outage. The pre-promotion RPO estimate is the WAL the primary
+had written that DR had not yet received, sampled on both sides during the warm-up and turned
+into writes with the bytes of WAL per acknowledged write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from runbooks import failback, failover, report as reports, switchover
+from runbooks.clock import SystemClock, iso, wait_until
+from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
+from runbooks.measure import WorkloadLog, analyse, largest_pause, per_second
+
+log = logging.getLogger(__name__)
+
+SCENARIOS = ("region-outage", "switchover", "db-loss")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox")
+    p.add_argument("--scenario", choices=SCENARIOS, default="region-outage")
+    p.add_argument("--replication", choices=["sync", "async"], default="sync")
+    p.add_argument("--failback", action="store_true", help="return home after the failover, measured too")
+    p.add_argument("--report-dir", type=Path, help="default: reports/drill-<time>")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    sb = p.add_argument_group("sandbox target")
+    sb.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before the fault (default 3)")
+    sb.add_argument("--rate", type=int, default=200, help="workload writes per second (default 200)")
+    sb.add_argument("--databases", type=int, default=1, help="database pairs (default 1)")
+    sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions")
+    sb.add_argument("--dns-ttl", type=int, default=1, help="TTL of the service names (default 1 s)")
+    sb.add_argument("--settle", type=float, default=1.0, help="seconds of workload after recovery (default 1)")
+    sb.add_argument("--sandbox-dir", type=Path, help="where the sandbox lives (default: a new temporary dir)")
+    sb.add_argument("--keep-files", action="store_true", help="keep the sandbox's files after it is stopped")
+    st = p.add_argument_group("stacks target (needs the pulumi CLI and AWS credentials)")
+    st.add_argument("--prefix", default="drill", help="drill stacks are PREFIX-prod and PREFIX-dr")
+    st.add_argument("--project-dir", type=Path, default=Path("."))
+    st.add_argument("--primary-region", default="us-east-1")
+    st.add_argument("--dr-region", default="us-west-2")
+    return p
+
+
+def validate(args) -> None:
+    problems = []
+    if args.warmup < 0.5:
+        problems.append(f"--warmup {args.warmup}: at least 0.5 s, so the lag estimate has samples")
+    if not 1 <= args.rate <= 5000:
+        problems.append(f"--rate {args.rate}: from 1 to 5000 writes/s")
+    if not 1 <= args.databases <= 20:
+        problems.append(f"--databases {args.databases}: from 1 to 20")
+    if not 0 <= args.link_latency_ms <= 5000:
+        problems.append(f"--link-latency-ms {args.link_latency_ms}: from 0 to 5000")
+    if not 0 <= args.dns_ttl <= 300:
+        problems.append(f"--dns-ttl {args.dns_ttl}: from 0 to 300")
+    if args.target == "stacks" and args.scenario != "region-outage":
+        problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
+    if problems:
+        raise BadArgs("; ".join(problems))
+
+
+class BadArgs(RunbookError):
+    exit_code = EXIT_BAD_INPUT
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox drill
+# --------------------------------------------------------------------------------------------
+
+
+def _sandbox_cli(*args: str, timeout: float = 120.0) -> str:
+    proc = subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise StepFailed(f"`python -m sandbox {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout.strip()
+
+
+class SandboxDrill:
+    def __init__(self, args, say=print):
+        self.args = args
+        self.say = say
+        self.clock = SystemClock()
+        self.steps: list[dict] = []
+        self.notes: list[str] = []
+        self.stop = threading.Event()
+        self.workload_thread: threading.Thread | None = None
+        self.workload_error: list[BaseException] = []
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+
+    def step(self, name: str, fn, *a, **kw):
+        start = time.time()
+        self.say(f"[{iso(start)[11:23]}] {name} …")
+        try:
+            result = fn(*a, **kw)
+        except BaseException as exc:
+            self.steps.append({"name": name, "start": start, "end": time.time(), "status": "failed",
+                               "result": f"{type(exc).__name__}: {exc}"})
+            raise
+        text = result if isinstance(result, str) else ""
+        self.steps.append({"name": name, "start": start, "end": time.time(), "status": "done", "result": text})
+        self.say(f"[{iso(time.time())[11:23]}] {name}: {text or 'done'} ({time.time() - start:.2f} s)")
+        return result
+
+    # ---- the run -------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        args = self.args
+        self.tmp = None
+        if args.sandbox_dir:
+            self.dir = args.sandbox_dir.resolve()
+        else:
+            self.tmp = Path(tempfile.mkdtemp(prefix="regionpair-drill-"))
+            self.tmp.chmod(0o755)  # the PostgreSQL server user must traverse it
+            self.dir = self.tmp / "sandbox"
+        self.report_dir = (args.report_dir or Path("reports") / f"drill-{time.strftime('%Y%m%dT%H%M%S')}").resolve()
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        self.workload_log = self.report_dir / "workload.jsonl"
+        self.workload_log.unlink(missing_ok=True)
+        try:
+            return self._run()
+        finally:
+            self.stop.set()
+            if self.workload_thread is not None:
+                self.workload_thread.join(timeout=15)
+            try:
+                self.say(f"sandbox down: {_sandbox_cli('down', '--dir', str(self.dir)) or 'stopped'}")
+            finally:
+                if self.tmp is not None and not args.keep_files:
+                    shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self) -> dict:
+        a = self.args
+        t0 = time.time()
+        self.step("sandbox-up", _sandbox_cli, "up", "--dir", str(self.dir), "--replication", a.replication,
+                  "--link-latency-ms", str(a.link_latency_ms), "--dns-ttl", str(a.dns_ttl),
+                  "--databases", str(a.databases))
+        from runbooks.adapters.sandbox import sandbox_ports
+        from sandbox.control import Sandbox
+        sb = Sandbox.open(self.dir)
+        outputs = sb.outputs
+        primary, dr = outputs.primary.name, outputs.secondary.name
+        ports = sandbox_ports(outputs, self.clock)
+        dbs = list(outputs.primary.databases)
+
+        self.step("workload-start", self._start_workload)
+        samples = self.step("warm-up", self._warm_up, sb, primary, dr, dbs)
+
+        runbook_module = switchover if a.scenario == "switchover" else failover
+        fault_at = time.time()
+        if a.scenario == "region-outage":
+            self.step("fault", sb.kill_region, primary)
+        elif a.scenario == "db-loss":
+            self.step("fault", lambda: "; ".join(sb.kill_database(primary, db) for db in dbs))
+        if a.scenario != "switchover":
+            self.step("detection", self._detect, ports, primary, dbs)
+        runbook_out = self.step("failover" if a.scenario != "switchover" else "switchover",
+                                self._runbook, runbook_module, "failover")
+        self.step("verification", self._wait_for_acks_in, dr, fault_at)
+        time.sleep(a.settle)
+
+        failback_window = None
+        failback_out = None
+        if a.failback:
+            if a.scenario != "switchover":
+                self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
+            fb_start = time.time()
+            failback_out = self.step("failback", self._runbook, failback, "failback")
+            self.step("failback-verification", self._wait_for_acks_in, primary, fb_start)
+            failback_window = (fb_start, time.time())
+            time.sleep(a.settle)
+
+        self.step("workload-stop", self._stop_workload)
+        wl = WorkloadLog.read(self.workload_log)
+        surviving = self.step("count", self._surviving, sb, dbs)
+        return self._report(t0, fault_at, primary, dr, outputs, wl, surviving, samples, runbook_out,
+                            failback_out, failback_window)
+
+    # ---- pieces ----------------------------------------------------------------------------------
+
+    def _start_workload(self) -> str:
+        from sandbox.workload import run_workload
+
+        def target():
+            try:
+                run_workload(self.dir, seconds=3600, rate=self.args.rate, log_path=self.workload_log,
+                             stop_event=self.stop)
+            except BaseException as exc:  # surfaced by the drill after the run, not swallowed
+                self.workload_error.append(exc)
+                raise
+        self.workload_thread = threading.Thread(target=target, name="workload", daemon=True)
+        self.workload_thread.start()
+        return f"{self.args.rate} writes/s through the sandbox's DNS names"
+
+    def _stop_workload(self) -> str:
+        self.stop.set()
+        self.workload_thread.join(timeout=15)
+        if self.workload_thread.is_alive():
+            raise StepFailed("the workload did not stop within 15 s")
+        if self.workload_error:
+            raise StepFailed(f"the workload failed: {self.workload_error[0]!r}")
+        return "stopped"
+
+    def _acks(self) -> WorkloadLog:
+        return WorkloadLog.read(self.workload_log) if self.workload_log.exists() else WorkloadLog([], [])
+
+    def _warm_up(self, sb, primary: str, dr: str, dbs: list[str]) -> list[dict]:
+        """Let the workload run, and sample WAL written on the primary but not yet received by DR."""
+        import psycopg
+        wait_until(lambda: self._acks().acks, what="the first acknowledged write", timeout=15, clock=self.clock)
+        end = time.time() + self.args.warmup
+        samples = []
+        p_node, s_node = sb.node(primary, dbs[0]), sb.node(dr, dbs[0])
+        with psycopg.connect(p_node.dsn(admin=True, local=True), autocommit=True) as pc, \
+                psycopg.connect(s_node.dsn(admin=True, local=True), autocommit=True) as sc:
+            while time.time() < end:
+                t = time.time()
+                (p_lsn,) = pc.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+                (s_lsn,) = sc.execute("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint").fetchone()
+                samples.append({"t": t, "primary_lsn": int(p_lsn), "received_lsn": int(s_lsn or 0)})
+                time.sleep(0.02)
+        return samples
+
+    def _detect(self, ports, primary: str, dbs: list[str]) -> str:
+        """Health probes every 50 ms; down after three failures in a row (no fixed sleep)."""
+        misses = {db: 0 for db in dbs}
+
+        def down() -> bool:
+            for db in dbs:
+                misses[db] = 0 if ports.health.database(primary, db).healthy else misses[db] + 1
+            return all(m >= 3 for m in misses.values())
+        wait_until(down, what=f"health probes to see {primary} down", timeout=30, clock=self.clock,
+                   interval=0.05, max_interval=0.05)
+        return f"{primary} declared down after 3 failed probes at 50 ms"
+
+    def _runbook(self, module, kind: str) -> dict:
+        from runbooks.adapters.sandbox import sandbox_ports
+        out = io.StringIO()
+        code = module.main(["--outputs", str(self.dir / "outputs.json"), "--yes", "--output", "json",
+                            "--report-dir", str(self.report_dir / kind)], ports_factory=sandbox_ports, stdout=out)
+        result = json.loads(out.getvalue())
+        if code != EXIT_OK:
+            raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
+        return result
+
+    def _wait_for_acks_in(self, region: str, since: float) -> str:
+        def seen():
+            return next((a for a in self._acks().acks if a.t > since and a.region == region), None)
+        first = wait_until(seen, what=f"clients' writes acknowledged in {region}", timeout=30, clock=self.clock,
+                           interval=0.05, max_interval=0.2)
+        return f"first acknowledged write in {region} at +{first.t - since:.2f} s"
+
+    def _surviving(self, sb, dbs: list[str]) -> dict[str, set[str]]:
+        import psycopg
+        from sandbox.workload import TABLE
+        out = {}
+        for db in dbs:
+            region = sb.current_primary(db)
+            if region is None or "," in region:
+                raise StepFailed(f"cannot count {db}: current primary is {region!r}")
+            with psycopg.connect(sb.dsn(region, db, admin=True, local=True), autocommit=True) as conn:
+                out[db] = {str(r[0]) for r in conn.execute(f"SELECT id FROM {TABLE}").fetchall()}
+        return out
+
+    # ---- the report ----------------------------------------------------------------------------
+
+    def _estimate(self, samples: list[dict], wl: WorkloadLog, fault_at: float) -> dict:
+        recent = [s for s in samples if s["t"] > fault_at - 1.0] or samples
+        if len(recent) < 2:
+            return {"seconds": None, "writes": None, "method": "not enough samples"}
+        in_flight = statistics.mean(max(0, s["primary_lsn"] - s["received_lsn"]) for s in recent)
+        span = recent[-1]["t"] - recent[0]["t"]
+        wal_bytes = recent[-1]["primary_lsn"] - recent[0]["primary_lsn"]
+        acks = sum(1 for a in wl.acks if recent[0]["t"] < a.t <= recent[-1]["t"])
+        if wal_bytes <= 0 or acks == 0 or span <= 0:
+            return {"seconds": 0.0, "writes": 0.0, "method": "no WAL written during the samples"}
+        bytes_per_write = wal_bytes / acks
+        return {"seconds": in_flight / (wal_bytes / span), "writes": in_flight / bytes_per_write,
+                "in_flight_wal_bytes": in_flight, "wal_bytes_per_write": bytes_per_write, "samples": len(recent),
+                "method": "WAL written on the primary and not yet received by DR (mean of the last second before "
+                          "the fault), in writes at the observed WAL bytes per acknowledged write"}
+
+    def _report(self, t0, fault_at, primary, dr, outputs, wl, surviving, samples, runbook_out, failback_out,
+                failback_window) -> dict:
+        a = self.args
+        outcome = analyse(wl, fault_at=fault_at, target_region=dr, surviving=surviving)
+        objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
+        runbook_steps = [dict(s, name=f"{runbook_out['runbook']}/{s['name']}") for s in runbook_out.get("steps", [])]
+        if failback_out:
+            runbook_steps += [dict(s, name=f"failback/{s['name']}") for s in failback_out.get("steps", [])]
+        steps = sorted(self.steps + runbook_steps, key=lambda s: s["start"])
+        zero_loss = a.replication == "sync" or a.scenario == "switchover"
+        rto = outcome.rto_seconds
+        if a.scenario == "switchover":
+            pause = largest_pause(wl.acks, fault_at, fault_at + 60)
+            rto = pause[1] - pause[0] if pause else rto
+        passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=outcome.rpo_seconds, objectives=objectives,
+                                          steps=steps, acked_writes_lost=outcome.acked_lost,
+                                          require_zero_loss=zero_loss)
+        fb = None
+        if failback_window:
+            pause = largest_pause(wl.acks, *failback_window)
+            fb = {"write_pause_seconds": pause[1] - pause[0] if pause else None, "window": failback_window}
+        estimate = self._estimate(samples, wl, fault_at)
+        rep = {
+            "runbook": "drill", "scenario": a.scenario, "run_id": runbook_out.get("run_id"),
+            "target_kind": "sandbox", "source": primary, "target": dr, "replication": a.replication,
+            "link_latency_ms": a.link_latency_ms, "dns_ttl_seconds": a.dns_ttl, "rate": a.rate,
+            "databases": list(surviving), "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
+            "fault_at": fault_at,
+            "rto_seconds": rto,
+            "rto_definition": ("longest pause between acknowledged writes around the switchover"
+                               if a.scenario == "switchover" else
+                               "client-observed write outage: last acknowledged write before the fault to the "
+                               f"first acknowledged write in {dr}"),
+            "rpo": {"acked_writes_lost": outcome.acked_lost, "seconds": outcome.rpo_seconds, "estimate": estimate,
+                    "runbook_estimate": (runbook_out.get("rpo") or {}).get("estimate"),
+                    "lost_ids": [x.id for x in outcome.lost[:50]]},
+            "writes": {"acknowledged": outcome.acknowledged, "errors": outcome.errors,
+                       "per_database": outcome.per_database},
+            "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
+            "failback": fb, "notes": self.notes,
+        }
+        timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
+                    "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
+                                                                                               fault_at + 60)}
+        rep["files"] = reports.write(rep, self.report_dir, timeline)
+        return rep
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None, stdout=None) -> int:
+    args = parser().parse_args(argv)
+    out = stdout or sys.stdout
+    json_mode = args.output == "json"
+
+    def say(line: str) -> None:
+        if not json_mode:
+            print(line, file=out, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() \
+        else None
+    result: dict
+    try:
+        validate(args)
+        if args.target == "stacks":
+            from runbooks import drill_stacks
+            result = drill_stacks.main_for_drill(args, say)
+        else:
+            result = SandboxDrill(args, say).run()
+        code = EXIT_OK if result.get("passed") else EXIT_FAILED
+    except RunbookError as exc:
+        code, result = exc.exit_code, {"error": str(exc), "passed": False}
+        say(f"drill: {exc}")
+    except KeyboardInterrupt:
+        code, result = EXIT_INTERRUPTED, {"error": "interrupted; the sandbox was stopped", "passed": False}
+        say("drill: interrupted; the sandbox was stopped")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if json_mode:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str), file=out, flush=True)
+    elif "files" in result:
+        rpo = result["rpo"]
+        say(f"drill {result['scenario']} ({result['replication']}): {'PASSED' if result['passed'] else 'FAILED'}; "
+            f"RTO {result['rto_seconds']:.2f} s; acked writes lost {rpo['acked_writes_lost']} of "
+            f"{result['writes']['acknowledged']}; estimate {rpo['estimate'].get('writes')}; "
+            f"report {result['files']['markdown']}")
+        for r in result.get("reasons", []):
+            say(f"  - {r}")
+    return code
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())
