@@ -60,6 +60,10 @@ class Step:
     best_effort: bool = False
     """A failure (or a blocked check) is recorded and the run goes on — e.g. fencing a primary
     whose region is gone. Only RunbookErrors are tolerated; anything unexpected still stops."""
+    lane: str | None = None
+    """Steps of one lane (e.g. one database) run in phase order; lanes run side by side without
+    waiting for each other, so a slow promotion of one database delays no other database's
+    cutover. A plan whose steps all have lanes runs lane by lane; otherwise phase by phase."""
 
 
 @dataclass
@@ -130,11 +134,19 @@ class Runner:
 
     # ---- read-only ---------------------------------------------------------------------------
 
+    def _parallel(self, fns: list[Callable]) -> list:
+        """Call independent read-only functions at once (checks and gates of N databases)."""
+        if len(fns) <= 1:
+            return [fn() for fn in fns]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(fns)), thread_name_prefix="read") as pool:
+            return list(pool.map(lambda fn: fn(), fns))
+
     def check_all(self) -> dict[str, Check]:
-        return {s.name: s.check() for s in self.plan.steps}
+        steps = self.plan.steps
+        return dict(zip((s.name for s in steps), self._parallel([s.check for s in steps])))
 
     def evaluate_gates(self) -> list[GateResult]:
-        return [g.evaluate() for g in self.plan.gates]
+        return self._parallel([g.evaluate for g in self.plan.gates])
 
     # ---- acting ------------------------------------------------------------------------------
 
@@ -166,10 +178,35 @@ class Runner:
                                   "; ".join(f"{g.name}: {g.sentence}" for g in gates if not g.passed))
 
         outcomes: list[StepOutcome] = []
-        for phase in self.plan.phases:
-            outcomes.extend(self._run_phase(phase))
+        if all(s.lane for s in self.plan.steps):
+            outcomes.extend(self._run_lanes())
+        else:
+            for phase in self.plan.phases:
+                outcomes.extend(self._run_phase(phase))
         self.journal.append("run-end", result="ok")
         return RunResult(self.journal.run_id, outcomes, gates, False, resumed, force)
+
+    def _run_lanes(self) -> list[StepOutcome]:
+        lanes: dict[str, list[Step]] = {}
+        for step in self.plan.steps:
+            lanes.setdefault(step.lane, []).append(step)
+
+        def run_lane(steps: list[Step]) -> tuple[list[StepOutcome], BaseException | None]:
+            done = []
+            for step in steps:
+                outcome, exc = self._run_step_capturing(step)
+                if exc is not None:
+                    return done, exc  # this lane stops; the others go on
+                done.append(outcome)
+            return done, None
+
+        if len(lanes) == 1:
+            results = [run_lane(next(iter(lanes.values())))]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(lanes)), thread_name_prefix="lane") as pool:
+                results = list(pool.map(run_lane, lanes.values()))
+        self._raise_failures([exc for _, exc in results], "lanes")
+        return [o for outcomes, _ in results for o in outcomes]
 
     def _run_phase(self, phase: Phase) -> list[StepOutcome]:
         if len(phase.steps) == 1:
@@ -178,16 +215,19 @@ class Runner:
             with ThreadPoolExecutor(max_workers=min(self.max_workers, len(phase.steps)),
                                     thread_name_prefix=f"phase-{phase.name}") as pool:
                 results = list(pool.map(self._run_step_capturing, phase.steps))
-        failures = [exc for _, exc in results if exc is not None]
+        self._raise_failures([exc for _, exc in results], f"phase {phase.name}")
+        return [outcome for outcome, _ in results]
+
+    @staticmethod
+    def _raise_failures(excs: list[BaseException | None], where: str) -> None:
+        failures = [exc for exc in excs if exc is not None]
         if failures:
             unexpected = [e for e in failures if not isinstance(e, RunbookError)]
             if unexpected:
                 raise unexpected[0]
             if len(failures) == 1:
                 raise failures[0]
-            raise StepFailed(f"{len(failures)} steps of phase {phase.name} failed: "
-                             + "; ".join(str(e) for e in failures))
-        return [outcome for outcome, _ in results]
+            raise StepFailed(f"{len(failures)} steps failed ({where}): " + "; ".join(str(e) for e in failures))
 
     def _run_step_capturing(self, step: Step) -> tuple[StepOutcome | None, BaseException | None]:
         try:

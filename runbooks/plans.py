@@ -158,7 +158,7 @@ def fence_step(ctx: Context, region: str, db: str, best_effort: bool) -> Step:
         return f"{region}/{db} denies client writes"
 
     return Step(f"fence:{db}", f"deny client writes on {region}/{db}, persistently", f"{region}/{db}",
-                check, lambda: ctx.ports.db.fence(region, db), verify, best_effort=best_effort)
+                check, lambda: ctx.ports.db.fence(region, db), verify, best_effort=best_effort, lane=db)
 
 
 def promote_step(ctx: Context, db: str) -> Step:
@@ -181,7 +181,7 @@ def promote_step(ctx: Context, db: str) -> Step:
         return f"{started}; {region}/{db} writable after {clock.monotonic() - start:.2f} s"
 
     return Step(f"promote:{db}", f"promote {region}/{db} and wait until it is writable", f"{region}/{db}",
-                check, apply, lambda: ctx.ports.sql.canary_write(region, db))
+                check, apply, lambda: ctx.ports.sql.canary_write(region, db), lane=db)
 
 
 def unfence_step(ctx: Context, region: str, db: str) -> Step:
@@ -190,7 +190,7 @@ def unfence_step(ctx: Context, region: str, db: str) -> Step:
         return Check.todo(f"{region}/{db} is fenced") if d.fenced else Check.done(f"{region}/{db} is not fenced")
 
     return Step(f"unfence:{db}", f"let clients write to {region}/{db}", f"{region}/{db}",
-                check, lambda: ctx.ports.db.unfence(region, db))
+                check, lambda: ctx.ports.db.unfence(region, db), lane=db)
 
 
 def dns_step(ctx: Context, service: str) -> Step:
@@ -208,7 +208,8 @@ def dns_step(ctx: Context, service: str) -> Step:
         return f"{service} answers {region}"
 
     return Step(f"dns:{service}", f"send {service} clients to {region} ({ctx.outputs.dns.strategy})",
-                ctx.outputs.dns.records[service], check, lambda: ctx.ports.dns.point(service, region), verify)
+                ctx.outputs.dns.records[service], check, lambda: ctx.ports.dns.point(service, region), verify,
+                lane=service)
 
 
 def verify_step(ctx: Context, db: str) -> Step:
@@ -230,7 +231,8 @@ def verify_step(ctx: Context, db: str) -> Step:
         return wait_until(reach, what=f"clients of {db} to reach {region}", timeout=ctx.timeouts.dns,
                           clock=ctx.ports.clock)
 
-    return Step(f"verify:{db}", f"check that clients of {db} reach {region}", f"{region}/{db}", check, apply)
+    return Step(f"verify:{db}", f"check that clients of {db} reach {region}", f"{region}/{db}", check, apply,
+                lane=db)
 
 
 def rebuild_step(ctx: Context, region: str, source: str, db: str, name: str) -> Step:
@@ -261,7 +263,7 @@ def rebuild_step(ctx: Context, region: str, source: str, db: str, name: str) -> 
         return f"{region}/{db} streams from {source}"
 
     return Step(f"{name}:{db}", f"rebuild {region}/{db} as a replica of {source}", f"{region}/{db}",
-                check, lambda: ctx.ports.db.rebuild_replica(region, db, source), verify)
+                check, lambda: ctx.ports.db.rebuild_replica(region, db, source), verify, lane=db)
 
 
 def catch_up_step(ctx: Context, db: str) -> Step:
@@ -282,7 +284,8 @@ def catch_up_step(ctx: Context, db: str) -> Step:
                    max_interval=2.0)
         return f"{region}/{db} is within {ctx.timeouts.caught_up_lag_seconds:g} s"
 
-    return Step(f"catch-up:{db}", f"wait until {region}/{db} is caught up", f"{region}/{db}", check, apply)
+    return Step(f"catch-up:{db}", f"wait until {region}/{db} is caught up", f"{region}/{db}", check, apply,
+                lane=db)
 
 
 def drain_step(ctx: Context, db: str) -> Step:
@@ -316,7 +319,7 @@ def drain_step(ctx: Context, db: str) -> Step:
         return f"{region}/{db} replayed everything {source}/{db} wrote (WAL {final[0]:X})"
 
     return Step(f"drain:{db}", f"wait until {region}/{db} has replayed every write of {source}/{db}",
-                f"{region}/{db}", check, apply)
+                f"{region}/{db}", check, apply, lane=db)
 
 
 class _Never:

@@ -19,8 +19,12 @@ Unix sockets cannot have paths longer than 107 bytes, so they live in a short di
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -171,7 +175,22 @@ class Layout:
 
 def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # a temporary name of its own per writer: concurrent writers (parallel runbook steps) must not
+    # rename each other's half-written file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.chmod(mode)
     tmp.replace(path)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock across processes and threads, for read-modify-write of a state file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -43,7 +43,7 @@ from typing import Callable
 from sandbox import _proc
 from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DNS_ADDRESS, EAST, REGIONS,
                              REPLICATION_USER, WEST, ZONE, DatabaseState, Layout, State, check_region,
-                             database_names, fqdn, write_json_atomic)
+                             database_names, file_lock, fqdn, write_json_atomic)
 from sandbox._pg import Node, find_pg_bin
 from sandbox._serve import bucket_name
 from sandbox.errors import SandboxError
@@ -665,10 +665,11 @@ class Sandbox:
         """Record UPSERT: point a service name (or its FQDN) at a region; returns once the responder answers it."""
         check_region(region)
         target = self._fqdn(name)
-        doc = self._records_doc()
-        before = doc["records"][target]
-        doc["records"][target] = self.state.addresses[region]
-        write_json_atomic(self.layout.records_file, doc)
+        with file_lock(self.layout.records_file.with_name(".records.lock")):  # parallel steps update other names
+            doc = self._records_doc()
+            before = doc["records"][target]
+            doc["records"][target] = self.state.addresses[region]
+            write_json_atomic(self.layout.records_file, doc)
         if _proc.running(self.layout.run_dir, "dns") is None:
             return f"{target} → {region} written; the DNS responder is not running"
         _deadline_loop(deadline_s, "the DNS answer", lambda: _dns_problem(self.state, target, self.state.addresses[region]),
