@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, sort_keys=True))
             return 0
     except SandboxError as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sandbox: interrupted", file=sys.stderr)

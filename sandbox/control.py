@@ -428,11 +428,13 @@ def build_outputs(state: State, layout: Layout):
 
 def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
-       rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None) -> "Sandbox":
+       rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
+       pg_bin: str | Path | None = None) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
-    the component that failed and its log."""
+    the component that failed and its log. ``pg_bin`` picks the PostgreSQL bin directory (default:
+    the newest under /usr/lib/postgresql); ``addresses`` the regions' loopback addresses."""
     if replication not in ("async", "sync"):
         raise SandboxError(f"--replication {replication!r}: use async or sync")
     if not 1 <= databases <= 20:
@@ -442,7 +444,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     layout = Layout(directory)
     addresses = dict(addresses or DEFAULT_ADDRESSES)
     identity = server_identity()
-    pg_bin = find_pg_bin()
+    pg_bin = Path(pg_bin) if pg_bin is not None else find_pg_bin()
     _prepare_dir(layout)
     check_traversable(layout.root, identity)
 
