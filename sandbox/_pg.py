@@ -189,11 +189,28 @@ class Node:
                 f"host replication {REPLICATION_USER} 127.0.0.0/8 scram-sha-256\n"
                 "host all all 127.0.0.0/8 scram-sha-256\n")
 
-    def set_sync(self, standby_region: str | None) -> None:
-        text = f"synchronous_standby_names = {_conf_str(standby_region)}\n" if standby_region else ""
+    def set_sync(self, standby_region: str | None, deadline_s: float = 10.0) -> None:
+        """Make ``standby_region`` this primary's synchronous standby (None: asynchronous), and
+        return only once the primary reports it so: until then commits are acknowledged without it."""
+        # the name is quoted: unquoted, a dash ("local-west") is a syntax error and the reload ignores the file
+        text = f"synchronous_standby_names = {_conf_str(chr(34) + standby_region + chr(34))}\n" if standby_region else ""
         self._write(self.data / "sync.conf", text)
-        if self.is_running():
-            self.query("SELECT pg_reload_conf()")
+        if not self.is_running():
+            return
+        self.query("SELECT pg_reload_conf()")
+        if standby_region is None:
+            return
+        deadline = time.monotonic() + deadline_s
+        seen = None
+        while time.monotonic() < deadline:
+            rows = self.query("SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                              (standby_region,))
+            seen = rows[0][0] if rows else "not connected"
+            if seen == "sync":
+                return
+            time.sleep(0.02)
+        raise SandboxError(f"{standby_region} is not a synchronous standby {deadline_s:.0f} s after the reload "
+                           f"(sync_state {seen})", component=self.component, log=self.log_path)
 
     def clear_stale_locks(self) -> None:
         """Remove the lock files of a postmaster that is dead but not yet reaped.
@@ -356,6 +373,18 @@ class Node:
                   f"{self.component}: pg_basebackup from {self.state.other(self.region)} through the link",
                   self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
         self.make_standby()
+
+    def base_backup(self, timeout_s: float = 120.0) -> Path:
+        """A compressed tar base backup of this server into its region's backups (PITR with the WAL archive)."""
+        parent = self.layout.node_dir(self.database, self.region) / "basebackups"
+        parent.mkdir(parents=True, exist_ok=True)
+        self._chown(parent)
+        dest = parent / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        _proc.run([str(self.bin / "pg_basebackup"), "-D", str(dest), "-Ft", "-z", "-X", "fetch", "-c", "fast",
+                   "--no-sync", "-d", f"host={self.address} port={self.db.port} user={REPLICATION_USER} "
+                   f"dbname=replication passfile={self.layout.pgpass} connect_timeout=5"],
+                  f"{self.component}: base backup", self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
+        return dest
 
     def rewind_from_link(self, timeout_s: float = 120.0) -> None:
         self.clear_stale_locks()

@@ -429,7 +429,7 @@ def build_outputs(state: State, layout: Layout):
 def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
        rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
-       pg_bin: str | Path | None = None) -> "Sandbox":
+       pg_bin: str | Path | None = None, base_backup: bool = False) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
@@ -484,6 +484,9 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     try:
         run.run()
         sandbox = Sandbox(layout, state, identity)
+        if base_backup:  # not by default: ~1 s per database, and `up` has a 5 s budget
+            sandbox.base_backup(EAST)
+            run.mark("base backups")
         write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
         run.mark("outputs written")
         write_json_atomic(layout.logs_dir / "up-timings.json", run.marks)
@@ -742,7 +745,7 @@ class Sandbox:
         comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
         recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
         for rec in recs:  # freeze the whole region first, so nothing in it outlives the rest
-            _proc._signal(rec.pid, 19)  # SIGSTOP
+            _proc.freeze(rec.pid)
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
         return f"killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
 
@@ -798,6 +801,12 @@ class Sandbox:
             source.set_sync(region)
         return f"rebuilt {name} in {region} as a streaming standby of {source_region} with {method} in " \
                f"{time.monotonic() - t0:.1f} s"
+
+    def base_backup(self, region: str, database: str | None = None) -> str:
+        """Take a base backup (tar, gzip) of the region's server(s) into DIR/pg/<db>/<region>/basebackups/;
+        with the region's WAL archive it is what a point-in-time restore starts from."""
+        return "; ".join(f"base backup of {name} in {region}: {self.node(region, name).base_backup()}"
+                         for name in self._names(database))
 
     def current_primary(self, database: str = "payments") -> str | None:
         """The region whose server of ``database`` answers as primary (None if none does)."""

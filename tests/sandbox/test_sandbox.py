@@ -311,3 +311,52 @@ def test_a_failing_up_stops_what_it_started_and_names_the_component(base_dir, tm
     assert list((target / "run").glob("*.pid")) == []
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(target) not in out
+
+
+def test_sync_pairs_promote_without_hanging_and_resync_after_rebuild(base_dir):
+    """Two databases in synchronous mode: the standby is sync; after kill-primary and promotion
+    the new primary commits (it was not cloned with synchronous_standby_names); once the old
+    primary is rebuilt behind it, the new primary is synchronous again."""
+    sb = control.up(base_dir / "sync-two", replication="sync", databases=2)
+    try:
+        assert set(sb.outputs.dns.records) == {"payments", "payments-1"}
+        st = sb.status()
+        assert set(st[EAST]["databases"]) == {"payments", "payments-1"}
+        for name in sb.databases:
+            assert st[EAST]["databases"][name]["replication"]["standbys"][WEST]["sync_state"] == "sync"
+            assert app_write(sb, EAST, f"sync-{name}", name) == EAST
+            assert has_row(sb, WEST, f"sync-{name}", name)  # a sync commit is on the standby when acked
+
+        assert sb.kill_database(EAST).count("killed") == 2
+        sb.fence(EAST)
+        sb.promote(WEST)
+        for name in sb.databases:
+            with psycopg.connect(sb.dsn(WEST, name, admin=False), autocommit=True,
+                                 options="-c statement_timeout=5000") as conn:
+                conn.execute("SET synchronous_commit = on")
+                conn.execute("INSERT INTO drill_writes (id, client_ts, region) VALUES ('after-promote', now(), 'w')")
+        sb.rebuild_as_replica(EAST, WEST)
+        sb.unfence(EAST)
+        for name in sb.databases:
+            info = sb.node(WEST, name).replication_info()
+            assert info["standbys"][EAST]["sync_state"] == "sync"
+        assert "base backup of payments in local-west" in sb.base_backup(WEST, "payments")
+        backups = list((sb.dir / "pg" / "payments" / WEST / "basebackups").glob("*/base.tar.gz"))
+        assert len(backups) == 1
+    finally:
+        control.down(sb.dir)
+
+
+def test_ctrl_c_during_up_stops_everything(base_dir):
+    target = base_dir / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--dir", str(target)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    layout = Layout(target)
+    wait_for(lambda: layout.run_dir.is_dir() and len(list(layout.run_dir.glob("*.pid"))) >= 4, 10,
+             "up has started its helpers")
+    started = [r.pid for r in _proc.all_pids(layout.run_dir)]
+    proc.send_signal(2)  # SIGINT, as Ctrl-C in a terminal
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert list(layout.run_dir.glob("*.pid")) == []
+    wait_for(lambda: not any(_proc.is_alive(p) for p in started), 5, "every started process gone")
