@@ -37,6 +37,7 @@ from runbooks.measure import WorkloadLog, analyse, largest_pause, per_second
 log = logging.getLogger(__name__)
 
 SCENARIOS = ("region-outage", "switchover", "db-loss")
+WORKLOAD_TABLE = "drill_writes"  # where sandbox/workload.py writes
 
 
 def parser() -> argparse.ArgumentParser:
@@ -276,14 +277,13 @@ class SandboxDrill:
 
     def _surviving(self, sb, dbs: list[str]) -> dict[str, set[str]]:
         import psycopg
-        from sandbox.workload import TABLE
         out = {}
         for db in dbs:
             region = sb.current_primary(db)
             if region is None or "," in region:
                 raise StepFailed(f"cannot count {db}: current primary is {region!r}")
             with psycopg.connect(sb.dsn(region, db, admin=True, local=True), autocommit=True) as conn:
-                out[db] = {str(r[0]) for r in conn.execute(f"SELECT id FROM {TABLE}").fetchall()}
+                out[db] = {str(r[0]) for r in conn.execute(f"SELECT id FROM {WORKLOAD_TABLE}").fetchall()}
         return out
 
     # ---- the report ----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--dns-ttl", type=_positive_int, default=1, help="TTL of the DNS answers, seconds (default 1)")
     u.add_argument("--databases", type=int, default=1, help="number of database pairs (payments, payments-1, …)")
     u.add_argument("--port", type=int, default=None, help="port of the first database pair (default: a free one)")
+    u.add_argument("--base-backup", action="store_true",
+                   help="also take a base backup of each primary (for point-in-time restore)")
     u.add_argument("--rto-seconds", type=int, default=30)
     u.add_argument("--rpo-seconds", type=int, default=5)
 
@@ -100,18 +102,23 @@ def _fault(sb, args) -> str:
     return sb.slow_link(int(args.arg))
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends the CLI the way Ctrl-C does, so `up` stops what it had started."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from sandbox import control
 
-    # SIGTERM ends the CLI like Ctrl-C does, so `up` stops what it started
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "up":
             t0 = time.monotonic()
             sb = control.up(args.dir, replication=args.replication, link_latency_ms=args.link_latency_ms,
                             dns_ttl=args.dns_ttl, databases=args.databases, port=args.port,
-                            rto_seconds=args.rto_seconds, rpo_seconds=args.rpo_seconds)
+                            rto_seconds=args.rto_seconds, rpo_seconds=args.rpo_seconds,
+                            base_backup=args.base_backup)
             print(f"sandbox up in {time.monotonic() - t0:.1f} s: {sb.layout.outputs_file}")
             return 0
         if args.command == "down":
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, sort_keys=True))
             return 0
     except SandboxError as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sandbox: interrupted", file=sys.stderr)

@@ -86,6 +86,10 @@ class Node:
         return psycopg.connect(self.dsn(admin=True, local=True, dbname=dbname, connect_timeout=timeout),
                                autocommit=True)
 
+    def execute(self, sql: str, params: tuple = (), dbname: str = DB_NAME) -> None:
+        with self.connect(dbname=dbname) as conn:
+            conn.execute(sql, params)
+
     def query(self, sql: str, params: tuple = (), dbname: str = DB_NAME):
         with self.connect(dbname=dbname) as conn:
             return conn.execute(sql, params).fetchall()
@@ -185,11 +189,44 @@ class Node:
                 f"host replication {REPLICATION_USER} 127.0.0.0/8 scram-sha-256\n"
                 "host all all 127.0.0.0/8 scram-sha-256\n")
 
-    def set_sync(self, standby_region: str | None) -> None:
-        text = f"synchronous_standby_names = {_conf_str(standby_region)}\n" if standby_region else ""
+    def set_sync(self, standby_region: str | None, deadline_s: float = 10.0) -> None:
+        """Make ``standby_region`` this primary's synchronous standby (None: asynchronous), and
+        return only once the primary reports it so: until then commits are acknowledged without it."""
+        # the name is quoted: unquoted, a dash ("local-west") is a syntax error and the reload ignores the file
+        text = f"synchronous_standby_names = {_conf_str(chr(34) + standby_region + chr(34))}\n" if standby_region else ""
         self._write(self.data / "sync.conf", text)
-        if self.is_running():
-            self.query("SELECT pg_reload_conf()")
+        if not self.is_running():
+            return
+        self.query("SELECT pg_reload_conf()")
+        if standby_region is None:
+            return
+        deadline = time.monotonic() + deadline_s
+        seen = None
+        while time.monotonic() < deadline:
+            rows = self.query("SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                              (standby_region,))
+            seen = rows[0][0] if rows else "not connected"
+            if seen == "sync":
+                return
+            time.sleep(0.02)
+        raise SandboxError(f"{standby_region} is not a synchronous standby {deadline_s:.0f} s after the reload "
+                           f"(sync_state {seen})", component=self.component, log=self.log_path)
+
+    def clear_stale_locks(self) -> None:
+        """Remove the lock files of a postmaster that is dead but not yet reaped.
+
+        A killed server whose parent is gone stays a zombie until init reaps it (measured here:
+        1.3-1.7 s); PostgreSQL's own check (kill(pid, 0)) takes a zombie for a live postmaster
+        and refuses to start. A zombie runs nothing, so its locks are safe to remove."""
+        lockfile = self.data / "postmaster.pid"
+        try:
+            pid = int(lockfile.read_text().splitlines()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        if _proc.is_alive(pid):
+            return
+        lockfile.unlink(missing_ok=True)
+        (self.socket_dir / f".s.PGSQL.{self.db.port}.lock").unlink(missing_ok=True)
 
     def start(self, deadline_s: float = 30.0) -> str:
         if self.is_running():
@@ -198,6 +235,7 @@ class Node:
             raise SandboxError(f"no data directory at {self.data}; rebuild it with rebuild_as_replica",
                                component=self.component)
         self.write_config()
+        self.clear_stale_locks()
         rec = _proc.spawn(self.layout.run_dir, self.component, [str(self.bin / "postgres"), "-D", str(self.data)],
                           self.log_path, self.identity, env=PG_ENV)
         self.wait_ready(rec, deadline_s)
@@ -336,7 +374,20 @@ class Node:
                   self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
         self.make_standby()
 
+    def base_backup(self, timeout_s: float = 120.0) -> Path:
+        """A compressed tar base backup of this server into its region's backups (PITR with the WAL archive)."""
+        parent = self.layout.node_dir(self.database, self.region) / "basebackups"
+        parent.mkdir(parents=True, exist_ok=True)
+        self._chown(parent)
+        dest = parent / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        _proc.run([str(self.bin / "pg_basebackup"), "-D", str(dest), "-Ft", "-z", "-X", "fetch", "-c", "fast",
+                   "--no-sync", "-d", f"host={self.address} port={self.db.port} user={REPLICATION_USER} "
+                   f"dbname=replication passfile={self.layout.pgpass} connect_timeout=5"],
+                  f"{self.component}: base backup", self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
+        return dest
+
     def rewind_from_link(self, timeout_s: float = 120.0) -> None:
+        self.clear_stale_locks()
         _proc.run([str(self.bin / "pg_rewind"), f"--target-pgdata={self.data}",
                    f"--source-server={self.link_dsn(ADMIN_USER)}", "--no-sync"],
                   f"{self.component}: pg_rewind from {self.state.other(self.region)} through the link",

@@ -125,6 +125,11 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP one process (kill_tree then kills it with its descendants)."""
+    _signal(pid, signal.SIGSTOP)
+
+
 def wait_gone(pids: Iterable[int], deadline_s: float, what: str) -> None:
     pids = set(pids)
     deadline = time.monotonic() + deadline_s

@@ -209,6 +209,13 @@ class _UpRun:
         self.identity = identity
         self.passwords = passwords
         self.cancel = threading.Event()
+        self.t0 = time.monotonic()
+        self.marks: dict[str, float] = {}
+        self._marks_lock = threading.Lock()
+
+    def mark(self, what: str) -> None:
+        with self._marks_lock:
+            self.marks[what] = round(time.monotonic() - self.t0, 3)
 
     def node(self, database: str, region: str) -> Node:
         return Node(self.layout, self.state, self.identity, database, region)
@@ -219,12 +226,15 @@ class _UpRun:
         _proc.spawn(self.layout.run_dir, "link", _serve_argv("link", self.layout), self.layout.log("link"), env=env)
         for region in REGIONS:
             comp = f"moto-{region}"
-            _proc.spawn(self.layout.run_dir, comp, _serve_argv("moto", self.layout, region), self.layout.log(comp),
-                        env=env)
+            # niced: moto's start-up costs more CPU than the rest together and would starve the
+            # PostgreSQL chain (initdb → start → clone), which is the critical path on 2 cores
+            _proc.spawn(self.layout.run_dir, comp, ["nice", "-n", "10", *_serve_argv("moto", self.layout, region)],
+                        self.layout.log(comp), env=env)
 
     def wait_link(self) -> None:
         _deadline_loop(READY_DEADLINE_S, "the link", lambda: _link_problem(self.layout, self.state), "link",
                        self.layout.log("link"), "link", self.layout.run_dir)
+        self.mark("link ready")
 
     def wait_helpers(self) -> None:
         self.wait_link()
@@ -232,10 +242,12 @@ class _UpRun:
         _deadline_loop(READY_DEADLINE_S, "the DNS responder",
                        lambda: _dns_problem(self.state, first, self.state.addresses[EAST]), "dns",
                        self.layout.log("dns"), "dns", self.layout.run_dir)
+        self.mark("dns ready")
         for region in REGIONS:
             comp = f"moto-{region}"
             _deadline_loop(READY_DEADLINE_S, "S3 (moto)", lambda r=region: _s3_problem(self.state, r), comp,
                            self.layout.log(comp), comp, self.layout.run_dir)
+            self.mark(f"{comp} ready")
 
     def prepare_primaries(self) -> None:
         pwfile = Path(self.state.socket_root) / "initdb.pw"
@@ -248,32 +260,39 @@ class _UpRun:
             names = [db.name for db in self.state.databases]
             first = self.node(names[0], EAST)
             first.initdb(pwfile)
+            self.mark("initdb")
         finally:
             pwfile.unlink(missing_ok=True)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda n: self.node(n, EAST).copy_from_template(first.data), names[1:]))
+        self.mark("primaries' data directories")
 
     def bring_up_pair(self, database: str) -> None:
         primary, standby = self.node(database, EAST), self.node(database, WEST)
         if self.cancel.is_set():
             return
         primary.start()
+        self.mark(f"{database}: primary started")
         primary.bootstrap_primary(self.passwords)
         primary.ensure_slot_for(WEST)
+        self.mark(f"{database}: primary bootstrapped")
         self.link_ready.wait(READY_DEADLINE_S)
         if self.cancel.is_set():
             return
         standby.clone_from_link()
+        self.mark(f"{database}: standby cloned")
         if self.cancel.is_set():
             return
         standby.start()
         standby.wait_streaming_from(primary)
+        self.mark(f"{database}: standby streaming")
         if self.state.replication == "sync":
             primary.set_sync(WEST)  # only now: a standby cloned with it would hang every commit once promoted
 
     def run(self) -> None:
         self.link_ready = threading.Event()
         self.start_helpers()
+        self.mark("helpers spawned")
         self.prepare_primaries()
         names = [db.name for db in self.state.databases]
         with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
@@ -409,11 +428,13 @@ def build_outputs(state: State, layout: Layout):
 
 def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
-       rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None) -> "Sandbox":
+       rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
+       pg_bin: str | Path | None = None, base_backup: bool = False) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
-    the component that failed and its log."""
+    the component that failed and its log. ``pg_bin`` picks the PostgreSQL bin directory (default:
+    the newest under /usr/lib/postgresql); ``addresses`` the regions' loopback addresses."""
     if replication not in ("async", "sync"):
         raise SandboxError(f"--replication {replication!r}: use async or sync")
     if not 1 <= databases <= 20:
@@ -423,7 +444,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     layout = Layout(directory)
     addresses = dict(addresses or DEFAULT_ADDRESSES)
     identity = server_identity()
-    pg_bin = find_pg_bin()
+    pg_bin = Path(pg_bin) if pg_bin is not None else find_pg_bin()
     _prepare_dir(layout)
     check_traversable(layout.root, identity)
 
@@ -463,7 +484,12 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     try:
         run.run()
         sandbox = Sandbox(layout, state, identity)
+        if base_backup:  # not by default: ~1 s per database, and `up` has a 5 s budget
+            sandbox.base_backup(EAST)
+            run.mark("base backups")
         write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
+        run.mark("outputs written")
+        write_json_atomic(layout.logs_dir / "up-timings.json", run.marks)
     except BaseException as exc:
         run.cancel.set()
         _stop_all(layout, state)
@@ -720,7 +746,7 @@ class Sandbox:
         comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
         recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
         for rec in recs:  # freeze the whole region first, so nothing in it outlives the rest
-            _proc._signal(rec.pid, 19)  # SIGSTOP
+            _proc.freeze(rec.pid)
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
         return f"killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
 
@@ -746,31 +772,45 @@ class Sandbox:
                 return f"{name} in {region} already streams from {source_region}"
         target.stop()
         source.ensure_slot_for(region)
+        # A freshly promoted server records its new timeline in pg_control only at its next
+        # checkpoint; without one, pg_rewind sees "the same timeline" and rewinds nothing.
+        source.execute("CHECKPOINT")
         method = "pg_rewind"
         if not (target.data / "PG_VERSION").exists():
             method = "pg_basebackup (no data directory to rewind)"
             target.clone_from_link()
-            target.start()
         else:
-            # A just-promoted source has not finished its end-of-recovery checkpoint: its control file
-            # still names the old timeline, and a standby rewound from it then refuses to start
-            # ("requested timeline N does not contain minimum recovery point"). Checkpoint first.
-            with source.connect() as conn:
-                conn.execute("CHECKPOINT")
             try:
                 target.rewind_from_link()
                 target.start()
             except SandboxError as exc:
+                # rewind failed, or the rewound server would not start: a fresh copy always works
                 method = f"pg_basebackup (pg_rewind did not give a startable standby: {str(exc)[:160]})"
                 log.warning("%s: pg_rewind did not work, taking a fresh base backup: %s", target.component, exc)
                 target.stop()
                 target.clone_from_link()
-                target.start()
-        target.wait_streaming_from(source, deadline_s)
+        target.start()
+        try:
+            target.wait_streaming_from(source, min(deadline_s, 15.0) if method == "pg_rewind" else deadline_s)
+        except SandboxError as exc:
+            if method != "pg_rewind":
+                raise
+            log.warning("%s: rewound but not streaming, taking a fresh base backup: %s", target.component, exc)
+            method = "pg_basebackup (rewound server did not stream)"
+            target.stop()
+            target.clone_from_link()
+            target.start()
+            target.wait_streaming_from(source, deadline_s)
         if self.state.replication == "sync":
             source.set_sync(region)
         return f"rebuilt {name} in {region} as a streaming standby of {source_region} with {method} in " \
                f"{time.monotonic() - t0:.1f} s"
+
+    def base_backup(self, region: str, database: str | None = None) -> str:
+        """Take a base backup (tar, gzip) of the region's server(s) into DIR/pg/<db>/<region>/basebackups/;
+        with the region's WAL archive it is what a point-in-time restore starts from."""
+        return "; ".join(f"base backup of {name} in {region}: {self.node(region, name).base_backup()}"
+                         for name in self._names(database))
 
     def current_primary(self, database: str = "payments") -> str | None:
         """The region whose server of ``database`` answers as primary (None if none does)."""
