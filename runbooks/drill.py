@@ -107,9 +107,7 @@ class SandboxDrill:
         self.clock = SystemClock()
         self.steps: list[dict] = []
         self.notes: list[str] = []
-        self.stop = threading.Event()
-        self.workload_thread: threading.Thread | None = None
-        self.workload_error: list[BaseException] = []
+        self.workload: subprocess.Popen | None = None
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
@@ -123,6 +121,8 @@ class SandboxDrill:
                                "result": f"{type(exc).__name__}: {exc}"})
             raise
         text = result if isinstance(result, str) else ""
+        if isinstance(result, dict) and "run_id" in result:
+            text = f"{result.get('result')}: run {result['run_id']}, report {result.get('report', {}).get('markdown')}"
         self.steps.append({"name": name, "start": start, "end": time.time(), "status": "done", "result": text})
         self.say(f"[{iso(time.time())[11:23]}] {name}: {text or 'done'} ({time.time() - start:.2f} s)")
         return result
@@ -145,9 +145,9 @@ class SandboxDrill:
         try:
             return self._run()
         finally:
-            self.stop.set()
-            if self.workload_thread is not None:
-                self.workload_thread.join(timeout=15)
+            if self.workload is not None and self.workload.poll() is None:
+                self.workload.kill()
+                self.workload.wait()
             try:
                 self.say(f"sandbox down: {_sandbox_cli('down', '--dir', str(self.dir)) or 'stopped'}")
             finally:
@@ -174,7 +174,8 @@ class SandboxDrill:
         runbook_module = switchover if a.scenario == "switchover" else failover
         fault_at = time.time()
         if a.scenario == "region-outage":
-            self.step("fault", sb.kill_region, primary)
+            # the region and its network go dark together: WAL still on the wire to DR is lost too
+            self.step("fault", sb.kill_region, primary, cut_link=True)
         elif a.scenario == "db-loss":
             self.step("fault", lambda: "; ".join(sb.kill_database(primary, db) for db in dbs))
         if a.scenario != "switchover":
@@ -187,6 +188,8 @@ class SandboxDrill:
         failback_window = None
         failback_out = None
         if a.failback:
+            if a.scenario == "region-outage":
+                self.step("heal-link", sb.heal)
             if a.scenario != "switchover":
                 self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
             fb_start = time.time()
@@ -204,26 +207,27 @@ class SandboxDrill:
     # ---- pieces ----------------------------------------------------------------------------------
 
     def _start_workload(self) -> str:
-        from sandbox.workload import run_workload
-
-        def target():
-            try:
-                run_workload(self.dir, seconds=3600, rate=self.args.rate, log_path=self.workload_log,
-                             stop_event=self.stop)
-            except BaseException as exc:  # surfaced by the drill after the run, not swallowed
-                self.workload_error.append(exc)
-                raise
-        self.workload_thread = threading.Thread(target=target, name="workload", daemon=True)
-        self.workload_thread.start()
-        return f"{self.args.rate} writes/s through the sandbox's DNS names"
+        # the clients are a process of their own, as clients are: they share no interpreter lock
+        # with the fault injection, so the fault lands when the drill says
+        self.workload_err = self.report_dir / "workload.stderr"
+        self.workload = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "workload", "--dir", str(self.dir), "--seconds", "3600",
+             "--rate", str(self.args.rate), "--log", str(self.workload_log)],
+            stdout=subprocess.DEVNULL, stderr=self.workload_err.open("w"))
+        return f"{self.args.rate} writes/s through the sandbox's DNS names (pid {self.workload.pid})"
 
     def _stop_workload(self) -> str:
-        self.stop.set()
-        self.workload_thread.join(timeout=15)
-        if self.workload_thread.is_alive():
-            raise StepFailed("the workload did not stop within 15 s")
-        if self.workload_error:
-            raise StepFailed(f"the workload failed: {self.workload_error[0]!r}")
+        proc = self.workload
+        if proc.poll() is not None:
+            raise StepFailed(f"the workload exited early ({proc.returncode}): "
+                             f"{self.workload_err.read_text().strip()[-500:]}")
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise StepFailed("the workload did not stop within 15 s of SIGINT; killed it") from None
         return "stopped"
 
     def _acks(self) -> WorkloadLog:
@@ -292,7 +296,7 @@ class SandboxDrill:
         recent = [s for s in samples if s["t"] > fault_at - 1.0] or samples
         if len(recent) < 2:
             return {"seconds": None, "writes": None, "method": "not enough samples"}
-        in_flight = statistics.mean(max(0, s["primary_lsn"] - s["received_lsn"]) for s in recent)
+        in_flight = statistics.median(max(0, s["primary_lsn"] - s["received_lsn"]) for s in recent)
         span = recent[-1]["t"] - recent[0]["t"]
         wal_bytes = recent[-1]["primary_lsn"] - recent[0]["primary_lsn"]
         acks = sum(1 for a in wl.acks if recent[0]["t"] < a.t <= recent[-1]["t"])
@@ -301,7 +305,7 @@ class SandboxDrill:
         bytes_per_write = wal_bytes / acks
         return {"seconds": in_flight / (wal_bytes / span), "writes": in_flight / bytes_per_write,
                 "in_flight_wal_bytes": in_flight, "wal_bytes_per_write": bytes_per_write, "samples": len(recent),
-                "method": "WAL written on the primary and not yet received by DR (mean of the last second before "
+                "method": "WAL written on the primary and not yet received by DR (median of the last second before "
                           "the fault), in writes at the observed WAL bytes per acknowledged write"}
 
     def _report(self, t0, fault_at, primary, dr, outputs, wl, surviving, samples, runbook_out, failback_out,

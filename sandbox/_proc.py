@@ -125,9 +125,19 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def freeze(pid: int) -> None:
-    """SIGSTOP one process (kill_tree then kills it with its descendants)."""
+def freeze(pid: int) -> set[int]:
+    """SIGSTOP a process and every descendant (a server's backends and WAL sender included), so
+    nothing in the tree acknowledges or sends anything more. Returns the pids frozen."""
     _signal(pid, signal.SIGSTOP)
+    frozen = {pid}
+    for _ in range(20):  # a frozen root forks no more; its children may, until frozen too
+        new = descendants(pid) - frozen
+        if not new:
+            break
+        for p in new:
+            _signal(p, signal.SIGSTOP)
+        frozen |= new
+    return frozen | descendants(pid)
 
 
 def wait_gone(pids: Iterable[int], deadline_s: float, what: str) -> None:
@@ -145,16 +155,7 @@ def kill_tree(pid: int, start_time: int | None, what: str, deadline_s: float = 1
     """Freeze then SIGKILL a process and all its descendants; return the pids killed."""
     if not is_alive(pid, start_time):
         return set()
-    _signal(pid, signal.SIGSTOP)
-    frozen = {pid}
-    for _ in range(20):  # a frozen root forks no more; its children may, until frozen too
-        new = descendants(pid) - frozen
-        if not new:
-            break
-        for p in new:
-            _signal(p, signal.SIGSTOP)
-        frozen |= new
-    frozen |= descendants(pid)
+    frozen = freeze(pid)
     for p in frozen:
         _signal(p, signal.SIGKILL)
     wait_gone(frozen, deadline_s, what)

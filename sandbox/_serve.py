@@ -201,8 +201,12 @@ class Link:
                     delay = due - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    writer.write(data)
-                    await writer.drain()
+                    if self.partitioned:
+                        # a blackhole also swallows what was still on the wire when it began
+                        conn.tainted = True
+                    else:
+                        writer.write(data)
+                        await writer.drain()
                     item = await queue.get()
             except (ConnectionError, OSError):
                 pass

@@ -739,16 +739,29 @@ class Sandbox:
         """Fault: SIGKILL the server's whole process tree (postmaster and every backend, frozen first)."""
         return self._each(region, database, Node.kill)
 
-    def kill_region(self, region: str) -> str:
+    def kill_region(self, region: str, cut_link: bool = False) -> str:
         """Fault: every process of the region (its databases and its S3) killed at once. DNS and the link
-        are global, as Route53 and the network between regions are."""
+        are global, as Route53 and the network between regions are.
+
+        With ``cut_link`` the region's network goes dark with it: the link is partitioned, which drops
+        what was still on the wire to the other region, the region is frozen a moment later (so it
+        acknowledges nothing more), and then everything is killed. `heal` restores the link."""
         check_region(region)
         comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
         recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
-        for rec in recs:  # freeze the whole region first, so nothing in it outlives the rest
-            _proc.freeze(rec.pid)
+        # Freeze the whole region first, so nothing in it outlives the rest. The process trees are
+        # read beforehand and stopped in one tight loop: walking /proc while the servers run takes
+        # long enough for their backends to acknowledge more writes and their WAL senders to ship
+        # more WAL, which would make the outage less sudden than a region going dark.
+        # With cut_link the link goes first (the relay answers once it drops everything, in flight
+        # included), then the freeze follows within about a millisecond.
+        trees = [[rec.pid, *sorted(_proc.descendants(rec.pid))] for rec in recs]
+        cut = f"{self.partition()}; " if cut_link else ""
+        for tree in trees:
+            for pid in tree:
+                _proc._signal(pid, 19)  # SIGSTOP
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
-        return f"killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
+        return f"{cut}killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
 
     def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,
                            deadline_s: float = 60.0) -> str:
