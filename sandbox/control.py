@@ -276,9 +276,8 @@ class _UpRun:
         primary.bootstrap_primary(self.passwords)
         primary.ensure_slot_for(WEST)
         self.mark(f"{database}: primary bootstrapped")
-        self.link_ready.wait(READY_DEADLINE_S)
-        if self.cancel.is_set():
-            return
+        if not self.link_ready.wait(READY_DEADLINE_S) or self.cancel.is_set():
+            return  # the link's own wait raises the error that names it
         standby.clone_from_link()
         self.mark(f"{database}: standby cloned")
         if self.cancel.is_set():
@@ -295,15 +294,19 @@ class _UpRun:
         self.mark("helpers spawned")
         self.prepare_primaries()
         names = [db.name for db in self.state.databases]
-        with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
-            futures = [pool.submit(self.bring_up_pair, n) for n in names]
+        def link_then_flag() -> None:
+            try:
+                self.wait_link()
+            except BaseException:
+                self.cancel.set()
+                raise
+            finally:
+                self.link_ready.set()
 
-            def link_then_flag() -> None:
-                try:
-                    self.wait_link()
-                finally:
-                    self.link_ready.set()
+        with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
+            # the link's wait first: pair workers block on it, it must never queue behind them
             link_future = pool.submit(link_then_flag)
+            futures = [pool.submit(self.bring_up_pair, n) for n in names]
             try:
                 link_future.result()
                 for f in futures:
