@@ -37,11 +37,35 @@ def _run(argv: list[str]) -> float:
     return elapsed
 
 
+def _cycle(target: Path) -> None:
+    """One failover cycle through the API, each step timed: what the runbooks will call."""
+    sys.path.insert(0, str(REPO))
+    from sandbox import control
+
+    sb = control.up(target)
+    print("\nfailover cycle (API, one database, async):")
+    try:
+        for label, step in (("kill_database(east)", lambda: sb.kill_database("local-east")),
+                            ("fence(east) while down", lambda: sb.fence("local-east")),
+                            ("promote(west)", lambda: sb.promote("local-west")),
+                            ("set_record(payments, west)", lambda: sb.set_record("payments", "local-west")),
+                            ("start_database(east), fenced", lambda: sb.start_database("local-east")),
+                            ("rebuild_as_replica(east, west)", lambda: sb.rebuild_as_replica("local-east", "local-west")),
+                            ("unfence(east)", lambda: sb.unfence("local-east")),
+                            ("fence(east) live, as a standby", lambda: sb.fence("local-east"))):
+            t0 = time.monotonic()
+            step()
+            print(f"  {label:<34} {time.monotonic() - t0:6.2f} s")
+    finally:
+        control.down(target)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--databases", type=int, nargs="+", default=[1])
     parser.add_argument("--replication", choices=("async", "sync"), default="async")
+    parser.add_argument("--cycle", action="store_true", help="also time one failover cycle through the API")
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="regionpair-bench-", dir="/var/tmp"))
@@ -64,6 +88,8 @@ def main() -> int:
                 shutil.rmtree(target, ignore_errors=True)
             print(f"  up:   median {statistics.median(ups):.2f} s, worst {max(ups):.2f} s, best {min(ups):.2f} s")
             print(f"  down: median {statistics.median(downs):.2f} s, worst {max(downs):.2f} s")
+        if args.cycle:
+            _cycle(base / "cycle")
     finally:
         for child in base.iterdir():
             subprocess.run([sys.executable, "-m", "sandbox", "down", "--dir", str(child)], cwd=REPO,
