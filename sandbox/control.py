@@ -326,9 +326,10 @@ def _link_problem(layout: Layout, state: State) -> str | None:
 
 
 def _dns_problem(state: State, name: str, expect: str | None) -> str | None:
+    import dns.exception
     try:
         got = _dns_query(state, name, timeout_s=0.5)
-    except Exception as exc:  # noqa: BLE001 - any resolver failure means "not ready yet"; reported on deadline
+    except (dns.exception.DNSException, OSError, LookupError) as exc:  # not ready yet; reported at the deadline
         return f"{type(exc).__name__}: {exc}"
     if expect is not None and got[0] != expect:
         return f"{name} answers {got[0]}, expected {expect}"
@@ -682,11 +683,12 @@ class Sandbox:
         records = self._records_doc()["records"]
         if _proc.running(self.layout.run_dir, "dns") is None:
             return dict(records)
+        import dns.exception
         answers = {}
         for name in records:
             try:
                 answers[name] = _dns_query(self.state, name)[0]
-            except Exception as exc:  # noqa: BLE001 - reported in the answer, not swallowed
+            except (dns.exception.DNSException, OSError, LookupError) as exc:  # shown in the status
                 answers[name] = f"no answer ({type(exc).__name__})"
         return answers
 
