@@ -542,7 +542,10 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
             done.append(f"stopped {rec.component} (pid {rec.pid})")
     for rec in records:
         _proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
-    if state is not None:
+    if state is not None:  # servers killed by a fault (or by `down` after its grace period)
+        for db in state.databases:
+            for region in REGIONS:
+                Node(layout, state, _proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
         shutil.rmtree(state.socket_root, ignore_errors=True)
     return done
 
@@ -752,6 +755,8 @@ class Sandbox:
         for rec in recs:  # freeze the whole region first, so nothing in it outlives the rest
             _proc.freeze(rec.pid)
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
+        for name in self.databases:
+            self.node(region, name).release_shared_memory()
         return f"killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
 
     def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,
