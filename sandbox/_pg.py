@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -212,6 +213,26 @@ class Node:
         raise SandboxError(f"{standby_region} is not a synchronous standby {deadline_s:.0f} s after the reload "
                            f"(sync_state {seen})", component=self.component, log=self.log_path)
 
+    def release_shared_memory(self) -> None:
+        """Remove the System V segment of a dead postmaster (named in its postmaster.pid) when nothing
+        is attached: a killed server leaves it behind, and a directory removed later would leak it."""
+        try:
+            fields = (self.data / "postmaster.pid").read_text().splitlines()[6].split()
+            pid = int((self.data / "postmaster.pid").read_text().splitlines()[0])
+            shmid = int(fields[1])
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        if _proc.is_alive(pid):
+            return
+        try:
+            rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        except FileNotFoundError:
+            return
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 6 and cols[1] == str(shmid) and cols[6] == "0":  # shmid, nattch
+                subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True, timeout=10, check=False)
+
     def clear_stale_locks(self) -> None:
         """Remove the lock files of a postmaster that is dead but not yet reaped.
 
@@ -271,6 +292,7 @@ class Node:
         if rec is None:
             return f"{self.component} was not running"
         pids = _proc.kill_tree(rec.pid, rec.start_time, self.component)
+        self.release_shared_memory()
         return f"killed {self.component}: {len(pids)} processes (postmaster {rec.pid} and its backends)"
 
     # ---- state asked from the server ------------------------------------------------------------

@@ -276,9 +276,8 @@ class _UpRun:
         primary.bootstrap_primary(self.passwords)
         primary.ensure_slot_for(WEST)
         self.mark(f"{database}: primary bootstrapped")
-        self.link_ready.wait(READY_DEADLINE_S)
-        if self.cancel.is_set():
-            return
+        if not self.link_ready.wait(READY_DEADLINE_S) or self.cancel.is_set():
+            return  # the link's own wait raises the error that names it
         standby.clone_from_link()
         self.mark(f"{database}: standby cloned")
         if self.cancel.is_set():
@@ -295,15 +294,19 @@ class _UpRun:
         self.mark("helpers spawned")
         self.prepare_primaries()
         names = [db.name for db in self.state.databases]
-        with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
-            futures = [pool.submit(self.bring_up_pair, n) for n in names]
+        def link_then_flag() -> None:
+            try:
+                self.wait_link()
+            except BaseException:
+                self.cancel.set()
+                raise
+            finally:
+                self.link_ready.set()
 
-            def link_then_flag() -> None:
-                try:
-                    self.wait_link()
-                finally:
-                    self.link_ready.set()
+        with ThreadPoolExecutor(max_workers=min(len(names), 4) + 1) as pool:
+            # the link's wait first: pair workers block on it, it must never queue behind them
             link_future = pool.submit(link_then_flag)
+            futures = [pool.submit(self.bring_up_pair, n) for n in names]
             try:
                 link_future.result()
                 for f in futures:
@@ -323,9 +326,10 @@ def _link_problem(layout: Layout, state: State) -> str | None:
 
 
 def _dns_problem(state: State, name: str, expect: str | None) -> str | None:
+    import dns.exception
     try:
         got = _dns_query(state, name, timeout_s=0.5)
-    except Exception as exc:  # noqa: BLE001 - any resolver failure means "not ready yet"; reported on deadline
+    except (dns.exception.DNSException, OSError, LookupError) as exc:  # not ready yet; reported at the deadline
         return f"{type(exc).__name__}: {exc}"
     if expect is not None and got[0] != expect:
         return f"{name} answers {got[0]}, expected {expect}"
@@ -538,7 +542,10 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
             done.append(f"stopped {rec.component} (pid {rec.pid})")
     for rec in records:
         _proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
-    if state is not None:
+    if state is not None:  # servers killed by a fault (or by `down` after its grace period)
+        for db in state.databases:
+            for region in REGIONS:
+                Node(layout, state, _proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
         shutil.rmtree(state.socket_root, ignore_errors=True)
     return done
 
@@ -679,11 +686,12 @@ class Sandbox:
         records = self._records_doc()["records"]
         if _proc.running(self.layout.run_dir, "dns") is None:
             return dict(records)
+        import dns.exception
         answers = {}
         for name in records:
             try:
                 answers[name] = _dns_query(self.state, name)[0]
-            except Exception as exc:  # noqa: BLE001 - reported in the answer, not swallowed
+            except (dns.exception.DNSException, OSError, LookupError) as exc:  # shown in the status
                 answers[name] = f"no answer ({type(exc).__name__})"
         return answers
 
@@ -761,6 +769,8 @@ class Sandbox:
             for pid in tree:
                 _proc._signal(pid, 19)  # SIGSTOP
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
+        for name in self.databases:
+            self.node(region, name).release_shared_memory()
         return f"{cut}killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
 
     def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,

@@ -360,3 +360,22 @@ def test_ctrl_c_during_up_stops_everything(base_dir):
     assert proc.returncode == 130, err
     assert list(layout.run_dir.glob("*.pid")) == []
     wait_for(lambda: not any(_proc.is_alive(p) for p in started), 5, "every started process gone")
+
+
+def test_cli_kill_replica_then_restart_database_catches_up(fresh):
+    def cli(*argv):
+        proc = subprocess.run([sys.executable, "-m", "sandbox", *argv, "--dir", str(fresh.dir)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "killed postgres-payments-local-west" in cli("fault", "kill-replica")
+    assert fresh.status()[WEST]["database"]["state"] == "stopped"
+    app_write(fresh, EAST, "while-replica-down")
+    assert "started" in cli("fault", "restart-database", WEST)
+    wait_for(lambda: has_row(fresh, WEST, "while-replica-down"), 10, "the restarted replica caught up")
+    assert "150 ms" in cli("fault", "slow-link", "150")
+    assert fresh.link()["latency_ms"] == 150
+    proc = subprocess.run([sys.executable, "-m", "sandbox", "fault", "kill-region", "--dir", str(fresh.dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "needs a REGION" in proc.stderr
