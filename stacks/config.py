@@ -203,7 +203,8 @@ class _Obj:
         if value is None or (value is default and default is not _MISSING):
             return value
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self.key(name), value, "expected a non-empty string" + (f" ({hint})" if hint else ""))
+            what = f"allowed: {' | '.join(choices)}" if choices else hint
+            raise ConfigError(self.key(name), value, "expected a non-empty string" + (f" ({what})" if what else ""))
         if choices is not None and value not in choices:
             raise ConfigError(self.key(name), value, f"allowed: {' | '.join(choices)}")
         if pattern is not None and not pattern.match(value):

@@ -68,7 +68,8 @@ def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
     if parsed.dns.ttl_seconds != cfg.dns.ttl_seconds:
         raise ProdMismatch(f"prod's DNS TTL is {parsed.dns.ttl_seconds} s, this config's {cfg.dns.ttl_seconds} s; "
                            "make them equal (the RTO budget depends on it)")
-    return dict(regions[cfg.primary_region])
+    # normalised by the contract's reader (a StackReference hands numbers back as floats)
+    return parsed.to_dict()["regions"][cfg.primary_region]
 
 
 def run(cfg: StackConfig) -> pulumi.Output[dict]:
@@ -80,8 +81,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     opts = pulumi.ResourceOptions(provider=home)
 
     ref = pulumi.StackReference(cfg.prod_stack, stack_name=cfg.prod_stack)
-    prod_regions = ref.get_output("regions")
-    prod = pulumi.Output.all(prod_regions, ref.get_output("dns")).apply(lambda v: prod_region(cfg, v[0], v[1]))
+    prod = pulumi.Output.all(ref.get_output("regions"), ref.get_output("dns")).apply(lambda v: prod_region(cfg, v[0], v[1]))
 
     def from_prod(*path: str) -> pulumi.Output[Any]:
         def dig(value: Any) -> Any:
@@ -168,8 +168,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "alarm_topic_arn": alarms.topic_arn,
         "alarms": sorted(alarms.alarm_names),
     }
-    regions = pulumi.Output.all(prod_regions, pulumi.Output.from_input(own)).apply(
-        lambda v: {**v[0], cfg.region: v[1]})
-    # prod is validated (prod_region) before its regions are re-exported
-    regions = pulumi.Output.all(regions, prod).apply(lambda v: v[0])
+    # prod's region as read (checked and normalised by prod_region), and this stack's own
+    regions = pulumi.Output.all(prod, pulumi.Output.from_input(own)).apply(
+        lambda v: {cfg.primary_region: v[0], cfg.region: v[1]})
     return document.export(cfg, regions)

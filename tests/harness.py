@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "regionpair"
 ACCOUNT = "123456789012"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+LAST: dict[str, Any] = {}
+"""The registrations of the last render, also when it failed (tests: nothing declared before validation)."""
 
 
 def _hex(*parts: str, n: int = 17) -> str:
@@ -192,7 +194,14 @@ class _Warnings(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG:
+        # an input the provider marks secret: keep it visible (mock data) but marked
+        return {"secret": _plain(value.get("value"))}
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
@@ -207,7 +216,7 @@ def _plain(value: Any) -> Any:
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`Pulumi.<stack>.yaml`'s config as the engine hands it to the program (namespaced, JSON values)."""
     path = ROOT / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
     raw = dict(doc.get("config") or {})
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -232,6 +241,7 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
 
     mocks = _Mocks(stack_outputs)
     monitor = _Recorder(mocks)
+    LAST["registrations"] = monitor.registrations
     warnings = _Warnings()
     logger = logging.getLogger(f"tests.harness.{stack}")
     logger.propagate = False
@@ -274,6 +284,30 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
         })
     resources.sort(key=lambda r: (r["type"], r["name"], r["urn"]))
     return Rendered(resources=resources, exports=_plain(exports), warnings=list(warnings.messages))
+
+
+def render_program(program: Callable[[], Any], stack: str = "test",
+                   stack_outputs: Mapping[str, Mapping[str, Any]] | None = None) -> Rendered:
+    """Run any program (e.g. one component) under the same mocks; for component tests."""
+    return render(stack, stack_outputs=stack_outputs or {}, program=program)
+
+
+def use_mocks(stack: str = "test") -> None:
+    """Install the mocks for a `@pulumi.runtime.test` test (fresh root stack, no config)."""
+    pulumi_settings.ROOT.set(None)
+    set_all_config({})
+    pulumi.runtime.set_mocks(_Mocks({}), project=PROJECT, stack=stack, preview=False)
+
+
+def of_type(resources: list[dict[str, Any]], typ: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r["type"] == typ]
+
+
+def one(resources: list[dict[str, Any]], typ: str, name: str | None = None) -> dict[str, Any]:
+    found = [r for r in of_type(resources, typ) if name is None or r["name"] == name]
+    if len(found) != 1:
+        raise AssertionError(f"expected one {typ} {name or ''}, found {[r['name'] for r in found]}")
+    return found[0]
 
 
 @lru_cache(maxsize=None)
