@@ -465,7 +465,10 @@ def from_pulumi() -> StackConfig:
     cfg = pulumi.Config(PROJECT)
     values: dict[str, Any] = {}
     prefix = f"{PROJECT}:"
-    for full_key in runtime_config.CONFIG.get():
+    # the engine hands config over in PULUMI_CONFIG (a JSON bag); tests and the Automation API
+    # may set it in the runtime directly: read the keys of both
+    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    for full_key in sorted(present):
         if full_key.startswith(prefix):
             values[full_key[len(prefix):]] = _decode(cfg.get(full_key[len(prefix):]))
     region = pulumi.Config("aws").get("region")

@@ -232,3 +232,17 @@ def test_from_pulumi_reads_the_engine_config():
     assert cfg.databases[0].backup_retention_days == 30
     assert cfg.tags == {"service": "payments", "owner": "sre"}
     json.dumps(cfg.tags)
+
+
+@pulumi.runtime.test
+def test_from_pulumi_reads_the_config_bag_the_engine_passes_in_the_environment(monkeypatch):
+    from pulumi.runtime.config import set_all_config
+    set_all_config({})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(harness.stack_config("prod")))
+    cfg = config.from_pulumi()
+    assert (cfg.role, cfg.region, cfg.databases[0].name) == ("primary", "us-east-1", "payments")
+    bag = {**harness.stack_config("prod"), "regionpair:backup_retention": "14"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(bag))
+    with pytest.raises(ConfigError) as err:
+        config.from_pulumi()
+    assert err.value.key == "backup_retention" and "unknown key" in str(err.value)
