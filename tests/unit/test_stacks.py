@@ -201,9 +201,8 @@ def test_dr_refuses_prod_exports_that_do_not_fit(mutate, message):
 
 def test_main_module_picks_the_program_by_role():
     main = str(harness.ROOT / "__main__.py")
-    for stack, role in (("prod", "primary"), ("dr", "secondary")):
+    for stack, region, role in (("prod", "us-east-1", "primary"), ("dr", "us-west-2", "secondary")):
         stack_outputs = None if stack == "dr" else {}
         rendered = harness.render(stack, stack_outputs=stack_outputs, program=lambda: runpy.run_path(main))
         assert rendered.resources == harness.render_stack(stack)
-        assert outputs.from_dict(rendered.exports).regions[rendered.exports["regions"] and
-                                                           list(rendered.exports["regions"])[-1]].role == role
+        assert outputs.from_dict(rendered.exports).regions[region].role == role
