@@ -117,6 +117,10 @@ class Streaming:
     """The MSK Replicator into this region (dr only)."""
     bootstrap_parameter: str | None = None
     """Where clients read the active bootstrap servers (SSM parameter name, or sandbox file)."""
+    subnet_ids: tuple[str, ...] = ()
+    """The brokers' subnets (the dr stack's MSK Replicator needs the source cluster's network)."""
+    security_group_ids: tuple[str, ...] = ()
+    """The brokers' security groups (as above)."""
 
 
 @dataclass(frozen=True)
@@ -346,7 +350,8 @@ def _region(r: _Reader, name: str) -> Region:
     streaming = None if s is None else Streaming(
         cluster_arn=s.str("cluster_arn"), bootstrap_brokers=s.str("bootstrap_brokers"),
         replicator_arn=s.str("replicator_arn", required=False),
-        bootstrap_parameter=s.str("bootstrap_parameter", required=False))
+        bootstrap_parameter=s.str("bootstrap_parameter", required=False),
+        subnet_ids=s.str_list("subnet_ids"), security_group_ids=s.str_list("security_group_ids"))
     st = r.obj("storage", required=False)
     storage = None if st is None else Storage(
         data_bucket=st.str("data_bucket"), data_bucket_arn=st.str("data_bucket_arn"),

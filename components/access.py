@@ -1,0 +1,169 @@
+"""The IAM role the runbooks assume: only the actions they call, on only these stacks' resources.
+
+The actions are listed once (`RUNBOOK_ACTIONS`); the runbook code is expected to stay within
+them, and a test in the runbooks' suite can compare. No statement has a `*` action; every
+resource is an ARN of these stacks, except `cloudwatch:GetMetricData`, which AWS does not
+scope to resources (it is read-only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import child, policy_json, require
+
+TYPE = "regionpair:access:RunbookRole"
+
+RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
+    "rds": ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:PromoteReadReplica", "rds:ModifyDBInstance",
+            "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot", "rds:CopyDBSnapshot",
+            "rds:RestoreDBInstanceToPointInTime", "rds:DeleteDBInstance", "rds:AddTagsToResource"),
+    "route53": ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"),
+    "route53_health": ("route53:GetHealthCheck", "route53:UpdateHealthCheck", "route53:GetHealthCheckStatus"),
+    "route53_change": ("route53:GetChange",),
+    "ec2": ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
+    "kafka": ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"),
+    "kafka_replicator": ("kafka:DescribeReplicator",),
+    "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
+    "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration"),
+    "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"),
+    "cloudwatch": ("cloudwatch:GetMetricData",),
+    "sns": ("sns:Publish",),
+}
+
+
+@dataclass(frozen=True)
+class RegionScope:
+    region: str
+    """Region name. Required."""
+    db_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Database security groups (fencing revokes and restores their ingress). Required."""
+    kafka_cluster_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """MSK clusters. Default: none."""
+    replicator_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """MSK replicators. Default: none."""
+    bucket_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """Buckets (data, backups; the run lock lives in one). Default: none."""
+    kms_key_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """Keys of this region (encrypted snapshots, replicas, objects). Default: none."""
+    topic_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """Alarm topics the runbooks notify. Default: none."""
+    bootstrap_parameter: str | None = None
+    """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+
+
+@dataclass(frozen=True)
+class RunbookRoleArgs:
+    role_name: str
+    """IAM role name. Required: operators assume it by name."""
+    account_id: pulumi.Input[str]
+    """The AWS account id. Required."""
+    name_prefix: str
+    """RDS identifiers, snapshots, subnet and parameter groups the runbooks may touch start with it. Required."""
+    regions: Sequence[RegionScope]
+    """The regions of the pair. Required."""
+    zone_id: str
+    """The Route53 zone of the failover records. Required."""
+    health_check_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """Health checks the runbooks read and invert. Default: none."""
+    trusted_principal_arns: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Who may assume the role. Default: principals of this account that IAM lets assume it."""
+    partition: str = "aws"
+    """ARN partition. Default: aws."""
+    max_session_seconds: int = 3600
+    """Longest session. Default: one hour (a failover runbook fits; re-assume for longer)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags. Default: none beyond the provider's default tags."""
+
+
+def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, health_check_ids: Sequence[str],
+                   regions: Sequence[Mapping[str, Any]]) -> str:
+    """The policy document; `regions` are RegionScope values resolved to plain lists."""
+    def arn(service: str, region: str, resource: str) -> str:
+        return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+    statements: list[dict[str, Any]] = []
+
+    def add(sid: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+        if resources:
+            statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
+
+    rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics = ([] for _ in range(9))
+    for r in regions:
+        name = r["region"]
+        rds += [arn("rds", name, f"{kind}:{prefix}-*") for kind in ("db", "snapshot", "subgrp", "pg")]
+        rds += [arn("rds", name, "og:default:postgres-*")]
+        ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
+        kafka += list(r["kafka_cluster_arns"])
+        repl += list(r["replicator_arns"])
+        if r.get("bootstrap_parameter"):
+            ssm.append(arn("ssm", name, f"parameter{r['bootstrap_parameter']}"))
+        buckets += list(r["bucket_arns"])
+        objects += [f"{b}/*" for b in r["bucket_arns"]]
+        keys += list(r["kms_key_arns"])
+        topics += list(r["topic_arns"])
+    add("RdsFailoverAndBackups", RUNBOOK_ACTIONS["rds"], rds)
+    add("Route53FailoverRecords", RUNBOOK_ACTIONS["route53"], [f"arn:{partition}:route53:::hostedzone/{zone_id}"])
+    add("Route53HealthChecks", RUNBOOK_ACTIONS["route53_health"],
+        [f"arn:{partition}:route53:::healthcheck/{h}" for h in health_check_ids])
+    add("Route53ChangeStatus", RUNBOOK_ACTIONS["route53_change"], [f"arn:{partition}:route53:::change/*"])
+    add("FenceDatabaseSecurityGroups", RUNBOOK_ACTIONS["ec2"], ec2)
+    add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
+    add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
+    add("KafkaBootstrapParameter", RUNBOOK_ACTIONS["ssm"], ssm)
+    add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
+    add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
+    add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
+    add("NotifyAlarmTopics", RUNBOOK_ACTIONS["sns"], topics)
+    # GetMetricData has no resource-level permissions in IAM; it reads metrics only
+    statements.append({"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(RUNBOOK_ACTIONS["cloudwatch"]),
+                       "Resource": "*"})
+    for s in statements:
+        for action in s["Action"]:
+            if "*" in action:
+                raise ValueError(f"runbook policy: wildcard action {action!r} in {s['Sid']}")
+    return policy_json(statements)
+
+
+class RunbookRole(pulumi.ComponentResource):
+    arn: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RunbookRoleArgs, opts: pulumi.ResourceOptions | None = None):
+        require(TYPE, "role_name", args.role_name, bool(re.match(r"^[\w+=,.@-]{1,64}$", args.role_name)), "an IAM role name")
+        require(TYPE, "regions", [r.region for r in args.regions], bool(args.regions), "name the regions of the pair")
+        require(TYPE, "name_prefix", args.name_prefix, bool(re.match(r"^[a-z][a-z0-9-]{2,}$", args.name_prefix)),
+                "a specific prefix such as regionpair; a short prefix would reach other teams' databases")
+        require(TYPE, "max_session_seconds", args.max_session_seconds, 3600 <= args.max_session_seconds <= 43200,
+                "IAM allows 3600 to 43200")
+        super().__init__(TYPE, name, None, opts)
+
+        account = pulumi.Output.from_input(args.account_id)
+        principals = (pulumi.Output.from_input(args.trusted_principal_arns) if args.trusted_principal_arns is not None
+                      else account.apply(lambda a: [f"arn:{args.partition}:iam::{a}:root"]))
+        trust = principals.apply(lambda arns: policy_json([{
+            "Effect": "Allow", "Principal": {"AWS": sorted(arns)}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]))
+        role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
+            name=args.role_name, description="regionpair runbooks: failover, failback, drills, backups",
+            assume_role_policy=trust, max_session_duration=args.max_session_seconds, tags=dict(args.tags)),
+            opts=child(self))
+
+        scopes = pulumi.Output.from_input([{
+            "region": r.region, "db_security_group_ids": r.db_security_group_ids,
+            "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
+            "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
+            "bootstrap_parameter": r.bootstrap_parameter} for r in args.regions])
+        document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
+            lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
+                                     zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2]))
+        aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(role=role.id, policy=document), opts=child(self))
+
+        self.arn = role.arn
+        self.name = role.name
+        self.register_outputs({"arn": self.arn})

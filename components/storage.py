@@ -1,0 +1,234 @@
+"""S3: a versioned, KMS-encrypted, private bucket per region; its cross-region replication; and
+a backups bucket under object lock.
+
+`Bucket` carries every protection a data bucket needs on its own (versioning, SSE-KMS with a
+bucket key, public access blocked, owner-enforced ownership, a TLS-only policy, a lifecycle).
+`BucketReplication` is the dr stack's link: the replication configuration lives ON THE PRIMARY
+BUCKET, so it is created with the primary region's provider, which the caller passes in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+from components._common import assume_role_policy, child, partition_of, policy_json, require
+
+BUCKET_TYPE = "regionpair:storage:Bucket"
+REPLICATION_TYPE = "regionpair:storage:BucketReplication"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class BucketArgs:
+    bucket_name: pulumi.Input[str]
+    """Physical bucket name (globally unique). Required: the runbooks and the replication address it by name."""
+    kms_key_arn: pulumi.Input[str]
+    """This region's customer key (SSE-KMS with a bucket key). Required."""
+    noncurrent_expiry_days: int = 30
+    """Delete noncurrent versions after this many days. Default: 30 (the undelete window)."""
+    glacier_after_days: int = 90
+    """Move current objects to GLACIER after this many days. Default: 90."""
+    deep_archive_after_days: int = 730
+    """Move current objects to DEEP_ARCHIVE after this many days. Default: 730."""
+    abort_incomplete_upload_days: int = 7
+    """Abort multipart uploads left incomplete this long. Default: 7 days."""
+    object_lock_days: int | None = None
+    """Object lock in COMPLIANCE mode with this default retention. Default: no object lock."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags. Default: none beyond the provider's default tags."""
+
+
+def _check_name(name: str) -> str:
+    require(BUCKET_TYPE, "bucket_name", name, bool(_BUCKET.match(name)) and ".." not in name,
+            "3-63 lowercase letters, digits, dots and dashes")
+    return name
+
+
+def tls_only_policy(bucket_arn: str) -> str:
+    return policy_json([{
+        "Sid": "DenyRequestsWithoutTLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }])
+
+
+class Bucket(pulumi.ComponentResource):
+    bucket: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    versioning: aws.s3.BucketVersioning
+
+    def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
+        if isinstance(args.bucket_name, str):
+            _check_name(args.bucket_name)
+        require(BUCKET_TYPE, "deep_archive_after_days", args.deep_archive_after_days,
+                args.deep_archive_after_days >= args.glacier_after_days + 90,
+                "DEEP_ARCHIVE must come at least 90 days after GLACIER (S3's minimum storage duration)")
+        require(BUCKET_TYPE, "noncurrent_expiry_days", args.noncurrent_expiry_days, args.noncurrent_expiry_days >= 1,
+                "at least 1 day")
+        if args.object_lock_days is not None:
+            require(BUCKET_TYPE, "object_lock_days", args.object_lock_days, 1 <= args.object_lock_days <= 36500,
+                    "1 to 36500 days")
+        super().__init__(BUCKET_TYPE, name, None, opts)
+        tags = dict(args.tags)
+        locked = args.object_lock_days is not None
+
+        bucket = aws.s3.Bucket(f"{name}-bucket", aws.s3.BucketArgs(
+            bucket=args.bucket_name if isinstance(args.bucket_name, str)
+            else pulumi.Output.from_input(args.bucket_name).apply(_check_name), object_lock_enabled=locked or None, force_destroy=False, tags=tags),
+            opts=child(self))
+        self.versioning = aws.s3.BucketVersioning(f"{name}-versioning", aws.s3.BucketVersioningInitArgs(
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled")),
+            opts=child(self))
+        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-sse", aws.s3.BucketServerSideEncryptionConfigurationInitArgs(
+            bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn),
+                bucket_key_enabled=True)]), opts=child(self))
+        block = aws.s3.BucketPublicAccessBlock(f"{name}-public-access", aws.s3.BucketPublicAccessBlockArgs(
+            bucket=bucket.id, block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
+            restrict_public_buckets=True), opts=child(self))
+        aws.s3.BucketOwnershipControls(f"{name}-ownership", aws.s3.BucketOwnershipControlsArgs(
+            bucket=bucket.id, rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced")),
+            opts=child(self))
+        aws.s3.BucketPolicy(f"{name}-tls-only", aws.s3.BucketPolicyArgs(
+            bucket=bucket.id, policy=bucket.arn.apply(tls_only_policy)), opts=child(self, depends_on=[block]))
+        aws.s3.BucketLifecycleConfiguration(f"{name}-lifecycle", aws.s3.BucketLifecycleConfigurationArgs(
+            bucket=bucket.id,
+            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="archive-and-expire-noncurrent",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                transitions=[
+                    aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=args.glacier_after_days, storage_class="GLACIER"),
+                    aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=args.deep_archive_after_days,
+                                                                          storage_class="DEEP_ARCHIVE"),
+                ],
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=args.noncurrent_expiry_days),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=args.abort_incomplete_upload_days),
+            )]), opts=child(self, depends_on=[self.versioning]))
+        if locked:
+            aws.s3.BucketObjectLockConfiguration(f"{name}-object-lock", aws.s3.BucketObjectLockConfigurationInitArgs(
+                bucket=bucket.id, object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        mode="COMPLIANCE", days=args.object_lock_days))), opts=child(self, depends_on=[self.versioning]))
+
+        self.bucket = bucket.bucket
+        self.arn = bucket.arn
+        self.register_outputs({"bucket": self.bucket, "arn": self.arn})
+
+
+@dataclass(frozen=True)
+class BucketReplicationArgs:
+    source_provider: pulumi.ProviderResource
+    """Provider of the primary bucket's region. Required: the configuration lives on the primary bucket."""
+    source_region: str
+    """The primary bucket's region. Required: scopes the key permissions."""
+    destination_region: str
+    """The replica bucket's region. Required: scopes the key permissions."""
+    source_bucket: pulumi.Input[str]
+    """Name of the primary (versioned) bucket. Required."""
+    source_bucket_arn: pulumi.Input[str]
+    """ARN of the primary bucket. Required."""
+    source_kms_key_arn: pulumi.Input[str]
+    """Key the primary's objects are encrypted with (replication decrypts with it). Required."""
+    destination_bucket_arn: pulumi.Input[str]
+    """ARN of the DR (versioned) bucket. Required."""
+    destination_kms_key_arn: pulumi.Input[str]
+    """The DR key replicas are encrypted with. Required."""
+    account_id: pulumi.Input[str]
+    """The AWS account id (scopes the role's trust). Required."""
+    replication_time_minutes: int = 15
+    """Replication Time Control target, also the metrics threshold. Default: 15 (the only value S3 offers)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags. Default: none beyond the provider's default tags."""
+
+
+def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key: str,
+                       source_region: str, dest_region: str) -> str:
+    return policy_json([
+        {"Sid": "ReadReplicationConfiguration", "Effect": "Allow",
+         "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": [source_arn]},
+        {"Sid": "ReadSourceVersions", "Effect": "Allow",
+         "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+         "Resource": [f"{source_arn}/*"]},
+        {"Sid": "WriteReplicas", "Effect": "Allow",
+         "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], "Resource": [f"{dest_arn}/*"]},
+        {"Sid": "DecryptSourceObjects", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [source_key],
+         "Condition": {"StringLike": {"kms:ViaService": f"s3.{source_region}.amazonaws.com",
+                                      "kms:EncryptionContext:aws:s3:arn": [f"{source_arn}/*", source_arn]}}},
+        {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+         "Resource": [dest_key],
+         "Condition": {"StringLike": {"kms:ViaService": f"s3.{dest_region}.amazonaws.com",
+                                      "kms:EncryptionContext:aws:s3:arn": [f"{dest_arn}/*", dest_arn]}}},
+    ])
+
+
+class BucketReplication(pulumi.ComponentResource):
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BucketReplicationArgs, opts: pulumi.ResourceOptions | None = None):
+        require(REPLICATION_TYPE, "source_provider", args.source_provider,
+                isinstance(args.source_provider, pulumi.ProviderResource),
+                "pass the aws.Provider of the primary bucket's region")
+        require(REPLICATION_TYPE, "destination_region", args.destination_region,
+                args.destination_region != args.source_region, "replicate to another region than the source")
+        require(REPLICATION_TYPE, "replication_time_minutes", args.replication_time_minutes,
+                args.replication_time_minutes == 15, "S3 Replication Time Control offers 15 minutes only")
+        require(REPLICATION_TYPE, "source_region", args.source_region,
+                partition_of(args.source_region) == partition_of(args.destination_region),
+                "both regions must be in one partition")
+        super().__init__(REPLICATION_TYPE, name, None, opts)
+        tags = dict(args.tags)
+
+        role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
+            description="S3 replication primary to DR",
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda acct: assume_role_policy("s3.amazonaws.com", acct)), tags=tags), opts=child(self))
+        policy = aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(
+            role=role.id,
+            policy=pulumi.Output.all(args.source_bucket_arn, args.destination_bucket_arn, args.source_kms_key_arn,
+                                     args.destination_kms_key_arn).apply(
+                lambda a: replication_policy(a[0], a[1], a[2], a[3], args.source_region, args.destination_region))),
+            opts=child(self))
+        minutes = args.replication_time_minutes
+        aws.s3.BucketReplicationConfig(f"{name}-config", aws.s3.BucketReplicationConfigArgs(
+            bucket=args.source_bucket,
+            role=role.arn,
+            rules=[aws.s3.BucketReplicationConfigRuleArgs(
+                id="primary-to-dr",
+                status="Enabled",
+                priority=1,
+                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+                delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),
+                source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
+                    sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
+                        status="Enabled"),
+                    replica_modifications=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaReplicaModificationsArgs(
+                        status="Enabled")),
+                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+                    bucket=args.destination_bucket_arn,
+                    storage_class="STANDARD",
+                    encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
+                        replica_kms_key_id=args.destination_kms_key_arn),
+                    replication_time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
+                        status="Enabled",
+                        time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(minutes=minutes)),
+                    metrics=aws.s3.BucketReplicationConfigRuleDestinationMetricsArgs(
+                        status="Enabled",
+                        event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
+                            minutes=minutes)),
+                ),
+            )]), opts=child(self, provider=args.source_provider, depends_on=[policy]))
+
+        self.role_arn = role.arn
+        self.register_outputs({"role_arn": self.role_arn})

@@ -1,0 +1,477 @@
+"""The stack config, read into typed frozen objects and validated before any resource exists.
+
+`read(values, ...)` takes a plain mapping of config key → value (what `Pulumi.<stack>.yaml`
+holds under `config:`, without the `regionpair:` prefix; `aws:region` is passed as `region`), so
+tests feed dicts. `from_pulumi()` is the thin adapter over `pulumi.Config`.
+
+Every problem raises `ConfigError` naming the key (a dotted path), the value seen and what is
+allowed. Unknown keys are refused too: a misspelt `backup_retention` must not silently fall back
+to a default in the worst hour of the year.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from stacks import outputs as contract
+
+PROJECT = "regionpair"
+ROLES = ("primary", "secondary")
+HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP")
+HEALTH_CHECK_INTERVALS = (10, 30)
+
+_MISSING = object()
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+_ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
+_KAFKA_VERSION = re.compile(r"^\d+\.\d+\.\d+(\.x|\.tiered)?$")
+_BROKER_TYPE = re.compile(r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
+_BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_MAINT_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
+                           r"(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,31}$")
+_FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STACK_REF = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+_USERNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_RESERVED_USERNAMES = ("postgres", "rdsadmin", "admin", "root")
+
+
+class ConfigError(ValueError):
+    """A config value is missing or wrong. Names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        shown = "(missing)" if value is _MISSING else repr(value)
+        super().__init__(f"config {PROJECT}:{key} = {shown}: {allowed}")
+
+
+# --------------------------------------------------------------------------------------------
+# The typed config
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    name: str
+    """Logical name, the same in both stacks (pairs the primary with its replica)."""
+    instance_class: str
+    engine_version: str
+    """PostgreSQL major or major.minor version."""
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    """Storage autoscaling ceiling; defaults to twice allocated_storage_gb."""
+    backup_retention_days: int = 30
+    backup_window: str = "03:00-04:00"
+    maintenance_window: str = "sun:04:30-sun:05:30"
+    multi_az: bool = True
+    db_name: str = "app"
+    username: str = "app_admin"
+    port: int = 5432
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str
+    """CIDR of the VPC created when vpc_id is not given."""
+    allowed_cidrs: tuple[str, ...]
+    allowed_security_group_ids: tuple[str, ...]
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    fqdn: str
+    """The primary region's service endpoint Route53 probes (must be reachable from the internet)."""
+    port: int = 443
+    type: str = "HTTPS"
+    resource_path: str = "/health"
+    interval_seconds: int = 30
+    failure_threshold: int = 3
+
+    @property
+    def detection_seconds(self) -> int:
+        return self.interval_seconds * self.failure_threshold
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    zone_name: str
+    zone_id: str
+    ttl_seconds: int
+    strategy: str
+    health_check: HealthCheckConfig
+
+    def record_name(self, service: str) -> str:
+        return f"{service}.{self.zone_name}"
+
+
+@dataclass(frozen=True)
+class ObjectivesConfig:
+    rto_seconds: int
+    rpo_seconds: int
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    kafka_version: str = "3.6.0"
+    broker_instance_type: str = "kafka.m5.large"
+    broker_volume_gb: int = 1000
+    topics: tuple[str, ...] = (".*",)
+    """Topic name patterns the replicator copies (dr)."""
+    consumer_groups: tuple[str, ...] = (".*",)
+    """Consumer group patterns whose offsets the replicator synchronises (dr)."""
+
+
+@dataclass(frozen=True)
+class BackupsConfig:
+    object_lock_days: int = 30
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    role: str
+    region: str
+    databases: tuple[DatabaseConfig, ...]
+    network: NetworkConfig
+    dns: DnsConfig
+    objectives: ObjectivesConfig
+    expected_promotion_seconds: int
+    streaming: StreamingConfig
+    backups: BackupsConfig
+    tags: Mapping[str, str] = field(default_factory=dict)
+    alarm_email: str | None = None
+    promoted: bool = False
+    """dr only: the replica has been promoted (a failover happened); declare it standalone."""
+    prod_stack: str | None = None
+    """dr only: the prod stack's fully qualified name, for the StackReference."""
+    primary_region: str | None = None
+    """dr only: the prod stack's region (checked against what prod exports)."""
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role == "primary"
+
+    def resource_prefix(self) -> str:
+        """Physical name prefix of this stack's resources, e.g. `regionpair-prod`."""
+        return f"{self.project}-{self.stack}"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+class _Obj:
+    """One config object; every key read is recorded so unknown keys can be refused."""
+
+    def __init__(self, data: Any, path: str):
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, data, "expected an object (a YAML mapping)")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        self.seen.add(name)
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                raise ConfigError(self.key(name), _MISSING, "this key is required")
+            return default
+        return value
+
+    def string(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
+               hint: str = "", choices: tuple[str, ...] | None = None) -> Any:
+        value = self.get(name, default)
+        if value is None or (value is default and default is not _MISSING):
+            return value
+        if not isinstance(value, str) or not value.strip():
+            what = f"allowed: {' | '.join(choices)}" if choices else hint
+            raise ConfigError(self.key(name), value, "expected a non-empty string" + (f" ({what})" if what else ""))
+        if choices is not None and value not in choices:
+            raise ConfigError(self.key(name), value, f"allowed: {' | '.join(choices)}")
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(self.key(name), value, f"expected {hint}")
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None,
+                maximum: int | None = None, why: str = "") -> Any:
+        value = self.get(name, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), value, "expected a whole number"
+                              + (f" between {minimum} and {maximum}" if minimum is not None and maximum is not None else ""))
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.key(name), value, f"the minimum is {minimum}" + (f" ({why})" if why else ""))
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.key(name), value, f"the maximum is {maximum}" + (f" ({why})" if why else ""))
+        return value
+
+    def boolean(self, name: str, default: Any = _MISSING) -> Any:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), value, "expected true or false")
+        return value
+
+    def strings(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
+                hint: str = "") -> tuple[str, ...]:
+        value = self.get(name, default)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(self.key(name), value, "expected a list of strings" + (f" ({hint})" if hint else ""))
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
+                raise ConfigError(f"{self.key(name)}[{i}]", item, f"expected {hint or 'a non-empty string'}")
+        if len(set(value)) != len(value):
+            raise ConfigError(self.key(name), list(value), "contains duplicates; list each entry once")
+        return tuple(value)
+
+    def obj(self, name: str, required: bool = True) -> "_Obj":
+        value = self.get(name, _MISSING if required else {})
+        return _Obj(value, self.key(name))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            where = self.path or "(top level)"
+            raise ConfigError(self.key(unknown[0]), self.data[unknown[0]],
+                              f"unknown key in {where}; known keys: {', '.join(sorted(self.seen))}")
+
+
+def _window_minutes(start: str, end: str) -> tuple[int, int]:
+    sh, sm = (int(x) for x in start.split(":"))
+    eh, em = (int(x) for x in end.split(":"))
+    s, e = sh * 60 + sm, eh * 60 + em
+    if e <= s:
+        e += 24 * 60
+    return s, e
+
+
+def _overlaps(backup: str, maintenance: str) -> bool:
+    b_start, b_end = backup.split("-")
+    bs, be = _window_minutes(b_start, b_end)
+    m_start, m_end = maintenance.split("-")
+    md_s, mt_s = m_start.split(":", 1)
+    md_e, mt_e = m_end.split(":", 1)
+    week = 7 * 24 * 60
+    ms = _DAYS.index(md_s) * 1440 + _window_minutes(mt_s, mt_s)[0]
+    me = _DAYS.index(md_e) * 1440 + _window_minutes(mt_e, mt_e)[0]
+    if me <= ms:
+        me += week
+    for day in range(-1, 8):  # the backup window happens every day
+        s, e = day * 1440 + bs, day * 1440 + be
+        for shift in (0, week, -week):
+            if s < me + shift and ms + shift < e:
+                return True
+    return False
+
+
+def _database(o: _Obj) -> DatabaseConfig:
+    name = o.string("name", pattern=contract._NAME, hint="lowercase letters, digits and dashes, starting with a letter")
+    allocated = o.integer("allocated_storage_gb", minimum=20, maximum=65536)
+    db = DatabaseConfig(
+        name=name,
+        instance_class=o.string("instance_class", pattern=_INSTANCE_CLASS, hint="an RDS instance class such as db.r6g.large"),
+        engine_version=o.string("engine_version", pattern=_ENGINE_VERSION, hint="a PostgreSQL version such as 16 or 16.4"),
+        allocated_storage_gb=allocated,
+        max_allocated_storage_gb=o.integer("max_allocated_storage_gb", 2 * allocated, minimum=allocated, maximum=65536,
+                                           why="at least allocated_storage_gb"),
+        backup_retention_days=o.integer("backup_retention_days", 30, minimum=7, maximum=35,
+                                        why="7 days is the floor for point-in-time recovery here; RDS allows at most 35"),
+        backup_window=o.string("backup_window", "03:00-04:00", pattern=_BACKUP_WINDOW, hint="HH:MM-HH:MM in UTC"),
+        maintenance_window=o.string("maintenance_window", "sun:04:30-sun:05:30", pattern=_MAINT_WINDOW,
+                                    hint="ddd:HH:MM-ddd:HH:MM in UTC, e.g. sun:04:30-sun:05:30"),
+        multi_az=o.boolean("multi_az", True),
+        db_name=o.string("db_name", "app", pattern=re.compile(r"^[a-z][a-z0-9_]{0,62}$"),
+                         hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
+        username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),
+        port=o.integer("port", 5432, minimum=1150, maximum=65535, why="RDS PostgreSQL ports are 1150-65535"),
+    )
+    if db.username in _RESERVED_USERNAMES:
+        raise ConfigError(o.key("username"), db.username, f"reserved by PostgreSQL/RDS; pick another than {', '.join(_RESERVED_USERNAMES)}")
+    s, e = _window_minutes(*db.backup_window.split("-"))
+    if e - s < 30:
+        raise ConfigError(o.key("backup_window"), db.backup_window, "RDS needs a backup window of at least 30 minutes")
+    if _overlaps(db.backup_window, db.maintenance_window):
+        raise ConfigError(o.key("maintenance_window"), db.maintenance_window,
+                          f"overlaps the backup window {db.backup_window}; RDS refuses overlapping windows")
+    o.done()
+    return db
+
+
+def _cidr(value: str, key: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ConfigError(key, value, f"expected a CIDR block such as 10.0.0.0/16 ({exc})") from None
+    if net.prefixlen == 0:
+        raise ConfigError(key, value, "opens the service to the whole internet; name the client networks instead")
+    return value
+
+
+def _network(o: _Obj, role: str) -> NetworkConfig:
+    cidr = _cidr(o.string("cidr", "10.10.0.0/16" if role == "primary" else "10.20.0.0/16"), o.key("cidr"))
+    if ipaddress.ip_network(cidr).prefixlen > 20:
+        raise ConfigError(o.key("cidr"), cidr, "too small for three subnets; use a /20 or larger (e.g. /16)")
+    allowed = o.strings("allowed_cidrs", [], hint="CIDR blocks of the clients")
+    for i, c in enumerate(allowed):
+        _cidr(c, f"{o.key('allowed_cidrs')}[{i}]")
+    groups = o.strings("allowed_security_group_ids", [], pattern=_SG, hint="security group ids (sg-…)")
+    if not allowed and not groups:
+        raise ConfigError(o.key("allowed_cidrs"), [], "no client could reach the databases or brokers; name at least "
+                          "one CIDR in allowed_cidrs or one group in allowed_security_group_ids")
+    vpc_id = o.string("vpc_id", None, pattern=_VPC, hint="a VPC id (vpc-…)")
+    subnet_ids = o.strings("subnet_ids", [], pattern=_SUBNET, hint="subnet ids (subnet-…)")
+    if vpc_id and len(subnet_ids) != 3:
+        raise ConfigError(o.key("subnet_ids"), list(subnet_ids), "with vpc_id, name exactly three private subnets "
+                          "in three different availability zones (MSK places one broker in each)")
+    if subnet_ids and not vpc_id:
+        raise ConfigError(o.key("vpc_id"), _MISSING, "subnet_ids were given without the VPC they belong to; set vpc_id")
+    o.done()
+    return NetworkConfig(cidr=cidr, allowed_cidrs=allowed, allowed_security_group_ids=groups,
+                         vpc_id=vpc_id, subnet_ids=subnet_ids)
+
+
+def _dns(o: _Obj) -> DnsConfig:
+    zone_name = o.string("zone_name", pattern=_FQDN, hint="a DNS zone name such as payments.example.com").rstrip(".")
+    zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
+    ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
+    strategy = o.string("strategy", "health-check-inversion", choices=contract.DNS_STRATEGIES)
+    h = o.obj("health_check")
+    kind = h.string("type", "HTTPS", choices=HEALTH_CHECK_TYPES)
+    hc = HealthCheckConfig(
+        fqdn=h.string("fqdn", pattern=_FQDN, hint="the host name of the primary region's service endpoint").rstrip("."),
+        port=h.integer("port", 443 if kind == "HTTPS" else 80, minimum=1, maximum=65535),
+        type=kind,
+        resource_path=h.string("resource_path", "/health", pattern=re.compile(r"^/\S*$"), hint="a path starting with /"),
+        interval_seconds=h.get("interval_seconds", 30),
+        failure_threshold=h.integer("failure_threshold", 3, minimum=1, maximum=10),
+    )
+    if hc.interval_seconds not in HEALTH_CHECK_INTERVALS or isinstance(hc.interval_seconds, bool):
+        raise ConfigError(h.key("interval_seconds"), hc.interval_seconds, "Route53 health checks run every 10 or 30 seconds")
+    h.done()
+    o.done()
+    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc)
+
+
+def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> StackConfig:
+    """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
+    plus `region` (from `aws:region`) to their values; objects and lists as Python values."""
+    top = _Obj(values, "")
+    role = top.string("role", choices=ROLES)
+    region = top.string("region", pattern=_REGION, hint="an AWS region such as us-east-1 (set aws:region)")
+
+    raw_dbs = top.get("databases")
+    if not isinstance(raw_dbs, list) or not raw_dbs:
+        raise ConfigError("databases", raw_dbs, "expected a non-empty list of databases (name, instance_class, "
+                          "engine_version, allocated_storage_gb, …)")
+    databases = tuple(_database(_Obj(d, f"databases[{i}]")) for i, d in enumerate(raw_dbs))
+    names = [d.name for d in databases]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise ConfigError(f"databases[{i}].name", n, "already used by another database; names are unique")
+
+    network = _network(top.obj("network"), role)
+    dns = _dns(top.obj("dns"))
+    ob = top.obj("objectives")
+    objectives = ObjectivesConfig(
+        rto_seconds=ob.integer("rto_seconds", minimum=1, maximum=7 * 86400),
+        rpo_seconds=ob.integer("rpo_seconds", minimum=1, maximum=7 * 86400,
+                               why="asynchronous cross-region replication cannot promise zero loss"),
+    )
+    ob.done()
+    promotion = top.integer("expected_promotion_seconds", 300, minimum=1, maximum=86400)
+
+    so = top.obj("streaming", required=False)
+    streaming = StreamingConfig(
+        kafka_version=so.string("kafka_version", "3.6.0", pattern=_KAFKA_VERSION, hint="an MSK Kafka version such as 3.6.0"),
+        broker_instance_type=so.string("broker_instance_type", "kafka.m5.large", pattern=_BROKER_TYPE,
+                                       hint="an MSK broker type such as kafka.m5.large"),
+        broker_volume_gb=so.integer("broker_volume_gb", 1000, minimum=1, maximum=16384),
+        topics=so.strings("topics", [".*"], hint="topic name patterns"),
+        consumer_groups=so.strings("consumer_groups", [".*"], hint="consumer group patterns"),
+    )
+    if not streaming.topics:
+        raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
+    so.done()
+
+    bo = top.obj("backups", required=False)
+    backups = BackupsConfig(object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500))
+    bo.done()
+
+    tags = top.get("tags", {})
+    if not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise ConfigError("tags", tags, "expected a mapping of tag name to string value")
+    alarm_email = top.string("alarm_email", None, pattern=_EMAIL, hint="an e-mail address for alarm notifications")
+    promoted = top.boolean("promoted", False)
+    prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
+    primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
+
+    if role == "primary":
+        for key, value in (("promoted", promoted or None), ("prod_stack", prod_stack), ("primary_region", primary_region)):
+            if value is not None:
+                raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
+    else:
+        if prod_stack is None:
+            raise ConfigError("prod_stack", _MISSING, "the dr stack reads prod through a StackReference; name the prod "
+                              "stack, e.g. organization/regionpair/prod")
+        if primary_region is None:
+            raise ConfigError("primary_region", _MISSING, "the dr stack manages the replication on prod's bucket with a "
+                              "provider for prod's region; name it, e.g. us-east-1")
+        if primary_region == region:
+            raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
+                              "a DR copy in the same region does not survive a regional outage")
+    top.done()
+    return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
+                       dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
+                       backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
+                       prod_stack=prod_stack, primary_region=primary_region)
+
+
+# keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
+KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
+        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region")
+
+
+def _decode(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def from_pulumi() -> StackConfig:
+    """Read the running stack's config (the thin adapter over pulumi.Config)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    cfg = pulumi.Config(PROJECT)
+    values: dict[str, Any] = {}
+    prefix = f"{PROJECT}:"
+    # the engine hands config over in PULUMI_CONFIG (a JSON bag); tests and the Automation API
+    # may set it in the runtime directly: read the keys of both
+    present = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    for full_key in sorted(present):
+        if full_key.startswith(prefix):
+            values[full_key[len(prefix):]] = _decode(cfg.get(full_key[len(prefix):]))
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        values["region"] = region
+    return read(values, stack=pulumi.get_stack(), project=pulumi.get_project())

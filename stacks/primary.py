@@ -1,0 +1,87 @@
+"""The prod stack: the primary region. It stands alone and exports its own region."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.alarms import Alarms, AlarmsArgs
+from components.database import ReplicatedPostgres, ReplicatedPostgresArgs
+from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
+from components.keys import RegionKey, RegionKeyArgs
+from stacks import document, regional
+from stacks.config import DatabaseConfig, StackConfig
+from stacks.providers import ROUTE53_METRICS_REGION, Providers
+
+
+def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, role: str,
+                  source_db_arn: pulumi.Input[str] | None = None) -> ReplicatedPostgresArgs:
+    return ReplicatedPostgresArgs(
+        identifier=regional.identifier(cfg, db.name), role=role, instance_class=db.instance_class,
+        engine_version=db.engine_version, allocated_storage_gb=db.allocated_storage_gb,
+        max_allocated_storage_gb=db.max_allocated_storage_gb, kms_key_arn=net.key.arn,
+        db_subnet_group_name=net.network.db_subnet_group_name,
+        security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]), partition=net.partition,
+        source_db_arn=source_db_arn, db_name=db.db_name, username=db.username, port=db.port,
+        backup_retention_days=db.backup_retention_days, backup_window=db.backup_window,
+        maintenance_window=db.maintenance_window, multi_az=db.multi_az)
+
+
+def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,
+                      source_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+    return {"identifier": component.identifier, "arn": component.arn, "endpoint": component.address,
+            "port": component.port, "role": component.role, "db_name": db.db_name, "username": db.username,
+            "secret_arn": component.secret_arn, "security_group_id": net.network.db_security_group_id,
+            "source_arn": source_arn}
+
+
+def set_identifier(cfg: StackConfig) -> str:
+    return f"{cfg.stack}-{cfg.region}"
+
+
+def run(cfg: StackConfig) -> pulumi.Output[dict]:
+    document.warn_if_over_budget(cfg)
+    providers = Providers(cfg)
+    home = providers.home
+    net = regional.build(cfg, providers)
+    opts = pulumi.ResourceOptions(provider=home)
+
+    databases = {db.name: ReplicatedPostgres(db.name, database_args(cfg, db, net, "primary"), opts=opts)
+                 for db in cfg.databases}
+    alarms = regional.alarms(net, regional.storage_alarms(cfg))
+
+    # Route53 health-check metrics exist in us-east-1 only; the alarm and its topic live there
+    if cfg.region == ROUTE53_METRICS_REGION:
+        hc_provider, hc_topic = home, alarms.topic_arn
+    else:
+        hc_provider = providers.region(ROUTE53_METRICS_REGION)
+        hc_opts = pulumi.ResourceOptions(provider=hc_provider)
+        hc_key = RegionKey("route53-key", RegionKeyArgs(region=ROUTE53_METRICS_REGION, account_id=net.account_id,
+                                                        alias=f"{cfg.resource_prefix()}-route53"), opts=hc_opts)
+        hc_topic = Alarms("route53-alarms", AlarmsArgs(topic_name=f"{cfg.resource_prefix()}-route53-alarms",
+                                                       kms_key_arn=hc_key.arn, email=cfg.alarm_email),
+                          opts=hc_opts).topic_arn
+
+    hc = cfg.dns.health_check
+    dns = FailoverRecords("dns", FailoverRecordsArgs(
+        zone_id=cfg.dns.zone_id, failover="PRIMARY", set_identifier=set_identifier(cfg),
+        records={name: (cfg.dns.record_name(name), component.address) for name, component in databases.items()},
+        ttl_seconds=cfg.dns.ttl_seconds,
+        health_check=HealthCheckSpec(fqdn=hc.fqdn, port=hc.port, type=hc.type, resource_path=hc.resource_path,
+                                     interval_seconds=hc.interval_seconds, failure_threshold=hc.failure_threshold),
+        alarm_provider=hc_provider, alarm_topic_arn=hc_topic, alarm_name=f"{cfg.resource_prefix()}-health"),
+        opts=opts)
+
+    region_doc = {
+        "role": "primary", "stack": cfg.stack,
+        "databases": {db.name: database_document(cfg, db, databases[db.name], net) for db in cfg.databases},
+        "dns": {"failover": "PRIMARY", "set_identifier": set_identifier(cfg), "health_check_id": dns.health_check_id},
+        "streaming": net.streaming_document(),
+        "storage": net.storage_document(),
+        "kms_key_arn": net.key.arn,
+        "runbook_role_arn": None,
+        "alarm_topic_arn": alarms.topic_arn,
+        "alarms": sorted(alarms.alarm_names + [dns.alarm_name]),
+    }
+    return document.export(cfg, {cfg.region: region_doc})

@@ -1,0 +1,43 @@
+"""One aws.Provider per region, built once per program and passed explicitly to every component."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks.config import StackConfig
+
+ROUTE53_METRICS_REGION = "us-east-1"
+
+
+class Providers:
+    """The providers a stack needs, created on first use (so a stack creates only those it uses)."""
+
+    def __init__(self, cfg: StackConfig):
+        self._cfg = cfg
+        self._by_region: dict[str, aws.Provider] = {}
+
+    def default_tags(self) -> dict[str, str]:
+        return {**self._cfg.tags, "regionpair:project": self._cfg.project, "regionpair:stack": self._cfg.stack}
+
+    def region(self, region: str) -> aws.Provider:
+        if region not in self._by_region:
+            self._by_region[region] = aws.Provider(f"aws-{region}", aws.ProviderArgs(
+                region=region,
+                default_tags=aws.ProviderDefaultTagsArgs(tags=self.default_tags()),
+            ))
+        return self._by_region[region]
+
+    @property
+    def home(self) -> aws.Provider:
+        """This stack's region."""
+        return self.region(self._cfg.region)
+
+
+def account_id(provider: aws.Provider) -> pulumi.Output[str]:
+    return aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(provider=provider)).account_id
+
+
+def availability_zones(provider: aws.Provider) -> pulumi.Output[list]:
+    return aws.get_availability_zones_output(
+        state="available", opts=pulumi.InvokeOutputOptions(provider=provider)).names

@@ -1,0 +1,101 @@
+"""What every region has, whatever its role: key, network, buckets, Kafka cluster, alarm topic.
+
+Both stack programs call `build`; the logical names here are part of the stacks' contract
+(renaming one replaces live data), so they are plain and fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import AlarmSpec, Alarms, AlarmsArgs, free_storage
+from components.keys import RegionKey, RegionKeyArgs
+from components.network import Network, NetworkArgs
+from components.storage import Bucket, BucketArgs
+from components.streaming import KafkaCluster, KafkaClusterArgs
+from components._common import partition_of
+from stacks import providers as prov
+from stacks.config import StackConfig
+
+
+def bootstrap_parameter(cfg: StackConfig) -> str:
+    """The SSM parameter (same name in both regions) with the bootstrap servers clients use now."""
+    return f"/{cfg.project}/kafka/bootstrap-brokers"
+
+
+@dataclass
+class Regional:
+    cfg: StackConfig
+    provider: aws.Provider
+    account_id: pulumi.Output[str]
+    key: RegionKey
+    network: Network
+    data: Bucket
+    backups: Bucket
+    kafka: KafkaCluster
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.cfg.region)
+
+    def storage_document(self) -> dict[str, Any]:
+        return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket}
+
+    def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+        return {"cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
+                "replicator_arn": replicator_arn, "bootstrap_parameter": self.kafka.bootstrap_parameter,
+                "subnet_ids": self.network.subnet_ids,
+                "security_group_ids": self.network.kafka_security_group_id.apply(lambda sg: [sg])}
+
+
+def build(cfg: StackConfig, providers: prov.Providers,
+          bootstrap_initial_value: pulumi.Input[str] | None = None) -> Regional:
+    provider = providers.home
+    opts = pulumi.ResourceOptions(provider=provider)
+    account = prov.account_id(provider)
+    prefix = cfg.resource_prefix()
+
+    key = RegionKey("key", RegionKeyArgs(region=cfg.region, account_id=account, alias=prefix,
+                                         description=f"{prefix}: databases, brokers, buckets, alarms"), opts=opts)
+    net = cfg.network
+    network = Network("network", NetworkArgs(
+        name_prefix=prefix, db_ports=sorted({db.port for db in cfg.databases}),
+        allowed_cidrs=net.allowed_cidrs, allowed_security_group_ids=net.allowed_security_group_ids,
+        vpc_id=net.vpc_id, subnet_ids=net.subnet_ids, cidr=net.cidr,
+        availability_zones=None if net.vpc_id else prov.availability_zones(provider)), opts=opts)
+
+    def bucket_name(kind: str) -> pulumi.Output[str]:
+        # bucket names are global: the account and region make them this account's own
+        return account.apply(lambda a: f"{prefix}-{kind}-{a}-{cfg.region}")
+
+    data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn), opts=opts)
+    backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
+                                           object_lock_days=cfg.backups.object_lock_days), opts=opts)
+    st = cfg.streaming
+    kafka = KafkaCluster("kafka", KafkaClusterArgs(
+        cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,
+        security_group_ids=network.kafka_security_group_id.apply(lambda sg: [sg]), kms_key_arn=key.arn,
+        kafka_version=st.kafka_version, broker_instance_type=st.broker_instance_type,
+        broker_volume_gb=st.broker_volume_gb, bootstrap_parameter=bootstrap_parameter(cfg),
+        bootstrap_initial_value=bootstrap_initial_value), opts=opts)
+    return Regional(cfg=cfg, provider=provider, account_id=account, key=key, network=network, data=data,
+                    backups=backups, kafka=kafka)
+
+
+def alarms(regional: Regional, specs: list[AlarmSpec]) -> Alarms:
+    cfg = regional.cfg
+    return Alarms("alarms", AlarmsArgs(topic_name=f"{cfg.resource_prefix()}-alarms", kms_key_arn=regional.key.arn,
+                                       alarms=specs, email=cfg.alarm_email),
+                  opts=pulumi.ResourceOptions(provider=regional.provider))
+
+
+def storage_alarms(cfg: StackConfig) -> list[AlarmSpec]:
+    return [free_storage(identifier(cfg, db.name), db.allocated_storage_gb) for db in cfg.databases]
+
+
+def identifier(cfg: StackConfig, db_name: str) -> str:
+    return f"{cfg.resource_prefix()}-{db_name}"

@@ -1,0 +1,174 @@
+"""The dr stack: the DR region and every cross-region link.
+
+It reads prod's exported `regions` through a StackReference, checks them against its own
+config, and owns: the read replicas (or, with `promoted: true`, the promoted databases under
+the same logical names), automated-backup replication, the MSK Replicator, the S3 replication
+configuration on prod's bucket (with prod's region provider), the SECONDARY records, and the
+runbook role. It exports both regions: prod's as read, and its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pulumi
+
+from components.access import RegionScope, RunbookRole, RunbookRoleArgs
+from components.alarms import replica_lag, replicator_lag
+from components.database import ReplicatedPostgres
+from components.dns import FailoverRecords, FailoverRecordsArgs
+from components.storage import BucketReplication, BucketReplicationArgs
+from components.streaming import KafkaReplicator, KafkaReplicatorArgs
+from stacks import document, outputs, regional
+from stacks.config import ConfigError, StackConfig
+from stacks.primary import database_args, database_document, set_identifier
+from stacks.providers import Providers
+
+
+class ProdMismatch(ValueError):
+    """What prod exports does not fit the dr stack's config."""
+
+
+def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
+    """Check prod's exports against this config; return prod's region (plain data)."""
+    where = f"stack {cfg.prod_stack}"
+    if not isinstance(regions, Mapping) or not regions:
+        raise ProdMismatch(f"{where} exports no `regions`; run `pulumi up -s prod` first (prod before dr)")
+    envelope = document.envelope(cfg)
+    try:
+        parsed = outputs.from_dict({**envelope, "stack": "prod", "dns": dns, "regions": regions})
+    except outputs.OutputsError as exc:
+        raise ProdMismatch(f"{where} exports a malformed document: {exc}") from None
+    if set(parsed.regions) != {cfg.primary_region}:
+        raise ProdMismatch(f"{where} exports regions {sorted(parsed.regions)}, but this stack's primary_region is "
+                           f"{cfg.primary_region}; fix regionpair:primary_region")
+    region = parsed.regions[cfg.primary_region]
+    if region.role != "primary":
+        raise ProdMismatch(f"{where}: region {cfg.primary_region} has role {region.role}, expected primary")
+    for db in cfg.databases:
+        theirs = region.databases.get(db.name)
+        if theirs is None:
+            raise ProdMismatch(f"{where} has no database {db.name!r} (it has {sorted(region.databases)}); a replica "
+                               "needs its primary: add it to prod first, or remove it from this stack")
+        if (theirs.db_name, theirs.username) != (db.db_name, db.username):
+            raise ProdMismatch(f"database {db.name}: prod has db_name/username {theirs.db_name}/{theirs.username}, "
+                               f"this config {db.db_name}/{db.username}; a replica inherits prod's, make them equal")
+    missing = sorted(set(region.databases) - {db.name for db in cfg.databases})
+    if missing:
+        raise ProdMismatch(f"prod's databases {missing} have no replica here; every primary needs one: add them to "
+                           "regionpair:databases of the dr stack")
+    if region.streaming is None or not region.streaming.subnet_ids or not region.streaming.security_group_ids:
+        raise ProdMismatch(f"{where} exports no Kafka network (streaming.subnet_ids/security_group_ids); the "
+                           "replicator needs it: update the prod stack first")
+    if region.storage is None or region.kms_key_arn is None:
+        raise ProdMismatch(f"{where} exports no bucket or key; update the prod stack first")
+    if parsed.dns.zone_name != cfg.dns.zone_name or parsed.dns.zone_id != cfg.dns.zone_id:
+        raise ProdMismatch(f"prod's zone is {parsed.dns.zone_name} ({parsed.dns.zone_id}), this config's "
+                           f"{cfg.dns.zone_name} ({cfg.dns.zone_id}); both halves of a record live in one zone")
+    if parsed.dns.ttl_seconds != cfg.dns.ttl_seconds:
+        raise ProdMismatch(f"prod's DNS TTL is {parsed.dns.ttl_seconds} s, this config's {cfg.dns.ttl_seconds} s; "
+                           "make them equal (the RTO budget depends on it)")
+    # normalised by the contract's reader (a StackReference hands numbers back as floats)
+    return parsed.to_dict()["regions"][cfg.primary_region]
+
+
+def run(cfg: StackConfig) -> pulumi.Output[dict]:
+    if cfg.prod_stack is None or cfg.primary_region is None:
+        raise ConfigError("prod_stack", cfg.prod_stack, "the dr stack needs prod_stack and primary_region")
+    document.warn_if_over_budget(cfg)
+    providers = Providers(cfg)
+    home = providers.home
+    opts = pulumi.ResourceOptions(provider=home)
+
+    ref = pulumi.StackReference(cfg.prod_stack, stack_name=cfg.prod_stack)
+    prod = pulumi.Output.all(ref.get_output("regions"), ref.get_output("dns")).apply(lambda v: prod_region(cfg, v[0], v[1]))
+
+    def from_prod(*path: str) -> pulumi.Output[Any]:
+        def dig(value: Any) -> Any:
+            for key in path:
+                value = value[key]
+            return value
+        return prod.apply(dig)
+
+    net = regional.build(cfg, providers, bootstrap_initial_value=None if cfg.promoted else
+                         from_prod("streaming", "bootstrap_brokers"))
+
+    role = "promoted" if cfg.promoted else "replica"
+    databases = {}
+    for db in cfg.databases:
+        source = from_prod("databases", db.name, "arn")
+        databases[db.name] = (ReplicatedPostgres(db.name, database_args(cfg, db, net, role, source_db_arn=source),
+                                                 opts=opts), source)
+
+    replicator = KafkaReplicator("replicator", KafkaReplicatorArgs(
+        replicator_name=f"{cfg.resource_prefix()}-from-{cfg.primary_region}",
+        source_cluster_arn=from_prod("streaming", "cluster_arn"),
+        source_subnet_ids=from_prod("streaming", "subnet_ids"),
+        source_security_group_ids=from_prod("streaming", "security_group_ids"),
+        target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
+        target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
+        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups),
+        opts=opts)
+
+    BucketReplication("data-replication", BucketReplicationArgs(
+        source_provider=providers.region(cfg.primary_region), source_region=cfg.primary_region,
+        destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
+        source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
+        destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id),
+        opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
+
+    specs = regional.storage_alarms(cfg)
+    if not cfg.promoted:
+        specs += [replica_lag(regional.identifier(cfg, db.name), cfg.objectives.rpo_seconds) for db in cfg.databases]
+    specs.append(replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds))
+    alarms = regional.alarms(net, specs)
+
+    dns = FailoverRecords("dns", FailoverRecordsArgs(
+        zone_id=cfg.dns.zone_id, failover="SECONDARY", set_identifier=set_identifier(cfg),
+        records={name: (cfg.dns.record_name(name), component.address) for name, (component, _) in databases.items()},
+        ttl_seconds=cfg.dns.ttl_seconds), opts=opts)
+
+    s3_arn = f"arn:{net.partition}:s3:::"
+    runbooks = RunbookRole("runbooks", RunbookRoleArgs(
+        role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
+        zone_id=cfg.dns.zone_id, partition=net.partition,
+        health_check_ids=from_prod("dns", "health_check_id").apply(lambda h: [h] if h else []),
+        regions=[
+            RegionScope(
+                region=cfg.primary_region,
+                db_security_group_ids=prod.apply(lambda p: sorted({d["security_group_id"] for d in p["databases"].values()
+                                                                   if d.get("security_group_id")})),
+                kafka_cluster_arns=from_prod("streaming", "cluster_arn").apply(lambda a: [a]),
+                bucket_arns=prod.apply(lambda p: [p["storage"]["data_bucket_arn"]] + (
+                    [s3_arn + p["storage"]["backups_bucket"]] if p["storage"].get("backups_bucket") else [])),
+                kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
+                topic_arns=prod.apply(lambda p: [p["alarm_topic_arn"]] if p.get("alarm_topic_arn") else []),
+                bootstrap_parameter=regional.bootstrap_parameter(cfg)),
+            RegionScope(
+                region=cfg.region,
+                db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
+                kafka_cluster_arns=net.kafka.arn.apply(lambda a: [a]),
+                replicator_arns=replicator.arn.apply(lambda a: [a]),
+                bucket_arns=pulumi.Output.all(net.data.arn, net.backups.arn),
+                kms_key_arns=net.key.arn.apply(lambda a: [a]),
+                topic_arns=alarms.topic_arn.apply(lambda a: [a]),
+                bootstrap_parameter=regional.bootstrap_parameter(cfg)),
+        ]), opts=opts)
+
+    own = {
+        "role": "secondary", "stack": cfg.stack,
+        "databases": {db.name: database_document(cfg, db, databases[db.name][0], net,
+                                                 source_arn=None if cfg.promoted else databases[db.name][1])
+                      for db in cfg.databases},
+        "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
+        "streaming": net.streaming_document(replicator_arn=replicator.arn),
+        "storage": net.storage_document(),
+        "kms_key_arn": net.key.arn,
+        "runbook_role_arn": runbooks.arn,
+        "alarm_topic_arn": alarms.topic_arn,
+        "alarms": sorted(alarms.alarm_names),
+    }
+    # prod's region as read (checked and normalised by prod_region), and this stack's own
+    regions = pulumi.Output.all(prod, pulumi.Output.from_input(own)).apply(
+        lambda v: {cfg.primary_region: v[0], cfg.region: v[1]})
+    return document.export(cfg, regions)

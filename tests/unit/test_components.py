@@ -1,0 +1,352 @@
+"""Components under Pulumi mocks: the inputs each one declares, and its refusal of bad args."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from components._common import ComponentArgsError
+from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
+from components.alarms import Alarms, AlarmsArgs, free_storage, replica_lag, replicator_lag
+from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
+from components.keys import RegionKey, RegionKeyArgs
+from components.network import Network, NetworkArgs
+from components.storage import Bucket, BucketArgs, BucketReplication, BucketReplicationArgs
+from components.streaming import KafkaCluster, KafkaClusterArgs, KafkaReplicator, KafkaReplicatorArgs
+from tests import harness
+from tests.harness import of_type, one
+
+ACCOUNT = harness.ACCOUNT
+KEY_E = "arn:aws:kms:us-east-1:123456789012:key/prod"
+KEY_W = "arn:aws:kms:us-west-2:123456789012:key/dr"
+
+
+def render(build):
+    def program():
+        build(aws.Provider("aws-us-west-2", region="us-west-2"))
+    return harness.render_program(program).resources
+
+
+def opts(p):
+    return pulumi.ResourceOptions(provider=p)
+
+
+def children_follow_the_convention(resources, component: str):
+    for r in resources:
+        if r["type"].startswith("aws:"):
+            assert r["name"].startswith(f"{component}-"), r["name"]
+            assert r["parent"] == component, r["name"]
+            assert r["provider"] is not None, r["name"]
+
+
+# ---- keys --------------------------------------------------------------------------------------
+
+def test_key_is_rotated_aliased_and_usable_by_alarms_and_logs():
+    resources = render(lambda p: RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT,
+                                                                 alias="regionpair-dr"), opts=opts(p)))
+    key = one(resources, "aws:kms/key:Key")["inputs"]
+    assert key["enableKeyRotation"] is True and key["deletionWindowInDays"] == 30
+    policy = json.loads(key["policy"])
+    sids = {s["Sid"]: s for s in policy["Statement"]}
+    assert sids["CloudWatchAlarmsPublishToEncryptedTopics"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sids["CloudWatchLogsEncryptsBrokerLogs"]["Principal"] == {"Service": "logs.us-west-2.amazonaws.com"}
+    assert sids["AccountAdministersTheKey"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert one(resources, "aws:kms/alias:Alias")["inputs"]["name"] == "alias/regionpair-dr"
+    children_follow_the_convention(resources, "key")
+
+
+@pytest.mark.parametrize("kw, arg", [({"alias": "alias/x"}, "alias"), ({"deletion_window_days": 3}, "deletion_window_days")])
+def test_key_bad_args(kw, arg):
+    with pytest.raises(ComponentArgsError) as err:
+        RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT, **{"alias": "a", **kw}))
+    assert err.value.arg == arg
+
+
+# ---- network -----------------------------------------------------------------------------------
+
+def test_created_network_is_private_across_three_zones_and_admits_only_configured_clients():
+    resources = render(lambda p: Network("network", NetworkArgs(
+        name_prefix="regionpair-dr", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"],
+        allowed_security_group_ids=["sg-0aaaaaaaaaaaaaaaa"], cidr="10.20.0.0/16",
+        availability_zones=["us-west-2a", "us-west-2b", "us-west-2c"]), opts=opts(p)))
+    subnets = of_type(resources, "aws:ec2/subnet:Subnet")
+    assert sorted(s["inputs"]["availabilityZone"] for s in subnets) == ["us-west-2a", "us-west-2b", "us-west-2c"]
+    assert all(s["inputs"]["mapPublicIpOnLaunch"] is False for s in subnets)
+    assert not of_type(resources, "aws:ec2/internetGateway:InternetGateway")
+    rules = of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    sources = sorted((r["inputs"]["fromPort"], r["inputs"].get("cidrIpv4") or r["inputs"].get("referencedSecurityGroupId"))
+                     for r in rules)
+    kafka_sg = one(resources, "aws:ec2/securityGroup:SecurityGroup", "network-kafka-sg")
+    assert sources[:2] == [(5432, "10.0.0.0/8"), (5432, "sg-0aaaaaaaaaaaaaaaa")]
+    assert all(src != "0.0.0.0/0" for _, src in sources)
+    assert {p for p, _ in sources} == {5432, 9098}
+    assert "ingress" not in kafka_sg["inputs"] and "egress" not in kafka_sg["inputs"]
+    group = one(resources, "aws:rds/subnetGroup:SubnetGroup")["inputs"]
+    assert group["name"] == "regionpair-dr-db" and len(group["subnetIds"]) == 3
+    children_follow_the_convention(resources, "network")
+
+
+def test_given_vpc_is_used_and_nothing_is_created_around_it():
+    subnets = [f"subnet-0123456789abcdef{i}" for i in range(3)]
+    resources = render(lambda p: Network("network", NetworkArgs(
+        name_prefix="regionpair-prod", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"], vpc_id="vpc-0123456789abcdef0",
+        subnet_ids=subnets), opts=opts(p)))
+    assert not of_type(resources, "aws:ec2/vpc:Vpc") and not of_type(resources, "aws:ec2/subnet:Subnet")
+    assert one(resources, "aws:rds/subnetGroup:SubnetGroup")["inputs"]["subnetIds"] == subnets
+    assert {r["inputs"]["vpcId"] for r in of_type(resources, "aws:ec2/securityGroup:SecurityGroup")} == \
+        {"vpc-0123456789abcdef0"}
+
+
+@pytest.mark.parametrize("kw, arg", [
+    ({"allowed_cidrs": []}, "allowed_cidrs"),
+    ({"allowed_cidrs": ["0.0.0.0/0"]}, "allowed_cidrs"),
+    ({"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0"]}, "subnet_ids"),
+    ({"availability_zones": None}, "availability_zones"),
+])
+def test_network_bad_args(kw, arg):
+    base = dict(name_prefix="x-y", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"], availability_zones=["a", "b", "c"])
+    base.update(kw)
+    with pytest.raises(ComponentArgsError) as err:
+        Network("network", NetworkArgs(**base))
+    assert err.value.arg == arg
+
+
+# ---- streaming ---------------------------------------------------------------------------------
+
+def test_kafka_cluster_is_durable_encrypted_and_iam_only():
+    resources = render(lambda p: KafkaCluster("kafka", KafkaClusterArgs(
+        cluster_name="regionpair-dr-kafka", subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+        security_group_ids=["sg-k"], kms_key_arn=KEY_W, bootstrap_parameter="/regionpair/kafka/bootstrap-brokers"),
+        opts=opts(p)))
+    cluster = one(resources, "aws:msk/cluster:Cluster")["inputs"]
+    assert cluster["numberOfBrokerNodes"] == 3
+    assert cluster["brokerNodeGroupInfo"]["clientSubnets"] == ["subnet-a", "subnet-b", "subnet-c"]
+    assert cluster["brokerNodeGroupInfo"]["connectivityInfo"]["publicAccess"]["type"] == "DISABLED"
+    assert cluster["encryptionInfo"]["encryptionAtRestKmsKeyArn"] == KEY_W
+    assert cluster["encryptionInfo"]["encryptionInTransit"] == {"clientBroker": "TLS", "inCluster": True}
+    assert cluster["clientAuthentication"]["sasl"]["iam"] is True
+    assert cluster["clientAuthentication"]["unauthenticated"] is False
+    assert cluster["loggingInfo"]["brokerLogs"]["cloudwatchLogs"]["enabled"] is True
+    config = one(resources, "aws:msk/configuration:Configuration")["inputs"]["serverProperties"]
+    props = dict(line.split("=", 1) for line in config.strip().splitlines())
+    assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+    assert props["unclean.leader.election.enable"] == "false" and props["auto.create.topics.enable"] == "false"
+    assert one(resources, "aws:cloudwatch/logGroup:LogGroup")["inputs"]["kmsKeyId"] == KEY_W
+    param = one(resources, "aws:ssm/parameter:Parameter")["inputs"]
+    assert param["name"] == "/regionpair/kafka/bootstrap-brokers" and param["value"]["secret"].endswith(":9098")
+    children_follow_the_convention(resources, "kafka")
+
+
+SRC = "arn:aws:kafka:us-east-1:123456789012:cluster/regionpair-prod-kafka/abc-1"
+DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
+
+
+def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privilege():
+    resources = render(lambda p: KafkaReplicator("replicator", KafkaReplicatorArgs(
+        replicator_name="regionpair-dr-from-us-east-1", source_cluster_arn=SRC, source_subnet_ids=["subnet-s"],
+        source_security_group_ids=["sg-s"], target_cluster_arn=DST, target_subnet_ids=["subnet-t"],
+        target_security_group_ids=["sg-t"], account_id=ACCOUNT), opts=opts(p)))
+    rep = one(resources, "aws:msk/replicator:Replicator")
+    assert rep["provider"] == "aws-us-west-2"
+    info = rep["inputs"]["replicationInfoList"]
+    assert (info["sourceKafkaClusterArn"], info["targetKafkaClusterArn"]) == (SRC, DST)
+    topics = info["topicReplications"][0]
+    assert topics["copyTopicConfigurations"] is True and topics["detectAndCopyNewTopics"] is True
+    assert topics["topicNameConfiguration"] == {"type": "IDENTICAL"}
+    groups = info["consumerGroupReplications"][0]
+    assert groups["synchroniseConsumerGroupOffsets"] is True and groups["detectAndCopyNewConsumerGroups"] is True
+    clusters = rep["inputs"]["kafkaClusters"]
+    assert [c["amazonMskCluster"]["mskClusterArn"] for c in clusters] == [SRC, DST]
+    assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"], "securityGroupsIds": ["sg-s"]}
+    policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    read, write = by_sid["ReadTheSourceCluster"], by_sid["WriteTheTargetCluster"]
+    assert all(a.startswith("kafka-cluster:") and "*" not in a for s in policy["Statement"] for a in s["Action"])
+    assert not [a for a in read["Action"] if "Write" in a or "Create" in a or "AlterTopic" in a]
+    assert read["Resource"] == [SRC, SRC.replace(":cluster/", ":topic/") + "/*", SRC.replace(":cluster/", ":group/") + "/*"]
+    assert all(DST.split("/")[1] in r for r in write["Resource"])
+    trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "kafka.amazonaws.com"}
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+# ---- storage -----------------------------------------------------------------------------------
+
+def test_bucket_is_versioned_encrypted_private_tls_only_with_the_lifecycle():
+    resources = render(lambda p: Bucket("data", BucketArgs(bucket_name="regionpair-dr-data", kms_key_arn=KEY_W),
+                                        opts=opts(p)))
+    assert one(resources, "aws:s3/bucketVersioning:BucketVersioning")["inputs"]["versioningConfiguration"] == \
+        {"status": "Enabled"}
+    sse = one(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    rule = sse["inputs"]["rules"][0]
+    assert rule["bucketKeyEnabled"] is True
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_W}
+    pab = one(resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")["inputs"]
+    assert all(pab[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    policy = json.loads(one(resources, "aws:s3/bucketPolicy:BucketPolicy")["inputs"]["policy"])
+    deny = policy["Statement"][0]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    life = one(resources, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["inputs"]["rules"][0]
+    assert life["status"] == "Enabled"
+    assert [(t["days"], t["storageClass"]) for t in life["transitions"]] == [(90, "GLACIER"), (730, "DEEP_ARCHIVE")]
+    assert life["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    assert life["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 7}
+    assert not of_type(resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert one(resources, "aws:s3/bucket:Bucket")["inputs"]["forceDestroy"] is False
+    children_follow_the_convention(resources, "data")
+
+
+def test_backups_bucket_is_locked_in_compliance_mode():
+    resources = render(lambda p: Bucket("backups", BucketArgs(bucket_name="regionpair-dr-backups", kms_key_arn=KEY_W,
+                                                              object_lock_days=45), opts=opts(p)))
+    assert one(resources, "aws:s3/bucket:Bucket")["inputs"]["objectLockEnabled"] is True
+    lock = one(resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")["inputs"]
+    assert lock["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 45}
+
+
+def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
+    def build(p):
+        east = aws.Provider("aws-us-east-1", region="us-east-1")
+        BucketReplication("data-replication", BucketReplicationArgs(
+            source_provider=east, source_region="us-east-1", destination_region="us-west-2",
+            source_bucket="regionpair-prod-data", source_bucket_arn="arn:aws:s3:::regionpair-prod-data",
+            source_kms_key_arn=KEY_E, destination_bucket_arn="arn:aws:s3:::regionpair-dr-data",
+            destination_kms_key_arn=KEY_W, account_id=ACCOUNT), opts=opts(p))
+    resources = render(build)
+    config = one(resources, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    assert config["provider"] == "aws-us-east-1"
+    assert config["inputs"]["bucket"] == "regionpair-prod-data"
+    rule = config["inputs"]["rules"][0]
+    assert rule["status"] == "Enabled"
+    assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
+    dest = rule["destination"]
+    assert dest["bucket"] == "arn:aws:s3:::regionpair-dr-data"
+    assert dest["encryptionConfiguration"] == {"replicaKmsKeyId": KEY_W}
+    assert dest["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
+    assert dest["metrics"] == {"status": "Enabled", "eventThreshold": {"minutes": 15}}
+    assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"] == {"status": "Enabled"}
+    policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    resources_named = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert resources_named == {"arn:aws:s3:::regionpair-prod-data", "arn:aws:s3:::regionpair-prod-data/*",
+                               "arn:aws:s3:::regionpair-dr-data/*", KEY_E, KEY_W}
+    assert all("*" not in a for s in policy["Statement"] for a in s["Action"])
+
+
+@pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
+                                     ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
+                                     ({"object_lock_days": 0}, "object_lock_days")])
+def test_bucket_bad_args(kw, arg):
+    with pytest.raises(ComponentArgsError) as err:
+        Bucket("data", BucketArgs(**{"bucket_name": "ok-name", "kms_key_arn": KEY_W, **kw}))
+    assert err.value.arg == arg
+
+
+# ---- dns ---------------------------------------------------------------------------------------
+
+def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_us_east_1():
+    def build(p):
+        east = aws.Provider("aws-us-east-1", region="us-east-1")
+        FailoverRecords("dns", FailoverRecordsArgs(
+            zone_id="Z0123", failover="PRIMARY", set_identifier="prod-us-east-1",
+            records={"payments": ("payments.example.com", "db.example")}, ttl_seconds=45,
+            health_check=HealthCheckSpec(fqdn="api.example.com", interval_seconds=10, failure_threshold=2),
+            alarm_provider=east, alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
+    resources = render(build)
+    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    assert (hc["fqdn"], hc["requestInterval"], hc["failureThreshold"], hc["type"]) == ("api.example.com", 10, 2, "HTTPS")
+    record = one(resources, "aws:route53/record:Record")["inputs"]
+    assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert record["ttl"] == 45 and record["records"] == ["db.example"] and record["setIdentifier"] == "prod-us-east-1"
+    assert record["healthCheckId"]
+    alarm = one(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarm["provider"] == "aws-us-east-1"
+    assert (alarm["inputs"]["namespace"], alarm["inputs"]["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
+    assert alarm["inputs"]["alarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
+
+
+def test_secondary_records_need_no_health_check():
+    resources = render(lambda p: FailoverRecords("dns", FailoverRecordsArgs(
+        zone_id="Z0123", failover="SECONDARY", set_identifier="dr-us-west-2",
+        records={"payments": ("payments.example.com", "db-dr.example")}), opts=opts(p)))
+    record = one(resources, "aws:route53/record:Record")["inputs"]
+    assert record["failoverRoutingPolicies"] == [{"type": "SECONDARY"}] and "healthCheckId" not in record
+    assert not of_type(resources, "aws:route53/healthCheck:HealthCheck")
+
+
+def test_primary_without_health_check_is_refused():
+    with pytest.raises(ComponentArgsError, match="never fails over") as err:
+        FailoverRecords("dns", FailoverRecordsArgs(zone_id="Z1", failover="PRIMARY", set_identifier="x",
+                                                   records={"a": ("a.example.com", "b")}))
+    assert err.value.arg == "health_check"
+
+
+# ---- alarms ------------------------------------------------------------------------------------
+
+def test_alarm_thresholds_derive_from_the_rpo():
+    assert replica_lag("db", 300).threshold == 150
+    assert replicator_lag("rep", 300).threshold == 150_000
+    assert free_storage("db", 200).threshold == int(200 * 0.1 * 1024 ** 3)
+    assert free_storage("db", 200).comparison == "LessThanThreshold"
+
+
+def test_alarms_notify_a_kms_encrypted_topic():
+    resources = render(lambda p: Alarms("alarms", AlarmsArgs(
+        topic_name="regionpair-dr-alarms", kms_key_arn=KEY_W, email="sre@example.com",
+        alarms=[replica_lag("regionpair-dr-payments", 60)]), opts=opts(p)))
+    topic = one(resources, "aws:sns/topic:Topic")["inputs"]
+    assert topic["kmsMasterKeyId"] == KEY_W
+    alarm = one(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")["inputs"]
+    assert (alarm["metricName"], alarm["threshold"], alarm["dimensions"]) == \
+        ("ReplicaLag", 30, {"DBInstanceIdentifier": "regionpair-dr-payments"})
+    assert alarm["alarmActions"] == [f"arn:aws:sns:us-west-2:{ACCOUNT}:regionpair-dr-alarms"]
+    assert one(resources, "aws:sns/topicSubscription:TopicSubscription")["inputs"]["endpoint"] == "sre@example.com"
+
+
+# ---- access ------------------------------------------------------------------------------------
+
+def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            health_check_ids=["hc-1"],
+            regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"], kafka_cluster_arns=[SRC],
+                                 bucket_arns=["arn:aws:s3:::prod-data"], kms_key_arns=[KEY_E],
+                                 topic_arns=["arn:aws:sns:us-east-1:1:t"], bootstrap_parameter="/regionpair/kafka/b"),
+                     RegionScope(region="us-west-2", db_security_group_ids=["sg-w"], kafka_cluster_arns=[DST],
+                                 replicator_arns=["arn:aws:kafka:us-west-2:1:replicator/r/x"])]), opts=opts(p))
+    resources = render(build)
+    policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    allowed = {a for actions in RUNBOOK_ACTIONS.values() for a in actions}
+    for s in policy["Statement"]:
+        assert s["Effect"] == "Allow"
+        for action in s["Action"]:
+            assert "*" not in action and action in allowed, action
+        resources_ = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        if s["Sid"] == "ReadMetrics":
+            assert s["Action"] == ["cloudwatch:GetMetricData"]
+            continue
+        for r in resources_:
+            assert r.startswith("arn:aws:"), r
+            assert r != "*" and (ACCOUNT in r or r.startswith(("arn:aws:s3:::", "arn:aws:route53:::")) or r in (SRC, DST)
+                                 or r.startswith("arn:aws:kafka:") or r.startswith("arn:aws:sns:")), r
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["FenceDatabaseSecurityGroups"]["Resource"] == [
+        f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/sg-e", f"arn:aws:ec2:us-west-2:{ACCOUNT}:security-group/sg-w"]
+    assert f"arn:aws:rds:us-west-2:{ACCOUNT}:db:regionpair-*" in by_sid["RdsFailoverAndBackups"]["Resource"]
+    assert "rds:PromoteReadReplica" in by_sid["RdsFailoverAndBackups"]["Action"]
+    assert by_sid["Route53HealthChecks"]["Resource"] == ["arn:aws:route53:::healthcheck/hc-1"]
+    assert by_sid["Route53FailoverRecords"]["Resource"] == ["arn:aws:route53:::hostedzone/Z0123"]
+    assert by_sid["KafkaBootstrapParameter"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
+    assert by_sid["BucketObjectsAndRunLock"]["Resource"] == ["arn:aws:s3:::prod-data/*"]
+    trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
+
+
+def test_runbook_role_refuses_a_broad_prefix():
+    with pytest.raises(ComponentArgsError) as err:
+        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
+                                                regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
+    assert err.value.arg == "name_prefix"

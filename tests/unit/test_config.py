@@ -1,0 +1,248 @@
+"""Stack config: every required key missing, wrong types, out-of-range values → ConfigError naming
+the key, the value and what is allowed. And the committed stack files are valid."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from stacks import config
+from stacks.config import ConfigError
+from tests import harness
+
+
+def prod_values() -> dict[str, Any]:
+    raw = harness.stack_config("prod")
+    values = {k.split(":", 1)[1]: config._decode(v) for k, v in raw.items() if k.startswith("regionpair:")}
+    values["region"] = raw["aws:region"]
+    return values
+
+
+def dr_values() -> dict[str, Any]:
+    raw = harness.stack_config("dr")
+    values = {k.split(":", 1)[1]: config._decode(v) for k, v in raw.items() if k.startswith("regionpair:")}
+    values["region"] = raw["aws:region"]
+    return values
+
+
+def test_committed_stack_configs_are_valid():
+    prod = config.read(prod_values(), stack="prod")
+    dr = config.read(dr_values(), stack="dr")
+    assert (prod.role, prod.region, dr.role, dr.region) == ("primary", "us-east-1", "secondary", "us-west-2")
+    assert dr.prod_stack == "organization/regionpair/prod" and dr.primary_region == "us-east-1"
+    assert dr.promoted is False
+    db = prod.databases[0]
+    # the user's planning documents: 30 days, 03:00-04:00 UTC
+    assert (db.backup_retention_days, db.backup_window, db.multi_az) == (30, "03:00-04:00", True)
+
+
+def test_defaults_when_optional_keys_are_omitted():
+    values = prod_values()
+    for key in ("backup_retention_days", "backup_window", "maintenance_window", "multi_az", "max_allocated_storage_gb"):
+        values["databases"][0].pop(key, None)
+    values.pop("backups")
+    values.pop("expected_promotion_seconds")
+    cfg = config.read(values, stack="prod")
+    db = cfg.databases[0]
+    assert (db.backup_retention_days, db.backup_window, db.maintenance_window, db.multi_az) == \
+        (30, "03:00-04:00", "sun:04:30-sun:05:30", True)
+    assert db.max_allocated_storage_gb == 2 * db.allocated_storage_gb
+    assert cfg.backups.object_lock_days == 30
+    assert cfg.expected_promotion_seconds == 300
+
+
+def _drop(path: str):
+    def mutate(values: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = values
+        for p in parents:
+            target = target[int(p)] if p.isdigit() else target[p]
+        del target[last]
+    return mutate
+
+
+REQUIRED_PROD = ["role", "region", "databases", "databases.0.name", "databases.0.instance_class",
+                 "databases.0.engine_version", "databases.0.allocated_storage_gb", "network", "dns", "dns.zone_name",
+                 "dns.zone_id", "dns.health_check", "dns.health_check.fqdn", "objectives", "objectives.rto_seconds",
+                 "objectives.rpo_seconds"]
+
+
+def _key(path: str) -> str:
+    parts = path.split(".")
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out
+
+
+@pytest.mark.parametrize("path", REQUIRED_PROD)
+def test_every_required_key_missing_is_named(path):
+    values = prod_values()
+    _drop(path)(values)
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == _key(path), str(err.value)
+    assert "(missing)" in str(err.value) and "required" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["prod_stack", "primary_region"])
+def test_dr_requires_the_prod_reference(key):
+    values = dr_values()
+    del values[key]
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == key
+    assert "(missing)" in str(err.value)
+
+
+def _set(path: str, value: Any):
+    def mutate(values: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = values
+        for p in parents:
+            target = target[int(p)] if p.isdigit() else target.setdefault(p, {})
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return mutate
+
+
+BAD = [
+    # wrong types
+    ("role", 5, "role", "primary | secondary"),
+    ("role", "tertiary", "role", "primary | secondary"),
+    ("region", "mars-1", "region", "AWS region"),
+    ("databases", "payments", "databases", "non-empty list"),
+    ("databases", [], "databases", "non-empty list"),
+    ("databases.0", "payments", "databases[0]", "expected an object"),
+    ("databases.0.allocated_storage_gb", "200", "databases[0].allocated_storage_gb", "whole number"),
+    ("databases.0.multi_az", "yes", "databases[0].multi_az", "true or false"),
+    ("databases.0.instance_class", "r6g.large", "databases[0].instance_class", "db.r6g.large"),
+    ("databases.0.name", "Payments_DB", "databases[0].name", "lowercase"),
+    ("dns.ttl_seconds", "60", "dns.ttl_seconds", "whole number"),
+    ("dns", "payments.example.com", "dns", "expected an object"),
+    ("objectives.rto_seconds", 900.5, "objectives.rto_seconds", "whole number"),
+    ("promoted", "no", "promoted", "true or false"),
+    ("tags", {"team": 7}, "tags", "string value"),
+    ("network.allowed_cidrs", "10.0.0.0/8", "network.allowed_cidrs", "list of strings"),
+    # out of range
+    ("databases.0.backup_retention_days", 6, "databases[0].backup_retention_days", "minimum is 7"),
+    ("databases.0.backup_retention_days", 36, "databases[0].backup_retention_days", "maximum is 35"),
+    ("databases.0.allocated_storage_gb", 10, "databases[0].allocated_storage_gb", "minimum is 20"),
+    ("databases.0.max_allocated_storage_gb", 100, "databases[0].max_allocated_storage_gb", "minimum is 200"),
+    ("databases.0.backup_window", "3am", "databases[0].backup_window", "HH:MM-HH:MM"),
+    ("databases.0.backup_window", "03:00-03:15", "databases[0].backup_window", "at least 30 minutes"),
+    ("databases.0.maintenance_window", "sun:03:30-sun:04:30", "databases[0].maintenance_window", "overlaps"),
+    ("databases.0.username", "postgres", "databases[0].username", "reserved"),
+    ("dns.health_check.interval_seconds", 15, "dns.health_check.interval_seconds", "10 or 30"),
+    ("dns.health_check.failure_threshold", 11, "dns.health_check.failure_threshold", "maximum is 10"),
+    ("dns.health_check.type", "ICMP", "dns.health_check.type", "HTTPS | HTTP | TCP"),
+    ("dns.strategy", "round-robin", "dns.strategy", "health-check-inversion | record-upsert"),
+    ("dns.ttl_seconds", 0, "dns.ttl_seconds", "minimum is 1"),
+    ("dns.zone_id", "zone-1", "dns.zone_id", "hosted zone id"),
+    ("objectives.rpo_seconds", 0, "objectives.rpo_seconds", "cannot promise zero loss"),
+    ("expected_promotion_seconds", 0, "expected_promotion_seconds", "minimum is 1"),
+    ("backups.object_lock_days", 0, "backups.object_lock_days", "minimum is 1"),
+    ("network.allowed_cidrs", ["0.0.0.0/0"], "network.allowed_cidrs[0]", "whole internet"),
+    ("network.allowed_cidrs", ["10.0.0.300/8"], "network.allowed_cidrs[0]", "CIDR block"),
+    ("network.allowed_cidrs", [], "network.allowed_cidrs", "at least one"),
+    ("network.cidr", "10.10.0.0/24", "network.cidr", "/20 or larger"),
+    ("network.vpc_id", "vpc-0123456789abcdef0", "network.subnet_ids", "exactly three"),
+    ("network.allowed_security_group_ids", ["default"], "network.allowed_security_group_ids[0]", "sg-"),
+    ("streaming.broker_volume_gb", 0, "streaming.broker_volume_gb", "minimum is 1"),
+    ("alarm_email", "sre-at-example", "alarm_email", "e-mail"),
+    # misplaced or unknown keys
+    ("promoted", True, "promoted", "only the dr stack"),
+    ("prod_stack", "organization/regionpair/prod", "prod_stack", "only the dr stack"),
+    ("backup_retention", 30, "backup_retention", "unknown key"),
+    ("databases.0.backup_retention", 14, "databases[0].backup_retention", "unknown key"),
+    ("dns.health_check.intervall", 10, "dns.health_check.intervall", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("path, value, key, allowed", BAD, ids=[f"{b[0]}={b[1]!r}" for b in BAD])
+def test_bad_values_name_key_value_and_what_is_allowed(path, value, key, allowed):
+    values = prod_values()
+    _set(path, value)(values)
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    message = str(err.value)
+    assert err.value.key == key, message
+    assert f"regionpair:{key}" in message
+    assert allowed in message, message
+
+
+def test_duplicate_database_names():
+    values = prod_values()
+    values["databases"].append(copy.deepcopy(values["databases"][0]))
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == "databases[1].name" and "unique" in str(err.value)
+
+
+def test_dr_primary_region_must_differ():
+    values = dr_values()
+    values["primary_region"] = values["region"]
+    with pytest.raises(ConfigError, match="must differ") as err:
+        config.read(values, stack="dr")
+    assert err.value.key == "primary_region"
+
+
+def test_existing_vpc_with_three_subnets():
+    values = prod_values()
+    values["network"].update(vpc_id="vpc-0123456789abcdef0",
+                             subnet_ids=[f"subnet-0123456789abcdef{i}" for i in range(3)])
+    cfg = config.read(values, stack="prod")
+    assert cfg.network.vpc_id == "vpc-0123456789abcdef0" and len(cfg.network.subnet_ids) == 3
+
+
+def test_config_is_frozen():
+    cfg = config.read(prod_values(), stack="prod")
+    with pytest.raises(Exception):
+        cfg.role = "secondary"  # type: ignore[misc]
+
+
+def test_pulumi_yaml_schema_documents_every_key():
+    schema = yaml.safe_load((harness.ROOT / "Pulumi.yaml").read_text())
+    assert schema["name"] == "regionpair"
+    assert schema["runtime"]["name"] == "python"
+    assert schema["runtime"]["options"]["virtualenv"] == ".venv"
+    keys = schema["config"]
+    assert set(keys) == {f"regionpair:{k}" for k in config.KEYS} | {"aws:region"}
+    for key, spec in keys.items():
+        assert spec.get("type") in ("string", "integer", "boolean", "array", "object"), key
+        assert len(spec.get("description", "")) > 10, key
+    # every key a stack file uses is in the schema
+    for stack in ("prod", "dr"):
+        assert set(harness.stack_config(stack)) <= set(keys), stack
+
+
+@pulumi.runtime.test
+def test_from_pulumi_reads_the_engine_config():
+    from pulumi.runtime.config import set_all_config
+    set_all_config(harness.stack_config("dr"))
+    cfg = config.from_pulumi()
+    assert (cfg.role, cfg.region, cfg.prod_stack) == ("secondary", "us-west-2", "organization/regionpair/prod")
+    assert cfg.databases[0].backup_retention_days == 30
+    assert cfg.tags == {"service": "payments", "owner": "sre"}
+    json.dumps(cfg.tags)
+
+
+@pulumi.runtime.test
+def test_from_pulumi_reads_the_config_bag_the_engine_passes_in_the_environment(monkeypatch):
+    from pulumi.runtime.config import set_all_config
+    set_all_config({})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(harness.stack_config("prod")))
+    cfg = config.from_pulumi()
+    assert (cfg.role, cfg.region, cfg.databases[0].name) == ("primary", "us-east-1", "payments")
+    bag = {**harness.stack_config("prod"), "regionpair:backup_retention": "14"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(bag))
+    with pytest.raises(ConfigError) as err:
+        config.from_pulumi()
+    assert err.value.key == "backup_retention" and "unknown key" in str(err.value)

@@ -1,0 +1,208 @@
+"""Both stacks' real program under mocks: the resource graph against committed snapshots, the
+exported outputs contract, promotion in place, and the checks the dr stack makes on prod."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import runpy
+from pathlib import Path
+
+import pytest
+
+from stacks import outputs
+from stacks.config import ConfigError
+from stacks.secondary import ProdMismatch
+from tests import harness
+from tests.harness import of_type, one
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+STACKS = ("prod", "dr")
+
+
+def _snapshot_text(stack: str) -> str:
+    return json.dumps(harness.render_stack(stack), indent=1, sort_keys=True) + "\n"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_resource_graph_matches_the_committed_snapshot(stack):
+    path = SNAPSHOTS / f"{stack}.json"
+    current = _snapshot_text(stack)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(current)
+    assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"
+    committed = path.read_text()
+    if committed != current:
+        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(), f"committed {path.name}",
+                                         f"rendered {stack}", lineterm="", n=2))
+        shown = "\n".join(diff[:200]) + ("\n… (diff truncated)" if len(diff) > 200 else "")
+        pytest.fail(f"the {stack} stack's resource graph changed. If that is meant, regenerate with "
+                    f"UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/unit/test_stacks.py and commit the "
+                    f"snapshot with the change.\n{shown}", pytrace=False)
+
+
+def test_rendering_is_deterministic():
+    again = harness.render("prod")
+    assert again.resources == harness.render_stack("prod")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_cloud_resource_has_an_explicit_provider_and_a_component_parent(stack):
+    for r in harness.render_stack(stack):
+        if r["type"].startswith("aws:"):
+            assert r["provider"] in ("aws-us-east-1", "aws-us-west-2"), r["name"]
+            assert r["parent"] is not None, r["name"]
+            assert r["name"].startswith(f"{r['parent']}-"), r["name"]
+
+
+def test_prod_exports_its_own_region_as_the_contract():
+    doc = outputs.from_dict(harness.stack_exports("prod"))
+    assert (doc.schema_version, doc.project, doc.stack, doc.target, doc.sandbox_dir) == (1, "regionpair", "prod", "aws", None)
+    assert set(doc.regions) == {"us-east-1"}
+    region = doc.primary
+    db = region.databases["payments"]
+    assert (db.role, db.port, db.source_arn) == ("primary", 5432, None)
+    assert db.secret_arn.startswith("arn:aws:secretsmanager:us-east-1:")
+    assert region.dns.failover == "PRIMARY" and region.dns.health_check_id
+    assert region.streaming.subnet_ids and region.streaming.security_group_ids
+    assert doc.rto_budget.total_seconds == 10 * 3 + 60 + 300 and doc.rto_budget.within_objective
+
+
+def test_dr_exports_the_whole_pair_with_prods_region_as_read():
+    prod = harness.stack_exports("prod")
+    dr = harness.stack_exports("dr")
+    assert set(dr) == {"schema_version", "project", "stack", "target", "sandbox_dir", "objectives", "rto_budget", "dns",
+                       "regions"}
+    doc = outputs.from_dict(dr).require_pair()
+    assert doc.regions["us-east-1"] == outputs.from_dict(prod).regions["us-east-1"]
+    replica = doc.secondary.databases["payments"]
+    assert replica.role == "replica"
+    assert replica.source_arn == doc.primary.databases["payments"].arn
+    assert replica.secret_arn is None
+    assert doc.secondary.streaming.replicator_arn and doc.secondary.runbook_role_arn
+    merged = outputs.merge(outputs.from_dict(prod), doc)
+    assert merged.require_pair().secondary.name == "us-west-2"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_in_any_input_or_export(stack):
+    text = json.dumps(harness.stack_exports(stack)) + json.dumps(harness.render_stack(stack))
+    for r in harness.render_stack(stack):
+        keys = set(r["inputs"])
+        assert not keys & {"password", "masterPassword"}, r["name"]
+    assert "BEGIN RSA PRIVATE KEY" not in text
+
+
+def test_dr_graph_has_every_cross_region_link():
+    dr = harness.render_stack("dr")
+    prod = harness.stack_exports("prod")["regions"]["us-east-1"]
+    replica = one(dr, "aws:rds/instance:Instance", "payments-instance")["inputs"]
+    assert replica["replicateSourceDb"] == prod["databases"]["payments"]["arn"]
+    assert replica["kmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    backups = one(dr, "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
+    assert backups["inputs"]["sourceDbInstanceArn"] == prod["databases"]["payments"]["arn"]
+    assert backups["provider"] == "aws-us-west-2"
+    repl = one(dr, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    assert repl["provider"] == "aws-us-east-1" and repl["inputs"]["bucket"] == prod["storage"]["data_bucket"]
+    replicator = one(dr, "aws:msk/replicator:Replicator")["inputs"]
+    assert replicator["replicationInfoList"]["sourceKafkaClusterArn"] == prod["streaming"]["cluster_arn"]
+    assert replicator["kafkaClusters"][0]["vpcConfig"]["subnetIds"] == prod["streaming"]["subnet_ids"]
+    record = one(dr, "aws:route53/record:Record")["inputs"]
+    assert record["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
+    alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
+    assert alarms["ReplicationLatency"]["threshold"] == 150_000
+    param = one(dr, "aws:ssm/parameter:Parameter")["inputs"]
+    assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
+
+
+def test_prod_graph_has_the_primary_record_guarded_and_alarmed():
+    prod = harness.render_stack("prod")
+    record = one(prod, "aws:route53/record:Record")["inputs"]
+    hc = one(prod, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}] and record["healthCheckId"]
+    assert (hc["requestInterval"], hc["failureThreshold"]) == (10, 3)
+    assert record["ttl"] == 60
+    assert not of_type(prod, "aws:msk/replicator:Replicator")
+    assert not of_type(prod, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    backups = one(prod, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")["inputs"]
+    assert backups["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 30}
+
+
+def test_promoted_dr_stack_promotes_in_place_and_replaces_nothing():
+    before = {r["urn"]: r for r in harness.render_stack("dr")}
+    promoted = harness.render("dr", overrides={"promoted": True})
+    after = {r["urn"]: r for r in promoted.resources}
+    (urn,) = [u for u, r in before.items() if r["type"] == "aws:rds/instance:Instance"]
+    assert urn in after, "the promoted database must keep the replica's URN"
+    changed = {k for k in set(before[urn]["inputs"]) | set(after[urn]["inputs"])
+               if before[urn]["inputs"].get(k) != after[urn]["inputs"].get(k)}
+    assert changed == {"replicateSourceDb", "manageMasterUserPassword", "masterUserSecretKmsKeyId"}
+    stateful = ("aws:rds/instance:Instance", "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:msk/cluster:Cluster")
+    for u, r in before.items():
+        if r["type"] in stateful:
+            assert u in after, f"{r['name']} would be deleted by the promotion"
+    removed = {before[u]["type"] for u in set(before) - set(after)}
+    assert removed <= {"aws:cloudwatch/metricAlarm:MetricAlarm"}, removed  # only the replica-lag alarm goes
+    doc = outputs.from_dict(promoted.exports)
+    assert doc.secondary.databases["payments"].role == "primary"
+    assert doc.secondary.databases["payments"].source_arn is None
+    assert doc.secondary.databases["payments"].secret_arn.startswith("arn:aws:secretsmanager:us-west-2:")
+
+
+def test_rto_budget_over_the_objective_warns():
+    rendered = harness.render("prod", overrides={"objectives": {"rto_seconds": 300, "rpo_seconds": 300}})
+    assert rendered.exports["rto_budget"]["within_objective"] is False
+    assert any("RTO budget 390 s exceeds the declared RTO of 300 s" in w for w in rendered.warnings), rendered.warnings
+    assert harness.stack_warnings("prod") == []
+
+
+def test_bad_config_fails_before_any_resource_is_declared():
+    with pytest.raises(ConfigError) as err:
+        harness.render("prod", overrides={"databases": [{"name": "payments", "instance_class": "db.r6g.large",
+                                                         "engine_version": "16", "allocated_storage_gb": 200,
+                                                         "backup_retention_days": 3}]})
+    assert err.value.key == "databases[0].backup_retention_days"
+    assert harness.LAST["registrations"] == []
+
+
+def _prod_exports_with(mutate):
+    exports = copy.deepcopy(harness.stack_exports("prod"))
+    mutate(exports)
+    return {"organization/regionpair/prod": exports}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda e: e["regions"]["us-east-1"]["databases"].clear(), "no database"),
+    (lambda e: e["regions"]["us-east-1"]["databases"].update(
+        ledger=copy.deepcopy(e["regions"]["us-east-1"]["databases"]["payments"])) or
+     e["dns"]["records"].update(ledger="ledger.payments.example.com"), "have no replica here"),
+    (lambda e: e["regions"].update({"eu-west-1": e["regions"].pop("us-east-1")}), "primary_region is us-east-1"),
+    (lambda e: e["regions"]["us-east-1"]["streaming"].update(subnet_ids=[]), "Kafka network"),
+    (lambda e: e["dns"].update(ttl_seconds=300), "DNS TTL"),
+    (lambda e: e["regions"]["us-east-1"]["databases"]["payments"].update(username="other"), "db_name/username"),
+    (lambda e: e.pop("regions"), "run `pulumi up -s prod` first"),
+])
+def test_dr_refuses_prod_exports_that_do_not_fit(mutate, message):
+    # the check runs in an apply (prod's exports are only known then); the engine reports the
+    # resource that could not be declared, caused by the mismatch
+    with pytest.raises(Exception) as err:
+        harness.render("dr", stack_outputs=_prod_exports_with(mutate))
+    chain, exc = [], err.value
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    mismatches = [e for e in chain if isinstance(e, ProdMismatch)]
+    assert mismatches, f"no ProdMismatch in {chain!r}"
+    assert message in str(mismatches[0])
+
+
+def test_main_module_picks_the_program_by_role():
+    main = str(harness.ROOT / "__main__.py")
+    for stack, region, role in (("prod", "us-east-1", "primary"), ("dr", "us-west-2", "secondary")):
+        stack_outputs = None if stack == "dr" else {}
+        rendered = harness.render(stack, stack_outputs=stack_outputs, program=lambda: runpy.run_path(main))
+        assert rendered.resources == harness.render_stack(stack)
+        assert outputs.from_dict(rendered.exports).regions[region].role == role
