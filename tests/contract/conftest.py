@@ -59,10 +59,11 @@ class MotoPair:
     doc: dict
     sg: dict[str, str]
     clock: FakeClock
+    session: Any
+    """One boto3 session for the whole test run: a session loads each service model once."""
 
     def client(self, service: str, region: str):
-        import boto3
-        return boto3.session.Session().client(service, region_name=region)
+        return self.session.client(service, region_name=region)
 
     def ingress(self, region: str) -> list[dict]:
         group = self.client("ec2", region).describe_security_groups(GroupIds=[self.sg[region]])["SecurityGroups"][0]
@@ -73,9 +74,19 @@ class MotoPair:
         return {t["Key"]: t["Value"] for t in group.get("Tags") or []}
 
 
+_SESSION: list = []
+
+
+def shared_session():
+    """Built on first use, after the test's environment is set (never at import)."""
+    if not _SESSION:
+        import boto3
+        _SESSION.append(boto3.session.Session())
+    return _SESSION[0]
+
+
 def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoPair:
-    import boto3
-    session = boto3.session.Session()
+    session = shared_session()
     doc: dict[str, Any] = copy.deepcopy(pair_document())
     doc["dns"]["strategy"] = strategy
     sgs = {}
@@ -141,7 +152,7 @@ def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoP
     r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
     doc["dns"]["zone_id"] = zone_id
     doc["regions"][P]["dns"]["health_check_id"] = hc
-    return MotoPair(endpoint, contract.from_dict(doc), doc, sgs, FakeClock())
+    return MotoPair(endpoint, contract.from_dict(doc), doc, sgs, FakeClock(), session)
 
 
 @pytest.fixture

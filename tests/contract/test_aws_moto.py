@@ -43,7 +43,7 @@ class FakeConn:
 
 
 def ports(pair, connect=None):
-    return aws.aws_ports(pair.outputs, pair.clock, connect=connect)
+    return aws.aws_ports(pair.outputs, pair.clock, pair.session, connect=connect)
 
 
 def normalized(permissions):
@@ -161,7 +161,7 @@ def test_dns_record_upsert(moto_server, aws_env):
 def test_dns_zone_is_found_by_name_when_the_outputs_have_no_zone_id(moto_pair):
     doc = copy.deepcopy(moto_pair.doc)
     doc["dns"]["zone_id"] = None
-    p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock)
+    p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock, moto_pair.session)
     assert p.dns.answer("payments") == P and p.dns.zone_id() == moto_pair.outputs.dns.zone_id
 
 
@@ -217,7 +217,7 @@ def test_health_region_and_database(moto_pair):
     doc["regions"][P]["databases"]["payments"].update(endpoint="127.0.0.1", port=listener.getsockname()[1])
     doc["regions"][S]["databases"]["payments"].update(endpoint="127.0.0.1", port=closed_port())
     try:
-        p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock)
+        p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock, moto_pair.session)
         assert p.health.region(P).healthy and "RDS API answers" in p.health.region(P).sentence
         assert p.health.database(P, "payments").healthy
         assert not p.health.database(S, "payments").healthy
