@@ -295,7 +295,7 @@ class RdsControl:
         declared = groups[ids[0]]
         tags = {t["Key"]: t["Value"] for t in declared.get("Tags") or []}
         open_groups = [gid for gid in ids
-                       if any(not _kept(r) for r in flatten_rules(groups[gid].get("IpPermissions") or []))]
+                       if any(not _kept(r) for r in flatten_rules((groups.get(gid) or {}).get("IpPermissions") or []))]
         return tags.get(FENCED_TAG) == "true" and not open_groups, ids[0], groups, open_groups
 
     # ---- fencing ---------------------------------------------------------------------------
