@@ -1,0 +1,23 @@
+"""Adapters of the runbook ports, chosen by the outputs document's ``target``.
+
+Both adapters are imported lazily: loading the runbooks never imports boto3 (AWS) nor starts
+anything local (sandbox) until a runbook actually needs its ports."""
+
+from __future__ import annotations
+
+from runbooks.clock import Clock
+from runbooks.errors import BadInput
+from runbooks.ports import Ports
+from stacks.outputs import Outputs
+
+
+def ports_for(outputs: Outputs, clock: Clock) -> Ports:
+    """The ports for the region pair the outputs describe: ``aws`` → boto3 + psycopg,
+    ``sandbox`` → the local region pair."""
+    if outputs.target == "aws":
+        from runbooks.adapters.aws import aws_ports
+        return aws_ports(outputs, clock)
+    if outputs.target == "sandbox":
+        from runbooks.adapters.sandbox import sandbox_ports
+        return sandbox_ports(outputs, clock)
+    raise BadInput(f"stack outputs: target {outputs.target!r} has no adapter; use 'aws' or 'sandbox'")

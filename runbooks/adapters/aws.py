@@ -1,0 +1,952 @@
+"""The AWS adapters of the runbook ports: boto3 for the control planes, psycopg for SQL.
+
+The only module of the project that imports boto3. Nothing here runs at import time: clients are
+built on first use, one per (service, region), from the session given to ``aws_ports`` (or a
+default one). botocore reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) itself, so
+moto in server mode stands in for AWS in tests without any code here knowing.
+
+In an incident a region's API may not answer at all; connect and read timeouts are short and
+retries few, so a call to a dead region fails in seconds with ``runbooks.errors.Unreachable``
+(the engine then records a best-effort failure or a blocked step) instead of hanging a minute.
+There are no boto3 waiters: the engine polls through the ports with its own clock.
+
+Every AWS call made here is listed in docs/aws-adapters.md (it feeds the runbook role's policy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from runbooks.clock import Clock, iso, wait_until
+from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreachable
+from runbooks.lock import may_take_over
+from runbooks.ports import DbInstance, Health, Ports, ReplicationState
+from runbooks.redact import scrub
+from stacks.outputs import Database, Outputs, Region
+
+log = logging.getLogger(__name__)
+
+FENCED_TAG = "regionpair:fenced"
+"""On the database's security group while its client ingress is revoked by the runbooks."""
+RULES_TAG = "regionpair:fenced-rules"
+"""Prefix of the tags (``…:0``, ``…:1`` …) that remember the revoked ingress rules, as JSON."""
+KEEP_PREFIX = "regionpair:runbook-access"
+"""An ingress rule whose description starts with this is the runbooks' own way in (SQL probes,
+draining a fenced primary); fencing keeps it. Clients never get a rule described so."""
+TAG_VALUE_MAX = 256
+MAX_RULE_TAGS = 40
+"""EC2 allows 50 tags per resource; keep room for the stack's own."""
+
+
+class AwsCallFailed(RunbookError):
+    """An AWS API refused a call (not a connectivity problem). The message names the call."""
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    connect_timeout: float = 2.0
+    """Seconds to open a connection to an AWS endpoint (a dead region fails fast)."""
+    read_timeout: float = 10.0
+    max_attempts: int = 2
+    """botocore's total attempts (standard retry mode) per call."""
+    tcp_timeout: float = 2.0
+    """HealthProbe.database: seconds to open a TCP connection to the database."""
+    sql_connect_timeout: int = 3
+    """psycopg connect_timeout (whole seconds, libpq's unit)."""
+    rename_timeout: float = 900.0
+    """rebuild_replica: how long to wait for RDS to finish renaming the former primary aside."""
+    replica_lag_metric_max_age: float = 180.0
+    """A ReplicaLag datapoint older than this does not count as live replication."""
+
+    def botocore_config(self) -> Config:
+        return Config(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+                      retries={"mode": "standard", "total_max_attempts": self.max_attempts})
+
+
+# --------------------------------------------------------------------------------------------
+# Clients and error mapping
+# --------------------------------------------------------------------------------------------
+
+
+class Clients:
+    """One boto3 client per (service, region), built on first use (thread-safe: the engine runs
+    the steps of a phase in parallel)."""
+
+    def __init__(self, session: Any = None, settings: AwsSettings | None = None):
+        self._session = session
+        self.settings = settings or AwsSettings()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def use(self, service: str, region: str, client: Any) -> None:
+        """Put a ready client in place (tests: a client wrapped in botocore's Stubber)."""
+        with self._lock:
+            self._clients[(service, region)] = client
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                self._clients[key] = self._session.client(service, region_name=region,
+                                                          config=self.settings.botocore_config())
+            return self._clients[key]
+
+    def call(self, service: str, region: str, operation: str, **params: Any) -> dict:
+        """Call ``operation`` and map what goes wrong to the runbooks' errors:
+        no answer (connection refused, timeout, 5xx after retries) → Unreachable;
+        missing permission → AwsCallFailed naming the IAM action; anything else → AwsCallFailed
+        with AWS's code (callers catch the codes they expect with ``error_code``)."""
+        client = self.client(service, region)
+        try:
+            return getattr(client, operation)(**params)
+        except (HTTPClientError, BotoConnectionError) as exc:
+            raise Unreachable(f"{service} in {region} did not answer {operation} ({type(exc).__name__}); "
+                              "the region or the network path to its API is down") from exc
+        except NoCredentialsError as exc:
+            raise BadInput("no AWS credentials: run with the runbook role's credentials (AWS_PROFILE, "
+                           "or an assumed role in the environment)") from exc
+        except ClientError as exc:
+            code = error_code(exc)
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500 or code in ("ServiceUnavailable", "InternalFailure", "RequestTimeout"):
+                raise Unreachable(f"{service} in {region} failed {operation} with {code} (HTTP {status}) "
+                                  "after retries; the region's API is failing") from exc
+            raise  # the caller decides: expected codes are handled there, others via fail()
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def fail(exc: ClientError, what: str) -> AwsCallFailed:
+    """The error to raise for an AWS refusal that the adapter does not expect."""
+    code = error_code(exc)
+    message = exc.response.get("Error", {}).get("Message", "")
+    op = exc.operation_name
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"):
+        return AwsCallFailed(f"{what}: {op} was denied ({code}); add it to the runbook role's policy "
+                             "(docs/aws-adapters.md lists every call the runbooks make)")
+    return AwsCallFailed(f"{what}: {op} failed: {code}: {message}")
+
+
+def _region_of_arn(arn: str | None) -> str | None:
+    if arn and arn.startswith("arn:"):
+        parts = arn.split(":")
+        if len(parts) > 3 and parts[3]:
+            return parts[3]
+    return None
+
+
+def _database(outputs: Outputs, region: str, database: str) -> tuple[Region, Database]:
+    try:
+        r = outputs.regions[region]
+    except KeyError:
+        raise BadInput(f"region {region!r} is not in the stack outputs ({', '.join(outputs.regions)})") from None
+    try:
+        return r, r.databases[database]
+    except KeyError:
+        raise BadInput(f"database {database!r} is not in region {region} of the stack outputs "
+                       f"({', '.join(r.databases)})") from None
+
+
+def _describe_instance(clients: Clients, region: str, identifier: str) -> dict | None:
+    """The DB instance as RDS describes it, or None when there is no instance of that name."""
+    try:
+        found = clients.call("rds", region, "describe_db_instances", DBInstanceIdentifier=identifier)
+    except ClientError as exc:
+        if error_code(exc) == "DBInstanceNotFound":
+            return None
+        raise fail(exc, f"describe {region}/{identifier}") from exc
+    instances = found.get("DBInstances") or []
+    return instances[0] if instances else None
+
+
+# --------------------------------------------------------------------------------------------
+# Security group rules: flatten, remember in tags, restore
+# --------------------------------------------------------------------------------------------
+
+_SOURCE_KEYS = (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6"), ("PrefixListIds", "PrefixListId"),
+                ("UserIdGroupPairs", "GroupId"))
+
+
+def flatten_rules(permissions: Iterable[dict]) -> list[dict]:
+    """One entry per (protocol, ports, source): the unit EC2 revokes and authorizes, and what is
+    remembered to restore exactly. Each entry is a valid IpPermissions item."""
+    flat = []
+    for perm in permissions:
+        base = {"IpProtocol": perm["IpProtocol"]}
+        for k in ("FromPort", "ToPort"):
+            if k in perm:
+                base[k] = perm[k]
+        for list_key, id_key in _SOURCE_KEYS:
+            for source in perm.get(list_key) or []:
+                entry = {k: v for k, v in source.items() if k in (id_key, "Description", "UserId", "VpcId",
+                                                                   "VpcPeeringConnectionId")}
+                if list_key == "UserIdGroupPairs":
+                    entry.pop("VpcId", None)
+                flat.append({**base, list_key: [entry]})
+    return flat
+
+
+def _rule_key(rule: dict) -> str:
+    """Identity of a rule regardless of its description (EC2 treats those as the same rule)."""
+    stripped = json.loads(json.dumps(rule))
+    for list_key, _ in _SOURCE_KEYS:
+        for source in stripped.get(list_key, []):
+            source.pop("Description", None)
+            source.pop("UserId", None)
+    return json.dumps(stripped, sort_keys=True)
+
+
+def _kept(rule: dict) -> bool:
+    return any((s.get("Description") or "").startswith(KEEP_PREFIX)
+               for list_key, _ in _SOURCE_KEYS for s in rule.get(list_key, []))
+
+
+def _encode_rules(rules: list[dict]) -> list[dict]:
+    text = json.dumps(rules, separators=(",", ":"), sort_keys=True)
+    chunks = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)] or ["[]"]
+    if len(chunks) > MAX_RULE_TAGS:
+        raise StepFailed(f"{len(rules)} ingress rules are too many to remember in {MAX_RULE_TAGS} tags; nothing was "
+                         "revoked. Consolidate the security group's rules (e.g. a prefix list) and rerun")
+    return [{"Key": f"{RULES_TAG}:{i}", "Value": c} for i, c in enumerate(chunks)]
+
+
+def _decode_rules(tags: dict[str, str]) -> list[dict] | None:
+    parts = sorted(((int(k.rsplit(":", 1)[1]), v) for k, v in tags.items()
+                    if k.startswith(RULES_TAG + ":") and k.rsplit(":", 1)[1].isdigit()))
+    if not parts:
+        return None
+    try:
+        return json.loads("".join(v for _, v in parts))
+    except json.JSONDecodeError:
+        raise StepFailed(f"the tags {RULES_TAG}:* that remember the revoked ingress rules are corrupt; restore the "
+                         "rules from the stack (`pulumi up` on that region's stack) and delete those tags") from None
+
+
+# --------------------------------------------------------------------------------------------
+# DatabaseControl on RDS (+ EC2 security groups for fencing)
+# --------------------------------------------------------------------------------------------
+
+
+class RdsControl:
+    def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, sql: "PsycopgSql | None" = None):
+        self.outputs = outputs
+        self.clients = clients
+        self.clock = clock
+        self.sql = sql
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def describe(self, region: str, database: str) -> DbInstance:
+        _, db = _database(self.outputs, region, database)
+        try:
+            inst = _describe_instance(self.clients, region, db.identifier)
+        except Unreachable:
+            return DbInstance(region, database, db.identifier, "unreachable", "unknown", False)
+        if inst is None:
+            return DbInstance(region, database, db.identifier, "not-found", "unknown", False)
+        source = inst.get("ReadReplicaSourceDBInstanceIdentifier")
+        role = "replica" if source else "primary"
+        source_region = (_region_of_arn(source) or region) if source else None
+        try:
+            fenced = self._fence_state(region, db, inst)[0]
+        except Unreachable:
+            fenced = False
+        return DbInstance(region, database, db.identifier, inst.get("DBInstanceStatus", "unknown"), role, fenced,
+                          source_region)
+
+    def _group_ids(self, db: Database, inst: dict) -> list[str]:
+        attached = [g["VpcSecurityGroupId"] for g in inst.get("VpcSecurityGroups") or []]
+        declared = db.security_group_id or (attached[0] if len(attached) == 1 else None)
+        if declared is None:
+            raise BadInput(f"stack outputs: database {db.name} ({db.identifier}) names no security_group_id and "
+                           f"has {len(attached)} attached; export the database's security group to fence it")
+        return [declared] + [g for g in attached if g != declared]
+
+    def _groups(self, region: str, group_ids: list[str]) -> dict[str, dict]:
+        try:
+            found = self.clients.call("ec2", region, "describe_security_groups", GroupIds=group_ids)
+        except ClientError as exc:
+            raise fail(exc, f"read security groups {', '.join(group_ids)} in {region}") from exc
+        return {g["GroupId"]: g for g in found["SecurityGroups"]}
+
+    def _fence_state(self, region: str, db: Database, inst: dict) -> tuple[bool, str, dict, list[str]]:
+        """(fenced, declared group id, groups by id, groups other than the declared one that still let
+        clients in)."""
+        ids = self._group_ids(db, inst)
+        groups = self._groups(region, ids)
+        declared = groups[ids[0]]
+        tags = {t["Key"]: t["Value"] for t in declared.get("Tags") or []}
+        open_groups = [gid for gid in ids
+                       if any(not _kept(r) for r in flatten_rules((groups.get(gid) or {}).get("IpPermissions") or []))]
+        return tags.get(FENCED_TAG) == "true" and not open_groups, ids[0], groups, open_groups
+
+    # ---- fencing ---------------------------------------------------------------------------
+
+    def fence(self, region: str, database: str) -> str:
+        """Revoke client ingress on the database's security group, remembering the rules in tags of
+        that group first (so a crash never loses them), then end established client sessions (a
+        security group change does not cut tracked connections)."""
+        _, db = _database(self.outputs, region, database)
+        inst = _describe_instance(self.clients, region, db.identifier)
+        if inst is None:
+            raise StepFailed(f"{region}/{database}: no DB instance {db.identifier}; nothing to fence")
+        fenced, gid, groups, _ = self._fence_state(region, db, inst)
+        if fenced:
+            return f"{region}/{database} was already fenced (security group {gid} lets no client in)"
+        group = groups[gid]
+        tags = {t["Key"]: t["Value"] for t in group.get("Tags") or []}
+        current = flatten_rules(group.get("IpPermissions") or [])
+        to_revoke = [r for r in current if not _kept(r)]
+        remembered = _decode_rules(tags) or []
+        known = {_rule_key(r) for r in remembered}
+        merged = remembered + [r for r in to_revoke if _rule_key(r) not in known]
+        new_tags = _encode_rules(merged)
+        stale = [k for k in tags if k.startswith(RULES_TAG + ":") and k not in {t["Key"] for t in new_tags}]
+        try:
+            self.clients.call("ec2", region, "create_tags", Resources=[gid],
+                              Tags=new_tags + [{"Key": FENCED_TAG, "Value": "true"}])
+            if stale:
+                self.clients.call("ec2", region, "delete_tags", Resources=[gid], Tags=[{"Key": k} for k in stale])
+            if to_revoke:
+                self.clients.call("ec2", region, "revoke_security_group_ingress", GroupId=gid, IpPermissions=to_revoke)
+        except ClientError as exc:
+            raise fail(exc, f"fence {region}/{database} (security group {gid})") from exc
+        _, _, _, still_open = self._fence_state(region, db, inst)
+        if still_open:
+            raise StepFailed(f"{region}/{database}: revoked {len(to_revoke)} ingress rule(s) of {gid}, but security "
+                             f"group(s) {', '.join(still_open)} attached to {db.identifier} still let clients in; "
+                             "detach them from the instance (or move their rules into the database's own group) "
+                             "and rerun")
+        sessions = self._end_sessions(region, database)
+        return (f"fenced {region}/{database}: revoked {len(to_revoke)} ingress rule(s) of {gid} "
+                f"(remembered in its tags for unfence); {sessions}")
+
+    def _end_sessions(self, region: str, database: str) -> str:
+        if self.sql is None:
+            return "established sessions were left alone (no SQL access configured)"
+        try:
+            n = self.sql.terminate_client_sessions(region, database)
+        except Unreachable as exc:
+            return f"could not end established client sessions ({exc}); they end when the instance restarts"
+        return f"ended {n} established client session(s)"
+
+    def unfence(self, region: str, database: str) -> str:
+        _, db = _database(self.outputs, region, database)
+        inst = _describe_instance(self.clients, region, db.identifier)
+        if inst is None:
+            raise StepFailed(f"{region}/{database}: no DB instance {db.identifier}; nothing to unfence")
+        gid = self._group_ids(db, inst)[0]
+        group = self._groups(region, [gid])[gid]
+        tags = {t["Key"]: t["Value"] for t in group.get("Tags") or []}
+        remembered = _decode_rules(tags)
+        if remembered is None and FENCED_TAG not in tags:
+            return f"{region}/{database} was not fenced by the runbooks (no {FENCED_TAG} tag on {gid})"
+        present = {_rule_key(r) for r in flatten_rules(group.get("IpPermissions") or [])}
+        missing = [r for r in remembered or [] if _rule_key(r) not in present]
+        try:
+            if missing:
+                self.clients.call("ec2", region, "authorize_security_group_ingress", GroupId=gid,
+                                  IpPermissions=missing)
+            ours = [k for k in tags if k == FENCED_TAG or k.startswith(RULES_TAG + ":")]
+            self.clients.call("ec2", region, "delete_tags", Resources=[gid], Tags=[{"Key": k} for k in ours])
+        except ClientError as exc:
+            raise fail(exc, f"unfence {region}/{database} (security group {gid})") from exc
+        return f"unfenced {region}/{database}: restored {len(missing)} ingress rule(s) of {gid}"
+
+    # ---- promotion and rebuild ---------------------------------------------------------------
+
+    def promote(self, region: str, database: str) -> str:
+        _, db = _database(self.outputs, region, database)
+        where = f"{region}/{database} ({db.identifier})"
+        inst = _describe_instance(self.clients, region, db.identifier)
+        if inst is None:
+            raise StepFailed(f"{where}: no such DB instance; check the stack outputs")
+        if not inst.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return f"{where} is already standalone (promoted earlier)"
+        try:
+            self.clients.call("rds", region, "promote_read_replica", DBInstanceIdentifier=db.identifier)
+        except ClientError as exc:
+            if error_code(exc) == "InvalidDBInstanceState":
+                status = (_describe_instance(self.clients, region, db.identifier) or {}).get("DBInstanceStatus")
+                if status in ("modifying", "rebooting", "renaming", "upgrading"):
+                    return f"promotion of {where} already under way (status {status})"
+                raise StepFailed(f"{where} cannot be promoted while {status}; wait until it is available, "
+                                 "then rerun") from exc
+            raise fail(exc, f"promote {where}") from exc
+        return f"promotion of {where} started"
+
+    def rebuild_replica(self, region: str, database: str, source_region: str) -> str:
+        """RDS cannot demote a primary in place: rename the old instance aside (kept, never deleted
+        here), then create a cross-region read replica of the current primary under the identifier
+        the outputs name, encrypted with this region's KMS key."""
+        r, db = _database(self.outputs, region, database)
+        _, src = _database(self.outputs, source_region, database)
+        where = f"{region}/{database}"
+        inst = _describe_instance(self.clients, region, db.identifier)
+        source_inst = _describe_instance(self.clients, source_region, src.identifier)
+        if source_inst is None:
+            raise StepFailed(f"{source_region}/{database}: no DB instance {src.identifier} to replicate from")
+        source_arn = source_inst.get("DBInstanceArn") or src.arn
+        if inst is not None and inst.get("ReadReplicaSourceDBInstanceIdentifier") in (source_arn, src.identifier):
+            return f"{where} ({db.identifier}) already replicates {source_arn}"
+        template = inst or {}
+        kept = ""
+        if inst is not None:
+            if inst.get("ReadReplicaSourceDBInstanceIdentifier"):
+                raise StepFailed(f"{where} ({db.identifier}) replicates {inst['ReadReplicaSourceDBInstanceIdentifier']}, "
+                                 f"not {source_arn}; resolve by hand, the runbook does not rename a replica")
+            aside = f"{db.identifier}-old-{datetime.fromtimestamp(self.clock.time(), timezone.utc):%Y%m%d%H%M%S}"
+            aside = aside[:63]
+            try:
+                self.clients.call("rds", region, "modify_db_instance", DBInstanceIdentifier=db.identifier,
+                                  NewDBInstanceIdentifier=aside, ApplyImmediately=True)
+            except ClientError as exc:
+                raise fail(exc, f"rename {where} ({db.identifier}) aside to {aside}") from exc
+            wait_until(lambda: _describe_instance(self.clients, region, db.identifier) is None,
+                       what=f"RDS to rename {db.identifier} to {aside}", timeout=self.clients.settings.rename_timeout,
+                       clock=self.clock, interval=1.0, max_interval=10.0)
+            kept = (f"; the former instance is kept as {aside} (renamed, so its endpoint changed; the runbook never "
+                    "deletes it: delete it yourself once the new replica has caught up)")
+        params: dict[str, Any] = {
+            "DBInstanceIdentifier": db.identifier,
+            "SourceDBInstanceIdentifier": source_arn,
+            "SourceRegion": source_region,
+            "PubliclyAccessible": False,
+            "CopyTagsToSnapshot": True,
+            "DeletionProtection": True,
+            "Tags": [{"Key": "regionpair:rebuilt-from", "Value": source_arn[:TAG_VALUE_MAX]}],
+        }
+        if r.kms_key_arn:
+            params["KmsKeyId"] = r.kms_key_arn
+        if db.security_group_id:
+            params["VpcSecurityGroupIds"] = [db.security_group_id]
+        for key in ("DBInstanceClass", "MultiAZ", "StorageType"):
+            if template.get(key) is not None:
+                params[key] = template[key]
+        if template.get("DBSubnetGroup", {}).get("DBSubnetGroupName"):
+            params["DBSubnetGroupName"] = template["DBSubnetGroup"]["DBSubnetGroupName"]
+        if template.get("Endpoint", {}).get("Port"):
+            params["Port"] = template["Endpoint"]["Port"]
+        try:
+            self.clients.call("rds", region, "create_db_instance_read_replica", **params)
+        except ClientError as exc:
+            raise fail(exc, f"create {db.identifier} in {region} as a replica of {source_arn}") from exc
+        key = f", encrypted with {r.kms_key_arn}" if r.kms_key_arn else ""
+        return f"creating {db.identifier} in {region} as a read replica of {source_arn}{key}{kept}"
+
+
+# --------------------------------------------------------------------------------------------
+# SqlProbe on psycopg
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    connect_timeout: int
+    sslmode: str = "require"
+
+    def __repr__(self) -> str:  # never the password, also not in a traceback's locals
+        return f"ConnInfo({self.user}@{self.host}:{self.port}/{self.dbname}, sslmode={self.sslmode})"
+
+
+class SqlConnection(Protocol):
+    def execute(self, query: str, params: Any = None) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+Connect = Callable[[ConnInfo], SqlConnection]
+
+
+def psycopg_connect(info: ConnInfo) -> SqlConnection:
+    import psycopg
+    return psycopg.connect(host=info.host, port=info.port, dbname=info.dbname, user=info.user,
+                           password=info.password, sslmode=info.sslmode, connect_timeout=info.connect_timeout,
+                           autocommit=True, application_name="regionpair-runbooks")
+
+
+def parse_lsn(text: str | None) -> int | None:
+    """'16/B374D848' → 0x16B374D848 (PostgreSQL's pg_lsn as an integer)."""
+    if text is None:
+        return None
+    high, _, low = str(text).partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+@dataclass(frozen=True)
+class AwsReplicationState(ReplicationState):
+    lag_source: str = ""
+    """Where lag_seconds and streaming came from: ``pg_stat_wal_receiver`` or ``cloudwatch:ReplicaLag``."""
+
+
+class PsycopgSql:
+    """SQL on the databases, with the master password from Secrets Manager (never logged,
+    never returned). One short-lived connection per call: a promotion or a failed region breaks
+    long-lived ones, and a call costs one TLS handshake."""
+
+    def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, connect: Connect = psycopg_connect):
+        self.outputs = outputs
+        self.clients = clients
+        self.clock = clock
+        self.connect = connect
+        self._passwords: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _password(self, db: Database, refresh: bool = False) -> str:
+        if not db.secret_arn:
+            raise BadInput(f"stack outputs: database {db.name} ({db.identifier}) has no secret_arn; the runbooks "
+                           "read the master password from Secrets Manager (manage_master_user_password)")
+        with self._lock:
+            if refresh or db.secret_arn not in self._passwords:
+                region = _region_of_arn(db.secret_arn) or ""
+                try:
+                    value = self.clients.call("secretsmanager", region, "get_secret_value", SecretId=db.secret_arn)
+                except ClientError as exc:
+                    raise fail(exc, f"read the password of {db.identifier} from {db.secret_arn}") from exc
+                try:
+                    self._passwords[db.secret_arn] = json.loads(value["SecretString"])["password"]
+                except (KeyError, TypeError, json.JSONDecodeError):
+                    raise AwsCallFailed(f"secret {db.secret_arn} is not an RDS master user secret (JSON with a "
+                                        "'password' key)") from None
+            return self._passwords[db.secret_arn]
+
+    def _open(self, region: str, database: str) -> SqlConnection:
+        _, db = _database(self.outputs, region, database)
+        import psycopg  # only the error classes; the connection comes from self.connect
+        for attempt in (0, 1):
+            info = ConnInfo(db.endpoint, db.port, db.db_name, db.username, self._password(db, refresh=attempt == 1),
+                            self.clients.settings.sql_connect_timeout)
+            try:
+                return self.connect(info)
+            except psycopg.OperationalError as exc:
+                if getattr(exc, "sqlstate", None) == "28P01" and attempt == 0:
+                    continue  # password rotated since we read it: read it again, once
+                raise Unreachable(f"{region}/{database} ({db.endpoint}:{db.port}) does not accept connections: "
+                                  f"{scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run(self, region: str, database: str, fn: Callable[[SqlConnection], Any]) -> Any:
+        import psycopg
+        conn = self._open(region, database)
+        try:
+            return fn(conn)
+        except psycopg.OperationalError as exc:
+            raise Unreachable(f"{region}/{database}: connection lost: {scrub(str(exc).strip())}") from None
+        finally:
+            conn.close()
+
+    def replication(self, region: str, database: str) -> ReplicationState:
+        return self._run(region, database, lambda conn: self._replication(conn, region, database))
+
+    def _replication(self, conn: SqlConnection, region: str, database: str) -> ReplicationState:
+        (in_recovery,) = conn.execute("select pg_is_in_recovery()").fetchone()
+        if not in_recovery:
+            (lsn,) = conn.execute("select pg_current_wal_lsn()::text").fetchone()
+            rows = conn.execute(
+                "select application_name, state, sync_state, extract(epoch from replay_lag)::float8 "
+                "from pg_stat_replication").fetchall()
+            replicas = tuple({"application_name": a, "state": s, "sync_state": y, "replay_lag_seconds": lag}
+                             for a, s, y, lag in rows)
+            return AwsReplicationState(in_recovery=False, lsn=parse_lsn(lsn), replicas=replicas, lag_source="primary")
+        replay, receive, replay_age = conn.execute(
+            "select pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text, "
+            "extract(epoch from now() - pg_last_xact_replay_timestamp())::float8").fetchone()
+        receiver = conn.execute(
+            "select status, extract(epoch from now() - last_msg_receipt_time)::float8 "
+            "from pg_stat_wal_receiver").fetchone()
+        replay_lsn, receive_lsn = parse_lsn(replay), parse_lsn(receive)
+        if receiver is not None:
+            status, contact_age = receiver
+            caught_up = receive_lsn is not None and replay_lsn is not None and replay_lsn >= receive_lsn
+            lag = 0.0 if caught_up else replay_age
+            return AwsReplicationState(in_recovery=True, lsn=replay_lsn or 0, receive_lsn=receive_lsn,
+                                       streaming=status == "streaming", lag_seconds=lag,
+                                       last_contact_age_seconds=contact_age, lag_source="pg_stat_wal_receiver")
+        lag, replicating = self._lag_from_cloudwatch(region, database)
+        return AwsReplicationState(in_recovery=True, lsn=replay_lsn or 0, receive_lsn=receive_lsn,
+                                   streaming=replicating, lag_seconds=lag, last_contact_age_seconds=None,
+                                   lag_source="cloudwatch:ReplicaLag")
+
+    def _lag_from_cloudwatch(self, region: str, database: str) -> tuple[float | None, bool]:
+        """RDS cross-region replicas may show no WAL receiver: then the ReplicaLag metric (and
+        RDS's read-replication status) say how far behind it is and whether it replicates."""
+        _, db = _database(self.outputs, region, database)
+        now = datetime.fromtimestamp(self.clock.time(), timezone.utc)
+        try:
+            stats = self.clients.call("cloudwatch", region, "get_metric_statistics", Namespace="AWS/RDS",
+                                      MetricName="ReplicaLag",
+                                      Dimensions=[{"Name": "DBInstanceIdentifier", "Value": db.identifier}],
+                                      StartTime=now - timedelta(minutes=5), EndTime=now, Period=60,
+                                      Statistics=["Maximum"])
+        except ClientError as exc:
+            raise fail(exc, f"read ReplicaLag of {db.identifier} in {region}") from exc
+        points = sorted(stats.get("Datapoints") or [], key=lambda p: p["Timestamp"])
+        inst = _describe_instance(self.clients, region, db.identifier) or {}
+        infos = [i for i in inst.get("StatusInfos") or [] if i.get("StatusType") == "read replication"]
+        replicating = bool(infos) and all(i.get("Status") == "replicating" and i.get("Normal", True) for i in infos)
+        if not points:
+            return None, False
+        latest = points[-1]
+        fresh = (now - latest["Timestamp"]).total_seconds() <= self.clients.settings.replica_lag_metric_max_age
+        return float(latest["Maximum"]), replicating and fresh
+
+    def canary_write(self, region: str, database: str) -> str:
+        import psycopg
+        canary = f"{iso(self.clock.time())}-{uuid.uuid4().hex[:12]}"
+
+        def write(conn: SqlConnection) -> str:
+            try:
+                conn.execute("create table if not exists regionpair_canary(id text primary key, at timestamptz not null)")
+                conn.execute("insert into regionpair_canary(id, at) values (%s, now())", (canary,))
+            except psycopg.errors.ReadOnlySqlTransaction:
+                raise StepFailed(f"{region}/{database} takes no write: it is read-only (still in recovery?)") from None
+            row = conn.execute("select at from regionpair_canary where id = %s", (canary,)).fetchone()
+            if row is None:
+                raise StepFailed(f"{region}/{database} accepted canary {canary} but does not return it")
+            return f"canary {canary} written to and read back from {region}/{database}"
+        return self._run(region, database, write)
+
+    def terminate_client_sessions(self, region: str, database: str) -> int:
+        """End the sessions of clients (not replication, not RDS's own, not ours): a revoked security
+        group rule does not cut connections that are already established."""
+        def kill(conn: SqlConnection) -> int:
+            rows = conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where backend_type = 'client backend' "
+                "and pid <> pg_backend_pid() and usename not in ('rdsadmin', current_user)").fetchall()
+            return sum(1 for (ok,) in rows if ok)
+        return self._run(region, database, kill)
+
+
+# --------------------------------------------------------------------------------------------
+# DnsControl on Route53
+# --------------------------------------------------------------------------------------------
+
+
+def _fqdn(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+class Route53Dns:
+    """``health-check-inversion``: the PRIMARY failover record is guarded by the primary region's
+    health check. Sending clients to the secondary pins that check unhealthy — ``Disabled`` and
+    ``Inverted`` together, which Route53 documents as "always unhealthy" whatever the endpoint
+    does. ``Inverted`` alone is not enough: when the primary region is down the check fails,
+    inverted it turns healthy, and Route53 would answer the dead PRIMARY; and once the primary came
+    back, traffic would fail back on its own. Sending clients to the primary restores the check
+    (neither flag): Route53 answers PRIMARY while it is healthy.
+
+    ``record-upsert``: the service's record is a simple CNAME; pointing UPSERTs it to the target
+    region's database endpoint with the declared TTL."""
+
+    control_region = "us-east-1"
+    """Route53 is global; its control plane answers through us-east-1."""
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+        self._zone_id = outputs.dns.zone_id
+
+    def _call(self, op: str, what: str, **params) -> dict:
+        try:
+            return self.clients.call("route53", self.control_region, op, **params)
+        except ClientError as exc:
+            raise fail(exc, what) from exc
+
+    def _record(self, service: str) -> str:
+        try:
+            return self.outputs.dns.records[service]
+        except KeyError:
+            raise BadInput(f"service {service!r} has no record in the stack outputs' dns.records "
+                           f"({', '.join(self.outputs.dns.records)})") from None
+
+    def zone_id(self) -> str:
+        if self._zone_id is None:
+            zones = self._call("list_hosted_zones_by_name", f"find hosted zone {self.outputs.dns.zone_name}",
+                               DNSName=self.outputs.dns.zone_name)["HostedZones"]
+            matches = [z for z in zones if _fqdn(z["Name"]) == _fqdn(self.outputs.dns.zone_name)]
+            if len(matches) != 1:
+                raise BadInput(f"stack outputs: dns.zone_id is not set and {len(matches)} hosted zones are named "
+                               f"{self.outputs.dns.zone_name}; export the zone id")
+            self._zone_id = matches[0]["Id"].rsplit("/", 1)[-1]
+        return self._zone_id
+
+    def _record_sets(self, name: str) -> list[dict]:
+        found = self._call("list_resource_record_sets", f"read record {name}", HostedZoneId=self.zone_id(),
+                           StartRecordName=name, StartRecordType="CNAME", MaxItems="10")
+        return [r for r in found["ResourceRecordSets"] if _fqdn(r["Name"]) == _fqdn(name) and r["Type"] == "CNAME"]
+
+    def _health_check_id(self) -> str:
+        hc = self.outputs.primary.dns.health_check_id
+        if not hc:
+            raise BadInput(f"stack outputs: regions.{self.outputs.primary.name}.dns.health_check_id is missing; "
+                           "the health-check-inversion strategy flips the check guarding the PRIMARY record")
+        return hc
+
+    # ---- answer ------------------------------------------------------------------------------
+
+    def answer(self, service: str) -> str | None:
+        record = self._record(service)
+        if self.outputs.dns.strategy == "record-upsert":
+            return self._answer_upsert(service, record)
+        return self._answer_inversion()
+
+    def _answer_inversion(self) -> str | None:
+        hc_id = self._health_check_id()
+        config = self._call("get_health_check", f"read health check {hc_id}",
+                            HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+        inverted = bool(config.get("Inverted"))
+        if config.get("Disabled"):
+            healthy = not inverted  # Route53: a disabled check is healthy; inverted, unhealthy
+        else:
+            observations = self._call("get_health_check_status", f"read status of health check {hc_id}",
+                                      HealthCheckId=hc_id)["HealthCheckObservations"]
+            if not observations:
+                return None
+            ok = sum(1 for o in observations if o.get("StatusReport", {}).get("Status", "").startswith("Success"))
+            # Route53 considers an endpoint healthy when more than 18% of its checkers do
+            healthy = (ok / len(observations) > 0.18) != inverted
+        return self.outputs.primary.name if healthy else self.outputs.secondary.name
+
+    def _answer_upsert(self, service: str, record: str) -> str | None:
+        sets = [r for r in self._record_sets(record) if "SetIdentifier" not in r]
+        if not sets:
+            return None
+        values = {_fqdn(v["Value"]) for v in sets[0].get("ResourceRecords") or []}
+        for region in self.outputs.regions.values():
+            db = region.databases.get(service)
+            if db is not None and _fqdn(db.endpoint) in values:
+                return region.name
+        log.warning("record %s points at %s, which is no database endpoint of the outputs", record, sorted(values))
+        return None
+
+    # ---- point -------------------------------------------------------------------------------
+
+    def point(self, service: str, region: str) -> str:
+        record = self._record(service)
+        if region not in self.outputs.regions:
+            raise BadInput(f"region {region!r} is not in the stack outputs")
+        if self.outputs.dns.strategy == "record-upsert":
+            return self._point_upsert(service, record, region)
+        return self._point_inversion(service, record, region)
+
+    def _point_inversion(self, service: str, record: str, region: str) -> str:
+        hc_id = self._health_check_id()
+        primary = [r for r in self._record_sets(record) if r.get("Failover") == "PRIMARY"]
+        if not primary or primary[0].get("HealthCheckId") != hc_id:
+            raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
+                             "flipping that check would not move it; fix the dns component's records")
+        to_secondary = region == self.outputs.secondary.name
+        self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
+                   HealthCheckId=hc_id, Disabled=to_secondary, Inverted=to_secondary)
+        if to_secondary:
+            return (f"health check {hc_id} pinned unhealthy (disabled + inverted): {record} answers the SECONDARY "
+                    f"record ({region}), also after the primary comes back; every record guarded by this check moves")
+        return f"health check {hc_id} restored (not disabled, not inverted): {record} answers PRIMARY ({region}) while it is healthy"
+
+    def _point_upsert(self, service: str, record: str, region: str) -> str:
+        db = self.outputs.regions[region].databases.get(service)
+        if db is None:
+            raise BadInput(f"record-upsert moves database records only; {service!r} is no database of {region}")
+        if any("SetIdentifier" in r for r in self._record_sets(record)):
+            raise StepFailed(f"{record} is a failover/routing-policy record; the record-upsert strategy needs a simple "
+                             "CNAME (or use the health-check-inversion strategy)")
+        change = {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": record, "Type": "CNAME", "TTL": self.outputs.dns.ttl_seconds,
+            "ResourceRecords": [{"Value": db.endpoint}]}}
+        info = self._call("change_resource_record_sets", f"point {record} at {db.endpoint}",
+                          HostedZoneId=self.zone_id(),
+                          ChangeBatch={"Comment": f"regionpair: {service} to {region}", "Changes": [change]})
+        return (f"{record} CNAME → {db.endpoint} ({region}), TTL {self.outputs.dns.ttl_seconds} s "
+                f"(change {info['ChangeInfo']['Id'].rsplit('/', 1)[-1]})")
+
+
+# --------------------------------------------------------------------------------------------
+# HealthProbe, Notifier
+# --------------------------------------------------------------------------------------------
+
+
+class AwsHealth:
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+
+    def region(self, region: str) -> Health:
+        r = self.outputs.regions.get(region)
+        if r is None:
+            raise BadInput(f"region {region!r} is not in the stack outputs")
+        db = next(iter(r.databases.values()))
+        try:
+            inst = _describe_instance(self.clients, region, db.identifier)
+        except Unreachable as exc:
+            return Health(False, f"{region}: RDS API does not answer ({exc})")
+        if inst is None:
+            return Health(False, f"{region}: RDS API answers, but {db.identifier} does not exist")
+        return Health(True, f"{region}: RDS API answers ({db.identifier} is {inst.get('DBInstanceStatus')})")
+
+    def database(self, region: str, database: str) -> Health:
+        _, db = _database(self.outputs, region, database)
+        try:
+            with socket.create_connection((db.endpoint, db.port), timeout=self.clients.settings.tcp_timeout):
+                pass
+        except OSError as exc:
+            return Health(False, f"{region}/{database} ({db.endpoint}:{db.port}) refuses connections: "
+                                 f"{exc.strerror or type(exc).__name__}")
+        return Health(True, f"{region}/{database} ({db.endpoint}:{db.port}) accepts connections")
+
+
+class SnsNotifier:
+    """Publishes to every region's alarm topic, the DR region's first (the one most likely up)."""
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+
+    def topics(self) -> list[tuple[str, str]]:
+        ordered = [self.outputs.secondary] + [r for r in self.outputs.regions.values() if r.role != "secondary"]
+        return [(r.name, r.alarm_topic_arn) for r in ordered if r.alarm_topic_arn]
+
+    def notify(self, subject: str, message: str) -> None:
+        topics = self.topics()
+        if not topics:
+            log.info("%s: %s (no alarm topic in the outputs)", subject, scrub(message))
+            return
+        clean_subject = re.sub(r"[^\x20-\x7e]", " ", scrub(subject))[:99] or "regionpair"
+        failed = []
+        for region, arn in topics:
+            try:
+                self.clients.call("sns", _region_of_arn(arn) or region, "publish", TopicArn=arn,
+                                  Subject=clean_subject, Message=scrub(message))
+            except Unreachable as exc:
+                failed.append(f"{arn}: {exc}")
+            except ClientError as exc:
+                failed.append(str(fail(exc, f"notify {arn}")))
+        if len(failed) == len(topics):
+            raise Unreachable("no alarm topic took the notification: " + "; ".join(failed))
+        for f in failed:
+            log.warning("notification not delivered to %s", f)
+
+
+# --------------------------------------------------------------------------------------------
+# Lock on S3 (conditional writes)
+# --------------------------------------------------------------------------------------------
+
+
+class S3Lock:
+    """The pair's lock as one S3 object in the DR region's backups bucket (reachable when the
+    primary region is down). Taken with ``If-None-Match: *``; taken over (crashed own run, or
+    --break-lock) with ``If-Match`` on the ETag read, so two takers cannot both win; released
+    with ``If-Match`` so a run only ever deletes its own lock."""
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+        self.key = f"regionpair/locks/{outputs.project}.json"
+
+    def _where(self) -> tuple[str, str]:
+        dr = self.outputs.secondary
+        if dr.storage is None or not dr.storage.backups_bucket:
+            raise BadInput(f"stack outputs: regions.{dr.name}.storage.backups_bucket is missing; the AWS lock lives "
+                           "there (both regions can reach it when the primary region is down)")
+        return dr.name, dr.storage.backups_bucket
+
+    def _read(self) -> tuple[dict, str] | None:
+        region, bucket = self._where()
+        try:
+            obj = self.clients.call("s3", region, "get_object", Bucket=bucket, Key=self.key)
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise fail(exc, f"read lock s3://{bucket}/{self.key}") from exc
+        body = obj["Body"].read()
+        try:
+            holder = json.loads(body)
+        except json.JSONDecodeError:
+            holder = {"run_id": "?", "who": "?", "since": "?", "note": f"unreadable lock s3://{bucket}/{self.key}"}
+        return holder, obj["ETag"]
+
+    def holder(self) -> dict | None:
+        found = self._read()
+        return None if found is None else found[0]
+
+    def _put(self, body: bytes, **condition) -> bool:
+        """Write the lock under a condition; False when the condition did not hold."""
+        region, bucket = self._where()
+        try:
+            self.clients.call("s3", region, "put_object", Bucket=bucket, Key=self.key, Body=body,
+                              ContentType="application/json", **condition)
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise fail(exc, f"write lock s3://{bucket}/{self.key}") from exc
+        return True
+
+    def acquire(self, info: dict, break_lock: bool = False) -> str:
+        info = dict(info, host=socket.gethostname(), pid=os.getpid())
+        body = json.dumps(info, sort_keys=True).encode()
+        for _ in range(3):  # the lock may vanish or change between our write and our read
+            if self._put(body, IfNoneMatch="*"):
+                return "lock taken"
+            found = self._read()
+            if found is None:
+                continue
+            holder, etag = found
+            if holder.get("run_id") == info["run_id"] and holder.get("pid") == info["pid"] \
+                    and holder.get("host") == info["host"]:
+                return "lock already held by this run"
+            if not (break_lock or may_take_over(holder, info)):
+                raise LockHeld(holder)
+            if self._put(body, IfMatch=etag):
+                why = "broken by --break-lock" if break_lock else "taken over from the crashed run"
+                return f"lock {why} (was {holder.get('run_id')} by {holder.get('who')} since {holder.get('since')})"
+        raise LockHeld(self.holder() or {"run_id": "?", "note": "the lock kept changing under us"})
+
+    def release(self, run_id: str) -> None:
+        found = self._read()
+        if found is None or found[0].get("run_id") != run_id:
+            return
+        region, bucket = self._where()
+        try:
+            self.clients.call("s3", region, "delete_object", Bucket=bucket, Key=self.key, IfMatch=found[1])
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "NoSuchKey"):
+                return  # somebody broke our lock meanwhile: it is theirs now
+            raise fail(exc, f"release lock s3://{bucket}/{self.key}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# The bundle
+# --------------------------------------------------------------------------------------------
+
+
+def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,
+              connect: Connect | None = None, settings: AwsSettings | None = None) -> Ports:
+    """The runbook ports for a region pair in AWS. Nothing is contacted until a port is used."""
+    clients = clients or Clients(session, settings)
+    sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
+    return Ports(db=RdsControl(outputs, clients, clock, sql), sql=sql, dns=Route53Dns(outputs, clients),
+                 health=AwsHealth(outputs, clients), lock=S3Lock(outputs, clients),
+                 notifier=SnsNotifier(outputs, clients), clock=clock,
+                 extras={"adapter": "aws"})

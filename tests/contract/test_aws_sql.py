@@ -1,0 +1,148 @@
+"""The SQL side of the AWS adapter (PsycopgSql) with a fake connection that records the queries
+and answers scripted rows. psycopg against a real PostgreSQL is exercised by the sandbox
+adapter's tests; here the secret comes from a stubbed Secrets Manager (botocore Stubber)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from runbooks.adapters import aws
+from runbooks.errors import StepFailed, Unreachable
+from tests.contract.test_aws_stubber import Stubs
+
+P, S = "us-east-1", "us-west-2"
+
+
+class ScriptedConn:
+    """Answers each query with the rows of the first script key found in it."""
+
+    def __init__(self, script: dict, log: list, fail_on: str | None = None, error: Exception | None = None):
+        self.script, self.log, self.fail_on, self.error = script, log, fail_on, error
+        self.closed = False
+
+    def execute(self, query, params=None):
+        self.log.append((query, params))
+        if self.fail_on and self.fail_on in query:
+            raise self.error
+        rows = next((v for k, v in self.script.items() if k in query), [])
+
+        class Cur:
+            def fetchone(self_inner):
+                return rows[0] if rows else None
+
+            def fetchall(self_inner):
+                return list(rows)
+        return Cur()
+
+    def close(self):
+        self.closed = True
+
+
+def sql_with(script, log, secrets=1, **kw):
+    s = Stubs()
+    sm = s.stub("secretsmanager", S)
+    for _ in range(secrets):
+        sm.add_response("get_secret_value", {"SecretString": '{"username": "app_admin", "password": "pw-secret"}'},
+                        {"SecretId": s.outputs.secondary.databases["payments"].secret_arn})
+    conns = []
+
+    def connect(info):
+        conns.append(info)
+        return ScriptedConn(script, log, **kw)
+    return s.ports(connect=connect).sql, conns, s
+
+
+def test_parse_lsn():
+    assert aws.parse_lsn("0/0") == 0
+    assert aws.parse_lsn("16/B374D848") == 0x16B374D848
+    assert aws.parse_lsn(None) is None
+
+
+def test_primary_reports_current_lsn_and_its_replicas():
+    log = []
+    sql, conns, _ = sql_with({"pg_is_in_recovery": [(False,)], "pg_current_wal_lsn": [("1/10",)],
+                              "pg_stat_replication": [("dr", "streaming", "async", 0.25)]}, log)
+    st = sql.replication(S, "payments")
+    assert (st.in_recovery, st.lsn) == (False, (1 << 32) + 0x10)
+    assert st.replicas == ({"application_name": "dr", "state": "streaming", "sync_state": "async",
+                            "replay_lag_seconds": 0.25},)
+    info = conns[0]
+    assert (info.host, info.port, info.dbname, info.user, info.sslmode) == (
+        "dr-payments.abc.us-west-2.rds.amazonaws.com", 5432, "app", "app_admin", "require")
+    assert info.connect_timeout <= 5
+
+
+def test_streaming_replica_caught_up_has_zero_lag():
+    sql, _, _ = sql_with({"pg_is_in_recovery": [(True,)], "pg_last_wal_replay_lsn": [("0/500", "0/500", 40.0)],
+                          "pg_stat_wal_receiver": [("streaming", 0.3)]}, [])
+    st = sql.replication(S, "payments")
+    assert (st.lsn, st.receive_lsn, st.streaming, st.lag_seconds, st.last_contact_age_seconds, st.lag_source) == \
+        (0x500, 0x500, True, 0.0, 0.3, "pg_stat_wal_receiver")
+
+
+def test_replica_behind_what_it_received_reports_replay_age_as_lag():
+    sql, _, _ = sql_with({"pg_is_in_recovery": [(True,)], "pg_last_wal_replay_lsn": [("0/400", "0/500", 4.5)],
+                          "pg_stat_wal_receiver": [("waiting", 12.0)]}, [])
+    st = sql.replication(S, "payments")
+    assert (st.streaming, st.lag_seconds, st.last_contact_age_seconds) == (False, 4.5, 12.0)
+
+
+def test_canary_creates_inserts_and_reads_back():
+    log = []
+    sql, _, _ = sql_with({"select at from regionpair_canary": [("2026-01-01",)]}, log)
+    result = sql.canary_write(S, "payments")
+    queries = [q for q, _ in log]
+    assert queries[0].startswith("create table if not exists regionpair_canary(id text primary key")
+    assert queries[1].startswith("insert into regionpair_canary") and log[1][1] == log[2][1]
+    assert "read back from us-west-2/payments" in result
+
+
+def test_canary_on_a_read_only_replica_fails_the_step():
+    sql, _, _ = sql_with({}, [], fail_on="insert", error=psycopg.errors.ReadOnlySqlTransaction("read-only"))
+    with pytest.raises(StepFailed, match="takes no write"):
+        sql.canary_write(S, "payments")
+
+
+def test_canary_not_read_back_fails_the_step():
+    sql, _, _ = sql_with({}, [])
+    with pytest.raises(StepFailed, match="does not return it"):
+        sql.canary_write(S, "payments")
+
+
+def test_rotated_password_is_read_again_once():
+    s = Stubs()
+    sm = s.stub("secretsmanager", S)
+    sm.add_response("get_secret_value", {"SecretString": '{"password": "old"}'})
+    sm.add_response("get_secret_value", {"SecretString": '{"password": "new"}'})
+    tried = []
+
+    def connect(info):
+        tried.append(info.password)
+        if info.password == "old":
+            raise psycopg.errors.InvalidPassword("password authentication failed for user app_admin")
+        return ScriptedConn({"pg_is_in_recovery": [(False,)], "pg_current_wal_lsn": [("0/1",)]}, [])
+    assert s.ports(connect=connect).sql.replication(S, "payments").lsn == 1
+    assert tried == ["old", "new"]
+    s.done()
+
+
+def test_lost_connection_is_unreachable_and_the_connection_is_closed():
+    made = []
+
+    def connect(info):
+        made.append(ScriptedConn({}, [], fail_on="pg_is_in_recovery",
+                                 error=psycopg.OperationalError("server closed the connection unexpectedly")))
+        return made[-1]
+    s = Stubs()
+    s.stub("secretsmanager", S).add_response("get_secret_value", {"SecretString": '{"password": "pw-secret"}'})
+    with pytest.raises(Unreachable, match="connection lost") as exc:
+        s.ports(connect=connect).sql.replication(S, "payments")
+    assert made[0].closed and "pw-secret" not in str(exc.value)
+
+
+def test_terminating_client_sessions_counts_what_ended():
+    log = []
+    sql, _, _ = sql_with({"pg_terminate_backend": [(True,), (True,), (False,)]}, log)
+    assert sql.terminate_client_sessions(S, "payments") == 2
+    assert "backend_type = 'client backend'" in log[0][0] and "pg_backend_pid()" in log[0][0]
