@@ -102,13 +102,18 @@ def render_plan(runbook: Runbook, ctx: Context, plan: Plan, runner: Runner, gate
     checks = runner.check_all()
     lines = [f"{runbook.name}: {ctx.source} → {ctx.target}, databases: {', '.join(ctx.databases)}", "gates:"]
     lines += [f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.sentence}" for g in gates] or ["  (none)"]
-    lines.append("steps:")
+    lines.append("steps (each is checked again when reached; [later] = done now, but after a step still to do):")
     n = 0
+    pending_lanes: set = set()
     for phase in plan.phases:
         for step in phase.steps:
             n += 1
             c = checks[step.name]
             mark = {Status.DONE: "done ", Status.TODO: "to do", Status.BLOCKED: "BLOCK"}[c.status]
+            if c.status is Status.DONE and step.lane in pending_lanes:
+                mark = "later"
+            elif c.status is not Status.DONE:
+                pending_lanes.add(step.lane)
             extra = " (best effort)" if step.best_effort else ""
             lines.append(f"  {n:>2}. [{mark}] {step.name}: {step.action}{extra} — now: {c.sentence}")
     return lines

@@ -74,6 +74,11 @@ def _is_writer(ctx: Context, region: str, db: str) -> bool | None:
     return None if st is None else not st.in_recovery
 
 
+def _active_writer(ctx: Context, region: str, db: str) -> bool:
+    """Out of recovery and not fenced: clients' writes land here (a fenced former primary is not)."""
+    return bool(_is_writer(ctx, region, db)) and not ctx.ports.db.describe(region, db).fenced
+
+
 # --------------------------------------------------------------------------------------------
 # Gates
 # --------------------------------------------------------------------------------------------
@@ -169,6 +174,8 @@ def promote_step(ctx: Context, db: str) -> Step:
         if st is None:
             return Check.blocked(f"{region}/{db} does not answer SQL; cannot promote it")
         if not st.in_recovery:
+            if ctx.ports.db.describe(region, db).fenced:
+                return Check.todo(f"{region}/{db} is a fenced former primary, not the promoted replica")
             return Check.done(f"{region}/{db} is out of recovery")
         return Check.todo(f"{region}/{db} is a replica")
 
@@ -275,7 +282,7 @@ def catch_up_step(ctx: Context, db: str) -> Step:
             (st.lag_seconds or 0.0) <= ctx.timeouts.caught_up_lag_seconds
 
     def check() -> Check:
-        if _is_writer(ctx, region, db):
+        if _active_writer(ctx, region, db):
             return Check.done(f"{region}/{db} is already the writer")
         return Check.done(f"{region}/{db} is caught up") if lag_ok() else Check.todo(f"{region}/{db} is behind")
 
@@ -300,12 +307,14 @@ def drain_step(ctx: Context, db: str) -> Step:
         return src.lsn, (dst.lsn if dst.in_recovery else -1)
 
     def check() -> Check:
-        if _is_writer(ctx, region, db):
+        if _active_writer(ctx, region, db):
             return Check.done(f"{region}/{db} is already the writer")
         pos = positions()
         if pos is None:
             return Check.blocked(f"cannot read WAL positions of {source}/{db} and {region}/{db}; "
                                  "a zero-loss switchover needs both")
+        if pos[1] < 0:
+            return Check.todo(f"{region}/{db} is not a replica of {source} yet")
         return Check.done(f"{region}/{db} replayed up to {source}'s last write") if pos[1] >= pos[0] else \
             Check.todo(f"{region}/{db} is {pos[0] - pos[1]} bytes of WAL behind")
 
