@@ -147,6 +147,10 @@ def _prepare_dir(layout: Layout) -> None:
             shutil.rmtree(root / name, ignore_errors=True)
         for name in ("link.json", "outputs.json", "state.json"):
             (root / name).unlink(missing_ok=True)
+        if (root / "runbooks").is_dir():
+            # the runbooks' journals and audit log belong to the sandbox that was here: a new one must
+            # not resume them, and an audit trail is never deleted, so it is kept beside
+            (root / "runbooks").rename(root / f"runbooks-before-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     elif root.exists() and any(root.iterdir()):
         raise SandboxError(f"{root} is not empty and is not a sandbox directory; give `up` a new or empty --dir",
                            component="sandbox")

@@ -39,7 +39,8 @@ def shared(base_dir):
 @pytest.fixture()
 def fresh(base_dir, request):
     """A sandbox of its own for a destructive test."""
-    sb = control.up(base_dir / request.node.name[:40])
+    # a directory of its own even for parametrised tests (their names share a long prefix)
+    sb = control.up(Path(tempfile.mkdtemp(prefix=request.node.name[:30] + "-", dir=base_dir)))
     yield sb
     control.down(sb.dir)
 

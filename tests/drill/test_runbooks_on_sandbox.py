@@ -1,0 +1,128 @@
+"""The runbooks' CLIs against a real sandbox: crash anywhere and rerun, concurrent runs, a
+restarted old primary that stays fenced, bad input that changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.drill.conftest import app_write, wait_for
+
+EAST, WEST = "local-east", "local-west"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runbook(name: str, outputs: Path, *extra: str, timeout: float = 120) -> tuple[int, dict]:
+    proc = subprocess.run([sys.executable, "-m", f"runbooks.{name}", "--outputs", str(outputs), "--yes",
+                           "--output", "json", *extra], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {"stderr": proc.stderr}
+
+
+def failed_over(sb) -> bool:
+    st = sb.status()
+    return (st[WEST]["database"]["role"] == "primary" and not st[WEST]["database"]["fenced"]
+            and st[EAST]["database"]["fenced"] and sb.record("payments") == WEST)
+
+
+def journal_lines(sb) -> int:
+    runs = sb.dir / "runbooks" / "runs"
+    return sum(len(p.read_text().splitlines()) for p in runs.glob("*.jsonl")) if runs.is_dir() else 0
+
+
+@pytest.mark.parametrize("kill_after_lines", [1, 3, 5, 7, 9, 11])
+def test_sigkill_of_failover_at_any_point_then_rerun_finishes(fresh, kill_after_lines):
+    sb = fresh
+    outputs = sb.dir / "outputs.json"
+    proc = subprocess.Popen([sys.executable, "-m", "runbooks.failover", "--outputs", str(outputs), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while journal_lines(sb) < kill_after_lines and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert proc.poll() is None, "the failover finished before the test could kill it"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    runs = list((sb.dir / "runbooks" / "runs").glob("failover-*.jsonl"))
+    assert '"run-end"' not in runs[0].read_text(), "killed after the run had ended"
+    code, out = runbook("failover", outputs)
+    assert code == 0, out
+    assert out["run_id"] == runs[0].stem, "the rerun continued the killed run"
+    assert failed_over(sb)
+    assert app_write(sb, WEST, f"after-{kill_after_lines}") == WEST
+    code, out = runbook("failover", outputs)  # and once more: nothing left to do
+    assert code == 0 and out["result"] == "nothing-to-do"
+
+
+def test_old_primary_restarted_after_failover_accepts_no_write(fresh):
+    sb = fresh
+    sb.kill_region(EAST)
+    code, out = runbook("failover", sb.dir / "outputs.json")
+    assert code == 0, out
+    fence = next(s for s in out["steps"] if s["name"] == "fence:payments")
+    assert "stopped" in fence["result"]  # recorded while the region was down
+    sb.start_database(EAST)
+    with pytest.raises(psycopg.OperationalError, match="rejects|no pg_hba"):
+        app_write(sb, EAST, "split-brain")
+    with psycopg.connect(sb.dsn(EAST, "payments", local=True), autocommit=True) as admin:
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            admin.execute("INSERT INTO drill_writes (id, client_ts, region) VALUES ('x', now(), 'x')")
+    assert sb.record("payments") == WEST
+
+
+def test_a_second_concurrent_run_is_refused_and_told_who_holds_the_lock(fresh):
+    sb = fresh
+    lock = sb.dir / "runbooks" / "lock.json"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = {"run_id": "failback-20261122T000000-abcd", "runbook": "failback", "who": "oncall@ops",
+              "since": "2026-11-22T00:00:00.000Z", "host": socket.gethostname(), "pid": os.getpid()}
+    lock.write_text(json.dumps(holder))
+    code, out = runbook("failover", sb.dir / "outputs.json")
+    assert code == 3
+    assert "oncall@ops" in out["error"] and "2026-11-22T00:00:00.000Z" in out["error"]
+    assert sb.status()[EAST]["database"]["role"] == "primary" and not sb.is_fenced(EAST)
+
+
+def test_bad_input_is_refused_and_changes_nothing(fresh, tmp_path):
+    sb = fresh
+    doc = json.loads((sb.dir / "outputs.json").read_text())
+    del doc["regions"][WEST]["databases"]["payments"]["endpoint"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    code, out = runbook("failover", bad)
+    assert code == 2 and f"regions.{WEST}.databases.payments.endpoint" in out["error"]
+    code, out = runbook("failover", sb.dir / "outputs.json", "--database", "ledger")
+    assert code == 2 and "ledger" in out["error"]
+    proc = subprocess.run([sys.executable, "-m", "runbooks.failover", "--stack", "staging", "--yes"],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PATH="/usr/bin:/bin"))
+    assert proc.returncode == 2 and "pulumi CLI is not on PATH" in proc.stdout
+    assert sb.status()[EAST]["database"]["role"] == "primary" and not sb.is_fenced(EAST)
+    assert not (sb.dir / "runbooks" / "lock.json").exists()
+
+
+def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
+    sb = fresh
+    for i in range(20):
+        app_write(sb, EAST, f"before-{i}")
+    code, out = runbook("failover", sb.dir / "outputs.json")
+    assert code == 0, out
+    for i in range(20):
+        app_write(sb, WEST, f"during-{i}")
+    code, out = runbook("failback", sb.dir / "outputs.json")
+    assert code == 0, out
+    st = sb.status()
+    assert st[EAST]["database"]["role"] == "primary" and st[WEST]["database"]["role"] == "replica"
+    assert sb.record("payments") == EAST
+    with psycopg.connect(sb.dsn(EAST, "payments", local=True), autocommit=True) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM drill_writes")}
+    assert {f"before-{i}" for i in range(20)} | {f"during-{i}" for i in range(20)} <= ids
+    assert app_write(sb, EAST, "home-again") == EAST
+    wait_for(lambda: sb.status()[WEST]["database"]["replication"].get("receiver") == "streaming", 10,
+             "DR streams from home again")
