@@ -332,7 +332,8 @@ class SandboxDrill:
         estimate = self._estimate(samples, wl, fault_at)
         rep = {
             "runbook": "drill", "scenario": a.scenario, "run_id": runbook_out.get("run_id"),
-            "target_kind": "sandbox", "source": primary, "target": dr, "replication": a.replication,
+            "target_kind": "sandbox", "sandbox_dir": str(self.dir), "source": primary, "target": dr,
+            "replication": a.replication,
             "link_latency_ms": a.link_latency_ms, "dns_ttl_seconds": a.dns_ttl, "rate": a.rate,
             "databases": list(surviving), "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
             "fault_at": fault_at,
