@@ -112,9 +112,11 @@ class DnsConfig:
     ttl_seconds: int
     strategy: str
     health_check: HealthCheckConfig
+    record_prefix: str = ""
+    """Put before every record name (drill stacks use their own names, never production's)."""
 
     def record_name(self, service: str) -> str:
-        return f"{service}.{self.zone_name}"
+        return f"{self.record_prefix}{service}.{self.zone_name}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ class StackConfig:
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
     """dr only: the prod stack's region (checked against what prod exports)."""
+    ephemeral: bool = False
+    """A drill stack, destroyed after the drill: no deletion protection, no final snapshot, no
+    compliance object lock, buckets emptied on destroy. Never for a stack that holds real data."""
 
     @property
     def is_primary(self) -> bool:
@@ -367,8 +372,11 @@ def _dns(o: _Obj) -> DnsConfig:
     if hc.interval_seconds not in HEALTH_CHECK_INTERVALS or isinstance(hc.interval_seconds, bool):
         raise ConfigError(h.key("interval_seconds"), hc.interval_seconds, "Route53 health checks run every 10 or 30 seconds")
     h.done()
+    prefix = o.string("record_prefix", "", pattern=re.compile(r"^([a-z0-9][a-z0-9-]{0,40}-)?$"),
+                      hint="lowercase letters, digits and dashes ending in a dash, e.g. drill-42-")
     o.done()
-    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc)
+    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc,
+                     record_prefix=prefix)
 
 
 def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> StackConfig:
@@ -421,6 +429,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> St
         raise ConfigError("tags", tags, "expected a mapping of tag name to string value")
     alarm_email = top.string("alarm_email", None, pattern=_EMAIL, hint="an e-mail address for alarm notifications")
     promoted = top.boolean("promoted", False)
+    ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
 
@@ -442,12 +451,12 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> St
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       prod_stack=prod_stack, primary_region=primary_region)
+                       prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral)
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
-        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region")
+        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region", "ephemeral")
 
 
 def _decode(raw: str) -> Any:

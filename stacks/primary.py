@@ -25,7 +25,8 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]), partition=net.partition,
         source_db_arn=source_db_arn, db_name=db.db_name, username=db.username, port=db.port,
         backup_retention_days=db.backup_retention_days, backup_window=db.backup_window,
-        maintenance_window=db.maintenance_window, multi_az=db.multi_az)
+        maintenance_window=db.maintenance_window, multi_az=db.multi_az,
+        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral)
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,

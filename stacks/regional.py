@@ -72,9 +72,12 @@ def build(cfg: StackConfig, providers: prov.Providers,
         # bucket names are global: the account and region make them this account's own
         return account.apply(lambda a: f"{prefix}-{kind}-{a}-{cfg.region}")
 
-    data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn), opts=opts)
+    drill = cfg.ephemeral  # a drill stack must be destroyable: no compliance lock, buckets emptied
+    data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn,
+                                     force_destroy=drill), opts=opts)
     backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
-                                           object_lock_days=cfg.backups.object_lock_days), opts=opts)
+                                           object_lock_days=None if drill else cfg.backups.object_lock_days,
+                                           force_destroy=drill), opts=opts)
     st = cfg.streaming
     kafka = KafkaCluster("kafka", KafkaClusterArgs(
         cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,

@@ -246,3 +246,21 @@ def test_from_pulumi_reads_the_config_bag_the_engine_passes_in_the_environment(m
     with pytest.raises(ConfigError) as err:
         config.from_pulumi()
     assert err.value.key == "backup_retention" and "unknown key" in str(err.value)
+
+
+def test_drill_settings_default_off_and_a_bad_record_prefix_is_named():
+    cfg = config.read(prod_values(), stack="prod")
+    assert cfg.ephemeral is False and cfg.dns.record_prefix == ""
+    values = prod_values()
+    values["ephemeral"] = True
+    values["dns"]["record_prefix"] = "drill-7-"
+    cfg = config.read(values, stack="prod")
+    assert cfg.ephemeral is True and cfg.dns.record_name("payments") == "drill-7-payments.payments.example.com"
+    values["dns"]["record_prefix"] = "Drill 7"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.args and "dns.record_prefix" in str(err.value) and "Drill 7" in str(err.value)
+    values["dns"]["record_prefix"] = ""
+    values["ephemeral"] = "yes"
+    with pytest.raises(ConfigError, match="ephemeral"):
+        config.read(values, stack="prod")
