@@ -704,3 +704,43 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
                       "committed_on_target": {k: v for k, v in current.items() if v >= 0},
                       "consumed_not_replicated": behind}
     return out
+
+
+def record_ids(layout: Layout, region: str, timeout_s: float = 10.0) -> set[str]:
+    """Every record id in the region's topics, read from the start to the end offsets now."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": cluster_bootstraps(layout)[region], "group.id": "regionpair-count",
+                  "enable.auto.commit": False, "log_level": 0})
+    ids: set[str] = set()
+    try:
+        ends = {}
+        for t in TOPICS:
+            for p in range(4):
+                lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s)
+                if hi > lo:
+                    ends[(t, p)] = hi
+        c.assign([TopicPartition(t, p, 0) for (t, p) in ends])
+        position = {k: 0 for k in ends}
+        deadline = time.monotonic() + timeout_s
+        while any(position[k] < ends[k] for k in ends) and time.monotonic() < deadline:
+            for m in c.consume(1000, timeout=0.2):
+                if m.error():
+                    continue
+                position[(m.topic(), m.partition())] = m.offset() + 1
+                ids.add(json.loads(m.value())["id"])
+        short = {f"{t}:{p}": ends[(t, p)] - position[(t, p)] for (t, p) in ends if position[(t, p)] < ends[(t, p)]}
+        if short:
+            raise TimeoutError(f"reading {region}'s topics did not reach their end in {timeout_s} s: {short}")
+    finally:
+        c.close()
+    return ids
+
+
+def object_keys(layout: Layout, state: State, region: str) -> set[str]:
+    from sandbox._serve import bucket_name
+    client = s3_client(f"http://{state.addresses[region]}:{state.moto_port}")
+    keys: set[str] = set()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket_name(region)):
+        keys |= {o["Key"] for o in page.get("Contents", [])}
+    return keys

@@ -1012,3 +1012,17 @@ class Sandbox:
         from sandbox import _streams
         self._require("kafka")
         return _streams.translate_groups(self.layout, source, target, groups)
+
+    def kafka_record_ids(self, region: str) -> set[str]:
+        """The ids of every record in the region's cluster (the drill counts acked records lost)."""
+        from sandbox import _streams
+        self._require("kafka")
+        try:
+            return _streams.record_ids(self.layout, check_region(region))
+        except TimeoutError as exc:
+            raise SandboxError(str(exc), component=f"kafka-{region}", log=self.layout.log(f"kafka-{region}")) from None
+
+    def object_keys(self, region: str) -> set[str]:
+        """The current keys of the region's data bucket."""
+        from sandbox import _streams
+        return _streams.object_keys(self.layout, self.state, check_region(region))

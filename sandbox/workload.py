@@ -189,7 +189,12 @@ def run_workload(sandbox_dir: str | Path, seconds: float, rate: float = 200.0, l
                 w.cancel()
             stop.set()
             for t in threads:
-                t.join(5.0)
+                t.join(12.0)  # a Kafka consumer drains what is left for up to 10 s
+    except KeyboardInterrupt:  # the drill stops the workload with SIGINT: let the consumer drain first
+        stop.set()
+        for t in threads:
+            t.join(12.0)
+        raise
     finally:
         stop.set()
         stuck = [t.name for t in threads if t.is_alive()]

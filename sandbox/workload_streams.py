@@ -132,7 +132,14 @@ class KafkaConsumerClient:
     def run(self, start: float, end: float, stop: threading.Event) -> None:
         from confluent_kafka import KafkaException
 
-        while not stop.is_set() and time.time() < end + 30:
+        idle_since = None
+        drain_until = None
+        while time.time() < end + 30:
+            if stop.is_set():
+                # drain: the producers have stopped; process what is left, then leave
+                drain_until = drain_until or time.time() + 10.0
+                if time.time() > drain_until or (idle_since is not None and time.time() - idle_since > 1.5):
+                    break
             value = self.watch.get()
             if value != self.bootstrap:
                 self._switch(value)
@@ -145,6 +152,10 @@ class KafkaConsumerClient:
                 self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
                 continue
             done = 0
+            if msgs or not self.consumer.assignment():
+                idle_since = None  # still joining the group (the mock cluster takes ~3 s) is not idle
+            else:
+                idle_since = idle_since or time.time()
             for m in msgs:
                 if m.error():
                     continue
