@@ -299,14 +299,14 @@ class Replicator:
 
     # ---- copying ---------------------------------------------------------------------------
 
-    def _delivered(self, err, msg, src_offset: int) -> None:
+    def _delivered(self, err, msg, src_offset: int, src_ts: float) -> None:
         self.inflight -= 1
         if err is not None:
             log.error("replicating %s[%s]@%s failed: %s", msg.topic(), msg.partition(), src_offset, err)
             self._rewind = True
             return
         key = _tp_key(msg.topic(), msg.partition())
-        self.last_copied_ts = msg.timestamp()[1] / 1000.0
+        self.last_copied_ts = src_ts
         with self._lock:
             self.maps[self.flow].add(key, src_offset, msg.offset())
             pos = self.positions[self.flow]
@@ -336,7 +336,8 @@ class Replicator:
             self.inflight += 1
             self.producer.produce(m.topic(), m.value(), m.key(), partition=m.partition(), headers=m.headers(),
                                   timestamp=ts if ts > 0 else 0,
-                                  on_delivery=lambda err, msg, off=m.offset(): self._delivered(err, msg, off))
+                                  on_delivery=lambda err, msg, off=m.offset(), t=ts / 1000.0:
+                                  self._delivered(err, msg, off, t))
         self.producer.poll(0)
         if self._rewind:
             self.producer.flush(5)
@@ -424,7 +425,7 @@ class Replicator:
                 if hi is None or hi < 0:
                     continue
                 total += max(0, hi - self.positions[self.flow].get(_tp_key(t, p), 0))
-        oldest = min((m.timestamp()[1] / 1000.0 for _, m in self.pending), default=None)
+        oldest = min((m.timestamp()[1] / 1000.0 for _, m in self.pending if m.timestamp()[1] > 0), default=None)
         if total == 0:
             seconds = 0.0
         elif oldest is not None:
@@ -682,6 +683,7 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
         dst = Consumer({"bootstrap.servers": boots[target], "group.id": group, "log_level": 0})
         try:
             current = {_tp_key(t.topic, t.partition): t.offset for t in dst.committed(tps, timeout=timeout_s)}
+            before = dict(current)
             new = []
             for key, off in src_committed.items():
                 t = fmap.translate(key, off) if off >= 0 else None
@@ -689,10 +691,19 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
                     topic, p = key.rsplit(":", 1)
                     new.append(TopicPartition(topic, int(p), t))
                     current[key] = t
+            refused = None
             if new:
-                dst.commit(offsets=new, asynchronous=False)
+                try:
+                    dst.commit(offsets=new, asynchronous=False)
+                except KafkaException as exc:  # the group still has a member there (e.g. not yet expired)
+                    refused = str(exc)[:160]
+                    for tp in new:
+                        current.pop(_tp_key(tp.topic, tp.partition), None)
+                    current.update(before)
         finally:
             dst.close()
+        if refused:
+            method += f"; the commit was refused ({refused}), the target keeps its own offsets"
         # consumed on the source beyond the exact translation of its committed offsets: none when
         # the translation is exact; the mapping has no entry for records never replicated
         behind = 0
@@ -700,7 +711,8 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
             last = fmap.last.get(key)
             if last is not None and off - 1 > last[0]:
                 behind += off - 1 - last[0]  # consumed on the source, never copied: lost to the group
-        out[group] = {"method": method, "translated": bool(src_committed),
+        wanted = [k for k, v in src_committed.items() if v >= 0]
+        out[group] = {"method": method, "translated": bool(wanted) and all(current.get(k, -1) >= 0 for k in wanted),
                       "committed_on_target": {k: v for k, v in current.items() if v >= 0},
                       "consumed_not_replicated": behind}
     return out
