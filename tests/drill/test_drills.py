@@ -16,7 +16,7 @@ from runbooks import drill
 def run_drill(tmp_path, *extra):
     out = io.StringIO()
     code = drill.main(["--report-dir", str(tmp_path / "report"), "--warmup", "1.5", "--settle", "0.5",
-                       "--output", "json", *extra], stdout=out)
+                       "--output", "json", "--systems", "postgres", *extra], stdout=out)
     return code, json.loads(out.getvalue())
 
 
