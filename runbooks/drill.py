@@ -477,10 +477,14 @@ def main(argv: list[str] | None = None, stdout=None) -> int:
         print(json.dumps(result, indent=2, sort_keys=True, default=str), file=out, flush=True)
     elif "files" in result:
         rpo = result["rpo"]
+        est = rpo["estimate"].get("writes")
+        per_system = "; ".join(f"{name} lost {s.get('acked_lost')} of {s.get('acknowledged')} acked"
+                               + (f", {s['duplicates']} duplicates" if s.get("duplicates") is not None else "")
+                               for name, s in (result.get("systems") or {}).items()) or \
+            f"acked writes lost {rpo['acked_writes_lost']} of {result['writes']['acknowledged']}"
         say(f"drill {result['scenario']} ({result['replication']}): {'PASSED' if result['passed'] else 'FAILED'}; "
-            f"RTO {result['rto_seconds']:.2f} s; acked writes lost {rpo['acked_writes_lost']} of "
-            f"{result['writes']['acknowledged']}; estimate {rpo['estimate'].get('writes')}; "
-            f"report {result['files']['markdown']}")
+            f"RTO {result['rto_seconds']:.2f} s; {per_system}; PostgreSQL loss estimated before promotion "
+            f"{'n/a' if est is None else f'{est:.1f}'} writes; report {result['files']['markdown']}")
         for r in result.get("reasons", []):
             say(f"  - {r}")
     return code
