@@ -547,6 +547,7 @@ class ObjectReplicator:
         self.backlog: list[dict] = []
         self.source_ok = None
         self.replicated = saved.get("replicated", 0)
+        self._saved = self.replicated
 
     def _versions(self, region: str) -> list[dict]:
         client, bucket = self.clients[region], self.bucket(region)
@@ -569,10 +570,13 @@ class ObjectReplicator:
         todo = [v for v in versions if v["VersionId"] not in self.done and v["VersionId"] not in self.replicas]
         self.backlog = [{"key": v["Key"], "version_id": v["VersionId"], "kind": v["kind"],
                          "modified": v["LastModified"].timestamp()} for v in todo]
+        epoch = (read_json(self.config_path) or {}).get("epoch")
         for v in todo:
             self.link.refresh()
             if self.link.partitioned:
                 return
+            if (read_json(self.config_path) or {}).get("epoch") != epoch:
+                return  # stopped or reversed meanwhile: take the change now, not after the whole backlog
             if self.link.latency_s and time.time() - v["LastModified"].timestamp() < self.link.latency_s:
                 return
             try:
@@ -600,8 +604,10 @@ class ObjectReplicator:
             "backlog_seconds": 0.0 if oldest is None else time.time() - oldest,
             "pending": self.backlog[:200], "source_reachable": self.source_ok,
             "link_partitioned": self.link.partitioned, "replicated": self.replicated})
-        write_json_atomic(self.state_path, {"done": sorted(self.done), "replicas": sorted(self.replicas),
-                                            "replicated": self.replicated})
+        if self.replicated != self._saved:  # the copied-versions record grows with the bucket: write it on change
+            write_json_atomic(self.state_path, {"done": sorted(self.done), "replicas": sorted(self.replicas),
+                                                "replicated": self.replicated})
+            self._saved = self.replicated
 
     def run(self, stop: threading.Event, still_ours) -> None:
         next_watch = time.time() + 2.0
