@@ -181,7 +181,7 @@ class _Recorder(pulumi_mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({"urn": response.urn, "type": request.type, "name": request.name,
                                        "parent": request.parent, "provider": request.provider,
-                                       "custom": request.custom})
+                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges)})
         return response
 
 
