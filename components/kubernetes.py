@@ -289,13 +289,16 @@ def _env(**values: pulumi.Input[str]) -> list[EnvVarArgs]:
 
 _TMP = VolumeMountArgs(name="tmp", mount_path="/tmp")
 
-# Scripts: `set -eu` (and pipefail where there is a pipe) so any failure fails the Job; no `set -x`
-# and nothing that echoes a password or a Secret's content; the only output is where things went.
+# Scripts: POSIX sh with `set -eu` and no pipes (every step's failure fails the Job, in any sh);
+# no `set -x`, and nothing that echoes a password or a Secret's content: both exist only in
+# memory-backed volumes of the pod; the only output is where things went.
 FETCH_PASSWORD = """set -eu
 umask 077
 region=$(printf '%s' "$SECRET_ARN" | cut -d: -f4)
 aws secretsmanager get-secret-value --region "$region" --secret-id "$SECRET_ARN" \\
-  --query SecretString --output text | jq -er .password > /run/pg/password
+  --query SecretString --output text > /run/pg/secret.json
+jq -er .password /run/pg/secret.json > /run/pg/password
+rm -f /run/pg/secret.json
 """
 
 DUMP = """set -eu
@@ -311,21 +314,33 @@ rm -f /dump/database.dump
 echo "uploaded s3://$BUCKET/$key"
 """
 
-EXPORT = """set -eu -o pipefail
+# what a restore can `kubectl apply` into another cluster: no server-set fields, no owner references
+# (their uids do not exist there, the garbage collector would delete the objects), and not the
+# kube-root-ca.crt ConfigMap each namespace gets from the cluster itself
+CLEAN = ('{apiVersion: "v1", kind: "List", items: [.items[] | select(.metadata.name != "kube-root-ca.crt") '
+         '| del(.metadata.resourceVersion, .metadata.uid, .metadata.creationTimestamp, .metadata.managedFields, '
+         '.metadata.ownerReferences, .metadata.selfLink, .metadata.generation)]}')
+
+EXPORT = """set -eu
+umask 077
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
-put() {  # stdin → s3://$BUCKET/$PREFIX/<stamp>/$1, encrypted with the region key; never printed
-  aws s3 cp - "s3://$BUCKET/$PREFIX/$stamp/$1" --sse aws:kms --sse-kms-key-id "$KMS_KEY_ARN" \\
+save() {  # save <object name> <kubectl get args…>: cleaned, to S3 under the region key; never printed
+  name=$1
+  shift
+  kubectl get "$@" -o json > /export/raw.json
+  jq -c "$CLEAN" /export/raw.json > /export/clean.json
+  rm -f /export/raw.json
+  aws s3 cp /export/clean.json "s3://$BUCKET/$PREFIX/$stamp/$name" --sse aws:kms --sse-kms-key-id "$KMS_KEY_ARN" \\
     --checksum-algorithm CRC32 --only-show-errors
+  rm -f /export/clean.json
 }
 if [ "$EXPORT_NAMESPACES" = "*" ]; then
-  kubectl get configmaps --all-namespaces -o yaml | put all-namespaces/configmaps.yaml
-  kubectl get secrets --all-namespaces --field-selector type!=kubernetes.io/service-account-token -o yaml \\
-    | put all-namespaces/secrets.yaml
+  save all-namespaces/configmaps.json configmaps --all-namespaces
+  save all-namespaces/secrets.json secrets --all-namespaces --field-selector type!=kubernetes.io/service-account-token
 else
   for ns in $EXPORT_NAMESPACES; do
-    kubectl get configmaps -n "$ns" -o yaml | put "$ns/configmaps.yaml"
-    kubectl get secrets -n "$ns" --field-selector type!=kubernetes.io/service-account-token -o yaml \\
-      | put "$ns/secrets.yaml"
+    save "$ns/configmaps.json" configmaps -n "$ns"
+    save "$ns/secrets.json" secrets -n "$ns" --field-selector type!=kubernetes.io/service-account-token
   done
 fi
 echo "exported to s3://$BUCKET/$PREFIX/$stamp/"
@@ -422,12 +437,15 @@ class ClusterDr(pulumi.ComponentResource):
             containers=[ContainerArgs(
                 name="export", image=args.tools_image, image_pull_policy="IfNotPresent",
                 command=["/bin/sh", "-c", EXPORT],
-                env=_env(**common_env, PREFIX=EXPORT_PREFIX,
+                env=_env(**common_env, PREFIX=EXPORT_PREFIX, CLEAN=CLEAN,
                          EXPORT_NAMESPACES="*" if args.export_all_namespaces else " ".join(export_namespaces)),
                 security_context=_container_security(),
-                resources=_resources("100m", "128Mi", "500m", "512Mi"),
-                volume_mounts=[_TMP])],
-            volumes=[VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="256Mi"))])
+                resources=_resources("100m", "128Mi", "500m", "1Gi"),
+                volume_mounts=[_TMP, VolumeMountArgs(name="export", mount_path="/export")])],
+            volumes=[VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+                     # Secrets are staged in memory only (counted against the memory limit)
+                     VolumeArgs(name="export", empty_dir=EmptyDirVolumeSourceArgs(medium="Memory",
+                                                                                 size_limit="256Mi"))])
         self._cronjob(f"{name}-export", "regionpair-config-export", args.export_schedule, export_pod,
                       args.export_deadline_seconds, meta, {"regionpair.io/job": "config-export"},
                       pulumi.ResourceOptions(parent=self, depends_on=[*depends, export_sa]))
