@@ -388,8 +388,7 @@ class ClusterDr(pulumi.ComponentResource):
         for app_ns in app_namespaces:
             k8s.core.v1.ConfigMap(f"{name}-endpoints-{app_ns}", ConfigMapInitArgs(
                 metadata=meta(CONFIGMAP_NAME, app_ns, {CONTRACT_LABEL: CONTRACT_LABEL_VALUE},
-                              {"regionpair.io/contract-version": CONTRACT_VERSION,
-                               "regionpair.io/written-by": "pulumi (initial); the failover runbooks after"}),
+                              {"regionpair.io/contract-version": CONTRACT_VERSION}),
                 data=data, immutable=False),
                 opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(ignore_changes=["data"])))
             self.configmap_names.append(f"{app_ns}/{CONFIGMAP_NAME}")
