@@ -49,6 +49,9 @@ class Providers:
                 # a change to the endpoints ConfigMap is applied in place, never as delete-and-create of
                 # the object every application reads
                 enable_config_map_mutable=True,
+                # never take fields over by force: once the runbooks own the endpoints' data (their own
+                # field manager), an update carrying Pulumi's original values must conflict, not win
+                enable_patch_force=False,
             ))
         return self._kubernetes
 

@@ -84,7 +84,9 @@ def test_every_kubernetes_object_goes_to_the_regions_cluster_through_one_explici
     (provider,) = of_type(resources, "pulumi:providers:kubernetes")
     assert provider["name"] == f"k8s-{region}"
     assert provider["inputs"]["context"] == section(stack)["context"]
-    assert provider["inputs"]["enableConfigMapMutable"] == "true" or provider["inputs"]["enableConfigMapMutable"] is True
+    # provider inputs reach the engine JSON-encoded
+    assert (provider["inputs"]["enableConfigMapMutable"], provider["inputs"]["enablePatchForce"],
+            provider["inputs"]["enableServerSideApply"]) == ("true", "false", "true")
     for r in resources:
         if r["type"].startswith("kubernetes:"):
             assert r["provider"] == f"k8s-{region}", r["name"]
