@@ -51,6 +51,12 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     databases = {db.name: ReplicatedPostgres(db.name, database_args(cfg, db, net, "primary"), opts=opts)
                  for db in cfg.databases}
     alarms = regional.alarms(net, regional.storage_alarms(cfg))
+    if cfg.kubernetes is not None:
+        regional.cluster(
+            net, providers, active_region=cfg.region,
+            endpoints={name: (c.address, c.port) for name, c in databases.items()},
+            kafka_bootstrap_servers=net.kafka.bootstrap_brokers, data_bucket=net.data.bucket,
+            local={name: (c.address, c.port, c.secret_arn) for name, c in databases.items()})
 
     # Route53 health-check metrics exist in us-east-1 only; the alarm and its topic live there
     if cfg.region == ROUTE53_METRICS_REGION:
