@@ -43,7 +43,7 @@ def test_switchover_moves_all_three_with_nothing_lost_and_duplicates_counted_exa
     assert systems["s3"]["pending_at_failover"]["count"] == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| kafka |" in md and "| s3 |" in md and "consumer groups translated" in md
-    assert no_sandbox_left()
+    assert no_sandbox_left(rep["sandbox_dir"])
 
 
 def test_region_outage_with_async_replicators_counts_loss_per_system_within_the_rpo(tmp_path):
@@ -63,4 +63,4 @@ def test_region_outage_with_async_replicators_counts_loss_per_system_within_the_
     assert pending is not None and pending["count"] is not None
     names = [s["name"] for s in rep["steps"]]
     assert "failover/kafka-stop:replication" in names and "failover/objects-writers:checkout" in names
-    assert no_sandbox_left()
+    assert no_sandbox_left(rep["sandbox_dir"])
