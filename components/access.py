@@ -28,13 +28,16 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "route53_change": ("route53:GetChange",),
     "ec2": ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
     "kafka": ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"),
-    "kafka_replicator": ("kafka:DescribeReplicator",),
+    "kafka_replicator": ("kafka:DescribeReplicator", "kafka:UpdateReplicationInfo", "kafka:TagResource",
+                         "kafka:UntagResource"),
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
-    "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration"),
+    "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
+                  "s3:PutReplicationConfiguration", "s3:GetBucketVersioning"),
     "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
     "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"),
     "cloudwatch": ("cloudwatch:GetMetricData",),
     "sns": ("sns:Publish",),
+    "pass_replication_role": ("iam:PassRole",),
 }
 
 
@@ -56,6 +59,8 @@ class RegionScope:
     """Alarm topics the runbooks notify. Default: none."""
     bootstrap_parameter: str | None = None
     """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+    replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """S3 replication roles the runbooks pass when they disable, enable or reverse replication. Default: none."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         if resources:
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
-    rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics = ([] for _ in range(9))
+    rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles = ([] for _ in range(10))
     for r in regions:
         name = r["region"]
         rds += [arn("rds", name, f"{kind}:{prefix}-*") for kind in ("db", "snapshot", "subgrp", "pg")]
@@ -108,6 +113,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         objects += [f"{b}/*" for b in r["bucket_arns"]]
         keys += list(r["kms_key_arns"])
         topics += list(r["topic_arns"])
+        roles += list(r.get("replication_role_arns") or [])
     add("RdsFailoverAndBackups", RUNBOOK_ACTIONS["rds"], rds)
     add("Route53FailoverRecords", RUNBOOK_ACTIONS["route53"], [f"arn:{partition}:route53:::hostedzone/{zone_id}"])
     add("Route53HealthChecks", RUNBOOK_ACTIONS["route53_health"],
@@ -121,6 +127,9 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
     add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
     add("NotifyAlarmTopics", RUNBOOK_ACTIONS["sns"], topics)
+    add("PassReplicationRoleToS3", RUNBOOK_ACTIONS["pass_replication_role"], roles)
+    if roles:  # PutBucketReplication passes the role to S3, and only to S3
+        statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
     # GetMetricData has no resource-level permissions in IAM; it reads metrics only
     statements.append({"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(RUNBOOK_ACTIONS["cloudwatch"]),
                        "Resource": "*"})
@@ -158,7 +167,8 @@ class RunbookRole(pulumi.ComponentResource):
             "region": r.region, "db_security_group_ids": r.db_security_group_ids,
             "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
-            "bootstrap_parameter": r.bootstrap_parameter} for r in args.regions])
+            "bootstrap_parameter": r.bootstrap_parameter,
+            "replication_role_arns": r.replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
                                      zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2]))

@@ -125,7 +125,7 @@ def stream_gates(ctx, planned: bool) -> list[Gate]:
 # --------------------------------------------------------------------------------------------
 
 
-def stop_flow_step(ctx, lane: str, port, what: str) -> Step:
+def stop_flow_step(ctx, lane: str, port, what: str, best_effort: bool = False) -> Step:
     def check() -> Check:
         f = _flow(port)
         if f is None:
@@ -153,7 +153,8 @@ def stop_flow_step(ctx, lane: str, port, what: str) -> Step:
         return f"the {what} copies nothing into {ctx.target}"
 
     return Step(f"{lane}-stop:replication", f"stop the {what} {ctx.source} → {ctx.target} (no stale data "
-                f"interleaves once {ctx.target} takes writes)", what, check, apply, verify, lane=lane)
+                f"interleaves once {ctx.target} takes writes)", what, check, apply, verify, best_effort=best_effort,
+                lane=lane)
 
 
 def start_flow_step(ctx, lane: str, port, what: str, source: str, target: str, name: str, done_when) -> Step:
@@ -307,10 +308,12 @@ def kafka_switchover_steps(ctx) -> dict[str, list[Step]]:
 # --------------------------------------------------------------------------------------------
 
 
-def objects_failover_steps(ctx) -> dict[str, list[Step]]:
+def objects_failover_steps(ctx, planned: bool = False) -> dict[str, list[Step]]:
     o = ctx.ports.objects
     p = _writer_parameter(ctx)
-    return {"fence": [stop_flow_step(ctx, "objects", o, "S3 replication")],
+    # failover: in AWS the rule lives on the lost region's bucket; like fencing the lost primary,
+    # disabling it is best effort (recorded; a rerun once the region answers disables it)
+    return {"fence": [stop_flow_step(ctx, "objects", o, "S3 replication", best_effort=not planned)],
             "dns": [parameter_step(ctx, "objects", "objects-writers", p, lambda: o.bucket(ctx.target), o.writers,
                                    o.point_writers, f"point writers at {ctx.target}'s bucket ({p})")]}
 
@@ -320,7 +323,7 @@ def objects_switchover_steps(ctx) -> dict[str, list[Step]]:
     p = _writer_parameter(ctx)
     what = "S3 replication"
     moved = lambda: o.writers(p) == o.bucket(ctx.target)  # noqa: E731
-    steps = objects_failover_steps(ctx)
+    steps = objects_failover_steps(ctx, planned=True)
     return {
         "rebuild": [start_flow_step(ctx, "objects", o, what, ctx.source, ctx.target, "replicate", moved)],
         "fence": [parameter_step(ctx, "objects", "objects-pause", p,

@@ -110,7 +110,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups),
         opts=opts)
 
-    BucketReplication("data-replication", BucketReplicationArgs(
+    replication = BucketReplication("data-replication", BucketReplicationArgs(
         source_provider=providers.region(cfg.primary_region), source_region=cfg.primary_region,
         destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
         source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
@@ -160,7 +160,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                     [s3_arn + p["storage"]["backups_bucket"]] if p["storage"].get("backups_bucket") else [])),
                 kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
                 topic_arns=prod.apply(lambda p: [p["alarm_topic_arn"]] if p.get("alarm_topic_arn") else []),
-                bootstrap_parameter=regional.bootstrap_parameter(cfg)),
+                bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                replication_role_arns=replication.role_arn.apply(lambda a: [a])),
             RegionScope(
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),

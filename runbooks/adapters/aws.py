@@ -943,10 +943,19 @@ class S3Lock:
 
 def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,
               connect: Connect | None = None, settings: AwsSettings | None = None) -> Ports:
-    """The runbook ports for a region pair in AWS. Nothing is contacted until a port is used."""
+    """The runbook ports for a region pair in AWS. Nothing is contacted until a port is used.
+    Streaming (MSK) when every region declares streaming; objects (S3) when every region's storage
+    names a writer parameter (runbooks/adapters/aws_streams.py)."""
+    from runbooks.adapters.aws_streams import MskStreaming, S3Objects  # it builds on this module
+
     clients = clients or Clients(session, settings)
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
+    regions = list(outputs.regions.values())
+    kafka = all(r.streaming is not None for r in regions)
+    objects = all(r.storage is not None and r.storage.writer_parameter for r in regions)
     return Ports(db=RdsControl(outputs, clients, clock, sql), sql=sql, dns=Route53Dns(outputs, clients),
                  health=AwsHealth(outputs, clients), lock=S3Lock(outputs, clients),
                  notifier=SnsNotifier(outputs, clients), clock=clock,
-                 extras={"adapter": "aws"})
+                 extras={"adapter": "aws"},
+                 streaming=MskStreaming(outputs, clients, clock) if kafka else None,
+                 objects=S3Objects(outputs, clients, clock) if objects else None)

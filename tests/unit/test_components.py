@@ -350,3 +350,22 @@ def test_runbook_role_refuses_a_broad_prefix():
         RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "name_prefix"
+
+
+def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
+    """Disabling, enabling or reversing S3 replication (PutBucketReplication) passes the role."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/data-replication"
+
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
+                                 bucket_arns=["arn:aws:s3:::prod-data"], replication_role_arns=[role]),
+                     RegionScope(region="us-west-2", db_security_group_ids=["sg-w"])]), opts=opts(p))
+    policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    passing = by_sid["PassReplicationRoleToS3"]
+    assert passing["Action"] == ["iam:PassRole"] and passing["Resource"] == [role]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
+    assert "s3:PutReplicationConfiguration" in by_sid["Buckets"]["Action"]
+    assert [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]] == [passing]

@@ -216,3 +216,33 @@ def test_bad_streaming_outputs_are_refused_with_the_field(tmp_path):
     with pytest.raises(contract.OutputsError, match="consumer_groups: expected a list of strings"):
         contract.from_dict(doc)
     assert EXIT_BAD_INPUT == 2
+
+
+def test_failover_goes_on_when_the_lost_regions_s3_rule_cannot_be_disabled(env, monkeypatch):
+    """In AWS the replication rule lives on the lost region's bucket: like fencing the lost primary,
+    disabling it is best effort in a failover (recorded), and writers still move to DR."""
+    from runbooks.errors import Unreachable
+    from tests.fakes import FakeObjects
+
+    def unreachable(self):
+        raise Unreachable("S3 in us-east-1 does not answer")
+    monkeypatch.setattr(FakeObjects, "stop_flow", unreachable)
+    env.streams.stuck["objects"] = True
+    env.world.kill_region(P)
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    assert on(env, S)
+    stop = next(x for x in out["steps"] if x["name"] == "objects-stop:replication")
+    assert stop["status"] == "best-effort-failed" and "does not answer" in stop["result"]
+
+
+def test_switchover_stops_when_s3_replication_cannot_be_disabled(env, monkeypatch):
+    from runbooks.errors import Unreachable
+    from tests.fakes import FakeObjects
+
+    def unreachable(self):
+        raise Unreachable("S3 in us-east-1 does not answer")
+    monkeypatch.setattr(FakeObjects, "stop_flow", unreachable)
+    code, out = env.run(switchover)
+    assert code != EXIT_OK
+    assert env.streams.params[BUCKET_PARAM] != "regionpair-dr-data"
