@@ -44,10 +44,23 @@ def missing_tables(conn: Any, tables: list[str]) -> list[str]:
     return [t for t in tables if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None]
 
 
+def user_tables(conn: Any, limit: int = 200) -> list[str]:
+    """Ordinary tables outside the system schemas (schema.name), at most ``limit``."""
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_%%' ORDER BY 1 LIMIT %s", (limit,)).fetchall()
+    return [r[0] for r in rows]
+
+
 def reference(conn: Any, tables: list[str], granularity: float, lock_timeout_s: float,
               sleep=time.sleep) -> tuple[float, dict[str, TableState]]:
     """(restore time, table states). ``granularity``: the restore API's time resolution in
-    seconds (RDS takes whole seconds: the time is rounded up and the lock held past it)."""
+    seconds (RDS takes whole seconds: the time is rounded up and the lock held past it).
+    No tables given: every ordinary table outside the system schemas."""
+    tables = list(tables) or user_tables(conn)
+    if not tables:
+        return time.time(), {}
     missing = missing_tables(conn, tables)
     if missing:
         raise BadInput(f"table(s) {', '.join(missing)} do not exist in the source database; "

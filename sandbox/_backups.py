@@ -177,8 +177,9 @@ class Backups:
                                    component=node.component)
             # a transaction with an xid writes a commit record: recovery to any earlier time finds a
             # commit after its target and stops there instead of running off the end of the archive
-            (sealed_at,) = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8 "
-                                        "FROM (SELECT pg_current_xact_id()) x").fetchone()
+            # (the xid must be in the select list: an unused column of a subquery is optimised away)
+            _xid, sealed_at = conn.execute("SELECT pg_current_xact_id()::text, "
+                                           "extract(epoch FROM clock_timestamp())::float8").fetchone()
             (segment,) = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()
         target = node.archive / segment
         deadline = time.monotonic() + deadline_s
@@ -338,7 +339,8 @@ class Backups:
         rec = _proc.running(self.layout.run_dir, component)
         how = "was not running"
         if rec is not None:
-            how = _proc.terminate(rec.pid, rec.start_time, component, sig=signal.SIGINT, grace_s=grace_s)
+            # immediate shutdown: its data is removed next, a shutdown checkpoint would only cost time
+            how = _proc.terminate(rec.pid, rec.start_time, component, sig=signal.SIGQUIT, grace_s=grace_s)
         _proc.pid_path(self.layout.run_dir, component).unlink(missing_ok=True)
         home = self.restores_dir() / name
         existed = home.exists()
