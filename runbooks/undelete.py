@@ -61,6 +61,9 @@ def plan_keys(versions: list[ObjectVersion], t: float) -> list[KeyPlan]:
         if current.version_id == then.version_id:
             plans.append(KeyPlan(key, "leave", then, why="unchanged since then"))
             continue
+        if not current.delete_marker and current.etag and current.etag == then.etag and current.size == then.size:
+            plans.append(KeyPlan(key, "leave", then, why=f"holds the content of {then.version_id} again (same ETag)"))
+            continue
         newer = [v for v in vs if v.last_modified > then.last_modified or (v.last_modified == then.last_modified
                                                                              and v.version_id != then.version_id
                                                                              and v.is_latest)]

@@ -28,7 +28,7 @@ from runbooks.backups import Reference, Sample, TableState
 from runbooks.clock import iso, wait_until
 from runbooks.engine import Check, Phase, Plan, Step
 from runbooks.errors import RunbookError, StepFailed
-from runbooks.restore import instance_name, resolve_region
+from runbooks.restore import _failed, instance_name, resolve_region
 
 
 def add_arguments(p) -> None:
@@ -105,7 +105,8 @@ def _restore_step(ctx, region: str, db: str, name: str, res: dict) -> Step:
                    clock=ctx.clock, interval=0.5, max_interval=30.0)
         start = ctx.clock.monotonic()
         ctx.ports.backups.restore(region, db, name, ref.time)
-        wait_until(lambda: ctx.ports.backups.instance(region, name).status == "available",
+        wait_until(lambda: (lambda i: i if i.status == "available" else _failed(i))(
+                       ctx.ports.backups.instance(region, name)),
                    what=f"{name} to be available", timeout=ctx.args.timeout, clock=ctx.clock, interval=0.5,
                    max_interval=30.0)
         res["restore_seconds"] = ctx.clock.monotonic() - start
