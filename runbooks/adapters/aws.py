@@ -1201,10 +1201,9 @@ class RdsBackups:
             backup = self._automated_backup(region, database)
             if backup is None or not backup.get("DBInstanceAutomatedBackupsArn"):
                 raise StepFailed(f"no replicated automated backups of {database} in {region} to restore from")
+            # no key parameter: the instance is encrypted with the replicated backups' key, the DR
+            # region's (the stacks' InstanceAutomatedBackupsReplication sets it)
             params["SourceDBInstanceAutomatedBackupsArn"] = backup["DBInstanceAutomatedBackupsArn"]
-            key = self.outputs.regions[region].kms_key_arn
-            if key:
-                params["KmsKeyId"] = key
         try:
             out = self.clients.call("rds", region, "restore_db_instance_to_point_in_time", **params)
         except ClientError as exc:
