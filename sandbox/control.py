@@ -207,7 +207,10 @@ def _deadline_loop(deadline_s: float, what: str, check: Callable[[], str | None]
 class _UpRun:
     """One `up`: what it started, so that any failure (or Ctrl-C) stops exactly that."""
 
-    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str]):
+    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str],
+                 base_backup: bool = False):
+        self.base_backup = base_backup
+        self.backup_threads: list = []
         self.layout = layout
         self.state = state
         self.identity = identity
@@ -280,6 +283,8 @@ class _UpRun:
         primary.bootstrap_primary(self.passwords)
         primary.ensure_slot_for(WEST)
         self.mark(f"{database}: primary bootstrapped")
+        if self.base_backup:  # beside the standby's clone: it waits on the link more than it uses the CPU
+            self.backup_threads.append(_start_thread(lambda: self._base_backup(primary)))
         if not self.link_ready.wait(READY_DEADLINE_S) or self.cancel.is_set():
             return  # the link's own wait raises the error that names it
         standby.clone_from_link()
@@ -291,6 +296,19 @@ class _UpRun:
         self.mark(f"{database}: standby streaming")
         if self.state.replication == "sync":
             primary.set_sync(WEST)  # only now: a standby cloned with it would hang every commit once promoted
+
+    def _base_backup(self, primary: Node) -> None:
+        from sandbox._backups import Backups
+        Backups(self.layout, self.state, self.identity).take(primary)
+        self.mark(f"{primary.database}: base backup")
+
+    def wait_base_backups(self) -> None:
+        for t in self.backup_threads:
+            t.join(READY_DEADLINE_S * 4)
+            if t.is_alive():
+                raise SandboxError("the base backup did not finish in time", component="sandbox")
+            if t.error is not None:
+                raise t.error
 
     def run(self) -> None:
         self.link_ready = threading.Event()
@@ -319,6 +337,27 @@ class _UpRun:
                 self.cancel.set()
                 raise
         self.wait_helpers()
+
+
+class _Thread(threading.Thread):
+    """A thread that keeps its exception for the joiner."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:  # handed to wait_base_backups, which raises it
+            self.error = exc
+
+
+def _start_thread(fn) -> _Thread:
+    t = _Thread(fn)
+    t.start()
+    return t
 
 
 def _link_problem(layout: Layout, state: State) -> str | None:
@@ -488,13 +527,12 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     _write_records(layout, state, {fqdn(n): addresses[EAST] for n in names})
     passwords = _write_pgpass(layout, identity)
 
-    run = _UpRun(layout, state, identity, passwords)
+    run = _UpRun(layout, state, identity, passwords, base_backup=base_backup)
     try:
         run.run()
         sandbox = Sandbox(layout, state, identity)
-        if base_backup:  # by default: 0.2-0.4 s per database (gzip level 1), and restores need one
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda n: sandbox.backups.take(sandbox.node(EAST, n)), names))
+        run.wait_base_backups()  # started beside each standby's clone (by default: restores need one)
+        if base_backup:
             run.mark("base backups")
         write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
         run.mark("outputs written")
