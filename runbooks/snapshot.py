@@ -32,9 +32,11 @@ def add_arguments(p) -> None:
     p.add_argument("--enforce-retention", action="store_true",
                    help="delete this runbook's manual snapshots older than the retention (never the newest N)")
     p.add_argument("--retention-days", type=float, default=None,
-                   help=f"retention of manual snapshots in days (default {DEFAULT_RETENTION_DAYS})")
+                   help="retention of manual snapshots in days (default: the outputs' backup_policy, "
+                        f"else {DEFAULT_RETENTION_DAYS})")
     p.add_argument("--keep-newest", type=int, default=None,
-                   help=f"never delete the newest N manual snapshots of a region (default {DEFAULT_KEEP_NEWEST})")
+                   help="never delete the newest N manual snapshots of a region (default: the outputs' "
+                        f"backup_policy, else {DEFAULT_KEEP_NEWEST})")
     p.add_argument("--timeout", type=float, default=4 * 3600.0,
                    help="seconds to wait for a snapshot or a copy to become available (default 4 h)")
 
@@ -80,8 +82,11 @@ def plan(ctx) -> Plan:
         if not sep or not k:
             raise BadInput(f"--tag {t!r}: give KEY=VALUE")
         tags[k] = v
-    days = a.retention_days if a.retention_days is not None else DEFAULT_RETENTION_DAYS
-    keep = a.keep_newest if a.keep_newest is not None else DEFAULT_KEEP_NEWEST
+    policy = ctx.outputs.backup_policy  # the stacks' config, when they export it
+    days = a.retention_days if a.retention_days is not None else \
+        (policy.snapshot_retention_days if policy else DEFAULT_RETENTION_DAYS)
+    keep = a.keep_newest if a.keep_newest is not None else \
+        (policy.snapshot_keep_newest if policy else DEFAULT_KEEP_NEWEST)
     if days <= 0 or keep < 1:
         raise BadInput(f"--retention-days {days} / --keep-newest {keep}: retention must be more than 0 days and at "
                        "least the newest snapshot is always kept (--keep-newest 1 or more)")

@@ -335,3 +335,45 @@ def test_no_yes_and_no_terminal_is_refused_before_anything_is_done(env):
     code, out = env.run(restore, "--database", "payments")
     assert code == EXIT_BAD_INPUT and "--yes" in out["error"]
     assert env.backups.instances == {}
+
+
+# ---- the outputs' optional backup_policy ----------------------------------------------------------
+
+
+def test_backup_policy_is_optional_validated_and_survives_merge():
+    doc = pair_document()
+    assert contract.from_dict(doc).backup_policy is None
+    doc["backup_policy"] = {"snapshot_retention_days": 14, "snapshot_keep_newest": 2}
+    parsed = contract.from_dict(doc)
+    assert parsed.backup_policy == contract.BackupPolicy(14, 2)
+    assert contract.from_dict(json.loads(parsed.to_json())) == parsed
+    prod = json.loads(json.dumps(doc))
+    del prod["regions"][S]
+    prod["stack"] = "prod"
+    assert contract.merge(contract.from_dict(prod), parsed).backup_policy == parsed.backup_policy
+    doc["backup_policy"]["snapshot_keep_newest"] = 0
+    with pytest.raises(contract.OutputsError, match="backup_policy.snapshot_keep_newest"):
+        contract.from_dict(doc)
+
+
+def test_retention_follows_the_outputs_policy_unless_overridden(tmp_path):
+    doc = pair_document()
+    doc["backup_policy"] = {"snapshot_retention_days": 10, "snapshot_keep_newest": 1}
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(doc))
+    world = FakeWorld(contract.load_file(path))
+    backups = FakeBackups(world)
+    for sid, age in (("a", 20), ("b", 5)):
+        backups.add_snapshot(P, "payments", sid, age)
+    ports = backup_ports(world, tmp_path / "state", backups)
+
+    def run(*extra):
+        out = io.StringIO()
+        code = snapshot.main(["--outputs", str(path), "--state-dir", str(tmp_path / "state"), "--output", "json",
+                              "--yes", "--no-copy", "--enforce-retention", *extra],
+                             ports_factory=lambda o, c: ports, clock=world.clock, stdin=io.StringIO(), stdout=out)
+        return code, json.loads(out.getvalue())
+    code, out = run()
+    assert code == EXIT_OK and [d.split(" ")[0] for d in out["deleted"]] == [f"{P}/a"]  # 20 days > 10
+    code, out = run("--retention-days", "1", "--new-run")
+    assert code == EXIT_OK and [d.split(" ")[0] for d in out["deleted"]] == [f"{P}/b"]  # keep newest 1 only
