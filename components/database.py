@@ -80,6 +80,8 @@ class ReplicatedPostgresArgs:
     """Performance Insights retention. Default: 7 days (the free tier)."""
     deletion_protection: bool = True
     """Refuse deletes. Default: on (turn off deliberately before a teardown)."""
+    final_snapshot: bool = True
+    """Take a final snapshot when the instance is deleted. Default: on (off only for drill stacks)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags (copied to snapshots). Default: none beyond the provider's default tags."""
 
@@ -166,8 +168,8 @@ class ReplicatedPostgres(pulumi.ComponentResource):
             maintenance_window=args.maintenance_window,
             delete_automated_backups=False,
             deletion_protection=args.deletion_protection,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{args.identifier}-final",
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{args.identifier}-final" if args.final_snapshot else None,
             copy_tags_to_snapshot=True,
             iam_database_authentication_enabled=True,
             performance_insights_enabled=True,

@@ -39,6 +39,8 @@ class BucketArgs:
     """Abort multipart uploads left incomplete this long. Default: 7 days."""
     object_lock_days: int | None = None
     """Object lock in COMPLIANCE mode with this default retention. Default: no object lock."""
+    force_destroy: bool = False
+    """Empty the bucket when it is destroyed. Default: off (only drill stacks turn it on)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -79,7 +81,7 @@ class Bucket(pulumi.ComponentResource):
 
         bucket = aws.s3.Bucket(f"{name}-bucket", aws.s3.BucketArgs(
             bucket=args.bucket_name if isinstance(args.bucket_name, str)
-            else pulumi.Output.from_input(args.bucket_name).apply(_check_name), object_lock_enabled=locked or None, force_destroy=False, tags=tags),
+            else pulumi.Output.from_input(args.bucket_name).apply(_check_name), object_lock_enabled=locked or None, force_destroy=args.force_destroy, tags=tags),
             opts=child(self))
         self.versioning = aws.s3.BucketVersioning(f"{name}-versioning", aws.s3.BucketVersioningInitArgs(
             bucket=bucket.id,

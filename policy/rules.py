@@ -70,6 +70,17 @@ KMS_KEY = "aws:kms/key:Key"
 ROUTE53_RECORD = "aws:route53/record:Record"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
+# ---- pulumi-kubernetes 4.x workload types, and where each keeps its pod spec -----------------
+K8S_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "kubernetes:core/v1:Pod": ("spec",),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+}
+
 MIN_BACKUP_RETENTION_DAYS = 7
 RTC_MINUTES = 15
 MIN_REPLICATION_FACTOR = 3
@@ -491,6 +502,57 @@ def check_kms_rotation(r: Resource) -> list[str]:
     return [f"{r.label}: automatic key rotation is off (enableKeyRotation={value!r}). Fix: enable_key_rotation=True."]
 
 
+def check_k8s_workload_restricted(r: Resource) -> list[str]:
+    """The privilege-relevant part of the `restricted` Pod Security Standard, on every workload the
+    stacks declare (the DR jobs read Secrets and hold IRSA credentials: a privileged or root
+    container there would be a way from the cluster into the backups)."""
+    path = K8S_POD_SPEC_PATHS.get(r.type)
+    if path is None:
+        return []
+    pod = get(r.props, *path)
+    if not isinstance(pod, Mapping):
+        return []  # computed during preview: judged when `pulumi up` runs the pack with the value
+    problems = []
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag) is True:
+            problems.append(f"{r.label}: the pod shares the node's namespace ({flag}=True). Fix: remove {flag}.")
+    for volume in as_list(pod.get("volumes")):
+        if isinstance(volume, Mapping) and is_set(volume.get("hostPath")):
+            problems.append(f"{r.label}: volume {volume.get('name')!r} mounts a path of the node (hostPath). "
+                            "Fix: use an emptyDir, a projected volume or a persistent volume claim.")
+    pod_sc = pod.get("securityContext") if isinstance(pod.get("securityContext"), Mapping) else {}
+    for c in as_list(pod.get("initContainers")) + as_list(pod.get("containers")):
+        if not isinstance(c, Mapping):
+            continue
+        sc = c.get("securityContext") if isinstance(c.get("securityContext"), Mapping) else {}
+        where = f"{r.label}: container {c.get('name')!r}"
+
+        def effective(key: str) -> Any:
+            return sc[key] if key in sc else pod_sc.get(key)
+
+        if sc.get("privileged") is True:
+            problems.append(f"{where} runs privileged. Fix: securityContext.privileged=False.")
+        if sc.get("allowPrivilegeEscalation") not in (False, UNKNOWN):
+            problems.append(f"{where} may gain privileges (allowPrivilegeEscalation="
+                            f"{sc.get('allowPrivilegeEscalation')!r}). Fix: allowPrivilegeEscalation=False.")
+        drop = get(sc, "capabilities", "drop")
+        if drop is not UNKNOWN and "ALL" not in as_list(drop):
+            problems.append(f"{where} keeps the default Linux capabilities (drop={drop!r}). "
+                            "Fix: capabilities.drop=['ALL'].")
+        added = [cap for cap in as_list(get(sc, "capabilities", "add")) if cap != "NET_BIND_SERVICE"]
+        if added:
+            problems.append(f"{where} adds capabilities {added!r}. Fix: remove them (only NET_BIND_SERVICE is allowed).")
+        if effective("runAsNonRoot") not in (True, UNKNOWN) or effective("runAsUser") == 0:
+            problems.append(f"{where} may run as root (runAsNonRoot={effective('runAsNonRoot')!r}, runAsUser="
+                            f"{effective('runAsUser')!r}). Fix: runAsNonRoot=True with a non-zero runAsUser.")
+        seccomp = effective("seccompProfile")
+        kind = get(seccomp, "type") if isinstance(seccomp, Mapping) else seccomp
+        if kind not in ("RuntimeDefault", "Localhost", UNKNOWN):
+            problems.append(f"{where} runs without a seccomp profile (seccompProfile={seccomp!r}). "
+                            "Fix: seccompProfile.type='RuntimeDefault' on the pod or the container.")
+    return problems
+
+
 # =============================================================================================
 # Stack checks: (resources, settings) -> list of Violations
 # =============================================================================================
@@ -798,6 +860,10 @@ POLICIES = [
     resource_policy("kms-key-rotation",
                     "Customer KMS keys rotate automatically.",
                     check_kms_rotation),
+    resource_policy("k8s-workload-restricted",
+                    "Kubernetes workloads run unprivileged: no privilege escalation, ALL capabilities dropped, "
+                    "non-root, seccomp, no host namespaces or hostPath.",
+                    check_k8s_workload_restricted),
     stack_policy("s3-every-bucket-versioned",
                  "Every bucket is versioned, including both ends of every replication.",
                  _ignoring_settings(check_buckets_versioned)),

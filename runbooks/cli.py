@@ -262,7 +262,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
                   rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
-                  steps=rep["steps"], reconcile=reconcile)
+                  steps=rep["steps"], reconcile=reconcile, streams=rep["streams"])
     console.line(f"{runbook.name}: {'nothing to do, already complete' if run.nothing_to_do else 'complete'}; "
                  f"report: {paths['markdown']}")
     if reconcile and not run.nothing_to_do:
@@ -305,4 +305,7 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
         "writes": {"acknowledged": None},
         "objectives": objectives, "steps": steps, "gates": gates, "passed": passed, "reasons": reasons,
         "reconcile": reconcile, "notes": notes,
+        "streams": {k: v for k, v in measurements.items()
+                    if k in ("kafka_consumer_groups", "kafka_lag_at_failover", "objects_pending_at_failover",
+                             "streams_at_gate")},
     }

@@ -32,7 +32,13 @@ from pathlib import Path
 from runbooks import failback, failover, report as reports, switchover
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
-from runbooks.measure import WorkloadLog, analyse, largest_pause, per_second
+from runbooks.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second
+
+
+def _as_postgres(log: WorkloadLog) -> WorkloadLog:
+    """A store's acks relabelled so per_second bins them (it counts PostgreSQL writes)."""
+    from dataclasses import replace
+    return WorkloadLog([replace(a, system="postgres") for a in log.acks], [])
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before the fault (default 3)")
     sb.add_argument("--rate", type=int, default=200, help="workload writes per second (default 200)")
     sb.add_argument("--databases", type=int, default=1, help="database pairs (default 1)")
+    sb.add_argument("--systems", default="postgres,kafka,s3",
+                    help="data stores in the drill: postgres plus any of kafka, s3 (default: all three)")
+    sb.add_argument("--kafka-rate", type=int, default=100, help="Kafka records per second (default 100)")
+    sb.add_argument("--s3-rate", type=int, default=20, help="object PUTs per second (default 20)")
     sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions")
     sb.add_argument("--dns-ttl", type=int, default=1, help="TTL of the service names (default 1 s)")
     sb.add_argument("--settle", type=float, default=1.0, help="seconds of workload after recovery (default 1)")
@@ -77,6 +87,12 @@ def validate(args) -> None:
         problems.append(f"--link-latency-ms {args.link_latency_ms}: from 0 to 5000")
     if not 0 <= args.dns_ttl <= 300:
         problems.append(f"--dns-ttl {args.dns_ttl}: from 0 to 300")
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if "postgres" not in systems or any(s not in ("postgres", "kafka", "s3") for s in systems):
+        problems.append(f"--systems {args.systems}: postgres plus any of kafka, s3 (e.g. postgres,kafka,s3)")
+    if args.failback and args.scenario == "region-outage" and any(s in systems for s in ("kafka", "s3")):
+        problems.append("--failback after region-outage with kafka or s3: the sandbox cannot bring a killed "
+                        "region's Kafka or S3 back with its data; use --systems postgres, or --scenario switchover")
     if args.target == "stacks" and args.scenario != "region-outage":
         problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
     if problems:
@@ -159,7 +175,7 @@ class SandboxDrill:
         t0 = time.time()
         self.step("sandbox-up", _sandbox_cli, "up", "--dir", str(self.dir), "--replication", a.replication,
                   "--link-latency-ms", str(a.link_latency_ms), "--dns-ttl", str(a.dns_ttl),
-                  "--databases", str(a.databases))
+                  "--databases", str(a.databases), "--systems", a.systems)
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
@@ -168,6 +184,7 @@ class SandboxDrill:
         ports = sandbox_ports(outputs, self.clock)
         dbs = list(outputs.primary.databases)
 
+        self.stream_systems = [s for s in ("kafka", "s3") if s in a.systems.split(",")]
         self.step("workload-start", self._start_workload)
         samples = self.step("warm-up", self._warm_up, sb, primary, dr, dbs)
 
@@ -183,6 +200,8 @@ class SandboxDrill:
         runbook_out = self.step("failover" if a.scenario != "switchover" else "switchover",
                                 self._runbook, runbook_module, "failover")
         self.step("verification", self._wait_for_acks_in, dr, fault_at)
+        for system in self.stream_systems:
+            self.step(f"verification-{system}", self._wait_for_acks_in, dr, fault_at, system)
         time.sleep(a.settle)
 
         failback_window = None
@@ -195,12 +214,17 @@ class SandboxDrill:
             fb_start = time.time()
             failback_out = self.step("failback", self._runbook, failback, "failback")
             self.step("failback-verification", self._wait_for_acks_in, primary, fb_start)
+            for system in self.stream_systems:
+                self.step(f"failback-verification-{system}", self._wait_for_acks_in, primary, fb_start, system)
             failback_window = (fb_start, time.time())
             time.sleep(a.settle)
 
         self.step("workload-stop", self._stop_workload)
         wl = WorkloadLog.read(self.workload_log)
         surviving = self.step("count", self._surviving, sb, dbs)
+        self.stream_surviving = {}
+        for system in self.stream_systems:
+            self.stream_surviving[system] = self.step(f"count-{system}", self._surviving_stream, sb, system)
         return self._report(t0, fault_at, primary, dr, outputs, wl, surviving, samples, runbook_out,
                             failback_out, failback_window)
 
@@ -212,7 +236,8 @@ class SandboxDrill:
         self.workload_err = self.report_dir / "workload.stderr"
         self.workload = subprocess.Popen(
             [sys.executable, "-m", "sandbox", "workload", "--dir", str(self.dir), "--seconds", "3600",
-             "--rate", str(self.args.rate), "--log", str(self.workload_log)],
+             "--rate", str(self.args.rate), "--log", str(self.workload_log),
+             "--kafka-rate", str(self.args.kafka_rate), "--s3-rate", str(self.args.s3_rate)],
             stdout=subprocess.DEVNULL, stderr=self.workload_err.open("w"))
         return f"{self.args.rate} writes/s through the sandbox's DNS names (pid {self.workload.pid})"
 
@@ -223,11 +248,11 @@ class SandboxDrill:
                              f"{self.workload_err.read_text().strip()[-500:]}")
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)  # a Kafka consumer drains up to 10 s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise StepFailed("the workload did not stop within 15 s of SIGINT; killed it") from None
+            raise StepFailed("the workload did not stop within 30 s of SIGINT; killed it") from None
         return "stopped"
 
     def _acks(self) -> WorkloadLog:
@@ -237,6 +262,9 @@ class SandboxDrill:
         """Let the workload run, and sample WAL written on the primary but not yet received by DR."""
         import psycopg
         wait_until(lambda: self._acks().acks, what="the first acknowledged write", timeout=15, clock=self.clock)
+        if "kafka" in self.stream_systems:  # a consumer group that has not joined yet tests nothing
+            wait_until(lambda: self._acks().consumed, what="the consumer group's first record", timeout=20,
+                       clock=self.clock, interval=0.1, max_interval=0.2)
         end = time.time() + self.args.warmup
         samples = []
         p_node, s_node = sb.node(primary, dbs[0]), sb.node(dr, dbs[0])
@@ -272,12 +300,30 @@ class SandboxDrill:
             raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
         return result
 
-    def _wait_for_acks_in(self, region: str, since: float) -> str:
+    def _wait_for_acks_in(self, region: str, since: float, system: str = "postgres") -> str:
         def seen():
-            return next((a for a in self._acks().acks if a.t > since and a.region == region), None)
-        first = wait_until(seen, what=f"clients' writes acknowledged in {region}", timeout=30, clock=self.clock,
-                           interval=0.05, max_interval=0.2)
-        return f"first acknowledged write in {region} at +{first.t - since:.2f} s"
+            return next((a for a in self._acks().acks if a.t > since and a.region == region and a.system == system),
+                        None)
+        first = wait_until(seen, what=f"clients' {system} writes acknowledged in {region}", timeout=30,
+                           clock=self.clock, interval=0.05, max_interval=0.2)
+        return f"first acknowledged {system} write in {region} at +{first.t - since:.2f} s"
+
+    def _surviving_stream(self, sb, system: str) -> set[str]:
+        """Ids the active region holds: every record of its Kafka topics, or its bucket's keys."""
+        from sandbox import _streams
+        if system == "kafka":
+            region = self._region_of_bootstrap(sb, sb.param(_streams.bootstrap_parameter(_streams.PRODUCER_APP)))
+            return sb.kafka_record_ids(region)
+        bucket = sb.param(_streams.bucket_parameter())
+        region = next(r for r in sb.regions if sb.outputs.regions[r].storage.data_bucket == bucket)
+        return {k.split("/", 1)[1] for k in sb.object_keys(region) if k.startswith("drill/")}
+
+    @staticmethod
+    def _region_of_bootstrap(sb, bootstrap: str) -> str:
+        for region in sb.regions:
+            if sb.kafka_bootstrap(region) == bootstrap:
+                return region
+        raise StepFailed(f"clients read the bootstrap {bootstrap!r}, which is no region's cluster")
 
     def _surviving(self, sb, dbs: list[str]) -> dict[str, set[str]]:
         import psycopg
@@ -291,6 +337,32 @@ class SandboxDrill:
         return out
 
     # ---- the report ----------------------------------------------------------------------------
+
+    def _systems(self, wl: WorkloadLog, outcome, runbook_out: dict, objectives: dict, zero_loss: bool) -> dict:
+        """Per data store: acknowledged, acked_lost, and for Kafka the consumer group's view. Zero loss
+        is required of every store in a switchover; otherwise the loss must fit the declared RPO."""
+        out = {"postgres": {"acknowledged": outcome.acknowledged, "acked_lost": outcome.acked_lost,
+                            "rpo_seconds": outcome.rpo_seconds}}
+        streams = runbook_out.get("streams") or {}
+        outage_start = outcome.outage[0] if outcome.outage else time.time()
+        for system in self.stream_systems:
+            s = analyse_stream(wl, system, outage_start=outage_start, surviving=self.stream_surviving.get(system))
+            reasons = []
+            if zero_loss and s["acked_lost"]:
+                reasons.append(f"{s['acked_lost']} acknowledged records lost in a zero-loss switchover")
+            if s["rpo_seconds"] > objectives["rpo_seconds"]:
+                reasons.append(f"RPO {s['rpo_seconds']:.2f} s exceeds the objective {objectives['rpo_seconds']} s")
+            if system == "kafka":
+                groups = streams.get("kafka_consumer_groups") or {}
+                s["consumer_groups_translated"] = sorted(g for g, v in groups.items() if v.get("translated"))
+                s["lag_at_failover"] = streams.get("kafka_lag_at_failover")
+                if s.get("skipped"):
+                    reasons.append(f"the consumer group skipped {s['skipped']} acknowledged records")
+            else:
+                s["pending_at_failover"] = streams.get("objects_pending_at_failover")
+            s["reasons"] = reasons
+            out[system] = s
+        return out
 
     def _estimate(self, samples: list[dict], wl: WorkloadLog, fault_at: float) -> dict:
         recent = [s for s in samples if s["t"] > fault_at - 1.0] or samples
@@ -320,19 +392,25 @@ class SandboxDrill:
         zero_loss = a.replication == "sync" or a.scenario == "switchover"
         rto = outcome.rto_seconds
         if a.scenario == "switchover":
-            pause = largest_pause(wl.acks, fault_at, fault_at + 60)
+            pause = largest_pause(wl.of("postgres").acks, fault_at, fault_at + 60)
             rto = pause[1] - pause[0] if pause else rto
         passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=outcome.rpo_seconds, objectives=objectives,
                                           steps=steps, acked_writes_lost=outcome.acked_lost,
                                           require_zero_loss=zero_loss)
         fb = None
         if failback_window:
-            pause = largest_pause(wl.acks, *failback_window)
+            pause = largest_pause(wl.of("postgres").acks, *failback_window)
             fb = {"write_pause_seconds": pause[1] - pause[0] if pause else None, "window": failback_window}
         estimate = self._estimate(samples, wl, fault_at)
+        systems = self._systems(wl, outcome, runbook_out, objectives, zero_loss=a.scenario == "switchover")
+        for name, s in systems.items():
+            for r in s.get("reasons", []):
+                passed = False
+                reasons.append(f"{name}: {r}")
         rep = {
-            "runbook": "drill", "scenario": a.scenario, "run_id": runbook_out.get("run_id"),
-            "target_kind": "sandbox", "source": primary, "target": dr, "replication": a.replication,
+            "runbook": "drill", "scenario": a.scenario, "systems": systems, "run_id": runbook_out.get("run_id"),
+            "target_kind": "sandbox", "sandbox_dir": str(self.dir), "source": primary, "target": dr,
+            "replication": a.replication,
             "link_latency_ms": a.link_latency_ms, "dns_ttl_seconds": a.dns_ttl, "rate": a.rate,
             "databases": list(surviving), "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
             "fault_at": fault_at,
@@ -350,6 +428,7 @@ class SandboxDrill:
             "failback": fb, "notes": self.notes,
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
+                    "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
                     "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
                                                                                                fault_at + 60)}
         rep["files"] = reports.write(rep, self.report_dir, timeline)
@@ -398,10 +477,14 @@ def main(argv: list[str] | None = None, stdout=None) -> int:
         print(json.dumps(result, indent=2, sort_keys=True, default=str), file=out, flush=True)
     elif "files" in result:
         rpo = result["rpo"]
+        est = rpo["estimate"].get("writes")
+        per_system = "; ".join(f"{name} lost {s.get('acked_lost')} of {s.get('acknowledged')} acked"
+                               + (f", {s['duplicates']} duplicates" if s.get("duplicates") is not None else "")
+                               for name, s in (result.get("systems") or {}).items()) or \
+            f"acked writes lost {rpo['acked_writes_lost']} of {result['writes']['acknowledged']}"
         say(f"drill {result['scenario']} ({result['replication']}): {'PASSED' if result['passed'] else 'FAILED'}; "
-            f"RTO {result['rto_seconds']:.2f} s; acked writes lost {rpo['acked_writes_lost']} of "
-            f"{result['writes']['acknowledged']}; estimate {rpo['estimate'].get('writes')}; "
-            f"report {result['files']['markdown']}")
+            f"RTO {result['rto_seconds']:.2f} s; {per_system}; PostgreSQL loss estimated before promotion "
+            f"{'n/a' if est is None else f'{est:.1f}'} writes; report {result['files']['markdown']}")
         for r in result.get("reasons", []):
             say(f"  - {r}")
     return code

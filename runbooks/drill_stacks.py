@@ -40,17 +40,19 @@ def automation_stack(name: str, project_dir: Path) -> StackLike:
     from pulumi import automation as auto
 
     stack = auto.create_or_select_stack(stack_name=name, work_dir=str(project_dir))
-    return _AutoStack(stack, name)
+    return _AutoStack(stack, name, Path(project_dir))
 
 
 class _AutoStack:
-    def __init__(self, stack, name: str):
+    def __init__(self, stack, name: str, project_dir: Path):
         self._stack = stack
         self.name = name
+        self.config_file = project_dir / f"Pulumi.{name}.yaml"
 
     def set_all_config(self, config: dict) -> None:
-        from pulumi import automation as auto
-        self._stack.set_all_config({k: auto.ConfigValue(value=str(v)) for k, v in config.items()})
+        # structured values (lists of databases, the dns object) go in as YAML, as in Pulumi.prod.yaml
+        import yaml
+        self.config_file.write_text(yaml.safe_dump({"config": config}, sort_keys=True))
 
     def up(self, on_output=None):
         return self._stack.up(on_output=on_output)
@@ -59,7 +61,9 @@ class _AutoStack:
         return {k: v.value for k, v in self._stack.outputs().items()}
 
     def destroy(self, on_output=None, remove: bool = True):
-        return self._stack.destroy(on_output=on_output, remove=remove)
+        result = self._stack.destroy(on_output=on_output, remove=remove)
+        self.config_file.unlink(missing_ok=True)
+        return result
 
 
 @dataclass
@@ -72,11 +76,28 @@ class StacksDrillConfig:
 
 
 def stack_configs(cfg: StacksDrillConfig, prod_name: str) -> tuple[dict, dict]:
-    common = {"regionpair:ephemeral": "true"}
-    common.update(cfg.extra_config or {})
-    prod = dict(common, **{"aws:region": cfg.primary_region, "regionpair:role": "primary"})
-    dr = dict(common, **{"aws:region": cfg.dr_region, "regionpair:role": "secondary",
-                         "regionpair:prodStack": prod_name})
+    """The drill stacks' config: the committed prod and dr configs, made ephemeral (destroyable),
+    with record names of their own (never production's), the drill's regions, and dr naming the
+    drill's prod stack."""
+    import yaml
+
+    def committed(stack: str) -> dict:
+        path = Path(cfg.project_dir) / f"Pulumi.{stack}.yaml"
+        try:
+            return dict(yaml.safe_load(path.read_text())["config"])
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} is missing: run the stacks drill from the Pulumi project directory "
+                                    "(--project-dir)") from None
+    prod, dr = committed("prod"), committed("dr")
+    for config, region in ((prod, cfg.primary_region), (dr, cfg.dr_region)):
+        config["aws:region"] = region
+        config["regionpair:ephemeral"] = True
+        config["regionpair:dns"] = dict(config["regionpair:dns"], record_prefix=f"{cfg.prefix}-")
+        config.pop("regionpair:promoted", None)
+        config.update(cfg.extra_config or {})
+    org_project = dr["regionpair:prod_stack"].rsplit("/", 1)[0]
+    dr["regionpair:prod_stack"] = f"{org_project}/{prod_name}"
+    dr["regionpair:primary_region"] = cfg.primary_region
     return prod, dr
 
 

@@ -25,16 +25,28 @@ class Ack:
     t: float
     region: str
     database: str
+    system: str = "postgres"
+    """postgres | kafka | s3 (lines without it are PostgreSQL writes: older logs still parse)."""
+
+
+@dataclass(frozen=True)
+class Consumed:
+    id: str
+    t: float
+    region: str
+    group: str
 
 
 @dataclass
 class WorkloadLog:
     acks: list[Ack]
     errors: list[dict]
+    consumed: list[Consumed] = field(default_factory=list)
+    """Kafka records a consumer group processed (one per processing: a duplicate appears twice)."""
 
     @classmethod
     def read(cls, path: str | Path) -> "WorkloadLog":
-        acks, errors = [], []
+        acks, errors, consumed = [], [], []
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"workload log {p} does not exist; did the workload start?")
@@ -46,12 +58,21 @@ class WorkloadLog:
                 e = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn last line from a killed writer
-            if e.get("ok"):
-                acks.append(Ack(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("database", "?")))
+            if e.get("event") == "consumed":
+                consumed.append(Consumed(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("group", "?")))
+            elif e.get("ok"):
+                acks.append(Ack(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("database", "?"),
+                                e.get("system", "postgres")))
             else:
                 errors.append(e)
         acks.sort(key=lambda a: a.t)
-        return cls(acks, errors)
+        return cls(acks, errors, consumed)
+
+    def of(self, system: str) -> "WorkloadLog":
+        """Only one system's acknowledgements and errors."""
+        return WorkloadLog([a for a in self.acks if a.system == system],
+                           [e for e in self.errors if e.get("system", "postgres") == system],
+                           self.consumed if system == "kafka" else [])
 
     def rate(self, until: float | None = None, window: float = 3.0) -> float:
         """Acknowledged writes per second over the ``window`` seconds before ``until``."""
@@ -79,7 +100,9 @@ class Outcome:
 
 def analyse(log: WorkloadLog, *, fault_at: float, target_region: str,
             surviving: dict[str, set[str]] | None) -> Outcome:
-    """``surviving``: per database, the ids the new primary holds (None: not read back)."""
+    """``surviving``: per database, the ids the new primary holds (None: not read back).
+    PostgreSQL writes only (see ``analyse_stream`` for Kafka and S3)."""
+    log = log.of("postgres")
     before = [a for a in log.acks if a.t <= fault_at]
     after = [a for a in log.acks if a.t > fault_at and a.region == target_region]
     outage_start = before[-1].t if before else fault_at
@@ -94,6 +117,28 @@ def analyse(log: WorkloadLog, *, fault_at: float, target_region: str,
     rpo = max(0.0, outage_start - min(a.t for a in lost)) if lost else 0.0
     return Outcome(len(log.acks), len(log.errors), lost, rto,
                    (outage_start, after[0].t) if after else None, rpo, dict(per_db))
+
+
+def analyse_stream(log: WorkloadLog, system: str, *, outage_start: float, surviving: set[str] | None) -> dict:
+    """Kafka or S3: acknowledged, lost (acked ids the active region does not hold), the RPO in
+    seconds (oldest lost ack to the outage's start) and, for Kafka, what the consumer group saw:
+    duplicates (records processed more than once) and skipped (held by the active cluster,
+    acknowledged, never processed)."""
+    sub = log.of(system)
+    lost = [a for a in sub.acks if surviving is not None and a.id not in surviving]
+    out = {"acknowledged": len(sub.acks), "acked_lost": len(lost) if surviving is not None else None,
+           "errors": len(sub.errors),
+           "rpo_seconds": max(0.0, outage_start - min(a.t for a in lost)) if lost else 0.0,
+           "lost_ids": [a.id for a in lost[:20]]}
+    if system == "kafka":
+        seen: dict[str, int] = defaultdict(int)
+        for c in log.consumed:
+            seen[c.id] += 1
+        acked = {a.id for a in sub.acks}
+        out["consumed"] = len(log.consumed)
+        out["duplicates"] = sum(n - 1 for n in seen.values())
+        out["skipped"] = None if surviving is None else len({i for i in acked if i in surviving and i not in seen})
+    return out
 
 
 def largest_pause(acks: Iterable[Ack], start: float, end: float) -> tuple[float, float] | None:
@@ -111,6 +156,7 @@ def largest_pause(acks: Iterable[Ack], start: float, end: float) -> tuple[float,
 
 def per_second(log: WorkloadLog, bucket: float = 0.1) -> dict[str, list[tuple[float, float]]]:
     """Acked writes per second, per region, in ``bucket``-second bins (zeros included)."""
+    log = log.of("postgres")
     if not log.acks:
         return {}
     first, last = log.acks[0].t, log.acks[-1].t

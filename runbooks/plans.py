@@ -25,6 +25,7 @@ from typing import Any
 from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import StepFailed, Unreachable
+from runbooks.plans_streams import add_stream_steps
 from runbooks.ports import Ports
 from stacks.outputs import Outputs
 
@@ -345,20 +346,21 @@ def failover_plan(ctx: Context) -> Plan:
     gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes")]
     for db in dbs:
         gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
-    return Plan("failover", [
+    plan = Plan("failover", [
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
         Phase("promote", [promote_step(ctx, db) for db in dbs]),
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
     ], gates)
+    return add_stream_steps(plan, ctx, planned=False)  # Kafka and S3 lanes, when declared
 
 
 def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
     dbs = ctx.databases
     gates = [_gate_region_health(ctx, ctx.target, "a planned switchover needs the destination healthy"),
              _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary")]
-    return Plan(runbook, [
+    plan = Plan(runbook, [
         Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=False) for db in dbs]),
@@ -369,3 +371,4 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),
     ], gates)
+    return add_stream_steps(plan, ctx, planned=True)  # Kafka and S3 lanes, when declared

@@ -94,6 +94,82 @@ class HealthProbe(Protocol):
         """Does the database accept connections (data plane, as clients see it)?"""
 
 
+@dataclass(frozen=True)
+class FlowState:
+    """One replication flow between the regions: the Kafka replicator, or S3 replication."""
+
+    source: str | None
+    target: str | None
+    running: bool
+    lag_records: int | None = None
+    """Kafka: records not yet copied. S3: object versions pending replication."""
+    lag_seconds: float | None = None
+    """Age of the oldest record/object not yet copied (at the last contact with the source)."""
+    source_reachable: bool | None = None
+    pending: tuple[str, ...] = ()
+    """S3: the keys still pending (the first of them, for the report)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class GroupOffsets:
+    """What making sure a consumer group has DR offsets found and did."""
+
+    group: str
+    translated: bool
+    """The group has offsets in the target region to resume from."""
+    method: str
+    """How: the replicator's sync, or computed now from the offset mapping."""
+    duplicates: int | None = None
+    """Records the group's consumers will see again on the target (None: not known)."""
+    skipped: int | None = None
+    """Records consumed on the source that never reached the target (None: not known)."""
+
+
+class Streaming(Protocol):
+    """Kafka in both regions and the replicator between them (MSK + MSK Replicator, or the sandbox's)."""
+
+    def flow(self) -> FlowState: ...
+
+    def stop_flow(self) -> str:
+        """Stop copying into the target (no stale records interleave once DR takes writes)."""
+
+    def start_flow(self, source: str, target: str) -> str:
+        """Copy source → target; a reversed flow starts where the previous one stopped."""
+
+    def ensure_group_offsets(self, source: str, target: str, groups: list[str]) -> list[GroupOffsets]: ...
+
+    def bootstrap(self, region: str) -> str:
+        """The region's bootstrap brokers (MSK get_bootstrap_brokers)."""
+
+    def published(self, parameter: str) -> str | None:
+        """The value clients read now (SSM parameter)."""
+
+    def publish(self, parameter: str, value: str) -> str: ...
+
+
+class ObjectStore(Protocol):
+    """The data buckets and the replication between them (S3 CRR, or the sandbox's)."""
+
+    def flow(self) -> FlowState: ...
+
+    def stop_flow(self) -> str: ...
+
+    def start_flow(self, source: str, target: str) -> str: ...
+
+    def bucket(self, region: str) -> str: ...
+
+    def writers(self, parameter: str) -> str | None:
+        """The bucket writers write to now."""
+
+    def point_writers(self, parameter: str, value: str) -> str: ...
+
+
+PAUSED = "PAUSED"
+"""The parameter value that tells Kafka and S3 clients to produce and write nothing until it
+changes: a planned switchover's fence for them (the client contract, docs/sandbox.md)."""
+
+
 class Notifier(Protocol):
     def notify(self, subject: str, message: str) -> None: ...
 
@@ -119,9 +195,13 @@ class Ports:
     clock: Clock
     extras: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific facts for the report (e.g. the sandbox directory)."""
+    streaming: Streaming | None = None
+    """Kafka and its replicator; None where the adapter (or the pair) has none."""
+    objects: ObjectStore | None = None
+    """The data buckets and their replication; None where there is none."""
 
     def close(self) -> None:
-        for port in (self.db, self.sql, self.dns, self.health):
+        for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects):
             close = getattr(port, "close", None)
             if close:
                 close()

@@ -78,10 +78,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"RTO here: {report['rto_definition']}", ""]
     systems = report.get("systems")
     if systems:
-        lines += ["## Per system", "", "| system | acknowledged | acked lost | duplicates |", "|---|---|---|---|"]
+        lines += ["## Per system", "", "| system | acknowledged | acked lost | RPO (s) | duplicates | "
+                  "skipped by consumers | consumer groups translated |", "|---|---|---|---|---|---|---|"]
         for name, s in systems.items():
+            groups = s.get("consumer_groups_translated")
             lines.append(f"| {name} | {_fmt(s.get('acknowledged'))} | {_fmt(s.get('acked_lost'))} | "
-                         f"{_fmt(s.get('duplicates'))} |")
+                         f"{_fmt(s.get('rpo_seconds'))} | {_fmt(s.get('duplicates'))} | {_fmt(s.get('skipped'))} | "
+                         f"{', '.join(groups) if groups else ('none' if groups is not None else 'n/a')} |")
+        pending = (systems.get("s3") or {}).get("pending_at_failover")
+        if pending:
+            lines += ["", f"S3 object versions pending replication at failover: {_fmt(pending.get('count'))}"
+                      + (f" ({', '.join(pending.get('keys', [])[:10])})" if pending.get("keys") else "")]
         lines.append("")
     lines += ["## Steps", "", "| step | start (+s) | duration (s) | status | result |", "|---|---|---|---|---|"]
     t0 = report.get("t0") or 0.0
@@ -114,6 +121,10 @@ def plot_timeline(report: dict[str, Any], timeline: dict[str, Any], path: Path) 
         xs = [t - t0 for t, _ in series]
         ys = [n for _, n in series]
         ax1.step(xs, ys, where="post", label=f"acked writes/s in {region}")
+    for system, per_region in sorted((timeline.get("systems_per_second") or {}).items()):
+        for region, series in sorted(per_region.items()):
+            ax1.plot([t - t0 for t, _ in series], [n for _, n in series], linewidth=0.8, alpha=0.7,
+                     label=f"acked {system}/s in {region}")
     window = timeline.get("outage")
     if window:
         ax1.axvspan(window[0] - t0, window[1] - t0, color="tab:red", alpha=0.15,
@@ -122,8 +133,9 @@ def plot_timeline(report: dict[str, Any], timeline: dict[str, Any], path: Path) 
         ax1.axvline(timeline["fault_at"] - t0, color="tab:red", linestyle="--", label="fault")
     ax1.set_ylabel("writes/s")
     ax1.legend(loc="upper right", fontsize=8)
-    ax1.set_title(f"{report.get('scenario')}: RTO {_fmt(report.get('rto_seconds'), ' s')}, "
-                  f"acked writes lost {_fmt((report.get('rpo') or {}).get('acked_writes_lost'))}")
+    lost = ", ".join(f"{name} {_fmt(s.get('acked_lost'))}" for name, s in (report.get("systems") or {}).items())
+    ax1.set_title(f"{report.get('scenario')}: RTO {_fmt(report.get('rto_seconds'), ' s')}, acked lost: "
+                  + (lost or _fmt((report.get("rpo") or {}).get("acked_writes_lost"))), fontsize=9)
     steps = [s for s in report.get("steps", []) if s.get("start") is not None and s.get("end") is not None]
     for i, s in enumerate(steps):
         ax2.barh(i, max(s["end"] - s["start"], 0.005), left=s["start"] - t0,

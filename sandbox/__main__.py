@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, default=None, help="port of the first database pair (default: a free one)")
     u.add_argument("--base-backup", action=argparse.BooleanOptionalAction, default=True,
                    help="take a base backup of each primary (point-in-time restores start from it; default: on)")
+    u.add_argument("--systems", default="postgres", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+                   help="postgres plus any of kafka, s3: a Kafka cluster per region with the replicator, and "
+                        "S3 replication (default: postgres)")
     u.add_argument("--rto-seconds", type=int, default=30)
     u.add_argument("--rpo-seconds", type=int, default=5)
 
@@ -55,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--rate", type=float, default=200.0, help="writes per second in total (default 200)")
     w.add_argument("--clients", type=int, default=4)
     w.add_argument("--log", required=True)
+    w.add_argument("--kafka-rate", type=float, default=100.0,
+                   help="Kafka records per second when the sandbox runs kafka (default 100; 0: none)")
+    w.add_argument("--s3-rate", type=float, default=20.0,
+                   help="object PUTs per second when the sandbox runs s3 replication (default 20; 0: none)")
     return p
 
 
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             sb = control.up(args.dir, replication=args.replication, link_latency_ms=args.link_latency_ms,
                             dns_ttl=args.dns_ttl, databases=args.databases, port=args.port,
                             rto_seconds=args.rto_seconds, rpo_seconds=args.rpo_seconds,
-                            base_backup=args.base_backup)
+                            base_backup=args.base_backup, systems=args.systems)
             print(f"sandbox up in {time.monotonic() - t0:.1f} s: {sb.layout.outputs_file}")
             return 0
         if args.command == "down":
@@ -142,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             stop = threading.Event()
             try:
                 summary = run_workload(args.dir, seconds=args.seconds, rate=args.rate, log_path=args.log,
-                                       stop_event=stop, clients=args.clients)
+                                       stop_event=stop, clients=args.clients, kafka_rate=args.kafka_rate,
+                                       s3_rate=args.s3_rate)
             except KeyboardInterrupt:
                 stop.set()
                 raise

@@ -55,6 +55,9 @@ PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so client sockets 
 READY_DEADLINE_S = 30.0
 DEFAULT_RTO_S = 30
 DEFAULT_RPO_S = 5
+SYSTEMS = ("postgres", "kafka", "s3")
+"""postgres always; kafka = a cluster per region and the replicator; s3 = the replication worker
+(each region's moto S3 runs always)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def _prepare_dir(layout: Layout) -> None:
             raise SandboxError(f"{root} is already up ({', '.join(alive)} running); run "
                                f"`python -m sandbox down --dir {root}` first, or use another --dir",
                                component="sandbox")
-        for name in ("pg", "run", "dns", "secrets", "logs", "restores"):
+        for name in ("pg", "run", "dns", "secrets", "logs", "kafka", "s3", "params", "restores"):
             shutil.rmtree(root / name, ignore_errors=True)
         for name in ("link.json", "outputs.json", "state.json"):
             (root / name).unlink(missing_ok=True)
@@ -237,6 +240,17 @@ class _UpRun:
             # PostgreSQL chain (initdb → start → clone), which is the critical path on 2 cores
             _proc.spawn(self.layout.run_dir, comp, ["nice", "-n", "10", *_serve_argv("moto", self.layout, region)],
                         self.layout.log(comp), env=env)
+        systems = self.state.extra.get("systems", [])
+        if "kafka" in systems:
+            for region in REGIONS:
+                _proc.spawn(self.layout.run_dir, f"kafka-{region}", _serve_argv("kafka", self.layout, region),
+                            self.layout.log(f"kafka-{region}"), env=env)
+            _proc.spawn(self.layout.run_dir, "replicator", _serve_argv("replicator", self.layout),
+                        self.layout.log("replicator"), env=env)
+        if "s3" in systems:
+            _proc.spawn(self.layout.run_dir, "s3-replication",
+                        ["nice", "-n", "10", *_serve_argv("s3-replication", self.layout)],
+                        self.layout.log("s3-replication"), env=env)
 
     def wait_link(self) -> None:
         _deadline_loop(READY_DEADLINE_S, "the link", lambda: _link_problem(self.layout, self.state), "link",
@@ -255,6 +269,30 @@ class _UpRun:
             _deadline_loop(READY_DEADLINE_S, "S3 (moto)", lambda r=region: _s3_problem(self.state, r), comp,
                            self.layout.log(comp), comp, self.layout.run_dir)
             self.mark(f"{comp} ready")
+        self.start_flows()
+
+    def start_flows(self) -> None:
+        """Kafka clusters ready, the replicator and the S3 replication worker running east → west,
+        and the clients' parameters pointing at the primary region."""
+        from sandbox import _streams
+
+        systems = self.state.extra.get("systems", [])
+        sb = Sandbox(self.layout, self.state, self.identity)
+        if "kafka" in systems:
+            for region in REGIONS:
+                comp = f"kafka-{region}"
+                _deadline_loop(READY_DEADLINE_S, "Kafka (mock cluster)",
+                               lambda r=region: None if r in _streams.cluster_bootstraps(self.layout) else "starting",
+                               comp, self.layout.log(comp), comp, self.layout.run_dir)
+            boot = _streams.cluster_bootstraps(self.layout)[EAST]
+            for app in (_streams.PRODUCER_APP, _streams.CONSUMER_APP):
+                _streams.put_param(self.layout, _streams.bootstrap_parameter(app), boot)
+            sb.set_flow("kafka", EAST, WEST, running=True)
+            self.mark("kafka and replicator ready")
+        if "s3" in systems:
+            _streams.put_param(self.layout, _streams.bucket_parameter(), bucket_name(EAST))
+            sb.set_flow("s3", EAST, WEST, running=True)
+            self.mark("s3 replication ready")
 
     def prepare_primaries(self) -> None:
         pwfile = Path(self.state.socket_root) / "initdb.pw"
@@ -428,7 +466,11 @@ def _link_request(state: State, request: dict, timeout_s: float = 5.0) -> dict:
 
 def build_outputs(state: State, layout: Layout):
     """The outputs contract document for this sandbox, validated."""
+    from sandbox import _streams
     from stacks import outputs
+
+    systems = state.extra.get("systems", [])
+    boots = _streams.cluster_bootstraps(layout) if "kafka" in systems else {}
 
     names = [db.name for db in state.databases]
     regions = {}
@@ -456,8 +498,20 @@ def build_outputs(state: State, layout: Layout):
             "dns": {"failover": role.upper(), "set_identifier": f"sandbox-{region}",
                     "address": state.addresses[region]},
             "storage": {"data_bucket": bucket_name(region), "data_bucket_arn": f"arn:aws:s3:::{bucket_name(region)}",
-                        "endpoint_url": f"http://{state.addresses[region]}:{state.moto_port}"},
+                        "endpoint_url": f"http://{state.addresses[region]}:{state.moto_port}",
+                        "writer_parameter": _streams.bucket_parameter() if "s3" in systems else None},
         }
+        if "kafka" in systems:
+            regions[region]["streaming"] = {
+                "cluster_arn": f"arn:sandbox:kafka:{region}:000000000000:cluster/sandbox-{region}",
+                "bootstrap_brokers": boots[region],
+                "replicator_arn": None if region == EAST else
+                f"arn:sandbox:kafka:{region}:000000000000:replicator/sandbox-{EAST}-to-{region}",
+                "bootstrap_parameter": _streams.bootstrap_parameter(_streams.PRODUCER_APP),
+                "client_parameters": [_streams.bootstrap_parameter(a)
+                                      for a in (_streams.PRODUCER_APP, _streams.CONSUMER_APP)],
+                "consumer_groups": list(_streams.GROUPS), "topics": list(_streams.TOPICS),
+                "client_refresh_seconds": 1}
     doc = {
         "schema_version": outputs.SCHEMA_VERSION,
         "project": "regionpair",
@@ -476,7 +530,8 @@ def build_outputs(state: State, layout: Layout):
 def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
        rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
-       pg_bin: str | Path | None = None, base_backup: bool = True) -> "Sandbox":
+       pg_bin: str | Path | None = None, base_backup: bool = True,
+       systems: tuple[str, ...] | list[str] = ("postgres",)) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
@@ -488,6 +543,10 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         raise SandboxError(f"--databases {databases}: use 1 to 20")
     if link_latency_ms < 0 or dns_ttl < 0:
         raise SandboxError("--link-latency-ms and --dns-ttl must be 0 or more")
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or "postgres" not in systems:
+        raise SandboxError(f"--systems {','.join(systems)}: use postgres plus any of kafka, s3 "
+                           f"(e.g. postgres,kafka,s3); {', '.join(unknown) or 'postgres is missing'}")
     layout = Layout(directory)
     addresses = dict(addresses or DEFAULT_ADDRESSES)
     identity = server_identity()
@@ -518,7 +577,8 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         dns_port=_pick_port([DNS_ADDRESS], taken, udp=True), moto_port=_pick_port(region_addrs, taken),
         replication=replication, dns_ttl=dns_ttl, link_latency_ms=link_latency_ms, server_user=identity.name,
         socket_root=str(layout.socket_root_default()), pg_bin=str(pg_bin), rto_seconds=rto_seconds,
-        rpo_seconds=rpo_seconds, created=time.time())
+        rpo_seconds=rpo_seconds, created=time.time(),
+        extra={"systems": [s for s in SYSTEMS if s in systems]})
     socket_root = Path(state.socket_root)
     shutil.rmtree(socket_root, ignore_errors=True)
     socket_root.mkdir(mode=0o755)
@@ -703,11 +763,23 @@ class Sandbox:
                        "bucket": bucket_name(region), "state": "running" if moto else "stopped",
                        "pid": moto.pid if moto else None},
             }
+            kafka = _proc.running(self.layout.run_dir, f"kafka-{region}")
+            if "kafka" in self.systems:
+                out[region]["kafka"] = {"bootstrap": self.kafka_bootstrap(region),
+                                        "state": "running" if kafka else "stopped", "pid": kafka.pid if kafka else None}
         out["link"] = self.link()
         dns_rec = _proc.running(self.layout.run_dir, "dns")
         out["sandbox"] = {"dir": str(self.dir), "replication": self.state.replication,
                           "dns": {"state": "running" if dns_rec else "stopped", "pid": dns_rec.pid if dns_rec else None,
                                   "ttl_seconds": self._records_doc().get("ttl_seconds")}}
+        for kind, comp in (("kafka", "replicator"), ("s3", "s3-replication")):
+            if kind in self.systems:
+                rec = _proc.running(self.layout.run_dir, comp)
+                st = self.flow(kind) or {}
+                out["sandbox"][comp] = {"state": "running" if rec else "stopped", "pid": rec.pid if rec else None,
+                                        **{k: st.get(k) for k in ("source", "target", "running", "lag_records",
+                                                                  "lag_seconds", "backlog_objects",
+                                                                  "backlog_seconds") if k in st}}
         return out
 
     # ---- DNS ----------------------------------------------------------------------------------
@@ -798,7 +870,8 @@ class Sandbox:
         what was still on the wire to the other region, the region is frozen a moment later (so it
         acknowledges nothing more), and then everything is killed. `heal` restores the link."""
         check_region(region)
-        comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
+        comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}",
+                                                                                   f"kafka-{region}"]
         recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
         # Freeze the whole region first, so nothing in it outlives the rest. The process trees are
         # read beforehand and stopped in one tight loop: walking /proc while the servers run takes
@@ -932,3 +1005,89 @@ class Sandbox:
         """Fault: add ``ms`` one-way latency to each direction of the link (0 removes it)."""
         reply = _link_request(self.state, {"op": "set", "latency_ms": int(ms)})
         return f"link latency now {reply['latency_ms']} ms one-way"
+
+    # ---- Kafka, S3 replication and the parameter store ----------------------------------------
+
+    @property
+    def systems(self) -> list[str]:
+        return list(self.state.extra.get("systems", ["postgres"]))
+
+    def _require(self, system: str) -> None:
+        if system not in self.systems:
+            raise SandboxError(f"this sandbox runs without {system}; start it with "
+                               f"`python -m sandbox up --systems postgres,kafka,s3`", component="sandbox")
+
+    def kafka_bootstrap(self, region: str) -> str:
+        from sandbox import _streams
+        self._require("kafka")
+        check_region(region)
+        boots = _streams.cluster_bootstraps(self.layout)
+        if region not in boots:
+            raise SandboxError(f"no Kafka cluster recorded for {region}", component=f"kafka-{region}")
+        return boots[region]
+
+    def kafka_running(self, region: str) -> bool:
+        return _proc.running(self.layout.run_dir, f"kafka-{check_region(region)}") is not None
+
+    def flow(self, kind: str) -> dict | None:
+        """The replication worker's status: ``kind`` is ``kafka`` (the replicator) or ``s3``."""
+        from sandbox import _streams
+        self._require(kind)
+        return _streams.status(self.layout, kind)
+
+    def set_flow(self, kind: str, source: str, target: str, running: bool, start_offsets: dict | None = None,
+                 deadline_s: float = 15.0) -> str:
+        """Start, stop or reverse a replication flow; returns once its worker has taken the change."""
+        from sandbox import _streams
+        self._require(kind)
+        check_region(source)
+        check_region(target)
+        comp = "replicator" if kind == "kafka" else "s3-replication"
+        if _proc.running(self.layout.run_dir, comp) is None:
+            raise SandboxError(f"the {comp} process is not running", component=comp, log=self.layout.log(comp))
+        config = {"source": source, "target": target, "running": running}
+        if kind == "kafka":
+            from sandbox._streams import GROUPS, TOPICS
+            config.update(topics=list(TOPICS), groups=list(GROUPS))
+            if start_offsets:
+                config["start_offsets"] = start_offsets
+        epoch = _streams.configure(self.layout, kind, **config)
+        _deadline_loop(deadline_s, f"the {comp} to take epoch {epoch}",
+                       lambda: None if (_streams.status(self.layout, kind) or {}).get("epoch") == epoch
+                       else "not yet", comp, self.layout.log(comp), comp, self.layout.run_dir)
+        what = "Kafka topics" if kind == "kafka" else "S3 object versions"
+        return f"{what} {'replicate' if running else 'no longer replicate'} {source} → {target}"
+
+    def param(self, name: str) -> str | None:
+        """A parameter clients read (the sandbox's SSM Parameter Store)."""
+        from sandbox import _streams
+        return _streams.get_param(self.layout, name)
+
+    def set_param(self, name: str, value: str) -> str:
+        from sandbox import _streams
+        try:
+            version = _streams.put_param(self.layout, name, value)
+        except ValueError as exc:
+            raise SandboxError(str(exc), component="params") from None
+        return f"parameter {name} = {value!r} (version {version})"
+
+    def translate_groups(self, source: str, target: str, groups: list[str] | None = None) -> dict:
+        """Give every consumer group DR offsets from the replicator's offset mapping (and the groups'
+        committed offsets on ``source``, read now when it answers, else as last synced)."""
+        from sandbox import _streams
+        self._require("kafka")
+        return _streams.translate_groups(self.layout, source, target, groups)
+
+    def kafka_record_ids(self, region: str) -> set[str]:
+        """The ids of every record in the region's cluster (the drill counts acked records lost)."""
+        from sandbox import _streams
+        self._require("kafka")
+        try:
+            return _streams.record_ids(self.layout, check_region(region))
+        except TimeoutError as exc:
+            raise SandboxError(str(exc), component=f"kafka-{region}", log=self.layout.log(f"kafka-{region}")) from None
+
+    def object_keys(self, region: str) -> set[str]:
+        """The current keys of the region's data bucket."""
+        from sandbox import _streams
+        return _streams.object_keys(self.layout, self.state, check_region(region))

@@ -49,9 +49,13 @@ class _Log:
                 return
             self._f.write(line + "\n")
             self._f.flush()
-            if event["ok"]:
+            if event.get("event") == "consumed":
+                self.counts["consumed"] += 1
+            elif event["ok"]:
                 self.counts[f"acked:{event['region']}"] += 1
                 self.counts["acked"] += 1
+                if event.get("system", "postgres") != "postgres":
+                    self.counts[f"acked-{event['system']}"] += 1
             else:
                 self.counts["errors"] += 1
 
@@ -130,7 +134,8 @@ class _Client:
                 seq += 1
                 wid = f"{self.run_id}-{self.index}-{seq}"
                 row = conn.execute(INSERT, (wid, time.time())).fetchone()
-                self.log.write({"id": wid, "t": time.time(), "region": row[0], "database": self.database, "ok": True})
+                self.log.write({"id": wid, "t": time.time(), "region": row[0], "database": self.database, "ok": True,
+                                "system": "postgres"})
             except (psycopg.Error, dns.exception.DNSException, OSError) as exc:
                 event = {"t": time.time(), "ok": False, "error": _short(exc), "database": self.database}
                 if wid is not None:
@@ -142,7 +147,7 @@ class _Client:
 
 def run_workload(sandbox_dir: str | Path, seconds: float, rate: float = 200.0, log_path: str | Path = "workload.jsonl",
                  stop_event: threading.Event | None = None, clients: int = 4,
-                 databases: list[str] | None = None) -> dict:
+                 databases: list[str] | None = None, kafka_rate: float = 100.0, s3_rate: float = 20.0) -> dict:
     """Write at ``rate`` writes/s in total for ``seconds`` (or until ``stop_event``), spread over
     ``clients`` threads and the sandbox's databases (or ``databases``); return a summary."""
     import dns.resolver
@@ -169,6 +174,11 @@ def run_workload(sandbox_dir: str | Path, seconds: float, rate: float = 200.0, l
     end = start + seconds
     threads = [threading.Thread(target=w.run, args=(start, end, stop), name=f"workload-{w.index}", daemon=True)
                for w in workers]
+    # Kafka and S3 clients when the sandbox runs them (sandbox/workload_streams.py)
+    from sandbox.workload_streams import stream_workers
+    streams = stream_workers(layout, state, log, run_id, kafka_rate, s3_rate)
+    threads += [threading.Thread(target=w.run, args=(start, end, stop), name=f"workload-{type(w).__name__}",
+                                 daemon=True) for w in streams]
     for t in threads:
         t.start()
     try:
@@ -179,7 +189,12 @@ def run_workload(sandbox_dir: str | Path, seconds: float, rate: float = 200.0, l
                 w.cancel()
             stop.set()
             for t in threads:
-                t.join(5.0)
+                t.join(12.0)  # a Kafka consumer drains what is left for up to 10 s
+    except KeyboardInterrupt:  # the drill stops the workload with SIGINT: let the consumer drain first
+        stop.set()
+        for t in threads:
+            t.join(12.0)
+        raise
     finally:
         stop.set()
         stuck = [t.name for t in threads if t.is_alive()]

@@ -25,6 +25,8 @@ HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP")
 HEALTH_CHECK_INTERVALS = (10, 30)
 
 _MISSING = object()
+_SECRET = object()
+"""Stands for a secret value in an error message: the value itself is never shown."""
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
@@ -43,6 +45,12 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STACK_REF = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 _USERNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _RESERVED_USERNAMES = ("postgres", "rdsadmin", "admin", "root")
+_K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_K8S_CONTEXT = re.compile(r"^\S{1,253}$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_CRON = re.compile(r"^[0-9*/,-]+( [0-9*/,-]+){4}$")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$")
 
 
 class ConfigError(ValueError):
@@ -52,7 +60,7 @@ class ConfigError(ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        shown = "(missing)" if value is _MISSING else repr(value)
+        shown = "(missing)" if value is _MISSING else "(secret, not shown)" if value is _SECRET else repr(value)
         super().__init__(f"config {PROJECT}:{key} = {shown}: {allowed}")
 
 
@@ -112,9 +120,11 @@ class DnsConfig:
     ttl_seconds: int
     strategy: str
     health_check: HealthCheckConfig
+    record_prefix: str = ""
+    """Put before every record name (drill stacks use their own names, never production's)."""
 
     def record_name(self, service: str) -> str:
-        return f"{service}.{self.zone_name}"
+        return f"{self.record_prefix}{service}.{self.zone_name}"
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,44 @@ class BackupsConfig:
 
 
 @dataclass(frozen=True)
+class PasswordSecretConfig:
+    name: str
+    """A Kubernetes Secret in the jobs' namespace (e.g. synced from Secrets Manager by External Secrets)."""
+    key: str = "password"
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """The optional `kubernetes` section: the region's cluster gets the active-endpoints ConfigMap
+    and the backup/export CronJobs (components/kubernetes.py, docs/kubernetes.md)."""
+    backup_role_arn: str
+    """IRSA role of the pg_dump job (the stacks create no IAM for the cluster)."""
+    export_role_arn: str
+    """IRSA role of the ConfigMap/Secret export job."""
+    kubeconfig: str | None = field(default=None, repr=False)
+    """The cluster's kubeconfig, a config secret (never printed)."""
+    context: str | None = None
+    """A context of the kubeconfig (or of the ambient kubeconfig when kubeconfig is not given)."""
+    namespace: str = "regionpair"
+    create_namespace: bool = True
+    app_namespaces: tuple[str, ...] = ()
+    """Namespaces that get the ConfigMap; empty means the jobs' namespace."""
+    export_namespaces: tuple[str, ...] = ()
+    """Namespaces exported; empty means app_namespaces."""
+    export_all_namespaces: bool = False
+    logical_backups: bool = True
+    backup_schedule: str = "0 2 * * *"
+    export_schedule: str = "30 2 * * *"
+    postgres_image: str | None = None
+    """None: the component's default."""
+    tools_image: str | None = None
+    """None: the component's default."""
+    dump_size_limit: str = "20Gi"
+    password_secrets: Mapping[str, PasswordSecretConfig] = field(default_factory=dict)
+    """Per database: a Kubernetes Secret instead of reading Secrets Manager at run time."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -160,6 +208,11 @@ class StackConfig:
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
     """dr only: the prod stack's region (checked against what prod exports)."""
+    ephemeral: bool = False
+    """A drill stack, destroyed after the drill: no deletion protection, no final snapshot, no
+    compliance object lock, buckets emptied on destroy. Never for a stack that holds real data."""
+    kubernetes: KubernetesConfig | None = None
+    """The region's cluster (optional): none of its objects are declared without this section."""
 
     @property
     def is_primary(self) -> bool:
@@ -367,13 +420,82 @@ def _dns(o: _Obj) -> DnsConfig:
     if hc.interval_seconds not in HEALTH_CHECK_INTERVALS or isinstance(hc.interval_seconds, bool):
         raise ConfigError(h.key("interval_seconds"), hc.interval_seconds, "Route53 health checks run every 10 or 30 seconds")
     h.done()
+    prefix = o.string("record_prefix", "", pattern=re.compile(r"^([a-z0-9][a-z0-9-]{0,40}-)?$"),
+                      hint="lowercase letters, digits and dashes ending in a dash, e.g. drill-42-")
     o.done()
-    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc)
+    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc,
+                     record_prefix=prefix)
 
 
-def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> StackConfig:
+def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | None) -> KubernetesConfig:
+    from components import kubernetes as component  # only when the section is there
+
+    kubeconfig = o.get("kubeconfig", None)
+    if kubeconfig is not None and (not isinstance(kubeconfig, str) or "clusters" not in kubeconfig
+                                   or "apiVersion" not in kubeconfig):
+        raise ConfigError(o.key("kubeconfig"), _SECRET, "expected the text of a kubeconfig file (apiVersion, clusters, "
+                          "…); set it with `pulumi config set --secret --path regionpair:kubernetes.kubeconfig "
+                          "< kubeconfig.yaml`")
+    if kubeconfig is not None and secret is False:
+        raise ConfigError(o.key("kubeconfig"), _SECRET, "is stored in plain text; store it as a secret: `pulumi "
+                          "config set --secret --path regionpair:kubernetes.kubeconfig < kubeconfig.yaml`")
+    context = o.string("context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name")
+    if kubeconfig is None and context is None:
+        raise ConfigError(o.key("context"), _MISSING, "name the cluster explicitly: give kubeconfig (a secret) or "
+                          "context; the ambient current-context could be another region's cluster")
+    names = {db.name for db in databases}
+    namespace = o.string("namespace", "regionpair", pattern=_K8S_NAME, hint="a Kubernetes namespace name")
+    apps = o.strings("app_namespaces", [], pattern=_K8S_NAME, hint="Kubernetes namespace names")
+    exports = o.strings("export_namespaces", [], pattern=_K8S_NAME, hint="Kubernetes namespace names")
+    all_namespaces = o.boolean("export_all_namespaces", False)
+    if all_namespaces and exports:
+        raise ConfigError(o.key("export_namespaces"), list(exports), "export_all_namespaces is true, which already "
+                          "covers every namespace; remove one of the two")
+    schedules = {}
+    for key, default in (("backup_schedule", component.BACKUP_SCHEDULE), ("export_schedule", component.EXPORT_SCHEDULE)):
+        schedules[key] = o.string(key, default, pattern=_CRON,
+                                  hint="a five-field cron schedule, in UTC, such as 0 2 * * *")
+    images = {}
+    for key in ("postgres_image", "tools_image"):
+        image = o.string(key, None)
+        problem = None if image is None else component.image_problem(image)
+        if problem:
+            raise ConfigError(o.key(key), image, problem)
+        images[key] = image
+    secrets_obj = o.obj("password_secrets", required=False)
+    password_secrets = {}
+    for db_name in list(secrets_obj.data):
+        if db_name not in names:
+            secrets_obj.seen.add(db_name)
+            raise ConfigError(secrets_obj.key(db_name), secrets_obj.data[db_name],
+                              f"no database {db_name!r} in regionpair:databases (there are {sorted(names)})")
+        ref = secrets_obj.obj(db_name)
+        password_secrets[db_name] = PasswordSecretConfig(
+            name=ref.string("name", pattern=_K8S_NAME, hint="a Kubernetes Secret name"),
+            key=ref.string("key", "password", pattern=_SECRET_KEY, hint="a Secret data key"))
+        ref.done()
+    secrets_obj.done()
+    cfg = KubernetesConfig(
+        backup_role_arn=o.string("backup_role_arn", pattern=_ROLE_ARN,
+                                 hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
+        export_role_arn=o.string("export_role_arn", pattern=_ROLE_ARN,
+                                 hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
+        kubeconfig=kubeconfig, context=context, namespace=namespace,
+        create_namespace=o.boolean("create_namespace", True), app_namespaces=apps, export_namespaces=exports,
+        export_all_namespaces=all_namespaces, logical_backups=o.boolean("logical_backups", True),
+        backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],
+        postgres_image=images["postgres_image"], tools_image=images["tools_image"],
+        dump_size_limit=o.string("dump_size_limit", "20Gi", pattern=_QUANTITY, hint="a size such as 20Gi"),
+        password_secrets=password_secrets)
+    o.done()
+    return cfg
+
+
+def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
+         secret_keys: frozenset[str] | None = None) -> StackConfig:
     """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
-    plus `region` (from `aws:region`) to their values; objects and lists as Python values."""
+    plus `region` (from `aws:region`) to their values; objects and lists as Python values.
+    `secret_keys` (the keys stored as secrets, when known) lets values that must be secrets be checked."""
     top = _Obj(values, "")
     role = top.string("role", choices=ROLES)
     region = top.string("region", pattern=_REGION, hint="an AWS region such as us-east-1 (set aws:region)")
@@ -421,6 +543,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> St
         raise ConfigError("tags", tags, "expected a mapping of tag name to string value")
     alarm_email = top.string("alarm_email", None, pattern=_EMAIL, hint="an e-mail address for alarm notifications")
     promoted = top.boolean("promoted", False)
+    ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
 
@@ -438,16 +561,20 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> St
         if primary_region == region:
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
+    kubernetes = None
+    if top.get("kubernetes", None) is not None:
+        kubernetes = _kubernetes(top.obj("kubernetes"), databases,
+                                 None if secret_keys is None else "kubernetes" in secret_keys)
     top.done()
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       prod_stack=prod_stack, primary_region=primary_region)
+                       prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
-        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region")
+        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region", "ephemeral", "kubernetes")
 
 
 def _decode(raw: str) -> Any:
@@ -474,4 +601,6 @@ def from_pulumi() -> StackConfig:
     region = pulumi.Config("aws").get("region")
     if region is not None:
         values["region"] = region
-    return read(values, stack=pulumi.get_stack(), project=pulumi.get_project())
+    env_secret = set(runtime_config.get_config_secret_keys_env())
+    secret_keys = frozenset(k for k in values if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secret)
+    return read(values, stack=pulumi.get_stack(), project=pulumi.get_project(), secret_keys=secret_keys)

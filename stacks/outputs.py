@@ -121,6 +121,16 @@ class Streaming:
     """The brokers' subnets (the dr stack's MSK Replicator needs the source cluster's network)."""
     security_group_ids: tuple[str, ...] = ()
     """The brokers' security groups (as above)."""
+    client_parameters: tuple[str, ...] = ()
+    """Every parameter clients read the active bootstrap servers from, one per application
+    (empty: only ``bootstrap_parameter``). The failover publishes the DR bootstrap to each."""
+    consumer_groups: tuple[str, ...] = ()
+    """Consumer groups that must have DR offsets before their consumers move (empty: none checked)."""
+    topics: tuple[str, ...] = ()
+    """Replicated topics (empty: whatever the replicator is configured with)."""
+    client_refresh_seconds: int | None = None
+    """How often clients re-read their parameter: a planned switchover waits this long after
+    pausing them before it drains (None: 30 s)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,9 @@ class Storage:
     backups_bucket: str | None = None
     endpoint_url: str | None = None
     """Only for the sandbox (moto): the S3 endpoint of this region."""
+    writer_parameter: str | None = None
+    """Where writers read the bucket they write to (SSM parameter name); the failover points it at
+    the DR bucket (None: writers are not moved by the runbook)."""
 
 
 @dataclass(frozen=True)
@@ -363,12 +376,16 @@ def _region(r: _Reader, name: str) -> Region:
         cluster_arn=s.str("cluster_arn"), bootstrap_brokers=s.str("bootstrap_brokers"),
         replicator_arn=s.str("replicator_arn", required=False),
         bootstrap_parameter=s.str("bootstrap_parameter", required=False),
-        subnet_ids=s.str_list("subnet_ids"), security_group_ids=s.str_list("security_group_ids"))
+        subnet_ids=s.str_list("subnet_ids"), security_group_ids=s.str_list("security_group_ids"),
+        client_parameters=s.str_list("client_parameters"), consumer_groups=s.str_list("consumer_groups"),
+        topics=s.str_list("topics"),
+        client_refresh_seconds=s.int("client_refresh_seconds", required=False, minimum=0, maximum=3600))
     st = r.obj("storage", required=False)
     storage = None if st is None else Storage(
         data_bucket=st.str("data_bucket"), data_bucket_arn=st.str("data_bucket_arn"),
         backups_bucket=st.str("backups_bucket", required=False),
-        endpoint_url=st.str("endpoint_url", required=False))
+        endpoint_url=st.str("endpoint_url", required=False),
+        writer_parameter=st.str("writer_parameter", required=False))
     return Region(
         name=name, role=role, stack=r.str("stack"), databases=databases, dns=dns,
         streaming=streaming, storage=storage,

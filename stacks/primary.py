@@ -25,7 +25,8 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]), partition=net.partition,
         source_db_arn=source_db_arn, db_name=db.db_name, username=db.username, port=db.port,
         backup_retention_days=db.backup_retention_days, backup_window=db.backup_window,
-        maintenance_window=db.maintenance_window, multi_az=db.multi_az)
+        maintenance_window=db.maintenance_window, multi_az=db.multi_az,
+        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral)
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,
@@ -50,6 +51,12 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     databases = {db.name: ReplicatedPostgres(db.name, database_args(cfg, db, net, "primary"), opts=opts)
                  for db in cfg.databases}
     alarms = regional.alarms(net, regional.storage_alarms(cfg))
+    if cfg.kubernetes is not None:
+        regional.cluster(
+            net, providers, active_region=cfg.region,
+            endpoints={name: (c.address, c.port) for name, c in databases.items()},
+            kafka_bootstrap_servers=net.kafka.bootstrap_brokers, data_bucket=net.data.bucket,
+            local={name: (c.address, c.port, c.secret_arn) for name, c in databases.items()})
 
     # Route53 health-check metrics exist in us-east-1 only; the alarm and its topic live there
     if cfg.region == ROUTE53_METRICS_REGION:

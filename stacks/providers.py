@@ -16,6 +16,7 @@ class Providers:
     def __init__(self, cfg: StackConfig):
         self._cfg = cfg
         self._by_region: dict[str, aws.Provider] = {}
+        self._kubernetes: pulumi.ProviderResource | None = None
 
     def default_tags(self) -> dict[str, str]:
         return {**self._cfg.tags, "regionpair:project": self._cfg.project, "regionpair:stack": self._cfg.stack}
@@ -32,6 +33,27 @@ class Providers:
     def home(self) -> aws.Provider:
         """This stack's region."""
         return self.region(self._cfg.region)
+
+    def kubernetes(self) -> pulumi.ProviderResource:
+        """This region's cluster, named explicitly by the `kubernetes` section (never the ambient current-context)."""
+        k8s_cfg = self._cfg.kubernetes
+        if k8s_cfg is None:
+            raise ValueError("no regionpair:kubernetes section: this stack declares no Kubernetes objects")
+        if self._kubernetes is None:
+            import pulumi_kubernetes as k8s  # only stacks with a cluster load the SDK
+
+            self._kubernetes = k8s.Provider(f"k8s-{self._cfg.region}", k8s.ProviderArgs(
+                kubeconfig=pulumi.Output.secret(k8s_cfg.kubeconfig) if k8s_cfg.kubeconfig is not None else None,
+                context=k8s_cfg.context,
+                enable_server_side_apply=True,
+                # a change to the endpoints ConfigMap is applied in place, never as delete-and-create of
+                # the object every application reads
+                enable_config_map_mutable=True,
+                # never take fields over by force: once the runbooks own the endpoints' data (their own
+                # field manager), an update carrying Pulumi's original values must conflict, not win
+                enable_patch_force=False,
+            ))
+        return self._kubernetes
 
 
 def account_id(provider: aws.Provider) -> pulumi.Output[str]:

@@ -7,7 +7,7 @@ Both stack programs call `build`; the logical names here are part of the stacks'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -72,9 +72,12 @@ def build(cfg: StackConfig, providers: prov.Providers,
         # bucket names are global: the account and region make them this account's own
         return account.apply(lambda a: f"{prefix}-{kind}-{a}-{cfg.region}")
 
-    data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn), opts=opts)
+    drill = cfg.ephemeral  # a drill stack must be destroyable: no compliance lock, buckets emptied
+    data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn,
+                                     force_destroy=drill), opts=opts)
     backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
-                                           object_lock_days=cfg.backups.object_lock_days), opts=opts)
+                                           object_lock_days=None if drill else cfg.backups.object_lock_days,
+                                           force_destroy=drill), opts=opts)
     st = cfg.streaming
     kafka = KafkaCluster("kafka", KafkaClusterArgs(
         cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,
@@ -84,6 +87,41 @@ def build(cfg: StackConfig, providers: prov.Providers,
         bootstrap_initial_value=bootstrap_initial_value), opts=opts)
     return Regional(cfg=cfg, provider=provider, account_id=account, key=key, network=network, data=data,
                     backups=backups, kafka=kafka)
+
+
+def cluster(regional: Regional, providers: prov.Providers, *, active_region: pulumi.Input[str],
+            endpoints: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[int]]],
+            kafka_bootstrap_servers: pulumi.Input[str], data_bucket: pulumi.Input[str],
+            local: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[int], pulumi.Input[str] | None]]) -> Any:
+    """The region's cluster (only with the `kubernetes` section): the ACTIVE endpoints for the
+    applications, and dumps of this region's own instances (`local`: host, port, secret ARN)."""
+    from components.kubernetes import ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
+
+    cfg = regional.cfg
+    k = cfg.kubernetes
+    assert k is not None
+    dumps = []
+    if k.logical_backups:
+        for db in cfg.databases:
+            host, port, secret_arn = local[db.name]
+            ref = k.password_secrets.get(db.name)
+            dumps.append(DumpTarget(
+                database=db.name, host=host, port=port, db_name=db.db_name, username=db.username,
+                engine_version=db.engine_version, secret_arn=None if ref else secret_arn,
+                password_secret=SecretRef(name=ref.name, key=ref.key) if ref else None))
+    images = {key: value for key, value in (("postgres_image", k.postgres_image), ("tools_image", k.tools_image))
+              if value is not None}
+    return ClusterDr("k8s", ClusterDrArgs(
+        region=cfg.region, active_region=active_region,
+        databases={name: DatabaseEndpoint(host=host, port=port) for name, (host, port) in endpoints.items()},
+        kafka_bootstrap_servers=kafka_bootstrap_servers, data_bucket=data_bucket,
+        backups_bucket=regional.backups.bucket, kms_key_arn=regional.key.arn,
+        backup_role_arn=k.backup_role_arn, export_role_arn=k.export_role_arn, dumps=dumps,
+        namespace=k.namespace, create_namespace=k.create_namespace, app_namespaces=k.app_namespaces,
+        export_namespaces=k.export_namespaces, export_all_namespaces=k.export_all_namespaces,
+        backup_schedule=k.backup_schedule, export_schedule=k.export_schedule, dump_size_limit=k.dump_size_limit,
+        labels={"regionpair.io/stack": cfg.stack}, **images),
+        opts=pulumi.ResourceOptions(provider=providers.kubernetes()))
 
 
 def alarms(regional: Regional, specs: list[AlarmSpec]) -> Alarms:

@@ -117,6 +117,23 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
+    if cfg.kubernetes is not None:
+        # active: prod's endpoints until a failover is recorded (promoted: true), then this region's;
+        # the dumps read this region's own instances, with the password of the active primary's secret
+        if cfg.promoted:
+            active_region, kafka, bucket = cfg.region, net.kafka.bootstrap_brokers, net.data.bucket
+            endpoints = {name: (c.address, c.port) for name, (c, _) in databases.items()}
+            secrets = {name: c.secret_arn for name, (c, _) in databases.items()}
+        else:
+            active_region, kafka = cfg.primary_region, from_prod("streaming", "bootstrap_brokers")
+            bucket = from_prod("storage", "data_bucket")
+            endpoints = {db.name: (from_prod("databases", db.name, "endpoint"), from_prod("databases", db.name, "port"))
+                         for db in cfg.databases}
+            secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
+        regional.cluster(net, providers, active_region=active_region, endpoints=endpoints,
+                         kafka_bootstrap_servers=kafka, data_bucket=bucket,
+                         local={name: (c.address, c.port, secrets[name]) for name, (c, _) in databases.items()})
+
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
         specs += [replica_lag(regional.identifier(cfg, db.name), cfg.objectives.rpo_seconds) for db in cfg.databases]

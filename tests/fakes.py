@@ -72,9 +72,12 @@ class FakeWorld:
             d.role, d.source_region, d.promote_at, d.streaming = "primary", None, None, False
 
     def ports(self, lock_path) -> Ports:
+        streams = getattr(self, "streams", None)
         return Ports(db=FakeDbControl(self), sql=FakeSql(self), dns=FakeDns(self), health=FakeHealth(self),
                      lock=FileLock(lock_path), notifier=FakeNotifier(), clock=self.clock,
-                     extras={"state_dir": str(lock_path.parent)})
+                     extras={"state_dir": str(lock_path.parent)},
+                     streaming=FakeStreaming(streams) if streams else None,
+                     objects=FakeObjects(streams) if streams else None)
 
 
 class FakeDbControl:
@@ -176,6 +179,135 @@ class FakeNotifier:
 
     def notify(self, subject, message):
         self.sent.append((subject, message))
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka (clusters + replicator) and S3 (buckets + replication), in memory
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeFlow:
+    source: str
+    target: str
+    running: bool = True
+    lag_records: int = 0
+    lag_seconds: float = 0.0
+    pending: tuple = ()
+
+
+class FakeStreams:
+    """Both the Kafka and the S3 side of a FakeWorld: flows, published parameters, group offsets.
+
+    While a flow runs and its source region is up, it copies everything when read (lag drops to 0
+    unless ``stuck`` says otherwise); a dead source leaves the lag where it was."""
+
+    def __init__(self, world: "FakeWorld", parameters: dict[str, str], bucket_parameter: str | None):
+        self.w = world
+        p, s = world.outputs.primary.name, world.outputs.secondary.name
+        self.kafka = FakeFlow(p, s)
+        self.objects = FakeFlow(p, s)
+        self.stuck = {"kafka": False, "objects": False}
+        self.params = dict(parameters)
+        self.bucket_parameter = bucket_parameter
+        self.group_offsets: dict[str, dict[str, int]] = {}
+        self.translatable = True
+
+    def flow_of(self, kind: str) -> FakeFlow:
+        return self.kafka if kind == "kafka" else self.objects
+
+    def read(self, kind: str):
+        from runbooks.ports import FlowState
+        f = self.flow_of(kind)
+        reachable = self.w.region_up[f.source]
+        if f.running and reachable and not self.stuck[kind]:
+            f.lag_records, f.lag_seconds, f.pending = 0, 0.0, ()
+        return FlowState(f.source, f.target, f.running, f.lag_records, f.lag_seconds, reachable, tuple(f.pending))
+
+
+class FakeStreaming:
+    def __init__(self, streams: FakeStreams):
+        self.s = streams
+        self.w = streams.w
+
+    def flow(self):
+        return self.s.read("kafka")
+
+    def stop_flow(self):
+        self.w._act("kafka-stop")
+        self.s.kafka.running = False
+        return "replicator stopped"
+
+    def start_flow(self, source, target):
+        if not self.w.region_up[source] or not self.w.region_up[target]:
+            raise Unreachable(f"cannot start the replicator {source} → {target}: a region is down")
+        self.w._act("kafka-start", source, target)
+        self.s.kafka.source, self.s.kafka.target, self.s.kafka.running = source, target, True
+        return f"replicator runs {source} → {target}"
+
+    def ensure_group_offsets(self, source, target, groups):
+        from runbooks.ports import GroupOffsets
+        self.w._act("kafka-offsets", target)
+        out = []
+        for g in groups:
+            if self.s.translatable:
+                self.s.group_offsets.setdefault(target, {})[g] = 1
+            out.append(GroupOffsets(g, g in self.s.group_offsets.get(target, {}), "fake mapping", duplicates=3))
+        return out
+
+    def bootstrap(self, region):
+        return f"b-1.{region}.kafka:9098"
+
+    def published(self, parameter):
+        return self.s.params.get(parameter)
+
+    def publish(self, parameter, value):
+        self.w._act("publish", parameter, value)
+        self.s.params[parameter] = value
+        return f"{parameter} = {value}"
+
+
+class FakeObjects:
+    def __init__(self, streams: FakeStreams):
+        self.s = streams
+        self.w = streams.w
+
+    def flow(self):
+        return self.s.read("objects")
+
+    def stop_flow(self):
+        self.w._act("s3-stop")
+        self.s.objects.running = False
+        return "S3 replication stopped"
+
+    def start_flow(self, source, target):
+        if not self.w.region_up[source] or not self.w.region_up[target]:
+            raise Unreachable("cannot start S3 replication: a region is down")
+        self.w._act("s3-start", source, target)
+        self.s.objects.source, self.s.objects.target, self.s.objects.running = source, target, True
+        return f"S3 replication {source} → {target}"
+
+    def bucket(self, region):
+        return self.w.outputs.regions[region].storage.data_bucket
+
+    def writers(self, parameter):
+        return self.s.params.get(parameter)
+
+    def point_writers(self, parameter, value):
+        self.w._act("writers", parameter, value)
+        self.s.params[parameter] = value
+        return f"{parameter} = {value}"
+
+
+def with_streams(world: "FakeWorld") -> FakeStreams:
+    """Give a FakeWorld Kafka and S3 (the outputs must declare them); its ports then carry both."""
+    out = world.outputs
+    p = out.primary
+    params = {name: FakeStreaming.bootstrap(None, p.name)
+              for name in (p.streaming.client_parameters or (p.streaming.bootstrap_parameter,))}
+    params[p.storage.writer_parameter] = p.storage.data_bucket
+    world.streams = FakeStreams(world, params, p.storage.writer_parameter)
+    return world.streams
 
 
 # ---- the backup runbooks' ports (runbooks.backups) ---------------------------------------------

@@ -181,7 +181,7 @@ class _Recorder(pulumi_mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({"urn": response.urn, "type": request.type, "name": request.name,
                                        "parent": request.parent, "provider": request.provider,
-                                       "custom": request.custom})
+                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges)})
         return response
 
 
@@ -229,11 +229,11 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
 
 def render(stack: str, overrides: Mapping[str, Any] | None = None,
            stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
-           program: Callable[[], Any] | None = None) -> Rendered:
+           program: Callable[[], Any] | None = None, secret_keys: list[str] | None = None) -> Rendered:
     """Run the program for `stack` (config from Pulumi.<stack>.yaml plus `overrides`) under mocks.
 
     `stack_outputs` answers StackReferences by stack name; by default the dr stack's reference
-    to prod is answered with a render of the prod stack."""
+    to prod is answered with a render of the prod stack. `secret_keys`: config keys stored as secrets."""
     config = stack_config(stack, overrides)
     if stack_outputs is None:
         ref = config.get(f"{PROJECT}:prod_stack")
@@ -249,7 +249,7 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
     logger.setLevel(logging.WARNING)
 
     pulumi_settings.ROOT.set(None)
-    set_all_config(config)
+    set_all_config(config, [k if ":" in k else f"{PROJECT}:{k}" for k in secret_keys or []])
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
     settings = pulumi_settings.SETTINGS
     settings.rpc_manager.clear()

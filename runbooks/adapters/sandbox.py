@@ -17,7 +17,7 @@ import psycopg
 from runbooks.clock import Clock
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.lock import FileLock
-from runbooks.ports import DbInstance, Health, LogNotifier, Ports, ReplicationState
+from runbooks.ports import DbInstance, FlowState, GroupOffsets, Health, LogNotifier, Ports, ReplicationState
 from stacks.outputs import Outputs
 
 import logging
@@ -231,6 +231,97 @@ class SandboxHealth(_Base):
             return Health(False, f"{region}/{database} refuses connections ({exc.strerror or exc})")
 
 
+def _flow_state(st: dict | None, kind: str) -> FlowState:
+    if not st:
+        raise Unreachable(f"the sandbox's {kind} replication worker has written no status yet")
+    if kind == "kafka":
+        return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("lag_records"),
+                         st.get("lag_seconds"), st.get("source_reachable"),
+                         detail=f"{st.get('replicated', 0)} records copied")
+    return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("backlog_objects"),
+                     st.get("backlog_seconds"), st.get("source_reachable"),
+                     tuple(f"{p['key']}@{p['version_id']}" for p in st.get("pending", [])),
+                     detail=f"{st.get('replicated', 0)} versions copied")
+
+
+class SandboxStreaming:
+    """The sandbox's Kafka pair and replicator (sandbox/_streams.py)."""
+
+    def __init__(self, sb):
+        self.sb = sb
+
+    def flow(self) -> FlowState:
+        return _flow_state(self.sb.flow("kafka"), "kafka")
+
+    @_sandbox_errors
+    def stop_flow(self) -> str:
+        st = self.sb.flow("kafka") or {}
+        if not st.get("running"):
+            return "the replicator is already stopped"
+        return self.sb.set_flow("kafka", st["source"], st["target"], running=False)
+
+    @_sandbox_errors
+    def start_flow(self, source: str, target: str) -> str:
+        st = self.sb.flow("kafka") or {}
+        stopped = st.get("stopped_at") or {}
+        start = None
+        if stopped.get("flow") == f"{target}->{source}":
+            # reversed: copy what the new source took after the old flow stopped, nothing from before
+            start = stopped.get("offsets")
+        elif stopped.get("flow") != f"{source}->{target}" and st.get("source") != source:
+            raise StepFailed(f"the replicator has no record of where {source} → {target} should start; "
+                             "start it by hand with start offsets")
+        return self.sb.set_flow("kafka", source, target, running=True, start_offsets=start)
+
+    def ensure_group_offsets(self, source: str, target: str, groups: list[str]) -> list[GroupOffsets]:
+        out = self.sb.translate_groups(source, target, groups)
+        return [GroupOffsets(g, r["translated"], r["method"], None, r["consumed_not_replicated"])
+                for g, r in out.items()]
+
+    @_sandbox_errors
+    def bootstrap(self, region: str) -> str:
+        return self.sb.kafka_bootstrap(region)
+
+    def published(self, parameter: str) -> str | None:
+        return self.sb.param(parameter)
+
+    @_sandbox_errors
+    def publish(self, parameter: str, value: str) -> str:
+        return self.sb.set_param(parameter, value)
+
+
+class SandboxObjects:
+    """The sandbox's buckets (moto, one per region) and the S3 replication worker."""
+
+    def __init__(self, sb, outputs: Outputs):
+        self.sb = sb
+        self.outputs = outputs
+
+    def flow(self) -> FlowState:
+        return _flow_state(self.sb.flow("s3"), "s3")
+
+    @_sandbox_errors
+    def stop_flow(self) -> str:
+        st = self.sb.flow("s3") or {}
+        if not st.get("running"):
+            return "S3 replication is already stopped"
+        return self.sb.set_flow("s3", st["source"], st["target"], running=False)
+
+    @_sandbox_errors
+    def start_flow(self, source: str, target: str) -> str:
+        return self.sb.set_flow("s3", source, target, running=True)
+
+    def bucket(self, region: str) -> str:
+        return self.outputs.regions[region].storage.data_bucket
+
+    def writers(self, parameter: str) -> str | None:
+        return self.sb.param(parameter)
+
+    @_sandbox_errors
+    def point_writers(self, parameter: str, value: str) -> str:
+        return self.sb.set_param(parameter, value)
+
+
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
@@ -245,4 +336,6 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     return Ports(db=SandboxDatabases(sb, conns), sql=SandboxSql(sb, conns), dns=SandboxDns(sb, conns, outputs),
                  health=SandboxHealth(sb, conns),
                  lock=FileLock(state_dir / "lock.json"), notifier=LogNotifier(log), clock=clock,
-                 extras={"state_dir": str(state_dir), "sandbox": sb})
+                 extras={"state_dir": str(state_dir), "sandbox": sb},
+                 streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
+                 objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +16,18 @@ from runbooks import drill
 def run_drill(tmp_path, *extra):
     out = io.StringIO()
     code = drill.main(["--report-dir", str(tmp_path / "report"), "--warmup", "1.5", "--settle", "0.5",
-                       "--output", "json", *extra], stdout=out)
+                       "--output", "json", "--systems", "postgres", *extra], stdout=out)
     return code, json.loads(out.getvalue())
 
 
-def no_sandbox_left():
+def no_sandbox_left(sandbox_dir: str) -> bool:
+    """No process of this drill's sandbox is left (other sandboxes may run on the machine)."""
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return "regionpair-drill-" not in ps
+    return sandbox_dir not in ps and not Path(sandbox_dir).exists()
+
+
+def drill_dirs() -> set[str]:
+    return {str(p) for p in Path(tempfile.gettempdir()).glob("regionpair-drill-*")}
 
 
 def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_path):
@@ -42,7 +49,7 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert {"acked_writes_lost", "seconds", "estimate"} <= set(saved["rpo"])
     assert (report / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "acknowledged writes lost | 0" in (report / "report.md").read_text()
-    assert no_sandbox_left()
+    assert no_sandbox_left(rep["sandbox_dir"])
 
 
 def test_switchover_and_failback_are_zero_loss(tmp_path):
@@ -52,7 +59,7 @@ def test_switchover_and_failback_are_zero_loss(tmp_path):
     assert rep["failback"]["write_pause_seconds"] is not None
     regions = {s["name"]: s for s in rep["steps"]}
     assert "switchover/drain:payments" in regions and "failback/drain:payments" in regions
-    assert no_sandbox_left()
+    assert no_sandbox_left(rep["sandbox_dir"])
 
 
 def test_db_loss_with_async_replication_counts_what_was_lost(tmp_path):
@@ -74,7 +81,8 @@ def test_db_loss_with_async_replication_counts_what_was_lost(tmp_path):
     (["--target", "stacks", "--scenario", "switchover"], "region-outage only"),
 ])
 def test_bad_drill_arguments_are_refused_before_anything_starts(tmp_path, argv, message):
+    before = drill_dirs()
     out = io.StringIO()
     code = drill.main(["--output", "json", "--report-dir", str(tmp_path / "r"), *argv], stdout=out)
     assert code == 2 and message in json.loads(out.getvalue())["error"]
-    assert no_sandbox_left()
+    assert drill_dirs() - before == set(), "a refused drill created a sandbox directory"

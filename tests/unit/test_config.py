@@ -246,3 +246,117 @@ def test_from_pulumi_reads_the_config_bag_the_engine_passes_in_the_environment(m
     with pytest.raises(ConfigError) as err:
         config.from_pulumi()
     assert err.value.key == "backup_retention" and "unknown key" in str(err.value)
+
+
+def test_drill_settings_default_off_and_a_bad_record_prefix_is_named():
+    cfg = config.read(prod_values(), stack="prod")
+    assert cfg.ephemeral is False and cfg.dns.record_prefix == ""
+    values = prod_values()
+    values["ephemeral"] = True
+    values["dns"]["record_prefix"] = "drill-7-"
+    cfg = config.read(values, stack="prod")
+    assert cfg.ephemeral is True and cfg.dns.record_name("payments") == "drill-7-payments.payments.example.com"
+    values["dns"]["record_prefix"] = "Drill 7"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.args and "dns.record_prefix" in str(err.value) and "Drill 7" in str(err.value)
+    values["dns"]["record_prefix"] = ""
+    values["ephemeral"] = "yes"
+    with pytest.raises(ConfigError, match="ephemeral"):
+        config.read(values, stack="prod")
+
+
+# ---- the optional kubernetes section ------------------------------------------------------------
+
+def k8s_values(**kw) -> dict[str, Any]:
+    values = prod_values()
+    values["kubernetes"] = {"context": "prod-cluster",
+                            "backup_role_arn": "arn:aws:iam::123456789012:role/regionpair-prod-k8s-backup",
+                            "export_role_arn": "arn:aws:iam::123456789012:role/regionpair-prod-k8s-export", **kw}
+    return values
+
+
+def test_kubernetes_section_is_optional_and_absent_from_the_committed_stacks():
+    assert config.read(prod_values(), stack="prod").kubernetes is None
+    assert config.read(dr_values(), stack="dr").kubernetes is None
+
+
+def test_kubernetes_section_defaults():
+    k = config.read(k8s_values(), stack="prod").kubernetes
+    assert (k.namespace, k.create_namespace, k.app_namespaces, k.export_namespaces) == ("regionpair", True, (), ())
+    assert (k.backup_schedule, k.export_schedule, k.logical_backups) == ("0 2 * * *", "30 2 * * *", True)
+    assert k.export_all_namespaces is False and k.password_secrets == {}
+    assert (k.postgres_image, k.tools_image, k.dump_size_limit) == (None, None, "20Gi")
+
+
+def test_kubeconfig_is_never_shown_in_the_config_object_or_errors():
+    kubeconfig = "apiVersion: v1\nclusters: []\nusers: [{name: x, user: {token: hunter2-token}}]\n"
+    cfg = config.read(k8s_values(kubeconfig=kubeconfig, context=None), stack="prod",
+                      secret_keys=frozenset({"kubernetes"}))
+    assert cfg.kubernetes.kubeconfig == kubeconfig and "hunter2" not in repr(cfg)
+    with pytest.raises(ConfigError) as err:
+        config.read(k8s_values(kubeconfig=kubeconfig), stack="prod", secret_keys=frozenset())
+    assert err.value.key == "kubernetes.kubeconfig" and "plain text" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        config.read(k8s_values(kubeconfig="token: hunter2-token"), stack="prod", secret_keys=frozenset({"kubernetes"}))
+    assert err.value.key == "kubernetes.kubeconfig" and "kubeconfig file" in str(err.value)
+    assert "hunter2" not in str(err.value) and "(secret, not shown)" in str(err.value)
+
+
+K8S_BAD = [
+    ({"context": None}, "kubernetes.context", "name the cluster explicitly"),
+    ({"backup_role_arn": None}, "kubernetes.backup_role_arn", "required"),
+    ({"export_role_arn": "regionpair-export"}, "kubernetes.export_role_arn", "IAM role ARN"),
+    ({"namespace": "Payments"}, "kubernetes.namespace", "namespace name"),
+    ({"app_namespaces": "payments"}, "kubernetes.app_namespaces", "list of strings"),
+    ({"app_namespaces": ["payments", "payments"]}, "kubernetes.app_namespaces", "duplicates"),
+    ({"export_namespaces": ["kube_system"]}, "kubernetes.export_namespaces[0]", "namespace names"),
+    ({"export_all_namespaces": True, "export_namespaces": ["payments"]}, "kubernetes.export_namespaces", "remove one"),
+    ({"export_all_namespaces": "yes"}, "kubernetes.export_all_namespaces", "true or false"),
+    ({"backup_schedule": "daily at 2"}, "kubernetes.backup_schedule", "five-field cron"),
+    ({"export_schedule": "0 2 * *"}, "kubernetes.export_schedule", "five-field cron"),
+    ({"postgres_image": "postgres"}, "kubernetes.postgres_image", "explicit tag"),
+    ({"tools_image": "alpine/k8s:latest"}, "kubernetes.tools_image", "latest"),
+    ({"dump_size_limit": "20GB"}, "kubernetes.dump_size_limit", "20Gi"),
+    ({"password_secrets": {"ledger": {"name": "ledger-db"}}}, "kubernetes.password_secrets.ledger", "no database"),
+    ({"password_secrets": {"payments": {"name": "Payments_DB"}}}, "kubernetes.password_secrets.payments.name",
+     "Secret name"),
+    ({"password_secrets": {"payments": {"name": "p", "value": "x"}}}, "kubernetes.password_secrets.payments.value",
+     "unknown key"),
+    ({"cluster": "prod"}, "kubernetes.cluster", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("kw, key, allowed", K8S_BAD, ids=[b[1] + ":" + b[2] for b in K8S_BAD])
+def test_bad_kubernetes_values_name_key_value_and_what_is_allowed(kw, key, allowed):
+    values = k8s_values(**{k: v for k, v in kw.items() if v is not None})
+    for k, v in kw.items():
+        if v is None:
+            del values["kubernetes"][k]
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == key, str(err.value)
+    assert f"regionpair:{key}" in str(err.value) and allowed in str(err.value), str(err.value)
+
+
+def test_kubernetes_section_must_be_an_object():
+    values = prod_values()
+    values["kubernetes"] = "prod-cluster"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == "kubernetes" and "expected an object" in str(err.value)
+
+
+@pulumi.runtime.test
+def test_from_pulumi_tells_a_secret_kubeconfig_from_a_plain_one(monkeypatch):
+    from pulumi.runtime.config import set_all_config
+    kubeconfig = "apiVersion: v1\nclusters: []\n"
+    bag = {**harness.stack_config("prod"), "regionpair:kubernetes": json.dumps(
+        k8s_values(kubeconfig=kubeconfig, context=None)["kubernetes"])}
+    set_all_config(bag, [])
+    with pytest.raises(ConfigError, match="plain text"):
+        config.from_pulumi()
+    set_all_config({}, [])
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(bag))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["regionpair:kubernetes"]))
+    assert config.from_pulumi().kubernetes.kubeconfig == kubeconfig

@@ -56,7 +56,8 @@ def factory(calls, fail=None):
 
 
 def args(tmp_path, **kw):
-    base = dict(prefix="drill-42", primary_region="us-east-1", dr_region="us-west-2", project_dir=Path("."),
+    from tests import harness
+    base = dict(prefix="drill-42", primary_region="us-east-1", dr_region="us-west-2", project_dir=harness.ROOT,
                 report_dir=tmp_path / "report", failback=False)
     base.update(kw)
     return argparse.Namespace(**base)
@@ -87,10 +88,23 @@ def test_drill_on_stacks_runs_failover_and_destroys_both(tmp_path):
     assert world.dns["payments"] == "us-east-1"  # failed back home
 
 
-def test_ephemeral_config_names_the_prod_stack_for_dr():
-    prod, dr = drill_stacks.stack_configs(drill_stacks.StacksDrillConfig(prefix="d"), "d-prod")
-    assert prod["regionpair:ephemeral"] == "true" and prod["regionpair:role"] == "primary"
-    assert dr["regionpair:prodStack"] == "d-prod" and dr["aws:region"] == "us-west-2"
+def test_drill_stack_config_is_the_committed_config_made_ephemeral_with_its_own_names():
+    from stacks import config
+    from tests import harness
+    prod, dr = drill_stacks.stack_configs(drill_stacks.StacksDrillConfig(prefix="drill-7", project_dir=harness.ROOT),
+                                          "drill-7-prod")
+    assert prod["regionpair:ephemeral"] is True and prod["regionpair:role"] == "primary"
+    assert dr["regionpair:prod_stack"] == "organization/regionpair/drill-7-prod" and dr["aws:region"] == "us-west-2"
+    assert prod["regionpair:dns"]["record_prefix"] == dr["regionpair:dns"]["record_prefix"] == "drill-7-"
+    for values, stack in ((prod, "drill-7-prod"), (dr, "drill-7-dr")):
+        plain = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("regionpair:")}
+        cfg = config.read(dict(plain, region=values["aws:region"]), stack=stack)  # what `pulumi up` will read
+        assert cfg.ephemeral and cfg.dns.record_name("payments").startswith("drill-7-payments.")
+
+
+def test_a_drill_outside_the_project_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--project-dir"):
+        drill_stacks.stack_configs(drill_stacks.StacksDrillConfig(prefix="d", project_dir=tmp_path), "d-prod")
 
 
 @pytest.mark.parametrize("fail", [{"drill-42-dr": "up"}, {"drill-42-dr": "interrupt"}])

@@ -145,6 +145,18 @@ def extra_prod_primary(g: Graph) -> None:
 is_replica = lambda n: bool(n["inputs"].get("replicateSourceDb"))  # noqa: E731
 is_primary_record = lambda n: {"type": "PRIMARY"} in n["inputs"].get("failoverRoutingPolicies", [])  # noqa: E731
 
+def privileged_dump_job(graph: Graph) -> None:
+    """The stack with its cluster (the optional kubernetes section), one container made privileged."""
+    section = {"context": "prod", "app_namespaces": ["payments"],
+               "backup_role_arn": "arn:aws:iam::123456789012:role/k8s-backup",
+               "export_role_arn": "arn:aws:iam::123456789012:role/k8s-export"}
+    with_cluster = harness.render("prod", overrides={"kubernetes": section}).resources
+    graph.extend(copy.deepcopy(n) for n in with_cluster if n["type"].startswith("kubernetes:"))
+    job = first(graph, "kubernetes:batch/v1:CronJob", named("pgdump"))
+    job["inputs"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["securityContext"][
+        "privileged"] = True
+
+
 # (stack, what is broken, how, the policies that must report it — and no others)
 BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("prod", "rds storage unencrypted", setting(rules.RDS_INSTANCE, "storageEncrypted", False),
@@ -215,6 +227,7 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("dr", "no automated-backups replication", lambda g: drop(g, rules.RDS_BACKUP_REPLICATION),
      {"dr-every-primary-replicated"}),
     ("dr", "a prod primary with no replica in dr", extra_prod_primary, {"dr-every-primary-replicated"}),
+    ("prod", "a privileged container in the cluster's dump job", privileged_dump_job, {"k8s-workload-restricted"}),
 ]
 
 

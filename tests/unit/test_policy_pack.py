@@ -95,6 +95,15 @@ def test_type_tokens_are_the_ones_pulumi_aws_registers(token, cls):
     assert f"'{token}'" in inspect.getsource(cls), f"{cls.__name__} does not register as {token}"
 
 
+@pytest.mark.parametrize("token", sorted(rules.K8S_POD_SPEC_PATHS))
+def test_kubernetes_type_tokens_are_the_ones_pulumi_kubernetes_registers(token):
+    group_version, kind = token.split(":")[1], token.split(":")[2]
+    group, version = group_version.split("/")
+    module = importlib.import_module(f"pulumi_kubernetes.{group}.{version}.{kind}")
+    assert f"'{token}'" in inspect.getsource(getattr(module, kind)), f"{kind} does not register as {token}"
+
+
+
 @pytest.mark.parametrize("token", PATHS, ids=list(PATHS))
 def test_property_names_the_rules_read_exist_in_the_provider(token):
     cls = CLASSES[token]

@@ -20,6 +20,10 @@ from policy.graph import Finding, evaluate, policy_resources
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-1111-2222-3333-444455556666"
 DR_KEY = "arn:aws:kms:us-west-2:111122223333:key/0a0b0c0d-1111-2222-3333-444455556666"
 PRIMARY_ARN = "arn:aws:rds:us-east-1:111122223333:db:prod-orders"
+K8S_CRONJOB = "kubernetes:batch/v1:CronJob"
+_POD = "spec.jobTemplate.spec.template.spec"
+_MAIN = f"{_POD}.containers.0.securityContext"
+_INIT = f"{_POD}.initContainers.0.securityContext"
 POLICY = {p.name: p for p in rules.POLICIES}
 
 GOOD: dict[str, dict[str, Any]] = {
@@ -49,6 +53,15 @@ GOOD: dict[str, dict[str, Any]] = {
                            "failoverRoutingPolicies": [{"type": "PRIMARY"}], "healthCheckId": "hc-1",
                            "records": ["db.prod"], "ttl": 30},
     rules.KMS_KEY: {"enableKeyRotation": True, "deletionWindowInDays": 30},
+    K8S_CRONJOB: {"metadata": {"name": "dump"}, "spec": {"schedule": "0 2 * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+            "initContainers": [{"name": "fetch", "image": "tools:1", "securityContext": {
+                "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+            "containers": [{"name": "upload", "image": "tools:1", "securityContext": {
+                "privileged": False, "allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}]}}}}}},
 }
 
 
@@ -141,6 +154,21 @@ BROKEN = [
     ("route53-primary-failover-health-check", rules.ROUTE53_RECORD, "healthCheckId", "", "never fails over"),
     ("kms-key-rotation", rules.KMS_KEY, "enableKeyRotation", False, "rotation is off"),
     ("kms-key-rotation", rules.KMS_KEY, "enableKeyRotation", DELETE, "rotation is off"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.privileged", True, "runs privileged"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.allowPrivilegeEscalation", True, "may gain privileges"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_INIT}.allowPrivilegeEscalation", DELETE, "may gain privileges"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.capabilities", DELETE, "default Linux capabilities"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_INIT}.capabilities.drop", ["NET_RAW"], "default Linux capabilities"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.capabilities.add", ["SYS_ADMIN"], "adds capabilities"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.runAsNonRoot", False, "may run as root"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_POD}.securityContext.runAsNonRoot", DELETE, "may run as root"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_POD}.securityContext.runAsUser", 0, "may run as root"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_POD}.securityContext.seccompProfile", DELETE,
+     "without a seccomp profile"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.seccompProfile.type", "Unconfined", "without a seccomp profile"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_POD}.hostNetwork", True, "hostNetwork=True"),
+    ("k8s-workload-restricted", K8S_CRONJOB, f"{_POD}.volumes.0", {"name": "node", "hostPath": {"path": "/"}},
+     "hostPath"),
 ]
 
 
@@ -391,3 +419,21 @@ def test_every_primary_prod_exports_needs_a_replica(stack_config):
     ledger_arn = "arn:aws:rds:us-east-1:111122223333:db:prod-ledger"
     assert dr_messages([ref, replica(), backups_replication(), replica("ledger", ledger_arn),
                         backups_replication(ledger_arn) | {"name": "ledger-backups"}]) == []
+
+
+def test_k8s_policy_reads_every_workload_kind_and_waits_for_a_computed_pod_spec():
+    pod = GOOD[K8S_CRONJOB]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    privileged = copy.deepcopy(pod)
+    privileged["containers"][0]["securityContext"]["privileged"] = True
+    for type_, path in rules.K8S_POD_SPEC_PATHS.items():
+        props: dict[str, Any] = {}
+        node = props
+        for step in path[:-1]:
+            node = node.setdefault(step, {})
+        node[path[-1]] = copy.deepcopy(pod)
+        assert check("k8s-workload-restricted", type_, props) == [], type_
+        node[path[-1]] = privileged
+        assert any("runs privileged" in m for m in check("k8s-workload-restricted", type_, props)), type_
+    computed = {"spec": {"jobTemplate": {"spec": {"template": UNKNOWN_STRING_VALUE}}}}
+    assert check("k8s-workload-restricted", K8S_CRONJOB, computed) == []
+    assert check("k8s-workload-restricted", "kubernetes:core/v1:ConfigMap", {"data": {"a": "b"}}) == []

@@ -295,3 +295,28 @@ def test_journal_and_audit_hold_no_password(tmp_path):
         "promote", "t", "ok", "postgresql://admin:hunter2@db:5432/app")
     assert "hunter2" not in j.path.read_text()
     assert "hunter2" not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_reconcile_runs_the_stack_commands_only_when_asked(env, monkeypatch):
+    import subprocess as sp
+    ran = []
+
+    def runner(cmd, **kw):
+        ran.append(cmd)
+        return sp.CompletedProcess(cmd, 0, "", "")
+    out = io.StringIO()
+    code = failover.main(["--outputs", str(env.doc_path), "--state-dir", str(env.state), "--yes", "--output", "json",
+                          "--reconcile"], ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"),
+                         clock=env.world.clock, stdout=out, reconcile_runner=runner)
+    result = json.loads(out.getvalue())
+    assert code == EXIT_OK
+    assert ran == ["pulumi config set promoted true --stack dr", "pulumi up --stack dr --yes"]
+    assert "ran: pulumi up --stack dr --yes" in json.load(open(result["report"]["json"]))["notes"]
+
+
+def test_reconcile_without_the_cli_says_what_to_run(monkeypatch):
+    from runbooks import cli
+    import subprocess as sp
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    lines = cli.run_reconcile(["pulumi up --stack dr --yes"], runner=sp.run)
+    assert lines == ["the pulumi CLI is not on PATH: run these yourself:", "pulumi up --stack dr --yes"]

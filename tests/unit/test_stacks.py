@@ -206,3 +206,22 @@ def test_main_module_picks_the_program_by_role():
         rendered = harness.render(stack, stack_outputs=stack_outputs, program=lambda: runpy.run_path(main))
         assert rendered.resources == harness.render_stack(stack)
         assert outputs.from_dict(rendered.exports).regions[region].role == role
+
+
+def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
+    """`ephemeral: true` (set only by `runbooks.drill --target stacks`): no deletion protection, no
+    final snapshot, no compliance lock, buckets emptied on destroy, and never production's names."""
+    import yaml
+    dns = yaml.safe_load(open(harness.ROOT / "Pulumi.prod.yaml"))["config"]["regionpair:dns"]
+    drill = harness.render("prod", overrides={"ephemeral": True, "dns": dict(dns, record_prefix="drill-42-")})
+    (db,) = of_type(drill.resources, "aws:rds/instance:Instance")
+    assert db["inputs"]["deletionProtection"] is False and db["inputs"]["skipFinalSnapshot"] is True
+    assert "finalSnapshotIdentifier" not in db["inputs"]
+    assert all(b["inputs"]["forceDestroy"] is True for b in of_type(drill.resources, "aws:s3/bucket:Bucket"))
+    assert not of_type(drill.resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    records = [r["inputs"]["name"] for r in of_type(drill.resources, "aws:route53/record:Record")]
+    assert records and all(name.startswith("drill-42-") for name in records)
+    assert outputs.from_dict(drill.exports).dns.records["payments"].startswith("drill-42-payments.")
+    # and the real stack keeps every protection
+    (real,) = of_type(harness.render_stack("prod"), "aws:rds/instance:Instance")
+    assert real["inputs"]["deletionProtection"] is True and real["inputs"]["skipFinalSnapshot"] is False

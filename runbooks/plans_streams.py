@@ -1,0 +1,348 @@
+"""Kafka and S3 in the failover and the switchover: steps and gates, in lanes of their own.
+
+They join a plan only when the outputs declare streaming (storage with a writer parameter) in
+both regions **and** the ports have a Streaming (ObjectStore) adapter; otherwise the plans are
+exactly the database plans.
+
+Order. Lanes run side by side; each data store fences its own writers before anything makes its
+DR side writable, so no store ever has two writable sides, and a slow one delays no other:
+
+- database lanes: fence the old primary → promote → DNS (plans.py);
+- ``kafka``: stop the replicator source → target (nothing stale interleaves once DR takes
+  writes) → every consumer group gets DR offsets (translated by the replicator, or computed
+  from its offset mapping) → publish the DR bootstrap in every client parameter;
+- ``objects``: stop replication (recording what is still pending: versions only the lost region
+  has) → point writers at the DR bucket.
+
+A planned switchover (and the failback, which is one) first makes sure the flow runs
+source → target (for the failback: reversed, DR → home, starting where the failover stopped it),
+then pauses clients (parameter ``PAUSED``, they produce and write nothing), waits their refresh
+interval, drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes the
+target, and finally restarts the flow the other way (protection restored). Zero loss: nothing is
+written while the flow drains, and nothing is cut over before it is empty.
+"""
+
+from __future__ import annotations
+
+from runbooks.clock import wait_until
+from runbooks.engine import Check, Gate, GateResult, Plan, Step
+from runbooks.errors import StepFailed, Unreachable
+from runbooks.ports import PAUSED
+
+DEFAULT_CLIENT_REFRESH_S = 30
+
+
+def has_kafka(ctx) -> bool:
+    regions = (ctx.outputs.regions[ctx.source], ctx.outputs.regions[ctx.target])
+    return ctx.ports.streaming is not None and all(r.streaming is not None for r in regions)
+
+
+def has_objects(ctx) -> bool:
+    regions = (ctx.outputs.regions[ctx.source], ctx.outputs.regions[ctx.target])
+    return ctx.ports.objects is not None and all(r.storage is not None and r.storage.writer_parameter
+                                                 for r in regions)
+
+
+def _streaming(ctx):
+    return ctx.outputs.regions[ctx.target].streaming
+
+
+def client_parameters(ctx) -> list[str]:
+    s = _streaming(ctx)
+    return list(s.client_parameters) or ([s.bootstrap_parameter] if s.bootstrap_parameter else [])
+
+
+def consumer_groups(ctx) -> list[str]:
+    return list(_streaming(ctx).consumer_groups)
+
+
+def _refresh_seconds(ctx) -> float:
+    r = _streaming(ctx).client_refresh_seconds if has_kafka(ctx) else None
+    return float(DEFAULT_CLIENT_REFRESH_S if r is None else r)
+
+
+def _writer_parameter(ctx) -> str:
+    return ctx.outputs.regions[ctx.target].storage.writer_parameter
+
+
+def _flow(port):
+    try:
+        return port.flow()
+    except Unreachable:
+        return None
+
+
+def _short(name: str) -> str:
+    """A parameter's application part for step names: /regionpair/x/checkout/kafka-bootstrap → checkout."""
+    parts = [p for p in name.split("/") if p]
+    return parts[-2] if len(parts) >= 2 else name
+
+
+# --------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------
+
+
+def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate:
+    def evaluate() -> GateResult:
+        f = _flow(port)
+        if f is None:
+            return GateResult(name, False, f"cannot read the {what}")
+        ctx.measurements.setdefault("streams_at_gate", {})[name] = {
+            "running": f.running, "lag_records": f.lag_records, "lag_seconds": f.lag_seconds,
+            "source_reachable": f.source_reachable}
+        if not f.running:
+            return GateResult(name, True, f"the {what} is stopped ({f.source} → {f.target})")
+        if (f.source, f.target) == (ctx.target, ctx.source):
+            return GateResult(name, True, f"the {what} already runs {ctx.target} → {ctx.source}")
+        if planned and f.source_reachable is False:
+            return GateResult(name, False, f"the {what} cannot reach {f.source}; a zero-loss switchover needs it")
+        if f.lag_seconds is None:
+            if f.source_reachable is False:
+                return GateResult(name, True, f"the {what} lost {f.source}; its lag is unknown "
+                                  f"({f.lag_records if f.lag_records is not None else 'unknown'} {unit} not copied)")
+            return GateResult(name, False, f"the {what}'s lag is unknown although {f.source} answers")
+        if not planned and f.lag_seconds > ctx.rpo_seconds:
+            return GateResult(name, False, f"the {what} is {f.lag_seconds:.1f} s behind ({f.lag_records} {unit}), "
+                              f"more than the declared RPO of {ctx.rpo_seconds} s")
+        return GateResult(name, True, f"the {what} is {f.lag_seconds:.2f} s behind ({f.lag_records} {unit}; "
+                          f"RPO {ctx.rpo_seconds} s)")
+    return Gate(name, evaluate)
+
+
+def stream_gates(ctx, planned: bool) -> list[Gate]:
+    gates = []
+    if has_kafka(ctx):
+        gates.append(_lag_gate(ctx, "kafka-replicator", ctx.ports.streaming, "Kafka replicator", "records", planned))
+    if has_objects(ctx):
+        gates.append(_lag_gate(ctx, "s3-replication", ctx.ports.objects, "S3 replication", "object versions",
+                               planned))
+    return gates
+
+
+# --------------------------------------------------------------------------------------------
+# Steps shared by both systems
+# --------------------------------------------------------------------------------------------
+
+
+def stop_flow_step(ctx, lane: str, port, what: str) -> Step:
+    def check() -> Check:
+        f = _flow(port)
+        if f is None:
+            return Check.blocked(f"cannot read the {what}")
+        if f.running and (f.source, f.target) == (ctx.source, ctx.target):
+            return Check.todo(f"the {what} copies {ctx.source} → {ctx.target}")
+        return Check.done(f"the {what} does not copy {ctx.source} → {ctx.target}"
+                          + (f" (it runs {f.source} → {f.target})" if f.running else ""))
+
+    def apply() -> str:
+        f = _flow(port)
+        result = port.stop_flow()
+        pending = f"; {f.lag_records} not copied at the stop" if f and f.lag_records else ""
+        if lane == "objects" and f is not None:
+            ctx.measurements["objects_pending_at_failover"] = {
+                "count": f.lag_records, "seconds": f.lag_seconds, "keys": list(f.pending[:50])}
+        if lane == "kafka" and f is not None:
+            ctx.measurements["kafka_lag_at_failover"] = {"records": f.lag_records, "seconds": f.lag_seconds}
+        return result + pending
+
+    def verify() -> str:
+        f = _flow(port)
+        if f is not None and f.running and (f.source, f.target) == (ctx.source, ctx.target):
+            raise StepFailed(f"the {what} still copies {ctx.source} → {ctx.target} after being stopped")
+        return f"the {what} copies nothing into {ctx.target}"
+
+    return Step(f"{lane}-stop:replication", f"stop the {what} {ctx.source} → {ctx.target} (no stale data "
+                f"interleaves once {ctx.target} takes writes)", what, check, apply, verify, lane=lane)
+
+
+def start_flow_step(ctx, lane: str, port, what: str, source: str, target: str, name: str, done_when) -> Step:
+    """Make sure the flow copies source → target (failback: reversed, before the switch)."""
+
+    def check() -> Check:
+        f = _flow(port)
+        if f is None:
+            return Check.blocked(f"cannot read the {what}")
+        if f.running and (f.source, f.target) == (source, target):
+            return Check.done(f"the {what} copies {source} → {target}")
+        if done_when():
+            return Check.done(f"clients already moved; the {what} is settled")
+        return Check.todo(f"the {what} is {'running ' + str(f.source) + ' → ' + str(f.target) if f.running else 'stopped'}")
+
+    def verify() -> str:
+        f = _flow(port)
+        if f is None or not f.running or (f.source, f.target) != (source, target):
+            raise StepFailed(f"the {what} does not run {source} → {target} after being started")
+        return f"the {what} runs {source} → {target}"
+
+    return Step(f"{lane}-{name}:replication", f"copy {source} → {target} with the {what}", what, check,
+                lambda: port.start_flow(source, target), verify, lane=lane)
+
+
+def drain_flow_step(ctx, lane: str, port, what: str, clients_moved) -> Step:
+    """Planned: clients are paused; wait their refresh interval, then until nothing is left to copy."""
+
+    def empty() -> bool:
+        f = _flow(port)
+        return f is not None and f.running and (f.source, f.target) == (ctx.source, ctx.target) \
+            and f.lag_records == 0
+
+    def check() -> Check:
+        f = _flow(port)
+        if clients_moved():
+            return Check.done(f"clients already write to {ctx.target}")
+        if f is None:
+            return Check.blocked(f"cannot read the {what}")
+        if not f.running or (f.source, f.target) != (ctx.source, ctx.target):
+            return Check.blocked(f"the {what} does not copy {ctx.source} → {ctx.target}; draining needs it")
+        return Check.todo(f"{f.lag_records} left to copy")
+
+    def apply() -> str:
+        clock = ctx.ports.clock
+        refresh = _refresh_seconds(ctx)
+        clock.sleep(refresh)  # every client has re-read its parameter and stopped by now
+        start = clock.monotonic()
+        wait_until(empty, what=f"the {what} to copy everything", timeout=ctx.timeouts.catch_up, clock=clock,
+                   interval=0.05, max_interval=1.0)
+        return (f"waited {refresh:g} s for clients to pause, then {clock.monotonic() - start:.2f} s until the "
+                f"{what} had copied everything to {ctx.target}")
+
+    return Step(f"{lane}-drain:replication", f"wait until the {what} has copied everything to {ctx.target}",
+                what, check, apply, lane=lane)
+
+
+def parameter_step(ctx, lane: str, name: str, parameter: str, value, read, write, why: str) -> Step:
+    def check() -> Check:
+        want = value()
+        now = read(parameter)
+        if now == want:
+            return Check.done(f"{parameter} = {now}")
+        return Check.todo(f"{parameter} = {now}")
+
+    def apply() -> str:
+        return write(parameter, value())
+
+    def verify() -> str:
+        now = read(parameter)
+        if now != value():
+            raise StepFailed(f"{parameter} reads {now!r} after it was set")
+        return f"{parameter} reads back {now}"
+
+    return Step(f"{name}:{_short(parameter)}", why, parameter, check, apply, verify, lane=lane)
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka
+# --------------------------------------------------------------------------------------------
+
+
+def _clients_on(ctx, region: str) -> bool:
+    s = ctx.ports.streaming
+    try:
+        boot = s.bootstrap(region)
+        return all(s.published(p) == boot for p in client_parameters(ctx))
+    except Unreachable:
+        return False
+
+
+def offsets_step(ctx) -> Step:
+    s = ctx.ports.streaming
+    groups = consumer_groups(ctx)
+
+    def check() -> Check:
+        if not groups:
+            return Check.done("no consumer group declared")
+        if _clients_on(ctx, ctx.target):
+            return Check.done(f"consumers already read {ctx.target}")
+        return Check.todo(f"{len(groups)} consumer group(s) to give {ctx.target} offsets: {', '.join(groups)}")
+
+    def apply() -> str:
+        results = s.ensure_group_offsets(ctx.source, ctx.target, groups)
+        missing = [r.group for r in results if not r.translated]
+        ctx.measurements["kafka_consumer_groups"] = {
+            r.group: {"translated": r.translated, "method": r.method, "duplicates_expected": r.duplicates,
+                      "consumed_not_replicated": r.skipped} for r in results}
+        if missing:
+            raise StepFailed(f"consumer group(s) {', '.join(missing)} have no offsets in {ctx.target} and none "
+                             "could be computed; their consumers would start from auto.offset.reset. Set them by "
+                             "hand (kafka-consumer-groups --reset-offsets) or pass them over, then rerun")
+        return "; ".join(f"{r.group}: offsets in {ctx.target} ({r.method})"
+                         + (f", about {r.duplicates} records will be seen again" if r.duplicates else "")
+                         for r in results)
+
+    return Step("kafka-offsets:groups", f"make sure every consumer group has offsets in {ctx.target}",
+                ",".join(groups) or "-", check, apply, lane="kafka")
+
+
+def kafka_failover_steps(ctx) -> dict[str, list[Step]]:
+    s = ctx.ports.streaming
+    what = "Kafka replicator"
+    publish = [parameter_step(ctx, "kafka", "kafka-clients", p, lambda: s.bootstrap(ctx.target), s.published,
+                              s.publish, f"publish {ctx.target}'s bootstrap brokers in {p}")
+               for p in client_parameters(ctx)]
+    return {"fence": [stop_flow_step(ctx, "kafka", s, what)], "promote": [offsets_step(ctx)], "dns": publish}
+
+
+def kafka_switchover_steps(ctx) -> dict[str, list[Step]]:
+    s = ctx.ports.streaming
+    what = "Kafka replicator"
+    moved = lambda: _clients_on(ctx, ctx.target)  # noqa: E731
+    pause = [parameter_step(ctx, "kafka", "kafka-pause", p,
+                            lambda: s.bootstrap(ctx.target) if moved() else PAUSED, s.published, s.publish,
+                            f"pause the clients of {p} (they produce and consume nothing)")
+             for p in client_parameters(ctx)]
+    steps = kafka_failover_steps(ctx)
+    return {
+        "rebuild": [start_flow_step(ctx, "kafka", s, what, ctx.source, ctx.target, "replicate", moved)],
+        "fence": pause,
+        "drain": [drain_flow_step(ctx, "kafka", s, what, moved)],
+        "promote": steps["fence"] + steps["promote"],
+        "dns": steps["dns"],
+        "protect": [start_flow_step(ctx, "kafka", s, what, ctx.target, ctx.source, "protect", lambda: False)],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# S3
+# --------------------------------------------------------------------------------------------
+
+
+def objects_failover_steps(ctx) -> dict[str, list[Step]]:
+    o = ctx.ports.objects
+    p = _writer_parameter(ctx)
+    return {"fence": [stop_flow_step(ctx, "objects", o, "S3 replication")],
+            "dns": [parameter_step(ctx, "objects", "objects-writers", p, lambda: o.bucket(ctx.target), o.writers,
+                                   o.point_writers, f"point writers at {ctx.target}'s bucket ({p})")]}
+
+
+def objects_switchover_steps(ctx) -> dict[str, list[Step]]:
+    o = ctx.ports.objects
+    p = _writer_parameter(ctx)
+    what = "S3 replication"
+    moved = lambda: o.writers(p) == o.bucket(ctx.target)  # noqa: E731
+    steps = objects_failover_steps(ctx)
+    return {
+        "rebuild": [start_flow_step(ctx, "objects", o, what, ctx.source, ctx.target, "replicate", moved)],
+        "fence": [parameter_step(ctx, "objects", "objects-pause", p,
+                                 lambda: o.bucket(ctx.target) if moved() else PAUSED, o.writers, o.point_writers,
+                                 f"pause the writers of {p}")],
+        "drain": [drain_flow_step(ctx, "objects", o, what, moved)],
+        "promote": steps["fence"],
+        "dns": steps["dns"],
+        "protect": [start_flow_step(ctx, "objects", o, what, ctx.target, ctx.source, "protect", lambda: False)],
+    }
+
+
+def add_stream_steps(plan: Plan, ctx, planned: bool) -> Plan:
+    """Add the Kafka and S3 lanes to a database plan (by phase name) and their gates."""
+    extra: list[dict[str, list[Step]]] = []
+    if has_kafka(ctx):
+        extra.append(kafka_switchover_steps(ctx) if planned else kafka_failover_steps(ctx))
+    if has_objects(ctx):
+        extra.append(objects_switchover_steps(ctx) if planned else objects_failover_steps(ctx))
+    phases = {p.name: p for p in plan.phases}
+    for by_phase in extra:
+        for phase_name, steps in by_phase.items():
+            phases[phase_name].steps.extend(steps)
+    plan.gates.extend(stream_gates(ctx, planned))
+    return plan

@@ -1,0 +1,219 @@
+"""The drill workload's Kafka and S3 clients (beside the PostgreSQL clients of ``workload.py``).
+
+Clients find their endpoints the way applications do in AWS: they read a parameter (the
+sandbox's stand-in for an SSM parameter, ``sandbox/_streams.py``) and re-read it at every tick
+(a stat of a file). The value ``PAUSED`` means: produce, consume and write nothing until it
+changes (a planned switchover's fence for these clients).
+
+- producer (application ``checkout``): idempotent, ``acks=all``, to topic ``orders``, keys spread
+  over 16 values; every delivery report is a log line
+  ``{"system": "kafka", "id", "t", "region", "database": "orders", "partition", "offset", "ok": true}``,
+  a failed delivery ``{"system": "kafka", "id", "ok": false, "error"}`` (outcome unknown);
+- consumer (application ``ledger``, group ``ledger``): logs every record it processes as
+  ``{"event": "consumed", "system": "kafka", "id", "t", "region", "group", "partition", "offset"}``
+  and commits synchronously after each batch, so what is committed was logged first;
+- object writer (application ``checkout``): ``PUT drill/<id>`` into the bucket its parameter
+  names; ``{"system": "s3", "id", "t", "region", "database": "objects", "version", "ok": true}``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from sandbox import _streams
+from sandbox._layout import REGIONS, Layout, State
+from sandbox._serve import bucket_name
+
+KAFKA_TOPIC = _streams.TOPICS[0]
+
+
+def _region_of_bootstrap(layout: Layout, bootstrap: str) -> str:
+    for region, boot in _streams.cluster_bootstraps(layout).items():
+        if boot == bootstrap:
+            return region
+    return "?"
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip()[:160]}"
+
+
+class KafkaProducerClient:
+    def __init__(self, layout: Layout, log, interval: float, run_id: str):
+        self.layout = layout
+        self.log = log
+        self.interval = interval
+        self.run_id = run_id
+        self.watch = _streams.ParamWatch(layout, _streams.bootstrap_parameter(_streams.PRODUCER_APP))
+        self.producer = None
+        self.bootstrap = None
+        self.region = None
+
+    def _switch(self, value: str | None) -> None:
+        if self.producer is not None:
+            self.producer.flush(6)  # what the old cluster never confirms fails: logged as unknown outcome
+            self.producer = None
+        self.bootstrap = value
+        if value and value != _streams.PAUSED:
+            from confluent_kafka import Producer
+            self.region = _region_of_bootstrap(self.layout, value)
+            self.producer = Producer({"bootstrap.servers": value, "enable.idempotence": True, "acks": "all",
+                                      "linger.ms": 5, "message.timeout.ms": 5000, "log_level": 0})
+
+    def _report(self, err, msg, wid: str, region: str) -> None:
+        if err is None:
+            self.log.write({"system": "kafka", "id": wid, "t": time.time(), "region": region, "database": KAFKA_TOPIC,
+                            "partition": msg.partition(), "offset": msg.offset(), "ok": True})
+        else:
+            self.log.write({"system": "kafka", "id": wid, "t": time.time(), "ok": False, "database": KAFKA_TOPIC,
+                            "error": str(err)[:200]})
+
+    def run(self, start: float, end: float, stop: threading.Event) -> None:
+        from confluent_kafka import KafkaException
+
+        next_t = start
+        seq = 0
+        while not stop.is_set() and next_t < end:
+            if next_t > time.time() and stop.wait(next_t - time.time()):
+                break
+            next_t = max(next_t + self.interval, time.time() - 1.0)
+            value = self.watch.get()
+            if value != self.bootstrap:
+                self._switch(value)
+            if self.producer is None:
+                continue
+            seq += 1
+            wid = f"{self.run_id}-k-{seq}"
+            region = self.region
+            try:
+                self.producer.produce(KAFKA_TOPIC, json.dumps({"id": wid}).encode(), f"key-{seq % 16}".encode(),
+                                      on_delivery=lambda err, msg, w=wid, r=region: self._report(err, msg, w, r))
+            except (KafkaException, BufferError) as exc:
+                self.log.write({"system": "kafka", "id": wid, "t": time.time(), "ok": False, "database": KAFKA_TOPIC,
+                                "error": _short(exc)})
+            self.producer.poll(0)
+        if self.producer is not None:
+            self.producer.flush(6)
+
+
+class KafkaConsumerClient:
+    def __init__(self, layout: Layout, log, group: str = _streams.GROUPS[0]):
+        self.layout = layout
+        self.log = log
+        self.group = group
+        self.watch = _streams.ParamWatch(layout, _streams.bootstrap_parameter(_streams.CONSUMER_APP))
+        self.consumer = None
+        self.bootstrap = None
+        self.region = None
+
+    def _close(self) -> None:
+        from confluent_kafka import KafkaException
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except KafkaException as exc:
+                self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
+            self.consumer = None
+
+    def _switch(self, value: str | None) -> None:
+        self._close()
+        self.bootstrap = value
+        if value and value != _streams.PAUSED:
+            from confluent_kafka import Consumer
+            self.region = _region_of_bootstrap(self.layout, value)
+            self.consumer = Consumer({"bootstrap.servers": value, "group.id": self.group,
+                                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                      "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+                                      "log_level": 0})
+            self.consumer.subscribe([KAFKA_TOPIC])
+
+    def run(self, start: float, end: float, stop: threading.Event) -> None:
+        from confluent_kafka import KafkaException
+
+        idle_since = None
+        drain_until = None
+        while time.time() < end + 30:
+            if stop.is_set():
+                # drain: the producers have stopped; process what is left, then leave
+                drain_until = drain_until or time.time() + 10.0
+                if time.time() > drain_until or (idle_since is not None and time.time() - idle_since > 1.5):
+                    break
+            value = self.watch.get()
+            if value != self.bootstrap:
+                self._switch(value)
+            if self.consumer is None:
+                stop.wait(0.05)
+                continue
+            try:
+                msgs = self.consumer.consume(200, timeout=0.1)
+            except KafkaException as exc:
+                self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
+                continue
+            done = 0
+            if msgs or not self.consumer.assignment():
+                idle_since = None  # still joining the group (the mock cluster takes ~3 s) is not idle
+            else:
+                idle_since = idle_since or time.time()
+            for m in msgs:
+                if m.error():
+                    continue
+                wid = json.loads(m.value())["id"]
+                self.log.write({"event": "consumed", "system": "kafka", "id": wid, "t": time.time(),
+                                "region": self.region, "group": self.group, "partition": m.partition(),
+                                "offset": m.offset()})
+                done += 1
+            if done:
+                try:
+                    self.consumer.commit(asynchronous=False)
+                except KafkaException as exc:  # the next consumer re-reads these: duplicates, counted
+                    self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
+            if time.time() >= end and not msgs:
+                break
+        self._close()
+
+
+class ObjectWriterClient:
+    def __init__(self, layout: Layout, state: State, log, interval: float, run_id: str):
+        self.layout = layout
+        self.log = log
+        self.interval = interval
+        self.run_id = run_id
+        self.watch = _streams.ParamWatch(layout, _streams.bucket_parameter())
+        self.clients = {bucket_name(r): (r, _streams.s3_client(f"http://{state.addresses[r]}:{state.moto_port}"))
+                        for r in REGIONS}
+
+    def run(self, start: float, end: float, stop: threading.Event) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        next_t = start
+        seq = 0
+        while not stop.is_set() and next_t < end:
+            if next_t > time.time() and stop.wait(next_t - time.time()):
+                break
+            next_t = max(next_t + self.interval, time.time() - 1.0)
+            bucket = self.watch.get()
+            if bucket not in self.clients:  # PAUSED (or nothing published yet): write nothing
+                continue
+            region, client = self.clients[bucket]
+            seq += 1
+            wid = f"{self.run_id}-s-{seq}"
+            try:
+                put = client.put_object(Bucket=bucket, Key=f"drill/{wid}", Body=wid.encode())
+                self.log.write({"system": "s3", "id": wid, "t": time.time(), "region": region, "database": "objects",
+                                "version": put.get("VersionId"), "ok": True})
+            except (BotoCoreError, ClientError) as exc:
+                self.log.write({"system": "s3", "id": wid, "t": time.time(), "ok": False, "database": "objects",
+                                "error": _short(exc)})
+
+
+def stream_workers(layout: Layout, state: State, log, run_id: str, kafka_rate: float, s3_rate: float) -> list:
+    """The Kafka and S3 clients this sandbox has systems for (none without kafka/s3)."""
+    systems = state.extra.get("systems", [])
+    workers = []
+    if "kafka" in systems and kafka_rate > 0:
+        workers += [KafkaProducerClient(layout, log, 1.0 / kafka_rate, run_id), KafkaConsumerClient(layout, log)]
+    if "s3" in systems and s3_rate > 0:
+        workers.append(ObjectWriterClient(layout, state, log, 1.0 / s3_rate, run_id))
+    return workers

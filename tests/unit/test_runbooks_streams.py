@@ -1,0 +1,218 @@
+"""Kafka and S3 lanes of the failover, switchover and failback, on in-memory fakes (tests/fakes.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from runbooks import failback, failover, switchover
+from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runbooks.ports import PAUSED
+from stacks import outputs as contract
+from tests.fakes import Crash, FakeWorld, with_streams
+from tests.samples import pair_document
+
+P, S = "us-east-1", "us-west-2"
+APPS = ["/regionpair/checkout/kafka-bootstrap", "/regionpair/ledger/kafka-bootstrap"]
+BUCKET_PARAM = "/regionpair/checkout/objects-bucket"
+
+
+def streams_document() -> dict:
+    doc = pair_document(n_databases=1)
+    for region in doc["regions"].values():
+        region["streaming"].update(client_parameters=APPS, consumer_groups=["ledger", "audit"],
+                                   topics=["orders"], client_refresh_seconds=2)
+        region["storage"]["writer_parameter"] = BUCKET_PARAM
+    return doc
+
+
+@pytest.fixture
+def env(tmp_path):
+    doc_path = tmp_path / "outputs.json"
+    doc_path.write_text(json.dumps(streams_document()))
+    world = FakeWorld(contract.load_file(doc_path))
+    streams = with_streams(world)
+    state = tmp_path / "state"
+    state.mkdir()
+
+    def run(module, *extra):
+        out = io.StringIO()
+        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", "--yes",
+                            *extra], ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
+                           stdin=io.StringIO(), stdout=out)
+        return code, json.loads(out.getvalue())
+
+    class Env:
+        pass
+    e = Env()
+    e.world, e.streams, e.run, e.state = world, streams, run, state
+    return e
+
+
+def on(env, region: str) -> bool:
+    s = env.streams
+    kafka = all(s.params[p] == f"b-1.{region}.kafka:9098" for p in APPS)
+    return kafka and s.params[BUCKET_PARAM] == f"regionpair-{'prod' if region == P else 'dr'}-data"
+
+
+def names(actions, *kinds):
+    return [a for a in actions if a[0] in kinds]
+
+
+def test_failover_stops_the_flows_translates_groups_then_moves_clients(env):
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    assert on(env, S)
+    assert not env.streams.kafka.running and not env.streams.objects.running
+    assert set(env.streams.group_offsets[S]) == {"ledger", "audit"}
+    steps = [s["name"] for s in out["steps"]]
+    assert steps.index("kafka-stop:replication") < steps.index("kafka-offsets:groups") \
+        < steps.index("kafka-clients:checkout")
+    assert steps.index("objects-stop:replication") < steps.index("objects-writers:checkout")
+    gates = {g["name"]: g for g in json.load(open(out["report"]["json"]))["gates"]}
+    assert gates["kafka-replicator"]["passed"] and gates["s3-replication"]["passed"]
+    offsets = next(s for s in out["steps"] if s["name"] == "kafka-offsets:groups")
+    assert "ledger: offsets in us-west-2" in offsets["result"] and "3 records will be seen again" in offsets["result"]
+
+
+def test_without_streaming_ports_the_plan_is_the_database_plan(env):
+    env.world.streams = None
+    code, out = env.run(failover)
+    assert code == EXIT_OK
+    assert not [s for s in out["steps"] if s["name"].startswith(("kafka", "objects"))]
+    assert not names(env.world.actions, "kafka-stop", "publish", "s3-stop")
+
+
+def test_replicator_lag_beyond_the_rpo_is_refused_and_changes_nothing(env):
+    env.streams.stuck["kafka"] = True
+    env.streams.kafka.lag_records, env.streams.kafka.lag_seconds = 90_000, 400.0
+    code, out = env.run(failover)
+    assert code == EXIT_REFUSED
+    assert "Kafka replicator is 400.0 s behind (90000 records)" in out["error"] and "--force" in out["error"]
+    assert env.world.actions == []
+
+
+def test_s3_backlog_beyond_the_rpo_is_refused(env):
+    env.streams.stuck["objects"] = True
+    env.streams.objects.lag_records, env.streams.objects.lag_seconds = 12, 301.0
+    code, out = env.run(failover)
+    assert code == EXIT_REFUSED and "S3 replication is 301.0 s behind (12 object versions)" in out["error"]
+
+
+def test_region_outage_reports_what_never_left_the_lost_region(env):
+    s = env.streams
+    s.stuck.update(kafka=True, objects=True)
+    s.kafka.lag_records, s.kafka.lag_seconds = 37, 0.4
+    s.objects.lag_records, s.objects.lag_seconds, s.objects.pending = 2, 0.9, ("drill/a", "drill/b")
+    env.world.kill_region(P)
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    assert on(env, S)
+    stop = next(x for x in out["steps"] if x["name"] == "objects-stop:replication")
+    assert "2 not copied at the stop" in stop["result"]
+    journal = next((env.state / "runs").glob("failover-*.jsonl")).read_text()
+    assert '"objects_pending_at_failover"' in journal and "drill/b" in journal
+    assert '"kafka_lag_at_failover": {"records": 37' in journal
+
+
+def test_groups_without_dr_offsets_stop_the_kafka_lane_before_clients_move(env):
+    env.streams.translatable = False
+    code, out = env.run(failover)
+    assert code == EXIT_FAILED and "ledger, audit" in out["error"] and "auto.offset.reset" in out["error"]
+    assert all(env.streams.params[p] == f"b-1.{P}.kafka:9098" for p in APPS), "consumers moved without offsets"
+    env.streams.translatable = True
+    code, out = env.run(failover)
+    assert code == EXIT_OK and on(env, S)
+
+
+@pytest.mark.parametrize("action,nth", [("kafka-stop", 1), ("kafka-offsets", 1), ("publish", 1), ("publish", 2),
+                                        ("s3-stop", 1), ("writers", 1)])
+def test_failover_crash_at_any_kafka_or_s3_step_then_rerun_finishes(env, action, nth):
+    env.world.crash_on = (action, nth)
+    with pytest.raises(Crash):
+        env.run(failover)
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    assert on(env, S) and not env.streams.kafka.running and not env.streams.objects.running
+    assert len(names(env.world.actions, "kafka-stop")) == 1
+    assert len(names(env.world.actions, "publish")) == 2
+
+
+def test_switchover_pauses_drains_moves_then_protects(env):
+    code, out = env.run(switchover)
+    assert code == EXIT_OK, out
+    assert on(env, S)
+    acts = names(env.world.actions, "publish", "kafka-stop", "kafka-offsets", "kafka-start")
+    assert acts == [("publish", APPS[0], PAUSED), ("publish", APPS[1], PAUSED), ("kafka-stop",),
+                    ("kafka-offsets", S), ("publish", APPS[0], f"b-1.{S}.kafka:9098"),
+                    ("publish", APPS[1], f"b-1.{S}.kafka:9098"), ("kafka-start", S, P)]
+    assert (env.streams.kafka.source, env.streams.kafka.target, env.streams.kafka.running) == (S, P, True)
+    assert (env.streams.objects.source, env.streams.objects.target, env.streams.objects.running) == (S, P, True)
+    drain = next(s for s in out["steps"] if s["name"] == "kafka-drain:replication")
+    assert "waited 2 s for clients to pause" in drain["result"]
+
+
+def test_switchover_does_not_cut_over_while_the_replicator_has_records_left(env):
+    env.streams.stuck["kafka"] = True
+    env.streams.kafka.lag_records = 5
+    code, out = env.run(switchover)
+    assert code == EXIT_FAILED and "Kafka replicator to copy everything" in out["error"]
+    assert all(env.streams.params[p] == PAUSED for p in APPS), "paused, not moved: nothing is split"
+    assert env.streams.kafka.running
+    env.streams.stuck["kafka"] = False
+    code, out = env.run(switchover)
+    assert code == EXIT_OK and on(env, S)
+
+
+def test_failback_reverses_the_flows_before_the_switch(env):
+    assert env.run(failover)[0] == EXIT_OK
+    n = len(env.world.actions)
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    kafka = names(env.world.actions[n:], "kafka-start", "publish", "kafka-stop")
+    home = f"b-1.{P}.kafka:9098"
+    assert kafka == [("kafka-start", S, P), ("publish", APPS[0], PAUSED), ("publish", APPS[1], PAUSED),
+                     ("kafka-stop",), ("publish", APPS[0], home), ("publish", APPS[1], home), ("kafka-start", P, S)]
+    objects = names(env.world.actions[n:], "s3-start", "writers", "s3-stop")
+    assert objects == [("s3-start", S, P), ("writers", BUCKET_PARAM, PAUSED), ("s3-stop",),
+                       ("writers", BUCKET_PARAM, "regionpair-prod-data"), ("s3-start", P, S)]
+    assert (env.streams.kafka.source, env.streams.kafka.target) == (P, S)
+
+
+@pytest.mark.parametrize("action,nth", [("kafka-start", 1), ("publish", 2), ("kafka-stop", 1), ("publish", 3),
+                                        ("s3-start", 1), ("writers", 2), ("kafka-start", 2), ("s3-start", 2)])
+def test_failback_crash_at_any_kafka_or_s3_step_then_rerun_finishes(env, action, nth):
+    assert env.run(failover)[0] == EXIT_OK
+    env.world._counts.clear()
+    env.world.crash_on = (action, nth)
+    with pytest.raises(Crash):
+        env.run(failback)
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    assert (env.streams.kafka.source, env.streams.kafka.target, env.streams.kafka.running) == (P, S, True)
+    assert (env.streams.objects.source, env.streams.objects.target, env.streams.objects.running) == (P, S, True)
+
+
+def test_failback_refused_while_home_region_is_down_changes_no_stream(env):
+    env.world.kill_region(P)
+    assert env.run(failover)[0] == EXIT_OK
+    n = len(env.world.actions)
+    code, out = env.run(failback)
+    assert code == EXIT_REFUSED
+    assert env.world.actions[n:] == []
+
+
+def test_bad_streaming_outputs_are_refused_with_the_field(tmp_path):
+    doc = streams_document()
+    doc["regions"][S]["streaming"]["client_refresh_seconds"] = -1
+    with pytest.raises(contract.OutputsError, match=f"regions.{S}.streaming.client_refresh_seconds"):
+        contract.from_dict(doc)
+    doc = streams_document()
+    doc["regions"][S]["streaming"]["consumer_groups"] = "ledger"
+    with pytest.raises(contract.OutputsError, match="consumer_groups: expected a list of strings"):
+        contract.from_dict(doc)
+    assert EXIT_BAD_INPUT == 2
