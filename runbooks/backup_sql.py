@@ -60,7 +60,8 @@ def reference(conn: Any, tables: list[str], granularity: float, lock_timeout_s: 
     No tables given: every ordinary table outside the system schemas."""
     tables = list(tables) or user_tables(conn)
     if not tables:
-        return time.time(), {}
+        (now,) = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        return now, {}
     missing = missing_tables(conn, tables)
     if missing:
         raise BadInput(f"table(s) {', '.join(missing)} do not exist in the source database; "

@@ -426,7 +426,7 @@ class FakeBackups:
         return Integrity({t: got[t] for t in tables if t in got}, self.amcheck_problems, "fake amcheck")
 
 
-class FakeObjects:
+class FakeObjectVersions:
     """Versioned buckets in memory. ``put``/``delete`` as a client would, on the fake clock."""
 
     def __init__(self, world: FakeWorld):
@@ -492,9 +492,9 @@ class FakeAuditSink:
         return "fake sink"
 
 
-def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None, objects: FakeObjects | None = None):
+def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None, objects: "FakeObjectVersions | None" = None):
     """The backup runbooks' ports over the same fake world (its SQL measures the replication lag)."""
     from runbooks.backups import BackupPorts
-    return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjects(world),
+    return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
                        metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
                        extras={"state_dir": str(state_dir)})

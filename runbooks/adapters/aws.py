@@ -960,6 +960,8 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
 
 RESTORED_TAG = "regionpair:restored-by"
 """On every instance a backup runbook restores (value: the runbook and run id)."""
+DATABASE_TAG = "regionpair:database"
+"""The logical database a restored instance was restored from (its credentials are that database's)."""
 TEMPORARY_TAG = "regionpair:temporary"
 """``true`` on verify_backup's temporary instances: the only instances the runbooks ever delete."""
 
@@ -1182,7 +1184,9 @@ class RdsBackups:
         params: dict[str, Any] = {
             "TargetDBInstanceIdentifier": name, "MultiAZ": False, "PubliclyAccessible": False,
             "CopyTagsToSnapshot": True, "DeletionProtection": False, "EnableIAMDatabaseAuthentication": True,
-            "Tags": [{"Key": RESTORED_TAG, "Value": name}, {"Key": TEMPORARY_TAG, "Value": str(name.startswith("verify-")).lower()}]}
+            "Tags": [{"Key": RESTORED_TAG, "Value": name},
+                     {"Key": TEMPORARY_TAG, "Value": str(name.startswith("verify-")).lower()},
+                     {"Key": DATABASE_TAG, "Value": database}]}
         if to_time is None:
             params["UseLatestRestorableTime"] = True
         else:
@@ -1223,8 +1227,8 @@ class RdsBackups:
         inst = _describe_instance(self.clients, region, name)
         if inst is None:
             return Instance(name, region, "", "absent")
-        database = next((d for d in self.outputs.regions[region].databases), "")
-        return self._instance(inst, region, database)
+        tags = {t["Key"]: t["Value"] for t in inst.get("TagList") or []}
+        return self._instance(inst, region, tags.get(DATABASE_TAG, ""))
 
     def delete_instance(self, region: str, name: str) -> str:
         inst = _describe_instance(self.clients, region, name)

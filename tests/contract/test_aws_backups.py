@@ -73,7 +73,9 @@ def test_restore_to_a_new_instance_and_only_a_temporary_one_is_ever_deleted(moto
     rds = moto_pair.client("rds", P)
     tags = {t["Key"]: t["Value"] for t in rds.describe_db_instances(
         DBInstanceIdentifier="verify-payments-x")["DBInstances"][0]["TagList"]}
-    assert tags == {"regionpair:restored-by": "verify-payments-x", "regionpair:temporary": "true"}
+    assert tags == {"regionpair:restored-by": "verify-payments-x", "regionpair:temporary": "true",
+                    "regionpair:database": "payments"}
+    assert b.instance(P, "verify-payments-x").database == "payments"  # whose credentials the checks use
     kept = b.restore(P, "payments", "restore-payments-x", None)  # a restore the operator keeps
     assert kept.status == "available"
     with pytest.raises(StepFailed, match="not a temporary instance"):
@@ -193,7 +195,8 @@ def test_restore_in_dr_uses_the_replicated_automated_backups_in_the_dr_network()
         "DBSubnetGroupName": "dr-db", "VpcSecurityGroupIds": ["sg-dr"], "DBInstanceClass": "db.r6g.large",
         "MultiAZ": False, "PubliclyAccessible": False, "CopyTagsToSnapshot": True, "DeletionProtection": False,
         "EnableIAMDatabaseAuthentication": True, "Tags": [{"Key": "regionpair:restored-by", "Value": "restore-payments-1"},
-                                                          {"Key": "regionpair:temporary", "Value": "false"}]})
+                                                          {"Key": "regionpair:temporary", "Value": "false"},
+                                                          {"Key": "regionpair:database", "Value": "payments"}]})
     inst = st.ports().backups.restore(S, "payments", "restore-payments-1", (now - timedelta(hours=1)).timestamp())
     assert inst.status == "creating" and inst.region == S
     st.done()

@@ -14,7 +14,7 @@ from runbooks.backups import MANAGED_TAG, ObjectVersion, Sample, TableState
 from runbooks.clock import iso
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 from stacks import outputs as contract
-from tests.fakes import Crash, FakeBackups, FakeObjects, FakeWorld, backup_ports
+from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
@@ -27,7 +27,7 @@ def env(tmp_path):
     doc_path.write_text(json.dumps(pair_document(n_databases=2)))
     world = FakeWorld(contract.load_file(doc_path))
     state = tmp_path / "state"
-    backups, objects = FakeBackups(world), FakeObjects(world)
+    backups, objects = FakeBackups(world), FakeObjectVersions(world)
     ports = backup_ports(world, state, backups, objects)
 
     def run(module, *extra):
