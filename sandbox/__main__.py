@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--dns-ttl", type=_positive_int, default=1, help="TTL of the DNS answers, seconds (default 1)")
     u.add_argument("--databases", type=int, default=1, help="number of database pairs (payments, payments-1, …)")
     u.add_argument("--port", type=int, default=None, help="port of the first database pair (default: a free one)")
-    u.add_argument("--base-backup", action="store_true",
-                   help="also take a base backup of each primary (for point-in-time restore)")
+    u.add_argument("--base-backup", action=argparse.BooleanOptionalAction, default=True,
+                   help="take a base backup of each primary (point-in-time restores start from it; default: on)")
     u.add_argument("--systems", default="postgres", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
                    help="postgres plus any of kafka, s3: a Kafka cluster per region with the replicator, and "
                         "S3 replication (default: postgres)")

@@ -146,7 +146,7 @@ def _prepare_dir(layout: Layout) -> None:
             raise SandboxError(f"{root} is already up ({', '.join(alive)} running); run "
                                f"`python -m sandbox down --dir {root}` first, or use another --dir",
                                component="sandbox")
-        for name in ("pg", "run", "dns", "secrets", "logs", "kafka", "s3", "params"):
+        for name in ("pg", "run", "dns", "secrets", "logs", "kafka", "s3", "params", "restores"):
             shutil.rmtree(root / name, ignore_errors=True)
         for name in ("link.json", "outputs.json", "state.json"):
             (root / name).unlink(missing_ok=True)
@@ -210,7 +210,10 @@ def _deadline_loop(deadline_s: float, what: str, check: Callable[[], str | None]
 class _UpRun:
     """One `up`: what it started, so that any failure (or Ctrl-C) stops exactly that."""
 
-    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str]):
+    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str],
+                 base_backup: bool = False):
+        self.base_backup = base_backup
+        self.backup_threads: list = []
         self.layout = layout
         self.state = state
         self.identity = identity
@@ -318,6 +321,8 @@ class _UpRun:
         primary.bootstrap_primary(self.passwords)
         primary.ensure_slot_for(WEST)
         self.mark(f"{database}: primary bootstrapped")
+        if self.base_backup:  # beside the standby's clone: it waits on the link more than it uses the CPU
+            self.backup_threads.append(_start_thread(lambda: self._base_backup(primary)))
         if not self.link_ready.wait(READY_DEADLINE_S) or self.cancel.is_set():
             return  # the link's own wait raises the error that names it
         standby.clone_from_link()
@@ -329,6 +334,19 @@ class _UpRun:
         self.mark(f"{database}: standby streaming")
         if self.state.replication == "sync":
             primary.set_sync(WEST)  # only now: a standby cloned with it would hang every commit once promoted
+
+    def _base_backup(self, primary: Node) -> None:
+        from sandbox._backups import Backups
+        Backups(self.layout, self.state, self.identity).take(primary)
+        self.mark(f"{primary.database}: base backup")
+
+    def wait_base_backups(self) -> None:
+        for t in self.backup_threads:
+            t.join(READY_DEADLINE_S * 4)
+            if t.is_alive():
+                raise SandboxError("the base backup did not finish in time", component="sandbox")
+            if t.error is not None:
+                raise t.error
 
     def run(self) -> None:
         self.link_ready = threading.Event()
@@ -357,6 +375,27 @@ class _UpRun:
                 self.cancel.set()
                 raise
         self.wait_helpers()
+
+
+class _Thread(threading.Thread):
+    """A thread that keeps its exception for the joiner."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except BaseException as exc:  # handed to wait_base_backups, which raises it
+            self.error = exc
+
+
+def _start_thread(fn) -> _Thread:
+    t = _Thread(fn)
+    t.start()
+    return t
 
 
 def _link_problem(layout: Layout, state: State) -> str | None:
@@ -491,7 +530,7 @@ def build_outputs(state: State, layout: Layout):
 def up(directory: str | Path, replication: str = "async", link_latency_ms: int = 0, dns_ttl: int = 1,
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
        rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
-       pg_bin: str | Path | None = None, base_backup: bool = False,
+       pg_bin: str | Path | None = None, base_backup: bool = True,
        systems: tuple[str, ...] | list[str] = ("postgres",)) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
@@ -548,12 +587,12 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     _write_records(layout, state, {fqdn(n): addresses[EAST] for n in names})
     passwords = _write_pgpass(layout, identity)
 
-    run = _UpRun(layout, state, identity, passwords)
+    run = _UpRun(layout, state, identity, passwords, base_backup=base_backup)
     try:
         run.run()
         sandbox = Sandbox(layout, state, identity)
-        if base_backup:  # not by default: ~1 s per database, and `up` has a 5 s budget
-            sandbox.base_backup(EAST)
+        run.wait_base_backups()  # started beside each standby's clone (by default: restores need one)
+        if base_backup:
             run.mark("base backups")
         write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
         run.mark("outputs written")
@@ -909,8 +948,34 @@ class Sandbox:
     def base_backup(self, region: str, database: str | None = None) -> str:
         """Take a base backup (tar, gzip) of the region's server(s) into DIR/pg/<db>/<region>/basebackups/;
         with the region's WAL archive it is what a point-in-time restore starts from."""
-        return "; ".join(f"base backup of {name} in {region}: {self.node(region, name).base_backup()}"
+        return "; ".join(f"base backup of {name} in {region}: "
+                         f"{self.backups.backups_dir(name, region) / self.backups.take(self.node(region, name))['id']}"
                          for name in self._names(database))
+
+    # ---- backups and point-in-time restores (sandbox/_backups.py) ------------------------------
+
+    @property
+    def backups(self):
+        from sandbox._backups import Backups
+        return Backups(self.layout, self.state, self.identity)
+
+    def seal_archive(self, region: str, database: str = "payments") -> dict:
+        """Make the region's WAL archive complete up to now (a commit, a WAL switch, archived)."""
+        return self.backups.seal(self.node(region, database))
+
+    def restore(self, name: str, database: str, source_region: str, to_time: float | None = None,
+                backup_id: str | None = None, deadline_s: float = 120.0) -> dict:
+        """Point-in-time restore to a NEW server ``name`` in ``source_region`` (see Backups.restore)."""
+        check_region(source_region)
+        taken = {p for db in self.state.databases for p in (db.port, db.link_port)} | \
+            {self.state.dns_port, self.state.moto_port} | {r["port"] for r in self.backups.restores()}
+        address = self.state.addresses[source_region]
+        return self.backups.restore(self.node(source_region, database), name, source_region, to_time=to_time,
+                                    backup_id=backup_id, deadline_s=deadline_s,
+                                    pick_port=lambda: _pick_port([address], taken))
+
+    def drop_restore(self, name: str) -> str:
+        return self.backups.drop_restore(name)
 
     def current_primary(self, database: str = "payments") -> str | None:
         """The region whose server of ``database`` answers as primary (None if none does)."""

@@ -187,6 +187,17 @@ class Dns:
 
 
 @dataclass(frozen=True)
+class BackupPolicy:
+    """What the snapshot runbook's ``--enforce-retention`` keeps (optional; the runbook's defaults
+    apply when the stacks do not export it)."""
+
+    snapshot_retention_days: int = 35
+    """Manual snapshots made by the snapshot runbook older than this are deleted."""
+    snapshot_keep_newest: int = 3
+    """The newest N of them in each region are never deleted, whatever their age."""
+
+
+@dataclass(frozen=True)
 class Outputs:
     schema_version: int
     project: str
@@ -197,6 +208,7 @@ class Outputs:
     regions: Mapping[str, Region]
     rto_budget: RtoBudget | None = None
     sandbox_dir: str | None = None
+    backup_policy: BackupPolicy | None = None
 
     # ---- helpers for readers ----------------------------------------------------------------
 
@@ -422,9 +434,13 @@ def from_dict(doc: Any) -> Outputs:
                 raise OutputsError("dns.records", f"database {db!r} of region {region.name} has no DNS record; "
                                    "clients reach every database through a record name")
     sandbox_dir = root.str("sandbox_dir", required=(target == "sandbox"))
+    bp = root.obj("backup_policy", required=False)
+    backup_policy = None if bp is None else BackupPolicy(
+        snapshot_retention_days=bp.int("snapshot_retention_days", minimum=1),
+        snapshot_keep_newest=bp.int("snapshot_keep_newest", minimum=1))
     return Outputs(schema_version=SCHEMA_VERSION, project=root.str("project"), stack=root.str("stack"),
                    target=target, objectives=objectives, dns=dns, regions=regions, rto_budget=budget,
-                   sandbox_dir=sandbox_dir)
+                   sandbox_dir=sandbox_dir, backup_policy=backup_policy)
 
 
 def merge(*docs: Outputs) -> Outputs:
@@ -447,7 +463,8 @@ def merge(*docs: Outputs) -> Outputs:
         max(docs, key=lambda d: len(d.regions))
     merged = Outputs(schema_version=SCHEMA_VERSION, project=first.project, stack=owner.stack,
                      target=owner.target, objectives=owner.objectives, dns=owner.dns, regions=regions,
-                     rto_budget=owner.rto_budget, sandbox_dir=owner.sandbox_dir)
+                     rto_budget=owner.rto_budget, sandbox_dir=owner.sandbox_dir,
+                     backup_policy=owner.backup_policy or next((d.backup_policy for d in docs if d.backup_policy), None))
     return from_dict(merged.to_dict())
 
 

@@ -308,3 +308,193 @@ def with_streams(world: "FakeWorld") -> FakeStreams:
     params[p.storage.writer_parameter] = p.storage.data_bucket
     world.streams = FakeStreams(world, params, p.storage.writer_parameter)
     return world.streams
+
+
+# ---- the backup runbooks' ports (runbooks.backups) ---------------------------------------------
+
+
+class FakeBackups:
+    """Snapshots, restorable windows and restored instances in memory. Snapshots and restores
+    become available ``*_seconds`` after they start (on the fake clock)."""
+
+    def __init__(self, world: FakeWorld, create_seconds: float = 5.0, restore_seconds: float = 30.0):
+        from runbooks.backups import TableState
+        self.w = world
+        self.create_seconds = create_seconds
+        self.restore_seconds = restore_seconds
+        self.snaps: dict[tuple[str, str], list] = {}
+        self.windows: dict[tuple[str, str], tuple[float, float]] = {}
+        self.instances: dict[tuple[str, str], dict] = {}
+        self.tables = {"public.drill_writes": TableState(100, "12345")}
+        self.restored_tables: dict | None = None
+        """What a restore holds (None: exactly the source's tables)."""
+        self.amcheck_problems: list[str] | None = []
+        self.fail_restore: str | None = None
+        self.seal_moves_window = True
+
+    def _ready(self, started: float, seconds: float) -> bool:
+        return self.w.clock.time() >= started + seconds
+
+    def snapshots(self, region, database):
+        from dataclasses import replace
+        out = []
+        for s in self.snaps.get((region, database), []):
+            if s.status != "available" and self._ready(s.created_at, self.create_seconds):
+                s = replace(s, status="available")
+            out.append(s)
+        self.snaps[(region, database)] = out
+        return sorted(out, key=lambda s: s.created_at)
+
+    def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual"):
+        from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Snapshot
+        tags = {MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}
+        self.snaps.setdefault((region, database), []).append(
+            Snapshot(sid, region, database, "available", self.w.clock.time() - age_days * 86400, kind, tags,
+                     arn=f"arn:snap:{region}:{sid}"))
+
+    def create_snapshot(self, region, database, snapshot_id, tags):
+        from runbooks.backups import Snapshot
+        self.w.db(region, database)
+        self.w._act("create_snapshot", region, database, snapshot_id)
+        existing = [s for s in self.snapshots(region, database) if s.id == snapshot_id]
+        if existing:
+            return existing[0]
+        s = Snapshot(snapshot_id, region, database, "creating", self.w.clock.time(), "manual", dict(tags),
+                     arn=f"arn:snap:{region}:{snapshot_id}")
+        self.snaps.setdefault((region, database), []).append(s)
+        return s
+
+    def copy_snapshot(self, snapshot, target_region, tags):
+        from dataclasses import replace
+        self.w._act("copy_snapshot", snapshot.id, target_region)
+        existing = [s for s in self.snapshots(target_region, snapshot.database) if s.id == snapshot.id]
+        if existing:
+            return existing[0]
+        copy = replace(snapshot, region=target_region, status="copying", created_at=self.w.clock.time(),
+                       tags={**snapshot.tags, **tags}, kms_key_id=self.w.outputs.regions[target_region].kms_key_arn,
+                       copied_from=snapshot.arn)
+        self.snaps.setdefault((target_region, snapshot.database), []).append(copy)
+        return copy
+
+    def delete_snapshot(self, snapshot):
+        self.w._act("delete_snapshot", snapshot.region, snapshot.id)
+        self.snaps[(snapshot.region, snapshot.database)] = [
+            s for s in self.snaps.get((snapshot.region, snapshot.database), []) if s.id != snapshot.id]
+        return f"deleted {snapshot.id}"
+
+    def window(self, region, database, seal=False):
+        from runbooks.backups import Window
+        w = self.windows.get((region, database))
+        if w is None:
+            return None
+        if seal and self.seal_moves_window and self.w.region_up[region]:
+            w = self.windows[(region, database)] = (w[0], self.w.clock.time())
+        return Window(region, database, w[0], w[1], f"fake backups of {database} in {region}")
+
+    def restore(self, region, database, name, to_time):
+        from runbooks.backups import Instance
+        self.w._act("restore", region, database, name, to_time)
+        if (region, name) not in self.instances:
+            self.instances[(region, name)] = {"database": database, "to_time": to_time, "started": self.w.clock.time()}
+        return Instance(name, region, database, "creating")
+
+    def instance(self, region, name):
+        from runbooks.backups import Instance
+        i = self.instances.get((region, name))
+        if i is None:
+            return Instance(name, region, "", "absent")
+        if self.fail_restore:
+            return Instance(name, region, i["database"], "failed")
+        status = "available" if self._ready(i["started"], self.restore_seconds) else "creating"
+        return Instance(name, region, i["database"], status, f"{name}.example", 5432,
+                        restored_to=str(i["to_time"]))
+
+    def delete_instance(self, region, name):
+        self.w._act("delete_instance", region, name)
+        self.instances.pop((region, name), None)
+        return f"deleted {name}"
+
+    def reference(self, region, database, tables, timeout):
+        from runbooks.backups import Reference
+        self.w._act("reference", region, database)
+        return Reference(region, database, self.w.clock.time(), dict(self.tables))
+
+    def integrity(self, instance, tables):
+        from runbooks.backups import Integrity
+        self.w._act("integrity", instance.name)
+        got = self.restored_tables if self.restored_tables is not None else self.tables
+        return Integrity({t: got[t] for t in tables if t in got}, self.amcheck_problems, "fake amcheck")
+
+
+class FakeObjectVersions:
+    """Versioned buckets in memory. ``put``/``delete`` as a client would, on the fake clock."""
+
+    def __init__(self, world: FakeWorld):
+        self.w = world
+        self.status: dict[str, str | None] = {}
+        self.entries: dict[str, list] = {}
+        self._n = 0
+
+    def _add(self, bucket, key, marker, etag=None):
+        from runbooks.backups import ObjectVersion
+        from dataclasses import replace
+        self._n += 1
+        items = self.entries.setdefault(bucket, [])
+        items[:] = [replace(v, is_latest=False) if v.key == key else v for v in items]
+        v = ObjectVersion(key, f"v{self._n}", self.w.clock.time(), True, marker, None if marker else 10, etag)
+        items.append(v)
+        return v.version_id
+
+    def put(self, bucket, key, etag):
+        return self._add(bucket, key, False, etag)
+
+    def delete(self, bucket, key):
+        return self._add(bucket, key, True)
+
+    def versioning(self, bucket):
+        if bucket not in self.status:
+            from runbooks.errors import BadInput
+            raise BadInput(f"--bucket {bucket}: not a bucket of the stack outputs")
+        return self.status[bucket]
+
+    def versions(self, bucket, prefix):
+        return [v for v in self.entries.get(bucket, []) if v.key.startswith(prefix)]
+
+    def delete_version(self, bucket, key, version_id):
+        from dataclasses import replace
+        self.w._act("delete_version", bucket, key, version_id)
+        items = [v for v in self.entries[bucket] if not (v.key == key and v.version_id == version_id)]
+        rest = sorted([v for v in items if v.key == key], key=lambda v: v.last_modified)
+        latest = rest[-1].version_id if rest else None
+        self.entries[bucket] = [replace(v, is_latest=v.version_id == latest) if v.key == key else v for v in items]
+
+    def restore_version(self, bucket, key, version_id):
+        self.w._act("copy_version", bucket, key, version_id)
+        old = next(v for v in self.entries[bucket] if v.key == key and v.version_id == version_id)
+        return self._add(bucket, key, False, old.etag)
+
+
+class FakeMetrics:
+    def __init__(self):
+        self.sent = []
+
+    def put(self, samples):
+        self.sent.extend(samples)
+        return f"{len(samples)} sample(s) to the fake"
+
+
+class FakeAuditSink:
+    def __init__(self):
+        self.entries = []
+
+    def write(self, entry):
+        self.entries.append(entry)
+        return "fake sink"
+
+
+def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None, objects: "FakeObjectVersions | None" = None):
+    """The backup runbooks' ports over the same fake world (its SQL measures the replication lag)."""
+    from runbooks.backups import BackupPorts
+    return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
+                       metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
+                       extras={"state_dir": str(state_dir)})

@@ -21,3 +21,14 @@ def ports_for(outputs: Outputs, clock: Clock) -> Ports:
         from runbooks.adapters.sandbox import sandbox_ports
         return sandbox_ports(outputs, clock)
     raise BadInput(f"stack outputs: target {outputs.target!r} has no adapter; use 'aws' or 'sandbox'")
+
+
+def backup_ports_for(outputs: Outputs, clock: Clock):
+    """The backup runbooks' ports (runbooks.backups.BackupPorts) for the outputs' target."""
+    if outputs.target == "aws":
+        from runbooks.adapters.aws import aws_backup_ports
+        return aws_backup_ports(outputs, clock)
+    if outputs.target == "sandbox":
+        from runbooks.adapters.sandbox_backups import sandbox_backup_ports
+        return sandbox_backup_ports(outputs, clock)
+    raise BadInput(f"stack outputs: target {outputs.target!r} has no adapter; use 'aws' or 'sandbox'")

@@ -959,3 +959,384 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
                  extras={"adapter": "aws"},
                  streaming=MskStreaming(outputs, clients, clock) if kafka else None,
                  objects=S3Objects(outputs, clients, clock) if objects else None)
+
+
+# ============================================================================================
+# Backups (snapshot, restore, verify_backup, undelete): RDS snapshots and point-in-time
+# restores, S3 object versions, CloudWatch metrics, the audit log in the backups bucket.
+# docs/backups.md lists the calls and which test proves each on moto or on Stubber.
+# ============================================================================================
+
+RESTORED_TAG = "regionpair:restored-by"
+"""On every instance a backup runbook restores (value: the runbook and run id)."""
+DATABASE_TAG = "regionpair:database"
+"""The logical database a restored instance was restored from (its credentials are that database's)."""
+TEMPORARY_TAG = "regionpair:temporary"
+"""``true`` on verify_backup's temporary instances: the only instances the runbooks ever delete."""
+
+
+class EndpointClients(Clients):
+    """Clients for S3-compatible endpoints per region (the sandbox's moto), with the sandbox's
+    placeholder credentials (moto accepts any)."""
+
+    def __init__(self, endpoints: dict[str, str], settings: AwsSettings | None = None):
+        super().__init__(None, settings)
+        self.endpoints = dict(endpoints)
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                if region not in self.endpoints:
+                    raise BadInput(f"stack outputs: regions.{region}.storage.endpoint_url is missing")
+                self._clients[key] = boto3.session.Session().client(
+                    service, region_name="us-east-1", endpoint_url=self.endpoints[region],
+                    aws_access_key_id="sandbox", aws_secret_access_key="sandbox",
+                    config=self.settings.botocore_config())
+            return self._clients[key]
+
+
+def endpoint_clients(endpoints: dict[str, str]) -> EndpointClients:
+    return EndpointClients(endpoints)
+
+
+def _ts(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class S3Versions:
+    """ObjectVersions on S3: list versions and delete markers, delete one version, copy one back."""
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+
+    def region_of(self, bucket: str) -> str:
+        known = {}
+        for r in self.outputs.regions.values():
+            if r.storage:
+                for b in (r.storage.data_bucket, r.storage.backups_bucket):
+                    if b:
+                        known[b] = r.name
+        if bucket not in known:
+            raise BadInput(f"--bucket {bucket}: not a bucket of the stack outputs; known: {', '.join(sorted(known))}")
+        return known[bucket]
+
+    def _call(self, bucket: str, op: str, what: str, **params) -> dict:
+        try:
+            return self.clients.call("s3", self.region_of(bucket), op, Bucket=bucket, **params)
+        except ClientError as exc:
+            raise fail(exc, what) from exc
+
+    def versioning(self, bucket: str) -> str | None:
+        return self._call(bucket, "get_bucket_versioning", f"read versioning of {bucket}").get("Status")
+
+    def versions(self, bucket: str, prefix: str, max_pages: int = 10_000) -> list:
+        from runbooks.backups import ObjectVersion
+        out: list[ObjectVersion] = []
+        marker: dict = {}
+        for _ in range(max_pages):
+            page = self._call(bucket, "list_object_versions", f"list versions in s3://{bucket}/{prefix}",
+                              Prefix=prefix, **marker)
+            for v in page.get("Versions") or []:
+                out.append(ObjectVersion(v["Key"], v["VersionId"], _ts(v["LastModified"]), bool(v.get("IsLatest")),
+                                         False, v.get("Size"), v.get("ETag")))
+            for m in page.get("DeleteMarkers") or []:
+                out.append(ObjectVersion(m["Key"], m["VersionId"], _ts(m["LastModified"]), bool(m.get("IsLatest")),
+                                         True))
+            if not page.get("IsTruncated"):
+                return out
+            marker = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+        raise AwsCallFailed(f"s3://{bucket}/{prefix} has more than {max_pages} pages of versions; use a narrower --prefix")
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        self._call(bucket, "delete_object", f"delete version {version_id} of s3://{bucket}/{key}",
+                   Key=key, VersionId=version_id)
+
+    def restore_version(self, bucket: str, key: str, version_id: str) -> str:
+        out = self._call(bucket, "copy_object", f"copy version {version_id} of s3://{bucket}/{key} over the key",
+                         Key=key, CopySource={"Bucket": bucket, "Key": key, "VersionId": version_id},
+                         MetadataDirective="COPY")
+        return out.get("VersionId") or "?"
+
+
+class RdsBackups:
+    """BackupControl on RDS. Snapshots of a database are found by its instance identifier in the
+    region (a copy in DR keeps the source instance's identifier, so both are looked up)."""
+
+    def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, sql: PsycopgSql):
+        self.outputs = outputs
+        self.clients = clients
+        self.clock = clock
+        self.sql = sql
+
+    def _rds(self, region: str, op: str, what: str, **params) -> dict:
+        try:
+            return self.clients.call("rds", region, op, **params)
+        except ClientError as exc:
+            raise fail(exc, what) from exc
+
+    def _identifiers(self, region: str, database: str) -> list[str]:
+        ids = []
+        for r in self.outputs.regions.values():
+            if database in r.databases and r.databases[database].identifier not in ids:
+                ids.append(r.databases[database].identifier)
+        own = _database(self.outputs, region, database)[1].identifier
+        return [own] + [i for i in ids if i != own]
+
+    def _snapshot(self, s: dict, region: str, database: str) -> "Snapshot":
+        from runbooks.backups import Snapshot
+        return Snapshot(id=s["DBSnapshotIdentifier"], region=region, database=database, status=s.get("Status", "?"),
+                        created_at=_ts(s.get("SnapshotCreateTime")), kind=s.get("SnapshotType", "manual"),
+                        tags={t["Key"]: t["Value"] for t in s.get("TagList") or []}, arn=s.get("DBSnapshotArn"),
+                        kms_key_id=s.get("KmsKeyId"), copied_from=s.get("SourceDBSnapshotIdentifier"))
+
+    def snapshots(self, region: str, database: str) -> list:
+        out, seen = [], set()
+        for ident in self._identifiers(region, database):
+            marker: dict = {}
+            for _ in range(1000):
+                page = self._rds(region, "describe_db_snapshots", f"list snapshots of {ident} in {region}",
+                                 DBInstanceIdentifier=ident, **marker)
+                for s in page.get("DBSnapshots") or []:
+                    if s["DBSnapshotIdentifier"] not in seen:
+                        seen.add(s["DBSnapshotIdentifier"])
+                        out.append(self._snapshot(s, region, database))
+                if not page.get("Marker"):
+                    break
+                marker = {"Marker": page["Marker"]}
+        return sorted(out, key=lambda s: s.created_at or 0.0)
+
+    def _find(self, region: str, database: str, snapshot_id: str):
+        try:
+            found = self.clients.call("rds", region, "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)
+        except ClientError as exc:
+            if error_code(exc) == "DBSnapshotNotFound":
+                return None
+            raise fail(exc, f"describe snapshot {snapshot_id} in {region}") from exc
+        snaps = found.get("DBSnapshots") or []
+        return self._snapshot(snaps[0], region, database) if snaps else None
+
+    def create_snapshot(self, region: str, database: str, snapshot_id: str, tags: dict[str, str]):
+        _, db = _database(self.outputs, region, database)
+        try:
+            out = self.clients.call("rds", region, "create_db_snapshot", DBSnapshotIdentifier=snapshot_id,
+                                    DBInstanceIdentifier=db.identifier,
+                                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        except ClientError as exc:
+            if error_code(exc) == "DBSnapshotAlreadyExists":
+                return self._find(region, database, snapshot_id)
+            raise fail(exc, f"snapshot {db.identifier} in {region}") from exc
+        return self._snapshot(out["DBSnapshot"], region, database)
+
+    def copy_snapshot(self, snapshot, target_region: str, tags: dict[str, str]):
+        key = self.outputs.regions[target_region].kms_key_arn if target_region in self.outputs.regions else None
+        if not key:
+            raise BadInput(f"stack outputs: regions.{target_region}.kms_key_arn is missing; a cross-region copy of an "
+                           "encrypted snapshot needs the DR region's key")
+        try:
+            out = self.clients.call("rds", target_region, "copy_db_snapshot", SourceDBSnapshotIdentifier=snapshot.arn,
+                                    TargetDBSnapshotIdentifier=snapshot.id, KmsKeyId=key, CopyTags=True,
+                                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+                                    SourceRegion=snapshot.region)
+        except ClientError as exc:
+            if error_code(exc) == "DBSnapshotAlreadyExists":
+                return self._find(target_region, snapshot.database, snapshot.id)
+            raise fail(exc, f"copy snapshot {snapshot.id} to {target_region}") from exc
+        return self._snapshot(out["DBSnapshot"], target_region, snapshot.database)
+
+    def delete_snapshot(self, snapshot) -> str:
+        try:
+            self.clients.call("rds", snapshot.region, "delete_db_snapshot", DBSnapshotIdentifier=snapshot.id)
+        except ClientError as exc:
+            if error_code(exc) == "DBSnapshotNotFound":
+                return f"{snapshot.region}/{snapshot.id} was already gone"
+            raise fail(exc, f"delete snapshot {snapshot.id} in {snapshot.region}") from exc
+        return f"deleted {snapshot.region}/{snapshot.id}"
+
+    def _automated_backup(self, region: str, database: str) -> dict | None:
+        for ident in self._identifiers(region, database):
+            try:
+                out = self.clients.call("rds", region, "describe_db_instance_automated_backups",
+                                        DBInstanceIdentifier=ident)
+            except ClientError as exc:
+                if error_code(exc) == "DBInstanceAutomatedBackupNotFound":
+                    continue
+                raise fail(exc, f"describe automated backups of {ident} in {region}") from exc
+            found = [b for b in out.get("DBInstanceAutomatedBackups") or [] if b.get("RestoreWindow")]
+            if found:
+                return found[0]
+        return None
+
+    def window(self, region: str, database: str, seal: bool = False):
+        from runbooks.backups import Window
+        backup = self._automated_backup(region, database)
+        if backup is None:
+            return None
+        w = backup["RestoreWindow"]
+        if not w.get("EarliestTime") or not w.get("LatestTime"):
+            return None
+        return Window(region, database, _ts(w["EarliestTime"]), _ts(w["LatestTime"]),
+                      backup.get("DBInstanceAutomatedBackupsArn") or backup.get("DBInstanceIdentifier", "?"))
+
+    def _own_instance(self, region: str, database: str) -> dict:
+        _, db = _database(self.outputs, region, database)
+        return _describe_instance(self.clients, region, db.identifier) or {}
+
+    def restore(self, region: str, database: str, name: str, to_time: float | None):
+        _, db = _database(self.outputs, region, database)
+        own = self._own_instance(region, database)
+        params: dict[str, Any] = {
+            "TargetDBInstanceIdentifier": name, "MultiAZ": False, "PubliclyAccessible": False,
+            "CopyTagsToSnapshot": True, "DeletionProtection": False, "EnableIAMDatabaseAuthentication": True,
+            "Tags": [{"Key": RESTORED_TAG, "Value": name},
+                     {"Key": TEMPORARY_TAG, "Value": str(name.startswith("verify-")).lower()},
+                     {"Key": DATABASE_TAG, "Value": database}]}
+        if to_time is None:
+            params["UseLatestRestorableTime"] = True
+        else:
+            params["RestoreTime"] = datetime.fromtimestamp(to_time, timezone.utc)
+        if own.get("DBSubnetGroup", {}).get("DBSubnetGroupName"):
+            params["DBSubnetGroupName"] = own["DBSubnetGroup"]["DBSubnetGroupName"]
+        groups = [g["VpcSecurityGroupId"] for g in own.get("VpcSecurityGroups") or []] or \
+            ([db.security_group_id] if db.security_group_id else [])
+        if groups:
+            params["VpcSecurityGroupIds"] = groups
+        if own.get("DBInstanceClass"):
+            params["DBInstanceClass"] = own["DBInstanceClass"]
+        if db.role == "primary" and own.get("ReadReplicaSourceDBInstanceIdentifier") is None and own:
+            params["SourceDBInstanceIdentifier"] = db.identifier
+        else:
+            backup = self._automated_backup(region, database)
+            if backup is None or not backup.get("DBInstanceAutomatedBackupsArn"):
+                raise StepFailed(f"no replicated automated backups of {database} in {region} to restore from")
+            # no key parameter: the instance is encrypted with the replicated backups' key, the DR
+            # region's (the stacks' InstanceAutomatedBackupsReplication sets it)
+            params["SourceDBInstanceAutomatedBackupsArn"] = backup["DBInstanceAutomatedBackupsArn"]
+        try:
+            out = self.clients.call("rds", region, "restore_db_instance_to_point_in_time", **params)
+        except ClientError as exc:
+            if error_code(exc) == "DBInstanceAlreadyExists":
+                return self.instance(region, name)
+            raise fail(exc, f"restore {database} in {region} to a new instance {name}") from exc
+        return self._instance(out["DBInstance"], region, database)
+
+    def _instance(self, inst: dict, region: str, database: str):
+        from runbooks.backups import Instance
+        ep = inst.get("Endpoint") or {}
+        return Instance(inst["DBInstanceIdentifier"], region, database, inst.get("DBInstanceStatus", "?"),
+                        ep.get("Address"), ep.get("Port"), None)
+
+    def instance(self, region: str, name: str):
+        from runbooks.backups import Instance
+        inst = _describe_instance(self.clients, region, name)
+        if inst is None:
+            return Instance(name, region, "", "absent")
+        tags = {t["Key"]: t["Value"] for t in inst.get("TagList") or []}
+        return self._instance(inst, region, tags.get(DATABASE_TAG, ""))
+
+    def delete_instance(self, region: str, name: str) -> str:
+        inst = _describe_instance(self.clients, region, name)
+        if inst is None:
+            return f"{region}/{name} does not exist (nothing to delete)"
+        tags = {t["Key"]: t["Value"] for t in inst.get("TagList") or []}
+        if tags.get(TEMPORARY_TAG) != "true" or tags.get(RESTORED_TAG) != name:
+            raise StepFailed(f"{region}/{name} is not a temporary instance of the backup runbooks "
+                             f"(tags {TEMPORARY_TAG}=true and {RESTORED_TAG}={name}); it is not deleted")
+        if inst.get("DBInstanceStatus") == "deleting":
+            return f"{region}/{name} is already being deleted"
+        self._rds(region, "delete_db_instance", f"delete the temporary instance {name}", DBInstanceIdentifier=name,
+                  SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+        return f"deleting the temporary instance {region}/{name} (no final snapshot: it held a copy only)"
+
+    def reference(self, region: str, database: str, tables: list[str], timeout: float):
+        from runbooks import backup_sql
+        from runbooks.backups import Reference
+        # RDS restores to whole seconds: round up and hold the lock past it
+        at, states = self.sql._run(region, database,
+                                   lambda conn: backup_sql.reference(conn, tables, 1.0, timeout, self.clock.sleep))
+        return Reference(region, database, at, states)
+
+    def integrity(self, instance, tables: list[str]):
+        from runbooks import backup_sql
+        from runbooks.backups import Integrity
+        import psycopg
+        _, db = _database(self.outputs, instance.region, instance.database)
+        info = ConnInfo(instance.endpoint or "", instance.port or db.port, db.db_name, db.username,
+                        self.sql._password(db), self.clients.settings.sql_connect_timeout)
+        try:
+            conn = self.sql.connect(info)
+        except psycopg.OperationalError as exc:
+            raise Unreachable(f"restored instance {instance.name} does not accept connections: "
+                              f"{scrub(str(exc).strip().splitlines()[0])}") from None
+        try:
+            missing = backup_sql.missing_tables(conn, tables)
+            states = {t: backup_sql.table_state(conn, t) for t in tables if t not in missing}
+            problems, note = backup_sql.amcheck(conn, [t for t in tables if t not in missing])
+        finally:
+            conn.close()
+        return Integrity(states, problems, note + (f"; missing table(s): {', '.join(missing)}" if missing else ""))
+
+
+class CloudWatchMetrics:
+    """Metrics port on CloudWatch (namespace ``RegionPair/Backups``), in the DR region: it is the one
+    that is up when the primary is not."""
+
+    NAMESPACE = "RegionPair/Backups"
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+
+    def put(self, samples: list) -> str:
+        region = self.outputs.secondary.name
+        data = [{"MetricName": s.name, "Value": float(s.value), "Unit": s.unit,
+                 "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(s.labels.items())][:30]}
+                for s in samples]
+        for i in range(0, len(data), 500):  # PutMetricData takes at most 1000 datums per call
+            try:
+                self.clients.call("cloudwatch", region, "put_metric_data", Namespace=self.NAMESPACE,
+                                  MetricData=data[i:i + 500])
+            except ClientError as exc:
+                raise fail(exc, f"publish {len(data)} backup metrics to CloudWatch in {region}") from exc
+        return f"{len(data)} metric(s) published to CloudWatch {self.NAMESPACE} in {region}"
+
+
+class S3AuditSink:
+    """The audit trail in the DR region's backups bucket (object lock, COMPLIANCE mode, from the
+    stacks): one object per entry under ``regionpair/audit/``, written only if absent, so an entry
+    can be added and never replaced."""
+
+    def __init__(self, outputs: Outputs, clients: Clients):
+        self.outputs = outputs
+        self.clients = clients
+
+    def write(self, entry: dict) -> str:
+        dr = self.outputs.secondary
+        if dr.storage is None or not dr.storage.backups_bucket:
+            raise BadInput(f"stack outputs: regions.{dr.name}.storage.backups_bucket is missing; the audit log of "
+                           "the backup runbooks lives there (object-locked)")
+        bucket = dr.storage.backups_bucket
+        day = str(entry.get("at", ""))[:10].replace("-", "/")
+        key = f"regionpair/audit/{day}/{entry.get('at')}-{entry.get('run_id')}-{uuid.uuid4().hex[:8]}.json"
+        try:
+            self.clients.call("s3", dr.name, "put_object", Bucket=bucket, Key=key, IfNoneMatch="*",
+                              Body=json.dumps(scrub(entry), sort_keys=True).encode(), ContentType="application/json")
+        except ClientError as exc:
+            raise fail(exc, f"write the audit entry s3://{bucket}/{key}") from exc
+        return f"s3://{bucket}/{key}"
+
+
+def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,
+                     connect: Connect | None = None, settings: AwsSettings | None = None):
+    """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
+    from runbooks.backups import BackupPorts
+    clients = clients or Clients(session, settings)
+    sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
+    return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
+                       metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),
+                       sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"})

@@ -1,0 +1,199 @@
+"""The ports of the backup runbooks (snapshot, restore, verify_backup, undelete), as Protocols.
+
+Adapters: ``runbooks.adapters.sandbox_backups`` (real base backups, WAL archive and PITR on the
+sandbox's PostgreSQL; moto's S3) and ``runbooks.adapters.aws`` (RDS, S3, CloudWatch). Tests use
+the in-memory fakes of ``tests/fakes.py``. Times are epoch seconds (UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runbooks.clock import Clock
+from runbooks.ports import SqlProbe
+
+MANAGED_TAG = "regionpair:managed-by"
+"""Tag (and value ``snapshot-runbook``) on every snapshot the snapshot runbook makes. Retention
+deletes only snapshots that carry it: a snapshot someone made by hand (a legal hold, a pre-upgrade
+copy) is never the runbook's to delete."""
+MANAGED_VALUE = "snapshot-runbook"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    region: str
+    database: str
+    status: str
+    """`available`, `creating`, `copying`, … (RDS's words)."""
+    created_at: float | None
+    kind: str = "manual"
+    """`manual` or `automated`."""
+    tags: dict[str, str] = field(default_factory=dict)
+    arn: str | None = None
+    kms_key_id: str | None = None
+    copied_from: str | None = None
+    """For a copy: the source snapshot's ARN (AWS) or region (sandbox)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The restorable window of a database in a region: any time in [earliest, latest]."""
+
+    region: str
+    database: str
+    earliest: float
+    latest: float
+    source: str
+    """What the window is read from (e.g. 'automated backups of prod-payments', 'base backups + WAL archive')."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A database instance a restore created."""
+
+    name: str
+    region: str
+    database: str
+    status: str
+    """`creating`, `available`, `failed`, `deleting`, `absent`."""
+    endpoint: str | None = None
+    port: int | None = None
+    dsn: str | None = None
+    """Sandbox: the libpq connection string (password in a passfile, never inline). AWS: None."""
+    restored_to: str | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class TableState:
+    rows: int
+    checksum: str
+    """An order-independent digest of every row's text (sum of 64-bit slices of md5)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The state of chosen tables on the source at one instant ``time``: the tables are locked
+    against writes (SHARE) while they are summed and until the database clock has passed ``time``,
+    so a restore to ``time`` must hold exactly these rows."""
+
+    region: str
+    database: str
+    time: float
+    tables: dict[str, TableState]
+
+
+@dataclass(frozen=True)
+class Integrity:
+    tables: dict[str, TableState]
+    amcheck: list[str] | None
+    """Problems amcheck reported (empty: none); None when amcheck is not available."""
+    amcheck_note: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    key: str
+    version_id: str
+    last_modified: float
+    is_latest: bool
+    delete_marker: bool
+    size: int | None = None
+    etag: str | None = None
+
+
+class BackupControl(Protocol):
+    def snapshots(self, region: str, database: str) -> list[Snapshot]:
+        """Manual and automated snapshots of the database held in the region, oldest first."""
+
+    def create_snapshot(self, region: str, database: str, snapshot_id: str, tags: dict[str, str]) -> Snapshot:
+        """Start a manual snapshot (idempotent by id)."""
+
+    def copy_snapshot(self, snapshot: Snapshot, target_region: str, tags: dict[str, str]) -> Snapshot:
+        """Start a copy into ``target_region`` encrypted with that region's key (idempotent)."""
+
+    def delete_snapshot(self, snapshot: Snapshot) -> str: ...
+
+    def window(self, region: str, database: str, seal: bool = False) -> Window | None:
+        """The restorable window, None without any backup. ``seal``: first make the newest writes
+        restorable where the adapter can (sandbox: WAL switch and archive)."""
+
+    def restore(self, region: str, database: str, name: str, to_time: float | None) -> Instance:
+        """Start a point-in-time restore to a NEW instance ``name`` (None: latest restorable time)."""
+
+    def instance(self, region: str, name: str) -> Instance:
+        """A restored instance as it is now (status ``absent`` when there is none)."""
+
+    def delete_instance(self, region: str, name: str) -> str:
+        """Delete a restored instance the runbooks created (never anything else), without a final snapshot."""
+
+    def reference(self, region: str, database: str, tables: list[str], timeout: float) -> Reference:
+        """Lock, sum and time-stamp the tables on the live database (see Reference)."""
+
+    def integrity(self, instance: Instance, tables: list[str]) -> Integrity:
+        """Sum the tables on a restored instance and run amcheck where available."""
+
+
+class ObjectVersions(Protocol):
+    def versioning(self, bucket: str) -> str | None:
+        """`Enabled`, `Suspended`, or None (never enabled)."""
+
+    def versions(self, bucket: str, prefix: str) -> list[ObjectVersion]:
+        """Every version and delete marker under the prefix."""
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> None:
+        """Permanently delete one version or delete marker."""
+
+    def restore_version(self, bucket: str, key: str, version_id: str) -> str:
+        """Copy an earlier version over the key (a new version with its content); returns the new version id."""
+
+
+class Metrics(Protocol):
+    def put(self, samples: list["Sample"]) -> str:
+        """Publish samples (CloudWatch PutMetricData in AWS; nothing more on the sandbox)."""
+
+
+class AuditSink(Protocol):
+    def write(self, entry: dict) -> str:
+        """Store one audit entry where it cannot be changed (AWS: the object-locked backups bucket)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    """Prometheus-style name, e.g. ``regionpair_backup_last_success_timestamp_seconds``."""
+    value: float
+    labels: dict[str, str]
+    help: str
+    unit: str = "None"
+    """CloudWatch unit (Seconds, Count, None)."""
+
+
+class NoMetrics:
+    def put(self, samples: list[Sample]) -> str:
+        return "no remote metrics on this target (the Prometheus file has them)"
+
+
+class NoAuditSink:
+    def write(self, entry: dict) -> str:
+        return "local audit log only"
+
+
+@dataclass
+class BackupPorts:
+    backups: BackupControl
+    objects: ObjectVersions
+    metrics: Metrics
+    audit_sink: AuditSink
+    sql: SqlProbe | None
+    """For the replication-lag metric (None: not measured)."""
+    clock: Clock
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for port in (self.backups, self.objects, self.sql):
+            close = getattr(port, "close", None)
+            if close:
+                close()
