@@ -263,11 +263,31 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
                   rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
                   steps=rep["steps"], reconcile=reconcile, streams=rep["streams"])
+    for line in final_table(rep):
+        console.line(line)
     console.line(f"{runbook.name}: {'nothing to do, already complete' if run.nothing_to_do else 'complete'}; "
                  f"report: {paths['markdown']}")
     if reconcile and not run.nothing_to_do:
         console.line("bring the stacks in line with:\n  " + "\n  ".join(reconcile))
     return EXIT_OK
+
+
+def final_table(rep: dict) -> list[str]:
+    """The run at a glance, for people: every step's status and duration, then RTO and RPO."""
+    steps = rep.get("steps") or []
+    if not steps:
+        return []
+    width = max(len(s["name"]) for s in steps)
+    lines = ["", f"{'step':<{width}}  {'status':<18}  {'seconds':>7}", f"{'-' * width}  {'-' * 18}  {'-' * 7}"]
+    for s in steps:
+        took = "" if s.get("end") is None or s.get("start") is None else f"{s['end'] - s['start']:7.2f}"
+        lines.append(f"{s['name']:<{width}}  {str(s.get('status')):<18}  {took:>7}")
+    obj = rep.get("objectives", {})
+    rpo = (rep.get("rpo") or {}).get("seconds")
+    lines.append(f"run took {rep['rto_seconds']:.2f} s (RTO objective {obj.get('rto_seconds')} s); RPO estimate "
+                 f"{'n/a' if rpo is None else f'{rpo:.2f} s'} (objective {obj.get('rpo_seconds')} s); "
+                 f"{'PASSED' if rep.get('passed') else 'FAILED: ' + '; '.join(rep.get('reasons', []))}")
+    return lines
 
 
 def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outputs) -> dict:

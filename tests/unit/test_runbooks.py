@@ -320,3 +320,15 @@ def test_reconcile_without_the_cli_says_what_to_run(monkeypatch):
     monkeypatch.setattr(cli.shutil, "which", lambda name: None)
     lines = cli.run_reconcile(["pulumi up --stack dr --yes"], runner=sp.run)
     assert lines == ["the pulumi CLI is not on PATH: run these yourself:", "pulumi up --stack dr --yes"]
+
+
+def test_people_get_a_final_table_of_steps_and_the_verdict(env):
+    out = io.StringIO()
+    code = failover.main(["--outputs", str(env.doc_path), "--state-dir", str(env.state), "--yes"],
+                         ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"),
+                         clock=env.world.clock, stdout=out)
+    text = out.getvalue()
+    assert code == EXIT_OK
+    table = text[text.index("step "):]
+    assert "promote:payments-1" in table and "done" in table and "PASSED" in table
+    assert "RTO objective 900 s" in table
