@@ -108,6 +108,13 @@ class BadArgs(RunbookError):
 # --------------------------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In the workload child: get SIGKILL when the drill dies, even by SIGKILL (Linux prctl), so
+    no client outlives its drill and keeps writing for an hour."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _sandbox_cli(*args: str, timeout: float = 120.0) -> str:
     proc = subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
@@ -238,7 +245,7 @@ class SandboxDrill:
             [sys.executable, "-m", "sandbox", "workload", "--dir", str(self.dir), "--seconds", "3600",
              "--rate", str(self.args.rate), "--log", str(self.workload_log),
              "--kafka-rate", str(self.args.kafka_rate), "--s3-rate", str(self.args.s3_rate)],
-            stdout=subprocess.DEVNULL, stderr=self.workload_err.open("w"))
+            stdout=subprocess.DEVNULL, stderr=self.workload_err.open("w"), preexec_fn=_die_with_parent)
         return f"{self.args.rate} writes/s through the sandbox's DNS names (pid {self.workload.pid})"
 
     def _stop_workload(self) -> str:
