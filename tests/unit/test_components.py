@@ -267,6 +267,26 @@ def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_
     assert alarm["inputs"]["alarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
 
 
+def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
+    """health-check-inversion pins DR by setting Disabled and Inverted on the primary's check; a
+    later `pulumi up -s prod` must leave them as the runbook set them (ignore_changes), while every
+    other input of the check and the records stays Pulumi's."""
+    def build(p):
+        FailoverRecords("dns", FailoverRecordsArgs(
+            zone_id="Z0123", failover="PRIMARY", set_identifier="prod-us-east-1",
+            records={"payments": ("payments.example.com", "db.example")},
+            health_check=HealthCheckSpec(fqdn="api.example.com"), alarm_provider=p,
+            alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
+    resources = render(build)
+    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    assert (hc["disabled"], hc["invertHealthcheck"]) == (False, False)  # declared at creation: not pinned
+    ignored = {r["type"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
+    # the engine's property names: a misspelt name would be ignored silently and protect nothing
+    assert sorted(ignored.pop("aws:route53/healthCheck:HealthCheck")) == ["disabled", "invertHealthcheck"]
+    assert {"disabled", "invertHealthcheck"} <= set(hc)
+    assert all(v == [] for v in ignored.values()), ignored
+
+
 def test_secondary_records_need_no_health_check():
     resources = render(lambda p: FailoverRecords("dns", FailoverRecordsArgs(
         zone_id="Z0123", failover="SECONDARY", set_identifier="dr-us-west-2",

@@ -225,3 +225,11 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
     # and the real stack keeps every protection
     (real,) = of_type(harness.render_stack("prod"), "aws:rds/instance:Instance")
     assert real["inputs"]["deletionProtection"] is True and real["inputs"]["skipFinalSnapshot"] is False
+
+
+def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
+    """The real prod program, not only the component: after a failover by health-check inversion,
+    `pulumi up -s prod` must not reset Disabled/Inverted (that would send traffic back)."""
+    harness.render("prod")
+    (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
+    assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
