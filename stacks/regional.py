@@ -65,7 +65,7 @@ def build(cfg: StackConfig, providers: prov.Providers,
     network = Network("network", NetworkArgs(
         name_prefix=prefix, db_ports=sorted({db.port for db in cfg.databases}),
         allowed_cidrs=net.allowed_cidrs, allowed_security_group_ids=net.allowed_security_group_ids,
-        vpc_id=net.vpc_id, subnet_ids=net.subnet_ids, cidr=net.cidr,
+        runbook_cidrs=net.runbook_cidrs, vpc_id=net.vpc_id, subnet_ids=net.subnet_ids, cidr=net.cidr,
         availability_zones=None if net.vpc_id else prov.availability_zones(provider)), opts=opts)
 
     def bucket_name(kind: str) -> pulumi.Output[str]:

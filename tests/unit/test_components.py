@@ -89,6 +89,35 @@ def test_created_network_is_private_across_three_zones_and_admits_only_configure
     children_follow_the_convention(resources, "network")
 
 
+def test_runbook_hosts_get_database_ingress_that_the_fence_keeps():
+    from runbooks.adapters.aws import KEEP_PREFIX  # the fence's own rule, not a copy of it
+    from components.network import RUNBOOK_ACCESS_PREFIX
+    assert RUNBOOK_ACCESS_PREFIX == KEEP_PREFIX
+
+    def build(p):
+        Network("network", NetworkArgs(
+            name_prefix="regionpair-prod", db_ports=[5432, 5433], allowed_cidrs=["10.0.0.0/8"],
+            runbook_cidrs=["10.9.0.10/32", "2001:db8::/64"], cidr="10.10.0.0/16",
+            availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"]), opts=opts(p))
+    rules = of_type(render(build), "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    kept = [r["inputs"] for r in rules if r["inputs"]["description"].startswith(KEEP_PREFIX)]
+    assert sorted((k["fromPort"], k["toPort"], k.get("cidrIpv4") or k.get("cidrIpv6")) for k in kept) == [
+        (5432, 5432, "10.9.0.10/32"), (5432, 5432, "2001:db8::/64"),
+        (5433, 5433, "10.9.0.10/32"), (5433, 5433, "2001:db8::/64")]
+    assert all(k["ipProtocol"] == "tcp" for k in kept)
+    # the clients' rules are fenced as before: none of them may carry the prefix
+    clients = [r["inputs"] for r in rules if r["inputs"].get("cidrIpv4") == "10.0.0.0/8"]
+    assert clients and not any(c["description"].startswith(KEEP_PREFIX) for c in clients)
+
+
+def test_without_runbook_cidrs_no_rule_survives_a_fence():
+    resources = render(lambda p: Network("network", NetworkArgs(
+        name_prefix="regionpair-prod", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"],
+        availability_zones=["a", "b", "c"]), opts=opts(p)))
+    rules = of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rules and not [r for r in rules if r["inputs"]["description"].startswith("regionpair:runbook-access")]
+
+
 def test_given_vpc_is_used_and_nothing_is_created_around_it():
     subnets = [f"subnet-0123456789abcdef{i}" for i in range(3)]
     resources = render(lambda p: Network("network", NetworkArgs(
@@ -105,6 +134,8 @@ def test_given_vpc_is_used_and_nothing_is_created_around_it():
     ({"allowed_cidrs": ["0.0.0.0/0"]}, "allowed_cidrs"),
     ({"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0"]}, "subnet_ids"),
     ({"availability_zones": None}, "availability_zones"),
+    ({"runbook_cidrs": ["0.0.0.0/0"]}, "runbook_cidrs"),
+    ({"runbook_cidrs": ["10.9.0.10/32", "10.9.0.10/32"]}, "runbook_cidrs"),
 ])
 def test_network_bad_args(kw, arg):
     base = dict(name_prefix="x-y", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"], availability_zones=["a", "b", "c"])

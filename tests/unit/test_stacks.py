@@ -233,3 +233,16 @@ def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
     harness.render("prod")
     (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
     assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
+
+
+def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
+    import yaml
+    for stack in STACKS:
+        network = yaml.safe_load(open(harness.ROOT / f"Pulumi.{stack}.yaml"))["config"]["regionpair:network"]
+        rendered = harness.render(stack, overrides={"network": dict(network, runbook_cidrs=["10.9.0.10/32"])})
+        rules = [r for r in of_type(rendered.resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                 if r["inputs"]["description"].startswith("regionpair:runbook-access")]
+        assert [(r["name"], r["inputs"]["cidrIpv4"], r["inputs"]["fromPort"]) for r in rules] == [
+            ("network-db-5432-runbooks-10-9-0-10-32", "10.9.0.10/32", 5432)], stack
+    # the committed stacks name no runbook host: nothing is kept through a fence there
+    assert not [r for r in harness.render_stack("prod") if "runbooks-" in r["name"]]
