@@ -150,6 +150,10 @@ class StreamingConfig:
 @dataclass(frozen=True)
 class BackupsConfig:
     object_lock_days: int = 30
+    snapshot_retention_days: int = 35
+    """The snapshot runbook's --enforce-retention deletes its own snapshots older than this."""
+    snapshot_keep_newest: int = 3
+    """…but never the newest N of a region, whatever their age."""
 
 
 @dataclass(frozen=True)
@@ -549,7 +553,12 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     so.done()
 
     bo = top.obj("backups", required=False)
-    backups = BackupsConfig(object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500))
+    backups = BackupsConfig(
+        object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500),
+        snapshot_retention_days=bo.integer("snapshot_retention_days", 35, minimum=1, maximum=3650,
+                                           why="days a manual snapshot of the snapshot runbook is kept"),
+        snapshot_keep_newest=bo.integer("snapshot_keep_newest", 3, minimum=1, maximum=100,
+                                        why="retention never deletes the last snapshot of a region"))
     bo.done()
 
     tags = top.get("tags", {})

@@ -148,7 +148,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     s3_arn = f"arn:{net.partition}:s3:::"
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
-        zone_id=cfg.dns.zone_id, partition=net.partition,
+        zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
         health_check_ids=from_prod("dns", "health_check_id").apply(lambda h: [h] if h else []),
         regions=[
             RegionScope(

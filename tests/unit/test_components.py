@@ -379,6 +379,9 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
         if s["Sid"] == "ReadMetrics":
             assert s["Action"] == ["cloudwatch:GetMetricData"]
             continue
+        if s["Sid"] == "PublishBackupMetrics":  # no resource scope in IAM: a namespace condition instead
+            assert s["Action"] == ["cloudwatch:PutMetricData"] and s["Condition"]
+            continue
         for r in resources_:
             assert r.startswith("arn:aws:"), r
             assert r != "*" and (ACCOUNT in r or r.startswith(("arn:aws:s3:::", "arn:aws:route53:::")) or r in (SRC, DST)
@@ -420,3 +423,75 @@ def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
     assert "s3:PutReplicationConfiguration" in by_sid["Buckets"]["Action"]
     assert [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]] == [passing]
+
+
+def _backup_policy(databases=("payments",)):
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            databases=list(databases),
+            regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
+                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E]),
+                     RegionScope(region="us-west-2", db_security_group_ids=["sg-w"],
+                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W])]), opts=opts(p))
+    policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    return policy, {s["Sid"]: s for s in policy["Statement"]}
+
+
+def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own():
+    """docs/backups.md lists the calls; the two deletions are limited by the runbooks' own tags, so
+    neither a stack's database nor a hand-made snapshot can be deleted with this role."""
+    from runbooks.adapters.aws import TEMPORARY_TAG, CloudWatchMetrics
+    from runbooks.backups import MANAGED_TAG, MANAGED_VALUE
+    from runbooks.restore import instance_name
+    from runbooks.snapshot import snapshot_id
+    policy, by_sid = _backup_policy()
+    general = by_sid["RdsFailoverAndBackups"]
+    for action in ("rds:CreateDBSnapshot", "rds:CopyDBSnapshot", "rds:DescribeDBSnapshots",
+                   "rds:DescribeDBInstanceAutomatedBackups", "rds:RestoreDBInstanceToPointInTime",
+                   "rds:AddTagsToResource"):
+        assert action in general["Action"], action
+    assert f"arn:aws:rds:us-west-2:{ACCOUNT}:auto-backup:*" in general["Resource"]
+    # nothing but these two statements may delete anything in RDS
+    deleting = {s["Sid"] for s in policy["Statement"] if any(a.startswith("rds:Delete") for a in s["Action"])}
+    assert deleting == {"DeleteOnlyVerifyBackupTemporaryInstances", "DeleteOnlySnapshotRunbookSnapshots"}
+    temp = by_sid["DeleteOnlyVerifyBackupTemporaryInstances"]
+    assert temp["Action"] == ["rds:DeleteDBInstance"]
+    assert temp["Resource"] == [f"arn:aws:rds:{r}:{ACCOUNT}:db:verify-payments-*" for r in ("us-east-1", "us-west-2")]
+    assert temp["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
+    snaps = by_sid["DeleteOnlySnapshotRunbookSnapshots"]
+    assert snaps["Action"] == ["rds:DeleteDBSnapshot"]
+    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE}}
+    # the names the runbooks really use fall under the ARNs
+    from fnmatch import fnmatchcase
+    sid = snapshot_id("payments", "snapshot-20261122T053000Z-ab12")
+    assert any(fnmatchcase(f"arn:aws:rds:us-west-2:{ACCOUNT}:snapshot:{sid}", r) for r in snaps["Resource"]), sid
+    verify = instance_name("verify", "payments", "verify_backup-20261122T053000Z-ab12")
+    assert any(fnmatchcase(f"arn:aws:rds:us-west-2:{ACCOUNT}:db:{verify}", r) for r in temp["Resource"]), verify
+    restore = instance_name("restore", "payments", "restore-20261122T053000Z-ab12")
+    restored = by_sid["RestoreToNewInstances"]
+    assert any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{restore}", r) for r in restored["Resource"]), restore
+    assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{restore}", r) for r in temp["Resource"])
+    assert "rds:DeleteDBInstance" not in restored["Action"] and "rds:DeleteDBInstance" not in general["Action"]
+    publish = by_sid["PublishBackupMetrics"]
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": CloudWatchMetrics.NAMESPACE}}
+    for action in ("s3:ListBucketVersions", "s3:GetBucketVersioning"):
+        assert action in by_sid["Buckets"]["Action"] and "arn:aws:s3:::dr-backups" in by_sid["Buckets"]["Resource"]
+    for action in ("s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:PutObject"):
+        assert action in by_sid["BucketObjectsAndRunLock"]["Action"]
+    assert {"kms:CreateGrant", "kms:DescribeKey"} <= set(by_sid["KeysOfThePair"]["Action"])
+    assert KEY_W in by_sid["KeysOfThePair"]["Resource"]
+
+
+def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion():
+    policy, by_sid = _backup_policy(databases=())
+    assert "RestoreToNewInstances" not in by_sid and "DeleteOnlyVerifyBackupTemporaryInstances" not in by_sid
+    assert not [s for s in policy["Statement"] if "rds:DeleteDBInstance" in s["Action"]]
+
+
+def test_runbook_role_refuses_a_database_name_that_would_widen_the_arns():
+    with pytest.raises(ComponentArgsError) as err:
+        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+                                                zone_id="Z1", databases=["*"],
+                                                regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
+    assert err.value.arg == "databases"

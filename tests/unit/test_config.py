@@ -53,6 +53,7 @@ def test_defaults_when_optional_keys_are_omitted():
         (30, "03:00-04:00", "sun:04:30-sun:05:30", True)
     assert db.max_allocated_storage_gb == 2 * db.allocated_storage_gb
     assert cfg.backups.object_lock_days == 30
+    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (35, 3)
     assert cfg.expected_promotion_seconds == 300
     assert cfg.network.runbook_cidrs == ()  # no runbook ingress unless asked for
 
@@ -150,6 +151,11 @@ BAD = [
     ("objectives.rpo_seconds", 0, "objectives.rpo_seconds", "cannot promise zero loss"),
     ("expected_promotion_seconds", 0, "expected_promotion_seconds", "minimum is 1"),
     ("backups.object_lock_days", 0, "backups.object_lock_days", "minimum is 1"),
+    ("backups.snapshot_retention_days", 0, "backups.snapshot_retention_days", "minimum is 1"),
+    ("backups.snapshot_retention_days", "35d", "backups.snapshot_retention_days", "whole number"),
+    ("backups.snapshot_keep_newest", 0, "backups.snapshot_keep_newest", "never deletes the last snapshot"),
+    ("backups.snapshot_keep_newest", 101, "backups.snapshot_keep_newest", "maximum is 100"),
+    ("backups.keep_newest", 3, "backups.keep_newest", "unknown key"),
     ("network.allowed_cidrs", ["0.0.0.0/0"], "network.allowed_cidrs[0]", "whole internet"),
     ("network.allowed_cidrs", ["10.0.0.300/8"], "network.allowed_cidrs[0]", "CIDR block"),
     ("network.allowed_cidrs", [], "network.allowed_cidrs", "at least one"),

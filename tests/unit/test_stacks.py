@@ -74,7 +74,7 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
     prod = harness.stack_exports("prod")
     dr = harness.stack_exports("dr")
     assert set(dr) == {"schema_version", "project", "stack", "target", "sandbox_dir", "objectives", "rto_budget", "dns",
-                       "regions"}
+                       "backup_policy", "regions"}
     doc = outputs.from_dict(dr).require_pair()
     assert doc.regions["us-east-1"] == outputs.from_dict(prod).regions["us-east-1"]
     replica = doc.secondary.databases["payments"]
@@ -246,3 +246,25 @@ def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
             ("network-db-5432-runbooks-10-9-0-10-32", "10.9.0.10/32", 5432)], stack
     # the committed stacks name no runbook host: nothing is kept through a fence there
     assert not [r for r in harness.render_stack("prod") if "runbooks-" in r["name"]]
+
+
+def test_both_stacks_export_the_backup_policy_from_config():
+    for stack in STACKS:
+        doc = outputs.from_dict(harness.stack_exports(stack))
+        assert (doc.backup_policy.snapshot_retention_days, doc.backup_policy.snapshot_keep_newest) == (35, 3), stack
+    import yaml
+    backups = yaml.safe_load(open(harness.ROOT / "Pulumi.prod.yaml"))["config"]["regionpair:backups"]
+    rendered = harness.render("prod", overrides={"backups": dict(backups, snapshot_retention_days=14,
+                                                                 snapshot_keep_newest=5)})
+    policy = outputs.from_dict(rendered.exports).backup_policy
+    assert (policy.snapshot_retention_days, policy.snapshot_keep_newest) == (14, 5)
+
+
+def test_dr_runbook_role_may_restore_and_delete_only_the_runbooks_own_backups():
+    policy = json.loads(one(harness.render_stack("dr"), "aws:iam/rolePolicy:RolePolicy",
+                            "runbooks-policy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert sorted(by_sid["DeleteOnlyVerifyBackupTemporaryInstances"]["Resource"]) == [
+        f"arn:aws:rds:{r}:{harness.ACCOUNT}:db:verify-payments-*" for r in ("us-east-1", "us-west-2")]
+    assert sorted(by_sid["DeleteOnlySnapshotRunbookSnapshots"]["Resource"]) == [
+        f"arn:aws:rds:{r}:{harness.ACCOUNT}:snapshot:regionpair-*" for r in ("us-east-1", "us-west-2")]
