@@ -79,6 +79,8 @@ class RegionScope:
     """Alarm topics the runbooks notify. Default: none."""
     bootstrap_parameter: str | None = None
     """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+    writer_parameter: str | None = None
+    """SSM parameter naming the bucket writers write to. Default: none."""
     replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """S3 replication roles the runbooks pass when they disable, enable or reverse replication. Default: none."""
 
@@ -135,8 +137,9 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
         repl += list(r["replicator_arns"])
-        if r.get("bootstrap_parameter"):
-            ssm.append(arn("ssm", name, f"parameter{r['bootstrap_parameter']}"))
+        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter")):
+            if param:
+                ssm.append(arn("ssm", name, f"parameter{param}"))
         buckets += list(r["bucket_arns"])
         objects += [f"{b}/*" for b in r["bucket_arns"]]
         keys += list(r["kms_key_arns"])
@@ -157,7 +160,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("FenceDatabaseSecurityGroups", RUNBOOK_ACTIONS["ec2"], ec2)
     add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
     add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
-    add("KafkaBootstrapParameter", RUNBOOK_ACTIONS["ssm"], ssm)
+    add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
     add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
@@ -210,7 +213,7 @@ class RunbookRole(pulumi.ComponentResource):
             "region": r.region, "db_security_group_ids": r.db_security_group_ids,
             "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
-            "bootstrap_parameter": r.bootstrap_parameter,
+            "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
             "replication_role_arns": r.replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,

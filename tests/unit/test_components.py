@@ -261,9 +261,29 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
     assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"] == {"status": "Enabled"}
     policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     resources_named = {r for s in policy["Statement"] for r in s["Resource"]}
-    assert resources_named == {"arn:aws:s3:::regionpair-prod-data", "arn:aws:s3:::regionpair-prod-data/*",
-                               "arn:aws:s3:::regionpair-dr-data/*", KEY_E, KEY_W}
+    prod, dr = "arn:aws:s3:::regionpair-prod-data", "arn:aws:s3:::regionpair-dr-data"
+    assert resources_named == {prod, f"{prod}/*", dr, f"{dr}/*", KEY_E, KEY_W}
     assert all("*" not in a for s in policy["Statement"] for a in s["Action"])
+
+    def grants(action, resource):
+        return [s for s in policy["Statement"] if action in s["Action"] and resource in s["Resource"]]
+
+    # forward (the declared configuration) and reverse (what a failback puts on the DR bucket)
+    for source, dest, src_key, dst_key, src_region, dst_region in (
+            (prod, dr, KEY_E, KEY_W, "us-east-1", "us-west-2"), (dr, prod, KEY_W, KEY_E, "us-west-2", "us-east-1")):
+        assert grants("s3:GetReplicationConfiguration", source)
+        assert grants("s3:GetObjectVersionForReplication", f"{source}/*")
+        assert grants("s3:ReplicateObject", f"{dest}/*")
+        (decrypt,) = grants("kms:Decrypt", src_key)
+        assert decrypt["Condition"]["StringLike"] == {"kms:ViaService": f"s3.{src_region}.amazonaws.com",
+                                                      "kms:EncryptionContext:aws:s3:arn": [f"{source}/*", source]}
+        (encrypt,) = grants("kms:GenerateDataKey", dst_key)
+        assert encrypt["Condition"]["StringLike"]["kms:ViaService"] == f"s3.{dst_region}.amazonaws.com"
+        assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [f"{dest}/*", dest]
+    # least privilege still: a key decrypts only its own bucket's objects, replicas go only to the other bucket
+    assert not grants("kms:Decrypt", KEY_E)[0]["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][1] == dr
+    assert not [s for s in policy["Statement"] if "s3:ReplicateObject" in s["Action"]
+                and set(s["Resource"]) & {prod, dr}]
 
 
 @pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
@@ -393,7 +413,7 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     assert "rds:PromoteReadReplica" in by_sid["RdsFailoverAndBackups"]["Action"]
     assert by_sid["Route53HealthChecks"]["Resource"] == ["arn:aws:route53:::healthcheck/hc-1"]
     assert by_sid["Route53FailoverRecords"]["Resource"] == ["arn:aws:route53:::hostedzone/Z0123"]
-    assert by_sid["KafkaBootstrapParameter"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
+    assert by_sid["ClientParameters"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
     assert by_sid["BucketObjectsAndRunLock"]["Resource"] == ["arn:aws:s3:::prod-data/*"]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
@@ -495,3 +515,34 @@ def test_runbook_role_refuses_a_database_name_that_would_widen_the_arns():
                                                 zone_id="Z1", databases=["*"],
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "databases"
+
+
+def test_writer_parameter_starts_on_the_given_bucket_and_pulumi_never_moves_it_back():
+    from components.storage import WriterParameter, WriterParameterArgs
+    resources = render(lambda p: WriterParameter("data-writers", WriterParameterArgs(
+        parameter_name="/regionpair/s3/writer-bucket", initial_bucket="regionpair-prod-data"), opts=opts(p)))
+    param = one(resources, "aws:ssm/parameter:Parameter")["inputs"]
+    # the provider marks every parameter value secret
+    assert (param["name"], param["type"], param["value"]) == ("/regionpair/s3/writer-bucket", "String",
+                                                             {"secret": "regionpair-prod-data"})
+    (reg,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:ssm/parameter:Parameter"]
+    assert reg["ignore_changes"] == ["value"]
+    children_follow_the_convention(resources, "data-writers")
+    with pytest.raises(ComponentArgsError) as err:
+        WriterParameter("w", WriterParameterArgs(parameter_name="writer-bucket", initial_bucket="b"))
+    assert err.value.arg == "parameter_name"
+
+
+def test_runbook_role_may_move_the_writer_parameter_in_each_region_and_nothing_else_in_ssm():
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            regions=[RegionScope(region=r, db_security_group_ids=["sg-x"], bootstrap_parameter="/regionpair/kafka/b",
+                                 writer_parameter="/regionpair/s3/writer-bucket") for r in ("us-east-1", "us-west-2")]),
+            opts=opts(p))
+    policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    ssm = [s for s in policy["Statement"] if any(a.startswith("ssm:") for a in s["Action"])]
+    assert [s["Sid"] for s in ssm] == ["ClientParameters"]
+    assert ssm[0]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert ssm[0]["Resource"] == sorted(f"arn:aws:ssm:{r}:{ACCOUNT}:parameter/regionpair/{p}"
+                                        for r in ("us-east-1", "us-west-2") for p in ("kafka/b", "s3/writer-bucket"))

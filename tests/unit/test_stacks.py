@@ -114,7 +114,7 @@ def test_dr_graph_has_every_cross_region_link():
     alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
     assert alarms["ReplicationLatency"]["threshold"] == 150_000
-    param = one(dr, "aws:ssm/parameter:Parameter")["inputs"]
+    param = one(dr, "aws:ssm/parameter:Parameter", "kafka-bootstrap")["inputs"]
     assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
 
 
@@ -268,3 +268,30 @@ def test_dr_runbook_role_may_restore_and_delete_only_the_runbooks_own_backups():
         f"arn:aws:rds:{r}:{harness.ACCOUNT}:db:verify-payments-*" for r in ("us-east-1", "us-west-2")]
     assert sorted(by_sid["DeleteOnlySnapshotRunbookSnapshots"]["Resource"]) == [
         f"arn:aws:rds:{r}:{harness.ACCOUNT}:snapshot:regionpair-*" for r in ("us-east-1", "us-west-2")]
+
+
+def test_each_region_exports_a_writer_parameter_that_starts_on_the_primarys_bucket():
+    """With storage.writer_parameter in both regions the runbooks' S3 lane turns on in AWS
+    (runbooks/adapters/aws.py: aws_ports); writers start on prod's data bucket in both regions."""
+    prod_bucket = harness.stack_exports("prod")["regions"]["us-east-1"]["storage"]["data_bucket"]
+    doc = outputs.from_dict(harness.stack_exports("dr"))
+    assert {r.storage.writer_parameter for r in doc.regions.values()} == {"/regionpair/s3/writer-bucket"}
+    for stack in STACKS:
+        (param,) = [r for r in of_type(harness.render_stack(stack), "aws:ssm/parameter:Parameter")
+                    if r["inputs"]["name"] == "/regionpair/s3/writer-bucket"]
+        assert param["inputs"]["value"] == {"secret": prod_bucket}, stack
+    promoted = harness.render("dr", overrides={"promoted": True})
+    (param,) = [r for r in of_type(promoted.resources, "aws:ssm/parameter:Parameter")
+                if r["inputs"]["name"] == "/regionpair/s3/writer-bucket"]
+    assert param["inputs"]["value"] == {"secret": doc.regions["us-west-2"].storage.data_bucket}
+    harness.render("dr")
+    regs = [r for r in harness.LAST["registrations"] if r["type"] == "aws:ssm/parameter:Parameter"]
+    assert len(regs) == 2 and all(r["ignore_changes"] == ["value"] for r in regs)  # bootstrap and writers
+
+
+def test_dr_runbook_role_may_move_writers_in_both_regions():
+    policy = json.loads(one(harness.render_stack("dr"), "aws:iam/rolePolicy:RolePolicy",
+                            "runbooks-policy")["inputs"]["policy"])
+    (ssm,) = [s for s in policy["Statement"] if s["Sid"] == "ClientParameters"]
+    for region in ("us-east-1", "us-west-2"):
+        assert f"arn:aws:ssm:{region}:{harness.ACCOUNT}:parameter/regionpair/s3/writer-bucket" in ssm["Resource"]
