@@ -2,8 +2,14 @@
 
 The actions are listed once (`RUNBOOK_ACTIONS`); the runbook code is expected to stay within
 them, and a test in the runbooks' suite can compare. No statement has a `*` action; every
-resource is an ARN of these stacks, except `cloudwatch:GetMetricData`, which AWS does not
-scope to resources (it is read-only).
+resource is an ARN of these stacks, except two CloudWatch actions AWS does not scope to
+resources: `cloudwatch:GetMetricData` (read-only) and `cloudwatch:PutMetricData`, which is
+limited by condition to the backup runbooks' namespace.
+
+Deletions are narrower than the rest: the runbooks delete only `verify-<database>-…` instances
+that carry `regionpair:temporary=true` (verify_backup's own), and only snapshots that carry
+`regionpair:managed-by=snapshot-runbook` (the snapshot runbook's own); the stacks' databases and
+any hand-made snapshot are out of reach even for a runbook with a bug in it.
 """
 
 from __future__ import annotations
@@ -20,9 +26,13 @@ from components._common import child, policy_json, require
 TYPE = "regionpair:access:RunbookRole"
 
 RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
-    "rds": ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:PromoteReadReplica", "rds:ModifyDBInstance",
-            "rds:CreateDBInstanceReadReplica", "rds:CreateDBSnapshot", "rds:CopyDBSnapshot",
-            "rds:RestoreDBInstanceToPointInTime", "rds:DeleteDBInstance", "rds:AddTagsToResource"),
+    "rds": ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBInstanceAutomatedBackups",
+            "rds:PromoteReadReplica", "rds:ModifyDBInstance", "rds:CreateDBInstanceReadReplica",
+            "rds:CreateDBSnapshot", "rds:CopyDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
+            "rds:AddTagsToResource"),
+    "rds_restored": ("rds:DescribeDBInstances", "rds:RestoreDBInstanceToPointInTime", "rds:AddTagsToResource"),
+    "rds_delete_temporary": ("rds:DeleteDBInstance",),
+    "rds_delete_snapshot": ("rds:DeleteDBSnapshot",),
     "route53": ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"),
     "route53_health": ("route53:GetHealthCheck", "route53:UpdateHealthCheck", "route53:GetHealthCheckStatus"),
     "route53_change": ("route53:GetChange",),
@@ -36,9 +46,19 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
     "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"),
     "cloudwatch": ("cloudwatch:GetMetricData",),
+    "cloudwatch_publish": ("cloudwatch:PutMetricData",),
     "sns": ("sns:Publish",),
     "pass_replication_role": ("iam:PassRole",),
 }
+
+BACKUP_METRICS_NAMESPACE = "RegionPair/Backups"
+"""The only CloudWatch namespace the runbooks publish to (runbooks/adapters/aws.py)."""
+TEMPORARY_TAG = "regionpair:temporary"
+"""verify_backup tags its temporary instances with it (value `true`); only those may be deleted."""
+MANAGED_SNAPSHOT_TAG = ("regionpair:managed-by", "snapshot-runbook")
+"""The snapshot runbook's tag: retention deletes only snapshots carrying it."""
+RESTORED_INSTANCE_PREFIXES = ("restore", "verify")
+"""restore and verify_backup name new instances `<prefix>-<database>-<run>` (runbooks/restore.py)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,8 @@ class RegionScope:
     """Alarm topics the runbooks notify. Default: none."""
     bootstrap_parameter: str | None = None
     """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+    writer_parameter: str | None = None
+    """SSM parameter naming the bucket writers write to. Default: none."""
     replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """S3 replication roles the runbooks pass when they disable, enable or reverse replication. Default: none."""
 
@@ -75,6 +97,8 @@ class RunbookRoleArgs:
     """The regions of the pair. Required."""
     zone_id: str
     """The Route53 zone of the failover records. Required."""
+    databases: Sequence[str] = ()
+    """Logical database names: restores go to `restore-<name>-*` / `verify-<name>-*`. Default: none (no restores)."""
     health_check_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """Health checks the runbooks read and invert. Default: none."""
     trusted_principal_arns: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
@@ -88,7 +112,7 @@ class RunbookRoleArgs:
 
 
 def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, health_check_ids: Sequence[str],
-                   regions: Sequence[Mapping[str, Any]]) -> str:
+                   regions: Sequence[Mapping[str, Any]], databases: Sequence[str] = ()) -> str:
     """The policy document; `regions` are RegionScope values resolved to plain lists."""
     def arn(service: str, region: str, resource: str) -> str:
         return f"arn:{partition}:{service}:{region}:{account}:{resource}"
@@ -100,21 +124,35 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
     rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles = ([] for _ in range(10))
+    restored, temporary, snapshots = [], [], []
     for r in regions:
         name = r["region"]
         rds += [arn("rds", name, f"{kind}:{prefix}-*") for kind in ("db", "snapshot", "subgrp", "pg")]
         rds += [arn("rds", name, "og:default:postgres-*")]
+        # automated backups (and those replicated into DR) have generated ids: scoped to region and account
+        rds += [arn("rds", name, "auto-backup:*")]
+        restored += [arn("rds", name, f"db:{kind}-{db}-*") for kind in RESTORED_INSTANCE_PREFIXES for db in databases]
+        temporary += [arn("rds", name, f"db:verify-{db}-*") for db in databases]
+        snapshots.append(arn("rds", name, f"snapshot:{prefix}-*"))
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
         repl += list(r["replicator_arns"])
-        if r.get("bootstrap_parameter"):
-            ssm.append(arn("ssm", name, f"parameter{r['bootstrap_parameter']}"))
+        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter")):
+            if param:
+                ssm.append(arn("ssm", name, f"parameter{param}"))
         buckets += list(r["bucket_arns"])
         objects += [f"{b}/*" for b in r["bucket_arns"]]
         keys += list(r["kms_key_arns"])
         topics += list(r["topic_arns"])
         roles += list(r.get("replication_role_arns") or [])
     add("RdsFailoverAndBackups", RUNBOOK_ACTIONS["rds"], rds)
+    add("RestoreToNewInstances", RUNBOOK_ACTIONS["rds_restored"], restored)
+    add("DeleteOnlyVerifyBackupTemporaryInstances", RUNBOOK_ACTIONS["rds_delete_temporary"], temporary)
+    if temporary:
+        statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
+    add("DeleteOnlySnapshotRunbookSnapshots", RUNBOOK_ACTIONS["rds_delete_snapshot"], snapshots)
+    if snapshots:
+        statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]}}
     add("Route53FailoverRecords", RUNBOOK_ACTIONS["route53"], [f"arn:{partition}:route53:::hostedzone/{zone_id}"])
     add("Route53HealthChecks", RUNBOOK_ACTIONS["route53_health"],
         [f"arn:{partition}:route53:::healthcheck/{h}" for h in health_check_ids])
@@ -122,7 +160,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("FenceDatabaseSecurityGroups", RUNBOOK_ACTIONS["ec2"], ec2)
     add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
     add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
-    add("KafkaBootstrapParameter", RUNBOOK_ACTIONS["ssm"], ssm)
+    add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
     add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
@@ -133,6 +171,11 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     # GetMetricData has no resource-level permissions in IAM; it reads metrics only
     statements.append({"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(RUNBOOK_ACTIONS["cloudwatch"]),
                        "Resource": "*"})
+    # PutMetricData has no resource-level permissions either; the namespace condition keeps the
+    # runbooks from writing (or faking) any metric outside their own
+    statements.append({"Sid": "PublishBackupMetrics", "Effect": "Allow",
+                       "Action": list(RUNBOOK_ACTIONS["cloudwatch_publish"]), "Resource": "*",
+                       "Condition": {"StringEquals": {"cloudwatch:namespace": BACKUP_METRICS_NAMESPACE}}})
     for s in statements:
         for action in s["Action"]:
             if "*" in action:
@@ -149,6 +192,9 @@ class RunbookRole(pulumi.ComponentResource):
         require(TYPE, "regions", [r.region for r in args.regions], bool(args.regions), "name the regions of the pair")
         require(TYPE, "name_prefix", args.name_prefix, bool(re.match(r"^[a-z][a-z0-9-]{2,}$", args.name_prefix)),
                 "a specific prefix such as regionpair; a short prefix would reach other teams' databases")
+        for db in args.databases:
+            require(TYPE, "databases", db, bool(re.match(r"^[a-z][a-z0-9-]{0,40}$", db)),
+                    "logical database names (lowercase letters, digits, dashes)")
         require(TYPE, "max_session_seconds", args.max_session_seconds, 3600 <= args.max_session_seconds <= 43200,
                 "IAM allows 3600 to 43200")
         super().__init__(TYPE, name, None, opts)
@@ -167,11 +213,12 @@ class RunbookRole(pulumi.ComponentResource):
             "region": r.region, "db_security_group_ids": r.db_security_group_ids,
             "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
-            "bootstrap_parameter": r.bootstrap_parameter,
+            "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
             "replication_role_arns": r.replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
-                                     zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2]))
+                                     zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2],
+                                     databases=list(args.databases)))
         aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(role=role.id, policy=document), opts=child(self))
 
         self.arn = role.arn

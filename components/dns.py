@@ -4,6 +4,12 @@ alarm on the health check.
 Each stack declares its own half of every record: PRIMARY (guarded by the health check) in
 prod, SECONDARY in dr. Route53 publishes health-check metrics in us-east-1 only, so the alarm
 is created with a us-east-1 provider that the caller passes in.
+
+The health check's `disabled` and `invertHealthcheck` belong to the runbooks once the check
+exists: the health-check-inversion strategy pins traffic to DR by setting both, and a
+`pulumi up -s prod` that wrote the declared values back would send traffic to a primary the
+runbook had just left. Pulumi declares them false at creation and never changes them afterwards
+(`ignore_changes`); the failback runbook is the one that clears them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from components._common import child, require, slug
 
 TYPE = "regionpair:dns:FailoverRecords"
 FAILOVER = ("PRIMARY", "SECONDARY")
+RUNBOOK_OWNED_HEALTH_CHECK_FIELDS = ("disabled", "invertHealthcheck")
+"""Set by the failover runbook (the pin to DR); `pulumi up` must not reset them."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,9 @@ class FailoverRecords(pulumi.ComponentResource):
                 enable_sni=True if hc.type == "HTTPS" else None,
                 request_interval=hc.interval_seconds, failure_threshold=hc.failure_threshold,
                 measure_latency=True, reference_name=args.set_identifier[:28],
-                tags={**tags, "Name": f"{args.set_identifier}-health"}), opts=child(self))
+                disabled=False, invert_healthcheck=False,
+                tags={**tags, "Name": f"{args.set_identifier}-health"}),
+                opts=child(self, ignore_changes=list(RUNBOOK_OWNED_HEALTH_CHECK_FIELDS)))
             health_id = check.id
             self.alarm_name = args.alarm_name or f"{args.set_identifier}-health"
             aws.cloudwatch.MetricAlarm(f"{name}-health-alarm", aws.cloudwatch.MetricAlarmArgs(

@@ -4,6 +4,11 @@ Uses the VPC and the three private subnets named in config; when none are given 
 it creates a small private VPC across three availability zones, with no internet gateway.
 Security groups admit only the CIDRs and groups named in config, one rule resource per source,
 so a runbook that revokes ingress (fencing) touches exactly one rule.
+
+The runbook host's own way in (`runbook_cidrs`) is a separate rule per CIDR on the database
+ports whose description starts with `RUNBOOK_ACCESS_PREFIX`: fencing revokes every other
+ingress rule and keeps exactly these, so the runbooks can still read a fenced primary's WAL
+position (a switchover's drain) and probe a rebuilt replica.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from components._common import child, require, slug
 
 TYPE = "regionpair:network:Network"
 KAFKA_IAM_TLS_PORT = 9098
+RUNBOOK_ACCESS_PREFIX = "regionpair:runbook-access"
+"""Must equal the AWS adapter's KEEP_PREFIX (runbooks/adapters/aws.py); a test compares them."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,9 @@ class NetworkArgs:
     """Client CIDRs allowed in. Default: none (then allowed_security_group_ids must name a client)."""
     allowed_security_group_ids: Sequence[str] = ()
     """Client security groups allowed in. Default: none (then allowed_cidrs must name a client)."""
+    runbook_cidrs: Sequence[str] = ()
+    """Where the runbooks run from: database-port ingress that fencing keeps. Default: none (a fenced
+    database is then unreachable to the runbooks too)."""
     vpc_id: str | None = None
     """An existing VPC. Default: create a private VPC with cidr across three zones."""
     subnet_ids: Sequence[str] = ()
@@ -56,6 +66,11 @@ class Network(pulumi.ComponentResource):
         for c in args.allowed_cidrs:
             require(TYPE, "allowed_cidrs", c, ipaddress.ip_network(c).prefixlen > 0,
                     "0.0.0.0/0 would expose the databases to everyone; name the client networks")
+        for c in args.runbook_cidrs:
+            require(TYPE, "runbook_cidrs", c, ipaddress.ip_network(c).prefixlen > 0,
+                    "0.0.0.0/0 would keep the databases open to everyone while fenced; name the runbook hosts")
+        require(TYPE, "runbook_cidrs", list(args.runbook_cidrs), len(set(args.runbook_cidrs)) == len(args.runbook_cidrs),
+                "list each CIDR once")
         require(TYPE, "db_ports", list(args.db_ports), bool(args.db_ports), "name the database ports")
         if args.vpc_id is not None:
             require(TYPE, "subnet_ids", list(args.subnet_ids), len(args.subnet_ids) == 3,
@@ -112,6 +127,13 @@ class Network(pulumi.ComponentResource):
 
         for port in sorted(set(args.db_ports)):
             ingress(f"{name}-db", db_sg, port, "PostgreSQL")
+            for cidr in args.runbook_cidrs:
+                v6 = ipaddress.ip_network(cidr).version == 6
+                aws.vpc.SecurityGroupIngressRule(f"{name}-db-{port}-runbooks-{slug(cidr)}", aws.vpc.SecurityGroupIngressRuleArgs(
+                    security_group_id=db_sg.id, ip_protocol="tcp", from_port=port, to_port=port,
+                    cidr_ipv4=None if v6 else cidr, cidr_ipv6=cidr if v6 else None,
+                    description=f"{RUNBOOK_ACCESS_PREFIX} PostgreSQL from {cidr} (config network.runbook_cidrs; "
+                                "fencing keeps it)", tags=tags), opts=child(self))
         ingress(f"{name}-kafka", kafka_sg, KAFKA_IAM_TLS_PORT, "Kafka IAM/TLS")
         # the MSK Replicator's network interfaces sit in the brokers' group and talk to them
         aws.vpc.SecurityGroupIngressRule(f"{name}-kafka-from-self", aws.vpc.SecurityGroupIngressRuleArgs(

@@ -20,6 +20,7 @@ from components._common import assume_role_policy, child, partition_of, policy_j
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
 REPLICATION_TYPE = "regionpair:storage:BucketReplication"
+WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -155,24 +156,37 @@ class BucketReplicationArgs:
     """Extra tags. Default: none beyond the provider's default tags."""
 
 
-def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key: str,
-                       source_region: str, dest_region: str) -> str:
-    return policy_json([
-        {"Sid": "ReadReplicationConfiguration", "Effect": "Allow",
+def _one_way(tag: str, source_arn: str, dest_arn: str, source_key: str, dest_key: str,
+             source_region: str, dest_region: str) -> list[dict]:
+    """What S3 needs to replicate source → destination with this role: read the configuration and
+    the versions of the source, decrypt them with the source key (through S3 of that region, for
+    that bucket only), write and encrypt replicas into the destination."""
+    return [
+        {"Sid": f"ReadReplicationConfiguration{tag}", "Effect": "Allow",
          "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": [source_arn]},
-        {"Sid": "ReadSourceVersions", "Effect": "Allow",
+        {"Sid": f"ReadSourceVersions{tag}", "Effect": "Allow",
          "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
          "Resource": [f"{source_arn}/*"]},
-        {"Sid": "WriteReplicas", "Effect": "Allow",
+        {"Sid": f"WriteReplicas{tag}", "Effect": "Allow",
          "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"], "Resource": [f"{dest_arn}/*"]},
-        {"Sid": "DecryptSourceObjects", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [source_key],
+        {"Sid": f"DecryptSourceObjects{tag}", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [source_key],
          "Condition": {"StringLike": {"kms:ViaService": f"s3.{source_region}.amazonaws.com",
                                       "kms:EncryptionContext:aws:s3:arn": [f"{source_arn}/*", source_arn]}}},
-        {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+        {"Sid": f"EncryptReplicas{tag}", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
          "Resource": [dest_key],
          "Condition": {"StringLike": {"kms:ViaService": f"s3.{dest_region}.amazonaws.com",
                                       "kms:EncryptionContext:aws:s3:arn": [f"{dest_arn}/*", dest_arn]}}},
-    ])
+    ]
+
+
+def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key: str,
+                       source_region: str, dest_region: str) -> str:
+    """Primary → DR (the configuration the stacks declare), and DR → primary: the failback puts a
+    reverse configuration on the DR bucket with this same role (runbooks/adapters/aws_streams.py),
+    which replicates nothing unless the role may read and decrypt DR and write and encrypt into the
+    primary. Each direction is granted on exactly its two buckets and two keys."""
+    return policy_json(_one_way("", source_arn, dest_arn, source_key, dest_key, source_region, dest_region)
+                       + _one_way("Reverse", dest_arn, source_arn, dest_key, source_key, dest_region, source_region))
 
 
 class BucketReplication(pulumi.ComponentResource):
@@ -193,7 +207,7 @@ class BucketReplication(pulumi.ComponentResource):
         tags = dict(args.tags)
 
         role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
-            description="S3 replication primary to DR",
+            description="S3 replication primary to DR, and DR to primary when a failback reverses it",
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda acct: assume_role_policy("s3.amazonaws.com", acct)), tags=tags), opts=child(self))
         policy = aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(
@@ -234,3 +248,34 @@ class BucketReplication(pulumi.ComponentResource):
 
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})
+
+
+@dataclass(frozen=True)
+class WriterParameterArgs:
+    parameter_name: str
+    """SSM parameter name, the same in both regions (e.g. /regionpair/s3/writer-bucket). Required."""
+    initial_bucket: pulumi.Input[str]
+    """The bucket writers start on: the primary's data bucket. Required (it is only the first value)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags. Default: none beyond the provider's default tags."""
+
+
+class WriterParameter(pulumi.ComponentResource):
+    """The SSM parameter that names the bucket writers write to now.
+
+    The failover, switchover and failback runbooks move it (`point_writers`); Pulumi only creates
+    it. `ignore_changes` on the value: a `pulumi up` after a cutover must never point writers back
+    at the bucket of a region that was failed away from."""
+
+    name: str
+
+    def __init__(self, name: str, args: WriterParameterArgs, opts: pulumi.ResourceOptions | None = None):
+        require(WRITER_PARAMETER_TYPE, "parameter_name", args.parameter_name,
+                bool(re.match(r"^/[a-zA-Z0-9_./-]{1,1000}$", args.parameter_name)), "an SSM path such as /app/s3/writer-bucket")
+        super().__init__(WRITER_PARAMETER_TYPE, name, None, opts)
+        aws.ssm.Parameter(f"{name}-parameter", aws.ssm.ParameterArgs(
+            name=args.parameter_name, type="String", value=args.initial_bucket,
+            description="S3 bucket writers write to now (failover runbooks move it; pulumi up does not)",
+            tags=dict(args.tags)), opts=child(self, ignore_changes=["value"]))
+        self.name = args.parameter_name
+        self.register_outputs({"name": self.name})

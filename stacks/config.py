@@ -96,6 +96,9 @@ class NetworkConfig:
     allowed_security_group_ids: tuple[str, ...]
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
+    runbook_cidrs: tuple[str, ...] = ()
+    """Where the runbooks run from: database ingress that fencing keeps (none: a fenced database is
+    unreachable to the runbooks too, so a switchover cannot drain it)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ class StreamingConfig:
 @dataclass(frozen=True)
 class BackupsConfig:
     object_lock_days: int = 30
+    snapshot_retention_days: int = 35
+    """The snapshot runbook's --enforce-retention deletes its own snapshots older than this."""
+    snapshot_keep_newest: int = 3
+    """…but never the newest N of a region, whatever their age."""
 
 
 @dataclass(frozen=True)
@@ -390,6 +397,17 @@ def _network(o: _Obj, role: str) -> NetworkConfig:
     if not allowed and not groups:
         raise ConfigError(o.key("allowed_cidrs"), [], "no client could reach the databases or brokers; name at least "
                           "one CIDR in allowed_cidrs or one group in allowed_security_group_ids")
+    runbook = o.strings("runbook_cidrs", [], hint="CIDR blocks of the hosts the runbooks run on")
+    for i, c in enumerate(runbook):
+        _cidr(c, f"{o.key('runbook_cidrs')}[{i}]")
+        net = ipaddress.ip_network(c)
+        for client in allowed:
+            other = ipaddress.ip_network(client)
+            if net.version == other.version and (net == other or other.subnet_of(net)):
+                raise ConfigError(f"{o.key('runbook_cidrs')}[{i}]", c,
+                                  f"contains the client network {client} of allowed_cidrs; fencing keeps the "
+                                  "runbooks' rules, so those clients could still write to a fenced primary. Name "
+                                  "only the runbook hosts (e.g. a /32 or their own subnet)")
     vpc_id = o.string("vpc_id", None, pattern=_VPC, hint="a VPC id (vpc-…)")
     subnet_ids = o.strings("subnet_ids", [], pattern=_SUBNET, hint="subnet ids (subnet-…)")
     if vpc_id and len(subnet_ids) != 3:
@@ -399,7 +417,7 @@ def _network(o: _Obj, role: str) -> NetworkConfig:
         raise ConfigError(o.key("vpc_id"), _MISSING, "subnet_ids were given without the VPC they belong to; set vpc_id")
     o.done()
     return NetworkConfig(cidr=cidr, allowed_cidrs=allowed, allowed_security_group_ids=groups,
-                         vpc_id=vpc_id, subnet_ids=subnet_ids)
+                         vpc_id=vpc_id, subnet_ids=subnet_ids, runbook_cidrs=runbook)
 
 
 def _dns(o: _Obj) -> DnsConfig:
@@ -535,7 +553,12 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     so.done()
 
     bo = top.obj("backups", required=False)
-    backups = BackupsConfig(object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500))
+    backups = BackupsConfig(
+        object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500),
+        snapshot_retention_days=bo.integer("snapshot_retention_days", 35, minimum=1, maximum=3650,
+                                           why="days a manual snapshot of the snapshot runbook is kept"),
+        snapshot_keep_newest=bo.integer("snapshot_keep_newest", 3, minimum=1, maximum=100,
+                                        why="retention never deletes the last snapshot of a region"))
     bo.done()
 
     tags = top.get("tags", {})

@@ -49,6 +49,9 @@ def envelope(cfg: StackConfig) -> dict[str, Any]:
         "dns": {"zone_id": cfg.dns.zone_id, "zone_name": cfg.dns.zone_name, "ttl_seconds": cfg.dns.ttl_seconds,
                 "strategy": cfg.dns.strategy, "resolver": None,
                 "records": {db.name: cfg.dns.record_name(db.name) for db in cfg.databases}},
+        # what `snapshot --enforce-retention` keeps unless the operator overrides it
+        "backup_policy": {"snapshot_retention_days": cfg.backups.snapshot_retention_days,
+                          "snapshot_keep_newest": cfg.backups.snapshot_keep_newest},
     }
 
 
@@ -62,6 +65,6 @@ def export(cfg: StackConfig, regions: pulumi.Input[dict[str, Any]]) -> pulumi.Ou
     """Validate and export the whole document, one top-level key per stack output."""
     doc = pulumi.Output.from_input(regions).apply(lambda r: validated({**envelope(cfg), "regions": r}))
     for key in ("schema_version", "project", "stack", "target", "sandbox_dir", "objectives", "rto_budget", "dns",
-                "regions"):
+                "backup_policy", "regions"):
         pulumi.export(key, doc.apply(lambda d, key=key: d[key]))
     return doc

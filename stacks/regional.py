@@ -15,7 +15,7 @@ import pulumi_aws as aws
 from components.alarms import AlarmSpec, Alarms, AlarmsArgs, free_storage
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
-from components.storage import Bucket, BucketArgs
+from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
 from components.streaming import KafkaCluster, KafkaClusterArgs
 from components._common import partition_of
 from stacks import providers as prov
@@ -25,6 +25,11 @@ from stacks.config import StackConfig
 def bootstrap_parameter(cfg: StackConfig) -> str:
     """The SSM parameter (same name in both regions) with the bootstrap servers clients use now."""
     return f"/{cfg.project}/kafka/bootstrap-brokers"
+
+
+def writer_parameter(cfg: StackConfig) -> str:
+    """The SSM parameter (same name in both regions) with the bucket writers write to now."""
+    return f"/{cfg.project}/s3/writer-bucket"
 
 
 @dataclass
@@ -37,13 +42,15 @@ class Regional:
     data: Bucket
     backups: Bucket
     kafka: KafkaCluster
+    writers: WriterParameter
 
     @property
     def partition(self) -> str:
         return partition_of(self.cfg.region)
 
     def storage_document(self) -> dict[str, Any]:
-        return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket}
+        return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket,
+                "writer_parameter": self.writers.name}
 
     def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
         return {"cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
@@ -53,7 +60,10 @@ class Regional:
 
 
 def build(cfg: StackConfig, providers: prov.Providers,
-          bootstrap_initial_value: pulumi.Input[str] | None = None) -> Regional:
+          bootstrap_initial_value: pulumi.Input[str] | None = None,
+          writer_initial_bucket: pulumi.Input[str] | None = None) -> Regional:
+    """`bootstrap_initial_value`/`writer_initial_bucket`: where clients and writers start (the
+    primary's brokers and data bucket); default: this region's own."""
     provider = providers.home
     opts = pulumi.ResourceOptions(provider=provider)
     account = prov.account_id(provider)
@@ -65,7 +75,7 @@ def build(cfg: StackConfig, providers: prov.Providers,
     network = Network("network", NetworkArgs(
         name_prefix=prefix, db_ports=sorted({db.port for db in cfg.databases}),
         allowed_cidrs=net.allowed_cidrs, allowed_security_group_ids=net.allowed_security_group_ids,
-        vpc_id=net.vpc_id, subnet_ids=net.subnet_ids, cidr=net.cidr,
+        runbook_cidrs=net.runbook_cidrs, vpc_id=net.vpc_id, subnet_ids=net.subnet_ids, cidr=net.cidr,
         availability_zones=None if net.vpc_id else prov.availability_zones(provider)), opts=opts)
 
     def bucket_name(kind: str) -> pulumi.Output[str]:
@@ -85,8 +95,11 @@ def build(cfg: StackConfig, providers: prov.Providers,
         kafka_version=st.kafka_version, broker_instance_type=st.broker_instance_type,
         broker_volume_gb=st.broker_volume_gb, bootstrap_parameter=bootstrap_parameter(cfg),
         bootstrap_initial_value=bootstrap_initial_value), opts=opts)
+    writers = WriterParameter("data-writers", WriterParameterArgs(
+        parameter_name=writer_parameter(cfg),
+        initial_bucket=writer_initial_bucket if writer_initial_bucket is not None else data.bucket), opts=opts)
     return Regional(cfg=cfg, provider=provider, account_id=account, key=key, network=network, data=data,
-                    backups=backups, kafka=kafka)
+                    backups=backups, kafka=kafka, writers=writers)
 
 
 def cluster(regional: Regional, providers: prov.Providers, *, active_region: pulumi.Input[str],

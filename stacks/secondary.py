@@ -91,7 +91,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         return prod.apply(dig)
 
     net = regional.build(cfg, providers, bootstrap_initial_value=None if cfg.promoted else
-                         from_prod("streaming", "bootstrap_brokers"))
+                         from_prod("streaming", "bootstrap_brokers"),
+                         writer_initial_bucket=None if cfg.promoted else from_prod("storage", "data_bucket"))
 
     role = "promoted" if cfg.promoted else "replica"
     databases = {}
@@ -148,7 +149,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     s3_arn = f"arn:{net.partition}:s3:::"
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
-        zone_id=cfg.dns.zone_id, partition=net.partition,
+        zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
         health_check_ids=from_prod("dns", "health_check_id").apply(lambda h: [h] if h else []),
         regions=[
             RegionScope(
@@ -161,6 +162,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
                 topic_arns=prod.apply(lambda p: [p["alarm_topic_arn"]] if p.get("alarm_topic_arn") else []),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                writer_parameter=regional.writer_parameter(cfg),
                 replication_role_arns=replication.role_arn.apply(lambda a: [a])),
             RegionScope(
                 region=cfg.region,
@@ -170,7 +172,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bucket_arns=pulumi.Output.all(net.data.arn, net.backups.arn),
                 kms_key_arns=net.key.arn.apply(lambda a: [a]),
                 topic_arns=alarms.topic_arn.apply(lambda a: [a]),
-                bootstrap_parameter=regional.bootstrap_parameter(cfg)),
+                bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                writer_parameter=regional.writer_parameter(cfg)),
         ]), opts=opts)
 
     own = {

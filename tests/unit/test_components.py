@@ -89,6 +89,35 @@ def test_created_network_is_private_across_three_zones_and_admits_only_configure
     children_follow_the_convention(resources, "network")
 
 
+def test_runbook_hosts_get_database_ingress_that_the_fence_keeps():
+    from runbooks.adapters.aws import KEEP_PREFIX  # the fence's own rule, not a copy of it
+    from components.network import RUNBOOK_ACCESS_PREFIX
+    assert RUNBOOK_ACCESS_PREFIX == KEEP_PREFIX
+
+    def build(p):
+        Network("network", NetworkArgs(
+            name_prefix="regionpair-prod", db_ports=[5432, 5433], allowed_cidrs=["10.0.0.0/8"],
+            runbook_cidrs=["10.9.0.10/32", "2001:db8::/64"], cidr="10.10.0.0/16",
+            availability_zones=["us-east-1a", "us-east-1b", "us-east-1c"]), opts=opts(p))
+    rules = of_type(render(build), "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    kept = [r["inputs"] for r in rules if r["inputs"]["description"].startswith(KEEP_PREFIX)]
+    assert sorted((k["fromPort"], k["toPort"], k.get("cidrIpv4") or k.get("cidrIpv6")) for k in kept) == [
+        (5432, 5432, "10.9.0.10/32"), (5432, 5432, "2001:db8::/64"),
+        (5433, 5433, "10.9.0.10/32"), (5433, 5433, "2001:db8::/64")]
+    assert all(k["ipProtocol"] == "tcp" for k in kept)
+    # the clients' rules are fenced as before: none of them may carry the prefix
+    clients = [r["inputs"] for r in rules if r["inputs"].get("cidrIpv4") == "10.0.0.0/8"]
+    assert clients and not any(c["description"].startswith(KEEP_PREFIX) for c in clients)
+
+
+def test_without_runbook_cidrs_no_rule_survives_a_fence():
+    resources = render(lambda p: Network("network", NetworkArgs(
+        name_prefix="regionpair-prod", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"],
+        availability_zones=["a", "b", "c"]), opts=opts(p)))
+    rules = of_type(resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rules and not [r for r in rules if r["inputs"]["description"].startswith("regionpair:runbook-access")]
+
+
 def test_given_vpc_is_used_and_nothing_is_created_around_it():
     subnets = [f"subnet-0123456789abcdef{i}" for i in range(3)]
     resources = render(lambda p: Network("network", NetworkArgs(
@@ -105,6 +134,8 @@ def test_given_vpc_is_used_and_nothing_is_created_around_it():
     ({"allowed_cidrs": ["0.0.0.0/0"]}, "allowed_cidrs"),
     ({"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0123456789abcdef0"]}, "subnet_ids"),
     ({"availability_zones": None}, "availability_zones"),
+    ({"runbook_cidrs": ["0.0.0.0/0"]}, "runbook_cidrs"),
+    ({"runbook_cidrs": ["10.9.0.10/32", "10.9.0.10/32"]}, "runbook_cidrs"),
 ])
 def test_network_bad_args(kw, arg):
     base = dict(name_prefix="x-y", db_ports=[5432], allowed_cidrs=["10.0.0.0/8"], availability_zones=["a", "b", "c"])
@@ -230,9 +261,29 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
     assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"] == {"status": "Enabled"}
     policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     resources_named = {r for s in policy["Statement"] for r in s["Resource"]}
-    assert resources_named == {"arn:aws:s3:::regionpair-prod-data", "arn:aws:s3:::regionpair-prod-data/*",
-                               "arn:aws:s3:::regionpair-dr-data/*", KEY_E, KEY_W}
+    prod, dr = "arn:aws:s3:::regionpair-prod-data", "arn:aws:s3:::regionpair-dr-data"
+    assert resources_named == {prod, f"{prod}/*", dr, f"{dr}/*", KEY_E, KEY_W}
     assert all("*" not in a for s in policy["Statement"] for a in s["Action"])
+
+    def grants(action, resource):
+        return [s for s in policy["Statement"] if action in s["Action"] and resource in s["Resource"]]
+
+    # forward (the declared configuration) and reverse (what a failback puts on the DR bucket)
+    for source, dest, src_key, dst_key, src_region, dst_region in (
+            (prod, dr, KEY_E, KEY_W, "us-east-1", "us-west-2"), (dr, prod, KEY_W, KEY_E, "us-west-2", "us-east-1")):
+        assert grants("s3:GetReplicationConfiguration", source)
+        assert grants("s3:GetObjectVersionForReplication", f"{source}/*")
+        assert grants("s3:ReplicateObject", f"{dest}/*")
+        (decrypt,) = grants("kms:Decrypt", src_key)
+        assert decrypt["Condition"]["StringLike"] == {"kms:ViaService": f"s3.{src_region}.amazonaws.com",
+                                                      "kms:EncryptionContext:aws:s3:arn": [f"{source}/*", source]}
+        (encrypt,) = grants("kms:GenerateDataKey", dst_key)
+        assert encrypt["Condition"]["StringLike"]["kms:ViaService"] == f"s3.{dst_region}.amazonaws.com"
+        assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [f"{dest}/*", dest]
+    # least privilege still: a key decrypts only its own bucket's objects, replicas go only to the other bucket
+    assert not grants("kms:Decrypt", KEY_E)[0]["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][1] == dr
+    assert not [s for s in policy["Statement"] if "s3:ReplicateObject" in s["Action"]
+                and set(s["Resource"]) & {prod, dr}]
 
 
 @pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
@@ -265,6 +316,26 @@ def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_
     assert alarm["provider"] == "aws-us-east-1"
     assert (alarm["inputs"]["namespace"], alarm["inputs"]["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
     assert alarm["inputs"]["alarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
+
+
+def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
+    """health-check-inversion pins DR by setting Disabled and Inverted on the primary's check; a
+    later `pulumi up -s prod` must leave them as the runbook set them (ignore_changes), while every
+    other input of the check and the records stays Pulumi's."""
+    def build(p):
+        FailoverRecords("dns", FailoverRecordsArgs(
+            zone_id="Z0123", failover="PRIMARY", set_identifier="prod-us-east-1",
+            records={"payments": ("payments.example.com", "db.example")},
+            health_check=HealthCheckSpec(fqdn="api.example.com"), alarm_provider=p,
+            alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
+    resources = render(build)
+    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    assert (hc["disabled"], hc["invertHealthcheck"]) == (False, False)  # declared at creation: not pinned
+    ignored = {r["type"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
+    # the engine's property names: a misspelt name would be ignored silently and protect nothing
+    assert sorted(ignored.pop("aws:route53/healthCheck:HealthCheck")) == ["disabled", "invertHealthcheck"]
+    assert {"disabled", "invertHealthcheck"} <= set(hc)
+    assert all(v == [] for v in ignored.values()), ignored
 
 
 def test_secondary_records_need_no_health_check():
@@ -328,6 +399,9 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
         if s["Sid"] == "ReadMetrics":
             assert s["Action"] == ["cloudwatch:GetMetricData"]
             continue
+        if s["Sid"] == "PublishBackupMetrics":  # no resource scope in IAM: a namespace condition instead
+            assert s["Action"] == ["cloudwatch:PutMetricData"] and s["Condition"]
+            continue
         for r in resources_:
             assert r.startswith("arn:aws:"), r
             assert r != "*" and (ACCOUNT in r or r.startswith(("arn:aws:s3:::", "arn:aws:route53:::")) or r in (SRC, DST)
@@ -339,7 +413,7 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     assert "rds:PromoteReadReplica" in by_sid["RdsFailoverAndBackups"]["Action"]
     assert by_sid["Route53HealthChecks"]["Resource"] == ["arn:aws:route53:::healthcheck/hc-1"]
     assert by_sid["Route53FailoverRecords"]["Resource"] == ["arn:aws:route53:::hostedzone/Z0123"]
-    assert by_sid["KafkaBootstrapParameter"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
+    assert by_sid["ClientParameters"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
     assert by_sid["BucketObjectsAndRunLock"]["Resource"] == ["arn:aws:s3:::prod-data/*"]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
@@ -369,3 +443,106 @@ def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
     assert "s3:PutReplicationConfiguration" in by_sid["Buckets"]["Action"]
     assert [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]] == [passing]
+
+
+def _backup_policy(databases=("payments",)):
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            databases=list(databases),
+            regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
+                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E]),
+                     RegionScope(region="us-west-2", db_security_group_ids=["sg-w"],
+                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W])]), opts=opts(p))
+    policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    return policy, {s["Sid"]: s for s in policy["Statement"]}
+
+
+def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own():
+    """docs/backups.md lists the calls; the two deletions are limited by the runbooks' own tags, so
+    neither a stack's database nor a hand-made snapshot can be deleted with this role."""
+    from runbooks.adapters.aws import TEMPORARY_TAG, CloudWatchMetrics
+    from runbooks.backups import MANAGED_TAG, MANAGED_VALUE
+    from runbooks.restore import instance_name
+    from runbooks.snapshot import snapshot_id
+    policy, by_sid = _backup_policy()
+    general = by_sid["RdsFailoverAndBackups"]
+    for action in ("rds:CreateDBSnapshot", "rds:CopyDBSnapshot", "rds:DescribeDBSnapshots",
+                   "rds:DescribeDBInstanceAutomatedBackups", "rds:RestoreDBInstanceToPointInTime",
+                   "rds:AddTagsToResource"):
+        assert action in general["Action"], action
+    assert f"arn:aws:rds:us-west-2:{ACCOUNT}:auto-backup:*" in general["Resource"]
+    # nothing but these two statements may delete anything in RDS
+    deleting = {s["Sid"] for s in policy["Statement"] if any(a.startswith("rds:Delete") for a in s["Action"])}
+    assert deleting == {"DeleteOnlyVerifyBackupTemporaryInstances", "DeleteOnlySnapshotRunbookSnapshots"}
+    temp = by_sid["DeleteOnlyVerifyBackupTemporaryInstances"]
+    assert temp["Action"] == ["rds:DeleteDBInstance"]
+    assert temp["Resource"] == [f"arn:aws:rds:{r}:{ACCOUNT}:db:verify-payments-*" for r in ("us-east-1", "us-west-2")]
+    assert temp["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
+    snaps = by_sid["DeleteOnlySnapshotRunbookSnapshots"]
+    assert snaps["Action"] == ["rds:DeleteDBSnapshot"]
+    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE}}
+    # the names the runbooks really use fall under the ARNs
+    from fnmatch import fnmatchcase
+    sid = snapshot_id("payments", "snapshot-20261122T053000Z-ab12")
+    assert any(fnmatchcase(f"arn:aws:rds:us-west-2:{ACCOUNT}:snapshot:{sid}", r) for r in snaps["Resource"]), sid
+    verify = instance_name("verify", "payments", "verify_backup-20261122T053000Z-ab12")
+    assert any(fnmatchcase(f"arn:aws:rds:us-west-2:{ACCOUNT}:db:{verify}", r) for r in temp["Resource"]), verify
+    restore = instance_name("restore", "payments", "restore-20261122T053000Z-ab12")
+    restored = by_sid["RestoreToNewInstances"]
+    assert any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{restore}", r) for r in restored["Resource"]), restore
+    assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{restore}", r) for r in temp["Resource"])
+    assert "rds:DeleteDBInstance" not in restored["Action"] and "rds:DeleteDBInstance" not in general["Action"]
+    publish = by_sid["PublishBackupMetrics"]
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": CloudWatchMetrics.NAMESPACE}}
+    for action in ("s3:ListBucketVersions", "s3:GetBucketVersioning"):
+        assert action in by_sid["Buckets"]["Action"] and "arn:aws:s3:::dr-backups" in by_sid["Buckets"]["Resource"]
+    for action in ("s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:PutObject"):
+        assert action in by_sid["BucketObjectsAndRunLock"]["Action"]
+    assert {"kms:CreateGrant", "kms:DescribeKey"} <= set(by_sid["KeysOfThePair"]["Action"])
+    assert KEY_W in by_sid["KeysOfThePair"]["Resource"]
+
+
+def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion():
+    policy, by_sid = _backup_policy(databases=())
+    assert "RestoreToNewInstances" not in by_sid and "DeleteOnlyVerifyBackupTemporaryInstances" not in by_sid
+    assert not [s for s in policy["Statement"] if "rds:DeleteDBInstance" in s["Action"]]
+
+
+def test_runbook_role_refuses_a_database_name_that_would_widen_the_arns():
+    with pytest.raises(ComponentArgsError) as err:
+        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+                                                zone_id="Z1", databases=["*"],
+                                                regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
+    assert err.value.arg == "databases"
+
+
+def test_writer_parameter_starts_on_the_given_bucket_and_pulumi_never_moves_it_back():
+    from components.storage import WriterParameter, WriterParameterArgs
+    resources = render(lambda p: WriterParameter("data-writers", WriterParameterArgs(
+        parameter_name="/regionpair/s3/writer-bucket", initial_bucket="regionpair-prod-data"), opts=opts(p)))
+    param = one(resources, "aws:ssm/parameter:Parameter")["inputs"]
+    # the provider marks every parameter value secret
+    assert (param["name"], param["type"], param["value"]) == ("/regionpair/s3/writer-bucket", "String",
+                                                             {"secret": "regionpair-prod-data"})
+    (reg,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:ssm/parameter:Parameter"]
+    assert reg["ignore_changes"] == ["value"]
+    children_follow_the_convention(resources, "data-writers")
+    with pytest.raises(ComponentArgsError) as err:
+        WriterParameter("w", WriterParameterArgs(parameter_name="writer-bucket", initial_bucket="b"))
+    assert err.value.arg == "parameter_name"
+
+
+def test_runbook_role_may_move_the_writer_parameter_in_each_region_and_nothing_else_in_ssm():
+    def build(p):
+        RunbookRole("runbooks", RunbookRoleArgs(
+            role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+            regions=[RegionScope(region=r, db_security_group_ids=["sg-x"], bootstrap_parameter="/regionpair/kafka/b",
+                                 writer_parameter="/regionpair/s3/writer-bucket") for r in ("us-east-1", "us-west-2")]),
+            opts=opts(p))
+    policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    ssm = [s for s in policy["Statement"] if any(a.startswith("ssm:") for a in s["Action"])]
+    assert [s["Sid"] for s in ssm] == ["ClientParameters"]
+    assert ssm[0]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert ssm[0]["Resource"] == sorted(f"arn:aws:ssm:{r}:{ACCOUNT}:parameter/regionpair/{p}"
+                                        for r in ("us-east-1", "us-west-2") for p in ("kafka/b", "s3/writer-bucket"))

@@ -53,7 +53,9 @@ def test_defaults_when_optional_keys_are_omitted():
         (30, "03:00-04:00", "sun:04:30-sun:05:30", True)
     assert db.max_allocated_storage_gb == 2 * db.allocated_storage_gb
     assert cfg.backups.object_lock_days == 30
+    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (35, 3)
     assert cfg.expected_promotion_seconds == 300
+    assert cfg.network.runbook_cidrs == ()  # no runbook ingress unless asked for
 
 
 def _drop(path: str):
@@ -149,12 +151,24 @@ BAD = [
     ("objectives.rpo_seconds", 0, "objectives.rpo_seconds", "cannot promise zero loss"),
     ("expected_promotion_seconds", 0, "expected_promotion_seconds", "minimum is 1"),
     ("backups.object_lock_days", 0, "backups.object_lock_days", "minimum is 1"),
+    ("backups.snapshot_retention_days", 0, "backups.snapshot_retention_days", "minimum is 1"),
+    ("backups.snapshot_retention_days", "35d", "backups.snapshot_retention_days", "whole number"),
+    ("backups.snapshot_keep_newest", 0, "backups.snapshot_keep_newest", "never deletes the last snapshot"),
+    ("backups.snapshot_keep_newest", 101, "backups.snapshot_keep_newest", "maximum is 100"),
+    ("backups.keep_newest", 3, "backups.keep_newest", "unknown key"),
     ("network.allowed_cidrs", ["0.0.0.0/0"], "network.allowed_cidrs[0]", "whole internet"),
     ("network.allowed_cidrs", ["10.0.0.300/8"], "network.allowed_cidrs[0]", "CIDR block"),
     ("network.allowed_cidrs", [], "network.allowed_cidrs", "at least one"),
     ("network.cidr", "10.10.0.0/24", "network.cidr", "/20 or larger"),
     ("network.vpc_id", "vpc-0123456789abcdef0", "network.subnet_ids", "exactly three"),
     ("network.allowed_security_group_ids", ["default"], "network.allowed_security_group_ids[0]", "sg-"),
+    ("network.runbook_cidrs", "10.9.0.10/32", "network.runbook_cidrs", "list of strings"),
+    ("network.runbook_cidrs", ["0.0.0.0/0"], "network.runbook_cidrs[0]", "whole internet"),
+    ("network.runbook_cidrs", ["10.9.0.300/32"], "network.runbook_cidrs[0]", "CIDR block"),
+    ("network.runbook_cidrs", ["10.9.0.10/32", "10.9.0.10/32"], "network.runbook_cidrs", "duplicates"),
+    # a runbook rule survives fencing: it must not hold the clients fencing shuts out
+    ("network.runbook_cidrs", ["10.0.0.0/8"], "network.runbook_cidrs[0]", "contains the client network 10.0.0.0/8"),
+    ("network.runbook_cidrs", ["10.0.0.0/7"], "network.runbook_cidrs[0]", "fenced primary"),
     ("streaming.broker_volume_gb", 0, "streaming.broker_volume_gb", "minimum is 1"),
     ("alarm_email", "sre-at-example", "alarm_email", "e-mail"),
     # misplaced or unknown keys
@@ -360,3 +374,10 @@ def test_from_pulumi_tells_a_secret_kubeconfig_from_a_plain_one(monkeypatch):
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(bag))
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["regionpair:kubernetes"]))
     assert config.from_pulumi().kubernetes.kubeconfig == kubeconfig
+
+
+def test_runbook_cidrs_are_read_and_may_sit_inside_a_client_network():
+    values = prod_values()
+    values["network"]["runbook_cidrs"] = ["10.9.0.10/32", "192.168.50.0/28"]
+    cfg = config.read(values, stack="prod")
+    assert cfg.network.runbook_cidrs == ("10.9.0.10/32", "192.168.50.0/28")

@@ -74,7 +74,7 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
     prod = harness.stack_exports("prod")
     dr = harness.stack_exports("dr")
     assert set(dr) == {"schema_version", "project", "stack", "target", "sandbox_dir", "objectives", "rto_budget", "dns",
-                       "regions"}
+                       "backup_policy", "regions"}
     doc = outputs.from_dict(dr).require_pair()
     assert doc.regions["us-east-1"] == outputs.from_dict(prod).regions["us-east-1"]
     replica = doc.secondary.databases["payments"]
@@ -114,7 +114,7 @@ def test_dr_graph_has_every_cross_region_link():
     alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
     assert alarms["ReplicationLatency"]["threshold"] == 150_000
-    param = one(dr, "aws:ssm/parameter:Parameter")["inputs"]
+    param = one(dr, "aws:ssm/parameter:Parameter", "kafka-bootstrap")["inputs"]
     assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
 
 
@@ -225,3 +225,73 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
     # and the real stack keeps every protection
     (real,) = of_type(harness.render_stack("prod"), "aws:rds/instance:Instance")
     assert real["inputs"]["deletionProtection"] is True and real["inputs"]["skipFinalSnapshot"] is False
+
+
+def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
+    """The real prod program, not only the component: after a failover by health-check inversion,
+    `pulumi up -s prod` must not reset Disabled/Inverted (that would send traffic back)."""
+    harness.render("prod")
+    (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
+    assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
+
+
+def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
+    import yaml
+    for stack in STACKS:
+        network = yaml.safe_load(open(harness.ROOT / f"Pulumi.{stack}.yaml"))["config"]["regionpair:network"]
+        rendered = harness.render(stack, overrides={"network": dict(network, runbook_cidrs=["10.9.0.10/32"])})
+        rules = [r for r in of_type(rendered.resources, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                 if r["inputs"]["description"].startswith("regionpair:runbook-access")]
+        assert [(r["name"], r["inputs"]["cidrIpv4"], r["inputs"]["fromPort"]) for r in rules] == [
+            ("network-db-5432-runbooks-10-9-0-10-32", "10.9.0.10/32", 5432)], stack
+    # the committed stacks name no runbook host: nothing is kept through a fence there
+    assert not [r for r in harness.render_stack("prod") if "runbooks-" in r["name"]]
+
+
+def test_both_stacks_export_the_backup_policy_from_config():
+    for stack in STACKS:
+        doc = outputs.from_dict(harness.stack_exports(stack))
+        assert (doc.backup_policy.snapshot_retention_days, doc.backup_policy.snapshot_keep_newest) == (35, 3), stack
+    import yaml
+    backups = yaml.safe_load(open(harness.ROOT / "Pulumi.prod.yaml"))["config"]["regionpair:backups"]
+    rendered = harness.render("prod", overrides={"backups": dict(backups, snapshot_retention_days=14,
+                                                                 snapshot_keep_newest=5)})
+    policy = outputs.from_dict(rendered.exports).backup_policy
+    assert (policy.snapshot_retention_days, policy.snapshot_keep_newest) == (14, 5)
+
+
+def test_dr_runbook_role_may_restore_and_delete_only_the_runbooks_own_backups():
+    policy = json.loads(one(harness.render_stack("dr"), "aws:iam/rolePolicy:RolePolicy",
+                            "runbooks-policy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert sorted(by_sid["DeleteOnlyVerifyBackupTemporaryInstances"]["Resource"]) == [
+        f"arn:aws:rds:{r}:{harness.ACCOUNT}:db:verify-payments-*" for r in ("us-east-1", "us-west-2")]
+    assert sorted(by_sid["DeleteOnlySnapshotRunbookSnapshots"]["Resource"]) == [
+        f"arn:aws:rds:{r}:{harness.ACCOUNT}:snapshot:regionpair-*" for r in ("us-east-1", "us-west-2")]
+
+
+def test_each_region_exports_a_writer_parameter_that_starts_on_the_primarys_bucket():
+    """With storage.writer_parameter in both regions the runbooks' S3 lane turns on in AWS
+    (runbooks/adapters/aws.py: aws_ports); writers start on prod's data bucket in both regions."""
+    prod_bucket = harness.stack_exports("prod")["regions"]["us-east-1"]["storage"]["data_bucket"]
+    doc = outputs.from_dict(harness.stack_exports("dr"))
+    assert {r.storage.writer_parameter for r in doc.regions.values()} == {"/regionpair/s3/writer-bucket"}
+    for stack in STACKS:
+        (param,) = [r for r in of_type(harness.render_stack(stack), "aws:ssm/parameter:Parameter")
+                    if r["inputs"]["name"] == "/regionpair/s3/writer-bucket"]
+        assert param["inputs"]["value"] == {"secret": prod_bucket}, stack
+    promoted = harness.render("dr", overrides={"promoted": True})
+    (param,) = [r for r in of_type(promoted.resources, "aws:ssm/parameter:Parameter")
+                if r["inputs"]["name"] == "/regionpair/s3/writer-bucket"]
+    assert param["inputs"]["value"] == {"secret": doc.regions["us-west-2"].storage.data_bucket}
+    harness.render("dr")
+    regs = [r for r in harness.LAST["registrations"] if r["type"] == "aws:ssm/parameter:Parameter"]
+    assert len(regs) == 2 and all(r["ignore_changes"] == ["value"] for r in regs)  # bootstrap and writers
+
+
+def test_dr_runbook_role_may_move_writers_in_both_regions():
+    policy = json.loads(one(harness.render_stack("dr"), "aws:iam/rolePolicy:RolePolicy",
+                            "runbooks-policy")["inputs"]["policy"])
+    (ssm,) = [s for s in policy["Statement"] if s["Sid"] == "ClientParameters"]
+    for region in ("us-east-1", "us-west-2"):
+        assert f"arn:aws:ssm:{region}:{harness.ACCOUNT}:parameter/regionpair/s3/writer-bucket" in ssm["Resource"]
