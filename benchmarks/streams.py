@@ -89,12 +89,12 @@ def main() -> None:
         runs.append(r)
         k, s = r["kafka_lag_s"] or [float("nan")], r["s3_lag_s"] or [float("nan")]
         print(f"run {i}: Kafka produce→replicate lag median {statistics.median(k) * 1000:.0f} ms, p95 "
-              f"{pct(k, 0.95) * 1000:.0f} ms; S3 replication lag median {statistics.median(s) * 1000:.0f} ms, p95 "
+              f"{pct(k, 0.95) * 1000:.0f} ms; S3 backlog age (oldest version not yet copied) median {statistics.median(s) * 1000:.0f} ms, p95 "
               f"{pct(s, 0.95) * 1000:.0f} ms, pending p95 {pct(r['s3_pending'] or [0], 0.95)}; failover of all "
               f"three {r['failover_s']:.2f} s (runbook {r['runbook_s']:.2f} s; lanes: "
               + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(r["lanes"].items())) + ")", flush=True)
     print(f"medians over {len(runs)} runs: Kafka lag {statistics.median(statistics.median(r['kafka_lag_s'] or [0]) for r in runs) * 1000:.0f} ms, "
-          f"S3 lag {statistics.median(statistics.median(r['s3_lag_s'] or [0]) for r in runs) * 1000:.0f} ms, "
+          f"S3 backlog age {statistics.median(statistics.median(r['s3_lag_s'] or [0]) for r in runs) * 1000:.0f} ms, "
           f"failover {statistics.median(r['failover_s'] for r in runs):.2f} s")
 
 
