@@ -396,18 +396,6 @@ class Node:
                   self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
         self.make_standby()
 
-    def base_backup(self, timeout_s: float = 120.0) -> Path:
-        """A compressed tar base backup of this server into its region's backups (PITR with the WAL archive)."""
-        parent = self.layout.node_dir(self.database, self.region) / "basebackups"
-        parent.mkdir(parents=True, exist_ok=True)
-        self._chown(parent)
-        dest = parent / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        _proc.run([str(self.bin / "pg_basebackup"), "-D", str(dest), "-Ft", "-z", "-X", "fetch", "-c", "fast",
-                   "--no-sync", "-d", f"host={self.address} port={self.db.port} user={REPLICATION_USER} "
-                   f"dbname=replication passfile={self.layout.pgpass} connect_timeout=5"],
-                  f"{self.component}: base backup", self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)
-        return dest
-
     def rewind_from_link(self, timeout_s: float = 120.0) -> None:
         self.clear_stale_locks()
         _proc.run([str(self.bin / "pg_rewind"), f"--target-pgdata={self.data}",
