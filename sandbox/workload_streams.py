@@ -73,12 +73,8 @@ class KafkaProducerClient:
     def run(self, start: float, end: float, stop: threading.Event) -> None:
         from confluent_kafka import KafkaException
 
-        next_t = start
         seq = 0
-        while not stop.is_set() and next_t < end:
-            if next_t > time.time() and stop.wait(next_t - time.time()):
-                break
-            next_t = max(next_t + self.interval, time.time() - 1.0)
+        for _ in paced(start, end, self.interval, stop):
             value = self.watch.get()
             if value != self.bootstrap:
                 self._switch(value)
@@ -187,12 +183,8 @@ class ObjectWriterClient:
     def run(self, start: float, end: float, stop: threading.Event) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        next_t = start
         seq = 0
-        while not stop.is_set() and next_t < end:
-            if next_t > time.time() and stop.wait(next_t - time.time()):
-                break
-            next_t = max(next_t + self.interval, time.time() - 1.0)
+        for _ in paced(start, end, self.interval, stop):
             bucket = self.watch.get()
             if bucket not in self.clients:  # PAUSED (or nothing published yet): write nothing
                 continue
@@ -206,6 +198,17 @@ class ObjectWriterClient:
             except (BotoCoreError, ClientError) as exc:
                 self.log.write({"system": "s3", "id": wid, "t": time.time(), "ok": False, "database": "objects",
                                 "error": _short(exc)})
+
+
+def paced(start: float, end: float, interval: float, stop: threading.Event):
+    """One tick every ``interval`` s from ``start`` until ``end`` or ``stop``. After a stall it skips
+    ticks rather than bursting (never more than 1 s behind), so the rate stays the rate."""
+    next_t = start
+    while not stop.is_set() and next_t < end:
+        if next_t > time.time() and stop.wait(next_t - time.time()):
+            return
+        next_t = max(next_t + interval, time.time() - 1.0)
+        yield
 
 
 def stream_workers(layout: Layout, state: State, log, run_id: str, kafka_rate: float, s3_rate: float) -> list:
