@@ -23,6 +23,7 @@ from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED
 from stacks import outputs as contract
 from tests.contract.conftest import P, S, closed_port
+from tests.contract.test_aws_stubber import Stubs as StubberStubs
 from tests.samples import pair_document
 
 ACCOUNT = "123456789012"
@@ -48,31 +49,15 @@ def at(seconds_before_t0: float) -> datetime:
     return datetime.fromtimestamp(T0 - seconds_before_t0, timezone.utc)
 
 
-class Stubs:
+class Stubs(StubberStubs):
     def __init__(self, doc=None):
-        self.outputs = contract.from_dict(doc or streams_document())
-        self.clock = FakeClock(start=T0)
-        self.session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
-        self.clients = aws.Clients(self.session)
-        self.stubbers: list[Stubber] = []
-
-    def stub(self, service: str, region: str) -> Stubber:
-        client = self.session.client(service, region_name=region)
-        self.clients.use(service, region, client)
-        stubber = Stubber(client)
-        stubber.activate()
-        self.stubbers.append(stubber)
-        return stubber
+        super().__init__(doc or streams_document(), FakeClock(start=T0))
 
     def streaming(self) -> MskStreaming:
         return MskStreaming(self.outputs, self.clients, self.clock)
 
     def objects(self) -> S3Objects:
         return S3Objects(self.outputs, self.clients, self.clock)
-
-    def done(self):
-        for s in self.stubbers:
-            s.assert_no_pending_responses()
 
 
 def replicator(state="RUNNING", source=P, target=S, arn=REPLICATOR, excluded=(), groups_excluded=(), tags=None,

@@ -26,9 +26,11 @@ REPLICA_ARN = "arn:aws:rds:us-west-2:123456789012:db:dr-payments"
 
 
 class Stubs:
-    def __init__(self, doc=None):
+    """Clients whose calls are answered by botocore Stubbers on the real service models."""
+
+    def __init__(self, doc=None, clock=None):
         self.outputs = contract.from_dict(doc or pair_document())
-        self.clock = FakeClock()
+        self.clock = clock or FakeClock()
         self.session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
         self.clients = aws.Clients(self.session)
         self.stubbers: list[Stubber] = []
