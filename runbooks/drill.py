@@ -345,7 +345,8 @@ class SandboxDrill:
 
     # ---- the report ----------------------------------------------------------------------------
 
-    def _systems(self, wl: WorkloadLog, outcome, runbook_out: dict, objectives: dict, zero_loss: bool) -> dict:
+    def _systems(self, wl: WorkloadLog, outcome, runbook_out: dict, objectives: dict, zero_loss: bool,
+                 target: str) -> dict:
         """Per data store: acknowledged, acked_lost, and for Kafka the consumer group's view. Zero loss
         is required of every store in a switchover; otherwise the loss must fit the declared RPO."""
         out = {"postgres": {"acknowledged": outcome.acknowledged, "acked_lost": outcome.acked_lost,
@@ -365,6 +366,8 @@ class SandboxDrill:
                 s["lag_at_failover"] = streams.get("kafka_lag_at_failover")
                 if s.get("skipped"):
                     reasons.append(f"the consumer group skipped {s['skipped']} acknowledged records")
+                if outcome.outage and not any(c.region == target and c.t > outage_start for c in wl.consumed):
+                    reasons.append(f"the consumer group processed nothing in {target} after the failover")
             else:
                 s["pending_at_failover"] = streams.get("objects_pending_at_failover")
             s["reasons"] = reasons
@@ -409,7 +412,7 @@ class SandboxDrill:
             pause = largest_pause(wl.of("postgres").acks, *failback_window)
             fb = {"write_pause_seconds": pause[1] - pause[0] if pause else None, "window": failback_window}
         estimate = self._estimate(samples, wl, fault_at)
-        systems = self._systems(wl, outcome, runbook_out, objectives, zero_loss=a.scenario == "switchover")
+        systems = self._systems(wl, outcome, runbook_out, objectives, zero_loss=a.scenario == "switchover", target=dr)
         for name, s in systems.items():
             for r in s.get("reasons", []):
                 passed = False

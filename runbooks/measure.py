@@ -27,6 +27,8 @@ class Ack:
     database: str
     system: str = "postgres"
     """postgres | kafka | s3 (lines without it are PostgreSQL writes: older logs still parse)."""
+    partition: int | None = None
+    """Kafka: the partition the record went to (the replicator keeps it)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class WorkloadLog:
                 consumed.append(Consumed(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("group", "?")))
             elif e.get("ok"):
                 acks.append(Ack(str(e["id"]), float(e["t"]), e.get("region", "?"), e.get("database", "?"),
-                                e.get("system", "postgres")))
+                                e.get("system", "postgres"), e.get("partition")))
             else:
                 errors.append(e)
         acks.sort(key=lambda a: a.t)
@@ -122,8 +124,10 @@ def analyse(log: WorkloadLog, *, fault_at: float, target_region: str,
 def analyse_stream(log: WorkloadLog, system: str, *, outage_start: float, surviving: set[str] | None) -> dict:
     """Kafka or S3: acknowledged, lost (acked ids the active region does not hold), the RPO in
     seconds (oldest lost ack to the outage's start) and, for Kafka, what the consumer group saw:
-    duplicates (records processed more than once) and skipped (held by the active cluster,
-    acknowledged, never processed)."""
+    duplicates (records processed more than once), skipped (held by the active cluster,
+    acknowledged, never processed, although the group processed a later record of the same
+    partition: it moved past them) and unconsumed (the tail it had not reached when the drill
+    ended — a slow group, not a skipping one)."""
     sub = log.of(system)
     lost = [a for a in sub.acks if surviving is not None and a.id not in surviving]
     out = {"acknowledged": len(sub.acks), "acked_lost": len(lost) if surviving is not None else None,
@@ -134,10 +138,18 @@ def analyse_stream(log: WorkloadLog, system: str, *, outage_start: float, surviv
         seen: dict[str, int] = defaultdict(int)
         for c in log.consumed:
             seen[c.id] += 1
-        acked = {a.id for a in sub.acks}
         out["consumed"] = len(log.consumed)
         out["duplicates"] = sum(n - 1 for n in seen.values())
-        out["skipped"] = None if surviving is None else len({i for i in acked if i in surviving and i not in seen})
+        if surviving is None:
+            out["skipped"] = out["unconsumed"] = None
+        else:
+            reached: dict[int | None, float] = defaultdict(lambda: float("-inf"))
+            for a in sub.acks:  # per partition, the newest record the group processed
+                if a.id in seen:
+                    reached[a.partition] = max(reached[a.partition], a.t)
+            missed = [a for a in sub.acks if a.id in surviving and a.id not in seen]
+            out["skipped"] = sum(1 for a in missed if a.t < reached[a.partition])
+            out["unconsumed"] = len(missed) - out["skipped"]
     return out
 
 

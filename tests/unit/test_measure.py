@@ -47,3 +47,17 @@ def test_largest_pause_and_rate(tmp_path):
 def test_missing_log_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="did the workload start"):
         WorkloadLog.read(tmp_path / "nope.jsonl")
+
+
+def test_kafka_skipped_means_passed_over_and_the_unreached_tail_is_counted_apart(tmp_path):
+    from runbooks.measure import analyse_stream
+    entries = [dict(ack(f"k{i}", 10 + i, region="east", db="orders"), system="kafka", partition=i % 2)
+               for i in range(8)]                       # partition 0: k0 k2 k4 k6; partition 1: k1 k3 k5 k7
+    for i in (0, 4, 1, 3):                              # k2 passed over on partition 0; k6, k5, k7 not reached
+        entries.append({"event": "consumed", "system": "kafka", "id": f"k{i}", "t": 30 + i, "region": "west",
+                        "group": "ledger"})
+    entries.append({"event": "consumed", "system": "kafka", "id": "k0", "t": 40, "region": "west", "group": "ledger"})
+    log = write_log(tmp_path / "w.jsonl", entries)
+    out = analyse_stream(log, "kafka", outage_start=20, surviving={f"k{i}" for i in range(8)})
+    assert out["skipped"] == 1 and out["unconsumed"] == 3 and out["duplicates"] == 1
+    assert out["acknowledged"] == 8 and out["acked_lost"] == 0
