@@ -113,8 +113,25 @@ class KafkaConsumerClient:
                 self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
             self.consumer = None
 
+    def _abandon(self) -> None:
+        """Let go of the consumer of the cluster clients are leaving without waiting for it: its
+        close() tries to leave the group on that cluster, which, when the region is gone, can block
+        for as long as the clients stay on the old cluster (seen: a drill whose group never resumed
+        on DR)."""
+        old, self.consumer = self.consumer, None
+        if old is not None:
+            threading.Thread(target=self._close_quietly, args=(old,), name="close-old-consumer",
+                             daemon=True).start()
+
+    def _close_quietly(self, consumer) -> None:
+        from confluent_kafka import KafkaException
+        try:
+            consumer.close()
+        except KafkaException as exc:
+            self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
+
     def _switch(self, value: str | None) -> None:
-        self._close()
+        self._abandon()
         self.bootstrap = value
         if value and value != _streams.PAUSED:
             from confluent_kafka import Consumer
