@@ -417,7 +417,11 @@ class Node:
 
     # ---- promotion and fencing ----------------------------------------------------------------------
 
-    def promote(self, deadline_s: float = 30.0) -> str:
+    def promote(self, deadline_s: float = 30.0, conn=None) -> str:
+        """Promote this standby and return once it takes a write.
+
+        ``conn``: an open admin session to reuse (the runbook's own); ten promotions at once on two
+        cores spend more CPU on authenticating and forking new sessions than on promoting."""
         import psycopg
         if self.is_fenced():
             raise SandboxError(f"{self.component} is fenced; a fenced server is never promoted. Unfence it first "
@@ -428,24 +432,30 @@ class Node:
         t0 = time.monotonic()
         deadline = t0 + deadline_s
         last = ""
-        # one connection for the whole promotion: ten promotions at once on two cores spend more
-        # CPU on authenticating new connections than on promoting
-        with self.connect() as conn:
-            (in_recovery,) = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        with self._session(conn) as c:
+            (in_recovery,) = c.execute("SELECT pg_is_in_recovery()").fetchone()
             if not in_recovery:
                 return f"{self.database} in {self.region} is already primary"
-            conn.execute("SELECT pg_promote(true, %s)", (int(deadline_s),))
+            # wait => false and our own polling: pg_promote's own wait checks ten times a second,
+            # which would add up to 0.1 s to every failover's RTO
+            c.execute("SELECT pg_promote(false)")
             while time.monotonic() < deadline:
                 try:
-                    conn.execute("SELECT pg_current_xact_id()")  # fails while read-only / in recovery
+                    c.execute("SELECT pg_current_xact_id()")  # fails while read-only / in recovery
                     return f"promoted {self.database} in {self.region} in {time.monotonic() - t0:.2f} s"
                 except psycopg.errors.ReadOnlySqlTransaction as exc:
                     last = str(exc).strip().splitlines()[0]
-                time.sleep(0.02)
+                time.sleep(0.005)
         raise SandboxError(f"not writable {deadline_s:.0f} s after pg_promote (last: {last})",
                            component=self.component, log=self.log_path)
 
-    def fence(self) -> str:
+    def _session(self, conn=None):
+        """The given open admin session (left open), or a new one closed on exit."""
+        import contextlib
+        return contextlib.nullcontext(conn) if conn is not None else self.connect()
+
+    def fence(self, conn=None) -> str:
+        """``conn``: an open admin session to do it through (it is not terminated with the clients')."""
         marker = self.layout.fence_marker(self.database, self.region)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"fenced at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
@@ -455,11 +465,11 @@ class Node:
         if not self.is_running():
             return (f"fenced {self.database} in {self.region} while it is stopped: the fence is applied before it "
                     "accepts any client at its next start")
-        terminated = self._apply_live(read_only=True)
+        terminated = self._apply_live(read_only=True, conn=conn)
         return (f"fenced {self.database} in {self.region} live: pg_hba rejects every client connection, "
                 f"default_transaction_read_only is on, {terminated} client sessions terminated")
 
-    def unfence(self) -> str:
+    def unfence(self, conn=None) -> str:
         marker = self.layout.fence_marker(self.database, self.region)
         was = marker.exists()
         marker.unlink(missing_ok=True)
@@ -467,16 +477,16 @@ class Node:
             return f"unfenced {self.database} in {self.region} (no data directory)"
         self.write_config()
         if self.is_running():
-            self._apply_live(read_only=False)
+            self._apply_live(read_only=False, conn=conn)
         return f"unfenced {self.database} in {self.region}" + ("" if was else " (it was not fenced)")
 
-    def _apply_live(self, read_only: bool, deadline_s: float = 5.0) -> int:
+    def _apply_live(self, read_only: bool, deadline_s: float = 5.0, conn=None) -> int:
         import psycopg
         want = "on" if read_only else "off"
         deadline = time.monotonic() + deadline_s
         seen = None
         total = 0
-        with self.connect() as conn:  # one admin session for the reload, the wait and the terminations
+        with self._session(conn) as conn:  # one admin session for the reload, the wait and the terminations
             conn.execute("SELECT pg_reload_conf()")
             while time.monotonic() < deadline:
                 (seen,) = conn.execute("SELECT current_setting('default_transaction_read_only')").fetchone()

@@ -840,16 +840,25 @@ class Sandbox:
     def is_fenced(self, region: str, database: str = "payments") -> bool:
         return self.node(region, database).is_fenced()
 
-    def fence(self, region: str, database: str | None = None) -> str:
-        """Persistent fence: clients are refused and the server is read-only, live or at its next start."""
-        return self._each(region, database, Node.fence)
+    def fence(self, region: str, database: str | None = None, conn=None) -> str:
+        """Persistent fence: clients are refused and the server is read-only, live or at its next start.
 
-    def unfence(self, region: str, database: str | None = None) -> str:
-        return self._each(region, database, Node.unfence)
+        ``conn`` (with one ``database``): the caller's open admin session to that server, reused
+        rather than a new one, and spared when client sessions are terminated."""
+        return self._each(region, database, lambda n: n.fence(conn=self._one(database, conn)))
 
-    def promote(self, region: str, database: str | None = None, deadline_s: float = 30.0) -> str:
+    def unfence(self, region: str, database: str | None = None, conn=None) -> str:
+        return self._each(region, database, lambda n: n.unfence(conn=self._one(database, conn)))
+
+    def promote(self, region: str, database: str | None = None, deadline_s: float = 30.0, conn=None) -> str:
         """Promote the standby(s) in ``region``; returns once each is writable."""
-        return self._each(region, database, lambda n: n.promote(deadline_s))
+        return self._each(region, database, lambda n: n.promote(deadline_s, conn=self._one(database, conn)))
+
+    @staticmethod
+    def _one(database: str | None, conn):
+        if conn is not None and database is None:
+            raise SandboxError("an admin session can be passed for one named database only")
+        return conn
 
     def start_database(self, region: str, database: str | None = None) -> str:
         """Start a stopped or killed server; a fence recorded meanwhile is applied before it takes clients."""

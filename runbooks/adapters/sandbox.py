@@ -133,19 +133,32 @@ class SandboxDatabases(_Base):
         return DbInstance(region, database, node.component, "available", role, fenced,
                           self.other(region) if role == "replica" else None)
 
+    def _through_session(self, region: str, database: str, act: Callable[..., str]) -> str:
+        """Act through the kept admin session when the server answers (no new session to
+        authenticate, and the fence does not terminate our own); otherwise without one, which
+        for a stopped server records the fence for its next start."""
+        if self.sb.node(region, database).is_running():
+            try:
+                return self.conns.run(region, database, lambda c: act(conn=c))
+            except Unreachable:
+                pass
+        return act()
+
     @_sandbox_errors
     def fence(self, region: str, database: str) -> str:
-        return self.sb.fence(region, database)
+        return self._through_session(region, database,
+                                     lambda conn=None: self.sb.fence(region, database, conn=conn))
 
     @_sandbox_errors
     def unfence(self, region: str, database: str) -> str:
-        return self.sb.unfence(region, database)
+        return self._through_session(region, database,
+                                     lambda conn=None: self.sb.unfence(region, database, conn=conn))
 
     @_sandbox_errors
     def promote(self, region: str, database: str) -> str:
         if not self.sb.node(region, database).is_running():
             raise Unreachable(f"{region}/{database} is not running; cannot promote it")
-        return self.sb.promote(region, database)
+        return self.conns.run(region, database, lambda c: self.sb.promote(region, database, conn=c))
 
     @_sandbox_errors
     def rebuild_replica(self, region: str, database: str, source_region: str) -> str:

@@ -126,3 +126,28 @@ def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
     assert app_write(sb, EAST, "home-again") == EAST
     wait_for(lambda: sb.status()[WEST]["database"]["replication"].get("receiver") == "streaming", 10,
              "DR streams from home again")
+
+
+def test_fence_and_promote_go_through_the_runbooks_own_sessions(fresh):
+    """The adapter fences and promotes through its kept admin sessions: the fence terminates the
+    clients' sessions but not the one it acts through, and no new session is opened for either."""
+    from runbooks.adapters.sandbox import sandbox_ports
+    from runbooks.clock import SystemClock
+    from stacks.outputs import load_file
+
+    sb = fresh
+    client = psycopg.connect(sb.dsn(EAST, "payments", admin=False), autocommit=True)
+    ports = sandbox_ports(load_file(sb.dir / "outputs.json"), SystemClock())
+    try:
+        pid = {r: ports.sql.conns.run(r, "payments", lambda c: c.info.backend_pid) for r in (EAST, WEST)}
+        assert "1 client sessions terminated" in ports.db.fence(EAST, "payments")
+        with pytest.raises(psycopg.OperationalError):
+            client.execute("SELECT 1")  # the client's session was terminated
+        assert ports.db.promote(WEST, "payments").startswith("promoted payments in local-west")
+        after = {r: ports.sql.conns.run(r, "payments", lambda c: c.info.backend_pid) for r in (EAST, WEST)}
+        assert after == pid, "the runbook's sessions were replaced: fencing or promotion went through new ones"
+        assert ports.db.describe(EAST, "payments").fenced
+        assert ports.sql.canary_write(WEST, "payments").startswith("canary")
+    finally:
+        client.close()
+        ports.db.close()
