@@ -34,12 +34,11 @@ from pulumi_kubernetes.rbac.v1 import (
     SubjectArgs)
 
 from components._common import policy_json, require
+from stacks import endpoints
+from stacks.endpoints import (  # the contract itself (pure Python, shared with the runbooks)
+    CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION, VERSION_ANNOTATION, endpoint_keys, env_key)
 
 TYPE = "regionpair:kubernetes:ClusterDr"
-CONTRACT_VERSION = "1"
-CONFIGMAP_NAME = "regionpair-active-endpoints"
-CONTRACT_LABEL = "regionpair.io/contract"
-CONTRACT_LABEL_VALUE = "active-endpoints"
 BACKUP_SCHEDULE = "0 2 * * *"
 """Daily at 02:00 UTC, as in the planning documents ("Daily full backup (cron: 0 2 * * *)")."""
 EXPORT_SCHEDULE = "30 2 * * *"
@@ -60,19 +59,6 @@ _QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _MAX_CRONJOB_NAME = 52  # the Job controller appends an 11-character suffix to a 63-character limit
-
-
-def env_key(database: str) -> str:
-    """The ConfigMap/environment spelling of a logical database name (market-data → MARKET_DATA)."""
-    return database.upper().replace("-", "_")
-
-
-def endpoint_keys(databases: Sequence[str]) -> list[str]:
-    """Every key of the active-endpoints ConfigMap, version 1 (documented in docs/kubernetes.md)."""
-    keys = ["REGIONPAIR_CONTRACT_VERSION", "ACTIVE_REGION", "KAFKA_BOOTSTRAP_SERVERS", "DATA_BUCKET"]
-    for db in databases:
-        keys += [f"DB_{env_key(db)}_HOST", f"DB_{env_key(db)}_PORT"]
-    return keys
 
 
 def image_problem(image: str) -> str | None:
@@ -376,19 +362,20 @@ class ClusterDr(pulumi.ComponentResource):
 
         # ---- the active endpoints (data written once; the runbooks own it afterwards) ----------
         data: dict[str, pulumi.Input[str]] = {
-            "REGIONPAIR_CONTRACT_VERSION": CONTRACT_VERSION,
-            "ACTIVE_REGION": args.active_region,
-            "KAFKA_BOOTSTRAP_SERVERS": args.kafka_bootstrap_servers,
-            "DATA_BUCKET": args.data_bucket,
+            endpoints.VERSION_KEY: CONTRACT_VERSION,
+            endpoints.ACTIVE_REGION: args.active_region,
+            endpoints.KAFKA: args.kafka_bootstrap_servers,
+            endpoints.BUCKET: args.data_bucket,
         }
         for db, endpoint in sorted(args.databases.items()):
-            data[f"DB_{env_key(db)}_HOST"] = endpoint.host
-            data[f"DB_{env_key(db)}_PORT"] = pulumi.Output.from_input(endpoint.port).apply(str)
+            host_key, port_key = endpoints.database_keys(db)
+            data[host_key] = endpoint.host
+            data[port_key] = pulumi.Output.from_input(endpoint.port).apply(str)
         self.configmap_names = []
         for app_ns in app_namespaces:
             k8s.core.v1.ConfigMap(f"{name}-endpoints-{app_ns}", ConfigMapInitArgs(
                 metadata=meta(CONFIGMAP_NAME, app_ns, {CONTRACT_LABEL: CONTRACT_LABEL_VALUE},
-                              {"regionpair.io/contract-version": CONTRACT_VERSION}),
+                              {VERSION_ANNOTATION: CONTRACT_VERSION}),
                 data=data, immutable=False),
                 opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(ignore_changes=["data"])))
             self.configmap_names.append(f"{app_ns}/{CONFIGMAP_NAME}")
