@@ -224,6 +224,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         return 3 if would_refuse else EXIT_OK
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
+    ctx.run_id = journal.run_id
     audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
     runner = Runner(plan, journal, audit, clock, progress=console.progress)
     result["run_id"] = journal.run_id
