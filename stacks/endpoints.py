@@ -63,6 +63,17 @@ def contract_data(data: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (data or {}).items() if is_contract_key(k)}
 
 
+def refusal(values: Mapping[str, str], run_id: str) -> str | None:
+    """Why the runbooks must not write ``values`` (None: they may): only the contract's keys, with
+    non-empty string values, never the version key (Pulumi's), and a run id to annotate with."""
+    bad = sorted(k for k, v in values.items()
+                 if k == VERSION_KEY or not is_contract_key(k) or not isinstance(v, str) or not v)
+    if bad or not values or not run_id:
+        return (f"refusing to write {bad or 'nothing'} (run id {run_id!r}): only the contract's keys with non-empty "
+                "values, never REGIONPAIR_CONTRACT_VERSION, and a run id")
+    return None
+
+
 def active_values(region: "Region", databases: Iterable[str]) -> dict[str, str]:
     """What the copies carry when ``region`` holds the writers of ``databases``: its endpoints from
     the outputs contract. Never the version key (only Pulumi writes it); Kafka and the bucket only

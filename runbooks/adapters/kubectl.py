@@ -140,11 +140,9 @@ class KubectlEndpoints:
 
     def publish(self, region: str, values: Mapping[str, str], run_id: str) -> str:
         k = self._cluster(region)
-        bad = [key for key, v in values.items() if key == contract.VERSION_KEY or not contract.is_contract_key(key)
-               or not isinstance(v, str) or not v]
-        if bad or not values or not run_id:
-            raise BadInput(f"endpoints of {region}: refusing to write {sorted(bad) or 'nothing'} (run id "
-                           f"{run_id!r}); only the contract's keys, with non-empty values, never the version key")
+        refusal = contract.refusal(values, run_id)
+        if refusal:
+            raise BadInput(f"endpoints of {region}: {refusal}")
         written, missing = [], []
         for ns in k.namespaces:
             found = self._copies(region, ns)
