@@ -142,7 +142,7 @@ def publish_step(ctx, region: str, name: str, active: str, action: str, *, best_
             return ctx.ports.endpoints.publish(region, values_for(ctx, active), ctx.run_id)
         except RunbookError as exc:
             if best_effort:
-                raise type(exc)(f"{exc}{unreachable_hint}") from exc
+                raise StepFailed(f"{exc}{unreachable_hint}") from exc
             raise
 
     def verify() -> str:
