@@ -154,9 +154,15 @@ class KafkaReplicatorArgs:
     """Consumer group patterns whose offsets are synchronised. Default: every group."""
     starting_position: str = "EARLIEST"
     """Where replication of a new topic starts. Default: EARLIEST (nothing skipped)."""
+    stopped: bool = False
+    """Declare it stopped: every topic and consumer group excluded (``STOP_PATTERN``), which is how the
+    failover runbook stops it (MSK Replicator has no pause). Default: copying."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
+
+STOP_PATTERN = ".*"
+"""Excluded as topic and group pattern, it stops a replicator; the runbooks use the same one."""
 
 SOURCE_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic",
                   "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:ReadData",
@@ -222,6 +228,7 @@ class KafkaReplicator(pulumi.ComponentResource):
                 target_compression_type="NONE",
                 topic_replications=[aws.msk.ReplicatorReplicationInfoListTopicReplicationArgs(
                     topics_to_replicates=list(args.topics),
+                    topics_to_excludes=[STOP_PATTERN] if args.stopped else None,
                     copy_topic_configurations=True,
                     copy_access_control_lists_for_topics=True,
                     detect_and_copy_new_topics=True,
@@ -232,6 +239,7 @@ class KafkaReplicator(pulumi.ComponentResource):
                 )],
                 consumer_group_replications=[aws.msk.ReplicatorReplicationInfoListConsumerGroupReplicationArgs(
                     consumer_groups_to_replicates=list(args.consumer_groups),
+                    consumer_groups_to_excludes=[STOP_PATTERN] if args.stopped else None,
                     detect_and_copy_new_consumer_groups=True,
                     synchronise_consumer_group_offsets=True,
                 )],

@@ -210,7 +210,10 @@ class StackConfig:
     tags: Mapping[str, str] = field(default_factory=dict)
     alarm_email: str | None = None
     promoted: bool = False
-    """dr only: the replica has been promoted (a failover happened); declare it standalone."""
+    """dr only: the replica has been promoted (a failover happened); declare it standalone, and the
+    primary → DR replication (Kafka and S3) stopped, as the failover runbook left it."""
+    failback_replication: bool = False
+    """dr only, with ``promoted``: declare the reverse MSK Replicator (DR → primary) for the failback."""
     prod_stack: str | None = None
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
@@ -566,12 +569,14 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         raise ConfigError("tags", tags, "expected a mapping of tag name to string value")
     alarm_email = top.string("alarm_email", None, pattern=_EMAIL, hint="an e-mail address for alarm notifications")
     promoted = top.boolean("promoted", False)
+    failback_replication = top.boolean("failback_replication", False)
     ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
 
     if role == "primary":
-        for key, value in (("promoted", promoted or None), ("prod_stack", prod_stack), ("primary_region", primary_region)):
+        for key, value in (("promoted", promoted or None), ("failback_replication", failback_replication or None),
+                           ("prod_stack", prod_stack), ("primary_region", primary_region)):
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
     else:
@@ -581,6 +586,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         if primary_region is None:
             raise ConfigError("primary_region", _MISSING, "the dr stack manages the replication on prod's bucket with a "
                               "provider for prod's region; name it, e.g. us-east-1")
+        if failback_replication and not promoted:
+            raise ConfigError("failback_replication", failback_replication,
+                              "the reverse replication is for a failback, after a failover: set promoted: true first "
+                              "(or remove failback_replication)")
         if primary_region == region:
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
@@ -592,12 +601,13 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
+                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
-        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region", "ephemeral", "kubernetes")
+        "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
+        "kubernetes")
 
 
 def _decode(raw: str) -> Any:

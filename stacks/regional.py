@@ -52,8 +52,10 @@ class Regional:
         return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket,
                 "writer_parameter": self.writers.name}
 
-    def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
-        return {"cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
+    def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None,
+                           failback_replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+        extra = {} if failback_replicator_arn is None else {"failback_replicator_arn": failback_replicator_arn}
+        return {**extra, "cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
                 "replicator_arn": replicator_arn, "bootstrap_parameter": self.kafka.bootstrap_parameter,
                 "subnet_ids": self.network.subnet_ids,
                 "security_group_ids": self.network.kafka_security_group_id.apply(lambda sg: [sg])}

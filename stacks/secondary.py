@@ -108,14 +108,33 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         source_security_group_ids=from_prod("streaming", "security_group_ids"),
         target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
         target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
-        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups),
+        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
+        # after a failover it stays stopped, as the runbook left it: `pulumi up -s dr` must not copy the
+        # old primary's topics and consumer offsets over what DR's clients wrote since
+        stopped=cfg.promoted),
         opts=opts)
+
+    # the failback's reverse flow, DR → prod, declared only when asked for (prod's region must be back
+    # for it to be created): a replicator lives in the region it writes into
+    failback_replicator = None
+    if cfg.failback_replication:
+        failback_replicator = KafkaReplicator("failback-replicator", KafkaReplicatorArgs(
+            replicator_name=f"{cfg.resource_prefix()}-to-{cfg.primary_region}",
+            source_cluster_arn=net.kafka.arn, source_subnet_ids=net.network.subnet_ids,
+            source_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
+            target_cluster_arn=from_prod("streaming", "cluster_arn"),
+            target_subnet_ids=from_prod("streaming", "subnet_ids"),
+            target_security_group_ids=from_prod("streaming", "security_group_ids"),
+            account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
+            starting_position="EARLIEST"),
+            opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
 
     replication = BucketReplication("data-replication", BucketReplicationArgs(
         source_provider=providers.region(cfg.primary_region), source_region=cfg.primary_region,
         destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
         source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
-        destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id),
+        destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id,
+        enabled=not cfg.promoted),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
     if cfg.kubernetes is not None:
@@ -157,6 +176,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 db_security_group_ids=prod.apply(lambda p: sorted({d["security_group_id"] for d in p["databases"].values()
                                                                    if d.get("security_group_id")})),
                 kafka_cluster_arns=from_prod("streaming", "cluster_arn").apply(lambda a: [a]),
+                replicator_arns=failback_replicator.arn.apply(lambda a: [a]) if failback_replicator else (),
                 bucket_arns=prod.apply(lambda p: [p["storage"]["data_bucket_arn"]] + (
                     [s3_arn + p["storage"]["backups_bucket"]] if p["storage"].get("backups_bucket") else [])),
                 kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
@@ -182,7 +202,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                                                  source_arn=None if cfg.promoted else databases[db.name][1])
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
-        "streaming": net.streaming_document(replicator_arn=replicator.arn),
+        "streaming": net.streaming_document(
+            replicator_arn=replicator.arn,
+            failback_replicator_arn=failback_replicator.arn if failback_replicator else None),
         "storage": net.storage_document(),
         "kms_key_arn": net.key.arn,
         "runbook_role_arn": runbooks.arn,

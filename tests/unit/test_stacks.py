@@ -152,6 +152,43 @@ def test_promoted_dr_stack_promotes_in_place_and_replaces_nothing():
     assert doc.secondary.databases["payments"].secret_arn.startswith("arn:aws:secretsmanager:us-west-2:")
 
 
+def test_promoted_dr_stack_keeps_primary_to_dr_replication_stopped():
+    """`pulumi up -s dr` after a failover (the reconcile command) must not restart what the runbook
+    stopped: the old primary's topics and consumer offsets copied over DR's, its bucket into DR's."""
+    running = one(harness.render_stack("dr"), "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
+    assert "topicsToExcludes" not in running["topicReplications"][0]
+    promoted = harness.render("dr", overrides={"promoted": True}).resources
+    info = one(promoted, "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
+    assert info["topicReplications"][0]["topicsToExcludes"] == [".*"]
+    assert info["consumerGroupReplications"][0]["consumerGroupsToExcludes"] == [".*"]
+    rule = one(promoted, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")["inputs"]["rules"][0]
+    assert rule["status"] == "Disabled"
+    from runbooks.adapters import aws_streams
+    from components import streaming
+    assert aws_streams.STOP_PATTERN == streaming.STOP_PATTERN  # what the runbook reads as "stopped"
+
+
+def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
+    prod = harness.stack_exports("prod")["regions"]["us-east-1"]
+    rendered = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    replicators = {r["name"]: r for r in of_type(rendered.resources, "aws:msk/replicator:Replicator")}
+    assert set(replicators) == {"replicator-replicator", "failback-replicator-replicator"}
+    reverse = replicators["failback-replicator-replicator"]
+    assert reverse["provider"] == "aws-us-east-1"  # a replicator lives in the region it writes into
+    info = reverse["inputs"]["replicationInfoList"]
+    assert info["targetKafkaClusterArn"] == prod["streaming"]["cluster_arn"]
+    assert info["sourceKafkaClusterArn"].startswith("arn:aws:kafka:us-west-2:")
+    assert info["topicReplications"][0]["startingPosition"] == {"type": "EARLIEST"}
+    assert "topicsToExcludes" not in info["topicReplications"][0]
+    doc = outputs.from_dict(rendered.exports)
+    arn = doc.secondary.streaming.failback_replicator_arn
+    assert arn and arn.startswith("arn:aws:kafka:us-east-1:")
+    policies = " ".join(json.dumps(r["inputs"]) for r in of_type(rendered.resources, "aws:iam/rolePolicy:RolePolicy")
+                        if "runbooks" in r["name"])
+    assert arn in policies, "the runbook role cannot update the failback replicator"
+    assert not of_type(harness.render("dr", overrides={"promoted": True}).resources, "aws:msk/replicator:Replicator")[1:]
+
+
 def test_rto_budget_over_the_objective_warns():
     rendered = harness.render("prod", overrides={"objectives": {"rto_seconds": 300, "rpo_seconds": 300}})
     assert rendered.exports["rto_budget"]["within_objective"] is False
