@@ -79,6 +79,8 @@ class RegionScope:
     """Alarm topics the runbooks notify. Default: none."""
     bootstrap_parameter: str | None = None
     """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+    client_parameters: Sequence[str] = ()
+    """More such parameters, one per application. Default: none."""
     writer_parameter: str | None = None
     """SSM parameter naming the bucket writers write to. Default: none."""
     replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
@@ -137,7 +139,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
         repl += list(r["replicator_arns"])
-        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter")):
+        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter"), *(r.get("client_parameters") or ())):
             if param:
                 ssm.append(arn("ssm", name, f"parameter{param}"))
         buckets += list(r["bucket_arns"])
@@ -214,7 +216,7 @@ class RunbookRole(pulumi.ComponentResource):
             "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
             "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
-            "replication_role_arns": r.replication_role_arns} for r in args.regions])
+            "client_parameters": list(r.client_parameters), "replication_role_arns": r.replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
                                      zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2],

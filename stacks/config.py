@@ -31,6 +31,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
 _KAFKA_VERSION = re.compile(r"^\d+\.\d+\.\d+(\.x|\.tiered)?$")
+_APPLICATION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _BROKER_TYPE = re.compile(r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
 _BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _MAINT_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
@@ -145,6 +146,9 @@ class StreamingConfig:
     """Topic name patterns the replicator copies (dr)."""
     consumer_groups: tuple[str, ...] = (".*",)
     """Consumer group patterns whose offsets the replicator synchronises (dr)."""
+    applications: tuple[str, ...] = ()
+    """Applications that read their own bootstrap parameter (``/<project>/kafka/<app>/bootstrap-brokers``)
+    besides the shared one; a failover publishes DR's brokers to every one."""
 
 
 @dataclass(frozen=True)
@@ -550,6 +554,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         broker_volume_gb=so.integer("broker_volume_gb", 1000, minimum=1, maximum=16384),
         topics=so.strings("topics", [".*"], hint="topic name patterns"),
         consumer_groups=so.strings("consumer_groups", [".*"], hint="consumer group patterns"),
+        applications=so.strings("applications", [], pattern=_APPLICATION,
+                                hint="application names: lower-case letters, digits and dashes, at most 40 characters"),
     )
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")

@@ -60,6 +60,11 @@ def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
     if region.streaming is None or not region.streaming.subnet_ids or not region.streaming.security_group_ids:
         raise ProdMismatch(f"{where} exports no Kafka network (streaming.subnet_ids/security_group_ids); the "
                            "replicator needs it: update the prod stack first")
+    mine = tuple(regional.all_client_parameters(cfg)) if cfg.streaming.applications else ()
+    if tuple(region.streaming.client_parameters) != mine:
+        raise ProdMismatch(f"{where} has Kafka client parameters {list(region.streaming.client_parameters)}, this "
+                           f"config {list(mine)}; a failover moves the clients of both regions: make "
+                           "regionpair:streaming.applications equal in both stacks (prod first)")
     if region.storage is None or region.kms_key_arn is None:
         raise ProdMismatch(f"{where} exports no bucket or key; update the prod stack first")
     if parsed.dns.zone_name != cfg.dns.zone_name or parsed.dns.zone_id != cfg.dns.zone_id:
@@ -182,6 +187,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
                 topic_arns=prod.apply(lambda p: [p["alarm_topic_arn"]] if p.get("alarm_topic_arn") else []),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
                 replication_role_arns=replication.role_arn.apply(lambda a: [a])),
             RegionScope(
@@ -193,6 +199,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 kms_key_arns=net.key.arn.apply(lambda a: [a]),
                 topic_arns=alarms.topic_arn.apply(lambda a: [a]),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg)),
         ]), opts=opts)
 

@@ -396,3 +396,13 @@ def test_failback_replication_is_for_a_promoted_dr_stack_only():
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="prod")
     assert err.value.key == "failback_replication" and "only the dr stack" in str(err.value)
+
+
+@pytest.mark.parametrize("apps, problem", [(["Orders"], "lower-case"), (["orders", "orders"], "duplicates"),
+                                           (["-x"], "lower-case")])
+def test_streaming_applications_are_checked(apps, problem):
+    values = prod_values()
+    values.setdefault("streaming", {})["applications"] = apps
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key.startswith("streaming.applications") and problem in str(err.value)

@@ -189,6 +189,30 @@ def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
     assert not of_type(harness.render("dr", overrides={"promoted": True}).resources, "aws:msk/replicator:Replicator")[1:]
 
 
+def test_each_application_gets_its_own_bootstrap_parameter_that_the_failover_moves():
+    apps = {"streaming": {"applications": ["orders", "ledger"]}}
+    prod = harness.render("prod", overrides=apps)
+    wanted = ["/regionpair/kafka/bootstrap-brokers", "/regionpair/kafka/ledger/bootstrap-brokers",
+              "/regionpair/kafka/orders/bootstrap-brokers"]
+    prod_params = {r["inputs"]["name"]: r for r in of_type(prod.resources, "aws:ssm/parameter:Parameter")
+                   if "/kafka/" in r["inputs"]["name"]}
+    assert sorted(prod_params) == wanted
+    assert all(r["inputs"]["value"] == prod_params[wanted[0]]["inputs"]["value"] for r in prod_params.values())
+    assert outputs.from_dict(prod.exports).primary.streaming.client_parameters == tuple(wanted)
+
+    dr = harness.render("dr", overrides=apps, stack_outputs={"organization/regionpair/prod": prod.exports})
+    doc = outputs.from_dict(dr.exports)
+    assert doc.secondary.streaming.client_parameters == tuple(wanted)
+    dr_params = sorted(r["inputs"]["name"] for r in of_type(dr.resources, "aws:ssm/parameter:Parameter")
+                       if "/kafka/" in r["inputs"]["name"])
+    assert dr_params == wanted
+    policy = json.loads(one(dr.resources, "aws:iam/rolePolicy:RolePolicy", "runbooks-policy")["inputs"]["policy"])
+    granted = {arn for st in policy["Statement"] if "ssm:PutParameter" in st["Action"] for arn in st["Resource"]}
+    for region in ("us-east-1", "us-west-2"):
+        for name in wanted:
+            assert any(a.endswith(f":{region}:{a.split(':')[4]}:parameter{name}") for a in granted), (region, name)
+
+
 def test_rto_budget_over_the_objective_warns():
     rendered = harness.render("prod", overrides={"objectives": {"rto_seconds": 300, "rpo_seconds": 300}})
     assert rendered.exports["rto_budget"]["within_objective"] is False
@@ -221,6 +245,10 @@ def _prod_exports_with(mutate):
     (lambda e: e["dns"].update(ttl_seconds=300), "DNS TTL"),
     (lambda e: e["regions"]["us-east-1"]["databases"]["payments"].update(username="other"), "db_name/username"),
     (lambda e: e.pop("regions"), "run `pulumi up -s prod` first"),
+    # the runbook role (dr's) grants the parameters of both regions: the lists must agree
+    (lambda e: e["regions"]["us-east-1"]["streaming"].update(
+        client_parameters=["/regionpair/kafka/bootstrap-brokers", "/regionpair/kafka/orders/bootstrap-brokers"]),
+     "streaming.applications equal in both stacks"),
 ])
 def test_dr_refuses_prod_exports_that_do_not_fit(mutate, message):
     # the check runs in an apply (prod's exports are only known then); the engine reports the
