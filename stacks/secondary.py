@@ -171,6 +171,15 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         ttl_seconds=cfg.dns.ttl_seconds), opts=opts)
 
     s3_arn = f"arn:{net.partition}:s3:::"
+    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
+
+    def in_this_region(arns: list[str | None]) -> list[str]:
+        """Secrets Manager replicas keep the ARN, in their own region."""
+        return [a.replace(f":secretsmanager:{cfg.primary_region}:", f":secretsmanager:{cfg.region}:", 1)
+                for a in arns if a]
+    prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
+    own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
+        lambda arns: [a for a in arns if a])
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
@@ -189,7 +198,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                replication_role_arns=replication.role_arn.apply(lambda a: [a])),
+                replication_role_arns=replication.role_arn.apply(lambda a: [a]),
+                secret_arns=prod_secret_list),
             RegionScope(
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
@@ -200,13 +210,19 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 topic_arns=alarms.topic_arn.apply(lambda a: [a]),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
-                writer_parameter=regional.writer_parameter(cfg)),
+                writer_parameter=regional.writer_parameter(cfg),
+                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(
+                    lambda v: in_this_region(v[0]) + v[1])),
         ]), opts=opts)
 
     own = {
         "role": "secondary", "stack": cfg.stack,
         "databases": {db.name: database_document(cfg, db, databases[db.name][0], net,
-                                                 source_arn=None if cfg.promoted else databases[db.name][1])
+                                                 source_arn=None if cfg.promoted else databases[db.name][1],
+                                                 # a replica's password is its primary's: the runbooks read
+                                                 # prod's secret, or its replica in this region when prod's
+                                                 # region does not answer
+                                                 secret_arn=None if cfg.promoted else prod_secrets[db.name])
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
         "streaming": net.streaming_document(

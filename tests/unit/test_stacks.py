@@ -80,7 +80,8 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
     replica = doc.secondary.databases["payments"]
     assert replica.role == "replica"
     assert replica.source_arn == doc.primary.databases["payments"].arn
-    assert replica.secret_arn is None
+    # a replica's password is its primary's: the runbooks read prod's secret (or its replica in DR)
+    assert replica.secret_arn == doc.primary.databases["payments"].secret_arn
     assert doc.secondary.streaming.replicator_arn and doc.secondary.runbook_role_arn
     merged = outputs.merge(outputs.from_dict(prod), doc)
     assert merged.require_pair().secondary.name == "us-west-2"
