@@ -36,7 +36,11 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "route53": ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"),
     "route53_health": ("route53:GetHealthCheck", "route53:UpdateHealthCheck", "route53:GetHealthCheckStatus"),
     "route53_change": ("route53:GetChange",),
-    "ec2": ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"),
+    "ec2": ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateTags",
+            "ec2:DeleteTags"),
+    "ec2_describe": ("ec2:DescribeSecurityGroups",),
+    "route53_zones": ("route53:ListHostedZonesByName",),
+    "secrets": ("secretsmanager:GetSecretValue",),
     "kafka": ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"),
     "kafka_replicator": ("kafka:DescribeReplicator", "kafka:UpdateReplicationInfo", "kafka:TagResource",
                          "kafka:UntagResource"),
@@ -45,7 +49,7 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
                   "s3:PutReplicationConfiguration", "s3:GetBucketVersioning"),
     "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
     "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"),
-    "cloudwatch": ("cloudwatch:GetMetricData",),
+    "cloudwatch": ("cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics"),
     "cloudwatch_publish": ("cloudwatch:PutMetricData",),
     "sns": ("sns:Publish",),
     "pass_replication_role": ("iam:PassRole",),
@@ -79,10 +83,15 @@ class RegionScope:
     """Alarm topics the runbooks notify. Default: none."""
     bootstrap_parameter: str | None = None
     """SSM parameter with the active Kafka bootstrap servers. Default: none."""
+    client_parameters: Sequence[str] = ()
+    """More such parameters, one per application. Default: none."""
     writer_parameter: str | None = None
     """SSM parameter naming the bucket writers write to. Default: none."""
     replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """S3 replication roles the runbooks pass when they disable, enable or reverse replication. Default: none."""
+    secret_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """The databases' master-password secrets in this region (and replicas of them), which the
+    runbooks' SQL checks read. Default: none."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         if resources:
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
-    rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles = ([] for _ in range(10))
+    rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles, secrets = ([] for _ in range(11))
     restored, temporary, snapshots = [], [], []
     for r in regions:
         name = r["region"]
@@ -137,7 +146,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
         repl += list(r["replicator_arns"])
-        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter")):
+        for param in (r.get("bootstrap_parameter"), r.get("writer_parameter"), *(r.get("client_parameters") or ())):
             if param:
                 ssm.append(arn("ssm", name, f"parameter{param}"))
         buckets += list(r["bucket_arns"])
@@ -145,6 +154,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         keys += list(r["kms_key_arns"])
         topics += list(r["topic_arns"])
         roles += list(r.get("replication_role_arns") or [])
+        secrets += [s for s in r.get("secret_arns") or [] if s]
     add("RdsFailoverAndBackups", RUNBOOK_ACTIONS["rds"], rds)
     add("RestoreToNewInstances", RUNBOOK_ACTIONS["rds_restored"], restored)
     add("DeleteOnlyVerifyBackupTemporaryInstances", RUNBOOK_ACTIONS["rds_delete_temporary"], temporary)
@@ -158,6 +168,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         [f"arn:{partition}:route53:::healthcheck/{h}" for h in health_check_ids])
     add("Route53ChangeStatus", RUNBOOK_ACTIONS["route53_change"], [f"arn:{partition}:route53:::change/*"])
     add("FenceDatabaseSecurityGroups", RUNBOOK_ACTIONS["ec2"], ec2)
+    add("ReadDatabasePasswords", RUNBOOK_ACTIONS["secrets"], sorted(set(secrets)))
     add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
     add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
     add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
@@ -168,6 +179,11 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("PassReplicationRoleToS3", RUNBOOK_ACTIONS["pass_replication_role"], roles)
     if roles:  # PutBucketReplication passes the role to S3, and only to S3
         statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
+    # these have no resource-level permissions in IAM, and they only read
+    statements.append({"Sid": "DescribeSecurityGroups", "Effect": "Allow",
+                       "Action": list(RUNBOOK_ACTIONS["ec2_describe"]), "Resource": "*"})
+    statements.append({"Sid": "FindHostedZone", "Effect": "Allow",
+                       "Action": list(RUNBOOK_ACTIONS["route53_zones"]), "Resource": "*"})
     # GetMetricData has no resource-level permissions in IAM; it reads metrics only
     statements.append({"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(RUNBOOK_ACTIONS["cloudwatch"]),
                        "Resource": "*"})
@@ -214,6 +230,7 @@ class RunbookRole(pulumi.ComponentResource):
             "kafka_cluster_arns": r.kafka_cluster_arns, "replicator_arns": r.replicator_arns,
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
             "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
+            "client_parameters": list(r.client_parameters), "secret_arns": r.secret_arns,
             "replication_role_arns": r.replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,

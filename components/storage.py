@@ -152,6 +152,9 @@ class BucketReplicationArgs:
     """The AWS account id (scopes the role's trust). Required."""
     replication_time_minutes: int = 15
     """Replication Time Control target, also the metrics threshold. Default: 15 (the only value S3 offers)."""
+    enabled: bool = True
+    """Declare the rule enabled. ``False`` after a failover: the runbook disabled it, and a later
+    ``pulumi up`` must not copy the old primary's bucket into the one writers now use. Default: on."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -222,7 +225,7 @@ class BucketReplication(pulumi.ComponentResource):
             role=role.arn,
             rules=[aws.s3.BucketReplicationConfigRuleArgs(
                 id="primary-to-dr",
-                status="Enabled",
+                status="Enabled" if args.enabled else "Disabled",
                 priority=1,
                 filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
                 delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),

@@ -56,6 +56,8 @@ class KafkaClusterArgs:
     """SSM parameter where clients read the active bootstrap servers. Default: none created."""
     bootstrap_initial_value: pulumi.Input[str] | None = None
     """First value of that parameter (runbooks change it later; `pulumi up` does not revert it). Default: this cluster's brokers."""
+    client_parameters: Mapping[str, str] = field(default_factory=dict)
+    """Application name → its own parameter like ``bootstrap_parameter``, same first value. Default: none."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -74,9 +76,11 @@ class KafkaCluster(pulumi.ComponentResource):
         if isinstance(args.subnet_ids, (list, tuple)):
             require(CLUSTER_TYPE, "subnet_ids", list(args.subnet_ids), len(args.subnet_ids) == BROKERS,
                     "three subnets in three zones: one broker per zone")
-        if args.bootstrap_parameter is not None:
-            require(CLUSTER_TYPE, "bootstrap_parameter", args.bootstrap_parameter,
-                    bool(re.match(r"^/[a-zA-Z0-9_./-]+$", args.bootstrap_parameter)), "an SSM path such as /app/kafka")
+        for key, param in [("bootstrap_parameter", args.bootstrap_parameter)] + [
+                (f"client_parameters.{app}", p) for app, p in args.client_parameters.items()]:
+            if param is not None:
+                require(CLUSTER_TYPE, key, param, bool(re.match(r"^/[a-zA-Z0-9_./-]+$", param)),
+                        "an SSM path such as /app/kafka")
         super().__init__(CLUSTER_TYPE, name, None, opts)
         tags = dict(args.tags)
 
@@ -115,18 +119,24 @@ class KafkaCluster(pulumi.ComponentResource):
             enhanced_monitoring="PER_TOPIC_PER_BROKER",
             tags=tags), opts=child(self))
 
-        if args.bootstrap_parameter is not None:
-            aws.ssm.Parameter(f"{name}-bootstrap", aws.ssm.ParameterArgs(
-                name=args.bootstrap_parameter, type="String",
+        def parameter(resource: str, param: str) -> None:
+            aws.ssm.Parameter(resource, aws.ssm.ParameterArgs(
+                name=param, type="String",
                 value=args.bootstrap_initial_value if args.bootstrap_initial_value is not None
                 else cluster.bootstrap_brokers_sasl_iam,
                 description="Kafka bootstrap servers clients use now (failover runbooks move it)",
                 tags=tags), opts=child(self, ignore_changes=["value"]))
 
+        if args.bootstrap_parameter is not None:
+            parameter(f"{name}-bootstrap", args.bootstrap_parameter)
+        for app, param in sorted(args.client_parameters.items()):
+            parameter(f"{name}-bootstrap-{app}", param)
+
         self.arn = cluster.arn
         self.bootstrap_brokers = cluster.bootstrap_brokers_sasl_iam
         self.cluster_name = args.cluster_name
         self.bootstrap_parameter = args.bootstrap_parameter
+        self.client_parameters = dict(args.client_parameters)
         self.register_outputs({"arn": self.arn, "bootstrap_brokers": self.bootstrap_brokers})
 
 
@@ -154,9 +164,15 @@ class KafkaReplicatorArgs:
     """Consumer group patterns whose offsets are synchronised. Default: every group."""
     starting_position: str = "EARLIEST"
     """Where replication of a new topic starts. Default: EARLIEST (nothing skipped)."""
+    stopped: bool = False
+    """Declare it stopped: every topic and consumer group excluded (``STOP_PATTERN``), which is how the
+    failover runbook stops it (MSK Replicator has no pause). Default: copying."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
+
+STOP_PATTERN = ".*"
+"""Excluded as topic and group pattern, it stops a replicator; the runbooks use the same one."""
 
 SOURCE_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic",
                   "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:ReadData",
@@ -222,6 +238,7 @@ class KafkaReplicator(pulumi.ComponentResource):
                 target_compression_type="NONE",
                 topic_replications=[aws.msk.ReplicatorReplicationInfoListTopicReplicationArgs(
                     topics_to_replicates=list(args.topics),
+                    topics_to_excludes=[STOP_PATTERN] if args.stopped else None,
                     copy_topic_configurations=True,
                     copy_access_control_lists_for_topics=True,
                     detect_and_copy_new_topics=True,
@@ -232,6 +249,7 @@ class KafkaReplicator(pulumi.ComponentResource):
                 )],
                 consumer_group_replications=[aws.msk.ReplicatorReplicationInfoListConsumerGroupReplicationArgs(
                     consumer_groups_to_replicates=list(args.consumer_groups),
+                    consumer_groups_to_excludes=[STOP_PATTERN] if args.stopped else None,
                     detect_and_copy_new_consumer_groups=True,
                     synchronise_consumer_group_offsets=True,
                 )],

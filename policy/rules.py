@@ -440,7 +440,9 @@ def check_sns_encryption(r: Resource) -> list[str]:
     return []
 
 
-def check_replication_time_control(r: Resource) -> list[str]:
+def check_replication_time_control(r: Resource, settings: "StackSettings | None" = None) -> list[str]:
+    """Every enabled rule has RTC and metrics; some rule is enabled, except in a dr stack whose
+    config says it was promoted (the failover disabled primary → DR replication on purpose)."""
     if r.type != S3_REPLICATION:
         return []
     rules = r.props.get("rules")
@@ -448,6 +450,8 @@ def check_replication_time_control(r: Resource) -> list[str]:
         return []
     enabled = [(i, rule) for i, rule in enumerate(as_list(rules)) if get(rule, "status") != "Disabled"]
     if not enabled:
+        if settings is not None and settings.promoted:
+            return []
         return [f"{r.label}: no enabled replication rule; nothing reaches the DR bucket. Fix: add a rule with "
                 "status='Enabled' and a destination in the DR region."]
     problems = []
@@ -847,7 +851,7 @@ POLICIES = [
                     check_s3_encryption),
     resource_policy("s3-replication-time-control",
                     f"S3 replication has replication time control ({RTC_MINUTES} minutes) and metrics.",
-                    check_replication_time_control),
+                    lambda r: check_replication_time_control(r, StackSettings.from_pulumi_config())),
     resource_policy("s3-public-access-block-complete",
                     "S3 public access blocks set all four settings.",
                     check_public_access_block),

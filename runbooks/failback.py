@@ -17,7 +17,7 @@ from runbooks.plans import switchover_plan
 def reconcile(outputs) -> list[str]:
     prod, dr = outputs.primary.stack, outputs.secondary.stack
     return [f"pulumi refresh --stack {prod} --yes", f"pulumi config set promoted false --stack {dr}",
-            f"pulumi up --stack {dr} --yes"]
+            f"pulumi config rm failback_replication --stack {dr}", f"pulumi up --stack {dr} --yes"]
 
 
 RUNBOOK = cli.Runbook(

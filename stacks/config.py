@@ -31,6 +31,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
 _KAFKA_VERSION = re.compile(r"^\d+\.\d+\.\d+(\.x|\.tiered)?$")
+_APPLICATION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _BROKER_TYPE = re.compile(r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
 _BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _MAINT_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
@@ -146,6 +147,9 @@ class StreamingConfig:
     """Topic name patterns the replicator copies (dr)."""
     consumer_groups: tuple[str, ...] = (".*",)
     """Consumer group patterns whose offsets the replicator synchronises (dr)."""
+    applications: tuple[str, ...] = ()
+    """Applications that read their own bootstrap parameter (``/<project>/kafka/<app>/bootstrap-brokers``)
+    besides the shared one; a failover publishes DR's brokers to every one."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,10 @@ class StackConfig:
     tags: Mapping[str, str] = field(default_factory=dict)
     alarm_email: str | None = None
     promoted: bool = False
-    """dr only: the replica has been promoted (a failover happened); declare it standalone."""
+    """dr only: the replica has been promoted (a failover happened); declare it standalone, and the
+    primary → DR replication (Kafka and S3) stopped, as the failover runbook left it."""
+    failback_replication: bool = False
+    """dr only, with ``promoted``: declare the reverse MSK Replicator (DR → primary) for the failback."""
     prod_stack: str | None = None
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
@@ -564,6 +571,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         broker_volume_gb=so.integer("broker_volume_gb", 1000, minimum=1, maximum=16384),
         topics=so.strings("topics", [".*"], hint="topic name patterns"),
         consumer_groups=so.strings("consumer_groups", [".*"], hint="consumer group patterns"),
+        applications=so.strings("applications", [], pattern=_APPLICATION,
+                                hint="application names: lower-case letters, digits and dashes, at most 40 characters"),
     )
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
@@ -583,12 +592,14 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         raise ConfigError("tags", tags, "expected a mapping of tag name to string value")
     alarm_email = top.string("alarm_email", None, pattern=_EMAIL, hint="an e-mail address for alarm notifications")
     promoted = top.boolean("promoted", False)
+    failback_replication = top.boolean("failback_replication", False)
     ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
 
     if role == "primary":
-        for key, value in (("promoted", promoted or None), ("prod_stack", prod_stack), ("primary_region", primary_region)):
+        for key, value in (("promoted", promoted or None), ("failback_replication", failback_replication or None),
+                           ("prod_stack", prod_stack), ("primary_region", primary_region)):
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
     else:
@@ -598,6 +609,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         if primary_region is None:
             raise ConfigError("primary_region", _MISSING, "the dr stack manages the replication on prod's bucket with a "
                               "provider for prod's region; name it, e.g. us-east-1")
+        if failback_replication and not promoted:
+            raise ConfigError("failback_replication", failback_replication,
+                              "the reverse replication is for a failback, after a failover: set promoted: true first "
+                              "(or remove failback_replication)")
         if primary_region == region:
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
@@ -609,12 +624,13 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
+                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
-        "backups", "tags", "alarm_email", "promoted", "prod_stack", "primary_region", "ephemeral", "kubernetes")
+        "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
+        "kubernetes")
 
 
 def _decode(raw: str) -> Any:

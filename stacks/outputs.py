@@ -123,6 +123,9 @@ class Streaming:
     """Comma-separated host:port list (TLS/IAM listener in AWS)."""
     replicator_arn: str | None = None
     """The MSK Replicator into this region (dr only)."""
+    failback_replicator_arn: str | None = None
+    """The MSK Replicator from this region into the primary's (dr only, declared for a failback
+    with ``failback_replication: true``; it lives in the primary's region)."""
     bootstrap_parameter: str | None = None
     """Where clients read the active bootstrap servers (SSM parameter name, or sandbox file)."""
     subnet_ids: tuple[str, ...] = ()
@@ -399,6 +402,7 @@ def _region(r: _Reader, name: str) -> Region:
     streaming = None if s is None else Streaming(
         cluster_arn=s.str("cluster_arn"), bootstrap_brokers=s.str("bootstrap_brokers"),
         replicator_arn=s.str("replicator_arn", required=False),
+        failback_replicator_arn=s.str("failback_replicator_arn", required=False),
         bootstrap_parameter=s.str("bootstrap_parameter", required=False),
         subnet_ids=s.str_list("subnet_ids"), security_group_ids=s.str_list("security_group_ids"),
         client_parameters=s.str_list("client_parameters"), consumer_groups=s.str_list("consumer_groups"),

@@ -30,10 +30,13 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,
-                      source_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+                      source_arn: pulumi.Input[str] | None = None,
+                      secret_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+    """``secret_arn``: where the password is read (default: the instance's own managed secret; a
+    read replica has none and uses its primary's password)."""
     return {"identifier": component.identifier, "arn": component.arn, "endpoint": component.address,
             "port": component.port, "role": component.role, "db_name": db.db_name, "username": db.username,
-            "secret_arn": component.secret_arn, "security_group_id": net.network.db_security_group_id,
+            "secret_arn": component.secret_arn if secret_arn is None else secret_arn, "security_group_id": net.network.db_security_group_id,
             "source_arn": source_arn}
 
 

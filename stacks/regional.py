@@ -27,6 +27,16 @@ def bootstrap_parameter(cfg: StackConfig) -> str:
     return f"/{cfg.project}/kafka/bootstrap-brokers"
 
 
+def client_parameters(cfg: StackConfig) -> dict[str, str]:
+    """Per application, its own bootstrap parameter (same name in both regions)."""
+    return {app: f"/{cfg.project}/kafka/{app}/bootstrap-brokers" for app in cfg.streaming.applications}
+
+
+def all_client_parameters(cfg: StackConfig) -> list[str]:
+    """Every parameter a failover publishes the new brokers to: the shared one and each application's."""
+    return [bootstrap_parameter(cfg)] + sorted(client_parameters(cfg).values())
+
+
 def writer_parameter(cfg: StackConfig) -> str:
     """The SSM parameter (same name in both regions) with the bucket writers write to now."""
     return f"/{cfg.project}/s3/writer-bucket"
@@ -52,8 +62,12 @@ class Regional:
         return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket,
                 "writer_parameter": self.writers.name}
 
-    def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
-        return {"cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
+    def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None,
+                           failback_replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+        extra = {} if failback_replicator_arn is None else {"failback_replicator_arn": failback_replicator_arn}
+        if self.cfg.streaming.applications:
+            extra["client_parameters"] = all_client_parameters(self.cfg)
+        return {**extra, "cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
                 "replicator_arn": replicator_arn, "bootstrap_parameter": self.kafka.bootstrap_parameter,
                 "subnet_ids": self.network.subnet_ids,
                 "security_group_ids": self.network.kafka_security_group_id.apply(lambda sg: [sg])}
@@ -94,7 +108,7 @@ def build(cfg: StackConfig, providers: prov.Providers,
         security_group_ids=network.kafka_security_group_id.apply(lambda sg: [sg]), kms_key_arn=key.arn,
         kafka_version=st.kafka_version, broker_instance_type=st.broker_instance_type,
         broker_volume_gb=st.broker_volume_gb, bootstrap_parameter=bootstrap_parameter(cfg),
-        bootstrap_initial_value=bootstrap_initial_value), opts=opts)
+        client_parameters=client_parameters(cfg), bootstrap_initial_value=bootstrap_initial_value), opts=opts)
     writers = WriterParameter("data-writers", WriterParameterArgs(
         parameter_name=writer_parameter(cfg),
         initial_bucket=writer_initial_bucket if writer_initial_bucket is not None else data.bucket), opts=opts)

@@ -60,6 +60,11 @@ def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
     if region.streaming is None or not region.streaming.subnet_ids or not region.streaming.security_group_ids:
         raise ProdMismatch(f"{where} exports no Kafka network (streaming.subnet_ids/security_group_ids); the "
                            "replicator needs it: update the prod stack first")
+    mine = tuple(regional.all_client_parameters(cfg)) if cfg.streaming.applications else ()
+    if tuple(region.streaming.client_parameters) != mine:
+        raise ProdMismatch(f"{where} has Kafka client parameters {list(region.streaming.client_parameters)}, this "
+                           f"config {list(mine)}; a failover moves the clients of both regions: make "
+                           "regionpair:streaming.applications equal in both stacks (prod first)")
     if region.storage is None or region.kms_key_arn is None:
         raise ProdMismatch(f"{where} exports no bucket or key; update the prod stack first")
     if parsed.dns.zone_name != cfg.dns.zone_name or parsed.dns.zone_id != cfg.dns.zone_id:
@@ -108,14 +113,33 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         source_security_group_ids=from_prod("streaming", "security_group_ids"),
         target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
         target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
-        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups),
+        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
+        # after a failover it stays stopped, as the runbook left it: `pulumi up -s dr` must not copy the
+        # old primary's topics and consumer offsets over what DR's clients wrote since
+        stopped=cfg.promoted),
         opts=opts)
+
+    # the failback's reverse flow, DR → prod, declared only when asked for (prod's region must be back
+    # for it to be created): a replicator lives in the region it writes into
+    failback_replicator = None
+    if cfg.failback_replication:
+        failback_replicator = KafkaReplicator("failback-replicator", KafkaReplicatorArgs(
+            replicator_name=f"{cfg.resource_prefix()}-to-{cfg.primary_region}",
+            source_cluster_arn=net.kafka.arn, source_subnet_ids=net.network.subnet_ids,
+            source_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
+            target_cluster_arn=from_prod("streaming", "cluster_arn"),
+            target_subnet_ids=from_prod("streaming", "subnet_ids"),
+            target_security_group_ids=from_prod("streaming", "security_group_ids"),
+            account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
+            starting_position="EARLIEST"),
+            opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
 
     replication = BucketReplication("data-replication", BucketReplicationArgs(
         source_provider=providers.region(cfg.primary_region), source_region=cfg.primary_region,
         destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
         source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
-        destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id),
+        destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id,
+        enabled=not cfg.promoted),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
     if cfg.kubernetes is not None:
@@ -147,6 +171,15 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         ttl_seconds=cfg.dns.ttl_seconds), opts=opts)
 
     s3_arn = f"arn:{net.partition}:s3:::"
+    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
+
+    def in_this_region(arns: list[str | None]) -> list[str]:
+        """Secrets Manager replicas keep the ARN, in their own region."""
+        return [a.replace(f":secretsmanager:{cfg.primary_region}:", f":secretsmanager:{cfg.region}:", 1)
+                for a in arns if a]
+    prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
+    own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
+        lambda arns: [a for a in arns if a])
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
@@ -157,13 +190,16 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 db_security_group_ids=prod.apply(lambda p: sorted({d["security_group_id"] for d in p["databases"].values()
                                                                    if d.get("security_group_id")})),
                 kafka_cluster_arns=from_prod("streaming", "cluster_arn").apply(lambda a: [a]),
+                replicator_arns=failback_replicator.arn.apply(lambda a: [a]) if failback_replicator else (),
                 bucket_arns=prod.apply(lambda p: [p["storage"]["data_bucket_arn"]] + (
                     [s3_arn + p["storage"]["backups_bucket"]] if p["storage"].get("backups_bucket") else [])),
                 kms_key_arns=from_prod("kms_key_arn").apply(lambda a: [a]),
                 topic_arns=prod.apply(lambda p: [p["alarm_topic_arn"]] if p.get("alarm_topic_arn") else []),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
+                client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                replication_role_arns=replication.role_arn.apply(lambda a: [a])),
+                replication_role_arns=replication.role_arn.apply(lambda a: [a]),
+                secret_arns=prod_secret_list),
             RegionScope(
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
@@ -173,16 +209,25 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 kms_key_arns=net.key.arn.apply(lambda a: [a]),
                 topic_arns=alarms.topic_arn.apply(lambda a: [a]),
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
-                writer_parameter=regional.writer_parameter(cfg)),
+                client_parameters=sorted(regional.client_parameters(cfg).values()),
+                writer_parameter=regional.writer_parameter(cfg),
+                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(
+                    lambda v: in_this_region(v[0]) + v[1])),
         ]), opts=opts)
 
     own = {
         "role": "secondary", "stack": cfg.stack,
         "databases": {db.name: database_document(cfg, db, databases[db.name][0], net,
-                                                 source_arn=None if cfg.promoted else databases[db.name][1])
+                                                 source_arn=None if cfg.promoted else databases[db.name][1],
+                                                 # a replica's password is its primary's: the runbooks read
+                                                 # prod's secret, or its replica in this region when prod's
+                                                 # region does not answer
+                                                 secret_arn=None if cfg.promoted else prod_secrets[db.name])
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
-        "streaming": net.streaming_document(replicator_arn=replicator.arn),
+        "streaming": net.streaming_document(
+            replicator_arn=replicator.arn,
+            failback_replicator_arn=failback_replicator.arn if failback_replicator else None),
         "storage": net.storage_document(),
         "kms_key_arn": net.key.arn,
         "runbook_role_arn": runbooks.arn,

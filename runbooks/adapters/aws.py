@@ -521,17 +521,42 @@ class PsycopgSql:
                            "read the master password from Secrets Manager (manage_master_user_password)")
         with self._lock:
             if refresh or db.secret_arn not in self._passwords:
-                region = _region_of_arn(db.secret_arn) or ""
-                try:
-                    value = self.clients.call("secretsmanager", region, "get_secret_value", SecretId=db.secret_arn)
-                except ClientError as exc:
-                    raise fail(exc, f"read the password of {db.identifier} from {db.secret_arn}") from exc
+                value = self._read_secret(db)
                 try:
                     self._passwords[db.secret_arn] = json.loads(value["SecretString"])["password"]
                 except (KeyError, TypeError, json.JSONDecodeError):
                     raise AwsCallFailed(f"secret {db.secret_arn} is not an RDS master user secret (JSON with a "
                                         "'password' key)") from None
             return self._passwords[db.secret_arn]
+
+    def _read_secret(self, db: Database) -> dict:
+        """The secret in its own region; when that region does not answer (the primary's, in the
+        outage a failover is for), its replica in another region of the pair: same ARN, other region
+        (Secrets Manager's replicas; the stacks cannot declare one on an RDS-managed secret, so it
+        is replicated once by hand, see docs/aws-adapters.md)."""
+        home = _region_of_arn(db.secret_arn) or ""
+        try:
+            return self.clients.call("secretsmanager", home, "get_secret_value", SecretId=db.secret_arn)
+        except ClientError as exc:
+            raise fail(exc, f"read the password of {db.identifier} from {db.secret_arn}") from exc
+        except Unreachable as exc:
+            lost = exc
+        tried = []
+        for other in self.outputs.regions:
+            if other == home:
+                continue
+            replica = db.secret_arn.replace(f":secretsmanager:{home}:", f":secretsmanager:{other}:", 1)
+            try:
+                return self.clients.call("secretsmanager", other, "get_secret_value", SecretId=replica)
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise fail(exc, f"read the password of {db.identifier} from its replica {replica}") from exc
+                tried.append(f"{other} has no replica of it")
+            except Unreachable as exc:
+                tried.append(f"{other} does not answer either ({exc})")
+        raise Unreachable(f"cannot read the password of {db.identifier}: {lost}; " + "; ".join(tried) +
+                          f". Replicate the secret before you need it: aws secretsmanager replicate-secret-to-regions "
+                          f"--secret-id {db.secret_arn} --add-replica-regions Region=<DR region>") from None
 
     def _open(self, region: str, database: str) -> SqlConnection:
         _, db = _database(self.outputs, region, database)

@@ -231,9 +231,20 @@ class MskStreaming:
         return _region_of_arn(cluster_arn)
 
     def _replicator_arns(self) -> list[tuple[str, str]]:
-        """(region it copies into, ARN) for every replicator the outputs name."""
-        return [(r.name, r.streaming.replicator_arn) for r in self.outputs.regions.values()
-                if r.streaming is not None and r.streaming.replicator_arn]
+        """(region it copies into, ARN) for every replicator the outputs name: the one into DR, and
+        the failback's into the primary when the dr stack declares it (``failback_replication``).
+        A replicator lives in the region it copies into, which is its ARN's region."""
+        out = []
+        for r in self.outputs.regions.values():
+            if r.streaming is None:
+                continue
+            if r.streaming.replicator_arn:
+                out.append((r.name, r.streaming.replicator_arn))
+            if r.streaming.failback_replicator_arn:
+                arn = r.streaming.failback_replicator_arn
+                into = _region_of_arn(arn) or next((o for o in self.outputs.regions if o != r.name), r.name)
+                out.append((into, arn))
+        return out
 
     def _describe(self, arn: str) -> _Replicator | None:
         region = _region_of_arn(arn) or ""
@@ -403,11 +414,12 @@ class MskStreaming:
     def start_flow(self, source: str, target: str) -> str:
         arn = next((a for region, a in self._replicator_arns() if region == target), None)
         if arn is None:
+            dr = self.outputs.secondary.stack
             raise StepFailed(
                 f"no MSK Replicator copies {source} → {target}: the stacks own replicators, the runbooks never create "
-                f"one. Create it with the stack of {target} (a replicator in {target} reading {source}'s cluster, "
-                f"exported as regions.{target}.streaming.replicator_arn), wait until it is RUNNING, then rerun "
-                "with --resume")
+                f"one. For a failback, declare the reverse one with the dr stack once {target} is back: "
+                f"`pulumi config set failback_replication true --stack {dr}` and `pulumi up --stack {dr}` "
+                "(it copies from the earliest offset), refresh the outputs, then rerun with --resume")
         rep = self._describe(arn)
         if rep is None:
             raise StepFailed(f"MSK Replicator {arn} (named in the outputs) does not exist; run `pulumi up` on the stack "

@@ -146,3 +146,57 @@ def test_terminating_client_sessions_counts_what_ended():
     sql, _, _ = sql_with({"pg_terminate_backend": [(True,), (True,), (False,)]}, log)
     assert sql.terminate_client_sessions(S, "payments") == 2
     assert "backend_type = 'client backend'" in log[0][0] and "pg_backend_pid()" in log[0][0]
+
+
+
+def _dr_reads_prods_secret():
+    """The dr replica's outputs name prod's secret (a replica has none of its own until promoted)."""
+    from tests.samples import pair_document
+    doc = pair_document()
+    prod_secret = f"arn:aws:secretsmanager:{P}:123456789012:secret:rds!db-payments-AbCdEf"
+    for region in doc["regions"].values():
+        region["databases"]["payments"]["secret_arn"] = prod_secret
+    return Stubs(doc), prod_secret, prod_secret.replace(f":{P}:", f":{S}:")
+
+
+def _primary(tried):
+    def connect(info):
+        tried.append(info.password)
+        return ScriptedConn({"pg_is_in_recovery": [(False,)], "pg_current_wal_lsn": [("0/1",)]}, [])
+    return connect
+
+
+def test_password_comes_from_the_secrets_replica_when_its_region_is_down():
+    s, prod_secret, replica = _dr_reads_prods_secret()
+    s.stub("secretsmanager", P).add_client_error("get_secret_value", "ServiceUnavailable", http_status_code=503,
+                                                 expected_params={"SecretId": prod_secret})
+    s.stub("secretsmanager", S).add_response(
+        "get_secret_value", {"SecretString": '{"username": "app_admin", "password": "pw-replica"}'},
+        {"SecretId": replica})
+    tried = []
+    assert s.ports(connect=_primary(tried)).sql.replication(S, "payments").lsn == 1
+    assert tried == ["pw-replica"]
+    s.done()
+
+
+def test_no_replica_of_the_secret_says_how_to_make_one_and_shows_no_password():
+    s, prod_secret, replica = _dr_reads_prods_secret()
+    s.stub("secretsmanager", P).add_client_error("get_secret_value", "ServiceUnavailable", http_status_code=503)
+    s.stub("secretsmanager", S).add_client_error("get_secret_value", "ResourceNotFoundException",
+                                                 expected_params={"SecretId": replica})
+    tried = []
+    with pytest.raises(Unreachable) as err:
+        s.ports(connect=_primary(tried)).sql.replication(S, "payments")
+    message = str(err.value)
+    assert "us-west-2 has no replica of it" in message
+    assert f"replicate-secret-to-regions --secret-id {prod_secret}" in message
+    assert tried == []  # nothing was tried without a password
+    s.done()
+
+
+def test_a_refusal_in_the_secrets_own_region_is_not_papered_over_by_the_replica():
+    s, prod_secret, _ = _dr_reads_prods_secret()
+    s.stub("secretsmanager", P).add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400)
+    with pytest.raises(Exception, match="AccessDenied"):
+        s.ports(connect=_primary([])).sql.replication(S, "payments")
+    s.done()

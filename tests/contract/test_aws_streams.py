@@ -195,12 +195,15 @@ def test_kafka_stop_excludes_every_topic_and_group_remembers_and_start_restores(
 
 def test_kafka_reverse_flow_needs_a_replicator_from_the_stacks_and_says_how():
     s = Stubs()
-    with pytest.raises(StepFailed, match=r"no MSK Replicator copies us-west-2 → us-east-1.*stack of us-east-1"):
+    with pytest.raises(StepFailed, match=r"no MSK Replicator copies us-west-2 → us-east-1.*"
+                       r"pulumi config set failback_replication true --stack dr"):
         s.streaming().start_flow(S, P)
     s.done()
 
+    # as the dr stack exports it with failback_replication: in its own region's document, the
+    # replicator itself in prod's region (the region it copies into, read from its ARN)
     doc = streams_document()
-    doc["regions"][P]["streaming"]["replicator_arn"] = REVERSE
+    doc["regions"][S]["streaming"]["failback_replicator_arn"] = REVERSE
     s = Stubs(doc)
     s.stub("kafka", P).add_response("describe_replicator", replicator(arn=REVERSE, source=S, target=P),
                                      {"ReplicatorArn": REVERSE})

@@ -394,3 +394,28 @@ def test_runbook_cidrs_are_read_and_may_sit_inside_a_client_network():
     values["network"]["runbook_cidrs"] = ["10.9.0.10/32", "192.168.50.0/28"]
     cfg = config.read(values, stack="prod")
     assert cfg.network.runbook_cidrs == ("10.9.0.10/32", "192.168.50.0/28")
+
+
+def test_failback_replication_is_for_a_promoted_dr_stack_only():
+    values = dr_values()
+    values["failback_replication"] = True
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == "failback_replication" and "promoted: true first" in str(err.value)
+    values["promoted"] = True
+    assert config.read(values, stack="dr").failback_replication is True
+    values = prod_values()
+    values["failback_replication"] = True
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == "failback_replication" and "only the dr stack" in str(err.value)
+
+
+@pytest.mark.parametrize("apps, problem", [(["Orders"], "lower-case"), (["orders", "orders"], "duplicates"),
+                                           (["-x"], "lower-case")])
+def test_streaming_applications_are_checked(apps, problem):
+    values = prod_values()
+    values.setdefault("streaming", {})["applications"] = apps
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key.startswith("streaming.applications") and problem in str(err.value)

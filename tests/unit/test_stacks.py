@@ -80,7 +80,8 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
     replica = doc.secondary.databases["payments"]
     assert replica.role == "replica"
     assert replica.source_arn == doc.primary.databases["payments"].arn
-    assert replica.secret_arn is None
+    # a replica's password is its primary's: the runbooks read prod's secret (or its replica in DR)
+    assert replica.secret_arn == doc.primary.databases["payments"].secret_arn
     assert doc.secondary.streaming.replicator_arn and doc.secondary.runbook_role_arn
     merged = outputs.merge(outputs.from_dict(prod), doc)
     assert merged.require_pair().secondary.name == "us-west-2"
@@ -152,6 +153,67 @@ def test_promoted_dr_stack_promotes_in_place_and_replaces_nothing():
     assert doc.secondary.databases["payments"].secret_arn.startswith("arn:aws:secretsmanager:us-west-2:")
 
 
+def test_promoted_dr_stack_keeps_primary_to_dr_replication_stopped():
+    """`pulumi up -s dr` after a failover (the reconcile command) must not restart what the runbook
+    stopped: the old primary's topics and consumer offsets copied over DR's, its bucket into DR's."""
+    running = one(harness.render_stack("dr"), "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
+    assert "topicsToExcludes" not in running["topicReplications"][0]
+    promoted = harness.render("dr", overrides={"promoted": True}).resources
+    info = one(promoted, "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
+    assert info["topicReplications"][0]["topicsToExcludes"] == [".*"]
+    assert info["consumerGroupReplications"][0]["consumerGroupsToExcludes"] == [".*"]
+    rule = one(promoted, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")["inputs"]["rules"][0]
+    assert rule["status"] == "Disabled"
+    from runbooks.adapters import aws_streams
+    from components import streaming
+    assert aws_streams.STOP_PATTERN == streaming.STOP_PATTERN  # what the runbook reads as "stopped"
+
+
+def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
+    prod = harness.stack_exports("prod")["regions"]["us-east-1"]
+    rendered = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    replicators = {r["name"]: r for r in of_type(rendered.resources, "aws:msk/replicator:Replicator")}
+    assert set(replicators) == {"replicator-replicator", "failback-replicator-replicator"}
+    reverse = replicators["failback-replicator-replicator"]
+    assert reverse["provider"] == "aws-us-east-1"  # a replicator lives in the region it writes into
+    info = reverse["inputs"]["replicationInfoList"]
+    assert info["targetKafkaClusterArn"] == prod["streaming"]["cluster_arn"]
+    assert info["sourceKafkaClusterArn"].startswith("arn:aws:kafka:us-west-2:")
+    assert info["topicReplications"][0]["startingPosition"] == {"type": "EARLIEST"}
+    assert "topicsToExcludes" not in info["topicReplications"][0]
+    doc = outputs.from_dict(rendered.exports)
+    arn = doc.secondary.streaming.failback_replicator_arn
+    assert arn and arn.startswith("arn:aws:kafka:us-east-1:")
+    policies = " ".join(json.dumps(r["inputs"]) for r in of_type(rendered.resources, "aws:iam/rolePolicy:RolePolicy")
+                        if "runbooks" in r["name"])
+    assert arn in policies, "the runbook role cannot update the failback replicator"
+    assert not of_type(harness.render("dr", overrides={"promoted": True}).resources, "aws:msk/replicator:Replicator")[1:]
+
+
+def test_each_application_gets_its_own_bootstrap_parameter_that_the_failover_moves():
+    apps = {"streaming": {"applications": ["orders", "ledger"]}}
+    prod = harness.render("prod", overrides=apps)
+    wanted = ["/regionpair/kafka/bootstrap-brokers", "/regionpair/kafka/ledger/bootstrap-brokers",
+              "/regionpair/kafka/orders/bootstrap-brokers"]
+    prod_params = {r["inputs"]["name"]: r for r in of_type(prod.resources, "aws:ssm/parameter:Parameter")
+                   if "/kafka/" in r["inputs"]["name"]}
+    assert sorted(prod_params) == wanted
+    assert all(r["inputs"]["value"] == prod_params[wanted[0]]["inputs"]["value"] for r in prod_params.values())
+    assert outputs.from_dict(prod.exports).primary.streaming.client_parameters == tuple(wanted)
+
+    dr = harness.render("dr", overrides=apps, stack_outputs={"organization/regionpair/prod": prod.exports})
+    doc = outputs.from_dict(dr.exports)
+    assert doc.secondary.streaming.client_parameters == tuple(wanted)
+    dr_params = sorted(r["inputs"]["name"] for r in of_type(dr.resources, "aws:ssm/parameter:Parameter")
+                       if "/kafka/" in r["inputs"]["name"])
+    assert dr_params == wanted
+    policy = json.loads(one(dr.resources, "aws:iam/rolePolicy:RolePolicy", "runbooks-policy")["inputs"]["policy"])
+    granted = {arn for st in policy["Statement"] if "ssm:PutParameter" in st["Action"] for arn in st["Resource"]}
+    for region in ("us-east-1", "us-west-2"):
+        for name in wanted:
+            assert any(a.endswith(f":{region}:{a.split(':')[4]}:parameter{name}") for a in granted), (region, name)
+
+
 def test_rto_budget_over_the_objective_warns():
     rendered = harness.render("prod", overrides={"objectives": {"rto_seconds": 300, "rpo_seconds": 300}})
     assert rendered.exports["rto_budget"]["within_objective"] is False
@@ -184,6 +246,10 @@ def _prod_exports_with(mutate):
     (lambda e: e["dns"].update(ttl_seconds=300), "DNS TTL"),
     (lambda e: e["regions"]["us-east-1"]["databases"]["payments"].update(username="other"), "db_name/username"),
     (lambda e: e.pop("regions"), "run `pulumi up -s prod` first"),
+    # the runbook role (dr's) grants the parameters of both regions: the lists must agree
+    (lambda e: e["regions"]["us-east-1"]["streaming"].update(
+        client_parameters=["/regionpair/kafka/bootstrap-brokers", "/regionpair/kafka/orders/bootstrap-brokers"]),
+     "streaming.applications equal in both stacks"),
 ])
 def test_dr_refuses_prod_exports_that_do_not_fit(mutate, message):
     # the check runs in an apply (prod's exports are only known then); the engine reports the
