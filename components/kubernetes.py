@@ -34,12 +34,11 @@ from pulumi_kubernetes.rbac.v1 import (
     SubjectArgs)
 
 from components._common import policy_json, require
+from stacks import endpoints
+from stacks.endpoints import (  # the contract itself (pure Python, shared with the runbooks)
+    CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION, VERSION_ANNOTATION, endpoint_keys, env_key)
 
 TYPE = "regionpair:kubernetes:ClusterDr"
-CONTRACT_VERSION = "1"
-CONFIGMAP_NAME = "regionpair-active-endpoints"
-CONTRACT_LABEL = "regionpair.io/contract"
-CONTRACT_LABEL_VALUE = "active-endpoints"
 BACKUP_SCHEDULE = "0 2 * * *"
 """Daily at 02:00 UTC, as in the planning documents ("Daily full backup (cron: 0 2 * * *)")."""
 EXPORT_SCHEDULE = "30 2 * * *"
@@ -49,6 +48,9 @@ EXPORT_PREFIX = "k8s-config"
 POSTGRES_IMAGE = "public.ecr.aws/docker/library/postgres:16.4"
 TOOLS_IMAGE = "docker.io/alpine/k8s:1.31.4"
 """Needs sh, kubectl, aws (v2, with --checksum-algorithm) and jq."""
+RUNBOOK_GROUP = "regionpair-runbooks"
+RUNBOOK_ROLE = "regionpair-runbooks"
+"""Role and RoleBinding, in each app namespace, of the runbooks' identity."""
 RUN_AS = 65532
 """An unprivileged uid/gid with no entry in the images: nothing in them runs as it by accident."""
 
@@ -59,20 +61,8 @@ _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_GROUP = re.compile(r"^(?!system:)[A-Za-z0-9][A-Za-z0-9:._-]{0,62}$")
 _MAX_CRONJOB_NAME = 52  # the Job controller appends an 11-character suffix to a 63-character limit
-
-
-def env_key(database: str) -> str:
-    """The ConfigMap/environment spelling of a logical database name (market-data → MARKET_DATA)."""
-    return database.upper().replace("-", "_")
-
-
-def endpoint_keys(databases: Sequence[str]) -> list[str]:
-    """Every key of the active-endpoints ConfigMap, version 1 (documented in docs/kubernetes.md)."""
-    keys = ["REGIONPAIR_CONTRACT_VERSION", "ACTIVE_REGION", "KAFKA_BOOTSTRAP_SERVERS", "DATA_BUCKET"]
-    for db in databases:
-        keys += [f"DB_{env_key(db)}_HOST", f"DB_{env_key(db)}_PORT"]
-    return keys
 
 
 def image_problem(image: str) -> str | None:
@@ -210,6 +200,9 @@ class ClusterDrArgs:
     """Export job deadline. Default: 30 minutes."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels on every object. Default: none."""
+    runbook_group: str = RUNBOOK_GROUP
+    """Kubernetes group of the runbooks' identity (map it with an EKS access entry): a Role in each of
+    app_namespaces lets it get, list and patch the active-endpoints ConfigMap. Default: regionpair-runbooks."""
 
 
 def _validate(args: ClusterDrArgs) -> None:
@@ -223,6 +216,8 @@ def _validate(args: ClusterDrArgs) -> None:
         for ns in names:
             require(TYPE, arg, ns, isinstance(ns, str) and bool(_DNS_LABEL.match(ns)), "Kubernetes namespace names")
         require(TYPE, arg, list(names), len(set(names)) == len(names), "list each namespace once")
+    require(TYPE, "runbook_group", args.runbook_group, bool(_GROUP.match(args.runbook_group)),
+            "a Kubernetes group name (letters, digits, - . _ :) outside the reserved system: prefix")
     if args.export_all_namespaces:
         require(TYPE, "export_namespaces", list(args.export_namespaces), not args.export_namespaces,
                 "export_all_namespaces already covers every namespace; give one or the other")
@@ -376,22 +371,41 @@ class ClusterDr(pulumi.ComponentResource):
 
         # ---- the active endpoints (data written once; the runbooks own it afterwards) ----------
         data: dict[str, pulumi.Input[str]] = {
-            "REGIONPAIR_CONTRACT_VERSION": CONTRACT_VERSION,
-            "ACTIVE_REGION": args.active_region,
-            "KAFKA_BOOTSTRAP_SERVERS": args.kafka_bootstrap_servers,
-            "DATA_BUCKET": args.data_bucket,
+            endpoints.VERSION_KEY: CONTRACT_VERSION,
+            endpoints.ACTIVE_REGION: args.active_region,
+            endpoints.KAFKA: args.kafka_bootstrap_servers,
+            endpoints.BUCKET: args.data_bucket,
         }
         for db, endpoint in sorted(args.databases.items()):
-            data[f"DB_{env_key(db)}_HOST"] = endpoint.host
-            data[f"DB_{env_key(db)}_PORT"] = pulumi.Output.from_input(endpoint.port).apply(str)
+            host_key, port_key = endpoints.database_keys(db)
+            data[host_key] = endpoint.host
+            data[port_key] = pulumi.Output.from_input(endpoint.port).apply(str)
         self.configmap_names = []
         for app_ns in app_namespaces:
             k8s.core.v1.ConfigMap(f"{name}-endpoints-{app_ns}", ConfigMapInitArgs(
                 metadata=meta(CONFIGMAP_NAME, app_ns, {CONTRACT_LABEL: CONTRACT_LABEL_VALUE},
-                              {"regionpair.io/contract-version": CONTRACT_VERSION}),
+                              {VERSION_ANNOTATION: CONTRACT_VERSION}),
                 data=data, immutable=False),
                 opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(ignore_changes=["data"])))
             self.configmap_names.append(f"{app_ns}/{CONFIGMAP_NAME}")
+
+        # ---- the runbooks' access to it: nothing but these ConfigMaps of the app namespaces -----
+        # `list` serves `kubectl get -l regionpair.io/contract=active-endpoints` (a list cannot be
+        # narrowed to a name); get and patch (server-side apply) only the contract's ConfigMap. No
+        # create: the runbooks rewrite copies, they never make one. No delete, no other resource.
+        runbook_rules = [
+            PolicyRuleArgs(api_groups=[""], resources=["configmaps"], verbs=["list"]),
+            PolicyRuleArgs(api_groups=[""], resources=["configmaps"], resource_names=[CONFIGMAP_NAME],
+                           verbs=["get", "patch"]),
+        ]
+        for app_ns in app_namespaces:
+            role = k8s.rbac.v1.Role(f"{name}-runbooks-role-{app_ns}", RoleInitArgs(
+                metadata=meta(RUNBOOK_ROLE, app_ns), rules=runbook_rules), opts=after)
+            k8s.rbac.v1.RoleBinding(f"{name}-runbooks-binding-{app_ns}", RoleBindingInitArgs(
+                metadata=meta(RUNBOOK_ROLE, app_ns),
+                subjects=[SubjectArgs(kind="Group", name=args.runbook_group, api_group="rbac.authorization.k8s.io")],
+                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=RUNBOOK_ROLE)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, role]))
 
         common_env = dict(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp",
                           BUCKET=args.backups_bucket, KMS_KEY_ARN=args.kms_key_arn)
@@ -450,7 +464,8 @@ class ClusterDr(pulumi.ComponentResource):
                       pulumi.ResourceOptions(parent=self, depends_on=[*depends, export_sa]))
 
         self.namespace = ns
-        self.register_outputs({"namespace": ns, "configmaps": self.configmap_names})
+        self.register_outputs({"namespace": ns, "configmaps": self.configmap_names,
+                               "runbook_group": args.runbook_group})
 
     def _dump_job(self, name: str, dump: DumpTarget, args: ClusterDrArgs, meta, sa: pulumi.Resource,
                   common_env: Mapping[str, pulumi.Input[str]]) -> None:

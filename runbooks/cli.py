@@ -105,15 +105,18 @@ def render_plan(runbook: Runbook, ctx: Context, plan: Plan, runner: Runner, gate
     lines.append("steps (each is checked again when reached; [later] = done now, but after a step still to do):")
     n = 0
     pending_lanes: set = set()
+    pending_steps: set = set()
     for phase in plan.phases:
         for step in phase.steps:
             n += 1
             c = checks[step.name]
             mark = {Status.DONE: "done ", Status.TODO: "to do", Status.BLOCKED: "BLOCK"}[c.status]
-            if c.status is Status.DONE and step.lane in pending_lanes:
+            if c.status is Status.DONE and (step.lane in pending_lanes or pending_steps.intersection(step.after)):
                 mark = "later"
+                pending_steps.add(step.name)
             elif c.status is not Status.DONE:
                 pending_lanes.add(step.lane)
+                pending_steps.add(step.name)
             extra = " (best effort)" if step.best_effort else ""
             lines.append(f"  {n:>2}. [{mark}] {step.name}: {step.action}{extra} — now: {c.sentence}")
     return lines
@@ -221,6 +224,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         return 3 if would_refuse else EXIT_OK
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
+    ctx.run_id = journal.run_id
     audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
     runner = Runner(plan, journal, audit, clock, progress=console.progress)
     result["run_id"] = journal.run_id

@@ -209,6 +209,10 @@ class SandboxDrill:
         self.step("verification", self._wait_for_acks_in, dr, fault_at)
         for system in self.stream_systems:
             self.step(f"verification-{system}", self._wait_for_acks_in, dr, fault_at, system)
+        self.endpoints: dict[str, dict] = {}
+        self.step("verification-endpoints", self._endpoints, sb, outputs,
+                  "switchover" if a.scenario == "switchover" else "failover", dr,
+                  primary if a.scenario == "region-outage" else None)
         time.sleep(a.settle)
 
         failback_window = None
@@ -218,11 +222,14 @@ class SandboxDrill:
                 self.step("heal-link", sb.heal)
             if a.scenario != "switchover":
                 self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
+            if a.scenario == "region-outage":  # the region's cluster answers again, its copies stale
+                self.step("restart-home-cluster", sb.start_cluster, primary)
             fb_start = time.time()
             failback_out = self.step("failback", self._runbook, failback, "failback")
             self.step("failback-verification", self._wait_for_acks_in, primary, fb_start)
             for system in self.stream_systems:
                 self.step(f"failback-verification-{system}", self._wait_for_acks_in, primary, fb_start, system)
+            self.step("failback-verification-endpoints", self._endpoints, sb, outputs, "failback", primary, None)
             failback_window = (fb_start, time.time())
             time.sleep(a.settle)
 
@@ -314,6 +321,46 @@ class SandboxDrill:
         first = wait_until(seen, what=f"clients' {system} writes acknowledged in {region}", timeout=30,
                            clock=self.clock, interval=0.05, max_interval=0.2)
         return f"first acknowledged {system} write in {region} at +{first.t - since:.2f} s"
+
+    def _endpoints(self, sb, outputs, phase: str, active: str, lost: str | None) -> str:
+        """What each region's cluster tells its applications now (read from the sandbox, not through
+        the runbook): every copy must carry ``active``'s endpoints, except in ``lost``'s cluster, which
+        was down during the failover."""
+        from sandbox.errors import SandboxError
+        from stacks import endpoints as contract
+
+        want = contract.active_values(outputs.regions[active], list(outputs.regions[active].databases))
+        seen, said = {}, []
+        for region in sb.regions:
+            try:
+                held = sb.configmaps(region)
+            except SandboxError:
+                seen[region] = {"reachable": False, "copies": {}, "points_at_active": None}
+                said.append(f"{region}: cluster down" + (" (its copies are corrected before any failback)"
+                                                         if region == lost else ""))
+                continue
+            copies = {ns: c[contract.CONFIGMAP_NAME]["data"] for ns, c in held.items() if contract.CONFIGMAP_NAME in c}
+            moved = [ns for ns, data in copies.items() if all(data.get(k) == v for k, v in want.items())]
+            seen[region] = {"reachable": True, "points_at_active": len(moved) == len(copies) > 0,
+                            "copies": {ns: {"ACTIVE_REGION": data.get(contract.ACTIVE_REGION),
+                                            "updated_by": held[ns][contract.CONFIGMAP_NAME]["annotations"].get(
+                                                contract.UPDATED_BY)} for ns, data in copies.items()}}
+            said.append(f"{region}: {len(moved)}/{len(copies)} copies send applications to {active}")
+        self.endpoints[phase] = {"active": active, "lost": lost, "clusters": seen}
+        return "; ".join(said)
+
+    def _endpoint_reasons(self) -> list[str]:
+        reasons = []
+        for phase, v in getattr(self, "endpoints", {}).items():
+            for region, c in v["clusters"].items():
+                if region == v["lost"]:
+                    continue
+                if not c["reachable"]:
+                    reasons.append(f"endpoints: {region}'s cluster did not answer after the {phase}")
+                elif not c["points_at_active"]:
+                    reasons.append(f"endpoints: {region}'s cluster does not send every application to {v['active']} "
+                                   f"after the {phase}")
+        return reasons
 
     def _surviving_stream(self, sb, system: str) -> set[str]:
         """Ids the active region holds: every record of its Kafka topics, or its bucket's keys."""
@@ -417,6 +464,9 @@ class SandboxDrill:
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
+        for r in self._endpoint_reasons():
+            passed = False
+            reasons.append(r)
         rep = {
             "runbook": "drill", "scenario": a.scenario, "systems": systems, "run_id": runbook_out.get("run_id"),
             "target_kind": "sandbox", "sandbox_dir": str(self.dir), "source": primary, "target": dr,
@@ -435,7 +485,7 @@ class SandboxDrill:
             "writes": {"acknowledged": outcome.acknowledged, "errors": outcome.errors,
                        "per_database": outcome.per_database},
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
-            "failback": fb, "notes": self.notes,
+            "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},

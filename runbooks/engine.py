@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -64,6 +65,10 @@ class Step:
     """Steps of one lane (e.g. one database) run in phase order; lanes run side by side without
     waiting for each other, so a slow promotion of one database delays no other database's
     cutover. A plan whose steps all have lanes runs lane by lane; otherwise phase by phase."""
+    after: tuple[str, ...] = ()
+    """Steps of other lanes that must have ended (done, already done, or failed best effort) before
+    this one starts: e.g. the applications' endpoints move only once every database is promoted.
+    If one of them fails, this step does not start; the run fails and a rerun continues."""
 
 
 @dataclass
@@ -131,6 +136,45 @@ class Runner:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"plan {plan.runbook} has duplicate step names: {sorted(duplicates)}")
+        self._check_order()
+
+    def _check_order(self) -> None:
+        """Every prerequisite exists and can end before its dependant starts (no cycle through lanes;
+        phase by phase, it is in an earlier phase)."""
+        steps = self.plan.steps
+        known = {s.name for s in steps}
+        for s in steps:
+            unknown = [a for a in s.after if a not in known]
+            if unknown:
+                raise ValueError(f"plan {self.plan.runbook}: step {s.name} waits for unknown steps {unknown}")
+        if not all(s.lane for s in steps):
+            phase_of = {s.name: i for i, p in enumerate(self.plan.phases) for s in p.steps}
+            for s in steps:
+                late = [a for a in s.after if phase_of[a] >= phase_of[s.name]]
+                if late:
+                    raise ValueError(f"plan {self.plan.runbook}: step {s.name} waits for {late}, which are not in "
+                                     "an earlier phase")
+            return
+        needs: dict[str, list[str]] = {s.name: list(s.after) for s in steps}
+        last: dict[str, str] = {}
+        for s in steps:  # in a lane, a step also waits for the one before it
+            if s.lane in last:
+                needs[s.name].append(last[s.lane])
+            last[s.lane] = s.name
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                raise ValueError(f"plan {self.plan.runbook}: steps wait for each other: {' → '.join(path + (name,))}")
+            state[name] = 1
+            for other in needs[name]:
+                visit(other, path + (name,))
+            state[name] = 2
+
+        for s in steps:
+            visit(s.name, ())
 
     # ---- read-only ---------------------------------------------------------------------------
 
@@ -190,20 +234,36 @@ class Runner:
         lanes: dict[str, list[Step]] = {}
         for step in self.plan.steps:
             lanes.setdefault(step.lane, []).append(step)
+        ended = {s.name: threading.Event() for s in self.plan.steps}
+        finished: set[str] = set()  # ended without stopping their lane
 
         def run_lane(steps: list[Step]) -> tuple[list[StepOutcome], BaseException | None]:
             done = []
-            for step in steps:
-                outcome, exc = self._run_step_capturing(step)
-                if exc is not None:
-                    return done, exc  # this lane stops; the others go on
-                done.append(outcome)
-            return done, None
+            try:
+                for step in steps:
+                    for name in step.after:
+                        ended[name].wait()  # set by its lane, whatever happens there (finally below)
+                        if name not in finished:
+                            self.progress(f"{step.name}: not started: {name} did not finish")
+                            return done, StepBlocked(f"{step.name}: not started because {name} did not finish; "
+                                                     "rerun to continue")
+                    outcome, exc = self._run_step_capturing(step)
+                    if exc is not None:
+                        return done, exc  # this lane stops; the others go on
+                    finished.add(step.name)
+                    ended[step.name].set()
+                    done.append(outcome)
+                return done, None
+            finally:
+                for step in steps:  # what this lane will never run: its waiters must not wait forever
+                    ended[step.name].set()
 
+        # a lane that waits holds its worker: with prerequisites, every lane gets one
+        workers = len(lanes) if any(s.after for s in self.plan.steps) else min(self.max_workers, len(lanes))
         if len(lanes) == 1:
             results = [run_lane(next(iter(lanes.values())))]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(lanes)), thread_name_prefix="lane") as pool:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lane") as pool:
                 results = list(pool.map(run_lane, lanes.values()))
         self._raise_failures([exc for _, exc in results], "lanes")
         return [o for outcomes, _ in results for o in outcomes]

@@ -6,6 +6,7 @@ and a rerun after success. Steps of one phase touch one database each and run in
 Unplanned failover (source region presumed lost)::
 
     fence source (best effort)  →  unfence target  →  promote target  →  DNS → target  →  verify
+                                                            └→  clusters' endpoints → target (plans_endpoints.py)
 
 (The target is unfenced before it is promoted: a replica takes no client writes anyway, and the
 promotion's canary write must not meet a fence left by an earlier failback.)
@@ -25,6 +26,7 @@ from typing import Any
 from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import StepFailed, Unreachable
+from runbooks.plans_endpoints import add_endpoint_steps
 from runbooks.plans_streams import add_stream_steps
 from runbooks.ports import Ports
 from stacks.outputs import Outputs
@@ -52,6 +54,8 @@ class Context:
     databases: list[str]
     timeouts: Timeouts = field(default_factory=Timeouts)
     measurements: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    """The journal's run id, set before the plan runs (steps that annotate what they write use it)."""
 
     @property
     def rpo_seconds(self) -> int:
@@ -353,7 +357,8 @@ def failover_plan(ctx: Context) -> Plan:
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
     ], gates)
-    return add_stream_steps(plan, ctx, planned=False)  # Kafka and S3 lanes, when declared
+    plan = add_stream_steps(plan, ctx, planned=False)  # Kafka and S3 lanes, when declared
+    return add_endpoint_steps(plan, ctx, planned=False)  # the clusters' active endpoints, when declared
 
 
 def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
@@ -371,4 +376,5 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),
     ], gates)
-    return add_stream_steps(plan, ctx, planned=True)  # Kafka and S3 lanes, when declared
+    plan = add_stream_steps(plan, ctx, planned=True)  # Kafka and S3 lanes, when declared
+    return add_endpoint_steps(plan, ctx, planned=True)  # the clusters' active endpoints, when declared

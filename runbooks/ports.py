@@ -8,7 +8,7 @@ in-memory fakes. A port that cannot reach what it talks to raises ``runbooks.err
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from runbooks.clock import Clock
 from runbooks.lock import Lock
@@ -165,6 +165,42 @@ class ObjectStore(Protocol):
     def point_writers(self, parameter: str, value: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class EndpointsCopy:
+    """One copy of the active-endpoints ConfigMap (docs/kubernetes.md) in a region's cluster."""
+
+    namespace: str
+    name: str
+    data: Mapping[str, str]
+    """The contract's keys only (stacks.endpoints.contract_data): nothing else of the ConfigMap is
+    read into the runbooks, so nothing else can reach a journal or a log."""
+    updated_by: str | None = None
+    """The run id that wrote it last (annotation regionpair.io/updated-by; None: Pulumi's original)."""
+
+
+@dataclass(frozen=True)
+class ClusterEndpoints:
+    """What one region's cluster holds of the contract."""
+
+    region: str
+    context: str
+    """The kubeconfig context it was read through (sandbox: its stand-in's name)."""
+    copies: tuple[EndpointsCopy, ...]
+    missing: tuple[str, ...] = ()
+    """Namespaces of the outputs that hold no copy (the stack creates them; the runbooks never do)."""
+
+
+class Endpoints(Protocol):
+    """The active-endpoints ConfigMaps of each region's cluster (kubectl, or the sandbox's stand-in)."""
+
+    def read(self, region: str) -> ClusterEndpoints:
+        """Every copy in the region's namespaces (raises Unreachable when the cluster cannot be reached)."""
+
+    def publish(self, region: str, values: Mapping[str, str], run_id: str) -> str:
+        """Set ``values`` (contract keys) in every copy of the region, leave every other key as it is,
+        and annotate each copy ``regionpair.io/updated-by`` = ``run_id``. Never creates a copy."""
+
+
 PAUSED = "PAUSED"
 """The parameter value that tells Kafka and S3 clients to produce and write nothing until it
 changes: a planned switchover's fence for them (the client contract, docs/sandbox.md)."""
@@ -199,9 +235,11 @@ class Ports:
     """Kafka and its replicator; None where the adapter (or the pair) has none."""
     objects: ObjectStore | None = None
     """The data buckets and their replication; None where there is none."""
+    endpoints: Endpoints | None = None
+    """The clusters' active-endpoints ConfigMaps; None when no region declares a cluster."""
 
     def close(self) -> None:
-        for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects):
+        for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects, self.endpoints):
             close = getattr(port, "close", None)
             if close:
                 close()

@@ -9,6 +9,10 @@ _PATTERNS = [
     (re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.I), r"\1***"),
     (re.compile(r"(postgres(?:ql)?://[^:/\s]+:)([^@\s]+)(@)", re.I), r"\1***\3"),
     (re.compile(r"((?:secret|token|passwd)\"?\s*[:=]\s*\"?)([^\"\s,}]+)", re.I), r"\1***"),
+    # what kubectl and its EKS exec plugin may print: bearer tokens, EKS tokens, client keys
+    (re.compile(r"(bearer\s+)\S+", re.I), r"\1***"),
+    (re.compile(r"k8s-aws-v1\.[A-Za-z0-9_\-=.]+"), "k8s-aws-v1.***"),
+    (re.compile(r"((?:client-key-data|client-certificate-data|token)\s*:\s*)\S+", re.I), r"\1***"),
 ]
 
 

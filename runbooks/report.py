@@ -90,6 +90,18 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", f"S3 object versions pending replication at failover: {_fmt(pending.get('count'))}"
                       + (f" ({', '.join(pending.get('keys', [])[:10])})" if pending.get("keys") else "")]
         lines.append("")
+    endpoints = report.get("endpoints")
+    if endpoints:
+        lines += ["## Applications' endpoints (each region's cluster)", "",
+                  "| after | cluster | answered | ACTIVE_REGION per namespace | all point at the writer |",
+                  "|---|---|---|---|---|"]
+        for phase, v in endpoints.items():
+            for region, c in v.get("clusters", {}).items():
+                copies = ", ".join(f"{ns}: {x.get('ACTIVE_REGION')}" for ns, x in c.get("copies", {}).items())
+                ok = "n/a" if c.get("points_at_active") is None else ("yes" if c["points_at_active"] else "NO")
+                lines.append(f"| {phase} | {region} | {'yes' if c.get('reachable') else 'no (region down)'} | "
+                             f"{copies or 'n/a'} | {ok} |")
+        lines.append("")
     lines += ["## Steps", "", "| step | start (+s) | duration (s) | status | result |", "|---|---|---|---|---|"]
     t0 = report.get("t0") or 0.0
     for s in report.get("steps", []):

@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--dir", required=True)
     f.add_argument("--database", default=None, help="limit to one database (default: all)")
     f.add_argument("fault", choices=("kill-primary", "kill-replica", "kill-region", "partition", "heal", "slow-link",
-                                     "restart-database"))
-    f.add_argument("arg", nargs="?", help="REGION for kill-region/restart-database, MS for slow-link")
+                                     "restart-database", "restart-cluster"))
+    f.add_argument("arg", nargs="?", help="REGION for kill-region/restart-database/restart-cluster, MS for slow-link")
 
     w = sub.add_parser("workload", help="write through the DNS names and log every acknowledged write")
     w.add_argument("--dir", required=True)
@@ -73,6 +73,10 @@ def _print_status(st: dict) -> None:
             print(f"  postgres {name:<12} {db['state']:<8} role={db['role'] or '-':<8} pid={db['pid'] or '-':<8} "
                   f"port={db['port']}  log={db['log']}")
         print(f"  s3       {r['s3']['state']:<8} {r['s3']['endpoint']} bucket={r['s3']['bucket']} pid={r['s3']['pid'] or '-'}")
+        if "cluster" in r:
+            c = r["cluster"]
+            active = ", ".join(f"{ns}→{a}" for ns, a in (c.get("active_region") or {}).items())
+            print(f"  cluster  {c['state']:<8} context={c['context']} {('ACTIVE_REGION ' + active) if active else ''}")
     dns = st["sandbox"]["dns"]
     print(f"dns        {dns['state']:<8} {st['local-east']['dns']['server']} ttl={dns['ttl_seconds']} s pid={dns['pid'] or '-'}")
     for name, addr in st["local-east"]["dns"]["names"].items():
@@ -95,10 +99,12 @@ def _fault(sb, args) -> str:
             for region in regions:
                 done.append(sb.kill_database(region, name))
         return "; ".join(done)
-    if args.fault in ("kill-region", "restart-database"):
+    if args.fault in ("kill-region", "restart-database", "restart-cluster"):
         if not args.arg:
             raise SandboxError(f"fault {args.fault} needs a REGION (local-east or local-west)")
         check_region(args.arg)
+        if args.fault == "restart-cluster":
+            return sb.start_cluster(args.arg)
         return sb.kill_region(args.arg) if args.fault == "kill-region" else sb.start_database(args.arg, args.database)
     if args.fault == "partition":
         return sb.partition()

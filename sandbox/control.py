@@ -13,6 +13,7 @@ a thin layer over it. Stable surface::
       .start_database(region, database) .stop_database(region, database)
       .kill_database(region, database) .kill_region(region)
       .partition() .heal() .slow_link(ms) .link()
+      .configmaps(region) .patch_configmap(region, ns, name, data, annotations) .start_cluster(region)
 
 Methods that act return a sentence saying what they did; they raise ``SandboxError`` (naming
 the component and its log) when they cannot. ``database=None`` means every database of the
@@ -40,13 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from sandbox import _proc
+from sandbox import _clusters, _proc
 from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DNS_ADDRESS, EAST, REGIONS,
                              REPLICATION_USER, WEST, ZONE, DatabaseState, Layout, State, check_region,
                              database_names, file_lock, fqdn, write_json_atomic)
 from sandbox._pg import Node, find_pg_bin
 from sandbox._serve import bucket_name
 from sandbox.errors import SandboxError
+from stacks.endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def _prepare_dir(layout: Layout) -> None:
             raise SandboxError(f"{root} is already up ({', '.join(alive)} running); run "
                                f"`python -m sandbox down --dir {root}` first, or use another --dir",
                                component="sandbox")
-        for name in ("pg", "run", "dns", "secrets", "logs", "kafka", "s3", "params", "restores"):
+        for name in ("pg", "run", "dns", "secrets", "logs", "kafka", "s3", "params", "restores", "k8s"):
             shutil.rmtree(root / name, ignore_errors=True)
         for name in ("link.json", "outputs.json", "state.json"):
             (root / name).unlink(missing_ok=True)
@@ -512,6 +514,8 @@ def build_outputs(state: State, layout: Layout):
                                       for a in (_streams.PRODUCER_APP, _streams.CONSUMER_APP)],
                 "consumer_groups": list(_streams.GROUPS), "topics": list(_streams.TOPICS),
                 "client_refresh_seconds": 1}
+        regions[region]["kubernetes"] = {"context": _clusters.context(region), "namespaces": list(_clusters.NAMESPACES),
+                                         "configmap": CONFIGMAP}
     doc = {
         "schema_version": outputs.SCHEMA_VERSION,
         "project": "regionpair",
@@ -594,7 +598,10 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         run.wait_base_backups()  # started beside each standby's clone (by default: restores need one)
         if base_backup:
             run.mark("base backups")
-        write_json_atomic(layout.outputs_file, build_outputs(state, layout).to_dict())
+        outputs = build_outputs(state, layout)
+        for region in REGIONS:  # as Pulumi creates them: both clusters' applications use the primary
+            _clusters.create(layout, region, initial_data(outputs.primary))
+        write_json_atomic(layout.outputs_file, outputs.to_dict())
         run.mark("outputs written")
         write_json_atomic(layout.logs_dir / "up-timings.json", run.marks)
     except BaseException as exc:
@@ -767,6 +774,13 @@ class Sandbox:
             if "kafka" in self.systems:
                 out[region]["kafka"] = {"bootstrap": self.kafka_bootstrap(region),
                                         "state": "running" if kafka else "stopped", "pid": kafka.pid if kafka else None}
+            try:
+                active = {ns: copies.get(CONFIGMAP, {}).get("data", {}).get("ACTIVE_REGION")
+                          for ns, copies in self.configmaps(region).items()}
+                out[region]["cluster"] = {"state": "up", "context": _clusters.context(region), "active_region": active}
+            except SandboxError:
+                out[region]["cluster"] = {"state": "down" if _clusters.store(self.layout, region).exists() else "none",
+                                          "context": _clusters.context(region)}
         out["link"] = self.link()
         dns_rec = _proc.running(self.layout.run_dir, "dns")
         out["sandbox"] = {"dir": str(self.dir), "replication": self.state.replication,
@@ -894,9 +908,11 @@ class Sandbox:
             for pid in tree:
                 _proc._signal(pid, 19)  # SIGSTOP
         killed = [f"{rec.component} ({len(_proc.kill_tree(rec.pid, None, rec.component))} processes)" for rec in recs]
+        _clusters.set_down(self.layout, region, True)  # its Kubernetes API goes with it; its ConfigMaps stay
         for name in self.databases:
             self.node(region, name).release_shared_memory()
-        return f"{cut}killed region {region}: " + (", ".join(killed) if killed else "nothing was running")
+        return f"{cut}killed region {region}: " + (", ".join(killed) if killed else "nothing was running") + \
+            f"; its cluster ({_clusters.context(region)}) no longer answers"
 
     def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,
                            deadline_s: float = 60.0) -> str:
@@ -1014,6 +1030,24 @@ class Sandbox:
         """Fault: add ``ms`` one-way latency to each direction of the link (0 removes it)."""
         reply = _link_request(self.state, {"op": "set", "latency_ms": int(ms)})
         return f"link latency now {reply['latency_ms']} ms one-way"
+
+    # ---- the regions' clusters: the active-endpoints ConfigMaps (sandbox/_clusters.py) ---------
+
+    def cluster_reachable(self, region: str) -> bool:
+        return _clusters.reachable(self.layout, region)
+
+    def configmaps(self, region: str) -> dict[str, dict[str, dict]]:
+        """Namespace → name → {labels, annotations, data} in the region's cluster (SandboxError while it is down)."""
+        return _clusters.configmaps(self.layout, region)
+
+    def patch_configmap(self, region: str, namespace: str, name: str, data: dict[str, str],
+                        annotations: dict[str, str] | None = None) -> str:
+        return _clusters.patch(self.layout, region, namespace, name, data, annotations or {})
+
+    def start_cluster(self, region: str) -> str:
+        """The region's cluster answers again (after kill_region), with the ConfigMaps it had."""
+        _clusters.set_down(self.layout, region, False)
+        return f"the cluster of {region} ({_clusters.context(region)}) answers again"
 
     # ---- Kafka, S3 replication and the parameter store ----------------------------------------
 

@@ -48,6 +48,7 @@ _USERNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _RESERVED_USERNAMES = ("postgres", "rdsadmin", "admin", "root")
 _K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _K8S_CONTEXT = re.compile(r"^\S{1,253}$")
+_K8S_GROUP = re.compile(r"^(?!system:)[A-Za-z0-9][A-Za-z0-9:._-]{0,62}$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CRON = re.compile(r"^[0-9*/,-]+( [0-9*/,-]+){4}$")
@@ -179,6 +180,12 @@ class KubernetesConfig:
     """The cluster's kubeconfig, a config secret (never printed)."""
     context: str | None = None
     """A context of the kubeconfig (or of the ambient kubeconfig when kubeconfig is not given)."""
+    runbook_context: str | None = None
+    """The context through which the runbooks reach this cluster from the operator's own kubeconfig
+    (exported in the outputs; default: ``context``). Always set once the config is read."""
+    runbook_group: str = "regionpair-runbooks"
+    """The Kubernetes group the runbooks' identity is mapped to (EKS access entry); it may get, list
+    and patch the active-endpoints ConfigMaps of the app namespaces, nothing else."""
     namespace: str = "regionpair"
     create_namespace: bool = True
     app_namespaces: tuple[str, ...] = ()
@@ -468,6 +475,15 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
     if kubeconfig is None and context is None:
         raise ConfigError(o.key("context"), _MISSING, "name the cluster explicitly: give kubeconfig (a secret) or "
                           "context; the ambient current-context could be another region's cluster")
+    runbook_context = o.string("runbook_context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name") \
+        or context
+    if runbook_context is None:
+        raise ConfigError(o.key("runbook_context"), _MISSING, "the runbooks rewrite this cluster's active endpoints "
+                          "after a failover through a context of the operator's own kubeconfig (never the stack's "
+                          "kubeconfig, a secret): give runbook_context, e.g. the EKS cluster ARN, which is the "
+                          "context name `aws eks update-kubeconfig` writes")
+    runbook_group = o.string("runbook_group", "regionpair-runbooks", pattern=_K8S_GROUP,
+                             hint="a Kubernetes group name (letters, digits, - . _ :), not system:…")
     names = {db.name for db in databases}
     namespace = o.string("namespace", "regionpair", pattern=_K8S_NAME, hint="a Kubernetes namespace name")
     apps = o.strings("app_namespaces", [], pattern=_K8S_NAME, hint="Kubernetes namespace names")
@@ -505,7 +521,8 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
                                  hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
         export_role_arn=o.string("export_role_arn", pattern=_ROLE_ARN,
                                  hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
-        kubeconfig=kubeconfig, context=context, namespace=namespace,
+        kubeconfig=kubeconfig, context=context, runbook_context=runbook_context, runbook_group=runbook_group,
+        namespace=namespace,
         create_namespace=o.boolean("create_namespace", True), app_namespaces=apps, export_namespaces=exports,
         export_all_namespaces=all_namespaces, logical_backups=o.boolean("logical_backups", True),
         backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],

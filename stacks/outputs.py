@@ -18,6 +18,10 @@ Shape (``schema_version`` 1)::
       "regions": {"us-east-1": {...Region...}, "us-west-2": {...Region...}}
     }
 
+A region whose stack declares the optional Kubernetes section also carries ``kubernetes``: how the
+runbooks reach that cluster's active-endpoints ConfigMaps (a kubeconfig context, the namespaces,
+the ConfigMap's name), never the kubeconfig itself.
+
 The prod stack exports its own region only; the dr stack reads prod through a StackReference
 and exports both. ``merge`` joins the two documents. Secrets are never part of it: a key that
 looks like one (``password``, ``secret_string``, ``private_key`` …) is refused wherever it
@@ -43,8 +47,12 @@ DATABASE_ROLES = ("primary", "replica")
 DNS_STRATEGIES = ("health-check-inversion", "record-upsert")
 FAILOVER_TYPES = ("PRIMARY", "SECONDARY")
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret_string|secret_value|private_key|access_key_secret|secret_access_key)", re.I)
+_SECRET_KEY = re.compile(r"(password|passwd|secret_string|secret_value|private_key|access_key_secret|secret_access_key"
+                         r"|kubeconfig)", re.I)
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_K8S_OBJECT = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_CONTEXT = re.compile(r"^[^\s]{1,253}$")
 
 
 class OutputsError(ValueError):
@@ -149,6 +157,20 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Kubernetes:
+    """How the runbooks reach this region's cluster (docs/kubernetes.md). Never the kubeconfig: the
+    operator's own kubeconfig holds the credentials (for EKS, an exec plugin)."""
+
+    context: str
+    """The kubeconfig context of this region's cluster, e.g. the EKS cluster ARN (the name
+    `aws eks update-kubeconfig` gives it)."""
+    namespaces: tuple[str, ...]
+    """The namespaces whose active-endpoints ConfigMap the runbooks rewrite after a failover."""
+    configmap: str = "regionpair-active-endpoints"
+    """The ConfigMap's name in each namespace (it carries the label regionpair.io/contract=active-endpoints)."""
+
+
+@dataclass(frozen=True)
 class RegionDns:
     failover: str
     """`PRIMARY` or `SECONDARY`: this region's failover record type."""
@@ -174,6 +196,8 @@ class Region:
     runbook_role_arn: str | None = None
     alarm_topic_arn: str | None = None
     alarms: tuple[str, ...] = ()
+    kubernetes: Kubernetes | None = None
+    """This region's cluster, when the stack declares one (None: no cluster to update)."""
 
 
 @dataclass(frozen=True)
@@ -397,7 +421,31 @@ def _region(r: _Reader, name: str) -> Region:
         runbook_role_arn=r.str("runbook_role_arn", required=False),
         alarm_topic_arn=r.str("alarm_topic_arn", required=False),
         alarms=r.str_list("alarms"),
+        kubernetes=_kubernetes(r.obj("kubernetes", required=False)),
     )
+
+
+def _kubernetes(k: "_Reader | None") -> Kubernetes | None:
+    if k is None:
+        return None
+    context = k.str("context")
+    if not _CONTEXT.match(context):
+        raise OutputsError(k._p("context"), f"{context!r} is not a kubeconfig context name (no spaces, at most "
+                           "253 characters); export the context, e.g. the EKS cluster ARN")
+    namespaces = k.str_list("namespaces")
+    if not namespaces:
+        raise OutputsError(k._p("namespaces"), "missing or empty; list the namespaces whose active-endpoints "
+                           "ConfigMap the runbooks rewrite")
+    for i, ns in enumerate(namespaces):
+        if not _K8S_NAMESPACE.match(ns):
+            raise OutputsError(f"{k._p('namespaces')}[{i}]", f"{ns!r} is not a Kubernetes namespace name "
+                               "(lowercase letters, digits and dashes, at most 63)")
+    if len(set(namespaces)) != len(namespaces):
+        raise OutputsError(k._p("namespaces"), f"{list(namespaces)} lists a namespace twice; list each once")
+    configmap = k.str("configmap", required=False) or Kubernetes.configmap
+    if not _K8S_OBJECT.match(configmap):
+        raise OutputsError(k._p("configmap"), f"{configmap!r} is not a Kubernetes object name")
+    return Kubernetes(context=context, namespaces=namespaces, configmap=configmap)
 
 
 def from_dict(doc: Any) -> Outputs:

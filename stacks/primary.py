@@ -93,5 +93,6 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "runbook_role_arn": None,
         "alarm_topic_arn": alarms.topic_arn,
         "alarms": sorted(alarms.alarm_names + [dns.alarm_name]),
+        "kubernetes": regional.kubernetes_document(cfg),
     }
     return document.export(cfg, {cfg.region: region_doc})

@@ -233,6 +233,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "runbook_role_arn": runbooks.arn,
         "alarm_topic_arn": alarms.topic_arn,
         "alarms": sorted(alarms.alarm_names),
+        "kubernetes": regional.kubernetes_document(cfg),
     }
     # prod's region as read (checked and normalised by prod_region), and this stack's own
     regions = pulumi.Output.all(prod, pulumi.Output.from_input(own)).apply(

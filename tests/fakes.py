@@ -77,7 +77,8 @@ class FakeWorld:
                      lock=FileLock(lock_path), notifier=FakeNotifier(), clock=self.clock,
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
-                     objects=FakeObjects(streams) if streams else None)
+                     objects=FakeObjects(streams) if streams else None,
+                     endpoints=getattr(self, "endpoints", None))
 
 
 class FakeDbControl:
@@ -498,3 +499,57 @@ def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None
     return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
                        metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
                        extras={"state_dir": str(state_dir)})
+
+
+# --------------------------------------------------------------------------------------------
+# The clusters' active-endpoints ConfigMaps, in memory
+# --------------------------------------------------------------------------------------------
+
+
+class FakeEndpoints:
+    """Every region with a ``kubernetes`` section has a cluster whose copies start with the primary's
+    values, as Pulumi writes them, plus a key another team added (``TEAM_OWNED_KEY``). A cluster
+    does not answer while its region is down or while it is in ``down``."""
+
+    def __init__(self, world: FakeWorld):
+        from stacks.endpoints import initial_data
+        self.w = world
+        self.down: set[str] = set()
+        self.copies: dict[str, dict[str, dict]] = {}
+        for name, region in world.outputs.regions.items():
+            if region.kubernetes is not None:
+                self.copies[name] = {ns: {"data": {**initial_data(world.outputs.primary), "TEAM_OWNED_KEY": "kept"},
+                                          "updated_by": None} for ns in region.kubernetes.namespaces}
+
+    def _reach(self, region: str):
+        k = self.w.outputs.regions[region].kubernetes
+        if not self.w.region_up[region] or region in self.down:
+            raise Unreachable(f"kubectl --context {k.context}: Unable to connect to the server: i/o timeout")
+        return k
+
+    def read(self, region):
+        from runbooks.ports import ClusterEndpoints, EndpointsCopy
+        from stacks.endpoints import contract_data
+        k = self._reach(region)
+        held = self.copies[region]
+        return ClusterEndpoints(region, k.context, tuple(
+            EndpointsCopy(ns, k.configmap, contract_data(c["data"]), c["updated_by"]) for ns, c in held.items()),
+            tuple(ns for ns in k.namespaces if ns not in held))
+
+    def publish(self, region, values, run_id):
+        k = self._reach(region)
+        self.w._act("endpoints", region, values.get("ACTIVE_REGION"))
+        for ns, c in self.copies[region].items():
+            self.w._act("endpoints-ns", region, ns)  # one namespace at a time, as kubectl does
+            c["data"].update(values)
+            c["updated_by"] = run_id
+        return f"{len(self.copies[region])} copies in {region} ({k.context}) set: ACTIVE_REGION={values['ACTIVE_REGION']}"
+
+    def active(self, region: str) -> set[str]:
+        return {c["data"]["ACTIVE_REGION"] for c in self.copies[region].values()}
+
+
+def with_endpoints(world: FakeWorld) -> FakeEndpoints:
+    """Give a FakeWorld clusters (the outputs must declare ``kubernetes`` sections)."""
+    world.endpoints = FakeEndpoints(world)
+    return world.endpoints

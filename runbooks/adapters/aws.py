@@ -970,8 +970,10 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
               connect: Connect | None = None, settings: AwsSettings | None = None) -> Ports:
     """The runbook ports for a region pair in AWS. Nothing is contacted until a port is used.
     Streaming (MSK) when every region declares streaming; objects (S3) when every region's storage
-    names a writer parameter (runbooks/adapters/aws_streams.py)."""
+    names a writer parameter (runbooks/adapters/aws_streams.py); the clusters' endpoints (kubectl,
+    runbooks/adapters/kubectl.py) when any region declares a cluster."""
     from runbooks.adapters.aws_streams import MskStreaming, S3Objects  # it builds on this module
+    from runbooks.adapters.kubectl import KubectlEndpoints
 
     clients = clients or Clients(session, settings)
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
@@ -983,7 +985,8 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
                  notifier=SnsNotifier(outputs, clients), clock=clock,
                  extras={"adapter": "aws"},
                  streaming=MskStreaming(outputs, clients, clock) if kafka else None,
-                 objects=S3Objects(outputs, clients, clock) if objects else None)
+                 objects=S3Objects(outputs, clients, clock) if objects else None,
+                 endpoints=KubectlEndpoints(outputs) if any(r.kubernetes for r in regions) else None)
 
 
 # ============================================================================================

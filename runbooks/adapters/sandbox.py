@@ -17,7 +17,8 @@ import psycopg
 from runbooks.clock import Clock
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.lock import FileLock
-from runbooks.ports import DbInstance, FlowState, GroupOffsets, Health, LogNotifier, Ports, ReplicationState
+from runbooks.ports import (ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, LogNotifier,
+                            Ports, ReplicationState)
 from stacks.outputs import Outputs
 
 import logging
@@ -335,6 +336,60 @@ class SandboxObjects:
         return self.sb.set_param(parameter, value)
 
 
+class SandboxEndpoints:
+    """The sandbox's stand-in clusters (sandbox/_clusters.py): the same contract as kubectl's
+    adapter, on a file per region that does not answer while its region is down."""
+
+    def __init__(self, sb, outputs: Outputs):
+        self.sb = sb
+        self.outputs = outputs
+
+    def _cluster(self, region: str):
+        from runbooks.errors import BadInput
+        r = self.outputs.regions.get(region)
+        if r is None or r.kubernetes is None:
+            raise BadInput(f"stack outputs: regions.{region}.kubernetes is missing; this region declares no cluster")
+        return r.kubernetes
+
+    def _configmaps(self, region: str) -> dict:
+        from sandbox.errors import SandboxError
+        try:
+            return self.sb.configmaps(region)
+        except SandboxError as exc:
+            raise Unreachable(str(exc)) from None
+
+    def read(self, region: str) -> ClusterEndpoints:
+        from stacks.endpoints import CONTRACT_LABEL, CONTRACT_LABEL_VALUE, UPDATED_BY, contract_data
+        k = self._cluster(region)
+        held = self._configmaps(region)
+        copies, missing = [], []
+        for ns in k.namespaces:
+            found = [EndpointsCopy(ns, name, contract_data(c.get("data")), c.get("annotations", {}).get(UPDATED_BY))
+                     for name, c in sorted(held.get(ns, {}).items())
+                     if name == k.configmap and c.get("labels", {}).get(CONTRACT_LABEL) == CONTRACT_LABEL_VALUE]
+            copies += found
+            if not found:
+                missing.append(ns)
+        return ClusterEndpoints(region, k.context, tuple(copies), tuple(missing))
+
+    @_sandbox_errors
+    def publish(self, region: str, values, run_id: str) -> str:
+        from runbooks.errors import BadInput
+        from stacks.endpoints import ACTIVE_REGION, UPDATED_BY, refusal
+        problem = refusal(values, run_id)
+        if problem:
+            raise BadInput(f"endpoints of {region}: {problem}")
+        cluster = self.read(region)
+        if not cluster.copies:
+            raise StepFailed(f"{region}'s cluster ({cluster.context}) holds no active-endpoints ConfigMap; nothing "
+                             "was written")
+        for c in cluster.copies:
+            self.sb.patch_configmap(region, c.namespace, c.name, dict(values), {UPDATED_BY: run_id})
+        return (f"{', '.join(f'{c.namespace}/{c.name}' for c in cluster.copies)} in {region} (context "
+                f"{cluster.context}) now send applications to {values.get(ACTIVE_REGION, '?')}"
+                + (f"; no copy in {', '.join(cluster.missing)}" if cluster.missing else ""))
+
+
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
@@ -351,4 +406,6 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
                  lock=FileLock(state_dir / "lock.json"), notifier=LogNotifier(log), clock=clock,
                  extras={"state_dir": str(state_dir), "sandbox": sb},
                  streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
-                 objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None)
+                 objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,
+                 endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
+                 else None)

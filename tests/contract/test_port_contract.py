@@ -101,6 +101,63 @@ def test_health_of_a_healthy_pair(pair):
         assert h.healthy and region in h.sentence
 
 
+# ---- the clusters' active endpoints: the sandbox's stand-in clusters, and kubectl (a stand-in on PATH) ----
+
+
+@pytest.fixture(params=["sandbox", "kubectl"])
+def clusters(request, tmp_path, monkeypatch):
+    """(Endpoints port, outputs) whose clusters start as `sandbox up` and `pulumi up` leave them."""
+    if request.param == "sandbox":
+        p = request.getfixturevalue("sandbox_pair")
+        sb = p.ports.extras["sandbox"]
+        from sandbox import _clusters
+        from stacks.endpoints import initial_data
+        for region in sb.regions:  # as `up` made them, whatever an earlier test did
+            _clusters.create(sb.layout, region, initial_data(sb.outputs.primary))
+        return p.ports.endpoints, sb.outputs
+    from runbooks.adapters.kubectl import KubectlEndpoints
+    from stacks import outputs as contract
+    from stacks.endpoints import initial_data
+    from tests.kubectl_fake import FakeKubectl
+    from tests.samples import pair_document
+    doc = pair_document()
+    for name, region in doc["regions"].items():
+        region["kubernetes"] = {"context": f"ctx-{name}", "namespaces": ["payments", "checkout"]}
+    out = contract.from_dict(doc)
+    fake = FakeKubectl.install(tmp_path, monkeypatch)
+    for name in out.regions:
+        for ns in ("payments", "checkout"):
+            fake.seed(f"ctx-{name}", ns, initial_data(out.primary))
+    return KubectlEndpoints(out), out
+
+
+def test_endpoints_read_every_copy_and_publish_moves_them_all_and_nothing_else(clusters):
+    from stacks import endpoints as contract
+    port, out = clusters
+    primary, secondary = out.primary.name, out.secondary.name
+    before = port.read(secondary)
+    assert before.region == secondary and before.context == out.secondary.kubernetes.context
+    assert [c.namespace for c in before.copies] == list(out.secondary.kubernetes.namespaces) and not before.missing
+    assert {c.data["ACTIVE_REGION"] for c in before.copies} == {primary}  # Pulumi's: the primary is active
+    values = contract.active_values(out.secondary, list(out.secondary.databases))
+    assert isinstance(port.publish(secondary, values, "contract-run-1"), str)
+    after = port.read(secondary)
+    for c in after.copies:
+        assert {k: c.data[k] for k in values} == values and c.updated_by == "contract-run-1"
+        assert c.data["REGIONPAIR_CONTRACT_VERSION"] == "1"
+    assert {c.data["ACTIVE_REGION"] for c in port.read(primary).copies} == {primary}  # only the region named
+
+
+def test_endpoints_refuse_what_is_not_the_contract_and_change_nothing(clusters):
+    from runbooks.errors import BadInput
+    port, out = clusters
+    before = port.read(out.primary.name)
+    for values in ({"REGIONPAIR_CONTRACT_VERSION": "2"}, {"OTHER": "x"}, {"ACTIVE_REGION": ""}):
+        with pytest.raises(BadInput):
+            port.publish(out.primary.name, values, "contract-run-2")
+    assert port.read(out.primary.name) == before
+
+
 def test_promote_starts_on_a_replica_and_is_harmless_on_a_primary(pair):
     """Last: it changes the shared sandbox for good."""
     db = pair.ports.db

@@ -49,6 +49,14 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert {"acked_writes_lost", "seconds", "estimate"} <= set(saved["rpo"])
     assert (report / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "acknowledged writes lost | 0" in (report / "report.md").read_text()
+    # the applications' endpoints: DR's cluster moved; the lost region's could not be reached
+    clusters = rep["endpoints"]["failover"]["clusters"]
+    assert clusters["local-west"]["points_at_active"] is True
+    assert set(c["ACTIVE_REGION"] for c in clusters["local-west"]["copies"].values()) == {"local-west"}
+    assert clusters["local-east"]["reachable"] is False
+    assert names.index("failover/promote:payments") < names.index("failover/endpoints:local-west")
+    assert "| failover | local-west | yes | checkout: local-west, payments: local-west | yes |" in \
+        (report / "report.md").read_text()
     assert no_sandbox_left(rep["sandbox_dir"])
 
 
@@ -59,6 +67,10 @@ def test_switchover_and_failback_are_zero_loss(tmp_path):
     assert rep["failback"]["write_pause_seconds"] is not None
     regions = {s["name"]: s for s in rep["steps"]}
     assert "switchover/drain:payments" in regions and "failback/drain:payments" in regions
+    for phase, home in (("switchover", "local-west"), ("failback", "local-east")):
+        clusters = rep["endpoints"][phase]["clusters"]
+        assert all(c["points_at_active"] for c in clusters.values()), (phase, clusters)
+        assert {x["ACTIVE_REGION"] for c in clusters.values() for x in c["copies"].values()} == {home}
     assert no_sandbox_left(rep["sandbox_dir"])
 
 

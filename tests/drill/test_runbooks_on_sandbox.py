@@ -61,13 +61,22 @@ def test_sigkill_of_failover_at_any_point_then_rerun_finishes(fresh, kill_after_
     assert code == 0 and out["result"] == "nothing-to-do"
 
 
-def test_old_primary_restarted_after_failover_accepts_no_write(fresh):
+def active(sb, region: str) -> set[str]:
+    """ACTIVE_REGION of every copy in the region's (stand-in) cluster."""
+    return {c["regionpair-active-endpoints"]["data"]["ACTIVE_REGION"] for c in sb.configmaps(region).values()}
+
+
+def test_old_primary_restarted_after_failover_accepts_no_write_and_the_failback_fixes_its_cluster(fresh):
     sb = fresh
     sb.kill_region(EAST)
     code, out = runbook("failover", sb.dir / "outputs.json")
     assert code == 0, out
     fence = next(s for s in out["steps"] if s["name"] == "fence:payments")
     assert "stopped" in fence["result"]  # recorded while the region was down
+    steps = {s["name"]: s for s in out["steps"]}
+    assert steps[f"endpoints:{WEST}"]["status"] == "done" and active(sb, WEST) == {WEST}
+    assert steps[f"endpoints:{EAST}"]["status"] == "best-effort-failed"
+    assert "correct them before any failback" in steps[f"endpoints:{EAST}"]["result"]
     sb.start_database(EAST)
     with pytest.raises(psycopg.OperationalError, match="rejects|no pg_hba"):
         app_write(sb, EAST, "split-brain")
@@ -75,6 +84,15 @@ def test_old_primary_restarted_after_failover_accepts_no_write(fresh):
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             admin.execute("INSERT INTO drill_writes (id, client_ts, region) VALUES ('x', now(), 'x')")
     assert sb.record("payments") == WEST
+    # the region's cluster returns with its copies stale: they still send its applications to the fence
+    sb.start_cluster(EAST)
+    assert active(sb, EAST) == {EAST}
+    code, out = runbook("failback", sb.dir / "outputs.json")
+    assert code == 0, out
+    steps = {s["name"]: s for s in out["steps"]}
+    assert steps[f"endpoints-current:{EAST}"]["status"] == "done"  # corrected to DR before anything moved
+    assert steps[f"endpoints-current:{EAST}"]["end"] <= steps["promote:payments"]["start"]
+    assert active(sb, EAST) == active(sb, WEST) == {EAST}
 
 
 def test_a_second_concurrent_run_is_refused_and_told_who_holds_the_lock(fresh):
@@ -113,10 +131,15 @@ def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
         app_write(sb, EAST, f"before-{i}")
     code, out = runbook("failover", sb.dir / "outputs.json")
     assert code == 0, out
+    assert active(sb, EAST) == active(sb, WEST) == {WEST}  # both clusters reachable: both moved
     for i in range(20):
         app_write(sb, WEST, f"during-{i}")
     code, out = runbook("failback", sb.dir / "outputs.json")
     assert code == 0, out
+    assert active(sb, EAST) == active(sb, WEST) == {EAST}
+    data = sb.configmaps(WEST)["payments"]["regionpair-active-endpoints"]
+    assert data["data"]["DB_PAYMENTS_HOST"] == sb.state.addresses[EAST]
+    assert data["annotations"]["regionpair.io/updated-by"] == out["run_id"]
     st = sb.status()
     assert st[EAST]["database"]["role"] == "primary" and st[WEST]["database"]["role"] == "replica"
     assert sb.record("payments") == EAST

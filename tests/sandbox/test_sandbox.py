@@ -67,6 +67,24 @@ def test_outputs_file_is_the_contract(shared):
     assert password and password not in (shared.dir / "outputs.json").read_text()
 
 
+def test_each_region_has_a_cluster_whose_copies_send_applications_to_the_primary(shared):
+    from stacks import endpoints
+    doc = outputs.load_file(shared.dir / "outputs.json")
+    for region in (EAST, WEST):
+        k = doc.regions[region].kubernetes
+        assert (k.context, k.namespaces, k.configmap) == (f"sandbox-{region}", ("payments", "checkout"),
+                                                         endpoints.CONFIGMAP_NAME)
+        held = shared.configmaps(region)
+        assert sorted(held) == ["checkout", "payments"]
+        for ns in held:
+            copy = held[ns][endpoints.CONFIGMAP_NAME]
+            assert copy["labels"][endpoints.CONTRACT_LABEL] == endpoints.CONTRACT_LABEL_VALUE
+            # as Pulumi writes them: the DR cluster's applications also use the primary until a failover
+            assert copy["data"] == endpoints.initial_data(doc.primary)
+            assert copy["data"]["DB_PAYMENTS_HOST"] == shared.state.addresses[EAST]
+        assert (shared.dir / "k8s" / f"{region}.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_roles_are_asked_from_the_servers(shared):
     st = shared.status()
     assert st[EAST]["database"]["role"] == "primary" and st[WEST]["database"]["role"] == "replica"
@@ -111,6 +129,8 @@ def test_status_json_from_the_cli(shared):
         assert st[region]["database"]["dsn"].startswith(f"host={shared.state.addresses[region]} ")
         assert st[region]["dns"]["server"] == f"{DNS_ADDRESS}:{shared.state.dns_port}"
         assert st[region]["dns"]["names"] == {"payments.db.sandbox.internal": shared.state.addresses[EAST]}
+        assert st[region]["cluster"] == {"state": "up", "context": f"sandbox-{region}",
+                                         "active_region": {"payments": EAST, "checkout": EAST}}
     # the DSN works with psql and the sandbox's own password file
     psql = Path(shared.state.pg_bin) / "psql"
     out = subprocess.run([str(psql), st[EAST]["database"]["dsn"], "-Atc", "SELECT current_setting('cluster_name')"],

@@ -219,14 +219,22 @@ def test_service_accounts_carry_the_irsa_roles():
     assert all(sa["automountServiceAccountToken"] is False for sa in sas.values())
 
 
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+
+
+def named(resources, typ, k8s_name):
+    return [r for r in of_type(resources, typ) if r["inputs"]["metadata"]["name"] == k8s_name]
+
+
 def test_rbac_reads_configmaps_and_secrets_in_the_named_namespaces_only():
     resources = render()
-    roles = of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    roles = named(resources, ROLE, "regionpair-config-export")
     assert sorted(r["inputs"]["metadata"]["namespace"] for r in roles) == ["checkout", "payments"]
     for r in roles:
         assert r["inputs"]["rules"] == [{"apiGroups": [""], "resources": ["configmaps", "secrets"],
                                          "verbs": ["get", "list"]}]
-    bindings = of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    bindings = named(resources, BINDING, "regionpair-config-export")
     for b in bindings:
         assert b["inputs"]["subjects"] == [{"kind": "ServiceAccount", "name": "regionpair-config-export",
                                             "namespace": "regionpair"}]
@@ -242,9 +250,33 @@ def test_cluster_wide_export_only_when_asked():
     (role,) = of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     assert role["inputs"]["rules"] == [{"apiGroups": [""], "resources": ["configmaps", "secrets"],
                                         "verbs": ["get", "list"]}]
-    assert not of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:Role")
+    assert not named(resources, ROLE, "regionpair-config-export")
     env = {e["name"]: e["value"] for e in pod_of(cronjob(resources, "regionpair-config-export"))["containers"][0]["env"]}
     assert env["EXPORT_NAMESPACES"] == "*"
+
+
+def test_the_runbooks_group_may_list_and_patch_the_endpoints_configmap_of_each_app_namespace_and_nothing_else():
+    resources = render()
+    roles = named(resources, ROLE, "regionpair-runbooks")
+    assert sorted(r["inputs"]["metadata"]["namespace"] for r in roles) == ["checkout", "payments"]
+    for r in roles:
+        assert r["inputs"]["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CONFIGMAP_NAME],
+             "verbs": ["get", "patch"]}]
+    bindings = named(resources, BINDING, "regionpair-runbooks")
+    assert sorted(b["inputs"]["metadata"]["namespace"] for b in bindings) == ["checkout", "payments"]
+    for b in bindings:
+        assert b["inputs"]["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                            "name": "regionpair-runbooks"}]
+        assert b["inputs"]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                          "name": "regionpair-runbooks"}
+    # export_all_namespaces widens the export job's reach, never the runbooks'
+    wide = render(export_all_namespaces=True, runbook_group="payments-dr-operators")
+    assert sorted(r["inputs"]["metadata"]["namespace"] for r in named(wide, ROLE, "regionpair-runbooks")) == [
+        "checkout", "payments"]
+    assert {b["inputs"]["subjects"][0]["name"] for b in named(wide, BINDING, "regionpair-runbooks")} == {
+        "payments-dr-operators"}
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard():
@@ -305,6 +337,7 @@ BAD = [
     ({"tools_image": "alpine/k8s:latest"}, "tools_image", "latest"),
     ({"postgres_image": "postgres:15.8"}, "postgres_image", "cannot dump a PostgreSQL 16"),
     ({"dump_size_limit": "lots"}, "dump_size_limit", "quantity"),
+    ({"runbook_group": "system:masters"}, "runbook_group", "reserved system: prefix"),
     ({"dump_deadline_seconds": 10}, "dump_deadline_seconds", "60 to 86400"),
     ({"dumps": [DumpTarget(database="ledger", host="h", port=5432, db_name="app", username="u",
                            engine_version="16", secret_arn=SECRET)]}, "dumps[0].database", "one of the databases"),

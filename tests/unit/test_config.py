@@ -297,6 +297,7 @@ def test_kubernetes_section_is_optional_and_absent_from_the_committed_stacks():
 
 def test_kubernetes_section_defaults():
     k = config.read(k8s_values(), stack="prod").kubernetes
+    assert (k.runbook_context, k.runbook_group) == ("prod-cluster", "regionpair-runbooks")
     assert (k.namespace, k.create_namespace, k.app_namespaces, k.export_namespaces) == ("regionpair", True, (), ())
     assert (k.backup_schedule, k.export_schedule, k.logical_backups) == ("0 2 * * *", "30 2 * * *", True)
     assert k.export_all_namespaces is False and k.password_secrets == {}
@@ -305,7 +306,7 @@ def test_kubernetes_section_defaults():
 
 def test_kubeconfig_is_never_shown_in_the_config_object_or_errors():
     kubeconfig = "apiVersion: v1\nclusters: []\nusers: [{name: x, user: {token: hunter2-token}}]\n"
-    cfg = config.read(k8s_values(kubeconfig=kubeconfig, context=None), stack="prod",
+    cfg = config.read(k8s_values(kubeconfig=kubeconfig, context=None, runbook_context="prod-cluster"), stack="prod",
                       secret_keys=frozenset({"kubernetes"}))
     assert cfg.kubernetes.kubeconfig == kubeconfig and "hunter2" not in repr(cfg)
     with pytest.raises(ConfigError) as err:
@@ -315,6 +316,16 @@ def test_kubeconfig_is_never_shown_in_the_config_object_or_errors():
         config.read(k8s_values(kubeconfig="token: hunter2-token"), stack="prod", secret_keys=frozenset({"kubernetes"}))
     assert err.value.key == "kubernetes.kubeconfig" and "kubeconfig file" in str(err.value)
     assert "hunter2" not in str(err.value) and "(secret, not shown)" in str(err.value)
+
+
+def test_the_runbooks_context_defaults_to_context_and_is_required_with_a_kubeconfig_alone():
+    kubeconfig = "apiVersion: v1\nclusters: []\n"
+    with pytest.raises(ConfigError) as err:
+        config.read(k8s_values(kubeconfig=kubeconfig, context=None), stack="prod", secret_keys=frozenset({"kubernetes"}))
+    assert err.value.key == "kubernetes.runbook_context" and "aws eks update-kubeconfig" in str(err.value)
+    arn = "arn:aws:eks:us-east-1:123456789012:cluster/payments"
+    k = config.read(k8s_values(runbook_context=arn), stack="prod").kubernetes
+    assert (k.context, k.runbook_context) == ("prod-cluster", arn)
 
 
 K8S_BAD = [
@@ -338,6 +349,8 @@ K8S_BAD = [
     ({"password_secrets": {"payments": {"name": "p", "value": "x"}}}, "kubernetes.password_secrets.payments.value",
      "unknown key"),
     ({"cluster": "prod"}, "kubernetes.cluster", "unknown key"),
+    ({"runbook_context": "prod cluster"}, "kubernetes.runbook_context", "context name"),
+    ({"runbook_group": "system:masters"}, "kubernetes.runbook_group", "not system:"),
 ]
 
 
@@ -366,7 +379,7 @@ def test_from_pulumi_tells_a_secret_kubeconfig_from_a_plain_one(monkeypatch):
     from pulumi.runtime.config import set_all_config
     kubeconfig = "apiVersion: v1\nclusters: []\n"
     bag = {**harness.stack_config("prod"), "regionpair:kubernetes": json.dumps(
-        k8s_values(kubeconfig=kubeconfig, context=None)["kubernetes"])}
+        k8s_values(kubeconfig=kubeconfig, context=None, runbook_context="prod-cluster")["kubernetes"])}
     set_all_config(bag, [])
     with pytest.raises(ConfigError, match="plain text"):
         config.from_pulumi()

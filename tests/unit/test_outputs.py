@@ -101,3 +101,57 @@ def test_load_pair_through_the_cli_runner():
     assert calls[0][:4] == ["pulumi", "stack", "output", "--json"]
     with pytest.raises(OutputsError, match="no stack named 'staging'"):
         outputs.load_pair(stacks=["staging"], runner=runner)
+
+
+# ---- the optional kubernetes section (how the runbooks reach a region's cluster) ----------------
+
+def with_clusters(doc: dict) -> dict:
+    for name, region in doc["regions"].items():
+        region["kubernetes"] = {"context": f"arn:aws:eks:{name}:123456789012:cluster/payments",
+                                "namespaces": ["payments", "checkout"], "configmap": "regionpair-active-endpoints"}
+    return doc
+
+
+def test_a_document_without_kubernetes_still_loads_and_one_with_it_round_trips():
+    assert outputs.from_dict(pair_document()).secondary.kubernetes is None  # schema_version 1, as before
+    doc = outputs.from_dict(with_clusters(pair_document()))
+    k = doc.secondary.kubernetes
+    assert (k.context, k.namespaces, k.configmap) == ("arn:aws:eks:us-west-2:123456789012:cluster/payments",
+                                                      ("payments", "checkout"), "regionpair-active-endpoints")
+    assert outputs.from_dict(json.loads(doc.to_json())) == doc
+    raw = with_clusters(pair_document())
+    del raw["regions"]["us-east-1"]["kubernetes"]["configmap"]
+    assert outputs.from_dict(raw).primary.kubernetes.configmap == "regionpair-active-endpoints"
+
+
+@pytest.mark.parametrize("mutate, path", [
+    (lambda k: k.pop("context"), "regions.us-west-2.kubernetes.context"),
+    (lambda k: k.update(context="my cluster"), "regions.us-west-2.kubernetes.context"),
+    (lambda k: k.update(namespaces=[]), "regions.us-west-2.kubernetes.namespaces"),
+    (lambda k: k.update(namespaces="payments"), "regions.us-west-2.kubernetes.namespaces"),
+    (lambda k: k.update(namespaces=["payments", "Checkout"]), "regions.us-west-2.kubernetes.namespaces[1]"),
+    (lambda k: k.update(namespaces=["payments", "payments"]), "regions.us-west-2.kubernetes.namespaces"),
+    (lambda k: k.update(configmap="Active Endpoints"), "regions.us-west-2.kubernetes.configmap"),
+    (lambda k: k.update(kubeconfig="apiVersion: v1"), "regions.us-west-2.kubernetes.kubeconfig"),
+])
+def test_a_malformed_kubernetes_section_names_the_field(mutate, path):
+    doc = with_clusters(pair_document())
+    mutate(doc["regions"]["us-west-2"]["kubernetes"])
+    with pytest.raises(OutputsError) as err:
+        outputs.from_dict(doc)
+    assert err.value.path == path, str(err.value)
+    assert "apiVersion" not in str(err.value)  # a kubeconfig is never echoed
+
+
+def test_the_contract_values_of_a_region_come_from_its_outputs():
+    from stacks import endpoints
+    doc = outputs.from_dict(pair_document(n_databases=2))
+    dr = doc.secondary
+    assert endpoints.active_values(dr, ["payments-1"]) == {
+        "ACTIVE_REGION": "us-west-2", "DB_PAYMENTS_1_HOST": dr.databases["payments-1"].endpoint,
+        "DB_PAYMENTS_1_PORT": "5432", "KAFKA_BOOTSTRAP_SERVERS": dr.streaming.bootstrap_brokers,
+        "DATA_BUCKET": dr.storage.data_bucket}
+    assert endpoints.initial_data(doc.primary)["REGIONPAIR_CONTRACT_VERSION"] == "1"
+    assert sorted(endpoints.initial_data(doc.primary)) == sorted(endpoints.endpoint_keys(["payments", "payments-1"]))
+    assert endpoints.contract_data({"ACTIVE_REGION": "x", "DB_LEDGER_HOST": "h", "OTHER_TEAMS_KEY": "y"}) == {
+        "ACTIVE_REGION": "x", "DB_LEDGER_HOST": "h"}

@@ -277,6 +277,48 @@ def test_steps_of_one_phase_run_in_parallel(tmp_path):
     assert latest_start < earliest_end, "the five steps did not overlap"
 
 
+def _lane_runner(tmp_path, steps):
+    clock = SystemClock()
+    journal = Journal.create(tmp_path, "t", clock)
+    return Runner(Plan("t", [Phase("p", steps)]), journal, AuditLog(tmp_path / "a.jsonl", clock, "t", journal.run_id),
+                  clock)
+
+
+def test_a_step_waits_for_the_steps_of_other_lanes_it_names(tmp_path):
+    order = []
+
+    def step(name, lane, delay=0.0, after=(), fail=False):
+        def apply():
+            time.sleep(delay)
+            if fail:
+                from runbooks.errors import StepFailed
+                raise StepFailed(f"{name} broke")
+            order.append(name)
+            return name
+        return Step(name, name, "t", lambda: Check.todo("x"), apply, lane=lane, after=after)
+
+    _lane_runner(tmp_path, [step("slow", "a", 0.2), step("quick", "b"),
+                            step("last", "c", after=("slow", "quick"))]).run()
+    assert order == ["quick", "slow", "last"]
+
+    order.clear()
+    from runbooks.errors import StepFailed
+    with pytest.raises(StepFailed) as err:
+        _lane_runner(tmp_path, [step("broken", "a", fail=True), step("next", "a"),
+                                step("waits", "b", after=("next",)), step("free", "c")]).run()
+    assert order == ["free"], "a step whose prerequisite never ran does not start"
+    assert "waits: not started because next did not finish" in str(err.value) and "broken broke" in str(err.value)
+
+
+def test_a_plan_whose_steps_wait_in_a_circle_is_refused(tmp_path):
+    def step(name, lane, after=()):
+        return Step(name, name, "t", lambda: Check.todo("x"), lambda: "x", lane=lane, after=after)
+    with pytest.raises(ValueError, match="wait for each other"):
+        _lane_runner(tmp_path, [step("a1", "a", after=("b2",)), step("b1", "b", after=("a1",)), step("b2", "b")])
+    with pytest.raises(ValueError, match="unknown steps"):
+        _lane_runner(tmp_path, [step("a1", "a", after=("nope",))])
+
+
 def test_journal_ignores_a_torn_last_line(tmp_path):
     clock = FakeClock()
     j = Journal.create(tmp_path, "failover", clock)

@@ -75,7 +75,14 @@ def test_the_section_adds_kubernetes_objects_only(stack):
             assert r == plain[r["urn"]], f"{r['name']} changed when the kubernetes section was added"
     assert added and all(r["type"].startswith(("kubernetes:", "pulumi:providers:kubernetes", "regionpair:kubernetes"))
                          for r in added.values()), sorted(r["type"] for r in added.values())
-    assert rendered.exports == harness.stack_exports(stack), "the outputs contract is unchanged"
+    # the outputs gain only how the runbooks reach the cluster (never the kubeconfig)
+    region = "us-east-1" if stack == "prod" else "us-west-2"
+    exports = copy.deepcopy(rendered.exports)
+    assert exports["regions"][region].pop("kubernetes") == {
+        "context": section(stack)["context"], "namespaces": ["payments"], "configmap": CONFIGMAP_NAME}
+    plain_exports = copy.deepcopy(harness.stack_exports(stack))
+    assert plain_exports["regions"][region].pop("kubernetes") is None
+    assert exports == plain_exports, "nothing else of the outputs contract changes"
 
 
 @pytest.mark.parametrize("stack, region", [("prod", "us-east-1"), ("dr", "us-west-2")])
@@ -154,7 +161,8 @@ def test_promotion_keeps_the_configmap_and_moves_the_dump_to_the_promoted_secret
 
 
 def test_kubeconfig_is_a_secret_end_to_end():
-    overrides = {"kubernetes": section("dr", context=None, kubeconfig=KUBECONFIG)}
+    overrides = {"kubernetes": section("dr", context=None, kubeconfig=KUBECONFIG,
+                                       runbook_context="arn:aws:eks:us-west-2:123456789012:cluster/regionpair-dr")}
     rendered = harness.render("dr", overrides=overrides, secret_keys=["kubernetes"])
     (provider,) = of_type(rendered.resources, "pulumi:providers:kubernetes")
     assert provider["inputs"]["kubeconfig"] == {"secret": KUBECONFIG}

@@ -1,0 +1,168 @@
+"""The Endpoints port on real clusters, through ``kubectl``.
+
+Why the CLI and not a client library: operators have it, it honours their kubeconfig and EKS's
+exec authentication (``aws eks get-token``), and it is what docs/kubernetes.md tells people to run
+by hand. Per namespace of a region's ``kubernetes`` outputs, exactly::
+
+    kubectl --context C --request-timeout 5s -n NS get configmap -l regionpair.io/contract=active-endpoints -o json
+    kubectl --context C --request-timeout 5s -n NS apply --server-side --field-manager=regionpair-runbooks \\
+        --force-conflicts -f -            (the manifest on stdin)
+
+Server-side apply under the runbooks' own field manager takes the keys it writes over from Pulumi
+(docs/kubernetes.md: a later ``pulumi up`` carrying the old values then conflicts instead of
+reverting them). An applier that leaves out a field it owns removes it, so every apply carries
+EVERY contract key of the copy, the unchanged ones with their current values; never the version
+key (Pulumi's) and never a key outside the contract (someone else's, which stays theirs).
+
+Only the contract's keys of a ConfigMap are kept (stacks.endpoints.contract_data), so nothing
+else reaches a journal or a log; kubectl's stderr is scrubbed (runbooks/redact.py) and cut to its
+first lines before it becomes part of an error. No kubeconfig is read or written here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from runbooks.errors import BadInput, StepFailed, Unreachable
+from runbooks.ports import ClusterEndpoints, EndpointsCopy
+from runbooks.redact import scrub
+from stacks import endpoints as contract
+from stacks.outputs import Kubernetes, Outputs
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+@dataclass(frozen=True)
+class KubectlSettings:
+    binary: str = "kubectl"
+    request_timeout_s: int = 5
+    """kubectl's own limit per API request: a cluster in a lost region fails in seconds."""
+    process_timeout_s: float = 15.0
+    """The whole invocation, the exec authentication plugin and discovery included."""
+
+
+_UNREACHABLE = re.compile(r"(unable to connect|i/o timeout|connection refused|no such host|timeout|timed out|"
+                          r"tls handshake|connection reset|network is unreachable|dial tcp)", re.I)
+_NO_CONTEXT = re.compile(r"context (\"[^\"]*\" )?(does not exist|was not found)|no context exists", re.I)
+_FORBIDDEN = re.compile(r"(forbidden|unauthorized|must be logged in)", re.I)
+
+
+def _said(stderr: str | None, limit: int = 300) -> str:
+    """kubectl's complaint for an error message: scrubbed of credentials, its first two lines, bounded."""
+    lines = [line.strip() for line in scrub(stderr or "").splitlines() if line.strip()]
+    text = " | ".join(lines[:2]) or "no message"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class KubectlEndpoints:
+    """The active-endpoints ConfigMaps of each region's cluster, reached with the operator's kubectl."""
+
+    def __init__(self, outputs: Outputs, settings: KubectlSettings | None = None, runner: Runner = subprocess.run):
+        self.outputs = outputs
+        self.settings = settings or KubectlSettings()
+        self.runner = runner
+
+    def _cluster(self, region: str) -> Kubernetes:
+        r = self.outputs.regions.get(region)
+        if r is None or r.kubernetes is None:
+            raise BadInput(f"stack outputs: regions.{region}.kubernetes is missing; this region declares no cluster")
+        return r.kubernetes
+
+    def _kubectl(self, region: str, namespace: str, args: list[str], what: str, stdin: str | None = None) -> str:
+        k = self._cluster(region)
+        exe = shutil.which(self.settings.binary)
+        if exe is None:
+            raise Unreachable(f"kubectl is not on PATH, so {region}'s cluster (context {k.context}) cannot be "
+                              "reached: install kubectl on the runbook host (for EKS also the AWS CLI, which "
+                              "kubectl's exec authentication calls)")
+        argv = [exe, "--context", k.context, "--request-timeout", f"{self.settings.request_timeout_s}s",
+                "-n", namespace, *args]
+        where = f"{region}'s cluster (context {k.context}, namespace {namespace})"
+        try:
+            proc = self.runner(argv, input=stdin, capture_output=True, text=True, check=False,
+                               timeout=self.settings.process_timeout_s)
+        except subprocess.TimeoutExpired:
+            raise Unreachable(f"{where} did not answer {what} within {self.settings.process_timeout_s:g} s") from None
+        except OSError as exc:
+            raise Unreachable(f"could not run kubectl for {where}: {exc.strerror or exc}") from None
+        if proc.returncode == 0:
+            return proc.stdout
+        said = _said(proc.stderr)
+        if _NO_CONTEXT.search(proc.stderr or ""):
+            raise Unreachable(f"your kubeconfig has no context {k.context} ({region}'s cluster): for EKS run "
+                              f"`aws eks update-kubeconfig --region {region} --name <cluster>` (it names the context "
+                              f"by the cluster ARN; add --alias {k.context} if the outputs name it otherwise)")
+        if _FORBIDDEN.search(proc.stderr or ""):
+            raise StepFailed(f"{where} refused {what}: the runbooks' identity needs list, get and patch on the "
+                             f"ConfigMap {k.configmap} there (the stack binds them to its runbook group; map the "
+                             f"identity to that group with an EKS access entry, docs/kubernetes.md): {said}")
+        if _UNREACHABLE.search(proc.stderr or ""):
+            raise Unreachable(f"{where} does not answer {what}: {said}")
+        raise StepFailed(f"kubectl {what} in {where} failed (exit {proc.returncode}): {said}")
+
+    def _copies(self, region: str, namespace: str) -> list[tuple[EndpointsCopy, dict[str, str]]]:
+        """Each copy in the namespace, with its data as the contract sees it."""
+        k = self._cluster(region)
+        out = self._kubectl(region, namespace, ["get", "configmap", "-l", contract.SELECTOR, "-o", "json"],
+                            "the ConfigMap list")
+        try:
+            items = json.loads(out).get("items") or []
+        except (json.JSONDecodeError, AttributeError):
+            raise StepFailed(f"kubectl printed no ConfigMap list for {region}'s cluster (context {k.context}, "
+                             f"namespace {namespace})") from None
+        copies = []
+        for item in items:
+            meta: dict[str, Any] = item.get("metadata") or {}
+            if meta.get("name") != k.configmap:
+                continue  # the runbooks write the contract's ConfigMap only (the stack's RBAC allows no other)
+            data = contract.contract_data(item.get("data"))
+            copies.append((EndpointsCopy(namespace, k.configmap, data,
+                                         (meta.get("annotations") or {}).get(contract.UPDATED_BY)), data))
+        return copies
+
+    def read(self, region: str) -> ClusterEndpoints:
+        k = self._cluster(region)
+        copies, missing = [], []
+        for ns in k.namespaces:
+            found = self._copies(region, ns)
+            copies += [c for c, _ in found]
+            if not found:
+                missing.append(ns)
+        return ClusterEndpoints(region, k.context, tuple(copies), tuple(missing))
+
+    def publish(self, region: str, values: Mapping[str, str], run_id: str) -> str:
+        k = self._cluster(region)
+        refusal = contract.refusal(values, run_id)
+        if refusal:
+            raise BadInput(f"endpoints of {region}: {refusal}")
+        written, missing = [], []
+        for ns in k.namespaces:
+            found = self._copies(region, ns)
+            if not found:
+                missing.append(ns)
+            for copy, data in found:
+                body = {k2: v for k2, v in data.items() if k2 != contract.VERSION_KEY}
+                body.update(values)  # every key the runbooks may own, or server-side apply would drop it
+                manifest = {"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": copy.name, "namespace": ns,
+                                         "annotations": {contract.UPDATED_BY: run_id}},
+                            "data": body}
+                self._kubectl(region, ns, ["apply", "--server-side", f"--field-manager={contract.FIELD_MANAGER}",
+                                           "--force-conflicts", "-f", "-"], f"the apply of {copy.name}",
+                              stdin=json.dumps(manifest))
+                written.append(f"{ns}/{copy.name}")
+        if not written:
+            raise StepFailed(f"{region}'s cluster (context {k.context}) has no ConfigMap {k.configmap} labelled "
+                             f"{contract.SELECTOR} in {', '.join(k.namespaces)}; nothing was written")
+        log.info("endpoints of %s set in %s", region, ", ".join(written))
+        return (f"{', '.join(written)} in {region} (context {k.context}) now send applications to "
+                f"{values.get(contract.ACTIVE_REGION, '?')} (server-side apply as {contract.FIELD_MANAGER})"
+                + (f"; no copy in {', '.join(missing)}" if missing else ""))

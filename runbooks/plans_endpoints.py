@@ -1,0 +1,193 @@
+"""The applications' endpoints in each region's cluster: the runbooks' side of the active-endpoints
+contract (docs/kubernetes.md, "What a failover runbook must do").
+
+The steps join a plan only when some region of the outputs declares a cluster (``kubernetes``)
+and the ports have an Endpoints adapter; otherwise the plans are exactly what they were.
+
+- ``endpoints:<region>``, one per cluster, target first, in a lane of their own (``endpoints``):
+  every copy of the ConfigMap gets the new writer's values (``ACTIVE_REGION``, each moved
+  database's ``DB_<NAME>_HOST``/``_PORT``, ``KAFKA_BOOTSTRAP_SERVERS``, ``DATA_BUCKET``; the
+  version key stays Pulumi's) and the run id in ``regionpair.io/updated-by``. Each waits until
+  every database is promoted and Kafka's clients and S3's writers are moved (``Step.after``),
+  and goes with the DNS cutover. In an unplanned failover the lost region's cluster is best
+  effort: it is recorded that it could not be reached, and that its copies must be corrected
+  before any failback.
+- ``endpoints-current:<region>`` (planned runs only: switchover and failback), before anything
+  moves: every copy points at the CURRENT writer. After a failover whose lost region's cluster
+  could not be reached, that region's copies still send its applications to the fenced old
+  primary; the failback corrects them first, while it rebuilds the replicas, since the region
+  is healthy by then. Otherwise (every copy already current) it is done at once.
+
+A gate reads the target's cluster before any change (and, in a planned run, the source's too):
+a missing kubectl, a context that does not exist, an unreachable cluster or one without a copy
+refuses the run with what to do, instead of failing it after the promotion.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
+from runbooks.errors import RunbookError, StepFailed
+from runbooks.ports import ClusterEndpoints
+from stacks import endpoints as contract
+
+LANE = "endpoints"
+WAIT_FOR = ("promote:", "kafka-clients:", "objects-writers:")
+"""The steps (by name prefix) after which the applications' endpoints move."""
+
+
+def has_endpoints(ctx) -> bool:
+    return ctx.ports.endpoints is not None and any(r.kubernetes is not None for r in ctx.outputs.regions.values())
+
+
+def clusters(ctx) -> list[str]:
+    """The regions with a cluster, the target's first (the region applications must reach now)."""
+    return [r for r in (ctx.target, ctx.source) if ctx.outputs.regions[r].kubernetes is not None]
+
+
+def values_for(ctx, region: str) -> dict[str, str]:
+    """The contract values when ``region`` holds the writers of the run's databases."""
+    return contract.active_values(ctx.outputs.regions[region], ctx.databases)
+
+
+def _read(ctx, region: str) -> tuple[ClusterEndpoints | None, str | None]:
+    try:
+        return ctx.ports.endpoints.read(region), None
+    except RunbookError as exc:
+        return None, str(exc)
+
+
+def _stale(cluster: ClusterEndpoints, values: Mapping[str, str]) -> list:
+    return [c for c in cluster.copies if any(c.data.get(k) != v for k, v in values.items())]
+
+
+def _where(copies) -> str:
+    return ", ".join(f"{c.namespace}/{c.name}" for c in copies)
+
+
+def _missing(cluster: ClusterEndpoints) -> str:
+    return (f"; no copy in namespace(s) {', '.join(cluster.missing)} (the stack creates them, the runbooks never "
+            "do)") if cluster.missing else ""
+
+
+def _no_copy(ctx, region: str, cluster: ClusterEndpoints) -> str:
+    k = ctx.outputs.regions[region].kubernetes
+    return (f"{region}'s cluster (context {cluster.context}) has no ConfigMap {k.configmap} labelled "
+            f"{contract.SELECTOR} in {', '.join(k.namespaces)}; `pulumi up` of the "
+            f"{ctx.outputs.regions[region].stack} stack creates them")
+
+
+# --------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------
+
+
+def _gate(ctx, region: str, why: str) -> Gate:
+    name = f"endpoints:{region}"
+
+    def evaluate() -> GateResult:
+        cluster, err = _read(ctx, region)
+        if cluster is None:
+            return GateResult(name, False, f"cannot read the active endpoints in {region}'s cluster ({why}): {err}")
+        if not cluster.copies:
+            return GateResult(name, False, _no_copy(ctx, region, cluster))
+        active = sorted({c.data.get(contract.ACTIVE_REGION) or "?" for c in cluster.copies})
+        return GateResult(name, True, f"{len(cluster.copies)} copies readable in {region}'s cluster (context "
+                          f"{cluster.context}), ACTIVE_REGION {', '.join(active)}{_missing(cluster)}")
+    return Gate(name, evaluate)
+
+
+def endpoint_gates(ctx, planned: bool) -> list[Gate]:
+    regions = clusters(ctx) if planned else [r for r in clusters(ctx) if r == ctx.target]
+    return [_gate(ctx, r, "the applications there must be moved" if r == ctx.target else
+                  "a planned switch moves the applications of both regions") for r in regions]
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------------------------
+
+
+def publish_step(ctx, region: str, name: str, active: str, action: str, *, best_effort: bool = False,
+                 after: tuple[str, ...] = (), settled: Callable[[], str | None] | None = None) -> Step:
+    """Point every copy of ``region``'s cluster at ``active``'s endpoints (``settled``: a sentence
+    when the step has nothing left to do whatever the copies say)."""
+    unreachable_hint = (f"; its copies still send applications to {ctx.source}: correct them before any failback "
+                        f"(rerun the failover once {region} answers, it does only what is left; the failback "
+                        "corrects them first)") if best_effort else ""
+
+    def check() -> Check:
+        if settled is not None:
+            why = settled()
+            if why:
+                return Check.done(why)
+        cluster, err = _read(ctx, region)
+        if cluster is None:
+            return Check.blocked(f"cannot reach {region}'s cluster: {err}{unreachable_hint}")
+        if not cluster.copies:
+            return Check.blocked(_no_copy(ctx, region, cluster))
+        stale = _stale(cluster, values_for(ctx, active))
+        if not stale:
+            return Check.done(f"every copy in {region}'s cluster ({_where(cluster.copies)}) already sends applications "
+                              f"to {active}{_missing(cluster)}")
+        now = ", ".join(f"{c.namespace}: {c.data.get(contract.ACTIVE_REGION) or '?'}" for c in stale)
+        return Check.todo(f"{len(stale)} of {len(cluster.copies)} copies in {region}'s cluster do not send "
+                          f"applications to {active} (ACTIVE_REGION {now})")
+
+    def apply() -> str:
+        if not ctx.run_id:
+            raise StepFailed(f"{name}: no run id to annotate the copies with (the runbook CLI sets it)")
+        try:
+            return ctx.ports.endpoints.publish(region, values_for(ctx, active), ctx.run_id)
+        except RunbookError as exc:
+            if best_effort:
+                raise StepFailed(f"{exc}{unreachable_hint}") from exc
+            raise
+
+    def verify() -> str:
+        cluster, err = _read(ctx, region)
+        if cluster is None:
+            raise StepFailed(f"cannot read back {region}'s copies: {err}")
+        stale = _stale(cluster, values_for(ctx, active))
+        if stale:
+            raise StepFailed(f"{_where(stale)} in {region} do not read back {active}'s endpoints after they were set")
+        return f"{_where(cluster.copies)} in {region} read back ACTIVE_REGION={active}"
+
+    k = ctx.outputs.regions[region].kubernetes
+    return Step(name, action, f"{k.context} ({', '.join(k.namespaces)})", check, apply, verify,
+                best_effort=best_effort, lane=LANE, after=after)
+
+
+def _switch_under_way(ctx) -> str | None:
+    """A sentence once a target database is the active writer: from then on only the last step moves copies."""
+    from runbooks.plans import _active_writer  # plans imports this module
+
+    for db in ctx.databases:
+        try:
+            if _active_writer(ctx, ctx.target, db):
+                return (f"{ctx.target}/{db} already takes the writes; the copies move to {ctx.target} with the "
+                        "switch itself")
+        except RunbookError:
+            continue
+    return None
+
+
+def add_endpoint_steps(plan: Plan, ctx, planned: bool) -> Plan:
+    """Add the endpoints lane to a failover or switchover plan (after its Kafka and S3 lanes are in)."""
+    if not has_endpoints(ctx):
+        return plan
+    regions = clusters(ctx)
+    after = tuple(s.name for s in plan.steps if s.name.startswith(WAIT_FOR))
+    moves = [publish_step(ctx, r, f"endpoints:{r}", ctx.target,
+                          f"point the applications in {r}'s cluster at {ctx.target}",
+                          best_effort=not planned and r == ctx.source, after=after) for r in regions]
+    names = [p.name for p in plan.phases]
+    plan.phases.insert(names.index("dns") + 1, Phase("endpoints", moves))
+    if planned:
+        current = [publish_step(ctx, r, f"endpoints-current:{r}", ctx.source,
+                                f"make sure the applications in {r}'s cluster use the current writer, {ctx.source}, "
+                                "until the switch", settled=lambda: _switch_under_way(ctx)) for r in regions]
+        next(p for p in plan.phases if p.name == "rebuild").steps.extend(current)
+    plan.gates.extend(endpoint_gates(ctx, planned))
+    return plan

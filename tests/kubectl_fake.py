@@ -1,0 +1,84 @@
+"""Put the stand-in ``kubectl`` (tests/fake_kubectl.py) first on PATH and seed its clusters.
+
+    fake = FakeKubectl.install(tmp_path, monkeypatch)
+    fake.seed(context, namespace, data)            # a copy as Pulumi creates it
+    fake.calls() -> [{"argv": [...], "stdin": ...}]
+    fake.copy(context, namespace) -> {"data", "annotations", "owners", …}
+    fake.apply_as(manager, context, namespace, manifest)   # another applier, e.g. Pulumi's provider
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+from stacks import endpoints as contract
+
+SCRIPT = Path(__file__).with_name("fake_kubectl.py")
+PULUMI = "pulumi-kubernetes-4"
+"""The field manager Pulumi's Kubernetes provider applies as (its prefix)."""
+
+
+class FakeKubectl:
+    def __init__(self, root: Path):
+        self.root = root
+        self.state_path = root / "clusters.json"
+        self.log_path = root / "kubectl.log"
+
+    @classmethod
+    def install(cls, tmp_path: Path, monkeypatch) -> "FakeKubectl":
+        root = tmp_path / "fake-kubectl"
+        (root / "bin").mkdir(parents=True)
+        wrapper = root / "bin" / "kubectl"
+        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {SCRIPT} \"$@\"\n")
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        fake = cls(root)
+        fake._write({"contexts": {}})
+        fake.log_path.write_text("")
+        monkeypatch.setenv("PATH", f"{root / 'bin'}:{__import__('os').environ.get('PATH', '')}")
+        monkeypatch.setenv("FAKE_KUBECTL_STATE", str(fake.state_path))
+        monkeypatch.setenv("FAKE_KUBECTL_LOG", str(fake.log_path))
+        return fake
+
+    def _read(self) -> dict:
+        return json.loads(self.state_path.read_text())
+
+    def _write(self, state: dict) -> None:
+        self.state_path.write_text(json.dumps(state))
+
+    def cluster(self, context: str, fault: str | None = None) -> None:
+        state = self._read()
+        state["contexts"].setdefault(context, {"fault": None, "namespaces": {}})["fault"] = fault
+        self._write(state)
+
+    def seed(self, context: str, namespace: str, data: dict[str, str], name: str = contract.CONFIGMAP_NAME,
+             labels: dict[str, str] | None = None) -> None:
+        """A copy as Pulumi creates it: its labels, annotation and data, every field owned by Pulumi."""
+        state = self._read()
+        cluster = state["contexts"].setdefault(context, {"fault": None, "namespaces": {}})
+        labels = {contract.CONTRACT_LABEL: contract.CONTRACT_LABEL_VALUE} if labels is None else labels
+        annotations = {contract.VERSION_ANNOTATION: contract.CONTRACT_VERSION}
+        owners = {f"data.{k}": PULUMI for k in data}
+        owners.update({f"labels.{k}": PULUMI for k in labels})
+        owners.update({f"annotations.{k}": PULUMI for k in annotations})
+        cluster["namespaces"].setdefault(namespace, {})[name] = {
+            "labels": labels, "annotations": annotations, "data": dict(data), "owners": owners}
+        self._write(state)
+
+    def copy(self, context: str, namespace: str, name: str = contract.CONFIGMAP_NAME) -> dict:
+        return self._read()["contexts"][context]["namespaces"][namespace][name]
+
+    def calls(self) -> list[dict]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def apply_as(self, manager: str, context: str, namespace: str, manifest: dict, force: bool = False):
+        """Another applier (Pulumi's provider, never forced) server-side applying ``manifest``."""
+        import os
+        import subprocess
+        argv = [sys.executable, str(SCRIPT), "--context", context, "-n", namespace, "apply", "--server-side",
+                f"--field-manager={manager}", *(["--force-conflicts"] if force else []), "-f", "-"]
+        return subprocess.run(argv, input=json.dumps(manifest), capture_output=True, text=True, check=False,
+                              env={**os.environ, "FAKE_KUBECTL_STATE": str(self.state_path),
+                                   "FAKE_KUBECTL_LOG": str(self.root / "others.log")})
