@@ -39,6 +39,13 @@ class Timeouts:
     rebuild: float = 3600.0
     caught_up_lag_seconds: float = 1.0
     """A replica this close may be switched over to (the zero-loss wait does the rest)."""
+    caught_up_flow_seconds: float = 5.0
+    """A Kafka or S3 flow this close may be paused and drained. Looser than a replica's: S3
+    replication's backlog is seconds old even when healthy (RTC promises 15 minutes), and what
+    matters is that the pause drains seconds, not a whole re-seed."""
+    flow_plateau_seconds: float = 10.0
+    """A flow whose lag has not shrunk by a tenth for this long, within the RPO, is as caught up
+    as it gets: clients are paused and the drain copies the rest (a longer pause, never a loss)."""
 
 
 @dataclass
@@ -52,6 +59,9 @@ class Context:
     databases: list[str]
     timeouts: Timeouts = field(default_factory=Timeouts)
     measurements: dict[str, Any] = field(default_factory=dict)
+    confirmations: frozenset[str] = frozenset()
+    """What the operator confirmed on the command line for what no adapter can check (e.g.
+    ``objects-seeded``: S3 Batch Replication copied the DR bucket's versions home)."""
 
     @property
     def rpo_seconds(self) -> int:
@@ -371,4 +381,4 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),
     ], gates)
-    return add_stream_steps(plan, ctx, planned=True)  # Kafka and S3 lanes, when declared
+    return add_stream_steps(plan, ctx, planned=True, failback=runbook == "failback")  # Kafka and S3 lanes
