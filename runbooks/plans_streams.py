@@ -15,11 +15,16 @@ DR side writable, so no store ever has two writable sides, and a slow one delays
   has) → point writers at the DR bucket.
 
 A planned switchover (and the failback, which is one) first makes sure the flow runs
-source → target (for the failback: reversed, DR → home, starting where the failover stopped it),
-then pauses clients (parameter ``PAUSED``, they produce and write nothing), waits their refresh
-interval, drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes the
-target, and finally restarts the flow the other way (protection restored). Zero loss: nothing is
-written while the flow drains, and nothing is cut over before it is empty.
+source → target (for the failback: reversed, DR → home, starting where the failover stopped it,
+or — when home came back with an empty cluster or bucket — re-seeding it with everything DR
+holds), waits until the flow is close behind (so the pause that follows is short), then pauses
+clients (parameter ``PAUSED``, they produce and write nothing), waits their refresh interval,
+drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes the target, and
+finally restarts the flow the other way (protection restored). Zero loss: nothing is written
+while the flow drains, and nothing is cut over before it is empty. The failback's objects lane
+also makes sure the home bucket holds what replication does not copy by itself (versions written
+while it was off): the sandbox's worker does; in AWS that is S3 Batch Replication, which the
+operator confirms with ``--objects-seeded``.
 """
 
 from __future__ import annotations
@@ -226,6 +231,8 @@ def catch_up_flow_step(ctx, lane: str, port, what: str, unit: str, clients_moved
                                                                      and f.lag_seconds <= close))
 
     def behind(f) -> str:
+        if f is None:
+            return f"the {what} unreadable"
         secs = "unknown" if f.lag_seconds is None else f"{f.lag_seconds:.2f} s"
         recs = "unknown" if f.lag_records is None else f.lag_records
         return f"{recs} {unit} left to copy, {secs} behind"
