@@ -90,6 +90,14 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", f"S3 object versions pending replication at failover: {_fmt(pending.get('count'))}"
                       + (f" ({', '.join(pending.get('keys', [])[:10])})" if pending.get("keys") else "")]
         lines.append("")
+    fb_systems = (report.get("failback") or {}).get("systems")
+    if fb_systems:
+        lines += ["## Failback, per system", "", "| system | longest write pause (s) | acknowledged in DR or since the "
+                  "failback | of those not at home | processed again since the failback |", "|---|---|---|---|---|"]
+        for name, s in fb_systems.items():
+            lines.append(f"| {name} | {_fmt(s.get('write_pause_seconds'))} | {_fmt(s.get('acknowledged_since_failover'))} "
+                         f"| {_fmt(s.get('acked_lost_since_failover'))} | {_fmt(s.get('duplicates_since_failback'))} |")
+        lines.append("")
     lines += ["## Steps", "", "| step | start (+s) | duration (s) | status | result |", "|---|---|---|---|---|"]
     t0 = report.get("t0") or 0.0
     for s in report.get("steps", []):
