@@ -73,6 +73,11 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
     p.add_argument("--reconcile", action="store_true",
                    help="after success, run the commands that bring the stacks in line (needs the pulumi CLI)")
     p.add_argument("--promote-timeout", type=float, help="seconds to wait for a promotion (default 300)")
+    if runbook.name == "failback":
+        p.add_argument("--objects-seeded", action="store_true",
+                       help="you copied the DR bucket's existing versions home (S3 Batch Replication, after the "
+                            "failback enabled the reverse rule): the objects lane trusts it (audited); AWS only — "
+                            "the sandbox checks it itself")
     p.add_argument("--output", choices=["text", "json"], default="text")
     return p
 
@@ -206,7 +211,8 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
          ports: Ports, stdin, result: dict, reconcile_runner) -> int:
     source, target = runbook.direction(outputs)
     timeouts = Timeouts(**({"promote": args.promote_timeout} if args.promote_timeout else {}))
-    ctx = Context(outputs, ports, source, target, databases, timeouts)
+    confirmations = frozenset(["objects-seeded"] if getattr(args, "objects_seeded", False) else [])
+    ctx = Context(outputs, ports, source, target, databases, timeouts, confirmations=confirmations)
     plan = runbook.plan(ctx)
     state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
     result.update(source=source, target=target, databases=databases)

@@ -90,9 +90,6 @@ def validate(args) -> None:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if "postgres" not in systems or any(s not in ("postgres", "kafka", "s3") for s in systems):
         problems.append(f"--systems {args.systems}: postgres plus any of kafka, s3 (e.g. postgres,kafka,s3)")
-    if args.failback and args.scenario == "region-outage" and any(s in systems for s in ("kafka", "s3")):
-        problems.append("--failback after region-outage with kafka or s3: the sandbox cannot bring a killed "
-                        "region's Kafka or S3 back with its data; use --systems postgres, or --scenario switchover")
     if args.target == "stacks" and args.scenario != "region-outage":
         problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
     if problems:
@@ -213,6 +210,8 @@ class SandboxDrill:
         self.step("verification-endpoints", self._endpoints, sb, outputs,
                   "switchover" if a.scenario == "switchover" else "failover", dr,
                   primary if a.scenario == "region-outage" else None)
+        if "kafka" in self.stream_systems:
+            self.step("verification-kafka-consumer", self._wait_for_consumed_in, dr, fault_at)
         time.sleep(a.settle)
 
         failback_window = None
@@ -220,16 +219,20 @@ class SandboxDrill:
         if a.failback:
             if a.scenario == "region-outage":
                 self.step("heal-link", sb.heal)
-            if a.scenario != "switchover":
+                # the region returns: its databases with their data, its Kafka and S3 empty (they
+                # lived in the killed processes): the failback re-seeds them before the switch
+                self.step("restart-home", sb.start_region, primary)
+            elif a.scenario == "db-loss":
                 self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
-            if a.scenario == "region-outage":  # the region's cluster answers again, its copies stale
-                self.step("restart-home-cluster", sb.start_cluster, primary)
             fb_start = time.time()
             failback_out = self.step("failback", self._runbook, failback, "failback")
             self.step("failback-verification", self._wait_for_acks_in, primary, fb_start)
             for system in self.stream_systems:
                 self.step(f"failback-verification-{system}", self._wait_for_acks_in, primary, fb_start, system)
-            self.step("failback-verification-endpoints", self._endpoints, sb, outputs, "failback", primary, None)
+            # sb.outputs, not the failover's: a region restarted after an outage has new Kafka ports
+            self.step("failback-verification-endpoints", self._endpoints, sb, sb.outputs, "failback", primary, None)
+            if "kafka" in self.stream_systems:
+                self.step("failback-verification-kafka-consumer", self._wait_for_consumed_in, primary, fb_start)
             failback_window = (fb_start, time.time())
             time.sleep(a.settle)
 
@@ -362,6 +365,16 @@ class SandboxDrill:
                                    f"after the {phase}")
         return reasons
 
+    def _wait_for_consumed_in(self, region: str, since: float) -> str:
+        """The consumer group processes records in ``region`` again (its first join on a cluster
+        takes the mock's ~3 s rebalance delay): a group that never resumes fails the drill here,
+        and one that resumes is measured, not cut short by the next phase."""
+        def seen():
+            return next((c for c in self._acks().consumed if c.t > since and c.region == region), None)
+        first = wait_until(seen, what=f"the consumer group to process records in {region}", timeout=30,
+                           clock=self.clock, interval=0.1, max_interval=0.2)
+        return f"consumer group {first.group} processed its first record in {region} at +{first.t - since:.2f} s"
+
     def _surviving_stream(self, sb, system: str) -> set[str]:
         """Ids the active region holds: every record of its Kafka topics, or its bucket's keys."""
         from sandbox import _streams
@@ -421,6 +434,46 @@ class SandboxDrill:
             out[system] = s
         return out
 
+    def _failback_systems(self, wl: WorkloadLog, window: tuple[float, float], dr: str, home: str,
+                          surviving: dict[str, set[str]]) -> dict:
+        """Per data store, across the failback: the longest pause in acknowledged writes, what was
+        acknowledged in DR or after the failback began and how much of it home does not hold — the
+        failback is planned, so that must be none whatever the replication mode (what the outage
+        lost is the failover's figure) — and for Kafka, records processed again since the failback
+        began and whether the group resumed at home."""
+        start, end = window
+        out = {}
+        for system in ["postgres", *self.stream_systems]:
+            sub = wl.of(system)
+            after = [a for a in sub.acks if a.region == dr or a.t >= start]
+            if system == "postgres":
+                lost = [a for a in after if a.id not in surviving.get(a.database, set())]
+            else:
+                held = self.stream_surviving.get(system) or set()
+                lost = [a for a in after if a.id not in held]
+            pause = largest_pause(sub.acks, start, end)
+            s = {"write_pause_seconds": pause[1] - pause[0] if pause else None,
+                 "acknowledged_since_failover": len(after), "acked_lost_since_failover": len(lost),
+                 "lost_ids": [a.id for a in lost[:20]], "reasons": []}
+            if lost:
+                s["reasons"].append(f"{len(lost)} writes acknowledged in {dr} or after the failback began are not "
+                                    f"at home ({home}): a failback must lose none")
+            if not any(a.t > start and a.region == home for a in sub.acks):
+                s["reasons"].append(f"no write acknowledged in {home} after the failback")
+            if system == "kafka":
+                seen: set[str] = set()
+                again = 0
+                for c in sorted(wl.consumed, key=lambda c: c.t):
+                    if c.id in seen and c.t >= start:
+                        again += 1
+                    seen.add(c.id)
+                s["duplicates_since_failback"] = again
+                s["consumed_at_home_after_failback"] = sum(1 for c in wl.consumed if c.t > start and c.region == home)
+                if not s["consumed_at_home_after_failback"]:
+                    s["reasons"].append(f"the consumer group processed nothing in {home} after the failback")
+            out[system] = s
+        return out
+
     def _estimate(self, samples: list[dict], wl: WorkloadLog, fault_at: float) -> dict:
         recent = [s for s in samples if s["t"] > fault_at - 1.0] or samples
         if len(recent) < 2:
@@ -457,7 +510,12 @@ class SandboxDrill:
         fb = None
         if failback_window:
             pause = largest_pause(wl.of("postgres").acks, *failback_window)
-            fb = {"write_pause_seconds": pause[1] - pause[0] if pause else None, "window": failback_window}
+            fb = {"write_pause_seconds": pause[1] - pause[0] if pause else None, "window": failback_window,
+                  "systems": self._failback_systems(wl, failback_window, dr, primary, surviving)}
+            for name, s in fb["systems"].items():
+                for r in s.pop("reasons"):
+                    passed = False
+                    reasons.append(f"{name} (failback): {r}")
         estimate = self._estimate(samples, wl, fault_at)
         systems = self._systems(wl, outcome, runbook_out, objectives, zero_loss=a.scenario == "switchover", target=dr)
         for name, s in systems.items():

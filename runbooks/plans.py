@@ -41,6 +41,13 @@ class Timeouts:
     rebuild: float = 3600.0
     caught_up_lag_seconds: float = 1.0
     """A replica this close may be switched over to (the zero-loss wait does the rest)."""
+    caught_up_flow_seconds: float = 5.0
+    """A Kafka or S3 flow this close may be paused and drained. Looser than a replica's: S3
+    replication's backlog is seconds old even when healthy (RTC promises 15 minutes), and what
+    matters is that the pause drains seconds, not a whole re-seed."""
+    flow_plateau_seconds: float = 10.0
+    """A flow whose lag has not shrunk by a tenth for this long, within the RPO, is as caught up
+    as it gets: clients are paused and the drain copies the rest (a longer pause, never a loss)."""
 
 
 @dataclass
@@ -56,6 +63,9 @@ class Context:
     measurements: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     """The journal's run id, set before the plan runs (steps that annotate what they write use it)."""
+    confirmations: frozenset[str] = frozenset()
+    """What the operator confirmed on the command line for what no adapter can check (e.g.
+    ``objects-seeded``: S3 Batch Replication copied the DR bucket's versions home)."""
 
     @property
     def rpo_seconds(self) -> int:
@@ -376,5 +386,5 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),
     ], gates)
-    plan = add_stream_steps(plan, ctx, planned=True)  # Kafka and S3 lanes, when declared
+    plan = add_stream_steps(plan, ctx, planned=True, failback=runbook == "failback")  # Kafka and S3 lanes
     return add_endpoint_steps(plan, ctx, planned=True)  # the clusters' active endpoints, when declared

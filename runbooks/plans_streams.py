@@ -15,11 +15,16 @@ DR side writable, so no store ever has two writable sides, and a slow one delays
   has) → point writers at the DR bucket.
 
 A planned switchover (and the failback, which is one) first makes sure the flow runs
-source → target (for the failback: reversed, DR → home, starting where the failover stopped it),
-then pauses clients (parameter ``PAUSED``, they produce and write nothing), waits their refresh
-interval, drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes the
-target, and finally restarts the flow the other way (protection restored). Zero loss: nothing is
-written while the flow drains, and nothing is cut over before it is empty.
+source → target (for the failback: reversed, DR → home, starting where the failover stopped it,
+or — when home came back with an empty cluster or bucket — re-seeding it with everything DR
+holds), waits until the flow is close behind (so the pause that follows is short), then pauses
+clients (parameter ``PAUSED``, they produce and write nothing), waits their refresh interval,
+drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes the target, and
+finally restarts the flow the other way (protection restored). Zero loss: nothing is written
+while the flow drains, and nothing is cut over before it is empty. The failback's objects lane
+also makes sure the home bucket holds what replication does not copy by itself (versions written
+while it was off): the sandbox's worker does; in AWS that is S3 Batch Replication, which the
+operator confirms with ``--objects-seeded``.
 """
 
 from __future__ import annotations
@@ -212,6 +217,102 @@ def drain_flow_step(ctx, lane: str, port, what: str, clients_moved) -> Step:
                 what, check, apply, lane=lane)
 
 
+def catch_up_flow_step(ctx, lane: str, port, what: str, unit: str, clients_moved) -> Step:
+    """Planned, before clients pause: wait until the flow source → target is close behind, so the
+    pause that follows lasts a drain of the last seconds, not a copy of everything (a failback
+    after an outage re-seeds a home cluster or bucket that came back empty). A flow whose lag is
+    steady within the RPO but above the threshold counts as caught up; one stuck beyond the RPO
+    times out the step before anyone is paused."""
+    close = ctx.timeouts.caught_up_flow_seconds
+
+    def caught_up(f) -> bool:
+        return f is not None and f.running and (f.source, f.target) == (ctx.source, ctx.target) \
+            and f.lag_records is not None and (f.lag_records == 0 or (f.lag_seconds is not None
+                                                                     and f.lag_seconds <= close))
+
+    def behind(f) -> str:
+        if f is None:
+            return f"the {what} unreadable"
+        secs = "unknown" if f.lag_seconds is None else f"{f.lag_seconds:.2f} s"
+        recs = "unknown" if f.lag_records is None else f.lag_records
+        return f"{recs} {unit} left to copy, {secs} behind"
+
+    def check() -> Check:
+        if clients_moved():
+            return Check.done(f"clients already write to {ctx.target}")
+        f = _flow(port)
+        if f is None:
+            return Check.blocked(f"cannot read the {what}")
+        if not f.running or (f.source, f.target) != (ctx.source, ctx.target):
+            return Check.blocked(f"the {what} does not copy {ctx.source} → {ctx.target}; catching up needs it")
+        return Check.done(f"the {what} is caught up ({behind(f)})") if caught_up(f) else Check.todo(behind(f))
+
+    def apply() -> str:
+        clock = ctx.ports.clock
+        start = clock.monotonic()
+        first = _flow(port)
+        best: list = [None, start]  # the smallest lag seen, and when it last shrank by a tenth
+
+        def ready() -> str | None:
+            f = _flow(port)
+            if caught_up(f):
+                return f"caught up in {clock.monotonic() - start:.2f} s"
+            now = clock.monotonic()
+            if f is None or f.lag_seconds is None or not f.running:
+                return None
+            if best[0] is None or f.lag_seconds < best[0] * 0.9:
+                best[0], best[1] = f.lag_seconds, now
+            elif now - best[1] >= ctx.timeouts.flow_plateau_seconds and f.lag_seconds <= ctx.rpo_seconds:
+                # its steady lag is above the threshold but within the RPO (S3's lag is coarse):
+                # waiting longer shortens nothing; the drain after the pause copies the rest. A flow
+                # stuck beyond the RPO is not paused for: the step times out, clients keep writing
+                return (f"no longer gaining after {now - start:.2f} s ({f.lag_seconds:.1f} s behind, within the "
+                        f"RPO of {ctx.rpo_seconds} s); the drain copies the rest")
+            return None
+        how = wait_until(ready, what=f"the {what} to catch up with {ctx.source}", timeout=ctx.timeouts.catch_up,
+                         clock=clock, interval=0.05, max_interval=1.0)
+        return f"the {what} {how} (from {behind(first)} to {behind(_flow(port))})"
+
+    return Step(f"{lane}-catch-up:replication", f"wait until the {what} is within {close:g} s of {ctx.source} "
+                "(or steady within the RPO)", what, check, apply, lane=lane)
+
+
+def objects_seed_step(ctx, clients_moved) -> Step:
+    """Failback: the home bucket must hold every version DR holds before writers move home — also
+    those S3 replication does not copy by itself (written while it was off, or all of them when
+    the home bucket came back empty). Where the adapter cannot see that (AWS: CRR copies only new
+    versions; S3 Batch Replication copies existing ones), the step refuses unless the operator
+    confirmed it with ``--objects-seeded`` (audited)."""
+    o = ctx.ports.objects
+    confirmed = "objects-seeded" in ctx.confirmations
+
+    def check() -> Check:
+        if clients_moved():
+            return Check.done(f"writers already write to {ctx.target}")
+        try:
+            s = o.seeding(ctx.source, ctx.target)
+        except Unreachable as exc:
+            return Check.blocked(f"cannot tell what {ctx.target}'s bucket lacks: {exc}")
+        return Check.done(s.sentence) if s.complete else Check.todo(s.sentence)
+
+    def apply() -> str:
+        s = o.seeding(ctx.source, ctx.target)
+        if s.complete is None:
+            if confirmed:
+                return f"confirmed by the operator (--objects-seeded): {s.sentence}"
+            raise StepFailed(f"{s.sentence}. {s.remedy}")
+        clock = ctx.ports.clock
+        start = clock.monotonic()
+        done = wait_until(lambda: (lambda x: x if x.complete else None)(o.seeding(ctx.source, ctx.target)),
+                          what=f"{ctx.target}'s bucket to receive every version of {ctx.source}",
+                          timeout=ctx.timeouts.catch_up, clock=clock, interval=0.05, max_interval=1.0)
+        return f"{done.sentence} (waited {clock.monotonic() - start:.2f} s)"
+
+    return Step("objects-seed:replication", f"make sure {ctx.target}'s bucket holds every version {ctx.source}'s "
+                "holds, also those replication does not copy by itself", "S3 replication", check, apply,
+                lane="objects")
+
+
 def parameter_step(ctx, lane: str, name: str, parameter: str, value, read, write, why: str) -> Step:
     def check() -> Check:
         want = value()
@@ -295,6 +396,7 @@ def kafka_switchover_steps(ctx) -> dict[str, list[Step]]:
     steps = kafka_failover_steps(ctx)
     return {
         "rebuild": [start_flow_step(ctx, "kafka", s, what, ctx.source, ctx.target, "replicate", moved)],
+        "catch-up": [catch_up_flow_step(ctx, "kafka", s, what, "records", moved)],
         "fence": pause,
         "drain": [drain_flow_step(ctx, "kafka", s, what, moved)],
         "promote": steps["fence"] + steps["promote"],
@@ -318,7 +420,7 @@ def objects_failover_steps(ctx, planned: bool = False) -> dict[str, list[Step]]:
                                    o.point_writers, f"point writers at {ctx.target}'s bucket ({p})")]}
 
 
-def objects_switchover_steps(ctx) -> dict[str, list[Step]]:
+def objects_switchover_steps(ctx, failback: bool = False) -> dict[str, list[Step]]:
     o = ctx.ports.objects
     p = _writer_parameter(ctx)
     what = "S3 replication"
@@ -326,6 +428,8 @@ def objects_switchover_steps(ctx) -> dict[str, list[Step]]:
     steps = objects_failover_steps(ctx, planned=True)
     return {
         "rebuild": [start_flow_step(ctx, "objects", o, what, ctx.source, ctx.target, "replicate", moved)],
+        "catch-up": ([objects_seed_step(ctx, moved)] if failback else [])
+        + [catch_up_flow_step(ctx, "objects", o, what, "object versions", moved)],
         "fence": [parameter_step(ctx, "objects", "objects-pause", p,
                                  lambda: o.bucket(ctx.target) if moved() else PAUSED, o.writers, o.point_writers,
                                  f"pause the writers of {p}")],
@@ -336,13 +440,13 @@ def objects_switchover_steps(ctx) -> dict[str, list[Step]]:
     }
 
 
-def add_stream_steps(plan: Plan, ctx, planned: bool) -> Plan:
+def add_stream_steps(plan: Plan, ctx, planned: bool, failback: bool = False) -> Plan:
     """Add the Kafka and S3 lanes to a database plan (by phase name) and their gates."""
     extra: list[dict[str, list[Step]]] = []
     if has_kafka(ctx):
         extra.append(kafka_switchover_steps(ctx) if planned else kafka_failover_steps(ctx))
     if has_objects(ctx):
-        extra.append(objects_switchover_steps(ctx) if planned else objects_failover_steps(ctx))
+        extra.append(objects_switchover_steps(ctx, failback) if planned else objects_failover_steps(ctx))
     phases = {p.name: p for p in plan.phases}
     for by_phase in extra:
         for phase_name, steps in by_phase.items():

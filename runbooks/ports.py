@@ -148,6 +148,20 @@ class Streaming(Protocol):
     def publish(self, parameter: str, value: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class Seeding:
+    """Does the target bucket hold every version the source holds that replication does not copy
+    by itself: versions written while no rule copied source → target (everything since a
+    failover), and everything, when the target bucket was recreated empty?"""
+
+    complete: bool | None
+    """True: it does (or nothing needed copying); False: being copied; None: cannot be known or
+    done by the adapter (S3 CRR copies only versions written after its rule is enabled)."""
+    sentence: str
+    remedy: str = ""
+    """When ``complete`` is None: what the operator does instead, and how to tell the runbook."""
+
+
 class ObjectStore(Protocol):
     """The data buckets and the replication between them (S3 CRR, or the sandbox's)."""
 
@@ -156,6 +170,9 @@ class ObjectStore(Protocol):
     def stop_flow(self) -> str: ...
 
     def start_flow(self, source: str, target: str) -> str: ...
+
+    def seeding(self, source: str, target: str) -> Seeding:
+        """Before a failback's switch: whether the target holds what the flow will not copy itself."""
 
     def bucket(self, region: str) -> str: ...
 

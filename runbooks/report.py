@@ -102,6 +102,14 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {phase} | {region} | {'yes' if c.get('reachable') else 'no (region down)'} | "
                              f"{copies or 'n/a'} | {ok} |")
         lines.append("")
+    fb_systems = (report.get("failback") or {}).get("systems")
+    if fb_systems:
+        lines += ["## Failback, per system", "", "| system | longest write pause (s) | acknowledged in DR or since the "
+                  "failback | of those not at home | processed again since the failback |", "|---|---|---|---|---|"]
+        for name, s in fb_systems.items():
+            lines.append(f"| {name} | {_fmt(s.get('write_pause_seconds'))} | {_fmt(s.get('acknowledged_since_failover'))} "
+                         f"| {_fmt(s.get('acked_lost_since_failover'))} | {_fmt(s.get('duplicates_since_failback'))} |")
+        lines.append("")
     lines += ["## Steps", "", "| step | start (+s) | duration (s) | status | result |", "|---|---|---|---|---|"]
     t0 = report.get("t0") or 0.0
     for s in report.get("steps", []):

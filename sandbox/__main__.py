@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--dir", required=True)
     f.add_argument("--database", default=None, help="limit to one database (default: all)")
     f.add_argument("fault", choices=("kill-primary", "kill-replica", "kill-region", "partition", "heal", "slow-link",
-                                     "restart-database", "restart-cluster"))
-    f.add_argument("arg", nargs="?", help="REGION for kill-region/restart-database/restart-cluster, MS for slow-link")
+                                     "restart-database", "restart-cluster", "restart-region"))
+    f.add_argument("arg", nargs="?",
+                   help="REGION for kill-region/restart-database/restart-cluster/restart-region, MS for slow-link")
 
     w = sub.add_parser("workload", help="write through the DNS names and log every acknowledged write")
     w.add_argument("--dir", required=True)
@@ -99,12 +100,14 @@ def _fault(sb, args) -> str:
             for region in regions:
                 done.append(sb.kill_database(region, name))
         return "; ".join(done)
-    if args.fault in ("kill-region", "restart-database", "restart-cluster"):
+    if args.fault in ("kill-region", "restart-database", "restart-cluster", "restart-region"):
         if not args.arg:
             raise SandboxError(f"fault {args.fault} needs a REGION (local-east or local-west)")
         check_region(args.arg)
         if args.fault == "restart-cluster":
             return sb.start_cluster(args.arg)
+        if args.fault == "restart-region":
+            return sb.start_region(args.arg)
         return sb.kill_region(args.arg) if args.fault == "kill-region" else sb.start_database(args.arg, args.database)
     if args.fault == "partition":
         return sb.partition()

@@ -33,6 +33,8 @@ import json
 import logging
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox._layout import REGIONS, Layout, State, write_json_atomic
@@ -50,6 +52,13 @@ PAUSED = "PAUSED"
 """The parameter value that tells clients to stop producing/consuming/writing until it changes
 (a planned switchover's fence for Kafka and S3 clients)."""
 OFFSET_SYNC_INTERVAL_S = 1.0
+COPY_BATCH = 8
+"""S3 replication copies up to this many versions at once (of distinct keys), as S3 does."""
+EARLIEST = "earliest"
+"""A flow's start: every record the source still holds (a new or emptied target), as MSK
+Replicator's starting position EARLIEST does for a new replicator."""
+OFFSET_BEGINNING = -2
+"""librdkafka's logical offset for a partition's first retained record."""
 STATUS_INTERVAL_S = 0.1
 
 
@@ -166,11 +175,21 @@ def serve_kafka(layout: Layout, state: State, region: str, stop: threading.Event
     bootstrap = ",".join(sorted(f"{b.host}:{b.port}" for b in md.brokers.values()))
     for topic in TOPICS:  # auto-create them now, so both regions have them before any client
         host.list_topics(topic, timeout=10)
+    # a new cluster every time this process starts (it starts empty): the incarnation tells a
+    # replicator that a region came back with a cluster that holds none of what it had
+    incarnation = uuid.uuid4().hex[:12]
     write_json_atomic(kafka_dir(layout) / f"{region}.json", {"region": region, "bootstrap": bootstrap,
-                                                             "topics": list(TOPICS)})
-    print(f"kafka: mock cluster for {region} (3 brokers) at {bootstrap}; topics {', '.join(TOPICS)}", flush=True)
+                                                             "topics": list(TOPICS), "incarnation": incarnation,
+                                                             "started_at": time.time()})
+    print(f"kafka: mock cluster for {region} (3 brokers) at {bootstrap}; topics {', '.join(TOPICS)}; "
+          f"incarnation {incarnation}", flush=True)
     watch()
     return 0
+
+
+def cluster_info(layout: Layout, region: str) -> dict | None:
+    """What the region's Kafka host wrote when it started: bootstrap, topics, incarnation, started_at."""
+    return read_json(kafka_dir(layout) / f"{region}.json")
 
 
 def cluster_bootstraps(layout: Layout) -> dict[str, str]:
@@ -240,7 +259,11 @@ class Replicator:
         self.maps: dict[str, OffsetMap] = {flow: OffsetMap(doc) for flow, doc in saved.get("maps", {}).items()}
         self.positions: dict[str, dict[str, int]] = saved.get("positions", {})
         self.groups: dict[str, dict] = saved.get("groups", {})
-        self.stopped_at: dict[str, int] = saved.get("stopped_at", {})
+        self.stopped_at: dict = saved.get("stopped_at", {})
+        self.opened: dict[str, int] = saved.get("opened", {})
+        """flow → the config epoch it was last opened for (a restart of this process resumes it)."""
+        self.incarnations: dict[str, str | None] = {}
+        """The clusters (by incarnation) the open flow copies between."""
         self.config: dict = {}
         self.consumer = None
         self.producer = None
@@ -264,12 +287,22 @@ class Replicator:
         boots = cluster_bootstraps(self.layout)
         self.flow = f"{source}->{target}"
         start = self.config.get("start_offsets") or {}
-        if start:  # a flow (re)started from given offsets: what it copied before is another story
+        epoch = self.config.get("epoch")
+        if start and self.opened.get(self.flow) != epoch:
+            # a flow (re)started from given offsets: what it copied before is another story. Once
+            # opened for this epoch, a restart of this process resumes where it got to instead.
             self.maps[self.flow] = OffsetMap()
             self.positions[self.flow] = {}
+            self.groups.pop(self.flow, None)
+        if start == EARLIEST:
+            # a new or emptied target: everything the source still holds, from its first record
+            start = {_tp_key(t, p): OFFSET_BEGINNING for t in self.config.get("topics", TOPICS) for p in range(4)}
+        self.opened[self.flow] = epoch
+        self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
         self.maps.setdefault(self.flow, OffsetMap())
         pos = self.positions.setdefault(self.flow, {})
         self.last_lag = (None, None)
+        self.last_copied_ts = None
         self.source_ok_at = time.time()
         self.consumer = Consumer({"bootstrap.servers": boots[source], "group.id": "regionpair-replicator",
                                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -430,8 +463,10 @@ class Replicator:
             seconds = 0.0
         elif oldest is not None:
             seconds = max(0.0, self.source_ok_at - oldest)
+        elif self.last_copied_ts is not None:
+            seconds = max(0.0, self.source_ok_at - self.last_copied_ts)
         else:
-            seconds = max(0.0, self.source_ok_at - (self.last_copied_ts or self.source_ok_at))
+            seconds = None  # nothing fetched or copied since the flow opened: how old is not known yet
         self.last_lag = (total, seconds)
         return self.last_lag
 
@@ -445,10 +480,14 @@ class Replicator:
                    "source_reachable": time.time() - self.source_ok_at < 2.0 if self.consumer else None,
                    "link_partitioned": self.link.partitioned, "replicated": self.replicated,
                    "positions": self.positions, "groups": self.groups, "stopped_at": self.stopped_at,
+                   "incarnations": self.incarnations if self.consumer is not None else {},
+                   "start": "earliest" if self.config.get("start_offsets") == EARLIEST else
+                   ("offsets" if self.config.get("start_offsets") else "positions"),
                    "sync_interval_seconds": OFFSET_SYNC_INTERVAL_S}
         write_json_atomic(self.status_path, doc)
         write_json_atomic(self.map_path, {"maps": maps, "positions": doc["positions"], "groups": doc["groups"],
-                                          "stopped_at": self.stopped_at, "replicated": self.replicated})
+                                          "stopped_at": self.stopped_at, "replicated": self.replicated,
+                                          "opened": self.opened})
 
     def _target_ends(self) -> dict[str, int]:
         from confluent_kafka import Consumer, TopicPartition
@@ -477,7 +516,9 @@ class Replicator:
                         log.warning("stopping with %d fetched records not written", len(self.pending))
                         self.pending.clear()
                     try:
-                        self.stopped_at = {"flow": self.flow, "offsets": self._target_ends(), "t": time.time()}
+                        self.stopped_at = {"flow": self.flow, "offsets": self._target_ends(), "t": time.time(),
+                                           "incarnations": dict(self.incarnations),
+                                           "source_positions": dict(self.positions.get(self.flow, {}))}
                     except KafkaException as exc:  # recorded in the log; the flow stops anyway
                         log.error("cannot read the target's end offsets: %s", exc)
                     self._close()
@@ -527,6 +568,20 @@ def s3_client(endpoint: str):
                         config=Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 1}))
 
 
+def to_copy_again(source_versions: list[str], target_versions: set[str], copies: dict[str, str | None],
+                  origin: dict[str, str | None]) -> set[str]:
+    """The source versions whose twin in the target is gone: a copy this worker made of them
+    (``copies``), or the original they are a copy of (``origin``), no longer among the target's
+    versions — its bucket was recreated (or versions deleted there). They must be copied again;
+    versions never copied either way are the ordinary backlog."""
+    out = set()
+    for vid in source_versions:
+        twin = copies.get(vid) or origin.get(vid)
+        if twin is not None and twin not in target_versions:
+            out.add(vid)
+    return out
+
+
 class ObjectReplicator:
     def __init__(self, layout: Layout, state: State):
         from sandbox._serve import bucket_name
@@ -538,16 +593,29 @@ class ObjectReplicator:
         self.status_path = self.dir / "replication-status.json"
         self.state_path = self.dir / "replication-state.json"
         saved = read_json(self.state_path) or {}
-        self.done: set[str] = set(saved.get("done", []))
-        """Source version ids copied (or that are themselves replicas)."""
-        self.replicas: set[str] = set(saved.get("replicas", []))
-        """Version ids this worker created: never replicated back."""
+        self.copies: dict[str, str | None] = dict(saved.get("copies", {}))
+        """Source version id → the version id of its copy in the other bucket (None: not known)."""
+        self.origin: dict[str, str | None] = dict(saved.get("origin", {}))
+        """Version id this worker created → the version it copies (never replicated back)."""
         self.link = LinkView(layout)
         self.clients = {r: s3_client(f"http://{state.addresses[r]}:{state.moto_port}") for r in REGIONS}
         self.backlog: list[dict] = []
         self.source_ok = None
+        self.target_ok = None
         self.replicated = saved.get("replicated", 0)
         self._saved = self.replicated
+        self.checked_epoch = None
+        """The config epoch whose target bucket was checked for what it lacks."""
+        self.reseed: set[str] = set()
+        """Source versions copied before (or replicas of the target's own) whose counterpart the
+        target no longer holds (its bucket was recreated): copied again."""
+        self.seed: dict = saved.get("seed", {})
+        """What the last check of a target found: {epoch, flow, target_versions, missing, versioning}."""
+        self.listed_fresh = False
+        """Nothing was copied since the source was last listed (so an empty backlog means empty)."""
+        self._cached: tuple[float, object, list[dict]] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=COPY_BATCH, thread_name_prefix="copy")
+        self._saved_at = 0.0
 
     def _versions(self, region: str) -> list[dict]:
         client, bucket = self.clients[region], self.bucket(region)
@@ -557,7 +625,106 @@ class ObjectReplicator:
             out += [dict(v, kind="delete-marker") for v in page.get("DeleteMarkers", [])]
         return sorted(out, key=lambda v: v["LastModified"])
 
-    def step(self, source: str, target: str) -> None:
+    def _copied(self, vid: str) -> bool:
+        """Copied by this worker, or itself a copy this worker made (never replicated back)."""
+        return vid in self.copies or vid in self.origin
+
+    def check_target(self, source: str, target: str, epoch) -> bool:
+        """At the start of a flow: does the target still hold a counterpart of every source version
+        that was copied either way? A bucket recreated empty (its region lost and back) does not;
+        those versions are copied again, with the rest of the backlog, before the flow counts as
+        drained — what S3 Batch Replication does for existing objects in AWS. Returns False when
+        the target does not answer (checked again next round, nothing copied meanwhile)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            versioning = self.clients[target].get_bucket_versioning(Bucket=self.bucket(target)).get("Status")
+            held = {v["VersionId"] for v in self._versions(target)}
+            versions = self._versions(source)
+        except (BotoCoreError, ClientError) as exc:
+            self.target_ok = False
+            log.info("cannot check %s's bucket before copying into it: %s", target, exc)
+            return False
+        self.target_ok = True
+        self.reseed = to_copy_again([v["VersionId"] for v in versions], held, self.copies, self.origin)
+        self.seed = {"epoch": epoch, "flow": f"{source}->{target}", "t": time.time(), "target_versions": len(held),
+                     "missing": len(self.reseed), "versioning": versioning}
+        if self.reseed:
+            log.warning("%s's bucket lacks %d versions %s holds copies or originals of (recreated?): copying them "
+                        "again", target, len(self.reseed), source)
+        self.checked_epoch = epoch
+        return True
+
+    def step(self, cfg: dict) -> None:
+        """List the source, copy what the target lacks (oldest first), reporting as it goes."""
+        source, target, epoch = cfg["source"], cfg["target"], cfg.get("epoch")
+        cached, self._cached = self._cached, None
+        if cached is not None and cached[1] == epoch and time.time() - cached[0] < 2 * STATUS_INTERVAL_S:
+            todo = cached[2]  # the listing that ended the previous round, a moment ago: used once
+        else:
+            todo = self._list(source)
+        if todo is None:
+            return
+        next_status = time.time() + STATUS_INTERVAL_S
+        i = 0
+        while i < len(todo):
+            self.link.refresh()
+            if self.link.partitioned:
+                return
+            if (read_json(self.config_path) or {}).get("epoch") != epoch:
+                return  # stopped or reversed meanwhile: take the change now, not after the whole backlog
+            # a batch of copies at once, one version per key (a key's versions are copied in order)
+            batch, keys = [], set()
+            for v in todo[i:i + COPY_BATCH]:
+                if v["Key"] in keys or (self.link.latency_s and
+                                        time.time() - v["LastModified"].timestamp() < self.link.latency_s):
+                    break
+                batch.append(v)
+                keys.add(v["Key"])
+            if not batch:
+                return  # the oldest left is younger than the link's latency: next round
+            results = list(self._pool.map(lambda v: self._copy(source, target, v), batch))
+            for v, (put, exc) in zip(batch, results):
+                if exc is not None:
+                    log.info("copying %s %s failed (retried next round): %s", v["Key"], v["VersionId"], exc)
+                    return
+                copy = put.get("VersionId")
+                self.copies[v["VersionId"]] = copy
+                if copy:
+                    self.origin[copy] = v["VersionId"]
+                self.reseed.discard(v["VersionId"])
+                self.replicated += 1
+                self.backlog = self.backlog[1:]
+                # what was written to the source since the listing is not in this backlog: an empty
+                # one means nothing only once the next listing says so
+                self.listed_fresh = False
+            i += len(batch)
+            if time.time() >= next_status:  # a long backlog (a bucket re-seeded) reports its progress
+                self.write_status(cfg)
+                next_status = time.time() + STATUS_INTERVAL_S
+        if todo:
+            # list again: the backlog reported now must include what was written while copying, or
+            # an empty one would claim a drained flow that is not (and the next round starts from it)
+            again = self._list(source)
+            if again is not None:
+                self._cached = (time.time(), epoch, again)
+
+    def _copy(self, source: str, target: str, v: dict):
+        """Copy one version or delete marker: (the target's answer, None) or (None, the error)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            if v["kind"] == "version":
+                body = self.clients[source].get_object(Bucket=self.bucket(source), Key=v["Key"],
+                                                       VersionId=v["VersionId"])["Body"].read()
+                return self.clients[target].put_object(Bucket=self.bucket(target), Key=v["Key"], Body=body,
+                                                       Metadata={"replica-of": f"{source}/{v['VersionId']}"}), None
+            return self.clients[target].delete_object(Bucket=self.bucket(target), Key=v["Key"]), None
+        except (BotoCoreError, ClientError) as exc:
+            return None, exc
+
+    def _list(self, source: str) -> list[dict] | None:
+        """List the source now; the backlog becomes what it holds that the target lacks."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -565,49 +732,36 @@ class ObjectReplicator:
             self.source_ok = True
         except (BotoCoreError, ClientError) as exc:
             self.source_ok = False
+            self.listed_fresh = False
             log.debug("cannot list %s: %s", source, exc)
-            return
-        todo = [v for v in versions if v["VersionId"] not in self.done and v["VersionId"] not in self.replicas]
+            return None
+        todo = [v for v in versions if v["VersionId"] in self.reseed or not self._copied(v["VersionId"])]
         self.backlog = [{"key": v["Key"], "version_id": v["VersionId"], "kind": v["kind"],
                          "modified": v["LastModified"].timestamp()} for v in todo]
-        epoch = (read_json(self.config_path) or {}).get("epoch")
-        for v in todo:
-            self.link.refresh()
-            if self.link.partitioned:
-                return
-            if (read_json(self.config_path) or {}).get("epoch") != epoch:
-                return  # stopped or reversed meanwhile: take the change now, not after the whole backlog
-            if self.link.latency_s and time.time() - v["LastModified"].timestamp() < self.link.latency_s:
-                return
-            try:
-                if v["kind"] == "version":
-                    body = self.clients[source].get_object(Bucket=self.bucket(source), Key=v["Key"],
-                                                           VersionId=v["VersionId"])["Body"].read()
-                    put = self.clients[target].put_object(Bucket=self.bucket(target), Key=v["Key"], Body=body,
-                                                          Metadata={"replica-of": f"{source}/{v['VersionId']}"})
-                else:
-                    put = self.clients[target].delete_object(Bucket=self.bucket(target), Key=v["Key"])
-            except (BotoCoreError, ClientError) as exc:
-                log.info("copying %s %s failed (retried next round): %s", v["Key"], v["VersionId"], exc)
-                return
-            self.done.add(v["VersionId"])
-            if put.get("VersionId"):
-                self.replicas.add(put["VersionId"])
-            self.replicated += 1
-            self.backlog = self.backlog[1:]
+        self.listed_fresh = True
+        return todo
 
     def write_status(self, cfg: dict) -> None:
         oldest = min((b["modified"] for b in self.backlog), default=None)
+        running = bool(cfg.get("running"))
+        # an empty backlog counts only from a listing after the last copy; while the source does not
+        # answer, what was left at the last contact is all there is (as the Kafka lag is)
+        known = not running or (self.checked_epoch == cfg.get("epoch") and
+                                (self.backlog or self.listed_fresh or self.source_ok is False))
         write_json_atomic(self.status_path, {
-            "epoch": cfg.get("epoch"), "t": time.time(), "running": bool(cfg.get("running")),
-            "source": cfg.get("source"), "target": cfg.get("target"), "backlog_objects": len(self.backlog),
+            "epoch": cfg.get("epoch"), "t": time.time(), "running": running,
+            "source": cfg.get("source"), "target": cfg.get("target"),
+            "backlog_objects": len(self.backlog) if known else None,
             "backlog_seconds": 0.0 if oldest is None else time.time() - oldest,
-            "pending": self.backlog[:200], "source_reachable": self.source_ok,
-            "link_partitioned": self.link.partitioned, "replicated": self.replicated})
-        if self.replicated != self._saved:  # the copied-versions record grows with the bucket: write it on change
-            write_json_atomic(self.state_path, {"done": sorted(self.done), "replicas": sorted(self.replicas),
-                                                "replicated": self.replicated})
-            self._saved = self.replicated
+            "pending": self.backlog[:200], "source_reachable": self.source_ok, "target_reachable": self.target_ok,
+            "link_partitioned": self.link.partitioned, "replicated": self.replicated,
+            "seed": dict(self.seed, left=len(self.reseed))})
+        # the copied-versions record grows with the bucket: written on change, at most once a second
+        # while copying (a restart copies again what the last second copied: duplicates, not loss)
+        if self.replicated != self._saved and (not running or time.time() - self._saved_at >= 1.0):
+            write_json_atomic(self.state_path, {"copies": self.copies, "origin": self.origin,
+                                                "replicated": self.replicated, "seed": self.seed})
+            self._saved, self._saved_at = self.replicated, time.time()
 
     def run(self, stop: threading.Event, still_ours) -> None:
         next_watch = time.time() + 2.0
@@ -615,9 +769,11 @@ class ObjectReplicator:
             cfg = read_json(self.config_path) or {}
             self.link.refresh()
             if cfg.get("running") and not self.link.partitioned:
-                self.step(cfg["source"], cfg["target"])
+                if self.checked_epoch == cfg.get("epoch") or \
+                        self.check_target(cfg["source"], cfg["target"], cfg.get("epoch")):
+                    self.step(cfg)
             elif not cfg.get("running"):
-                self.source_ok = None
+                self.source_ok = self.target_ok = None
             self.write_status(cfg)
             stop.wait(STATUS_INTERVAL_S)
             if time.time() >= next_watch:
@@ -722,6 +878,78 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
                       "committed_on_target": {k: v for k, v in current.items() if v >= 0},
                       "consumed_not_replicated": behind}
     return out
+
+
+def end_offsets(layout: Layout, region: str, timeout_s: float = 3.0) -> dict[str, tuple[int, int]]:
+    """Per partition of the replicated topics: (earliest retained offset, end offset), asked now.
+    Raises KafkaException when the region's cluster does not answer."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": cluster_bootstraps(layout)[region], "group.id": "regionpair-offsets",
+                  "log_level": 0, "socket.timeout.ms": int(timeout_s * 1000)})
+    try:
+        return {_tp_key(t, p): tuple(c.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s))
+                for t in TOPICS for p in range(4)}
+    finally:
+        c.close()
+
+
+def choose_start(layout: Layout, source: str, target: str) -> tuple[dict | str | None, str]:
+    """Where the replicator must start copying source → target (``decide_start``), from its status,
+    the target cluster's incarnation and the target's offsets asked now. Raises KafkaException
+    when the target does not answer (nothing is decided blind), ValueError when nothing safe is
+    known."""
+    st = status(layout, "kafka") or {}
+    return decide_start(source, target, stopped=st.get("stopped_at") or {},
+                        running=(st.get("source"), st.get("target")) if st.get("running") else None,
+                        target_incarnation=(cluster_info(layout, target) or {}).get("incarnation"),
+                        target_offsets=end_offsets(layout, target))
+
+
+def decide_start(source: str, target: str, *, stopped: dict, running: tuple | None, target_incarnation: str | None,
+                 target_offsets: dict[str, tuple[int, int]]) -> tuple[dict | str | None, str]:
+    """Where a flow source → target must start so that the target ends up with everything the
+    source holds, and why: (per-partition start offsets, EARLIEST, or None = resume the flow's own
+    positions; a sentence).
+
+    - The reverse of a flow that was stopped cleanly (a failback after a failover, the protect
+      step after a switchover): from the source's end offsets at that stop — the target already
+      holds everything before them, because that is where they were copied from. Only if the
+      target is that same cluster (its incarnation) and still holds every record the stopped
+      flow had read from it.
+    - When the target is a new cluster, or lacks what was copied from it (a region lost and back:
+      its cluster came back empty): from the earliest retained offset of every partition, as a new
+      MSK Replicator with starting position EARLIEST does. Never from the latest offset: that
+      would leave out everything the source took while the target was gone.
+    - The same flow again: from its own positions, unless the target is another cluster now.
+    ``stopped``: the replicator's record of the last stop ({flow, offsets, incarnations,
+    source_positions}); ``target_offsets``: per partition (earliest, end) on the target now."""
+    held = sum(hi - lo for lo, hi in target_offsets.values())
+    reverse, same = f"{target}->{source}", f"{source}->{target}"
+    seen = (stopped.get("incarnations") or {}).get(target) if stopped.get("flow") in (reverse, same) else None
+    if seen is not None and target_incarnation is not None and seen != target_incarnation:
+        return EARLIEST, (f"{target}'s Kafka cluster is a new one (incarnation {seen} → {target_incarnation}, holding "
+                          f"{held} records): it gets every record {source} holds, from the earliest offset")
+    if stopped.get("flow") == reverse:
+        need = stopped.get("source_positions") or {}
+        short = {k: (target_offsets.get(k, (0, 0))[1], n) for k, n in need.items()
+                 if target_offsets.get(k, (0, 0))[1] < n}
+        if short:
+            detail = ", ".join(f"{k} ends at {have} < {n}" for k, (have, n) in sorted(short.items()))
+            return EARLIEST, (f"{target}'s Kafka cluster lacks records the flow {reverse} had copied from it "
+                              f"({detail}): it gets every record {source} holds, from the earliest offset")
+        if not stopped.get("offsets"):
+            return EARLIEST, (f"{source}'s end offsets were not recorded when the flow {reverse} stopped: every "
+                              f"record {source} holds is copied, from the earliest offset ({target} sees duplicates)")
+        return stopped["offsets"], (f"{target} still holds what was copied from it: only what {source} took after "
+                                    f"the flow {reverse} stopped is copied")
+    if stopped.get("flow") == same or running == (source, target):
+        return None, f"the flow {same} resumes from its own positions"
+    if held == 0:
+        return EARLIEST, f"{target}'s topics are empty: every record {source} holds is copied, from the earliest offset"
+    raise ValueError(f"no record of where {same} should start, and {target}'s topics already hold {held} records: "
+                     "copying from the earliest offset would duplicate them and from the latest would lose what "
+                     f"{source} holds. Empty {target}'s topics, or start the flow by hand with start offsets")
 
 
 def record_ids(layout: Layout, region: str, timeout_s: float = 10.0) -> set[str]:

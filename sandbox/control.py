@@ -419,11 +419,17 @@ def _dns_problem(state: State, name: str, expect: str | None) -> str | None:
     return None
 
 
-def _s3_problem(state: State, region: str) -> str | None:
+def _s3_problem(state: State, region: str, versioned: bool = False) -> str | None:
     url = f"http://{state.addresses[region]}:{state.moto_port}/{bucket_name(region)}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=1.0) as resp:
-            return None if resp.status == 200 else f"HTTP {resp.status}"
+            if resp.status != 200:
+                return f"HTTP {resp.status}"
+        if versioned:  # moto's host enables versioning just after it creates the bucket
+            with urllib.request.urlopen(url + "?versioning", timeout=1.0) as resp:
+                if b"<Status>Enabled</Status>" not in resp.read():
+                    return f"bucket {bucket_name(region)}: versioning not enabled yet"
+        return None
     except urllib.error.HTTPError as exc:
         return f"bucket {bucket_name(region)}: HTTP {exc.code}"
     except OSError as exc:
@@ -773,6 +779,7 @@ class Sandbox:
             kafka = _proc.running(self.layout.run_dir, f"kafka-{region}")
             if "kafka" in self.systems:
                 out[region]["kafka"] = {"bootstrap": self.kafka_bootstrap(region),
+                                        "incarnation": self.kafka_cluster(region).get("incarnation"),
                                         "state": "running" if kafka else "stopped", "pid": kafka.pid if kafka else None}
             try:
                 active = {ns: copies.get(CONFIGMAP, {}).get("data", {}).get("ACTIVE_REGION")
@@ -913,6 +920,45 @@ class Sandbox:
             self.node(region, name).release_shared_memory()
         return f"{cut}killed region {region}: " + (", ".join(killed) if killed else "nothing was running") + \
             f"; its cluster ({_clusters.context(region)}) no longer answers"
+
+    def start_region(self, region: str, deadline_s: float = READY_DEADLINE_S) -> str:
+        """Bring a region back after ``kill_region``: its S3 (moto), its Kafka cluster, then its
+        databases (a fence recorded meanwhile applies before they take clients). What comes back
+        is what such a restart gives here: the databases' data (it is on disk), but an **empty**
+        Kafka cluster (a new incarnation, on new ports) and an **empty** versioned bucket: both
+        lived in the killed processes' memory. The failback re-seeds them (docs/sandbox.md).
+        Components already running are left alone."""
+        check_region(region)
+        env = _serve_env()
+        done: list[str] = []
+        moto_comp = f"moto-{region}"
+        if _proc.running(self.layout.run_dir, moto_comp) is None:
+            _proc.spawn(self.layout.run_dir, moto_comp, ["nice", "-n", "10", *_serve_argv("moto", self.layout, region)],
+                        self.layout.log(moto_comp), env=env)
+            done.append(f"S3 (moto) with an empty versioned bucket {bucket_name(region)}")
+        kafka_comp = f"kafka-{region}"
+        new_kafka = "kafka" in self.systems and _proc.running(self.layout.run_dir, kafka_comp) is None
+        if new_kafka:
+            from sandbox import _streams
+            before = (_streams.cluster_info(self.layout, region) or {}).get("incarnation")
+            _proc.spawn(self.layout.run_dir, kafka_comp, _serve_argv("kafka", self.layout, region),
+                        self.layout.log(kafka_comp), env=env)
+            _deadline_loop(deadline_s, "Kafka (mock cluster)",
+                           lambda: None if (_streams.cluster_info(self.layout, region) or {}).get("incarnation")
+                           not in (None, before) else "starting",
+                           kafka_comp, self.layout.log(kafka_comp), kafka_comp, self.layout.run_dir)
+            info = _streams.cluster_info(self.layout, region) or {}
+            done.append(f"an empty Kafka cluster (incarnation {info.get('incarnation')}) at {info.get('bootstrap')}")
+        _deadline_loop(deadline_s, "S3 (moto)", lambda: _s3_problem(self.state, region, versioned=True), moto_comp,
+                       self.layout.log(moto_comp), moto_comp, self.layout.run_dir)
+        if new_kafka:  # its bootstrap brokers changed: the outputs say where they are now
+            write_json_atomic(self.layout.outputs_file, build_outputs(self.state, self.layout).to_dict())
+            self._outputs = None
+        if any(not self.node(region, n).is_running() for n in self.databases):
+            done.append(self.start_database(region))
+        if _clusters.store(self.layout, region).exists() and not _clusters.reachable(self.layout, region):
+            done.append(self.start_cluster(region))  # its ConfigMaps are as they were: on disk
+        return f"region {region} started: " + ("; ".join(done) if done else "everything was running")
 
     def rebuild_as_replica(self, region: str, source_region: str, database: str | None = None,
                            deadline_s: float = 60.0) -> str:
@@ -1072,15 +1118,68 @@ class Sandbox:
     def kafka_running(self, region: str) -> bool:
         return _proc.running(self.layout.run_dir, f"kafka-{check_region(region)}") is not None
 
+    def s3_running(self, region: str) -> bool:
+        return _proc.running(self.layout.run_dir, f"moto-{check_region(region)}") is not None
+
+    def kafka_cluster(self, region: str) -> dict:
+        """The region's cluster as its host recorded it: bootstrap, incarnation (new at every start:
+        the cluster starts empty), started_at."""
+        from sandbox import _streams
+        self._require("kafka")
+        return _streams.cluster_info(self.layout, check_region(region)) or {}
+
+    def kafka_offsets(self, region: str) -> dict[str, tuple[int, int]]:
+        """Per partition of the replicated topics: (earliest, end) offsets, asked now."""
+        from confluent_kafka import KafkaException
+
+        from sandbox import _streams
+        self._require("kafka")
+        try:
+            return _streams.end_offsets(self.layout, check_region(region))
+        except KafkaException as exc:
+            raise SandboxError(f"the Kafka cluster of {region} does not answer: {exc}", component=f"kafka-{region}",
+                               log=self.layout.log(f"kafka-{region}")) from None
+
+    def kafka_start_position(self, source: str, target: str) -> tuple[dict | str | None, str]:
+        """Where the replicator must start copying source → target (``_streams.choose_start``)."""
+        from confluent_kafka import KafkaException
+
+        from sandbox import _streams
+        self._require("kafka")
+        check_region(source)
+        check_region(target)
+        try:
+            return _streams.choose_start(self.layout, source, target)
+        except KafkaException as exc:
+            raise SandboxError(f"the Kafka cluster of {target} does not answer, so where to start copying into it "
+                               f"cannot be decided: {exc}", component=f"kafka-{target}",
+                               log=self.layout.log(f"kafka-{target}")) from None
+        except ValueError as exc:
+            raise SandboxError(str(exc), component="replicator", log=self.layout.log("replicator")) from None
+
+    def bucket_versioning(self, region: str) -> str | None:
+        """The data bucket's versioning status (``Enabled``, ``Suspended``, None = never enabled)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from sandbox import _streams
+        client = _streams.s3_client(f"http://{self.state.addresses[check_region(region)]}:{self.state.moto_port}")
+        try:
+            return client.get_bucket_versioning(Bucket=bucket_name(region)).get("Status")
+        except (BotoCoreError, ClientError) as exc:
+            raise SandboxError(f"S3 of {region} does not answer: {exc}", component=f"moto-{region}",
+                               log=self.layout.log(f"moto-{region}")) from None
+
     def flow(self, kind: str) -> dict | None:
         """The replication worker's status: ``kind`` is ``kafka`` (the replicator) or ``s3``."""
         from sandbox import _streams
         self._require(kind)
         return _streams.status(self.layout, kind)
 
-    def set_flow(self, kind: str, source: str, target: str, running: bool, start_offsets: dict | None = None,
+    def set_flow(self, kind: str, source: str, target: str, running: bool, start_offsets: dict | str | None = None,
                  deadline_s: float = 15.0) -> str:
-        """Start, stop or reverse a replication flow; returns once its worker has taken the change."""
+        """Start, stop or reverse a replication flow; returns once its worker has taken the change.
+        Kafka's ``start_offsets``: per partition, or ``"earliest"`` (every record the source holds);
+        None resumes the flow's own positions."""
         from sandbox import _streams
         self._require(kind)
         check_region(source)

@@ -11,7 +11,7 @@ changes (a planned switchover's fence for these clients).
   a failed delivery ``{"system": "kafka", "id", "ok": false, "error"}`` (outcome unknown);
 - consumer (application ``ledger``, group ``ledger``): logs every record it processes as
   ``{"event": "consumed", "system": "kafka", "id", "t", "region", "group", "partition", "offset"}``
-  and commits synchronously after each batch, so what is committed was logged first;
+  and commits (asynchronously) after each batch, so what is committed was logged first;
 - object writer (application ``checkout``): ``PUT drill/<id>`` into the bucket its parameter
   names; ``{"system": "s3", "id", "t", "region", "database": "objects", "version", "ok": true}``.
 """
@@ -50,11 +50,16 @@ class KafkaProducerClient:
         self.producer = None
         self.bootstrap = None
         self.region = None
+        self.flushing: list[threading.Thread] = []
 
     def _switch(self, value: str | None) -> None:
-        if self.producer is not None:
-            self.producer.flush(6)  # what the old cluster never confirms fails: logged as unknown outcome
-            self.producer = None
+        old, self.producer = self.producer, None
+        if old is not None:
+            # what the old cluster never confirms fails within message.timeout.ms and is logged as an
+            # unknown outcome; flushed beside, so a dead cluster does not hold the move for 5 s
+            t = threading.Thread(target=old.flush, args=(6,), name="flush-old-producer", daemon=True)
+            t.start()
+            self.flushing.append(t)
         self.bootstrap = value
         if value and value != _streams.PAUSED:
             from confluent_kafka import Producer
@@ -92,6 +97,8 @@ class KafkaProducerClient:
             self.producer.poll(0)
         if self.producer is not None:
             self.producer.flush(6)
+        for t in self.flushing:
+            t.join(6)
 
 
 class KafkaConsumerClient:
@@ -139,8 +146,12 @@ class KafkaConsumerClient:
             self.consumer = Consumer({"bootstrap.servers": value, "group.id": self.group,
                                       "auto.offset.reset": "earliest", "enable.auto.commit": False,
                                       "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-                                      "log_level": 0})
+                                      "on_commit": self._committed, "log_level": 0})
             self.consumer.subscribe([KAFKA_TOPIC])
+
+    def _committed(self, err, partitions) -> None:
+        if err is not None:
+            self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": f"commit: {str(err)[:160]}"})
 
     def run(self, start: float, end: float, stop: threading.Event) -> None:
         from confluent_kafka import KafkaException
@@ -178,9 +189,15 @@ class KafkaConsumerClient:
                                 "offset": m.offset()})
                 done += 1
             if done:
+                # asynchronous: the commit is sent at once by librdkafka's own threads (on a live
+                # cluster it lands within milliseconds, long before a switchover reads the group's
+                # offsets), and a cluster that dies mid-commit cannot hold this loop: a synchronous
+                # commit to a region frozen and killed under it was seen to block for good, and the
+                # group never resumed in DR. A commit that fails is logged by _committed; the next
+                # consumer re-reads those records (duplicates, counted).
                 try:
-                    self.consumer.commit(asynchronous=False)
-                except KafkaException as exc:  # the next consumer re-reads these: duplicates, counted
+                    self.consumer.commit(asynchronous=True)
+                except KafkaException as exc:
                     self.log.write({"system": "kafka", "t": time.time(), "ok": False, "error": _short(exc)})
             if time.time() >= end and not msgs:
                 break

@@ -213,6 +213,9 @@ class FakeStreams:
         self.bucket_parameter = bucket_parameter
         self.group_offsets: dict[str, dict[str, int]] = {}
         self.translatable = True
+        self.seeded: bool | None = True
+        """What FakeObjects.seeding answers: True (the target holds everything), False (copying),
+        None (cannot be known, as in AWS)."""
 
     def flow_of(self, kind: str) -> FakeFlow:
         return self.kafka if kind == "kafka" else self.objects
@@ -287,6 +290,12 @@ class FakeObjects:
         self.w._act("s3-start", source, target)
         self.s.objects.source, self.s.objects.target, self.s.objects.running = source, target, True
         return f"S3 replication {source} → {target}"
+
+    def seeding(self, source, target):
+        from runbooks.ports import Seeding
+        if self.s.seeded is None:
+            return Seeding(None, "fake: cannot tell", remedy="run the fake batch job, then pass --objects-seeded")
+        return Seeding(self.s.seeded, f"fake: {target}'s bucket {'holds' if self.s.seeded else 'lacks'} everything")
 
     def bucket(self, region):
         return self.w.outputs.regions[region].storage.data_bucket

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import PAUSED, FlowState, GroupOffsets
+from runbooks.ports import PAUSED, FlowState, GroupOffsets, Seeding
 from stacks.outputs import Outputs
 
 log = logging.getLogger(__name__)
@@ -426,6 +426,14 @@ class MskStreaming:
                              f"of {target}, then rerun with --resume")
         if (rep.source, rep.target) != (source, target):
             raise StepFailed(f"MSK Replicator {rep.name} copies {rep.source} → {rep.target}, not {source} → {target}")
+        start = ((rep.info.get("TopicReplication") or {}).get("StartingPosition") or {}).get("Type", "EARLIEST")
+        if start != "EARLIEST" and (rep.stopped or target == self.outputs.primary.name):
+            # a replicator that starts (or restarts) at LATEST leaves out what the source took before:
+            # everything DR took since the failover, and all of it when home came back empty
+            raise StepFailed(f"MSK Replicator {rep.name} has starting position {start}: it copies only records "
+                             f"{source} takes from when it (re)starts, leaving out what {source} took before (all of "
+                             f"it, if {target}'s cluster came back empty). Recreate it with StartingPosition "
+                             "EARLIEST in the stack that owns it, then rerun with --resume")
         if not rep.stopped:
             if rep.state == "RUNNING":
                 return f"MSK Replicator {rep.name} already copies {source} → {target}"
@@ -444,7 +452,6 @@ class MskStreaming:
             self.clients.call("kafka", rep.region, "untag_resource", ResourceArn=rep.arn, TagKeys=[EXCLUDES_TAG])
         except ClientError as exc:
             raise fail(exc, f"forget the remembered exclusions of MSK Replicator {rep.name}") from exc
-        start = ((rep.info.get("TopicReplication") or {}).get("StartingPosition") or {}).get("Type", "EARLIEST")
         return (f"MSK Replicator {rep.name} copies {source} → {target} again (exclusions restored: "
                 f"{topics or 'none'}); where it resumes is MSK's choice, not the runbook's (starting position "
                 f"{start}: duplicates possible, see docs/aws-adapters.md)")
@@ -735,6 +742,24 @@ class S3Objects:
                   f"put replication {source} → {target} on {self.bucket(source)}")
         return (f"S3 replication {self.bucket(source)} → {self.bucket(target)} configured (rule {REVERSE_RULE_ID}, "
                 f"role {role}, replicas encrypted with {dest_key}, RTC 15 min); it copies new versions only")
+
+    def seeding(self, source: str, target: str) -> Seeding:
+        """Not knowable here, so never claimed: S3 replication copies only versions written after
+        its rule is enabled, and a failback's reverse rule is enabled long after DR started taking
+        writes (and a home bucket recreated empty holds nothing at all). Copying the existing
+        versions is S3 Batch Replication's job, which the runbooks do not start (it needs a role
+        trusted by batchoperations.s3.amazonaws.com that the stacks do not declare)."""
+        src, dst = self.bucket(source), self.bucket(target)
+        return Seeding(
+            None,
+            f"S3 replication {src} → {dst} copies only versions written after its rule was enabled: the versions "
+            f"{src} took while nothing copied them to {dst} (everything since the failover), and every version if "
+            f"{dst} was recreated, are not copied by it",
+            remedy=(f"Copy them with S3 Batch Replication in {source} now that the rule is enabled: a job with a "
+                    f"manifest generated from {src} (filter EligibleForReplication, ObjectReplicationStatuses NONE, "
+                    "FAILED and REPLICA), operation S3ReplicateObject, and a role trusted by "
+                    "batchoperations.s3.amazonaws.com (docs/aws-adapters.md). When it is Complete with no failed "
+                    "task, rerun the failback with --resume --objects-seeded (audited)"))
 
     def writers(self, parameter: str) -> str | None:
         return self.params.read(parameter)

@@ -18,7 +18,7 @@ from runbooks.clock import Clock
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.lock import FileLock
 from runbooks.ports import (ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, LogNotifier,
-                            Ports, ReplicationState)
+                            Ports, ReplicationState, Seeding)
 from stacks.outputs import Outputs
 
 import logging
@@ -234,7 +234,17 @@ class SandboxHealth(_Base):
         down = [db for db in self.sb.databases if not self.sb.node(region, db).is_running()]
         if down:
             return Health(False, f"{region}: database server(s) not running: {', '.join(down)}")
-        return Health(True, f"{region}: all {len(self.sb.databases)} database server(s) running")
+        others = []
+        if "kafka" in self.sb.systems and not self.sb.kafka_running(region):
+            others.append("its Kafka cluster")
+        if "s3" in self.sb.systems and not self.sb.s3_running(region):
+            others.append("its S3")
+        if others:
+            return Health(False, f"{region}: {' and '.join(others)} not running (`python -m sandbox fault --dir "
+                          f"{self.sb.dir} restart-region {region}` brings the region back)")
+        streams = [{"kafka": "Kafka", "s3": "S3"}[n] for n in ("kafka", "s3") if n in self.sb.systems]
+        extra = f", its {' and '.join(streams)} too" if streams else ""
+        return Health(True, f"{region}: all {len(self.sb.databases)} database server(s) running{extra}")
 
     def database(self, region: str, database: str) -> Health:
         node = self.sb.node(region, database)
@@ -277,15 +287,20 @@ class SandboxStreaming:
     @_sandbox_errors
     def start_flow(self, source: str, target: str) -> str:
         st = self.sb.flow("kafka") or {}
-        stopped = st.get("stopped_at") or {}
-        start = None
-        if stopped.get("flow") == f"{target}->{source}":
-            # reversed: copy what the new source took after the old flow stopped, nothing from before
-            start = stopped.get("offsets")
-        elif stopped.get("flow") != f"{source}->{target}" and st.get("source") != source:
-            raise StepFailed(f"the replicator has no record of where {source} → {target} should start; "
-                             "start it by hand with start offsets")
-        return self.sb.set_flow("kafka", source, target, running=True, start_offsets=start)
+        if st.get("running") and (st.get("source"), st.get("target")) == (source, target):
+            return f"the replicator already copies {source} → {target}"
+        for region in (source, target):
+            if not self.sb.kafka_running(region):
+                raise StepFailed(f"the Kafka cluster of {region} is not running; bring the region back first "
+                                 f"(`python -m sandbox fault --dir {self.sb.dir} restart-region {region}`), then rerun")
+        # the reverse of a cleanly stopped flow starts at the offsets recorded at its stop; a
+        # target that came back empty (a new cluster) gets everything from the earliest offset
+        start, why = self.sb.kafka_start_position(source, target)
+        started = self.sb.set_flow("kafka", source, target, running=True, start_offsets=start)
+        if start == "earliest":
+            held = sum(hi - lo for lo, hi in self.sb.kafka_offsets(source).values())
+            why += f" ({held} records to copy)"
+        return f"{started}: {why}"
 
     def ensure_group_offsets(self, source: str, target: str, groups: list[str]) -> list[GroupOffsets]:
         out = self.sb.translate_groups(source, target, groups)
@@ -323,7 +338,40 @@ class SandboxObjects:
 
     @_sandbox_errors
     def start_flow(self, source: str, target: str) -> str:
-        return self.sb.set_flow("s3", source, target, running=True)
+        st = self.sb.flow("s3") or {}
+        if st.get("running") and (st.get("source"), st.get("target")) == (source, target):
+            return f"S3 replication already copies {source} → {target}"
+        for region in (source, target):
+            if not self.sb.s3_running(region):
+                raise StepFailed(f"S3 of {region} is not running; bring the region back first "
+                                 f"(`python -m sandbox fault --dir {self.sb.dir} restart-region {region}`), then rerun")
+            status = self.sb.bucket_versioning(region)
+            if status != "Enabled":
+                raise StepFailed(f"bucket {self.bucket(region)} ({region}) has versioning {status or 'never enabled'}; "
+                                 "replication needs it on both buckets")
+        return (f"{self.sb.set_flow('s3', source, target, running=True)}; every version {self.bucket(target)} lacks is "
+                "copied, also those written while replication was off (the worker compares both buckets)")
+
+    def seeding(self, source: str, target: str) -> Seeding:
+        st = self.sb.flow("s3") or {}
+        if not st.get("running") or (st.get("source"), st.get("target")) != (source, target):
+            return Seeding(False, f"S3 replication does not copy {source} → {target}")
+        seed = st.get("seed") or {}
+        if seed.get("epoch") != st.get("epoch"):
+            return Seeding(False, f"the replication worker has not compared {self.bucket(target)} with "
+                           f"{self.bucket(source)} yet" + ("" if st.get("target_reachable") is not False else
+                                                            f" ({target} does not answer)"))
+        left, missing = seed.get("left", 0), seed.get("missing", 0)
+        found = (f"{self.bucket(target)} held {seed.get('target_versions')} versions when the flow started and "
+                 f"lacked {missing} that had been copied between the buckets before"
+                 + (" (recreated empty)" if missing and not seed.get("target_versions") else ""))
+        if left:
+            return Seeding(False, f"{found}; {left} of them still to copy again")
+        # what the source took while nothing copied it is the flow's ordinary backlog, oldest first:
+        # the catch-up and the drain wait for it
+        return Seeding(True, f"{found}; {'all copied again' if missing else 'nothing to copy again'} (versions "
+                       f"written while replication was off are its ordinary backlog: "
+                       f"{st.get('backlog_objects', 'unknown')} left now)")
 
     def bucket(self, region: str) -> str:
         return self.outputs.regions[region].storage.data_bucket

@@ -211,6 +211,47 @@ def test_kafka_reverse_flow_needs_a_replicator_from_the_stacks_and_says_how():
     s.done()
 
 
+def test_kafka_replicator_starting_at_latest_is_refused_where_it_would_skip_records():
+    """A stopped replicator restarted, or a reverse one (a failback into a home cluster that may
+    have come back empty), with starting position LATEST would leave out what the source took
+    before: refused with the fix, nothing updated. A forward one running all along is left be."""
+    def latest(**kw):
+        d = replicator(**kw)
+        d["ReplicationInfoList"][0]["TopicReplication"]["StartingPosition"] = {"Type": "LATEST"}
+        return d
+    s = Stubs()
+    s.stub("kafka", S).add_response("describe_replicator", latest(excluded=[".*"], groups_excluded=[".*"]),
+                                     {"ReplicatorArn": REPLICATOR})
+    with pytest.raises(StepFailed, match=r"starting position LATEST.*Recreate it with StartingPosition EARLIEST"):
+        s.streaming().start_flow(P, S)
+    s.done()  # no update_replication_info was made
+
+    doc = streams_document()
+    doc["regions"][P]["streaming"]["replicator_arn"] = REVERSE
+    s = Stubs(doc)
+    s.stub("kafka", P).add_response("describe_replicator", latest(arn=REVERSE, source=S, target=P),
+                                     {"ReplicatorArn": REVERSE})
+    with pytest.raises(StepFailed, match=r"all of it, if us-east-1's cluster came back empty"):
+        s.streaming().start_flow(S, P)
+    s.done()
+
+    s = Stubs()
+    s.stub("kafka", S).add_response("describe_replicator", latest(), {"ReplicatorArn": REPLICATOR})
+    assert "already copies us-east-1 → us-west-2" in s.streaming().start_flow(P, S)
+    s.done()
+
+
+def test_s3_seeding_is_never_claimed_in_aws_and_says_what_copies_existing_versions():
+    """CRR copies only versions written after its rule is enabled; the adapter cannot see whether
+    S3 Batch Replication copied the rest, so it says so rather than pretend (the failback then
+    needs --objects-seeded)."""
+    seeding = Stubs().objects().seeding(S, P)
+    assert seeding.complete is None
+    assert "copies only versions written after its rule was enabled" in seeding.sentence
+    assert "S3 Batch Replication" in seeding.remedy and "--objects-seeded" in seeding.remedy
+    assert "ObjectReplicationStatuses NONE, FAILED and REPLICA" in seeding.remedy
+
+
 def test_kafka_failed_replicator_is_not_running_and_says_why():
     s = Stubs()
     s.stub("kafka", S).add_response("describe_replicator", replicator(state="FAILED", message="source unreachable"),

@@ -28,7 +28,7 @@ def state_of(pid: int) -> str:
 def test_the_workload_child_is_killed_when_the_drill_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     child = int(parent.stdout.readline())
-    assert state_of(child) in ("S", "R")
+    assert state_of(child) not in ("Z", "gone")  # alive (R, S, or D while it still loads python)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 5

@@ -246,3 +246,65 @@ def test_switchover_stops_when_s3_replication_cannot_be_disabled(env, monkeypatc
     code, out = env.run(switchover)
     assert code != EXIT_OK
     assert env.streams.params[BUCKET_PARAM] != "regionpair-dr-data"
+
+
+def test_failback_waits_for_the_reversed_flows_to_catch_up_before_pausing_anyone(env):
+    """A home cluster or bucket that came back empty is re-seeded by the reversed flow: clients are
+    paused only once it is close behind, so the pause drains seconds, not the whole copy."""
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.stuck["kafka"] = True
+    env.streams.kafka.lag_records, env.streams.kafka.lag_seconds = 40_000, 900.0
+    code, out = env.run(failback)
+    assert code == EXIT_FAILED and "Kafka replicator to catch up with us-west-2" in out["error"]
+    assert all(env.streams.params[p] == f"b-1.{S}.kafka:9098" for p in APPS), "paused while far behind"
+    assert (env.streams.kafka.source, env.streams.kafka.target, env.streams.kafka.running) == (S, P, True)
+    env.streams.stuck["kafka"] = False
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    steps = [s["name"] for s in out["steps"]]
+    assert steps.index("kafka-catch-up:replication") < steps.index("kafka-pause:checkout")
+    assert steps.index("objects-seed:replication") < steps.index("objects-catch-up:replication") \
+        < steps.index("objects-pause:checkout")
+
+
+def test_failback_refuses_to_move_writers_home_when_the_adapter_cannot_see_the_bucket_seeded(env):
+    """AWS: CRR copies no version written before its rule; without the operator's confirmation
+    that S3 Batch Replication copied them, writers stay in DR (the other lanes go home)."""
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded = None
+    code, out = env.run(failback)
+    assert code == EXIT_FAILED and "run the fake batch job, then pass --objects-seeded" in out["error"]
+    assert env.streams.params[BUCKET_PARAM] == "regionpair-dr-data"
+    assert all(env.streams.params[p] == f"b-1.{P}.kafka:9098" for p in APPS)
+    code, out = env.run(failback, "--objects-seeded")
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    seed = next(s for s in out["steps"] if s["name"] == "objects-seed:replication")
+    assert seed["result"].startswith("confirmed by the operator (--objects-seeded)")
+    audit = (env.state / "audit.jsonl").read_text()
+    assert "--objects-seeded" in audit
+
+
+def test_objects_seeded_is_a_failback_option_only(env):
+    with pytest.raises(SystemExit):
+        env.run(failover, "--objects-seeded")
+
+
+def test_a_flow_steady_within_the_rpo_but_above_the_threshold_counts_as_caught_up(env):
+    """S3's lag is coarse (and RTC promises minutes): a lag that stopped shrinking but is within the
+    RPO is paused for and drained, rather than waited on until the step times out."""
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.stuck["objects"] = True
+    env.streams.objects.lag_records, env.streams.objects.lag_seconds = 3, 40.0  # RPO 300 s, threshold 5 s
+
+    def drained_once_paused(kind="objects", original=env.streams.read):
+        if env.streams.params.get(BUCKET_PARAM) == PAUSED:
+            env.streams.stuck["objects"] = False
+        return original(kind)
+    env.streams.read = drained_once_paused
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    catch_up = next(s for s in out["steps"] if s["name"] == "objects-catch-up:replication")
+    assert "no longer gaining" in catch_up["result"] and "within the RPO of 300 s" in catch_up["result"]
+    assert on(env, P)
