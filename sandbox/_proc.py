@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -235,15 +236,26 @@ def spawn(run_dir: Path, component: str, argv: Sequence[str], log_path: Path,
     return write_pid(run_dir, component, proc.pid, argv[0])
 
 
+def _dies_with_caller(argv: Sequence[str]) -> list[str]:
+    """``argv`` under ``setpriv --pdeathsig KILL`` (util-linux), so the command dies with the
+    process that runs it, even one SIGKILLed: a pg_basebackup orphaned by a killed runbook would go
+    on writing into the data directory that the rerun is clearing for its own copy. Without
+    setpriv, the command as it is."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
+
+
 def run(argv: Sequence[str], what: str, log_path: Path, identity: Identity | None = None,
         timeout_s: float = 60.0, env: Mapping[str, str] | None = None) -> None:
-    """Run a short command to completion, its output appended to ``log_path``; raise naming it."""
+    """Run a short command to completion, its output appended to ``log_path``; raise naming it.
+    It dies with this process (``_dies_with_caller``); servers are started with ``spawn``, which
+    they outlive."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
         log.flush()
         try:
-            proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.run(_dies_with_caller(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                   timeout=timeout_s, cwd="/", env=dict(env) if env is not None else None,
                                   **(identity.popen_kwargs() if identity else {}))
         except subprocess.TimeoutExpired:

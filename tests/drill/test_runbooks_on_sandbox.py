@@ -251,3 +251,50 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
             assert (st["source"], st["target"], st["running"]) == (EAST, WEST, True), (kind, st)
     finally:
         control.down(sb.dir)
+
+
+def _tools_of(sb) -> list[str]:
+    """pg_rewind / pg_basebackup processes working on this sandbox."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = status.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if ("pg_rewind" in cmd or "pg_basebackup" in cmd) and str(sb.dir) in cmd:
+            found.append(cmd)
+    return found
+
+
+def test_failback_sigkilled_while_it_rebuilds_home_leaves_no_orphan_and_a_rerun_finishes(fresh):
+    sb = fresh
+    outputs = sb.dir / "outputs.json"
+    for i in range(10):
+        app_write(sb, EAST, f"before-{i}")
+    code, out = runbook("failover", outputs)
+    assert code == 0, out
+    for i in range(10):
+        app_write(sb, WEST, f"during-{i}")
+    proc = subprocess.Popen([sys.executable, "-m", "runbooks.failback", "--outputs", str(outputs), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    runs = sb.dir / "runbooks" / "runs"
+
+    def rebuilt() -> bool:
+        return any('"step-end"' in line and '"rebuild:payments"' in line
+                   for p in runs.glob("failback-*.jsonl") for line in p.read_text().splitlines())
+    # kill it while pg_rewind (or pg_basebackup) is running for it
+    deadline = time.monotonic() + 60
+    while not _tools_of(sb) and not rebuilt() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _tools_of(sb), "the rebuild's pg_rewind/pg_basebackup was not caught running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # killed with it (parent-death signal), not finishing on its own: unguarded, the pg_rewind of
+    # this small database went on for 0.4 s, a pg_basebackup for much longer
+    wait_for(lambda: not _tools_of(sb), 0.2, "pg_rewind/pg_basebackup to die with the killed runbook")
+    code, out = runbook("failback", outputs, timeout=180)
+    assert code == 0, out
+    assert sb.status()[EAST]["database"]["role"] == "primary" and sb.record("payments") == EAST
+    with psycopg.connect(sb.dsn(EAST, "payments", local=True), autocommit=True) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM drill_writes")}
+    assert {f"before-{i}" for i in range(10)} | {f"during-{i}" for i in range(10)} <= ids
