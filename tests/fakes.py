@@ -562,3 +562,31 @@ def with_endpoints(world: FakeWorld) -> FakeEndpoints:
     """Give a FakeWorld clusters (the outputs must declare ``kubernetes`` sections)."""
     world.endpoints = FakeEndpoints(world)
     return world.endpoints
+
+
+class RunbookEnv:
+    """A runbook CLI over a FakeWorld built from ``doc``: ``run(module, *args)`` → (exit code, JSON
+    output), with the outputs file, the state directory and the world at hand."""
+
+    def __init__(self, tmp_path, doc: dict, *extra_args: str, setup=None):
+        import json
+        from stacks import outputs as contract
+        self.tmp = tmp_path
+        self.doc_path = tmp_path / "outputs.json"
+        self.doc_path.write_text(json.dumps(doc))
+        self.world = FakeWorld(contract.load_file(self.doc_path))
+        if setup is not None:
+            setup(self.world)
+        self.state = tmp_path / "state"
+        self.state.mkdir()
+        self.extra_args = extra_args
+
+    def run(self, module, *extra, stdin=None):
+        import io
+        import json
+        out = io.StringIO()
+        code = module.main(["--outputs", str(self.doc_path), "--state-dir", str(self.state), "--output", "json",
+                            *self.extra_args, *extra],
+                           ports_factory=lambda o, c: self.world.ports(self.state / "lock.json"),
+                           clock=self.world.clock, stdin=stdin or io.StringIO(), stdout=out)
+        return code, json.loads(out.getvalue())

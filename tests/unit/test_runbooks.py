@@ -15,8 +15,7 @@ from runbooks.engine import Check, Phase, Plan, Runner, Step
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runbooks.journal import Journal
 from runbooks.audit import AuditLog
-from stacks import outputs as contract
-from tests.fakes import Crash, FakeWorld
+from tests.fakes import Crash, FakeWorld, RunbookEnv
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
@@ -29,24 +28,7 @@ class Tty(io.StringIO):
 
 @pytest.fixture
 def env(tmp_path):
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(pair_document(n_databases=2)))
-    world = FakeWorld(contract.load_file(doc_path))
-    state = tmp_path / "state"
-    state.mkdir()
-
-    def run(module, *extra, stdin=None):
-        out = io.StringIO()
-        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", *extra],
-                           ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
-                           stdin=stdin or io.StringIO(), stdout=out)
-        return code, json.loads(out.getvalue())
-
-    class Env:
-        pass
-    e = Env()
-    e.world, e.run, e.state, e.doc_path, e.tmp = world, run, state, doc_path, tmp_path
-    return e
+    return RunbookEnv(tmp_path, pair_document(n_databases=2))
 
 
 def failed_over(world: FakeWorld) -> bool:

@@ -10,8 +10,7 @@ import pytest
 
 from runbooks import failback, failover, switchover
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from stacks import outputs as contract
-from tests.fakes import Crash, FakeWorld, with_endpoints, with_streams
+from tests.fakes import Crash, RunbookEnv, with_endpoints, with_streams
 from tests.unit.test_runbooks_streams import streams_document
 
 P, S = "us-east-1", "us-west-2"
@@ -34,25 +33,10 @@ def clusters_document(streams: bool = True) -> dict:
 
 @pytest.fixture
 def env(tmp_path):
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(clusters_document()))
-    world = FakeWorld(contract.load_file(doc_path))
-    with_streams(world)
-    k8s = with_endpoints(world)
-    state = tmp_path / "state"
-    state.mkdir()
-
-    def run(module, *extra):
-        out = io.StringIO()
-        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", "--yes",
-                            *extra], ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
-                           stdin=io.StringIO(), stdout=out)
-        return code, json.loads(out.getvalue())
-
-    class Env:
-        pass
-    e = Env()
-    e.world, e.k8s, e.run, e.state, e.doc_path, e.out = world, k8s, run, state, doc_path, world.outputs
+    made = {}
+    e = RunbookEnv(tmp_path, clusters_document(), "--yes",
+                   setup=lambda world: (with_streams(world), made.update(k8s=with_endpoints(world))))
+    e.k8s, e.out = made["k8s"], e.world.outputs
     return e
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -11,7 +10,7 @@ from runbooks import failback, failover, switchover
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runbooks.ports import PAUSED
 from stacks import outputs as contract
-from tests.fakes import Crash, FakeWorld, with_streams
+from tests.fakes import Crash, RunbookEnv, with_streams
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
@@ -30,24 +29,8 @@ def streams_document() -> dict:
 
 @pytest.fixture
 def env(tmp_path):
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(streams_document()))
-    world = FakeWorld(contract.load_file(doc_path))
-    streams = with_streams(world)
-    state = tmp_path / "state"
-    state.mkdir()
-
-    def run(module, *extra):
-        out = io.StringIO()
-        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", "--yes",
-                            *extra], ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
-                           stdin=io.StringIO(), stdout=out)
-        return code, json.loads(out.getvalue())
-
-    class Env:
-        pass
-    e = Env()
-    e.world, e.streams, e.run, e.state = world, streams, run, state
+    e = RunbookEnv(tmp_path, streams_document(), "--yes", setup=with_streams)
+    e.streams = e.world.streams
     return e
 
 
