@@ -45,6 +45,10 @@ class Runbook:
     """The commands that bring the stacks in line with what the runbook did."""
     planned: bool
 
+    def main(self, argv: list[str] | None = None, **kwargs) -> int:
+        """This runbook's command line: each runbook module's ``main``."""
+        return main(self, argv, **kwargs)
+
 
 def parser(runbook: Runbook) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description)

@@ -22,9 +22,7 @@ RUNBOOK = cli.Runbook(
     planned=True,
 )
 
-
-def main(argv=None, **kwargs) -> int:
-    return cli.main(RUNBOOK, argv, **kwargs)
+main = RUNBOOK.main
 
 
 if __name__ == "__main__":
