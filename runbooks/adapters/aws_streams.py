@@ -209,8 +209,8 @@ class _Replicator:
     state_message: str = ""
 
 
-class MskStreaming:
-    """Kafka on MSK, the MSK Replicator(s) named in the outputs, and the SSM client parameters."""
+class _StreamPort:
+    """What both stream adapters read through: the outputs, CloudWatch metrics, SSM parameters."""
 
     def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, settings: StreamSettings | None = None):
         self.outputs = outputs
@@ -219,6 +219,13 @@ class MskStreaming:
         self.settings = settings or StreamSettings()
         self.metrics = Metrics(clients, clock, self.settings)
         self.params = Parameters(outputs, clients)
+
+
+class MskStreaming(_StreamPort):
+    """Kafka on MSK, the MSK Replicator(s) named in the outputs, and the SSM client parameters."""
+
+    def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, settings: StreamSettings | None = None):
+        super().__init__(outputs, clients, clock, settings)
         self._bootstrap: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -522,16 +529,11 @@ class MskStreaming:
 # --------------------------------------------------------------------------------------------
 
 
-class S3Objects:
+class S3Objects(_StreamPort):
     """The data buckets, their replication configurations and the writers' SSM parameter."""
 
     def __init__(self, outputs: Outputs, clients: Clients, clock: Clock, settings: StreamSettings | None = None):
-        self.outputs = outputs
-        self.clients = clients
-        self.clock = clock
-        self.settings = settings or StreamSettings()
-        self.metrics = Metrics(clients, clock, self.settings)
-        self.params = Parameters(outputs, clients)
+        super().__init__(outputs, clients, clock, settings)
         self._pending: tuple[float, str, tuple[str, ...]] | None = None
 
     def _storage(self, region: str):
