@@ -13,6 +13,7 @@ older than D days, never the newest N of a region, and say which. Snapshots made
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 from runbooks import backup_cli
 from runbooks import metrics as prom
@@ -103,14 +104,20 @@ def plan(ctx) -> Plan:
     return Plan("snapshot", [Phase("snapshot", steps)])
 
 
-def _snapshot_step(ctx, region, db, sid, tags, res) -> Step:
+def _available_check(ctx, region, db, sid, what: str) -> Callable[[], Check]:
+    """Done once ``sid`` is available in ``region`` (``what``: "snapshot" or "copy")."""
     def check() -> Check:
         s = _find(ctx, region, db, sid)
         if s is None:
-            return Check.todo(f"no snapshot {sid} in {region} yet")
+            return Check.todo(f"no {what} {sid} in {region} yet")
         if s.status == "available":
-            return Check.done(f"snapshot {sid} in {region} is available")
-        return Check.todo(f"snapshot {sid} in {region} is {s.status}")
+            return Check.done(f"{what} {sid} in {region} is available")
+        return Check.todo(f"{what} {sid} in {region} is {s.status}")
+    return check
+
+
+def _snapshot_step(ctx, region, db, sid, tags, res) -> Step:
+    check = _available_check(ctx, region, db, sid, "snapshot")
 
     def apply() -> str:
         ctx.ports.backups.create_snapshot(region, db, sid, tags)
@@ -126,14 +133,7 @@ def _snapshot_step(ctx, region, db, sid, tags, res) -> Step:
 
 def _copy_step(ctx, src, dst, db, sid, tags, res) -> Step:
     key = ctx.outputs.regions[dst].kms_key_arn
-
-    def check() -> Check:
-        s = _find(ctx, dst, db, sid)
-        if s is None:
-            return Check.todo(f"no copy of {sid} in {dst} yet")
-        if s.status == "available":
-            return Check.done(f"copy {sid} in {dst} is available")
-        return Check.todo(f"copy {sid} in {dst} is {s.status}")
+    check = _available_check(ctx, dst, db, sid, "copy")
 
     def apply() -> str:
         source = _find(ctx, src, db, sid)
