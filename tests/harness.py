@@ -328,3 +328,23 @@ def stack_exports(stack_name: str) -> dict[str, Any]:
 
 def stack_warnings(stack_name: str) -> list[str]:
     return json.loads(_cached(stack_name))["warnings"]
+
+
+def check_snapshot(path: Path, resources: list[dict[str, Any]], what: str) -> None:
+    """Compare a rendered graph with its committed snapshot; ``UPDATE_SNAPSHOTS=1`` rewrites it
+    (review the diff and commit it with the change that meant it)."""
+    import difflib
+    import os
+    import pytest
+    current = json.dumps(resources, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(current)
+    assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"
+    committed = path.read_text()
+    if committed != current:
+        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(), f"committed {path.name}",
+                                         f"rendered {what}", lineterm="", n=2))
+        shown = "\n".join(diff[:200]) + ("\n… (diff truncated)" if len(diff) > 200 else "")
+        pytest.fail(f"{what}: the resource graph changed. If that is meant, regenerate with UPDATE_SNAPSHOTS=1 "
+                    f".venv/bin/python -m pytest tests/unit and commit the snapshot with the change.\n{shown}",
+                    pytrace=False)

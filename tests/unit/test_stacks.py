@@ -4,9 +4,7 @@ exported outputs contract, promotion in place, and the checks the dr stack makes
 from __future__ import annotations
 
 import copy
-import difflib
 import json
-import os
 import runpy
 from pathlib import Path
 
@@ -22,25 +20,9 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 STACKS = ("prod", "dr")
 
 
-def _snapshot_text(stack: str) -> str:
-    return json.dumps(harness.render_stack(stack), indent=1, sort_keys=True) + "\n"
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_resource_graph_matches_the_committed_snapshot(stack):
-    path = SNAPSHOTS / f"{stack}.json"
-    current = _snapshot_text(stack)
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.write_text(current)
-    assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"
-    committed = path.read_text()
-    if committed != current:
-        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(), f"committed {path.name}",
-                                         f"rendered {stack}", lineterm="", n=2))
-        shown = "\n".join(diff[:200]) + ("\n… (diff truncated)" if len(diff) > 200 else "")
-        pytest.fail(f"the {stack} stack's resource graph changed. If that is meant, regenerate with "
-                    f"UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/unit/test_stacks.py and commit the "
-                    f"snapshot with the change.\n{shown}", pytrace=False)
+    harness.check_snapshot(SNAPSHOTS / f"{stack}.json", harness.render_stack(stack), f"the {stack} stack")
 
 
 def test_rendering_is_deterministic():

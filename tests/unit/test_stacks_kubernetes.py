@@ -7,9 +7,7 @@ Without the section, the prod/dr snapshots of test_stacks.py hold no Kubernetes 
 from __future__ import annotations
 
 import copy
-import difflib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -198,15 +196,5 @@ def test_the_policy_pack_passes_on_the_stack_with_its_cluster(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_resource_graph_with_kubernetes_matches_the_committed_snapshot(stack):
-    path = SNAPSHOTS / f"{stack}-kubernetes.json"
-    current = json.dumps(with_k8s(stack).resources, indent=1, sort_keys=True) + "\n"
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
-        path.write_text(current)
-    assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"
-    committed = path.read_text()
-    if committed != current:
-        diff = list(difflib.unified_diff(committed.splitlines(), current.splitlines(), f"committed {path.name}",
-                                         f"rendered {stack} with kubernetes", lineterm="", n=2))
-        pytest.fail(f"the {stack} stack's graph with the kubernetes section changed; if meant, regenerate with "
-                    f"UPDATE_SNAPSHOTS=1 and commit the snapshot with the change.\n" + "\n".join(diff[:200]),
-                    pytrace=False)
+    harness.check_snapshot(SNAPSHOTS / f"{stack}-kubernetes.json", with_k8s(stack).resources,
+                           f"the {stack} stack with the kubernetes section")
