@@ -35,6 +35,14 @@ def _listening(address: str, port: int) -> bool:
     return not control.port_free(address, port)
 
 
+def _acks_from(log: Path, region: str) -> int:
+    if not log.exists():
+        return 0
+    return sum(1 for line in log.read_text().splitlines()
+               if line.endswith("}") and (e := json.loads(line)).get("ok") and e.get("system") == "postgres"
+               and e["region"] == region)
+
+
 def _all_ports(sb) -> list[tuple[str, int]]:
     st = sb.state
     ports = [(DNS_ADDRESS, st.dns_port)]
@@ -240,10 +248,12 @@ def test_failover_cycle_kill_fence_promote_cutover_rebuild(fresh):
     log = fresh.dir / "workload.jsonl"
     stop = threading.Event()
     result: dict = {}
+    # the workload runs until the test has seen what it needs, not for a fixed time: on a slow
+    # machine a kill-fence-promote-cutover can take longer than any fixed run would leave
     worker = threading.Thread(target=lambda: result.update(
-        run_workload(fresh.dir, seconds=4.0, rate=100, log_path=log, stop_event=stop, clients=4)))
+        run_workload(fresh.dir, seconds=120.0, rate=100, log_path=log, stop_event=stop, clients=4)))
     worker.start()
-    time.sleep(1.0)
+    wait_for(lambda: _acks_from(log, EAST) >= 20, 30, "acknowledged writes on the primary")
 
     # kill-primary: the whole tree goes, the address stops answering
     assert "killed postgres-payments-local-east" in fresh.kill_database(EAST)
@@ -258,7 +268,9 @@ def test_failover_cycle_kill_fence_promote_cutover_rebuild(fresh):
     fresh.set_record("payments", WEST)
     assert fresh.record("payments") == WEST
     assert _dns(fresh, "payments.db.sandbox.internal")[0] == fresh.state.addresses[WEST]
-    worker.join(15)
+    wait_for(lambda: _acks_from(log, WEST) >= 20, 30, "acknowledged writes on the new primary")
+    stop.set()
+    worker.join(20)
     assert not worker.is_alive()
 
     # the old primary restarts fenced: it takes no write from the app, before or after start
