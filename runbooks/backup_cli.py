@@ -91,6 +91,9 @@ class BackupRunbook:
     finish: Callable[[Ctx], list[str]] | None = None
     """Always called after the run (success, failure, interrupt); returns what it did."""
     one_database: bool = False
+    per_database: bool = True
+    """False (undelete): the runbook works on buckets; it takes no --database, so a stray one is
+    an error instead of being silently ignored."""
     resume_by_default: bool = True
     """A plain rerun continues an unfinished run. False (verify_backup): only with --resume or
     --run-id; a scheduled verification is a new verification, not yesterday's resumed."""
@@ -120,9 +123,12 @@ def parser(rb: BackupRunbook) -> argparse.ArgumentParser:
     src.add_argument("--stack", action="append", metavar="NAME", default=[],
                      help="read a stack's outputs with `pulumi stack output --json` (repeatable)")
     src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack")
-    p.add_argument("--database", action="append", metavar="NAME", default=[],
-                   help="logical database" + (" (required when there are several)" if rb.one_database
-                                              else " (repeatable; default: all)"))
+    if rb.per_database:
+        p.add_argument("--database", action="append", metavar="NAME", default=[],
+                       help="logical database" + (" (required when there are several)" if rb.one_database
+                                                  else " (repeatable; default: all)"))
+    else:
+        p.set_defaults(database=[])
     p.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--resume", action="store_true", help="continue the newest unfinished run (a plain rerun does too)")

@@ -137,7 +137,7 @@ def summarize(ctx) -> dict:
 
 RUNBOOK = backup_cli.BackupRunbook(
     name="undelete", description="Bring the objects under a prefix back to how they were at a time T.",
-    add_arguments=add_arguments, plan=plan, summarize=summarize)
+    add_arguments=add_arguments, plan=plan, summarize=summarize, per_database=False)
 
 
 def main(argv=None, **kwargs) -> int:

@@ -302,6 +302,16 @@ def test_undelete_refuses_a_time_in_the_future_and_an_unknown_bucket(env):
     assert code == EXIT_BAD_INPUT and "somebody-elses" in out["error"]
 
 
+
+def test_undelete_takes_no_database_option(env, capsys):
+    # it works on a bucket: a --database would be silently ignored, so it is refused instead
+    with pytest.raises(SystemExit) as exc:
+        undelete.main(["--bucket", "regionpair-prod-data", "--to-time", "2026-11-22T05:30:00Z",
+                       "--database", "payments"])
+    assert exc.value.code == 2 and "--database" in capsys.readouterr().err
+    assert env.world.actions == []
+    assert "--database" not in backup_cli.parser(undelete.RUNBOOK).format_help()
+
 # ---- shared: time parsing, metrics file, confirmation ------------------------------------------
 
 
