@@ -219,7 +219,8 @@ class ClusterDrArgs:
     """Extra labels on every object. Default: none."""
     runbook_group: str = RUNBOOK_GROUP
     """Kubernetes group of the runbooks' identity (map it with an EKS access entry): a Role in each of
-    app_namespaces lets it get, list and patch the active-endpoints ConfigMap. Default: regionpair-runbooks."""
+    app_namespaces lets it get, list and patch the active-endpoints ConfigMap (runbook_rules). Default:
+    regionpair-runbooks."""
     restart_deployments: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """App namespace → Deployments the runbooks restart after they rewrite its ConfigMap (those that
     read it through envFrom); that namespace's Role then also lets the group get and patch exactly

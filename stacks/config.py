@@ -186,7 +186,8 @@ class KubernetesConfig:
     (exported in the outputs; default: ``context``). Always set once the config is read."""
     runbook_group: str = "regionpair-runbooks"
     """The Kubernetes group the runbooks' identity is mapped to (EKS access entry); it may get, list
-    and patch the active-endpoints ConfigMaps of the app namespaces, nothing else."""
+    and patch the active-endpoints ConfigMaps of the app namespaces, get and patch the Deployments
+    of ``restart_deployments``, nothing else."""
     namespace: str = "regionpair"
     create_namespace: bool = True
     app_namespaces: tuple[str, ...] = ()
