@@ -89,6 +89,23 @@ def _postgres_major(image: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def runbook_rules(deployments: Sequence[str] = ()) -> list[dict[str, list[str]]]:
+    """The rules of the runbooks' Role in one app namespace, as the API writes them.
+
+    `list` on configmaps serves `kubectl get -l regionpair.io/contract=active-endpoints` (a list
+    cannot be narrowed to a name); get and patch (server-side apply) only the contract's ConfigMap.
+    With ``deployments`` (that namespace's restart_deployments): get and patch on exactly those
+    Deployments, what `kubectl rollout restart` needs. No create, no delete, no wildcard, nothing else."""
+    rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CONFIGMAP_NAME], "verbs": ["get", "patch"]},
+    ]
+    if deployments:
+        rules.append({"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": list(deployments),
+                      "verbs": ["get", "patch"]})
+    return rules
+
+
 def backup_role_policy(partition: str, bucket: str, kms_key_arn: str, secret_arns: Sequence[str],
                        prefix: str = DUMP_PREFIX) -> str:
     """The least-privilege policy the backup job's IRSA role needs: write dumps under the prefix,
@@ -202,7 +219,12 @@ class ClusterDrArgs:
     """Extra labels on every object. Default: none."""
     runbook_group: str = RUNBOOK_GROUP
     """Kubernetes group of the runbooks' identity (map it with an EKS access entry): a Role in each of
-    app_namespaces lets it get, list and patch the active-endpoints ConfigMap. Default: regionpair-runbooks."""
+    app_namespaces lets it get, list and patch the active-endpoints ConfigMap (runbook_rules). Default:
+    regionpair-runbooks."""
+    restart_deployments: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """App namespace → Deployments the runbooks restart after they rewrite its ConfigMap (those that
+    read it through envFrom); that namespace's Role then also lets the group get and patch exactly
+    these Deployments. Default: none (no Deployment is restarted, none is granted)."""
 
 
 def _validate(args: ClusterDrArgs) -> None:
@@ -218,6 +240,15 @@ def _validate(args: ClusterDrArgs) -> None:
         require(TYPE, arg, list(names), len(set(names)) == len(names), "list each namespace once")
     require(TYPE, "runbook_group", args.runbook_group, bool(_GROUP.match(args.runbook_group)),
             "a Kubernetes group name (letters, digits, - . _ :) outside the reserved system: prefix")
+    app_namespaces = list(args.app_namespaces) or [args.namespace]
+    for ns, names in args.restart_deployments.items():
+        require(TYPE, "restart_deployments", ns, ns in app_namespaces,
+                f"one of the app namespaces {app_namespaces}: the runbooks' Role exists only there")
+        names = list(names) if isinstance(names, (list, tuple)) else names
+        require(TYPE, f"restart_deployments.{ns}", names,
+                isinstance(names, list) and bool(names) and all(endpoints.is_deployment_name(n) for n in names),
+                f"a non-empty list of {endpoints.DEPLOYMENT_NAME_HINT}")
+        require(TYPE, f"restart_deployments.{ns}", names, len(set(names)) == len(names), "list each Deployment once")
     if args.export_all_namespaces:
         require(TYPE, "export_namespaces", list(args.export_namespaces), not args.export_namespaces,
                 "export_all_namespaces already covers every namespace; give one or the other")
@@ -389,18 +420,15 @@ class ClusterDr(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(after, pulumi.ResourceOptions(ignore_changes=["data"])))
             self.configmap_names.append(f"{app_ns}/{CONFIGMAP_NAME}")
 
-        # ---- the runbooks' access to it: nothing but these ConfigMaps of the app namespaces -----
-        # `list` serves `kubectl get -l regionpair.io/contract=active-endpoints` (a list cannot be
-        # narrowed to a name); get and patch (server-side apply) only the contract's ConfigMap. No
-        # create: the runbooks rewrite copies, they never make one. No delete, no other resource.
-        runbook_rules = [
-            PolicyRuleArgs(api_groups=[""], resources=["configmaps"], verbs=["list"]),
-            PolicyRuleArgs(api_groups=[""], resources=["configmaps"], resource_names=[CONFIGMAP_NAME],
-                           verbs=["get", "patch"]),
-        ]
+        # ---- the runbooks' access to it: these ConfigMaps of the app namespaces, and the listed
+        # Deployments of a namespace that has any (runbook_rules). No create: the runbooks rewrite
+        # copies, they never make one. No delete, no other resource.
         for app_ns in app_namespaces:
+            rules = [PolicyRuleArgs(api_groups=r["apiGroups"], resources=r["resources"],
+                                    resource_names=r.get("resourceNames"), verbs=r["verbs"])
+                     for r in runbook_rules(list(args.restart_deployments.get(app_ns, ())))]
             role = k8s.rbac.v1.Role(f"{name}-runbooks-role-{app_ns}", RoleInitArgs(
-                metadata=meta(RUNBOOK_ROLE, app_ns), rules=runbook_rules), opts=after)
+                metadata=meta(RUNBOOK_ROLE, app_ns), rules=rules), opts=after)
             k8s.rbac.v1.RoleBinding(f"{name}-runbooks-binding-{app_ns}", RoleBindingInitArgs(
                 metadata=meta(RUNBOOK_ROLE, app_ns),
                 subjects=[SubjectArgs(kind="Group", name=args.runbook_group, api_group="rbac.authorization.k8s.io")],

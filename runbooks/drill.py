@@ -344,11 +344,21 @@ class SandboxDrill:
                 continue
             copies = {ns: c[contract.CONFIGMAP_NAME]["data"] for ns, c in held.items() if contract.CONFIGMAP_NAME in c}
             moved = [ns for ns, data in copies.items() if all(data.get(k) == v for k, v in want.items())]
+            wrote = {ns: held[ns][contract.CONFIGMAP_NAME]["annotations"].get(contract.UPDATED_BY) for ns in copies}
+            # the listed Deployments (envFrom) must have been restarted for the write their copy got
+            listed = outputs.regions[region].kubernetes.restart_deployments if outputs.regions[region].kubernetes else {}
+            running = sb.deployments(region) if listed else {}
+            restarted = {f"{ns}/{name}": ((running.get(ns, {}).get(name) or {}).get("spec", {}).get("template", {})
+                                          .get("metadata", {}).get("annotations", {}).get(contract.RESTARTED_FOR))
+                         for ns, names in listed.items() for name in names}
+            fresh = [f"{ns}/{name}" for ns, names in listed.items() for name in names
+                     if restarted[f"{ns}/{name}"] == wrote.get(ns)]
             seen[region] = {"reachable": True, "points_at_active": len(moved) == len(copies) > 0,
                             "copies": {ns: {"ACTIVE_REGION": data.get(contract.ACTIVE_REGION),
-                                            "updated_by": held[ns][contract.CONFIGMAP_NAME]["annotations"].get(
-                                                contract.UPDATED_BY)} for ns, data in copies.items()}}
-            said.append(f"{region}: {len(moved)}/{len(copies)} copies send applications to {active}")
+                                            "updated_by": wrote[ns]} for ns, data in copies.items()},
+                            "deployments": restarted, "restarted": len(fresh) == len(restarted) if listed else None}
+            said.append(f"{region}: {len(moved)}/{len(copies)} copies send applications to {active}"
+                        + (f", {len(fresh)}/{len(restarted)} listed Deployments restarted since" if listed else ""))
         self.endpoints[phase] = {"active": active, "lost": lost, "clusters": seen}
         return "; ".join(said)
 
@@ -363,6 +373,9 @@ class SandboxDrill:
                 elif not c["points_at_active"]:
                     reasons.append(f"endpoints: {region}'s cluster does not send every application to {v['active']} "
                                    f"after the {phase}")
+                elif c.get("restarted") is False:
+                    reasons.append(f"endpoints: {region}'s listed Deployments were not all restarted after their "
+                                   f"copies moved in the {phase}")
         return reasons
 
     def _wait_for_consumed_in(self, region: str, since: float) -> str:

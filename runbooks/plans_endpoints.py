@@ -18,21 +18,36 @@ and the ports have an Endpoints adapter; otherwise the plans are exactly what th
   primary; the failback corrects them first, while it rebuilds the replicas, since the region
   is healthy by then. Otherwise (every copy already current) it is done at once.
 
+- ``restart-deployments:<region>``, only for a cluster whose outputs list Deployments
+  (``restart_deployments``: those that read the ConfigMap through ``envFrom`` and see a change
+  only in new pods), in a lane of its own once ``endpoints:<region>`` has ended: what ``kubectl
+  rollout restart`` does, to each listed Deployment whose namespace's copy the runbooks wrote
+  since its last restart. The pod template gets ``kubectl.kubernetes.io/restartedAt`` and
+  ``regionpair.io/restarted-for`` = the copy's ``regionpair.io/updated-by`` (the run id of the
+  write), which is how ``check`` knows, in this run or a later one, that the restart happened: a
+  rerun restarts nothing twice. It does not wait for the rollout; ``verify`` reads the annotations
+  back and reports how far each rollout is. Best effort where ``endpoints:<region>`` is.
+
 A gate reads the target's cluster before any change (and, in a planned run, the source's too):
-a missing kubectl, a context that does not exist, an unreachable cluster or one without a copy
-refuses the run with what to do, instead of failing it after the promotion.
+a missing kubectl, a context that does not exist, an unreachable cluster, one without a copy, or
+a listed Deployment that does not exist (or may not be read) refuses the run with what to do,
+instead of failing it after the promotion.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import RunbookError, StepFailed
-from runbooks.ports import ClusterEndpoints
+from runbooks.ports import ClusterEndpoints, DeploymentState
 from stacks import endpoints as contract
 
 LANE = "endpoints"
+RESTART = "restart-deployments"
+"""The restart steps' name prefix; each region's is a lane of its own (it waits for its cluster's
+endpoints step only, not for the other cluster's)."""
 WAIT_FOR = ("promote:", "kafka-clients:", "objects-writers:")
 """The steps (by name prefix) after which the applications' endpoints move."""
 
@@ -93,8 +108,18 @@ def _gate(ctx, region: str, why: str) -> Gate:
         if not cluster.copies:
             return GateResult(name, False, _no_copy(ctx, region, cluster))
         active = sorted({c.data.get(contract.ACTIVE_REGION) or "?" for c in cluster.copies})
+        restart = ""
+        if _listed(ctx, region):
+            deployments, err = _deployments(ctx, region)
+            if deployments is None:
+                return GateResult(name, False, f"cannot read the Deployments to restart in {region}'s cluster "
+                                  f"(context {cluster.context}): {err}")
+            absent = [d for d in deployments if not d.exists]
+            if absent:
+                return GateResult(name, False, _absent(ctx, region, cluster.context, absent))
+            restart = f"; Deployments to restart after the move: {_names(deployments)}"
         return GateResult(name, True, f"{len(cluster.copies)} copies readable in {region}'s cluster (context "
-                          f"{cluster.context}), ACTIVE_REGION {', '.join(active)}{_missing(cluster)}")
+                          f"{cluster.context}), ACTIVE_REGION {', '.join(active)}{_missing(cluster)}{restart}")
     return Gate(name, evaluate)
 
 
@@ -159,6 +184,116 @@ def publish_step(ctx, region: str, name: str, active: str, action: str, *, best_
                 best_effort=best_effort, lane=LANE, after=after)
 
 
+# --------------------------------------------------------------------------------------------
+# Restarting the Deployments that read the ConfigMap through envFrom
+# --------------------------------------------------------------------------------------------
+
+
+def _listed(ctx, region: str) -> bool:
+    k = ctx.outputs.regions[region].kubernetes
+    return k is not None and bool(k.restart_deployments)
+
+
+def _deployments(ctx, region: str) -> tuple[tuple[DeploymentState, ...] | None, str | None]:
+    try:
+        return ctx.ports.endpoints.deployments(region), None
+    except RunbookError as exc:
+        return None, str(exc)
+
+
+def _names(deployments) -> str:
+    return ", ".join(f"{d.namespace}/{d.name}" for d in deployments)
+
+
+def _absent(ctx, region: str, context: str, absent) -> str:
+    return (f"{region}'s cluster (context {context}) has no Deployment {_names(absent)}, which "
+            f"kubernetes.restart_deployments of the {ctx.outputs.regions[region].stack} stack lists: create it, or "
+            "remove it from that list and `pulumi up` the stack (the runbooks' Role names each listed Deployment); "
+            "--force runs without restarting it")
+
+
+def _owed(cluster: ClusterEndpoints, deployments, values: Mapping[str, str]):
+    """(Deployments to restart now, each with the run id of its copy's write; those whose copy does
+    not carry ``values`` yet; the others left alone, in words). A Deployment is owed a restart once
+    its namespace's copy carries ``values`` and was written by the runbooks (``updated_by``) after
+    its last restart for such a write (``restarted_for``)."""
+    copies = {c.namespace: c for c in cluster.copies}
+    owed, early, aside = [], [], []
+    for d in deployments:
+        copy = copies.get(d.namespace)
+        if not d.exists:
+            aside.append(f"{d.namespace}/{d.name} does not exist")
+        elif copy is None:
+            aside.append(f"{d.namespace}/{d.name}: no copy in {d.namespace}")
+        elif any(copy.data.get(k) != v for k, v in values.items()):
+            early.append(d)
+        elif copy.updated_by and d.restarted_for != copy.updated_by:
+            owed.append((d, copy.updated_by))
+    return owed, early, aside
+
+
+def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, after: tuple[str, ...] = ()) -> Step:
+    """Restart, in ``region``'s cluster, each listed Deployment whose copy moved to ``active`` since it last restarted."""
+    name = f"{RESTART}:{region}"
+    unreachable_hint = (f"; its Deployments still run with {ctx.source}'s endpoints: rerun the failover once {region} "
+                        "answers (it does only what is left), or restart them by hand") if best_effort else ""
+
+    def read():
+        cluster, err = _read(ctx, region)
+        if cluster is None:
+            return None, None, f"cannot reach {region}'s cluster: {err}{unreachable_hint}"
+        deployments, err = _deployments(ctx, region)
+        if deployments is None:
+            return None, None, f"cannot read the Deployments to restart in {region}'s cluster: {err}{unreachable_hint}"
+        return cluster, deployments, None
+
+    def check() -> Check:
+        cluster, deployments, err = read()
+        if err:
+            return Check.blocked(err)
+        owed, early, aside = _owed(cluster, deployments, values_for(ctx, active))
+        also = f" ({'; '.join(aside)})" if aside else ""
+        if early:
+            return Check.todo(f"{_names(early)} in {region}'s cluster: restarted once their copy carries {active}'s "
+                              f"endpoints{also}")
+        if owed:
+            return Check.todo(f"{_names(d for d, _ in owed)} in {region}'s cluster started before their copy was set "
+                              f"to {active}'s endpoints{also}")
+        return Check.done(f"every listed Deployment in {region}'s cluster started after its copy was last set: "
+                          f"{_names(d for d in deployments if d.exists) or 'none'}{also}")
+
+    def apply() -> str:
+        cluster, deployments, err = read()
+        if err:
+            raise StepFailed(err)
+        owed, early, aside = _owed(cluster, deployments, values_for(ctx, active))
+        aside += [f"{d.namespace}/{d.name}: its copy does not carry {active}'s endpoints" for d in early]
+        at = datetime.fromtimestamp(ctx.ports.clock.time(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for d, run in owed:  # one at a time: after a crash, a rerun's check finds the others
+            ctx.ports.endpoints.restart(region, d.namespace, d.name, run, at)
+        done = (f"rollout restart of {_names(d for d, _ in owed)} in {region}'s cluster ({contract.RESTARTED_AT}={at})"
+                if owed else f"no Deployment in {region}'s cluster to restart")
+        return done + (f"; not restarted: {'; '.join(aside)}" if aside else "")
+
+    def verify() -> str:
+        cluster, deployments, err = read()
+        if err:
+            raise StepFailed(f"cannot read back the restarts in {region}'s cluster: {err}")
+        owed, _, _ = _owed(cluster, deployments, values_for(ctx, active))
+        if owed:
+            raise StepFailed(f"{_names(d for d, _ in owed)} in {region} do not read back the restart annotation "
+                             f"{contract.RESTARTED_FOR} after it was set")
+        # the rollout itself is the cluster's: reported, never waited for
+        return "; ".join(f"{d.namespace}/{d.name}: " + ("paused, rolls out when resumed" if d.paused else
+                                                         d.rollout or "restart requested")
+                         for d in deployments if d.exists)
+
+    k = ctx.outputs.regions[region].kubernetes
+    return Step(name, f"restart the Deployments that read the endpoints through envFrom in {region}'s cluster",
+                f"{k.context} ({', '.join(f'{ns}/{n}' for ns, names in k.restart_deployments.items() for n in names)})",
+                check, apply, verify, best_effort=best_effort, lane=name, after=after)
+
+
 def _switch_under_way(ctx) -> str | None:
     """A sentence once a target database is the active writer: from then on only the last step moves copies."""
     from runbooks.plans import _active_writer  # plans imports this module
@@ -184,6 +319,10 @@ def add_endpoint_steps(plan: Plan, ctx, planned: bool) -> Plan:
                           best_effort=not planned and r == ctx.source, after=after) for r in regions]
     names = [p.name for p in plan.phases]
     plan.phases.insert(names.index("dns") + 1, Phase("endpoints", moves))
+    restarts = [restart_step(ctx, r, ctx.target, best_effort=not planned and r == ctx.source,
+                             after=(f"endpoints:{r}",)) for r in regions if _listed(ctx, r)]
+    if restarts:
+        plan.phases.insert(names.index("dns") + 2, Phase(RESTART, restarts))
     if planned:
         current = [publish_step(ctx, r, f"endpoints-current:{r}", ctx.source,
                                 f"make sure the applications in {r}'s cluster use the current writer, {ctx.source}, "

@@ -207,8 +207,27 @@ class ClusterEndpoints:
     """Namespaces of the outputs that hold no copy (the stack creates them; the runbooks never do)."""
 
 
+@dataclass(frozen=True)
+class DeploymentState:
+    """One Deployment a region's outputs list for restart (``kubernetes.restart_deployments``)."""
+
+    namespace: str
+    name: str
+    exists: bool
+    restarted_for: str | None = None
+    """Pod-template annotation regionpair.io/restarted-for: the run id of the ConfigMap write its pods
+    were last restarted for (None: never restarted by the runbooks)."""
+    restarted_at: str | None = None
+    """Pod-template annotation kubectl.kubernetes.io/restartedAt (set by the runbooks or by hand)."""
+    paused: bool = False
+    """A paused Deployment takes the restart only when resumed."""
+    rollout: str | None = None
+    """How far its rollout is, in words ("2 of 3 updated, 3 available"): reported, never waited for."""
+
+
 class Endpoints(Protocol):
-    """The active-endpoints ConfigMaps of each region's cluster (kubectl, or the sandbox's stand-in)."""
+    """The active-endpoints ConfigMaps of each region's cluster (kubectl, or the sandbox's stand-in),
+    and the Deployments listed to be restarted once they changed."""
 
     def read(self, region: str) -> ClusterEndpoints:
         """Every copy in the region's namespaces (raises Unreachable when the cluster cannot be reached)."""
@@ -216,6 +235,16 @@ class Endpoints(Protocol):
     def publish(self, region: str, values: Mapping[str, str], run_id: str) -> str:
         """Set ``values`` (contract keys) in every copy of the region, leave every other key as it is,
         and annotate each copy ``regionpair.io/updated-by`` = ``run_id``. Never creates a copy."""
+
+    def deployments(self, region: str) -> tuple[DeploymentState, ...]:
+        """Each Deployment of the region's ``restart_deployments``, in the outputs' order; one that does
+        not exist with ``exists=False`` (raises Unreachable when the cluster cannot be reached)."""
+
+    def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
+        """What ``kubectl rollout restart`` does, to one listed Deployment: set its pod template's
+        annotations kubectl.kubernetes.io/restartedAt = ``at`` and regionpair.io/restarted-for =
+        ``restarted_for``. Refuses (BadInput) a Deployment the outputs do not list. Does not wait
+        for the rollout."""
 
 
 PAUSED = "PAUSED"

@@ -93,14 +93,16 @@ def markdown(report: dict[str, Any]) -> str:
     endpoints = report.get("endpoints")
     if endpoints:
         lines += ["## Applications' endpoints (each region's cluster)", "",
-                  "| after | cluster | answered | ACTIVE_REGION per namespace | all point at the writer |",
-                  "|---|---|---|---|---|"]
+                  "| after | cluster | answered | ACTIVE_REGION per namespace | all point at the writer | "
+                  "listed Deployments restarted since |",
+                  "|---|---|---|---|---|---|"]
         for phase, v in endpoints.items():
             for region, c in v.get("clusters", {}).items():
                 copies = ", ".join(f"{ns}: {x.get('ACTIVE_REGION')}" for ns, x in c.get("copies", {}).items())
                 ok = "n/a" if c.get("points_at_active") is None else ("yes" if c["points_at_active"] else "NO")
+                restarted = "n/a" if c.get("restarted") is None else ("yes" if c["restarted"] else "NO")
                 lines.append(f"| {phase} | {region} | {'yes' if c.get('reachable') else 'no (region down)'} | "
-                             f"{copies or 'n/a'} | {ok} |")
+                             f"{copies or 'n/a'} | {ok} | {restarted} |")
         lines.append("")
     fb_systems = (report.get("failback") or {}).get("systems")
     if fb_systems:

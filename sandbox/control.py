@@ -521,7 +521,9 @@ def build_outputs(state: State, layout: Layout):
                 "consumer_groups": list(_streams.GROUPS), "topics": list(_streams.TOPICS),
                 "client_refresh_seconds": 1}
         regions[region]["kubernetes"] = {"context": _clusters.context(region), "namespaces": list(_clusters.NAMESPACES),
-                                         "configmap": CONFIGMAP}
+                                         "configmap": CONFIGMAP,
+                                         "restart_deployments": {ns: list(names) for ns, names
+                                                                 in _clusters.DEPLOYMENTS.items()}}
     doc = {
         "schema_version": outputs.SCHEMA_VERSION,
         "project": "regionpair",
@@ -1089,6 +1091,13 @@ class Sandbox:
     def patch_configmap(self, region: str, namespace: str, name: str, data: dict[str, str],
                         annotations: dict[str, str] | None = None) -> str:
         return _clusters.patch(self.layout, region, namespace, name, data, annotations or {})
+
+    def deployments(self, region: str) -> dict[str, dict[str, dict]]:
+        """Namespace → name → Deployment object in the region's cluster (SandboxError while it is down)."""
+        return _clusters.deployments(self.layout, region)
+
+    def patch_deployment_template(self, region: str, namespace: str, name: str, annotations: dict[str, str]) -> str:
+        return _clusters.patch_template(self.layout, region, namespace, name, annotations)
 
     def start_cluster(self, region: str) -> str:
         """The region's cluster answers again (after kill_region), with the ConfigMaps it had."""

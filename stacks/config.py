@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from stacks import outputs as contract
+from stacks.endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 
 PROJECT = "regionpair"
 ROLES = ("primary", "secondary")
@@ -185,7 +186,8 @@ class KubernetesConfig:
     (exported in the outputs; default: ``context``). Always set once the config is read."""
     runbook_group: str = "regionpair-runbooks"
     """The Kubernetes group the runbooks' identity is mapped to (EKS access entry); it may get, list
-    and patch the active-endpoints ConfigMaps of the app namespaces, nothing else."""
+    and patch the active-endpoints ConfigMaps of the app namespaces, get and patch the Deployments
+    of ``restart_deployments``, nothing else."""
     namespace: str = "regionpair"
     create_namespace: bool = True
     app_namespaces: tuple[str, ...] = ()
@@ -203,6 +205,10 @@ class KubernetesConfig:
     dump_size_limit: str = "20Gi"
     password_secrets: Mapping[str, PasswordSecretConfig] = field(default_factory=dict)
     """Per database: a Kubernetes Secret instead of reading Secrets Manager at run time."""
+    restart_deployments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """App namespace → the Deployments the runbooks restart (``kubectl rollout restart``) after they
+    rewrite that namespace's ConfigMap: those that read it through ``envFrom``. The Role grants get
+    and patch on exactly these names. Empty (default): no Deployment is touched, none is granted."""
 
 
 @dataclass(frozen=True)
@@ -516,6 +522,7 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
             key=ref.string("key", "password", pattern=_SECRET_KEY, hint="a Secret data key"))
         ref.done()
     secrets_obj.done()
+    restart_deployments = _restart_deployments(o, apps or (namespace,))
     cfg = KubernetesConfig(
         backup_role_arn=o.string("backup_role_arn", pattern=_ROLE_ARN,
                                  hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
@@ -528,9 +535,32 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
         backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],
         postgres_image=images["postgres_image"], tools_image=images["tools_image"],
         dump_size_limit=o.string("dump_size_limit", "20Gi", pattern=_QUANTITY, hint="a size such as 20Gi"),
-        password_secrets=password_secrets)
+        password_secrets=password_secrets, restart_deployments=restart_deployments)
     o.done()
     return cfg
+
+
+def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``restart_deployments: {<app namespace>: [<Deployment>, …]}``: only namespaces that get the
+    ConfigMap (the runbooks' Role lives there), valid Deployment names, each once, none empty."""
+    raw = o.get("restart_deployments", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(o.key("restart_deployments"), raw, "expected a mapping of app namespace to Deployment "
+                          "names, e.g. {payments: [payments-api, payments-worker]}")
+    r = _Obj(raw, o.key("restart_deployments"))
+    found: dict[str, tuple[str, ...]] = {}
+    for ns in list(raw):
+        if ns not in app_namespaces:
+            r.seen.add(ns)
+            raise ConfigError(r.key(str(ns)), raw[ns], f"{ns!r} is not one of the app namespaces "
+                              f"{list(app_namespaces)}: the runbooks rewrite the ConfigMap and hold a Role only "
+                              "there; add it to app_namespaces, or list Deployments of those namespaces")
+        names = r.strings(ns, (), pattern=DEPLOYMENT_NAME, hint=DEPLOYMENT_NAME_HINT)
+        if not names:
+            raise ConfigError(r.key(ns), [], "lists no Deployment; name at least one, or remove the namespace")
+        found[ns] = names
+    r.done()
+    return found
 
 
 def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,

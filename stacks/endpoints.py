@@ -26,12 +26,28 @@ UPDATED_BY = "regionpair.io/updated-by"
 """Set by the runbooks: the run id that last wrote the copy (Pulumi never sets it, so keeps it)."""
 FIELD_MANAGER = "regionpair-runbooks"
 """The runbooks' server-side-apply field manager: it owns the keys they write."""
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+"""The pod-template annotation `kubectl rollout restart` sets: a new value rolls a Deployment's pods."""
+RESTARTED_FOR = "regionpair.io/restarted-for"
+"""Set by the runbooks beside it, on the pod template: the run id of the ConfigMap write the
+restart follows (the copy's ``updated-by``). A Deployment that carries it has been restarted since
+that write, so a rerun restarts it no more."""
 
 VERSION_KEY = "REGIONPAIR_CONTRACT_VERSION"
 ACTIVE_REGION = "ACTIVE_REGION"
 KAFKA = "KAFKA_BOOTSTRAP_SERVERS"
 BUCKET = "DATA_BUCKET"
 _DB_KEY = re.compile(r"^DB_[A-Z][A-Z0-9_]*_(HOST|PORT)$")
+DEPLOYMENT_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_RUN_ID = re.compile(r"^\S{1,253}$")
+"""A Deployment's name: Kubernetes validates them as DNS-1123 subdomains."""
+DEPLOYMENT_NAME_HINT = ("Deployment names (DNS-1123 subdomains: lowercase letters, digits, '-' and '.', starting and "
+                        "ending with a letter or digit, at most 253)")
+
+
+def is_deployment_name(name: object) -> bool:
+    """A valid Deployment name (Kubernetes validates them as DNS-1123 subdomains)."""
+    return isinstance(name, str) and bool(DEPLOYMENT_NAME.match(name))
 
 
 def env_key(database: str) -> str:
@@ -71,6 +87,20 @@ def refusal(values: Mapping[str, str], run_id: str) -> str | None:
     if bad or not values or not run_id:
         return (f"refusing to write {bad or 'nothing'} (run id {run_id!r}): only the contract's keys with non-empty "
                 "values, never REGIONPAIR_CONTRACT_VERSION, and a run id")
+    return None
+
+
+def restart_refusal(listed: Mapping[str, Iterable[str]], namespace: str, name: str, restarted_for: str,
+                    at: str) -> str | None:
+    """Why the runbooks must not restart ``namespace/name`` (None: they may): only a Deployment the
+    outputs list (``restart_deployments``, which the stack's Role names), for a run id, at a time."""
+    if name not in tuple(listed.get(namespace, ())):
+        return (f"refusing to restart deployment {namespace}/{name}: restart_deployments does not list it (the "
+                "runbooks restart only the Deployments the stack lists, which its Role names)")
+    if not isinstance(restarted_for, str) or not _RUN_ID.match(restarted_for):
+        return f"refusing to restart deployment {namespace}/{name} for run id {restarted_for!r}: not a run id"
+    if not isinstance(at, str) or not at.strip():
+        return f"refusing to restart deployment {namespace}/{name} without a time for {RESTARTED_AT}"
     return None
 
 

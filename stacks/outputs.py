@@ -20,7 +20,8 @@ Shape (``schema_version`` 1)::
 
 A region whose stack declares the optional Kubernetes section also carries ``kubernetes``: how the
 runbooks reach that cluster's active-endpoints ConfigMaps (a kubeconfig context, the namespaces,
-the ConfigMap's name), never the kubeconfig itself.
+the ConfigMap's name, and optionally ``restart_deployments``: per namespace, the Deployments they
+restart afterwards), never the kubeconfig itself.
 
 The prod stack exports its own region only; the dr stack reads prod through a StackReference
 and exports both. ``merge`` joins the two documents. Secrets are never part of it: a key that
@@ -35,9 +36,11 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from stacks.endpoints import DEPLOYMENT_NAME_HINT, is_deployment_name
 
 SCHEMA_VERSION = 1
 
@@ -168,6 +171,10 @@ class Kubernetes:
     """The namespaces whose active-endpoints ConfigMap the runbooks rewrite after a failover."""
     configmap: str = "regionpair-active-endpoints"
     """The ConfigMap's name in each namespace (it carries the label regionpair.io/contract=active-endpoints)."""
+    restart_deployments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Namespace (one of ``namespaces``) → the Deployments the runbooks restart once they have
+    rewritten that namespace's ConfigMap (they read it through ``envFrom``); the stack's Role may
+    get and patch exactly these. Empty: none is restarted."""
 
 
 @dataclass(frozen=True)
@@ -445,7 +452,29 @@ def _kubernetes(k: "_Reader | None") -> Kubernetes | None:
     configmap = k.str("configmap", required=False) or Kubernetes.configmap
     if not _K8S_OBJECT.match(configmap):
         raise OutputsError(k._p("configmap"), f"{configmap!r} is not a Kubernetes object name")
-    return Kubernetes(context=context, namespaces=namespaces, configmap=configmap)
+    return Kubernetes(context=context, namespaces=namespaces, configmap=configmap,
+                      restart_deployments=_restart_deployments(k.obj("restart_deployments", required=False), namespaces))
+
+
+def _restart_deployments(r: "_Reader | None", namespaces: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    if r is None:
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for ns, names in r.data.items():
+        where = r._p(str(ns))
+        if ns not in namespaces:
+            raise OutputsError(where, f"{ns!r} is not one of namespaces {list(namespaces)}: the runbooks restart "
+                               "Deployments only where they rewrite the ConfigMap; fix the stack's "
+                               "kubernetes.restart_deployments and `pulumi up`")
+        if not isinstance(names, list) or not names:
+            raise OutputsError(where, f"expected a non-empty list of Deployment names, got {names!r}")
+        for i, name in enumerate(names):
+            if not is_deployment_name(name):
+                raise OutputsError(f"{where}[{i}]", f"{name!r}: expected {DEPLOYMENT_NAME_HINT}")
+        if len(set(names)) != len(names):
+            raise OutputsError(where, f"{names} lists a Deployment twice; list each once")
+        found[ns] = tuple(names)
+    return found
 
 
 def from_dict(doc: Any) -> Outputs:

@@ -147,20 +147,25 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
         namespace=k.namespace, create_namespace=k.create_namespace, app_namespaces=k.app_namespaces,
         export_namespaces=k.export_namespaces, export_all_namespaces=k.export_all_namespaces,
         backup_schedule=k.backup_schedule, export_schedule=k.export_schedule, dump_size_limit=k.dump_size_limit,
-        labels={"regionpair.io/stack": cfg.stack}, runbook_group=k.runbook_group, **images),
+        labels={"regionpair.io/stack": cfg.stack}, runbook_group=k.runbook_group,
+        restart_deployments=k.restart_deployments, **images),
         opts=pulumi.ResourceOptions(provider=providers.kubernetes()))
 
 
 def kubernetes_document(cfg: StackConfig) -> dict[str, Any] | None:
     """The outputs' `kubernetes` of this region: how the runbooks reach its cluster's active-endpoints
-    ConfigMaps (never the kubeconfig, a secret). None without the section."""
+    ConfigMaps, and which Deployments they restart afterwards (never the kubeconfig, a secret). None
+    without the section."""
     from stacks.endpoints import CONFIGMAP_NAME
 
     k = cfg.kubernetes
     if k is None:
         return None
-    return {"context": k.runbook_context, "namespaces": list(k.app_namespaces) or [k.namespace],
-            "configmap": CONFIGMAP_NAME}
+    doc: dict[str, Any] = {"context": k.runbook_context, "namespaces": list(k.app_namespaces) or [k.namespace],
+                           "configmap": CONFIGMAP_NAME}
+    if k.restart_deployments:  # only when listed: a stack without it exports what it always did
+        doc["restart_deployments"] = {ns: list(names) for ns, names in k.restart_deployments.items()}
+    return doc
 
 
 def alarms(regional: Regional, specs: list[AlarmSpec]) -> Alarms:

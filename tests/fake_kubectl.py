@@ -1,6 +1,7 @@
 """A stand-in for ``kubectl`` at the runbooks' boundary: the subset of its command line the
-Endpoints adapter uses, with server-side apply's field ownership, and the failures a real one
-shows (no such context, cluster unreachable, RBAC forbidden, a hang).
+Endpoints adapter uses, with server-side apply's field ownership, a Deployment's get and merge
+patch, RBAC as a Role's rules decide it, and the failures a real one shows (no such context,
+cluster unreachable, RBAC forbidden, a hang, an object that does not exist).
 
 Run as a program (``tests/kubectl_fake.py`` puts a ``kubectl`` wrapper first on PATH). Every
 invocation is appended to ``$FAKE_KUBECTL_LOG`` (argv and stdin); the clusters live in the JSON
@@ -8,7 +9,13 @@ file ``$FAKE_KUBECTL_STATE``::
 
     {"contexts": {CONTEXT: {"fault": null | "unreachable" | "forbidden" | "hang",
                             "namespaces": {NS: {NAME: {"labels": {}, "annotations": {}, "data": {},
-                                                       "owners": {"data.KEY": MANAGER, ...}}}}}}}
+                                                       "owners": {"data.KEY": MANAGER, ...}}}},
+                            "deployments": {NS: {NAME: <a Deployment object: metadata, spec, status>}},
+                            "roles": null | {NS: [<rule: apiGroups, resources, resourceNames?, verbs>]}}}}
+
+With ``roles`` set, a request no rule of its namespace allows is refused as the API server does
+(``roles`` null: everything is allowed). A patched Deployment's controller does not run: its
+``status`` stays where it was, as in the seconds after a real ``rollout restart``.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
         a = argv[i]
         for flag, key in (("--context", "context"), ("--request-timeout", "timeout"), ("-n", "namespace"),
                           ("--namespace", "namespace"), ("-l", "selector"), ("-o", "output"), ("-f", "file"),
-                          ("--field-manager", "manager")):
+                          ("--field-manager", "manager"), ("-p", "patch"), ("--patch", "patch"), ("--type", "type")):
             if a == flag:
                 opts[key] = argv[i + 1]
                 i += 2
@@ -49,6 +56,42 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
                 rest.append(a)
             i += 1
     return opts, rest
+
+
+def _request(verb: str, rest: list[str], opts: dict) -> tuple[str, str, str, str | None] | None:
+    """(API verb, API group, resource, name) of a command, as RBAC sees it."""
+    kind = rest[1] if len(rest) > 1 else ""
+    name = rest[2] if len(rest) > 2 else None
+    if verb == "get" and kind == "configmap":
+        return ("get" if name else "list"), "", "configmaps", name
+    if verb == "apply":  # server-side apply is a PATCH of the named object
+        return "patch", "", "configmaps", json.loads(opts.get("stdin") or "{}").get("metadata", {}).get("name")
+    if kind == "deployment" and verb in ("get", "patch"):
+        return verb, "apps", "deployments", name
+    return None
+
+
+def _allowed(rules: list[dict], verb: str, group: str, resource: str, name: str | None) -> bool:
+    return any(verb in r["verbs"] and group in r["apiGroups"] and resource in r["resources"]
+               and ("resourceNames" not in r or (name is not None and name in r["resourceNames"])) for r in rules)
+
+
+def _merge(target: dict, patch: dict) -> None:
+    """A JSON merge patch (RFC 7386)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = json.loads(json.dumps(value))
+
+
+def _save(state_path: str, state: dict) -> None:
+    tmp = state_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, state_path)
 
 
 def main(argv: list[str]) -> int:
@@ -75,10 +118,44 @@ def main(argv: list[str]) -> int:
                          "Unable to connect to the server: dial tcp 10.0.0.1:443: i/o timeout")
         ns = opts.get("namespace", "default")
         verb = rest[0] if rest else ""
+        request = _request(verb, rest, {**opts, "stdin": stdin})
         if fault == "forbidden":
             return _fail(f'Error from server (Forbidden): configmaps is forbidden: User "arn:aws:sts::123456789012:'
                          f'assumed-role/ops/alice" cannot {"list" if verb == "get" else "patch"} resource '
                          f'"configmaps" in API group "" in the namespace "{ns}"')
+        roles = cluster.get("roles")
+        if roles is not None and request is not None and not _allowed(roles.get(ns, []), *request):
+            api_verb, group, resource, name = request
+            what = f'{resource}{"." + group if group else ""}' + (f' "{name}"' if name else "")
+            return _fail(f'Error from server (Forbidden): {what} is forbidden: User "arn:aws:sts::123456789012:'
+                         f'assumed-role/regionpair-runbooks/run" cannot {api_verb} resource "{resource}" in API group '
+                         f'"{group}" in the namespace "{ns}"')
+        if rest[1:2] == ["deployment"] and len(rest) == 3:
+            deployments = cluster.setdefault("deployments", {}).get(ns, {})
+            name = rest[2]
+            obj = deployments.get(name)
+            if obj is None:
+                return _fail(f'Error from server (NotFound): deployments.apps "{name}" not found')
+            if verb == "get" and opts.get("output") == "json":
+                print(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", **obj}))
+                return 0
+            if verb == "patch" and opts.get("type") == "merge" and opts.get("patch"):
+                if not opts.get("manager"):
+                    return _fail("error: --field-manager is required by this stand-in")
+                before = json.dumps(obj, sort_keys=True)
+                template = json.dumps(obj["spec"].get("template"), sort_keys=True)
+                _merge(obj, json.loads(opts["patch"]))
+                if json.dumps(obj, sort_keys=True) == before:
+                    print(f"deployment.apps/{name} patched (no change)")
+                    return 0
+                if json.dumps(obj["spec"].get("template"), sort_keys=True) != template:
+                    obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+                fields = obj["metadata"].setdefault("managedFields", [])
+                if not any(f["manager"] == opts["manager"] for f in fields):
+                    fields.append({"manager": opts["manager"], "operation": "Update"})
+                _save(state_path, state)
+                print(f"deployment.apps/{name} patched")
+                return 0
         objects = cluster["namespaces"].setdefault(ns, {})
         if verb == "get" and rest[1:2] == ["configmap"] and opts.get("output") == "json":
             key, _, value = (opts.get("selector") or "=").partition("=")
@@ -123,10 +200,7 @@ def main(argv: list[str]) -> int:
                     kind, _, k = f.partition(".")
                     obj[kind].pop(k, None)
                     del obj["owners"][f]
-            tmp = state_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(state, f)
-            os.replace(tmp, state_path)
+            _save(state_path, state)
             print(f"configmap/{name} serverside-applied")
             return 0
     return _fail(f"error: this stand-in does not do: kubectl {' '.join(argv)}")

@@ -517,18 +517,22 @@ def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None
 
 class FakeEndpoints:
     """Every region with a ``kubernetes`` section has a cluster whose copies start with the primary's
-    values, as Pulumi writes them, plus a key another team added (``TEAM_OWNED_KEY``). A cluster
-    does not answer while its region is down or while it is in ``down``."""
+    values, as Pulumi writes them, plus a key another team added (``TEAM_OWNED_KEY``), and each
+    Deployment its ``restart_deployments`` lists (``workloads[region][(ns, name)]``; delete one to
+    make it missing). A cluster does not answer while its region is down or while it is in ``down``."""
 
     def __init__(self, world: FakeWorld):
         from stacks.endpoints import initial_data
         self.w = world
         self.down: set[str] = set()
         self.copies: dict[str, dict[str, dict]] = {}
+        self.workloads: dict[str, dict[tuple[str, str], dict]] = {}
         for name, region in world.outputs.regions.items():
             if region.kubernetes is not None:
                 self.copies[name] = {ns: {"data": {**initial_data(world.outputs.primary), "TEAM_OWNED_KEY": "kept"},
                                           "updated_by": None} for ns in region.kubernetes.namespaces}
+                self.workloads[name] = {(ns, d): {"restarted_for": None, "restarted_at": None, "restarts": 0}
+                                        for ns, names in region.kubernetes.restart_deployments.items() for d in names}
 
     def _reach(self, region: str):
         k = self.w.outputs.regions[region].kubernetes
@@ -553,6 +557,28 @@ class FakeEndpoints:
             c["data"].update(values)
             c["updated_by"] = run_id
         return f"{len(self.copies[region])} copies in {region} ({k.context}) set: ACTIVE_REGION={values['ACTIVE_REGION']}"
+
+    def deployments(self, region):
+        from runbooks.ports import DeploymentState
+        k = self._reach(region)
+        held = self.workloads[region]
+        return tuple(DeploymentState(ns, name, (ns, name) in held, held.get((ns, name), {}).get("restarted_for"),
+                                     held.get((ns, name), {}).get("restarted_at"), rollout="1 of 1 pods updated, 1 available")
+                     for ns, names in k.restart_deployments.items() for name in names)
+
+    def restart(self, region, namespace, name, restarted_for, at):
+        from runbooks.errors import BadInput, StepFailed
+        from stacks.endpoints import restart_refusal
+        k = self._reach(region)
+        refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
+        if refusal:
+            raise BadInput(refusal)
+        d = self.workloads[region].get((namespace, name))
+        if d is None:
+            raise StepFailed(f"Deployment {namespace}/{name} does not exist in {region}'s cluster")
+        self.w._act("restart", region, f"{namespace}/{name}", restarted_for)
+        d.update(restarted_for=restarted_for, restarted_at=at, restarts=d["restarts"] + 1)
+        return f"{namespace}/{name} in {region} restarted"
 
     def active(self, region: str) -> set[str]:
         return {c["data"]["ACTIVE_REGION"] for c in self.copies[region].values()}

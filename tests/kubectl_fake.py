@@ -5,6 +5,9 @@
     fake.calls() -> [{"argv": [...], "stdin": ...}]
     fake.copy(context, namespace) -> {"data", "annotations", "owners", …}
     fake.apply_as(manager, context, namespace, manifest)   # another applier, e.g. Pulumi's provider
+    fake.seed_deployment(context, namespace, name)  # a Deployment whose rollout is complete
+    fake.deployment(context, namespace, name) -> the object (metadata, spec, status)
+    fake.grant(context, namespace, rules)           # RBAC: from then on only what the rules allow
 """
 
 from __future__ import annotations
@@ -65,6 +68,34 @@ class FakeKubectl:
         owners.update({f"annotations.{k}": PULUMI for k in annotations})
         cluster["namespaces"].setdefault(namespace, {})[name] = {
             "labels": labels, "annotations": annotations, "data": dict(data), "owners": owners}
+        self._write(state)
+
+    def seed_deployment(self, context: str, namespace: str, name: str, replicas: int = 2,
+                        annotations: dict[str, str] | None = None) -> None:
+        """A Deployment whose rollout is complete (its pods read the ConfigMap through envFrom)."""
+        state = self._read()
+        cluster = state["contexts"].setdefault(context, {"fault": None, "namespaces": {}})
+        cluster.setdefault("deployments", {}).setdefault(namespace, {})[name] = {
+            "metadata": {"name": name, "namespace": namespace, "generation": 1,
+                         "managedFields": [{"manager": PULUMI, "operation": "Apply"}]},
+            "spec": {"replicas": replicas, "template": {
+                "metadata": {"labels": {"app": name}, "annotations": dict(annotations or {})},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0",
+                                         "envFrom": [{"configMapRef": {"name": contract.CONFIGMAP_NAME}}]}]}}},
+            "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                       "readyReplicas": replicas, "availableReplicas": replicas}}
+        self._write(state)
+
+    def deployment(self, context: str, namespace: str, name: str) -> dict:
+        return self._read()["contexts"][context]["deployments"][namespace][name]
+
+    def grant(self, context: str, namespace: str, rules: list[dict]) -> None:
+        """The runbooks' Role in one namespace: once any is granted, a request no rule allows is Forbidden."""
+        state = self._read()
+        cluster = state["contexts"].setdefault(context, {"fault": None, "namespaces": {}})
+        if cluster.get("roles") is None:
+            cluster["roles"] = {}
+        cluster["roles"][namespace] = rules
         self._write(state)
 
     def copy(self, context: str, namespace: str, name: str = contract.CONFIGMAP_NAME) -> dict:

@@ -8,11 +8,21 @@ by hand. Per namespace of a region's ``kubernetes`` outputs, exactly::
     kubectl --context C --request-timeout 5s -n NS apply --server-side --field-manager=regionpair-runbooks \\
         --force-conflicts -f -            (the manifest on stdin)
 
+and per Deployment of its ``restart_deployments`` (what ``kubectl rollout restart`` does, plus the
+run id, so that a rerun can tell the restart happened)::
+
+    kubectl --context C --request-timeout 5s -n NS get deployment NAME -o json
+    kubectl --context C --request-timeout 5s -n NS patch deployment NAME --type merge --field-manager=regionpair-runbooks \\
+        -p '{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":T,"regionpair.io/restarted-for":RUN}}}}}'
+
 Server-side apply under the runbooks' own field manager takes the keys it writes over from Pulumi
 (docs/kubernetes.md: a later ``pulumi up`` carrying the old values then conflicts instead of
 reverting them). An applier that leaves out a field it owns removes it, so every apply carries
 EVERY contract key of the copy, the unchanged ones with their current values; never the version
 key (Pulumi's) and never a key outside the contract (someone else's, which stays theirs).
+
+A Deployment is read by name (``get`` on exactly the listed names is all the Role grants; never a
+list) and only its name, pod-template annotations, ``paused`` and rollout counters are kept.
 
 Only the contract's keys of a ConfigMap are kept (stacks.endpoints.contract_data), so nothing
 else reaches a journal or a log; kubectl's stderr is scrubbed (runbooks/redact.py) and cut to its
@@ -30,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import ClusterEndpoints, EndpointsCopy
+from runbooks.ports import ClusterEndpoints, DeploymentState, EndpointsCopy
 from runbooks.redact import scrub
 from stacks import endpoints as contract
 from stacks.outputs import Kubernetes, Outputs
@@ -53,6 +63,30 @@ _UNREACHABLE = re.compile(r"(unable to connect|i/o timeout|connection refused|no
                           r"tls handshake|connection reset|network is unreachable|dial tcp)", re.I)
 _NO_CONTEXT = re.compile(r"context (\"[^\"]*\" )?(does not exist|was not found)|no context exists", re.I)
 _FORBIDDEN = re.compile(r"(forbidden|unauthorized|must be logged in)", re.I)
+_NOT_FOUND = re.compile(r"\(NotFound\)")
+
+
+def deployment_state(namespace: str, name: str, obj: Mapping[str, Any] | None) -> DeploymentState:
+    """What the runbooks keep of a Deployment object (None: it does not exist): the two restart
+    annotations of its pod template, ``paused`` and its rollout in words. Nothing else of it."""
+    if obj is None:
+        return DeploymentState(namespace, name, exists=False)
+    meta, spec, status = (obj.get(k) or {} for k in ("metadata", "spec", "status"))
+    notes = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        rollout = "rollout not started yet (the controller has not seen the change)"
+    else:
+        rollout = (f"{status.get('updatedReplicas', 0)} of {spec.get('replicas', 1)} pods updated, "
+                   f"{status.get('availableReplicas', 0)} available")
+    return DeploymentState(namespace, name, exists=True, restarted_for=notes.get(contract.RESTARTED_FOR),
+                           restarted_at=notes.get(contract.RESTARTED_AT), paused=bool(spec.get("paused")),
+                           rollout=rollout)
+
+
+def restart_patch(restarted_for: str, at: str) -> dict:
+    """The merge patch of a restart: the pod template's two annotations, nothing else."""
+    return {"spec": {"template": {"metadata": {"annotations": {contract.RESTARTED_AT: at,
+                                                               contract.RESTARTED_FOR: restarted_for}}}}}
 
 
 def _said(stderr: str | None, limit: int = 300) -> str:
@@ -76,7 +110,10 @@ class KubectlEndpoints:
             raise BadInput(f"stack outputs: regions.{region}.kubernetes is missing; this region declares no cluster")
         return r.kubernetes
 
-    def _kubectl(self, region: str, namespace: str, args: list[str], what: str, stdin: str | None = None) -> str:
+    def _kubectl(self, region: str, namespace: str, args: list[str], what: str, stdin: str | None = None,
+                 needs: str | None = None, absent_ok: bool = False) -> str | None:
+        """kubectl's stdout; None for an object that does not exist when ``absent_ok``. ``needs``: the
+        permission to name when the cluster refuses (default: the ConfigMap's)."""
         k = self._cluster(region)
         exe = shutil.which(self.settings.binary)
         if exe is None:
@@ -101,9 +138,12 @@ class KubectlEndpoints:
                               f"`aws eks update-kubeconfig --region {region} --name <cluster>` (it names the context "
                               f"by the cluster ARN; add --alias {k.context} if the outputs name it otherwise)")
         if _FORBIDDEN.search(proc.stderr or ""):
-            raise StepFailed(f"{where} refused {what}: the runbooks' identity needs list, get and patch on the "
-                             f"ConfigMap {k.configmap} there (the stack binds them to its runbook group; map the "
-                             f"identity to that group with an EKS access entry, docs/kubernetes.md): {said}")
+            raise StepFailed(f"{where} refused {what}: the runbooks' identity needs "
+                             f"{needs or f'list, get and patch on the ConfigMap {k.configmap}'} there (the stack binds "
+                             "them to its runbook group; map the identity to that group with an EKS access entry, "
+                             f"docs/kubernetes.md): {said}")
+        if absent_ok and _NOT_FOUND.search(proc.stderr or ""):
+            return None
         if _UNREACHABLE.search(proc.stderr or ""):
             raise Unreachable(f"{where} does not answer {what}: {said}")
         raise StepFailed(f"kubectl {what} in {where} failed (exit {proc.returncode}): {said}")
@@ -166,3 +206,44 @@ class KubectlEndpoints:
         return (f"{', '.join(written)} in {region} (context {k.context}) now send applications to "
                 f"{values.get(contract.ACTIVE_REGION, '?')} (server-side apply as {contract.FIELD_MANAGER})"
                 + (f"; no copy in {', '.join(missing)}" if missing else ""))
+
+    # ---- the Deployments restarted after the ConfigMap moved (restart_deployments) ----------------
+
+    @staticmethod
+    def _deployment_needs(k: Kubernetes, name: str) -> str:
+        return (f"get and patch on the Deployment {name} (the stack's Role names each Deployment of "
+                "restart_deployments: after listing one, `pulumi up` the stack that declares this cluster)")
+
+    def _deployment(self, region: str, namespace: str, name: str) -> DeploymentState:
+        k = self._cluster(region)
+        out = self._kubectl(region, namespace, ["get", "deployment", name, "-o", "json"],
+                            f"the read of Deployment {name}", needs=self._deployment_needs(k, name), absent_ok=True)
+        if out is None:
+            return deployment_state(namespace, name, None)
+        try:
+            obj = json.loads(out)
+        except json.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict) or (obj.get("metadata") or {}).get("name") != name:
+            raise StepFailed(f"kubectl printed no Deployment {name} for {region}'s cluster (context {k.context}, "
+                             f"namespace {namespace})")
+        return deployment_state(namespace, name, obj)
+
+    def deployments(self, region: str) -> tuple[DeploymentState, ...]:
+        k = self._cluster(region)
+        return tuple(self._deployment(region, ns, name) for ns, names in k.restart_deployments.items() for name in names)
+
+    def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
+        k = self._cluster(region)
+        refusal = contract.restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
+        if refusal:
+            raise BadInput(f"{region}'s cluster: {refusal}")
+        out = self._kubectl(region, namespace, ["patch", "deployment", name, "--type", "merge",
+                                                f"--field-manager={contract.FIELD_MANAGER}",
+                                                "-p", json.dumps(restart_patch(restarted_for, at), separators=(",", ":"))],
+                            f"the restart of Deployment {name}", needs=self._deployment_needs(k, name), absent_ok=True)
+        if out is None:
+            raise StepFailed(f"Deployment {namespace}/{name} does not exist in {region}'s cluster (context {k.context}): "
+                             "create it, or remove it from the stack's kubernetes.restart_deployments and `pulumi up`")
+        log.info("deployment %s/%s in %s restarted for %s", namespace, name, region, restarted_for)
+        return f"{namespace}/{name} in {region} restarted ({contract.RESTARTED_AT}={at})"

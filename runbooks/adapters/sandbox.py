@@ -438,6 +438,35 @@ class SandboxEndpoints:
                 + (f"; no copy in {', '.join(cluster.missing)}" if cluster.missing else ""))
 
 
+    def _deployments(self, region: str) -> dict:
+        from sandbox.errors import SandboxError
+        try:
+            return self.sb.deployments(region)
+        except SandboxError as exc:
+            raise Unreachable(str(exc)) from None
+
+    def deployments(self, region: str):
+        from runbooks.adapters.kubectl import deployment_state  # the same reading of a Deployment object
+        k = self._cluster(region)
+        held = self._deployments(region)
+        return tuple(deployment_state(ns, name, held.get(ns, {}).get(name))
+                     for ns, names in k.restart_deployments.items() for name in names)
+
+    @_sandbox_errors
+    def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
+        from runbooks.errors import BadInput
+        from stacks.endpoints import RESTARTED_AT, RESTARTED_FOR, restart_refusal
+        k = self._cluster(region)
+        refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
+        if refusal:
+            raise BadInput(f"{region}'s cluster: {refusal}")
+        if name not in self._deployments(region).get(namespace, {}):
+            raise StepFailed(f"Deployment {namespace}/{name} does not exist in {region}'s cluster ({k.context}): "
+                             "create it, or remove it from the stack's kubernetes.restart_deployments")
+        self.sb.patch_deployment_template(region, namespace, name, {RESTARTED_AT: at, RESTARTED_FOR: restarted_for})
+        return f"{namespace}/{name} in {region} restarted ({RESTARTED_AT}={at})"
+
+
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError

@@ -200,3 +200,118 @@ def test_the_aws_ports_reach_the_clusters_through_kubectl_only_when_a_region_dec
     with_clusters = aws_ports(outputs_contract.from_dict(clusters_doc()), FakeClock(), session=object())
     assert isinstance(with_clusters.endpoints, KubectlEndpoints)
     assert aws_ports(outputs_contract.from_dict(pair_document()), FakeClock(), session=object()).endpoints is None
+
+
+# ---- the Deployments restarted after the ConfigMap moved (restart_deployments) ----------------------
+
+LISTED = {"payments": ["payments-api", "payments-worker"], "checkout": ["checkout-web"]}
+
+
+@pytest.fixture
+def k8s_restart(k8s):
+    doc = clusters_doc()
+    for region in doc["regions"].values():
+        region["kubernetes"]["restart_deployments"] = LISTED
+    k8s.outputs = outputs_contract.from_dict(doc)
+    k8s.port = KubectlEndpoints(k8s.outputs, KubectlSettings(process_timeout_s=10))
+    for region in (P, S):
+        for ns, names in LISTED.items():
+            for name in names:
+                k8s.fake.seed_deployment(context(region), ns, name)
+    return k8s
+
+
+def test_deployments_are_read_by_name_one_get_each_and_nothing_else_of_them_is_kept(k8s_restart):
+    k = k8s_restart
+    states = k.port.deployments(S)
+    assert [(d.namespace, d.name, d.exists, d.restarted_for, d.paused) for d in states] == [
+        ("payments", "payments-api", True, None, False), ("payments", "payments-worker", True, None, False),
+        ("checkout", "checkout-web", True, None, False)]
+    assert states[0].rollout == "2 of 2 pods updated, 2 available"
+    assert [c["argv"] for c in k.fake.calls()] == [
+        ["--context", context(S), "--request-timeout", "5s", "-n", ns, "get", "deployment", name, "-o", "json"]
+        for ns, names in LISTED.items() for name in names]
+    state = k.fake._read()  # a listed Deployment that is gone is reported, not an error
+    del state["contexts"][context(S)]["deployments"]["checkout"]["checkout-web"]
+    k.fake._write(state)
+    assert [(d.name, d.exists) for d in k.port.deployments(S)][-1] == ("checkout-web", False)
+
+
+def test_restart_patches_the_pod_template_as_rollout_restart_does_with_the_run_id_and_nothing_else(k8s_restart):
+    k = k8s_restart
+    before = k.fake.deployment(context(S), "payments", "payments-api")
+    result = k.port.restart(S, "payments", "payments-api", "failover-20261122T040000-ab12", "2026-11-22T04:00:07Z")
+    assert "payments/payments-api in us-west-2 restarted" in result
+    (call,) = k.fake.calls()
+    assert call["argv"][:-1] == ["--context", context(S), "--request-timeout", "5s", "-n", "payments", "patch",
+                                 "deployment", "payments-api", "--type", "merge", "--field-manager=regionpair-runbooks",
+                                 "-p"]
+    assert json.loads(call["argv"][-1]) == {"spec": {"template": {"metadata": {"annotations": {
+        contract.RESTARTED_AT: "2026-11-22T04:00:07Z", contract.RESTARTED_FOR: "failover-20261122T040000-ab12"}}}}}
+    after = k.fake.deployment(context(S), "payments", "payments-api")
+    assert after["spec"]["template"]["metadata"]["annotations"] == {
+        contract.RESTARTED_AT: "2026-11-22T04:00:07Z", contract.RESTARTED_FOR: "failover-20261122T040000-ab12"}
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1  # a new pod template: a rollout
+    assert after["spec"]["template"]["spec"] == before["spec"]["template"]["spec"]
+    assert after["spec"]["template"]["metadata"]["labels"] == before["spec"]["template"]["metadata"]["labels"]
+    assert {f["manager"] for f in after["metadata"]["managedFields"]} == {PULUMI, "regionpair-runbooks"}
+    (read,) = [d for d in k.port.deployments(S) if d.name == "payments-api"]
+    assert (read.restarted_for, read.restarted_at) == ("failover-20261122T040000-ab12", "2026-11-22T04:00:07Z")
+    assert read.rollout == "rollout not started yet (the controller has not seen the change)"
+    assert k.fake.deployment(context(P), "payments", "payments-api") == before, "only the region named"
+
+
+def test_restart_refuses_a_deployment_the_outputs_do_not_list_before_any_call(k8s_restart):
+    k = k8s_restart
+    k.fake.seed_deployment(context(S), "payments", "ledger")
+    for ns, name, run, at in (("payments", "ledger", "run-1", "t"), ("checkout", "payments-api", "run-1", "t"),
+                              ("payments", "payments-api", "", "t"), ("payments", "payments-api", "run-1", "")):
+        with pytest.raises(BadInput):
+            k.port.restart(S, ns, name, run, at)
+    assert k.fake.calls() == []
+
+
+def test_a_deployment_gone_before_its_restart_is_an_error_with_the_fix(k8s_restart):
+    k = k8s_restart
+    state = k.fake._read()
+    del state["contexts"][context(S)]["deployments"]["payments"]["payments-worker"]
+    k.fake._write(state)
+    with pytest.raises(StepFailed) as err:
+        k.port.restart(S, "payments", "payments-worker", "run-1", "2026-11-22T04:00:07Z")
+    assert "Deployment payments/payments-worker does not exist in us-west-2's cluster" in str(err.value)
+    assert "remove it from the stack's kubernetes.restart_deployments" in str(err.value)
+
+
+def test_a_failover_through_kubectl_restarts_each_listed_deployment_once_and_a_rerun_patches_nothing(k8s_restart,
+                                                                                                      tmp_path):
+    k = k8s_restart
+    doc = clusters_doc()
+    for region in doc["regions"].values():
+        region["kubernetes"]["restart_deployments"] = LISTED
+    doc_path = tmp_path / "outputs.json"
+    doc_path.write_text(json.dumps(doc))
+    world = FakeWorld(outputs_contract.load_file(doc_path))
+    world.endpoints = KubectlEndpoints(world.outputs)
+    state = tmp_path / "state"
+
+    def run():
+        out = io.StringIO()
+        code = failover.main(["--outputs", str(doc_path), "--state-dir", str(state), "--yes", "--output", "json"],
+                             ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
+                             stdout=out)
+        return code, json.loads(out.getvalue())
+
+    code, out = run()
+    assert code == EXIT_OK, out
+    patches = [c for c in k.fake.calls() if "patch" in c["argv"]]
+    assert len(patches) == 6  # three Deployments in each of two clusters
+    for region in (S, P):
+        for ns, names in LISTED.items():
+            for name in names:
+                notes = k.fake.deployment(context(region), ns, name)["spec"]["template"]["metadata"]["annotations"]
+                assert notes[contract.RESTARTED_FOR] == out["run_id"] and notes[contract.RESTARTED_AT]
+    step = {s["name"]: s for s in out["steps"]}[f"restart-deployments:{S}"]
+    assert "verified: payments/payments-api: rollout not started yet" in step["result"]
+    code, out = run()
+    assert code == EXIT_OK and out["result"] == "nothing-to-do"
+    assert len([c for c in k.fake.calls() if "patch" in c["argv"]]) == 6

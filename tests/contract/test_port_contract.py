@@ -121,13 +121,17 @@ def clusters(request, tmp_path, monkeypatch):
     from tests.kubectl_fake import FakeKubectl
     from tests.samples import pair_document
     doc = pair_document()
+    listed = {"payments": ["payments-api"], "checkout": ["checkout-web"]}  # as the sandbox's clusters run them
     for name, region in doc["regions"].items():
-        region["kubernetes"] = {"context": f"ctx-{name}", "namespaces": ["payments", "checkout"]}
+        region["kubernetes"] = {"context": f"ctx-{name}", "namespaces": ["payments", "checkout"],
+                                "restart_deployments": listed}
     out = contract.from_dict(doc)
     fake = FakeKubectl.install(tmp_path, monkeypatch)
     for name in out.regions:
         for ns in ("payments", "checkout"):
             fake.seed(f"ctx-{name}", ns, initial_data(out.primary))
+            for deployment in listed[ns]:
+                fake.seed_deployment(f"ctx-{name}", ns, deployment)
     return KubectlEndpoints(out), out
 
 
@@ -156,6 +160,32 @@ def test_endpoints_refuse_what_is_not_the_contract_and_change_nothing(clusters):
         with pytest.raises(BadInput):
             port.publish(out.primary.name, values, "contract-run-2")
     assert port.read(out.primary.name) == before
+
+
+def test_listed_deployments_are_read_and_restarted_with_the_run_id_and_nothing_else(clusters):
+    port, out = clusters
+    primary, secondary = out.primary.name, out.secondary.name
+    listed = out.secondary.kubernetes.restart_deployments
+    before = port.deployments(secondary)
+    assert [(d.namespace, d.name) for d in before] == [(ns, n) for ns, names in listed.items() for n in names]
+    assert all(d.exists and d.restarted_for is None and not d.paused and d.rollout for d in before)
+    ns, name = before[0].namespace, before[0].name
+    assert isinstance(port.restart(secondary, ns, name, "contract-run-3", "2026-11-22T04:00:07Z"), str)
+    after = {(d.namespace, d.name): d for d in port.deployments(secondary)}
+    assert (after[(ns, name)].restarted_for, after[(ns, name)].restarted_at) == ("contract-run-3", "2026-11-22T04:00:07Z")
+    assert all(d.restarted_for is None for key, d in after.items() if key != (ns, name))
+    assert all(d.restarted_for is None for d in port.deployments(primary))  # only the region named
+
+
+def test_a_deployment_the_outputs_do_not_list_is_never_restarted(clusters):
+    from runbooks.errors import BadInput
+    port, out = clusters
+    before = port.deployments(out.primary.name)
+    for ns, name, run in (("payments", "ledger", "contract-run-4"), ("checkout", "payments-api", "contract-run-4"),
+                          ("payments", "payments-api", "")):
+        with pytest.raises(BadInput):
+            port.restart(out.primary.name, ns, name, run, "2026-11-22T04:00:07Z")
+    assert port.deployments(out.primary.name) == before
 
 
 def test_promote_starts_on_a_replica_and_is_harmless_on_a_primary(pair):

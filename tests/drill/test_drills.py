@@ -55,7 +55,12 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert set(c["ACTIVE_REGION"] for c in clusters["local-west"]["copies"].values()) == {"local-west"}
     assert clusters["local-east"]["reachable"] is False
     assert names.index("failover/promote:payments") < names.index("failover/endpoints:local-west")
-    assert "| failover | local-west | yes | checkout: local-west, payments: local-west | yes |" in \
+    # the Deployments reading the endpoints through envFrom were restarted for the run that moved them
+    assert clusters["local-west"]["restarted"] is True
+    assert set(clusters["local-west"]["deployments"].values()) == {
+        c["updated_by"] for c in clusters["local-west"]["copies"].values()}
+    assert names.index("failover/endpoints:local-west") < names.index("failover/restart-deployments:local-west")
+    assert "| failover | local-west | yes | checkout: local-west, payments: local-west | yes | yes |" in \
         (report / "report.md").read_text()
     assert no_sandbox_left(rep["sandbox_dir"])
 
@@ -70,6 +75,7 @@ def test_switchover_and_failback_are_zero_loss(tmp_path):
     for phase, home in (("switchover", "local-west"), ("failback", "local-east")):
         clusters = rep["endpoints"][phase]["clusters"]
         assert all(c["points_at_active"] for c in clusters.values()), (phase, clusters)
+        assert all(c["restarted"] for c in clusters.values()), (phase, clusters)
         assert {x["ACTIVE_REGION"] for c in clusters.values() for x in c["copies"].values()} == {home}
     assert no_sandbox_left(rep["sandbox_dir"])
 

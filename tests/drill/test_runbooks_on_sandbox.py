@@ -66,6 +66,12 @@ def active(sb, region: str) -> set[str]:
     return {c["regionpair-active-endpoints"]["data"]["ACTIVE_REGION"] for c in sb.configmaps(region).values()}
 
 
+def restarted_for(sb, region: str) -> dict[str, str | None]:
+    """ns/name → the run id each Deployment of the region's cluster was last restarted for."""
+    return {f"{ns}/{name}": d["spec"]["template"]["metadata"]["annotations"].get("regionpair.io/restarted-for")
+            for ns, held in sb.deployments(region).items() for name, d in held.items()}
+
+
 def test_old_primary_restarted_after_failover_accepts_no_write_and_the_failback_fixes_its_cluster(fresh):
     sb = fresh
     sb.kill_region(EAST)
@@ -77,6 +83,9 @@ def test_old_primary_restarted_after_failover_accepts_no_write_and_the_failback_
     assert steps[f"endpoints:{WEST}"]["status"] == "done" and active(sb, WEST) == {WEST}
     assert steps[f"endpoints:{EAST}"]["status"] == "best-effort-failed"
     assert "correct them before any failback" in steps[f"endpoints:{EAST}"]["result"]
+    assert steps[f"restart-deployments:{WEST}"]["status"] == "done"
+    assert set(restarted_for(sb, WEST).values()) == {out["run_id"]}
+    assert steps[f"restart-deployments:{EAST}"]["status"] == "best-effort-failed"
     sb.start_database(EAST)
     with pytest.raises(psycopg.OperationalError, match="rejects|no pg_hba"):
         app_write(sb, EAST, "split-brain")
@@ -93,6 +102,9 @@ def test_old_primary_restarted_after_failover_accepts_no_write_and_the_failback_
     assert steps[f"endpoints-current:{EAST}"]["status"] == "done"  # corrected to DR before anything moved
     assert steps[f"endpoints-current:{EAST}"]["end"] <= steps["promote:payments"]["start"]
     assert active(sb, EAST) == active(sb, WEST) == {EAST}
+    # home's Deployments, never restarted during the outage, are restarted once its copies point home
+    assert set(restarted_for(sb, EAST).values()) == set(restarted_for(sb, WEST).values()) == {out["run_id"]}
+    assert steps[f"restart-deployments:{EAST}"]["start"] >= steps[f"endpoints:{EAST}"]["end"]
 
 
 def test_a_second_concurrent_run_is_refused_and_told_who_holds_the_lock(fresh):
@@ -132,6 +144,8 @@ def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
     code, out = runbook("failover", sb.dir / "outputs.json")
     assert code == 0, out
     assert active(sb, EAST) == active(sb, WEST) == {WEST}  # both clusters reachable: both moved
+    failover_run = out["run_id"]
+    assert set(restarted_for(sb, EAST).values()) == set(restarted_for(sb, WEST).values()) == {failover_run}
     for i in range(20):
         app_write(sb, WEST, f"during-{i}")
     code, out = runbook("failback", sb.dir / "outputs.json")

@@ -91,6 +91,15 @@ def test_each_region_has_a_cluster_whose_copies_send_applications_to_the_primary
             assert copy["data"] == endpoints.initial_data(doc.primary)
             assert copy["data"]["DB_PAYMENTS_HOST"] == shared.state.addresses[EAST]
         assert (shared.dir / "k8s" / f"{region}.json").stat().st_mode & 0o777 == 0o644
+        # a Deployment per namespace reads the copy through envFrom; the outputs list them for restart
+        assert k.restart_deployments == {"payments": ("payments-api",), "checkout": ("checkout-web",)}
+        running = shared.deployments(region)
+        for ns, names in k.restart_deployments.items():
+            for name in names:
+                template = running[ns][name]["spec"]["template"]
+                assert template["spec"]["containers"][0]["envFrom"] == [
+                    {"configMapRef": {"name": endpoints.CONFIGMAP_NAME}}]
+                assert template["metadata"]["annotations"] == {}  # never restarted yet
 
 
 def test_roles_are_asked_from_the_servers(shared):

@@ -279,6 +279,39 @@ def test_the_runbooks_group_may_list_and_patch_the_endpoints_configmap_of_each_a
         "payments-dr-operators"}
 
 
+def test_listed_deployments_add_get_and_patch_on_exactly_those_names_in_their_namespace_only():
+    resources = render(restart_deployments={"payments": ["payments-api", "payments-worker"]})
+    rules = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
+             for r in named(resources, ROLE, "regionpair-runbooks")}
+    configmap_rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [CONFIGMAP_NAME], "verbs": ["get", "patch"]}]
+    assert rules["payments"] == configmap_rules + [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["payments-api", "payments-worker"],
+         "verbs": ["get", "patch"]}]
+    assert rules["checkout"] == configmap_rules, "a namespace that lists no Deployment gets no Deployment rule"
+    for ns_rules in rules.values():
+        for rule in ns_rules:
+            assert "*" not in json.dumps(rule) and not {"create", "delete", "update", "list", "watch"} & set(
+                rule["verbs"]) - ({"list"} if rule["resources"] == ["configmaps"] else set()), rule
+    # the Role keeps its logical name: listing a Deployment updates it in place
+    assert sorted(r["name"] for r in named(resources, ROLE, "regionpair-runbooks")) == [
+        "k8s-runbooks-role-checkout", "k8s-runbooks-role-payments"]
+
+
+def test_without_restart_deployments_no_role_mentions_deployments():
+    for r in of_type(render(), ROLE):
+        assert "deployments" not in json.dumps(r["inputs"]["rules"]) and "apps" not in json.dumps(r["inputs"]["rules"])
+
+
+def test_runbook_rules_are_the_roles_rules():
+    from components.kubernetes import runbook_rules
+    resources = render(restart_deployments={"checkout": ["checkout-web"]})
+    by_ns = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
+             for r in named(resources, ROLE, "regionpair-runbooks")}
+    assert by_ns == {"checkout": runbook_rules(["checkout-web"]), "payments": runbook_rules()}
+
+
 def test_namespace_enforces_the_restricted_pod_security_standard():
     ns = one(render(), "kubernetes:core/v1:Namespace")["inputs"]["metadata"]
     assert ns["name"] == "regionpair" and ns["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -339,6 +372,11 @@ BAD = [
     ({"dump_size_limit": "lots"}, "dump_size_limit", "quantity"),
     ({"runbook_group": "system:masters"}, "runbook_group", "reserved system: prefix"),
     ({"dump_deadline_seconds": 10}, "dump_deadline_seconds", "60 to 86400"),
+    ({"restart_deployments": {"billing": ["api"]}}, "restart_deployments", "one of the app namespaces"),
+    ({"restart_deployments": {"payments": []}}, "restart_deployments.payments", "non-empty list"),
+    ({"restart_deployments": {"payments": ["Payments_API"]}}, "restart_deployments.payments", "DNS-1123"),
+    ({"restart_deployments": {"payments": ["*"]}}, "restart_deployments.payments", "DNS-1123"),
+    ({"restart_deployments": {"payments": ["api", "api"]}}, "restart_deployments.payments", "once"),
     ({"dumps": [DumpTarget(database="ledger", host="h", port=5432, db_name="app", username="u",
                            engine_version="16", secret_arn=SECRET)]}, "dumps[0].database", "one of the databases"),
     ({"dumps": [DumpTarget(database="payments", host="h", port=5432, db_name="app", username="u",

@@ -304,6 +304,18 @@ def test_kubernetes_section_defaults():
     assert (k.postgres_image, k.tools_image, k.dump_size_limit) == (None, None, "20Gi")
 
 
+def test_restart_deployments_name_deployments_of_the_app_namespaces():
+    assert config.read(k8s_values(), stack="prod").kubernetes.restart_deployments == {}
+    k = config.read(k8s_values(app_namespaces=["payments", "checkout"],
+                               restart_deployments={"payments": ["payments-api", "payments.worker"]}),
+                    stack="prod").kubernetes
+    assert k.restart_deployments == {"payments": ("payments-api", "payments.worker")}
+    with pytest.raises(ConfigError) as err:  # the jobs' namespace is not an app namespace once those are named
+        config.read(k8s_values(app_namespaces=["payments"], restart_deployments={"regionpair": ["x"]}), stack="prod")
+    assert err.value.key == "kubernetes.restart_deployments.regionpair"
+    assert "add it to app_namespaces" in str(err.value)
+
+
 def test_kubeconfig_is_never_shown_in_the_config_object_or_errors():
     kubeconfig = "apiVersion: v1\nclusters: []\nusers: [{name: x, user: {token: hunter2-token}}]\n"
     cfg = config.read(k8s_values(kubeconfig=kubeconfig, context=None, runbook_context="prod-cluster"), stack="prod",
@@ -351,6 +363,16 @@ K8S_BAD = [
     ({"cluster": "prod"}, "kubernetes.cluster", "unknown key"),
     ({"runbook_context": "prod cluster"}, "kubernetes.runbook_context", "context name"),
     ({"runbook_group": "system:masters"}, "kubernetes.runbook_group", "not system:"),
+    ({"restart_deployments": ["payments-api"]}, "kubernetes.restart_deployments", "mapping of app namespace"),
+    ({"restart_deployments": {"checkout": ["web"]}}, "kubernetes.restart_deployments.checkout",
+     "not one of the app namespaces ['regionpair']"),
+    ({"restart_deployments": {"regionpair": "web"}}, "kubernetes.restart_deployments.regionpair", "list of strings"),
+    ({"restart_deployments": {"regionpair": []}}, "kubernetes.restart_deployments.regionpair", "name at least one"),
+    ({"restart_deployments": {"regionpair": None}}, "kubernetes.restart_deployments.regionpair", "name at least one"),
+    ({"restart_deployments": {"regionpair": ["web", "Web_2"]}}, "kubernetes.restart_deployments.regionpair[1]",
+     "DNS-1123"),
+    ({"restart_deployments": {"regionpair": ["web", "web"]}}, "kubernetes.restart_deployments.regionpair",
+     "duplicates"),
 ]
 
 

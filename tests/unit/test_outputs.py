@@ -124,6 +124,16 @@ def test_a_document_without_kubernetes_still_loads_and_one_with_it_round_trips()
     assert outputs.from_dict(raw).primary.kubernetes.configmap == "regionpair-active-endpoints"
 
 
+def test_restart_deployments_are_optional_and_round_trip():
+    assert outputs.from_dict(with_clusters(pair_document())).secondary.kubernetes.restart_deployments == {}
+    raw = with_clusters(pair_document())
+    raw["regions"]["us-west-2"]["kubernetes"]["restart_deployments"] = {"checkout": ["checkout-web", "checkout.jobs"]}
+    doc = outputs.from_dict(raw)
+    assert doc.secondary.kubernetes.restart_deployments == {"checkout": ("checkout-web", "checkout.jobs")}
+    assert doc.primary.kubernetes.restart_deployments == {}
+    assert outputs.from_dict(json.loads(doc.to_json())) == doc
+
+
 @pytest.mark.parametrize("mutate, path", [
     (lambda k: k.pop("context"), "regions.us-west-2.kubernetes.context"),
     (lambda k: k.update(context="my cluster"), "regions.us-west-2.kubernetes.context"),
@@ -133,6 +143,16 @@ def test_a_document_without_kubernetes_still_loads_and_one_with_it_round_trips()
     (lambda k: k.update(namespaces=["payments", "payments"]), "regions.us-west-2.kubernetes.namespaces"),
     (lambda k: k.update(configmap="Active Endpoints"), "regions.us-west-2.kubernetes.configmap"),
     (lambda k: k.update(kubeconfig="apiVersion: v1"), "regions.us-west-2.kubernetes.kubeconfig"),
+    (lambda k: k.update(restart_deployments=["api"]), "regions.us-west-2.kubernetes.restart_deployments"),
+    (lambda k: k.update(restart_deployments={"billing": ["api"]}),
+     "regions.us-west-2.kubernetes.restart_deployments.billing"),
+    (lambda k: k.update(restart_deployments={"payments": []}), "regions.us-west-2.kubernetes.restart_deployments.payments"),
+    (lambda k: k.update(restart_deployments={"payments": "api"}),
+     "regions.us-west-2.kubernetes.restart_deployments.payments"),
+    (lambda k: k.update(restart_deployments={"payments": ["api", "API"]}),
+     "regions.us-west-2.kubernetes.restart_deployments.payments[1]"),
+    (lambda k: k.update(restart_deployments={"payments": ["api", "api"]}),
+     "regions.us-west-2.kubernetes.restart_deployments.payments"),
 ])
 def test_a_malformed_kubernetes_section_names_the_field(mutate, path):
     doc = with_clusters(pair_document())

@@ -1,5 +1,10 @@
 """The runbook role grants every AWS operation the AWS adapters call, and nothing is forgotten when
-an adapter learns a new call: the operations are read from the adapters' source."""
+an adapter learns a new call: the operations are read from the adapters' source.
+
+The same for the clusters: the kubectl adapter, run against the stand-in kubectl with RBAC
+enforced from the Role the Kubernetes component declares (components.kubernetes.runbook_rules),
+does all it does in a failover (read and rewrite the ConfigMaps, read and restart the listed
+Deployments) without one Forbidden, and is refused what the Role does not name."""
 
 from __future__ import annotations
 
@@ -81,3 +86,47 @@ def test_every_operation_the_aws_adapters_call_is_in_the_runbook_role():
     missing = sorted(f"{op}: {' or '.join(sorted(actions))}" for op, actions in by_op.items()
                      if not actions & granted)
     assert not missing, f"the runbook role lacks: {missing}"
+
+
+# ---- the clusters: every kubectl request of the kubectl adapter is allowed by the runbooks' Role ----
+
+def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role(tmp_path, monkeypatch):
+    import pytest
+    from components.kubernetes import runbook_rules
+    from runbooks.adapters.kubectl import KubectlEndpoints
+    from runbooks.errors import StepFailed
+    from stacks import endpoints as contract
+    from stacks import outputs
+    from tests.kubectl_fake import FakeKubectl
+    from tests.samples import pair_document
+
+    listed = {"payments": ["payments-api"]}
+    doc = pair_document()
+    for name, region in doc["regions"].items():
+        region["kubernetes"] = {"context": f"ctx-{name}", "namespaces": ["payments", "checkout"],
+                                "restart_deployments": listed}
+    out = outputs.from_dict(doc)
+    fake = FakeKubectl.install(tmp_path, monkeypatch)
+    region = out.secondary.name
+    ctx = f"ctx-{region}"
+    for ns in ("payments", "checkout"):
+        fake.seed(ctx, ns, contract.initial_data(out.primary))
+        fake.grant(ctx, ns, runbook_rules(listed.get(ns, ())))  # the Role exactly as the component declares it
+    fake.seed_deployment(ctx, "payments", "payments-api")
+    port = KubectlEndpoints(out)
+
+    port.read(region)
+    port.publish(region, contract.active_values(out.secondary, list(out.secondary.databases)), "run-1")
+    (state,) = port.deployments(region)
+    assert state.exists
+    port.restart(region, "payments", "payments-api", "run-1", "2026-11-22T04:00:07Z")
+    assert port.deployments(region)[0].restarted_for == "run-1"
+    verbs = {tuple(c["argv"][6:8]) for c in fake.calls()}
+    assert verbs == {("get", "configmap"), ("apply", "--server-side"), ("get", "deployment"), ("patch", "deployment")}
+
+    # and no more: a Deployment the Role does not name is refused, with what to grant and how
+    fake.grant(ctx, "payments", runbook_rules())
+    with pytest.raises(StepFailed) as err:
+        port.deployments(region)
+    assert "get and patch on the Deployment payments-api" in str(err.value) and "`pulumi up`" in str(err.value)
+    assert "Forbidden" in str(err.value)

@@ -221,3 +221,164 @@ def test_no_other_key_of_a_configmap_reaches_the_journal_audit_or_report(env):
     assert code == EXIT_OK
     written = "".join(p.read_text() for p in env.state.rglob("*") if p.is_file())
     assert "not-for-the-journal-7731" not in written and "TEAM_OWNED_KEY" not in written
+
+
+# ---- restarting the Deployments that read the ConfigMap through envFrom ---------------------------
+
+LISTED = {"payments": ["payments-api", "payments-worker"], "checkout": ["checkout-web"]}
+NAMES = ["payments/payments-api", "payments/payments-worker", "checkout/checkout-web"]
+
+
+@pytest.fixture
+def renv(tmp_path):
+    doc = clusters_document()
+    for region in doc["regions"].values():
+        region["kubernetes"]["restart_deployments"] = LISTED
+    made = {}
+    e = RunbookEnv(tmp_path, doc, "--yes", setup=lambda world: (with_streams(world), made.update(k8s=with_endpoints(world))))
+    e.k8s, e.out = made["k8s"], e.world.outputs
+    return e
+
+
+def restarts(env, region: str | None = None) -> list[tuple]:
+    return [a for a in env.world.actions if a[0] == "restart" and (region is None or a[1] == region)]
+
+
+def test_without_a_list_no_deployment_is_read_or_restarted(env):
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    assert not [s for s in out["steps"] if s["name"].startswith("restart-deployments")] and not restarts(env)
+
+
+def test_failover_restarts_each_listed_deployment_once_after_its_clusters_copies_moved(renv):
+    code, out = renv.run(failover)
+    assert code == EXIT_OK, out
+    acts = renv.world.actions
+    for cluster in (S, P):
+        assert [a[2] for a in restarts(renv, cluster)] == NAMES
+        assert {a[3] for a in restarts(renv, cluster)} == {out["run_id"]}
+        wrote = acts.index(("endpoints", cluster, S))
+        assert all(acts.index(a) > wrote for a in restarts(renv, cluster)), "restarted before its copies moved"
+        for d in renv.k8s.workloads[cluster].values():
+            assert (d["restarted_for"], d["restarted_at"], d["restarts"]) == (out["run_id"], "2023-11-14T22:13:20Z", 1)
+    steps = {s["name"]: s for s in out["steps"]}
+    step = steps[f"restart-deployments:{S}"]
+    assert step["status"] == "done"
+    assert "rollout restart of payments/payments-api, payments/payments-worker, checkout/checkout-web" in step["result"]
+    assert "verified: payments/payments-api: 1 of 1 pods updated, 1 available" in step["result"]
+    gate = next(g for g in json.load(open(out["report"]["json"]))["gates"] if g["name"] == f"endpoints:{S}")
+    assert gate["passed"] and "Deployments to restart after the move: payments/payments-api" in gate["sentence"]
+    assert '"action": "restart-deployments"' in (renv.state / "audit.jsonl").read_text()
+    before = list(acts)
+    code, out = renv.run(failover)
+    assert code == EXIT_OK and out["result"] == "nothing-to-do"
+    assert renv.world.actions == before, "a rerun restarted again"
+
+
+@pytest.mark.parametrize("crash", [("restart", 1), ("restart", 2), ("endpoints-ns", 2)])
+def test_a_crash_around_the_restarts_then_a_rerun_restarts_each_exactly_once(renv, crash):
+    renv.world.crash_on = crash
+    with pytest.raises(Crash):
+        renv.run(failover)
+    code, out = renv.run(failover)
+    assert code == EXIT_OK, out
+    for cluster in (S, P):
+        assert sorted(a[2] for a in restarts(renv, cluster)) == sorted(NAMES)
+        assert all(d["restarts"] == 1 and d["restarted_for"] == out["run_id"]
+                   for d in renv.k8s.workloads[cluster].values())
+
+
+def test_the_lost_regions_deployments_are_best_effort_and_a_later_run_restarts_only_those(renv):
+    renv.world.kill_region(P)
+    code, out = renv.run(failover)
+    assert code == EXIT_OK, out
+    steps = {s["name"]: s for s in out["steps"]}
+    lost = steps[f"restart-deployments:{P}"]
+    assert lost["status"] == "best-effort-failed"
+    assert "cannot reach us-east-1's cluster" in lost["result"] and "still run with us-east-1's endpoints" in lost["result"]
+    assert any(n.startswith(f"restart-deployments:{P}:") for n in json.load(open(out["report"]["json"]))["notes"])
+    assert [a[2] for a in restarts(renv, S)] == NAMES and not restarts(renv, P)
+    first = out["run_id"]
+
+    renv.world.region_up[P] = True  # the region answers again; a NEW failover run finishes what was left
+    code, out = renv.run(failover)
+    assert code == EXIT_OK, out
+    assert out["run_id"] != first
+    assert [a[2] for a in restarts(renv, S)] == NAMES, "the target's Deployments were restarted again"
+    assert {a[3] for a in restarts(renv, P)} == {out["run_id"]} and [a[2] for a in restarts(renv, P)] == NAMES
+    assert {s["name"]: s["status"] for s in out["steps"]}[f"restart-deployments:{S}"] == "skipped"
+
+
+def test_a_listed_deployment_that_does_not_exist_refuses_the_run_naming_it_then_force_restarts_the_others(renv):
+    del renv.k8s.workloads[S][("payments", "payments-worker")]
+    code, out = renv.run(failover)
+    assert code == EXIT_REFUSED, out
+    assert "has no Deployment payments/payments-worker" in out["error"]
+    assert "remove it from that list and `pulumi up` the stack" in out["error"] and "the dr stack" in out["error"]
+    assert renv.world.actions == []
+    code, out = renv.run(failover, "--force")
+    assert code == EXIT_OK, out
+    step = {s["name"]: s for s in out["steps"]}[f"restart-deployments:{S}"]
+    assert "not restarted: payments/payments-worker does not exist" in step["result"]
+    assert [a[2] for a in restarts(renv, S)] == ["payments/payments-api", "checkout/checkout-web"]
+
+
+def test_a_planned_switch_gates_both_clusters_deployments_and_restarts_only_after_the_switch(renv):
+    del renv.k8s.workloads[P][("checkout", "checkout-web")]
+    code, out = renv.run(switchover)
+    assert code == EXIT_REFUSED and f"endpoints:{P}" in out["error"] and "checkout/checkout-web" in out["error"]
+    renv.k8s.workloads[P][("checkout", "checkout-web")] = {"restarted_for": None, "restarted_at": None, "restarts": 0}
+    code, out = renv.run(switchover)
+    assert code == EXIT_OK, out
+    acts = renv.world.actions
+    promoted = max(acts.index(a) for a in acts if a[0] == "promote")
+    assert all(acts.index(a) > promoted for a in restarts(renv)), "a Deployment restarted before the switch"
+    for cluster in (S, P):
+        assert sorted(a[2] for a in restarts(renv, cluster)) == sorted(NAMES)  # once each, not after endpoints-current
+
+
+def test_failback_after_an_outage_restarts_home_once_with_homes_endpoints(renv):
+    renv.world.kill_region(P)
+    assert renv.run(failover)[0] == EXIT_OK
+    renv.world.region_up[P] = True
+    for db in DBS:
+        renv.world.dbs[(S, db)].lsn = 5000
+    mark = len(renv.world.actions)
+    code, out = renv.run(failback)
+    assert code == EXIT_OK, out
+    back = renv.world.actions[mark:]
+    home = [a for a in back if a[0] == "restart" and a[1] == P]
+    assert [a[2] for a in home] == NAMES and {a[3] for a in home} == {out["run_id"]}
+    assert back.index(home[0]) > back.index(("endpoints", P, P)), "home restarted before its copies point home"
+
+
+def test_moving_one_database_restarts_the_deployments_too(renv):
+    code, out = renv.run(failover, "--database", "payments-1")
+    assert code == EXIT_OK, out
+    assert [a[2] for a in restarts(renv, S)] == NAMES
+
+
+def test_a_cluster_that_refuses_the_deployment_read_refuses_the_run(renv):
+    from runbooks.errors import StepFailed
+
+    def refuse(region):
+        raise StepFailed("us-west-2's cluster refused the read of Deployment payments-api: the runbooks' identity "
+                         "needs get and patch on the Deployment payments-api")
+    renv.k8s.deployments = refuse
+    code, out = renv.run(failover)
+    assert code == EXIT_REFUSED
+    assert "cannot read the Deployments to restart in us-west-2's cluster" in out["error"]
+    assert "get and patch on the Deployment payments-api" in out["error"]
+    assert renv.world.actions == []
+
+
+def test_dry_run_shows_the_restart_after_the_endpoints_and_changes_nothing(renv):
+    out = io.StringIO()
+    code = failover.main(["--outputs", str(renv.doc_path), "--state-dir", str(renv.state), "--dry-run"],
+                         ports_factory=lambda o, c: renv.world.ports(renv.state / "lock.json"),
+                         clock=renv.world.clock, stdout=out)
+    text = out.getvalue()
+    assert code == EXIT_OK and renv.world.actions == []
+    assert (f"[to do] restart-deployments:{S}: restart the Deployments that read the endpoints through envFrom in "
+            f"{S}'s cluster") in text
+    assert "restarted once their copy carries us-west-2's endpoints" in text

@@ -21,6 +21,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 STACKS = ("prod", "dr")
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 CRONJOB = "kubernetes:batch/v1:CronJob"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 KUBECONFIG = ("apiVersion: v1\nkind: Config\nclusters:\n- name: dr\n  cluster:\n    server: https://k8s.example\n"
               "users:\n- name: ci\n  user:\n    token: kubeconfig-token-that-must-stay-secret\n")
 
@@ -30,9 +31,9 @@ def section(stack: str, **kw) -> dict:
     base = {"context": f"arn:aws:eks:{region}:123456789012:cluster/regionpair-{stack}",
             "backup_role_arn": f"arn:aws:iam::123456789012:role/regionpair-{stack}-k8s-backup",
             "export_role_arn": f"arn:aws:iam::123456789012:role/regionpair-{stack}-k8s-export",
-            "app_namespaces": ["payments"]}
+            "app_namespaces": ["payments"], "restart_deployments": {"payments": ["payments-api"]}}
     base.update(kw)
-    return base
+    return {k: v for k, v in base.items() if v is not ...}
 
 
 _RENDERS: dict[str, harness.Rendered] = {}
@@ -77,10 +78,34 @@ def test_the_section_adds_kubernetes_objects_only(stack):
     region = "us-east-1" if stack == "prod" else "us-west-2"
     exports = copy.deepcopy(rendered.exports)
     assert exports["regions"][region].pop("kubernetes") == {
-        "context": section(stack)["context"], "namespaces": ["payments"], "configmap": CONFIGMAP_NAME}
+        "context": section(stack)["context"], "namespaces": ["payments"], "configmap": CONFIGMAP_NAME,
+        "restart_deployments": {"payments": ["payments-api"]}}
     plain_exports = copy.deepcopy(harness.stack_exports(stack))
     assert plain_exports["regions"][region].pop("kubernetes") is None
     assert exports == plain_exports, "nothing else of the outputs contract changes"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_listed_deployments_reach_the_role_and_the_outputs_and_without_them_neither_does(stack):
+    region = "us-east-1" if stack == "prod" else "us-west-2"
+    (role,) = [r for r in of_type(with_k8s(stack).resources, ROLE) if r["inputs"]["metadata"]["name"] == "regionpair-runbooks"]
+    assert role["inputs"]["rules"][-1] == {"apiGroups": ["apps"], "resources": ["deployments"],
+                                           "resourceNames": ["payments-api"], "verbs": ["get", "patch"]}
+    plain = harness.render(stack, overrides={"kubernetes": section(stack, restart_deployments=...)})
+    (role,) = [r for r in of_type(plain.resources, ROLE) if r["inputs"]["metadata"]["name"] == "regionpair-runbooks"]
+    assert "deployments" not in json.dumps(role["inputs"]["rules"])
+    assert plain.exports["regions"][region]["kubernetes"] == {
+        "context": section(stack)["context"], "namespaces": ["payments"], "configmap": CONFIGMAP_NAME}
+    # only the Role differs: every other object is the same with or without the list
+    listed = {r["urn"]: r for r in with_k8s(stack).resources}
+    assert [u for u, r in {r["urn"]: r for r in plain.resources}.items() if listed[u] != r] == [role["urn"]]
+
+
+def test_a_deployment_outside_the_app_namespaces_is_refused_before_any_resource():
+    with pytest.raises(ConfigError) as err:
+        harness.render("dr", overrides={"kubernetes": section("dr", restart_deployments={"checkout": ["web"]})})
+    assert err.value.key == "kubernetes.restart_deployments.checkout" and "app_namespaces" in str(err.value)
+    assert not [r for r in harness.LAST["registrations"] if r["type"].startswith("kubernetes:")]
 
 
 @pytest.mark.parametrize("stack, region", [("prod", "us-east-1"), ("dr", "us-west-2")])
