@@ -322,9 +322,12 @@ def seed_with_job(ctx, o) -> str:
     """Start (or find again, by the run id) the adapter's seeding job, record it in the journal,
     wait for it on the runbook's clock within ``timeouts.seed_objects``, and succeed only when it
     finished with every task done."""
+    if not ctx.run_id:
+        # the run id keys the job: without one, every run would take the others' jobs for its own
+        raise StepFailed("no run id to key the seeding job by; run the failback through its CLI")
     clock = ctx.ports.clock
     start = clock.monotonic()
-    job = o.start_seeding(ctx.source, ctx.target, ctx.run_id or "")
+    job = o.start_seeding(ctx.source, ctx.target, ctx.run_id)
     ctx.note("objects-seed-job", job_id=job.job_id, attempt=job.attempt, created=job.created, status=job.status,
              report=job.report)
     last = [job]

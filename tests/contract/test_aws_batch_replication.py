@@ -287,6 +287,16 @@ def test_the_step_starts_the_job_records_it_and_waits_on_the_runbooks_clock():
     s.done()
 
 
+def test_the_step_without_a_run_id_starts_nothing():
+    s = Batch()  # nothing stubbed: any call would fail the test
+    ctx, notes = step_context(s)
+    ctx.run_id = None
+    with pytest.raises(StepFailed, match="no run id"):
+        seed_with_job(ctx, s.objects())
+    assert notes == []
+    s.done()
+
+
 def test_the_step_fails_on_failed_tasks_and_at_its_deadline_leaves_the_job_running():
     s = Batch()
     s.rule(reverse_config())
