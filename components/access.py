@@ -2,9 +2,12 @@
 
 The actions are listed once (`RUNBOOK_ACTIONS`); the runbook code is expected to stay within
 them, and a test in the runbooks' suite can compare. No statement has a `*` action; every
-resource is an ARN of these stacks, except two CloudWatch actions AWS does not scope to
-resources: `cloudwatch:GetMetricData` (read-only) and `cloudwatch:PutMetricData`, which is
-limited by condition to the backup runbooks' namespace.
+resource is an ARN of these stacks, except actions AWS does not scope to resources: the reads
+`cloudwatch:GetMetricData`, `ec2:DescribeSecurityGroups`, `route53:ListHostedZonesByName` and
+`s3:ListJobs`; `cloudwatch:PutMetricData`, limited by condition to the backup runbooks'
+namespace; and `s3:CreateJob` (only where the stacks declare an S3 Batch Replication role),
+limited by condition to the `S3ReplicateObject` operation, and usable only with the one role the
+runbooks may pass to S3 Batch Operations, which may replicate one bucket.
 
 Deletions are narrower than the rest: the runbooks delete only `verify-<database>-…` instances
 that carry `regionpair:temporary=true` (verify_backup's own), and only snapshots that carry
@@ -53,7 +56,13 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "cloudwatch_publish": ("cloudwatch:PutMetricData",),
     "sns": ("sns:Publish",),
     "pass_replication_role": ("iam:PassRole",),
+    "s3_batch_create": ("s3:CreateJob",),
+    "s3_batch_read": ("s3:DescribeJob",),
+    "s3_batch_list": ("s3:ListJobs",),
+    "pass_batch_replication_role": ("iam:PassRole",),
 }
+BATCH_OPERATION = "S3ReplicateObject"
+"""The only S3 Batch Operations operation the runbooks may create a job for (the failback's seeding)."""
 
 BACKUP_METRICS_NAMESPACE = "RegionPair/Backups"
 """The only CloudWatch namespace the runbooks publish to (runbooks/adapters/aws.py)."""
@@ -92,6 +101,9 @@ class RegionScope:
     secret_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """The databases' master-password secrets in this region (and replicas of them), which the
     runbooks' SQL checks read. Default: none."""
+    batch_replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """S3 Batch Replication roles of this region's buckets, which the failback passes to the S3
+    Batch Operations job it creates here. Default: none (no job may be created or read)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
     rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles, secrets = ([] for _ in range(11))
+    batch_roles, batch_jobs = [], []
     restored, temporary, snapshots = [], [], []
     for r in regions:
         name = r["region"]
@@ -155,6 +168,10 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         topics += list(r["topic_arns"])
         roles += list(r.get("replication_role_arns") or [])
         secrets += [s for s in r.get("secret_arns") or [] if s]
+        region_batch_roles = [a for a in r.get("batch_replication_role_arns") or [] if a]
+        batch_roles += region_batch_roles
+        if region_batch_roles:  # job ids are generated: scoped to the region and account
+            batch_jobs.append(arn("s3", name, "job/*"))
     add("RdsFailoverAndBackups", RUNBOOK_ACTIONS["rds"], rds)
     add("RestoreToNewInstances", RUNBOOK_ACTIONS["rds_restored"], restored)
     add("DeleteOnlyVerifyBackupTemporaryInstances", RUNBOOK_ACTIONS["rds_delete_temporary"], temporary)
@@ -179,6 +196,18 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("PassReplicationRoleToS3", RUNBOOK_ACTIONS["pass_replication_role"], roles)
     if roles:  # PutBucketReplication passes the role to S3, and only to S3
         statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
+    # the failback's S3 Batch Replication: CreateJob has no resource-level permission in IAM; the
+    # condition allows only replication jobs, and the one role it may pass replicates one bucket
+    if batch_roles:
+        statements.append({"Sid": "CreateBatchReplicationJobs", "Effect": "Allow",
+                           "Action": list(RUNBOOK_ACTIONS["s3_batch_create"]), "Resource": "*",
+                           "Condition": {"StringEquals": {"s3:RequestJobOperation": BATCH_OPERATION}}})
+        add("PassBatchReplicationRole", RUNBOOK_ACTIONS["pass_batch_replication_role"], batch_roles)
+        statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}
+        add("WatchBatchReplicationJobs", RUNBOOK_ACTIONS["s3_batch_read"], batch_jobs)
+        # a rerun finds the job an interrupted run started (read-only, no resource scope in IAM)
+        statements.append({"Sid": "FindBatchReplicationJobs", "Effect": "Allow",
+                           "Action": list(RUNBOOK_ACTIONS["s3_batch_list"]), "Resource": "*"})
     # these have no resource-level permissions in IAM, and they only read
     statements.append({"Sid": "DescribeSecurityGroups", "Effect": "Allow",
                        "Action": list(RUNBOOK_ACTIONS["ec2_describe"]), "Resource": "*"})
@@ -231,7 +260,8 @@ class RunbookRole(pulumi.ComponentResource):
             "bucket_arns": r.bucket_arns, "kms_key_arns": r.kms_key_arns, "topic_arns": r.topic_arns,
             "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
             "client_parameters": list(r.client_parameters), "secret_arns": r.secret_arns,
-            "replication_role_arns": r.replication_role_arns} for r in args.regions])
+            "replication_role_arns": r.replication_role_arns,
+            "batch_replication_role_arns": r.batch_replication_role_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
                                      zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2],

@@ -5,6 +5,8 @@ a backups bucket under object lock.
 bucket key, public access blocked, owner-enforced ownership, a TLS-only policy, a lifecycle).
 `BucketReplication` is the dr stack's link: the replication configuration lives ON THE PRIMARY
 BUCKET, so it is created with the primary region's provider, which the caller passes in.
+`BatchReplicationRole` is the role an S3 Batch Replication job runs as when a failback copies the
+DR bucket's existing versions home (replication copies only versions written after its rule).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from components._common import assume_role_policy, child, partition_of, policy_j
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
 REPLICATION_TYPE = "regionpair:storage:BucketReplication"
+BATCH_REPLICATION_TYPE = "regionpair:storage:BatchReplicationRole"
+BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
+DEFAULT_BATCH_REPORT_PREFIX = "regionpair/batch-replication"
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -250,6 +256,90 @@ class BucketReplication(pulumi.ComponentResource):
             )]), opts=child(self, provider=args.source_provider, depends_on=[policy]))
 
         self.role_arn = role.arn
+        self.register_outputs({"role_arn": self.role_arn})
+
+
+@dataclass(frozen=True)
+class BatchReplicationRoleArgs:
+    region: str
+    """The region of the source bucket, the report bucket and the key (one region). Required: scopes the key."""
+    source_bucket_arn: pulumi.Input[str]
+    """ARN of the bucket whose existing versions the job replicates (DR's data bucket). Required."""
+    report_bucket_arn: pulumi.Input[str]
+    """ARN of the bucket the job writes its generated manifest and its completion report to (a bucket
+    the stack already has in the same region, the backups bucket: never the replicated bucket,
+    whose rule would copy the reports too). Required."""
+    report_kms_key_arn: pulumi.Input[str]
+    """The key the report bucket encrypts with by default (the job writes and reads back through it). Required."""
+    report_prefix: str = DEFAULT_BATCH_REPORT_PREFIX
+    """Key prefix of the manifests and reports; the role may write nowhere else in the bucket.
+    Default: ``regionpair/batch-replication``."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra tags. Default: none beyond the provider's default tags."""
+
+
+def batch_replication_policy(source_arn: str, report_arn: str, prefix: str, key_arn: str, region: str) -> str:
+    """What an S3 Batch Operations job with operation ``S3ReplicateObject`` and a manifest generated
+    from ``source_arn`` (stored under ``prefix``) needs, on nothing else: start replication of the
+    source's versions (the copy itself runs as the bucket's replication role), read its replication
+    configuration and generate the manifest from it (an inventory configuration), write the manifest
+    and the completion report under the prefix and read the manifest back, through the report
+    bucket's key, for that bucket only."""
+    objects = f"{report_arn}/{prefix}/*"
+    return policy_json([
+        {"Sid": "InitiateReplicationOfSourceVersions", "Effect": "Allow", "Action": ["s3:InitiateReplication"],
+         "Resource": [f"{source_arn}/*"]},
+        {"Sid": "GenerateManifestFromReplicationConfiguration", "Effect": "Allow",
+         "Action": ["s3:GetReplicationConfiguration", "s3:PutInventoryConfiguration"], "Resource": [source_arn]},
+        {"Sid": "ReadGeneratedManifest", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+         "Resource": [objects]},
+        {"Sid": "WriteManifestAndReport", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": [objects]},
+        {"Sid": "EncryptManifestAndReport", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": [key_arn],
+         "Condition": {"StringLike": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                      "kms:EncryptionContext:aws:s3:arn": [objects, report_arn]}}},
+    ])
+
+
+class BatchReplicationRole(pulumi.ComponentResource):
+    """The role an S3 Batch Replication job of one bucket runs as (the failback's runbook creates
+    the job and passes this role; runbooks/adapters/aws_streams.py).
+
+    Its trust names the Batch Operations service principal with no condition: AWS documents that
+    trust policy without ``aws:SourceAccount``/``aws:SourceArn``, and a condition the service does
+    not set would leave the role unusable. What the role may do is the limit: one bucket's
+    replication, one prefix of one report bucket, one key."""
+
+    role_arn: pulumi.Output[str]
+    report_prefix: str
+
+    def __init__(self, name: str, args: BatchReplicationRoleArgs, opts: pulumi.ResourceOptions | None = None):
+        require(BATCH_REPLICATION_TYPE, "report_prefix", args.report_prefix,
+                bool(_KEY_PREFIX.match(args.report_prefix)),
+                "a key prefix such as regionpair/batch-replication: no leading or trailing '/', no wildcard")
+        require(BATCH_REPLICATION_TYPE, "region", args.region, bool(re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", args.region)),
+                "an AWS region name such as us-west-2")
+        for arg in ("source_bucket_arn", "report_bucket_arn"):
+            value = getattr(args, arg)
+            if isinstance(value, str):
+                require(BATCH_REPLICATION_TYPE, arg, value, value.startswith("arn:") and ":s3:::" in value
+                        and "/" not in value, "a bucket ARN (arn:aws:s3:::name)")
+        if isinstance(args.source_bucket_arn, str) and isinstance(args.report_bucket_arn, str):
+            require(BATCH_REPLICATION_TYPE, "report_bucket_arn", args.report_bucket_arn,
+                    args.report_bucket_arn != args.source_bucket_arn,
+                    "a bucket other than the replicated one: its replication rule would copy the reports too")
+        super().__init__(BATCH_REPLICATION_TYPE, name, None, opts)
+        role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
+            description="S3 Batch Replication of the DR data bucket's existing versions (failback)",
+            assume_role_policy=assume_role_policy(BATCH_OPERATIONS_PRINCIPAL), tags=dict(args.tags)),
+            opts=child(self))
+        aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(
+            role=role.id,
+            policy=pulumi.Output.all(args.source_bucket_arn, args.report_bucket_arn, args.report_kms_key_arn).apply(
+                lambda a: batch_replication_policy(a[0], a[1], args.report_prefix, a[2], args.region))),
+            opts=child(self))
+        self.role_arn = role.arn
+        self.report_prefix = args.report_prefix
         self.register_outputs({"role_arn": self.role_arn})
 
 

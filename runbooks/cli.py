@@ -79,9 +79,9 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
     p.add_argument("--promote-timeout", type=float, help="seconds to wait for a promotion (default 300)")
     if runbook.name == "failback":
         p.add_argument("--objects-seeded", action="store_true",
-                       help="you copied the DR bucket's existing versions home (S3 Batch Replication, after the "
-                            "failback enabled the reverse rule): the objects lane trusts it (audited); AWS only — "
-                            "the sandbox checks it itself")
+                       help="you copied the DR bucket's existing versions home yourself (after the failback enabled "
+                            "the reverse rule): the objects lane trusts it and starts no S3 Batch Replication job "
+                            "(audited); AWS only — the sandbox checks it itself")
     p.add_argument("--output", choices=["text", "json"], default="text")
     return p
 
@@ -235,6 +235,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
     ctx.run_id = journal.run_id
+    ctx.journal = journal.append
     audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
     runner = Runner(plan, journal, audit, clock, progress=console.progress)
     result["run_id"] = journal.run_id

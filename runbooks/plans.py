@@ -21,7 +21,7 @@ Planned switchover, zero loss (both regions healthy)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
@@ -48,6 +48,10 @@ class Timeouts:
     flow_plateau_seconds: float = 10.0
     """A flow whose lag has not shrunk by a tenth for this long, within the RPO, is as caught up
     as it gets: clients are paused and the drain copies the rest (a longer pause, never a loss)."""
+    seed_objects: float = 6 * 3600.0
+    """A failback's seeding job (AWS: S3 Batch Replication of the DR bucket) may take this long: its
+    manifest alone is generated in minutes to hours. At the deadline the step fails, the job goes
+    on, and a rerun waits for the same job."""
 
 
 @dataclass
@@ -65,7 +69,15 @@ class Context:
     """The journal's run id, set before the plan runs (steps that annotate what they write use it)."""
     confirmations: frozenset[str] = frozenset()
     """What the operator confirmed on the command line for what no adapter can check (e.g.
-    ``objects-seeded``: S3 Batch Replication copied the DR bucket's versions home)."""
+    ``objects-seeded``: they copied the DR bucket's versions home another way)."""
+    journal: Callable[..., Any] | None = None
+    """Appends an event to the run's journal (set by the CLI with the run id); see ``note``."""
+
+    def note(self, event: str, **fields: Any) -> None:
+        """Record in the journal what a rerun or a person must be able to find (e.g. the id of an
+        S3 Batch Replication job a step started), before the step ends."""
+        if self.journal is not None:
+            self.journal(event, **fields)
 
     @property
     def rpo_seconds(self) -> int:

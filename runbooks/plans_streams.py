@@ -23,15 +23,16 @@ drains the flow to zero, stops it, syncs the groups' offsets exactly, publishes 
 finally restarts the flow the other way (protection restored). Zero loss: nothing is written
 while the flow drains, and nothing is cut over before it is empty. The failback's objects lane
 also makes sure the home bucket holds what replication does not copy by itself (versions written
-while it was off): the sandbox's worker does; in AWS that is S3 Batch Replication, which the
-operator confirms with ``--objects-seeded``.
+while it was off): the sandbox's worker does; in AWS the step starts an S3 Batch Replication job
+with the role the dr stack declares, waits for it and fails loudly on any failed task
+(``--objects-seeded`` stays the operator's override when they copied them another way).
 """
 
 from __future__ import annotations
 
 from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Plan, Step
-from runbooks.errors import StepFailed, Unreachable
+from runbooks.errors import StepFailed, StepTimeout, Unreachable
 from runbooks.ports import PAUSED
 
 DEFAULT_CLIENT_REFRESH_S = 30
@@ -280,9 +281,11 @@ def catch_up_flow_step(ctx, lane: str, port, what: str, unit: str, clients_moved
 def objects_seed_step(ctx, clients_moved) -> Step:
     """Failback: the home bucket must hold every version DR holds before writers move home — also
     those S3 replication does not copy by itself (written while it was off, or all of them when
-    the home bucket came back empty). Where the adapter cannot see that (AWS: CRR copies only new
-    versions; S3 Batch Replication copies existing ones), the step refuses unless the operator
-    confirmed it with ``--objects-seeded`` (audited)."""
+    the home bucket came back empty). Where the adapter cannot see that by looking (AWS: CRR
+    copies only new versions), it starts a job that copies them (S3 Batch Replication), waits for
+    it and fails on any failed task; where it cannot start one either (no role in the outputs),
+    the step refuses, changing nothing. ``--objects-seeded`` (audited) is the operator's word that
+    they copied them another way, and skips the job."""
     o = ctx.ports.objects
     confirmed = "objects-seeded" in ctx.confirmations
 
@@ -300,7 +303,9 @@ def objects_seed_step(ctx, clients_moved) -> Step:
         if s.complete is None:
             if confirmed:
                 return f"confirmed by the operator (--objects-seeded): {s.sentence}"
-            raise StepFailed(f"{s.sentence}. {s.remedy}")
+            if not s.startable:
+                raise StepFailed(f"{s.sentence}. {s.remedy}")
+            return seed_with_job(ctx, o)
         clock = ctx.ports.clock
         start = clock.monotonic()
         done = wait_until(lambda: (lambda x: x if x.complete else None)(o.seeding(ctx.source, ctx.target)),
@@ -311,6 +316,41 @@ def objects_seed_step(ctx, clients_moved) -> Step:
     return Step("objects-seed:replication", f"make sure {ctx.target}'s bucket holds every version {ctx.source}'s "
                 "holds, also those replication does not copy by itself", "S3 replication", check, apply,
                 lane="objects")
+
+
+def seed_with_job(ctx, o) -> str:
+    """Start (or find again, by the run id) the adapter's seeding job, record it in the journal,
+    wait for it on the runbook's clock within ``timeouts.seed_objects``, and succeed only when it
+    finished with every task done."""
+    if not ctx.run_id:
+        # the run id keys the job: without one, every run would take the others' jobs for its own
+        raise StepFailed("no run id to key the seeding job by; run the failback through its CLI")
+    clock = ctx.ports.clock
+    start = clock.monotonic()
+    job = o.start_seeding(ctx.source, ctx.target, ctx.run_id)
+    ctx.note("objects-seed-job", job_id=job.job_id, attempt=job.attempt, created=job.created, status=job.status,
+             report=job.report)
+    last = [job]
+
+    def finished():
+        try:
+            j = o.seed_job(ctx.source, job.job_id, attempt=job.attempt)
+        except Unreachable:
+            return None  # the region's API hiccuped: the deadline decides
+        last[0] = j
+        return j if j.finished else None
+
+    try:
+        done = job if job.finished else wait_until(
+            finished, what=f"seeding job {job.job_id} to finish", timeout=ctx.timeouts.seed_objects, clock=clock,
+            interval=5.0, max_interval=60.0)
+    except StepTimeout:
+        raise StepTimeout(f"{last[0].sentence}: not finished after {ctx.timeouts.seed_objects:g} s; it goes on "
+                          "without the runbook. Rerun the failback: it waits for this same job") from None
+    if not done.succeeded:
+        raise StepFailed(done.sentence)
+    how = "started" if job.created else "found again (started earlier in this run)"
+    return f"{done.sentence}; {how}, waited {clock.monotonic() - start:.2f} s"
 
 
 def parameter_step(ctx, lane: str, name: str, parameter: str, value, read, write, why: str) -> Step:

@@ -155,11 +155,38 @@ class Seeding:
     failover), and everything, when the target bucket was recreated empty?"""
 
     complete: bool | None
-    """True: it does (or nothing needed copying); False: being copied; None: cannot be known or
-    done by the adapter (S3 CRR copies only versions written after its rule is enabled)."""
+    """True: it does (or nothing needed copying); False: being copied; None: cannot be known by
+    looking (S3 CRR copies only versions written after its rule is enabled)."""
     sentence: str
     remedy: str = ""
-    """When ``complete`` is None: what the operator does instead, and how to tell the runbook."""
+    """When ``complete`` is None and nothing can be started: what the operator does instead, and
+    how to tell the runbook."""
+    startable: bool = False
+    """When ``complete`` is None: the adapter can start a job that copies them (``start_seeding``;
+    AWS: S3 Batch Replication with the role the stacks declare)."""
+
+
+@dataclass(frozen=True)
+class SeedJob:
+    """A job that copies into the target what replication does not copy by itself (AWS: an S3
+    Batch Operations job, operation S3ReplicateObject, on the source bucket)."""
+
+    job_id: str
+    status: str
+    """The service's word (AWS: New, Preparing, Active, Complete, Failed, Cancelled, Suspended, …)."""
+    finished: bool
+    """It will not move on by itself: ended, or waiting for a person (Suspended)."""
+    succeeded: bool
+    """Finished with every task done."""
+    sentence: str
+    """What it did or does, for the step's result; when it failed, why and where its report is."""
+    attempt: int = 1
+    """Which job of this run it is: a rerun after a job that failed starts the next attempt."""
+    created: bool = False
+    """This call created it (False: an earlier call of the same run did)."""
+    failed_tasks: int | None = None
+    report: str | None = None
+    """Where the job's completion report is (failed tasks only)."""
 
 
 class ObjectStore(Protocol):
@@ -173,6 +200,15 @@ class ObjectStore(Protocol):
 
     def seeding(self, source: str, target: str) -> Seeding:
         """Before a failback's switch: whether the target holds what the flow will not copy itself."""
+
+    def start_seeding(self, source: str, target: str, token: str) -> SeedJob:
+        """Start the job that copies what ``seeding`` cannot see copied (only called when it answered
+        ``startable``). ``token`` (the run id) makes it idempotent: the same token finds the job an
+        earlier call started, running or finished well, instead of starting another; after a job
+        that failed, it starts the next attempt. Refuses, creating nothing, when it cannot start one."""
+
+    def seed_job(self, source: str, job_id: str, attempt: int = 1) -> SeedJob:
+        """The job as it is now (the step polls it on its own clock)."""
 
     def bucket(self, region: str) -> str: ...
 

@@ -230,7 +230,9 @@ class StackConfig:
     """dr only: the replica has been promoted (a failover happened); declare it standalone, and the
     primary → DR replication (Kafka and S3) stopped, as the failover runbook left it."""
     failback_replication: bool = False
-    """dr only, with ``promoted``: declare the reverse MSK Replicator (DR → primary) for the failback."""
+    """dr only, with ``promoted``: declare what the failback's reverse flows need: the reverse MSK
+    Replicator (DR → primary), and the role with which the failback starts S3 Batch Replication of
+    the DR bucket's existing versions (exported as ``storage.batch_replication``)."""
     prod_stack: str | None = None
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None

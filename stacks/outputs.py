@@ -21,7 +21,9 @@ Shape (``schema_version`` 1)::
 A region whose stack declares the optional Kubernetes section also carries ``kubernetes``: how the
 runbooks reach that cluster's active-endpoints ConfigMaps (a kubeconfig context, the namespaces,
 the ConfigMap's name, and optionally ``restart_deployments``: per namespace, the Deployments they
-restart afterwards), never the kubeconfig itself.
+restart afterwards), never the kubeconfig itself. The dr stack's region, once it declares the
+failback (``failback_replication: true``), also carries ``storage.batch_replication``: the role
+and the report location with which the runbooks start S3 Batch Replication of its data bucket.
 
 The prod stack exports its own region only; the dr stack reads prod through a StackReference
 and exports both. ``merge`` joins the two documents. Secrets are never part of it: a key that
@@ -56,6 +58,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _K8S_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _K8S_OBJECT = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _CONTEXT = re.compile(r"^[^\s]{1,253}$")
+_IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 
 class OutputsError(ValueError):
@@ -148,6 +153,21 @@ class Streaming:
 
 
 @dataclass(frozen=True)
+class BatchReplication:
+    """What copying this region's data bucket's existing versions through its replication
+    configuration needs (S3 Batch Replication, the failback's seeding of home). The dr stack
+    exports it with ``failback_replication: true``."""
+
+    role_arn: str
+    """IAM role trusted by batchoperations.s3.amazonaws.com, allowed exactly that job on this bucket."""
+    report_bucket: str
+    """The bucket (this region's backups bucket) the job writes its generated manifest and its
+    completion report to."""
+    report_prefix: str
+    """The key prefix in ``report_bucket`` the role may write under (no leading or trailing slash)."""
+
+
+@dataclass(frozen=True)
 class Storage:
     data_bucket: str
     data_bucket_arn: str
@@ -157,6 +177,9 @@ class Storage:
     writer_parameter: str | None = None
     """Where writers read the bucket they write to (SSM parameter name); the failover points it at
     the DR bucket (None: writers are not moved by the runbook)."""
+    batch_replication: BatchReplication | None = None
+    """How the runbooks start S3 Batch Replication of this region's data bucket (None: the stacks
+    declare no role for it; a failback in AWS then needs ``--objects-seeded``)."""
 
 
 @dataclass(frozen=True)
@@ -420,7 +443,8 @@ def _region(r: _Reader, name: str) -> Region:
         data_bucket=st.str("data_bucket"), data_bucket_arn=st.str("data_bucket_arn"),
         backups_bucket=st.str("backups_bucket", required=False),
         endpoint_url=st.str("endpoint_url", required=False),
-        writer_parameter=st.str("writer_parameter", required=False))
+        writer_parameter=st.str("writer_parameter", required=False),
+        batch_replication=_batch_replication(st.obj("batch_replication", required=False)))
     return Region(
         name=name, role=role, stack=r.str("stack"), databases=databases, dns=dns,
         streaming=streaming, storage=storage,
@@ -430,6 +454,24 @@ def _region(r: _Reader, name: str) -> Region:
         alarms=r.str_list("alarms"),
         kubernetes=_kubernetes(r.obj("kubernetes", required=False)),
     )
+
+
+def _batch_replication(b: "_Reader | None") -> BatchReplication | None:
+    if b is None:
+        return None
+    role_arn = b.str("role_arn")
+    if not _IAM_ROLE_ARN.match(role_arn):
+        raise OutputsError(b._p("role_arn"), f"{role_arn!r} is not an IAM role ARN "
+                           "(arn:aws:iam::<12-digit account>:role/<name>); export the S3 Batch Replication role's ARN")
+    bucket = b.str("report_bucket")
+    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise OutputsError(b._p("report_bucket"), f"{bucket!r} is not a bucket name; export the name (not the "
+                           "ARN) of the bucket the job writes its report to")
+    prefix = b.str("report_prefix")
+    if not _KEY_PREFIX.match(prefix):
+        raise OutputsError(b._p("report_prefix"), f"{prefix!r} is not a key prefix the role can be scoped to: "
+                           "letters, digits, '.', '_', '-' in '/'-separated parts, no leading or trailing '/'")
+    return BatchReplication(role_arn=role_arn, report_bucket=bucket, report_prefix=prefix)
 
 
 def _kubernetes(k: "_Reader | None") -> Kubernetes | None:

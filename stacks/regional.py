@@ -58,9 +58,10 @@ class Regional:
     def partition(self) -> str:
         return partition_of(self.cfg.region)
 
-    def storage_document(self) -> dict[str, Any]:
-        return {"data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn, "backups_bucket": self.backups.bucket,
-                "writer_parameter": self.writers.name}
+    def storage_document(self, batch_replication: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        extra = {} if batch_replication is None else {"batch_replication": dict(batch_replication)}
+        return {**extra, "data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn,
+                "backups_bucket": self.backups.bucket, "writer_parameter": self.writers.name}
 
     def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None,
                            failback_replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:

@@ -4,7 +4,9 @@ It reads prod's exported `regions` through a StackReference, checks them against
 config, and owns: the read replicas (or, with `promoted: true`, the promoted databases under
 the same logical names), automated-backup replication, the MSK Replicator, the S3 replication
 configuration on prod's bucket (with prod's region provider), the SECONDARY records, and the
-runbook role. It exports both regions: prod's as read, and its own.
+runbook role; with `failback_replication: true` also what the failback's reverse flows need (the
+reverse MSK Replicator, and the S3 Batch Replication role that seeds prod's bucket). It exports
+both regions: prod's as read, and its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from components.access import RegionScope, RunbookRole, RunbookRoleArgs
 from components.alarms import replica_lag, replicator_lag
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
-from components.storage import BucketReplication, BucketReplicationArgs
+from components.storage import (BatchReplicationRole, BatchReplicationRoleArgs, BucketReplication,
+                                BucketReplicationArgs)
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
 from stacks import document, outputs, regional
 from stacks.config import ConfigError, StackConfig
@@ -142,6 +145,15 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         enabled=not cfg.promoted),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
+    # the failback's seeding of prod's bucket with what the reverse rule does not copy (everything DR
+    # took before the rule was enabled): S3 Batch Replication of DR's bucket, run as this role, its
+    # manifests and reports in DR's backups bucket. Declared with the reverse flows, not ahead of need
+    batch = None
+    if cfg.failback_replication:
+        batch = BatchReplicationRole("data-batch-replication", BatchReplicationRoleArgs(
+            region=cfg.region, source_bucket_arn=net.data.arn, report_bucket_arn=net.backups.arn,
+            report_kms_key_arn=net.key.arn), opts=opts)
+
     if cfg.kubernetes is not None:
         # active: prod's endpoints until a failover is recorded (promoted: true), then this region's;
         # the dumps read this region's own instances, with the password of the active primary's secret
@@ -212,7 +224,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
                 secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(
-                    lambda v: in_this_region(v[0]) + v[1])),
+                    lambda v: in_this_region(v[0]) + v[1]),
+                batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
         ]), opts=opts)
 
     own = {
@@ -228,7 +241,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "streaming": net.streaming_document(
             replicator_arn=replicator.arn,
             failback_replicator_arn=failback_replicator.arn if failback_replicator else None),
-        "storage": net.storage_document(),
+        "storage": net.storage_document(batch_replication=None if batch is None else {
+            "role_arn": batch.role_arn, "report_bucket": net.backups.bucket, "report_prefix": batch.report_prefix}),
         "kms_key_arn": net.key.arn,
         "runbook_role_arn": runbooks.arn,
         "alarm_topic_arn": alarms.topic_arn,

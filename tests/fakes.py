@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from runbooks.clock import FakeClock
-from runbooks.errors import Unreachable
+from runbooks.errors import StepFailed, Unreachable
 from runbooks.lock import FileLock
-from runbooks.ports import DbInstance, Health, Ports, ReplicationState
+from runbooks.ports import DbInstance, Health, Ports, ReplicationState, SeedJob
 
 
 class Crash(BaseException):
@@ -216,6 +216,15 @@ class FakeStreams:
         self.seeded: bool | None = True
         """What FakeObjects.seeding answers: True (the target holds everything), False (copying),
         None (cannot be known, as in AWS)."""
+        self.batch_role = False
+        """With ``seeded`` None: the outputs name a seeding role, so a job can be started (AWS with
+        ``storage.batch_replication``)."""
+        self.seed_jobs: list[dict] = []
+        """Every seeding job started: token, attempt, id, reads so far, failed tasks."""
+        self.seed_failures: list[int] = []
+        """Failed tasks of the 1st, 2nd, … job (missing: 0, every task done)."""
+        self.seed_reads = 3
+        """A job finishes at its this-many-th read."""
 
     def flow_of(self, kind: str) -> FakeFlow:
         return self.kafka if kind == "kafka" else self.objects
@@ -294,8 +303,40 @@ class FakeObjects:
     def seeding(self, source, target):
         from runbooks.ports import Seeding
         if self.s.seeded is None:
+            if self.s.batch_role:
+                return Seeding(None, "fake: cannot tell; a seeding job can copy them", startable=True)
             return Seeding(None, "fake: cannot tell", remedy="run the fake batch job, then pass --objects-seeded")
         return Seeding(self.s.seeded, f"fake: {target}'s bucket {'holds' if self.s.seeded else 'lacks'} everything")
+
+    def _job(self, j, created=False):
+        from runbooks.ports import SeedJob
+        finished = j["reads"] >= self.s.seed_reads
+        ok = finished and not j["failed"]
+        word = ("Complete" if finished else "Active")
+        failed = f" with {j['failed']} failed task(s); report s3://fake-reports/job-{j['id']}/"
+        sentence = f"fake job {j['id']} is {word}" + (failed if finished and j["failed"] else "")
+        return SeedJob(j["id"], word, finished, ok, sentence, attempt=j["attempt"], created=created,
+                       failed_tasks=j["failed"], report=f"s3://fake-reports/job-{j['id']}/")
+
+    def start_seeding(self, source, target, token):
+        if not self.s.batch_role:
+            raise StepFailed("fake: no seeding role")
+        mine = [j for j in self.s.seed_jobs if j["token"] == token]
+        if mine:
+            job = self._job(mine[-1])
+            if not job.finished or job.succeeded:
+                return job
+        self.w._act("seed-job", source, target)
+        n = len(self.s.seed_jobs)
+        failed = self.s.seed_failures[n] if n < len(self.s.seed_failures) else 0
+        j = {"token": token, "attempt": len(mine) + 1, "id": f"job-{n + 1}", "reads": 0, "failed": failed}
+        self.s.seed_jobs.append(j)
+        return self._job(j, created=True)
+
+    def seed_job(self, source, job_id, attempt=1):
+        j = next(j for j in self.s.seed_jobs if j["id"] == job_id)
+        j["reads"] += 1
+        return self._job(j)
 
     def bucket(self, region):
         return self.w.outputs.regions[region].storage.data_bucket

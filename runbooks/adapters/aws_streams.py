@@ -15,6 +15,12 @@ each call means and what it cannot know; the short version:
   replicator into the primary region that the stacks create (``streaming.replicator_arn`` of the
   primary region); without one, ``start_flow`` fails and says how to create it. S3 replication is
   reversed by a configuration on the DR bucket, with the forward configuration's role.
+- **Seeding a failback's home bucket.** S3 replication copies only versions written after its
+  rule is enabled; the versions DR took before the reverse rule are copied by an S3 Batch
+  Replication job (S3 Batch Operations, operation ``S3ReplicateObject``, manifest generated from
+  DR's bucket) that ``start_seeding`` creates with the role the dr stack exports
+  (``storage.batch_replication``) and ``seed_job`` reads. The job is found again by the run's
+  token (``ListJobs``, and CreateJob's ``ClientRequestToken``), so a rerun never starts a second one.
 - **Lag** comes from CloudWatch metrics (1-minute periods, minutes late). While clients are
   paused, a zero counts only from a period that started after every client had re-read its
   parameter (``PAUSED``'s LastModifiedDate + ``client_refresh_seconds``): an earlier zero says
@@ -23,6 +29,7 @@ each call means and what it cannot know; the short version:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -36,8 +43,8 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import PAUSED, FlowState, GroupOffsets, Seeding
-from stacks.outputs import Outputs
+from runbooks.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
+from stacks.outputs import BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,12 @@ REPLICATION_RULE_ID = "primary-to-dr"
 REVERSE_RULE_ID = "regionpair-failback"
 """The rule id of the reverse (DR → primary) rule the runbooks put on the DR bucket."""
 DEFAULT_REFRESH_S = 30
+SEED_OPERATION = "S3ReplicateObject"
+SEED_STATUSES = ("NONE", "FAILED", "REPLICA")
+"""The replication statuses a seeding job's generated manifest takes: never replicated (written
+while no rule copied them), failed, and replicas (DR's copies of the primary's own versions, all
+of which a home bucket recreated empty lacks). COMPLETED versions are already home."""
+_JOB_ENDED_BADLY = ("Failed", "Cancelled")
 _REACHABLE_CLUSTER_STATES = ("ACTIVE", "UPDATING", "MAINTENANCE", "HEALING", "REBOOTING_BROKER")
 
 
@@ -66,6 +79,10 @@ class StreamSettings:
     """S3: versions listed (one page) to find the newest; the sample is of these, in key order."""
     pending_refresh: float = 30.0
     """S3: seconds between two samples of pending keys (the drain polls often)."""
+    seed_job_priority: int = 10
+    """S3 Batch Replication: the job's priority among the account's Batch Operations jobs in the region."""
+    seed_job_list_pages: int = 10
+    """S3 Batch Replication: at most this many ListJobs pages (1000 jobs each) are read to find a run's job."""
 
 
 def _utc(clients_clock: Clock) -> datetime:
@@ -746,22 +763,162 @@ class S3Objects(_StreamPort):
                 f"role {role}, replicas encrypted with {dest_key}, RTC 15 min); it copies new versions only")
 
     def seeding(self, source: str, target: str) -> Seeding:
-        """Not knowable here, so never claimed: S3 replication copies only versions written after
-        its rule is enabled, and a failback's reverse rule is enabled long after DR started taking
-        writes (and a home bucket recreated empty holds nothing at all). Copying the existing
-        versions is S3 Batch Replication's job, which the runbooks do not start (it needs a role
-        trusted by batchoperations.s3.amazonaws.com that the stacks do not declare)."""
+        """Not knowable by looking, so never claimed: S3 replication copies only versions written
+        after its rule is enabled, and a failback's reverse rule is enabled long after DR started
+        taking writes (and a home bucket recreated empty holds nothing at all). Copying the existing
+        versions is S3 Batch Replication's job: startable when the outputs name the role for it
+        (``storage.batch_replication`` of the source region, which the dr stack exports with
+        ``failback_replication: true``); otherwise the remedy says how to declare it."""
         src, dst = self.bucket(source), self.bucket(target)
+        sentence = (f"S3 replication {src} → {dst} copies only versions written after its rule was enabled: the "
+                    f"versions {src} took while nothing copied them to {dst} (everything since the failover), and "
+                    f"every version if {dst} was recreated, are not copied by it")
+        batch = self._storage(source).batch_replication
+        if batch is not None:
+            return Seeding(None, f"{sentence}; the runbook copies them with S3 Batch Replication in {source} (role "
+                           f"{batch.role_arn})", startable=True)
+        stack = self.outputs.regions[source].stack
         return Seeding(
-            None,
-            f"S3 replication {src} → {dst} copies only versions written after its rule was enabled: the versions "
-            f"{src} took while nothing copied them to {dst} (everything since the failover), and every version if "
-            f"{dst} was recreated, are not copied by it",
-            remedy=(f"Copy them with S3 Batch Replication in {source} now that the rule is enabled: a job with a "
+            None, sentence,
+            remedy=(f"The stack outputs name no S3 Batch Replication role for {source} "
+                    f"(regions.{source}.storage.batch_replication), so the runbook cannot copy them itself and "
+                    f"started nothing. Declare it: `pulumi config set failback_replication true --stack {stack}` "
+                    f"(with promoted: true) and `pulumi up --stack {stack}`, then rerun the failback with the "
+                    f"new outputs. Or copy them yourself with S3 Batch Replication in {source}: a job with a "
                     f"manifest generated from {src} (filter EligibleForReplication, ObjectReplicationStatuses NONE, "
                     "FAILED and REPLICA), operation S3ReplicateObject, and a role trusted by "
-                    "batchoperations.s3.amazonaws.com (docs/aws-adapters.md). When it is Complete with no failed "
+                    "batchoperations.s3.amazonaws.com (docs/aws-adapters.md); when it is Complete with no failed "
                     "task, rerun the failback with --resume --objects-seeded (audited)"))
+
+    # ---- S3 Batch Replication (the failback's seeding) --------------------------------------
+
+    def _batch(self, source: str) -> tuple[BatchReplication, str]:
+        """The source region's batch replication settings and the account (from the role's ARN)."""
+        batch = self._storage(source).batch_replication
+        if batch is None:
+            raise StepFailed(f"stack outputs: regions.{source}.storage.batch_replication is missing; no S3 Batch "
+                             "Replication job can be started (nothing was created). "
+                             + self.seeding(source, self._other(source)).remedy)
+        return batch, batch.role_arn.split(":")[4]
+
+    @staticmethod
+    def _seed_key(token: str, src: str, dst: str) -> str:
+        """The run's key for its jobs: derived from the run id and the two buckets, so the same
+        run finds its job again and another run never takes it for its own."""
+        return hashlib.sha256(f"{token}|{src}|{dst}".encode()).hexdigest()[:24]
+
+    def _seed_jobs(self, source: str, account: str, key: str) -> list[tuple[int, str]]:
+        """(attempt, job id) of this run's seeding jobs in the source region, oldest attempt first."""
+        marker = re.compile(rf"^regionpair failback seed {key}#(\d+):")
+        found: list[tuple[int, str]] = []
+        params: dict[str, Any] = {"AccountId": account, "MaxResults": 1000}
+        for _ in range(self.settings.seed_job_list_pages):
+            try:
+                page = self.clients.call("s3control", source, "list_jobs", **params)
+            except ClientError as exc:
+                raise fail(exc, f"list the S3 Batch Operations jobs in {source}") from exc
+            for job in page.get("Jobs") or []:
+                m = marker.match(job.get("Description") or "")
+                if m and job.get("Operation") == SEED_OPERATION:
+                    found.append((int(m.group(1)), job["JobId"]))
+            if not page.get("NextToken"):
+                break
+            params["NextToken"] = page["NextToken"]
+        return sorted(found)
+
+    def start_seeding(self, source: str, target: str, token: str) -> SeedJob:
+        batch, account = self._batch(source)
+        src, dst = self.bucket(source), self.bucket(target)
+        rules = [r for r in self._rules_to(self._config(source), target) if r.get("Status") == "Enabled"]
+        if not rules:
+            # the job replicates through the bucket's rules: without one its manifest is empty and it
+            # would end Complete having copied nothing
+            raise StepFailed(f"no enabled replication rule on {src} copies to {dst}: S3 Batch Replication copies "
+                             "through the bucket's replication configuration, so a job now would copy nothing. "
+                             f"Enable replication {source} → {target} first (the failback's replicate step does), "
+                             "then rerun; no job was created")
+        key = self._seed_key(token, src, dst)
+        jobs = self._seed_jobs(source, account, key)
+        attempt = 1
+        if jobs:
+            last_attempt, job_id = jobs[-1]
+            job = self.seed_job(source, job_id, attempt=last_attempt)
+            if not (job.status in _JOB_ENDED_BADLY or (job.status == "Complete" and not job.succeeded)):
+                return job  # running, finished well, or waiting for a person: never a second job beside it
+            attempt = last_attempt + 1
+        report_bucket = f"arn:{self._partition(batch)}:s3:::{batch.report_bucket}"
+        request = {
+            "AccountId": account, "ConfirmationRequired": False, "Priority": self.settings.seed_job_priority,
+            "ClientRequestToken": f"regionpair-{key}-{attempt}", "RoleArn": batch.role_arn,
+            "Description": f"regionpair failback seed {key}#{attempt}: {src} -> {dst}"[:256],
+            "Operation": {SEED_OPERATION: {}},
+            "Report": {"Enabled": True, "Bucket": report_bucket, "Prefix": f"{batch.report_prefix}/reports",
+                       "Format": "Report_CSV_20180820", "ReportScope": "FailedTasksOnly",
+                       "ExpectedBucketOwner": account},
+            "ManifestGenerator": {"S3JobManifestGenerator": {
+                "ExpectedBucketOwner": account, "SourceBucket": self._storage(source).data_bucket_arn,
+                "EnableManifestOutput": True,
+                "ManifestOutputLocation": {"ExpectedManifestBucketOwner": account, "Bucket": report_bucket,
+                                           "ManifestPrefix": f"{batch.report_prefix}/manifests",
+                                           "ManifestFormat": "S3InventoryReport_CSV_20211130"},
+                "Filter": {"EligibleForReplication": True, "ObjectReplicationStatuses": list(SEED_STATUSES)}}},
+        }
+        try:
+            job_id = self.clients.call("s3control", source, "create_job", **request)["JobId"]
+        except ClientError as exc:
+            raise fail(exc, f"start S3 Batch Replication of {src} → {dst} in {source}") from exc
+        log.info("S3 Batch Replication job %s created (attempt %d) in %s", job_id, attempt, source)
+        again = f" (attempt {attempt}, after job {jobs[-1][1]} ended without copying everything)" if jobs else ""
+        return SeedJob(job_id, "New", False, False, f"S3 Batch Replication job {job_id} created in {source}: "
+                       f"{src} → {dst}{again}", attempt=attempt, created=True, report=self._report(batch, job_id))
+
+    @staticmethod
+    def _partition(batch: BatchReplication) -> str:
+        return batch.role_arn.split(":")[1]
+
+    @staticmethod
+    def _report(batch: BatchReplication, job_id: str) -> str:
+        return f"s3://{batch.report_bucket}/{batch.report_prefix}/reports/job-{job_id}/"
+
+    def seed_job(self, source: str, job_id: str, attempt: int = 1) -> SeedJob:
+        batch, account = self._batch(source)
+        try:
+            job = self.clients.call("s3control", source, "describe_job", AccountId=account, JobId=job_id)["Job"]
+        except ClientError as exc:
+            raise fail(exc, f"read S3 Batch Operations job {job_id} in {source}") from exc
+        status = job.get("Status") or "unknown"
+        progress = job.get("ProgressSummary") or {}
+        total = progress.get("TotalNumberOfTasks")
+        done, failed = progress.get("NumberOfTasksSucceeded") or 0, progress.get("NumberOfTasksFailed") or 0
+        report = self._report(batch, job_id)
+        name = f"S3 Batch Replication job {job_id} ({source}, attempt {attempt})"
+        of = f"{done} of {total if total is not None else 'unknown'} versions replicated, {failed} failed"
+
+        def result(finished: bool, succeeded: bool, sentence: str) -> SeedJob:
+            return SeedJob(job_id, status, finished, succeeded, sentence, attempt=attempt, failed_tasks=failed,
+                           report=report)
+        if status == "Complete" and not failed:
+            active = (progress.get("Timers") or {}).get("ElapsedTimeInActiveSeconds")
+            return result(True, True, f"{name} is Complete: {of}" + (f" in {active} s active" if active else ""))
+        if status == "Complete":
+            return result(True, False, f"{name} is Complete with {failed} failed task(s) of "
+                          f"{total if total is not None else 'unknown'}: those versions did not reach "
+                          f"{self.bucket(self._other(source))}. The completion report lists them: {report}. Fix the "
+                          "cause (often a KMS or bucket permission of the replication role), then rerun the failback: "
+                          "it starts a new job for the versions still not replicated (or copy them another way and "
+                          "rerun with --objects-seeded)")
+        if status in _JOB_ENDED_BADLY:
+            reasons = ("; ".join(f"{r.get('FailureCode', '?')}: {r.get('FailureReason', '')}"
+                                 for r in job.get("FailureReasons") or [])
+                       or job.get("StatusUpdateReason") or "no reason given")
+            return result(True, False, f"{name} is {status} ({reasons}); {of}. Fix the cause, then rerun the failback: "
+                          f"it starts a new job (or copy them another way and rerun with --objects-seeded)")
+        if status == "Suspended":
+            return result(True, False, f"{name} is Suspended ({job.get('SuspendedCause') or 'no cause given'}): it "
+                          "waits for a confirmation the runbook does not give. Confirm it (`aws s3control "
+                          f"update-job-status --region {source} --account-id {account} --job-id {job_id} "
+                          "--requested-job-status Ready`) or cancel it, then rerun the failback")
+        return result(False, False, f"{name} is {status}: {of}")
 
     def writers(self, parameter: str) -> str | None:
         return self.params.read(parameter)

@@ -286,6 +286,53 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
                 and set(s["Resource"]) & {prod, dr}]
 
 
+DR_DATA, DR_BACKUPS = "arn:aws:s3:::regionpair-dr-data", "arn:aws:s3:::regionpair-dr-backups"
+
+
+def _batch_role(**kw):
+    from components.storage import BatchReplicationRole, BatchReplicationRoleArgs
+    args = {"region": "us-west-2", "source_bucket_arn": DR_DATA, "report_bucket_arn": DR_BACKUPS,
+            "report_kms_key_arn": KEY_W, **kw}
+    return lambda p: BatchReplicationRole("data-batch-replication", BatchReplicationRoleArgs(**args), opts=opts(p))
+
+
+def test_batch_replication_role_may_replicate_one_bucket_and_write_only_its_report_prefix():
+    """Exactly what an S3ReplicateObject job with a generated (and stored) manifest needs: AWS's
+    documented Batch Replication policy, scoped to DR's data bucket, one prefix of the backups
+    bucket, and the backups bucket's key through S3 of that region."""
+    resources = render(_batch_role())
+    children_follow_the_convention(resources, "data-batch-replication")
+    trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
+    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "batchoperations.s3.amazonaws.com"},
+                                   "Action": "sts:AssumeRole"}]
+    policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
+    prefix = f"{DR_BACKUPS}/regionpair/batch-replication/*"
+    granted = {(a, r) for s in policy["Statement"] for a in s["Action"] for r in s["Resource"]}
+    assert granted == {
+        ("s3:InitiateReplication", f"{DR_DATA}/*"),
+        ("s3:GetReplicationConfiguration", DR_DATA), ("s3:PutInventoryConfiguration", DR_DATA),
+        ("s3:GetObject", prefix), ("s3:GetObjectVersion", prefix), ("s3:PutObject", prefix),
+        ("kms:Decrypt", KEY_W), ("kms:GenerateDataKey", KEY_W)}
+    (kms,) = [s for s in policy["Statement"] if s["Resource"] == [KEY_W]]
+    assert kms["Condition"] == {"StringLike": {"kms:ViaService": "s3.us-west-2.amazonaws.com",
+                                               "kms:EncryptionContext:aws:s3:arn": [prefix, DR_BACKUPS]}}
+    assert all("Condition" not in s for s in policy["Statement"] if s is not kms)
+    # nothing may write into the replicated bucket, nor read its objects' data
+    assert not [g for g in granted if g[0] in ("s3:PutObject", "s3:GetObject") and g[1].startswith(DR_DATA)]
+
+
+@pytest.mark.parametrize("kw, arg", [({"report_prefix": "/reports/"}, "report_prefix"),
+                                     ({"report_prefix": "reports/*"}, "report_prefix"),
+                                     ({"region": "west"}, "region"),
+                                     ({"report_bucket_arn": DR_DATA}, "report_bucket_arn"),
+                                     ({"source_bucket_arn": "regionpair-dr-data"}, "source_bucket_arn")])
+def test_batch_replication_role_bad_args(kw, arg):
+    harness.use_mocks()
+    with pytest.raises(ComponentArgsError) as err:
+        _batch_role(**kw)(None)
+    assert err.value.arg == arg
+
+
 @pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
                                      ({"object_lock_days": 0}, "object_lock_days")])
@@ -446,6 +493,45 @@ def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}
     assert "s3:PutReplicationConfiguration" in by_sid["Buckets"]["Action"]
     assert [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]] == [passing]
+
+
+def test_runbook_role_may_start_only_replication_jobs_passing_only_the_batch_role():
+    """The failback's S3 Batch Replication: CreateJob (no resource scope in IAM) only for the
+    S3ReplicateObject operation, PassRole on exactly the batch role and only to Batch Operations,
+    DescribeJob on the region's jobs, ListJobs (read-only) to find the job of an interrupted run.
+    Without a batch role in any region, none of it."""
+    batch = f"arn:aws:iam::{ACCOUNT}:role/data-batch-replication-role-1a2b"
+    replication = f"arn:aws:iam::{ACCOUNT}:role/data-replication"
+
+    def policy_with(batch_roles):
+        def build(p):
+            RunbookRole("runbooks", RunbookRoleArgs(
+                role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
+                regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
+                                     replication_role_arns=[replication]),
+                         RegionScope(region="us-west-2", db_security_group_ids=["sg-w"],
+                                     batch_replication_role_arns=batch_roles)]), opts=opts(p))
+        return json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])["Statement"]
+
+    statements = policy_with([batch])
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["CreateBatchReplicationJobs"] == {
+        "Sid": "CreateBatchReplicationJobs", "Effect": "Allow", "Action": ["s3:CreateJob"], "Resource": "*",
+        "Condition": {"StringEquals": {"s3:RequestJobOperation": "S3ReplicateObject"}}}
+    assert by_sid["PassBatchReplicationRole"] == {
+        "Sid": "PassBatchReplicationRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": [batch],
+        "Condition": {"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}}
+    assert by_sid["WatchBatchReplicationJobs"]["Action"] == ["s3:DescribeJob"]
+    assert by_sid["WatchBatchReplicationJobs"]["Resource"] == [f"arn:aws:s3:us-west-2:{ACCOUNT}:job/*"]
+    assert by_sid["FindBatchReplicationJobs"]["Action"] == ["s3:ListJobs"]
+    # the replication role still goes to S3 only, the batch role to Batch Operations only
+    passing = [s for s in statements if "iam:PassRole" in s["Action"]]
+    assert sorted((s["Resource"][0], s["Condition"]["StringEquals"]["iam:PassedToService"]) for s in passing) == [
+        (batch, "batchoperations.s3.amazonaws.com"), (replication, "s3.amazonaws.com")]
+
+    without = policy_with([])
+    assert not [s for s in without if {"s3:CreateJob", "s3:DescribeJob", "s3:ListJobs"} & set(s["Action"])]
+    assert [s["Sid"] for s in without if "iam:PassRole" in s["Action"]] == ["PassReplicationRoleToS3"]
 
 
 def _backup_policy(databases=("payments",)):

@@ -175,3 +175,42 @@ def test_the_contract_values_of_a_region_come_from_its_outputs():
     assert sorted(endpoints.initial_data(doc.primary)) == sorted(endpoints.endpoint_keys(["payments", "payments-1"]))
     assert endpoints.contract_data({"ACTIVE_REGION": "x", "DB_LEDGER_HOST": "h", "OTHER_TEAMS_KEY": "y"}) == {
         "ACTIVE_REGION": "x", "DB_LEDGER_HOST": "h"}
+
+
+# ---- the dr region's S3 Batch Replication settings (the failback's seeding of home) ------------
+
+BATCH = {"role_arn": "arn:aws:iam::123456789012:role/data-batch-replication-role-1a2b",
+         "report_bucket": "regionpair-dr-backups", "report_prefix": "regionpair/batch-replication"}
+
+
+def with_batch(doc: dict) -> dict:
+    doc["regions"]["us-west-2"]["storage"]["batch_replication"] = dict(BATCH)
+    return doc
+
+
+def test_batch_replication_is_optional_and_round_trips():
+    assert outputs.from_dict(pair_document()).secondary.storage.batch_replication is None  # stacks from before
+    doc = outputs.from_dict(with_batch(pair_document()))
+    b = doc.secondary.storage.batch_replication
+    assert (b.role_arn, b.report_bucket, b.report_prefix) == tuple(BATCH.values())
+    assert outputs.from_dict(json.loads(doc.to_json())) == doc
+
+
+@pytest.mark.parametrize("mutate, path", [
+    (lambda b: b.pop("role_arn"), "regions.us-west-2.storage.batch_replication.role_arn"),
+    (lambda b: b.update(role_arn="data-batch-replication"), "regions.us-west-2.storage.batch_replication.role_arn"),
+    (lambda b: b.update(role_arn="arn:aws:iam::123456789012:user/ops"),
+     "regions.us-west-2.storage.batch_replication.role_arn"),
+    (lambda b: b.update(report_bucket="arn:aws:s3:::regionpair-dr-backups"),
+     "regions.us-west-2.storage.batch_replication.report_bucket"),
+    (lambda b: b.pop("report_prefix"), "regions.us-west-2.storage.batch_replication.report_prefix"),
+    (lambda b: b.update(report_prefix="/reports/"), "regions.us-west-2.storage.batch_replication.report_prefix"),
+    (lambda b: b.update(report_prefix="reports/*"), "regions.us-west-2.storage.batch_replication.report_prefix"),
+])
+def test_a_malformed_batch_replication_section_names_the_field(mutate, path):
+    doc = with_batch(pair_document())
+    mutate(doc["regions"]["us-west-2"]["storage"]["batch_replication"])
+    with pytest.raises(OutputsError) as err:
+        outputs.from_dict(doc)
+    assert err.value.path == path, str(err.value)
+    assert path in str(err.value)

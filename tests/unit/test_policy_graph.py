@@ -106,6 +106,14 @@ def test_promoted_dr_stack_passes_only_when_its_config_says_promoted():
     assert {f.policy for f in stale} == {"dr-every-primary-replicated", "s3-replication-time-control"}
 
 
+def test_dr_stack_declared_for_the_failback_passes():
+    """With the reverse flows declared (reverse replicator, S3 Batch Replication role) the pack still passes."""
+    overrides = {"promoted": True, "failback_replication": True}
+    graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
+    assert [n for n in graph if "batch-replication" in n["name"]]
+    assert findings("dr", graph, overrides) == []
+
+
 # ---- any one invariant broken ----------------------------------------------------------------------
 
 

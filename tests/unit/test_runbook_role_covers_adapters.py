@@ -37,6 +37,10 @@ IAM_ACTION = {
     ("rds", "delete_db_instance"): "rds:DeleteDBInstance",
     ("rds", "modify_db_instance"): "rds:ModifyDBInstance",
     ("rds", "restore_db_instance_to_point_in_time"): "rds:RestoreDBInstanceToPointInTime",
+    # S3 Batch Operations is S3 Control's API and S3's IAM actions
+    ("s3control", "create_job"): "s3:CreateJob",
+    ("s3control", "describe_job"): "s3:DescribeJob",
+    ("s3control", "list_jobs"): "s3:ListJobs",
 }
 
 
@@ -46,7 +50,8 @@ def _iam(service: str, operation: str) -> str:
     return f"{service}:" + "".join(part.capitalize() for part in operation.split("_"))
 
 
-SERVICES = ("rds", "ec2", "kafka", "ssm", "s3", "kms", "cloudwatch", "sns", "secretsmanager", "route53")
+SERVICES = ("rds", "ec2", "kafka", "ssm", "s3", "s3control", "kms", "cloudwatch", "sns", "secretsmanager",
+            "route53")
 LITERAL = re.compile(r'"([a-z][a-z0-9]*(?:_[a-z0-9]+)+)"')
 
 
@@ -74,6 +79,7 @@ def test_the_scan_finds_the_adapters_calls():
     ops = called()
     # a scan that finds nothing would make the next test pass vacuously
     assert ("rds", "promote_read_replica") in ops and ("route53", "change_resource_record_sets") in ops
+    assert {("s3control", "create_job"), ("s3control", "describe_job"), ("s3control", "list_jobs")} <= ops
     assert len(ops) > 30, sorted(ops)
 
 

@@ -252,13 +252,15 @@ def test_failback_waits_for_the_reversed_flows_to_catch_up_before_pausing_anyone
 
 
 def test_failback_refuses_to_move_writers_home_when_the_adapter_cannot_see_the_bucket_seeded(env):
-    """AWS: CRR copies no version written before its rule; without the operator's confirmation
-    that S3 Batch Replication copied them, writers stay in DR (the other lanes go home)."""
+    """AWS with stacks that declare no seeding role: CRR copies no version written before its rule;
+    without the operator's confirmation that they copied them, writers stay in DR (the other lanes
+    go home) and no job is started."""
     assert env.run(failover)[0] == EXIT_OK
     env.streams.seeded = None
     code, out = env.run(failback)
     assert code == EXIT_FAILED and "run the fake batch job, then pass --objects-seeded" in out["error"]
     assert env.streams.params[BUCKET_PARAM] == "regionpair-dr-data"
+    assert env.streams.seed_jobs == [] and not names(env.world.actions, "seed-job")
     assert all(env.streams.params[p] == f"b-1.{P}.kafka:9098" for p in APPS)
     code, out = env.run(failback, "--objects-seeded")
     assert code == EXIT_OK, out
@@ -267,6 +269,89 @@ def test_failback_refuses_to_move_writers_home_when_the_adapter_cannot_see_the_b
     assert seed["result"].startswith("confirmed by the operator (--objects-seeded)")
     audit = (env.state / "audit.jsonl").read_text()
     assert "--objects-seeded" in audit
+
+
+def journal_events(env, event):
+    return [json.loads(line) for path in sorted((env.state / "runs").glob("failback-*.jsonl"))
+            for line in path.read_text().splitlines() if json.loads(line)["event"] == event]
+
+
+def test_failback_starts_one_seeding_job_waits_for_it_then_moves_writers_home(env):
+    """AWS with the role declared: the step starts the job itself, records it in the journal before
+    waiting, and writers move home only after it finished with every task done."""
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded, env.streams.batch_role = None, True
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    assert len(env.streams.seed_jobs) == 1 and len(names(env.world.actions, "seed-job")) == 1
+    assert env.streams.seed_jobs[0]["token"] == out["run_id"]  # the run id makes a rerun find it
+    seed = next(s for s in out["steps"] if s["name"] == "objects-seed:replication")
+    assert "fake job job-1 is Complete" in seed["result"] and "started" in seed["result"]
+    (noted,) = journal_events(env, "objects-seed-job")
+    assert (noted["job_id"], noted["created"], noted["attempt"]) == ("job-1", True, 1)
+    steps = [s["name"] for s in out["steps"]]
+    assert steps.index("objects-replicate:replication") < steps.index("objects-seed:replication") \
+        < steps.index("objects-pause:checkout")
+
+
+def test_a_seeding_job_with_failed_tasks_keeps_writers_in_dr_and_a_rerun_starts_the_next_attempt(env):
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded, env.streams.batch_role = None, True
+    env.streams.seed_failures = [4]
+    code, out = env.run(failback)
+    assert code == EXIT_FAILED
+    assert "fake job job-1 is Complete with 4 failed task(s); report s3://fake-reports/job-job-1/" in out["error"]
+    assert env.streams.params[BUCKET_PARAM] == "regionpair-dr-data", "writers moved home over a failed seeding"
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    assert [(j["id"], j["attempt"], j["failed"]) for j in env.streams.seed_jobs] == [("job-1", 1, 4), ("job-2", 2, 0)]
+
+
+def test_killed_while_waiting_for_the_seeding_job_the_rerun_waits_for_the_same_job(env, monkeypatch):
+    from tests.fakes import FakeObjects
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded, env.streams.batch_role = None, True
+    original = FakeObjects.seed_job
+
+    def killed_once(self, *args, **kw):
+        monkeypatch.setattr(FakeObjects, "seed_job", original)
+        raise Crash("killed while waiting for the seeding job")
+    monkeypatch.setattr(FakeObjects, "seed_job", killed_once)
+    with pytest.raises(Crash):
+        env.run(failback)
+    assert len(env.streams.seed_jobs) == 1
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert on(env, P)
+    assert len(env.streams.seed_jobs) == 1, "the rerun started a second job"
+    seed = next(s for s in out["steps"] if s["name"] == "objects-seed:replication")
+    assert "found again" in seed["result"]
+
+
+def test_a_seeding_job_still_running_at_the_deadline_is_waited_for_again_by_the_rerun(env):
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded, env.streams.batch_role = None, True
+    env.streams.seed_reads = 10_000
+    code, out = env.run(failback)
+    assert code == EXIT_FAILED and "fake job job-1 is Active: not finished after 21600 s" in out["error"]
+    assert "waits for this same job" in out["error"]
+    assert env.streams.params[BUCKET_PARAM] == "regionpair-dr-data"
+    env.streams.seed_reads = 0
+    code, out = env.run(failback)
+    assert code == EXIT_OK, out
+    assert len(env.streams.seed_jobs) == 1
+
+
+def test_objects_seeded_overrides_the_job_for_operators_who_copied_them_another_way(env):
+    assert env.run(failover)[0] == EXIT_OK
+    env.streams.seeded, env.streams.batch_role = None, True
+    code, out = env.run(failback, "--objects-seeded")
+    assert code == EXIT_OK, out
+    assert env.streams.seed_jobs == []
+    seed = next(s for s in out["steps"] if s["name"] == "objects-seed:replication")
+    assert seed["result"].startswith("confirmed by the operator (--objects-seeded)")
 
 
 def test_objects_seeded_is_a_failback_option_only(env):

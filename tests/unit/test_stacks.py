@@ -172,6 +172,40 @@ def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
     assert not of_type(harness.render("dr", overrides={"promoted": True}).resources, "aws:msk/replicator:Replicator")[1:]
 
 
+def test_failback_replication_declares_the_batch_replication_role_and_exports_it():
+    """The failback seeds prod's bucket with S3 Batch Replication of DR's: the role exists only with
+    the reverse flows (failback_replication), replicates DR's data bucket only, writes its reports to
+    DR's backups bucket, and is the one role the runbook role may pass to Batch Operations."""
+    rendered = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    doc = outputs.from_dict(rendered.exports).require_pair()
+    dr = doc.secondary
+    batch = dr.storage.batch_replication
+    assert batch is not None and doc.primary.storage.batch_replication is None
+    assert (batch.report_bucket, batch.report_prefix) == (dr.storage.backups_bucket, "regionpair/batch-replication")
+    role = one(rendered.resources, "aws:iam/role:Role", "data-batch-replication-role")
+    assert role["provider"] == "aws-us-west-2" and role["parent"] == "data-batch-replication"
+    assert batch.role_arn.startswith(f"arn:aws:iam::{harness.ACCOUNT}:role/data-batch-replication-role")
+    policy = json.loads(one(rendered.resources, "aws:iam/rolePolicy:RolePolicy",
+                            "data-batch-replication-policy")["inputs"]["policy"])
+    (initiate,) = [s for s in policy["Statement"] if s["Action"] == ["s3:InitiateReplication"]]
+    assert initiate["Resource"] == [f"{dr.storage.data_bucket_arn}/*"]
+    (write,) = [s for s in policy["Statement"] if s["Action"] == ["s3:PutObject"]]
+    assert write["Resource"] == [f"arn:aws:s3:::{dr.storage.backups_bucket}/regionpair/batch-replication/*"]
+    runbooks = json.loads(one(rendered.resources, "aws:iam/rolePolicy:RolePolicy",
+                              "runbooks-policy")["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in runbooks["Statement"]}
+    assert by_sid["PassBatchReplicationRole"]["Resource"] == [batch.role_arn]
+    assert by_sid["WatchBatchReplicationJobs"]["Resource"] == [f"arn:aws:s3:us-west-2:{harness.ACCOUNT}:job/*"]
+    assert "CreateBatchReplicationJobs" in by_sid and "FindBatchReplicationJobs" in by_sid
+
+    for overrides in ({}, {"promoted": True}):  # not declared ahead of need
+        plain = harness.render("dr", overrides=overrides)
+        assert outputs.from_dict(plain.exports).secondary.storage.batch_replication is None
+        assert not [r for r in plain.resources if "batch-replication" in r["name"]]
+        policy = one(plain.resources, "aws:iam/rolePolicy:RolePolicy", "runbooks-policy")["inputs"]["policy"]
+        assert "s3:CreateJob" not in policy and "batchoperations" not in policy
+
+
 def test_each_application_gets_its_own_bootstrap_parameter_that_the_failover_moves():
     apps = {"streaming": {"applications": ["orders", "ledger"]}}
     prod = harness.render("prod", overrides=apps)
