@@ -165,9 +165,11 @@ def test_bad_values_are_refused_before_any_call(k8s):
     assert k8s.fake.calls() == []
 
 
-def test_a_failover_through_kubectl_moves_both_clusters_and_a_rerun_changes_nothing(k8s, tmp_path):
+def _failover_through_kubectl(doc: dict, tmp_path):
+    """A world whose endpoints go through the real kubectl adapter, and a function that runs the
+    failover runbook on it (a second call is a rerun of the same run's journal)."""
     doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(clusters_doc()))
+    doc_path.write_text(json.dumps(doc))
     world = FakeWorld(outputs_contract.load_file(doc_path))
     world.endpoints = KubectlEndpoints(world.outputs)
     state = tmp_path / "state"
@@ -178,7 +180,11 @@ def test_a_failover_through_kubectl_moves_both_clusters_and_a_rerun_changes_noth
                              ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
                              stdout=out)
         return code, json.loads(out.getvalue())
+    return world, run
 
+
+def test_a_failover_through_kubectl_moves_both_clusters_and_a_rerun_changes_nothing(k8s, tmp_path):
+    world, run = _failover_through_kubectl(clusters_doc(), tmp_path)
     code, out = run()
     assert code == EXIT_OK, out
     want = contract.active_values(world.outputs.regions[S], ["payments", "payments-1"])
@@ -288,19 +294,7 @@ def test_a_failover_through_kubectl_restarts_each_listed_deployment_once_and_a_r
     doc = clusters_doc()
     for region in doc["regions"].values():
         region["kubernetes"]["restart_deployments"] = LISTED
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(doc))
-    world = FakeWorld(outputs_contract.load_file(doc_path))
-    world.endpoints = KubectlEndpoints(world.outputs)
-    state = tmp_path / "state"
-
-    def run():
-        out = io.StringIO()
-        code = failover.main(["--outputs", str(doc_path), "--state-dir", str(state), "--yes", "--output", "json"],
-                             ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
-                             stdout=out)
-        return code, json.loads(out.getvalue())
-
+    world, run = _failover_through_kubectl(doc, tmp_path)
     code, out = run()
     assert code == EXIT_OK, out
     patches = [c for c in k.fake.calls() if "patch" in c["argv"]]
