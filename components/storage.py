@@ -19,13 +19,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, partition_of, policy_json, require
+from stacks.outputs import KEY_PREFIX
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
 REPLICATION_TYPE = "regionpair:storage:BucketReplication"
 BATCH_REPLICATION_TYPE = "regionpair:storage:BatchReplicationRole"
 BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
 DEFAULT_BATCH_REPORT_PREFIX = "regionpair/batch-replication"
-_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -315,7 +315,7 @@ class BatchReplicationRole(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BatchReplicationRoleArgs, opts: pulumi.ResourceOptions | None = None):
         require(BATCH_REPLICATION_TYPE, "report_prefix", args.report_prefix,
-                bool(_KEY_PREFIX.match(args.report_prefix)),
+                bool(KEY_PREFIX.match(args.report_prefix)),
                 "a key prefix such as regionpair/batch-replication: no leading or trailing '/', no wildcard")
         require(BATCH_REPLICATION_TYPE, "region", args.region, bool(re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", args.region)),
                 "an AWS region name such as us-west-2")

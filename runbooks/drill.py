@@ -32,6 +32,7 @@ from pathlib import Path
 from runbooks import failback, failover, report as reports, switchover
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
+from runbooks.adapters.kubectl import deployment_state
 from runbooks.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second
 
 
@@ -348,8 +349,7 @@ class SandboxDrill:
             # the listed Deployments (envFrom) must have been restarted for the write their copy got
             listed = outputs.regions[region].kubernetes.restart_deployments if outputs.regions[region].kubernetes else {}
             running = sb.deployments(region) if listed else {}
-            restarted = {f"{ns}/{name}": ((running.get(ns, {}).get(name) or {}).get("spec", {}).get("template", {})
-                                          .get("metadata", {}).get("annotations", {}).get(contract.RESTARTED_FOR))
+            restarted = {f"{ns}/{name}": deployment_state(ns, name, running.get(ns, {}).get(name)).restarted_for
                          for ns, names in listed.items() for name in names}
             fresh = [f"{ns}/{name}" for ns, names in listed.items() for name in names
                      if restarted[f"{ns}/{name}"] == wrote.get(ns)]

@@ -39,8 +39,8 @@ KAFKA = "KAFKA_BOOTSTRAP_SERVERS"
 BUCKET = "DATA_BUCKET"
 _DB_KEY = re.compile(r"^DB_[A-Z][A-Z0-9_]*_(HOST|PORT)$")
 DEPLOYMENT_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_RUN_ID = re.compile(r"^\S{1,253}$")
 """A Deployment's name: Kubernetes validates them as DNS-1123 subdomains."""
+_RUN_ID = re.compile(r"^\S{1,253}$")
 DEPLOYMENT_NAME_HINT = ("Deployment names (DNS-1123 subdomains: lowercase letters, digits, '-' and '.', starting and "
                         "ending with a letter or digit, at most 253)")
 

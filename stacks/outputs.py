@@ -60,7 +60,8 @@ _K8S_OBJECT = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _CONTEXT = re.compile(r"^[^\s]{1,253}$")
 _IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+"""An S3 key prefix an IAM policy can be scoped to: '/'-separated parts, no leading or trailing '/', no wildcard."""
 
 
 class OutputsError(ValueError):
@@ -468,7 +469,7 @@ def _batch_replication(b: "_Reader | None") -> BatchReplication | None:
         raise OutputsError(b._p("report_bucket"), f"{bucket!r} is not a bucket name; export the name (not the "
                            "ARN) of the bucket the job writes its report to")
     prefix = b.str("report_prefix")
-    if not _KEY_PREFIX.match(prefix):
+    if not KEY_PREFIX.match(prefix):
         raise OutputsError(b._p("report_prefix"), f"{prefix!r} is not a key prefix the role can be scoped to: "
                            "letters, digits, '.', '_', '-' in '/'-separated parts, no leading or trailing '/'")
     return BatchReplication(role_arn=role_arn, report_bucket=bucket, report_prefix=prefix)

@@ -210,14 +210,14 @@ class KubectlEndpoints:
     # ---- the Deployments restarted after the ConfigMap moved (restart_deployments) ----------------
 
     @staticmethod
-    def _deployment_needs(k: Kubernetes, name: str) -> str:
+    def _deployment_needs(name: str) -> str:
         return (f"get and patch on the Deployment {name} (the stack's Role names each Deployment of "
                 "restart_deployments: after listing one, `pulumi up` the stack that declares this cluster)")
 
     def _deployment(self, region: str, namespace: str, name: str) -> DeploymentState:
         k = self._cluster(region)
         out = self._kubectl(region, namespace, ["get", "deployment", name, "-o", "json"],
-                            f"the read of Deployment {name}", needs=self._deployment_needs(k, name), absent_ok=True)
+                            f"the read of Deployment {name}", needs=self._deployment_needs(name), absent_ok=True)
         if out is None:
             return deployment_state(namespace, name, None)
         try:
@@ -241,7 +241,7 @@ class KubectlEndpoints:
         out = self._kubectl(region, namespace, ["patch", "deployment", name, "--type", "merge",
                                                 f"--field-manager={contract.FIELD_MANAGER}",
                                                 "-p", json.dumps(restart_patch(restarted_for, at), separators=(",", ":"))],
-                            f"the restart of Deployment {name}", needs=self._deployment_needs(k, name), absent_ok=True)
+                            f"the restart of Deployment {name}", needs=self._deployment_needs(name), absent_ok=True)
         if out is None:
             raise StepFailed(f"Deployment {namespace}/{name} does not exist in {region}'s cluster (context {k.context}): "
                              "create it, or remove it from the stack's kubernetes.restart_deployments and `pulumi up`")

@@ -437,7 +437,6 @@ class SandboxEndpoints:
                 f"{cluster.context}) now send applications to {values.get(ACTIVE_REGION, '?')}"
                 + (f"; no copy in {', '.join(cluster.missing)}" if cluster.missing else ""))
 
-
     def _deployments(self, region: str) -> dict:
         from sandbox.errors import SandboxError
         try:

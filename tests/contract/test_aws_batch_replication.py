@@ -13,6 +13,7 @@ import copy
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+import botocore.session
 import pytest
 
 from runbooks.adapters.aws_streams import S3Objects
@@ -178,7 +179,12 @@ def test_the_token_is_the_run_ids_own_and_fits_the_api():
     key = S3Objects._seed_key(RUN, DR_DATA, PROD_DATA)
     assert key == S3Objects._seed_key(RUN, DR_DATA, PROD_DATA)
     assert key != S3Objects._seed_key("failback-20261122T111500-cd34", DR_DATA, PROD_DATA)
-    assert len(create_request(key)["ClientRequestToken"]) <= 64
+    # the limits come from the service model the real client validates against
+    model = botocore.session.get_session().get_service_model("s3control").operation_model("CreateJob")
+    members = model.input_shape.members
+    request = create_request(key, attempt=99)
+    assert len(request["ClientRequestToken"]) <= members["ClientRequestToken"].metadata["max"]
+    assert len(request["Description"]) <= members["Description"].metadata["max"]
 
 
 def test_a_rerun_of_the_same_run_finds_the_job_and_creates_no_second_one():
