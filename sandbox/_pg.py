@@ -485,7 +485,7 @@ class Node:
         want = "on" if read_only else "off"
         deadline = time.monotonic() + deadline_s
         seen = None
-        total = 0
+        terminated: set[int] = set()
         with self._session(conn) as conn:  # one admin session for the reload, the wait and the terminations
             conn.execute("SELECT pg_reload_conf()")
             while time.monotonic() < deadline:
@@ -499,13 +499,18 @@ class Node:
                                    log=self.log_path)
             if not read_only:
                 return 0
-            for _ in range(2):  # a second pass catches a session that authenticated during the reload
-                (n,) = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()
-                total += n
+            # a second pass catches a session that authenticated during the reload; a backend signalled
+            # in the first pass can still be listed in the second (it has not exited yet), so count
+            # distinct pids, not signals
+            for _ in range(2):
+                # in the target list, not the WHERE: the planner may order a WHERE's conditions so
+                # that pg_terminate_backend runs before the pid test, on our own session too
+                terminated.update(pid for pid, ok in conn.execute(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()") if ok)
         try:
             psycopg.connect(self.dsn(admin=False, connect_timeout=2)).close()
         except psycopg.OperationalError:
-            return total
+            return len(terminated)
         raise SandboxError("fence applied but the app user can still connect over TCP", component=self.component,
                            log=self.log_path)
