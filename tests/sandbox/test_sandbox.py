@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -390,13 +391,16 @@ def test_sync_pairs_promote_without_hanging_and_resync_after_rebuild(base_dir):
 
 def test_ctrl_c_during_up_stops_everything(base_dir):
     target = base_dir / "interrupted"
+    # SIGINT's default disposition in the child, as in a terminal: a test run started in the
+    # background of a non-interactive shell inherits SIGINT ignored, and `up` would never see it
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "up", "--dir", str(target)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     layout = Layout(target)
     wait_for(lambda: layout.run_dir.is_dir() and len(list(layout.run_dir.glob("*.pid"))) >= 4, 10,
              "up has started its helpers")
     started = [r.pid for r in _proc.all_pids(layout.run_dir)]
-    proc.send_signal(2)  # SIGINT, as Ctrl-C in a terminal
+    proc.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert list(layout.run_dir.glob("*.pid")) == []
