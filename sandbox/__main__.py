@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "workload":
             from sandbox.workload import run_workload
 
+            # the drill and the benchmarks stop the workload with SIGINT. Started in the background
+            # of a non-interactive shell (nohup, a CI step's `&`), a process inherits SIGINT ignored
+            # and Python then installs no handler: the drill would wait 30 s and kill it
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             stop = threading.Event()
             try:
                 summary = run_workload(args.dir, seconds=args.seconds, rate=args.rate, log_path=args.log,

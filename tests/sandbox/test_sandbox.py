@@ -407,6 +407,27 @@ def test_ctrl_c_during_up_stops_everything(base_dir):
     wait_for(lambda: not any(_proc.is_alive(p) for p in started), 5, "every started process gone")
 
 
+def test_workload_cli_stops_on_sigint_even_when_started_with_sigint_ignored(shared, tmp_path):
+    """The drill stops its workload with SIGINT; a drill run under nohup or in a CI step's background
+    hands its children SIGINT ignored, and the workload must still stop, with its log complete."""
+    log = tmp_path / "workload.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "workload", "--dir", str(shared.dir), "--seconds", "120",
+                             "--rate", "50", "--log", str(log)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for(lambda: log.exists() and '"ok":true' in log.read_text(), 30,
+                 "the workload logged an acknowledged write")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+
+
 def test_cli_kill_replica_then_restart_database_catches_up(fresh):
     def cli(*argv):
         proc = subprocess.run([sys.executable, "-m", "sandbox", *argv, "--dir", str(fresh.dir)], cwd=REPO,
