@@ -684,20 +684,29 @@ class ObjectReplicator:
             if not batch:
                 return  # the oldest left is younger than the link's latency: next round
             results = list(self._pool.map(lambda v: self._copy(source, target, v), batch))
+            # every copy that went through is recorded, even when another of the batch failed (each
+            # is of a different key): one left out would be copied again next round, a duplicate
+            # version in the target, and later taken for a version of the target's own
+            done, failed = set(), False
             for v, (put, exc) in zip(batch, results):
                 if exc is not None:
                     log.info("copying %s %s failed (retried next round): %s", v["Key"], v["VersionId"], exc)
-                    return
+                    failed = True
+                    continue
                 copy = put.get("VersionId")
                 self.copies[v["VersionId"]] = copy
                 if copy:
                     self.origin[copy] = v["VersionId"]
                 self.reseed.discard(v["VersionId"])
                 self.replicated += 1
-                self.backlog = self.backlog[1:]
+                done.add(v["VersionId"])
+            if done:
+                self.backlog = [b for b in self.backlog if b["version_id"] not in done]
                 # what was written to the source since the listing is not in this backlog: an empty
                 # one means nothing only once the next listing says so
                 self.listed_fresh = False
+            if failed:
+                return
             i += len(batch)
             if time.time() >= next_status:  # a long backlog (a bucket re-seeded) reports its progress
                 self.write_status(cfg)

@@ -1,11 +1,17 @@
 """Where the sandbox's replicators start after a region was lost and came back: the decisions
-themselves, as pure functions (the drills run them on the real sandbox)."""
+themselves, as pure functions (the drills run them on the real sandbox), and the S3 worker's
+bookkeeping when a copy fails."""
 
 from __future__ import annotations
 
+import datetime
+import json
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
 import pytest
 
-from sandbox._streams import EARLIEST, decide_start, to_copy_again
+from sandbox._streams import EARLIEST, ObjectReplicator, decide_start, to_copy_again
 
 E, W = "local-east", "local-west"
 TPS = [f"orders:{p}" for p in range(4)]
@@ -76,3 +82,43 @@ def test_versions_whose_twin_the_recreated_bucket_lost_are_copied_again():
     assert to_copy_again(west, {"o1", "e1"}, copies, origin) == set()          # east kept its bucket
     assert to_copy_again(west, set(), copies, origin) == {"r1", "c1"}          # east's bucket came back empty
     assert to_copy_again(west, {"e1"}, copies, origin) == {"r1"}
+
+
+def test_a_failed_copy_in_a_batch_does_not_drop_the_copies_of_the_batch_that_went_through(tmp_path):
+    """Copies run eight at once; when one fails, the others of the batch are recorded all the same
+    (else the next round copies them again: duplicate versions, later taken for the target's own)."""
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    listing = [{"Key": f"k{i}", "VersionId": f"v{i}", "kind": "version",
+                "LastModified": t0 + datetime.timedelta(seconds=i)} for i in range(4)]
+    config = tmp_path / "replication-config.json"
+    config.write_text(json.dumps({"epoch": 1}))
+    worker = object.__new__(ObjectReplicator)
+    worker.link = SimpleNamespace(refresh=lambda: None, partitioned=False, latency_s=0.0)
+    worker.config_path = config
+    worker.copies, worker.origin, worker.reseed = {}, {}, set()
+    worker.replicated, worker._cached = 0, None
+    worker._pool = ThreadPoolExecutor(max_workers=4)
+    worker._versions = lambda region: list(listing)
+    attempts: list[str] = []
+
+    def copy(source, target, v):
+        attempts.append(v["VersionId"])
+        if v["VersionId"] == "v1":
+            return None, RuntimeError("connection reset")
+        return {"VersionId": f"copy-of-{v['VersionId']}"}, None
+
+    worker._copy = copy
+    try:
+        worker._list("local-east")
+        worker.step({"source": "local-east", "target": "local-west", "epoch": 1})
+        assert sorted(attempts) == ["v0", "v1", "v2", "v3"]
+        assert worker.copies == {"v0": "copy-of-v0", "v2": "copy-of-v2", "v3": "copy-of-v3"}
+        assert worker.origin == {"copy-of-v0": "v0", "copy-of-v2": "v2", "copy-of-v3": "v3"}
+        assert worker.replicated == 3
+        assert [b["version_id"] for b in worker.backlog] == ["v1"]
+        attempts.clear()
+        worker._cached = None
+        worker.step({"source": "local-east", "target": "local-west", "epoch": 1})
+        assert attempts == ["v1"], "the next round copies only the one that failed"
+    finally:
+        worker._pool.shutdown()
