@@ -29,7 +29,9 @@ def _cpu() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine so far, or None off Linux."""
     try:
         with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
+            # user nice system idle iowait irq softirq steal; guest and guest_nice (after them)
+            # are already counted in user and nice
+            ticks = [int(x) for x in f.readline().split()[1:9]]
     except OSError:
         return None
     hz = os.sysconf("SC_CLK_TCK")
@@ -37,19 +39,20 @@ def _cpu() -> tuple[float, float] | None:
     return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
-def one(n: int) -> tuple[float, float | None]:
-    """The runbook's duration, and the machine's busy CPU seconds during the call."""
+def one(n: int) -> tuple[float, tuple[float, float] | None]:
+    """The runbook's duration, and the machine's busy CPU seconds during the call with the call's
+    own wall time (the call also loads the outputs and plans, which the duration leaves out)."""
     with sandbox("--databases", str(n)) as d:
         time.sleep(1.0)  # let the servers settle after start-up
         out = io.StringIO()
-        before = _cpu()
+        before, t0 = _cpu(), time.monotonic()
         code = failover.main(["--outputs", str(d / "outputs.json"), "--yes", "--output", "json"],
                              ports_factory=sandbox_ports, stdout=out)
-        after = _cpu()
+        after, wall = _cpu(), time.monotonic() - t0
         result = json.loads(out.getvalue())
         if code != 0:
             raise SystemExit(f"failover of {n} databases failed: {result.get('error')}")
-        busy = None if before is None or after is None else after[0] - before[0]
+        busy = None if before is None or after is None else (after[0] - before[0], wall)
         return result["rto_seconds"], busy
 
 
@@ -66,9 +69,8 @@ def main() -> None:
         runs = [one(n) for _ in range(a.repeat)]
         medians[n] = statistics.median(r for r, _ in runs)
         busy = [b for _, b in runs if b is not None]
-        per_db = f"{statistics.median(busy) / n:8.3f}" if busy else f"{'n/a':>8}"
-        # busy CPU over the call's wall time (the call is slightly longer than the measured run)
-        cores_busy = f"{statistics.median(b / r for r, b in runs if b is not None):10.2f}" if busy else f"{'n/a':>10}"
+        per_db = f"{statistics.median(cpu for cpu, _ in busy) / n:8.3f}" if busy else f"{'n/a':>8}"
+        cores_busy = f"{statistics.median(cpu / wall for cpu, wall in busy):10.2f}" if busy else f"{'n/a':>10}"
         print(f"{n:>9}  {medians[n]:8.3f}  {per_db}  {cores_busy}  {', '.join(f'{r:.3f}' for r, _ in runs)}",
               flush=True)
     base = medians[sizes[0]]
