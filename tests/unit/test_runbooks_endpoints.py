@@ -245,7 +245,14 @@ def restarts(env, region: str | None = None) -> list[tuple]:
 
 
 def test_without_a_list_no_deployment_is_read_or_restarted(env):
+    read = []
+
+    def no_read(region):
+        read.append(region)
+        pytest.fail(f"the Deployments of {region}'s cluster were read though no restart_deployments list names any")
+    env.k8s.deployments = no_read
     code, out = env.run(failover)
+    assert read == []  # also when the runbook swallowed pytest.fail's exception
     assert code == EXIT_OK, out
     assert not [s for s in out["steps"] if s["name"].startswith("restart-deployments")] and not restarts(env)
 
