@@ -86,6 +86,12 @@ class FakeKubectl:
                        "readyReplicas": replicas, "availableReplicas": replicas}}
         self._write(state)
 
+    def remove_deployment(self, context: str, namespace: str, name: str) -> None:
+        """Someone deleted the Deployment (KeyError if it was never seeded, so a typo cannot pass for a deletion)."""
+        state = self._read()
+        del state["contexts"][context]["deployments"][namespace][name]
+        self._write(state)
+
     def deployment(self, context: str, namespace: str, name: str) -> dict:
         return self._read()["contexts"][context]["deployments"][namespace][name]
 

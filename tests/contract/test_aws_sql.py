@@ -196,7 +196,15 @@ def test_no_replica_of_the_secret_says_how_to_make_one_and_shows_no_password():
 
 def test_a_refusal_in_the_secrets_own_region_is_not_papered_over_by_the_replica():
     s, prod_secret, _ = _dr_reads_prods_secret()
-    s.stub("secretsmanager", P).add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400)
-    with pytest.raises(Exception, match="AccessDenied"):
-        s.ports(connect=_primary([])).sql.replication(S, "payments")
+    s.stub("secretsmanager", P).add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400,
+                                                 expected_params={"SecretId": prod_secret})
+    s.stub("secretsmanager", S)  # no responses: any read of the replica fails the test
+    tried = []
+    with pytest.raises(aws.AwsCallFailed) as err:
+        s.ports(connect=_primary(tried)).sql.replication(S, "payments")
+    message = str(err.value)
+    assert f"from {prod_secret}: GetSecretValue was denied (AccessDeniedException)" in message
+    assert "runbook role's policy" in message
+    assert "replica" not in message
+    assert tried == []
     s.done()

@@ -237,9 +237,8 @@ def test_deployments_are_read_by_name_one_get_each_and_nothing_else_of_them_is_k
     assert [c["argv"] for c in k.fake.calls()] == [
         ["--context", context(S), "--request-timeout", "5s", "-n", ns, "get", "deployment", name, "-o", "json"]
         for ns, names in LISTED.items() for name in names]
-    state = k.fake._read()  # a listed Deployment that is gone is reported, not an error
-    del state["contexts"][context(S)]["deployments"]["checkout"]["checkout-web"]
-    k.fake._write(state)
+    # a listed Deployment that is gone is reported, not an error
+    k.fake.remove_deployment(context(S), "checkout", "checkout-web")
     assert [(d.name, d.exists) for d in k.port.deployments(S)][-1] == ("checkout-web", False)
 
 
@@ -279,9 +278,7 @@ def test_restart_refuses_a_deployment_the_outputs_do_not_list_before_any_call(k8
 
 def test_a_deployment_gone_before_its_restart_is_an_error_with_the_fix(k8s_restart):
     k = k8s_restart
-    state = k.fake._read()
-    del state["contexts"][context(S)]["deployments"]["payments"]["payments-worker"]
-    k.fake._write(state)
+    k.fake.remove_deployment(context(S), "payments", "payments-worker")
     with pytest.raises(StepFailed) as err:
         k.port.restart(S, "payments", "payments-worker", "run-1", "2026-11-22T04:00:07Z")
     assert "Deployment payments/payments-worker does not exist in us-west-2's cluster" in str(err.value)

@@ -245,7 +245,14 @@ def restarts(env, region: str | None = None) -> list[tuple]:
 
 
 def test_without_a_list_no_deployment_is_read_or_restarted(env):
+    read = []
+
+    def no_read(region):
+        read.append(region)
+        pytest.fail(f"the Deployments of {region}'s cluster were read though no restart_deployments list names any")
+    env.k8s.deployments = no_read
     code, out = env.run(failover)
+    assert read == []  # also when the runbook swallowed pytest.fail's exception
     assert code == EXIT_OK, out
     assert not [s for s in out["steps"] if s["name"].startswith("restart-deployments")] and not restarts(env)
 
@@ -382,3 +389,7 @@ def test_dry_run_shows_the_restart_after_the_endpoints_and_changes_nothing(renv)
     assert (f"[to do] restart-deployments:{S}: restart the Deployments that read the endpoints through envFrom in "
             f"{S}'s cluster") in text
     assert "restarted once their copy carries us-west-2's endpoints" in text
+    order = [line.split("] ", 1)[1].split(": ", 1)[0] for line in text.splitlines()
+             if line.lstrip()[:1].isdigit() and "] " in line]  # "  17. [to do] restart-deployments:us-west-2: ..."
+    for cluster in (S, P):
+        assert order.index(f"endpoints:{cluster}") < order.index(f"restart-deployments:{cluster}"), order

@@ -354,9 +354,11 @@ def test_objects_seeded_overrides_the_job_for_operators_who_copied_them_another_
     assert seed["result"].startswith("confirmed by the operator (--objects-seeded)")
 
 
-def test_objects_seeded_is_a_failback_option_only(env):
-    with pytest.raises(SystemExit):
+def test_objects_seeded_is_a_failback_option_only(env, capsys):
+    with pytest.raises(SystemExit) as exc:
         env.run(failover, "--objects-seeded")
+    assert exc.value.code == 2 and "unrecognized arguments: --objects-seeded" in capsys.readouterr().err
+    assert env.world.actions == []
 
 
 def test_a_flow_steady_within_the_rpo_but_above_the_threshold_counts_as_caught_up(env):
