@@ -62,6 +62,10 @@ _IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 """An S3 key prefix an IAM policy can be scoped to: '/'-separated parts, no leading or trailing '/', no wildcard."""
+STOP_PATTERN = ".*"
+"""Excluded as topic and consumer-group pattern, it stops an MSK Replicator (it has no pause): the
+streaming component declares a stopped replicator with it, and the runbooks stop one with it and
+read it back as "stopped"."""
 
 
 class OutputsError(ValueError):

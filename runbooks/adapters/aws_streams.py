@@ -44,12 +44,10 @@ from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
-from stacks.outputs import BatchReplication, Outputs
+from stacks.outputs import STOP_PATTERN, BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 
-STOP_PATTERN = ".*"
-"""Excluding this topic (and group) pattern is how the runbooks stop an MSK Replicator."""
 EXCLUDES_TAG = "regionpair:excludes-before-stop"
 """Replicator tag: the exclusions it had before the runbooks stopped it (JSON), restored on start."""
 TAG_VALUE_MAX = 256
