@@ -137,7 +137,6 @@ class KafkaCluster(pulumi.ComponentResource):
         self.bootstrap_brokers = cluster.bootstrap_brokers_sasl_iam
         self.cluster_name = args.cluster_name
         self.bootstrap_parameter = args.bootstrap_parameter
-        self.client_parameters = dict(args.client_parameters)
         self.register_outputs({"arn": self.arn, "bootstrap_brokers": self.bootstrap_brokers})
 
 
