@@ -287,7 +287,7 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
 
     k = ctx.outputs.regions[region].kubernetes
     return Step(name, f"restart the Deployments that read the endpoints through envFrom in {region}'s cluster",
-                f"{k.context} ({', '.join(f'{ns}/{n}' for ns, names in k.restart_deployments.items() for n in names)})",
+                f"{k.context} ({', '.join(f'{ns}/{n}' for ns, n in k.listed_deployments)})",
                 check, apply, verify, best_effort=best_effort, lane=name, after=after)
 
 

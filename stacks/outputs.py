@@ -204,6 +204,11 @@ class Kubernetes:
     rewritten that namespace's ConfigMap (they read it through ``envFrom``); the stack's Role may
     get and patch exactly these. Empty: none is restarted."""
 
+    @property
+    def listed_deployments(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, name) of each Deployment of ``restart_deployments``, in its order."""
+        return tuple((ns, name) for ns, names in self.restart_deployments.items() for name in names)
+
 
 @dataclass(frozen=True)
 class RegionDns:
