@@ -129,6 +129,15 @@ class Database:
     """For a replica: the ARN of the database it replicates."""
 
 
+def secret_replica_arn(arn: str, region: str) -> str:
+    """The ARN of ``arn``'s Secrets Manager replica in ``region``: a replica keeps the secret's ARN,
+    in its own region. The dr stack grants the runbooks this ARN and the runbooks read the password
+    from it when the secret's region does not answer, so both derive it here."""
+    parts = arn.split(":")
+    home = parts[3] if arn.startswith("arn:") and len(parts) > 3 else ""
+    return arn.replace(f":secretsmanager:{home}:", f":secretsmanager:{region}:", 1)
+
+
 @dataclass(frozen=True)
 class Streaming:
     cluster_arn: str
