@@ -25,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, require
+from components.storage import BATCH_OPERATIONS_PRINCIPAL
 
 TYPE = "regionpair:access:RunbookRole"
 
@@ -203,7 +204,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
                            "Action": list(RUNBOOK_ACTIONS["s3_batch_create"]), "Resource": "*",
                            "Condition": {"StringEquals": {"s3:RequestJobOperation": BATCH_OPERATION}}})
         add("PassBatchReplicationRole", RUNBOOK_ACTIONS["pass_batch_replication_role"], batch_roles)
-        statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": "batchoperations.s3.amazonaws.com"}}
+        statements[-1]["Condition"] = {"StringEquals": {"iam:PassedToService": BATCH_OPERATIONS_PRINCIPAL}}
         add("WatchBatchReplicationJobs", RUNBOOK_ACTIONS["s3_batch_read"], batch_jobs)
         # a rerun finds the job an interrupted run started (read-only, no resource scope in IAM)
         statements.append({"Sid": "FindBatchReplicationJobs", "Effect": "Allow",

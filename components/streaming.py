@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, policy_json, require
+from stacks.outputs import STOP_PATTERN
 
 CLUSTER_TYPE = "regionpair:streaming:KafkaCluster"
 REPLICATOR_TYPE = "regionpair:streaming:KafkaReplicator"
@@ -136,7 +137,6 @@ class KafkaCluster(pulumi.ComponentResource):
         self.bootstrap_brokers = cluster.bootstrap_brokers_sasl_iam
         self.cluster_name = args.cluster_name
         self.bootstrap_parameter = args.bootstrap_parameter
-        self.client_parameters = dict(args.client_parameters)
         self.register_outputs({"arn": self.arn, "bootstrap_brokers": self.bootstrap_brokers})
 
 
@@ -170,9 +170,6 @@ class KafkaReplicatorArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
-
-STOP_PATTERN = ".*"
-"""Excluded as topic and group pattern, it stops a replicator; the runbooks use the same one."""
 
 SOURCE_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic",
                   "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:ReadData",

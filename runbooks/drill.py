@@ -347,12 +347,12 @@ class SandboxDrill:
             moved = [ns for ns, data in copies.items() if all(data.get(k) == v for k, v in want.items())]
             wrote = {ns: held[ns][contract.CONFIGMAP_NAME]["annotations"].get(contract.UPDATED_BY) for ns in copies}
             # the listed Deployments (envFrom) must have been restarted for the write their copy got
-            listed = outputs.regions[region].kubernetes.restart_deployments if outputs.regions[region].kubernetes else {}
+            kube = outputs.regions[region].kubernetes
+            listed = kube.listed_deployments if kube else ()
             running = sb.deployments(region) if listed else {}
             restarted = {f"{ns}/{name}": deployment_state(ns, name, running.get(ns, {}).get(name)).restarted_for
-                         for ns, names in listed.items() for name in names}
-            fresh = [f"{ns}/{name}" for ns, names in listed.items() for name in names
-                     if restarted[f"{ns}/{name}"] == wrote.get(ns)]
+                         for ns, name in listed}
+            fresh = [f"{ns}/{name}" for ns, name in listed if restarted[f"{ns}/{name}"] == wrote.get(ns)]
             seen[region] = {"reachable": True, "points_at_active": len(moved) == len(copies) > 0,
                             "copies": {ns: {"ACTIVE_REGION": data.get(contract.ACTIVE_REGION),
                                             "updated_by": wrote[ns]} for ns, data in copies.items()},

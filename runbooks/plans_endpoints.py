@@ -117,7 +117,7 @@ def _gate(ctx, region: str, why: str) -> Gate:
             absent = [d for d in deployments if not d.exists]
             if absent:
                 return GateResult(name, False, _absent(ctx, region, cluster.context, absent))
-            restart = f"; Deployments to restart after the move: {_names(deployments)}"
+            restart = f"; Deployments to restart after the move: {_where(deployments)}"
         return GateResult(name, True, f"{len(cluster.copies)} copies readable in {region}'s cluster (context "
                           f"{cluster.context}), ACTIVE_REGION {', '.join(active)}{_missing(cluster)}{restart}")
     return Gate(name, evaluate)
@@ -201,12 +201,8 @@ def _deployments(ctx, region: str) -> tuple[tuple[DeploymentState, ...] | None, 
         return None, str(exc)
 
 
-def _names(deployments) -> str:
-    return ", ".join(f"{d.namespace}/{d.name}" for d in deployments)
-
-
 def _absent(ctx, region: str, context: str, absent) -> str:
-    return (f"{region}'s cluster (context {context}) has no Deployment {_names(absent)}, which "
+    return (f"{region}'s cluster (context {context}) has no Deployment {_where(absent)}, which "
             f"kubernetes.restart_deployments of the {ctx.outputs.regions[region].stack} stack lists: create it, or "
             "remove it from that list and `pulumi up` the stack (the runbooks' Role names each listed Deployment); "
             "--force runs without restarting it")
@@ -218,6 +214,7 @@ def _owed(cluster: ClusterEndpoints, deployments, values: Mapping[str, str]):
     its namespace's copy carries ``values`` and was written by the runbooks (``updated_by``) after
     its last restart for such a write (``restarted_for``)."""
     copies = {c.namespace: c for c in cluster.copies}
+    stale = {c.namespace for c in _stale(cluster, values)}
     owed, early, aside = [], [], []
     for d in deployments:
         copy = copies.get(d.namespace)
@@ -225,7 +222,7 @@ def _owed(cluster: ClusterEndpoints, deployments, values: Mapping[str, str]):
             aside.append(f"{d.namespace}/{d.name} does not exist")
         elif copy is None:
             aside.append(f"{d.namespace}/{d.name}: no copy in {d.namespace}")
-        elif any(copy.data.get(k) != v for k, v in values.items()):
+        elif d.namespace in stale:
             early.append(d)
         elif copy.updated_by and d.restarted_for != copy.updated_by:
             owed.append((d, copy.updated_by))
@@ -254,13 +251,13 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
         owed, early, aside = _owed(cluster, deployments, values_for(ctx, active))
         also = f" ({'; '.join(aside)})" if aside else ""
         if early:
-            return Check.todo(f"{_names(early)} in {region}'s cluster: restarted once their copy carries {active}'s "
+            return Check.todo(f"{_where(early)} in {region}'s cluster: restarted once their copy carries {active}'s "
                               f"endpoints{also}")
         if owed:
-            return Check.todo(f"{_names(d for d, _ in owed)} in {region}'s cluster started before their copy was set "
+            return Check.todo(f"{_where(d for d, _ in owed)} in {region}'s cluster started before their copy was set "
                               f"to {active}'s endpoints{also}")
         return Check.done(f"every listed Deployment in {region}'s cluster started after its copy was last set: "
-                          f"{_names(d for d in deployments if d.exists) or 'none'}{also}")
+                          f"{_where(d for d in deployments if d.exists) or 'none'}{also}")
 
     def apply() -> str:
         cluster, deployments, err = read()
@@ -271,7 +268,7 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
         at = datetime.fromtimestamp(ctx.ports.clock.time(), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         for d, run in owed:  # one at a time: after a crash, a rerun's check finds the others
             ctx.ports.endpoints.restart(region, d.namespace, d.name, run, at)
-        done = (f"rollout restart of {_names(d for d, _ in owed)} in {region}'s cluster ({contract.RESTARTED_AT}={at})"
+        done = (f"rollout restart of {_where(d for d, _ in owed)} in {region}'s cluster ({contract.RESTARTED_AT}={at})"
                 if owed else f"no Deployment in {region}'s cluster to restart")
         return done + (f"; not restarted: {'; '.join(aside)}" if aside else "")
 
@@ -281,7 +278,7 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
             raise StepFailed(f"cannot read back the restarts in {region}'s cluster: {err}")
         owed, _, _ = _owed(cluster, deployments, values_for(ctx, active))
         if owed:
-            raise StepFailed(f"{_names(d for d, _ in owed)} in {region} do not read back the restart annotation "
+            raise StepFailed(f"{_where(d for d, _ in owed)} in {region} do not read back the restart annotation "
                              f"{contract.RESTARTED_FOR} after it was set")
         # the rollout itself is the cluster's: reported, never waited for
         return "; ".join(f"{d.namespace}/{d.name}: " + ("paused, rolls out when resumed" if d.paused else
@@ -290,7 +287,7 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
 
     k = ctx.outputs.regions[region].kubernetes
     return Step(name, f"restart the Deployments that read the endpoints through envFrom in {region}'s cluster",
-                f"{k.context} ({', '.join(f'{ns}/{n}' for ns, names in k.restart_deployments.items() for n in names)})",
+                f"{k.context} ({', '.join(f'{ns}/{n}' for ns, n in k.listed_deployments)})",
                 check, apply, verify, best_effort=best_effort, lane=name, after=after)
 
 

@@ -62,6 +62,10 @@ _IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 """An S3 key prefix an IAM policy can be scoped to: '/'-separated parts, no leading or trailing '/', no wildcard."""
+STOP_PATTERN = ".*"
+"""Excluded as topic and consumer-group pattern, it stops an MSK Replicator (it has no pause): the
+streaming component declares a stopped replicator with it, and the runbooks stop one with it and
+read it back as "stopped"."""
 
 
 class OutputsError(ValueError):
@@ -123,6 +127,15 @@ class Database:
     """The instance's security group (fencing denies its ingress)."""
     source_arn: str | None = None
     """For a replica: the ARN of the database it replicates."""
+
+
+def secret_replica_arn(arn: str, region: str) -> str:
+    """The ARN of ``arn``'s Secrets Manager replica in ``region``: a replica keeps the secret's ARN,
+    in its own region. The dr stack grants the runbooks this ARN and the runbooks read the password
+    from it when the secret's region does not answer, so both derive it here."""
+    parts = arn.split(":")
+    home = parts[3] if arn.startswith("arn:") and len(parts) > 3 else ""
+    return arn.replace(f":secretsmanager:{home}:", f":secretsmanager:{region}:", 1)
 
 
 @dataclass(frozen=True)
@@ -199,6 +212,11 @@ class Kubernetes:
     """Namespace (one of ``namespaces``) → the Deployments the runbooks restart once they have
     rewritten that namespace's ConfigMap (they read it through ``envFrom``); the stack's Role may
     get and patch exactly these. Empty: none is restarted."""
+
+    @property
+    def listed_deployments(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, name) of each Deployment of ``restart_deployments``, in its order."""
+        return tuple((ns, name) for ns, names in self.restart_deployments.items() for name in names)
 
 
 @dataclass(frozen=True)

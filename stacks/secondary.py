@@ -184,11 +184,6 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
 
     s3_arn = f"arn:{net.partition}:s3:::"
     prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
-
-    def in_this_region(arns: list[str | None]) -> list[str]:
-        """Secrets Manager replicas keep the ARN, in their own region."""
-        return [a.replace(f":secretsmanager:{cfg.primary_region}:", f":secretsmanager:{cfg.region}:", 1)
-                for a in arns if a]
     prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
     own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
         lambda arns: [a for a in arns if a])
@@ -223,8 +218,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(
-                    lambda v: in_this_region(v[0]) + v[1]),
+                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(  # prod's replicas here
+                    lambda v: [outputs.secret_replica_arn(a, cfg.region) for a in v[0]] + v[1]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
         ]), opts=opts)
 

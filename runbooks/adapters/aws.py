@@ -36,7 +36,7 @@ from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreac
 from runbooks.lock import may_take_over
 from runbooks.ports import DbInstance, Health, Ports, ReplicationState
 from runbooks.redact import scrub
-from stacks.outputs import Database, Outputs, Region
+from stacks.outputs import Database, Outputs, Region, secret_replica_arn
 
 log = logging.getLogger(__name__)
 
@@ -545,7 +545,7 @@ class PsycopgSql:
         for other in self.outputs.regions:
             if other == home:
                 continue
-            replica = db.secret_arn.replace(f":secretsmanager:{home}:", f":secretsmanager:{other}:", 1)
+            replica = secret_replica_arn(db.secret_arn, other)
             try:
                 return self.clients.call("secretsmanager", other, "get_secret_value", SecretId=replica)
             except ClientError as exc:

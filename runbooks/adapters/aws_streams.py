@@ -44,12 +44,10 @@ from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
-from stacks.outputs import BatchReplication, Outputs
+from stacks.outputs import STOP_PATTERN, BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 
-STOP_PATTERN = ".*"
-"""Excluding this topic (and group) pattern is how the runbooks stop an MSK Replicator."""
 EXCLUDES_TAG = "regionpair:excludes-before-stop"
 """Replicator tag: the exclusions it had before the runbooks stopped it (JSON), restored on start."""
 TAG_VALUE_MAX = 256
@@ -237,6 +235,11 @@ class _StreamPort:
         self.metrics = Metrics(clients, clock, self.settings)
         self.params = Parameters(outputs, clients)
 
+    def _refresh(self) -> float:
+        values = [r.streaming.client_refresh_seconds for r in self.outputs.regions.values()
+                  if r.streaming is not None and r.streaming.client_refresh_seconds is not None]
+        return float(max(values) if values else DEFAULT_REFRESH_S)
+
 
 class MskStreaming(_StreamPort):
     """Kafka on MSK, the MSK Replicator(s) named in the outputs, and the SSM client parameters."""
@@ -332,11 +335,6 @@ class MskStreaming(_StreamPort):
                     if p and p not in names:
                         names.append(p)
         return names
-
-    def _refresh(self) -> float:
-        values = [r.streaming.client_refresh_seconds for r in self.outputs.regions.values()
-                  if r.streaming is not None and r.streaming.client_refresh_seconds is not None]
-        return float(max(values) if values else DEFAULT_REFRESH_S)
 
     def flow(self) -> FlowState:
         reps, unknown = self._replicators()
@@ -643,11 +641,6 @@ class S3Objects(_StreamPort):
             lag_records = None
         pending = self._pending_sample(source) if lag_records != 0 else ()
         return FlowState(source, target, True, lag_records, lag_seconds, True, pending, detail="; ".join(notes))
-
-    def _refresh(self) -> float:
-        values = [r.streaming.client_refresh_seconds for r in self.outputs.regions.values()
-                  if r.streaming is not None and r.streaming.client_refresh_seconds is not None]
-        return float(max(values) if values else DEFAULT_REFRESH_S)
 
     def _pending_sample(self, source: str) -> tuple[str, ...]:
         """Up to ``pending_sample`` keys whose newest versions S3 still reports PENDING (or FAILED).

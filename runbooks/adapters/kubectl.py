@@ -231,7 +231,7 @@ class KubectlEndpoints:
 
     def deployments(self, region: str) -> tuple[DeploymentState, ...]:
         k = self._cluster(region)
-        return tuple(self._deployment(region, ns, name) for ns, names in k.restart_deployments.items() for name in names)
+        return tuple(self._deployment(region, ns, name) for ns, name in k.listed_deployments)
 
     def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
         k = self._cluster(region)

@@ -448,8 +448,7 @@ class SandboxEndpoints:
         from runbooks.adapters.kubectl import deployment_state  # the same reading of a Deployment object
         k = self._cluster(region)
         held = self._deployments(region)
-        return tuple(deployment_state(ns, name, held.get(ns, {}).get(name))
-                     for ns, names in k.restart_deployments.items() for name in names)
+        return tuple(deployment_state(ns, name, held.get(ns, {}).get(name)) for ns, name in k.listed_deployments)
 
     @_sandbox_errors
     def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
