@@ -419,16 +419,18 @@ def _dns_problem(state: State, name: str, expect: str | None) -> str | None:
     return None
 
 
-def _s3_problem(state: State, region: str, versioned: bool = False) -> str | None:
+def _s3_problem(state: State, region: str) -> str | None:
+    """Why the region's bucket is not ready yet (None once it answers with versioning on: moto's
+    host enables versioning just after it creates the bucket, and an object put in between would
+    have no version id)."""
     url = f"http://{state.addresses[region]}:{state.moto_port}/{bucket_name(region)}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=1.0) as resp:
             if resp.status != 200:
                 return f"HTTP {resp.status}"
-        if versioned:  # moto's host enables versioning just after it creates the bucket
-            with urllib.request.urlopen(url + "?versioning", timeout=1.0) as resp:
-                if b"<Status>Enabled</Status>" not in resp.read():
-                    return f"bucket {bucket_name(region)}: versioning not enabled yet"
+        with urllib.request.urlopen(url + "?versioning", timeout=1.0) as resp:
+            if b"<Status>Enabled</Status>" not in resp.read():
+                return f"bucket {bucket_name(region)}: versioning not enabled yet"
         return None
     except urllib.error.HTTPError as exc:
         return f"bucket {bucket_name(region)}: HTTP {exc.code}"
@@ -951,7 +953,7 @@ class Sandbox:
                            kafka_comp, self.layout.log(kafka_comp), kafka_comp, self.layout.run_dir)
             info = _streams.cluster_info(self.layout, region) or {}
             done.append(f"an empty Kafka cluster (incarnation {info.get('incarnation')}) at {info.get('bootstrap')}")
-        _deadline_loop(deadline_s, "S3 (moto)", lambda: _s3_problem(self.state, region, versioned=True), moto_comp,
+        _deadline_loop(deadline_s, "S3 (moto)", lambda: _s3_problem(self.state, region), moto_comp,
                        self.layout.log(moto_comp), moto_comp, self.layout.run_dir)
         if new_kafka:  # its bootstrap brokers changed: the outputs say where they are now
             write_json_atomic(self.layout.outputs_file, build_outputs(self.state, self.layout).to_dict())
