@@ -490,14 +490,8 @@ class Replicator:
                                           "opened": self.opened})
 
     def _target_ends(self) -> dict[str, int]:
-        from confluent_kafka import Consumer, TopicPartition
-        c = Consumer({"bootstrap.servers": cluster_bootstraps(self.layout)[self.target], "group.id": "x",
-                      "log_level": 2})
-        try:
-            return {_tp_key(t, p): c.get_watermark_offsets(TopicPartition(t, p), timeout=3)[1]
-                    for t in self.config.get("topics", TOPICS) for p in range(4)}
-        finally:
-            c.close()
+        ends = end_offsets(self.layout, self.target, topics=self.config.get("topics", TOPICS))
+        return {tp: end for tp, (_, end) in ends.items()}
 
     def run(self, stop: threading.Event, still_ours) -> None:
         from confluent_kafka import KafkaException
@@ -889,16 +883,17 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
     return out
 
 
-def end_offsets(layout: Layout, region: str, timeout_s: float = 3.0) -> dict[str, tuple[int, int]]:
-    """Per partition of the replicated topics: (earliest retained offset, end offset), asked now.
-    Raises KafkaException when the region's cluster does not answer."""
+def end_offsets(layout: Layout, region: str, timeout_s: float = 3.0,
+                topics: tuple[str, ...] | list[str] = TOPICS) -> dict[str, tuple[int, int]]:
+    """Per partition of ``topics`` (default: the replicated ones): (earliest retained offset, end
+    offset), asked now. Raises KafkaException when the region's cluster does not answer."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": cluster_bootstraps(layout)[region], "group.id": "regionpair-offsets",
                   "log_level": 0, "socket.timeout.ms": int(timeout_s * 1000)})
     try:
         return {_tp_key(t, p): tuple(c.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s))
-                for t in TOPICS for p in range(4)}
+                for t in topics for p in range(4)}
     finally:
         c.close()
 
