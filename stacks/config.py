@@ -553,7 +553,6 @@ def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, 
     found: dict[str, tuple[str, ...]] = {}
     for ns in list(raw):
         if ns not in app_namespaces:
-            r.seen.add(ns)
             raise ConfigError(r.key(str(ns)), raw[ns], f"{ns!r} is not one of the app namespaces "
                               f"{list(app_namespaces)}: the runbooks rewrite the ConfigMap and hold a Role only "
                               "there; add it to app_namespaces, or list Deployments of those namespaces")
