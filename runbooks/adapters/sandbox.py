@@ -240,8 +240,8 @@ class SandboxHealth(_Base):
         if "s3" in self.sb.systems and not self.sb.s3_running(region):
             others.append("its S3")
         if others:
-            return Health(False, f"{region}: {' and '.join(others)} not running (`python -m sandbox fault --dir "
-                          f"{self.sb.dir} restart-region {region}` brings the region back)")
+            return Health(False, f"{region}: {' and '.join(others)} not running ({_restart_hint(self.sb, region)} "
+                          "brings the region back)")
         streams = [{"kafka": "Kafka", "s3": "S3"}[n] for n in ("kafka", "s3") if n in self.sb.systems]
         extra = f", its {' and '.join(streams)} too" if streams else ""
         return Health(True, f"{region}: all {len(self.sb.databases)} database server(s) running{extra}")
@@ -253,6 +253,16 @@ class SandboxHealth(_Base):
                 return Health(True, f"{region}/{database} accepts connections on {node.address}:{node.db.port}")
         except OSError as exc:
             return Health(False, f"{region}/{database} refuses connections ({exc.strerror or exc})")
+
+
+def _copies(st: dict, source: str, target: str) -> bool:
+    """The replication worker whose status is ``st`` runs, copying source → target."""
+    return bool(st.get("running")) and (st.get("source"), st.get("target")) == (source, target)
+
+
+def _restart_hint(sb, region: str) -> str:
+    """The command that brings a lost sandbox region back."""
+    return f"`python -m sandbox fault --dir {sb.dir} restart-region {region}`"
 
 
 def _flow_state(st: dict | None, kind: str) -> FlowState:
@@ -287,12 +297,12 @@ class SandboxStreaming:
     @_sandbox_errors
     def start_flow(self, source: str, target: str) -> str:
         st = self.sb.flow("kafka") or {}
-        if st.get("running") and (st.get("source"), st.get("target")) == (source, target):
+        if _copies(st, source, target):
             return f"the replicator already copies {source} → {target}"
         for region in (source, target):
             if not self.sb.kafka_running(region):
                 raise StepFailed(f"the Kafka cluster of {region} is not running; bring the region back first "
-                                 f"(`python -m sandbox fault --dir {self.sb.dir} restart-region {region}`), then rerun")
+                                 f"({_restart_hint(self.sb, region)}), then rerun")
         # the reverse of a cleanly stopped flow starts at the offsets recorded at its stop; a
         # target that came back empty (a new cluster) gets everything from the earliest offset
         start, why = self.sb.kafka_start_position(source, target)
@@ -339,12 +349,12 @@ class SandboxObjects:
     @_sandbox_errors
     def start_flow(self, source: str, target: str) -> str:
         st = self.sb.flow("s3") or {}
-        if st.get("running") and (st.get("source"), st.get("target")) == (source, target):
+        if _copies(st, source, target):
             return f"S3 replication already copies {source} → {target}"
         for region in (source, target):
             if not self.sb.s3_running(region):
                 raise StepFailed(f"S3 of {region} is not running; bring the region back first "
-                                 f"(`python -m sandbox fault --dir {self.sb.dir} restart-region {region}`), then rerun")
+                                 f"({_restart_hint(self.sb, region)}), then rerun")
             status = self.sb.bucket_versioning(region)
             if status != "Enabled":
                 raise StepFailed(f"bucket {self.bucket(region)} ({region}) has versioning {status or 'never enabled'}; "
@@ -354,7 +364,7 @@ class SandboxObjects:
 
     def seeding(self, source: str, target: str) -> Seeding:
         st = self.sb.flow("s3") or {}
-        if not st.get("running") or (st.get("source"), st.get("target")) != (source, target):
+        if not _copies(st, source, target):
             return Seeding(False, f"S3 replication does not copy {source} → {target}")
         seed = st.get("seed") or {}
         if seed.get("epoch") != st.get("epoch"):
