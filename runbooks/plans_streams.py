@@ -308,8 +308,12 @@ def objects_seed_step(ctx, clients_moved) -> Step:
             return seed_with_job(ctx, o)
         clock = ctx.ports.clock
         start = clock.monotonic()
-        done = wait_until(lambda: (lambda x: x if x.complete else None)(o.seeding(ctx.source, ctx.target)),
-                          what=f"{ctx.target}'s bucket to receive every version of {ctx.source}",
+
+        def seeded():
+            state = o.seeding(ctx.source, ctx.target)
+            return state if state.complete else None
+
+        done = wait_until(seeded, what=f"{ctx.target}'s bucket to receive every version of {ctx.source}",
                           timeout=ctx.timeouts.catch_up, clock=clock, interval=0.05, max_interval=1.0)
         return f"{done.sentence} (waited {clock.monotonic() - start:.2f} s)"
 
