@@ -4,7 +4,6 @@ field ownership, what reaches an error message, and a whole failover through it.
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -14,7 +13,7 @@ from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
 from runbooks.errors import EXIT_OK, BadInput, StepFailed, Unreachable
 from stacks import endpoints as contract
 from stacks import outputs as outputs_contract
-from tests.fakes import FakeWorld
+from tests.fakes import RunbookEnv
 from tests.kubectl_fake import PULUMI, FakeKubectl
 from tests.samples import pair_document
 
@@ -168,19 +167,9 @@ def test_bad_values_are_refused_before_any_call(k8s):
 def _failover_through_kubectl(doc: dict, tmp_path):
     """A world whose endpoints go through the real kubectl adapter, and a function that runs the
     failover runbook on it (a second call is a rerun of the same run's journal)."""
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(doc))
-    world = FakeWorld(outputs_contract.load_file(doc_path))
-    world.endpoints = KubectlEndpoints(world.outputs)
-    state = tmp_path / "state"
-
-    def run():
-        out = io.StringIO()
-        code = failover.main(["--outputs", str(doc_path), "--state-dir", str(state), "--yes", "--output", "json"],
-                             ports_factory=lambda o, c: world.ports(state / "lock.json"), clock=world.clock,
-                             stdout=out)
-        return code, json.loads(out.getvalue())
-    return world, run
+    env = RunbookEnv(tmp_path, doc, "--yes",
+                     setup=lambda world: setattr(world, "endpoints", KubectlEndpoints(world.outputs)))
+    return env.world, lambda: env.run(failover)
 
 
 def test_a_failover_through_kubectl_moves_both_clusters_and_a_rerun_changes_nothing(k8s, tmp_path):
