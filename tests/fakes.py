@@ -649,11 +649,18 @@ class RunbookEnv:
         self.extra_args = extra_args
 
     def run(self, module, *extra, stdin=None):
-        import io
         import json
+        code, text = self._main(module, ["--output", "json", *self.extra_args, *extra], stdin)
+        return code, json.loads(text)
+
+    def dry_run(self, module, *extra):
+        """The runbook's ``--dry-run`` as a person reads it: (exit code, the plan's text)."""
+        return self._main(module, ["--dry-run", *extra])
+
+    def _main(self, module, args: list[str], stdin=None) -> tuple[int, str]:
+        import io
         out = io.StringIO()
-        code = module.main(["--outputs", str(self.doc_path), "--state-dir", str(self.state), "--output", "json",
-                            *self.extra_args, *extra],
+        code = module.main(["--outputs", str(self.doc_path), "--state-dir", str(self.state), *args],
                            ports_factory=lambda o, c: self.world.ports(self.state / "lock.json"),
                            clock=self.world.clock, stdin=stdin or io.StringIO(), stdout=out)
-        return code, json.loads(out.getvalue())
+        return code, out.getvalue()

@@ -66,11 +66,7 @@ def test_rerun_after_success_changes_nothing(env):
 
 
 def test_dry_run_changes_nothing_and_shows_gates(env):
-    out = io.StringIO()
-    code = failover.main(["--outputs", str(env.doc_path), "--state-dir", str(env.state), "--dry-run"],
-                         ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"),
-                         clock=env.world.clock, stdout=out)
-    text = out.getvalue()
+    code, text = env.dry_run(failover)
     assert code == EXIT_OK
     assert env.world.actions == []
     assert "pass  replication:payments" in text and "[to do] promote:payments" in text

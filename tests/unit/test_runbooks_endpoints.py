@@ -183,11 +183,7 @@ def test_a_namespace_without_a_copy_is_named_and_the_others_move(env):
 
 
 def test_dry_run_shows_the_endpoints_lane_after_the_promotion_and_changes_nothing(env):
-    out = io.StringIO()
-    code = failover.main(["--outputs", str(env.doc_path), "--state-dir", str(env.state), "--dry-run"],
-                         ports_factory=lambda o, c: env.world.ports(env.state / "lock.json"),
-                         clock=env.world.clock, stdout=out)
-    text = out.getvalue()
+    code, text = env.dry_run(failover)
     assert code == EXIT_OK and env.world.actions == []
     assert f"pass  endpoints:{S}" in text
     assert f"[to do] endpoints:{S}: point the applications in {S}'s cluster at {S}" in text
@@ -380,11 +376,7 @@ def test_a_cluster_that_refuses_the_deployment_read_refuses_the_run(renv):
 
 
 def test_dry_run_shows_the_restart_after_the_endpoints_and_changes_nothing(renv):
-    out = io.StringIO()
-    code = failover.main(["--outputs", str(renv.doc_path), "--state-dir", str(renv.state), "--dry-run"],
-                         ports_factory=lambda o, c: renv.world.ports(renv.state / "lock.json"),
-                         clock=renv.world.clock, stdout=out)
-    text = out.getvalue()
+    code, text = renv.dry_run(failover)
     assert code == EXIT_OK and renv.world.actions == []
     assert (f"[to do] restart-deployments:{S}: restart the Deployments that read the endpoints through envFrom in "
             f"{S}'s cluster") in text
