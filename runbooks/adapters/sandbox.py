@@ -265,6 +265,15 @@ def _restart_hint(sb, region: str) -> str:
     return f"`python -m sandbox fault --dir {sb.dir} restart-region {region}`"
 
 
+def _require_running(sb, regions, running, what: str) -> None:
+    """Refuse, naming the command that brings it back, when ``running(region)`` is false for one of
+    ``regions``; ``what`` names the service, ``{}`` standing for the region."""
+    for region in regions:
+        if not running(region):
+            raise StepFailed(f"{what.format(region)} is not running; bring the region back first "
+                             f"({_restart_hint(sb, region)}), then rerun")
+
+
 def _flow_state(st: dict | None, kind: str) -> FlowState:
     if not st:
         raise Unreachable(f"the sandbox's {kind} replication worker has written no status yet")
@@ -299,10 +308,7 @@ class SandboxStreaming:
         st = self.sb.flow("kafka") or {}
         if _copies(st, source, target):
             return f"the replicator already copies {source} → {target}"
-        for region in (source, target):
-            if not self.sb.kafka_running(region):
-                raise StepFailed(f"the Kafka cluster of {region} is not running; bring the region back first "
-                                 f"({_restart_hint(self.sb, region)}), then rerun")
+        _require_running(self.sb, (source, target), self.sb.kafka_running, "the Kafka cluster of {}")
         # the reverse of a cleanly stopped flow starts at the offsets recorded at its stop; a
         # target that came back empty (a new cluster) gets everything from the earliest offset
         start, why = self.sb.kafka_start_position(source, target)
@@ -351,10 +357,8 @@ class SandboxObjects:
         st = self.sb.flow("s3") or {}
         if _copies(st, source, target):
             return f"S3 replication already copies {source} → {target}"
+        _require_running(self.sb, (source, target), self.sb.s3_running, "S3 of {}")
         for region in (source, target):
-            if not self.sb.s3_running(region):
-                raise StepFailed(f"S3 of {region} is not running; bring the region back first "
-                                 f"({_restart_hint(self.sb, region)}), then rerun")
             status = self.sb.bucket_versioning(region)
             if status != "Enabled":
                 raise StepFailed(f"bucket {self.bucket(region)} ({region}) has versioning {status or 'never enabled'}; "
