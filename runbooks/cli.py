@@ -44,6 +44,10 @@ class Runbook:
     reconcile: Callable[[Outputs], list[str]]
     """The commands that bring the stacks in line with what the runbook did."""
     planned: bool
+    settled: Callable[[Context], str | None] | None = None
+    """Read before anything else: a sentence when the pair is in a state where this runbook has
+    nothing to do (e.g. a failback on a pair that never failed over); the run then changes
+    nothing, says so and exits 0."""
 
     def main(self, argv: list[str] | None = None, **kwargs) -> int:
         """This runbook's command line: each runbook module's ``main``."""
@@ -220,6 +224,12 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     plan = runbook.plan(ctx)
     state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
     result.update(source=source, target=target, databases=databases)
+
+    why = runbook.settled(ctx) if runbook.settled is not None else None
+    if why:
+        result.update(result="nothing-to-do", note=why)
+        console.line(f"{runbook.name}: {why}. Nothing was changed.")
+        return EXIT_OK
 
     if args.dry_run:
         probe = Runner(plan, journal=None, audit=None, clock=clock)  # type: ignore[arg-type]

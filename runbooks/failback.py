@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from runbooks import cli
-from runbooks.plans import switchover_plan
+from runbooks.plans import never_failed_over, switchover_plan
 
 
 def reconcile(outputs) -> list[str]:
@@ -27,6 +27,7 @@ RUNBOOK = cli.Runbook(
     direction=lambda o: (o.secondary.name, o.primary.name),
     reconcile=reconcile,
     planned=True,
+    settled=never_failed_over,
 )
 
 main = RUNBOOK.main

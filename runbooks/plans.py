@@ -27,7 +27,7 @@ from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.plans_endpoints import add_endpoint_steps
-from runbooks.plans_streams import add_stream_steps
+from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
 from stacks.outputs import Outputs
 
@@ -360,6 +360,41 @@ def drain_step(ctx: Context, db: str) -> Step:
 
 class _Never:
     lsn = -1
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing to do
+# --------------------------------------------------------------------------------------------
+
+
+def never_failed_over(ctx: Context) -> str | None:
+    """A failback's precondition, read before anything else: None when there is something to fail
+    back; otherwise why not. Nothing to fail back means: for every database, home (``ctx.target``)
+    is an unfenced writer, DR (``ctx.source``) an unfenced replica of home, and its name answers
+    home; Kafka's clients and replicator, and S3's writers and replication, where declared, run
+    home → DR. (Every failover and every failback fences DR's side before home takes writes, so a
+    pair in that state was never failed over, or was made whole again by hand.) Without this the
+    switchover plan would fence the healthy DR replica and report success."""
+    home, dr = ctx.target, ctx.source
+    for db in ctx.databases:
+        at_home, at_dr = _replication(ctx, home, db), _replication(ctx, dr, db)
+        if at_home is None or at_dr is None or at_home.in_recovery or not at_dr.in_recovery:
+            return None
+        h, d = ctx.ports.db.describe(home, db), ctx.ports.db.describe(dr, db)
+        if h.fenced or d.fenced or d.source_region != home or ctx.ports.dns.answer(db) != home:
+            return None
+    if has_kafka(ctx):
+        flow = _flow(ctx.ports.streaming)
+        if not _clients_on(ctx, home) or flow is None or flow.source != home:
+            return None
+    if has_objects(ctx):
+        o = ctx.ports.objects
+        flow = _flow(o)
+        if o.writers(_writer_parameter(ctx)) != o.bucket(home) or flow is None or flow.source != home:
+            return None
+    return (f"nothing to fail back: {home} is the unfenced writer of {', '.join(ctx.databases)} and {dr} an "
+            f"unfenced replica of it; the pair never failed over (to move writes to {dr}, run the switchover "
+            "or the failover)")
 
 
 # --------------------------------------------------------------------------------------------
