@@ -29,7 +29,7 @@ from runbooks.cli import Console, load_outputs
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
-from runbooks.journal import Journal
+from runbooks.journal import Journal, intent_refusal
 from runbooks.redact import scrub
 from stacks.outputs import Outputs
 
@@ -97,6 +97,23 @@ class BackupRunbook:
     resume_by_default: bool = True
     """A plain rerun continues an unfinished run. False (verify_backup): only with --resume or
     --run-id; a scheduled verification is a new verification, not yesterday's resumed."""
+    not_intent: frozenset[str] = frozenset({"timeout", "lock_timeout", "latest"})
+    """Options of ``add_arguments`` that do not change what a run does (how long to wait; restore's
+    ``--latest``, which is its default): a resumed run may differ in these, never in the others."""
+
+
+def intent(rb: BackupRunbook, args: argparse.Namespace, databases: list[str]) -> dict[str, Any]:
+    """What a run is for: its databases and the runbook's own options (times normalised to UTC),
+    minus ``rb.not_intent``. Recorded when a run starts; a run is resumed only with the same."""
+    own = argparse.ArgumentParser(add_help=False)
+    rb.add_arguments(own)
+    out: dict[str, Any] = {"databases": sorted(databases)}
+    for dest in sorted({a.dest for a in own._actions} - rb.not_intent):
+        value = getattr(args, dest, None)
+        if dest.endswith("to_time") and value:
+            value = iso(parse_time(value))
+        out[dest] = sorted(value) if isinstance(value, list) else value
+    return out
 
 
 def parse_time(text: str, what: str = "--to-time") -> float:
@@ -232,6 +249,11 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
     ctx = Ctx(args, outputs, ports, databases, run_id, clock, resumed=journal is not None, journal=journal)
     plan = rb.plan(ctx)  # validates: BadInput here has created nothing
     result.update(databases=databases)
+    wanted = intent(rb, args, databases)
+    if journal is not None:
+        refusal = intent_refusal(journal, wanted, rb.name)
+        if refusal:
+            raise BadInput(refusal)
 
     if args.dry_run:
         for line in render_plan(rb, ctx, plan):
@@ -254,7 +276,10 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         if answer != rb.name:
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
 
-    journal = ctx.journal = journal or Journal.create(state_dir, rb.name, clock, run_id=run_id)
+    if journal is None:
+        journal = Journal.create(state_dir, rb.name, clock, run_id=run_id)
+        journal.record_intent(wanted)
+    ctx.journal = journal
     ctx.audit = TeeAudit(state_dir / "audit.jsonl", clock, rb.name, journal.run_id, sink=ports.audit_sink)
     result["run_id"] = journal.run_id
     journal.append("context", databases=databases, target_kind=outputs.target,

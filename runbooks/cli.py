@@ -23,7 +23,7 @@ from runbooks.audit import AuditLog, operator
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
-from runbooks.journal import Journal
+from runbooks.journal import Journal, intent_refusal
 from runbooks.plans import Context, Timeouts
 from runbooks.ports import Ports
 from stacks import outputs as contract
@@ -244,6 +244,16 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         return 3 if would_refuse else EXIT_OK
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
+    # what decides the run's effect: a rerun that would resume it with other databases (whose
+    # gates the resumed run would skip) or another direction is refused. A confirmation such as
+    # --objects-seeded is not: a failed step asks for it, and the rerun that adds it finishes the run
+    intent = {"databases": sorted(databases), "source": source, "target": target}
+    if resumed:
+        refusal = intent_refusal(journal, intent, runbook.name)
+        if refusal:
+            raise BadInput(refusal)
+    else:
+        journal.record_intent(intent)
     ctx.run_id = journal.run_id
     ctx.journal = journal.append
     audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)

@@ -70,7 +70,7 @@ def test_snapshot_copies_to_dr_with_its_key_and_tags_and_a_rerun_does_nothing(en
     assert (("database", "payments"), ("kind", "manual"), ("region", P)) in labels
     assert (("database", "payments-1"), ("kind", "manual-copy"), ("region", S)) in labels
     before = len(env.world.actions)
-    code, out2 = env.run(snapshot, "--yes", "--run-id", out["run_id"])
+    code, out2 = env.run(snapshot, "--yes", "--tag", "ticket=OPS-1", "--run-id", out["run_id"])
     assert code == EXIT_OK and len(env.world.actions) == before, "a rerun of a finished snapshot changes nothing"
 
 
