@@ -105,3 +105,36 @@ def test_failover_rerun_for_other_databases_is_refused_not_resumed(tmp_path):
     assert env.world.actions == before
     code, out = env.run(failover, "--yes", "--database", "payments")
     assert code == EXIT_OK and out["result"] == "ok"
+
+
+# ---- the stacks drill without the Pulumi CLI -------------------------------------------------
+
+
+def _drill(argv):
+    import io
+    import json
+    from runbooks import drill
+    out = io.StringIO()
+    code = drill.main(argv + ["--output", "json"], stdout=out)
+    return code, json.loads(out.getvalue())
+
+
+def test_stacks_drill_without_the_pulumi_cli_refuses_up_front(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no pulumi on it
+    report = tmp_path / "report"
+    code, out = _drill(["--target", "stacks", "--report-dir", str(report)])
+    assert code == EXIT_BAD_INPUT, out
+    assert "pulumi CLI is not on PATH" in out["error"] and "--target sandbox" in out["error"]
+    assert not report.exists()
+
+
+def test_stacks_drill_outside_the_project_refuses_up_front(tmp_path, monkeypatch):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "pulumi").write_text("#!/bin/sh\nexit 0\n")
+    (fake_bin / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake_bin))
+    report = tmp_path / "report"
+    code, out = _drill(["--target", "stacks", "--report-dir", str(report), "--project-dir", str(tmp_path)])
+    assert code == EXIT_BAD_INPUT and "Pulumi.prod.yaml" in out["error"] and "--project-dir" in out["error"], out
+    assert not report.exists()
