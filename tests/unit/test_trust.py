@@ -138,3 +138,77 @@ def test_stacks_drill_outside_the_project_refuses_up_front(tmp_path, monkeypatch
     code, out = _drill(["--target", "stacks", "--report-dir", str(report), "--project-dir", str(tmp_path)])
     assert code == EXIT_BAD_INPUT and "Pulumi.prod.yaml" in out["error"] and "--project-dir" in out["error"], out
     assert not report.exists()
+
+
+# ---- the drill's headline RTO is the service's ----------------------------------------------
+
+
+def _outage_log(path, fault_at):
+    """PostgreSQL back in DR at +1.07 s, Kafka's writers at +2.8 s, its consumers at +5.4 s, S3 at +1.5 s."""
+    import json
+    lines = []
+    for i in range(100):  # 10 s of traffic in the primary region before the fault
+        t = fault_at - 10 + i * 0.1
+        lines += [{"ok": True, "id": f"pg-{i}", "t": t, "region": P, "database": "payments", "system": "postgres"},
+                  {"ok": True, "id": f"k-{i}", "t": t, "region": P, "database": "-", "system": "kafka", "partition": 0},
+                  {"ok": True, "id": f"s-{i}", "t": t, "region": P, "database": "-", "system": "s3"},
+                  {"event": "consumed", "id": f"k-{i}", "t": t + 0.01, "region": P, "group": "ledger"}]
+    last = fault_at - 0.1
+    lines += [{"ok": True, "id": "pg-dr", "t": last + 1.07, "region": S, "database": "payments", "system": "postgres"},
+              {"ok": True, "id": "k-dr", "t": last + 2.8, "region": S, "database": "-", "system": "kafka", "partition": 0},
+              {"ok": True, "id": "s-dr", "t": last + 1.5, "region": S, "database": "-", "system": "s3"},
+              {"event": "consumed", "id": "k-dr", "t": last + 5.4, "region": S, "group": "ledger"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    from runbooks.measure import WorkloadLog
+    return WorkloadLog.read(path)
+
+
+def test_recovery_reports_each_part_and_the_service_as_the_latest(tmp_path):
+    from runbooks.measure import recovery
+    fault_at = 1000.0
+    wl = _outage_log(tmp_path / "w.jsonl", fault_at)
+    r = recovery(wl, fault_at=fault_at, target_region=S, systems=["postgres", "kafka", "s3"])
+    parts = r["systems"]
+    assert parts["postgres"]["writers"]["seconds"] == pytest.approx(1.07, abs=1e-6)
+    assert parts["kafka"]["writers"]["seconds"] == pytest.approx(2.8, abs=1e-6)
+    assert parts["kafka"]["consumers"]["seconds"] == pytest.approx(5.4 - 0.01, abs=1e-6)
+    assert parts["s3"]["writers"]["seconds"] == pytest.approx(1.5, abs=1e-6)
+    assert r["service_seconds"] == pytest.approx(5.4, abs=1e-6) and r["last_back"] == "kafka consumers"
+    assert "consumers" not in parts["s3"] and "consumers" not in parts["postgres"]
+    # a part that never came back: the service RTO is not measured (the verdict fails it)
+    wl.consumed = [c for c in wl.consumed if c.region == P]
+    r = recovery(wl, fault_at=fault_at, target_region=S, systems=["postgres", "kafka", "s3"])
+    assert r["systems"]["kafka"]["consumers"]["seconds"] is None and r["service_seconds"] is None
+
+
+def test_drill_report_headline_is_the_service_rto_and_names_replication_per_system(tmp_path):
+    import argparse
+    import io
+    import json
+    from types import SimpleNamespace
+    from runbooks import drill
+    fault_at = 1000.0
+    wl = _outage_log(tmp_path / "w.jsonl", fault_at)
+    args = argparse.Namespace(scenario="region-outage", replication="sync", link_latency_ms=0, dns_ttl=1, rate=10,
+                              failback=False)
+    d = drill.SandboxDrill(args, say=lambda line: None)
+    d.steps, d.notes, d.endpoints = [], [], {}
+    d.stream_systems = ["kafka", "s3"]
+    d.stream_surviving = {"kafka": {a.id for a in wl.acks if a.system == "kafka"},
+                          "s3": {a.id for a in wl.acks if a.system == "s3"}}
+    d.dir, d.report_dir = tmp_path / "sandbox", tmp_path / "report"
+    outputs = SimpleNamespace(objectives=SimpleNamespace(rto_seconds=3, rpo_seconds=0))
+    surviving = {"payments": {a.id for a in wl.acks if a.system == "postgres"}}
+    rep = d._report(fault_at - 20, fault_at, P, S, outputs, wl, surviving, [], {"runbook": "failover", "steps": []},
+                    None, None)
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["rto_seconds"] == pytest.approx(5.4, abs=1e-6), "the headline is the service's, not PostgreSQL's"
+    assert saved["rto"]["systems"]["postgres"]["writers"]["seconds"] == pytest.approx(1.07, abs=1e-6)
+    assert not rep["passed"] and any("RTO 5.40 s exceeds the objective 3 s" in r for r in rep["reasons"])
+    assert saved["replication_modes"]["postgres"].startswith("sync")
+    assert saved["replication_modes"]["kafka"].startswith("async") and saved["replication_modes"]["s3"].startswith("async")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| service RTO (s) | 5.40 | 3 |" in md and "| kafka | consumers | 5.39 |" in md
+    text = "\n".join(drill.summary_lines(rep))
+    assert "service RTO 5.40 s" in text and "postgres writers 1.07 s" in text and "kafka consumers 5.39 s" in text
+    assert "replication: postgres sync, kafka async, s3 async (--replication applies to PostgreSQL only)" in text
