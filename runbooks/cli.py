@@ -24,6 +24,7 @@ from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
 from runbooks.journal import Journal, intent_refusal
+from runbooks.notify import Notifications, measured
 from runbooks.plans import Context, Timeouts
 from runbooks.ports import Ports
 from stacks import outputs as contract
@@ -268,7 +269,10 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
             journal.append("run-end", result="declined", reason="no terminal to confirm and no --yes")
             raise BadInput("no terminal to ask for confirmation: pass --yes to act, or --dry-run to look")
         console.line(f"Type the target region ({target}) to proceed: ")
+        asked = clock.monotonic()
         answer = stdin.readline().strip()
+        # the operator's decision is not the runbook's work: the report keeps it apart from the RTO
+        journal.append("decision", answer_matches=answer == target, waited_seconds=clock.monotonic() - asked)
         if answer != target:
             journal.append("run-end", result="declined")
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
@@ -277,13 +281,25 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     console.progress(ports.lock.acquire(holder, break_lock=args.break_lock))
     audit.record("lock", outputs.project, "taken")
     journal.append("context", source=source, target=target, databases=databases, target_kind=outputs.target)
+    tell = Notifications(ports.notifier, runbook.name, journal.run_id, audit.record)
+    result["notifications"] = tell.sent
+    tell.send("start", f"{'resumed' if resumed else 'started'}: {source} → {target}",
+              [f"databases: {', '.join(databases)}", f"by {operator()}"] + (["--force: gates may be overridden"]
+                                                                             if args.force else []))
+    runner.on_failure = lambda step, why: tell.send("step-failed", f"step {step} failed", [why])
     try:
         run = runner.run(force=args.force, resumed=resumed)
-    except GateFailed:
+    except GateFailed as exc:
         ports.lock.release(journal.run_id)
+        tell.send("refused", "refused by its gates; nothing was changed",
+                  [f"{g.name}: {g.sentence}" for g in exc.results if not g.passed] + ["--force overrides (audited)"])
         raise
     except RunbookError as exc:
         journal.append("run-end", result="failed", error=str(exc))
+        tell.send("end", "FAILED; rerun to continue from the journal", [str(exc)])
+        raise
+    except KeyboardInterrupt:
+        tell.send("end", "interrupted; rerun to continue from the journal")
         raise
     if ctx.measurements:
         journal.append("measurements", **ctx.measurements)
@@ -294,6 +310,12 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     reconcile = rep["reconcile"]
     if args.reconcile and reconcile and not run.nothing_to_do:
         rep["notes"] += run_reconcile(reconcile, reconcile_runner, cwd=args.cwd)
+    tell.send("end", ("nothing to do, already complete" if run.nothing_to_do else
+                      f"complete, {'PASSED' if rep['passed'] else 'FAILED'}; "
+                      + measured(rep["rto_seconds"], rep["rpo"]["seconds"], rep["objectives"])),
+              [f"{s['name']}: {s.get('status')}" for s in rep["steps"]] + rep.get("reasons", []))
+    rep["notifications"] = tell.sent
+    rep["notes"] += tell.undelivered_notes()
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
                   rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
@@ -319,7 +341,9 @@ def final_table(rep: dict) -> list[str]:
         lines.append(f"{s['name']:<{width}}  {str(s.get('status')):<18}  {took:>7}")
     obj = rep.get("objectives", {})
     rpo = (rep.get("rpo") or {}).get("seconds")
-    lines.append(f"run took {rep['rto_seconds']:.2f} s (RTO objective {obj.get('rto_seconds')} s); RPO estimate "
+    waited = rep.get("decision_wait_seconds") or 0.0
+    lines.append(f"run took {rep['rto_seconds']:.2f} s of work (RTO objective {obj.get('rto_seconds')} s)"
+                 + (f", plus {waited:.2f} s waiting for the operator's decision" if waited else "") + "; RPO estimate "
                  f"{'n/a' if rpo is None else f'{rpo:.2f} s'} (objective {obj.get('rpo_seconds')} s); "
                  f"{'PASSED' if rep.get('passed') else 'FAILED: ' + '; '.join(rep.get('reasons', []))}")
     return lines
@@ -342,7 +366,8 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
     for e in journal.values("gates"):
         gates = e.get("results", [])
     objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
-    rto = None if t0 is None or t_end is None else t_end - t0
+    waited = sum(e.get("waited_seconds") or 0.0 for e in journal.values("decision"))
+    rto = None if t0 is None or t_end is None else t_end - t0 - waited
     passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=est_seconds, objectives=objectives, steps=steps)
     notes = [f"{s['name']}: {s['result']}" for s in steps if s.get("status") == "best-effort-failed"]
     if outputs.target == "aws":
@@ -354,7 +379,9 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
         "runbook": runbook.name, "scenario": runbook.name, "run_id": journal.run_id,
         "source": ctx.source, "target": ctx.target, "target_kind": outputs.target, "databases": ctx.databases,
         "t0": t0, "started_at": iso(t0) if t0 else None, "ended_at": iso(t_end) if t_end else None,
-        "rto_seconds": rto, "rto_definition": "time from the run's start to its last step (no client workload)",
+        "rto_seconds": rto, "decision_wait_seconds": waited,
+        "rto_definition": "time from the run's start to its last step, less the wait for the operator's decision at "
+                          "the prompt (no client workload)",
         "rpo": {"acked_writes_lost": None, "seconds": est_seconds,
                 "estimate": {"seconds": est_seconds, "writes": None, "per_database": estimate}},
         "writes": {"acknowledged": None},

@@ -77,6 +77,13 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("rto_definition"):
         lines += [f"RTO here: {report['rto_definition']}", ""]
+    if report.get("decision_wait_seconds"):
+        lines += [f"Waiting for the operator's decision at the prompt: {_fmt(report['decision_wait_seconds'])} s "
+                  "(not counted in the RTO).", ""]
+    if report.get("notifications"):
+        lines += ["## Notifications", ""] + [
+            f"- {n['event']}: {n['subject']} — " + ("delivered" if n.get("delivered") else f"NOT delivered: {n.get('error')}")
+            for n in report["notifications"]] + [""]
     rto = report.get("rto") or {}
     if rto.get("systems"):
         lines += ["## RTO per system", "", "| system | who | outage (s) | from (+s) | to (+s) |", "|---|---|---|---|---|"]

@@ -44,6 +44,7 @@ class FakeWorld:
         self.actions: list[tuple] = []
         self.crash_on: tuple[str, int] | None = None
         self._counts: dict[str, int] = {}
+        self.notifier = FakeNotifier()
 
     # ---- test controls -------------------------------------------------------------------
 
@@ -74,7 +75,7 @@ class FakeWorld:
     def ports(self, lock_path) -> Ports:
         streams = getattr(self, "streams", None)
         return Ports(db=FakeDbControl(self), sql=FakeSql(self), dns=FakeDns(self), health=FakeHealth(self),
-                     lock=FileLock(lock_path), notifier=FakeNotifier(), clock=self.clock,
+                     lock=FileLock(lock_path), notifier=self.notifier, clock=self.clock,
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
                      objects=FakeObjects(streams) if streams else None,
@@ -177,8 +178,12 @@ class FakeHealth:
 class FakeNotifier:
     def __init__(self):
         self.sent = []
+        self.broken: str | None = None
+        """When set, every notify raises Unreachable with this text (the topic is unreachable)."""
 
     def notify(self, subject, message):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.sent.append((subject, message))
 
 

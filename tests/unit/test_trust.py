@@ -212,3 +212,92 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
     text = "\n".join(drill.summary_lines(rep))
     assert "service RTO 5.40 s" in text and "postgres writers 1.07 s" in text and "kafka consumers 5.39 s" in text
     assert "replication: postgres sync, kafka async, s3 async (--replication applies to PostgreSQL only)" in text
+
+
+# ---- notifications -------------------------------------------------------------------------
+
+
+import io  # noqa: E402
+import json  # noqa: E402
+
+from runbooks.errors import EXIT_FAILED, EXIT_REFUSED  # noqa: E402
+
+
+def subjects(env) -> list[str]:
+    return [s for s, _ in env.world.notifier.sent]
+
+
+def test_failover_notifies_start_and_end_with_the_measured_rto_and_rpo(tmp_path):
+    env = RunbookEnv(tmp_path, pair_document(n_databases=2))
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK
+    sent = env.world.notifier.sent
+    assert [n["event"] for n in out["notifications"]] == ["start", "end"]
+    assert sent[0][0] == f"regionpair failover: started: {P} → {S}" and out["run_id"] in sent[0][1]
+    end_subject, end_message = sent[-1]
+    assert "complete, PASSED; RTO" in end_subject and "(objective 900 s); RPO 0.10 s (objective 300 s)" in end_subject
+    assert "promote:payments: done" in end_message
+    report = json.loads(open(out["report"]["json"]).read())
+    assert [n["delivered"] for n in report["notifications"]] == [True, True]
+
+
+def test_a_gate_refusal_and_a_failed_step_are_notified(tmp_path):
+    env = RunbookEnv(tmp_path, pair_document(n_databases=1))
+    env.world.dbs[(S, "payments")].lag = 1000.0  # far behind: the replication gate refuses
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_REFUSED
+    assert subjects(env)[-1] == "regionpair failover: refused by its gates; nothing was changed"
+    assert "replication:payments" in env.world.notifier.sent[-1][1]
+    env.world.dbs[(S, "payments")].lag = 0.1
+    assert env.run(failover, "--yes")[0] == EXIT_OK
+    env.world.dbs[(P, "payments")].fenced = False  # split brain: the failback's first step is blocked
+    env.world.notifier.sent.clear()
+    code, out = env.run(failback, "--yes")
+    assert code == EXIT_FAILED
+    assert subjects(env) == ["regionpair failback: started: us-west-2 → us-east-1",
+                             "regionpair failback: step rebuild:payments failed",
+                             "regionpair failback: FAILED; rerun to continue from the journal"]
+
+
+def test_an_undeliverable_notification_never_stops_the_failover_and_is_reported(tmp_path):
+    env = RunbookEnv(tmp_path, pair_document(n_databases=1))
+    env.world.notifier.broken = "topic arn:aws:sns:us-west-2:1:alarms does not answer"
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK and out["result"] == "ok"
+    assert env.world.dbs[(S, "payments")].role == "primary"
+    report = json.loads(open(out["report"]["json"]).read())
+    assert [(n["event"], n["delivered"]) for n in report["notifications"]] == [("start", False), ("end", False)]
+    assert any("notification not delivered (start" in n and "does not answer" in n for n in report["notes"])
+    audit = [json.loads(line) for line in (env.state / "audit.jsonl").read_text().splitlines()]
+    assert [a["target"] for a in audit if a["action"] == "notify" and a["result"] == "failed"] == ["start", "end"]
+    assert "NOT delivered" in open(out["report"]["markdown"]).read()
+
+
+def test_notifications_carry_no_secrets():
+    from runbooks.notify import Notifications
+    from tests.fakes import FakeNotifier
+    n = FakeNotifier()
+    Notifications(n, "failover", "failover-1").send("step-failed", "step promote:payments failed",
+                                                   ["connect to postgresql://app:hunter2@db:5432 password=hunter2"])
+    (subject, message), = n.sent
+    assert "hunter2" not in subject + message and "***" in message
+
+
+def test_the_operators_decision_wait_is_reported_apart_from_the_rto(tmp_path):
+    env = RunbookEnv(tmp_path, pair_document(n_databases=1))
+
+    class SlowTyping(io.StringIO):
+        def isatty(self):
+            return True
+
+        def readline(self, *a):
+            env.world.clock.advance(20.0)  # the operator reads the plan and types the region
+            return f"{S}\n"
+
+    code, text = env._main(failover, [], stdin=SlowTyping())
+    assert code == EXIT_OK, text
+    (report,) = (env.state / "reports").glob("*/report.json")
+    rep = json.loads(report.read_text())
+    assert rep["decision_wait_seconds"] == pytest.approx(20.0)
+    assert rep["rto_seconds"] < 5.0, "the operator's typing is not the runbook's recovery time"
+    assert "of work (RTO objective 900 s), plus 20.00 s waiting for the operator's decision" in text
