@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
 from runbooks.journal import Journal, intent_refusal
+from runbooks.notify import Notifications
+from runbooks.ports import LogNotifier
 from runbooks.redact import scrub
 from stacks.outputs import Outputs
 
@@ -285,6 +288,12 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
     journal.append("context", databases=databases, target_kind=outputs.target,
                    argv=[a for a in sys.argv[1:] if not a.startswith("--outputs")])
     runner = Runner(plan, journal, ctx.audit, clock, progress=console.progress)
+    tell = Notifications(ports.notifier or LogNotifier(logging.getLogger(__name__)), rb.name, journal.run_id,
+                         ctx.audit.record)
+    result["notifications"] = tell.sent
+    tell.send("start", f"{'resumed' if ctx.resumed else 'started'}: {', '.join(databases) or 'buckets'} "
+                       f"({outputs.target})", [f"by {operator()}"])
+    runner.on_failure = lambda step, why: tell.send("step-failed", f"step {step} failed", [why])
     failure: BaseException | None = None
     try:
         run = runner.run()
@@ -293,6 +302,9 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
     except RunbookError as exc:
         failure = exc
         journal.append("run-end", result="failed", error=str(exc))
+    except KeyboardInterrupt:
+        tell.send("end", "interrupted; rerun to continue from the journal")
+        raise
     finally:
         if rb.finish is not None:
             for line in rb.finish(ctx):
@@ -312,6 +324,11 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         except RunbookError as exc:
             ctx.notes.append(f"metrics not published remotely: {exc}")
     rep = _report(rb, ctx, journal, summary, passed)
+    tell.send("end", f"{'PASSED' if passed else 'FAILED'}: {summary.get('summary', '')}"
+              + (f" ({rep['duration_seconds']:.1f} s)" if rep.get("duration_seconds") is not None else ""),
+              list(summary.get("reasons") or []) + [f"{s['name']}: {s.get('status')}" for s in rep["steps"]])
+    rep["notifications"] = tell.sent
+    rep["notes"] = rep["notes"] + tell.undelivered_notes()
     paths = write_report(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="ok" if passed else "failed", passed=passed, report=paths, metrics=str(metrics_path),
                   steps=rep["steps"], **{k: v for k, v in summary.items() if k not in ("passed",)})

@@ -553,7 +553,7 @@ def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None
     from runbooks.backups import BackupPorts
     return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
                        metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
-                       extras={"state_dir": str(state_dir)})
+                       extras={"state_dir": str(state_dir)}, notifier=world.notifier)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1367,4 +1367,5 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),
-                       sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"})
+                       sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
+                       notifier=SnsNotifier(outputs, clients))

@@ -301,3 +301,19 @@ def test_the_operators_decision_wait_is_reported_apart_from_the_rto(tmp_path):
     assert rep["decision_wait_seconds"] == pytest.approx(20.0)
     assert rep["rto_seconds"] < 5.0, "the operator's typing is not the runbook's recovery time"
     assert "of work (RTO objective 900 s), plus 20.00 s waiting for the operator's decision" in text
+
+
+def test_backup_runbooks_notify_and_an_undeliverable_notification_is_reported(backup_env):  # noqa: F811
+    env = backup_env
+    window(env)
+    code, out = env.run(restore, "--yes", "--database", "payments")
+    assert code == EXIT_OK, out
+    (start, _), (end, message) = env.world.notifier.sent
+    assert start == "regionpair restore: started: payments (aws)"
+    assert end.startswith("regionpair restore: PASSED: payments restored into the new instance restore-payments-")
+    assert "restore:payments: done" in message
+    env.world.notifier.broken = "no topic answers"
+    code, out = env.run(snapshot, "--yes")
+    assert code == EXIT_OK and out["passed"]
+    assert [n["delivered"] for n in out["notifications"]] == [False, False]
+    assert any("notification not delivered" in n for n in json.loads(open(out["report"]["json"]).read())["notes"])
