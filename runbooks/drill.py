@@ -129,6 +129,7 @@ class SandboxDrill:
         self.steps: list[dict] = []
         self.notes: list[str] = []
         self.workload: subprocess.Popen | None = None
+        self.notifications: dict[str, list[dict]] = {}
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
@@ -316,7 +317,21 @@ class SandboxDrill:
         result = json.loads(out.getvalue())
         if code != EXIT_OK:
             raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
+        # what people were told: the sandbox's notification sink, read back for this run
+        from runbooks.notify import SINK_NAME, read_sink
+        run_id = result.get("run_id") or "-"
+        self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
         return result
+
+    def _notification_reasons(self) -> list[str]:
+        reasons = []
+        for kind, sent in self.notifications.items():
+            said = [n["subject"] for n in sent]
+            if not any(": started:" in s or ": resumed:" in s for s in said):
+                reasons.append(f"notifications: the {kind} told nobody it started (nothing in the sandbox's sink)")
+            if not any("complete" in s and "RTO" in s for s in said):
+                reasons.append(f"notifications: the {kind} told nobody it ended with its RTO and RPO")
+        return reasons
 
     def _wait_for_acks_in(self, region: str, since: float, system: str = "postgres") -> str:
         def seen():
@@ -536,7 +551,7 @@ class SandboxDrill:
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
-        for r in self._endpoint_reasons():
+        for r in self._endpoint_reasons() + self._notification_reasons():
             passed = False
             reasons.append(r)
         rep = {
@@ -560,6 +575,7 @@ class SandboxDrill:
                        "per_database": outcome.per_database},
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
             "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
+            "notifications": self.notifications,
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},

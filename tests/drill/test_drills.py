@@ -37,6 +37,13 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert rep["writes"]["acknowledged"] > 100
     assert rep["rpo"]["acked_writes_lost"] == 0 and rep["rpo"]["seconds"] == 0.0
     assert 0 < rep["rto_seconds"] <= rep["objectives"]["rto_seconds"]
+    # the headline is the service's: no part of it (each store's writers, Kafka's consumers) came back later
+    parts = [w["seconds"] for roles in rep["rto"]["systems"].values() for w in roles.values()]
+    assert set(rep["rto"]["systems"]) == {"postgres", "kafka", "s3"} and "consumers" in rep["rto"]["systems"]["kafka"]
+    assert rep["rto_seconds"] >= max(parts) and rep["replication_modes"]["kafka"].startswith("async")
+    # people were told, through the sandbox's notification sink
+    told = [n["subject"] for n in rep["notifications"]["failover"]]
+    assert told[0].startswith("regionpair failover: started:") and "complete, PASSED; RTO" in told[-1]
     names = [s["name"] for s in rep["steps"]]
     for step in ("sandbox-up", "warm-up", "fault", "detection", "failover/promote:payments",
                  "failover/dns:payments", "verification", "count"):

@@ -212,6 +212,19 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
     text = "\n".join(drill.summary_lines(rep))
     assert "service RTO 5.40 s" in text and "postgres writers 1.07 s" in text and "kafka consumers 5.39 s" in text
     assert "replication: postgres sync, kafka async, s3 async (--replication applies to PostgreSQL only)" in text
+    assert rep["notifications"] == {}
+
+
+def test_drill_fails_when_the_runbook_told_nobody(tmp_path):
+    from runbooks import drill
+    d = drill.SandboxDrill(None, say=lambda line: None)
+    d.notifications = {"failover": []}
+    assert d._notification_reasons() == [
+        "notifications: the failover told nobody it started (nothing in the sandbox's sink)",
+        "notifications: the failover told nobody it ended with its RTO and RPO"]
+    d.notifications = {"failover": [{"subject": "regionpair failover: started: a → b"},
+                                    {"subject": "regionpair failover: complete, PASSED; RTO 1.00 s; RPO 0.00 s"}]}
+    assert d._notification_reasons() == []
 
 
 # ---- notifications -------------------------------------------------------------------------
