@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from runbooks import helptext
 from runbooks import metrics as prom
 from runbooks.audit import AuditLog, operator
 from runbooks.backups import BackupPorts, Sample
@@ -136,13 +137,14 @@ def parse_time(text: str, what: str = "--to-time") -> float:
 
 
 def parser(rb: BackupRunbook) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m runbooks.{rb.name}", description=rb.description)
-    src = p.add_argument_group("where the region pair is described")
+    p = argparse.ArgumentParser(prog=f"python -m runbooks.{rb.name}", description=rb.description,
+                                formatter_class=helptext.Formatter, epilog=helptext.BACKUP_EXIT_CODES)
+    src = p.add_argument_group("where the region pair is described (required: --outputs or --stack, at least one)")
     src.add_argument("--outputs", action="append", metavar="FILE", default=[],
                      help="outputs document (repeatable), or a sandbox's DIR/outputs.json")
     src.add_argument("--stack", action="append", metavar="NAME", default=[],
                      help="read a stack's outputs with `pulumi stack output --json` (repeatable)")
-    src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack")
+    src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack (default: here)")
     if rb.per_database:
         p.add_argument("--database", action="append", metavar="NAME", default=[],
                        help="logical database" + (" (required when there are several)" if rb.one_database
@@ -160,7 +162,8 @@ def parser(rb: BackupRunbook) -> argparse.ArgumentParser:
                                                    "(default: STATE_DIR/reports/RUN_ID)")
     p.add_argument("--metrics-file", type=Path, help="Prometheus text file to update (default: "
                                                      "STATE_DIR/metrics/regionpair_backups.prom)")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: the plan, progress and a summary for people; json: one result document for machines")
     rb.add_arguments(p)
     return p
 

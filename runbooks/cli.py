@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from runbooks import report as reports
+from runbooks import helptext, report as reports
 from runbooks.audit import AuditLog, operator
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
@@ -56,8 +56,9 @@ class Runbook:
 
 
 def parser(runbook: Runbook) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description)
-    src = p.add_argument_group("where the region pair is described")
+    p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description,
+                                formatter_class=helptext.Formatter, epilog=helptext.RUNBOOK_EXIT_CODES)
+    src = p.add_argument_group("where the region pair is described (required: --outputs or --stack, at least one)")
     src.add_argument("--outputs", action="append", metavar="FILE", default=[],
                      help="outputs document (repeatable: prod's and dr's, or the dr stack's alone, or a sandbox's "
                           "DIR/outputs.json)")
@@ -87,7 +88,8 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
                        help="you copied the DR bucket's existing versions home yourself (after the failback enabled "
                             "the reverse rule): the objects lane trusts it and starts no S3 Batch Replication job "
                             "(audited); AWS only — the sandbox checks it itself")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: the plan, progress and a table for people; json: one result document for machines")
     return p
 
 

@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks import failback, failover, report as reports, switchover
+from runbooks import failback, failover, helptext, report as reports, switchover
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
 from runbooks.adapters.kubectl import deployment_state
@@ -47,32 +47,48 @@ SCENARIOS = ("region-outage", "switchover", "db-loss")
 WORKLOAD_TABLE = "drill_writes"  # where sandbox/workload.py writes
 
 
+DRILL_EXIT_CODES = helptext.exit_codes(
+    (0, "the drill passed"),
+    (1, "it failed: the report says why (a step, an objective, a loss, an endpoint, a notification)"),
+    (2, "bad input: nothing was started"), (130, "interrupted: the sandbox was stopped (drill stacks: destroyed)"))
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0])
-    p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox")
-    p.add_argument("--scenario", choices=SCENARIOS, default="region-outage")
-    p.add_argument("--replication", choices=["sync", "async"], default="sync")
+    from sandbox._layout import DEFAULT_SYSTEMS
+    p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0],
+                                formatter_class=helptext.Formatter, epilog=DRILL_EXIT_CODES)
+    p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox",
+                   help="sandbox: a local region pair started for the drill; stacks: ephemeral AWS drill stacks")
+    p.add_argument("--scenario", choices=SCENARIOS, default="region-outage",
+                   help="region-outage: the primary region and its link die; switchover: planned, zero loss; "
+                        "db-loss: the primary databases die, the region lives")
+    p.add_argument("--replication", choices=["sync", "async"], default="sync",
+                   help="PostgreSQL's replication only (sync: synchronous commit); Kafka and S3 replicate "
+                        "asynchronously whatever this says")
     p.add_argument("--failback", action="store_true", help="return home after the failover, measured too")
-    p.add_argument("--report-dir", type=Path, help="default: reports/drill-<time>")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/drill-<time>)")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: progress and a summary for people; json: the report document for machines")
     sb = p.add_argument_group("sandbox target")
     sb.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before the fault (default 3)")
     sb.add_argument("--rate", type=int, default=200, help="workload writes per second (default 200)")
     sb.add_argument("--databases", type=int, default=1, help="database pairs (default 1)")
-    sb.add_argument("--systems", default="postgres,kafka,s3",
-                    help="data stores in the drill: postgres plus any of kafka, s3 (default: all three)")
+    sb.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                    help="data stores in the drill: postgres plus any of kafka, s3 (default: all three, as "
+                         "`python -m sandbox up`)")
     sb.add_argument("--kafka-rate", type=int, default=100, help="Kafka records per second (default 100)")
     sb.add_argument("--s3-rate", type=int, default=20, help="object PUTs per second (default 20)")
-    sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions")
+    sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions (default 0)")
     sb.add_argument("--dns-ttl", type=int, default=1, help="TTL of the service names (default 1 s)")
     sb.add_argument("--settle", type=float, default=1.0, help="seconds of workload after recovery (default 1)")
     sb.add_argument("--sandbox-dir", type=Path, help="where the sandbox lives (default: a new temporary dir)")
     sb.add_argument("--keep-files", action="store_true", help="keep the sandbox's files after it is stopped")
     st = p.add_argument_group("stacks target (needs the pulumi CLI and AWS credentials)")
     st.add_argument("--prefix", default="drill", help="drill stacks are PREFIX-prod and PREFIX-dr")
-    st.add_argument("--project-dir", type=Path, default=Path("."))
-    st.add_argument("--primary-region", default="us-east-1")
-    st.add_argument("--dr-region", default="us-west-2")
+    st.add_argument("--project-dir", type=Path, default=Path("."),
+                    help="the Pulumi project directory, with Pulumi.prod.yaml and Pulumi.dr.yaml")
+    st.add_argument("--primary-region", default="us-east-1", help="AWS region of the drill's prod stack")
+    st.add_argument("--dr-region", default="us-west-2", help="AWS region of the drill's dr stack")
     return p
 
 
@@ -575,7 +591,7 @@ class SandboxDrill:
                        "per_database": outcome.per_database},
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
             "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
-            "notifications": self.notifications,
+            "notified": self.notifications,
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},

@@ -84,6 +84,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["## Notifications", ""] + [
             f"- {n['event']}: {n['subject']} — " + ("delivered" if n.get("delivered") else f"NOT delivered: {n.get('error')}")
             for n in report["notifications"]] + [""]
+    if report.get("notified"):
+        lines += ["## What people were told (the notification sink)", ""] + [
+            f"- {kind}: {n.get('subject')}" for kind, sent in report["notified"].items() for n in sent] + [""]
     rto = report.get("rto") or {}
     if rto.get("systems"):
         lines += ["## RTO per system", "", "| system | who | outage (s) | from (+s) | to (+s) |", "|---|---|---|---|---|"]

@@ -42,7 +42,7 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert rep["rto_seconds"] == pytest.approx(rep["rto"]["systems"]["postgres"]["writers"]["seconds"])
     assert list(rep["replication_modes"]) == ["postgres"] and rep["replication_modes"]["postgres"].startswith("sync")
     # people were told, through the sandbox's notification sink
-    told = [n["subject"] for n in rep["notifications"]["failover"]]
+    told = [n["subject"] for n in rep["notified"]["failover"]]
     assert told[0].startswith("regionpair failover: started:") and "complete, PASSED; RTO" in told[-1]
     names = [s["name"] for s in rep["steps"]]
     for step in ("sandbox-up", "warm-up", "fault", "detection", "failover/promote:payments",

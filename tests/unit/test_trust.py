@@ -193,6 +193,7 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
                               failback=False)
     d = drill.SandboxDrill(args, say=lambda line: None)
     d.steps, d.notes, d.endpoints = [], [], {}
+    d.notifications = {"failover": [{"subject": "regionpair failover: started: a → b", "message": "run x"}]}
     d.stream_systems = ["kafka", "s3"]
     d.stream_surviving = {"kafka": {a.id for a in wl.acks if a.system == "kafka"},
                           "s3": {a.id for a in wl.acks if a.system == "s3"}}
@@ -212,7 +213,7 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
     text = "\n".join(drill.summary_lines(rep))
     assert "service RTO 5.40 s" in text and "postgres writers 1.07 s" in text and "kafka consumers 5.39 s" in text
     assert "replication: postgres sync, kafka async, s3 async (--replication applies to PostgreSQL only)" in text
-    assert rep["notifications"] == {}
+    assert "- failover: regionpair failover: started: a → b" in md
 
 
 def test_drill_fails_when_the_runbook_told_nobody(tmp_path):
@@ -330,3 +331,58 @@ def test_backup_runbooks_notify_and_an_undeliverable_notification_is_reported(ba
     assert code == EXIT_OK and out["passed"]
     assert [n["delivered"] for n in out["notifications"]] == [False, False]
     assert any("notification not delivered" in n for n in json.loads(open(out["report"]["json"]).read())["notes"])
+
+
+# ---- help that helps ---------------------------------------------------------------------------
+
+
+def all_parsers():
+    from runbooks import backup_cli, cli, drill, restore as rs, snapshot as sn, switchover, undelete, verify_backup
+    from sandbox.__main__ import _parser as sandbox_parser
+    parsers = {f"runbooks.{m.RUNBOOK.name}": cli.parser(m.RUNBOOK) for m in (failover, failback, switchover)}
+    parsers.update({f"runbooks.{m.RUNBOOK.name}": backup_cli.parser(m.RUNBOOK)
+                    for m in (sn, rs, verify_backup, undelete)})
+    parsers.update({"runbooks.drill": drill.parser(), "sandbox": sandbox_parser()})
+    return parsers
+
+
+@pytest.mark.parametrize("name", sorted(all_parsers()))
+def test_every_help_gives_meaning_default_required_and_exit_codes(name):
+    from runbooks.helptext import problems
+    parser = all_parsers()[name]
+    assert problems(parser) == []
+    text = parser.format_help()
+    assert "exit codes:\n  0 " in text and "\n  2 " in text
+
+
+def test_the_help_check_refuses_a_bare_option_and_a_hidden_default():
+    import argparse
+    from runbooks.helptext import Formatter, problems
+    bad = argparse.ArgumentParser(prog="x")
+    bad.add_argument("--rate", type=int, default=5)
+    bad.add_argument("--dir", required=True, help="where")
+    assert problems(bad) == ["x: --help does not list the exit codes", "x: --rate has no help"]
+    hidden = argparse.ArgumentParser(prog="y", epilog="exit codes:\n  0 ok")  # the plain formatter shows no default
+    hidden.add_argument("--rate", type=int, default=5, help="writes per second")
+    assert problems(hidden) == ["y: --rate's help does not give its default (5)"]
+    good = argparse.ArgumentParser(prog="z", epilog="exit codes:\n  0 ok", formatter_class=Formatter)
+    good.add_argument("--rate", type=int, default=5, help="writes per second")
+    good.add_argument("--dir", required=True, help="where")
+    assert problems(good) == []
+    assert "writes per second (default: 5)" in good.format_help() and "where (required)" in good.format_help()
+
+
+def test_required_options_are_marked_in_the_help():
+    parsers = all_parsers()
+    assert "--outputs or --stack" in parsers["runbooks.failover"].format_help()
+    undelete_help = " ".join(parsers["runbooks.undelete"].format_help().split())
+    assert "(required)" in undelete_help and "--bucket BUCKET a bucket" in undelete_help
+    assert "required when there are several" in parsers["runbooks.restore"].format_help()
+
+
+def test_sandbox_up_and_the_drill_agree_on_the_default_systems():
+    from runbooks import drill
+    from sandbox.__main__ import _parser as sandbox_parser
+    up = sandbox_parser().parse_args(["up", "--dir", "d"]).systems
+    drilled = drill.parser().parse_args([]).systems
+    assert tuple(up) == tuple(s.strip() for s in drilled.split(",")) == ("postgres", "kafka", "s3")
