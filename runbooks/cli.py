@@ -14,6 +14,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
@@ -101,14 +102,20 @@ def load_outputs(args) -> Outputs:
 
 
 class Console:
+    """The operator's terminal. Lanes run in threads and all report progress here: one lock and
+    one write per line, so no line ever runs into another mid-line."""
+
     def __init__(self, out: TextIO, json_mode: bool, clock: Clock):
         self.out = out
         self.json_mode = json_mode
         self.clock = clock
+        self._lock = threading.Lock()
 
     def line(self, text: str) -> None:
         if not self.json_mode:
-            print(text, file=self.out, flush=True)
+            with self._lock:
+                self.out.write(f"{text}\n")
+                self.out.flush()
 
     def progress(self, text: str) -> None:
         self.line(f"[{iso(self.clock.time())[11:23]}] {text}")
@@ -320,7 +327,8 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     rep["notes"] += tell.undelivered_notes()
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
-                  rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
+                  rto_seconds=rep["rto_seconds"], decision_wait_seconds=rep["decision_wait_seconds"],
+                  rpo=rep["rpo"], passed=rep["passed"],
                   steps=rep["steps"], reconcile=reconcile, streams=rep["streams"])
     for line in final_table(rep):
         console.line(line)

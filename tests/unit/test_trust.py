@@ -386,3 +386,41 @@ def test_sandbox_up_and_the_drill_agree_on_the_default_systems():
     up = sandbox_parser().parse_args(["up", "--dir", "d"]).systems
     drilled = drill.parser().parse_args([]).systems
     assert tuple(up) == tuple(s.strip() for s in drilled.split(",")) == ("postgres", "kafka", "s3")
+
+
+# ---- console lines from parallel lanes -------------------------------------------------------
+
+
+def test_progress_lines_from_parallel_lanes_never_run_into_each_other():
+    import re
+    import threading
+    import time
+    from runbooks.cli import Console
+    from runbooks.clock import FakeClock
+
+    class SlowTerminal(io.StringIO):
+        """A terminal that yields between writes, as a busy one does (print writes text, then end)."""
+
+        def write(self, s):
+            n = super().write(s)
+            time.sleep(0.0005)
+            return n
+
+    out = SlowTerminal()
+    console = Console(out, json_mode=False, clock=FakeClock())
+    start = threading.Barrier(6)
+
+    def lane(i):
+        start.wait()
+        for j in range(40):
+            console.progress(f"promote:db-{i}: step {j} done")
+
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 240
+    bad = [line for line in lines if not re.fullmatch(r"\[[0-9:.]+\] promote:db-\d: step \d+ done", line)]
+    assert bad == []
