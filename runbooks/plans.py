@@ -118,6 +118,27 @@ def _gate_region_health(ctx: Context, region: str, why: str) -> Gate:
     return Gate(f"health:{region}", evaluate)
 
 
+def _gate_dns_ttl(ctx: Context) -> Gate:
+    """The records' TTL alone must not exceed the RTO objective: after the cutover, resolvers keep
+    answering the old region for up to the TTL (Route 53 Developer Guide, "Values specific for
+    failover records", TTL: a longer TTL makes changes take longer to take effect, and with health
+    checks a TTL of 60 s or less is recommended; "Best practices for Amazon Route 53 DNS", choosing
+    TTL values: 60 or 120 s for records that change as part of a fast failover). The TTL checked is
+    the one the outputs declare (the stacks set it on every record; the sandbox serves it); the
+    adapters do not read it back from the live records. ``--force`` overrides (audited)."""
+
+    def evaluate() -> GateResult:
+        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.outputs.objectives.rto_seconds
+        records = ", ".join(ctx.outputs.dns.records[db] for db in ctx.databases if db in ctx.outputs.dns.records)
+        if ttl is not None and ttl > rto:
+            return GateResult("dns-ttl", False, f"the records ({records}) have a TTL of {ttl} s, longer on its own than "
+                              f"the RTO objective of {rto} s: clients may keep resolving {ctx.source} for {ttl} s after "
+                              "the cutover. Lower the TTL (dns.ttl_seconds in the stack config, then pulumi up, then "
+                              "wait one old TTL), or pass --force to accept the longer outage")
+        return GateResult("dns-ttl", True, f"record TTL {ttl} s is within the RTO objective of {rto} s")
+    return Gate("dns-ttl", evaluate)
+
+
 def _gate_replica(ctx: Context, db: str) -> Gate:
     """The target is a replica in a state that can be promoted (not backing-up, not modifying)."""
 
@@ -404,7 +425,7 @@ def never_failed_over(ctx: Context) -> str | None:
 
 def failover_plan(ctx: Context) -> Plan:
     dbs = ctx.databases
-    gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes")]
+    gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes"), _gate_dns_ttl(ctx)]
     for db in dbs:
         gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
     plan = Plan("failover", [
@@ -421,7 +442,8 @@ def failover_plan(ctx: Context) -> Plan:
 def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
     dbs = ctx.databases
     gates = [_gate_region_health(ctx, ctx.target, "a planned switchover needs the destination healthy"),
-             _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary")]
+             _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary"),
+             _gate_dns_ttl(ctx)]
     plan = Plan(runbook, [
         Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),

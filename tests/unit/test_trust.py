@@ -424,3 +424,37 @@ def test_progress_lines_from_parallel_lanes_never_run_into_each_other():
     assert len(lines) == 240
     bad = [line for line in lines if not re.fullmatch(r"\[[0-9:.]+\] promote:db-\d: step \d+ done", line)]
     assert bad == []
+
+
+# ---- the DNS TTL gate --------------------------------------------------------------------------
+
+
+from runbooks import switchover  # noqa: E402
+
+
+def ttl_document(ttl: int) -> dict:
+    doc = pair_document(n_databases=1)
+    doc["dns"]["ttl_seconds"] = ttl  # the objective is 900 s
+    return doc
+
+
+@pytest.mark.parametrize("module", [failover, switchover])
+def test_a_record_ttl_longer_than_the_rto_alone_refuses_and_force_overrides(tmp_path, module):
+    env = RunbookEnv(tmp_path, ttl_document(901))
+    code, out = env.run(module, "--yes")
+    assert code == EXIT_REFUSED, out
+    assert "dns-ttl" in out["error"] and "TTL of 901 s" in out["error"] and "--force" in out["error"]
+    assert env.world.actions == []
+    code, out = env.run(module, "--yes", "--force")
+    assert code == EXIT_OK, out
+    audit = (env.state / "audit.jsonl").read_text()
+    assert "overridden with --force" in audit and "dns-ttl" in audit
+
+
+def test_a_record_ttl_equal_to_the_rto_passes_the_gate(tmp_path):
+    env = RunbookEnv(tmp_path, ttl_document(900))
+    code, out = env.run(failover, "--yes")
+    assert code == EXIT_OK, out
+    (tmp_path / "again").mkdir()
+    code, text = RunbookEnv(tmp_path / "again", ttl_document(900)).dry_run(failover)
+    assert code == EXIT_OK and "pass  dns-ttl: record TTL 900 s is within the RTO objective of 900 s" in text
