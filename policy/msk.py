@@ -158,10 +158,11 @@ def check_replicator(r: Resource) -> list[str]:
                         f"source and a target ({DOC_CREATE_REPLICATOR}). Fix: list the two clusters.")
     for role, arn in (("source", source), ("target", target)):
         if isinstance(arn, str) and UNKNOWN not in clusters and arn not in clusters:
-            problems.append(f"{r.label}: the {role} cluster {arn} is not among kafkaClusters. Fix: add it to "
-                            "kafka_clusters with its subnets.")
+            problems.append(f"{r.label}: the {role} cluster {arn} is not among kafkaClusters, which must describe "
+                            f"both ends ({DOC_CREATE_REPLICATOR}). Fix: add it to kafka_clusters with its subnets.")
     if isinstance(source, str) and source == target:
-        problems.append(f"{r.label}: source and target are the same cluster. Fix: replicate between the two regions.")
+        problems.append(f"{r.label}: source and target are the same cluster ({DOC_CREATE_REPLICATOR}: a flow from a "
+                        "source cluster to a target cluster). Fix: replicate between the two regions' clusters.")
     accounts = {a.split(":")[4] for a in known if a.startswith("arn:") and len(a.split(":")) > 5}
     if len(accounts) > 1:
         problems.append(f"{r.label}: clusters in accounts {sorted(accounts)}; source and target must be in the same "
@@ -175,12 +176,13 @@ def check_replicator(r: Resource) -> list[str]:
         position = get(topics, "startingPosition", "type")
         if position not in ("EARLIEST", UNKNOWN):
             problems.append(f"{r.label}: topicReplications[{i}] starts at {position!r}; anything written before the "
-                            "Replicator (or a new topic) started would never reach DR. Fix: "
-                            "starting_position.type='EARLIEST'.")
+                            "Replicator (or a new topic) started would never reach DR (a DR invariant of this "
+                            "project). Fix: starting_position.type='EARLIEST'.")
     for i, groups in enumerate(as_list(get(info, "consumerGroupReplications"))):
         if get(groups, "synchroniseConsumerGroupOffsets") is False:
             problems.append(f"{r.label}: consumerGroupReplications[{i}] does not synchronise offsets; DR's consumers "
-                            "would restart from the beginning or the end. Fix: synchronise_consumer_group_offsets=True.")
+                            "would restart from the beginning or the end (a DR invariant of this project). Fix: "
+                            "synchronise_consumer_group_offsets=True.")
     return problems
 
 
@@ -408,7 +410,8 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     rules.resource_policy(
         "msk-replicator-valid",
         "Every MSK Replicator has a valid name and description, exactly its source and target clusters in one "
-        "account, identical topic names, EARLIEST starting position and consumer-group offset sync "
+        "account, identical topic names; and (DR invariants of this project) EARLIEST starting position and "
+        "consumer-group offset sync "
         f"({DOC_CREATE_REPLICATOR}; {DOC_SUPPORTED}).",
         check_replicator),
     rules.resource_policy(
