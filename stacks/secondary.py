@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import pulumi
 
 from components.access import RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import replica_lag, replicator_failure, replicator_lag
+from components.alarms import Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
 from components.storage import (BatchReplicationRole, BatchReplicationRoleArgs, BucketReplication,
@@ -135,6 +135,13 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
             target_security_group_ids=from_prod("streaming", "security_group_ids"),
             account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
             starting_position="EARLIEST", source_ready=[net.kafka.source_policy]),
+            opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
+        # its metrics are published in its own (the primary's) region, where this stack has no topic:
+        # a topic there under prod's key (its policy lets CloudWatch use it), for the failback's duration
+        Alarms("failback-alarms", AlarmsArgs(
+            topic_name=f"{cfg.resource_prefix()}-failback-alarms", kms_key_arn=from_prod("kms_key_arn"),
+            alarms=[replicator_lag(failback_replicator.replicator_name, cfg.objectives.rpo_seconds),
+                    replicator_failure(failback_replicator.replicator_name)], email=cfg.alarm_email),
             opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
 
     replication = BucketReplication("data-replication", BucketReplicationArgs(

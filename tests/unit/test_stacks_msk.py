@@ -70,3 +70,18 @@ def test_the_failback_replicators_role_covers_drs_cluster_as_source_and_prods_as
     statements = {s["Sid"]: s for s in json.loads(policy[0]["inputs"]["policy"])["Statement"]}
     assert statements["ClusterPermissions"]["Resource"] == [source, target]
     assert "kafka-cluster:WriteDataIdempotently" in statements["ClusterPermissions"]["Action"]
+
+
+def test_the_failback_replicator_is_alarmed_in_its_own_region_while_declared():
+    """Replicator metrics are published where the replicator runs (the target's region): the reverse
+    replicator's alarms and their topic are in the primary's region, under prod's key."""
+    rendered = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    alarms = [a for a in of_type(rendered.resources, ALARM) if a["inputs"]["namespace"] == "AWS/Kafka"]
+    assert {(a["inputs"]["metricName"], a["provider"]) for a in alarms} == {
+        ("ReplicationLatency", "aws-us-east-1"), ("ReplicatorFailure", "aws-us-east-1")}
+    assert {a["inputs"]["dimensions"]["ReplicatorName"] for a in alarms} == {"regionpair-dr-to-us-east-1"}
+    topic = [t for t in of_type(rendered.resources, "aws:sns/topic:Topic") if t["provider"] == "aws-us-east-1"]
+    prod_key = harness.stack_exports("prod")["regions"]["us-east-1"]["kms_key_arn"]
+    assert [t["inputs"]["kmsMasterKeyId"] for t in topic] == [prod_key]
+    assert all(a["inputs"]["alarmActions"] == [f"arn:aws:sns:us-east-1:{harness.ACCOUNT}:regionpair-dr-failback-alarms"]
+               for a in alarms)
