@@ -321,7 +321,11 @@ def test_the_pack_fails_when_one_invariant_is_broken(stack, what, mutate, expect
 def test_the_failback_replicator_needs_the_same_rights_on_drs_cluster_as_its_source():
     """The reverse replicator (DR → prod) reads DR's cluster: its role must write idempotently there too."""
     overrides = {"promoted": True, "failback_replication": True}
-    graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
+    saved = pulumi.runtime.config.CONFIG.get()
+    try:  # a render sets its (promoted) config; later tests' config-reading policies must not see it
+        graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
+    finally:
+        pulumi.runtime.config.CONFIG.set(saved)
     reverse = first(graph, rules.MSK_REPLICATOR, named("failback"))
     dr_cluster = reverse["inputs"]["replicationInfoList"]["sourceKafkaClusterArn"]
     assert ":us-west-2:" in dr_cluster

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pulumi.runtime
 import pytest
 
 from stacks.outputs import STOP_PATTERN
@@ -13,6 +14,14 @@ from tests import harness
 from tests.harness import of_type, one
 
 CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
+
+
+@pytest.fixture(autouse=True)
+def keep_the_global_config():
+    """A render sets Pulumi's global config (promoted: true here); tests after these must not inherit it."""
+    saved = pulumi.runtime.config.CONFIG.get()
+    yield
+    pulumi.runtime.config.CONFIG.set(saved)
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
