@@ -66,6 +66,21 @@ def replicator_lag(replicator_name: str, rpo_seconds: int) -> AlarmSpec:
         threshold=threshold_ms)
 
 
+def replicator_failure(replicator_name: str) -> AlarmSpec:
+    """MSK Developer Guide, MSK Replicator "Metrics reference": ReplicatorFailure, "number of failures
+    that the replicator is experiencing", dimension ReplicatorName, unit Count, aggregated with Sum,
+    in AWS/Kafka of the target's region. A quiet replicator publishes no failures: missing data is
+    not a breach here (the latency alarm is the one that hears silence)."""
+    return AlarmSpec(
+        name=f"{replicator_name}-failure",
+        description=f"MSK Replicator {replicator_name} reports failures (ReplicatorFailure > 0 for 5 minutes): "
+                    "replication to DR may have stopped. Check its AuthError and KafkaClusterPingSuccessCount "
+                    "metrics, the service execution role and the source cluster's policy.",
+        namespace="AWS/Kafka", metric_name="ReplicatorFailure", dimensions={"ReplicatorName": replicator_name},
+        threshold=0, comparison="GreaterThanThreshold", statistic="Sum", period_seconds=60, evaluation_periods=5,
+        treat_missing_data="notBreaching")
+
+
 def free_storage(identifier: str, allocated_gb: int) -> AlarmSpec:
     threshold = int(allocated_gb * FREE_STORAGE_FRACTION * 1024 ** 3)
     return AlarmSpec(
@@ -103,7 +118,10 @@ class Alarms(pulumi.ComponentResource):
         names = [a.name for a in args.alarms]
         require(TYPE, "alarms", names, len(names) == len(set(names)), "alarm names must be unique")
         for a in args.alarms:
-            require(TYPE, f"alarms[{a.name}].threshold", a.threshold, a.threshold > 0, "a positive threshold")
+            # a count alarm fires on the first failure (> 0); anything else needs a positive threshold
+            require(TYPE, f"alarms[{a.name}].threshold", a.threshold,
+                    a.threshold > 0 or (a.threshold == 0 and a.comparison == "GreaterThanThreshold"),
+                    "a positive threshold (or 0 with GreaterThanThreshold, for a count of failures)")
         super().__init__(TYPE, name, None, opts)
         tags = dict(args.tags)
 

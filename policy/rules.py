@@ -882,3 +882,16 @@ POLICIES = [
                  check_dr_databases_replicated),
 ]
 """Every policy of the pack, all mandatory: a violation fails `pulumi preview` and `pulumi up`."""
+
+def register(policies: Iterable[Any]) -> None:
+    """Add an area module's policies to ``POLICIES`` (in place, once each by name)."""
+    known = {p.name for p in POLICIES}
+    POLICIES.extend(p for p in policies if p.name not in known)
+
+
+# Area modules register their policies on import (msk.py imports this module, so it comes last);
+# imported as policy.msk by the tests and as msk by the CLI (sys.path[0] = policy/).
+try:
+    from . import msk as _msk  # noqa: E402,F401
+except ImportError:  # pragma: no cover - the CLI's plain-directory import
+    import msk as _msk  # type: ignore[no-redef]  # noqa: E402,F401

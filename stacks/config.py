@@ -153,6 +153,37 @@ class StreamingConfig:
     besides the shared one; a failover publishes DR's brokers to every one."""
 
 
+MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
+"""MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": the Replicator needs
+2.7.0+, multi-VPC private connectivity 2.7.1+ ("Requirements and limitations for multi-VPC private
+connectivity"), and identical topic name replication (the stacks' IDENTICAL) 2.8.1+."""
+MSK_REPLICATOR_UNSUPPORTED_BROKERS = ("kafka.t3.small",)
+"""Same two pages: MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small."""
+
+
+def kafka_version_tuple(version: str) -> tuple[int, ...]:
+    """``3.6.0`` / ``3.6.x`` / ``3.6.0.1`` / ``2.8.2.tiered`` → (3, 6, 0) …; unparseable parts count as 0."""
+    parts = []
+    for part in version.split(".")[:3]:
+        parts.append(int(part) if part.isdigit() else 0)
+    return tuple(parts)
+
+
+def check_replicator_cluster(streaming: StreamingConfig, key: Any = lambda name: f"streaming.{name}") -> None:
+    """Both clusters are MSK Replicator sources and targets (primary → DR, and DR → primary for the
+    failback), so each must run a Kafka version and broker type the Replicator supports."""
+    if kafka_version_tuple(streaming.kafka_version) < MSK_REPLICATOR_MIN_KAFKA:
+        raise ConfigError(key("kafka_version"), streaming.kafka_version,
+                          "MSK Replicator with identical topic names and multi-VPC private connectivity needs Kafka "
+                          "2.8.1 or later (MSK Developer Guide, \"Supported cluster types and versions for MSK "
+                          "Replicator\"); choose e.g. 3.6.0")
+    if streaming.broker_instance_type in MSK_REPLICATOR_UNSUPPORTED_BROKERS:
+        raise ConfigError(key("broker_instance_type"), streaming.broker_instance_type,
+                          "MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small brokers "
+                          "(MSK Developer Guide, \"Supported cluster types and versions for MSK Replicator\"); use "
+                          "kafka.m5.large or larger")
+
+
 @dataclass(frozen=True)
 class BackupsConfig:
     object_lock_days: int = 30
@@ -607,6 +638,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     )
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
+    check_replicator_cluster(streaming, so.key)
     so.done()
 
     bo = top.obj("backups", required=False)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import pulumi
 
 from components.access import RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import replica_lag, replicator_lag
+from components.alarms import Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
 from components.storage import (BatchReplicationRole, BatchReplicationRoleArgs, BucketReplication,
@@ -134,7 +134,14 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
             target_subnet_ids=from_prod("streaming", "subnet_ids"),
             target_security_group_ids=from_prod("streaming", "security_group_ids"),
             account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
-            starting_position="EARLIEST"),
+            starting_position="EARLIEST", source_ready=[net.kafka.source_policy]),
+            opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
+        # its metrics are published in its own (the primary's) region, where this stack has no topic:
+        # a topic there under prod's key (its policy lets CloudWatch use it), for the failback's duration
+        Alarms("failback-alarms", AlarmsArgs(
+            topic_name=f"{cfg.resource_prefix()}-failback-alarms", kms_key_arn=from_prod("kms_key_arn"),
+            alarms=[replicator_lag(failback_replicator.replicator_name, cfg.objectives.rpo_seconds),
+                    replicator_failure(failback_replicator.replicator_name)], email=cfg.alarm_email),
             opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
 
     replication = BucketReplication("data-replication", BucketReplicationArgs(
@@ -174,7 +181,12 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
         specs += [replica_lag(regional.identifier(cfg, db.name), cfg.objectives.rpo_seconds) for db in cfg.databases]
-    specs.append(replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds))
+    if not cfg.promoted:
+        # a stopped replicator (promoted: everything excluded) copies nothing and publishes no latency,
+        # which the latency alarm would read as a breach forever: its alarms go with it, and come back
+        # when the pair is re-linked (promoted: false)
+        specs += [replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds),
+                  replicator_failure(replicator.replicator_name)]
     alarms = regional.alarms(net, specs)
 
     dns = FailoverRecords("dns", FailoverRecordsArgs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
@@ -10,7 +11,7 @@ import pytest
 
 from components._common import ComponentArgsError
 from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import Alarms, AlarmsArgs, free_storage, replica_lag, replicator_lag
+from components.alarms import Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure, replicator_lag
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
@@ -171,6 +172,42 @@ def test_kafka_cluster_is_durable_encrypted_and_iam_only():
     children_follow_the_convention(resources, "kafka")
 
 
+def test_kafka_cluster_is_ready_to_be_a_cross_region_replicator_source():
+    """MSK Developer Guide, MSK Replicator "Network requirements": multi-VPC private connectivity with
+    IAM on the source, and a cluster policy letting kafka.amazonaws.com create the VPC connection, get
+    the bootstrap brokers and describe the cluster, on that cluster only."""
+    resources = render(lambda p: KafkaCluster("kafka", KafkaClusterArgs(
+        cluster_name="regionpair-dr-kafka", subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+        security_group_ids=["sg-k"], kms_key_arn=KEY_W), opts=opts(p)))
+    cluster = one(resources, "aws:msk/cluster:Cluster")
+    assert cluster["inputs"]["brokerNodeGroupInfo"]["connectivityInfo"]["vpcConnectivity"] == {
+        "clientAuthentication": {"sasl": {"iam": True, "scram": False}, "tls": False}}
+    policy = one(resources, "aws:msk/clusterPolicy:ClusterPolicy")["inputs"]
+    arn = f"arn:aws:kafka:us-west-2:{ACCOUNT}:cluster/regionpair-dr-kafka/"
+    assert policy["clusterArn"].startswith(arn)
+    [statement] = json.loads(policy["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "kafka.amazonaws.com"} and statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["kafka:CreateVpcConnection", "kafka:DescribeClusterV2",
+                                           "kafka:GetBootstrapBrokers"]
+    assert statement["Resource"] == policy["clusterArn"]
+
+
+@pytest.mark.parametrize("kw, arg, words", [
+    ({"kafka_version": "2.8.0"}, "kafka_version", "2.8.1"),
+    ({"broker_instance_type": "kafka.t3.small"}, "broker_instance_type", "t3.small"),
+    ({"bootstrap_parameter": "/aws/kafka"}, "bootstrap_parameter", "prefixed with aws or ssm"),
+    ({"bootstrap_parameter": "/SSM-x/kafka"}, "bootstrap_parameter", "prefixed with aws or ssm"),
+    ({"client_parameters": {"orders": "/a" * 16}}, "client_parameters.orders", "15 levels"),
+    ({"bootstrap_parameter": "kafka"}, "bootstrap_parameter", "leading /"),
+])
+def test_kafka_cluster_refuses_what_msk_or_ssm_would(kw, arg, words):
+    base = dict(cluster_name="c", subnet_ids=["subnet-a", "subnet-b", "subnet-c"], security_group_ids=["sg"],
+                kms_key_arn=KEY_W)
+    with pytest.raises(ComponentArgsError) as err:
+        KafkaCluster("kafka", KafkaClusterArgs(**{**base, **kw}))
+    assert err.value.arg == arg and words in str(err.value)
+
+
 SRC = "arn:aws:kafka:us-east-1:123456789012:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
 
@@ -194,11 +231,16 @@ def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privi
     assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"], "securityGroupsIds": ["sg-s"]}
     policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    read, write = by_sid["ReadTheSourceCluster"], by_sid["WriteTheTargetCluster"]
+    assert set(by_sid) == {"ClusterPermissions", "TopicPermissions", "GroupPermissions"}
     assert all(a.startswith("kafka-cluster:") and "*" not in a for s in policy["Statement"] for a in s["Action"])
-    assert not [a for a in read["Action"] if "Write" in a or "Create" in a or "AlterTopic" in a]
-    assert read["Resource"] == [SRC, SRC.replace(":cluster/", ":topic/") + "/*", SRC.replace(":cluster/", ":group/") + "/*"]
-    assert all(DST.split("/")[1] in r for r in write["Resource"])
+    # the documented execution-role permissions (AWSMSKReplicatorExecutionRole), on both clusters only;
+    # WriteDataIdempotently on the source as well as the target ("Service execution role")
+    assert "kafka-cluster:WriteDataIdempotently" in by_sid["ClusterPermissions"]["Action"]
+    assert by_sid["ClusterPermissions"]["Resource"] == [SRC, DST]
+    assert by_sid["TopicPermissions"]["Resource"] == [a.replace(":cluster/", ":topic/") + "/*" for a in (SRC, DST)]
+    assert by_sid["GroupPermissions"]["Resource"] == [a.replace(":cluster/", ":group/") + "/*" for a in (SRC, DST)]
+    assert sorted(by_sid["GroupPermissions"]["Action"]) == ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
+    assert not [r for s in policy["Statement"] for r in s["Resource"] if ":cluster/*" in r or "kafka:*" in r]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "kafka.amazonaws.com"}
     assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
@@ -402,6 +444,21 @@ def test_primary_without_health_check_is_refused():
 
 
 # ---- alarms ------------------------------------------------------------------------------------
+
+def test_replicator_failure_alarm_is_the_documented_metric_and_fires_on_the_first_failure():
+    """MSK Developer Guide, MSK Replicator "Metrics reference": ReplicatorFailure, AWS/Kafka,
+    dimension ReplicatorName, Count, Sum."""
+    spec = replicator_failure("regionpair-dr-from-us-east-1")
+    assert (spec.namespace, spec.metric_name, dict(spec.dimensions)) == \
+        ("AWS/Kafka", "ReplicatorFailure", {"ReplicatorName": "regionpair-dr-from-us-east-1"})
+    assert (spec.statistic, spec.threshold, spec.comparison, spec.treat_missing_data) == \
+        ("Sum", 0, "GreaterThanThreshold", "notBreaching")
+    render(lambda p: Alarms("alarms", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[spec]), opts=opts(p)))
+    zero_below = dataclasses.replace(spec, comparison="LessThanThreshold")
+    with pytest.raises(ComponentArgsError) as err:
+        Alarms("alarms", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[zero_below]))
+    assert "positive threshold" in str(err.value)
+
 
 def test_alarm_thresholds_derive_from_the_rpo():
     assert replica_lag("db", 300).threshold == 150

@@ -441,3 +441,27 @@ def test_streaming_applications_are_checked(apps, problem):
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="prod")
     assert err.value.key.startswith("streaming.applications") and problem in str(err.value)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("kafka_version", "2.8.0", "2.8.1 or later"),
+    ("kafka_version", "2.7.1", "2.8.1 or later"),
+    ("broker_instance_type", "kafka.t3.small", "do not support kafka.t3.small"),
+])
+def test_streaming_refuses_what_msk_replicator_does_not_support(key, value, words):
+    """MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": both clusters are
+    Replicator sources and targets, so the config refuses versions and broker types it cannot use."""
+    values = prod_values()
+    values.setdefault("streaming", {})[key] = value
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == f"streaming.{key}" and words in str(err.value) and "MSK Developer Guide" in str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [("kafka_version", "2.8.1"), ("kafka_version", "3.6.0"),
+                                        ("kafka_version", "2.8.2.tiered"),
+                                        ("broker_instance_type", "kafka.m7g.large")])
+def test_streaming_accepts_what_msk_replicator_supports(key, value):
+    values = prod_values()
+    values.setdefault("streaming", {})[key] = value
+    assert getattr(config.read(values, stack="prod").streaming, key) == value

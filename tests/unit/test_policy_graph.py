@@ -167,6 +167,42 @@ def privileged_dump_job(graph: Graph) -> None:
         "privileged"] = True
 
 
+MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def edit_policy(type_: str, edit: Callable[[dict], None], where: Callable[[dict], bool] = lambda n: True):
+    """Change one IAM/cluster policy document of the graph in place (its JSON ``policy`` input)."""
+    def mutate(g: Graph) -> None:
+        node = first(g, type_, where)
+        doc = json.loads(node["inputs"]["policy"])
+        edit(doc)
+        node["inputs"]["policy"] = json.dumps(doc)
+    return mutate
+
+
+def cluster_policy_for_the_account_root(doc: dict) -> None:
+    """The provider's own example: the account root as principal, not the MSK service."""
+    doc["Statement"][0]["Principal"] = {"AWS": "arn:aws:iam::123456789012:root"}
+
+
+def source_read_only(doc: dict) -> None:
+    """The replicator role as it was: only read rights on the source (no WriteDataIdempotently there)."""
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    source, target = by_sid["ClusterPermissions"]["Resource"]
+    by_sid["ClusterPermissions"]["Resource"] = [target]
+    doc["Statement"].append({"Sid": "ReadTheSource", "Effect": "Allow", "Resource": [source],
+                             "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
+                                        "kafka-cluster:ReadData"]})
+
+
+def no_group_rights(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "GroupPermissions"]
+
+
+is_replicator_role_policy = named("replicator-policy")  # noqa: E731
+is_bootstrap_parameter = named("kafka-bootstrap")  # noqa: E731
+
 # (stack, what is broken, how, the policies that must report it — and no others)
 BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("prod", "rds storage unencrypted", setting(rules.RDS_INSTANCE, "storageEncrypted", False),
@@ -238,6 +274,32 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"dr-every-primary-replicated"}),
     ("dr", "a prod primary with no replica in dr", extra_prod_primary, {"dr-every-primary-replicated"}),
     ("prod", "a privileged container in the cluster's dump job", privileged_dump_job, {"k8s-workload-restricted"}),
+    ("prod", "msk without multi-VPC IAM connectivity",
+     setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity", _UNSET),
+     {"msk-cluster-replicator-ready"}),
+    ("dr", "msk on kafka.t3.small", setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small"),
+     {"msk-cluster-replicator-ready"}),
+    ("prod", "msk open to unauthenticated clients", setting(rules.MSK_CLUSTER, "clientAuthentication.unauthenticated", True),
+     {"msk-cluster-replicator-ready"}),
+    ("prod", "msk cluster without a cluster policy", lambda g: drop(g, MSK_CLUSTER_POLICY),
+     {"msk-cluster-policy-for-replicator"}),
+    ("dr", "msk cluster policy for the account root, not the MSK service",
+     edit_policy(MSK_CLUSTER_POLICY, cluster_policy_for_the_account_root), {"msk-cluster-policy-for-replicator"}),
+    ("dr", "replicator renames topics",
+     setting(rules.MSK_REPLICATOR, "replicationInfoList.topicReplications.0.topicNameConfiguration.type",
+             "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"), {"msk-replicator-valid"}),
+    ("dr", "replicator between clusters of two accounts",
+     setting(rules.MSK_REPLICATOR, "kafkaClusters.0.amazonMskCluster.mskClusterArn",
+             "arn:aws:kafka:us-east-1:999999999999:cluster/other/abc-1"), {"msk-replicator-valid"}),
+    ("dr", "replicator role reads the source but cannot write idempotently there",
+     edit_policy(ROLE_POLICY, source_read_only, is_replicator_role_policy), {"msk-replicator-execution-role"}),
+    ("dr", "replicator role without consumer-group rights",
+     edit_policy(ROLE_POLICY, no_group_rights, is_replicator_role_policy), {"msk-replicator-execution-role"}),
+    ("prod", "msk configuration for another Kafka version",
+     setting(rules.MSK_CONFIGURATION, "kafkaVersions", ["3.5.1"]), {"msk-configuration-matches-cluster-version"}),
+    ("prod", "bootstrap parameter under the reserved /aws prefix",
+     setting("aws:ssm/parameter:Parameter", "name", "/aws/kafka/bootstrap-brokers", is_bootstrap_parameter),
+     {"ssm-parameter-name-valid"}),
 ]
 
 
@@ -254,3 +316,22 @@ def test_the_pack_fails_when_one_invariant_is_broken(stack, what, mutate, expect
     found = findings(stack, graph)
     assert {f.policy for f in found} == expected, [(f.policy, f.message) for f in found]
     assert all("Fix:" in f.message for f in found)
+
+
+def test_the_failback_replicator_needs_the_same_rights_on_drs_cluster_as_its_source():
+    """The reverse replicator (DR → prod) reads DR's cluster: its role must write idempotently there too."""
+    overrides = {"promoted": True, "failback_replication": True}
+    saved = pulumi.runtime.config.CONFIG.get()
+    try:  # a render sets its (promoted) config; later tests' config-reading policies must not see it
+        graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
+    finally:
+        pulumi.runtime.config.CONFIG.set(saved)
+    reverse = first(graph, rules.MSK_REPLICATOR, named("failback"))
+    dr_cluster = reverse["inputs"]["replicationInfoList"]["sourceKafkaClusterArn"]
+    assert ":us-west-2:" in dr_cluster
+    edit_policy(ROLE_POLICY, source_read_only, named("failback-replicator-policy"))(graph)
+    found = findings("dr", graph, overrides)
+    assert {f.policy for f in found} == {"msk-replicator-execution-role"}
+    [message] = [f.message for f in found]
+    assert "failback-replicator-replicator" in message and f"source cluster {dr_cluster}" in message
+    assert "kafka-cluster:WriteDataIdempotently" in message
