@@ -882,3 +882,11 @@ POLICIES = [
                  check_dr_databases_replicated),
 ]
 """Every policy of the pack, all mandatory: a violation fails `pulumi preview` and `pulumi up`."""
+
+# S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this
+# module's helpers on its own last line, so the import stays at the end of this one)
+if __package__:
+    from . import s3_kms_sns_ssm as _s3_kms_sns_ssm
+else:  # the CLI runs the pack with sys.path[0] = policy/
+    import s3_kms_sns_ssm as _s3_kms_sns_ssm
+POLICIES += _s3_kms_sns_ssm.policies(resource_policy, stack_policy, _ignoring_settings)

@@ -280,6 +280,10 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
         (encrypt,) = grants("kms:GenerateDataKey", dst_key)
         assert encrypt["Condition"]["StringLike"]["kms:ViaService"] == f"s3.{dst_region}.amazonaws.com"
         assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [f"{dest}/*", dest]
+        # S3 Bucket Keys: S3 decrypts with the replica key too, through S3 of the destination's region
+        (replica_decrypt,) = grants("kms:Decrypt", dst_key)
+        assert replica_decrypt["Condition"]["StringLike"] == {
+            "kms:ViaService": f"s3.{dst_region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": [f"{dest}/*", dest]}
     # least privilege still: a key decrypts only its own bucket's objects, replicas go only to the other bucket
     assert not grants("kms:Decrypt", KEY_E)[0]["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][1] == dr
     assert not [s for s in policy["Statement"] if "s3:ReplicateObject" in s["Action"]
