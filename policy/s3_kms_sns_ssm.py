@@ -420,13 +420,13 @@ def _kms_key_id(value: Any) -> str | None:
     return value.rsplit("key/", 1)[-1] if ":key/" in value else value
 
 
-def _keys_for(value: Any, keys: list[Resource]) -> list[Resource]:
-    """The keys of the stack a topic's kmsMasterKeyId names; every key with a known policy when it
-    cannot be told (an unknown value, or keys whose ARN the preview does not show)."""
+def _keys_for(value: Any, keys: list[Resource]) -> tuple[list[Resource], bool]:
+    """The keys of the stack a topic's kmsMasterKeyId names, and whether that is certain; when it
+    cannot be told (an unknown value, or keys whose ARN this run does not show), every key."""
     wanted = _kms_key_id(value)
     by_id = [k for k in keys if wanted is not None and wanted in
              (k.props.get("keyId"), _kms_key_id(k.props.get("arn")), k.props.get("id"))]
-    return by_id or keys
+    return (by_id, True) if by_id else (keys, False)
 
 
 def _principal_services(statement: Mapping[str, Any]) -> list[str]:
@@ -466,10 +466,12 @@ def check_alarm_topic_keys(resources: list[Resource]) -> list[Violation]:
             for x in actions)
         if not notified:
             continue
-        for k in _keys_for(t.props.get("kmsMasterKeyId"), keys):
+        candidates, certain = _keys_for(t.props.get("kmsMasterKeyId"), keys)
+        which = "this key" if certain else "a key of this stack (which one, this run cannot tell: every key is held to it)"
+        for k in candidates:
             if key_policy_lets_cloudwatch_publish(k.props.get("policy")) is False:
                 violations.append(Violation(k, f"{k.label}: CloudWatch alarms notify the topic {t.name}, encrypted with "
-                                            "this key, but the key policy does not let cloudwatch.amazonaws.com "
+                                            f"{which}, but the key policy does not let cloudwatch.amazonaws.com "
                                             f"kms:Decrypt and kms:GenerateDataKey* ({SNS_KMS_DOC}); every alarm "
                                             "notification would be dropped. Fix: add a key policy statement allowing "
                                             "the service principal cloudwatch.amazonaws.com those two actions."))
