@@ -73,7 +73,9 @@ MAX_RETENTION_DAYS = 36500
 MAX_RETENTION_YEARS = 100
 REPLICATION_ROLE_ACTIONS = ("s3:GetReplicationConfiguration", "s3:ListBucket", "s3:GetObjectVersionForReplication",
                             "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging", "s3:ReplicateObject",
-                            "s3:ReplicateDelete", "s3:ReplicateTags", "kms:Decrypt", "kms:Encrypt")
+                            "s3:ReplicateDelete", "kms:Decrypt", "kms:Encrypt")
+"""What live replication of SSE-KMS objects needs. Not s3:ReplicateTags: s3:ReplicateObject covers tags;
+but s3:GetObjectVersionTagging, without which S3 replicates objects and silently drops their tags."""
 CLOUDWATCH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ALIAS_NAME = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
@@ -341,8 +343,9 @@ def check_replication_role_policy(r: Resource) -> list[str]:
     problems = []
     missing = [a for a in REPLICATION_ROLE_ACTIONS if not any(_allows(s, a) for s in statements)]
     if missing:
-        problems.append(f"{r.label}: a replication role without {', '.join(missing)}; S3 cannot read, replicate or "
-                        f"re-encrypt the objects without them ({S3_REPLICATION_PERMISSIONS_DOC}; "
+        problems.append(f"{r.label}: a replication role without {', '.join(missing)}; without them S3 cannot read, "
+                        "replicate or re-encrypt the objects, or drops their tags (s3:GetObjectVersionTagging) "
+                        f"({S3_REPLICATION_PERMISSIONS_DOC}; "
                         f"{S3_BUCKET_KEY_REPLICATION_DOC}). Fix: grant them on the source bucket, its objects, the "
                         "destination's objects and the two keys.")
     decryptable = {x for s in statements if _allows(s, "kms:Decrypt") for x in _resources(s)}
@@ -502,8 +505,9 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
                         check_object_lock),
         resource_policy("s3-bucket-name-valid", f"Bucket names follow {S3_BUCKET_NAME_DOC}.", check_bucket_name),
         resource_policy("s3-replication-role-permissions",
-                        "A replication role may read the source, replicate objects, deletes and tags, decrypt the "
-                        "source key and encrypt AND decrypt with the replica key (S3 Bucket Keys). Sources: "
+                        "A replication role may read the source's configuration, versions, ACLs and tags, replicate "
+                        "objects and deletes, decrypt with the source key and encrypt AND decrypt with the replica key "
+                        "(S3 Bucket Keys). Sources: "
                         f"{S3_REPLICATION_PERMISSIONS_DOC}; {S3_BUCKET_KEY_REPLICATION_DOC}.",
                         check_replication_role_policy),
         resource_policy("kms-key-settings-valid",
