@@ -61,6 +61,10 @@ SNS_KMS_DOC = ("SNS Developer Guide, 'Key management': 'Enable compatibility bet
 SNS_TOPIC_NAME_DOC = "SNS API Reference, 'CreateTopic' (Name)"
 SSM_NAME_DOC = "SSM API Reference, 'PutParameter' (Name: naming constraints, 1011 characters, fifteen levels)"
 SSM_TYPE_DOC = "pulumi-aws aws.ssm.Parameter (type: String, StringList or SecureString)"
+SSM_STANDARD_SIZE_DOC = ("SSM PutParameter's ValidationException \"Standard tier parameters support a maximum parameter "
+                         "value of 4096 characters\" (quoted in a public error report; the User Guide's tier page "
+                         "was not found by the search)")
+SSM_STANDARD_MAX_CHARS = 4096
 
 # ---- limits, from those documents --------------------------------------------------------------
 
@@ -303,6 +307,12 @@ def check_ssm_parameter(r: Resource) -> list[str]:
     kind = r.props.get("type")
     if isinstance(kind, str) and kind not in ("String", "StringList", "SecureString"):
         problems.append(f"{r.label}: type {kind!r} ({SSM_TYPE_DOC}). Fix: type='String'.")
+    tier = r.props.get("tier")
+    value = r.props.get("value", r.props.get("insecureValue"))
+    if tier in (None, "Standard") and isinstance(value, str) and len(value) > SSM_STANDARD_MAX_CHARS:
+        problems.append(f"{r.label}: a {len(value)}-character value in the Standard tier, which holds at most "
+                        f"{SSM_STANDARD_MAX_CHARS} ({SSM_STANDARD_SIZE_DOC}). Fix: tier='Advanced' (or "
+                        "'Intelligent-Tiering'), or a shorter value.")
     return problems
 
 
@@ -519,7 +529,8 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
                         check_kms_alias),
         resource_policy("sns-topic-name-valid", f"SNS topic names follow {SNS_TOPIC_NAME_DOC}.", check_sns_topic_name),
         resource_policy("ssm-parameter-valid",
-                        f"SSM parameter names and types AWS accepts. Sources: {SSM_NAME_DOC}; {SSM_TYPE_DOC}.",
+                        "SSM parameter names, types and Standard-tier value sizes AWS accepts. Sources: "
+                        f"{SSM_NAME_DOC}; {SSM_TYPE_DOC}; {SSM_STANDARD_SIZE_DOC}.",
                         check_ssm_parameter),
         stack_policy("s3-object-lock-bucket-consistent",
                      "A bucket under Object Lock stays versioned, is not force-destroyed under COMPLIANCE retention, "

@@ -92,7 +92,7 @@ PATHS = {
     S3K.S3_OBJECT_LOCKS[0]: ["bucket", "objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days",
                              "rule.defaultRetention.years"],
     S3K.KMS_ALIAS: ["name"],
-    S3K.SSM_PARAMETER: ["name", "type"],
+    S3K.SSM_PARAMETER: ["name", "type", "tier", "value", "insecureValue"],
     S3K.IAM_ROLE_POLICY: ["policy"],
     S3K.METRIC_ALARM: ["alarmActions", "okActions", "insufficientDataActions"],
 }

@@ -159,6 +159,7 @@ BROKEN = [
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/" + "/".join("abcdefghijklmnop"), "fifteen"),
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/r/" + "x" * 1010, "1011 characters"),
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "type", "Secret", "type 'Secret'"),
+    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "value", "b" * 4097, "at most 4096"),
 ]
 
 
@@ -206,6 +207,9 @@ def test_rules_judge_only_known_values():
         GOOD[rules.S3_REPLICATION], "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
         "arn:aws:kms:us-west-2:111122223333:alias/regionpair-dr")) == []
     assert check("sns-topic-name-valid", rules.SNS_TOPIC, {"name": "alarms.fifo", "fifoTopic": True}) == []
+    # a value past 4 KB is fine in the Advanced tier
+    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**GOOD[aws_rules.SSM_PARAMETER],
+                                                                  "value": "b" * 4097, "tier": "Advanced"}) == []
 
 
 # ---- stack rules -------------------------------------------------------------------------------
