@@ -53,6 +53,8 @@ S3_FORCE_DESTROY_DOC = ("pulumi-aws aws.s3.Bucket 'force_destroy' (deletes objec
                         "destroying) against S3 User Guide 'Locking objects with Object Lock' (COMPLIANCE: no user, "
                         "root included, can delete a protected version)")
 S3_BUCKET_NAME_DOC = "S3 User Guide, 'Bucket naming rules'"
+S3_SINGLE_CONFIG_DOC = ("pulumi-aws aws.s3.BucketLifecycleConfiguration and aws.s3.BucketReplicationConfig (\"S3 Buckets "
+                        "only support a single lifecycle/replication configuration ... perpetual difference\")")
 KMS_KEY_DOC = ("pulumi-aws aws.kms.Key (deletion_window_in_days 7-30, rotation_period_in_days 90-2560) and KMS API "
                "Reference 'EnableKeyRotation' (automatic rotation only for symmetric encryption keys)")
 KMS_ALIAS_DOC = "KMS Developer Guide, 'Create aliases'"
@@ -426,6 +428,26 @@ def check_object_lock_buckets(resources: list[Resource]) -> list[Violation]:
     return violations
 
 
+def check_single_bucket_configurations(resources: list[Resource]) -> list[Violation]:
+    """One lifecycle and one replication configuration per bucket: S3 keeps one of each, so two
+    declared configurations overwrite each other on every `pulumi up`."""
+    violations = []
+    for kind, types in (("lifecycle", S3_LIFECYCLES), ("replication", (S3_REPLICATION,))):
+        by_bucket: dict[str, list[Resource]] = {}
+        for c in _of_type(resources, types):
+            bucket = c.props.get("bucket")
+            if isinstance(bucket, str) and bucket:
+                by_bucket.setdefault(bucket, []).append(c)
+        for bucket, configs in sorted(by_bucket.items()):
+            if len(configs) > 1:
+                names = ", ".join(c.name for c in configs)
+                violations.append(Violation(configs[1], f"{configs[1].label}: bucket {bucket} has {len(configs)} {kind} "
+                                            f"configurations ({names}); S3 keeps one, so each `pulumi up` replaces the "
+                                            f"other ({S3_SINGLE_CONFIG_DOC}). Fix: put all rules in one {kind} "
+                                            "configuration."))
+    return violations
+
+
 def _kms_key_id(value: Any) -> str | None:
     """The key id of a key ARN (``arn:…:key/<id>``), or the value itself when it is a bare id."""
     if not isinstance(value, str):
@@ -536,6 +558,9 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
                      "A bucket under Object Lock stays versioned, is not force-destroyed under COMPLIANCE retention, "
                      f"and replicates only to a locked bucket. Sources: {S3_OBJECT_LOCK_DOC}; {S3_FORCE_DESTROY_DOC}.",
                      ignoring_settings(check_object_lock_buckets)),
+        stack_policy("s3-one-configuration-per-bucket",
+                     f"A bucket has one lifecycle and one replication configuration. Source: {S3_SINGLE_CONFIG_DOC}.",
+                     ignoring_settings(check_single_bucket_configurations)),
         stack_policy("kms-key-lets-cloudwatch-publish",
                      "The key of a KMS-encrypted SNS topic that CloudWatch alarms notify lets cloudwatch.amazonaws.com "
                      f"kms:Decrypt and kms:GenerateDataKey*. Source: {SNS_KMS_DOC}.",

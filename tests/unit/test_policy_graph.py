@@ -187,6 +187,12 @@ def _without_kms_decrypt(doc: dict) -> None:
     doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]
 
 
+def second_lifecycle(g: Graph) -> None:
+    extra = copy.deepcopy(first(g, S3K.S3_LIFECYCLES[0], named("data")))
+    extra["name"] = "data-lifecycle-2"
+    g.append(extra)
+
+
 def privileged_dump_job(graph: Graph) -> None:
     """The stack with its cluster (the optional kubernetes section), one container made privileged."""
     section = {"context": "prod", "app_namespaces": ["payments"],
@@ -293,6 +299,8 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
                                                               named("backups")), {"s3-object-lock-bucket-consistent"}),
     ("dr", "alarm topic's key without CloudWatch", edit_policy(rules.KMS_KEY, named("key"), _without_cloudwatch),
      {"kms-key-lets-cloudwatch-publish"}),
+    ("prod", "a second lifecycle configuration on the data bucket", second_lifecycle,
+     {"s3-one-configuration-per-bucket"}),
 ]
 
 

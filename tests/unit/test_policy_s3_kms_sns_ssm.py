@@ -281,3 +281,18 @@ def test_cloudwatch_statement_must_grant_both_actions():
     assert aws_rules.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is True
     policy["Statement"][1]["Effect"] = "Deny"
     assert aws_rules.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is False
+
+
+def test_a_bucket_with_two_lifecycle_or_replication_configurations_is_refused():
+    lifecycle = node(LIFECYCLE, "data-lifecycle", **GOOD[LIFECYCLE])
+    replication = node(rules.S3_REPLICATION, "data-replication", **GOOD[rules.S3_REPLICATION])
+    assert stack_messages("s3-one-configuration-per-bucket", [lifecycle, replication]) == []
+    for first in (lifecycle, replication):
+        second = copy.deepcopy(first)
+        second["name"] += "-2"
+        messages = stack_messages("s3-one-configuration-per-bucket", [lifecycle, replication, second])
+        assert len(messages) == 1 and "S3 keeps one" in messages[0] and "Fix:" in messages[0], messages
+    # two buckets, one configuration each
+    other = copy.deepcopy(lifecycle)
+    other["name"], other["inputs"]["bucket"] = "backups-lifecycle", "backups"
+    assert stack_messages("s3-one-configuration-per-bucket", [lifecycle, other]) == []
