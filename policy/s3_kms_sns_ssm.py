@@ -218,7 +218,7 @@ def check_object_lock(r: Resource) -> list[str]:
     if retention is None or retention is UNKNOWN:
         return problems
     mode, d, y = get(retention, "mode"), get(retention, "days"), get(retention, "years")
-    if isinstance(mode, str) and mode not in ("GOVERNANCE", "COMPLIANCE") or mode is None:
+    if mode is None or (isinstance(mode, str) and mode not in ("GOVERNANCE", "COMPLIANCE")):
         problems.append(f"{r.label}: default retention mode is {mode!r} ({S3_OBJECT_LOCK_DOC}). "
                         "Fix: mode='COMPLIANCE' (or 'GOVERNANCE').")
     if is_set(d) == is_set(y):
@@ -259,8 +259,9 @@ def check_kms_key(r: Resource) -> list[str]:
         problems.append(f"{r.label}: rotationPeriodInDays is {period}; KMS takes 90 to 2560 ({KMS_KEY_DOC}). "
                         "Fix: rotation_period_in_days=365.")
     spec, usage = r.props.get("customerMasterKeySpec"), r.props.get("keyUsage")
-    if r.props.get("enableKeyRotation") is True and (
-            isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT" or isinstance(usage, str) and usage != "ENCRYPT_DECRYPT"):
+    asymmetric = (isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT") or \
+        (isinstance(usage, str) and usage != "ENCRYPT_DECRYPT")
+    if r.props.get("enableKeyRotation") is True and asymmetric:
         problems.append(f"{r.label}: rotation is on for a {spec}/{usage} key; KMS rotates symmetric encryption keys "
                         f"only ({KMS_KEY_DOC}). Fix: customer_master_key_spec='SYMMETRIC_DEFAULT', "
                         "key_usage='ENCRYPT_DECRYPT' for a data key.")
