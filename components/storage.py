@@ -28,6 +28,7 @@ BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
 DEFAULT_BATCH_REPORT_PREFIX = "regionpair/batch-replication"
 WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,12 @@ class BucketArgs:
 
 
 def _check_name(name: str) -> str:
+    """S3 User Guide, "Bucket naming rules"."""
     require(BUCKET_TYPE, "bucket_name", name, bool(_BUCKET.match(name)) and ".." not in name,
-            "3-63 lowercase letters, digits, dots and dashes")
+            "3-63 lowercase letters, digits, dots and dashes, starting and ending with a letter or digit")
+    require(BUCKET_TYPE, "bucket_name", name, not _IPV4.match(name) and not name.startswith("xn--")
+            and not name.endswith("-s3alias"),
+            "S3 refuses names formatted as an IP address, starting with xn-- or ending with -s3alias")
     return name
 
 
@@ -82,6 +87,11 @@ class Bucket(pulumi.ComponentResource):
         if args.object_lock_days is not None:
             require(BUCKET_TYPE, "object_lock_days", args.object_lock_days, 1 <= args.object_lock_days <= 36500,
                     "1 to 36500 days")
+            # force_destroy empties the bucket before deleting it, and no one may delete a version under
+            # COMPLIANCE retention: the destroy would fail half-way (S3 User Guide, Object Lock)
+            require(BUCKET_TYPE, "force_destroy", args.force_destroy, not args.force_destroy,
+                    "a bucket under COMPLIANCE Object Lock cannot be emptied by a destroy: set object_lock_days=None "
+                    "for a bucket a drill destroys, or force_destroy=False")
         super().__init__(BUCKET_TYPE, name, None, opts)
         tags = dict(args.tags)
         locked = args.object_lock_days is not None
@@ -193,7 +203,12 @@ def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key
     """Primary → DR (the configuration the stacks declare), and DR → primary: the failback puts a
     reverse configuration on the DR bucket with this same role (runbooks/adapters/aws_streams.py),
     which replicates nothing unless the role may read and decrypt DR and write and encrypt into the
-    primary. Each direction is granted on exactly its two buckets and two keys."""
+    primary. Each direction is granted on exactly its two buckets and two keys.
+
+    With an S3 Bucket Key on the destination, S3 also calls kms:Decrypt with the REPLICA key, in the
+    destination bucket's context (S3 User Guide, "Amazon S3 Bucket Keys and replication"): the other
+    direction's DecryptSourceObjects statement grants exactly that, so the pair is complete (the
+    pack's s3-replication-role-permissions refuses a role that encrypts with a key it may not decrypt)."""
     return policy_json(_one_way("", source_arn, dest_arn, source_key, dest_key, source_region, dest_region)
                        + _one_way("Reverse", dest_arn, source_arn, dest_key, source_key, dest_region, source_region))
 

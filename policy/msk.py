@@ -1,5 +1,5 @@
 """MSK's own rules (cluster, configuration, Replicator, cluster policy, the Replicator's execution
-role) and the SSM parameter names the streaming component writes, as CrossGuard policies.
+role), as CrossGuard policies. (SSM parameter names: policy/s3_kms_sns_ssm.py.)
 
 Each policy names the AWS document its rule comes from. ``rules.py`` appends ``POLICIES`` to the
 pack's list; this module is imported both as ``policy.msk`` (tests) and as ``msk`` (the CLI runs
@@ -36,7 +36,6 @@ is_set = rules.is_set
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
 IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-SSM_PARAMETER = "aws:ssm/parameter:Parameter"
 
 REPLICATOR_MIN_KAFKA = (2, 8, 1)
 UNSUPPORTED_BROKERS = ("kafka.t3.small",)
@@ -57,8 +56,6 @@ ROLE_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"
                       "kafka-cluster:DescribeTopicDynamicConfiguration",
                       "kafka-cluster:AlterTopicDynamicConfiguration", "kafka-cluster:AlterCluster")
 ROLE_GROUP_ACTIONS = ("kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup")
-SSM_NAME_MAX = 1011
-SSM_MAX_DEPTH = 15
 
 DOC_SUPPORTED = 'MSK Developer Guide, "Supported cluster types and versions for MSK Replicator"'
 DOC_NETWORK = 'MSK Developer Guide, MSK Replicator "Network requirements"'
@@ -70,7 +67,6 @@ DOC_TOPIC_NAMES = 'MSK Developer Guide, "Supported cluster types and versions fo
 DOC_CREATE_CLUSTER = ('MSK Developer Guide, "Create an MSK Provisioned cluster"; CloudFormation '
                       'AWS::MSK::Cluster BrokerNodeGroupInfo/EBSStorageInfo')
 DOC_CONFIGURATION = "MSK API Reference, CreateConfiguration (kafkaVersions) and CreateCluster (ConfigurationInfo)"
-DOC_SSM = "Systems Manager API Reference, PutParameter (Name: naming constraints)"
 
 
 def kafka_version(value: Any) -> Optional[tuple[int, ...]]:
@@ -184,31 +180,6 @@ def check_replicator(r: Resource) -> list[str]:
                             "would restart from the beginning or the end (a DR invariant of this project). Fix: "
                             "synchronise_consumer_group_offsets=True.")
     return problems
-
-
-def ssm_name_problem(name: str) -> Optional[str]:
-    if not re.match(r"^/?[a-zA-Z0-9_./-]+$", name):
-        return "may contain only a-zA-Z0-9_.-/"
-    if name.lstrip("/").lower().startswith(("aws", "ssm")):
-        return "must not be prefixed with aws or ssm (case-insensitive)"
-    if len(name) > SSM_NAME_MAX:
-        return f"has {len(name)} characters, the maximum is {SSM_NAME_MAX}"
-    if name.count("/") > SSM_MAX_DEPTH:
-        return f"has {name.count('/')} levels, the maximum is {SSM_MAX_DEPTH}"
-    return None
-
-
-def check_ssm_parameter_name(r: Resource) -> list[str]:
-    if r.type != SSM_PARAMETER:
-        return []
-    name = r.props.get("name")
-    if not isinstance(name, str):
-        return []
-    problem = ssm_name_problem(name)
-    if problem is None:
-        return []
-    return [f"{r.label}: parameter name {name!r} {problem}; SSM refuses it ({DOC_SSM}). Fix: a path such as "
-            "/<project>/kafka/bootstrap-brokers."]
 
 
 # ---- stack checks ---------------------------------------------------------------------------
@@ -414,11 +385,6 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "consumer-group offset sync "
         f"({DOC_CREATE_REPLICATOR}; {DOC_SUPPORTED}).",
         check_replicator),
-    rules.resource_policy(
-        "ssm-parameter-name-valid",
-        f"SSM parameter names keep SSM's naming constraints: a-zA-Z0-9_.-/, not prefixed with aws or ssm, at most "
-        f"{SSM_NAME_MAX} characters and {SSM_MAX_DEPTH} levels ({DOC_SSM}).",
-        check_ssm_parameter_name),
     rules.stack_policy(
         "msk-cluster-policy-for-replicator",
         f"Every MSK cluster has a cluster policy letting {SERVICE} {', '.join(SOURCE_POLICY_ACTIONS)} on it, "
@@ -434,5 +400,5 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         f"An MSK cluster's configuration lists the cluster's Kafka version in kafkaVersions ({DOC_CONFIGURATION}).",
         rules._ignoring_settings(check_configuration_fits_cluster)),
 ]
-"""The MSK and SSM policies, all mandatory (``rules.resource_policy``/``stack_policy``)."""
+"""The MSK policies, all mandatory (``rules.resource_policy``/``stack_policy``)."""
 rules.register(POLICIES)

@@ -684,10 +684,31 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
                                  None if secret_keys is None else "kubernetes" in secret_keys)
     top.done()
+    _check_physical_names(project, stack, region)
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
                        failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _check_physical_names(project: str, stack: str, region: str) -> None:
+    """The names the stacks derive from the project and stack names must be names AWS accepts: the
+    buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "Bucket naming
+    rules": 3-63 lowercase letters, digits, dots, hyphens) and the SSM parameters `/<project>/…`
+    (SSM API Reference, PutParameter: not prefixed with aws or ssm)."""
+    longest = f"{project}-{stack}-backups-{'0' * 12}-{region}"
+    if not _BUCKET_NAME.match(longest) or ".." in longest:
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the bucket names would be like {longest!r} ({len(longest)} characters), and S3 takes "
+                          "3-63 lowercase letters, digits, dots and hyphens: use a shorter, lowercase project or "
+                          "stack name")
+    if project.lower().startswith(("aws", "ssm")):
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the SSM parameters would be named /{project}/…, and SSM refuses names prefixed with aws "
+                          "or ssm: rename the project")
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)

@@ -59,11 +59,21 @@ def test_key_is_rotated_aliased_and_usable_by_alarms_and_logs():
     children_follow_the_convention(resources, "key")
 
 
-@pytest.mark.parametrize("kw, arg", [({"alias": "alias/x"}, "alias"), ({"deletion_window_days": 3}, "deletion_window_days")])
+@pytest.mark.parametrize("kw, arg", [({"alias": "alias/x"}, "alias"), ({"alias": "aws/x"}, "alias"),
+                                     ({"alias": "a b"}, "alias"), ({"deletion_window_days": 3}, "deletion_window_days"),
+                                     ({"deletion_window_days": 31}, "deletion_window_days"),
+                                     ({"rotation_period_days": 2561}, "rotation_period_days")])
 def test_key_bad_args(kw, arg):
     with pytest.raises(ComponentArgsError) as err:
         RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT, **{"alias": "a", **kw}))
     assert err.value.arg == arg
+
+
+def test_key_alias_may_start_with_aws_outside_the_reserved_prefix():
+    """KMS reserves alias/aws/ only (KMS Developer Guide, "Create aliases")."""
+    resources = render(lambda p: RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT,
+                                                                 alias="awsome-team"), opts=opts(p)))
+    assert one(resources, "aws:kms/alias:Alias")["inputs"]["name"] == "alias/awsome-team"
 
 
 # ---- network -----------------------------------------------------------------------------------
@@ -322,6 +332,10 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
         (encrypt,) = grants("kms:GenerateDataKey", dst_key)
         assert encrypt["Condition"]["StringLike"]["kms:ViaService"] == f"s3.{dst_region}.amazonaws.com"
         assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [f"{dest}/*", dest]
+        # S3 Bucket Keys: S3 decrypts with the replica key too, through S3 of the destination's region
+        (replica_decrypt,) = grants("kms:Decrypt", dst_key)
+        assert replica_decrypt["Condition"]["StringLike"] == {
+            "kms:ViaService": f"s3.{dst_region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": [f"{dest}/*", dest]}
     # least privilege still: a key decrypts only its own bucket's objects, replicas go only to the other bucket
     assert not grants("kms:Decrypt", KEY_E)[0]["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][1] == dr
     assert not [s for s in policy["Statement"] if "s3:ReplicateObject" in s["Action"]
@@ -376,8 +390,13 @@ def test_batch_replication_role_bad_args(kw, arg):
 
 
 @pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
+                                     ({"bucket_name": "192.168.5.4"}, "bucket_name"),
+                                     ({"bucket_name": "xn--bucket"}, "bucket_name"),
+                                     ({"bucket_name": "data-s3alias"}, "bucket_name"),
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
-                                     ({"object_lock_days": 0}, "object_lock_days")])
+                                     ({"object_lock_days": 0}, "object_lock_days"),
+                                     # a destroy cannot empty a bucket under COMPLIANCE retention
+                                     ({"object_lock_days": 30, "force_destroy": True}, "force_destroy")])
 def test_bucket_bad_args(kw, arg):
     with pytest.raises(ComponentArgsError) as err:
         Bucket("data", BucketArgs(**{"bucket_name": "ok-name", "kms_key_arn": KEY_W, **kw}))

@@ -200,6 +200,23 @@ def test_duplicate_database_names():
     assert err.value.key == "databases[1].name" and "unique" in str(err.value)
 
 
+@pytest.mark.parametrize("project, stack, words", [
+    ("regionpair", "prod-" + "x" * 30, "63"),            # the backups bucket name would be too long
+    ("regionpair", "Prod", "lowercase"),                   # S3 bucket names are lowercase
+    ("ssm-pair", "prod", "prefixed with aws or ssm"),      # /ssm-pair/… is not an SSM parameter name
+])
+def test_names_derived_from_project_and_stack_must_be_names_aws_accepts(project, stack, words):
+    with pytest.raises(ConfigError, match=words) as err:
+        config.read(prod_values(), stack=stack, project=project)
+    assert err.value.key == "(project and stack names)"
+
+
+def test_the_longest_region_name_still_fits_a_bucket_name():
+    values = prod_values()
+    values["region"] = "ap-southeast-2"
+    assert config.read(values, stack="prod").region == "ap-southeast-2"
+
+
 def test_dr_primary_region_must_differ():
     values = dr_values()
     values["primary_region"] = values["region"]

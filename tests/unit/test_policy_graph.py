@@ -17,6 +17,7 @@ import pulumi.runtime
 import pytest
 
 from policy import rules
+from policy import s3_kms_sns_ssm as S3K
 from policy.graph import evaluate, policy_resources
 
 try:
@@ -154,6 +155,33 @@ def extra_prod_primary(g: Graph) -> None:
 
 is_replica = lambda n: bool(n["inputs"].get("replicateSourceDb"))  # noqa: E731
 is_primary_record = lambda n: {"type": "PRIMARY"} in n["inputs"].get("failoverRoutingPolicies", [])  # noqa: E731
+
+def rename_bucket(part: str, new: str):
+    """The bucket named like ``part`` renamed, and every resource that names it by its name with it."""
+    def mutate(g: Graph) -> None:
+        bucket = first(g, rules.S3_BUCKETS[0], named(part))
+        old = bucket["inputs"]["bucket"]
+        for n in g:
+            if n["inputs"].get("bucket") == old:
+                n["inputs"]["bucket"] = new
+    return mutate
+
+
+def _without_cloudwatch(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s.get("Principal", {}).get("Service") != "cloudwatch.amazonaws.com"]
+
+
+def _without_kms_decrypt(doc: dict) -> None:
+    for s in doc["Statement"]:
+        s["Action"] = [a for a in s["Action"] if a != "kms:Decrypt"] if isinstance(s["Action"], list) else s["Action"]
+    doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]
+
+
+def second_lifecycle(g: Graph) -> None:
+    extra = copy.deepcopy(first(g, S3K.S3_LIFECYCLES[0], named("data")))
+    extra["name"] = "data-lifecycle-2"
+    g.append(extra)
+
 
 def privileged_dump_job(graph: Graph) -> None:
     """The stack with its cluster (the optional kubernetes section), one container made privileged."""
@@ -299,7 +327,32 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      setting(rules.MSK_CONFIGURATION, "kafkaVersions", ["3.5.1"]), {"msk-configuration-matches-cluster-version"}),
     ("prod", "bootstrap parameter under the reserved /aws prefix",
      setting("aws:ssm/parameter:Parameter", "name", "/aws/kafka/bootstrap-brokers", is_bootstrap_parameter),
-     {"ssm-parameter-name-valid"}),
+     {"ssm-parameter-valid"}),
+    # S3, KMS, SNS, SSM: what AWS documents (policy/s3_kms_sns_ssm.py)
+    ("prod", "DEEP_ARCHIVE 30 days after GLACIER",
+     setting(S3K.S3_LIFECYCLES[0], "rules.0.transitions.1.days", 120, named("data")), {"s3-lifecycle-transitions-valid"}),
+    ("dr", "filter-based replication rule without priority", setting(rules.S3_REPLICATION, "rules.0.priority", _UNSET),
+     {"s3-replication-rule-shape"}),
+    ("prod", "object lock retention in days and years",
+     setting(S3K.S3_OBJECT_LOCKS[0], "rule.defaultRetention.years", 1), {"s3-object-lock-retention-valid"}),
+    ("prod", "bucket name with capitals and an underscore", rename_bucket("data", "Regionpair_Data"),
+     {"s3-bucket-name-valid"}),
+    ("dr", "replication role may not decrypt",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_kms_decrypt, named("data-replication")),
+     {"s3-replication-role-permissions"}),
+    ("prod", "key deletion window of 45 days", setting(rules.KMS_KEY, "deletionWindowInDays", 45),
+     {"kms-key-settings-valid"}),
+    ("dr", "alias under alias/aws/", setting(S3K.KMS_ALIAS, "name", "alias/aws/regionpair"), {"kms-alias-name-valid"}),
+    ("prod", "topic name with spaces", setting(rules.SNS_TOPIC, "name", "regionpair prod alarms"),
+     {"sns-topic-name-valid"}),
+    ("dr", "parameter under /aws", setting(S3K.SSM_PARAMETER, "name", "/aws/regionpair/s3/writer-bucket",
+                                           named("data-writers")), {"ssm-parameter-valid"}),
+    ("prod", "locked backups bucket force-destroyed", setting(rules.S3_BUCKETS[0], "forceDestroy", True,
+                                                              named("backups")), {"s3-object-lock-bucket-consistent"}),
+    ("dr", "alarm topic's key without CloudWatch", edit_policy(rules.KMS_KEY, _without_cloudwatch, named("key")),
+     {"kms-key-lets-cloudwatch-publish"}),
+    ("prod", "a second lifecycle configuration on the data bucket", second_lifecycle,
+     {"s3-one-configuration-per-bucket"}),
 ]
 
 

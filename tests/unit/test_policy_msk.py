@@ -1,4 +1,4 @@
-"""The MSK and SSM rules of the pack (policy/msk.py), each refusing the broken form and accepting the
+"""The MSK rules of the pack (policy/msk.py), each refusing the broken form and accepting the
 good one, called through the SDK's own proxies the way the CLI calls them (``tests/unit/
 test_policy_rules.py``'s helpers). Stack-level breakage on the real rendered stacks is in
 ``test_policy_graph.py``."""
@@ -86,11 +86,6 @@ BROKEN = [
     ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR,
      "replicationInfoList.consumerGroupReplications.0.synchroniseConsumerGroupOffsets", False,
      "does not synchronise offsets"),
-    ("ssm-parameter-name-valid", msk.SSM_PARAMETER, PARAMETER, "name", "/aws/kafka", "prefixed with aws or ssm"),
-    ("ssm-parameter-name-valid", msk.SSM_PARAMETER, PARAMETER, "name", "/SSM/kafka", "prefixed with aws or ssm"),
-    ("ssm-parameter-name-valid", msk.SSM_PARAMETER, PARAMETER, "name", "/app/kafka brokers", "a-zA-Z0-9_.-/"),
-    ("ssm-parameter-name-valid", msk.SSM_PARAMETER, PARAMETER, "name", "/a" * 16, "maximum is 15"),
-    ("ssm-parameter-name-valid", msk.SSM_PARAMETER, PARAMETER, "name", "/" + "a" * 1011, "maximum is 1011"),
 ]
 
 
@@ -187,7 +182,6 @@ def test_the_component_policies_pass_the_pack_checks():
 
 PATHS = {
     (msk.MSK_CLUSTER_POLICY, aws.msk.ClusterPolicy): ["clusterArn", "policy"],
-    (msk.SSM_PARAMETER, aws.ssm.Parameter): ["name"],
     (msk.IAM_ROLE, aws.iam.Role): ["name", "assumeRolePolicy"],
     (msk.IAM_ROLE_POLICY, aws.iam.RolePolicy): ["role", "policy"],
     (rules.MSK_CONFIGURATION, aws.msk.Configuration): ["name", "kafkaVersions"],
