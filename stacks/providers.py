@@ -26,8 +26,19 @@ class Providers:
             self._by_region[region] = aws.Provider(f"aws-{region}", aws.ProviderArgs(
                 region=region,
                 default_tags=aws.ProviderDefaultTagsArgs(tags=self.default_tags()),
+                **self._outage_settings(region),
             ))
         return self._by_region[region]
+
+    def _outage_settings(self, region: str) -> dict:
+        """The dr stack after a failover (`promoted`) may run while prod's region is down: its provider
+        for that region must not call it just to start. pulumi-aws Provider: skip_credentials_validation
+        (no STS GetCallerIdentity at configure; pulumi-aws already defaults it to true) and
+        skip_requesting_account_id (no STS/IAM call for the account id). The resources declared with
+        it keep their inputs (tests/unit/test_stacks_promoted.py), so no call to the region is planned."""
+        if self._cfg.promoted and region == self._cfg.primary_region:
+            return {"skip_credentials_validation": True, "skip_requesting_account_id": True}
+        return {}
 
     @property
     def home(self) -> aws.Provider:

@@ -1,0 +1,99 @@
+"""The reconcile after a failover, `pulumi up -s dr` with `promoted: true`, while prod's region is down
+(issue 10, point 6): it must need nothing from that region, must not promote again, and must not
+change the password. Both dr renders side by side, resource by resource."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.database import IGNORED_INPUTS, REPLACING_INPUTS
+from tests import harness
+
+PRIMARY = "aws-us-east-1"  # Pulumi.dr.yaml: primary_region us-east-1
+DR = "aws-us-west-2"
+INSTANCE = "aws:rds/instance:Instance"
+
+
+def _renders(**extra):
+    normal = harness.render("dr", overrides=extra or None)
+    normal_calls = list(harness.LAST["calls"])
+    promoted = harness.render("dr", overrides={"promoted": True, **extra})
+    promoted_regs = {r["urn"]: r for r in harness.LAST["registrations"]}
+    return normal, normal_calls, promoted, list(harness.LAST["calls"]), promoted_regs
+
+
+@pytest.fixture(scope="module")
+def renders():
+    return _renders()
+
+
+def test_nothing_declared_in_the_primary_region_is_created_changed_or_deleted(renders):
+    normal, _, promoted, _, _ = renders
+    before = {r["urn"]: r for r in normal.resources if r["provider"] == PRIMARY}
+    after = {r["urn"]: r for r in promoted.resources if r["provider"] == PRIMARY}
+    assert before, "the dr stack declares something in prod's region (the S3 replication on prod's bucket)"
+    assert set(after) == set(before), "a resource in prod's region would be created or deleted"
+    for urn, r in before.items():
+        assert after[urn]["inputs"] == r["inputs"], f"{r['name']} would be changed in prod's region"
+
+
+def test_the_primary_region_provider_keeps_its_region_and_only_skips_the_start_up_calls(renders):
+    normal, _, promoted, _, _ = renders
+    def provider(rendered):
+        (p,) = [r for r in rendered.resources if r["type"] == "pulumi:providers:aws" and r["name"] == PRIMARY]
+        return p["inputs"]
+    before, after = provider(normal), provider(promoted)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    # region unchanged: a provider whose region changes replaces every resource it manages
+    assert after["region"] == before["region"] == "us-east-1"
+    assert changed == {"skipCredentialsValidation", "skipRequestingAccountId"}
+    assert {str(after[k]).lower() for k in changed} == {"true"}
+    (dr,) = [r for r in promoted.resources if r["type"] == "pulumi:providers:aws" and r["name"] == DR]
+    assert "skipRequestingAccountId" not in dr["inputs"], "DR's own provider is untouched"
+
+
+def test_no_invoke_is_sent_to_the_primary_region(renders):
+    _, normal_calls, _, promoted_calls, _ = renders
+    assert promoted_calls, "the harness records the program's invokes"
+    assert [c for c in promoted_calls if c["provider"] == PRIMARY] == []
+    assert [c for c in normal_calls if c["provider"] == PRIMARY] == []
+
+
+def test_the_promoted_database_is_neither_replaced_nor_promoted_nor_given_a_new_password(renders):
+    normal, _, promoted, _, registrations = renders
+    before = {r["urn"]: r for r in normal.resources if r["type"] == INSTANCE}
+    after = {r["urn"]: r for r in promoted.resources if r["type"] == INSTANCE}
+    assert set(before) == set(after) and before
+    for urn in before:
+        b, a = before[urn]["inputs"], after[urn]["inputs"]
+        assert all(b.get(k) == a.get(k) for k in REPLACING_INPUTS), "an input that replaces the database changed"
+        for key in ("password", "manageMasterUserPassword", "masterUserSecretKmsKeyId"):
+            assert key not in b and key not in a, f"{key}: the promoted instance keeps the primary's password"
+        # the runbook promoted it: the stack's removal of replicateSourceDb must not promote again
+        assert "replicateSourceDb" in b and "replicateSourceDb" not in a
+        assert set(registrations[urn]["ignore_changes"]) >= {"replicateSourceDb", "password"}
+    assert set(IGNORED_INPUTS) == {"replicateSourceDb", "password"}
+
+
+def test_the_password_stays_readable_in_the_dr_region(renders):
+    normal, _, promoted, _, _ = renders
+    prod_secret = harness.stack_exports("prod")["regions"]["us-east-1"]["databases"]["payments"]["secret_arn"]
+    dr_normal = normal.exports["regions"]["us-west-2"]["databases"]["payments"]["secret_arn"]
+    dr_promoted = promoted.exports["regions"]["us-west-2"]["databases"]["payments"]["secret_arn"]
+    assert dr_normal == prod_secret
+    assert dr_promoted == prod_secret.replace(":us-east-1:", ":us-west-2:"), "the DR replica of prod's secret"
+    # prod declares that replica, so it exists before any failover
+    secret = harness.one(harness.render_stack("prod"), "aws:secretsmanager/secret:Secret")
+    assert secret["inputs"]["replicas"] == [{"region": "us-west-2"}] and secret["provider"] == "aws-us-east-1"
+
+
+def test_also_with_the_failback_flows_declared_nothing_moves_in_prods_region_but_the_reverse_flows():
+    normal, _, promoted, _, _ = _renders()
+    with_failback = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    before = {r["urn"]: r for r in promoted.resources if r["provider"] == PRIMARY}
+    after = {r["urn"]: r for r in with_failback.resources if r["provider"] == PRIMARY}
+    for urn, r in before.items():
+        assert after[urn]["inputs"] == r["inputs"], r["name"]
+    added = {after[u]["name"] for u in set(after) - set(before)}
+    # the reverse replicator and its role, declared once prod's region is back
+    assert added and all(n.startswith("failback-replicator") for n in added), added
