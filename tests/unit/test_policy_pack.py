@@ -27,7 +27,7 @@ from pulumi._types import input_type_py_to_pulumi_names, is_input_type
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policy import rules
+from policy import rds, rules
 from policy.graph import provider_props, snake_to_camel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def _struct(props: dict) -> struct_pb2.Struct:
 def test_the_served_pack_lists_every_policy_as_mandatory(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
     assert info.name == rules.PACK_NAME
-    assert sorted(p.name for p in info.policies) == sorted(p.name for p in rules.POLICIES)
+    assert sorted(p.name for p in info.policies) == sorted(p.name for p in rules.POLICIES + rds.POLICIES)
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
 
