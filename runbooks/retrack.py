@@ -8,7 +8,8 @@ its identifier (pulumi-aws aws.rds.Instance, "Import"). After `rebuild_replica` 
 instance aside and created a new one under the original identifier, the state still holds the
 old instance's resource id, so a refresh would follow the renamed instance and the next `up`
 would rename it back. `pulumi state delete` + `pulumi import` cannot be used: the DNS record and
-other resources depend on the instance, and `state delete` refuses a resource others depend on.
+other resources depend on the instance, and "resources can't be deleted if other resources depend
+on it" (Pulumi CLI docs, `pulumi state delete`; `--target-dependents` would drop the record too).
 
 What it does: reads the live instance's resource id (rds:DescribeDBInstances), exports the
 stack's state (`pulumi stack export`; secrets stay encrypted), replaces that one resource's id,
