@@ -172,3 +172,67 @@ def test_retrack_refuses_and_changes_nothing(pulumi, rds, urn_, code, words):
     got, out = run_retrack(pulumi, rds, urn_)
     assert got == code and words in out, out
     assert pulumi.imported is None and not [c for c in pulumi.calls if c[1] == "refresh"]
+
+
+# ---- the rebuilt replica against what the stacks declare ------------------------------------------
+
+
+class RecordingRds:
+    """Just enough of Clients for RdsControl.rebuild_replica: instances by (region, identifier)."""
+
+    def __init__(self, instances):
+        from runbooks.adapters.aws import AwsSettings
+        self.settings = AwsSettings()
+        self.instances = instances
+        self.created: dict | None = None
+
+    def call(self, service, region, operation, **params):
+        import botocore.exceptions
+        key = (region, params.get("DBInstanceIdentifier"))
+        if operation == "describe_db_instances":
+            if key not in self.instances:
+                raise botocore.exceptions.ClientError({"Error": {"Code": "DBInstanceNotFound", "Message": "-"}},
+                                                      "DescribeDBInstances")
+            return {"DBInstances": [self.instances[key]]}
+        if operation == "modify_db_instance":
+            self.instances[(region, params["NewDBInstanceIdentifier"])] = self.instances.pop(key)
+            return {}
+        if operation == "create_db_instance_read_replica":
+            self.created = params
+            return {"DBInstance": {}}
+        raise AssertionError(operation)
+
+
+@pytest.mark.parametrize("stack, region, source", [("prod", "us-east-1", "us-west-2"), ("dr", "us-west-2", "us-east-1")])
+def test_a_rebuilt_replica_keeps_every_input_whose_change_would_replace_the_database(stack, region, source):
+    """What `rebuild_replica` creates under the stack's identifier must match every replacing input the
+    stack declares (or inherit it from the source, which has the same), so after retrack the next
+    preview replaces no database. The outputs are the dr stack's real exports (both regions)."""
+    from components.database import REPLACING_INPUTS
+    from runbooks.adapters.aws import RdsControl
+    from runbooks.clock import FakeClock
+    from stacks import outputs as contract
+    from tests import harness
+
+    doc = contract.from_dict(harness.stack_exports("dr"))
+    declared = harness.one(harness.render_stack(stack), "aws:rds/instance:Instance")["inputs"]
+    ident = declared["identifier"]
+    src = doc.regions[source].databases["payments"]
+    rds = RecordingRds({
+        (region, ident): {"DBInstanceIdentifier": ident, "DBInstanceClass": declared["instanceClass"], "MultiAZ": True,
+                          "StorageType": "gp3", "Endpoint": {"Port": 5432},
+                          "DBSubnetGroup": {"DBSubnetGroupName": declared["dbSubnetGroupName"]}},
+        (source, src.identifier): {"DBInstanceIdentifier": src.identifier, "DBInstanceArn": src.arn}})
+    RdsControl(doc, rds, FakeClock(), sql=None).rebuild_replica(region, "payments", source)
+    created = rds.created
+    assert created["DBInstanceIdentifier"] == ident
+    assert created["KmsKeyId"] == declared["kmsKeyId"], "a different key would replace the database"
+    assert created["SourceDBInstanceIdentifier"] == src.arn
+    assert (created["DBSubnetGroupName"], created["DBInstanceClass"]) == (declared["dbSubnetGroupName"],
+                                                                         declared["instanceClass"])
+    # the rest of the replacing inputs the stack declares are inherited from the source (a replica takes
+    # the source's engine, master user and database) or not declared at all
+    inherited = {"engine", "username", "dbName", "storageEncrypted"}
+    assert {k for k in REPLACING_INPUTS if k in declared} - {"identifier", "kmsKeyId"} <= inherited
+    prod = harness.one(harness.render_stack("prod"), "aws:rds/instance:Instance")["inputs"]
+    assert all(declared.get(k) in (None, prod.get(k)) for k in inherited), "the source has what the stack declares"
