@@ -166,20 +166,19 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
 
     if cfg.kubernetes is not None:
         # active: prod's endpoints until a failover is recorded (promoted: true), then this region's;
-        # the dumps read this region's own instances, with the password of the active primary's secret
+        # the dumps read this region's own instances, with the password from this region's replica of
+        # prod's secret (readable with prod's region down)
         if cfg.promoted:
             active_region, kafka, bucket = cfg.region, net.kafka.bootstrap_brokers, net.data.bucket
             endpoints = {name: (c.address, c.port) for name, (c, _) in databases.items()}
-            secrets = dr_secrets
         else:
             active_region, kafka = cfg.primary_region, from_prod("streaming", "bootstrap_brokers")
             bucket = from_prod("storage", "data_bucket")
             endpoints = {db.name: (from_prod("databases", db.name, "endpoint"), from_prod("databases", db.name, "port"))
                          for db in cfg.databases}
-            secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
         regional.cluster(net, providers, active_region=active_region, endpoints=endpoints,
                          kafka_bootstrap_servers=kafka, data_bucket=bucket,
-                         local={name: (c.address, c.port, secrets[name]) for name, (c, _) in databases.items()})
+                         local={name: (c.address, c.port, dr_secrets[name]) for name, (c, _) in databases.items()})
 
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
@@ -194,8 +193,6 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
 
     s3_arn = f"arn:{net.partition}:s3:::"
     prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
-    own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
-        lambda arns: [a for a in arns if a])
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
@@ -227,8 +224,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(  # prod's replicas here
-                    lambda v: [outputs.secret_replica_arn(a, cfg.region) for a in v[0]] + v[1]),
+                # prod's secrets' replicas here (the databases of this stack have no secret of their own)
+                secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
+                                                                 for a in arns]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
         ]), opts=opts)
 
