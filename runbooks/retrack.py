@@ -79,6 +79,11 @@ def retrack(stack: str, urn: str, resource_id: str, run: Callable = subprocess.r
     old = resource.get("id")
     if old != resource_id:
         resource["id"] = resource_id
+        outputs = resource.get("outputs")
+        if isinstance(outputs, dict):  # the provider's copies of the id; the refresh rewrites the rest
+            for key in ("id", "resourceId"):
+                if key in outputs:
+                    outputs[key] = resource_id
         fd, path = tempfile.mkstemp(prefix="regionpair-state-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:

@@ -118,7 +118,8 @@ class FakePulumi:
 
     def __init__(self, state_id: str = OLD_ID, fail: str | None = None):
         self.state = {"version": 3, "deployment": {"resources": [
-            {"urn": URN, "type": "aws:rds/instance:Instance", "id": state_id, "outputs": {"identifier": "x"}},
+            {"urn": URN, "type": "aws:rds/instance:Instance", "id": state_id,
+             "outputs": {"identifier": "x", "id": state_id, "resourceId": state_id}},
             {"urn": "urn:pulumi:prod::regionpair::aws:route53/record:Record::payments", "type":
              "aws:route53/record:Record", "id": "r", "dependencies": [URN]}]}}
         self.calls: list[list[str]] = []
@@ -151,6 +152,7 @@ def test_retrack_points_the_state_at_the_live_instance_and_refreshes_only_it():
     assert pulumi.calls[-1][-2:] == ["--target", URN] and "--yes" in pulumi.calls[-1]
     resources = pulumi.imported["deployment"]["resources"]
     assert resources[0]["id"] == NEW_ID and resources[1] == pulumi.state["deployment"]["resources"][1]
+    assert resources[0]["outputs"] == {"identifier": "x", "id": NEW_ID, "resourceId": NEW_ID}
     assert "now tracks db-NEW" in out and "was db-OLD" in out
 
 
