@@ -27,6 +27,16 @@ BACKUPS = {"sourceDbInstanceArn": PRIMARY_ARN, "kmsKeyId": DR_KEY, "retentionPer
 SECRET = {"name": "prod-orders/master", "kmsKeyId": KEY, "recoveryWindowInDays": 30, "replicas": [{"region": "us-west-2"}]}
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_runtime_config():
+    """A render sets the Pulumi runtime's config (promoted: true here); the policy tests that run
+    later read their stack settings from it, so put back what was there."""
+    from pulumi.runtime import config as runtime_config
+    saved = dict(runtime_config.CONFIG.get())
+    yield
+    runtime_config.set_all_config(saved)
+
+
 def findings(policy: str, type_: str, props: dict[str, Any]) -> list[str]:
     [resource] = policy_resources([{"type": type_, "name": "it", "parent": None, "inputs": copy.deepcopy(props)}],
                                   stack="test")

@@ -15,11 +15,16 @@ INSTANCE = "aws:rds/instance:Instance"
 
 
 def _renders(**extra):
-    normal = harness.render("dr", overrides=extra or None)
-    normal_calls = list(harness.LAST["calls"])
-    promoted = harness.render("dr", overrides={"promoted": True, **extra})
-    promoted_regs = {r["urn"]: r for r in harness.LAST["registrations"]}
-    return normal, normal_calls, promoted, list(harness.LAST["calls"]), promoted_regs
+    from pulumi.runtime import config as runtime_config
+    saved = dict(runtime_config.CONFIG.get())  # a render sets the runtime's config; later tests read it
+    try:
+        normal = harness.render("dr", overrides=extra or None)
+        normal_calls = list(harness.LAST["calls"])
+        promoted = harness.render("dr", overrides={"promoted": True, **extra})
+        promoted_regs = {r["urn"]: r for r in harness.LAST["registrations"]}
+        return normal, normal_calls, promoted, list(harness.LAST["calls"]), promoted_regs
+    finally:
+        runtime_config.set_all_config(saved)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +93,13 @@ def test_the_password_stays_readable_in_the_dr_region(renders):
 
 
 def test_also_with_the_failback_flows_declared_nothing_moves_in_prods_region_but_the_reverse_flows():
-    normal, _, promoted, _, _ = _renders()
-    with_failback = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    _, _, promoted, _, _ = _renders()
+    from pulumi.runtime import config as runtime_config
+    saved = dict(runtime_config.CONFIG.get())
+    try:
+        with_failback = harness.render("dr", overrides={"promoted": True, "failback_replication": True})
+    finally:
+        runtime_config.set_all_config(saved)
     before = {r["urn"]: r for r in promoted.resources if r["provider"] == PRIMARY}
     after = {r["urn"]: r for r in with_failback.resources if r["provider"] == PRIMARY}
     for urn, r in before.items():
