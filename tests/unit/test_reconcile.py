@@ -44,6 +44,16 @@ def run_with_reconcile(env, runbook) -> tuple[int, dict, list[str], str]:
     return code, report, ran, out.getvalue()
 
 
+def assert_printed_and_reported(ran: list[str], report: dict, printed: str, env) -> None:
+    """What people see: the console's closing lines and the markdown report hold every command."""
+    assert ran == report["reconcile"]
+    tail = printed.split("bring the stacks in line with:", 1)[1]
+    assert [line.strip() for line in tail.strip().splitlines()][:len(ran)] == ran
+    markdown = next((env.state / "reports").glob("*/report.md")).read_text()
+    assert "## Bring the stacks in line" in markdown and all(cmd in markdown for cmd in ran)
+    assert all(f"ran: {cmd}" in report["notes"] for cmd in ran)
+
+
 def stacks_named(cmd: str) -> set[str]:
     words = shlex.split(cmd)
     return {words[i + 1] for i, w in enumerate(words) if w == "--stack"}
@@ -57,7 +67,7 @@ def targets(cmd: str) -> list[str]:
 def test_after_a_failover_only_dr_is_touched_refresh_first_and_nothing_is_retracked(env):
     code, report, ran, printed = run_with_reconcile(env, failover)
     assert code == EXIT_OK, printed
-    assert ran == report["reconcile"]
+    assert_printed_and_reported(ran, report, printed, env)
     assert all(stacks_named(c) == {"dr"} for c in ran), "the prod stack (its region may be down) is never named"
     assert ran[0].startswith("pulumi refresh --stack dr") and targets(ran[0]) == [urn("dr", d) for d in DBS]
     assert ran[1:] == ["pulumi config set promoted true --stack dr", "pulumi up --stack dr --yes"]
@@ -69,6 +79,7 @@ def test_after_a_failover_only_dr_is_touched_refresh_first_and_nothing_is_retrac
 def test_after_a_switchover_prods_rebuilt_replicas_are_retracked(env):
     code, report, ran, printed = run_with_reconcile(env, switchover)
     assert code == EXIT_OK, printed
+    assert_printed_and_reported(ran, report, printed, env)
     rebuilt = [a for a in env.world.actions if a[0] == "rebuild"]
     assert {(a[1], a[2]) for a in rebuilt} == {("us-east-1", d) for d in DBS}, "the fakes rebuilt prod's databases"
     assert ran[:3] == report["reconcile"][:3] and ran[0].startswith("pulumi refresh --stack dr")
@@ -84,8 +95,11 @@ def test_after_a_failback_both_stacks_are_retracked_before_dr_is_declared_a_repl
     assert run_with_reconcile(env, failover)[0] == EXIT_OK
     for p in (env.state / "reports").glob("*/report.json"):
         p.unlink()
+    for p in (env.state / "reports").glob("*/report.md"):
+        p.unlink()
     code, report, ran, printed = run_with_reconcile(env, failback)
     assert code == EXIT_OK, printed
+    assert_printed_and_reported(ran, report, printed, env)
     retracked = [(shlex.split(c)[shlex.split(c).index("--stack") + 1], shlex.split(c)[-1])
                  for c in ran if c.startswith("python -m runbooks.retrack")]
     assert retracked == [("prod", urn("prod", d)) for d in DBS] + [("dr", urn("dr", d)) for d in DBS]
