@@ -38,15 +38,14 @@ LOG_EXPORTS = ["postgresql", "upgrade"]
 MONITORING_POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
-# Inputs of aws.rds.Instance whose change replaces the instance (and its data). The promoted
-# declaration must leave every one of them as the replica had it.
 # Inputs Pulumi never changes on an existing instance: the replication topology is the runbooks'
 # (they promote and rebuild; a `pulumi up` after a failover or switchover must not promote or
 # demote), and the password is written once at creation (a generated value must not rotate it).
 IGNORED_INPUTS = ["replicateSourceDb", "password"]
 PASSWORD_LENGTH = 40
-SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
+# Inputs of aws.rds.Instance whose change replaces the instance (and its data). The promoted
+# declaration must leave every one of them as the replica had it.
 REPLACING_INPUTS = ("identifier", "identifierPrefix", "engine", "kmsKeyId", "storageEncrypted", "username",
                     "dbName", "availabilityZone", "characterSetName", "ncharCharacterSetName", "timezone",
                     "snapshotIdentifier", "restoreToPointInTime", "s3Import", "customIamInstanceProfile")
@@ -102,6 +101,9 @@ class ReplicatedPostgresArgs:
     """Refuse deletes. Default: on (turn off deliberately before a teardown)."""
     final_snapshot: bool = True
     """Take a final snapshot when the instance is deleted. Default: on (off only for drill stacks)."""
+    secret_recovery_days: int = 30
+    """primary: days a deleted password secret can be restored (0 or 7-30; 0 for drill stacks, whose
+    next run reuses the name). Default: 30."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags (copied to snapshots). Default: none beyond the provider's default tags."""
 
@@ -134,6 +136,9 @@ def _validate(args: ReplicatedPostgresArgs) -> None:
     if args.role != "primary":
         require(TYPE, "secret_replica_regions", list(args.secret_replica_regions), not args.secret_replica_regions,
                 "only a primary owns the password secret; a replica inherits the primary's password")
+    require(TYPE, "secret_recovery_days", args.secret_recovery_days,
+            args.secret_recovery_days == 0 or 7 <= args.secret_recovery_days <= 30,
+            "Secrets Manager allows 0 (delete at once) or 7 to 30 days")
     for region in args.secret_replica_regions:
         require(TYPE, "secret_replica_regions", region, bool(re.match(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$", region)),
                 "AWS region names such as us-west-2")
@@ -262,7 +267,7 @@ class ReplicatedPostgres(pulumi.ComponentResource):
             name=secret_name,
             description=f"{args.identifier}: master user of the PostgreSQL database (JSON: username, password)",
             kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=30,
+            recovery_window_in_days=args.secret_recovery_days,
             # the DR copy: AWS managed key aws/secretsmanager there, since prod cannot name DR's own key
             # (the dr stack is created after prod); readable by whoever may read the replica's ARN
             replicas=[aws.secretsmanager.SecretReplicaArgs(region=r) for r in args.secret_replica_regions] or None,

@@ -28,7 +28,8 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         maintenance_window=db.maintenance_window, multi_az=db.multi_az,
         secret_replica_regions=(cfg.dr_region,) if role == "primary" and cfg.dr_region else (),
         auto_minor_version_upgrade=db.auto_minor_version_upgrade,
-        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral)
+        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral,
+        secret_recovery_days=0 if cfg.ephemeral else 30)
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,

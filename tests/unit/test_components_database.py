@@ -150,6 +150,7 @@ def test_a_fresh_primary_is_not_a_promoted_replica():
     ("primary", {"monitoring_interval_seconds": 7}, "monitoring_interval_seconds"),
     ("primary", {"engine_version": "16.4"}, "engine_version"),  # a pinned minor with auto minor upgrades
     ("replica", {"secret_replica_regions": ("us-east-1",)}, "secret_replica_regions"),
+    ("primary", {"secret_recovery_days": 3}, "secret_recovery_days"),
     ("primary", {"secret_replica_regions": ("US West",)}, "secret_replica_regions"),
 ])
 def test_bad_args_fail_before_any_resource(role, kw, arg):

@@ -309,6 +309,9 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
     (db,) = of_type(drill.resources, "aws:rds/instance:Instance")
     assert db["inputs"]["deletionProtection"] is False and db["inputs"]["skipFinalSnapshot"] is True
     assert "finalSnapshotIdentifier" not in db["inputs"]
+    # the next drill reuses the secret's name: no recovery window holding it
+    assert one(drill.resources, "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 0
+    assert one(harness.render_stack("prod"), "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 30
     assert all(b["inputs"]["forceDestroy"] is True for b in of_type(drill.resources, "aws:s3/bucket:Bucket"))
     assert not of_type(drill.resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
     records = [r["inputs"]["name"] for r in of_type(drill.resources, "aws:route53/record:Record")]
