@@ -171,6 +171,9 @@ class BucketReplicationArgs:
     enabled: bool = True
     """Declare the rule enabled. ``False`` after a failover: the runbook disabled it, and a later
     ``pulumi up`` must not copy the old primary's bucket into the one writers now use. Default: on."""
+    keep_live_rules: bool = False
+    """Never change the live rules (``ignore_changes``): after a failover the configuration lives in the
+    region that may be down and the runbook owns its status. Default: off."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -268,7 +271,8 @@ class BucketReplication(pulumi.ComponentResource):
                         event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
                             minutes=minutes)),
                 ),
-            )]), opts=child(self, provider=args.source_provider, depends_on=[policy]))
+            )]), opts=child(self, provider=args.source_provider, depends_on=[policy],
+                            ignore_changes=["rules"] if args.keep_live_rules else None))
 
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})

@@ -897,12 +897,14 @@ def register(policies: Iterable[Any]) -> None:
     POLICIES.extend(p for p in policies if p.name not in known)
 
 
-# Area modules register their policies on import (msk.py imports this module, so it comes last);
-# imported as policy.msk by the tests and as msk by the CLI (sys.path[0] = policy/).
-try:
+# Area modules register their policies on import (each imports this module, so they come last);
+# imported as policy.msk etc. by the tests and as msk by the CLI (sys.path[0] = policy/).
+if __package__:
     from . import msk as _msk  # noqa: E402,F401
-except ImportError:  # pragma: no cover - the CLI's plain-directory import
+    from . import rds as _rds  # noqa: E402,F401
+else:  # the CLI runs the pack with sys.path[0] = policy/
     import msk as _msk  # type: ignore[no-redef]  # noqa: E402,F401
+    import rds as _rds  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this

@@ -99,6 +99,7 @@ def stack_configs(cfg: StacksDrillConfig, prod_name: str) -> tuple[dict, dict]:
     org_project = dr["regionpair:prod_stack"].rsplit("/", 1)[0]
     dr["regionpair:prod_stack"] = f"{org_project}/{prod_name}"
     dr["regionpair:primary_region"] = cfg.primary_region
+    prod["regionpair:dr_region"] = cfg.dr_region
     return prod, dr
 
 

@@ -89,6 +89,8 @@ class DatabaseConfig:
     db_name: str = "app"
     username: str = "app_admin"
     port: int = 5432
+    auto_minor_version_upgrade: bool = True
+    """RDS applies minor upgrades in the maintenance window; then engine_version names the major only."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,9 @@ class StackConfig:
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
     """dr only: the prod stack's region (checked against what prod exports)."""
+    dr_region: str | None = None
+    """prod only: the DR region, where each database's password secret is replicated (Secrets Manager
+    replica) so the runbooks and the promoted replica's clients read it when prod's region is down."""
     ephemeral: bool = False
     """A drill stack, destroyed after the drill: no deletion protection, no final snapshot, no
     compliance object lock, buckets emptied on destroy. Never for a stack that holds real data."""
@@ -416,7 +421,17 @@ def _database(o: _Obj) -> DatabaseConfig:
                          hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
         username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),
         port=o.integer("port", 5432, minimum=1150, maximum=65535, why="RDS PostgreSQL ports are 1150-65535"),
+        auto_minor_version_upgrade=o.boolean("auto_minor_version_upgrade", True),
     )
+    if db.auto_minor_version_upgrade and "." in db.engine_version:
+        # pulumi-aws aws.rds.Instance engine_version: with auto_minor_version_upgrade a prefix such as the
+        # major version is allowed and the running version is engine_version_actual; a pinned minor drifts
+        # once RDS upgrades it, and the next `pulumi up` plans a downgrade RDS refuses (issue 10, point 4)
+        raise ConfigError(o.key("engine_version"), db.engine_version,
+                          f"auto_minor_version_upgrade is on, so RDS moves the minor version by itself and a pinned "
+                          f"minor drifts (the next `pulumi up` would plan a downgrade RDS refuses): pin the major "
+                          f"version only, e.g. {db.engine_version.split('.')[0]!r}, or set "
+                          f"auto_minor_version_upgrade: false to own minor upgrades yourself")
     if db.username in _RESERVED_USERNAMES:
         raise ConfigError(o.key("username"), db.username, f"reserved by PostgreSQL/RDS; pick another than {', '.join(_RESERVED_USERNAMES)}")
     s, e = _window_minutes(*db.backup_window.split("-"))
@@ -659,13 +674,23 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
+    dr_region = top.string("dr_region", None, pattern=_REGION, hint="the DR region, e.g. us-west-2")
 
     if role == "primary":
         for key, value in (("promoted", promoted or None), ("failback_replication", failback_replication or None),
                            ("prod_stack", prod_stack), ("primary_region", primary_region)):
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
+        if dr_region is None:
+            raise ConfigError("dr_region", _MISSING, "the databases' password secrets are replicated to the DR "
+                              "region so they can be read when this region is down; name it, e.g. us-west-2")
+        if dr_region == region:
+            raise ConfigError("dr_region", dr_region, f"must differ from this stack's region {region}: a secret "
+                              "replica in the same region does not survive a regional outage")
     else:
+        if dr_region is not None:
+            raise ConfigError("dr_region", dr_region, "only the prod stack (role: primary) takes this key (the dr "
+                              "stack's region is aws:region); remove it here")
         if prod_stack is None:
             raise ConfigError("prod_stack", _MISSING, "the dr stack reads prod through a StackReference; name the prod "
                               "stack, e.g. organization/regionpair/prod")
@@ -688,7 +713,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
+                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes)
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -714,7 +739,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "kubernetes")
+        "kubernetes", "dr_region")
 
 
 def _decode(raw: str) -> Any:

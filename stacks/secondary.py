@@ -149,7 +149,11 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
         source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
         destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id,
-        enabled=not cfg.promoted),
+        # declared as before the failover, byte for byte: the configuration lives on prod's bucket, in
+        # the region that may be down, so `pulumi up -s dr` after a failover must not change it. The
+        # failover runbook disables the rule itself; promoted, Pulumi ignores the live rule (see the
+        # component's `keep_live_rules`), so neither a refresh nor an up re-enables it
+        enabled=True, keep_live_rules=cfg.promoted),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
     # the failback's seeding of prod's bucket with what the reverse rule does not copy (everything DR
@@ -161,22 +165,27 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
             region=cfg.region, source_bucket_arn=net.data.arn, report_bucket_arn=net.backups.arn,
             report_kms_key_arn=net.key.arn), opts=opts)
 
+    # the password of every database is the primary's, in prod's secret; its Secrets Manager replica in
+    # this region (same ARN, this region) is what DR reads once promoted, with prod's region gone
+    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
+    dr_secrets = {name: arn.apply(lambda a: outputs.secret_replica_arn(a, cfg.region) if a else None)
+                  for name, arn in prod_secrets.items()}
+
     if cfg.kubernetes is not None:
         # active: prod's endpoints until a failover is recorded (promoted: true), then this region's;
-        # the dumps read this region's own instances, with the password of the active primary's secret
+        # the dumps read this region's own instances, with the password from this region's replica of
+        # prod's secret (readable with prod's region down)
         if cfg.promoted:
             active_region, kafka, bucket = cfg.region, net.kafka.bootstrap_brokers, net.data.bucket
             endpoints = {name: (c.address, c.port) for name, (c, _) in databases.items()}
-            secrets = {name: c.secret_arn for name, (c, _) in databases.items()}
         else:
             active_region, kafka = cfg.primary_region, from_prod("streaming", "bootstrap_brokers")
             bucket = from_prod("storage", "data_bucket")
             endpoints = {db.name: (from_prod("databases", db.name, "endpoint"), from_prod("databases", db.name, "port"))
                          for db in cfg.databases}
-            secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
         regional.cluster(net, providers, active_region=active_region, endpoints=endpoints,
                          kafka_bootstrap_servers=kafka, data_bucket=bucket,
-                         local={name: (c.address, c.port, secrets[name]) for name, (c, _) in databases.items()})
+                         local={name: (c.address, c.port, dr_secrets[name]) for name, (c, _) in databases.items()})
 
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
@@ -195,10 +204,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         ttl_seconds=cfg.dns.ttl_seconds), opts=opts)
 
     s3_arn = f"arn:{net.partition}:s3:::"
-    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
     prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
-    own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
-        lambda arns: [a for a in arns if a])
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
@@ -230,8 +236,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(  # prod's replicas here
-                    lambda v: [outputs.secret_replica_arn(a, cfg.region) for a in v[0]] + v[1]),
+                # prod's secrets' replicas here (the databases of this stack have no secret of their own)
+                secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
+                                                                 for a in arns]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
         ]), opts=opts)
 
@@ -241,8 +248,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                                                  source_arn=None if cfg.promoted else databases[db.name][1],
                                                  # a replica's password is its primary's: the runbooks read
                                                  # prod's secret, or its replica in this region when prod's
-                                                 # region does not answer
-                                                 secret_arn=None if cfg.promoted else prod_secrets[db.name])
+                                                 # region does not answer; promoted, that replica directly
+                                                 secret_arn=dr_secrets[db.name] if cfg.promoted
+                                                 else prod_secrets[db.name])
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
         "streaming": net.streaming_document(

@@ -127,6 +127,9 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any], region: str
         out.update(arn=f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{rid}")
     elif typ == "aws:route53/record:Record":
         out.update(fqdn=inputs.get("name"))
+    elif typ == "aws:secretsmanager/secret:Secret":
+        out.update(arn=f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{inputs.get('name', name)}-{h[:6]}")
+        rid = out["arn"]
     return rid, out
 
 
@@ -141,6 +144,7 @@ class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]]):
         self.stack_outputs = stack_outputs
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[dict[str, Any]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -161,6 +165,10 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         region = _region_of(args.provider)
+        self.calls.append({"token": args.token, "provider": _provider_name(args.provider)})
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            # mock data, the same on every run (the real invoke answers a new value each time)
+            return {"id": region, "randomPassword": "mock" + _hex("password", region, n=24)}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "id": ACCOUNT, "userId": "AIDACI"}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -242,6 +250,7 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
     mocks = _Mocks(stack_outputs)
     monitor = _Recorder(mocks)
     LAST["registrations"] = monitor.registrations
+    LAST["calls"] = mocks.calls
     warnings = _Warnings()
     logger = logging.getLogger(f"tests.harness.{stack}")
     logger.propagate = False

@@ -518,7 +518,8 @@ class PsycopgSql:
     def _password(self, db: Database, refresh: bool = False) -> str:
         if not db.secret_arn:
             raise BadInput(f"stack outputs: database {db.name} ({db.identifier}) has no secret_arn; the runbooks "
-                           "read the master password from Secrets Manager (manage_master_user_password)")
+                           "read the master password from the stack-owned Secrets Manager secret (`pulumi up` the "
+                           "stacks of this version, which export it)")
         with self._lock:
             if refresh or db.secret_arn not in self._passwords:
                 value = self._read_secret(db)
@@ -532,8 +533,8 @@ class PsycopgSql:
     def _read_secret(self, db: Database) -> dict:
         """The secret in its own region; when that region does not answer (the primary's, in the
         outage a failover is for), its replica in another region of the pair: same ARN, other region
-        (Secrets Manager's replicas; the stacks cannot declare one on an RDS-managed secret, so it
-        is replicated once by hand, see docs/aws-adapters.md)."""
+        (Secrets Manager's replicas; the prod stack declares the DR replica of each database's
+        secret, regionpair:dr_region)."""
         home = _region_of_arn(db.secret_arn) or ""
         try:
             return self.clients.call("secretsmanager", home, "get_secret_value", SecretId=db.secret_arn)
@@ -555,8 +556,10 @@ class PsycopgSql:
             except Unreachable as exc:
                 tried.append(f"{other} does not answer either ({exc})")
         raise Unreachable(f"cannot read the password of {db.identifier}: {lost}; " + "; ".join(tried) +
-                          f". Replicate the secret before you need it: aws secretsmanager replicate-secret-to-regions "
-                          f"--secret-id {db.secret_arn} --add-replica-regions Region=<DR region>") from None
+                          f". The prod stack declares the secret's replica in the DR region (regionpair:dr_region): "
+                          f"run `pulumi up -s prod` while prod's region is up; or replicate it yourself: aws "
+                          f"secretsmanager replicate-secret-to-regions --secret-id {db.secret_arn} "
+                          f"--add-replica-regions Region=<DR region>") from None
 
     def _open(self, region: str, database: str) -> SqlConnection:
         _, db = _database(self.outputs, region, database)

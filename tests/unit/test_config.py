@@ -482,3 +482,35 @@ def test_streaming_accepts_what_msk_replicator_supports(key, value):
     values = prod_values()
     values.setdefault("streaming", {})[key] = value
     assert getattr(config.read(values, stack="prod").streaming, key) == value
+
+
+def test_a_pinned_minor_version_with_auto_minor_upgrades_is_refused():
+    """pulumi-aws aws.rds.Instance engine_version: with auto_minor_version_upgrade RDS moves the minor
+    version; a pinned "16.4" then drifts and the next `pulumi up` plans a downgrade (issue 10, point 4)."""
+    values = prod_values()
+    values["databases"][0]["engine_version"] = "16.4"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == "databases[0].engine_version" and err.value.value == "16.4"
+    assert "pin the major version only, e.g. '16'" in str(err.value)
+    assert "auto_minor_version_upgrade: false" in str(err.value)
+    values["databases"][0]["auto_minor_version_upgrade"] = False
+    db = config.read(values, stack="prod").databases[0]
+    assert (db.engine_version, db.auto_minor_version_upgrade) == ("16.4", False)
+    assert config.read(prod_values(), stack="prod").databases[0].engine_version == "16"
+
+
+def test_prod_names_the_dr_region_its_password_secrets_are_replicated_to():
+    assert config.read(prod_values(), stack="prod").dr_region == "us-west-2"
+    for value, words in ((None, "(missing): the databases' password secrets are replicated"),
+                         ("us-east-1", "must differ"), ("west", "the DR region, e.g. us-west-2")):
+        values = prod_values()
+        values["dr_region"] = value
+        with pytest.raises(ConfigError) as err:
+            config.read(values, stack="prod")
+        assert err.value.key == "dr_region" and words in str(err.value), str(err.value)
+    values = dr_values()
+    values["dr_region"] = "us-west-2"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == "dr_region" and "only the prod stack" in str(err.value)

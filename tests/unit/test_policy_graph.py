@@ -102,9 +102,9 @@ def test_promoted_dr_stack_passes_only_when_its_config_says_promoted():
     assert not [n for n in promoted if n["type"] == rules.RDS_INSTANCE and n["inputs"].get("replicateSourceDb")]
     assert findings("dr", promoted, {"promoted": True}) == []
     stale = findings("dr", promoted, {"promoted": False})
-    # the promoted graph also declares primary → DR replication disabled, which only a promoted
-    # stack may: unpromoted, nothing would reach the DR bucket
-    assert {f.policy for f in stale} == {"dr-every-primary-replicated", "s3-replication-time-control"}
+    # the promoted graph declares the S3 rule on prod's bucket unchanged (the runbook disables it and
+    # Pulumi ignores the live rules, so nothing calls prod's region): only the database check differs
+    assert {f.policy for f in stale} == {"dr-every-primary-replicated"}
 
 
 def test_dr_stack_declared_for_the_failback_passes():

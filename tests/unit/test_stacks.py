@@ -73,8 +73,13 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
 def test_no_secret_in_any_input_or_export(stack):
     text = json.dumps(harness.stack_exports(stack)) + json.dumps(harness.render_stack(stack))
     for r in harness.render_stack(stack):
-        keys = set(r["inputs"])
-        assert not keys & {"password", "masterPassword"}, r["name"]
+        for key in {"password", "masterPassword", "secretString"} & set(r["inputs"]):
+            # only the generated master password, and only as a secret Output (encrypted in state)
+            assert set(r["inputs"][key]) == {"secret"}, (r["name"], key)
+    exported = json.dumps(harness.stack_exports(stack))
+    for r in harness.render_stack(stack):
+        if "password" in r["inputs"]:
+            assert r["inputs"]["password"]["secret"] not in exported, "the password is never an output"
     assert "BEGIN RSA PRIVATE KEY" not in text
 
 
@@ -122,7 +127,7 @@ def test_promoted_dr_stack_promotes_in_place_and_replaces_nothing():
     assert urn in after, "the promoted database must keep the replica's URN"
     changed = {k for k in set(before[urn]["inputs"]) | set(after[urn]["inputs"])
                if before[urn]["inputs"].get(k) != after[urn]["inputs"].get(k)}
-    assert changed == {"replicateSourceDb", "manageMasterUserPassword", "masterUserSecretKmsKeyId"}
+    assert changed == {"replicateSourceDb", "skipFinalSnapshot", "finalSnapshotIdentifier"}
     stateful = ("aws:rds/instance:Instance", "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:msk/cluster:Cluster")
     for u, r in before.items():
         if r["type"] in stateful:
@@ -144,8 +149,13 @@ def test_promoted_dr_stack_keeps_primary_to_dr_replication_stopped():
     info = one(promoted, "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
     assert info["topicReplications"][0]["topicsToExcludes"] == [".*"]
     assert info["consumerGroupReplications"][0]["consumerGroupsToExcludes"] == [".*"]
+    # the S3 rule lives on prod's bucket, in the region that may be down: declared unchanged, and its
+    # live rules (the runbook disabled it) ignored, so `pulumi up -s dr` never calls that region for it
     rule = one(promoted, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")["inputs"]["rules"][0]
-    assert rule["status"] == "Disabled"
+    assert rule["status"] == "Enabled"
+    (config,) = [r for r in harness.LAST["registrations"]
+                 if r["type"] == "aws:s3/bucketReplicationConfig:BucketReplicationConfig"]
+    assert config["ignore_changes"] == ["rules"]
     from runbooks.adapters import aws_streams
     from components import streaming
     assert aws_streams.STOP_PATTERN == streaming.STOP_PATTERN  # what the runbook reads as "stopped"
@@ -299,6 +309,9 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
     (db,) = of_type(drill.resources, "aws:rds/instance:Instance")
     assert db["inputs"]["deletionProtection"] is False and db["inputs"]["skipFinalSnapshot"] is True
     assert "finalSnapshotIdentifier" not in db["inputs"]
+    # the next drill reuses the secret's name: no recovery window holding it
+    assert one(drill.resources, "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 0
+    assert one(harness.render_stack("prod"), "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 30
     assert all(b["inputs"]["forceDestroy"] is True for b in of_type(drill.resources, "aws:s3/bucket:Bucket"))
     assert not of_type(drill.resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
     records = [r["inputs"]["name"] for r in of_type(drill.resources, "aws:route53/record:Record")]
