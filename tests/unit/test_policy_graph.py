@@ -17,6 +17,7 @@ import pulumi.runtime
 import pytest
 
 from policy import rules
+from policy import rds as RDS
 from policy import s3_kms_sns_ssm as S3K
 from policy.graph import evaluate, policy_resources
 
@@ -353,6 +354,23 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"kms-key-lets-cloudwatch-publish"}),
     ("prod", "a second lifecycle configuration on the data bucket", second_lifecycle,
      {"s3-one-configuration-per-bucket"}),
+    # RDS and Secrets Manager: what AWS documents (policy/rds.py)
+    ("prod", "primary with an RDS-managed password", setting(rules.RDS_INSTANCE, "manageMasterUserPassword", True),
+     {"rds-password-not-rds-managed"}),
+    ("dr", "replica with a final snapshot identifier",
+     setting(rules.RDS_INSTANCE, "finalSnapshotIdentifier", "regionpair-dr-payments-final", is_replica),
+     {"rds-final-snapshot-by-role"}),
+    ("prod", "minor version pinned with auto minor upgrades", setting(rules.RDS_INSTANCE, "engineVersion", "16.4"),
+     {"rds-major-version-with-auto-minor-upgrade"}),
+    ("dr", "replica's key from the source's region",
+     setting(rules.RDS_INSTANCE, "kmsKeyId", "arn:aws:kms:us-east-1:123456789012:key/prod", is_replica),
+     {"rds-cross-region-replica"}),
+    ("dr", "backups replicated for 36 days", setting(rules.RDS_BACKUP_REPLICATION, "retentionPeriod", 36),
+     {"rds-backup-replication"}),
+    ("prod", "password secret with a 3-day recovery window", setting(RDS.SECRET, "recoveryWindowInDays", 3),
+     {"secretsmanager-secret"}),
+    ("prod", "parameter group of another major version", setting(RDS.RDS_PARAMETER_GROUP, "family", "postgres15"),
+     {"rds-parameter-group-family"}),
 ]
 
 

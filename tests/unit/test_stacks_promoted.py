@@ -105,5 +105,5 @@ def test_also_with_the_failback_flows_declared_nothing_moves_in_prods_region_but
     for urn, r in before.items():
         assert after[urn]["inputs"] == r["inputs"], r["name"]
     added = {after[u]["name"] for u in set(after) - set(before)}
-    # the reverse replicator and its role, declared once prod's region is back
-    assert added and all(n.startswith("failback-replicator") for n in added), added
+    # the reverse replicator, its role and its alarms (with their topic), declared once prod's region is back
+    assert added and all(n.startswith(("failback-replicator", "failback-alarms")) for n in added), added
