@@ -211,7 +211,8 @@ def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key
     With an S3 Bucket Key on the destination, S3 also calls kms:Decrypt with the REPLICA key, in the
     destination bucket's context (S3 User Guide, "Amazon S3 Bucket Keys and replication"): the other
     direction's DecryptSourceObjects statement grants exactly that, so the pair is complete (the
-    pack's s3-replication-role-permissions refuses a role that encrypts with a key it may not decrypt)."""
+    pack's s3-replication-role-kms-permissions refuses a role that encrypts with a key it may not decrypt
+    into a bucket-key destination)."""
     return policy_json(_one_way("", source_arn, dest_arn, source_key, dest_key, source_region, dest_region)
                        + _one_way("Reverse", dest_arn, source_arn, dest_key, source_key, dest_region, source_region))
 
