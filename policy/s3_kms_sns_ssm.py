@@ -109,8 +109,6 @@ REPLICATION_ROLE_ACTIONS = ("s3:GetReplicationConfiguration", "s3:ListBucket", "
 """The User Guide's minimum permissions policy for live replication. Not s3:ReplicateTags (s3:ReplicateObject
 covers tags), nor s3:GetObjectVersionTagging: without it "it replicates the objects, but not the object
 tags" (same page), which S3 does not refuse. KMS permissions: only for SSE-KMS rules (a stack check)."""
-SSE_KMS_ROLE_ACTIONS = ("kms:Decrypt", "kms:Encrypt")
-"""For a rule that replicates SSE-KMS objects: Decrypt with the source key, Encrypt with the replica key."""
 LOCKED_SOURCE_ROLE_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
 """For a source bucket with Object Lock, on the source (S3 User Guide, 'Using Object Lock with S3 Replication')."""
 CLOUDWATCH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
@@ -150,8 +148,8 @@ def bucket_name_problems(name: str) -> list[str]:
 
 def ssm_arn_length(name: str, region: str | None = None) -> int:
     """The length of the parameter's ARN, which PutParameter's 1011-character limit counts:
-    arn:<partition>:ssm:<region>:<12-digit account>:parameter/<name without its leading />. Without
-    a region, the shortest one (and the aws partition)."""
+    arn:<partition>:ssm:<region>:<12-digit account>:parameter, then the name (a / put before a name
+    without one). Without a region, the shortest Region name (and the aws partition)."""
     region = region or SHORTEST_REGION
     partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
     return len(f"arn:{partition}:ssm:{region}:{'0' * 12}:parameter") + len(name) + (0 if name.startswith("/") else 1)
@@ -474,7 +472,8 @@ def check_replication_role_kms(resources: list[Resource]) -> list[Violation]:
             replica_key = get(rule, "destination", "encryptionConfiguration", "replicaKmsKeyId")
             if sse_kms not in ("Enabled", UNKNOWN) and not is_set(replica_key):
                 continue  # replicates no SSE-KMS objects: the role needs no key
-            key = replica_key if isinstance(replica_key, str) and replica_key else None
+            # an alias ARN: IAM judges the key it resolves to, which this run cannot tell
+            key = replica_key if isinstance(replica_key, str) and replica_key and ":alias/" not in replica_key else None
             where = f"{rc.label}: {_where(rule, i)}"
             missing = ([] if _grants(statements, "kms:Decrypt") else ["kms:Decrypt (the source objects' key)"]) + (
                 [] if _grants(statements, "kms:Encrypt", key) else [f"kms:Encrypt on {key or 'the replica key'}"])

@@ -405,6 +405,9 @@ def test_an_sse_kms_replication_role_that_cannot_use_the_keys_is_refused():
     other = _role_policy_without("kms:Encrypt")
     assert any(f"kms:Encrypt on {KEY_W}" in m for m in stack_messages(
         "s3-replication-role-kms-permissions", replication_graph(policy=other)))
+    # a replica key named by its alias ARN: the key it resolves to is not known here, any Encrypt will do
+    alias = "arn:aws:kms:us-west-2:111122223333:alias/regionpair-dr"
+    assert stack_messages("s3-replication-role-kms-permissions", replication_graph(replica_key=alias)) == []
 
 
 def test_a_replication_rule_without_sse_kms_needs_no_key_permissions():
