@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, partition_of, policy_json, require
+from stacks.config import RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES, bucket_name_reserved
 from stacks.outputs import KEY_PREFIX
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
@@ -54,12 +55,14 @@ class BucketArgs:
 
 
 def _check_name(name: str) -> str:
-    """S3 User Guide, "Bucket naming rules"."""
+    """S3 User Guide, "General purpose bucket naming rules"."""
     require(BUCKET_TYPE, "bucket_name", name, bool(_BUCKET.match(name)) and ".." not in name,
             "3-63 lowercase letters, digits, dots and dashes, starting and ending with a letter or digit")
-    require(BUCKET_TYPE, "bucket_name", name, not _IPV4.match(name) and not name.startswith("xn--")
-            and not name.endswith("-s3alias"),
-            "S3 refuses names formatted as an IP address, starting with xn-- or ending with -s3alias")
+    require(BUCKET_TYPE, "bucket_name", name, not _IPV4.match(name), "S3 refuses names formatted as an IP address")
+    reserved = bucket_name_reserved(name)
+    require(BUCKET_TYPE, "bucket_name", name, reserved is None,
+            f"S3 reserves {reserved!r} (names starting with {', '.join(RESERVED_BUCKET_PREFIXES)} or ending with "
+            f"{', '.join(RESERVED_BUCKET_SUFFIXES)})")
     return name
 
 
@@ -211,7 +214,8 @@ def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key
     With an S3 Bucket Key on the destination, S3 also calls kms:Decrypt with the REPLICA key, in the
     destination bucket's context (S3 User Guide, "Amazon S3 Bucket Keys and replication"): the other
     direction's DecryptSourceObjects statement grants exactly that, so the pair is complete (the
-    pack's s3-replication-role-permissions refuses a role that encrypts with a key it may not decrypt)."""
+    pack's s3-replication-role-kms-permissions refuses a role that encrypts with a key it may not decrypt
+    into a bucket-key destination)."""
     return policy_json(_one_way("", source_arn, dest_arn, source_key, dest_key, source_region, dest_region)
                        + _one_way("Reverse", dest_arn, source_arn, dest_key, source_key, dest_region, source_region))
 

@@ -51,17 +51,28 @@ SOURCE_CLUSTER_ACTIONS = ("kafka:CreateVpcConnection", "kafka:GetBootstrapBroker
 MSK Replicator "Network requirements")."""
 SSM_NAME_MAX = 1011
 SSM_MAX_DEPTH = 15
+SHORTEST_REGION = "us-east-1"
 
 
-def ssm_parameter_name_problem(name: str) -> str | None:
+def ssm_arn_length(name: str, region: str | None = None) -> int:
+    """PutParameter's 1011 characters "include the characters in the ARN that precede the name"
+    (arn:aws:ssm:us-east-2:111122223333:parameter/…; CloudFormation AWS::SSM::Parameter: "including
+    the full length of the parameter ARN"). Unknown region: the shortest Region name."""
+    region = region or SHORTEST_REGION
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return len(f"arn:{partition}:ssm:{region}:{'0' * 12}:parameter") + len(name) + (0 if name.startswith("/") else 1)
+
+
+def ssm_parameter_name_problem(name: str, region: str | None = None) -> str | None:
     """What is wrong with an SSM parameter name by the PutParameter naming constraints (Systems Manager
     API Reference, PutParameter ``Name``): None when nothing."""
     if not re.match(r"^/[a-zA-Z0-9_./-]+$", name):
         return "an SSM path such as /app/kafka: a leading /, then only a-zA-Z0-9_.-/"
     if name.lstrip("/").lower().startswith(("aws", "ssm")):
         return "SSM refuses names prefixed with aws or ssm (case-insensitive); choose another first path segment"
-    if len(name) > SSM_NAME_MAX:
-        return f"at most {SSM_NAME_MAX} characters"
+    if ssm_arn_length(name, region) > SSM_NAME_MAX:
+        return (f"at most {SSM_NAME_MAX} characters counting the ARN before the name (arn:aws:ssm:"
+                f"{region or SHORTEST_REGION}:<account>:parameter…: {ssm_arn_length(name, region)})")
     if name.count("/") > SSM_MAX_DEPTH:
         return f"at most {SSM_MAX_DEPTH} levels of hierarchy"
     return None
@@ -99,6 +110,9 @@ class KafkaClusterArgs:
     """First value of that parameter (runbooks change it later; `pulumi up` does not revert it). Default: this cluster's brokers."""
     client_parameters: Mapping[str, str] = field(default_factory=dict)
     """Application name → its own parameter like ``bootstrap_parameter``, same first value. Default: none."""
+    region: str | None = None
+    """The cluster's Region: its SSM parameters' ARNs count toward their 1011-character name limit.
+    Default: unknown (the shortest Region name is assumed)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -127,7 +141,7 @@ class KafkaCluster(pulumi.ComponentResource):
         for key, param in [("bootstrap_parameter", args.bootstrap_parameter)] + [
                 (f"client_parameters.{app}", p) for app, p in args.client_parameters.items()]:
             if param is not None:
-                problem = ssm_parameter_name_problem(param)
+                problem = ssm_parameter_name_problem(param, args.region)
                 require(CLUSTER_TYPE, key, param, problem is None, problem or "")
         super().__init__(CLUSTER_TYPE, name, None, opts)
         tags = dict(args.tags)
@@ -207,14 +221,13 @@ class KafkaReplicatorArgs:
     """The primary region's cluster. Required."""
     source_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Subnets of the source cluster (the replicator places interfaces there). Required."""
-    source_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Security groups reaching the source brokers. Required."""
     target_cluster_arn: pulumi.Input[str]
     """This region's cluster. Required."""
     target_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Subnets of the target cluster. Required."""
     target_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Security groups reaching the target brokers. Required."""
+    """Security groups reaching the target brokers, with inbound and outbound rules on port 9098. Required
+    ("Network requirements": you must provide security groups for the target cluster)."""
     account_id: pulumi.Input[str]
     """The AWS account id (scopes the service role's trust). Required."""
     topics: Sequence[str] = (".*",)
@@ -226,6 +239,11 @@ class KafkaReplicatorArgs:
     stopped: bool = False
     """Declare it stopped: every topic and consumer group excluded (``STOP_PATTERN``), which is how the
     failover runbook stops it (MSK Replicator has no pause). Default: copying."""
+    source_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Security groups for the source cluster: for a same-region replicator only. Default: none, which
+    is what a cross-region replicator takes (MSK Developer Guide, MSK Replicator "Network requirements":
+    "You do not need to provide security groups for the source cluster"; it reaches the source through
+    multi-VPC private connectivity)."""
     source_ready: Sequence[pulumi.Resource] = ()
     """The source cluster's policy when this stack declares it (created first). Default: none (the
     source belongs to another stack, which declared its policy when it came up)."""
@@ -291,7 +309,7 @@ class KafkaReplicator(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.source_cluster_arn, args.target_cluster_arn).apply(
                 lambda arns: replicator_policy(arns[0], arns[1]))), opts=child(self))
 
-        def cluster(arn, subnets, groups):
+        def cluster(arn, subnets, groups=None):
             return aws.msk.ReplicatorKafkaClusterArgs(
                 amazon_msk_cluster=aws.msk.ReplicatorKafkaClusterAmazonMskClusterArgs(msk_cluster_arn=arn),
                 vpc_config=aws.msk.ReplicatorKafkaClusterVpcConfigArgs(subnet_ids=subnets, security_groups_ids=groups))

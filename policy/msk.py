@@ -156,6 +156,13 @@ def check_replicator(r: Resource) -> list[str]:
         if isinstance(arn, str) and UNKNOWN not in clusters and arn not in clusters:
             problems.append(f"{r.label}: the {role} cluster {arn} is not among kafkaClusters, which must describe "
                             f"both ends ({DOC_CREATE_REPLICATOR}). Fix: add it to kafka_clusters with its subnets.")
+    for c in as_list(p.get("kafkaClusters")):
+        groups = get(c, "vpcConfig", "securityGroupsIds")
+        if isinstance(target, str) and get(c, "amazonMskCluster", "mskClusterArn") == target and not is_set(groups):
+            problems.append(f"{r.label}: no security groups for the target cluster {target}; the Replicator must be "
+                            f"given the target's, with inbound and outbound rules on port 9098 ({DOC_NETWORK}; the "
+                            "source needs none across regions). Fix: vpc_config.security_groups_ids=[<the target "
+                            "brokers' security group>] on the target's kafka_clusters entry.")
     if isinstance(source, str) and source == target:
         problems.append(f"{r.label}: source and target are the same cluster ({DOC_CREATE_REPLICATOR}: a flow from a "
                         "source cluster to a target cluster). Fix: replicate between the two regions' clusters.")
@@ -381,9 +388,10 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     rules.resource_policy(
         "msk-replicator-valid",
         "Every MSK Replicator has a valid name and description, exactly its source and target clusters in one "
-        "account, identical topic names; and (DR invariants of this project) EARLIEST starting position and "
+        "account, security groups for its target (none are needed for a cross-region source), identical topic "
+        "names; and (DR invariants of this project) EARLIEST starting position and "
         "consumer-group offset sync "
-        f"({DOC_CREATE_REPLICATOR}; {DOC_SUPPORTED}).",
+        f"({DOC_CREATE_REPLICATOR}; {DOC_SUPPORTED}; {DOC_NETWORK}).",
         check_replicator),
     rules.stack_policy(
         "msk-cluster-policy-for-replicator",

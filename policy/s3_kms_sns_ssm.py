@@ -30,6 +30,7 @@ S3_OBJECT_LOCKS = ("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfigu
 KMS_ALIAS = "aws:kms/alias:Alias"
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+IAM_ROLE = "aws:iam/role:Role"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 # ---- the documents ---------------------------------------------------------------------------
@@ -46,13 +47,19 @@ S3_REPLICA_KEY_DOC = ("S3 User Guide, 'Replicating objects created with server-s
 S3_BUCKET_KEY_REPLICATION_DOC = ("S3 User Guide, 'Replicating objects created with server-side encryption (SSE) using "
                                  "AWS KMS', 'Amazon S3 Bucket Keys and replication'")
 S3_REPLICATION_PERMISSIONS_DOC = "S3 User Guide, 'Setting up permissions' for live replication"
+S3_SSE_KMS_PERMISSIONS_DOC = ("S3 User Guide, 'Replicating objects created with server-side encryption (SSE) using AWS "
+                              "KMS', 'Granting additional permissions for the IAM role' (kms:Decrypt for the source "
+                              "key, kms:Encrypt for the replica key)")
+S3_OBJECT_LOCK_REPLICATION_DOC = ("S3 User Guide, 'Object Lock considerations', 'Using Object Lock with S3 Replication' "
+                                  "(s3:GetObjectRetention and s3:GetObjectLegalHold on the source; s3:Get* satisfies it)")
 S3_OBJECT_LOCK_DOC = ("S3 User Guide, 'Object Lock considerations' and 'Managing Object Lock' (retention up to 100 "
                       "years; no suspending versioning; replication needs Object Lock on the destination); S3 API "
                       "Reference 'DefaultRetention' (a mode and either Days or Years)")
-S3_FORCE_DESTROY_DOC = ("pulumi-aws aws.s3.Bucket 'force_destroy' (deletes objects, locked ones included, before "
-                        "destroying) against S3 User Guide 'Locking objects with Object Lock' (COMPLIANCE: no user, "
-                        "root included, can delete a protected version)")
-S3_BUCKET_NAME_DOC = "S3 User Guide, 'Bucket naming rules'"
+S3_FORCE_DESTROY_DOC = ("a rule of this project, not an AWS constraint (S3 and the provider accept force_destroy on a "
+                        "locked bucket): pulumi-aws aws.s3.Bucket 'force_destroy' (deletes objects before destroying) "
+                        "against S3 User Guide 'Locking objects with Object Lock' (COMPLIANCE: no user, root "
+                        "included, can delete a protected version), so the destroy would fail half-way")
+S3_BUCKET_NAME_DOC = "S3 User Guide, 'General purpose bucket naming rules'"
 S3_SINGLE_CONFIG_DOC = ("pulumi-aws aws.s3.BucketLifecycleConfiguration and aws.s3.BucketReplicationConfig (\"S3 Buckets "
                         "only support a single lifecycle/replication configuration ... perpetual difference\")")
 KMS_KEY_DOC = ("pulumi-aws aws.kms.Key (deletion_window_in_days 7-30, rotation_period_in_days 90-2560) and KMS API "
@@ -61,11 +68,15 @@ KMS_ALIAS_DOC = "KMS Developer Guide, 'Create aliases'"
 SNS_KMS_DOC = ("SNS Developer Guide, 'Key management': 'Enable compatibility between event sources from AWS services "
                "and encrypted topics'")
 SNS_TOPIC_NAME_DOC = "SNS API Reference, 'CreateTopic' (Name)"
-SSM_NAME_DOC = "SSM API Reference, 'PutParameter' (Name: naming constraints, 1011 characters, fifteen levels)"
+SSM_NAME_DOC = ("SSM API Reference, 'PutParameter' (Name: naming constraints, fifteen levels; 1011 characters "
+                "including the ARN that precedes the name, arn:aws:ssm:us-east-2:111122223333:parameter/) and "
+                "CloudFormation 'AWS::SSM::Parameter' Name (\"including the full length of the parameter ARN\")")
 SSM_TYPE_DOC = "pulumi-aws aws.ssm.Parameter (type: String, StringList or SecureString)"
 SSM_STANDARD_SIZE_DOC = ("SSM PutParameter's ValidationException \"Standard tier parameters support a maximum parameter "
                          "value of 4096 characters\" (quoted in a public error report; the User Guide's tier page "
                          "was not found by the search)")
+SSM_TIER_DOC = ("pulumi-aws aws.ssm.Parameter 'tier' (\"If not specified, will use the default parameter tier for "
+                "the region\"): only an explicit Standard is held to the Standard limit")
 SSM_STANDARD_MAX_CHARS = 4096
 
 # ---- limits, from those documents --------------------------------------------------------------
@@ -75,15 +86,42 @@ ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 TRANSITION_CLASSES = ("GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR")
 MIN_IA_DAYS = 30
 DEEP_ARCHIVE_AFTER_GLACIER_DAYS = 90
+S3_IA_GAP_DOC = (f"{S3_LIFECYCLE_DOC}, 'Minimum 30-day storage charge for S3 Standard-IA and S3 One Zone-IA': no "
+                 "single rule with an IA transition and a GLACIER/DEEP_ARCHIVE one less than 30 days later; \"the "
+                 "same 30-day minimum applies\" from STANDARD_IA to ONEZONE_IA")
+LIFECYCLE_GAPS = (
+    *((ia, archive, MIN_IA_DAYS, S3_IA_GAP_DOC) for ia in IA_CLASSES for archive in ARCHIVE_CLASSES),
+    ("STANDARD_IA", "ONEZONE_IA", MIN_IA_DAYS, S3_IA_GAP_DOC),
+    ("GLACIER", "DEEP_ARCHIVE", DEEP_ARCHIVE_AFTER_GLACIER_DAYS, S3_DEEP_ARCHIVE_GAP_DOC),
+)
+"""Every ordered pair of storage classes S3 documents a minimum gap for, within one rule. Not here,
+because no AWS page read says S3 refuses them (they are minimum storage CHARGES, or third-party
+claims only): GLACIER_IR before GLACIER/DEEP_ARCHIVE (90-day minimum charge), STANDARD_IA before
+INTELLIGENT_TIERING, INTELLIGENT_TIERING before ONEZONE_IA."""
+NONCURRENT_GAPS = tuple((a, b) for a, b, _, _ in LIFECYCLE_GAPS if a != "GLACIER")
+"""The IA gaps hold for noncurrent transitions too (the User Guide speaks of the transitions of one
+rule, current or noncurrent alike); the DEEP_ARCHIVE-after-GLACIER gap is sourced for current
+transitions ('Days' in the 'Transition' action) only."""
 MAX_RETENTION_DAYS = 36500
 MAX_RETENTION_YEARS = 100
 REPLICATION_ROLE_ACTIONS = ("s3:GetReplicationConfiguration", "s3:ListBucket", "s3:GetObjectVersionForReplication",
-                            "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging", "s3:ReplicateObject",
-                            "s3:ReplicateDelete", "kms:Decrypt", "kms:Encrypt")
-"""What live replication of SSE-KMS objects needs. Not s3:ReplicateTags: s3:ReplicateObject covers tags;
-but s3:GetObjectVersionTagging, without which S3 replicates objects and silently drops their tags."""
+                            "s3:GetObjectVersionAcl", "s3:ReplicateObject", "s3:ReplicateDelete")
+"""The User Guide's minimum permissions policy for live replication. Not s3:ReplicateTags (s3:ReplicateObject
+covers tags), nor s3:GetObjectVersionTagging: without it "it replicates the objects, but not the object
+tags" (same page), which S3 does not refuse. KMS permissions: only for SSE-KMS rules (a stack check)."""
+LOCKED_SOURCE_ROLE_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
+"""For a source bucket with Object Lock, on the source (S3 User Guide, 'Using Object Lock with S3 Replication')."""
 CLOUDWATCH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+"""S3 User Guide, 'General purpose bucket naming rules' (sthree-configurator is covered by sthree-)."""
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+"""Same page: access point aliases, Object Lambda access point aliases, Multi-Region Access Points,
+directory buckets, table buckets."""
+SSM_NAME_MAX = 1011
+SHORTEST_REGION = "us-east-1"
+"""When a parameter's region is unknown, its ARN is at least this long (no Region name is shorter):
+the length check refuses only a name too long in every Region."""
 _ALIAS_NAME = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 _SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]+$")
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -103,14 +141,21 @@ def bucket_name_problems(name: str) -> list[str]:
         problems.append("not formatted as an IP address")
     except ValueError:
         pass
-    if name.startswith("xn--"):
-        problems.append("not starting with xn--")
-    if name.endswith("-s3alias"):
-        problems.append("not ending with -s3alias (reserved for access point aliases)")
+    problems += [f"not starting with {p} (reserved)" for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)]
+    problems += [f"not ending with {x} (reserved)" for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)]
     return problems
 
 
-def ssm_name_problems(name: str) -> list[str]:
+def ssm_arn_length(name: str, region: str | None = None) -> int:
+    """The length of the parameter's ARN, which PutParameter's 1011-character limit counts:
+    arn:<partition>:ssm:<region>:<12-digit account>:parameter, then the name (a / put before a name
+    without one). Without a region, the shortest Region name (and the aws partition)."""
+    region = region or SHORTEST_REGION
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return len(f"arn:{partition}:ssm:{region}:{'0' * 12}:parameter") + len(name) + (0 if name.startswith("/") else 1)
+
+
+def ssm_name_problems(name: str, region: str | None = None) -> list[str]:
     """What is wrong with an SSM parameter name by PutParameter's naming constraints (empty: nothing)."""
     problems = []
     if not _SSM_NAME.match(name):
@@ -119,8 +164,10 @@ def ssm_name_problems(name: str) -> list[str]:
         problems.append("a name in a hierarchy starts with /")
     if name.lstrip("/").lower().startswith(("aws", "ssm")):
         problems.append("not prefixed with aws or ssm (any case)")
-    if len(name) > 1011:
-        problems.append(f"at most 1011 characters (it has {len(name)})")
+    arn = ssm_arn_length(name, region)
+    if arn > SSM_NAME_MAX:
+        problems.append(f"at most {SSM_NAME_MAX} characters counting the ARN before it (arn:aws:ssm:"
+                        f"{region or SHORTEST_REGION}:<account>:parameter/...: {arn})")
     if len([p for p in name.split("/") if p]) > 15:
         problems.append("at most fifteen hierarchy levels")
     return problems
@@ -134,6 +181,18 @@ def ssm_name_problems(name: str) -> list[str]:
 def _where(rule: Any, i: int) -> str:
     rid = get(rule, "id")
     return f"rules[{i}] ({rid})" if isinstance(rid, str) else f"rules[{i}]"
+
+
+def _gap_problems(where: str, days: Mapping[str, Any], kind: str, noncurrent: bool) -> list[str]:
+    problems = []
+    for earlier, later, gap, doc in LIFECYCLE_GAPS:
+        if noncurrent and (earlier, later) not in NONCURRENT_GAPS:
+            continue
+        if earlier in days and later in days and days[later] - days[earlier] < gap:
+            problems.append(f"{where} moves {kind} to {later} {days[later] - days[earlier]:g} days after {earlier}; "
+                            f"one rule cannot do both within {gap} days ({doc}). Fix: the {later} transition at "
+                            f"least {gap} days after the {earlier} one.")
+    return problems
 
 
 def check_lifecycle(r: Resource) -> list[str]:
@@ -156,22 +215,17 @@ def check_lifecycle(r: Resource) -> list[str]:
                 problems.append(f"{where} moves objects to {cls} after {days[cls]} days; S3 requires at least "
                                 f"{MIN_IA_DAYS} days in S3 Standard first ({S3_LIFECYCLE_DOC}). "
                                 f"Fix: days >= {MIN_IA_DAYS}.")
-            for archive in ARCHIVE_CLASSES:
-                if cls in days and archive in days and days[archive] - days[cls] < MIN_IA_DAYS:
-                    problems.append(f"{where} moves objects to {archive} {days[archive] - days[cls]} days after {cls}; "
-                                    f"one rule cannot do both within {MIN_IA_DAYS} days ({S3_LIFECYCLE_DOC}). "
-                                    f"Fix: the {archive} transition at least {MIN_IA_DAYS} days after the {cls} one.")
-        if "GLACIER" in days and "DEEP_ARCHIVE" in days and \
-                days["DEEP_ARCHIVE"] - days["GLACIER"] < DEEP_ARCHIVE_AFTER_GLACIER_DAYS:
-            problems.append(f"{where} moves objects to DEEP_ARCHIVE {days['DEEP_ARCHIVE'] - days['GLACIER']} days after "
-                            f"GLACIER; S3 refuses less than {DEEP_ARCHIVE_AFTER_GLACIER_DAYS} ({S3_DEEP_ARCHIVE_GAP_DOC}). "
-                            f"Fix: DEEP_ARCHIVE days >= GLACIER days + {DEEP_ARCHIVE_AFTER_GLACIER_DAYS}.")
+        problems += _gap_problems(where, days, "objects", noncurrent=False)
+        noncurrent: dict[str, Any] = {}
         for t in as_list(get(rule, "noncurrentVersionTransitions")):
             cls, d = get(t, "storageClass"), get(t, "noncurrentDays")
+            if isinstance(cls, str) and _is_number(d):
+                noncurrent[cls] = d
             if cls in IA_CLASSES and _is_number(d) and d < MIN_IA_DAYS:
                 problems.append(f"{where} moves noncurrent versions to {cls} after {d} days; S3 transitions only "
                                 f"versions noncurrent for at least {MIN_IA_DAYS} days ({S3_LIFECYCLE_DOC}). "
                                 f"Fix: noncurrent_days >= {MIN_IA_DAYS}.")
+        problems += _gap_problems(where, noncurrent, "noncurrent versions", noncurrent=True)
     return problems
 
 
@@ -303,7 +357,8 @@ def check_ssm_parameter(r: Resource) -> list[str]:
     problems = []
     name = r.props.get("name")
     if isinstance(name, str) and name:
-        wrong = ssm_name_problems(name)
+        region = r.props.get("region")
+        wrong = ssm_name_problems(name, region if isinstance(region, str) and region else None)
         if wrong:
             problems.append(f"{r.label}: parameter name {name!r} breaks SSM's naming constraints ({SSM_NAME_DOC}): it "
                             f"must have {'; '.join(wrong)}. Fix: e.g. /regionpair/s3/writer-bucket.")
@@ -312,7 +367,7 @@ def check_ssm_parameter(r: Resource) -> list[str]:
         problems.append(f"{r.label}: type {kind!r} ({SSM_TYPE_DOC}). Fix: type='String'.")
     tier = r.props.get("tier")
     value = r.props.get("value", r.props.get("insecureValue"))
-    if tier in (None, "Standard") and isinstance(value, str) and len(value) > SSM_STANDARD_MAX_CHARS:
+    if tier == "Standard" and isinstance(value, str) and len(value) > SSM_STANDARD_MAX_CHARS:
         problems.append(f"{r.label}: a {len(value)}-character value in the Standard tier, which holds at most "
                         f"{SSM_STANDARD_MAX_CHARS} ({SSM_STANDARD_SIZE_DOC}). Fix: tier='Advanced' (or "
                         "'Intelligent-Tiering'), or a shorter value.")
@@ -346,37 +401,100 @@ def _resources(statement: Mapping[str, Any]) -> list[str]:
 
 
 def check_replication_role_policy(r: Resource) -> list[str]:
-    """A role policy that replicates objects (grants s3:ReplicateObject) has every permission S3's
-    live replication of SSE-KMS objects into a bucket-key bucket needs."""
+    """A role policy that replicates objects (grants s3:ReplicateObject) has the S3 permissions every
+    live replication needs. What only some replications need (KMS keys, Object Lock) is judged with
+    the replication configuration, by the stack checks below."""
     if r.type != IAM_ROLE_POLICY:
         return []
     statements = _statements(r.props.get("policy"))
     if not statements or not any(_allows(s, "s3:ReplicateObject") for s in statements):
         return []
-    problems = []
     missing = [a for a in REPLICATION_ROLE_ACTIONS if not any(_allows(s, a) for s in statements)]
-    if missing:
-        problems.append(f"{r.label}: a replication role without {', '.join(missing)}; without them S3 cannot read, "
-                        "replicate or re-encrypt the objects, or drops their tags (s3:GetObjectVersionTagging) "
-                        f"({S3_REPLICATION_PERMISSIONS_DOC}; "
-                        f"{S3_BUCKET_KEY_REPLICATION_DOC}). Fix: grant them on the source bucket, its objects, the "
-                        "destination's objects and the two keys.")
-    decryptable = {x for s in statements if _allows(s, "kms:Decrypt") for x in _resources(s)}
-    for s in statements:
-        if not _allows(s, "kms:Encrypt"):
-            continue
-        for key in _resources(s):
-            if key not in decryptable and "*" not in decryptable:
-                problems.append(f"{r.label}: encrypts replicas with {key} but may not kms:Decrypt with it; with an "
-                                f"S3 Bucket Key on the destination S3 calls Decrypt with the replica key "
-                                f"({S3_BUCKET_KEY_REPLICATION_DOC}). Fix: add kms:Decrypt to the statement that grants "
-                                f"kms:Encrypt on {key}.")
-    return problems
+    if not missing:
+        return []
+    return [f"{r.label}: a replication role without {', '.join(missing)}; without them S3 cannot read the "
+            f"configuration, the versions or their ACLs, or replicate deletes ({S3_REPLICATION_PERMISSIONS_DOC}). "
+            "Fix: grant them on the source bucket, its objects and the destination's objects."]
 
 
 # =============================================================================================
 # Stack checks: list of Resources -> list of Violations
 # =============================================================================================
+
+
+def _grants(statements: list[Mapping[str, Any]], action: str, resource: str | None = None) -> bool:
+    """Does an Allow statement grant ``action`` (on ``resource``, when given: its Resource patterns,
+    with IAM wildcards, any partition)?"""
+    def arn(value: str) -> str:
+        return re.sub(r"^arn:aws[a-z-]*:", "arn:aws:", value)
+    return any(_allows(s, action) and (resource is None or any(
+        fnmatch.fnmatchcase(arn(resource), arn(pattern)) for pattern in _resources(s))) for s in statements)
+
+
+def _role_statements(rc: Resource, resources: list[Resource]) -> list[Mapping[str, Any]] | None:
+    """The statements of the inline policies of the role a replication configuration names (by its
+    ARN, or in a preview by the engine's dependencies); None when this stack does not declare the
+    role or its policies are not known yet (judged when `pulumi up` runs the pack again)."""
+    arn = rc.props.get("role")
+    for role in _of_type(resources, IAM_ROLE):
+        named = isinstance(arn, str) and ":role/" in arn and _msk._is_role_named(role, arn.rsplit("/", 1)[-1])
+        if not named and not (arn is UNKNOWN and role.urn in rc.property_dependencies.get("role", ())):
+            continue
+        docs = [_statements(rp.props.get("policy"))
+                for rp in _msk._policies_of(role, _of_type(resources, IAM_ROLE_POLICY))]
+        if not docs or any(d is None for d in docs):
+            return None
+        return [s for d in docs if d is not None for s in d]
+    return None
+
+
+def _bucket_key_enabled(bucket: Resource, encryptions: list[Resource]) -> bool:
+    if any(get(rule, "bucketKeyEnabled") is True
+           for e in _configs_for(bucket, encryptions) for rule in as_list(e.props.get("rules"))):
+        return True
+    return get(bucket.props, "serverSideEncryptionConfiguration", "rule", "bucketKeyEnabled") is True
+
+
+def check_replication_role_kms(resources: list[Resource]) -> list[Violation]:
+    """The role of a replication rule that replicates SSE-KMS objects may decrypt them and encrypt the
+    replicas; into a destination with an S3 Bucket Key, it may also decrypt with the replica key."""
+    buckets = _of_type(resources, S3_BUCKETS)
+    encryptions = _of_type(resources, S3_ENCRYPTIONS)
+    violations: list[Violation] = []
+    for rc in _of_type(resources, S3_REPLICATION):
+        statements = _role_statements(rc, resources)
+        if statements is None:
+            continue
+        for i, rule in enumerate(as_list(rc.props.get("rules"))):
+            if get(rule, "status") == "Disabled":
+                continue
+            sse_kms = get(rule, "sourceSelectionCriteria", "sseKmsEncryptedObjects", "status")
+            replica_key = get(rule, "destination", "encryptionConfiguration", "replicaKmsKeyId")
+            if sse_kms not in ("Enabled", UNKNOWN) and not is_set(replica_key):
+                continue  # replicates no SSE-KMS objects: the role needs no key
+            # an alias ARN: IAM judges the key it resolves to, which this run cannot tell
+            key = replica_key if isinstance(replica_key, str) and replica_key and ":alias/" not in replica_key else None
+            where = f"{rc.label}: {_where(rule, i)}"
+            missing = ([] if _grants(statements, "kms:Decrypt") else ["kms:Decrypt (the source objects' key)"]) + (
+                [] if _grants(statements, "kms:Encrypt", key) else [f"kms:Encrypt on {key or 'the replica key'}"])
+            if missing:
+                violations.append(Violation(rc, f"{where} replicates SSE-KMS objects, but its role may not "
+                                            f"{' and '.join(missing)} ({S3_SSE_KMS_PERMISSIONS_DOC}). Fix: grant them "
+                                            "in the role's policy, with kms:ViaService conditions."))
+            dests = [b for b in buckets if _refers_to(rc, "rules", get(rule, "destination", "bucket"), b)]
+            keyed = [b for b in dests if _bucket_key_enabled(b, encryptions)]
+            if not keyed:
+                continue  # no S3 Bucket Key on the destination: Encrypt alone is what S3 documents
+            keys = [key] if key else sorted({k for s in statements if _allows(s, "kms:Encrypt") for k in _resources(s)})
+            for k in keys:
+                if _grants(statements, "kms:Encrypt", k) and not _grants(statements, "kms:Decrypt", k):
+                    violations.append(Violation(rc, f"{where} encrypts replicas with {k} into {keyed[0].name}, which "
+                                                "has an S3 Bucket Key, but its role may not kms:Decrypt with that "
+                                                f"key; S3 calls Decrypt with the replica key then "
+                                                f"({S3_BUCKET_KEY_REPLICATION_DOC}). Fix: grant kms:Decrypt on {k} "
+                                                "(through S3 of the destination's Region, the destination bucket's "
+                                                "context)."))
+    return violations
 
 
 def _lock_mode(lock: Resource) -> Any:
@@ -417,6 +535,16 @@ def check_object_lock_buckets(resources: list[Resource]) -> list[Violation]:
         sources = [b for b in locked if _refers_to(rc, "bucket", rc.props.get("bucket"), b)]
         if not sources:
             continue
+        statements = _role_statements(rc, resources)
+        source_name = sources[0].props.get("bucket")
+        objects = f"arn:aws:s3:::{source_name}/any-key" if isinstance(source_name, str) and source_name else None
+        missing = [a for a in LOCKED_SOURCE_ROLE_ACTIONS
+                   if statements is not None and not _grants(statements, a, objects)]
+        if missing:
+            violations.append(Violation(rc, f"{rc.label}: replicates the Object Lock bucket {sources[0].name}, but its "
+                                        f"role may not {' and '.join(missing)} on its objects "
+                                        f"({S3_OBJECT_LOCK_REPLICATION_DOC}). Fix: grant them on the source bucket's "
+                                        "objects in the replication role's policy."))
         for i, rule in enumerate(as_list(rc.props.get("rules"))):
             dest = get(rule, "destination", "bucket")
             targets = [b for b in buckets if _refers_to(rc, "rules", dest, b) and b not in sources]
@@ -524,8 +652,10 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
     return [
         resource_policy("s3-lifecycle-transitions-valid",
                         f"S3 lifecycle transitions S3 accepts: at least {MIN_IA_DAYS} days before STANDARD_IA/ONEZONE_IA "
-                        f"and between them and an archive class, DEEP_ARCHIVE at least {DEEP_ARCHIVE_AFTER_GLACIER_DAYS} "
-                        f"days after GLACIER. Sources: {S3_LIFECYCLE_DOC}; {S3_DEEP_ARCHIVE_GAP_DOC}.",
+                        f"(current and noncurrent), and, within one rule, {MIN_IA_DAYS} days between them and an "
+                        f"archive class and from STANDARD_IA to ONEZONE_IA (current and noncurrent), DEEP_ARCHIVE at "
+                        f"least {DEEP_ARCHIVE_AFTER_GLACIER_DAYS} days after GLACIER (current). Sources: "
+                        f"{S3_IA_GAP_DOC}; {S3_DEEP_ARCHIVE_GAP_DOC}.",
                         check_lifecycle),
         resource_policy("s3-replication-rule-shape",
                         "Filter-based replication rules carry a priority and deleteMarkerReplication (Disabled with "
@@ -538,10 +668,9 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
                         check_object_lock),
         resource_policy("s3-bucket-name-valid", f"Bucket names follow {S3_BUCKET_NAME_DOC}.", check_bucket_name),
         resource_policy("s3-replication-role-permissions",
-                        "A replication role may read the source's configuration, versions, ACLs and tags, replicate "
-                        "objects and deletes, decrypt with the source key and encrypt AND decrypt with the replica key "
-                        "(S3 Bucket Keys). Sources: "
-                        f"{S3_REPLICATION_PERMISSIONS_DOC}; {S3_BUCKET_KEY_REPLICATION_DOC}.",
+                        "A replication role may read the source's configuration, versions and ACLs, and replicate "
+                        "objects and deletes (not required: s3:GetObjectVersionTagging, without which S3 replicates "
+                        f"objects without their tags). Source: {S3_REPLICATION_PERMISSIONS_DOC}.",
                         check_replication_role_policy),
         resource_policy("kms-key-settings-valid",
                         f"KMS keys: deletion window 7-30 days, rotation period 90-2560 days, rotation only on symmetric "
@@ -552,13 +681,22 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
                         check_kms_alias),
         resource_policy("sns-topic-name-valid", f"SNS topic names follow {SNS_TOPIC_NAME_DOC}.", check_sns_topic_name),
         resource_policy("ssm-parameter-valid",
-                        "SSM parameter names, types and Standard-tier value sizes AWS accepts. Sources: "
-                        f"{SSM_NAME_DOC}; {SSM_TYPE_DOC}; {SSM_STANDARD_SIZE_DOC}.",
+                        "SSM parameter names (1011 characters counting the ARN before the name), types, and value "
+                        "sizes of parameters declared in the Standard tier AWS accepts. Sources: "
+                        f"{SSM_NAME_DOC}; {SSM_TYPE_DOC}; {SSM_STANDARD_SIZE_DOC}; {SSM_TIER_DOC}.",
                         check_ssm_parameter),
         stack_policy("s3-object-lock-bucket-consistent",
-                     "A bucket under Object Lock stays versioned, is not force-destroyed under COMPLIANCE retention, "
-                     f"and replicates only to a locked bucket. Sources: {S3_OBJECT_LOCK_DOC}; {S3_FORCE_DESTROY_DOC}.",
+                     "A bucket under Object Lock stays versioned and replicates only to a locked bucket, with a role "
+                     "that may s3:GetObjectRetention and s3:GetObjectLegalHold on it; and (a project rule, not an AWS "
+                     "constraint) is not force-destroyed under COMPLIANCE retention. Sources: "
+                     f"{S3_OBJECT_LOCK_DOC}; {S3_OBJECT_LOCK_REPLICATION_DOC}; {S3_FORCE_DESTROY_DOC}.",
                      ignoring_settings(check_object_lock_buckets)),
+        stack_policy("s3-replication-role-kms-permissions",
+                     "The role of a replication rule that replicates SSE-KMS objects (sseKmsEncryptedObjects Enabled "
+                     "or a replica key) may kms:Decrypt and kms:Encrypt with the replica key; only when the "
+                     "destination's encryption configuration enables an S3 Bucket Key, also kms:Decrypt with the "
+                     f"replica key. Sources: {S3_SSE_KMS_PERMISSIONS_DOC}; {S3_BUCKET_KEY_REPLICATION_DOC}.",
+                     ignoring_settings(check_replication_role_kms)),
         stack_policy("s3-one-configuration-per-bucket",
                      f"A bucket has one lifecycle and one replication configuration. Source: {S3_SINGLE_CONFIG_DOC}.",
                      ignoring_settings(check_single_bucket_configurations)),
@@ -571,8 +709,10 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
 
 # rules.py's helpers, looked up by the functions above when they run (see the module docstring)
 if __package__:
-    from .rules import (S3_BUCKETS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                        Resource, Violation, _configs_for, _is_number, _of_type, _refers_to, as_list, get, is_set)
+    from .rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
+                        Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, get,
+                       is_set)
 else:
-    from rules import (S3_BUCKETS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                       Resource, Violation, _configs_for, _is_number, _of_type, _refers_to, as_list, get, is_set)
+    from rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
+                       Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, get,
+                       is_set)

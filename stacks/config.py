@@ -717,19 +717,35 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+"""S3 User Guide, "General purpose bucket naming rules": prefixes and suffixes S3 reserves (access
+point and Object Lambda aliases, Multi-Region Access Points, directory and table buckets)."""
+
+
+def bucket_name_reserved(name: str) -> str | None:
+    """The reserved prefix or suffix a bucket name uses (None: none)."""
+    return next((p for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)), None) or next(
+        (x for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)), None)
 
 
 def _check_physical_names(project: str, stack: str, region: str) -> None:
     """The names the stacks derive from the project and stack names must be names AWS accepts: the
-    buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "Bucket naming
-    rules": 3-63 lowercase letters, digits, dots, hyphens) and the SSM parameters `/<project>/…`
-    (SSM API Reference, PutParameter: not prefixed with aws or ssm)."""
+    buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "General purpose
+    bucket naming rules": 3-63 lowercase letters, digits, dots, hyphens; no reserved prefix or
+    suffix) and the SSM parameters `/<project>/…` (SSM API Reference, PutParameter: not prefixed
+    with aws or ssm)."""
     longest = f"{project}-{stack}-backups-{'0' * 12}-{region}"
     if not _BUCKET_NAME.match(longest) or ".." in longest:
         raise ConfigError("(project and stack names)", f"{project}/{stack}",
                           f"the bucket names would be like {longest!r} ({len(longest)} characters), and S3 takes "
                           "3-63 lowercase letters, digits, dots and hyphens: use a shorter, lowercase project or "
                           "stack name")
+    reserved = bucket_name_reserved(longest)
+    if reserved is not None:
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the bucket names would be like {longest!r}, and S3 reserves {reserved!r} for its own "
+                          "names: rename the project")
     if project.lower().startswith(("aws", "ssm")):
         raise ConfigError("(project and stack names)", f"{project}/{stack}",
                           f"the SSM parameters would be named /{project}/…, and SSM refuses names prefixed with aws "

@@ -113,7 +113,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         replicator_name=f"{cfg.resource_prefix()}-from-{cfg.primary_region}",
         source_cluster_arn=from_prod("streaming", "cluster_arn"),
         source_subnet_ids=from_prod("streaming", "subnet_ids"),
-        source_security_group_ids=from_prod("streaming", "security_group_ids"),
+        # cross-region: no security groups for the source ("Network requirements"), the target's only
         target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
         target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
         account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
@@ -129,7 +129,6 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         failback_replicator = KafkaReplicator("failback-replicator", KafkaReplicatorArgs(
             replicator_name=f"{cfg.resource_prefix()}-to-{cfg.primary_region}",
             source_cluster_arn=net.kafka.arn, source_subnet_ids=net.network.subnet_ids,
-            source_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
             target_cluster_arn=from_prod("streaming", "cluster_arn"),
             target_subnet_ids=from_prod("streaming", "subnet_ids"),
             target_security_group_ids=from_prod("streaming", "security_group_ids"),

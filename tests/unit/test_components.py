@@ -209,6 +209,9 @@ def test_kafka_cluster_is_ready_to_be_a_cross_region_replicator_source():
     ({"bootstrap_parameter": "/SSM-x/kafka"}, "bootstrap_parameter", "prefixed with aws or ssm"),
     ({"client_parameters": {"orders": "/a" * 16}}, "client_parameters.orders", "15 levels"),
     ({"bootstrap_parameter": "kafka"}, "bootstrap_parameter", "leading /"),
+    # 1011 characters counting the ARN before the name (arn:aws:ssm:<region>:<account>:parameter)
+    ({"bootstrap_parameter": "/" + "k" * 967}, "bootstrap_parameter", "counting the ARN"),
+    ({"bootstrap_parameter": "/" + "k" * 962, "region": "ap-southeast-2"}, "bootstrap_parameter", "ap-southeast-2"),
 ])
 def test_kafka_cluster_refuses_what_msk_or_ssm_would(kw, arg, words):
     base = dict(cluster_name="c", subnet_ids=["subnet-a", "subnet-b", "subnet-c"], security_group_ids=["sg"],
@@ -218,6 +221,13 @@ def test_kafka_cluster_refuses_what_msk_or_ssm_would(kw, arg, words):
     assert err.value.arg == arg and words in str(err.value)
 
 
+def test_kafka_cluster_takes_the_longest_parameter_name_its_region_allows():
+    from components.streaming import ssm_arn_length, ssm_parameter_name_problem
+    assert ssm_arn_length("/" + "k" * 966) == 1011 and ssm_parameter_name_problem("/" + "k" * 966) is None
+    assert ssm_parameter_name_problem("/" + "k" * 961, "ap-southeast-2") is None
+    assert ssm_arn_length("ExampleParameterName", "us-east-2") == 65  # the CloudFormation guide's example
+
+
 SRC = "arn:aws:kafka:us-east-1:123456789012:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
 
@@ -225,7 +235,7 @@ DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
 def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privilege():
     resources = render(lambda p: KafkaReplicator("replicator", KafkaReplicatorArgs(
         replicator_name="regionpair-dr-from-us-east-1", source_cluster_arn=SRC, source_subnet_ids=["subnet-s"],
-        source_security_group_ids=["sg-s"], target_cluster_arn=DST, target_subnet_ids=["subnet-t"],
+        target_cluster_arn=DST, target_subnet_ids=["subnet-t"],
         target_security_group_ids=["sg-t"], account_id=ACCOUNT), opts=opts(p)))
     rep = one(resources, "aws:msk/replicator:Replicator")
     assert rep["provider"] == "aws-us-west-2"
@@ -238,7 +248,9 @@ def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privi
     assert groups["synchroniseConsumerGroupOffsets"] is True and groups["detectAndCopyNewConsumerGroups"] is True
     clusters = rep["inputs"]["kafkaClusters"]
     assert [c["amazonMskCluster"]["mskClusterArn"] for c in clusters] == [SRC, DST]
-    assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"], "securityGroupsIds": ["sg-s"]}
+    # cross-region: no security groups for the source, the target's (MSK Developer Guide, "Network requirements")
+    assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"]}
+    assert clusters[1]["vpcConfig"] == {"subnetIds": ["subnet-t"], "securityGroupsIds": ["sg-t"]}
     policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
     assert set(by_sid) == {"ClusterPermissions", "TopicPermissions", "GroupPermissions"}
@@ -393,6 +405,9 @@ def test_batch_replication_role_bad_args(kw, arg):
                                      ({"bucket_name": "192.168.5.4"}, "bucket_name"),
                                      ({"bucket_name": "xn--bucket"}, "bucket_name"),
                                      ({"bucket_name": "data-s3alias"}, "bucket_name"),
+                                     *[({"bucket_name": name}, "bucket_name") for name in (
+                                         "sthree-data", "amzn-s3-demo-data", "data--ol-s3", "data.mrap",
+                                         "data--x-s3", "data--table-s3")],
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
                                      ({"object_lock_days": 0}, "object_lock_days"),
                                      # a destroy cannot empty a bucket under COMPLIANCE retention

@@ -204,11 +204,20 @@ def test_duplicate_database_names():
     ("regionpair", "prod-" + "x" * 30, "63"),            # the backups bucket name would be too long
     ("regionpair", "Prod", "lowercase"),                   # S3 bucket names are lowercase
     ("ssm-pair", "prod", "prefixed with aws or ssm"),      # /ssm-pair/… is not an SSM parameter name
+    ("xn--pair", "prod", "reserves 'xn--'"),               # S3 reserves these bucket name prefixes
+    ("sthree-pair", "prod", "reserves 'sthree-'"),
+    ("amzn-s3-demo-pair", "prod", "reserves 'amzn-s3-demo-'"),
 ])
 def test_names_derived_from_project_and_stack_must_be_names_aws_accepts(project, stack, words):
     with pytest.raises(ConfigError, match=words) as err:
         config.read(prod_values(), stack=stack, project=project)
     assert err.value.key == "(project and stack names)"
+
+
+def test_reserved_bucket_name_suffixes_are_known():
+    # the derived names end with the region, so only the prefixes can bite; the check knows both
+    assert config.bucket_name_reserved("data--table-s3") == "--table-s3"
+    assert config.bucket_name_reserved("regionpair-prod-backups-000000000000-us-east-1") is None
 
 
 def test_the_longest_region_name_still_fits_a_bucket_name():

@@ -178,6 +178,15 @@ def _without_kms_decrypt(doc: dict) -> None:
     doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]
 
 
+def _without_reverse_decrypt(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != "DecryptSourceObjectsReverse"]
+
+
+def _without_replicate_delete(doc: dict) -> None:
+    for s in doc["Statement"]:
+        s["Action"] = [a for a in s["Action"] if a != "s3:ReplicateDelete"]
+
+
 def second_lifecycle(g: Graph) -> None:
     extra = copy.deepcopy(first(g, S3K.S3_LIFECYCLES[0], named("data")))
     extra["name"] = "data-lifecycle-2"
@@ -340,6 +349,14 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"s3-bucket-name-valid"}),
     ("dr", "replication role may not decrypt",
      edit_policy(S3K.IAM_ROLE_POLICY, _without_kms_decrypt, named("data-replication")),
+     {"s3-replication-role-kms-permissions"}),
+    # DR's data bucket has an S3 Bucket Key: S3 then decrypts with the replica key, which only the
+    # reverse direction's statement grants
+    ("dr", "replication role may not decrypt with the replica key of a bucket-key destination",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_reverse_decrypt, named("data-replication")),
+     {"s3-replication-role-kms-permissions"}),
+    ("dr", "replication role without the S3 permissions of live replication",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_replicate_delete, named("data-replication")),
      {"s3-replication-role-permissions"}),
     ("prod", "key deletion window of 45 days", setting(rules.KMS_KEY, "deletionWindowInDays", 45),
      {"kms-key-settings-valid"}),

@@ -39,7 +39,8 @@ REPLICATOR: dict[str, Any] = {
     "replicatorName": "regionpair-dr-from-us-east-1", "description": "primary to DR",
     "serviceExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/replicator-role-0a1b2c3",
     "kafkaClusters": [{"amazonMskCluster": {"mskClusterArn": SRC}, "vpcConfig": {"subnetIds": ["s"]}},
-                      {"amazonMskCluster": {"mskClusterArn": DST}, "vpcConfig": {"subnetIds": ["t"]}}],
+                      {"amazonMskCluster": {"mskClusterArn": DST},
+                       "vpcConfig": {"subnetIds": ["t"], "securityGroupsIds": ["sg-t"]}}],
     "replicationInfoList": {
         "sourceKafkaClusterArn": SRC, "targetKafkaClusterArn": DST, "targetCompressionType": "NONE",
         "topicReplications": [{"topicsToReplicates": [".*"], "startingPosition": {"type": "EARLIEST"},
@@ -74,6 +75,9 @@ BROKEN = [
      "names 1 clusters"),
     ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.targetKafkaClusterArn", SRC,
      "same cluster"),
+    # cross-region: the source needs no security groups (the good REPLICATOR gives it none), the target does
+    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.vpcConfig.securityGroupsIds", DELETE,
+     "no security groups for the target cluster"),
     ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.sourceKafkaClusterArn",
      SRC.replace("abc-1", "zzz-9"), "not among kafkaClusters"),
     ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.amazonMskCluster.mskClusterArn",

@@ -63,7 +63,7 @@ GOOD: dict[str, dict[str, Any]] = {
                     "customerMasterKeySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT"},
     aws_rules.KMS_ALIAS: {"name": "alias/regionpair-prod", "targetKeyId": "0a0b0c0d"},
     rules.SNS_TOPIC: {"name": "regionpair-prod-alarms", "kmsMasterKeyId": KEY_W},
-    aws_rules.SSM_PARAMETER: {"name": "/regionpair/s3/writer-bucket", "type": "String", "value": "b"},
+    aws_rules.SSM_PARAMETER: {"name": "/regionpair/s3/writer-bucket", "type": "String", "value": "b", "tier": "Standard"},
     aws_rules.IAM_ROLE_POLICY: {"role": "repl", "policy": replication_role_policy()},
 }
 
@@ -106,6 +106,16 @@ def _role_policy_encrypt_only() -> str:
     return json.dumps(doc)
 
 
+def _role_policy_without_kms() -> str:
+    doc = json.loads(replication_role_policy())
+    doc["Statement"] = [s for s in doc["Statement"] if not any(a.startswith("kms:") for a in s["Action"])]
+    return json.dumps(doc)
+
+
+# what a 1011-character ARN leaves the name (with its leading /) in the shortest Region name
+SSM_ROOM = 1011 - len("arn:aws:ssm:us-east-1:111122223333:parameter")
+
+
 # (policy, type, path, broken value, words the message must contain)
 BROKEN = [
     ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.transitions.0.days", 29, "at least 30 days"),
@@ -117,6 +127,16 @@ BROKEN = [
      "cannot transition into S3 Standard"),
     ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.noncurrentVersionTransitions.0.noncurrentDays", 7,
      "noncurrent for at least 30 days"),
+    # STANDARD_IA -> ONEZONE_IA: "the same 30-day minimum applies"
+    ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.transitions.1", {"days": 45, "storageClass": "ONEZONE_IA"},
+     "to ONEZONE_IA 15 days after STANDARD_IA"),
+    # the IA -> archive gap holds for noncurrent transitions too
+    ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.noncurrentVersionTransitions",
+     [{"noncurrentDays": 30, "storageClass": "STANDARD_IA"}, {"noncurrentDays": 45, "storageClass": "GLACIER"}],
+     "noncurrent versions to GLACIER 15 days after STANDARD_IA"),
+    ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.noncurrentVersionTransitions",
+     [{"noncurrentDays": 30, "storageClass": "STANDARD_IA"}, {"noncurrentDays": 31, "storageClass": "ONEZONE_IA"}],
+     "noncurrent versions to ONEZONE_IA 1 days after STANDARD_IA"),
     ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.deleteMarkerReplication", DELETE,
      "no deleteMarkerReplication"),
     ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.priority", DELETE, "no priority"),
@@ -137,8 +157,11 @@ BROKEN = [
     ("s3-bucket-name-valid", BUCKET, "bucket", "xn--regionpair", "xn--"),
     ("s3-bucket-name-valid", BUCKET, "bucket", "regionpair-data-s3alias", "-s3alias"),
     ("s3-bucket-name-valid", BUCKET, "bucket", "regionpair..data", "adjacent dots"),
-    ("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY, "policy", _role_policy_encrypt_only(),
-     "may not kms:Decrypt with it"),
+    *[("s3-bucket-name-valid", BUCKET, "bucket", name, f"not starting with {prefix}")
+      for prefix, name in [("sthree-", "sthree-regionpair"), ("sthree-", "sthree-configurator-x"),
+                           ("amzn-s3-demo-", "amzn-s3-demo-regionpair")]],
+    *[("s3-bucket-name-valid", BUCKET, "bucket", f"regionpair-data{suffix}", f"not ending with {suffix}")
+      for suffix in ("--ol-s3", ".mrap", "--x-s3", "--table-s3")],
     *[("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY, "policy", _role_policy_without(action),
        f"without {action}") for action in aws_rules.REPLICATION_ROLE_ACTIONS if action != "s3:ReplicateObject"],
     ("kms-key-settings-valid", rules.KMS_KEY, "deletionWindowInDays", 6, "7 to 30"),
@@ -157,9 +180,11 @@ BROKEN = [
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "regionpair/s3/writer", "starts with /"),
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/regionpair/s3 writer", "no spaces"),
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/" + "/".join("abcdefghijklmnop"), "fifteen"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/r/" + "x" * 1010, "1011 characters"),
+    # 1011 characters counting the ARN before the name: too long in every Region
+    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/r/" + "x" * (SSM_ROOM - 2), "1011 characters"),
+    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "r" * SSM_ROOM, "1011 characters"),
     ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "type", "Secret", "type 'Secret'"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "value", "b" * 4097, "at most 4096"),
+    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "value", "b" * 4097, "at most 4096"),  # tier Standard
 ]
 
 
@@ -207,9 +232,51 @@ def test_rules_judge_only_known_values():
         GOOD[rules.S3_REPLICATION], "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
         "arn:aws:kms:us-west-2:111122223333:alias/regionpair-dr")) == []
     assert check("sns-topic-name-valid", rules.SNS_TOPIC, {"name": "alarms.fifo", "fifoTopic": True}) == []
-    # a value past 4 KB is fine in the Advanced tier
-    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**GOOD[aws_rules.SSM_PARAMETER],
-                                                                  "value": "b" * 4097, "tier": "Advanced"}) == []
+    # a value past 4 KB is fine in the Advanced tier, and without a tier (the Region's default tier,
+    # which may be Advanced or Intelligent-Tiering)
+    for tier in ("Advanced", DELETE):
+        assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER,
+                     with_({**GOOD[aws_rules.SSM_PARAMETER], "value": "b" * 4097}, "tier", tier)) == []
+
+
+def test_ssm_name_length_counts_the_arn_before_the_name():
+    param = GOOD[aws_rules.SSM_PARAMETER]
+    # the longest name that fits in the shortest Region's ARN passes; one more character does not
+    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "/" + "x" * (SSM_ROOM - 1)}) == []
+    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "/" + "x" * SSM_ROOM})
+    # a non-hierarchical name gets the / of the ARN
+    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "x" * (SSM_ROOM - 1)}) == []
+    # in a known, longer Region the same name no longer fits
+    longer = {**param, "name": "/" + "x" * (SSM_ROOM - 1), "region": "ap-southeast-2"}
+    [message] = check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, longer)
+    assert "1011 characters counting the ARN" in message and "ap-southeast-2" in message
+    assert aws_rules.ssm_arn_length("/regionpair/x", "us-east-2") == len(
+        "arn:aws:ssm:us-east-2:111122223333:parameter/regionpair/x")
+    assert aws_rules.ssm_arn_length("ExampleParameterName", "us-east-2") == 65  # the documented example
+
+
+def test_lifecycle_gaps_no_aws_page_sources_are_not_refused():
+    rule = GOOD[LIFECYCLE]["rules"][0]
+    unsourced = [
+        # GLACIER_IR's 90 days and DEEP_ARCHIVE's 180 are minimum storage charges, not refusals
+        {"transitions": [{"days": 0, "storageClass": "GLACIER_IR"}, {"days": 1, "storageClass": "GLACIER"}]},
+        {"transitions": [{"days": 30, "storageClass": "STANDARD_IA"}, {"days": 31, "storageClass": "INTELLIGENT_TIERING"}]},
+        # the DEEP_ARCHIVE-after-GLACIER gap is sourced for current transitions only
+        {"transitions": [], "noncurrentVersionTransitions": [{"noncurrentDays": 1, "storageClass": "GLACIER"},
+                                                            {"noncurrentDays": 2, "storageClass": "DEEP_ARCHIVE"}]},
+    ]
+    for change in unsourced:
+        props = {**GOOD[LIFECYCLE], "rules": [{**rule, "noncurrentVersionTransitions": [], **change}]}
+        assert check("s3-lifecycle-transitions-valid", LIFECYCLE, props) == [], change
+
+
+def test_a_replication_role_without_tag_reading_is_accepted():
+    # S3 replicates the objects without their tags (S3 User Guide, 'Setting up permissions'): not refused
+    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY,
+                 {"role": "repl", "policy": _role_policy_without("s3:GetObjectVersionTagging")}) == []
+    # nor one without KMS permissions: whether it needs them depends on its rules (a stack check)
+    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY,
+                 {"role": "repl", "policy": _role_policy_without_kms()}) == []
 
 
 # ---- stack rules -------------------------------------------------------------------------------
@@ -296,3 +363,83 @@ def test_a_bucket_with_two_lifecycle_or_replication_configurations_is_refused():
     other = copy.deepcopy(lifecycle)
     other["name"], other["inputs"]["bucket"] = "backups-lifecycle", "backups"
     assert stack_messages("s3-one-configuration-per-bucket", [lifecycle, other]) == []
+
+
+# ---- the replication role, judged with its replication configuration ---------------------------
+
+ROLE_ARN = "arn:aws:iam::111122223333:role/repl"
+
+
+def replication_graph(*, policy: str | None = None, bucket_key: bool = True, sse_kms: bool = True,
+                      replica_key: str | None = KEY_W, source_locked: bool = False) -> list[dict[str, Any]]:
+    rule: dict[str, Any] = {"id": "all", "status": "Enabled", "priority": 1, "filter": {"prefix": ""},
+                            "deleteMarkerReplication": {"status": "Enabled"},
+                            "destination": {"bucket": "arn:aws:s3:::dr-data"}}
+    if sse_kms:
+        rule["sourceSelectionCriteria"] = {"sseKmsEncryptedObjects": {"status": "Enabled"}}
+    if replica_key:
+        rule["destination"]["encryptionConfiguration"] = {"replicaKmsKeyId": replica_key}
+    graph = [node(BUCKET, "prod-data-bucket", bucket="prod-data", objectLockEnabled=source_locked),
+             node(BUCKET, "dr-data-bucket", bucket="dr-data", objectLockEnabled=source_locked),
+             node(rules.S3_ENCRYPTIONS[0], "dr-data-sse", bucket="dr-data", rules=[{
+                 "applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_W},
+                 "bucketKeyEnabled": bucket_key}]),
+             node(aws_rules.IAM_ROLE, "repl-role", name="repl"),
+             node(aws_rules.IAM_ROLE_POLICY, "repl-policy", role="repl",
+                  policy=replication_role_policy() if policy is None else policy),
+             node(rules.S3_REPLICATION, "data-replication", bucket="prod-data", role=ROLE_ARN, rules=[rule])]
+    if source_locked:
+        for b in ("prod-data", "dr-data"):
+            graph.append(node(VERSIONING, f"{b}-versioning", bucket=b, versioningConfiguration={"status": "Enabled"}))
+            graph.append(node(OBJECT_LOCK, f"{b}-lock", bucket=b, objectLockEnabled="Enabled",
+                              rule={"defaultRetention": {"mode": "GOVERNANCE", "days": 1}}))
+    return graph
+
+
+def test_an_sse_kms_replication_role_that_cannot_use_the_keys_is_refused():
+    assert stack_messages("s3-replication-role-kms-permissions", replication_graph()) == []
+    [message] = stack_messages("s3-replication-role-kms-permissions", replication_graph(policy=_role_policy_without_kms()))
+    assert "kms:Decrypt (the source objects' key) and kms:Encrypt on " + KEY_W in message
+    assert "Granting additional permissions for the IAM role" in message and "Fix:" in message
+    # Encrypt granted on another key than the replica key is not Encrypt on the replica key
+    other = _role_policy_without("kms:Encrypt")
+    assert any(f"kms:Encrypt on {KEY_W}" in m for m in stack_messages(
+        "s3-replication-role-kms-permissions", replication_graph(policy=other)))
+    # a replica key named by its alias ARN: the key it resolves to is not known here, any Encrypt will do
+    alias = "arn:aws:kms:us-west-2:111122223333:alias/regionpair-dr"
+    assert stack_messages("s3-replication-role-kms-permissions", replication_graph(replica_key=alias)) == []
+
+
+def test_a_replication_rule_without_sse_kms_needs_no_key_permissions():
+    graph = replication_graph(policy=_role_policy_without_kms(), sse_kms=False, replica_key=None)
+    assert stack_messages("s3-replication-role-kms-permissions", graph) == []
+
+
+def test_decrypt_with_the_replica_key_is_required_only_with_a_bucket_key_on_the_destination():
+    encrypt_only = _role_policy_encrypt_only()
+    [message] = stack_messages("s3-replication-role-kms-permissions", replication_graph(policy=encrypt_only))
+    assert "S3 Bucket Key" in message and f"may not kms:Decrypt with that key" in message and KEY_W in message
+    assert "Amazon S3 Bucket Keys and replication" in message
+    # no S3 Bucket Key on the destination: kms:Encrypt alone is what S3 documents
+    assert stack_messages("s3-replication-role-kms-permissions",
+                          replication_graph(policy=encrypt_only, bucket_key=False)) == []
+
+
+def test_a_role_replicating_a_locked_bucket_must_read_retention_and_legal_hold():
+    messages = stack_messages("s3-object-lock-bucket-consistent", replication_graph(source_locked=True))
+    assert len(messages) == 1, messages
+    assert "s3:GetObjectRetention and s3:GetObjectLegalHold" in messages[0]
+    assert "Using Object Lock with S3 Replication" in messages[0] and "Fix:" in messages[0]
+    doc = json.loads(replication_role_policy())
+    doc["Statement"][1]["Action"] += ["s3:GetObjectRetention", "s3:GetObjectLegalHold"]
+    assert stack_messages("s3-object-lock-bucket-consistent",
+                          replication_graph(source_locked=True, policy=json.dumps(doc))) == []
+    # s3:Get* satisfies it; granted on another bucket's objects, it does not
+    doc["Statement"][1]["Action"] = ["s3:Get*"]
+    assert stack_messages("s3-object-lock-bucket-consistent",
+                          replication_graph(source_locked=True, policy=json.dumps(doc))) == []
+    doc["Statement"][1]["Resource"] = ["arn:aws:s3:::other/*"]
+    assert stack_messages("s3-object-lock-bucket-consistent",
+                          replication_graph(source_locked=True, policy=json.dumps(doc)))
+    # an unlocked source needs neither
+    assert stack_messages("s3-object-lock-bucket-consistent", replication_graph()) == []

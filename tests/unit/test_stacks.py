@@ -173,6 +173,15 @@ def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
     assert info["sourceKafkaClusterArn"].startswith("arn:aws:kafka:us-west-2:")
     assert info["topicReplications"][0]["startingPosition"] == {"type": "EARLIEST"}
     assert "topicsToExcludes" not in info["topicReplications"][0]
+    # both replicators are cross-region: no security groups for the source cluster, the target's only
+    # (MSK Developer Guide, MSK Replicator "Network requirements")
+    for rep, target_groups in ((replicators["replicator-replicator"], None),
+                               (reverse, prod["streaming"]["security_group_ids"])):
+        source, target = rep["inputs"]["kafkaClusters"]
+        assert "securityGroupsIds" not in source["vpcConfig"], rep["name"]
+        assert target["vpcConfig"]["securityGroupsIds"], rep["name"]
+        if target_groups is not None:
+            assert target["vpcConfig"]["securityGroupsIds"] == list(target_groups)
     doc = outputs.from_dict(rendered.exports)
     arn = doc.secondary.streaming.failback_replicator_arn
     assert arn and arn.startswith("arn:aws:kafka:us-east-1:")
