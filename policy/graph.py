@@ -87,6 +87,13 @@ def policy_resources(graph: Iterable[Mapping[str, Any]], stack: str) -> list[Pol
             resource_type=node["type"], props=unknown_checking_proxy(props),
             urn=urn(stack, node["type"], node["name"], parent_types(node)), name=node["name"], opts=_OPTIONS,
             provider=None, parent=None, dependencies=[], property_dependencies={}))
+    # which resources each property was computed from (the engine's property dependencies), when
+    # the graph recorded them (tests/harness.py does): matched by the rendered URN
+    by_urn = {node.get("urn"): res for node, res in zip(nodes, resources) if node.get("urn")}
+    for node, res in zip(nodes, resources):
+        deps = node.get("property_dependencies") or {}
+        res.property_dependencies = {snake_to_camel(prop): [by_urn[u] for u in urns if u in by_urn]
+                                     for prop, urns in deps.items()}
     return resources
 
 

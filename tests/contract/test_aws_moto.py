@@ -142,6 +142,10 @@ def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     assert (hc["Disabled"], hc["Inverted"]) == (True, True)
     assert "restored" in p.dns.point("payments", P)
     assert p.dns.answer("payments") == P
+    # restored means disabled and not inverted (always healthy), never enabled: no check moves it on its own
+    hc = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (hc["Disabled"], hc["Inverted"]) == (True, False)
 
 
 def test_dns_record_upsert(moto_server, aws_env):

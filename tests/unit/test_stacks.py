@@ -104,7 +104,7 @@ def test_dr_graph_has_every_cross_region_link():
 def test_prod_graph_has_the_primary_record_guarded_and_alarmed():
     prod = harness.render_stack("prod")
     record = one(prod, "aws:route53/record:Record")["inputs"]
-    hc = one(prod, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    hc = one(prod, "aws:route53/healthCheck:HealthCheck", "dns-health")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}] and record["healthCheckId"]
     assert (hc["requestInterval"], hc["failureThreshold"]) == (10, 3)
     assert record["ttl"] == 60
@@ -311,10 +311,11 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
 
 def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
     """The real prod program, not only the component: after a failover by health-check inversion,
-    `pulumi up -s prod` must not reset Disabled/Inverted (that would send traffic back)."""
+    `pulumi up -s prod` must not reset the pin check's inversion (that would send traffic back)."""
     harness.render("prod")
-    (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
-    assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
+    checks = {r["name"]: r["ignore_changes"] for r in harness.LAST["registrations"]
+              if r["type"] == "aws:route53/healthCheck:HealthCheck"}
+    assert checks == {"dns-health": [], "dns-pin": ["invertHealthcheck"]}
 
 
 def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
