@@ -94,9 +94,17 @@ def test_dr_graph_has_every_cross_region_link():
     assert replicator["kafkaClusters"][0]["vpcConfig"]["subnetIds"] == prod["streaming"]["subnet_ids"]
     record = one(dr, "aws:route53/record:Record")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
-    alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
-    assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
-    assert alarms["ReplicationLatency"]["threshold"] == 150_000
+    alarms = {(a["inputs"]["namespace"], a["inputs"]["metricName"]): a
+              for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["AWS/RDS", "ReplicaLag"]["inputs"]["threshold"] == 150  # half the RPO of 300 s
+    assert alarms["AWS/Kafka", "ReplicationLatency"]["inputs"]["threshold"] == 150_000
+    # S3 replication is alarmed on in the destination's region (where S3 publishes the metrics), per rule
+    rule = {"SourceBucket": prod["storage"]["data_bucket"], "RuleId": "primary-to-dr",
+            "DestinationBucket": one(dr, "aws:s3/bucket:Bucket", "data-bucket")["inputs"]["bucket"]}
+    assert repl["inputs"]["rules"][0]["id"] == rule["RuleId"]
+    for metric in ("ReplicationLatency", "OperationsFailedReplication"):
+        alarm = alarms["AWS/S3", metric]
+        assert alarm["provider"] == "aws-us-west-2" and alarm["inputs"]["dimensions"] == rule, metric
     param = one(dr, "aws:ssm/parameter:Parameter", "kafka-bootstrap")["inputs"]
     assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
 
