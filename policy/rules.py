@@ -882,3 +882,10 @@ POLICIES = [
                  check_dr_databases_replicated),
 ]
 """Every policy of the pack, all mandatory: a violation fails `pulumi preview` and `pulumi up`."""
+
+# Route53, CloudWatch alarms and IAM (issue 10): in their own module, which reads this one's helpers
+# and adds its policies to POLICIES when it is first imported (whichever of the two is imported first)
+if __package__:
+    from . import dns_alarms_iam as _dns_alarms_iam  # noqa: E402,F401
+else:  # the Pulumi CLI: policy/ is sys.path[0]
+    import dns_alarms_iam as _dns_alarms_iam  # type: ignore[no-redef]  # noqa: E402,F401
