@@ -182,7 +182,7 @@ class _Recorder(pulumi_mocks.MockMonitor):
             self.registrations.append({"urn": response.urn, "type": request.type, "name": request.name,
                                        "parent": request.parent, "provider": request.provider,
                                        "custom": request.custom, "ignore_changes": list(request.ignoreChanges),
-                                       "property_dependencies": {k: list(v.urns) for k, v in
+                                       "property_dependencies": {k: sorted(set(v.urns)) for k, v in
                                                                  request.propertyDependencies.items() if v.urns}})
         return response
 
