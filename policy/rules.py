@@ -494,7 +494,9 @@ def check_primary_failover_health_check(r: Resource) -> list[str]:
     if "PRIMARY" not in types or is_set(r.props.get("healthCheckId")):
         return []
     return [f"{r.label}: a PRIMARY failover record without a health check is always considered healthy, so Route53 "
-            "never fails over to the SECONDARY. Fix: set health_check_id to the primary endpoint's health check."]
+            "never fails over to the SECONDARY, not even when the runbook fails over. Fix: set health_check_id to "
+            "the stack's pin check (components/dns.py), which only the runbook inverts; never to a check that "
+            "probes the endpoint (route53-failover-record-runbook-controlled)."]
 
 
 def check_kms_rotation(r: Resource) -> list[str]:

@@ -134,6 +134,9 @@ def test_rebuild_replica_renames_the_old_primary_aside_and_replicates_back(moto_
 
 def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     p = ports(moto_pair)
+    pin = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (pin["Type"], pin["HealthThreshold"], pin["Disabled"]) == ("CALCULATED", 0, True)  # the stacks' pin check
     assert p.dns.answer("payments") == P
     assert "pinned unhealthy" in p.dns.point("payments", S)
     assert p.dns.answer("payments") == S
