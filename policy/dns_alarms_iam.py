@@ -19,7 +19,8 @@ if __package__:
 else:  # the Pulumi CLI: policy/ is sys.path[0]
     import rules as base  # type: ignore[no-redef]
 
-from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import (EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy,
+                           StackValidationPolicy)
 
 Resource, Violation, UNKNOWN, get, as_list, is_set = (base.Resource, base.Violation, base.UNKNOWN, base.get,
                                                       base.as_list, base.is_set)
@@ -271,6 +272,38 @@ def check_metric_alarm(r: Resource) -> list[str]:
     return problems
 
 
+ROUTE53_METRICS_REGION = "us-east-1"
+
+
+def check_route53_alarm_region(r: Resource, provider_region: Any) -> list[str]:
+    """Route53 publishes health-check metrics (AWS/Route53) in us-east-1 only: an alarm on them
+    anywhere else never gets a datapoint (Route 53 Developer Guide, monitoring health checks with
+    CloudWatch; the region is the alarm's provider's, which the engine hands the policy)."""
+    if r.type != METRIC_ALARM or r.props.get("namespace") != "AWS/Route53":
+        return []
+    if not isinstance(provider_region, str) or provider_region == ROUTE53_METRICS_REGION:
+        return []
+    return [f"{r.label}: an alarm on AWS/Route53 metrics in {provider_region}; Route53 publishes them in "
+            f"{ROUTE53_METRICS_REGION} only, so it would never see a datapoint (and with treat_missing_data="
+            f"breaching, sit in ALARM for ever). Fix: create it with a {ROUTE53_METRICS_REGION} provider "
+            "(stacks/providers.py ROUTE53_METRICS_REGION) and a topic there."]
+
+
+def _route53_alarm_region_policy() -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        region = None
+        if args.provider is not None:
+            region = base.plain(args.provider.props).get("region")
+        for message in check_route53_alarm_region(Resource.of(args), region):
+            report_violation(message, None)
+    return ResourceValidationPolicy(
+        name="cloudwatch-route53-alarm-in-us-east-1",
+        description="Alarms on Route53 health-check metrics are created in us-east-1, the only region where "
+                    "Route53 publishes them (Route 53 Developer Guide, monitoring health checks with CloudWatch; "
+                    "page not re-read with the search tool).",
+        validate=validate, enforcement_level=EnforcementLevel.MANDATORY)
+
+
 # ---- IAM ------------------------------------------------------------------------------------------
 
 _WHOLE_ACCOUNT = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
@@ -409,6 +442,7 @@ POLICIES: list[Any] = [
         "treat_missing_data one of breaching|notBreaching|ignore|missing (CloudWatch API Reference, PutMetricAlarm); "
         "and an alarm action.",
         check_metric_alarm),
+    _route53_alarm_region_policy(),
     base.resource_policy(
         "iam-runbook-least-privilege",
         "kms:CreateGrant only with kms:GrantIsForAWSResource (KMS Developer Guide, 'Controlling access to grants'); "

@@ -32,7 +32,7 @@ def check(policy_name: str, type_: str, props: dict[str, Any]) -> list[str]:
 
 
 def test_the_pack_serves_these_policies_with_their_documents_named():
-    assert set(OURS) <= set(POLICY) and len(OURS) == 7
+    assert set(OURS) <= set(POLICY) and len(OURS) == 8
     for p in dai.POLICIES:
         assert any(doc in p.description for doc in ("Route 53", "CloudWatch", "KMS Developer Guide", "IAM User Guide")), p.name
 
@@ -186,6 +186,25 @@ def test_alarms_cloudwatch_would_refuse_are_refused(change, words):
     assert check("cloudwatch-alarm-valid", dai.METRIC_ALARM, ALARM) == []
     found = check("cloudwatch-alarm-valid", dai.METRIC_ALARM, {**ALARM, **change})
     assert len(found) == 1 and words in found[0] and "Fix:" in found[0], found
+
+
+@pytest.mark.parametrize("region, refused", [("us-east-1", False), ("eu-west-1", True), (None, False)])
+def test_route53_metric_alarms_live_in_us_east_1(region, refused):
+    """The region is the alarm's provider's, as the engine hands it to the policy (None: not visible)."""
+    nodes = [{"type": dai.METRIC_ALARM, "name": "hc-alarm", "parent": None,
+              "inputs": {**ALARM, "namespace": "AWS/Route53", "metricName": "HealthCheckStatus"}}]
+    if region:
+        nodes[0]["provider"] = f"aws-{region}"
+        nodes.append({"type": "pulumi:providers:aws", "name": f"aws-{region}", "parent": None,
+                      "inputs": {"region": region}})
+    found = [f.message for f in evaluate(policy_resources(nodes, stack="test"),
+                                         [POLICY["cloudwatch-route53-alarm-in-us-east-1"]])]
+    assert (found != []) == refused, found
+    if refused:
+        assert "us-east-1 only" in found[0] and "Fix:" in found[0]
+    # an alarm on another namespace may live anywhere
+    other = [{**nodes[0], "inputs": ALARM}] + nodes[1:]
+    assert evaluate(policy_resources(other, stack="test"), [POLICY["cloudwatch-route53-alarm-in-us-east-1"]]) == []
 
 
 def test_a_sub_minute_period_is_fine_on_a_high_resolution_custom_metric():

@@ -215,6 +215,18 @@ def trust_account_root(g: Graph) -> None:
 is_lag_alarm = lambda n: n["inputs"].get("metricName") == "ReplicaLag"  # noqa: E731
 
 
+def route53_alarm_elsewhere(g: Graph) -> None:
+    """The prod stack in us-east-1 creates its health-check alarm with its home provider; moved to a
+    provider of another region (as if prod lived in eu-west-1 and forgot the us-east-1 provider)."""
+    home = first(g, "pulumi:providers:aws", named("aws-us-east-1"))
+    other = copy.deepcopy(home)
+    other["name"], other["urn"] = "aws-eu-west-1", home["urn"].replace("us-east-1", "eu-west-1")
+    other["inputs"]["region"] = "eu-west-1"
+    g.append(other)
+    first(g, "aws:cloudwatch/metricAlarm:MetricAlarm", lambda n: n["inputs"].get("namespace") == "AWS/Route53")[
+        "provider"] = "aws-eu-west-1"
+
+
 # (stack, what is broken, how, the policies that must report it — and no others)
 BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("prod", "rds storage unencrypted", setting(rules.RDS_INSTANCE, "storageEncrypted", False),
@@ -308,6 +320,8 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"cloudwatch-alarm-valid"}),
     ("prod", "an alarm nobody hears", setting("aws:cloudwatch/metricAlarm:MetricAlarm", "alarmActions", []),
      {"cloudwatch-alarm-valid"}),
+    ("prod", "the health-check alarm created in the primary's other region", route53_alarm_elsewhere,
+     {"cloudwatch-route53-alarm-in-us-east-1"}),
     # point 9: the runbook role
     ("dr", "runbook role may grant its keys to anyone",
      runbook_policy(lambda d: _statement(d, "GrantsOnlyForAwsServices").pop("Condition")),
