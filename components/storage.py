@@ -31,6 +31,9 @@ WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
+REPLICATION_RULE_ID = "primary-to-dr"
+"""The replication rule's id: the `RuleId` dimension of its S3 Replication metrics (alarms)."""
+
 
 @dataclass(frozen=True)
 class BucketArgs:
@@ -252,7 +255,7 @@ class BucketReplication(pulumi.ComponentResource):
             bucket=args.source_bucket,
             role=role.arn,
             rules=[aws.s3.BucketReplicationConfigRuleArgs(
-                id="primary-to-dr",
+                id=REPLICATION_RULE_ID,
                 status="Enabled" if args.enabled else "Disabled",
                 priority=1,
                 filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),

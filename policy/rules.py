@@ -494,7 +494,9 @@ def check_primary_failover_health_check(r: Resource) -> list[str]:
     if "PRIMARY" not in types or is_set(r.props.get("healthCheckId")):
         return []
     return [f"{r.label}: a PRIMARY failover record without a health check is always considered healthy, so Route53 "
-            "never fails over to the SECONDARY. Fix: set health_check_id to the primary endpoint's health check."]
+            "never fails over to the SECONDARY, not even when the runbook fails over. Fix: set health_check_id to "
+            "the stack's pin check (components/dns.py), which only the runbook inverts; never to a check that "
+            "probes the endpoint (route53-failover-record-runbook-controlled)."]
 
 
 def check_kms_rotation(r: Resource) -> list[str]:
@@ -902,9 +904,11 @@ def register(policies: Iterable[Any]) -> None:
 if __package__:
     from . import msk as _msk  # noqa: E402,F401
     from . import rds as _rds  # noqa: E402,F401
+    from . import dns_alarms_iam as _dns_alarms_iam  # noqa: E402,F401
 else:  # the CLI runs the pack with sys.path[0] = policy/
     import msk as _msk  # type: ignore[no-redef]  # noqa: E402,F401
     import rds as _rds  # type: ignore[no-redef]  # noqa: E402,F401
+    import dns_alarms_iam as _dns_alarms_iam  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this

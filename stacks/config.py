@@ -278,6 +278,8 @@ class StackConfig:
     compliance object lock, buckets emptied on destroy. Never for a stack that holds real data."""
     kubernetes: KubernetesConfig | None = None
     """The region's cluster (optional): none of its objects are declared without this section."""
+    runbook_principals: tuple[str, ...] = ()
+    """dr only: the IAM roles/users that may assume the runbook role (never a whole account)."""
 
     @property
     def is_primary(self) -> bool:
@@ -493,6 +495,11 @@ def _dns(o: _Obj) -> DnsConfig:
     zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
     ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
     strategy = o.string("strategy", "health-check-inversion", choices=contract.DNS_STRATEGIES)
+    if strategy == "record-upsert":
+        raise ConfigError(o.key("strategy"), strategy, "the stacks declare failover records (PRIMARY in prod, "
+                          "SECONDARY in dr) guarded by a pin check only the runbook moves, and the runbook's "
+                          "record-upsert refuses a failover record; use health-check-inversion (record-upsert is "
+                          "the sandbox's strategy)")
     h = o.obj("health_check")
     kind = h.string("type", "HTTPS", choices=HEALTH_CHECK_TYPES)
     hc = HealthCheckConfig(
@@ -610,6 +617,28 @@ def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, 
     return found
 
 
+_WHOLE_ACCOUNT = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
+
+
+def _runbook_principals(principals: tuple[str, ...]) -> None:
+    """Who may assume the runbook role: named roles or users, never a whole account (IAM User Guide,
+    "AWS JSON policy elements: Principal": an account principal delegates to every identity of the
+    account that its own policies allow)."""
+    if not principals:
+        raise ConfigError("runbook_principals", _MISSING, "name the IAM roles (or users) that may assume the "
+                          "runbook role, e.g. [arn:aws:iam::123456789012:role/oncall-sre]; the stacks no longer "
+                          "trust the whole account by default")
+    for i, p in enumerate(principals):
+        if _WHOLE_ACCOUNT.match(p):
+            raise ConfigError(f"runbook_principals[{i}]", p, "a whole account would let every role and user that "
+                              "IAM allows there assume the runbook role; name the on-call roles instead, e.g. "
+                              "arn:aws:iam::123456789012:role/oncall-sre")
+        if not _PRINCIPAL_ARN.match(p):
+            raise ConfigError(f"runbook_principals[{i}]", p, "expected an IAM role or user ARN, "
+                              "arn:aws:iam::<account>:role/<name>")
+
+
 def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
          secret_keys: frozenset[str] | None = None) -> StackConfig:
     """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
@@ -675,10 +704,12 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
     dr_region = top.string("dr_region", None, pattern=_REGION, hint="the DR region, e.g. us-west-2")
+    principals = top.strings("runbook_principals", [], hint="IAM role or user ARNs that may assume the runbook role")
 
     if role == "primary":
         for key, value in (("promoted", promoted or None), ("failback_replication", failback_replication or None),
-                           ("prod_stack", prod_stack), ("primary_region", primary_region)):
+                           ("prod_stack", prod_stack), ("primary_region", primary_region),
+                           ("runbook_principals", list(principals) or None)):
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
         if dr_region is None:
@@ -704,6 +735,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         if primary_region == region:
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
+        _runbook_principals(principals)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
@@ -713,7 +745,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes)
+                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes,
+                       runbook_principals=principals)
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -755,7 +788,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "kubernetes", "dr_region")
+        "kubernetes", "dr_region", "runbook_principals")
 
 
 def _decode(raw: str) -> Any:

@@ -16,11 +16,12 @@ from typing import Any, Mapping
 import pulumi
 
 from components.access import RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag
+from components.alarms import (Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag,
+                               s3_replication_failures, s3_replication_latency)
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
-from components.storage import (BatchReplicationRole, BatchReplicationRoleArgs, BucketReplication,
-                                BucketReplicationArgs)
+from components.storage import (REPLICATION_RULE_ID, BatchReplicationRole, BatchReplicationRoleArgs,
+                                BucketReplication, BucketReplicationArgs)
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
 from stacks import document, outputs, regional
 from stacks.config import ConfigError, StackConfig
@@ -195,6 +196,12 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         # when the pair is re-linked (promoted: false)
         specs += [replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds),
                   replicator_failure(replicator.replicator_name)]
+    # S3 publishes replication metrics in the destination's region: here. Kept after a failover (the
+    # rule is disabled, nothing is published, notBreaching: OK), so the reconcile touches nothing
+    source_bucket = from_prod("storage", "data_bucket")
+    specs += [s3_replication_latency(cfg.resource_prefix(), source_bucket, net.data.bucket, REPLICATION_RULE_ID,
+                                     cfg.objectives.rpo_seconds),
+              s3_replication_failures(cfg.resource_prefix(), source_bucket, net.data.bucket, REPLICATION_RULE_ID)]
     alarms = regional.alarms(net, specs)
 
     dns = FailoverRecords("dns", FailoverRecordsArgs(
@@ -207,6 +214,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
+        trusted_principal_arns=cfg.runbook_principals,
         health_check_ids=from_prod("dns", "health_check_id").apply(lambda h: [h] if h else []),
         regions=[
             RegionScope(
@@ -223,7 +231,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
                 replication_role_arns=replication.role_arn.apply(lambda a: [a]),
-                secret_arns=prod_secret_list),
+                secret_arns=prod_secret_list,
+                # the failback's rebuild renames a region's database aside: only these identifiers
+                rebuild_identifiers=prod.apply(lambda p: sorted(d["identifier"] for d in p["databases"].values()))),
             RegionScope(
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
@@ -238,7 +248,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 # prod's secrets' replicas here (the databases of this stack have no secret of their own)
                 secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
                                                                  for a in arns]),
-                batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
+                batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else (),
+                rebuild_identifiers=sorted(regional.identifier(cfg, db.name) for db in cfg.databases)),
         ]), opts=opts)
 
     own = {

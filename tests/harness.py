@@ -189,7 +189,9 @@ class _Recorder(pulumi_mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({"urn": response.urn, "type": request.type, "name": request.name,
                                        "parent": request.parent, "provider": request.provider,
-                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges)})
+                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges),
+                                       "property_dependencies": {k: sorted(set(v.urns)) for k, v in
+                                                                 request.propertyDependencies.items() if v.urns}})
         return response
 
 
@@ -290,6 +292,9 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
             "inputs": _plain(mocks.inputs.get((r["type"], r["name"]), {})) if r["custom"] or
             r["type"] == STACK_REFERENCE else {},
             "urn": r["urn"],
+            # which resources each input was computed from (what the engine hands CrossGuard as
+            # property dependencies); not part of the snapshots
+            "property_dependencies": r["property_dependencies"],
         })
     resources.sort(key=lambda r: (r["type"], r["name"], r["urn"]))
     return Rendered(resources=resources, exports=_plain(exports), warnings=list(warnings.messages))
@@ -345,7 +350,8 @@ def check_snapshot(path: Path, resources: list[dict[str, Any]], what: str) -> No
     import difflib
     import os
     import pytest
-    current = json.dumps(resources, indent=1, sort_keys=True) + "\n"
+    current = json.dumps([{k: v for k, v in r.items() if k != "property_dependencies"} for r in resources],
+                         indent=1, sort_keys=True) + "\n"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.write_text(current)
     assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"

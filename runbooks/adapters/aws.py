@@ -678,13 +678,14 @@ def _fqdn(name: str) -> str:
 
 
 class Route53Dns:
-    """``health-check-inversion``: the PRIMARY failover record is guarded by the primary region's
-    health check. Sending clients to the secondary pins that check unhealthy — ``Disabled`` and
-    ``Inverted`` together, which Route53 documents as "always unhealthy" whatever the endpoint
-    does. ``Inverted`` alone is not enough: when the primary region is down the check fails,
-    inverted it turns healthy, and Route53 would answer the dead PRIMARY; and once the primary came
-    back, traffic would fail back on its own. Sending clients to the primary restores the check
-    (neither flag): Route53 answers PRIMARY while it is healthy.
+    """``health-check-inversion``: the PRIMARY failover record is guarded by the stacks' pin check
+    (components/dns.py): a CALCULATED check with threshold 0, declared ``Disabled``, which Route53
+    always considers healthy, so nothing but this runbook moves the name. Sending clients to the
+    secondary inverts it (``Disabled`` and ``Inverted``: "always unhealthy" whatever anything does,
+    also after the primary comes back); sending them to the primary clears the inversion and keeps
+    it ``Disabled`` (always healthy again). The runbook never enables a check: an enabled check
+    would move the name on its own. A check of an older stack that probes the endpoint is left
+    disabled by the restore too, which is what makes it safe.
 
     ``record-upsert``: the service's record is a simple CNAME; pointing UPSERTs it to the target
     region's database endpoint with the declared TTL."""
@@ -787,12 +788,14 @@ class Route53Dns:
             raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
                              "flipping that check would not move it; fix the dns component's records")
         to_secondary = region == self.outputs.secondary.name
+        # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
         self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
-                   HealthCheckId=hc_id, Disabled=to_secondary, Inverted=to_secondary)
+                   HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
         if to_secondary:
             return (f"health check {hc_id} pinned unhealthy (disabled + inverted): {record} answers the SECONDARY "
                     f"record ({region}), also after the primary comes back; every record guarded by this check moves")
-        return f"health check {hc_id} restored (not disabled, not inverted): {record} answers PRIMARY ({region}) while it is healthy"
+        return (f"health check {hc_id} restored (disabled, not inverted: always healthy): {record} answers PRIMARY "
+                f"({region}) until a runbook pins it again; no health check moves it on its own")
 
     def _point_upsert(self, service: str, record: str, region: str) -> str:
         db = self.outputs.regions[region].databases.get(service)

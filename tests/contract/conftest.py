@@ -140,9 +140,14 @@ def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoP
     r53 = session.client("route53", region_name=P)
     zone = r53.create_hosted_zone(Name=doc["dns"]["zone_name"], CallerReference="zone")["HostedZone"]["Id"]
     zone_id = zone.rsplit("/", 1)[-1]
-    hc = r53.create_health_check(CallerReference="hc", HealthCheckConfig={
+    # the stacks' shape (components/dns.py): an endpoint check that only alarms, and the pin check
+    # that guards the PRIMARY record: CALCULATED, threshold 0, disabled (always healthy until inverted)
+    endpoint = r53.create_health_check(CallerReference="hc-endpoint", HealthCheckConfig={
         "Type": "TCP", "IPAddress": "10.0.0.10", "Port": 5432, "RequestInterval": 10,
         "FailureThreshold": 3})["HealthCheck"]["Id"]
+    hc = r53.create_health_check(CallerReference="hc", HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [endpoint], "HealthThreshold": 0,
+        "Disabled": True, "Inverted": False})["HealthCheck"]["Id"]
     name = doc["dns"]["records"]["payments"]
     if strategy == "health-check-inversion":
         changes = [

@@ -134,6 +134,9 @@ def test_rebuild_replica_renames_the_old_primary_aside_and_replicates_back(moto_
 
 def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     p = ports(moto_pair)
+    pin = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (pin["Type"], pin["HealthThreshold"], pin["Disabled"]) == ("CALCULATED", 0, True)  # the stacks' pin check
     assert p.dns.answer("payments") == P
     assert "pinned unhealthy" in p.dns.point("payments", S)
     assert p.dns.answer("payments") == S
@@ -142,6 +145,10 @@ def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     assert (hc["Disabled"], hc["Inverted"]) == (True, True)
     assert "restored" in p.dns.point("payments", P)
     assert p.dns.answer("payments") == P
+    # restored means disabled and not inverted (always healthy), never enabled: no check moves it on its own
+    hc = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (hc["Disabled"], hc["Inverted"]) == (True, False)
 
 
 def test_dns_record_upsert(moto_server, aws_env):

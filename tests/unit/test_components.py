@@ -11,7 +11,8 @@ import pytest
 
 from components._common import ComponentArgsError
 from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure, replicator_lag
+from components.alarms import (AlarmSpec, Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure,
+                               replicator_lag, s3_replication_failures, s3_replication_latency)
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
@@ -23,6 +24,7 @@ from tests.harness import of_type, one
 ACCOUNT = harness.ACCOUNT
 KEY_E = "arn:aws:kms:us-east-1:123456789012:key/prod"
 KEY_W = "arn:aws:kms:us-west-2:123456789012:key/dr"
+ONCALL = "arn:aws:iam::123456789012:role/oncall-sre"
 
 
 def render(build):
@@ -420,7 +422,10 @@ def test_bucket_bad_args(kw, arg):
 
 # ---- dns ---------------------------------------------------------------------------------------
 
-def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_us_east_1():
+def test_primary_records_are_guarded_by_the_pin_check_and_the_endpoint_check_only_alarms():
+    """A database name moves only when the runbook pins it: the records name the pin check (a
+    CALCULATED check with threshold 0, disabled: always healthy), never the endpoint check, whose
+    failure pages (alarm in us-east-1) and moves nothing."""
     def build(p):
         east = aws.Provider("aws-us-east-1", region="us-east-1")
         FailoverRecords("dns", FailoverRecordsArgs(
@@ -428,23 +433,31 @@ def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_
             records={"payments": ("payments.example.com", "db.example")}, ttl_seconds=45,
             health_check=HealthCheckSpec(fqdn="api.example.com", interval_seconds=10, failure_threshold=2),
             alarm_provider=east, alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
-    resources = render(build)
-    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    rendered = harness.render_program(lambda: build(aws.Provider("aws-us-west-2", region="us-west-2")))
+    resources = rendered.resources
+    endpoint = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-health")
+    pin = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-pin")
+    hc = endpoint["inputs"]
     assert (hc["fqdn"], hc["requestInterval"], hc["failureThreshold"], hc["type"]) == ("api.example.com", 10, 2, "HTTPS")
-    record = one(resources, "aws:route53/record:Record")["inputs"]
-    assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
-    assert record["ttl"] == 45 and record["records"] == ["db.example"] and record["setIdentifier"] == "prod-us-east-1"
-    assert record["healthCheckId"]
+    assert (pin["inputs"]["type"], pin["inputs"]["childHealthThreshold"], pin["inputs"]["disabled"],
+            pin["inputs"]["invertHealthcheck"]) == ("CALCULATED", 0, True, False)
+    record = one(resources, "aws:route53/record:Record")
+    assert record["inputs"]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert record["inputs"]["ttl"] == 45 and record["inputs"]["records"] == ["db.example"]
+    assert record["inputs"]["setIdentifier"] == "prod-us-east-1"
+    # the record's health check is the pin check (by the engine's dependency record), not the endpoint's
+    assert record["property_dependencies"]["healthCheckId"] == [pin["urn"]]
     alarm = one(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
     assert alarm["provider"] == "aws-us-east-1"
     assert (alarm["inputs"]["namespace"], alarm["inputs"]["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
+    assert alarm["property_dependencies"]["dimensions"] == [endpoint["urn"]]
     assert alarm["inputs"]["alarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
 
 
-def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
-    """health-check-inversion pins DR by setting Disabled and Inverted on the primary's check; a
-    later `pulumi up -s prod` must leave them as the runbook set them (ignore_changes), while every
-    other input of the check and the records stays Pulumi's."""
+def test_pulumi_up_never_resets_the_pin_of_a_failover():
+    """health-check-inversion pins DR by inverting the pin check; a later `pulumi up -s prod` must
+    leave the inversion as the runbook set it (ignore_changes), while every other input of the
+    checks and the records stays Pulumi's (the pin check stays declared disabled)."""
     def build(p):
         FailoverRecords("dns", FailoverRecordsArgs(
             zone_id="Z0123", failover="PRIMARY", set_identifier="prod-us-east-1",
@@ -452,12 +465,11 @@ def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
             health_check=HealthCheckSpec(fqdn="api.example.com"), alarm_provider=p,
             alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
     resources = render(build)
-    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
-    assert (hc["disabled"], hc["invertHealthcheck"]) == (False, False)  # declared at creation: not pinned
-    ignored = {r["type"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
+    pin = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-pin")["inputs"]
+    assert (pin["disabled"], pin["invertHealthcheck"]) == (True, False)  # declared at creation: not pinned
+    ignored = {r["name"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
     # the engine's property names: a misspelt name would be ignored silently and protect nothing
-    assert sorted(ignored.pop("aws:route53/healthCheck:HealthCheck")) == ["disabled", "invertHealthcheck"]
-    assert {"disabled", "invertHealthcheck"} <= set(hc)
+    assert ignored.pop("dns-pin") == ["invertHealthcheck"] and "invertHealthcheck" in pin
     assert all(v == [] for v in ignored.values()), ignored
 
 
@@ -471,7 +483,7 @@ def test_secondary_records_need_no_health_check():
 
 
 def test_primary_without_health_check_is_refused():
-    with pytest.raises(ComponentArgsError, match="never fails over") as err:
+    with pytest.raises(ComponentArgsError, match="endpoint check that alarms") as err:
         FailoverRecords("dns", FailoverRecordsArgs(zone_id="Z1", failover="PRIMARY", set_identifier="x",
                                                    records={"a": ("a.example.com", "b")}))
     assert err.value.arg == "health_check"
@@ -501,6 +513,72 @@ def test_alarm_thresholds_derive_from_the_rpo():
     assert free_storage("db", 200).comparison == "LessThanThreshold"
 
 
+def _fires(spec, per_minute):
+    """CloudWatch's evaluation of a static-threshold alarm on one-minute datapoints (period 60):
+    ALARM when `datapoints_to_alarm` of the last `evaluation_periods` breach. Returns the minutes at
+    which it is in ALARM."""
+    m = spec.datapoints_to_alarm or spec.evaluation_periods
+    breach = [v > spec.threshold if spec.comparison == "GreaterThanThreshold" else v < spec.threshold
+              for v in per_minute]
+    return [i for i in range(len(breach)) if i + 1 >= spec.evaluation_periods and
+            sum(breach[i + 1 - spec.evaluation_periods:i + 1]) >= m]
+
+
+def test_replica_lag_alarm_stays_quiet_on_an_idle_night_and_fires_on_a_stall():
+    """Issue 10 point 8: a quiet source's ReplicaLag climbs for up to five minutes and drops when
+    something writes; the old alarm (3 × Maximum > RPO/2) fired on it every night."""
+    spec = replica_lag("db", 300)
+    assert (spec.threshold, spec.statistic, spec.evaluation_periods, spec.datapoints_to_alarm) == (150, "Minimum", 6, 6)
+    # an idle night: per-minute minimum of a saw-tooth that resets every 5 minutes (0, 60, …, 240, 0, …)
+    idle = [(i % 5) * 60 for i in range(8 * 60)]
+    assert _fires(spec, idle) == []
+    # the same night under the old alarm would have paged every five minutes
+    old = AlarmSpec(name="old", description="", namespace="AWS/RDS", metric_name="ReplicaLag", dimensions={},
+                    threshold=150, evaluation_periods=1)
+    assert len(_fires(old, [(i % 5) * 60 + 59 for i in range(60)])) >= 12
+    # a stall: the lag grows by 60 s a minute and never resets → fires, within ~6 min of passing 150 s
+    stall = [i * 60 for i in range(20)]
+    fired = _fires(spec, stall)
+    assert fired and fired[0] == 8 and stall[fired[0]] - spec.threshold <= 6 * 60
+
+
+def test_s3_replication_alarms_watch_the_rule_with_s3s_dimensions():
+    latency = s3_replication_latency("regionpair-dr", "src", "dst", "primary-to-dr", 300)
+    failed = s3_replication_failures("regionpair-dr", "src", "dst", "primary-to-dr")
+    for a in (latency, failed):
+        assert a.namespace == "AWS/S3"
+        assert a.dimensions == {"SourceBucket": "src", "DestinationBucket": "dst", "RuleId": "primary-to-dr"}
+        assert a.treat_missing_data == "notBreaching"  # a quiet bucket publishes nothing
+    assert (latency.metric_name, latency.statistic, latency.threshold) == ("ReplicationLatency", "Maximum", 150)
+    assert s3_replication_latency("p", "s", "d", "r", 7200).threshold == 900  # never beyond RTC's 15 minutes
+    assert (failed.metric_name, failed.statistic, failed.threshold, failed.comparison) == (
+        "OperationsFailedReplication", "Sum", 0, "GreaterThanThreshold")
+    assert _fires(failed, [0, 0, 1, 0]) == [2]
+
+
+@pytest.mark.parametrize("change, arg, fix", [
+    ({"period_seconds": 30}, "period_seconds", "multiple of 60"),
+    ({"period_seconds": 90}, "period_seconds", "multiple of 60"),
+    ({"evaluation_periods": 1441}, "evaluation_periods", "at most 86400"),
+    ({"period_seconds": 3600, "evaluation_periods": 169}, "evaluation_periods", "at most 604800"),
+    ({"datapoints_to_alarm": 4}, "datapoints_to_alarm", "1 to evaluation_periods"),
+    ({"treat_missing_data": "zero"}, "treat_missing_data", "notBreaching"),
+    ({"threshold": 0, "comparison": "LessThanThreshold"}, "threshold", "positive"),
+])
+def test_alarms_refuse_what_cloudwatch_refuses(change, arg, fix):
+    """CloudWatch PutMetricAlarm: Period 10/20/30 (high-resolution custom metrics only) or a multiple
+    of 60; Period × EvaluationPeriods ≤ one day (period < 1 h) or seven days; DatapointsToAlarm ≤
+    EvaluationPeriods; TreatMissingData one of four values."""
+    good = dict(name="a", description="d", namespace="AWS/RDS", metric_name="ReplicaLag", dimensions={"x": "y"},
+                threshold=10, evaluation_periods=3)
+    accepted = render(lambda p: Alarms("ok", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[AlarmSpec(**good)]),
+                                       opts=opts(p)))
+    assert one(accepted, "aws:cloudwatch/metricAlarm:MetricAlarm")["inputs"]["period"] == 60
+    with pytest.raises(ComponentArgsError, match=fix) as err:
+        Alarms("bad", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[AlarmSpec(**{**good, **change})]))
+    assert err.value.arg == f"alarms[a].{arg}"
+
+
 def test_alarms_notify_a_kms_encrypted_topic():
     resources = render(lambda p: Alarms("alarms", AlarmsArgs(
         topic_name="regionpair-dr-alarms", kms_key_arn=KEY_W, email="sre@example.com",
@@ -518,7 +596,7 @@ def test_alarms_notify_a_kms_encrypted_topic():
 
 def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             health_check_ids=["hc-1"],
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"], kafka_cluster_arns=[SRC],
@@ -557,12 +635,12 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     assert by_sid["ClientParameters"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
     assert by_sid["BucketObjectsAndRunLock"]["Resource"] == ["arn:aws:s3:::prod-data/*"]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
-    assert trust["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
+    assert trust["Statement"][0]["Principal"] == {"AWS": [ONCALL]}  # from config, never the account root
 
 
 def test_runbook_role_refuses_a_broad_prefix():
     with pytest.raises(ComponentArgsError) as err:
-        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL], role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "name_prefix"
 
@@ -572,7 +650,7 @@ def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
     role = f"arn:aws:iam::{ACCOUNT}:role/data-replication"
 
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
                                  bucket_arns=["arn:aws:s3:::prod-data"], replication_role_arns=[role]),
@@ -596,7 +674,7 @@ def test_runbook_role_may_start_only_replication_jobs_passing_only_the_batch_rol
 
     def policy_with(batch_roles):
         def build(p):
-            RunbookRole("runbooks", RunbookRoleArgs(
+            RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
                 role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
                 regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
                                      replication_role_arns=[replication]),
@@ -625,15 +703,17 @@ def test_runbook_role_may_start_only_replication_jobs_passing_only_the_batch_rol
     assert [s["Sid"] for s in without if "iam:PassRole" in s["Action"]] == ["PassReplicationRoleToS3"]
 
 
-def _backup_policy(databases=("payments",)):
+def _backup_policy(databases=("payments",), record_names=()):
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
-            databases=list(databases),
+            databases=list(databases), record_names=list(record_names),
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
-                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E]),
+                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E],
+                                 rebuild_identifiers=["regionpair-prod-payments"]),
                      RegionScope(region="us-west-2", db_security_group_ids=["sg-w"],
-                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W])]), opts=opts(p))
+                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W],
+                                 rebuild_identifiers=["regionpair-dr-payments"])]), opts=opts(p))
     policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     return policy, {s["Sid"]: s for s in policy["Statement"]}
 
@@ -677,10 +757,73 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": CloudWatchMetrics.NAMESPACE}}
     for action in ("s3:ListBucketVersions", "s3:GetBucketVersioning"):
         assert action in by_sid["Buckets"]["Action"] and "arn:aws:s3:::dr-backups" in by_sid["Buckets"]["Resource"]
-    for action in ("s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:PutObject"):
+    for action in ("s3:GetObjectVersion", "s3:PutObject"):
         assert action in by_sid["BucketObjectsAndRunLock"]["Action"]
-    assert {"kms:CreateGrant", "kms:DescribeKey"} <= set(by_sid["KeysOfThePair"]["Action"])
-    assert KEY_W in by_sid["KeysOfThePair"]["Resource"]
+    assert "kms:DescribeKey" in by_sid["KeysOfThePair"]["Action"] and KEY_W in by_sid["KeysOfThePair"]["Resource"]
+
+
+def test_runbook_role_point_9_least_privilege():
+    """Issue 10 point 9: CreateGrant only for AWS services; no version deletion and DeleteObject only on
+    the run lock; ModifyDBInstance only on the databases the failback renames (exact identifiers);
+    ChangeResourceRecordSets only as CNAME UPSERTs of the named records, or not at all."""
+    from fnmatch import fnmatchcase
+    from runbooks.adapters.aws import S3Lock
+    policy, by_sid = _backup_policy()
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    # kms:CreateGrant: only when RDS (an AWS service) asks on the runbook's behalf
+    assert "kms:CreateGrant" not in by_sid["KeysOfThePair"]["Action"]
+    grant = by_sid["GrantsOnlyForAwsServices"]
+    assert grant["Action"] == ["kms:CreateGrant"] and KEY_W in grant["Resource"]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert [s["Sid"] for s in policy["Statement"] if "kms:CreateGrant" in s["Action"]] == ["GrantsOnlyForAwsServices"]
+    # no object version can be deleted; DeleteObject reaches the run lock only
+    assert "s3:DeleteObjectVersion" not in actions
+    lock = by_sid["ReleaseTheRunLock"]
+    assert lock["Action"] == ["s3:DeleteObject"] and lock["Resource"] == [
+        "arn:aws:s3:::dr-backups/regionpair/locks/*", "arn:aws:s3:::prod-backups/regionpair/locks/*"]
+    assert [s["Sid"] for s in policy["Statement"] if "s3:DeleteObject" in s["Action"]] == ["ReleaseTheRunLock"]
+    outputs_doc = type("O", (), {"project": "regionpair"})()
+    assert fnmatchcase(f"arn:aws:s3:::dr-backups/{S3Lock(outputs_doc, None).key}", lock["Resource"][0])
+    assert not fnmatchcase("arn:aws:s3:::dr-backups/orders/1.json", lock["Resource"][0])
+    # ModifyDBInstance: only the named identifiers, never the prefix (restore-/verify-/-old- instances)
+    assert "rds:ModifyDBInstance" not in by_sid["RdsFailoverAndBackups"]["Action"]
+    assert [s["Sid"] for s in policy["Statement"] if "rds:ModifyDBInstance" in s["Action"]] == [
+        "RenameOnlyTheStacksDatabasesAside"]
+    assert by_sid["RenameOnlyTheStacksDatabasesAside"]["Resource"] == [
+        f"arn:aws:rds:us-east-1:{ACCOUNT}:db:regionpair-prod-payments",
+        f"arn:aws:rds:us-west-2:{ACCOUNT}:db:regionpair-dr-payments"]
+    # the names the rebuild renames to (…-old-<time>) and restored instances are out of reach
+    from runbooks.restore import instance_name
+    renamed = by_sid["RenameOnlyTheStacksDatabasesAside"]["Resource"]
+    for other in ("regionpair-prod-payments-old-20261122053000", instance_name("restore", "payments", "restore-x")):
+        assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{other}", r) for r in renamed), other
+    # the default strategy changes no record: no ChangeResourceRecordSets at all
+    assert "route53:ChangeResourceRecordSets" not in actions
+
+
+def test_runbook_role_upserts_only_the_named_cname_records():
+    policy, by_sid = _backup_policy(record_names=["Payments.Example.com.", "orders.example.com"])
+    upsert = by_sid["UpsertOnlyTheDatabaseRecords"]
+    assert upsert["Action"] == ["route53:ChangeResourceRecordSets"]
+    assert upsert["Resource"] == ["arn:aws:route53:::hostedzone/Z0123"]
+    assert upsert["Condition"] == {"ForAllValues:StringEquals": {
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["orders.example.com", "payments.example.com"],
+        "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"], "route53:ChangeResourceRecordSetsActions": ["UPSERT"]}}
+    assert by_sid["Route53FailoverRecords"]["Action"] == ["route53:ListResourceRecordSets"]
+
+
+@pytest.mark.parametrize("principals, fix", [
+    ([], "name who may assume"),
+    ([f"arn:aws:iam::{ACCOUNT}:root"], "a whole account"),
+    ([ACCOUNT], "a whole account"),
+    (["arn:aws:iam::123456789012:group/sre"], "role or user ARN"),
+])
+def test_runbook_role_trust_refuses_no_principal_and_a_whole_account(principals, fix):
+    with pytest.raises(ComponentArgsError, match=fix) as err:
+        RunbookRole("runbooks", RunbookRoleArgs(
+            trusted_principal_arns=principals, role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+            zone_id="Z1", regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
+    assert err.value.arg == "trusted_principal_arns"
 
 
 def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion():
@@ -691,7 +834,7 @@ def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion()
 
 def test_runbook_role_refuses_a_database_name_that_would_widen_the_arns():
     with pytest.raises(ComponentArgsError) as err:
-        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL], role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
                                                 zone_id="Z1", databases=["*"],
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "databases"
@@ -715,7 +858,7 @@ def test_writer_parameter_starts_on_the_given_bucket_and_pulumi_never_moves_it_b
 
 def test_runbook_role_may_move_the_writer_parameter_in_each_region_and_nothing_else_in_ssm():
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             regions=[RegionScope(region=r, db_security_group_ids=["sg-x"], bootstrap_parameter="/regionpair/kafka/b",
                                  writer_parameter="/regionpair/s3/writer-bucket") for r in ("us-east-1", "us-west-2")]),

@@ -102,6 +102,28 @@ def test_dr_requires_the_prod_reference(key):
     assert "(missing)" in str(err.value)
 
 
+@pytest.mark.parametrize("principals, key, allowed", [
+    (None, "runbook_principals", "no longer trust the whole account"),
+    ([], "runbook_principals", "no longer trust the whole account"),
+    (["arn:aws:iam::123456789012:root"], "runbook_principals[0]", "a whole account"),
+    (["123456789012"], "runbook_principals[0]", "a whole account"),
+    (["arn:aws:iam::123456789012:group/sre"], "runbook_principals[0]", "role or user ARN"),
+])
+def test_dr_runbook_principals_are_named_roles_never_a_whole_account(principals, key, allowed):
+    """IAM User Guide, "AWS JSON policy elements: Principal": an account principal lets in every
+    identity its own policies allow; the runbook role is assumed only by the roles config names."""
+    values = dr_values()
+    if principals is None:
+        del values["runbook_principals"]
+    else:
+        values["runbook_principals"] = principals
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == key and allowed in str(err.value), str(err.value)
+    # and the committed one is accepted
+    assert config.read(dr_values(), stack="dr").runbook_principals == ("arn:aws:iam::123456789012:role/oncall-sre",)
+
+
 def _set(path: str, value: Any):
     def mutate(values: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -146,6 +168,8 @@ BAD = [
     ("dns.health_check.failure_threshold", 11, "dns.health_check.failure_threshold", "maximum is 10"),
     ("dns.health_check.type", "ICMP", "dns.health_check.type", "HTTPS | HTTP | TCP"),
     ("dns.strategy", "round-robin", "dns.strategy", "health-check-inversion | record-upsert"),
+    # the stacks' failover records cannot be moved by record-upsert (the runbook refuses them)
+    ("dns.strategy", "record-upsert", "dns.strategy", "use health-check-inversion"),
     ("dns.ttl_seconds", 0, "dns.ttl_seconds", "minimum is 1"),
     ("dns.zone_id", "zone-1", "dns.zone_id", "hosted zone id"),
     ("objectives.rpo_seconds", 0, "objectives.rpo_seconds", "cannot promise zero loss"),
@@ -174,6 +198,7 @@ BAD = [
     # misplaced or unknown keys
     ("promoted", True, "promoted", "only the dr stack"),
     ("prod_stack", "organization/regionpair/prod", "prod_stack", "only the dr stack"),
+    ("runbook_principals", ["arn:aws:iam::123456789012:role/oncall"], "runbook_principals", "only the dr stack"),
     ("backup_retention", 30, "backup_retention", "unknown key"),
     ("databases.0.backup_retention", 14, "databases[0].backup_retention", "unknown key"),
     ("dns.health_check.intervall", 10, "dns.health_check.intervall", "unknown key"),

@@ -213,6 +213,37 @@ def edit_policy(type_: str, edit: Callable[[dict], None], where: Callable[[dict]
     """Change one IAM/cluster policy document of the graph in place (its JSON ``policy`` input)."""
     def mutate(g: Graph) -> None:
         node = first(g, type_, where)
+
+
+# ---- Route53, CloudWatch alarms, IAM (policy/dns_alarms_iam.py) ----------------------------------
+
+def record_guarded_by(check_name: str):
+    """The PRIMARY record's health check re-pointed (value and the engine's dependency) to another check."""
+    def mutate(g: Graph) -> None:
+        record = first(g, rules.ROUTE53_RECORD, is_primary_record)
+        check = first(g, "aws:route53/healthCheck:HealthCheck", named(check_name))
+        record["property_dependencies"] = {**record.get("property_dependencies", {}), "healthCheckId": [check["urn"]]}
+        record["inputs"]["healthCheckId"] = "hc-" + check["name"]
+    return mutate
+
+
+def duplicate_secondary(g: Graph) -> None:
+    record = copy.deepcopy(first(g, rules.ROUTE53_RECORD))
+    record["name"] += "-again"
+    record["urn"] += "-again"
+    record["inputs"]["setIdentifier"] = "another"
+    g.append(record)
+
+
+def prod_record_without_secondary(g: Graph) -> None:
+    exports = copy.deepcopy(harness.stack_exports("prod"))
+    exports["dns"]["records"]["ledger"] = "ledger.payments.example.com"
+    g[:] = with_prod_reference([n for n in g if n["type"] != rules.STACK_REFERENCE], exports)
+
+
+def runbook_policy(edit: Callable[[dict], None]):
+    def mutate(g: Graph) -> None:
+        node = first(g, "aws:iam/rolePolicy:RolePolicy", named("runbooks"))
         doc = json.loads(node["inputs"]["policy"])
         edit(doc)
         node["inputs"]["policy"] = json.dumps(doc)
@@ -240,6 +271,32 @@ def no_group_rights(doc: dict) -> None:
 
 is_replicator_role_policy = named("replicator-policy")  # noqa: E731
 is_bootstrap_parameter = named("kafka-bootstrap")  # noqa: E731
+
+
+def _statement(doc: dict, sid: str) -> dict:
+    return next(s for s in doc["Statement"] if s["Sid"] == sid)
+
+
+def trust_account_root(g: Graph) -> None:
+    node = first(g, "aws:iam/role:Role", named("runbooks"))
+    node["inputs"]["assumeRolePolicy"] = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]})
+
+
+is_lag_alarm = lambda n: n["inputs"].get("metricName") == "ReplicaLag"  # noqa: E731
+
+
+def route53_alarm_elsewhere(g: Graph) -> None:
+    """The prod stack in us-east-1 creates its health-check alarm with its home provider; moved to a
+    provider of another region (as if prod lived in eu-west-1 and forgot the us-east-1 provider)."""
+    home = first(g, "pulumi:providers:aws", named("aws-us-east-1"))
+    other = copy.deepcopy(home)
+    other["name"], other["urn"] = "aws-eu-west-1", home["urn"].replace("us-east-1", "eu-west-1")
+    other["inputs"]["region"] = "eu-west-1"
+    g.append(other)
+    first(g, "aws:cloudwatch/metricAlarm:MetricAlarm", lambda n: n["inputs"].get("namespace") == "AWS/Route53")[
+        "provider"] = "aws-eu-west-1"
+
 
 # (stack, what is broken, how, the policies that must report it — and no others)
 BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
@@ -388,6 +445,41 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"secretsmanager-secret"}),
     ("prod", "parameter group of another major version", setting(RDS.RDS_PARAMETER_GROUP, "family", "postgres15"),
      {"rds-parameter-group-family"}),
+    # issue 10 point 5: a database name moves only when the runbook pins it
+    ("prod", "PRIMARY record guarded by the endpoint's HTTPS check", record_guarded_by("dns-health"),
+     {"route53-failover-record-runbook-controlled"}),
+    ("prod", "pin check enabled with a threshold of 1",
+     lambda g: [setting("aws:route53/healthCheck:HealthCheck", k, v, named("dns-pin"))(g)
+                for k, v in (("childHealthThreshold", 1), ("disabled", False))],
+     {"route53-failover-record-runbook-controlled"}),
+    ("prod", "endpoint check every 15 s",
+     setting("aws:route53/healthCheck:HealthCheck", "requestInterval", 15, named("dns-health")),
+     {"route53-health-check-valid"}),
+    ("prod", "failover record without set identifier",
+     setting(rules.ROUTE53_RECORD, "setIdentifier", _UNSET, is_primary_record), {"route53-record-valid"}),
+    ("dr", "two SECONDARY records of one name", duplicate_secondary, {"route53-failover-pairs"}),
+    ("dr", "a prod PRIMARY name without SECONDARY", prod_record_without_secondary, {"route53-failover-pairs"}),
+    # point 8 and CloudWatch's own limits
+    ("dr", "replica-lag alarm on a 30 s period",
+     setting("aws:cloudwatch/metricAlarm:MetricAlarm", "period", 30, is_lag_alarm), {"cloudwatch-alarm-valid"}),
+    ("dr", "replica-lag alarm needing 7 of 6 datapoints",
+     setting("aws:cloudwatch/metricAlarm:MetricAlarm", "datapointsToAlarm", 7, is_lag_alarm),
+     {"cloudwatch-alarm-valid"}),
+    ("prod", "an alarm nobody hears", setting("aws:cloudwatch/metricAlarm:MetricAlarm", "alarmActions", []),
+     {"cloudwatch-alarm-valid"}),
+    ("prod", "the health-check alarm created in the primary's other region", route53_alarm_elsewhere,
+     {"cloudwatch-route53-alarm-in-us-east-1"}),
+    # point 9: the runbook role
+    ("dr", "runbook role may grant its keys to anyone",
+     runbook_policy(lambda d: _statement(d, "GrantsOnlyForAwsServices").pop("Condition")),
+     {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role may delete object versions",
+     runbook_policy(lambda d: _statement(d, "BucketObjectsAndRunLock")["Action"].append("s3:DeleteObjectVersion")),
+     {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role may change any record of the zone",
+     runbook_policy(lambda d: _statement(d, "Route53FailoverRecords")["Action"].append(
+         "route53:ChangeResourceRecordSets")), {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role trusted by the whole account", trust_account_root, {"iam-trust-names-principals"}),
 ]
 
 

@@ -99,9 +99,17 @@ def test_dr_graph_has_every_cross_region_link():
     assert replicator["kafkaClusters"][0]["vpcConfig"]["subnetIds"] == prod["streaming"]["subnet_ids"]
     record = one(dr, "aws:route53/record:Record")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
-    alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
-    assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
-    assert alarms["ReplicationLatency"]["threshold"] == 150_000
+    alarms = {(a["inputs"]["namespace"], a["inputs"]["metricName"]): a
+              for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["AWS/RDS", "ReplicaLag"]["inputs"]["threshold"] == 150  # half the RPO of 300 s
+    assert alarms["AWS/Kafka", "ReplicationLatency"]["inputs"]["threshold"] == 150_000
+    # S3 replication is alarmed on in the destination's region (where S3 publishes the metrics), per rule
+    rule = {"SourceBucket": prod["storage"]["data_bucket"], "RuleId": "primary-to-dr",
+            "DestinationBucket": one(dr, "aws:s3/bucket:Bucket", "data-bucket")["inputs"]["bucket"]}
+    assert repl["inputs"]["rules"][0]["id"] == rule["RuleId"]
+    for metric in ("ReplicationLatency", "OperationsFailedReplication"):
+        alarm = alarms["AWS/S3", metric]
+        assert alarm["provider"] == "aws-us-west-2" and alarm["inputs"]["dimensions"] == rule, metric
     param = one(dr, "aws:ssm/parameter:Parameter", "kafka-bootstrap")["inputs"]
     assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
 
@@ -109,7 +117,7 @@ def test_dr_graph_has_every_cross_region_link():
 def test_prod_graph_has_the_primary_record_guarded_and_alarmed():
     prod = harness.render_stack("prod")
     record = one(prod, "aws:route53/record:Record")["inputs"]
-    hc = one(prod, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    hc = one(prod, "aws:route53/healthCheck:HealthCheck", "dns-health")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}] and record["healthCheckId"]
     assert (hc["requestInterval"], hc["failureThreshold"]) == (10, 3)
     assert record["ttl"] == 60
@@ -333,10 +341,11 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
 
 def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
     """The real prod program, not only the component: after a failover by health-check inversion,
-    `pulumi up -s prod` must not reset Disabled/Inverted (that would send traffic back)."""
+    `pulumi up -s prod` must not reset the pin check's inversion (that would send traffic back)."""
     harness.render("prod")
-    (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
-    assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
+    checks = {r["name"]: r["ignore_changes"] for r in harness.LAST["registrations"]
+              if r["type"] == "aws:route53/healthCheck:HealthCheck"}
+    assert checks == {"dns-health": [], "dns-pin": ["invertHealthcheck"]}
 
 
 def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
