@@ -213,6 +213,10 @@ def edit_policy(type_: str, edit: Callable[[dict], None], where: Callable[[dict]
     """Change one IAM/cluster policy document of the graph in place (its JSON ``policy`` input)."""
     def mutate(g: Graph) -> None:
         node = first(g, type_, where)
+        doc = json.loads(node["inputs"]["policy"])
+        edit(doc)
+        node["inputs"]["policy"] = json.dumps(doc)
+    return mutate
 
 
 # ---- Route53, CloudWatch alarms, IAM (policy/dns_alarms_iam.py) ----------------------------------
@@ -242,12 +246,7 @@ def prod_record_without_secondary(g: Graph) -> None:
 
 
 def runbook_policy(edit: Callable[[dict], None]):
-    def mutate(g: Graph) -> None:
-        node = first(g, "aws:iam/rolePolicy:RolePolicy", named("runbooks"))
-        doc = json.loads(node["inputs"]["policy"])
-        edit(doc)
-        node["inputs"]["policy"] = json.dumps(doc)
-    return mutate
+    return edit_policy(ROLE_POLICY, edit, named("runbooks"))
 
 
 def cluster_policy_for_the_account_root(doc: dict) -> None:
