@@ -1,7 +1,7 @@
 """AWS's own rules for Route53 health checks and records, CloudWatch metric alarms, and IAM roles
 and policies, as CrossGuard policies (issue 10, points 5, 8 and 9).
 
-Each policy's description names the document the rule comes from; docs/aws-rules/dns-alarms-iam.md
+Each policy's description names the document the rule comes from; docs/stacks.md#aws-rules-dns
 lists them with where they are enforced and the test that shows each refusing the broken form.
 Importing it (``policy/rules.py`` does, at its end) appends ``POLICIES`` to ``rules.POLICIES``, the
 pack's one list (the CLI imports both as top-level modules, ``sys.path[0]`` being ``policy/``; the

@@ -1,6 +1,6 @@
 """RDS and Secrets Manager rules that AWS and the pulumi-aws provider document (issue 10, points 1, 3,
 4 and the RDS / Secrets Manager constraints), as CrossGuard policies. Each policy's description
-names the document it comes from; docs/aws-rules/rds.md lists them with where they are enforced and
+names the document it comes from; docs/stacks.md#aws-rules-rds lists them with where they are enforced and
 the test that shows each refusing.
 
 Added to the pack through ``rules.register`` (``rules.py`` imports this module last). The same two layers

@@ -1,6 +1,6 @@
 """What AWS documents about the S3, KMS, SNS and SSM resources the stacks declare, as checks.
 
-Each check names the document its rule comes from; ``docs/aws-rules/s3-kms-sns-ssm.md`` lists
+Each check names the document its rule comes from; ``docs/stacks.md#aws-rules-s3`` lists
 them with where they are enforced and the test that shows each refusing the broken form. They
 read props the way the rules of ``rules.py`` do (provider property names, ``UNKNOWN`` for what a
 preview cannot know) and judge only what is known: a value computed by the cloud is judged when

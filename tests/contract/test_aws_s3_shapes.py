@@ -4,7 +4,7 @@ COMPLIANCE default retention and the replication configuration the dr stack puts
 moto's own validation sees them as the stacks declare them (the inputs of the mocked render,
 renamed to the S3 API's names), and refuses what S3 documents as refused where moto models it.
 What moto does not model (KMS key policies, RTC behaviour, the lifecycle's day gaps) is the
-policy pack's (docs/aws-rules/s3-kms-sns-ssm.md)."""
+policy pack's (docs/stacks.md#aws-rules-s3)."""
 
 from __future__ import annotations
 

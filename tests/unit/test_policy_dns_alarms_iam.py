@@ -1,7 +1,7 @@
 """The Route53, CloudWatch-alarm and IAM rules of the pack (policy/dns_alarms_iam.py): each one
 refusing the broken form and accepting the good one, called through the SDK the way the CLI calls
 it. The whole stacks are judged in test_policy_graph.py; the documents each rule comes from are
-named in the policies' descriptions and in docs/aws-rules/dns-alarms-iam.md."""
+named in the policies' descriptions and in docs/stacks.md#aws-rules-dns."""
 
 from __future__ import annotations
 
