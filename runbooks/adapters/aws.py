@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
@@ -31,7 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from runbooks.clock import Clock, iso, wait_until
+from runbooks.clock import Clock, SystemClock, iso, wait_until
 from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreachable
 from runbooks.lock import may_take_over
 from runbooks.ports import DbInstance, Health, Ports, ReplicationState
@@ -71,6 +72,13 @@ class AwsSettings:
     """rebuild_replica: how long to wait for RDS to finish renaming the former primary aside."""
     replica_lag_metric_max_age: float = 180.0
     """A ReplicaLag datapoint older than this does not count as live replication."""
+    throttle_deadline: float = 120.0
+    """How long a throttled call is tried again (jittered back-off up to ``throttle_max_backoff``)
+    before it fails. A throttle is the region answering, not a dead one: it is worth waiting for,
+    where ``max_attempts`` keeps a dead endpoint's failure fast. AWS's quotas are per account and
+    region (RDS: 300 requests burst, 12 per second; Route 53: 50 burst, 10 per second for the whole
+    account), and a failover of many databases at once meets them."""
+    throttle_max_backoff: float = 10.0
 
     def botocore_config(self) -> Config:
         return Config(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
@@ -82,15 +90,25 @@ class AwsSettings:
 # --------------------------------------------------------------------------------------------
 
 
+THROTTLING_CODES = frozenset(("Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+                              "TooManyRequestsException", "RequestThrottled", "RequestThrottledException",
+                              "SlowDown", "PriorRequestNotComplete"))
+"""Error codes with which AWS services say "not now, try again" (PriorRequestNotComplete: Route 53
+is still applying an earlier change to the same records)."""
+
+
 class Clients:
     """One boto3 client per (service, region), built on first use (thread-safe: the engine runs
     the steps of a phase in parallel)."""
 
-    def __init__(self, session: Any = None, settings: AwsSettings | None = None):
+    def __init__(self, session: Any = None, settings: AwsSettings | None = None, clock: Clock | None = None):
         self._session = session
         self.settings = settings or AwsSettings()
+        self.clock = clock
+        """Paces the retries of throttled calls (``aws_ports`` sets the runbook's clock)."""
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._random = random.Random()
 
     def use(self, service: str, region: str, client: Any) -> None:
         """Put a ready client in place (tests: a client wrapped in botocore's Stubber)."""
@@ -110,8 +128,31 @@ class Clients:
     def call(self, service: str, region: str, operation: str, **params: Any) -> dict:
         """Call ``operation`` and map what goes wrong to the runbooks' errors:
         no answer (connection refused, timeout, 5xx after retries) → Unreachable;
+        throttled → tried again with jittered back-off until ``settings.throttle_deadline``;
         missing permission → AwsCallFailed naming the IAM action; anything else → AwsCallFailed
         with AWS's code (callers catch the codes they expect with ``error_code``)."""
+        clock = self.clock or SystemClock()
+        deadline = clock.monotonic() + self.settings.throttle_deadline
+        backoff = 0.5
+        while True:
+            try:
+                return self._call_once(service, region, operation, params)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code not in THROTTLING_CODES:
+                    raise
+                if clock.monotonic() >= deadline:
+                    raise AwsCallFailed(
+                        f"{service} in {region} throttled {operation} ({code}) for "
+                        f"{self.settings.throttle_deadline:g} s: the account's API quota there is used up (other "
+                        "automation in the account shares it); rerun to continue, or ask AWS for a higher "
+                        "quota") from exc
+            with self._lock:
+                pause = self._random.uniform(0.0, backoff)  # full jitter: throttled lanes do not retry in step
+            clock.sleep(min(pause, max(deadline - clock.monotonic(), 0.0)))
+            backoff = min(backoff * 2, self.settings.throttle_max_backoff)
+
+    def _call_once(self, service: str, region: str, operation: str, params: dict) -> dict:
         client = self.client(service, region)
         try:
             return getattr(client, operation)(**params)
@@ -976,6 +1017,7 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     from runbooks.adapters.kubectl import KubectlEndpoints
 
     clients = clients or Clients(session, settings)
+    clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     regions = list(outputs.regions.values())
     kafka = all(r.streaming is not None for r in regions)
@@ -1364,6 +1406,7 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
     from runbooks.backups import BackupPorts
     clients = clients or Clients(session, settings)
+    clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),

@@ -219,3 +219,47 @@ def test_replication_falls_back_to_replica_lag_metric_and_says_so():
     assert (st.in_recovery, st.lsn, st.lag_seconds, st.streaming, st.lag_source) == \
         (True, 0x3000060, 2.5, True, "cloudwatch:ReplicaLag")
     s.done()
+
+
+def test_a_throttled_call_is_tried_again_on_the_runbooks_clock_until_it_goes_through():
+    """A failover of many databases meets AWS's API quotas (RDS: 300 burst, 12 per second per
+    region). A throttle is the region answering: the adapter waits and tries again instead of
+    failing the step, paced by the runbook's clock."""
+    s = Stubs()
+    rds = s.stub("rds", S)
+    for _ in range(3):
+        rds.add_client_error("describe_db_instances", service_error_code="ThrottlingException",
+                             service_message="Rate exceeded", http_status_code=400)
+    rds.add_response("describe_db_instances", {"DBInstances": [instance("dr-payments", S, source=PRIMARY_ARN)]})
+    ports = s.ports()
+    start = s.clock.monotonic()
+    assert ports.db.describe(S, "payments").role == "replica"
+    waited = s.clock.monotonic() - start
+    assert 0 < waited <= 0.5 + 1.0 + 2.0, f"three jittered back-offs (at most 0.5, 1, 2 s), not {waited}"
+    s.done()
+
+
+def test_a_call_throttled_past_the_deadline_fails_naming_the_throttle():
+    s = Stubs()
+    s.clients.settings = aws.AwsSettings(throttle_deadline=5.0)
+    rds = s.stub("rds", S)
+    for _ in range(40):
+        rds.add_client_error("promote_read_replica", service_error_code="Throttling", service_message="Rate exceeded",
+                             http_status_code=400)
+    ports = s.ports()
+    start = s.clock.monotonic()
+    with pytest.raises(aws.AwsCallFailed, match="Throttling"):
+        s.clients.call("rds", S, "promote_read_replica", DBInstanceIdentifier="dr-payments")
+    assert 5.0 <= s.clock.monotonic() - start < 5.0 + 1e-6, "it gives up at the deadline, not before or long after"
+
+
+def test_an_access_denied_answer_is_not_tried_again():
+    s = Stubs()
+    rds = s.stub("rds", S)
+    rds.add_client_error("describe_db_instances", service_error_code="AccessDenied",
+                         service_message="not authorized to perform rds:DescribeDBInstances", http_status_code=403)
+    ports = s.ports()
+    with pytest.raises(aws.AwsCallFailed, match="AccessDenied"):
+        ports.db.describe(S, "payments")
+    assert s.clock.monotonic() == FakeClock().monotonic(), "no wait before failing a refusal"
+    s.done()
