@@ -10,8 +10,8 @@ unchanged) against:
 
 - moto, in-process, for the AWS APIs (RDS, EC2 security groups, Route53, S3 lock, SNS, Secrets
   Manager): the pair has the stacks' shape, N primaries in us-east-1 behind one database security
-  group, N cross-region replicas in us-west-2 behind another, a simple CNAME per database
-  (`record-upsert`);
+  group, N cross-region replicas in us-west-2 behind another, a failover pair of records per
+  database, every PRIMARY guarded by the one pin check the runbook inverts;
 - a model of what moto does not do, each figure from AWS's documentation:
   - promotion of a read replica takes `--promotion-seconds` (default 300, the stacks'
     `expected_promotion_seconds`; the RDS User Guide says promotion takes "a few minutes"): until
@@ -413,7 +413,7 @@ def build_pair(session: Any, n: int, ports: list[int], model: Model) -> tuple[di
     from tests.samples import pair_document
 
     doc = pair_document(n)
-    doc["dns"]["strategy"] = "record-upsert"
+    doc["dns"]["strategy"] = "health-check-inversion"
     servers: dict[str, StandInPostgres] = {}
     for region in doc["regions"].values():
         region.pop("streaming", None)
@@ -453,16 +453,28 @@ def build_pair(session: Any, n: int, ports: list[int], model: Model) -> tuple[di
         doc["regions"][region]["alarm_topic_arn"] = topics[region]
     session.client("s3", region_name=S).create_bucket(
         Bucket=doc["regions"][S]["storage"]["backups_bucket"], CreateBucketConfiguration={"LocationConstraint": S})
+    # the stacks' DNS (components/dns.py): a failover pair per database, every PRIMARY guarded by the
+    # one pin check (CALCULATED, threshold 0, disabled: healthy until the runbook inverts it)
     r53 = session.client("route53", region_name=P)
     zone = r53.create_hosted_zone(Name=doc["dns"]["zone_name"], CallerReference="zone")["HostedZone"]["Id"]
     doc["dns"]["zone_id"] = zone.rsplit("/", 1)[-1]
-    r53.change_resource_record_sets(HostedZoneId=doc["dns"]["zone_id"], ChangeBatch={"Changes": [
-        {"Action": "CREATE", "ResourceRecordSet": {
-            "Name": doc["dns"]["records"][name], "Type": "CNAME", "TTL": doc["dns"]["ttl_seconds"],
-            "ResourceRecords": [{"Value": doc["regions"][P]["databases"][name]["endpoint"]}]}}
-        for name in names]})
-    for region in (P, S):
-        doc["regions"][region]["dns"]["health_check_id"] = None
+    endpoint = r53.create_health_check(CallerReference="endpoint", HealthCheckConfig={
+        "Type": "HTTPS", "FullyQualifiedDomainName": "api.example.internal", "Port": 443, "ResourcePath": "/health",
+        "RequestInterval": 30, "FailureThreshold": 3})["HealthCheck"]["Id"]
+    pin = r53.create_health_check(CallerReference="pin", HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [endpoint], "HealthThreshold": 0, "Disabled": True,
+        "Inverted": False})["HealthCheck"]["Id"]
+    changes = []
+    for name in names:
+        for region, failover in ((P, "PRIMARY"), (S, "SECONDARY")):
+            record = {"Name": doc["dns"]["records"][name], "Type": "CNAME", "TTL": doc["dns"]["ttl_seconds"],
+                      "SetIdentifier": doc["regions"][region]["dns"]["set_identifier"], "Failover": failover,
+                      "ResourceRecords": [{"Value": doc["regions"][region]["databases"][name]["endpoint"]}]}
+            if failover == "PRIMARY":
+                record["HealthCheckId"] = pin
+            changes.append({"Action": "CREATE", "ResourceRecordSet": record})
+    r53.change_resource_record_sets(HostedZoneId=doc["dns"]["zone_id"], ChangeBatch={"Changes": changes})
+    doc["regions"][P]["dns"]["health_check_id"] = pin
     return doc, servers
 
 
