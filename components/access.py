@@ -12,7 +12,24 @@ runbooks may pass to S3 Batch Operations, which may replicate one bucket.
 Deletions are narrower than the rest: the runbooks delete only `verify-<database>-…` instances
 that carry `regionpair:temporary=true` (verify_backup's own), and only snapshots that carry
 `regionpair:managed-by=snapshot-runbook` (the snapshot runbook's own); the stacks' databases and
-any hand-made snapshot are out of reach even for a runbook with a bug in it.
+any hand-made snapshot are out of reach even for a runbook with a bug in it. No object version is
+ever deleted (no `s3:DeleteObjectVersion`; undelete copies versions back), and `s3:DeleteObject`
+reaches only the run lock's objects.
+
+What IAM cannot narrow further, and why (IAM service authorization reference for RDS, and the
+RDS User Guide, "Specifying conditions: Using custom tags"): `rds:ModifyDBInstance` has no
+condition key on the request's parameters (DeletionProtection, BackupRetentionPeriod), so a
+runbook allowed to rename an instance could also change those on it. It is allowed only on the
+exact database identifiers the failback's rebuild renames aside (`RegionScope.rebuild_identifiers`), not on
+the name prefix; restored, verify and `-old-` instances, and other stacks' databases, are out of
+reach, and DeleteDBInstance stays limited to verify_backup's temporary instances.
+`kms:CreateGrant` is allowed only when an AWS service asks on the runbook's behalf
+(`kms:GrantIsForAWSResource`, KMS Developer Guide, "Controlling access to grants"): RDS creating
+an encrypted replica or copying a snapshot. `route53:ChangeResourceRecordSets` is allowed only
+for UPSERTs of CNAMEs named in `record_names` (Route 53 Developer Guide, "Using IAM policy
+conditions for fine-grained access control"), and not at all without them (the default
+health-check-inversion strategy changes no record). The trust policy names the principals from
+config; a whole account (`:root`, an account id) is refused.
 """
 
 from __future__ import annotations
@@ -31,13 +48,15 @@ TYPE = "regionpair:access:RunbookRole"
 
 RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "rds": ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBInstanceAutomatedBackups",
-            "rds:PromoteReadReplica", "rds:ModifyDBInstance", "rds:CreateDBInstanceReadReplica",
+            "rds:PromoteReadReplica", "rds:CreateDBInstanceReadReplica",
             "rds:CreateDBSnapshot", "rds:CopyDBSnapshot", "rds:RestoreDBInstanceToPointInTime",
             "rds:AddTagsToResource"),
     "rds_restored": ("rds:DescribeDBInstances", "rds:RestoreDBInstanceToPointInTime", "rds:AddTagsToResource"),
     "rds_delete_temporary": ("rds:DeleteDBInstance",),
     "rds_delete_snapshot": ("rds:DeleteDBSnapshot",),
-    "route53": ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"),
+    "rds_rename": ("rds:ModifyDBInstance",),
+    "route53": ("route53:ListResourceRecordSets",),
+    "route53_upsert": ("route53:ChangeResourceRecordSets",),
     "route53_health": ("route53:GetHealthCheck", "route53:UpdateHealthCheck", "route53:GetHealthCheckStatus"),
     "route53_change": ("route53:GetChange",),
     "ec2": ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateTags",
@@ -51,8 +70,10 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
     "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
                   "s3:PutReplicationConfiguration", "s3:GetBucketVersioning"),
-    "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
-    "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"),
+    "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"),
+    "s3_lock_release": ("s3:DeleteObject",),
+    "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"),
+    "kms_grant_for_aws_service": ("kms:CreateGrant",),
     "cloudwatch": ("cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics"),
     "cloudwatch_publish": ("cloudwatch:PutMetricData",),
     "sns": ("sns:Publish",),
@@ -73,6 +94,21 @@ MANAGED_SNAPSHOT_TAG = ("regionpair:managed-by", "snapshot-runbook")
 """The snapshot runbook's tag: retention deletes only snapshots carrying it."""
 RESTORED_INSTANCE_PREFIXES = ("restore", "verify")
 """restore and verify_backup name new instances `<prefix>-<database>-<run>` (runbooks/restore.py)."""
+LOCK_PREFIX = "regionpair/locks/"
+"""Where the run lock lives (runbooks/adapters/aws.py S3Lock): the only objects the runbooks delete."""
+_ACCOUNT_PRINCIPAL = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
+_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}|"
+                        r"sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})$")
+
+
+def normalized_record_name(name: str) -> str:
+    """A record name as `route53:ChangeResourceRecordSetsNormalizedRecordNames` compares it (Route 53
+    Developer Guide, "Normalizing Route 53 condition key values"): lower case, no trailing dot, any
+    character but a-z, 0-9, -, _ and . as a backslash and its three-digit octal code."""
+    out = []
+    for ch in name.lower().rstrip("."):
+        out.append(ch if re.match(r"[a-z0-9._-]", ch) else "\\" + format(ord(ch), "03o"))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -105,6 +141,9 @@ class RegionScope:
     batch_replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """S3 Batch Replication roles of this region's buckets, which the failback passes to the S3
     Batch Operations job it creates here. Default: none (no job may be created or read)."""
+    rebuild_identifiers: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """This region's DB instance identifiers that the failback's rebuild may rename aside
+    (rds:ModifyDBInstance on exactly these). Default: none (no ModifyDBInstance here)."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +160,14 @@ class RunbookRoleArgs:
     """The Route53 zone of the failover records. Required."""
     databases: Sequence[str] = ()
     """Logical database names: restores go to `restore-<name>-*` / `verify-<name>-*`. Default: none (no restores)."""
+    trusted_principal_arns: Sequence[str] = ()
+    """Who may assume the role: IAM role or user ARNs (e.g. the on-call SSO role). Required; a whole
+    account (`arn:…:root`, an account id) is refused: it would let any principal IAM allows there in."""
     health_check_ids: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """Health checks the runbooks read and invert. Default: none."""
-    trusted_principal_arns: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
-    """Who may assume the role. Default: principals of this account that IAM lets assume it."""
+    record_names: Sequence[str] = ()
+    """Record names the record-upsert strategy may UPSERT (CNAME only). Default: none (no
+    ChangeResourceRecordSets: the health-check-inversion strategy changes no record)."""
     partition: str = "aws"
     """ARN partition. Default: aws."""
     max_session_seconds: int = 3600
@@ -134,7 +177,8 @@ class RunbookRoleArgs:
 
 
 def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, health_check_ids: Sequence[str],
-                   regions: Sequence[Mapping[str, Any]], databases: Sequence[str] = ()) -> str:
+                   regions: Sequence[Mapping[str, Any]], databases: Sequence[str] = (),
+                   record_names: Sequence[str] = ()) -> str:
     """The policy document; `regions` are RegionScope values resolved to plain lists."""
     def arn(service: str, region: str, resource: str) -> str:
         return f"arn:{partition}:{service}:{region}:{account}:{resource}"
@@ -146,6 +190,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
     rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles, secrets = ([] for _ in range(11))
+    renamed, locks = [], []
     batch_roles, batch_jobs = [], []
     restored, temporary, snapshots = [], [], []
     for r in regions:
@@ -156,6 +201,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         rds += [arn("rds", name, "auto-backup:*")]
         restored += [arn("rds", name, f"db:{kind}-{db}-*") for kind in RESTORED_INSTANCE_PREFIXES for db in databases]
         temporary += [arn("rds", name, f"db:verify-{db}-*") for db in databases]
+        renamed += [arn("rds", name, f"db:{ident}") for ident in r.get("rebuild_identifiers") or [] if ident]
         snapshots.append(arn("rds", name, f"snapshot:{prefix}-*"))
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
@@ -165,6 +211,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
                 ssm.append(arn("ssm", name, f"parameter{param}"))
         buckets += list(r["bucket_arns"])
         objects += [f"{b}/*" for b in r["bucket_arns"]]
+        locks += [f"{b}/{LOCK_PREFIX}*" for b in r["bucket_arns"]]
         keys += list(r["kms_key_arns"])
         topics += list(r["topic_arns"])
         roles += list(r.get("replication_role_arns") or [])
@@ -181,7 +228,18 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("DeleteOnlySnapshotRunbookSnapshots", RUNBOOK_ACTIONS["rds_delete_snapshot"], snapshots)
     if snapshots:
         statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]}}
-    add("Route53FailoverRecords", RUNBOOK_ACTIONS["route53"], [f"arn:{partition}:route53:::hostedzone/{zone_id}"])
+    # the failback's rebuild renames the old primary aside; IAM cannot condition ModifyDBInstance on
+    # its parameters, so the resource is the exact identifiers, not the prefix (module docstring)
+    add("RenameOnlyTheStacksDatabasesAside", RUNBOOK_ACTIONS["rds_rename"], renamed)
+    zone = f"arn:{partition}:route53:::hostedzone/{zone_id}"
+    add("Route53FailoverRecords", RUNBOOK_ACTIONS["route53"], [zone])
+    if record_names:
+        add("UpsertOnlyTheDatabaseRecords", RUNBOOK_ACTIONS["route53_upsert"], [zone])
+        statements[-1]["Condition"] = {"ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": sorted({normalized_record_name(n)
+                                                                            for n in record_names}),
+            "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
+            "route53:ChangeResourceRecordSetsActions": ["UPSERT"]}}
     add("Route53HealthChecks", RUNBOOK_ACTIONS["route53_health"],
         [f"arn:{partition}:route53:::healthcheck/{h}" for h in health_check_ids])
     add("Route53ChangeStatus", RUNBOOK_ACTIONS["route53_change"], [f"arn:{partition}:route53:::change/*"])
@@ -192,7 +250,12 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
+    add("ReleaseTheRunLock", RUNBOOK_ACTIONS["s3_lock_release"], locks)
     add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
+    # RDS asks for a grant when it creates an encrypted replica or copies a snapshot for the runbook
+    add("GrantsOnlyForAwsServices", RUNBOOK_ACTIONS["kms_grant_for_aws_service"], keys)
+    if keys:
+        statements[-1]["Condition"] = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     add("NotifyAlarmTopics", RUNBOOK_ACTIONS["sns"], topics)
     add("PassReplicationRoleToS3", RUNBOOK_ACTIONS["pass_replication_role"], roles)
     if roles:  # PutBucketReplication passes the role to S3, and only to S3
@@ -243,13 +306,22 @@ class RunbookRole(pulumi.ComponentResource):
                     "logical database names (lowercase letters, digits, dashes)")
         require(TYPE, "max_session_seconds", args.max_session_seconds, 3600 <= args.max_session_seconds <= 43200,
                 "IAM allows 3600 to 43200")
+        principals = list(args.trusted_principal_arns)
+        require(TYPE, "trusted_principal_arns", principals, bool(principals),
+                "name who may assume the role (the on-call role's ARN); nobody could run the runbooks otherwise")
+        for p in principals:
+            require(TYPE, "trusted_principal_arns", p, not _ACCOUNT_PRINCIPAL.match(p),
+                    "a whole account would let every principal IAM allows there assume the runbook role; name "
+                    "the roles or users (arn:aws:iam::<account>:role/<name>)")
+            require(TYPE, "trusted_principal_arns", p, bool(_PRINCIPAL.match(p)),
+                    "an IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/oncall")
+        for n in args.record_names:
+            require(TYPE, "record_names", n, bool(re.match(r"^[A-Za-z0-9._-]+\.?$", n)), "DNS record names")
         super().__init__(TYPE, name, None, opts)
 
         account = pulumi.Output.from_input(args.account_id)
-        principals = (pulumi.Output.from_input(args.trusted_principal_arns) if args.trusted_principal_arns is not None
-                      else account.apply(lambda a: [f"arn:{args.partition}:iam::{a}:root"]))
-        trust = principals.apply(lambda arns: policy_json([{
-            "Effect": "Allow", "Principal": {"AWS": sorted(arns)}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]))
+        trust = policy_json([{"Effect": "Allow", "Principal": {"AWS": sorted(set(principals))},
+                              "Action": ["sts:AssumeRole", "sts:TagSession"]}])
         role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
             name=args.role_name, description="regionpair runbooks: failover, failback, drills, backups",
             assume_role_policy=trust, max_session_duration=args.max_session_seconds, tags=dict(args.tags)),
@@ -262,11 +334,12 @@ class RunbookRole(pulumi.ComponentResource):
             "bootstrap_parameter": r.bootstrap_parameter, "writer_parameter": r.writer_parameter,
             "client_parameters": list(r.client_parameters), "secret_arns": r.secret_arns,
             "replication_role_arns": r.replication_role_arns,
-            "batch_replication_role_arns": r.batch_replication_role_arns} for r in args.regions])
+            "batch_replication_role_arns": r.batch_replication_role_arns,
+            "rebuild_identifiers": r.rebuild_identifiers} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
                                      zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2],
-                                     databases=list(args.databases)))
+                                     databases=list(args.databases), record_names=list(args.record_names)))
         aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(role=role.id, policy=document), opts=child(self))
 
         self.arn = role.arn

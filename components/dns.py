@@ -1,15 +1,23 @@
-"""Route53 failover: a health check on the primary's endpoint, the failover records, and an
-alarm on the health check.
+"""Route53 failover: the failover records, a pin check that guards them and only the runbooks
+move, and a health check on the primary's endpoint that alarms (and moves nothing).
 
-Each stack declares its own half of every record: PRIMARY (guarded by the health check) in
-prod, SECONDARY in dr. Route53 publishes health-check metrics in us-east-1 only, so the alarm
-is created with a us-east-1 provider that the caller passes in.
+Each stack declares its own half of every record: PRIMARY in prod, SECONDARY in dr.
 
-The health check's `disabled` and `invertHealthcheck` belong to the runbooks once the check
-exists: the health-check-inversion strategy pins traffic to DR by setting both, and a
-`pulumi up -s prod` that wrote the declared values back would send traffic to a primary the
-runbook had just left. Pulumi declares them false at creation and never changes them afterwards
-(`ignore_changes`); the failback runbook is the one that clears them.
+A database's name must move only when the failover runbook has fenced and promoted, never on
+a health check's own (DESIGN.md). So the PRIMARY records are guarded by the **pin check**: a
+CALCULATED health check with a health threshold of 0 (Route53 API Reference, HealthCheckConfig
+`HealthThreshold`: "If you specify 0, Route 53 always considers this health check to be
+healthy"), declared `disabled` as well ("After you disable a health check, Route 53 considers
+the status of the health check to always be healthy"). Nothing in AWS can turn it unhealthy;
+only the runbook does, by inverting it (`Inverted` of a disabled check: unhealthy, so Route53
+answers the SECONDARY), and the failback clears the inversion. `invertHealthcheck` is therefore
+the runbooks' once the check exists (`ignore_changes`): a `pulumi up -s prod` that wrote the
+declared `false` back would send writers to a primary the runbook had just fenced.
+
+The **endpoint check** (HTTPS/HTTP/TCP on the service endpoint) guards no record: 30 s of API
+failure must page someone, not flip writers to an unpromoted replica. Route53 publishes
+health-check metrics in us-east-1 only, so its alarm is created with a us-east-1 provider that the
+caller passes in.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ from components._common import child, require, slug
 
 TYPE = "regionpair:dns:FailoverRecords"
 FAILOVER = ("PRIMARY", "SECONDARY")
-RUNBOOK_OWNED_HEALTH_CHECK_FIELDS = ("disabled", "invertHealthcheck")
-"""Set by the failover runbook (the pin to DR); `pulumi up` must not reset them."""
+RUNBOOK_OWNED_HEALTH_CHECK_FIELDS = ("invertHealthcheck",)
+"""Of the pin check: set by the failover runbook (the pin to DR); `pulumi up` must not reset it."""
+PIN_CHECK_TYPE = "CALCULATED"
+PIN_HEALTH_THRESHOLD = 0
+"""Route53 always considers a CALCULATED check with this threshold healthy: only an inversion moves it."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,8 @@ class FailoverRecordsArgs:
     ttl_seconds: int = 60
     """Record TTL; clients may keep the old answer this long. Default: 60."""
     health_check: HealthCheckSpec | None = None
-    """The health check guarding the PRIMARY records. Required with PRIMARY; default: none (SECONDARY)."""
+    """The endpoint health check that alarms (it guards no record; the pin check does). Required with
+    PRIMARY; default: none (SECONDARY)."""
     alarm_provider: pulumi.ProviderResource | None = None
     """A us-east-1 provider for the health-check alarm. Required with health_check."""
     alarm_topic_arn: pulumi.Input[str] | None = None
@@ -75,7 +87,7 @@ def _validate(args: FailoverRecordsArgs) -> None:
     require(TYPE, "ttl_seconds", args.ttl_seconds, 1 <= args.ttl_seconds <= 86400, "1 to 86400 seconds")
     if args.failover == "PRIMARY":
         require(TYPE, "health_check", args.health_check, args.health_check is not None,
-                "a PRIMARY record without a health check never fails over; give one")
+                "the PRIMARY records need the endpoint check that alarms when the primary fails; give one")
     hc = args.health_check
     if hc is not None:
         require(TYPE, "health_check.type", hc.type, hc.type in ("HTTPS", "HTTP", "TCP"), "HTTPS, HTTP or TCP")
@@ -111,12 +123,20 @@ class FailoverRecords(pulumi.ComponentResource):
                 measure_latency=True, reference_name=args.set_identifier[:28],
                 disabled=False, invert_healthcheck=False,
                 tags={**tags, "Name": f"{args.set_identifier}-health"}),
+                opts=child(self))
+            # the pin check: always healthy (threshold 0, disabled) until the runbook inverts it
+            pin = aws.route53.HealthCheck(f"{name}-pin", aws.route53.HealthCheckArgs(
+                type=PIN_CHECK_TYPE, child_healthchecks=[check.id], child_health_threshold=PIN_HEALTH_THRESHOLD,
+                disabled=True, invert_healthcheck=False, reference_name=f"{args.set_identifier[:24]}-pin",
+                tags={**tags, "Name": f"{args.set_identifier}-pin"}),
                 opts=child(self, ignore_changes=list(RUNBOOK_OWNED_HEALTH_CHECK_FIELDS)))
-            health_id = check.id
+            health_id = pin.id
             self.alarm_name = args.alarm_name or f"{args.set_identifier}-health"
             aws.cloudwatch.MetricAlarm(f"{name}-health-alarm", aws.cloudwatch.MetricAlarmArgs(
                 name=self.alarm_name,
-                alarm_description=f"Route53 health check of {hc.fqdn} is failing: the PRIMARY records fail over",
+                alarm_description=f"Route53 health check of {hc.fqdn} is failing. DNS does not move on its own: if "
+                                  "the primary region is lost, run the failover runbook (it fences, promotes, then "
+                                  "pins the database names to DR).",
                 namespace="AWS/Route53", metric_name="HealthCheckStatus", dimensions={"HealthCheckId": check.id},
                 statistic="Minimum", period=60, evaluation_periods=1, threshold=1,
                 comparison_operator="LessThanThreshold", treat_missing_data="breaching",

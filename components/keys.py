@@ -65,8 +65,11 @@ class RegionKey(pulumi.ComponentResource):
     alias_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: RegionKeyArgs, opts: pulumi.ResourceOptions | None = None):
-        require(TYPE, "alias", args.alias, bool(_ALIAS.match(args.alias)) and not args.alias.startswith(("alias/", "aws")),
-                "letters, digits, / _ - only, without the alias/ prefix and not starting with aws")
+        # KMS Developer Guide, "Create aliases": 1-256 characters with the alias/ prefix, letters, digits,
+        # / _ - only; alias/aws/ is reserved for AWS managed keys
+        require(TYPE, "alias", args.alias, bool(_ALIAS.match(args.alias)) and not args.alias.startswith(("alias/", "aws/")),
+                "letters, digits, / _ - only (at most 250), without the alias/ prefix and not under aws/ (reserved "
+                "for AWS managed keys)")
         require(TYPE, "deletion_window_days", args.deletion_window_days, 7 <= args.deletion_window_days <= 30,
                 "KMS allows 7 to 30 days")
         require(TYPE, "rotation_period_days", args.rotation_period_days, 90 <= args.rotation_period_days <= 2560,

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, partition_of, policy_json, require
+from stacks.config import RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES, bucket_name_reserved
 from stacks.outputs import KEY_PREFIX
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
@@ -28,6 +29,10 @@ BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
 DEFAULT_BATCH_REPORT_PREFIX = "regionpair/batch-replication"
 WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+REPLICATION_RULE_ID = "primary-to-dr"
+"""The replication rule's id: the `RuleId` dimension of its S3 Replication metrics (alarms)."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,14 @@ class BucketArgs:
 
 
 def _check_name(name: str) -> str:
+    """S3 User Guide, "General purpose bucket naming rules"."""
     require(BUCKET_TYPE, "bucket_name", name, bool(_BUCKET.match(name)) and ".." not in name,
-            "3-63 lowercase letters, digits, dots and dashes")
+            "3-63 lowercase letters, digits, dots and dashes, starting and ending with a letter or digit")
+    require(BUCKET_TYPE, "bucket_name", name, not _IPV4.match(name), "S3 refuses names formatted as an IP address")
+    reserved = bucket_name_reserved(name)
+    require(BUCKET_TYPE, "bucket_name", name, reserved is None,
+            f"S3 reserves {reserved!r} (names starting with {', '.join(RESERVED_BUCKET_PREFIXES)} or ending with "
+            f"{', '.join(RESERVED_BUCKET_SUFFIXES)})")
     return name
 
 
@@ -82,6 +93,11 @@ class Bucket(pulumi.ComponentResource):
         if args.object_lock_days is not None:
             require(BUCKET_TYPE, "object_lock_days", args.object_lock_days, 1 <= args.object_lock_days <= 36500,
                     "1 to 36500 days")
+            # force_destroy empties the bucket before deleting it, and no one may delete a version under
+            # COMPLIANCE retention: the destroy would fail half-way (S3 User Guide, Object Lock)
+            require(BUCKET_TYPE, "force_destroy", args.force_destroy, not args.force_destroy,
+                    "a bucket under COMPLIANCE Object Lock cannot be emptied by a destroy: set object_lock_days=None "
+                    "for a bucket a drill destroys, or force_destroy=False")
         super().__init__(BUCKET_TYPE, name, None, opts)
         tags = dict(args.tags)
         locked = args.object_lock_days is not None
@@ -161,6 +177,9 @@ class BucketReplicationArgs:
     enabled: bool = True
     """Declare the rule enabled. ``False`` after a failover: the runbook disabled it, and a later
     ``pulumi up`` must not copy the old primary's bucket into the one writers now use. Default: on."""
+    keep_live_rules: bool = False
+    """Never change the live rules (``ignore_changes``): after a failover the configuration lives in the
+    region that may be down and the runbook owns its status. Default: off."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
@@ -193,7 +212,13 @@ def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key
     """Primary → DR (the configuration the stacks declare), and DR → primary: the failback puts a
     reverse configuration on the DR bucket with this same role (runbooks/adapters/aws_streams.py),
     which replicates nothing unless the role may read and decrypt DR and write and encrypt into the
-    primary. Each direction is granted on exactly its two buckets and two keys."""
+    primary. Each direction is granted on exactly its two buckets and two keys.
+
+    With an S3 Bucket Key on the destination, S3 also calls kms:Decrypt with the REPLICA key, in the
+    destination bucket's context (S3 User Guide, "Amazon S3 Bucket Keys and replication"): the other
+    direction's DecryptSourceObjects statement grants exactly that, so the pair is complete (the
+    pack's s3-replication-role-kms-permissions refuses a role that encrypts with a key it may not decrypt
+    into a bucket-key destination)."""
     return policy_json(_one_way("", source_arn, dest_arn, source_key, dest_key, source_region, dest_region)
                        + _one_way("Reverse", dest_arn, source_arn, dest_key, source_key, dest_region, source_region))
 
@@ -230,7 +255,7 @@ class BucketReplication(pulumi.ComponentResource):
             bucket=args.source_bucket,
             role=role.arn,
             rules=[aws.s3.BucketReplicationConfigRuleArgs(
-                id="primary-to-dr",
+                id=REPLICATION_RULE_ID,
                 status="Enabled" if args.enabled else "Disabled",
                 priority=1,
                 filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
@@ -253,7 +278,8 @@ class BucketReplication(pulumi.ComponentResource):
                         event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
                             minutes=minutes)),
                 ),
-            )]), opts=child(self, provider=args.source_provider, depends_on=[policy]))
+            )]), opts=child(self, provider=args.source_provider, depends_on=[policy],
+                            ignore_changes=["rules"] if args.keep_live_rules else None))
 
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})

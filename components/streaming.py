@@ -3,11 +3,19 @@
 The cluster: three brokers across three zones, TLS between clients and brokers and inside the
 cluster, the region's customer key at rest, IAM client authentication only, broker logs to a
 KMS-encrypted log group, and a configuration that refuses to lose acknowledged writes
-(replication factor 3, min ISR 2, no unclean leader election, no auto-created topics).
+(replication factor 3, min ISR 2, no unclean leader election, no auto-created topics). Each
+cluster is ready to be a cross-region MSK Replicator source (prod's for primary → DR, DR's for the
+failback's reverse flow): multi-VPC private connectivity with IAM, and a cluster policy that lets
+the MSK service (``kafka.amazonaws.com``) create its VPC connection, read the bootstrap brokers and
+describe the cluster (MSK Developer Guide, "Network requirements" of MSK Replicator). MSK refuses
+to create a cluster with multi-VPC auth turned on; the provider (terraform-provider-aws
+``resourceClusterCreate``) creates it without and turns it on with UpdateConnectivity once ACTIVE.
 
-The replicator (dr stack, in the DR region): topics copied under identical names with their
+The replicator (dr stack, in the target's region): topics copied under identical names with their
 configurations and ACLs, new topics detected, consumer-group offsets synchronised, and a service
-role limited to reading the source cluster and writing the target.
+execution role with the documented permissions (AWS managed policy AWSMSKReplicatorExecutionRole,
+WriteDataIdempotently included, "on both the source and target cluster" per "Service execution
+role") limited to exactly its two clusters, their topics and their groups.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import assume_role_policy, child, policy_json, require
+from stacks.config import (MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS,
+                           kafka_version_tuple)
 from stacks.outputs import STOP_PATTERN
 
 CLUSTER_TYPE = "regionpair:streaming:KafkaCluster"
@@ -33,6 +43,47 @@ SERVER_PROPERTIES = {
     "num.partitions": "6",
 }
 _NAME = re.compile(r"^[a-zA-Z0-9-]{1,64}$")
+_REPLICATOR_NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,127}$")
+"""CreateReplicator: 1 to 128 characters, letters, digits and '-' (MSK API Reference)."""
+REPLICATOR_SERVICE = "kafka.amazonaws.com"
+SOURCE_CLUSTER_ACTIONS = ("kafka:CreateVpcConnection", "kafka:GetBootstrapBrokers", "kafka:DescribeClusterV2")
+"""What a cross-region Replicator's source cluster policy grants the MSK service (MSK Developer Guide,
+MSK Replicator "Network requirements")."""
+SSM_NAME_MAX = 1011
+SSM_MAX_DEPTH = 15
+SHORTEST_REGION = "us-east-1"
+
+
+def ssm_arn_length(name: str, region: str | None = None) -> int:
+    """PutParameter's 1011 characters "include the characters in the ARN that precede the name"
+    (arn:aws:ssm:us-east-2:111122223333:parameter/…; CloudFormation AWS::SSM::Parameter: "including
+    the full length of the parameter ARN"). Unknown region: the shortest Region name."""
+    region = region or SHORTEST_REGION
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return len(f"arn:{partition}:ssm:{region}:{'0' * 12}:parameter") + len(name) + (0 if name.startswith("/") else 1)
+
+
+def ssm_parameter_name_problem(name: str, region: str | None = None) -> str | None:
+    """What is wrong with an SSM parameter name by the PutParameter naming constraints (Systems Manager
+    API Reference, PutParameter ``Name``): None when nothing."""
+    if not re.match(r"^/[a-zA-Z0-9_./-]+$", name):
+        return "an SSM path such as /app/kafka: a leading /, then only a-zA-Z0-9_.-/"
+    if name.lstrip("/").lower().startswith(("aws", "ssm")):
+        return "SSM refuses names prefixed with aws or ssm (case-insensitive); choose another first path segment"
+    if ssm_arn_length(name, region) > SSM_NAME_MAX:
+        return (f"at most {SSM_NAME_MAX} characters counting the ARN before the name (arn:aws:ssm:"
+                f"{region or SHORTEST_REGION}:<account>:parameter…: {ssm_arn_length(name, region)})")
+    if name.count("/") > SSM_MAX_DEPTH:
+        return f"at most {SSM_MAX_DEPTH} levels of hierarchy"
+    return None
+
+
+def source_cluster_policy(cluster_arn: str) -> str:
+    """The cluster policy a cross-region MSK Replicator needs on its source cluster: the MSK service
+    principal may create the Replicator's VPC connection, read the bootstrap brokers and describe
+    the cluster, on this cluster only."""
+    return policy_json([{"Sid": "MskReplicatorSource", "Effect": "Allow", "Principal": {"Service": REPLICATOR_SERVICE},
+                         "Action": list(SOURCE_CLUSTER_ACTIONS), "Resource": cluster_arn}])
 
 
 @dataclass(frozen=True)
@@ -59,12 +110,16 @@ class KafkaClusterArgs:
     """First value of that parameter (runbooks change it later; `pulumi up` does not revert it). Default: this cluster's brokers."""
     client_parameters: Mapping[str, str] = field(default_factory=dict)
     """Application name → its own parameter like ``bootstrap_parameter``, same first value. Default: none."""
+    region: str | None = None
+    """The cluster's Region: its SSM parameters' ARNs count toward their 1011-character name limit.
+    Default: unknown (the shortest Region name is assumed)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
 
 class KafkaCluster(pulumi.ComponentResource):
     arn: pulumi.Output[str]
+    source_policy: aws.msk.ClusterPolicy
     bootstrap_brokers: pulumi.Output[str]
     cluster_name: str
     bootstrap_parameter: str | None
@@ -77,11 +132,17 @@ class KafkaCluster(pulumi.ComponentResource):
         if isinstance(args.subnet_ids, (list, tuple)):
             require(CLUSTER_TYPE, "subnet_ids", list(args.subnet_ids), len(args.subnet_ids) == BROKERS,
                     "three subnets in three zones: one broker per zone")
+        require(CLUSTER_TYPE, "kafka_version", args.kafka_version,
+                kafka_version_tuple(args.kafka_version) >= MSK_REPLICATOR_MIN_KAFKA,
+                "MSK Replicator with identical topic names needs Kafka 2.8.1 or later")
+        require(CLUSTER_TYPE, "broker_instance_type", args.broker_instance_type,
+                args.broker_instance_type not in MSK_REPLICATOR_UNSUPPORTED_BROKERS,
+                "MSK Replicator and multi-VPC connectivity do not support kafka.t3.small; use kafka.m5.large or larger")
         for key, param in [("bootstrap_parameter", args.bootstrap_parameter)] + [
                 (f"client_parameters.{app}", p) for app, p in args.client_parameters.items()]:
             if param is not None:
-                require(CLUSTER_TYPE, key, param, bool(re.match(r"^/[a-zA-Z0-9_./-]+$", param)),
-                        "an SSM path such as /app/kafka")
+                problem = ssm_parameter_name_problem(param, args.region)
+                require(CLUSTER_TYPE, key, param, problem is None, problem or "")
         super().__init__(CLUSTER_TYPE, name, None, opts)
         tags = dict(args.tags)
 
@@ -105,7 +166,14 @@ class KafkaCluster(pulumi.ComponentResource):
                     ebs_storage_info=aws.msk.ClusterBrokerNodeGroupInfoStorageInfoEbsStorageInfoArgs(
                         volume_size=args.broker_volume_gb)),
                 connectivity_info=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoArgs(
-                    public_access=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoPublicAccessArgs(type="DISABLED")),
+                    public_access=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoPublicAccessArgs(type="DISABLED"),
+                    # a cross-region MSK Replicator reaches its source through multi-VPC private
+                    # connectivity with IAM; only IAM, as the cluster's own client authentication
+                    vpc_connectivity=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoVpcConnectivityArgs(
+                        client_authentication=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoVpcConnectivityClientAuthenticationArgs(
+                            sasl=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoVpcConnectivityClientAuthenticationSaslArgs(
+                                iam=True, scram=False),
+                            tls=False))),
             ),
             client_authentication=aws.msk.ClusterClientAuthenticationArgs(
                 sasl=aws.msk.ClusterClientAuthenticationSaslArgs(iam=True, scram=False),
@@ -119,6 +187,9 @@ class KafkaCluster(pulumi.ComponentResource):
                 cloudwatch_logs=aws.msk.ClusterLoggingInfoBrokerLogsCloudwatchLogsArgs(enabled=True, log_group=logs.name))),
             enhanced_monitoring="PER_TOPIC_PER_BROKER",
             tags=tags), opts=child(self))
+
+        source_policy = aws.msk.ClusterPolicy(f"{name}-replicator-source", aws.msk.ClusterPolicyArgs(
+            cluster_arn=cluster.arn, policy=cluster.arn.apply(source_cluster_policy)), opts=child(self))
 
         def parameter(resource: str, param: str) -> None:
             aws.ssm.Parameter(resource, aws.ssm.ParameterArgs(
@@ -136,6 +207,8 @@ class KafkaCluster(pulumi.ComponentResource):
         self.arn = cluster.arn
         self.bootstrap_brokers = cluster.bootstrap_brokers_sasl_iam
         self.cluster_name = args.cluster_name
+        self.source_policy = source_policy
+        """The cluster policy a Replicator reading this cluster must wait for (``depends_on``)."""
         self.bootstrap_parameter = args.bootstrap_parameter
         self.register_outputs({"arn": self.arn, "bootstrap_brokers": self.bootstrap_brokers})
 
@@ -148,14 +221,13 @@ class KafkaReplicatorArgs:
     """The primary region's cluster. Required."""
     source_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Subnets of the source cluster (the replicator places interfaces there). Required."""
-    source_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Security groups reaching the source brokers. Required."""
     target_cluster_arn: pulumi.Input[str]
     """This region's cluster. Required."""
     target_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     """Subnets of the target cluster. Required."""
     target_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
-    """Security groups reaching the target brokers. Required."""
+    """Security groups reaching the target brokers, with inbound and outbound rules on port 9098. Required
+    ("Network requirements": you must provide security groups for the target cluster)."""
     account_id: pulumi.Input[str]
     """The AWS account id (scopes the service role's trust). Required."""
     topics: Sequence[str] = (".*",)
@@ -167,18 +239,32 @@ class KafkaReplicatorArgs:
     stopped: bool = False
     """Declare it stopped: every topic and consumer group excluded (``STOP_PATTERN``), which is how the
     failover runbook stops it (MSK Replicator has no pause). Default: copying."""
+    source_security_group_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    """Security groups for the source cluster: for a same-region replicator only. Default: none, which
+    is what a cross-region replicator takes (MSK Developer Guide, MSK Replicator "Network requirements":
+    "You do not need to provide security groups for the source cluster"; it reaches the source through
+    multi-VPC private connectivity)."""
+    source_ready: Sequence[pulumi.Resource] = ()
+    """The source cluster's policy when this stack declares it (created first). Default: none (the
+    source belongs to another stack, which declared its policy when it came up)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
 
 
-SOURCE_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:DescribeTopic",
-                  "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:ReadData",
-                  "kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
-TARGET_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:AlterCluster",
-                  "kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:AlterTopic",
-                  "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:AlterTopicDynamicConfiguration",
-                  "kafka-cluster:WriteData", "kafka-cluster:WriteDataIdempotently", "kafka-cluster:ReadData",
-                  "kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup")
+# The AWS managed policy AWSMSKReplicatorExecutionRole (MSK Developer Guide, "AWS managed policy:
+# AWSMSKReplicatorExecutionRole"), statement by statement; it grants them on every cluster
+# (arn:aws:kafka:*:*:cluster/*), this role on the Replicator's two clusters only. The guide's "Service
+# execution role" page: WriteDataIdempotently is needed on both the source and the target cluster
+# (the Replicator also writes its own internal topics on the source).
+CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:AlterCluster",
+                   "kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:AlterTopic",
+                   "kafka-cluster:WriteData", "kafka-cluster:ReadData", "kafka-cluster:AlterGroup",
+                   "kafka-cluster:DescribeGroup", "kafka-cluster:DescribeTopicDynamicConfiguration",
+                   "kafka-cluster:AlterTopicDynamicConfiguration", "kafka-cluster:WriteDataIdempotently")
+TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:AlterTopic",
+                 "kafka-cluster:WriteData", "kafka-cluster:ReadData", "kafka-cluster:DescribeTopicDynamicConfiguration",
+                 "kafka-cluster:AlterTopicDynamicConfiguration", "kafka-cluster:AlterCluster")
+GROUP_ACTIONS = ("kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup")
 
 
 def cluster_scoped_arns(cluster_arn: str) -> list[str]:
@@ -188,11 +274,15 @@ def cluster_scoped_arns(cluster_arn: str) -> list[str]:
 
 
 def replicator_policy(source_arn: str, target_arn: str) -> str:
+    """The documented execution-role statements, each on the source and the target cluster only."""
+    scoped = [cluster_scoped_arns(source_arn), cluster_scoped_arns(target_arn)]
     return policy_json([
-        {"Sid": "ReadTheSourceCluster", "Effect": "Allow", "Action": list(SOURCE_ACTIONS),
-         "Resource": cluster_scoped_arns(source_arn)},
-        {"Sid": "WriteTheTargetCluster", "Effect": "Allow", "Action": list(TARGET_ACTIONS),
-         "Resource": cluster_scoped_arns(target_arn)},
+        {"Sid": "ClusterPermissions", "Effect": "Allow", "Action": list(CLUSTER_ACTIONS),
+         "Resource": [arns[0] for arns in scoped]},
+        {"Sid": "TopicPermissions", "Effect": "Allow", "Action": list(TOPIC_ACTIONS),
+         "Resource": [arns[1] for arns in scoped]},
+        {"Sid": "GroupPermissions", "Effect": "Allow", "Action": list(GROUP_ACTIONS),
+         "Resource": [arns[2] for arns in scoped]},
     ])
 
 
@@ -201,8 +291,9 @@ class KafkaReplicator(pulumi.ComponentResource):
     replicator_name: str
 
     def __init__(self, name: str, args: KafkaReplicatorArgs, opts: pulumi.ResourceOptions | None = None):
-        require(REPLICATOR_TYPE, "replicator_name", args.replicator_name, bool(_NAME.match(args.replicator_name)),
-                "letters, digits and dashes, at most 64 characters")
+        require(REPLICATOR_TYPE, "replicator_name", args.replicator_name,
+                bool(_REPLICATOR_NAME.match(args.replicator_name)),
+                "1 to 128 letters, digits and dashes, starting with a letter or digit (CreateReplicator)")
         require(REPLICATOR_TYPE, "topics", list(args.topics), bool(args.topics), "name at least one topic pattern")
         require(REPLICATOR_TYPE, "starting_position", args.starting_position,
                 args.starting_position in ("EARLIEST", "LATEST"), "EARLIEST or LATEST")
@@ -210,7 +301,7 @@ class KafkaReplicator(pulumi.ComponentResource):
         tags = dict(args.tags)
 
         role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
-            description=f"{args.replicator_name}: MSK Replicator, read source, write target",
+            description=f"{args.replicator_name}: MSK Replicator execution role, its two clusters only",
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda acct: assume_role_policy("kafka.amazonaws.com", acct)), tags=tags), opts=child(self))
         policy = aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(
@@ -218,7 +309,7 @@ class KafkaReplicator(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.source_cluster_arn, args.target_cluster_arn).apply(
                 lambda arns: replicator_policy(arns[0], arns[1]))), opts=child(self))
 
-        def cluster(arn, subnets, groups):
+        def cluster(arn, subnets, groups=None):
             return aws.msk.ReplicatorKafkaClusterArgs(
                 amazon_msk_cluster=aws.msk.ReplicatorKafkaClusterAmazonMskClusterArgs(msk_cluster_arn=arn),
                 vpc_config=aws.msk.ReplicatorKafkaClusterVpcConfigArgs(subnet_ids=subnets, security_groups_ids=groups))
@@ -251,7 +342,7 @@ class KafkaReplicator(pulumi.ComponentResource):
                     synchronise_consumer_group_offsets=True,
                 )],
             ),
-            tags=tags), opts=child(self, depends_on=[policy]))
+            tags=tags), opts=child(self, depends_on=[policy, *args.source_ready]))
 
         self.arn = replicator.arn
         self.replicator_name = args.replicator_name

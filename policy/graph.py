@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pulumi_policy import (
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -87,6 +88,22 @@ def policy_resources(graph: Iterable[Mapping[str, Any]], stack: str) -> list[Pol
             resource_type=node["type"], props=unknown_checking_proxy(props),
             urn=urn(stack, node["type"], node["name"], parent_types(node)), name=node["name"], opts=_OPTIONS,
             provider=None, parent=None, dependencies=[], property_dependencies={}))
+    # the provider each resource was registered with, as the engine hands it to resource policies
+    # (its props hold the region): the graph names it, and the provider is a node of the graph
+    providers = {n["name"]: n for n in nodes if str(n.get("type", "")).startswith("pulumi:providers:")}
+    for node, res in zip(nodes, resources):
+        p = providers.get(node.get("provider") or "")
+        if p is not None:
+            res.provider = PolicyProviderResource(
+                resource_type=p["type"], props=unknown_checking_proxy(provider_props(dict(p.get("inputs") or {}))),
+                urn=urn(stack, p["type"], p["name"]), name=p["name"])
+    # which resources each property was computed from (the engine's property dependencies), when
+    # the graph recorded them (tests/harness.py does): matched by the rendered URN
+    by_urn = {node.get("urn"): res for node, res in zip(nodes, resources) if node.get("urn")}
+    for node, res in zip(nodes, resources):
+        deps = node.get("property_dependencies") or {}
+        res.property_dependencies = {snake_to_camel(prop): [by_urn[u] for u in urns if u in by_urn]
+                                     for prop, urns in deps.items()}
     return resources
 
 

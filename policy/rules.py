@@ -494,7 +494,9 @@ def check_primary_failover_health_check(r: Resource) -> list[str]:
     if "PRIMARY" not in types or is_set(r.props.get("healthCheckId")):
         return []
     return [f"{r.label}: a PRIMARY failover record without a health check is always considered healthy, so Route53 "
-            "never fails over to the SECONDARY. Fix: set health_check_id to the primary endpoint's health check."]
+            "never fails over to the SECONDARY, not even when the runbook fails over. Fix: set health_check_id to "
+            "the stack's pin check (components/dns.py), which only the runbook inverts; never to a check that "
+            "probes the endpoint (route53-failover-record-runbook-controlled)."]
 
 
 def check_kms_rotation(r: Resource) -> list[str]:
@@ -847,29 +849,37 @@ POLICIES = [
                     f"min.insync.replicas={MIN_INSYNC_REPLICAS}, unclean.leader.election.enable=false.",
                     check_msk_durability),
     resource_policy("s3-sse-kms",
-                    "S3 encryption uses SSE-KMS with a customer key, also for replicas.",
+                    "S3 encryption uses SSE-KMS with a customer key, also for replicas: S3 replicates SSE-KMS objects "
+                    "only with sse_kms_encrypted_objects Enabled and a replica key (S3 User Guide, 'Replicating objects "
+                    "created with server-side encryption (SSE) using AWS KMS').",
                     check_s3_encryption),
     resource_policy("s3-replication-time-control",
-                    f"S3 replication has replication time control ({RTC_MINUTES} minutes) and metrics.",
+                    f"S3 replication has replication time control ({RTC_MINUTES} minutes) and metrics; 15 is the only "
+                    "value S3 accepts for Time and EventThreshold (S3 User Guide, 'Replication configuration', "
+                    "'Enable S3 Replication Time Control').",
                     lambda r: check_replication_time_control(r, StackSettings.from_pulumi_config())),
     resource_policy("s3-public-access-block-complete",
                     "S3 public access blocks set all four settings.",
                     check_public_access_block),
     resource_policy("sns-encrypted-with-customer-key",
-                    "SNS topics are encrypted with a customer KMS key.",
+                    "SNS topics are encrypted with a customer KMS key: AWS services such as CloudWatch can publish to "
+                    "an encrypted topic only through a customer managed key's policy (SNS Developer Guide, 'Key "
+                    "management', 'Enable compatibility between event sources from AWS services and encrypted "
+                    "topics').",
                     check_sns_encryption),
     resource_policy("route53-primary-failover-health-check",
                     "Every PRIMARY failover record has a health check.",
                     check_primary_failover_health_check),
     resource_policy("kms-key-rotation",
-                    "Customer KMS keys rotate automatically.",
+                    "Customer KMS keys rotate automatically (KMS API Reference, 'EnableKeyRotation').",
                     check_kms_rotation),
     resource_policy("k8s-workload-restricted",
                     "Kubernetes workloads run unprivileged: no privilege escalation, ALL capabilities dropped, "
                     "non-root, seccomp, no host namespaces or hostPath.",
                     check_k8s_workload_restricted),
     stack_policy("s3-every-bucket-versioned",
-                 "Every bucket is versioned, including both ends of every replication.",
+                 "Every bucket is versioned, including both ends of every replication (S3 User Guide, 'Replicating "
+                 "objects', 'Requirements for replication': both buckets must have versioning enabled).",
                  _ignoring_settings(check_buckets_versioned)),
     stack_policy("s3-every-bucket-kms-encrypted",
                  "Every bucket has an SSE-KMS encryption configuration with a customer key.",
@@ -882,3 +892,29 @@ POLICIES = [
                  check_dr_databases_replicated),
 ]
 """Every policy of the pack, all mandatory: a violation fails `pulumi preview` and `pulumi up`."""
+
+def register(policies: Iterable[Any]) -> None:
+    """Add an area module's policies to ``POLICIES`` (in place, once each by name)."""
+    known = {p.name for p in POLICIES}
+    POLICIES.extend(p for p in policies if p.name not in known)
+
+
+# Area modules register their policies on import (each imports this module, so they come last);
+# imported as policy.msk etc. by the tests and as msk by the CLI (sys.path[0] = policy/).
+if __package__:
+    from . import msk as _msk  # noqa: E402,F401
+    from . import rds as _rds  # noqa: E402,F401
+    from . import dns_alarms_iam as _dns_alarms_iam  # noqa: E402,F401
+else:  # the CLI runs the pack with sys.path[0] = policy/
+    import msk as _msk  # type: ignore[no-redef]  # noqa: E402,F401
+    import rds as _rds  # type: ignore[no-redef]  # noqa: E402,F401
+    import dns_alarms_iam as _dns_alarms_iam  # type: ignore[no-redef]  # noqa: E402,F401
+
+
+# S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this
+# module's helpers on its own last line, so the import stays at the end of this one)
+if __package__:
+    from . import s3_kms_sns_ssm as _s3_kms_sns_ssm
+else:  # the CLI runs the pack with sys.path[0] = policy/
+    import s3_kms_sns_ssm as _s3_kms_sns_ssm
+register(_s3_kms_sns_ssm.policies(resource_policy, stack_policy, _ignoring_settings))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from runbooks import helptext
 from runbooks import metrics as prom
 from runbooks.audit import AuditLog, operator
 from runbooks.backups import BackupPorts, Sample
@@ -29,7 +31,9 @@ from runbooks.cli import Console, load_outputs
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
-from runbooks.journal import Journal
+from runbooks.journal import Journal, intent_refusal
+from runbooks.notify import Notifications
+from runbooks.ports import LogNotifier
 from runbooks.redact import scrub
 from stacks.outputs import Outputs
 
@@ -97,6 +101,23 @@ class BackupRunbook:
     resume_by_default: bool = True
     """A plain rerun continues an unfinished run. False (verify_backup): only with --resume or
     --run-id; a scheduled verification is a new verification, not yesterday's resumed."""
+    not_intent: frozenset[str] = frozenset({"timeout", "lock_timeout", "latest"})
+    """Options of ``add_arguments`` that do not change what a run does (how long to wait; restore's
+    ``--latest``, which is its default): a resumed run may differ in these, never in the others."""
+
+
+def intent(rb: BackupRunbook, args: argparse.Namespace, databases: list[str]) -> dict[str, Any]:
+    """What a run is for: its databases and the runbook's own options (times normalised to UTC),
+    minus ``rb.not_intent``. Recorded when a run starts; a run is resumed only with the same."""
+    own = argparse.ArgumentParser(add_help=False)
+    rb.add_arguments(own)
+    out: dict[str, Any] = {"databases": sorted(databases)}
+    for dest in sorted({a.dest for a in own._actions} - rb.not_intent):
+        value = getattr(args, dest, None)
+        if dest.endswith("to_time") and value:
+            value = iso(parse_time(value))
+        out[dest] = sorted(value) if isinstance(value, list) else value
+    return out
 
 
 def parse_time(text: str, what: str = "--to-time") -> float:
@@ -116,13 +137,14 @@ def parse_time(text: str, what: str = "--to-time") -> float:
 
 
 def parser(rb: BackupRunbook) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m runbooks.{rb.name}", description=rb.description)
-    src = p.add_argument_group("where the region pair is described")
+    p = argparse.ArgumentParser(prog=f"python -m runbooks.{rb.name}", description=rb.description,
+                                formatter_class=helptext.Formatter, epilog=helptext.BACKUP_EXIT_CODES)
+    src = p.add_argument_group("where the region pair is described (required: --outputs or --stack, at least one)")
     src.add_argument("--outputs", action="append", metavar="FILE", default=[],
                      help="outputs document (repeatable), or a sandbox's DIR/outputs.json")
     src.add_argument("--stack", action="append", metavar="NAME", default=[],
                      help="read a stack's outputs with `pulumi stack output --json` (repeatable)")
-    src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack")
+    src.add_argument("--cwd", metavar="DIR", help="the Pulumi project directory for --stack (default: here)")
     if rb.per_database:
         p.add_argument("--database", action="append", metavar="NAME", default=[],
                        help="logical database" + (" (required when there are several)" if rb.one_database
@@ -140,7 +162,8 @@ def parser(rb: BackupRunbook) -> argparse.ArgumentParser:
                                                    "(default: STATE_DIR/reports/RUN_ID)")
     p.add_argument("--metrics-file", type=Path, help="Prometheus text file to update (default: "
                                                      "STATE_DIR/metrics/regionpair_backups.prom)")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: the plan, progress and a summary for people; json: one result document for machines")
     rb.add_arguments(p)
     return p
 
@@ -232,6 +255,11 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
     ctx = Ctx(args, outputs, ports, databases, run_id, clock, resumed=journal is not None, journal=journal)
     plan = rb.plan(ctx)  # validates: BadInput here has created nothing
     result.update(databases=databases)
+    wanted = intent(rb, args, databases)
+    if journal is not None:
+        refusal = intent_refusal(journal, wanted, rb.name)
+        if refusal:
+            raise BadInput(refusal)
 
     if args.dry_run:
         for line in render_plan(rb, ctx, plan):
@@ -254,12 +282,21 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         if answer != rb.name:
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
 
-    journal = ctx.journal = journal or Journal.create(state_dir, rb.name, clock, run_id=run_id)
+    if journal is None:
+        journal = Journal.create(state_dir, rb.name, clock, run_id=run_id)
+        journal.record_intent(wanted)
+    ctx.journal = journal
     ctx.audit = TeeAudit(state_dir / "audit.jsonl", clock, rb.name, journal.run_id, sink=ports.audit_sink)
     result["run_id"] = journal.run_id
     journal.append("context", databases=databases, target_kind=outputs.target,
                    argv=[a for a in sys.argv[1:] if not a.startswith("--outputs")])
     runner = Runner(plan, journal, ctx.audit, clock, progress=console.progress)
+    tell = Notifications(ports.notifier or LogNotifier(logging.getLogger(__name__)), rb.name, journal.run_id,
+                         ctx.audit.record)
+    result["notifications"] = tell.sent
+    tell.send("start", f"{'resumed' if ctx.resumed else 'started'}: {', '.join(databases) or 'buckets'} "
+                       f"({outputs.target})", [f"by {operator()}"])
+    runner.on_failure = lambda step, why: tell.send("step-failed", f"step {step} failed", [why])
     failure: BaseException | None = None
     try:
         run = runner.run()
@@ -268,6 +305,9 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
     except RunbookError as exc:
         failure = exc
         journal.append("run-end", result="failed", error=str(exc))
+    except KeyboardInterrupt:
+        tell.send("end", "interrupted; rerun to continue from the journal")
+        raise
     finally:
         if rb.finish is not None:
             for line in rb.finish(ctx):
@@ -287,6 +327,11 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         except RunbookError as exc:
             ctx.notes.append(f"metrics not published remotely: {exc}")
     rep = _report(rb, ctx, journal, summary, passed)
+    tell.send("end", f"{'PASSED' if passed else 'FAILED'}: {summary.get('summary', '')}"
+              + (f" ({rep['duration_seconds']:.1f} s)" if rep.get("duration_seconds") is not None else ""),
+              list(summary.get("reasons") or []) + [f"{s['name']}: {s.get('status')}" for s in rep["steps"]])
+    rep["notifications"] = tell.sent
+    rep["notes"] = rep["notes"] + tell.undelivered_notes()
     paths = write_report(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="ok" if passed else "failed", passed=passed, report=paths, metrics=str(metrics_path),
                   steps=rep["steps"], **{k: v for k, v in summary.items() if k not in ("passed",)})

@@ -191,6 +191,9 @@ class BackupPorts:
     """For the replication-lag metric (None: not measured)."""
     clock: Clock
     extras: dict[str, Any] = field(default_factory=dict)
+    notifier: Any = None
+    """A ``runbooks.ports.Notifier`` (AWS: the alarm topics; the sandbox: its JSON-lines sink);
+    None: notifications are only logged."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

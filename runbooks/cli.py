@@ -14,16 +14,18 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from runbooks import report as reports
+from runbooks import helptext, report as reports
 from runbooks.audit import AuditLog, operator
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
-from runbooks.journal import Journal
+from runbooks.journal import Journal, intent_refusal
+from runbooks.notify import Notifications, measured
 from runbooks.plans import Context, Timeouts
 from runbooks.ports import Ports
 from stacks import outputs as contract
@@ -44,6 +46,10 @@ class Runbook:
     reconcile: Callable[[Outputs], list[str]]
     """The commands that bring the stacks in line with what the runbook did."""
     planned: bool
+    settled: Callable[[Context], str | None] | None = None
+    """Read before anything else: a sentence when the pair is in a state where this runbook has
+    nothing to do (e.g. a failback on a pair that never failed over); the run then changes
+    nothing, says so and exits 0."""
 
     def main(self, argv: list[str] | None = None, **kwargs) -> int:
         """This runbook's command line: each runbook module's ``main``."""
@@ -51,8 +57,9 @@ class Runbook:
 
 
 def parser(runbook: Runbook) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description)
-    src = p.add_argument_group("where the region pair is described")
+    p = argparse.ArgumentParser(prog=f"python -m runbooks.{runbook.name}", description=runbook.description,
+                                formatter_class=helptext.Formatter, epilog=helptext.RUNBOOK_EXIT_CODES)
+    src = p.add_argument_group("where the region pair is described (required: --outputs or --stack, at least one)")
     src.add_argument("--outputs", action="append", metavar="FILE", default=[],
                      help="outputs document (repeatable: prod's and dr's, or the dr stack's alone, or a sandbox's "
                           "DIR/outputs.json)")
@@ -82,7 +89,8 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
                        help="you copied the DR bucket's existing versions home yourself (after the failback enabled "
                             "the reverse rule): the objects lane trusts it and starts no S3 Batch Replication job "
                             "(audited); AWS only — the sandbox checks it itself")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: the plan, progress and a table for people; json: one result document for machines")
     return p
 
 
@@ -94,14 +102,20 @@ def load_outputs(args) -> Outputs:
 
 
 class Console:
+    """The operator's terminal. Lanes run in threads and all report progress here: one lock and
+    one write per line, so no line ever runs into another mid-line."""
+
     def __init__(self, out: TextIO, json_mode: bool, clock: Clock):
         self.out = out
         self.json_mode = json_mode
         self.clock = clock
+        self._lock = threading.Lock()
 
     def line(self, text: str) -> None:
         if not self.json_mode:
-            print(text, file=self.out, flush=True)
+            with self._lock:
+                self.out.write(f"{text}\n")
+                self.out.flush()
 
     def progress(self, text: str) -> None:
         self.line(f"[{iso(self.clock.time())[11:23]}] {text}")
@@ -221,6 +235,12 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
     result.update(source=source, target=target, databases=databases)
 
+    why = runbook.settled(ctx) if runbook.settled is not None else None
+    if why:
+        result.update(result="nothing-to-do", note=why)
+        console.line(f"{runbook.name}: {why}. Nothing was changed.")
+        return EXIT_OK
+
     if args.dry_run:
         probe = Runner(plan, journal=None, audit=None, clock=clock)  # type: ignore[arg-type]
         gates = probe.evaluate_gates()
@@ -234,6 +254,16 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         return 3 if would_refuse else EXIT_OK
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
+    # what decides the run's effect: a rerun that would resume it with other databases (whose
+    # gates the resumed run would skip) or another direction is refused. A confirmation such as
+    # --objects-seeded is not: a failed step asks for it, and the rerun that adds it finishes the run
+    intent = {"databases": sorted(databases), "source": source, "target": target}
+    if resumed:
+        refusal = intent_refusal(journal, intent, runbook.name)
+        if refusal:
+            raise BadInput(refusal)
+    else:
+        journal.record_intent(intent)
     ctx.run_id = journal.run_id
     ctx.journal = journal.append
     audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
@@ -248,7 +278,10 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
             journal.append("run-end", result="declined", reason="no terminal to confirm and no --yes")
             raise BadInput("no terminal to ask for confirmation: pass --yes to act, or --dry-run to look")
         console.line(f"Type the target region ({target}) to proceed: ")
+        asked = clock.monotonic()
         answer = stdin.readline().strip()
+        # the operator's decision is not the runbook's work: the report keeps it apart from the RTO
+        journal.append("decision", answer_matches=answer == target, waited_seconds=clock.monotonic() - asked)
         if answer != target:
             journal.append("run-end", result="declined")
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
@@ -257,13 +290,25 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     console.progress(ports.lock.acquire(holder, break_lock=args.break_lock))
     audit.record("lock", outputs.project, "taken")
     journal.append("context", source=source, target=target, databases=databases, target_kind=outputs.target)
+    tell = Notifications(ports.notifier, runbook.name, journal.run_id, audit.record)
+    result["notifications"] = tell.sent
+    tell.send("start", f"{'resumed' if resumed else 'started'}: {source} → {target}",
+              [f"databases: {', '.join(databases)}", f"by {operator()}"] + (["--force: gates may be overridden"]
+                                                                             if args.force else []))
+    runner.on_failure = lambda step, why: tell.send("step-failed", f"step {step} failed", [why])
     try:
         run = runner.run(force=args.force, resumed=resumed)
-    except GateFailed:
+    except GateFailed as exc:
         ports.lock.release(journal.run_id)
+        tell.send("refused", "refused by its gates; nothing was changed",
+                  [f"{g.name}: {g.sentence}" for g in exc.results if not g.passed] + ["--force overrides (audited)"])
         raise
     except RunbookError as exc:
         journal.append("run-end", result="failed", error=str(exc))
+        tell.send("end", "FAILED; rerun to continue from the journal", [str(exc)])
+        raise
+    except KeyboardInterrupt:
+        tell.send("end", "interrupted; rerun to continue from the journal")
         raise
     if ctx.measurements:
         journal.append("measurements", **ctx.measurements)
@@ -274,9 +319,16 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     reconcile = rep["reconcile"]
     if args.reconcile and reconcile and not run.nothing_to_do:
         rep["notes"] += run_reconcile(reconcile, reconcile_runner, cwd=args.cwd)
+    tell.send("end", ("nothing to do, already complete" if run.nothing_to_do else
+                      f"complete, {'PASSED' if rep['passed'] else 'FAILED'}; "
+                      + measured(rep["rto_seconds"], rep["rpo"]["seconds"], rep["objectives"])),
+              [f"{s['name']}: {s.get('status')}" for s in rep["steps"]] + rep.get("reasons", []))
+    rep["notifications"] = tell.sent
+    rep["notes"] += tell.undelivered_notes()
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
-                  rto_seconds=rep["rto_seconds"], rpo=rep["rpo"], passed=rep["passed"],
+                  rto_seconds=rep["rto_seconds"], decision_wait_seconds=rep["decision_wait_seconds"],
+                  rpo=rep["rpo"], passed=rep["passed"],
                   steps=rep["steps"], reconcile=reconcile, streams=rep["streams"])
     for line in final_table(rep):
         console.line(line)
@@ -299,7 +351,9 @@ def final_table(rep: dict) -> list[str]:
         lines.append(f"{s['name']:<{width}}  {str(s.get('status')):<18}  {took:>7}")
     obj = rep.get("objectives", {})
     rpo = (rep.get("rpo") or {}).get("seconds")
-    lines.append(f"run took {rep['rto_seconds']:.2f} s (RTO objective {obj.get('rto_seconds')} s); RPO estimate "
+    waited = rep.get("decision_wait_seconds") or 0.0
+    lines.append(f"run took {rep['rto_seconds']:.2f} s of work (RTO objective {obj.get('rto_seconds')} s)"
+                 + (f", plus {waited:.2f} s waiting for the operator's decision" if waited else "") + "; RPO estimate "
                  f"{'n/a' if rpo is None else f'{rpo:.2f} s'} (objective {obj.get('rpo_seconds')} s); "
                  f"{'PASSED' if rep.get('passed') else 'FAILED: ' + '; '.join(rep.get('reasons', []))}")
     return lines
@@ -322,7 +376,8 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
     for e in journal.values("gates"):
         gates = e.get("results", [])
     objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
-    rto = None if t0 is None or t_end is None else t_end - t0
+    waited = sum(e.get("waited_seconds") or 0.0 for e in journal.values("decision"))
+    rto = None if t0 is None or t_end is None else t_end - t0 - waited
     passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=est_seconds, objectives=objectives, steps=steps)
     notes = [f"{s['name']}: {s['result']}" for s in steps if s.get("status") == "best-effort-failed"]
     if outputs.target == "aws":
@@ -334,7 +389,9 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
         "runbook": runbook.name, "scenario": runbook.name, "run_id": journal.run_id,
         "source": ctx.source, "target": ctx.target, "target_kind": outputs.target, "databases": ctx.databases,
         "t0": t0, "started_at": iso(t0) if t0 else None, "ended_at": iso(t_end) if t_end else None,
-        "rto_seconds": rto, "rto_definition": "time from the run's start to its last step (no client workload)",
+        "rto_seconds": rto, "decision_wait_seconds": waited,
+        "rto_definition": "time from the run's start to its last step, less the wait for the operator's decision at "
+                          "the prompt (no client workload)",
         "rpo": {"acked_writes_lost": None, "seconds": est_seconds,
                 "estimate": {"seconds": est_seconds, "writes": None, "per_database": estimate}},
         "writes": {"acknowledged": None},

@@ -29,11 +29,11 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks import failback, failover, report as reports, switchover
+from runbooks import failback, failover, helptext, report as reports, switchover
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
 from runbooks.adapters.kubectl import deployment_state
-from runbooks.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second
+from runbooks.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second, recovery
 
 
 def _as_postgres(log: WorkloadLog) -> WorkloadLog:
@@ -47,32 +47,48 @@ SCENARIOS = ("region-outage", "switchover", "db-loss")
 WORKLOAD_TABLE = "drill_writes"  # where sandbox/workload.py writes
 
 
+DRILL_EXIT_CODES = helptext.exit_codes(
+    (0, "the drill passed"),
+    (1, "it failed: the report says why (a step, an objective, a loss, an endpoint, a notification)"),
+    (2, "bad input: nothing was started"), (130, "interrupted: the sandbox was stopped (drill stacks: destroyed)"))
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0])
-    p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox")
-    p.add_argument("--scenario", choices=SCENARIOS, default="region-outage")
-    p.add_argument("--replication", choices=["sync", "async"], default="sync")
+    from sandbox._layout import DEFAULT_SYSTEMS
+    p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0],
+                                formatter_class=helptext.Formatter, epilog=DRILL_EXIT_CODES)
+    p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox",
+                   help="sandbox: a local region pair started for the drill; stacks: ephemeral AWS drill stacks")
+    p.add_argument("--scenario", choices=SCENARIOS, default="region-outage",
+                   help="region-outage: the primary region and its link die; switchover: planned, zero loss; "
+                        "db-loss: the primary databases die, the region lives")
+    p.add_argument("--replication", choices=["sync", "async"], default="sync",
+                   help="PostgreSQL's replication only (sync: synchronous commit); Kafka and S3 replicate "
+                        "asynchronously whatever this says")
     p.add_argument("--failback", action="store_true", help="return home after the failover, measured too")
-    p.add_argument("--report-dir", type=Path, help="default: reports/drill-<time>")
-    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/drill-<time>)")
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text: progress and a summary for people; json: the report document for machines")
     sb = p.add_argument_group("sandbox target")
     sb.add_argument("--warmup", type=float, default=3.0, help="seconds of workload before the fault (default 3)")
     sb.add_argument("--rate", type=int, default=200, help="workload writes per second (default 200)")
     sb.add_argument("--databases", type=int, default=1, help="database pairs (default 1)")
-    sb.add_argument("--systems", default="postgres,kafka,s3",
-                    help="data stores in the drill: postgres plus any of kafka, s3 (default: all three)")
+    sb.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                    help="data stores in the drill: postgres plus any of kafka, s3 (default: all three, as "
+                         "`python -m sandbox up`)")
     sb.add_argument("--kafka-rate", type=int, default=100, help="Kafka records per second (default 100)")
     sb.add_argument("--s3-rate", type=int, default=20, help="object PUTs per second (default 20)")
-    sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions")
+    sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions (default 0)")
     sb.add_argument("--dns-ttl", type=int, default=1, help="TTL of the service names (default 1 s)")
     sb.add_argument("--settle", type=float, default=1.0, help="seconds of workload after recovery (default 1)")
     sb.add_argument("--sandbox-dir", type=Path, help="where the sandbox lives (default: a new temporary dir)")
     sb.add_argument("--keep-files", action="store_true", help="keep the sandbox's files after it is stopped")
     st = p.add_argument_group("stacks target (needs the pulumi CLI and AWS credentials)")
     st.add_argument("--prefix", default="drill", help="drill stacks are PREFIX-prod and PREFIX-dr")
-    st.add_argument("--project-dir", type=Path, default=Path("."))
-    st.add_argument("--primary-region", default="us-east-1")
-    st.add_argument("--dr-region", default="us-west-2")
+    st.add_argument("--project-dir", type=Path, default=Path("."),
+                    help="the Pulumi project directory, with Pulumi.prod.yaml and Pulumi.dr.yaml")
+    st.add_argument("--primary-region", default="us-east-1", help="AWS region of the drill's prod stack")
+    st.add_argument("--dr-region", default="us-west-2", help="AWS region of the drill's dr stack")
     return p
 
 
@@ -129,6 +145,7 @@ class SandboxDrill:
         self.steps: list[dict] = []
         self.notes: list[str] = []
         self.workload: subprocess.Popen | None = None
+        self.notifications: dict[str, list[dict]] = {}
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
@@ -316,7 +333,21 @@ class SandboxDrill:
         result = json.loads(out.getvalue())
         if code != EXIT_OK:
             raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
+        # what people were told: the sandbox's notification sink, read back for this run
+        from runbooks.notify import SINK_NAME, read_sink
+        run_id = result.get("run_id") or "-"
+        self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
         return result
+
+    def _notification_reasons(self) -> list[str]:
+        reasons = []
+        for kind, sent in self.notifications.items():
+            said = [n["subject"] for n in sent]
+            if not any(": started:" in s or ": resumed:" in s for s in said):
+                reasons.append(f"notifications: the {kind} told nobody it started (nothing in the sandbox's sink)")
+            if not any("complete" in s and "RTO" in s for s in said):
+                reasons.append(f"notifications: the {kind} told nobody it ended with its RTO and RPO")
+        return reasons
 
     def _wait_for_acks_in(self, region: str, since: float, system: str = "postgres") -> str:
         def seen():
@@ -513,10 +544,11 @@ class SandboxDrill:
             runbook_steps += [dict(s, name=f"failback/{s['name']}") for s in failback_out.get("steps", [])]
         steps = sorted(self.steps + runbook_steps, key=lambda s: s["start"])
         zero_loss = a.replication == "sync" or a.scenario == "switchover"
-        rto = outcome.rto_seconds
-        if a.scenario == "switchover":
-            pause = largest_pause(wl.of("postgres").acks, fault_at, fault_at + 60)
-            rto = pause[1] - pause[0] if pause else rto
+        # the headline is the service's RTO: until the last of its stores' writers (and Kafka's
+        # consumers) worked in DR, not PostgreSQL's alone
+        recovered = recovery(wl, fault_at=fault_at, target_region=dr, systems=["postgres", *self.stream_systems],
+                             planned=a.scenario == "switchover")
+        rto = recovered["service_seconds"]
         passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=outcome.rpo_seconds, objectives=objectives,
                                           steps=steps, acked_writes_lost=outcome.acked_lost,
                                           require_zero_loss=zero_loss)
@@ -535,7 +567,7 @@ class SandboxDrill:
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
-        for r in self._endpoint_reasons():
+        for r in self._endpoint_reasons() + self._notification_reasons():
             passed = False
             reasons.append(r)
         rep = {
@@ -545,11 +577,13 @@ class SandboxDrill:
             "link_latency_ms": a.link_latency_ms, "dns_ttl_seconds": a.dns_ttl, "rate": a.rate,
             "databases": list(surviving), "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
             "fault_at": fault_at,
-            "rto_seconds": rto,
-            "rto_definition": ("longest pause between acknowledged writes around the switchover"
+            "rto_seconds": rto, "rto": recovered, "replication_modes": replication_modes(a.replication, self.stream_systems),
+            "rto_definition": ("service RTO: from the first to the last moment any of its parts (each store's writers, "
+                               "Kafka's consumer group) was paused around the switchover (each part: its longest pause)"
                                if a.scenario == "switchover" else
-                               "client-observed write outage: last acknowledged write before the fault to the "
-                               f"first acknowledged write in {dr}"),
+                               "service RTO, client-observed: from the first part's last acknowledged write (or "
+                               "processed record) before the fault to the moment the last part — each store's writers, "
+                               f"Kafka's consumer group — worked in {dr} again"),
             "rpo": {"acked_writes_lost": outcome.acked_lost, "seconds": outcome.rpo_seconds, "estimate": estimate,
                     "runbook_estimate": (runbook_out.get("rpo") or {}).get("estimate"),
                     "lost_ids": [x.id for x in outcome.lost[:50]]},
@@ -557,6 +591,7 @@ class SandboxDrill:
                        "per_database": outcome.per_database},
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
             "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
+            "notified": self.notifications,
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
@@ -564,6 +599,44 @@ class SandboxDrill:
                                                                                                fault_at + 60)}
         rep["files"] = reports.write(rep, self.report_dir, timeline)
         return rep
+
+
+def replication_modes(postgres: str, stream_systems: list[str]) -> dict[str, str]:
+    """Which replication applies to which store: ``--replication`` is PostgreSQL's alone; Kafka's
+    replicator and S3 replication copy after the acknowledgement, always."""
+    modes = {"postgres": f"{postgres} (streaming replication{', synchronous commit' if postgres == 'sync' else ''})"}
+    names = {"kafka": "async (the replicator copies after the broker acknowledged)",
+             "s3": "async (bucket replication copies after the PUT was acknowledged)"}
+    modes.update({s: names[s] for s in stream_systems})
+    return modes
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The drill's closing lines for people: verdict, the service RTO with each part's, loss per
+    system, and which replication mode applies to which system."""
+    rpo = result["rpo"]
+    est = rpo["estimate"].get("writes")
+    per_system = "; ".join(f"{name} lost {s.get('acked_lost')} of {s.get('acknowledged')} acked"
+                           + (f", {s['duplicates']} duplicates" if s.get("duplicates") is not None else "")
+                           for name, s in (result.get("systems") or {}).items()) or \
+        f"acked writes lost {rpo['acked_writes_lost']} of {result['writes']['acknowledged']}"
+    rto = result.get("rto") or {}
+    parts = ", ".join(f"{system} {role} {_seconds(w.get('seconds'))}"
+                      for system, roles in (rto.get("systems") or {}).items() for role, w in roles.items())
+    modes = ", ".join(f"{k} {v.split(' ')[0]}" for k, v in (result.get("replication_modes") or {}).items())
+    lines = [f"drill {result['scenario']}: {'PASSED' if result['passed'] else 'FAILED'}; "
+             f"service RTO {_seconds(result.get('rto_seconds'))}"
+             + (f" (the latest of: {parts}; last back: {rto.get('last_back')})" if parts else "")
+             + f"; {per_system}; PostgreSQL loss estimated before promotion "
+             f"{'n/a' if est is None else f'{est:.1f}'} writes"]
+    if modes:
+        lines.append(f"  replication: {modes} (--replication applies to PostgreSQL only)")
+    lines.append(f"  report {result['files']['markdown']}")
+    return lines
+
+
+def _seconds(value) -> str:
+    return "not measured" if value is None else f"{value:.2f} s"
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,15 +680,8 @@ def main(argv: list[str] | None = None, stdout=None) -> int:
     if json_mode:
         print(json.dumps(result, indent=2, sort_keys=True, default=str), file=out, flush=True)
     elif "files" in result:
-        rpo = result["rpo"]
-        est = rpo["estimate"].get("writes")
-        per_system = "; ".join(f"{name} lost {s.get('acked_lost')} of {s.get('acknowledged')} acked"
-                               + (f", {s['duplicates']} duplicates" if s.get("duplicates") is not None else "")
-                               for name, s in (result.get("systems") or {}).items()) or \
-            f"acked writes lost {rpo['acked_writes_lost']} of {result['writes']['acknowledged']}"
-        say(f"drill {result['scenario']} ({result['replication']}): {'PASSED' if result['passed'] else 'FAILED'}; "
-            f"RTO {result['rto_seconds']:.2f} s; {per_system}; PostgreSQL loss estimated before promotion "
-            f"{'n/a' if est is None else f'{est:.1f}'} writes; report {result['files']['markdown']}")
+        for line in summary_lines(result):
+            say(line)
         for r in result.get("reasons", []):
             say(f"  - {r}")
     return code

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -98,6 +99,7 @@ def stack_configs(cfg: StacksDrillConfig, prod_name: str) -> tuple[dict, dict]:
     org_project = dr["regionpair:prod_stack"].rsplit("/", 1)[0]
     dr["regionpair:prod_stack"] = f"{org_project}/{prod_name}"
     dr["regionpair:primary_region"] = cfg.primary_region
+    prod["regionpair:dr_region"] = cfg.dr_region
     return prod, dr
 
 
@@ -143,6 +145,22 @@ def teardown(stacks: list[StackLike], say: Callable[[str], None]) -> dict:
     return {"destroyed": done, "left_behind": left}
 
 
+def preflight(args, stack_factory: StackFactory) -> None:
+    """What the stacks drill needs before it creates anything (no stack, no report folder): the
+    pulumi CLI, which the Automation API runs, and the committed stack configs it copies. A
+    missing one is bad input (exit 2), as in the failover's ``--stack``."""
+    from runbooks.errors import BadInput
+
+    if stack_factory is automation_stack and shutil.which("pulumi") is None:
+        raise BadInput("the pulumi CLI is not on PATH: the stacks drill creates its stacks through the Automation "
+                       "API, which runs it. Install it (pulumi.com/docs/install) and log in, or rehearse on the "
+                       "sandbox with --target sandbox; nothing was created")
+    missing = [f"Pulumi.{s}.yaml" for s in ("prod", "dr") if not (Path(args.project_dir) / f"Pulumi.{s}.yaml").is_file()]
+    if missing:
+        raise BadInput(f"{', '.join(missing)} not found in {Path(args.project_dir).resolve()}: pass the Pulumi project "
+                       "directory with --project-dir (the drill stacks copy its committed configs); nothing was created")
+
+
 def main_for_drill(args, say: Callable[[str], None], stack_factory: StackFactory = automation_stack,
                    ports_factory=None) -> dict:
     """``python -m runbooks.drill --target stacks``: a region-outage failover (and optional failback)
@@ -154,6 +172,7 @@ def main_for_drill(args, say: Callable[[str], None], stack_factory: StackFactory
 
     from runbooks import failback, failover
 
+    preflight(args, stack_factory)
     report_dir = (args.report_dir or Path("reports") / f"drill-stacks-{time.strftime('%Y%m%dT%H%M%S')}").resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     cfg = StacksDrillConfig(prefix=args.prefix, primary_region=args.primary_region, dr_region=args.dr_region,

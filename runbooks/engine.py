@@ -131,6 +131,9 @@ class Runner:
         self.audit = audit
         self.clock = clock
         self.progress = progress or (lambda line: None)
+        self.on_failure: Callable[[str, str], object] | None = None
+        """Called with (step name, why) for every step that fails, best effort or not (the CLI
+        notifies); it must not raise."""
         self.max_workers = max_workers
         names = [s.name for s in plan.steps]
         duplicates = {n for n in names if names.count(n) > 1}
@@ -327,4 +330,6 @@ class Runner:
         end = self.clock.time()
         self.journal.append("step-end", step=step.name, status=status, result=result)
         self.progress(f"{step.name}: {status}: {result} ({end - start:.2f} s)")
+        if status in ("failed", "best-effort-failed") and self.on_failure is not None:
+            self.on_failure(step.name, result)
         return StepOutcome(step.name, status, start, end, result)

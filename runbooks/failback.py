@@ -11,13 +11,8 @@ from __future__ import annotations
 import sys
 
 from runbooks import cli
-from runbooks.plans import switchover_plan
-
-
-def reconcile(outputs) -> list[str]:
-    prod, dr = outputs.primary.stack, outputs.secondary.stack
-    return [f"pulumi refresh --stack {prod} --yes", f"pulumi config set promoted false --stack {dr}",
-            f"pulumi config rm failback_replication --stack {dr}", f"pulumi up --stack {dr} --yes"]
+from runbooks.plans import never_failed_over, switchover_plan
+from runbooks.reconcile import after_failback
 
 
 RUNBOOK = cli.Runbook(
@@ -25,8 +20,9 @@ RUNBOOK = cli.Runbook(
     description="Return writes to the primary region (planned, zero loss).",
     plan=lambda ctx: switchover_plan(ctx, "failback"),
     direction=lambda o: (o.secondary.name, o.primary.name),
-    reconcile=reconcile,
+    reconcile=after_failback,
     planned=True,
+    settled=never_failed_over,
 )
 
 main = RUNBOOK.main

@@ -11,12 +11,8 @@ from __future__ import annotations
 import sys
 
 from runbooks import cli
+from runbooks.reconcile import after_failover
 from runbooks.plans import failover_plan
-
-
-def reconcile(outputs) -> list[str]:
-    dr = outputs.secondary.stack
-    return [f"pulumi config set promoted true --stack {dr}", f"pulumi up --stack {dr} --yes"]
 
 
 RUNBOOK = cli.Runbook(
@@ -24,7 +20,7 @@ RUNBOOK = cli.Runbook(
     description="Fail over from the primary region to the DR region (unplanned).",
     plan=failover_plan,
     direction=lambda o: (o.primary.name, o.secondary.name),
-    reconcile=reconcile,
+    reconcile=after_failover,
     planned=False,
 )
 

@@ -130,3 +130,39 @@ class Journal:
 
     def values(self, event: str) -> list[dict]:
         return [e for e in self.events() if e["event"] == event]
+
+    # ---- intent ----------------------------------------------------------------------------
+
+    def record_intent(self, intent: dict[str, Any]) -> None:
+        """What this run was started to do (the arguments that decide its effect), so that a rerun
+        that would resume it can be held to the same intent."""
+        self.append("intent", intent=intent)
+
+    def intent_differences(self, intent: dict[str, Any]) -> list[str]:
+        """How ``intent`` differs from the one this run was started with, one phrase per argument
+        (empty when they agree, or when the run predates recorded intents)."""
+        recorded = [e["intent"] for e in self.values("intent") if isinstance(e.get("intent"), dict)]
+        if not recorded:
+            return []
+        old, new = recorded[0], json.loads(json.dumps(intent, sort_keys=True, default=str))
+        return [f"{key}: the run has {_shown(old.get(key))}, this invocation {_shown(new.get(key))}"
+                for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == [] or value == "":
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def intent_refusal(journal: "Journal", intent: dict[str, Any], runbook: str) -> str | None:
+    """The sentence that refuses to resume ``journal`` with a different ``intent`` (None: same)."""
+    differs = journal.intent_differences(intent)
+    if not differs:
+        return None
+    return (f"{runbook} run {journal.run_id} is unfinished and was started with other arguments ("
+            + "; ".join(differs) + "). A run is never resumed with a different intent, and nothing was "
+            f"changed: rerun with that run's arguments to finish it, or pass --new-run to start afresh "
+            f"(what run {journal.run_id} already made stays; its journal is {journal.path})")

@@ -181,3 +181,44 @@ def per_second(log: WorkloadLog, bucket: float = 0.1) -> dict[str, list[tuple[fl
                 counts[int((a.t - first) / bucket)] += 1
         out[region] = [(first + i * bucket, c / bucket) for i, c in enumerate(counts)]
     return out
+
+
+def _window(before: list, after: list, fault_at: float) -> dict:
+    start = before[-1].t if before else fault_at
+    end = after[0].t if after else None
+    return {"seconds": None if end is None else end - start, "from": start, "to": end}
+
+
+def recovery(log: WorkloadLog, *, fault_at: float, target_region: str, systems: Iterable[str],
+             planned: bool = False, window: float = 60.0) -> dict:
+    """The RTO of each system as its clients saw it, and the service's.
+
+    - writers of each store: from its last acknowledged write before the fault to its first
+      acknowledged write in ``target_region`` (planned: the longest pause between its
+      acknowledged writes within ``window`` seconds of the fault);
+    - Kafka's consumers, where the log has any: from the last record the group processed before
+      the fault to the first it processed in ``target_region`` (planned: their longest pause);
+    - the service: from the first of those outages to begin to the last to end — the service is
+      back when the last of its parts is. None when any part never came back (not measured)."""
+    parts: dict[str, dict[str, dict]] = {}
+    for system in systems:
+        sub = log.of(system)
+        feeds = {"writers": sub.acks}
+        if system == "kafka" and log.consumed:
+            feeds["consumers"] = sorted(log.consumed, key=lambda c: c.t)
+        for role, events in feeds.items():
+            if planned:
+                pause = largest_pause(events, fault_at, fault_at + window)
+                w = {"seconds": pause[1] - pause[0], "from": pause[0], "to": pause[1]} if pause else \
+                    {"seconds": None, "from": fault_at, "to": None}
+            else:
+                w = _window([e for e in events if e.t <= fault_at],
+                            [e for e in events if e.t > fault_at and e.region == target_region], fault_at)
+            parts.setdefault(system, {})[role] = w
+    windows = [(f"{system} {role}", w) for system, roles in parts.items() for role, w in roles.items()]
+    back = [w for _, w in windows if w["to"] is not None]
+    service = None
+    if windows and len(back) == len(windows):
+        service = max(w["to"] for w in back) - min(w["from"] for _, w in windows)
+    slowest = max(windows, key=lambda x: x[1]["to"] if x[1]["to"] is not None else float("inf"))[0] if windows else None
+    return {"service_seconds": service, "last_back": slowest, "systems": parts}

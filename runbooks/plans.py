@@ -27,7 +27,7 @@ from runbooks.clock import wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.plans_endpoints import add_endpoint_steps
-from runbooks.plans_streams import add_stream_steps
+from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
 from stacks.outputs import Outputs
 
@@ -116,6 +116,27 @@ def _gate_region_health(ctx: Context, region: str, why: str) -> Gate:
         h = ctx.ports.health.region(region)
         return GateResult(f"health:{region}", h.healthy, f"{h.sentence}{'' if h.healthy else f' ({why})'}")
     return Gate(f"health:{region}", evaluate)
+
+
+def _gate_dns_ttl(ctx: Context) -> Gate:
+    """The records' TTL alone must not exceed the RTO objective: after the cutover, resolvers keep
+    answering the old region for up to the TTL (Route 53 Developer Guide, "Values specific for
+    failover records", TTL: a longer TTL makes changes take longer to take effect, and with health
+    checks a TTL of 60 s or less is recommended; "Best practices for Amazon Route 53 DNS", choosing
+    TTL values: 60 or 120 s for records that change as part of a fast failover). The TTL checked is
+    the one the outputs declare (the stacks set it on every record; the sandbox serves it); the
+    adapters do not read it back from the live records. ``--force`` overrides (audited)."""
+
+    def evaluate() -> GateResult:
+        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.outputs.objectives.rto_seconds
+        records = ", ".join(ctx.outputs.dns.records[db] for db in ctx.databases if db in ctx.outputs.dns.records)
+        if ttl is not None and ttl > rto:
+            return GateResult("dns-ttl", False, f"the records ({records}) have a TTL of {ttl} s, longer on its own than "
+                              f"the RTO objective of {rto} s: clients may keep resolving {ctx.source} for {ttl} s after "
+                              "the cutover. Lower the TTL (dns.ttl_seconds in the stack config, then pulumi up, then "
+                              "wait one old TTL), or pass --force to accept the longer outage")
+        return GateResult("dns-ttl", True, f"record TTL {ttl} s is within the RTO objective of {rto} s")
+    return Gate("dns-ttl", evaluate)
 
 
 def _gate_replica(ctx: Context, db: str) -> Gate:
@@ -363,13 +384,48 @@ class _Never:
 
 
 # --------------------------------------------------------------------------------------------
+# Nothing to do
+# --------------------------------------------------------------------------------------------
+
+
+def never_failed_over(ctx: Context) -> str | None:
+    """A failback's precondition, read before anything else: None when there is something to fail
+    back; otherwise why not. Nothing to fail back means: for every database, home (``ctx.target``)
+    is an unfenced writer, DR (``ctx.source``) an unfenced replica of home, and its name answers
+    home; Kafka's clients and replicator, and S3's writers and replication, where declared, run
+    home → DR. (Every failover and every failback fences DR's side before home takes writes, so a
+    pair in that state was never failed over, or was made whole again by hand.) Without this the
+    switchover plan would fence the healthy DR replica and report success."""
+    home, dr = ctx.target, ctx.source
+    for db in ctx.databases:
+        at_home, at_dr = _replication(ctx, home, db), _replication(ctx, dr, db)
+        if at_home is None or at_dr is None or at_home.in_recovery or not at_dr.in_recovery:
+            return None
+        h, d = ctx.ports.db.describe(home, db), ctx.ports.db.describe(dr, db)
+        if h.fenced or d.fenced or d.source_region != home or ctx.ports.dns.answer(db) != home:
+            return None
+    if has_kafka(ctx):
+        flow = _flow(ctx.ports.streaming)
+        if not _clients_on(ctx, home) or flow is None or flow.source != home:
+            return None
+    if has_objects(ctx):
+        o = ctx.ports.objects
+        flow = _flow(o)
+        if o.writers(_writer_parameter(ctx)) != o.bucket(home) or flow is None or flow.source != home:
+            return None
+    return (f"nothing to fail back: {home} is the unfenced writer of {', '.join(ctx.databases)} and {dr} an "
+            f"unfenced replica of it; the pair never failed over (to move writes to {dr}, run the switchover "
+            "or the failover)")
+
+
+# --------------------------------------------------------------------------------------------
 # Plans
 # --------------------------------------------------------------------------------------------
 
 
 def failover_plan(ctx: Context) -> Plan:
     dbs = ctx.databases
-    gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes")]
+    gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes"), _gate_dns_ttl(ctx)]
     for db in dbs:
         gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
     plan = Plan("failover", [
@@ -386,7 +442,8 @@ def failover_plan(ctx: Context) -> Plan:
 def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
     dbs = ctx.databases
     gates = [_gate_region_health(ctx, ctx.target, "a planned switchover needs the destination healthy"),
-             _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary")]
+             _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary"),
+             _gate_dns_ttl(ctx)]
     plan = Plan(runbook, [
         Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),

@@ -66,7 +66,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| measure | measured | objective |",
         "|---|---|---|",
-        f"| RTO (s) | {_fmt(report.get('rto_seconds'))} | {obj.get('rto_seconds')} |",
+        f"| {'service ' if report.get('rto') else ''}RTO (s) | {_fmt(report.get('rto_seconds'))} | "
+        f"{obj.get('rto_seconds')} |",
         f"| RPO (s) | {_fmt(rpo.get('seconds'))} | {obj.get('rpo_seconds')} |",
         f"| acknowledged writes lost | {_fmt(rpo.get('acked_writes_lost'))} | |",
         f"| RPO estimate before promotion (s) | {_fmt(est.get('seconds'))} | |",
@@ -76,6 +77,28 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("rto_definition"):
         lines += [f"RTO here: {report['rto_definition']}", ""]
+    if report.get("decision_wait_seconds"):
+        lines += [f"Waiting for the operator's decision at the prompt: {_fmt(report['decision_wait_seconds'])} s "
+                  "(not counted in the RTO).", ""]
+    if report.get("notifications"):
+        lines += ["## Notifications", ""] + [
+            f"- {n['event']}: {n['subject']} — " + ("delivered" if n.get("delivered") else f"NOT delivered: {n.get('error')}")
+            for n in report["notifications"]] + [""]
+    if report.get("notified"):
+        lines += ["## What people were told (the notification sink)", ""] + [
+            f"- {kind}: {n.get('subject')}" for kind, sent in report["notified"].items() for n in sent] + [""]
+    rto = report.get("rto") or {}
+    if rto.get("systems"):
+        lines += ["## RTO per system", "", "| system | who | outage (s) | from (+s) | to (+s) |", "|---|---|---|---|---|"]
+        t0 = report.get("t0") or 0.0
+        for system, roles in rto["systems"].items():
+            for role, w in roles.items():
+                lines.append(f"| {system} | {role} | {_fmt(w.get('seconds'))} | {_fmt(w['from'] - t0)} | "
+                             f"{_fmt(None if w.get('to') is None else w['to'] - t0)} |")
+        lines += ["", f"Service RTO {_fmt(rto.get('service_seconds'), ' s')}: the latest of these (last back: "
+                  f"{rto.get('last_back')}).", ""]
+    if report.get("replication_modes"):
+        lines += ["Replication: " + "; ".join(f"{k}: {v}" for k, v in report["replication_modes"].items()), ""]
     systems = report.get("systems")
     if systems:
         lines += ["## Per system", "", "| system | acknowledged | acked lost | RPO (s) | duplicates | "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from runbooks import cli
-from runbooks.failover import reconcile
+from runbooks.reconcile import after_switchover
 from runbooks.plans import switchover_plan
 
 RUNBOOK = cli.Runbook(
@@ -18,7 +18,7 @@ RUNBOOK = cli.Runbook(
     description="Move writes to the DR region (planned, zero loss).",
     plan=lambda ctx: switchover_plan(ctx, "switchover"),
     direction=lambda o: (o.primary.name, o.secondary.name),
-    reconcile=reconcile,
+    reconcile=after_switchover,
     planned=True,
 )
 

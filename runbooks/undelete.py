@@ -4,10 +4,11 @@
 
 For every key under the prefix, the version that was current at T is made current again:
 
-- deleted since T (only delete markers newer than that version): the delete markers are removed,
-  so the version itself is current again — exactly as it was, same version id;
-- overwritten since T (a newer real version): that version is copied over the key (a new version
-  with the old content; the newer versions stay in the history, nothing is lost);
+- deleted since T (only delete markers newer than that version), or overwritten since T (a newer
+  real version): that version is copied over the key (a new version with the old content; the
+  delete markers and newer versions stay in the history, nothing is lost). Delete markers are not
+  removed: that takes ``s3:DeleteObjectVersion``, which deletes any version for good, and the
+  runbook role has none on the data buckets (components/access.py);
 - unchanged, or created after T, or already deleted at T: left as is, and listed.
 
 A bucket without versioning is refused (nothing could be brought back). ``--dry-run`` lists what
@@ -35,10 +36,11 @@ def add_arguments(p) -> None:
 class KeyPlan:
     key: str
     action: str
-    """`remove-markers`, `copy-back`, or `leave`."""
+    """`copy-back` or `leave`."""
     version: ObjectVersion | None
     """The version current at T."""
     markers: tuple[str, ...] = ()
+    """The delete markers newer than `version` (a deleted key): left in the history."""
     why: str = ""
 
 
@@ -68,8 +70,9 @@ def plan_keys(versions: list[ObjectVersion], t: float) -> list[KeyPlan]:
                                                                              and v.version_id != then.version_id
                                                                              and v.is_latest)]
         if newer and all(v.delete_marker for v in newer):
-            plans.append(KeyPlan(key, "remove-markers", then, tuple(v.version_id for v in newer),
-                                 why=f"deleted after {iso(t)}: remove {len(newer)} delete marker(s)"))
+            plans.append(KeyPlan(key, "copy-back", then, tuple(v.version_id for v in newer),
+                                 why=f"deleted after {iso(t)}: copy version {then.version_id} back over "
+                                     f"{len(newer)} delete marker(s), which stay in the history"))
         else:
             plans.append(KeyPlan(key, "copy-back", then,
                                  why=f"overwritten after {iso(t)}: copy version {then.version_id} back over it"))
@@ -108,11 +111,6 @@ def _key_step(ctx, bucket: str, k: KeyPlan) -> Step:
         return Check.todo(k.why)
 
     def apply() -> str:
-        if k.action == "remove-markers":
-            for marker in k.markers:
-                ctx.ports.objects.delete_version(bucket, k.key, marker)
-            return f"s3://{bucket}/{k.key}: removed {len(k.markers)} delete marker(s); version " \
-                   f"{k.version.version_id} is current again"
         new = ctx.ports.objects.restore_version(bucket, k.key, k.version.version_id)
         return f"s3://{bucket}/{k.key}: version {k.version.version_id} copied back as {new}"
 

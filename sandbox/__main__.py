@@ -19,46 +19,61 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sandbox", description="A local region pair of real servers on loopback.")
-    sub = p.add_subparsers(dest="command", required=True)
+EXIT_CODES = ("exit codes:\n  0    done\n  1    the sandbox refused or failed (the error says what and how to fix it)\n"
+              "  2    bad usage (an unknown or missing option)\n  130  interrupted (`up` stops what it had started)")
 
-    u = sub.add_parser("up", help="start everything and write DIR/outputs.json")
-    u.add_argument("--dir", required=True)
-    u.add_argument("--replication", choices=("async", "sync"), default="async")
-    u.add_argument("--link-latency-ms", type=_positive_int, default=0, help="one-way latency added to the link")
+
+def _parser() -> argparse.ArgumentParser:
+    from runbooks.helptext import Formatter
+    from sandbox._layout import DEFAULT_SYSTEMS
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=summary, description=summary, formatter_class=Formatter, epilog=EXIT_CODES)
+        c.add_argument("--dir", required=True, help="the sandbox's directory (its state, logs and outputs.json)")
+        return c
+
+    p = argparse.ArgumentParser(prog="python -m sandbox", description="A local region pair of real servers on loopback.",
+                                formatter_class=Formatter, epilog=EXIT_CODES + "\n`python -m sandbox COMMAND --help` "
+                                "describes each command's options")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="up, status, down, fault or workload (one is required)")
+
+    u = command("up", "start everything and write DIR/outputs.json")
+    u.add_argument("--replication", choices=("async", "sync"), default="async",
+                   help="PostgreSQL's replication: async, or sync (synchronous commit: no acknowledged write lost)")
+    u.add_argument("--link-latency-ms", type=_positive_int, default=0,
+                   help="one-way latency added to the link between the regions, milliseconds")
     u.add_argument("--dns-ttl", type=_positive_int, default=1, help="TTL of the DNS answers, seconds (default 1)")
     u.add_argument("--databases", type=int, default=1, help="number of database pairs (payments, payments-1, …)")
     u.add_argument("--port", type=int, default=None, help="port of the first database pair (default: a free one)")
     u.add_argument("--base-backup", action=argparse.BooleanOptionalAction, default=True,
                    help="take a base backup of each primary (point-in-time restores start from it; default: on)")
-    u.add_argument("--systems", default="postgres", type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+    u.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                   type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
                    help="postgres plus any of kafka, s3: a Kafka cluster per region with the replicator, and "
-                        "S3 replication (default: postgres)")
-    u.add_argument("--rto-seconds", type=int, default=30)
-    u.add_argument("--rpo-seconds", type=int, default=5)
+                        "S3 replication (default: all three, as the drill; postgres for PostgreSQL alone)")
+    u.add_argument("--rto-seconds", type=int, default=30, help="the RTO objective the outputs declare, seconds")
+    u.add_argument("--rpo-seconds", type=int, default=5, help="the RPO objective the outputs declare, seconds")
 
-    s = sub.add_parser("status", help="every component, its process, port and state")
-    s.add_argument("--dir", required=True)
-    s.add_argument("--output", choices=("text", "json"), default="text")
+    s = command("status", "every component, its process, port and state")
+    s.add_argument("--output", choices=("text", "json"), default="text",
+                   help="text: a table for people; json: the whole status for machines")
 
-    d = sub.add_parser("down", help="stop everything (idempotent)")
-    d.add_argument("--dir", required=True)
+    command("down", "stop everything (idempotent)")
 
-    f = sub.add_parser("fault", help="inject a fault")
-    f.add_argument("--dir", required=True)
+    f = command("fault", "inject a fault")
     f.add_argument("--database", default=None, help="limit to one database (default: all)")
     f.add_argument("fault", choices=("kill-primary", "kill-replica", "kill-region", "partition", "heal", "slow-link",
-                                     "restart-database", "restart-cluster", "restart-region"))
+                                     "restart-database", "restart-cluster", "restart-region"),
+                   help="what to break (or mend): %(choices)s")
     f.add_argument("arg", nargs="?",
                    help="REGION for kill-region/restart-database/restart-cluster/restart-region, MS for slow-link")
 
-    w = sub.add_parser("workload", help="write through the DNS names and log every acknowledged write")
-    w.add_argument("--dir", required=True)
-    w.add_argument("--seconds", type=float, required=True)
+    w = command("workload", "write through the DNS names and log every acknowledged write")
+    w.add_argument("--seconds", type=float, required=True, help="how long to write (SIGINT stops it earlier)")
     w.add_argument("--rate", type=float, default=200.0, help="writes per second in total (default 200)")
-    w.add_argument("--clients", type=int, default=4)
-    w.add_argument("--log", required=True)
+    w.add_argument("--clients", type=int, default=4, help="concurrent PostgreSQL clients sharing the rate")
+    w.add_argument("--log", required=True, help="JSON-lines file of every acknowledged write and every error")
     w.add_argument("--kafka-rate", type=float, default=100.0,
                    help="Kafka records per second when the sandbox runs kafka (default 100; 0: none)")
     w.add_argument("--s3-rate", type=float, default=20.0,

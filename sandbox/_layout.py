@@ -37,6 +37,9 @@ EAST = "local-east"
 WEST = "local-west"
 REGIONS = (EAST, WEST)
 DEFAULT_ADDRESSES = {EAST: "127.0.1.1", WEST: "127.0.2.1"}
+DEFAULT_SYSTEMS = ("postgres", "kafka", "s3")
+"""What ``python -m sandbox up`` and ``python -m runbooks.drill`` start unless told otherwise:
+everything the stacks declare (``--systems postgres`` for PostgreSQL alone)."""
 DNS_ADDRESS = "127.0.0.1"
 ZONE = "sandbox.internal"
 ADMIN_USER = "dr_admin"

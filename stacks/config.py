@@ -89,6 +89,8 @@ class DatabaseConfig:
     db_name: str = "app"
     username: str = "app_admin"
     port: int = 5432
+    auto_minor_version_upgrade: bool = True
+    """RDS applies minor upgrades in the maintenance window; then engine_version names the major only."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,37 @@ class StreamingConfig:
     applications: tuple[str, ...] = ()
     """Applications that read their own bootstrap parameter (``/<project>/kafka/<app>/bootstrap-brokers``)
     besides the shared one; a failover publishes DR's brokers to every one."""
+
+
+MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
+"""MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": the Replicator needs
+2.7.0+, multi-VPC private connectivity 2.7.1+ ("Requirements and limitations for multi-VPC private
+connectivity"), and identical topic name replication (the stacks' IDENTICAL) 2.8.1+."""
+MSK_REPLICATOR_UNSUPPORTED_BROKERS = ("kafka.t3.small",)
+"""Same two pages: MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small."""
+
+
+def kafka_version_tuple(version: str) -> tuple[int, ...]:
+    """``3.6.0`` / ``3.6.x`` / ``3.6.0.1`` / ``2.8.2.tiered`` → (3, 6, 0) …; unparseable parts count as 0."""
+    parts = []
+    for part in version.split(".")[:3]:
+        parts.append(int(part) if part.isdigit() else 0)
+    return tuple(parts)
+
+
+def check_replicator_cluster(streaming: StreamingConfig, key: Any = lambda name: f"streaming.{name}") -> None:
+    """Both clusters are MSK Replicator sources and targets (primary → DR, and DR → primary for the
+    failback), so each must run a Kafka version and broker type the Replicator supports."""
+    if kafka_version_tuple(streaming.kafka_version) < MSK_REPLICATOR_MIN_KAFKA:
+        raise ConfigError(key("kafka_version"), streaming.kafka_version,
+                          "MSK Replicator with identical topic names and multi-VPC private connectivity needs Kafka "
+                          "2.8.1 or later (MSK Developer Guide, \"Supported cluster types and versions for MSK "
+                          "Replicator\"); choose e.g. 3.6.0")
+    if streaming.broker_instance_type in MSK_REPLICATOR_UNSUPPORTED_BROKERS:
+        raise ConfigError(key("broker_instance_type"), streaming.broker_instance_type,
+                          "MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small brokers "
+                          "(MSK Developer Guide, \"Supported cluster types and versions for MSK Replicator\"); use "
+                          "kafka.m5.large or larger")
 
 
 @dataclass(frozen=True)
@@ -237,11 +270,16 @@ class StackConfig:
     """dr only: the prod stack's fully qualified name, for the StackReference."""
     primary_region: str | None = None
     """dr only: the prod stack's region (checked against what prod exports)."""
+    dr_region: str | None = None
+    """prod only: the DR region, where each database's password secret is replicated (Secrets Manager
+    replica) so the runbooks and the promoted replica's clients read it when prod's region is down."""
     ephemeral: bool = False
     """A drill stack, destroyed after the drill: no deletion protection, no final snapshot, no
     compliance object lock, buckets emptied on destroy. Never for a stack that holds real data."""
     kubernetes: KubernetesConfig | None = None
     """The region's cluster (optional): none of its objects are declared without this section."""
+    runbook_principals: tuple[str, ...] = ()
+    """dr only: the IAM roles/users that may assume the runbook role (never a whole account)."""
 
     @property
     def is_primary(self) -> bool:
@@ -385,7 +423,17 @@ def _database(o: _Obj) -> DatabaseConfig:
                          hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
         username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),
         port=o.integer("port", 5432, minimum=1150, maximum=65535, why="RDS PostgreSQL ports are 1150-65535"),
+        auto_minor_version_upgrade=o.boolean("auto_minor_version_upgrade", True),
     )
+    if db.auto_minor_version_upgrade and "." in db.engine_version:
+        # pulumi-aws aws.rds.Instance engine_version: with auto_minor_version_upgrade a prefix such as the
+        # major version is allowed and the running version is engine_version_actual; a pinned minor drifts
+        # once RDS upgrades it, and the next `pulumi up` plans a downgrade RDS refuses (issue 10, point 4)
+        raise ConfigError(o.key("engine_version"), db.engine_version,
+                          f"auto_minor_version_upgrade is on, so RDS moves the minor version by itself and a pinned "
+                          f"minor drifts (the next `pulumi up` would plan a downgrade RDS refuses): pin the major "
+                          f"version only, e.g. {db.engine_version.split('.')[0]!r}, or set "
+                          f"auto_minor_version_upgrade: false to own minor upgrades yourself")
     if db.username in _RESERVED_USERNAMES:
         raise ConfigError(o.key("username"), db.username, f"reserved by PostgreSQL/RDS; pick another than {', '.join(_RESERVED_USERNAMES)}")
     s, e = _window_minutes(*db.backup_window.split("-"))
@@ -447,6 +495,11 @@ def _dns(o: _Obj) -> DnsConfig:
     zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
     ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
     strategy = o.string("strategy", "health-check-inversion", choices=contract.DNS_STRATEGIES)
+    if strategy == "record-upsert":
+        raise ConfigError(o.key("strategy"), strategy, "the stacks declare failover records (PRIMARY in prod, "
+                          "SECONDARY in dr) guarded by a pin check only the runbook moves, and the runbook's "
+                          "record-upsert refuses a failover record; use health-check-inversion (record-upsert is "
+                          "the sandbox's strategy)")
     h = o.obj("health_check")
     kind = h.string("type", "HTTPS", choices=HEALTH_CHECK_TYPES)
     hc = HealthCheckConfig(
@@ -564,6 +617,28 @@ def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, 
     return found
 
 
+_WHOLE_ACCOUNT = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
+
+
+def _runbook_principals(principals: tuple[str, ...]) -> None:
+    """Who may assume the runbook role: named roles or users, never a whole account (IAM User Guide,
+    "AWS JSON policy elements: Principal": an account principal delegates to every identity of the
+    account that its own policies allow)."""
+    if not principals:
+        raise ConfigError("runbook_principals", _MISSING, "name the IAM roles (or users) that may assume the "
+                          "runbook role, e.g. [arn:aws:iam::123456789012:role/oncall-sre]; the stacks no longer "
+                          "trust the whole account by default")
+    for i, p in enumerate(principals):
+        if _WHOLE_ACCOUNT.match(p):
+            raise ConfigError(f"runbook_principals[{i}]", p, "a whole account would let every role and user that "
+                              "IAM allows there assume the runbook role; name the on-call roles instead, e.g. "
+                              "arn:aws:iam::123456789012:role/oncall-sre")
+        if not _PRINCIPAL_ARN.match(p):
+            raise ConfigError(f"runbook_principals[{i}]", p, "expected an IAM role or user ARN, "
+                              "arn:aws:iam::<account>:role/<name>")
+
+
 def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
          secret_keys: frozenset[str] | None = None) -> StackConfig:
     """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
@@ -607,6 +682,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     )
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
+    check_replicator_cluster(streaming, so.key)
     so.done()
 
     bo = top.obj("backups", required=False)
@@ -627,13 +703,25 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     ephemeral = top.boolean("ephemeral", False)
     prod_stack = top.string("prod_stack", None, pattern=_STACK_REF, hint="the prod stack's name, e.g. organization/regionpair/prod")
     primary_region = top.string("primary_region", None, pattern=_REGION, hint="an AWS region such as us-east-1")
+    dr_region = top.string("dr_region", None, pattern=_REGION, hint="the DR region, e.g. us-west-2")
+    principals = top.strings("runbook_principals", [], hint="IAM role or user ARNs that may assume the runbook role")
 
     if role == "primary":
         for key, value in (("promoted", promoted or None), ("failback_replication", failback_replication or None),
-                           ("prod_stack", prod_stack), ("primary_region", primary_region)):
+                           ("prod_stack", prod_stack), ("primary_region", primary_region),
+                           ("runbook_principals", list(principals) or None)):
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
+        if dr_region is None:
+            raise ConfigError("dr_region", _MISSING, "the databases' password secrets are replicated to the DR "
+                              "region so they can be read when this region is down; name it, e.g. us-west-2")
+        if dr_region == region:
+            raise ConfigError("dr_region", dr_region, f"must differ from this stack's region {region}: a secret "
+                              "replica in the same region does not survive a regional outage")
     else:
+        if dr_region is not None:
+            raise ConfigError("dr_region", dr_region, "only the prod stack (role: primary) takes this key (the dr "
+                              "stack's region is aws:region); remove it here")
         if prod_stack is None:
             raise ConfigError("prod_stack", _MISSING, "the dr stack reads prod through a StackReference; name the prod "
                               "stack, e.g. organization/regionpair/prod")
@@ -647,21 +735,60 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         if primary_region == region:
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
+        _runbook_principals(principals)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
                                  None if secret_keys is None else "kubernetes" in secret_keys)
     top.done()
+    _check_physical_names(project, stack, region)
     return StackConfig(project=project, stack=stack, role=role, region=region, databases=databases, network=network,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
-                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, ephemeral=ephemeral, kubernetes=kubernetes)
+                       failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes,
+                       runbook_principals=principals)
+
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+"""S3 User Guide, "General purpose bucket naming rules": prefixes and suffixes S3 reserves (access
+point and Object Lambda aliases, Multi-Region Access Points, directory and table buckets)."""
+
+
+def bucket_name_reserved(name: str) -> str | None:
+    """The reserved prefix or suffix a bucket name uses (None: none)."""
+    return next((p for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)), None) or next(
+        (x for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)), None)
+
+
+def _check_physical_names(project: str, stack: str, region: str) -> None:
+    """The names the stacks derive from the project and stack names must be names AWS accepts: the
+    buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "General purpose
+    bucket naming rules": 3-63 lowercase letters, digits, dots, hyphens; no reserved prefix or
+    suffix) and the SSM parameters `/<project>/…` (SSM API Reference, PutParameter: not prefixed
+    with aws or ssm)."""
+    longest = f"{project}-{stack}-backups-{'0' * 12}-{region}"
+    if not _BUCKET_NAME.match(longest) or ".." in longest:
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the bucket names would be like {longest!r} ({len(longest)} characters), and S3 takes "
+                          "3-63 lowercase letters, digits, dots and hyphens: use a shorter, lowercase project or "
+                          "stack name")
+    reserved = bucket_name_reserved(longest)
+    if reserved is not None:
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the bucket names would be like {longest!r}, and S3 reserves {reserved!r} for its own "
+                          "names: rename the project")
+    if project.lower().startswith(("aws", "ssm")):
+        raise ConfigError("(project and stack names)", f"{project}/{stack}",
+                          f"the SSM parameters would be named /{project}/…, and SSM refuses names prefixed with aws "
+                          "or ssm: rename the project")
 
 
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "kubernetes")
+        "kubernetes", "dr_region", "runbook_principals")
 
 
 def _decode(raw: str) -> Any:

@@ -26,14 +26,17 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         source_db_arn=source_db_arn, db_name=db.db_name, username=db.username, port=db.port,
         backup_retention_days=db.backup_retention_days, backup_window=db.backup_window,
         maintenance_window=db.maintenance_window, multi_az=db.multi_az,
-        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral)
+        secret_replica_regions=(cfg.dr_region,) if role == "primary" and cfg.dr_region else (),
+        auto_minor_version_upgrade=db.auto_minor_version_upgrade,
+        deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral,
+        secret_recovery_days=0 if cfg.ephemeral else 30)
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,
                       source_arn: pulumi.Input[str] | None = None,
                       secret_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
-    """``secret_arn``: where the password is read (default: the instance's own managed secret; a
-    read replica has none and uses its primary's password)."""
+    """``secret_arn``: where the password is read (default: the primary's own secret; a replica, also
+    once promoted, has none and uses its primary's password, from that secret or its replica)."""
     return {"identifier": component.identifier, "arn": component.arn, "endpoint": component.address,
             "port": component.port, "role": component.role, "db_name": db.db_name, "username": db.username,
             "secret_arn": component.secret_arn if secret_arn is None else secret_arn, "security_group_id": net.network.db_security_group_id,

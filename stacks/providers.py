@@ -26,8 +26,21 @@ class Providers:
             self._by_region[region] = aws.Provider(f"aws-{region}", aws.ProviderArgs(
                 region=region,
                 default_tags=aws.ProviderDefaultTagsArgs(tags=self.default_tags()),
+                **self._outage_settings(region),
             ))
         return self._by_region[region]
+
+    def _outage_settings(self, region: str) -> dict:
+        """The dr stack's provider for prod's region must start without calling that region: the
+        reconcile after a failover (`pulumi refresh`/`up -s dr`) runs while it may be down, and a
+        refresh configures the provider as the state stored it, so the settings are there from the
+        first `up`, not only once promoted. pulumi-aws Provider: skip_credentials_validation (no STS
+        GetCallerIdentity at configure; the installed pulumi-aws 7 SDK sends false by default) and
+        skip_requesting_account_id (no STS/IAM call for the account id; none of the resources declared
+        with this provider has the provider build an ARN from it). Prod's own providers are untouched."""
+        if not self._cfg.is_primary and region == self._cfg.primary_region:
+            return {"skip_credentials_validation": True, "skip_requesting_account_id": True}
+        return {}
 
     @property
     def home(self) -> aws.Provider:

@@ -109,7 +109,8 @@ def build(cfg: StackConfig, providers: prov.Providers,
         security_group_ids=network.kafka_security_group_id.apply(lambda sg: [sg]), kms_key_arn=key.arn,
         kafka_version=st.kafka_version, broker_instance_type=st.broker_instance_type,
         broker_volume_gb=st.broker_volume_gb, bootstrap_parameter=bootstrap_parameter(cfg),
-        client_parameters=client_parameters(cfg), bootstrap_initial_value=bootstrap_initial_value), opts=opts)
+        client_parameters=client_parameters(cfg), bootstrap_initial_value=bootstrap_initial_value,
+        region=cfg.region), opts=opts)
     writers = WriterParameter("data-writers", WriterParameterArgs(
         parameter_name=writer_parameter(cfg),
         initial_bucket=writer_initial_bucket if writer_initial_bucket is not None else data.bucket), opts=opts)

@@ -16,11 +16,12 @@ from typing import Any, Mapping
 import pulumi
 
 from components.access import RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import replica_lag, replicator_lag
+from components.alarms import (Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag,
+                               s3_replication_failures, s3_replication_latency)
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
-from components.storage import (BatchReplicationRole, BatchReplicationRoleArgs, BucketReplication,
-                                BucketReplicationArgs)
+from components.storage import (REPLICATION_RULE_ID, BatchReplicationRole, BatchReplicationRoleArgs,
+                                BucketReplication, BucketReplicationArgs)
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
 from stacks import document, outputs, regional
 from stacks.config import ConfigError, StackConfig
@@ -113,7 +114,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         replicator_name=f"{cfg.resource_prefix()}-from-{cfg.primary_region}",
         source_cluster_arn=from_prod("streaming", "cluster_arn"),
         source_subnet_ids=from_prod("streaming", "subnet_ids"),
-        source_security_group_ids=from_prod("streaming", "security_group_ids"),
+        # cross-region: no security groups for the source ("Network requirements"), the target's only
         target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
         target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
         account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
@@ -129,12 +130,18 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         failback_replicator = KafkaReplicator("failback-replicator", KafkaReplicatorArgs(
             replicator_name=f"{cfg.resource_prefix()}-to-{cfg.primary_region}",
             source_cluster_arn=net.kafka.arn, source_subnet_ids=net.network.subnet_ids,
-            source_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
             target_cluster_arn=from_prod("streaming", "cluster_arn"),
             target_subnet_ids=from_prod("streaming", "subnet_ids"),
             target_security_group_ids=from_prod("streaming", "security_group_ids"),
             account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
-            starting_position="EARLIEST"),
+            starting_position="EARLIEST", source_ready=[net.kafka.source_policy]),
+            opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
+        # its metrics are published in its own (the primary's) region, where this stack has no topic:
+        # a topic there under prod's key (its policy lets CloudWatch use it), for the failback's duration
+        Alarms("failback-alarms", AlarmsArgs(
+            topic_name=f"{cfg.resource_prefix()}-failback-alarms", kms_key_arn=from_prod("kms_key_arn"),
+            alarms=[replicator_lag(failback_replicator.replicator_name, cfg.objectives.rpo_seconds),
+                    replicator_failure(failback_replicator.replicator_name)], email=cfg.alarm_email),
             opts=pulumi.ResourceOptions(provider=providers.region(cfg.primary_region)))
 
     replication = BucketReplication("data-replication", BucketReplicationArgs(
@@ -142,7 +149,11 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         destination_region=cfg.region, source_bucket=from_prod("storage", "data_bucket"),
         source_bucket_arn=from_prod("storage", "data_bucket_arn"), source_kms_key_arn=from_prod("kms_key_arn"),
         destination_bucket_arn=net.data.arn, destination_kms_key_arn=net.key.arn, account_id=net.account_id,
-        enabled=not cfg.promoted),
+        # declared as before the failover, byte for byte: the configuration lives on prod's bucket, in
+        # the region that may be down, so `pulumi up -s dr` after a failover must not change it. The
+        # failover runbook disables the rule itself; promoted, Pulumi ignores the live rule (see the
+        # component's `keep_live_rules`), so neither a refresh nor an up re-enables it
+        enabled=True, keep_live_rules=cfg.promoted),
         opts=pulumi.ResourceOptions(provider=home, depends_on=[net.data.versioning]))
 
     # the failback's seeding of prod's bucket with what the reverse rule does not copy (everything DR
@@ -154,27 +165,43 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
             region=cfg.region, source_bucket_arn=net.data.arn, report_bucket_arn=net.backups.arn,
             report_kms_key_arn=net.key.arn), opts=opts)
 
+    # the password of every database is the primary's, in prod's secret; its Secrets Manager replica in
+    # this region (same ARN, this region) is what DR reads once promoted, with prod's region gone
+    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
+    dr_secrets = {name: arn.apply(lambda a: outputs.secret_replica_arn(a, cfg.region) if a else None)
+                  for name, arn in prod_secrets.items()}
+
     if cfg.kubernetes is not None:
         # active: prod's endpoints until a failover is recorded (promoted: true), then this region's;
-        # the dumps read this region's own instances, with the password of the active primary's secret
+        # the dumps read this region's own instances, with the password from this region's replica of
+        # prod's secret (readable with prod's region down)
         if cfg.promoted:
             active_region, kafka, bucket = cfg.region, net.kafka.bootstrap_brokers, net.data.bucket
             endpoints = {name: (c.address, c.port) for name, (c, _) in databases.items()}
-            secrets = {name: c.secret_arn for name, (c, _) in databases.items()}
         else:
             active_region, kafka = cfg.primary_region, from_prod("streaming", "bootstrap_brokers")
             bucket = from_prod("storage", "data_bucket")
             endpoints = {db.name: (from_prod("databases", db.name, "endpoint"), from_prod("databases", db.name, "port"))
                          for db in cfg.databases}
-            secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
         regional.cluster(net, providers, active_region=active_region, endpoints=endpoints,
                          kafka_bootstrap_servers=kafka, data_bucket=bucket,
-                         local={name: (c.address, c.port, secrets[name]) for name, (c, _) in databases.items()})
+                         local={name: (c.address, c.port, dr_secrets[name]) for name, (c, _) in databases.items()})
 
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
         specs += [replica_lag(regional.identifier(cfg, db.name), cfg.objectives.rpo_seconds) for db in cfg.databases]
-    specs.append(replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds))
+    if not cfg.promoted:
+        # a stopped replicator (promoted: everything excluded) copies nothing and publishes no latency,
+        # which the latency alarm would read as a breach forever: its alarms go with it, and come back
+        # when the pair is re-linked (promoted: false)
+        specs += [replicator_lag(replicator.replicator_name, cfg.objectives.rpo_seconds),
+                  replicator_failure(replicator.replicator_name)]
+    # S3 publishes replication metrics in the destination's region: here. Kept after a failover (the
+    # rule is disabled, nothing is published, notBreaching: OK), so the reconcile touches nothing
+    source_bucket = from_prod("storage", "data_bucket")
+    specs += [s3_replication_latency(cfg.resource_prefix(), source_bucket, net.data.bucket, REPLICATION_RULE_ID,
+                                     cfg.objectives.rpo_seconds),
+              s3_replication_failures(cfg.resource_prefix(), source_bucket, net.data.bucket, REPLICATION_RULE_ID)]
     alarms = regional.alarms(net, specs)
 
     dns = FailoverRecords("dns", FailoverRecordsArgs(
@@ -183,13 +210,11 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         ttl_seconds=cfg.dns.ttl_seconds), opts=opts)
 
     s3_arn = f"arn:{net.partition}:s3:::"
-    prod_secrets = {db.name: from_prod("databases", db.name, "secret_arn") for db in cfg.databases}
     prod_secret_list = pulumi.Output.all(*prod_secrets.values()).apply(lambda arns: [a for a in arns if a])
-    own_secrets = pulumi.Output.all(*(c.secret_arn for c, _ in databases.values())).apply(
-        lambda arns: [a for a in arns if a])
     runbooks = RunbookRole("runbooks", RunbookRoleArgs(
         role_name=f"{cfg.resource_prefix()}-runbooks", account_id=net.account_id, name_prefix=cfg.project,
         zone_id=cfg.dns.zone_id, partition=net.partition, databases=[db.name for db in cfg.databases],
+        trusted_principal_arns=cfg.runbook_principals,
         health_check_ids=from_prod("dns", "health_check_id").apply(lambda h: [h] if h else []),
         regions=[
             RegionScope(
@@ -206,7 +231,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
                 replication_role_arns=replication.role_arn.apply(lambda a: [a]),
-                secret_arns=prod_secret_list),
+                secret_arns=prod_secret_list,
+                # the failback's rebuild renames a region's database aside: only these identifiers
+                rebuild_identifiers=prod.apply(lambda p: sorted(d["identifier"] for d in p["databases"].values()))),
             RegionScope(
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
@@ -218,9 +245,11 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 bootstrap_parameter=regional.bootstrap_parameter(cfg),
                 client_parameters=sorted(regional.client_parameters(cfg).values()),
                 writer_parameter=regional.writer_parameter(cfg),
-                secret_arns=pulumi.Output.all(prod_secret_list, own_secrets).apply(  # prod's replicas here
-                    lambda v: [outputs.secret_replica_arn(a, cfg.region) for a in v[0]] + v[1]),
-                batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else ()),
+                # prod's secrets' replicas here (the databases of this stack have no secret of their own)
+                secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
+                                                                 for a in arns]),
+                batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else (),
+                rebuild_identifiers=sorted(regional.identifier(cfg, db.name) for db in cfg.databases)),
         ]), opts=opts)
 
     own = {
@@ -229,8 +258,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                                                  source_arn=None if cfg.promoted else databases[db.name][1],
                                                  # a replica's password is its primary's: the runbooks read
                                                  # prod's secret, or its replica in this region when prod's
-                                                 # region does not answer
-                                                 secret_arn=None if cfg.promoted else prod_secrets[db.name])
+                                                 # region does not answer; promoted, that replica directly
+                                                 secret_arn=dr_secrets[db.name] if cfg.promoted
+                                                 else prod_secrets[db.name])
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
         "streaming": net.streaming_document(

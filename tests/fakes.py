@@ -44,6 +44,7 @@ class FakeWorld:
         self.actions: list[tuple] = []
         self.crash_on: tuple[str, int] | None = None
         self._counts: dict[str, int] = {}
+        self.notifier = FakeNotifier()
 
     # ---- test controls -------------------------------------------------------------------
 
@@ -74,7 +75,7 @@ class FakeWorld:
     def ports(self, lock_path) -> Ports:
         streams = getattr(self, "streams", None)
         return Ports(db=FakeDbControl(self), sql=FakeSql(self), dns=FakeDns(self), health=FakeHealth(self),
-                     lock=FileLock(lock_path), notifier=FakeNotifier(), clock=self.clock,
+                     lock=FileLock(lock_path), notifier=self.notifier, clock=self.clock,
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
                      objects=FakeObjects(streams) if streams else None,
@@ -177,8 +178,12 @@ class FakeHealth:
 class FakeNotifier:
     def __init__(self):
         self.sent = []
+        self.broken: str | None = None
+        """When set, every notify raises Unreachable with this text (the topic is unreachable)."""
 
     def notify(self, subject, message):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.sent.append((subject, message))
 
 
@@ -548,7 +553,7 @@ def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None
     from runbooks.backups import BackupPorts
     return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
                        metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
-                       extras={"state_dir": str(state_dir)})
+                       extras={"state_dir": str(state_dir)}, notifier=world.notifier)
 
 
 # --------------------------------------------------------------------------------------------

@@ -127,6 +127,9 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any], region: str
         out.update(arn=f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{rid}")
     elif typ == "aws:route53/record:Record":
         out.update(fqdn=inputs.get("name"))
+    elif typ == "aws:secretsmanager/secret:Secret":
+        out.update(arn=f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{inputs.get('name', name)}-{h[:6]}")
+        rid = out["arn"]
     return rid, out
 
 
@@ -141,6 +144,7 @@ class _Mocks(pulumi.runtime.Mocks):
     def __init__(self, stack_outputs: Mapping[str, Mapping[str, Any]]):
         self.stack_outputs = stack_outputs
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[dict[str, Any]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
@@ -161,6 +165,10 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         region = _region_of(args.provider)
+        self.calls.append({"token": args.token, "provider": _provider_name(args.provider)})
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            # mock data, the same on every run (the real invoke answers a new value each time)
+            return {"id": region, "randomPassword": "mock" + _hex("password", region, n=24)}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "id": ACCOUNT, "userId": "AIDACI"}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -181,7 +189,9 @@ class _Recorder(pulumi_mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append({"urn": response.urn, "type": request.type, "name": request.name,
                                        "parent": request.parent, "provider": request.provider,
-                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges)})
+                                       "custom": request.custom, "ignore_changes": list(request.ignoreChanges),
+                                       "property_dependencies": {k: sorted(set(v.urns)) for k, v in
+                                                                 request.propertyDependencies.items() if v.urns}})
         return response
 
 
@@ -242,6 +252,7 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
     mocks = _Mocks(stack_outputs)
     monitor = _Recorder(mocks)
     LAST["registrations"] = monitor.registrations
+    LAST["calls"] = mocks.calls
     warnings = _Warnings()
     logger = logging.getLogger(f"tests.harness.{stack}")
     logger.propagate = False
@@ -281,6 +292,9 @@ def render(stack: str, overrides: Mapping[str, Any] | None = None,
             "inputs": _plain(mocks.inputs.get((r["type"], r["name"]), {})) if r["custom"] or
             r["type"] == STACK_REFERENCE else {},
             "urn": r["urn"],
+            # which resources each input was computed from (what the engine hands CrossGuard as
+            # property dependencies); not part of the snapshots
+            "property_dependencies": r["property_dependencies"],
         })
     resources.sort(key=lambda r: (r["type"], r["name"], r["urn"]))
     return Rendered(resources=resources, exports=_plain(exports), warnings=list(warnings.messages))
@@ -336,7 +350,8 @@ def check_snapshot(path: Path, resources: list[dict[str, Any]], what: str) -> No
     import difflib
     import os
     import pytest
-    current = json.dumps(resources, indent=1, sort_keys=True) + "\n"
+    current = json.dumps([{k: v for k, v in r.items() if k != "property_dependencies"} for r in resources],
+                         indent=1, sort_keys=True) + "\n"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.write_text(current)
     assert path.exists(), f"no snapshot {path}; create it with UPDATE_SNAPSHOTS=1 and review it before committing"

@@ -559,7 +559,8 @@ class PsycopgSql:
     def _password(self, db: Database, refresh: bool = False) -> str:
         if not db.secret_arn:
             raise BadInput(f"stack outputs: database {db.name} ({db.identifier}) has no secret_arn; the runbooks "
-                           "read the master password from Secrets Manager (manage_master_user_password)")
+                           "read the master password from the stack-owned Secrets Manager secret (`pulumi up` the "
+                           "stacks of this version, which export it)")
         with self._lock:
             if refresh or db.secret_arn not in self._passwords:
                 value = self._read_secret(db)
@@ -573,8 +574,8 @@ class PsycopgSql:
     def _read_secret(self, db: Database) -> dict:
         """The secret in its own region; when that region does not answer (the primary's, in the
         outage a failover is for), its replica in another region of the pair: same ARN, other region
-        (Secrets Manager's replicas; the stacks cannot declare one on an RDS-managed secret, so it
-        is replicated once by hand, see docs/aws-adapters.md)."""
+        (Secrets Manager's replicas; the prod stack declares the DR replica of each database's
+        secret, regionpair:dr_region)."""
         home = _region_of_arn(db.secret_arn) or ""
         try:
             return self.clients.call("secretsmanager", home, "get_secret_value", SecretId=db.secret_arn)
@@ -596,8 +597,10 @@ class PsycopgSql:
             except Unreachable as exc:
                 tried.append(f"{other} does not answer either ({exc})")
         raise Unreachable(f"cannot read the password of {db.identifier}: {lost}; " + "; ".join(tried) +
-                          f". Replicate the secret before you need it: aws secretsmanager replicate-secret-to-regions "
-                          f"--secret-id {db.secret_arn} --add-replica-regions Region=<DR region>") from None
+                          f". The prod stack declares the secret's replica in the DR region (regionpair:dr_region): "
+                          f"run `pulumi up -s prod` while prod's region is up; or replicate it yourself: aws "
+                          f"secretsmanager replicate-secret-to-regions --secret-id {db.secret_arn} "
+                          f"--add-replica-regions Region=<DR region>") from None
 
     def _open(self, region: str, database: str) -> SqlConnection:
         _, db = _database(self.outputs, region, database)
@@ -716,13 +719,14 @@ def _fqdn(name: str) -> str:
 
 
 class Route53Dns:
-    """``health-check-inversion``: the PRIMARY failover record is guarded by the primary region's
-    health check. Sending clients to the secondary pins that check unhealthy — ``Disabled`` and
-    ``Inverted`` together, which Route53 documents as "always unhealthy" whatever the endpoint
-    does. ``Inverted`` alone is not enough: when the primary region is down the check fails,
-    inverted it turns healthy, and Route53 would answer the dead PRIMARY; and once the primary came
-    back, traffic would fail back on its own. Sending clients to the primary restores the check
-    (neither flag): Route53 answers PRIMARY while it is healthy.
+    """``health-check-inversion``: the PRIMARY failover record is guarded by the stacks' pin check
+    (components/dns.py): a CALCULATED check with threshold 0, declared ``Disabled``, which Route53
+    always considers healthy, so nothing but this runbook moves the name. Sending clients to the
+    secondary inverts it (``Disabled`` and ``Inverted``: "always unhealthy" whatever anything does,
+    also after the primary comes back); sending them to the primary clears the inversion and keeps
+    it ``Disabled`` (always healthy again). The runbook never enables a check: an enabled check
+    would move the name on its own. A check of an older stack that probes the endpoint is left
+    disabled by the restore too, which is what makes it safe.
 
     ``record-upsert``: the service's record is a simple CNAME; pointing UPSERTs it to the target
     region's database endpoint with the declared TTL."""
@@ -825,12 +829,14 @@ class Route53Dns:
             raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
                              "flipping that check would not move it; fix the dns component's records")
         to_secondary = region == self.outputs.secondary.name
+        # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
         self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
-                   HealthCheckId=hc_id, Disabled=to_secondary, Inverted=to_secondary)
+                   HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
         if to_secondary:
             return (f"health check {hc_id} pinned unhealthy (disabled + inverted): {record} answers the SECONDARY "
                     f"record ({region}), also after the primary comes back; every record guarded by this check moves")
-        return f"health check {hc_id} restored (not disabled, not inverted): {record} answers PRIMARY ({region}) while it is healthy"
+        return (f"health check {hc_id} restored (disabled, not inverted: always healthy): {record} answers PRIMARY "
+                f"({region}) until a runbook pins it again; no health check moves it on its own")
 
     def _point_upsert(self, service: str, record: str, region: str) -> str:
         db = self.outputs.regions[region].databases.get(service)
@@ -1410,4 +1416,5 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),
-                       sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"})
+                       sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
+                       notifier=SnsNotifier(outputs, clients))

@@ -17,7 +17,8 @@ import psycopg
 from runbooks.clock import Clock
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.lock import FileLock
-from runbooks.ports import (ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, LogNotifier,
+from runbooks.notify import SINK_NAME, JsonlNotifier
+from runbooks.ports import (ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health,
                             Ports, ReplicationState, Seeding)
 from stacks.outputs import Outputs
 
@@ -492,7 +493,8 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     conns = Connections(sb)
     return Ports(db=SandboxDatabases(sb, conns), sql=SandboxSql(sb, conns), dns=SandboxDns(sb, conns, outputs),
                  health=SandboxHealth(sb, conns),
-                 lock=FileLock(state_dir / "lock.json"), notifier=LogNotifier(log), clock=clock,
+                 lock=FileLock(state_dir / "lock.json"),
+                 notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock), clock=clock,
                  extras={"state_dir": str(state_dir), "sandbox": sb},
                  streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
                  objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,

@@ -130,6 +130,7 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     from sandbox.errors import SandboxError
     from runbooks.adapters.aws import Clients, S3Versions, endpoint_clients
     from runbooks.adapters.sandbox import SandboxSql, Connections
+    from runbooks.notify import SINK_NAME, JsonlNotifier
 
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
@@ -140,4 +141,5 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
                        audit_sink=NoAuditSink(), sql=SandboxSql(sb, Connections(sb)), clock=clock,
                        extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
-                               "target": "sandbox"})
+                               "target": "sandbox"},
+                       notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))

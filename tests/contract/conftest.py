@@ -104,19 +104,27 @@ def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoP
              "Ipv6Ranges": [{"CidrIpv6": "fd00::/64"}]},
         ])
         sgs[region] = sg
-        sm = session.client("secretsmanager", region_name=region)
-        secret = sm.create_secret(Name=f"rds!{stack}-payments",
-                                  SecretString=json.dumps({"username": "app_admin", "password": "hunter2-moto"}))["ARN"]
         sns = session.client("sns", region_name=region)
         topic = sns.create_topic(Name=f"{stack}-alarms")["TopicArn"]
         r = doc["regions"][region]
-        r["databases"]["payments"].update(security_group_id=sg, secret_arn=secret)
+        r["databases"]["payments"].update(security_group_id=sg)
         r["alarm_topic_arn"] = topic
+    # the stacks' shape (components/database.py): the password drawn by Secrets Manager, kept in a
+    # prod-owned secret replicated into DR, passed to the primary as MasterUserPassword (never
+    # ManageMasterUserPassword, of which RDS makes no read replica); the replica inherits it and the
+    # dr stack exports prod's secret ARN for it
+    sm = session.client("secretsmanager", region_name=P)
+    password = sm.get_random_password(PasswordLength=40, ExcludePunctuation=True)["RandomPassword"]
+    secret = sm.create_secret(Name="prod-payments/master", AddReplicaRegions=[{"Region": S}], SecretString=json.dumps(
+        {"engine": "postgres", "username": "app_admin", "password": password, "port": 5432}))["ARN"]
+    for region in (P, S):
+        doc["regions"][region]["databases"]["payments"]["secret_arn"] = secret
     rds1, rds2 = session.client("rds", region_name=P), session.client("rds", region_name=S)
     primary = rds1.create_db_instance(DBInstanceIdentifier="prod-payments", Engine="postgres", DBName="app",
                                       DBInstanceClass="db.t3.micro", MasterUsername="app_admin",
-                                      MasterUserPassword="hunter2-moto", AllocatedStorage=20,
-                                      VpcSecurityGroupIds=[sgs[P]], BackupRetentionPeriod=7)["DBInstance"]
+                                      MasterUserPassword=password, AllocatedStorage=20, EngineVersion="16",
+                                      AutoMinorVersionUpgrade=True, VpcSecurityGroupIds=[sgs[P]],
+                                      BackupRetentionPeriod=7)["DBInstance"]
     replica = rds2.create_db_instance_read_replica(DBInstanceIdentifier="dr-payments",
                                                    SourceDBInstanceIdentifier=primary["DBInstanceArn"],
                                                    DBInstanceClass="db.t3.micro", VpcSecurityGroupIds=[sgs[S]],
@@ -132,9 +140,14 @@ def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoP
     r53 = session.client("route53", region_name=P)
     zone = r53.create_hosted_zone(Name=doc["dns"]["zone_name"], CallerReference="zone")["HostedZone"]["Id"]
     zone_id = zone.rsplit("/", 1)[-1]
-    hc = r53.create_health_check(CallerReference="hc", HealthCheckConfig={
+    # the stacks' shape (components/dns.py): an endpoint check that only alarms, and the pin check
+    # that guards the PRIMARY record: CALCULATED, threshold 0, disabled (always healthy until inverted)
+    endpoint = r53.create_health_check(CallerReference="hc-endpoint", HealthCheckConfig={
         "Type": "TCP", "IPAddress": "10.0.0.10", "Port": 5432, "RequestInterval": 10,
         "FailureThreshold": 3})["HealthCheck"]["Id"]
+    hc = r53.create_health_check(CallerReference="hc", HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [endpoint], "HealthThreshold": 0,
+        "Disabled": True, "Inverted": False})["HealthCheck"]["Id"]
     name = doc["dns"]["records"]["payments"]
     if strategy == "health-check-inversion":
         changes = [

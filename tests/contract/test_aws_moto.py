@@ -134,6 +134,9 @@ def test_rebuild_replica_renames_the_old_primary_aside_and_replicates_back(moto_
 
 def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     p = ports(moto_pair)
+    pin = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (pin["Type"], pin["HealthThreshold"], pin["Disabled"]) == ("CALCULATED", 0, True)  # the stacks' pin check
     assert p.dns.answer("payments") == P
     assert "pinned unhealthy" in p.dns.point("payments", S)
     assert p.dns.answer("payments") == S
@@ -142,6 +145,10 @@ def test_dns_health_check_inversion_pins_and_restores(moto_pair):
     assert (hc["Disabled"], hc["Inverted"]) == (True, True)
     assert "restored" in p.dns.point("payments", P)
     assert p.dns.answer("payments") == P
+    # restored means disabled and not inverted (always healthy), never enabled: no check moves it on its own
+    hc = moto_pair.client("route53", P).get_health_check(
+        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert (hc["Disabled"], hc["Inverted"]) == (True, False)
 
 
 def test_dns_record_upsert(moto_server, aws_env):
@@ -234,8 +241,41 @@ def test_secret_is_read_from_secrets_manager_and_never_shown(moto_pair):
     p = ports(moto_pair, connect=connect)
     with pytest.raises(Unreachable) as exc:
         p.sql.replication(S, "payments")
-    assert seen[0].password == "hunter2-moto" and seen[0].sslmode == "require"
-    assert "hunter2" not in repr(seen[0]) and "hunter2" not in str(exc.value)
+    secret = moto_pair.doc["regions"][P]["databases"]["payments"]["secret_arn"]
+    password = json.loads(moto_pair.client("secretsmanager", P).get_secret_value(SecretId=secret)["SecretString"])["password"]
+    assert seen[0].password == password and seen[0].sslmode == "require"
+    assert password not in repr(seen[0]) and password not in str(exc.value)
+
+
+def test_the_stacks_password_design_on_moto_replica_of_a_secret_password_read_in_dr_when_prod_is_down(moto_pair):
+    """The stacks' shape, seen by moto's own validation: the primary's password is a stack-owned secret
+    (not ManageMasterUserPassword), the cross-region replica of it exists, and the secret has its
+    replica in DR; with prod's Secrets Manager unreachable the runbooks read the DR replica."""
+    prod = moto_pair.doc["regions"][P]["databases"]["payments"]
+    primary = moto_pair.client("rds", P).describe_db_instances(DBInstanceIdentifier="prod-payments")["DBInstances"][0]
+    replica = moto_pair.client("rds", S).describe_db_instances(DBInstanceIdentifier="dr-payments")["DBInstances"][0]
+    assert "MasterUserSecret" not in primary, "RDS manages no password here: it could not replicate the source"
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    described = moto_pair.client("secretsmanager", P).describe_secret(SecretId=prod["secret_arn"])
+    assert [r["Region"] for r in described["ReplicationStatus"]] == [S]
+    dr_copy = contract.secret_replica_arn(prod["secret_arn"], S)
+    in_dr = json.loads(moto_pair.client("secretsmanager", S).get_secret_value(SecretId=dr_copy)["SecretString"])
+    assert in_dr["username"] == "app_admin" and len(in_dr["password"]) == 40
+
+    seen = []
+
+    def connect(info):
+        seen.append(info.password)
+        raise psycopg.OperationalError("could not connect to server: Connection refused")
+    p = ports(moto_pair, connect=connect)
+    import boto3
+    down = boto3.session.Session().client("secretsmanager", region_name=P,
+                                          endpoint_url=f"http://127.0.0.1:{closed_port()}",
+                                          config=p.sql.clients.settings.botocore_config())
+    p.sql.clients.use("secretsmanager", P, down)  # prod's region does not answer
+    with pytest.raises(Unreachable, match="does not accept connections"):
+        p.sql.replication(S, "payments")
+    assert seen == [in_dr["password"]], "the password came from the DR replica of prod's secret"
 
 
 def test_unreachable_region_fails_fast(moto_pair, aws_env):

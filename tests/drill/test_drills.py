@@ -37,6 +37,13 @@ def test_region_outage_with_sync_replication_loses_no_acknowledged_write(tmp_pat
     assert rep["writes"]["acknowledged"] > 100
     assert rep["rpo"]["acked_writes_lost"] == 0 and rep["rpo"]["seconds"] == 0.0
     assert 0 < rep["rto_seconds"] <= rep["objectives"]["rto_seconds"]
+    # the headline is the service's; with PostgreSQL alone, its writers' outage
+    assert set(rep["rto"]["systems"]) == {"postgres"} and set(rep["rto"]["systems"]["postgres"]) == {"writers"}
+    assert rep["rto_seconds"] == pytest.approx(rep["rto"]["systems"]["postgres"]["writers"]["seconds"])
+    assert list(rep["replication_modes"]) == ["postgres"] and rep["replication_modes"]["postgres"].startswith("sync")
+    # people were told, through the sandbox's notification sink
+    told = [n["subject"] for n in rep["notified"]["failover"]]
+    assert told[0].startswith("regionpair failover: started:") and "complete, PASSED; RTO" in told[-1]
     names = [s["name"] for s in rep["steps"]]
     for step in ("sandbox-up", "warm-up", "fault", "detection", "failover/promote:payments",
                  "failover/dns:payments", "verification", "count"):

@@ -138,6 +138,17 @@ def test_bad_input_is_refused_and_changes_nothing(fresh, tmp_path):
     assert not (sb.dir / "runbooks" / "lock.json").exists()
 
 
+def test_failback_on_a_pair_that_never_failed_over_changes_nothing_on_real_servers(fresh):
+    sb = fresh
+    code, out = runbook("failback", sb.dir / "outputs.json")
+    assert code == 0, out
+    assert out["result"] == "nothing-to-do" and "nothing to fail back" in out["note"]
+    st = sb.status()
+    assert st[EAST]["database"]["role"] == "primary" and not st[EAST]["database"]["fenced"]
+    assert st[WEST]["database"]["role"] == "replica" and not st[WEST]["database"]["fenced"]
+    assert sb.record("payments") == EAST and app_write(sb, EAST, "still-home") == EAST
+
+
 def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
     sb = fresh
     for i in range(20):
@@ -162,6 +173,10 @@ def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
         ids = {r[0] for r in conn.execute("SELECT id FROM drill_writes")}
     assert {f"before-{i}" for i in range(20)} | {f"during-{i}" for i in range(20)} <= ids
     assert app_write(sb, EAST, "home-again") == EAST
+    # both runs told people, through the sandbox's notification sink
+    sink = [json.loads(line) for line in (sb.dir / "notifications.jsonl").read_text().splitlines()]
+    assert [n["subject"].split(":")[0] for n in sink] == ["regionpair failover"] * 2 + ["regionpair failback"] * 2
+    assert "complete, PASSED; RTO" in sink[1]["subject"] and failover_run in sink[1]["message"]
     wait_for(lambda: sb.status()[WEST]["database"]["replication"].get("receiver") == "streaming", 10,
              "DR streams from home again")
 

@@ -43,8 +43,13 @@ def test_switchover_moves_all_three_with_nothing_lost_and_duplicates_counted_exa
     assert {e["region"] for e in consumed} == {"local-east", "local-west"}
     assert systems["kafka"]["skipped"] == 0 and acked <= set(counts)
     assert systems["s3"]["pending_at_failover"]["count"] == 0
+    # the headline RTO is the service's: the latest of each store's writers and Kafka's consumers
+    parts = {f"{k} {role}": w["seconds"] for k, roles in rep["rto"]["systems"].items() for role, w in roles.items()}
+    assert set(parts) == {"postgres writers", "kafka writers", "kafka consumers", "s3 writers"}
+    assert rep["rto_seconds"] >= max(parts.values()) and rep["rto"]["last_back"] in parts
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| kafka |" in md and "| s3 |" in md and "consumer groups translated" in md
+    assert "## RTO per system" in md and "| kafka | consumers |" in md
     assert no_sandbox_left(rep["sandbox_dir"])
 
 

@@ -70,7 +70,7 @@ def test_snapshot_copies_to_dr_with_its_key_and_tags_and_a_rerun_does_nothing(en
     assert (("database", "payments"), ("kind", "manual"), ("region", P)) in labels
     assert (("database", "payments-1"), ("kind", "manual-copy"), ("region", S)) in labels
     before = len(env.world.actions)
-    code, out2 = env.run(snapshot, "--yes", "--run-id", out["run_id"])
+    code, out2 = env.run(snapshot, "--yes", "--tag", "ticket=OPS-1", "--run-id", out["run_id"])
     assert code == EXIT_OK and len(env.world.actions) == before, "a rerun of a finished snapshot changes nothing"
 
 
@@ -249,12 +249,14 @@ def test_plan_keys_deleted_overwritten_created_later_and_unchanged():
         _v("f", "f1", 50), _v("f", "f-d1", 120, marker=True), _v("f", "f-d2", 130, latest=True, marker=True),
     ]
     plans = {p.key: p for p in undelete.plan_keys(versions, t)}
-    assert plans["a"].action == "remove-markers" and plans["a"].markers == ("a-del",)
+    # a deleted key is copied back over its delete markers, which stay: the runbook role may not delete versions
+    assert plans["a"].action == "copy-back" and plans["a"].markers == ("a-del",) and "delete marker" in plans["a"].why
     assert plans["b"].action == "copy-back" and plans["b"].version.version_id == "b1"
     assert plans["c"].action == "leave" and "created after" in plans["c"].why
     assert plans["d"].action == "leave" and "unchanged" in plans["d"].why
     assert plans["e"].action == "leave" and "already deleted" in plans["e"].why
-    assert plans["f"].action == "remove-markers" and set(plans["f"].markers) == {"f-d1", "f-d2"}
+    assert plans["f"].action == "copy-back" and set(plans["f"].markers) == {"f-d1", "f-d2"}
+    assert plans["f"].version.version_id == "f1"
 
 
 def test_undelete_brings_back_deleted_and_overwritten_objects(env):
@@ -279,6 +281,9 @@ def test_undelete_brings_back_deleted_and_overwritten_objects(env):
     assert not current["orders/1.json"].delete_marker and current["orders/1.json"].etag == "e1"
     assert current["orders/2.json"].etag == "e2"
     assert current["other/3.json"].delete_marker, "outside the prefix: untouched"
+    # no version deleted, not even a delete marker: the runbook role has no s3:DeleteObjectVersion
+    assert not [a for a in env.world.actions if a[0] == "delete_version"]
+    assert sorted(a[2] for a in env.world.actions if a[0] == "copy_version") == ["orders/1.json", "orders/2.json"]
     code, out = env.run(undelete, "--yes", "--bucket", bucket, "--prefix", "orders/", "--to-time", iso(t),
                         "--new-run")
     assert code == EXIT_OK and out["summary"].startswith("0 object(s)")

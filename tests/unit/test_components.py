@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
@@ -10,7 +11,8 @@ import pytest
 
 from components._common import ComponentArgsError
 from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import Alarms, AlarmsArgs, free_storage, replica_lag, replicator_lag
+from components.alarms import (AlarmSpec, Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure,
+                               replicator_lag, s3_replication_failures, s3_replication_latency)
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
@@ -22,6 +24,7 @@ from tests.harness import of_type, one
 ACCOUNT = harness.ACCOUNT
 KEY_E = "arn:aws:kms:us-east-1:123456789012:key/prod"
 KEY_W = "arn:aws:kms:us-west-2:123456789012:key/dr"
+ONCALL = "arn:aws:iam::123456789012:role/oncall-sre"
 
 
 def render(build):
@@ -58,11 +61,21 @@ def test_key_is_rotated_aliased_and_usable_by_alarms_and_logs():
     children_follow_the_convention(resources, "key")
 
 
-@pytest.mark.parametrize("kw, arg", [({"alias": "alias/x"}, "alias"), ({"deletion_window_days": 3}, "deletion_window_days")])
+@pytest.mark.parametrize("kw, arg", [({"alias": "alias/x"}, "alias"), ({"alias": "aws/x"}, "alias"),
+                                     ({"alias": "a b"}, "alias"), ({"deletion_window_days": 3}, "deletion_window_days"),
+                                     ({"deletion_window_days": 31}, "deletion_window_days"),
+                                     ({"rotation_period_days": 2561}, "rotation_period_days")])
 def test_key_bad_args(kw, arg):
     with pytest.raises(ComponentArgsError) as err:
         RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT, **{"alias": "a", **kw}))
     assert err.value.arg == arg
+
+
+def test_key_alias_may_start_with_aws_outside_the_reserved_prefix():
+    """KMS reserves alias/aws/ only (KMS Developer Guide, "Create aliases")."""
+    resources = render(lambda p: RegionKey("key", RegionKeyArgs(region="us-west-2", account_id=ACCOUNT,
+                                                                 alias="awsome-team"), opts=opts(p)))
+    assert one(resources, "aws:kms/alias:Alias")["inputs"]["name"] == "alias/awsome-team"
 
 
 # ---- network -----------------------------------------------------------------------------------
@@ -171,6 +184,52 @@ def test_kafka_cluster_is_durable_encrypted_and_iam_only():
     children_follow_the_convention(resources, "kafka")
 
 
+def test_kafka_cluster_is_ready_to_be_a_cross_region_replicator_source():
+    """MSK Developer Guide, MSK Replicator "Network requirements": multi-VPC private connectivity with
+    IAM on the source, and a cluster policy letting kafka.amazonaws.com create the VPC connection, get
+    the bootstrap brokers and describe the cluster, on that cluster only."""
+    resources = render(lambda p: KafkaCluster("kafka", KafkaClusterArgs(
+        cluster_name="regionpair-dr-kafka", subnet_ids=["subnet-a", "subnet-b", "subnet-c"],
+        security_group_ids=["sg-k"], kms_key_arn=KEY_W), opts=opts(p)))
+    cluster = one(resources, "aws:msk/cluster:Cluster")
+    assert cluster["inputs"]["brokerNodeGroupInfo"]["connectivityInfo"]["vpcConnectivity"] == {
+        "clientAuthentication": {"sasl": {"iam": True, "scram": False}, "tls": False}}
+    policy = one(resources, "aws:msk/clusterPolicy:ClusterPolicy")["inputs"]
+    arn = f"arn:aws:kafka:us-west-2:{ACCOUNT}:cluster/regionpair-dr-kafka/"
+    assert policy["clusterArn"].startswith(arn)
+    [statement] = json.loads(policy["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "kafka.amazonaws.com"} and statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["kafka:CreateVpcConnection", "kafka:DescribeClusterV2",
+                                           "kafka:GetBootstrapBrokers"]
+    assert statement["Resource"] == policy["clusterArn"]
+
+
+@pytest.mark.parametrize("kw, arg, words", [
+    ({"kafka_version": "2.8.0"}, "kafka_version", "2.8.1"),
+    ({"broker_instance_type": "kafka.t3.small"}, "broker_instance_type", "t3.small"),
+    ({"bootstrap_parameter": "/aws/kafka"}, "bootstrap_parameter", "prefixed with aws or ssm"),
+    ({"bootstrap_parameter": "/SSM-x/kafka"}, "bootstrap_parameter", "prefixed with aws or ssm"),
+    ({"client_parameters": {"orders": "/a" * 16}}, "client_parameters.orders", "15 levels"),
+    ({"bootstrap_parameter": "kafka"}, "bootstrap_parameter", "leading /"),
+    # 1011 characters counting the ARN before the name (arn:aws:ssm:<region>:<account>:parameter)
+    ({"bootstrap_parameter": "/" + "k" * 967}, "bootstrap_parameter", "counting the ARN"),
+    ({"bootstrap_parameter": "/" + "k" * 962, "region": "ap-southeast-2"}, "bootstrap_parameter", "ap-southeast-2"),
+])
+def test_kafka_cluster_refuses_what_msk_or_ssm_would(kw, arg, words):
+    base = dict(cluster_name="c", subnet_ids=["subnet-a", "subnet-b", "subnet-c"], security_group_ids=["sg"],
+                kms_key_arn=KEY_W)
+    with pytest.raises(ComponentArgsError) as err:
+        KafkaCluster("kafka", KafkaClusterArgs(**{**base, **kw}))
+    assert err.value.arg == arg and words in str(err.value)
+
+
+def test_kafka_cluster_takes_the_longest_parameter_name_its_region_allows():
+    from components.streaming import ssm_arn_length, ssm_parameter_name_problem
+    assert ssm_arn_length("/" + "k" * 966) == 1011 and ssm_parameter_name_problem("/" + "k" * 966) is None
+    assert ssm_parameter_name_problem("/" + "k" * 961, "ap-southeast-2") is None
+    assert ssm_arn_length("ExampleParameterName", "us-east-2") == 65  # the CloudFormation guide's example
+
+
 SRC = "arn:aws:kafka:us-east-1:123456789012:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
 
@@ -178,7 +237,7 @@ DST = "arn:aws:kafka:us-west-2:123456789012:cluster/regionpair-dr-kafka/def-1"
 def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privilege():
     resources = render(lambda p: KafkaReplicator("replicator", KafkaReplicatorArgs(
         replicator_name="regionpair-dr-from-us-east-1", source_cluster_arn=SRC, source_subnet_ids=["subnet-s"],
-        source_security_group_ids=["sg-s"], target_cluster_arn=DST, target_subnet_ids=["subnet-t"],
+        target_cluster_arn=DST, target_subnet_ids=["subnet-t"],
         target_security_group_ids=["sg-t"], account_id=ACCOUNT), opts=opts(p)))
     rep = one(resources, "aws:msk/replicator:Replicator")
     assert rep["provider"] == "aws-us-west-2"
@@ -191,14 +250,21 @@ def test_replicator_copies_identically_syncs_offsets_and_its_role_is_least_privi
     assert groups["synchroniseConsumerGroupOffsets"] is True and groups["detectAndCopyNewConsumerGroups"] is True
     clusters = rep["inputs"]["kafkaClusters"]
     assert [c["amazonMskCluster"]["mskClusterArn"] for c in clusters] == [SRC, DST]
-    assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"], "securityGroupsIds": ["sg-s"]}
+    # cross-region: no security groups for the source, the target's (MSK Developer Guide, "Network requirements")
+    assert clusters[0]["vpcConfig"] == {"subnetIds": ["subnet-s"]}
+    assert clusters[1]["vpcConfig"] == {"subnetIds": ["subnet-t"], "securityGroupsIds": ["sg-t"]}
     policy = json.loads(one(resources, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    read, write = by_sid["ReadTheSourceCluster"], by_sid["WriteTheTargetCluster"]
+    assert set(by_sid) == {"ClusterPermissions", "TopicPermissions", "GroupPermissions"}
     assert all(a.startswith("kafka-cluster:") and "*" not in a for s in policy["Statement"] for a in s["Action"])
-    assert not [a for a in read["Action"] if "Write" in a or "Create" in a or "AlterTopic" in a]
-    assert read["Resource"] == [SRC, SRC.replace(":cluster/", ":topic/") + "/*", SRC.replace(":cluster/", ":group/") + "/*"]
-    assert all(DST.split("/")[1] in r for r in write["Resource"])
+    # the documented execution-role permissions (AWSMSKReplicatorExecutionRole), on both clusters only;
+    # WriteDataIdempotently on the source as well as the target ("Service execution role")
+    assert "kafka-cluster:WriteDataIdempotently" in by_sid["ClusterPermissions"]["Action"]
+    assert by_sid["ClusterPermissions"]["Resource"] == [SRC, DST]
+    assert by_sid["TopicPermissions"]["Resource"] == [a.replace(":cluster/", ":topic/") + "/*" for a in (SRC, DST)]
+    assert by_sid["GroupPermissions"]["Resource"] == [a.replace(":cluster/", ":group/") + "/*" for a in (SRC, DST)]
+    assert sorted(by_sid["GroupPermissions"]["Action"]) == ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
+    assert not [r for s in policy["Statement"] for r in s["Resource"] if ":cluster/*" in r or "kafka:*" in r]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "kafka.amazonaws.com"}
     assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
@@ -280,6 +346,10 @@ def test_replication_lives_on_the_primary_bucket_with_rtc_and_the_dr_key():
         (encrypt,) = grants("kms:GenerateDataKey", dst_key)
         assert encrypt["Condition"]["StringLike"]["kms:ViaService"] == f"s3.{dst_region}.amazonaws.com"
         assert encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [f"{dest}/*", dest]
+        # S3 Bucket Keys: S3 decrypts with the replica key too, through S3 of the destination's region
+        (replica_decrypt,) = grants("kms:Decrypt", dst_key)
+        assert replica_decrypt["Condition"]["StringLike"] == {
+            "kms:ViaService": f"s3.{dst_region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": [f"{dest}/*", dest]}
     # least privilege still: a key decrypts only its own bucket's objects, replicas go only to the other bucket
     assert not grants("kms:Decrypt", KEY_E)[0]["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"][1] == dr
     assert not [s for s in policy["Statement"] if "s3:ReplicateObject" in s["Action"]
@@ -334,8 +404,16 @@ def test_batch_replication_role_bad_args(kw, arg):
 
 
 @pytest.mark.parametrize("kw, arg", [({"bucket_name": "Bad_Name"}, "bucket_name"),
+                                     ({"bucket_name": "192.168.5.4"}, "bucket_name"),
+                                     ({"bucket_name": "xn--bucket"}, "bucket_name"),
+                                     ({"bucket_name": "data-s3alias"}, "bucket_name"),
+                                     *[({"bucket_name": name}, "bucket_name") for name in (
+                                         "sthree-data", "amzn-s3-demo-data", "data--ol-s3", "data.mrap",
+                                         "data--x-s3", "data--table-s3")],
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
-                                     ({"object_lock_days": 0}, "object_lock_days")])
+                                     ({"object_lock_days": 0}, "object_lock_days"),
+                                     # a destroy cannot empty a bucket under COMPLIANCE retention
+                                     ({"object_lock_days": 30, "force_destroy": True}, "force_destroy")])
 def test_bucket_bad_args(kw, arg):
     with pytest.raises(ComponentArgsError) as err:
         Bucket("data", BucketArgs(**{"bucket_name": "ok-name", "kms_key_arn": KEY_W, **kw}))
@@ -344,7 +422,10 @@ def test_bucket_bad_args(kw, arg):
 
 # ---- dns ---------------------------------------------------------------------------------------
 
-def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_us_east_1():
+def test_primary_records_are_guarded_by_the_pin_check_and_the_endpoint_check_only_alarms():
+    """A database name moves only when the runbook pins it: the records name the pin check (a
+    CALCULATED check with threshold 0, disabled: always healthy), never the endpoint check, whose
+    failure pages (alarm in us-east-1) and moves nothing."""
     def build(p):
         east = aws.Provider("aws-us-east-1", region="us-east-1")
         FailoverRecords("dns", FailoverRecordsArgs(
@@ -352,23 +433,31 @@ def test_primary_records_are_guarded_by_the_health_check_and_its_alarm_lives_in_
             records={"payments": ("payments.example.com", "db.example")}, ttl_seconds=45,
             health_check=HealthCheckSpec(fqdn="api.example.com", interval_seconds=10, failure_threshold=2),
             alarm_provider=east, alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
-    resources = render(build)
-    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    rendered = harness.render_program(lambda: build(aws.Provider("aws-us-west-2", region="us-west-2")))
+    resources = rendered.resources
+    endpoint = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-health")
+    pin = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-pin")
+    hc = endpoint["inputs"]
     assert (hc["fqdn"], hc["requestInterval"], hc["failureThreshold"], hc["type"]) == ("api.example.com", 10, 2, "HTTPS")
-    record = one(resources, "aws:route53/record:Record")["inputs"]
-    assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
-    assert record["ttl"] == 45 and record["records"] == ["db.example"] and record["setIdentifier"] == "prod-us-east-1"
-    assert record["healthCheckId"]
+    assert (pin["inputs"]["type"], pin["inputs"]["childHealthThreshold"], pin["inputs"]["disabled"],
+            pin["inputs"]["invertHealthcheck"]) == ("CALCULATED", 0, True, False)
+    record = one(resources, "aws:route53/record:Record")
+    assert record["inputs"]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert record["inputs"]["ttl"] == 45 and record["inputs"]["records"] == ["db.example"]
+    assert record["inputs"]["setIdentifier"] == "prod-us-east-1"
+    # the record's health check is the pin check (by the engine's dependency record), not the endpoint's
+    assert record["property_dependencies"]["healthCheckId"] == [pin["urn"]]
     alarm = one(resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
     assert alarm["provider"] == "aws-us-east-1"
     assert (alarm["inputs"]["namespace"], alarm["inputs"]["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
+    assert alarm["property_dependencies"]["dimensions"] == [endpoint["urn"]]
     assert alarm["inputs"]["alarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
 
 
-def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
-    """health-check-inversion pins DR by setting Disabled and Inverted on the primary's check; a
-    later `pulumi up -s prod` must leave them as the runbook set them (ignore_changes), while every
-    other input of the check and the records stays Pulumi's."""
+def test_pulumi_up_never_resets_the_pin_of_a_failover():
+    """health-check-inversion pins DR by inverting the pin check; a later `pulumi up -s prod` must
+    leave the inversion as the runbook set it (ignore_changes), while every other input of the
+    checks and the records stays Pulumi's (the pin check stays declared disabled)."""
     def build(p):
         FailoverRecords("dns", FailoverRecordsArgs(
             zone_id="Z0123", failover="PRIMARY", set_identifier="prod-us-east-1",
@@ -376,12 +465,11 @@ def test_pulumi_up_never_resets_the_health_check_pin_of_a_failover():
             health_check=HealthCheckSpec(fqdn="api.example.com"), alarm_provider=p,
             alarm_topic_arn="arn:aws:sns:us-east-1:1:t"), opts=opts(p))
     resources = render(build)
-    hc = one(resources, "aws:route53/healthCheck:HealthCheck")["inputs"]
-    assert (hc["disabled"], hc["invertHealthcheck"]) == (False, False)  # declared at creation: not pinned
-    ignored = {r["type"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
+    pin = one(resources, "aws:route53/healthCheck:HealthCheck", "dns-pin")["inputs"]
+    assert (pin["disabled"], pin["invertHealthcheck"]) == (True, False)  # declared at creation: not pinned
+    ignored = {r["name"]: r["ignore_changes"] for r in harness.LAST["registrations"] if r["custom"]}
     # the engine's property names: a misspelt name would be ignored silently and protect nothing
-    assert sorted(ignored.pop("aws:route53/healthCheck:HealthCheck")) == ["disabled", "invertHealthcheck"]
-    assert {"disabled", "invertHealthcheck"} <= set(hc)
+    assert ignored.pop("dns-pin") == ["invertHealthcheck"] and "invertHealthcheck" in pin
     assert all(v == [] for v in ignored.values()), ignored
 
 
@@ -395,7 +483,7 @@ def test_secondary_records_need_no_health_check():
 
 
 def test_primary_without_health_check_is_refused():
-    with pytest.raises(ComponentArgsError, match="never fails over") as err:
+    with pytest.raises(ComponentArgsError, match="endpoint check that alarms") as err:
         FailoverRecords("dns", FailoverRecordsArgs(zone_id="Z1", failover="PRIMARY", set_identifier="x",
                                                    records={"a": ("a.example.com", "b")}))
     assert err.value.arg == "health_check"
@@ -403,11 +491,92 @@ def test_primary_without_health_check_is_refused():
 
 # ---- alarms ------------------------------------------------------------------------------------
 
+def test_replicator_failure_alarm_is_the_documented_metric_and_fires_on_the_first_failure():
+    """MSK Developer Guide, MSK Replicator "Metrics reference": ReplicatorFailure, AWS/Kafka,
+    dimension ReplicatorName, Count, Sum."""
+    spec = replicator_failure("regionpair-dr-from-us-east-1")
+    assert (spec.namespace, spec.metric_name, dict(spec.dimensions)) == \
+        ("AWS/Kafka", "ReplicatorFailure", {"ReplicatorName": "regionpair-dr-from-us-east-1"})
+    assert (spec.statistic, spec.threshold, spec.comparison, spec.treat_missing_data) == \
+        ("Sum", 0, "GreaterThanThreshold", "notBreaching")
+    render(lambda p: Alarms("alarms", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[spec]), opts=opts(p)))
+    zero_below = dataclasses.replace(spec, comparison="LessThanThreshold")
+    with pytest.raises(ComponentArgsError) as err:
+        Alarms("alarms", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[zero_below]))
+    assert "positive threshold" in str(err.value)
+
+
 def test_alarm_thresholds_derive_from_the_rpo():
     assert replica_lag("db", 300).threshold == 150
     assert replicator_lag("rep", 300).threshold == 150_000
     assert free_storage("db", 200).threshold == int(200 * 0.1 * 1024 ** 3)
     assert free_storage("db", 200).comparison == "LessThanThreshold"
+
+
+def _fires(spec, per_minute):
+    """CloudWatch's evaluation of a static-threshold alarm on one-minute datapoints (period 60):
+    ALARM when `datapoints_to_alarm` of the last `evaluation_periods` breach. Returns the minutes at
+    which it is in ALARM."""
+    m = spec.datapoints_to_alarm or spec.evaluation_periods
+    breach = [v > spec.threshold if spec.comparison == "GreaterThanThreshold" else v < spec.threshold
+              for v in per_minute]
+    return [i for i in range(len(breach)) if i + 1 >= spec.evaluation_periods and
+            sum(breach[i + 1 - spec.evaluation_periods:i + 1]) >= m]
+
+
+def test_replica_lag_alarm_stays_quiet_on_an_idle_night_and_fires_on_a_stall():
+    """Issue 10 point 8: a quiet source's ReplicaLag climbs for up to five minutes and drops when
+    something writes; the old alarm (3 × Maximum > RPO/2) fired on it every night."""
+    spec = replica_lag("db", 300)
+    assert (spec.threshold, spec.statistic, spec.evaluation_periods, spec.datapoints_to_alarm) == (150, "Minimum", 6, 6)
+    # an idle night: per-minute minimum of a saw-tooth that resets every 5 minutes (0, 60, …, 240, 0, …)
+    idle = [(i % 5) * 60 for i in range(8 * 60)]
+    assert _fires(spec, idle) == []
+    # the same night under the old alarm would have paged every five minutes
+    old = AlarmSpec(name="old", description="", namespace="AWS/RDS", metric_name="ReplicaLag", dimensions={},
+                    threshold=150, evaluation_periods=1)
+    assert len(_fires(old, [(i % 5) * 60 + 59 for i in range(60)])) >= 12
+    # a stall: the lag grows by 60 s a minute and never resets → fires, within ~6 min of passing 150 s
+    stall = [i * 60 for i in range(20)]
+    fired = _fires(spec, stall)
+    assert fired and fired[0] == 8 and stall[fired[0]] - spec.threshold <= 6 * 60
+
+
+def test_s3_replication_alarms_watch_the_rule_with_s3s_dimensions():
+    latency = s3_replication_latency("regionpair-dr", "src", "dst", "primary-to-dr", 300)
+    failed = s3_replication_failures("regionpair-dr", "src", "dst", "primary-to-dr")
+    for a in (latency, failed):
+        assert a.namespace == "AWS/S3"
+        assert a.dimensions == {"SourceBucket": "src", "DestinationBucket": "dst", "RuleId": "primary-to-dr"}
+        assert a.treat_missing_data == "notBreaching"  # a quiet bucket publishes nothing
+    assert (latency.metric_name, latency.statistic, latency.threshold) == ("ReplicationLatency", "Maximum", 150)
+    assert s3_replication_latency("p", "s", "d", "r", 7200).threshold == 900  # never beyond RTC's 15 minutes
+    assert (failed.metric_name, failed.statistic, failed.threshold, failed.comparison) == (
+        "OperationsFailedReplication", "Sum", 0, "GreaterThanThreshold")
+    assert _fires(failed, [0, 0, 1, 0]) == [2]
+
+
+@pytest.mark.parametrize("change, arg, fix", [
+    ({"period_seconds": 30}, "period_seconds", "multiple of 60"),
+    ({"period_seconds": 90}, "period_seconds", "multiple of 60"),
+    ({"evaluation_periods": 1441}, "evaluation_periods", "at most 86400"),
+    ({"period_seconds": 3600, "evaluation_periods": 169}, "evaluation_periods", "at most 604800"),
+    ({"datapoints_to_alarm": 4}, "datapoints_to_alarm", "1 to evaluation_periods"),
+    ({"treat_missing_data": "zero"}, "treat_missing_data", "notBreaching"),
+    ({"threshold": 0, "comparison": "LessThanThreshold"}, "threshold", "positive"),
+])
+def test_alarms_refuse_what_cloudwatch_refuses(change, arg, fix):
+    """CloudWatch PutMetricAlarm: Period 10/20/30 (high-resolution custom metrics only) or a multiple
+    of 60; Period × EvaluationPeriods ≤ one day (period < 1 h) or seven days; DatapointsToAlarm ≤
+    EvaluationPeriods; TreatMissingData one of four values."""
+    good = dict(name="a", description="d", namespace="AWS/RDS", metric_name="ReplicaLag", dimensions={"x": "y"},
+                threshold=10, evaluation_periods=3)
+    accepted = render(lambda p: Alarms("ok", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[AlarmSpec(**good)]),
+                                       opts=opts(p)))
+    assert one(accepted, "aws:cloudwatch/metricAlarm:MetricAlarm")["inputs"]["period"] == 60
+    with pytest.raises(ComponentArgsError, match=fix) as err:
+        Alarms("bad", AlarmsArgs(topic_name="t", kms_key_arn=KEY_W, alarms=[AlarmSpec(**{**good, **change})]))
+    assert err.value.arg == f"alarms[a].{arg}"
 
 
 def test_alarms_notify_a_kms_encrypted_topic():
@@ -427,7 +596,7 @@ def test_alarms_notify_a_kms_encrypted_topic():
 
 def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             health_check_ids=["hc-1"],
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"], kafka_cluster_arns=[SRC],
@@ -466,12 +635,12 @@ def test_runbook_role_lists_only_runbook_actions_on_these_stacks_resources():
     assert by_sid["ClientParameters"]["Resource"] == [f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/regionpair/kafka/b"]
     assert by_sid["BucketObjectsAndRunLock"]["Resource"] == ["arn:aws:s3:::prod-data/*"]
     trust = json.loads(one(resources, "aws:iam/role:Role")["inputs"]["assumeRolePolicy"])
-    assert trust["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{ACCOUNT}:root"]}
+    assert trust["Statement"][0]["Principal"] == {"AWS": [ONCALL]}  # from config, never the account root
 
 
 def test_runbook_role_refuses_a_broad_prefix():
     with pytest.raises(ComponentArgsError) as err:
-        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL], role_name="r", account_id=ACCOUNT, name_prefix="r", zone_id="Z1",
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "name_prefix"
 
@@ -481,7 +650,7 @@ def test_runbook_role_may_pass_the_s3_replication_role_to_s3_only():
     role = f"arn:aws:iam::{ACCOUNT}:role/data-replication"
 
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
                                  bucket_arns=["arn:aws:s3:::prod-data"], replication_role_arns=[role]),
@@ -505,7 +674,7 @@ def test_runbook_role_may_start_only_replication_jobs_passing_only_the_batch_rol
 
     def policy_with(batch_roles):
         def build(p):
-            RunbookRole("runbooks", RunbookRoleArgs(
+            RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
                 role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
                 regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
                                      replication_role_arns=[replication]),
@@ -534,15 +703,17 @@ def test_runbook_role_may_start_only_replication_jobs_passing_only_the_batch_rol
     assert [s["Sid"] for s in without if "iam:PassRole" in s["Action"]] == ["PassReplicationRoleToS3"]
 
 
-def _backup_policy(databases=("payments",)):
+def _backup_policy(databases=("payments",), record_names=()):
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
-            databases=list(databases),
+            databases=list(databases), record_names=list(record_names),
             regions=[RegionScope(region="us-east-1", db_security_group_ids=["sg-e"],
-                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E]),
+                                 bucket_arns=["arn:aws:s3:::prod-backups"], kms_key_arns=[KEY_E],
+                                 rebuild_identifiers=["regionpair-prod-payments"]),
                      RegionScope(region="us-west-2", db_security_group_ids=["sg-w"],
-                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W])]), opts=opts(p))
+                                 bucket_arns=["arn:aws:s3:::dr-backups"], kms_key_arns=[KEY_W],
+                                 rebuild_identifiers=["regionpair-dr-payments"])]), opts=opts(p))
     policy = json.loads(one(render(build), "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
     return policy, {s["Sid"]: s for s in policy["Statement"]}
 
@@ -586,10 +757,73 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": CloudWatchMetrics.NAMESPACE}}
     for action in ("s3:ListBucketVersions", "s3:GetBucketVersioning"):
         assert action in by_sid["Buckets"]["Action"] and "arn:aws:s3:::dr-backups" in by_sid["Buckets"]["Resource"]
-    for action in ("s3:GetObjectVersion", "s3:DeleteObjectVersion", "s3:PutObject"):
+    for action in ("s3:GetObjectVersion", "s3:PutObject"):
         assert action in by_sid["BucketObjectsAndRunLock"]["Action"]
-    assert {"kms:CreateGrant", "kms:DescribeKey"} <= set(by_sid["KeysOfThePair"]["Action"])
-    assert KEY_W in by_sid["KeysOfThePair"]["Resource"]
+    assert "kms:DescribeKey" in by_sid["KeysOfThePair"]["Action"] and KEY_W in by_sid["KeysOfThePair"]["Resource"]
+
+
+def test_runbook_role_point_9_least_privilege():
+    """Issue 10 point 9: CreateGrant only for AWS services; no version deletion and DeleteObject only on
+    the run lock; ModifyDBInstance only on the databases the failback renames (exact identifiers);
+    ChangeResourceRecordSets only as CNAME UPSERTs of the named records, or not at all."""
+    from fnmatch import fnmatchcase
+    from runbooks.adapters.aws import S3Lock
+    policy, by_sid = _backup_policy()
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    # kms:CreateGrant: only when RDS (an AWS service) asks on the runbook's behalf
+    assert "kms:CreateGrant" not in by_sid["KeysOfThePair"]["Action"]
+    grant = by_sid["GrantsOnlyForAwsServices"]
+    assert grant["Action"] == ["kms:CreateGrant"] and KEY_W in grant["Resource"]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert [s["Sid"] for s in policy["Statement"] if "kms:CreateGrant" in s["Action"]] == ["GrantsOnlyForAwsServices"]
+    # no object version can be deleted; DeleteObject reaches the run lock only
+    assert "s3:DeleteObjectVersion" not in actions
+    lock = by_sid["ReleaseTheRunLock"]
+    assert lock["Action"] == ["s3:DeleteObject"] and lock["Resource"] == [
+        "arn:aws:s3:::dr-backups/regionpair/locks/*", "arn:aws:s3:::prod-backups/regionpair/locks/*"]
+    assert [s["Sid"] for s in policy["Statement"] if "s3:DeleteObject" in s["Action"]] == ["ReleaseTheRunLock"]
+    outputs_doc = type("O", (), {"project": "regionpair"})()
+    assert fnmatchcase(f"arn:aws:s3:::dr-backups/{S3Lock(outputs_doc, None).key}", lock["Resource"][0])
+    assert not fnmatchcase("arn:aws:s3:::dr-backups/orders/1.json", lock["Resource"][0])
+    # ModifyDBInstance: only the named identifiers, never the prefix (restore-/verify-/-old- instances)
+    assert "rds:ModifyDBInstance" not in by_sid["RdsFailoverAndBackups"]["Action"]
+    assert [s["Sid"] for s in policy["Statement"] if "rds:ModifyDBInstance" in s["Action"]] == [
+        "RenameOnlyTheStacksDatabasesAside"]
+    assert by_sid["RenameOnlyTheStacksDatabasesAside"]["Resource"] == [
+        f"arn:aws:rds:us-east-1:{ACCOUNT}:db:regionpair-prod-payments",
+        f"arn:aws:rds:us-west-2:{ACCOUNT}:db:regionpair-dr-payments"]
+    # the names the rebuild renames to (…-old-<time>) and restored instances are out of reach
+    from runbooks.restore import instance_name
+    renamed = by_sid["RenameOnlyTheStacksDatabasesAside"]["Resource"]
+    for other in ("regionpair-prod-payments-old-20261122053000", instance_name("restore", "payments", "restore-x")):
+        assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{other}", r) for r in renamed), other
+    # the default strategy changes no record: no ChangeResourceRecordSets at all
+    assert "route53:ChangeResourceRecordSets" not in actions
+
+
+def test_runbook_role_upserts_only_the_named_cname_records():
+    policy, by_sid = _backup_policy(record_names=["Payments.Example.com.", "orders.example.com"])
+    upsert = by_sid["UpsertOnlyTheDatabaseRecords"]
+    assert upsert["Action"] == ["route53:ChangeResourceRecordSets"]
+    assert upsert["Resource"] == ["arn:aws:route53:::hostedzone/Z0123"]
+    assert upsert["Condition"] == {"ForAllValues:StringEquals": {
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["orders.example.com", "payments.example.com"],
+        "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"], "route53:ChangeResourceRecordSetsActions": ["UPSERT"]}}
+    assert by_sid["Route53FailoverRecords"]["Action"] == ["route53:ListResourceRecordSets"]
+
+
+@pytest.mark.parametrize("principals, fix", [
+    ([], "name who may assume"),
+    ([f"arn:aws:iam::{ACCOUNT}:root"], "a whole account"),
+    ([ACCOUNT], "a whole account"),
+    (["arn:aws:iam::123456789012:group/sre"], "role or user ARN"),
+])
+def test_runbook_role_trust_refuses_no_principal_and_a_whole_account(principals, fix):
+    with pytest.raises(ComponentArgsError, match=fix) as err:
+        RunbookRole("runbooks", RunbookRoleArgs(
+            trusted_principal_arns=principals, role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+            zone_id="Z1", regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
+    assert err.value.arg == "trusted_principal_arns"
 
 
 def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion():
@@ -600,7 +834,7 @@ def test_runbook_role_without_databases_grants_no_restore_or_instance_deletion()
 
 def test_runbook_role_refuses_a_database_name_that_would_widen_the_arns():
     with pytest.raises(ComponentArgsError) as err:
-        RunbookRole("runbooks", RunbookRoleArgs(role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL], role_name="r", account_id=ACCOUNT, name_prefix="regionpair",
                                                 zone_id="Z1", databases=["*"],
                                                 regions=[RegionScope(region="us-east-1", db_security_group_ids=[])]))
     assert err.value.arg == "databases"
@@ -624,7 +858,7 @@ def test_writer_parameter_starts_on_the_given_bucket_and_pulumi_never_moves_it_b
 
 def test_runbook_role_may_move_the_writer_parameter_in_each_region_and_nothing_else_in_ssm():
     def build(p):
-        RunbookRole("runbooks", RunbookRoleArgs(
+        RunbookRole("runbooks", RunbookRoleArgs(trusted_principal_arns=[ONCALL],
             role_name="regionpair-dr-runbooks", account_id=ACCOUNT, name_prefix="regionpair", zone_id="Z0123",
             regions=[RegionScope(region=r, db_security_group_ids=["sg-x"], bootstrap_parameter="/regionpair/kafka/b",
                                  writer_parameter="/regionpair/s3/writer-bucket") for r in ("us-east-1", "us-west-2")]),

@@ -102,6 +102,28 @@ def test_dr_requires_the_prod_reference(key):
     assert "(missing)" in str(err.value)
 
 
+@pytest.mark.parametrize("principals, key, allowed", [
+    (None, "runbook_principals", "no longer trust the whole account"),
+    ([], "runbook_principals", "no longer trust the whole account"),
+    (["arn:aws:iam::123456789012:root"], "runbook_principals[0]", "a whole account"),
+    (["123456789012"], "runbook_principals[0]", "a whole account"),
+    (["arn:aws:iam::123456789012:group/sre"], "runbook_principals[0]", "role or user ARN"),
+])
+def test_dr_runbook_principals_are_named_roles_never_a_whole_account(principals, key, allowed):
+    """IAM User Guide, "AWS JSON policy elements: Principal": an account principal lets in every
+    identity its own policies allow; the runbook role is assumed only by the roles config names."""
+    values = dr_values()
+    if principals is None:
+        del values["runbook_principals"]
+    else:
+        values["runbook_principals"] = principals
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == key and allowed in str(err.value), str(err.value)
+    # and the committed one is accepted
+    assert config.read(dr_values(), stack="dr").runbook_principals == ("arn:aws:iam::123456789012:role/oncall-sre",)
+
+
 def _set(path: str, value: Any):
     def mutate(values: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -146,6 +168,8 @@ BAD = [
     ("dns.health_check.failure_threshold", 11, "dns.health_check.failure_threshold", "maximum is 10"),
     ("dns.health_check.type", "ICMP", "dns.health_check.type", "HTTPS | HTTP | TCP"),
     ("dns.strategy", "round-robin", "dns.strategy", "health-check-inversion | record-upsert"),
+    # the stacks' failover records cannot be moved by record-upsert (the runbook refuses them)
+    ("dns.strategy", "record-upsert", "dns.strategy", "use health-check-inversion"),
     ("dns.ttl_seconds", 0, "dns.ttl_seconds", "minimum is 1"),
     ("dns.zone_id", "zone-1", "dns.zone_id", "hosted zone id"),
     ("objectives.rpo_seconds", 0, "objectives.rpo_seconds", "cannot promise zero loss"),
@@ -174,6 +198,7 @@ BAD = [
     # misplaced or unknown keys
     ("promoted", True, "promoted", "only the dr stack"),
     ("prod_stack", "organization/regionpair/prod", "prod_stack", "only the dr stack"),
+    ("runbook_principals", ["arn:aws:iam::123456789012:role/oncall"], "runbook_principals", "only the dr stack"),
     ("backup_retention", 30, "backup_retention", "unknown key"),
     ("databases.0.backup_retention", 14, "databases[0].backup_retention", "unknown key"),
     ("dns.health_check.intervall", 10, "dns.health_check.intervall", "unknown key"),
@@ -198,6 +223,32 @@ def test_duplicate_database_names():
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="prod")
     assert err.value.key == "databases[1].name" and "unique" in str(err.value)
+
+
+@pytest.mark.parametrize("project, stack, words", [
+    ("regionpair", "prod-" + "x" * 30, "63"),            # the backups bucket name would be too long
+    ("regionpair", "Prod", "lowercase"),                   # S3 bucket names are lowercase
+    ("ssm-pair", "prod", "prefixed with aws or ssm"),      # /ssm-pair/… is not an SSM parameter name
+    ("xn--pair", "prod", "reserves 'xn--'"),               # S3 reserves these bucket name prefixes
+    ("sthree-pair", "prod", "reserves 'sthree-'"),
+    ("amzn-s3-demo-pair", "prod", "reserves 'amzn-s3-demo-'"),
+])
+def test_names_derived_from_project_and_stack_must_be_names_aws_accepts(project, stack, words):
+    with pytest.raises(ConfigError, match=words) as err:
+        config.read(prod_values(), stack=stack, project=project)
+    assert err.value.key == "(project and stack names)"
+
+
+def test_reserved_bucket_name_suffixes_are_known():
+    # the derived names end with the region, so only the prefixes can bite; the check knows both
+    assert config.bucket_name_reserved("data--table-s3") == "--table-s3"
+    assert config.bucket_name_reserved("regionpair-prod-backups-000000000000-us-east-1") is None
+
+
+def test_the_longest_region_name_still_fits_a_bucket_name():
+    values = prod_values()
+    values["region"] = "ap-southeast-2"
+    assert config.read(values, stack="prod").region == "ap-southeast-2"
 
 
 def test_dr_primary_region_must_differ():
@@ -441,3 +492,59 @@ def test_streaming_applications_are_checked(apps, problem):
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="prod")
     assert err.value.key.startswith("streaming.applications") and problem in str(err.value)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("kafka_version", "2.8.0", "2.8.1 or later"),
+    ("kafka_version", "2.7.1", "2.8.1 or later"),
+    ("broker_instance_type", "kafka.t3.small", "do not support kafka.t3.small"),
+])
+def test_streaming_refuses_what_msk_replicator_does_not_support(key, value, words):
+    """MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": both clusters are
+    Replicator sources and targets, so the config refuses versions and broker types it cannot use."""
+    values = prod_values()
+    values.setdefault("streaming", {})[key] = value
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == f"streaming.{key}" and words in str(err.value) and "MSK Developer Guide" in str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [("kafka_version", "2.8.1"), ("kafka_version", "3.6.0"),
+                                        ("kafka_version", "2.8.2.tiered"),
+                                        ("broker_instance_type", "kafka.m7g.large")])
+def test_streaming_accepts_what_msk_replicator_supports(key, value):
+    values = prod_values()
+    values.setdefault("streaming", {})[key] = value
+    assert getattr(config.read(values, stack="prod").streaming, key) == value
+
+
+def test_a_pinned_minor_version_with_auto_minor_upgrades_is_refused():
+    """pulumi-aws aws.rds.Instance engine_version: with auto_minor_version_upgrade RDS moves the minor
+    version; a pinned "16.4" then drifts and the next `pulumi up` plans a downgrade (issue 10, point 4)."""
+    values = prod_values()
+    values["databases"][0]["engine_version"] = "16.4"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="prod")
+    assert err.value.key == "databases[0].engine_version" and err.value.value == "16.4"
+    assert "pin the major version only, e.g. '16'" in str(err.value)
+    assert "auto_minor_version_upgrade: false" in str(err.value)
+    values["databases"][0]["auto_minor_version_upgrade"] = False
+    db = config.read(values, stack="prod").databases[0]
+    assert (db.engine_version, db.auto_minor_version_upgrade) == ("16.4", False)
+    assert config.read(prod_values(), stack="prod").databases[0].engine_version == "16"
+
+
+def test_prod_names_the_dr_region_its_password_secrets_are_replicated_to():
+    assert config.read(prod_values(), stack="prod").dr_region == "us-west-2"
+    for value, words in ((None, "(missing): the databases' password secrets are replicated"),
+                         ("us-east-1", "must differ"), ("west", "the DR region, e.g. us-west-2")):
+        values = prod_values()
+        values["dr_region"] = value
+        with pytest.raises(ConfigError) as err:
+            config.read(values, stack="prod")
+        assert err.value.key == "dr_region" and words in str(err.value), str(err.value)
+    values = dr_values()
+    values["dr_region"] = "us-west-2"
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == "dr_region" and "only the prod stack" in str(err.value)

@@ -17,6 +17,8 @@ import pulumi.runtime
 import pytest
 
 from policy import rules
+from policy import rds as RDS
+from policy import s3_kms_sns_ssm as S3K
 from policy.graph import evaluate, policy_resources
 
 try:
@@ -101,9 +103,9 @@ def test_promoted_dr_stack_passes_only_when_its_config_says_promoted():
     assert not [n for n in promoted if n["type"] == rules.RDS_INSTANCE and n["inputs"].get("replicateSourceDb")]
     assert findings("dr", promoted, {"promoted": True}) == []
     stale = findings("dr", promoted, {"promoted": False})
-    # the promoted graph also declares primary → DR replication disabled, which only a promoted
-    # stack may: unpromoted, nothing would reach the DR bucket
-    assert {f.policy for f in stale} == {"dr-every-primary-replicated", "s3-replication-time-control"}
+    # the promoted graph declares the S3 rule on prod's bucket unchanged (the runbook disables it and
+    # Pulumi ignores the live rules, so nothing calls prod's region): only the database check differs
+    assert {f.policy for f in stale} == {"dr-every-primary-replicated"}
 
 
 def test_dr_stack_declared_for_the_failback_passes():
@@ -155,6 +157,42 @@ def extra_prod_primary(g: Graph) -> None:
 is_replica = lambda n: bool(n["inputs"].get("replicateSourceDb"))  # noqa: E731
 is_primary_record = lambda n: {"type": "PRIMARY"} in n["inputs"].get("failoverRoutingPolicies", [])  # noqa: E731
 
+def rename_bucket(part: str, new: str):
+    """The bucket named like ``part`` renamed, and every resource that names it by its name with it."""
+    def mutate(g: Graph) -> None:
+        bucket = first(g, rules.S3_BUCKETS[0], named(part))
+        old = bucket["inputs"]["bucket"]
+        for n in g:
+            if n["inputs"].get("bucket") == old:
+                n["inputs"]["bucket"] = new
+    return mutate
+
+
+def _without_cloudwatch(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s.get("Principal", {}).get("Service") != "cloudwatch.amazonaws.com"]
+
+
+def _without_kms_decrypt(doc: dict) -> None:
+    for s in doc["Statement"]:
+        s["Action"] = [a for a in s["Action"] if a != "kms:Decrypt"] if isinstance(s["Action"], list) else s["Action"]
+    doc["Statement"] = [s for s in doc["Statement"] if s["Action"]]
+
+
+def _without_reverse_decrypt(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != "DecryptSourceObjectsReverse"]
+
+
+def _without_replicate_delete(doc: dict) -> None:
+    for s in doc["Statement"]:
+        s["Action"] = [a for a in s["Action"] if a != "s3:ReplicateDelete"]
+
+
+def second_lifecycle(g: Graph) -> None:
+    extra = copy.deepcopy(first(g, S3K.S3_LIFECYCLES[0], named("data")))
+    extra["name"] = "data-lifecycle-2"
+    g.append(extra)
+
+
 def privileged_dump_job(graph: Graph) -> None:
     """The stack with its cluster (the optional kubernetes section), one container made privileged."""
     section = {"context": "prod", "app_namespaces": ["payments"],
@@ -165,6 +203,98 @@ def privileged_dump_job(graph: Graph) -> None:
     job = first(graph, "kubernetes:batch/v1:CronJob", named("pgdump"))
     job["inputs"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["securityContext"][
         "privileged"] = True
+
+
+MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def edit_policy(type_: str, edit: Callable[[dict], None], where: Callable[[dict], bool] = lambda n: True):
+    """Change one IAM/cluster policy document of the graph in place (its JSON ``policy`` input)."""
+    def mutate(g: Graph) -> None:
+        node = first(g, type_, where)
+        doc = json.loads(node["inputs"]["policy"])
+        edit(doc)
+        node["inputs"]["policy"] = json.dumps(doc)
+    return mutate
+
+
+# ---- Route53, CloudWatch alarms, IAM (policy/dns_alarms_iam.py) ----------------------------------
+
+def record_guarded_by(check_name: str):
+    """The PRIMARY record's health check re-pointed (value and the engine's dependency) to another check."""
+    def mutate(g: Graph) -> None:
+        record = first(g, rules.ROUTE53_RECORD, is_primary_record)
+        check = first(g, "aws:route53/healthCheck:HealthCheck", named(check_name))
+        record["property_dependencies"] = {**record.get("property_dependencies", {}), "healthCheckId": [check["urn"]]}
+        record["inputs"]["healthCheckId"] = "hc-" + check["name"]
+    return mutate
+
+
+def duplicate_secondary(g: Graph) -> None:
+    record = copy.deepcopy(first(g, rules.ROUTE53_RECORD))
+    record["name"] += "-again"
+    record["urn"] += "-again"
+    record["inputs"]["setIdentifier"] = "another"
+    g.append(record)
+
+
+def prod_record_without_secondary(g: Graph) -> None:
+    exports = copy.deepcopy(harness.stack_exports("prod"))
+    exports["dns"]["records"]["ledger"] = "ledger.payments.example.com"
+    g[:] = with_prod_reference([n for n in g if n["type"] != rules.STACK_REFERENCE], exports)
+
+
+def runbook_policy(edit: Callable[[dict], None]):
+    return edit_policy(ROLE_POLICY, edit, named("runbooks"))
+
+
+def cluster_policy_for_the_account_root(doc: dict) -> None:
+    """The provider's own example: the account root as principal, not the MSK service."""
+    doc["Statement"][0]["Principal"] = {"AWS": "arn:aws:iam::123456789012:root"}
+
+
+def source_read_only(doc: dict) -> None:
+    """The replicator role as it was: only read rights on the source (no WriteDataIdempotently there)."""
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    source, target = by_sid["ClusterPermissions"]["Resource"]
+    by_sid["ClusterPermissions"]["Resource"] = [target]
+    doc["Statement"].append({"Sid": "ReadTheSource", "Effect": "Allow", "Resource": [source],
+                             "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
+                                        "kafka-cluster:ReadData"]})
+
+
+def no_group_rights(doc: dict) -> None:
+    doc["Statement"] = [s for s in doc["Statement"] if s["Sid"] != "GroupPermissions"]
+
+
+is_replicator_role_policy = named("replicator-policy")  # noqa: E731
+is_bootstrap_parameter = named("kafka-bootstrap")  # noqa: E731
+
+
+def _statement(doc: dict, sid: str) -> dict:
+    return next(s for s in doc["Statement"] if s["Sid"] == sid)
+
+
+def trust_account_root(g: Graph) -> None:
+    node = first(g, "aws:iam/role:Role", named("runbooks"))
+    node["inputs"]["assumeRolePolicy"] = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]})
+
+
+is_lag_alarm = lambda n: n["inputs"].get("metricName") == "ReplicaLag"  # noqa: E731
+
+
+def route53_alarm_elsewhere(g: Graph) -> None:
+    """The prod stack in us-east-1 creates its health-check alarm with its home provider; moved to a
+    provider of another region (as if prod lived in eu-west-1 and forgot the us-east-1 provider)."""
+    home = first(g, "pulumi:providers:aws", named("aws-us-east-1"))
+    other = copy.deepcopy(home)
+    other["name"], other["urn"] = "aws-eu-west-1", home["urn"].replace("us-east-1", "eu-west-1")
+    other["inputs"]["region"] = "eu-west-1"
+    g.append(other)
+    first(g, "aws:cloudwatch/metricAlarm:MetricAlarm", lambda n: n["inputs"].get("namespace") == "AWS/Route53")[
+        "provider"] = "aws-eu-west-1"
 
 
 # (stack, what is broken, how, the policies that must report it — and no others)
@@ -238,6 +368,117 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"dr-every-primary-replicated"}),
     ("dr", "a prod primary with no replica in dr", extra_prod_primary, {"dr-every-primary-replicated"}),
     ("prod", "a privileged container in the cluster's dump job", privileged_dump_job, {"k8s-workload-restricted"}),
+    ("prod", "msk without multi-VPC IAM connectivity",
+     setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity", _UNSET),
+     {"msk-cluster-replicator-ready"}),
+    ("dr", "msk on kafka.t3.small", setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small"),
+     {"msk-cluster-replicator-ready"}),
+    ("prod", "msk open to unauthenticated clients", setting(rules.MSK_CLUSTER, "clientAuthentication.unauthenticated", True),
+     {"msk-cluster-replicator-ready"}),
+    ("prod", "msk cluster without a cluster policy", lambda g: drop(g, MSK_CLUSTER_POLICY),
+     {"msk-cluster-policy-for-replicator"}),
+    ("dr", "msk cluster policy for the account root, not the MSK service",
+     edit_policy(MSK_CLUSTER_POLICY, cluster_policy_for_the_account_root), {"msk-cluster-policy-for-replicator"}),
+    ("dr", "replicator renames topics",
+     setting(rules.MSK_REPLICATOR, "replicationInfoList.topicReplications.0.topicNameConfiguration.type",
+             "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"), {"msk-replicator-valid"}),
+    ("dr", "replicator between clusters of two accounts",
+     setting(rules.MSK_REPLICATOR, "kafkaClusters.0.amazonMskCluster.mskClusterArn",
+             "arn:aws:kafka:us-east-1:999999999999:cluster/other/abc-1"), {"msk-replicator-valid"}),
+    ("dr", "replicator role reads the source but cannot write idempotently there",
+     edit_policy(ROLE_POLICY, source_read_only, is_replicator_role_policy), {"msk-replicator-execution-role"}),
+    ("dr", "replicator role without consumer-group rights",
+     edit_policy(ROLE_POLICY, no_group_rights, is_replicator_role_policy), {"msk-replicator-execution-role"}),
+    ("prod", "msk configuration for another Kafka version",
+     setting(rules.MSK_CONFIGURATION, "kafkaVersions", ["3.5.1"]), {"msk-configuration-matches-cluster-version"}),
+    ("prod", "bootstrap parameter under the reserved /aws prefix",
+     setting("aws:ssm/parameter:Parameter", "name", "/aws/kafka/bootstrap-brokers", is_bootstrap_parameter),
+     {"ssm-parameter-valid"}),
+    # S3, KMS, SNS, SSM: what AWS documents (policy/s3_kms_sns_ssm.py)
+    ("prod", "DEEP_ARCHIVE 30 days after GLACIER",
+     setting(S3K.S3_LIFECYCLES[0], "rules.0.transitions.1.days", 120, named("data")), {"s3-lifecycle-transitions-valid"}),
+    ("dr", "filter-based replication rule without priority", setting(rules.S3_REPLICATION, "rules.0.priority", _UNSET),
+     {"s3-replication-rule-shape"}),
+    ("prod", "object lock retention in days and years",
+     setting(S3K.S3_OBJECT_LOCKS[0], "rule.defaultRetention.years", 1), {"s3-object-lock-retention-valid"}),
+    ("prod", "bucket name with capitals and an underscore", rename_bucket("data", "Regionpair_Data"),
+     {"s3-bucket-name-valid"}),
+    ("dr", "replication role may not decrypt",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_kms_decrypt, named("data-replication")),
+     {"s3-replication-role-kms-permissions"}),
+    # DR's data bucket has an S3 Bucket Key: S3 then decrypts with the replica key, which only the
+    # reverse direction's statement grants
+    ("dr", "replication role may not decrypt with the replica key of a bucket-key destination",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_reverse_decrypt, named("data-replication")),
+     {"s3-replication-role-kms-permissions"}),
+    ("dr", "replication role without the S3 permissions of live replication",
+     edit_policy(S3K.IAM_ROLE_POLICY, _without_replicate_delete, named("data-replication")),
+     {"s3-replication-role-permissions"}),
+    ("prod", "key deletion window of 45 days", setting(rules.KMS_KEY, "deletionWindowInDays", 45),
+     {"kms-key-settings-valid"}),
+    ("dr", "alias under alias/aws/", setting(S3K.KMS_ALIAS, "name", "alias/aws/regionpair"), {"kms-alias-name-valid"}),
+    ("prod", "topic name with spaces", setting(rules.SNS_TOPIC, "name", "regionpair prod alarms"),
+     {"sns-topic-name-valid"}),
+    ("dr", "parameter under /aws", setting(S3K.SSM_PARAMETER, "name", "/aws/regionpair/s3/writer-bucket",
+                                           named("data-writers")), {"ssm-parameter-valid"}),
+    ("prod", "locked backups bucket force-destroyed", setting(rules.S3_BUCKETS[0], "forceDestroy", True,
+                                                              named("backups")), {"s3-object-lock-bucket-consistent"}),
+    ("dr", "alarm topic's key without CloudWatch", edit_policy(rules.KMS_KEY, _without_cloudwatch, named("key")),
+     {"kms-key-lets-cloudwatch-publish"}),
+    ("prod", "a second lifecycle configuration on the data bucket", second_lifecycle,
+     {"s3-one-configuration-per-bucket"}),
+    # RDS and Secrets Manager: what AWS documents (policy/rds.py)
+    ("prod", "primary with an RDS-managed password", setting(rules.RDS_INSTANCE, "manageMasterUserPassword", True),
+     {"rds-password-not-rds-managed"}),
+    ("dr", "replica with a final snapshot identifier",
+     setting(rules.RDS_INSTANCE, "finalSnapshotIdentifier", "regionpair-dr-payments-final", is_replica),
+     {"rds-final-snapshot-by-role"}),
+    ("prod", "minor version pinned with auto minor upgrades", setting(rules.RDS_INSTANCE, "engineVersion", "16.4"),
+     {"rds-major-version-with-auto-minor-upgrade"}),
+    ("dr", "replica's key from the source's region",
+     setting(rules.RDS_INSTANCE, "kmsKeyId", "arn:aws:kms:us-east-1:123456789012:key/prod", is_replica),
+     {"rds-cross-region-replica"}),
+    ("dr", "backups replicated for 36 days", setting(rules.RDS_BACKUP_REPLICATION, "retentionPeriod", 36),
+     {"rds-backup-replication"}),
+    ("prod", "password secret with a 3-day recovery window", setting(RDS.SECRET, "recoveryWindowInDays", 3),
+     {"secretsmanager-secret"}),
+    ("prod", "parameter group of another major version", setting(RDS.RDS_PARAMETER_GROUP, "family", "postgres15"),
+     {"rds-parameter-group-family"}),
+    # issue 10 point 5: a database name moves only when the runbook pins it
+    ("prod", "PRIMARY record guarded by the endpoint's HTTPS check", record_guarded_by("dns-health"),
+     {"route53-failover-record-runbook-controlled"}),
+    ("prod", "pin check enabled with a threshold of 1",
+     lambda g: [setting("aws:route53/healthCheck:HealthCheck", k, v, named("dns-pin"))(g)
+                for k, v in (("childHealthThreshold", 1), ("disabled", False))],
+     {"route53-failover-record-runbook-controlled"}),
+    ("prod", "endpoint check every 15 s",
+     setting("aws:route53/healthCheck:HealthCheck", "requestInterval", 15, named("dns-health")),
+     {"route53-health-check-valid"}),
+    ("prod", "failover record without set identifier",
+     setting(rules.ROUTE53_RECORD, "setIdentifier", _UNSET, is_primary_record), {"route53-record-valid"}),
+    ("dr", "two SECONDARY records of one name", duplicate_secondary, {"route53-failover-pairs"}),
+    ("dr", "a prod PRIMARY name without SECONDARY", prod_record_without_secondary, {"route53-failover-pairs"}),
+    # point 8 and CloudWatch's own limits
+    ("dr", "replica-lag alarm on a 30 s period",
+     setting("aws:cloudwatch/metricAlarm:MetricAlarm", "period", 30, is_lag_alarm), {"cloudwatch-alarm-valid"}),
+    ("dr", "replica-lag alarm needing 7 of 6 datapoints",
+     setting("aws:cloudwatch/metricAlarm:MetricAlarm", "datapointsToAlarm", 7, is_lag_alarm),
+     {"cloudwatch-alarm-valid"}),
+    ("prod", "an alarm nobody hears", setting("aws:cloudwatch/metricAlarm:MetricAlarm", "alarmActions", []),
+     {"cloudwatch-alarm-valid"}),
+    ("prod", "the health-check alarm created in the primary's other region", route53_alarm_elsewhere,
+     {"cloudwatch-route53-alarm-in-us-east-1"}),
+    # point 9: the runbook role
+    ("dr", "runbook role may grant its keys to anyone",
+     runbook_policy(lambda d: _statement(d, "GrantsOnlyForAwsServices").pop("Condition")),
+     {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role may delete object versions",
+     runbook_policy(lambda d: _statement(d, "BucketObjectsAndRunLock")["Action"].append("s3:DeleteObjectVersion")),
+     {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role may change any record of the zone",
+     runbook_policy(lambda d: _statement(d, "Route53FailoverRecords")["Action"].append(
+         "route53:ChangeResourceRecordSets")), {"iam-runbook-least-privilege"}),
+    ("dr", "runbook role trusted by the whole account", trust_account_root, {"iam-trust-names-principals"}),
 ]
 
 
@@ -254,3 +495,22 @@ def test_the_pack_fails_when_one_invariant_is_broken(stack, what, mutate, expect
     found = findings(stack, graph)
     assert {f.policy for f in found} == expected, [(f.policy, f.message) for f in found]
     assert all("Fix:" in f.message for f in found)
+
+
+def test_the_failback_replicator_needs_the_same_rights_on_drs_cluster_as_its_source():
+    """The reverse replicator (DR → prod) reads DR's cluster: its role must write idempotently there too."""
+    overrides = {"promoted": True, "failback_replication": True}
+    saved = pulumi.runtime.config.CONFIG.get()
+    try:  # a render sets its (promoted) config; later tests' config-reading policies must not see it
+        graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
+    finally:
+        pulumi.runtime.config.CONFIG.set(saved)
+    reverse = first(graph, rules.MSK_REPLICATOR, named("failback"))
+    dr_cluster = reverse["inputs"]["replicationInfoList"]["sourceKafkaClusterArn"]
+    assert ":us-west-2:" in dr_cluster
+    edit_policy(ROLE_POLICY, source_read_only, named("failback-replicator-policy"))(graph)
+    found = findings("dr", graph, overrides)
+    assert {f.policy for f in found} == {"msk-replicator-execution-role"}
+    [message] = [f.message for f in found]
+    assert "failback-replicator-replicator" in message and f"source cluster {dr_cluster}" in message
+    assert "kafka-cluster:WriteDataIdempotently" in message

@@ -28,6 +28,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy import rules
+from policy import s3_kms_sns_ssm as S3K
 from policy.graph import provider_props, snake_to_camel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,14 @@ CLASSES = {
     rules.SNS_TOPIC: aws.sns.Topic,
     rules.KMS_KEY: aws.kms.Key,
     rules.ROUTE53_RECORD: aws.route53.Record,
+    S3K.S3_LIFECYCLES[0]: aws.s3.BucketLifecycleConfiguration,
+    S3K.S3_LIFECYCLES[1]: aws.s3.BucketLifecycleConfigurationV2,
+    S3K.S3_OBJECT_LOCKS[0]: aws.s3.BucketObjectLockConfiguration,
+    S3K.S3_OBJECT_LOCKS[1]: aws.s3.BucketObjectLockConfigurationV2,
+    S3K.KMS_ALIAS: aws.kms.Alias,
+    S3K.SSM_PARAMETER: aws.ssm.Parameter,
+    S3K.IAM_ROLE_POLICY: aws.iam.RolePolicy,
+    S3K.METRIC_ALARM: aws.cloudwatch.MetricAlarm,
 }
 
 # every property path the rules read, per type
@@ -61,7 +70,7 @@ PATHS = {
     rules.MSK_CLUSTER: ["encryptionInfo.encryptionAtRestKmsKeyArn", "encryptionInfo.encryptionInTransit.clientBroker",
                         "encryptionInfo.encryptionInTransit.inCluster", "configurationInfo.arn"],
     rules.MSK_CONFIGURATION: ["serverProperties"],
-    rules.S3_BUCKETS[0]: ["bucket"],
+    rules.S3_BUCKETS[0]: ["bucket", "objectLockEnabled", "forceDestroy"],
     rules.S3_VERSIONINGS[0]: ["bucket", "versioningConfiguration.status"],
     rules.S3_ENCRYPTIONS[0]: ["bucket", "rules.applyServerSideEncryptionByDefault.sseAlgorithm",
                               "rules.applyServerSideEncryptionByDefault.kmsMasterKeyId"],
@@ -70,10 +79,22 @@ PATHS = {
                            "rules.sourceSelectionCriteria.sseKmsEncryptedObjects.status",
                            "rules.destination.encryptionConfiguration.replicaKmsKeyId",
                            "rules.destination.replicationTime.status", "rules.destination.replicationTime.time.minutes",
-                           "rules.destination.metrics.status", "rules.destination.metrics.eventThreshold.minutes"],
-    rules.SNS_TOPIC: ["kmsMasterKeyId"],
-    rules.KMS_KEY: ["enableKeyRotation"],
+                           "rules.destination.metrics.status", "rules.destination.metrics.eventThreshold.minutes",
+                           "rules.priority", "rules.filter.tag", "rules.filter.and.tags",
+                           "rules.deleteMarkerReplication.status"],
+    rules.SNS_TOPIC: ["kmsMasterKeyId", "name", "fifoTopic"],
+    rules.KMS_KEY: ["enableKeyRotation", "deletionWindowInDays", "rotationPeriodInDays", "customerMasterKeySpec",
+                    "keyUsage", "policy"],
     rules.ROUTE53_RECORD: ["failoverRoutingPolicies.type", "healthCheckId"],
+    S3K.S3_LIFECYCLES[0]: ["bucket", "rules.id", "rules.transitions.days", "rules.transitions.storageClass",
+                           "rules.noncurrentVersionTransitions.noncurrentDays",
+                           "rules.noncurrentVersionTransitions.storageClass"],
+    S3K.S3_OBJECT_LOCKS[0]: ["bucket", "objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days",
+                             "rule.defaultRetention.years"],
+    S3K.KMS_ALIAS: ["name"],
+    S3K.SSM_PARAMETER: ["name", "type", "tier", "value", "insecureValue"],
+    S3K.IAM_ROLE_POLICY: ["policy"],
+    S3K.METRIC_ALARM: ["alarmActions", "okActions", "insufficientDataActions"],
 }
 
 
@@ -124,8 +145,10 @@ def test_snake_to_camel_agrees_with_the_providers_own_name_tables(module):
                                          if c.__module__.startswith(module + ".")]
     mismatches = {(c.__name__, py, pu) for c in classes for py, pu in input_type_py_to_pulumi_names(c).items()
                   if snake_to_camel(py) != pu}
-    # IAM policy documents (Version, Statement, Id) are the one irregular type; no rule reads them
-    assert {m for m in mismatches if not m[0].startswith("PolicyDocument")} == set()
+    # IAM policy documents (Version, Statement, Id, their statements and principals) are the one
+    # irregular family; the rules read policies as JSON text, never through these types
+    irregular = ("PolicyDocument", "PolicyStatement", "AWSPrincipal", "FederatedPrincipal", "ServicePrincipal")
+    assert {m for m in mismatches if not m[0].startswith(irregular)} == set()
 
 
 def test_provider_props_is_recursive_idempotent_and_leaves_tags_alone():

@@ -73,8 +73,13 @@ def test_dr_exports_the_whole_pair_with_prods_region_as_read():
 def test_no_secret_in_any_input_or_export(stack):
     text = json.dumps(harness.stack_exports(stack)) + json.dumps(harness.render_stack(stack))
     for r in harness.render_stack(stack):
-        keys = set(r["inputs"])
-        assert not keys & {"password", "masterPassword"}, r["name"]
+        for key in {"password", "masterPassword", "secretString"} & set(r["inputs"]):
+            # only the generated master password, and only as a secret Output (encrypted in state)
+            assert set(r["inputs"][key]) == {"secret"}, (r["name"], key)
+    exported = json.dumps(harness.stack_exports(stack))
+    for r in harness.render_stack(stack):
+        if "password" in r["inputs"]:
+            assert r["inputs"]["password"]["secret"] not in exported, "the password is never an output"
     assert "BEGIN RSA PRIVATE KEY" not in text
 
 
@@ -94,9 +99,17 @@ def test_dr_graph_has_every_cross_region_link():
     assert replicator["kafkaClusters"][0]["vpcConfig"]["subnetIds"] == prod["streaming"]["subnet_ids"]
     record = one(dr, "aws:route53/record:Record")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
-    alarms = {a["inputs"]["metricName"]: a["inputs"] for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
-    assert alarms["ReplicaLag"]["threshold"] == 150  # half the RPO of 300 s
-    assert alarms["ReplicationLatency"]["threshold"] == 150_000
+    alarms = {(a["inputs"]["namespace"], a["inputs"]["metricName"]): a
+              for a in of_type(dr, "aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["AWS/RDS", "ReplicaLag"]["inputs"]["threshold"] == 150  # half the RPO of 300 s
+    assert alarms["AWS/Kafka", "ReplicationLatency"]["inputs"]["threshold"] == 150_000
+    # S3 replication is alarmed on in the destination's region (where S3 publishes the metrics), per rule
+    rule = {"SourceBucket": prod["storage"]["data_bucket"], "RuleId": "primary-to-dr",
+            "DestinationBucket": one(dr, "aws:s3/bucket:Bucket", "data-bucket")["inputs"]["bucket"]}
+    assert repl["inputs"]["rules"][0]["id"] == rule["RuleId"]
+    for metric in ("ReplicationLatency", "OperationsFailedReplication"):
+        alarm = alarms["AWS/S3", metric]
+        assert alarm["provider"] == "aws-us-west-2" and alarm["inputs"]["dimensions"] == rule, metric
     param = one(dr, "aws:ssm/parameter:Parameter", "kafka-bootstrap")["inputs"]
     assert param["value"]["secret"] == prod["streaming"]["bootstrap_brokers"]  # clients start on the primary
 
@@ -104,7 +117,7 @@ def test_dr_graph_has_every_cross_region_link():
 def test_prod_graph_has_the_primary_record_guarded_and_alarmed():
     prod = harness.render_stack("prod")
     record = one(prod, "aws:route53/record:Record")["inputs"]
-    hc = one(prod, "aws:route53/healthCheck:HealthCheck")["inputs"]
+    hc = one(prod, "aws:route53/healthCheck:HealthCheck", "dns-health")["inputs"]
     assert record["failoverRoutingPolicies"] == [{"type": "PRIMARY"}] and record["healthCheckId"]
     assert (hc["requestInterval"], hc["failureThreshold"]) == (10, 3)
     assert record["ttl"] == 60
@@ -122,7 +135,7 @@ def test_promoted_dr_stack_promotes_in_place_and_replaces_nothing():
     assert urn in after, "the promoted database must keep the replica's URN"
     changed = {k for k in set(before[urn]["inputs"]) | set(after[urn]["inputs"])
                if before[urn]["inputs"].get(k) != after[urn]["inputs"].get(k)}
-    assert changed == {"replicateSourceDb", "manageMasterUserPassword", "masterUserSecretKmsKeyId"}
+    assert changed == {"replicateSourceDb", "skipFinalSnapshot", "finalSnapshotIdentifier"}
     stateful = ("aws:rds/instance:Instance", "aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:msk/cluster:Cluster")
     for u, r in before.items():
         if r["type"] in stateful:
@@ -144,8 +157,13 @@ def test_promoted_dr_stack_keeps_primary_to_dr_replication_stopped():
     info = one(promoted, "aws:msk/replicator:Replicator")["inputs"]["replicationInfoList"]
     assert info["topicReplications"][0]["topicsToExcludes"] == [".*"]
     assert info["consumerGroupReplications"][0]["consumerGroupsToExcludes"] == [".*"]
+    # the S3 rule lives on prod's bucket, in the region that may be down: declared unchanged, and its
+    # live rules (the runbook disabled it) ignored, so `pulumi up -s dr` never calls that region for it
     rule = one(promoted, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")["inputs"]["rules"][0]
-    assert rule["status"] == "Disabled"
+    assert rule["status"] == "Enabled"
+    (config,) = [r for r in harness.LAST["registrations"]
+                 if r["type"] == "aws:s3/bucketReplicationConfig:BucketReplicationConfig"]
+    assert config["ignore_changes"] == ["rules"]
     from runbooks.adapters import aws_streams
     from components import streaming
     assert aws_streams.STOP_PATTERN == streaming.STOP_PATTERN  # what the runbook reads as "stopped"
@@ -163,6 +181,15 @@ def test_failback_replication_declares_the_reverse_replicator_in_prods_region():
     assert info["sourceKafkaClusterArn"].startswith("arn:aws:kafka:us-west-2:")
     assert info["topicReplications"][0]["startingPosition"] == {"type": "EARLIEST"}
     assert "topicsToExcludes" not in info["topicReplications"][0]
+    # both replicators are cross-region: no security groups for the source cluster, the target's only
+    # (MSK Developer Guide, MSK Replicator "Network requirements")
+    for rep, target_groups in ((replicators["replicator-replicator"], None),
+                               (reverse, prod["streaming"]["security_group_ids"])):
+        source, target = rep["inputs"]["kafkaClusters"]
+        assert "securityGroupsIds" not in source["vpcConfig"], rep["name"]
+        assert target["vpcConfig"]["securityGroupsIds"], rep["name"]
+        if target_groups is not None:
+            assert target["vpcConfig"]["securityGroupsIds"] == list(target_groups)
     doc = outputs.from_dict(rendered.exports)
     arn = doc.secondary.streaming.failback_replicator_arn
     assert arn and arn.startswith("arn:aws:kafka:us-east-1:")
@@ -299,6 +326,9 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
     (db,) = of_type(drill.resources, "aws:rds/instance:Instance")
     assert db["inputs"]["deletionProtection"] is False and db["inputs"]["skipFinalSnapshot"] is True
     assert "finalSnapshotIdentifier" not in db["inputs"]
+    # the next drill reuses the secret's name: no recovery window holding it
+    assert one(drill.resources, "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 0
+    assert one(harness.render_stack("prod"), "aws:secretsmanager/secret:Secret")["inputs"]["recoveryWindowInDays"] == 30
     assert all(b["inputs"]["forceDestroy"] is True for b in of_type(drill.resources, "aws:s3/bucket:Bucket"))
     assert not of_type(drill.resources, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
     records = [r["inputs"]["name"] for r in of_type(drill.resources, "aws:route53/record:Record")]
@@ -311,10 +341,11 @@ def test_a_drill_stack_is_destroyable_and_uses_its_own_record_names():
 
 def test_prod_stack_leaves_the_health_check_pin_to_the_runbooks():
     """The real prod program, not only the component: after a failover by health-check inversion,
-    `pulumi up -s prod` must not reset Disabled/Inverted (that would send traffic back)."""
+    `pulumi up -s prod` must not reset the pin check's inversion (that would send traffic back)."""
     harness.render("prod")
-    (check,) = [r for r in harness.LAST["registrations"] if r["type"] == "aws:route53/healthCheck:HealthCheck"]
-    assert sorted(check["ignore_changes"]) == ["disabled", "invertHealthcheck"]
+    checks = {r["name"]: r["ignore_changes"] for r in harness.LAST["registrations"]
+              if r["type"] == "aws:route53/healthCheck:HealthCheck"}
+    assert checks == {"dns-health": [], "dns-pin": ["invertHealthcheck"]}
 
 
 def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():

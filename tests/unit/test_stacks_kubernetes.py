@@ -157,8 +157,10 @@ def test_dr_cluster_points_at_prod_until_the_failover_is_recorded():
     dump = pod(cronjob(resources, "regionpair-pgdump-payments"))
     init = {c["name"]: c for c in dump["initContainers"]}
     assert env_of(init["pg-dump"])["PGHOST"] == dr["databases"]["payments"]["endpoint"]
-    # a replica has no secret of its own: its password is the primary's
-    assert env_of(init["password"])["SECRET_ARN"] == prod["databases"]["payments"]["secret_arn"]
+    # a replica has no secret of its own: its password is the primary's, read from the replica of prod's
+    # secret in this region (the job reads in the ARN's region: it works with prod's region down)
+    assert env_of(init["password"])["SECRET_ARN"] == \
+        prod["databases"]["payments"]["secret_arn"].replace(":us-east-1:", ":us-west-2:")
     upload = env_of(dump["containers"][0])
     assert upload["BUCKET"] == dr["storage"]["backups_bucket"] and upload["KMS_KEY_ARN"] == dr["kms_key_arn"]
 
