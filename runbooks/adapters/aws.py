@@ -734,16 +734,40 @@ class Route53Dns:
     control_region = "us-east-1"
     """Route53 is global; its control plane answers through us-east-1."""
 
+    read_max_age = 1.0
+    """Seconds a read of the pin check is shared between the lanes. Route 53's API quota is per
+    account (50 requests burst, 10 per second, all operations together): fifty databases each polling
+    the one check that guards them all would spend it several times over (benchmarks/aws_scale.py)."""
+
     def __init__(self, outputs: Outputs, clients: Clients):
         self.outputs = outputs
         self.clients = clients
         self._zone_id = outputs.dns.zone_id
+        self._reads: dict[tuple, tuple[float, dict]] = {}
+        self._reads_lock = threading.Lock()
 
     def _call(self, op: str, what: str, **params) -> dict:
         try:
-            return self.clients.call("route53", self.control_region, op, **params)
+            result = self.clients.call("route53", self.control_region, op, **params)
         except ClientError as exc:
             raise fail(exc, what) from exc
+        if not op.startswith(("get_", "list_")):
+            with self._reads_lock:
+                self._reads.clear()  # a change: no read from before it is shared after it
+        return result
+
+    def _read(self, op: str, what: str, **params) -> dict:
+        """A read shared by every lane for ``read_max_age`` seconds (cleared by any change made here)."""
+        clock = self.clients.clock or SystemClock()
+        key = (op, tuple(sorted(params.items())))
+        with self._reads_lock:
+            found = self._reads.get(key)
+            if found is not None and clock.monotonic() - found[0] < self.read_max_age:
+                return found[1]
+        result = self._call(op, what, **params)
+        with self._reads_lock:
+            self._reads[key] = (clock.monotonic(), result)
+        return result
 
     def _record(self, service: str) -> str:
         try:
@@ -785,13 +809,13 @@ class Route53Dns:
 
     def _answer_inversion(self) -> str | None:
         hc_id = self._health_check_id()
-        config = self._call("get_health_check", f"read health check {hc_id}",
+        config = self._read("get_health_check", f"read health check {hc_id}",
                             HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
         inverted = bool(config.get("Inverted"))
         if config.get("Disabled"):
             healthy = not inverted  # Route53: a disabled check is healthy; inverted, unhealthy
         else:
-            observations = self._call("get_health_check_status", f"read status of health check {hc_id}",
+            observations = self._read("get_health_check_status", f"read status of health check {hc_id}",
                                       HealthCheckId=hc_id)["HealthCheckObservations"]
             if not observations:
                 return None
@@ -829,6 +853,13 @@ class Route53Dns:
             raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
                              "flipping that check would not move it; fix the dns component's records")
         to_secondary = region == self.outputs.secondary.name
+        config = self._read("get_health_check", f"read health check {hc_id}",
+                            HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+        if config.get("Disabled") and bool(config.get("Inverted")) == to_secondary:
+            # another database's lane moved it already: the check guards every PRIMARY record
+            return (f"health check {hc_id} is already {'pinned unhealthy' if to_secondary else 'restored'} "
+                    f"(disabled{', inverted' if to_secondary else ', not inverted'}): {record} answers "
+                    f"{'the SECONDARY' if to_secondary else 'PRIMARY'} record ({region})")
         # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
         self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
                    HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)

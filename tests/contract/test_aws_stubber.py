@@ -263,3 +263,38 @@ def test_an_access_denied_answer_is_not_tried_again():
         ports.db.describe(S, "payments")
     assert s.clock.monotonic() == FakeClock().monotonic(), "no wait before failing a refusal"
     s.done()
+
+
+def _pin_check(inverted: bool) -> dict:
+    config = {"Type": "CALCULATED", "ChildHealthChecks": ["hc-endpoint"], "HealthThreshold": 0,
+              "Disabled": True, "Inverted": inverted}
+    return {"HealthCheck": {"Id": "hc-1234", "CallerReference": "x", "HealthCheckConfig": config,
+                            "HealthCheckVersion": 1}}
+
+
+def test_the_lanes_share_one_read_of_the_pin_check_a_second():
+    """Route 53's quota is per account (50 burst, 10 per second): fifty databases' lanes polling the one
+    check that guards them all share one read of it per second instead of one each."""
+    s = Stubs(doc=pair_document(50))
+    r53 = s.stub("route53", "us-east-1")
+    r53.add_response("get_health_check", _pin_check(False), {"HealthCheckId": "hc-1234"})
+    r53.add_response("get_health_check", _pin_check(True), {"HealthCheckId": "hc-1234"})
+    dns = s.ports().dns
+    services = list(s.outputs.dns.records)
+    assert {dns.answer(name) for name in services} == {P}, "fifty answers, one read (a second would be unstubbed)"
+    s.clock.advance(aws.Route53Dns.read_max_age)
+    assert {dns.answer(name) for name in services} == {S}, "a second later, read again"
+    s.done()
+
+
+def test_pinning_a_check_another_lane_pinned_already_changes_nothing():
+    s = Stubs()
+    r53 = s.stub("route53", "us-east-1")
+    name = s.outputs.dns.records["payments"]
+    r53.add_response("list_resource_record_sets", {"ResourceRecordSets": [
+        {"Name": name, "Type": "CNAME", "SetIdentifier": "prod", "Failover": "PRIMARY", "TTL": 60,
+         "HealthCheckId": "hc-1234", "ResourceRecords": [{"Value": "prod-payments.abc.rds.amazonaws.com"}]}],
+        "IsTruncated": False, "MaxItems": "10"})
+    r53.add_response("get_health_check", _pin_check(True), {"HealthCheckId": "hc-1234"})
+    assert "already pinned unhealthy" in s.ports().dns.point("payments", S)
+    s.done()  # and no update_health_check was called: it would have been an unstubbed call
