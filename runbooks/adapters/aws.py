@@ -745,6 +745,8 @@ class Route53Dns:
         self._zone_id = outputs.dns.zone_id
         self._reads: dict[tuple, tuple[float, dict]] = {}
         self._reads_lock = threading.Lock()
+        self._pin_lock = threading.Lock()
+        """One lane at a time reads and moves the pin check, so the others find it moved."""
 
     def _call(self, op: str, what: str, **params) -> dict:
         try:
@@ -853,16 +855,17 @@ class Route53Dns:
             raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
                              "flipping that check would not move it; fix the dns component's records")
         to_secondary = region == self.outputs.secondary.name
-        config = self._read("get_health_check", f"read health check {hc_id}",
-                            HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
-        if config.get("Disabled") and bool(config.get("Inverted")) == to_secondary:
-            # another database's lane moved it already: the check guards every PRIMARY record
-            return (f"health check {hc_id} is already {'pinned unhealthy' if to_secondary else 'restored'} "
-                    f"(disabled{', inverted' if to_secondary else ', not inverted'}): {record} answers "
-                    f"{'the SECONDARY' if to_secondary else 'PRIMARY'} record ({region})")
-        # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
-        self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
-                   HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
+        with self._pin_lock:
+            config = self._read("get_health_check", f"read health check {hc_id}",
+                                HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+            if config.get("Disabled") and bool(config.get("Inverted")) == to_secondary:
+                # another database's lane moved it already: the check guards every PRIMARY record
+                return (f"health check {hc_id} is already {'pinned unhealthy' if to_secondary else 'restored'} "
+                        f"(disabled{', inverted' if to_secondary else ', not inverted'}): {record} answers "
+                        f"{'the SECONDARY' if to_secondary else 'PRIMARY'} record ({region})")
+            # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
+            self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
+                       HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
         if to_secondary:
             return (f"health check {hc_id} pinned unhealthy (disabled + inverted): {record} answers the SECONDARY "
                     f"record ({region}), also after the primary comes back; every record guarded by this check moves")
