@@ -261,12 +261,13 @@ class Runner:
                 for step in steps:  # what this lane will never run: its waiters must not wait forever
                     ended[step.name].set()
 
-        # a lane that waits holds its worker: with prerequisites, every lane gets one
-        workers = len(lanes) if any(s.after for s in self.plan.steps) else min(self.max_workers, len(lanes))
+        # every lane gets its own worker: a lane spends its time waiting (on a promotion that takes
+        # minutes in AWS, or on a prerequisite in another lane), so a cap would run the databases in
+        # waves: 50 databases through 16 workers took four promotions' time (benchmarks/aws_scale.py)
         if len(lanes) == 1:
             results = [run_lane(next(iter(lanes.values())))]
         else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lane") as pool:
+            with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="lane") as pool:
                 results = list(pool.map(run_lane, lanes.values()))
         self._raise_failures([exc for _, exc in results], "lanes")
         return [o for outcomes, _ in results for o in outcomes]

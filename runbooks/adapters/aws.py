@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
@@ -31,7 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from runbooks.clock import Clock, iso, wait_until
+from runbooks.clock import Clock, SystemClock, iso, wait_until
 from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreachable
 from runbooks.lock import may_take_over
 from runbooks.ports import DbInstance, Health, Ports, ReplicationState
@@ -71,6 +72,13 @@ class AwsSettings:
     """rebuild_replica: how long to wait for RDS to finish renaming the former primary aside."""
     replica_lag_metric_max_age: float = 180.0
     """A ReplicaLag datapoint older than this does not count as live replication."""
+    throttle_deadline: float = 120.0
+    """How long a throttled call is tried again (jittered back-off up to ``throttle_max_backoff``)
+    before it fails. A throttle is the region answering, not a dead one: it is worth waiting for,
+    where ``max_attempts`` keeps a dead endpoint's failure fast. AWS's quotas are per account and
+    region (RDS: 300 requests burst, 12 per second; Route 53: 50 burst, 10 per second for the whole
+    account), and a failover of many databases at once meets them."""
+    throttle_max_backoff: float = 10.0
 
     def botocore_config(self) -> Config:
         return Config(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
@@ -82,15 +90,25 @@ class AwsSettings:
 # --------------------------------------------------------------------------------------------
 
 
+THROTTLING_CODES = frozenset(("Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+                              "TooManyRequestsException", "RequestThrottled", "RequestThrottledException",
+                              "SlowDown", "PriorRequestNotComplete"))
+"""Error codes with which AWS services say "not now, try again" (PriorRequestNotComplete: Route 53
+is still applying an earlier change to the same records)."""
+
+
 class Clients:
     """One boto3 client per (service, region), built on first use (thread-safe: the engine runs
     the steps of a phase in parallel)."""
 
-    def __init__(self, session: Any = None, settings: AwsSettings | None = None):
+    def __init__(self, session: Any = None, settings: AwsSettings | None = None, clock: Clock | None = None):
         self._session = session
         self.settings = settings or AwsSettings()
+        self.clock = clock
+        """Paces the retries of throttled calls (``aws_ports`` sets the runbook's clock)."""
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self._random = random.Random()
 
     def use(self, service: str, region: str, client: Any) -> None:
         """Put a ready client in place (tests: a client wrapped in botocore's Stubber)."""
@@ -110,8 +128,31 @@ class Clients:
     def call(self, service: str, region: str, operation: str, **params: Any) -> dict:
         """Call ``operation`` and map what goes wrong to the runbooks' errors:
         no answer (connection refused, timeout, 5xx after retries) → Unreachable;
+        throttled → tried again with jittered back-off until ``settings.throttle_deadline``;
         missing permission → AwsCallFailed naming the IAM action; anything else → AwsCallFailed
         with AWS's code (callers catch the codes they expect with ``error_code``)."""
+        clock = self.clock or SystemClock()
+        deadline = clock.monotonic() + self.settings.throttle_deadline
+        backoff = 0.5
+        while True:
+            try:
+                return self._call_once(service, region, operation, params)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code not in THROTTLING_CODES:
+                    raise
+                if clock.monotonic() >= deadline:
+                    raise AwsCallFailed(
+                        f"{service} in {region} throttled {operation} ({code}) for "
+                        f"{self.settings.throttle_deadline:g} s: the account's API quota there is used up (other "
+                        "automation in the account shares it); rerun to continue, or ask AWS for a higher "
+                        "quota") from exc
+            with self._lock:
+                pause = self._random.uniform(0.0, backoff)  # full jitter: throttled lanes do not retry in step
+            clock.sleep(min(pause, max(deadline - clock.monotonic(), 0.0)))
+            backoff = min(backoff * 2, self.settings.throttle_max_backoff)
+
+    def _call_once(self, service: str, region: str, operation: str, params: dict) -> dict:
         client = self.client(service, region)
         try:
             return getattr(client, operation)(**params)
@@ -693,16 +734,42 @@ class Route53Dns:
     control_region = "us-east-1"
     """Route53 is global; its control plane answers through us-east-1."""
 
+    read_max_age = 1.0
+    """Seconds a read of the pin check is shared between the lanes. Route 53's API quota is per
+    account (50 requests burst, 10 per second, all operations together): fifty databases each polling
+    the one check that guards them all would spend it several times over (benchmarks/aws_scale.py)."""
+
     def __init__(self, outputs: Outputs, clients: Clients):
         self.outputs = outputs
         self.clients = clients
         self._zone_id = outputs.dns.zone_id
+        self._reads: dict[tuple, tuple[float, dict]] = {}
+        self._reads_lock = threading.Lock()
+        self._pin_lock = threading.Lock()
+        """One lane at a time reads and moves the pin check, so the others find it moved."""
 
     def _call(self, op: str, what: str, **params) -> dict:
         try:
-            return self.clients.call("route53", self.control_region, op, **params)
+            result = self.clients.call("route53", self.control_region, op, **params)
         except ClientError as exc:
             raise fail(exc, what) from exc
+        if not op.startswith(("get_", "list_")):
+            with self._reads_lock:
+                self._reads.clear()  # a change: no read from before it is shared after it
+        return result
+
+    def _read(self, op: str, what: str, **params) -> dict:
+        """A read shared by every lane for ``read_max_age`` seconds (cleared by any change made here)."""
+        clock = self.clients.clock or SystemClock()
+        key = (op, tuple(sorted(params.items())))
+        with self._reads_lock:
+            found = self._reads.get(key)
+            if found is not None and clock.monotonic() - found[0] < self.read_max_age:
+                return found[1]
+        result = self._call(op, what, **params)
+        with self._reads_lock:
+            self._reads[key] = (clock.monotonic(), result)
+        return result
 
     def _record(self, service: str) -> str:
         try:
@@ -744,13 +811,13 @@ class Route53Dns:
 
     def _answer_inversion(self) -> str | None:
         hc_id = self._health_check_id()
-        config = self._call("get_health_check", f"read health check {hc_id}",
+        config = self._read("get_health_check", f"read health check {hc_id}",
                             HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
         inverted = bool(config.get("Inverted"))
         if config.get("Disabled"):
             healthy = not inverted  # Route53: a disabled check is healthy; inverted, unhealthy
         else:
-            observations = self._call("get_health_check_status", f"read status of health check {hc_id}",
+            observations = self._read("get_health_check_status", f"read status of health check {hc_id}",
                                       HealthCheckId=hc_id)["HealthCheckObservations"]
             if not observations:
                 return None
@@ -788,9 +855,17 @@ class Route53Dns:
             raise StepFailed(f"the PRIMARY failover record {record} is not guarded by health check {hc_id}, so "
                              "flipping that check would not move it; fix the dns component's records")
         to_secondary = region == self.outputs.secondary.name
-        # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
-        self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
-                   HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
+        with self._pin_lock:
+            config = self._read("get_health_check", f"read health check {hc_id}",
+                                HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+            if config.get("Disabled") and bool(config.get("Inverted")) == to_secondary:
+                # another database's lane moved it already: the check guards every PRIMARY record
+                return (f"health check {hc_id} is already {'pinned unhealthy' if to_secondary else 'restored'} "
+                        f"(disabled{', inverted' if to_secondary else ', not inverted'}): {record} answers "
+                        f"{'the SECONDARY' if to_secondary else 'PRIMARY'} record ({region})")
+            # Disabled always: a disabled check is healthy, and inverted unhealthy, whatever the endpoint does
+            self._call("update_health_check", f"{'pin' if to_secondary else 'restore'} health check {hc_id}",
+                       HealthCheckId=hc_id, Disabled=True, Inverted=to_secondary)
         if to_secondary:
             return (f"health check {hc_id} pinned unhealthy (disabled + inverted): {record} answers the SECONDARY "
                     f"record ({region}), also after the primary comes back; every record guarded by this check moves")
@@ -982,6 +1057,7 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     from runbooks.adapters.kubectl import KubectlEndpoints
 
     clients = clients or Clients(session, settings)
+    clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     regions = list(outputs.regions.values())
     kafka = all(r.streaming is not None for r in regions)
@@ -1370,6 +1446,7 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
     from runbooks.backups import BackupPorts
     clients = clients or Clients(session, settings)
+    clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),

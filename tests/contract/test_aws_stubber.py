@@ -219,3 +219,82 @@ def test_replication_falls_back_to_replica_lag_metric_and_says_so():
     assert (st.in_recovery, st.lsn, st.lag_seconds, st.streaming, st.lag_source) == \
         (True, 0x3000060, 2.5, True, "cloudwatch:ReplicaLag")
     s.done()
+
+
+def test_a_throttled_call_is_tried_again_on_the_runbooks_clock_until_it_goes_through():
+    """A failover of many databases meets AWS's API quotas (RDS: 300 burst, 12 per second per
+    region). A throttle is the region answering: the adapter waits and tries again instead of
+    failing the step, paced by the runbook's clock."""
+    s = Stubs()
+    rds = s.stub("rds", S)
+    for _ in range(3):
+        rds.add_client_error("describe_db_instances", service_error_code="ThrottlingException",
+                             service_message="Rate exceeded", http_status_code=400)
+    rds.add_response("describe_db_instances", {"DBInstances": [instance("dr-payments", S, source=PRIMARY_ARN)]})
+    ports = s.ports()
+    start = s.clock.monotonic()
+    assert ports.db.describe(S, "payments").role == "replica"
+    waited = s.clock.monotonic() - start
+    assert 0 < waited <= 0.5 + 1.0 + 2.0, f"three jittered back-offs (at most 0.5, 1, 2 s), not {waited}"
+    s.done()
+
+
+def test_a_call_throttled_past_the_deadline_fails_naming_the_throttle():
+    s = Stubs()
+    s.clients.settings = aws.AwsSettings(throttle_deadline=5.0)
+    rds = s.stub("rds", S)
+    for _ in range(40):
+        rds.add_client_error("promote_read_replica", service_error_code="Throttling", service_message="Rate exceeded",
+                             http_status_code=400)
+    ports = s.ports()
+    start = s.clock.monotonic()
+    with pytest.raises(aws.AwsCallFailed, match="Throttling"):
+        s.clients.call("rds", S, "promote_read_replica", DBInstanceIdentifier="dr-payments")
+    assert 5.0 <= s.clock.monotonic() - start < 5.0 + 1e-6, "it gives up at the deadline, not before or long after"
+
+
+def test_an_access_denied_answer_is_not_tried_again():
+    s = Stubs()
+    rds = s.stub("rds", S)
+    rds.add_client_error("describe_db_instances", service_error_code="AccessDenied",
+                         service_message="not authorized to perform rds:DescribeDBInstances", http_status_code=403)
+    ports = s.ports()
+    with pytest.raises(aws.AwsCallFailed, match="AccessDenied"):
+        ports.db.describe(S, "payments")
+    assert s.clock.monotonic() == FakeClock().monotonic(), "no wait before failing a refusal"
+    s.done()
+
+
+def _pin_check(inverted: bool) -> dict:
+    config = {"Type": "CALCULATED", "ChildHealthChecks": ["hc-endpoint"], "HealthThreshold": 0,
+              "Disabled": True, "Inverted": inverted}
+    return {"HealthCheck": {"Id": "hc-1234", "CallerReference": "x", "HealthCheckConfig": config,
+                            "HealthCheckVersion": 1}}
+
+
+def test_the_lanes_share_one_read_of_the_pin_check_a_second():
+    """Route 53's quota is per account (50 burst, 10 per second): fifty databases' lanes polling the one
+    check that guards them all share one read of it per second instead of one each."""
+    s = Stubs(doc=pair_document(50))
+    r53 = s.stub("route53", "us-east-1")
+    r53.add_response("get_health_check", _pin_check(False), {"HealthCheckId": "hc-1234"})
+    r53.add_response("get_health_check", _pin_check(True), {"HealthCheckId": "hc-1234"})
+    dns = s.ports().dns
+    services = list(s.outputs.dns.records)
+    assert {dns.answer(name) for name in services} == {P}, "fifty answers, one read (a second would be unstubbed)"
+    s.clock.advance(aws.Route53Dns.read_max_age)
+    assert {dns.answer(name) for name in services} == {S}, "a second later, read again"
+    s.done()
+
+
+def test_pinning_a_check_another_lane_pinned_already_changes_nothing():
+    s = Stubs()
+    r53 = s.stub("route53", "us-east-1")
+    name = s.outputs.dns.records["payments"]
+    r53.add_response("list_resource_record_sets", {"ResourceRecordSets": [
+        {"Name": name, "Type": "CNAME", "SetIdentifier": "prod", "Failover": "PRIMARY", "TTL": 60,
+         "HealthCheckId": "hc-1234", "ResourceRecords": [{"Value": "prod-payments.abc.rds.amazonaws.com"}]}],
+        "IsTruncated": False, "MaxItems": "10"})
+    r53.add_response("get_health_check", _pin_check(True), {"HealthCheckId": "hc-1234"})
+    assert "already pinned unhealthy" in s.ports().dns.point("payments", S)
+    s.done()  # and no update_health_check was called: it would have been an unstubbed call

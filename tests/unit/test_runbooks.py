@@ -289,6 +289,22 @@ def test_a_step_waits_for_the_steps_of_other_lanes_it_names(tmp_path):
     assert "waits: not started because next did not finish" in str(err.value) and "broken broke" in str(err.value)
 
 
+def test_every_lane_runs_at_once_however_many_databases(tmp_path):
+    """Fifty lanes that each wait (as a promotion waits minutes in AWS) all wait together: a worker
+    cap would run them in waves (16 workers made 50 databases take four promotions' time)."""
+    lanes = 50
+    together = threading.Barrier(lanes, timeout=10)
+
+    def step(i):
+        def apply():
+            together.wait()  # breaks (BrokenBarrierError) unless all fifty are waiting at once
+            return "met"
+        return Step(f"promote:{i}", "wait", "t", lambda: Check.todo("x"), apply, lane=f"db{i}")
+
+    result = _lane_runner(tmp_path, [step(i) for i in range(lanes)]).run()
+    assert sorted(o.status for o in result.outcomes) == ["done"] * lanes
+
+
 def test_a_plan_whose_steps_wait_in_a_circle_is_refused(tmp_path):
     def step(name, lane, after=()):
         return Step(name, name, "t", lambda: Check.todo("x"), lambda: "x", lane=lane, after=after)
