@@ -292,8 +292,9 @@ def test_bootstrap_is_the_iam_listener_read_once_and_refusals_name_the_fix():
     k.add_client_error("get_bootstrap_brokers", "AccessDeniedException", "not authorized", http_status_code=403)
     with pytest.raises(aws.AwsCallFailed, match=r"GetBootstrapBrokers was denied.*runbook role"):
         s.streaming().bootstrap(S)
-    k.add_client_error("describe_replicator", "TooManyRequestsException", "slow down", http_status_code=429)
-    with pytest.raises(aws.AwsCallFailed, match=r"DescribeReplicator failed: TooManyRequestsException"):
+    # (a throttle, TooManyRequestsException, is tried again: tests/contract/test_aws_stubber.py)
+    k.add_client_error("describe_replicator", "BadRequestException", "bad replicator", http_status_code=400)
+    with pytest.raises(aws.AwsCallFailed, match=r"DescribeReplicator failed: BadRequestException"):
         s.streaming().flow()
     k.add_client_error("describe_replicator", "ServiceUnavailableException", "down", http_status_code=503)
     with pytest.raises(Unreachable, match="no MSK Replicator could be described"):
