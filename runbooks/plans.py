@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runbooks.clock import wait_until
+from runbooks.clock import iso, wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
-from runbooks.errors import StepFailed, Unreachable
+from runbooks.errors import RunbookError, StepFailed, Unreachable
 from runbooks.plans_endpoints import add_endpoint_steps
 from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
@@ -137,6 +137,51 @@ def _gate_dns_ttl(ctx: Context) -> Gate:
                               "wait one old TTL), or pass --force to accept the longer outage")
         return GateResult("dns-ttl", True, f"record TTL {ttl} s is within the RTO objective of {rto} s")
     return Gate("dns-ttl", evaluate)
+
+
+def _gate_pitr_in_dr(ctx: Context, db: str) -> Gate:
+    """DR's replicated automated backups of ``db`` give a restorable window, so that after the
+    failover a point-in-time restore in DR can still go back to before the incident (a failover
+    for corruption needs it most). RDS copies the source's snapshots and transaction logs into the
+    DR region as they are ready (RDS User Guide, "Replicating automated backups to another AWS
+    Region"); ``DescribeDBInstanceAutomatedBackups`` in the DR region gives the replicated backup's
+    ``RestoreWindow`` (``EarliestTime``, ``LatestTime``: the earliest and latest time an instance
+    can be restored to; RDS API Reference, "RestoreWindow", "DBInstanceAutomatedBackup"). The
+    sandbox's equivalent is its base backups and WAL archive copied into the DR region.
+
+    Refuses (``--force`` overrides, audited) when DR holds no restorable window of ``db`` or it
+    cannot be read: the stacks declare backup replication, so its absence is a broken invariant
+    an operator must see before giving up the primary's own backups. Warns (passes) when the
+    window's latest time is older than the RPO objective: normal while the primary region is down
+    (nothing more can be copied), but the restorable history in DR ends there. (The search tool
+    did not find AWS's statement of how far behind a healthy replicated window runs; the RPO
+    objective is this project's threshold.)"""
+
+    def evaluate() -> GateResult:
+        name = f"pitr-dr:{db}"
+        region = ctx.target
+        if ctx.ports.backups is None:
+            return GateResult(name, False, f"cannot read {region}'s restorable window of {db}: this adapter has no "
+                              "backups port. Pass --force to fail over without knowing it")
+        try:
+            w = ctx.ports.backups.window(region, db)
+        except RunbookError as exc:
+            return GateResult(name, False, f"cannot read {region}'s restorable window of {db} ({exc}); pass --force "
+                              "to fail over without it")
+        if w is None:
+            return GateResult(name, False, f"{region} holds no replicated automated backup of {db}: after the failover "
+                              f"no point-in-time restore in {region} can go back to before it. Check backup replication "
+                              f"(aws rds describe-db-instance-automated-backups --region {region}), or pass --force")
+        now = ctx.ports.clock.time()
+        behind = now - w.latest
+        ctx.measurements.setdefault("pitr_in_dr", {})[db] = {"earliest": w.earliest, "latest": w.latest,
+                                                             "latest_age_seconds": behind}
+        span = f"{region} can restore {db} from {iso(w.earliest)} to {iso(w.latest)}"
+        if behind > ctx.rpo_seconds:
+            return GateResult(name, True, f"WARNING: {span}, {behind:.0f} s behind now (more than the RPO objective "
+                              f"of {ctx.rpo_seconds} s): restorable history in {region} ends there")
+        return GateResult(name, True, span)
+    return Gate(f"pitr-dr:{db}", evaluate)
 
 
 def _gate_replica(ctx: Context, db: str) -> Gate:
@@ -427,7 +472,7 @@ def failover_plan(ctx: Context) -> Plan:
     dbs = ctx.databases
     gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes"), _gate_dns_ttl(ctx)]
     for db in dbs:
-        gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
+        gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False), _gate_pitr_in_dr(ctx, db)]
     plan = Plan("failover", [
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),

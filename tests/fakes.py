@@ -45,6 +45,13 @@ class FakeWorld:
         self.crash_on: tuple[str, int] | None = None
         self._counts: dict[str, int] = {}
         self.notifier = FakeNotifier()
+        self.audit_sink = FakeAuditSink()
+        self.backups: "FakeBackups | None" = FakeBackups(self)
+        """The backups port of the region-pair runbooks (the PITR-in-DR gate): DR holds a replicated
+        window of every database, a week back to a minute ago (set to None: no backups port)."""
+        now = self.clock.time()
+        for db in outputs.primary.databases:
+            self.backups.windows[(s, db)] = (now - 7 * 86400.0, now - 60.0)
 
     # ---- test controls -------------------------------------------------------------------
 
@@ -79,7 +86,7 @@ class FakeWorld:
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
                      objects=FakeObjects(streams) if streams else None,
-                     endpoints=getattr(self, "endpoints", None))
+                     endpoints=getattr(self, "endpoints", None), audit_sink=self.audit_sink, backups=self.backups)
 
 
 class FakeDbControl:
@@ -542,8 +549,12 @@ class FakeMetrics:
 class FakeAuditSink:
     def __init__(self):
         self.entries = []
+        self.broken: str | None = None
+        """When set, every write raises Unreachable with this text (the bucket is unreachable)."""
 
     def write(self, entry):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.entries.append(entry)
         return "fake sink"
 

@@ -481,6 +481,8 @@ class SandboxEndpoints:
 
 
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
+    from runbooks.adapters.sandbox_backups import SandboxBackups
+    from runbooks.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
     from runbooks.errors import BadInput
@@ -499,4 +501,6 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
                  streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
                  objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,
                  endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
-                 else None)
+                 else None,
+                 audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME),
+                 backups=SandboxBackups(sb))
