@@ -173,3 +173,10 @@ def verify_chain(path: Path) -> str | None:
             return f"{path}: line {n} does not follow line {n - 1} (edited, removed or reordered)"
         prev = hashlib.sha256(raw).hexdigest()
     return None
+
+
+def sandbox_audit(sandbox_dir: Path, clock: Clock, runbook: str, run_id: str) -> DurableAudit:
+    """The audit log of what is done to a sandbox outside the runbooks (its faults, a drill's
+    steps): the same local log and durable sink the runbooks use there."""
+    d = Path(sandbox_dir)
+    return DurableAudit(d / "runbooks" / "audit.jsonl", clock, runbook, run_id, sink=JsonlAuditSink(d / SINK_NAME))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from runbooks import helptext, report as reports
+from runbooks import dr_metrics, helptext, report as reports
 from runbooks.audit import DurableAudit, operator
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
@@ -81,6 +81,9 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
                                                   "./.regionpair/PROJECT)")
     p.add_argument("--report-dir", type=Path, help="where report.json and report.md go "
                                                    "(default: STATE_DIR/reports/RUN_ID)")
+    p.add_argument("--metrics-file", type=Path,
+                   help="Prometheus textfile-collector file for the DR metrics this run measured (default: "
+                        "STATE_DIR/metrics/regionpair_dr.prom); also to CloudWatch RegionPair/DR in AWS")
     p.add_argument("--reconcile", action="store_true",
                    help="after success, run the commands that bring the stacks in line (needs the pulumi CLI)")
     p.add_argument("--promote-timeout", type=float, help="seconds to wait for a promotion (default 300)")
@@ -351,6 +354,11 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
                  f"complete, {'PASSED' if rep['passed'] else 'FAILED'}",
                  measured(rep["rto_seconds"], rep["rpo"]["seconds"], rep["objectives"]))
     rep["notifications"] = tell.sent
+    if not run.nothing_to_do:
+        metrics_path = args.metrics_file or state_dir / "metrics" / dr_metrics.FILE_NAME
+        rep["notes"] += dr_metrics.publish(metrics_path, dr_metrics.runbook_samples(
+            runbook.name, rep, ctx.measurements, outputs.target, outputs.secondary.name), ports.metrics)
+        result["metrics"] = str(metrics_path)
     rep["notes"] += tell.undelivered_notes() + audit.notes()
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,

@@ -146,6 +146,13 @@ class SandboxDrill:
         self.notes: list[str] = []
         self.workload: subprocess.Popen | None = None
         self.notifications: dict[str, list[dict]] = {}
+        self.audit = None
+        """The sandbox's audit (runbooks.audit.sandbox_audit), once it is up: the drill's faults and
+        restarts are audited where the runbooks audit theirs."""
+        self.audited: dict[str, list[dict]] = {}
+        """Per runbook run of the drill: what reached the sandbox's durable audit sink."""
+
+    FAULTS = ("fault", "heal-link", "restart-home")
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
@@ -157,11 +164,15 @@ class SandboxDrill:
         except BaseException as exc:
             self.steps.append({"name": name, "start": start, "end": time.time(), "status": "failed",
                                "result": f"{type(exc).__name__}: {exc}"})
+            if self.audit is not None and name in self.FAULTS:
+                self.audit.record(name, self.args.scenario, "failed", f"{type(exc).__name__}: {exc}")
             raise
         text = result if isinstance(result, str) else ""
         if isinstance(result, dict) and "run_id" in result:
             text = f"{result.get('result')}: run {result['run_id']}, report {result.get('report', {}).get('markdown')}"
         self.steps.append({"name": name, "start": start, "end": time.time(), "status": "done", "result": text})
+        if self.audit is not None and name in self.FAULTS:
+            self.audit.record(name, self.args.scenario, "injected", text)
         self.say(f"[{iso(time.time())[11:23]}] {name}: {text or 'done'} ({time.time() - start:.2f} s)")
         return result
 
@@ -201,6 +212,8 @@ class SandboxDrill:
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
+        from runbooks.audit import sandbox_audit
+        self.audit = sandbox_audit(self.dir, self.clock, "drill", self.report_dir.name)
         outputs = sb.outputs
         primary, dr = outputs.primary.name, outputs.secondary.name
         ports = sandbox_ports(outputs, self.clock)
@@ -337,7 +350,23 @@ class SandboxDrill:
         from runbooks.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
+        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
+        self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
+
+    def _audit_reasons(self) -> list[str]:
+        """The durable sink holds each runbook's start and end and every fault, unbroken."""
+        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
+        sink = self.dir / AUDIT_SINK
+        reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
+        for kind, entries in self.audited.items():
+            seen = {(e["action"], e["result"].split(",")[0]) for e in entries}
+            if not ({("run", "started"), ("run", "resumed")} & seen) or ("run", "complete") not in seen:
+                reasons.append(f"audit: the {kind}'s start and end are not both in the sandbox's durable audit sink")
+        faults = [e for e in read_audit(sink) if e.get("runbook") == "drill" and e.get("action") == "fault"]
+        if self.args.scenario != "switchover" and not faults:
+            reasons.append("audit: the drill's fault is not in the sandbox's durable audit sink")
+        return reasons
 
     def _notification_reasons(self) -> list[str]:
         reasons = []
@@ -567,7 +596,7 @@ class SandboxDrill:
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
-        for r in self._endpoint_reasons() + self._notification_reasons():
+        for r in self._endpoint_reasons() + self._notification_reasons() + self._audit_reasons():
             passed = False
             reasons.append(r)
         rep = {
@@ -592,11 +621,16 @@ class SandboxDrill:
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
             "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
             "notified": self.notifications,
+            "audited": {kind: len(entries) for kind, entries in self.audited.items()},
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
                     "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
                                                                                                fault_at + 60)}
+        from runbooks import dr_metrics
+        metrics_path = self.report_dir / dr_metrics.FILE_NAME
+        rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
+        rep["metrics"] = str(metrics_path)
         rep["files"] = reports.write(rep, self.report_dir, timeline)
         return rep
 

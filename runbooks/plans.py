@@ -218,6 +218,9 @@ def _gate_replication(ctx: Context, db: str, planned: bool) -> Gate:
         ctx.measurements.setdefault("rpo_estimate", {})[db] = {
             "seconds": lag, "last_contact_age_seconds": st.last_contact_age_seconds, "streaming": st.streaming}
         source_up = ctx.ports.health.database(ctx.source, db).healthy
+        src = _replication(ctx, ctx.source, db) if source_up else None
+        if src is not None and not src.in_recovery:  # the WAL the replica has not replayed (a DR metric)
+            ctx.measurements["rpo_estimate"][db]["lag_bytes"] = max(0, src.lsn - st.lsn)
         if planned:
             if not st.streaming:
                 return GateResult(name, False, f"{ctx.target}/{db} is not streaming from {ctx.source}; "

@@ -96,7 +96,7 @@ def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate
             return GateResult(name, False, f"cannot read the {what}")
         ctx.measurements.setdefault("streams_at_gate", {})[name] = {
             "running": f.running, "lag_records": f.lag_records, "lag_seconds": f.lag_seconds,
-            "source_reachable": f.source_reachable}
+            "source_reachable": f.source_reachable, "source": f.source, "target": f.target}
         if not f.running:
             return GateResult(name, True, f"the {what} is stopped ({f.source} → {f.target})")
         if (f.source, f.target) == (ctx.target, ctx.source):

@@ -46,6 +46,7 @@ class FakeWorld:
         self._counts: dict[str, int] = {}
         self.notifier = FakeNotifier()
         self.audit_sink = FakeAuditSink()
+        self.metrics = FakeMetrics()
         self.backups: "FakeBackups | None" = FakeBackups(self)
         """The backups port of the region-pair runbooks (the PITR-in-DR gate): DR holds a replicated
         window of every database, a week back to a minute ago (set to None: no backups port)."""
@@ -86,7 +87,8 @@ class FakeWorld:
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
                      objects=FakeObjects(streams) if streams else None,
-                     endpoints=getattr(self, "endpoints", None), audit_sink=self.audit_sink, backups=self.backups)
+                     endpoints=getattr(self, "endpoints", None), audit_sink=self.audit_sink, backups=self.backups,
+                     metrics=self.metrics)
 
 
 class FakeDbControl:
@@ -423,7 +425,7 @@ class FakeBackups:
         if existing:
             return existing[0]
         s = Snapshot(snapshot_id, region, database, "creating", self.w.clock.time(), "manual", dict(tags),
-                     arn=f"arn:snap:{region}:{snapshot_id}")
+                     arn=f"arn:snap:{region}:{snapshot_id}", size_bytes=20 * 2**30)
         self.snaps.setdefault((region, database), []).append(s)
         return s
 
@@ -540,8 +542,12 @@ class FakeObjectVersions:
 class FakeMetrics:
     def __init__(self):
         self.sent = []
+        self.broken: str | None = None
+        """When set, every put raises Unreachable with this text."""
 
     def put(self, samples):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.sent.extend(samples)
         return f"{len(samples)} sample(s) to the fake"
 

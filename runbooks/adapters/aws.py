@@ -1124,7 +1124,8 @@ class RdsBackups:
         return Snapshot(id=s["DBSnapshotIdentifier"], region=region, database=database, status=s.get("Status", "?"),
                         created_at=_ts(s.get("SnapshotCreateTime")), kind=s.get("SnapshotType", "manual"),
                         tags={t["Key"]: t["Value"] for t in s.get("TagList") or []}, arn=s.get("DBSnapshotArn"),
-                        kms_key_id=s.get("KmsKeyId"), copied_from=s.get("SourceDBSnapshotIdentifier"))
+                        kms_key_id=s.get("KmsKeyId"), copied_from=s.get("SourceDBSnapshotIdentifier"),
+                        size_bytes=s["AllocatedStorage"] * 2**30 if s.get("AllocatedStorage") else None)
 
     def snapshots(self, region: str, database: str) -> list:
         out, seen = [], set()

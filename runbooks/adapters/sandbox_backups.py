@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 def _snapshot(meta: dict) -> Snapshot:
     return Snapshot(id=meta["id"], region=meta["region"], database=meta["database"], status="available",
                     created_at=meta["finished_at"], kind=meta.get("kind", "automated"), tags=dict(meta.get("tags") or {}),
-                    arn=f"sandbox:{meta['region']}:{meta['database']}:{meta['id']}", copied_from=meta.get("copied_from"))
+                    arn=f"sandbox:{meta['region']}:{meta['database']}:{meta['id']}", copied_from=meta.get("copied_from"),
+                    size_bytes=meta.get("size_bytes"))
 
 
 def _instance(info: dict | None, region: str, name: str) -> Instance:
