@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -86,11 +87,14 @@ class DurableAudit(AuditLog):
         self.queue = self.path.with_name(UNDELIVERED)
         self.failures: list[str] = []
         self.delivered: list[str] = []
+        self._lock = threading.Lock()
 
     def record(self, action: str, target: str, result: str, detail: str = "") -> dict:
-        entry = super().record(action, target, result, detail)
-        if self.sink is not None:
-            self._deliver(entry)
+        # parallel lanes audit at once: one entry at a time, so the sink holds the local log's order
+        with self._lock:
+            entry = super().record(action, target, result, detail)
+            if self.sink is not None:
+                self._deliver(entry)
         return entry
 
     def pending(self) -> list[dict]:
