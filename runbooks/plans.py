@@ -262,6 +262,45 @@ def fence_step(ctx: Context, region: str, db: str, best_effort: bool) -> Step:
                 check, lambda: ctx.ports.db.fence(region, db), verify, best_effort=best_effort, lane=db)
 
 
+def refence_step(ctx: Context, db: str) -> Step:
+    """Re-fence on return. A failover fences the old primary at best effort: while its region's API
+    is down the fence may not be applied at all (AWS: the security group cannot be changed, the
+    instance cannot be stopped). When that region answers again its database comes back as an
+    unfenced writer beside the promoted DR one. So every later failover rerun and every failback
+    first re-checks home's fence and, if the DR side was promoted and home accepts writes again,
+    re-applies it: before the gates (a refused run still leaves home fenced) and before any other
+    step. Home is the provisioned primary region; DR's promotion makes it the stale side."""
+    home, dr = ctx.outputs.primary.name, ctx.outputs.secondary.name
+
+    def check() -> Check:
+        if not _active_writer_or_none(ctx, dr, db):
+            return Check.done(f"{dr}/{db} is not a promoted writer: no fence of {home}/{db} to re-check")
+        if ctx.ports.db.describe(home, db).fenced:
+            return Check.done(f"{home}/{db} is fenced")
+        st = _replication(ctx, home, db)
+        if st is None:
+            return Check.done(f"{home}/{db} does not answer; its fence is re-checked when {home} answers again")
+        if st.in_recovery:
+            return Check.done(f"{home}/{db} is a replica and takes no writes")
+        return Check.todo(f"{home}/{db} is back and accepts writes although {dr}/{db} was promoted (its fence was "
+                          f"not applied while {home} was down, or was lifted)")
+
+    def verify() -> str:
+        if not ctx.ports.db.describe(home, db).fenced:
+            raise StepFailed(f"{home}/{db} still reports itself unfenced after re-fencing")
+        return f"{home}/{db} denies client writes again"
+
+    return Step(f"refence:{db}", f"re-check the fence of {home}/{db} and re-apply it if {home} came back unfenced",
+                f"{home}/{db}", check, lambda: ctx.ports.db.fence(home, db), verify, lane=db)
+
+
+def _active_writer_or_none(ctx: Context, region: str, db: str) -> bool:
+    try:
+        return _active_writer(ctx, region, db)
+    except Unreachable:
+        return False
+
+
 def promote_step(ctx: Context, db: str) -> Step:
     region = ctx.target
 
@@ -477,6 +516,7 @@ def failover_plan(ctx: Context) -> Plan:
     for db in dbs:
         gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False), _gate_pitr_in_dr(ctx, db)]
     plan = Plan("failover", [
+        Phase("refence", [refence_step(ctx, db) for db in dbs], before_gates=True),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
         Phase("promote", [promote_step(ctx, db) for db in dbs]),
@@ -493,6 +533,7 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
              _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary"),
              _gate_dns_ttl(ctx)]
     plan = Plan(runbook, [
+        Phase("refence", [refence_step(ctx, db) for db in dbs], before_gates=True),
         Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=False) for db in dbs]),

@@ -35,6 +35,8 @@ class FakeWorld:
         self.clock = clock or FakeClock()
         self.promote_seconds = promote_seconds
         self.region_up = {name: True for name in outputs.regions}
+        self.api_down: set[str] = set()
+        """Regions whose control plane does not answer: a fence there fails (Unreachable)."""
         self.dbs: dict[tuple[str, str], FakeDb] = {}
         p, s = outputs.primary.name, outputs.secondary.name
         for db in outputs.primary.databases:
@@ -104,6 +106,8 @@ class FakeDbControl:
         return DbInstance(region, database, f"{region}-{database}", d.status, d.role, d.fenced, d.source_region)
 
     def fence(self, region, database):
+        if region in self.w.api_down:
+            raise Unreachable(f"{region}: the RDS API does not answer; the fence of {database} is not applied")
         self.w._act("fence", region, database)
         # like denying security-group ingress: a control-plane change that holds while the region is down
         self.w.dbs[(region, database)].fenced = True
