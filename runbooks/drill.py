@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
                    help="PostgreSQL's replication only (sync: synchronous commit); Kafka and S3 replicate "
                         "asynchronously whatever this says")
     p.add_argument("--failback", action="store_true", help="return home after the failover, measured too")
+    p.add_argument("--api-down", action="store_true",
+                   help="region-outage: the home region's control plane goes down with it, so the failover's fence "
+                        "cannot be applied; with --failback the drill proves the failback re-fences home first "
+                        "(default: off)")
     p.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/drill-<time>)")
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text: progress and a summary for people; json: the report document for machines")
@@ -107,6 +111,8 @@ def validate(args) -> None:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if "postgres" not in systems or any(s not in ("postgres", "kafka", "s3") for s in systems):
         problems.append(f"--systems {args.systems}: postgres plus any of kafka, s3 (e.g. postgres,kafka,s3)")
+    if args.api_down and args.scenario != "region-outage":
+        problems.append(f"--api-down: only with --scenario region-outage (the region and its control plane go down)")
     if args.target == "stacks" and args.scenario != "region-outage":
         problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
     if problems:
@@ -226,6 +232,11 @@ class SandboxDrill:
         runbook_module = switchover if a.scenario == "switchover" else failover
         fault_at = time.time()
         if a.scenario == "region-outage":
+            if a.api_down:
+                from runbooks.adapters.sandbox import api_down_marker
+                marker = api_down_marker(self.dir, primary)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("down\n")
             # the region and its network go dark together: WAL still on the wire to DR is lost too
             self.step("fault", sb.kill_region, primary, cut_link=True)
         elif a.scenario == "db-loss":
@@ -252,7 +263,7 @@ class SandboxDrill:
                 self.step("heal-link", sb.heal)
                 # the region returns: its databases with their data, its Kafka and S3 empty (they
                 # lived in the killed processes): the failback re-seeds them before the switch
-                self.step("restart-home", sb.start_region, primary)
+                self.step("restart-home", self._restart_home, sb, primary)
             elif a.scenario == "db-loss":
                 self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
             fb_start = time.time()
@@ -353,6 +364,29 @@ class SandboxDrill:
         from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
         self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
+
+    def _restart_home(self, sb, primary: str) -> str:
+        said = sb.start_region(primary)
+        if self.args.api_down:
+            from runbooks.adapters.sandbox import api_down_marker
+            api_down_marker(self.dir, primary).unlink(missing_ok=True)
+            unfenced = [db for db in sb.databases if not sb.is_fenced(primary, db)]
+            said += f"; its control plane answers again; unfenced on return: {', '.join(unfenced) or 'none'}"
+        return said
+
+    def _refence_reasons(self, failback_out: dict | None) -> list[str]:
+        """With --api-down: the failback's first step on every database re-applied home's fence."""
+        if not (self.args.api_down and failback_out):
+            return []
+        steps = failback_out.get("steps") or []
+        reasons = []
+        for db in failback_out.get("databases") or []:
+            mine = [s for s in steps if s["name"].endswith(f":{db}")]
+            first = min(mine, key=lambda s: s["start"]) if mine else None
+            if first is None or first["name"] != f"refence:{db}" or first.get("status") != "done":
+                reasons.append(f"re-fence: the failback did not re-fence {db} at home first "
+                               f"(first step: {first and first['name']}, {first and first.get('status')})")
+        return reasons
 
     def _audit_reasons(self) -> list[str]:
         """The durable sink holds each runbook's start and end and every fault, unbroken."""
@@ -596,7 +630,8 @@ class SandboxDrill:
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
-        for r in self._endpoint_reasons() + self._notification_reasons() + self._audit_reasons():
+        for r in (self._endpoint_reasons() + self._notification_reasons() + self._audit_reasons()
+                  + self._refence_reasons(failback_out)):
             passed = False
             reasons.append(r)
         rep = {
