@@ -232,7 +232,7 @@ class SandboxDrill:
         runbook_module = switchover if a.scenario == "switchover" else failover
         fault_at = time.time()
         if a.scenario == "region-outage":
-            if a.api_down:
+            if getattr(a, "api_down", False):
                 from runbooks.adapters.sandbox import api_down_marker
                 marker = api_down_marker(self.dir, primary)
                 marker.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +367,7 @@ class SandboxDrill:
 
     def _restart_home(self, sb, primary: str) -> str:
         said = sb.start_region(primary)
-        if self.args.api_down:
+        if getattr(self.args, "api_down", False):
             from runbooks.adapters.sandbox import api_down_marker
             api_down_marker(self.dir, primary).unlink(missing_ok=True)
             unfenced = [db for db in sb.databases if not sb.is_fenced(primary, db)]
@@ -376,7 +376,7 @@ class SandboxDrill:
 
     def _refence_reasons(self, failback_out: dict | None) -> list[str]:
         """With --api-down: the failback's first step on every database re-applied home's fence."""
-        if not (self.args.api_down and failback_out):
+        if not (getattr(self.args, "api_down", False) and failback_out):
             return []
         steps = failback_out.get("steps") or []
         reasons = []
