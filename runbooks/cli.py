@@ -410,7 +410,7 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
     gates = []
     for e in journal.values("gates"):
         gates = e.get("results", [])
-    objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
+    objectives = reports.objectives_of(outputs)
     waited = sum(e.get("waited_seconds") or 0.0 for e in journal.values("decision"))
     rto = None if t0 is None or t_end is None else t_end - t0 - waited
     passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=est_seconds, objectives=objectives, steps=steps)

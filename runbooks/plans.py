@@ -81,7 +81,13 @@ class Context:
 
     @property
     def rpo_seconds(self) -> int:
-        return self.outputs.objectives.rpo_seconds
+        """The database's RPO objective (the service's unless the outputs declare the component's)."""
+        return self.outputs.objectives.of("database").rpo_seconds
+
+    @property
+    def rto_seconds(self) -> int:
+        """The database's RTO objective."""
+        return self.outputs.objectives.of("database").rto_seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ def _gate_dns_ttl(ctx: Context) -> Gate:
     adapters do not read it back from the live records. ``--force`` overrides (audited)."""
 
     def evaluate() -> GateResult:
-        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.outputs.objectives.rto_seconds
+        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.rto_seconds  # the records move the databases' clients
         records = ", ".join(ctx.outputs.dns.records[db] for db in ctx.databases if db in ctx.outputs.dns.records)
         if ttl is not None and ttl > rto:
             return GateResult("dns-ttl", False, f"the records ({records}) have a TTL of {ttl} s, longer on its own than "
