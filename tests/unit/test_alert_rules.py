@@ -62,7 +62,7 @@ def test_the_rule_unit_tests_catch_a_changed_threshold(tmp_path):
 
 def test_every_alert_watches_a_metric_the_runbooks_emit_and_every_dr_metric_is_watched():
     exprs = [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
-    used = {name for e in exprs for name in re.findall(r"\bregionpair_[a-z_]+", e)}
+    used = {name for e in exprs for name in re.findall(r"\bregionpair_[a-z0-9_]+", e)}
     assert used <= set(prom.HELP), used - set(prom.HELP)
     dr_set = {prom.LAST_BACKUP, prom.BACKUP_SIZE, prom.PG_LAG_BYTES, prom.KAFKA_LAG_SECONDS, prom.S3_LAG_SECONDS,
               prom.DRILL_LAST_RUN, prom.DRILL_SUCCESS, prom.FAILOVER_SECONDS}  # planning document 004's set
