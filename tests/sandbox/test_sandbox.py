@@ -384,7 +384,9 @@ def test_sync_pairs_promote_without_hanging_and_resync_after_rebuild(base_dir):
             assert info["standbys"][EAST]["sync_state"] == "sync"
         assert "base backup of payments in local-west" in sb.base_backup(WEST, "payments")
         backups = list((sb.dir / "pg" / "payments" / WEST / "basebackups").glob("*/base.tar.gz"))
-        assert len(backups) == 1
+        # the one just taken, and EAST's, which `up` replicated into DR (as RDS backup replication does)
+        assert len(backups) == 2
+        assert sorted(str(m.get("copied_from")) for m in sb.backups.list("payments", WEST)) == ["None", EAST]
     finally:
         control.down(sb.dir)
 
