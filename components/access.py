@@ -69,7 +69,10 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
                          "kafka:UntagResource"),
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
     "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
-                  "s3:PutReplicationConfiguration", "s3:GetBucketVersioning"),
+                  "s3:PutReplicationConfiguration", "s3:GetBucketVersioning", "s3:GetObjectLockConfiguration"),
+    # the audit entries' own 7-year COMPLIANCE retention (S3 API Reference, "PutObjectRetention":
+    # placing a retention needs s3:PutObjectRetention), only under the audit prefix
+    "s3_audit_retention": ("s3:PutObjectRetention",),
     "s3_object": ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"),
     "s3_lock_release": ("s3:DeleteObject",),
     "kms": ("kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"),
@@ -87,6 +90,8 @@ BATCH_OPERATION = "S3ReplicateObject"
 """The only S3 Batch Operations operation the runbooks may create a job for (the failback's seeding)."""
 
 BACKUP_METRICS_NAMESPACE = "RegionPair/Backups"
+DR_METRICS_NAMESPACE = "RegionPair/DR"
+"""The failover, failback, switchover and drills' metrics (runbooks/dr_metrics.py)."""
 """The only CloudWatch namespace the runbooks publish to (runbooks/adapters/aws.py)."""
 TEMPORARY_TAG = "regionpair:temporary"
 """verify_backup tags its temporary instances with it (value `true`); only those may be deleted."""
@@ -251,6 +256,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
     add("ReleaseTheRunLock", RUNBOOK_ACTIONS["s3_lock_release"], locks)
+    add("AuditEntriesRetention", RUNBOOK_ACTIONS["s3_audit_retention"], [f"{b}/regionpair/audit/*" for b in buckets])
     add("KeysOfThePair", RUNBOOK_ACTIONS["kms"], keys)
     # RDS asks for a grant when it creates an encrypted replica or copies a snapshot for the runbook
     add("GrantsOnlyForAwsServices", RUNBOOK_ACTIONS["kms_grant_for_aws_service"], keys)
@@ -284,7 +290,8 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     # runbooks from writing (or faking) any metric outside their own
     statements.append({"Sid": "PublishBackupMetrics", "Effect": "Allow",
                        "Action": list(RUNBOOK_ACTIONS["cloudwatch_publish"]), "Resource": "*",
-                       "Condition": {"StringEquals": {"cloudwatch:namespace": BACKUP_METRICS_NAMESPACE}}})
+                       "Condition": {"StringEquals": {"cloudwatch:namespace": [BACKUP_METRICS_NAMESPACE,
+                                                                               DR_METRICS_NAMESPACE]}}})
     for s in statements:
         for action in s["Action"]:
             if "*" in action:

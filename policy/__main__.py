@@ -7,11 +7,12 @@ server and serves until the CLI stops it, which is why nothing else may construc
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
+import objectives
 import rules
 
 PolicyPack(
     name=rules.PACK_NAME,
     enforcement_level=EnforcementLevel.MANDATORY,
-    policies=rules.POLICIES,
+    policies=rules.POLICIES + objectives.POLICIES,
     description="Disaster-recovery invariants of the regionpair prod and dr stacks.",
 )

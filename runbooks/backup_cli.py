@@ -25,7 +25,7 @@ from typing import Any, Callable, TextIO
 
 from runbooks import helptext
 from runbooks import metrics as prom
-from runbooks.audit import AuditLog, operator
+from runbooks.audit import AuditLog, DurableAudit, operator
 from runbooks.backups import BackupPorts, Sample
 from runbooks.cli import Console, load_outputs
 from runbooks.clock import Clock, SystemClock, iso
@@ -40,18 +40,7 @@ from stacks.outputs import Outputs
 BackupPortsFactory = Callable[[Outputs, Clock], BackupPorts]
 
 
-class TeeAudit(AuditLog):
-    """The local append-only audit log, and every entry also to the adapter's sink."""
-
-    def __init__(self, *args, sink=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sink = sink
-
-    def record(self, action: str, target: str, result: str, detail: str = "") -> dict:
-        entry = super().record(action, target, result, detail)
-        if self.sink is not None:
-            self.sink.write(entry)
-        return entry
+TeeAudit = DurableAudit  # the name this module used before the region-pair runbooks shared it
 
 
 @dataclass
@@ -286,7 +275,7 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         journal = Journal.create(state_dir, rb.name, clock, run_id=run_id)
         journal.record_intent(wanted)
     ctx.journal = journal
-    ctx.audit = TeeAudit(state_dir / "audit.jsonl", clock, rb.name, journal.run_id, sink=ports.audit_sink)
+    ctx.audit = DurableAudit(state_dir / "audit.jsonl", clock, rb.name, journal.run_id, sink=ports.audit_sink)
     result["run_id"] = journal.run_id
     journal.append("context", databases=databases, target_kind=outputs.target,
                    argv=[a for a in sys.argv[1:] if not a.startswith("--outputs")])
@@ -331,7 +320,7 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
               + (f" ({rep['duration_seconds']:.1f} s)" if rep.get("duration_seconds") is not None else ""),
               list(summary.get("reasons") or []) + [f"{s['name']}: {s.get('status')}" for s in rep["steps"]])
     rep["notifications"] = tell.sent
-    rep["notes"] = rep["notes"] + tell.undelivered_notes()
+    rep["notes"] = rep["notes"] + tell.undelivered_notes() + ctx.audit.notes()
     paths = write_report(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="ok" if passed else "failed", passed=passed, report=paths, metrics=str(metrics_path),
                   steps=rep["steps"], **{k: v for k, v in summary.items() if k not in ("passed",)})

@@ -35,6 +35,9 @@ class Snapshot:
     kms_key_id: str | None = None
     copied_from: str | None = None
     """For a copy: the source snapshot's ARN (AWS) or region (sandbox)."""
+    size_bytes: int | None = None
+    """AWS: the snapshot's ``AllocatedStorage`` (GiB, RDS API Reference "DBSnapshot") in bytes; the
+    sandbox: the base backup's size. None: unknown."""
 
 
 @dataclass(frozen=True)

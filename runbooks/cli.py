@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from runbooks import helptext, report as reports
-from runbooks.audit import AuditLog, operator
+from runbooks import dr_metrics, helptext, report as reports
+from runbooks.audit import DurableAudit, operator
 from runbooks.clock import Clock, SystemClock, iso
 from runbooks.engine import Plan, Runner, Status
 from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
@@ -81,6 +81,9 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
                                                   "./.regionpair/PROJECT)")
     p.add_argument("--report-dir", type=Path, help="where report.json and report.md go "
                                                    "(default: STATE_DIR/reports/RUN_ID)")
+    p.add_argument("--metrics-file", type=Path,
+                   help="Prometheus textfile-collector file for the DR metrics this run measured (default: "
+                        "STATE_DIR/metrics/regionpair_dr.prom); also to CloudWatch RegionPair/DR in AWS")
     p.add_argument("--reconcile", action="store_true",
                    help="after success, run the commands that bring the stacks in line (needs the pulumi CLI)")
     p.add_argument("--promote-timeout", type=float, help="seconds to wait for a promotion (default 300)")
@@ -235,8 +238,16 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
     result.update(source=source, target=target, databases=databases)
 
+    # every invocation leaves an audit entry, also those that change nothing (dry run, nothing to
+    # do, declined, refused): the run id is the journal's once there is one
+    audit = DurableAudit(state_dir / "audit.jsonl", clock, runbook.name, "dry-run" if args.dry_run else "no-run",
+                         sink=ports.audit_sink)
+    result["audit"] = str(audit.path)
+    what = f"{source} → {target}"
+
     why = runbook.settled(ctx) if runbook.settled is not None else None
     if why:
+        audit.record("run", what, "nothing to do", why)
         result.update(result="nothing-to-do", note=why)
         console.line(f"{runbook.name}: {why}. Nothing was changed.")
         return EXIT_OK
@@ -251,6 +262,11 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
                       steps=[{"name": n, "status": c.status.value, "now": c.sentence}
                              for n, c in probe.check_all().items()])
         console.line("dry run: nothing was changed" + ("; the gates would refuse this run" if would_refuse else ""))
+        audit.record("dry-run", what, "gates would refuse" if would_refuse else "ok",
+                     f"databases: {', '.join(databases)}; " + "; ".join(
+                         f"{g.name}: {'pass' if g.passed else 'FAIL'}" for g in gates)
+                     + ("; --force given" if args.force else ""))
+        result["audit_notes"] = audit.notes()
         return 3 if would_refuse else EXIT_OK
 
     journal, resumed = _journal_for(args, state_dir, runbook.name, clock, console)
@@ -266,7 +282,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         journal.record_intent(intent)
     ctx.run_id = journal.run_id
     ctx.journal = journal.append
-    audit = AuditLog(state_dir / "audit.jsonl", clock, runbook.name, journal.run_id)
+    audit.run_id = journal.run_id
     runner = Runner(plan, journal, audit, clock, progress=console.progress)
     result["run_id"] = journal.run_id
 
@@ -276,6 +292,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
             console.line(line)
         if not stdin.isatty():
             journal.append("run-end", result="declined", reason="no terminal to confirm and no --yes")
+            audit.record("decision", what, "declined", "no terminal to confirm and no --yes; nothing was changed")
             raise BadInput("no terminal to ask for confirmation: pass --yes to act, or --dry-run to look")
         console.line(f"Type the target region ({target}) to proceed: ")
         asked = clock.monotonic()
@@ -284,11 +301,18 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         journal.append("decision", answer_matches=answer == target, waited_seconds=clock.monotonic() - asked)
         if answer != target:
             journal.append("run-end", result="declined")
+            audit.record("decision", what, "declined", f"answered {answer!r}; nothing was changed")
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
 
     holder = {"run_id": journal.run_id, "runbook": runbook.name, "who": operator(), "since": iso(clock.time())}
-    console.progress(ports.lock.acquire(holder, break_lock=args.break_lock))
-    audit.record("lock", outputs.project, "taken")
+    try:
+        console.progress(ports.lock.acquire(holder, break_lock=args.break_lock))
+    except LockHeld as exc:
+        audit.record("lock", outputs.project, "refused", str(exc))
+        raise
+    audit.record("lock", outputs.project, "taken (--break-lock)" if args.break_lock else "taken")
+    audit.record("run", what, "resumed" if resumed else "started",
+                 f"databases: {', '.join(databases)}" + ("; --force: gates may be overridden" if args.force else ""))
     journal.append("context", source=source, target=target, databases=databases, target_kind=outputs.target)
     tell = Notifications(ports.notifier, runbook.name, journal.run_id, audit.record)
     result["notifications"] = tell.sent
@@ -300,14 +324,17 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
         run = runner.run(force=args.force, resumed=resumed)
     except GateFailed as exc:
         ports.lock.release(journal.run_id)
+        audit.record("lock", outputs.project, "released (refused by the gates)")
         tell.send("refused", "refused by its gates; nothing was changed",
                   [f"{g.name}: {g.sentence}" for g in exc.results if not g.passed] + ["--force overrides (audited)"])
         raise
     except RunbookError as exc:
         journal.append("run-end", result="failed", error=str(exc))
+        audit.record("run", what, "failed", str(exc))
         tell.send("end", "FAILED; rerun to continue from the journal", [str(exc)])
         raise
     except KeyboardInterrupt:
+        audit.record("run", what, "interrupted", "rerun to continue from the journal")
         tell.send("end", "interrupted; rerun to continue from the journal")
         raise
     if ctx.measurements:
@@ -323,8 +350,16 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
                       f"complete, {'PASSED' if rep['passed'] else 'FAILED'}; "
                       + measured(rep["rto_seconds"], rep["rpo"]["seconds"], rep["objectives"])),
               [f"{s['name']}: {s.get('status')}" for s in rep["steps"]] + rep.get("reasons", []))
+    audit.record("run", what, "nothing to do" if run.nothing_to_do else
+                 f"complete, {'PASSED' if rep['passed'] else 'FAILED'}",
+                 measured(rep["rto_seconds"], rep["rpo"]["seconds"], rep["objectives"]))
     rep["notifications"] = tell.sent
-    rep["notes"] += tell.undelivered_notes()
+    if not run.nothing_to_do:
+        metrics_path = args.metrics_file or state_dir / "metrics" / dr_metrics.FILE_NAME
+        rep["notes"] += dr_metrics.publish(metrics_path, dr_metrics.runbook_samples(
+            runbook.name, rep, ctx.measurements, outputs.target, outputs.secondary.name), ports.metrics)
+        result["metrics"] = str(metrics_path)
+    rep["notes"] += tell.undelivered_notes() + audit.notes()
     paths = reports.write(rep, args.report_dir or state_dir / "reports" / journal.run_id)
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
                   rto_seconds=rep["rto_seconds"], decision_wait_seconds=rep["decision_wait_seconds"],
@@ -375,7 +410,7 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
     gates = []
     for e in journal.values("gates"):
         gates = e.get("results", [])
-    objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
+    objectives = reports.objectives_of(outputs)
     waited = sum(e.get("waited_seconds") or 0.0 for e in journal.values("decision"))
     rto = None if t0 is None or t_end is None else t_end - t0 - waited
     passed, reasons = reports.verdict(rto_seconds=rto, rpo_seconds=est_seconds, objectives=objectives, steps=steps)

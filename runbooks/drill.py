@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from runbooks import failback, failover, helptext, report as reports, switchover
+from runbooks.report import COMPONENT_OF, component_rto_reasons, objectives_of
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
 from runbooks.adapters.kubectl import deployment_state
@@ -66,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                    help="PostgreSQL's replication only (sync: synchronous commit); Kafka and S3 replicate "
                         "asynchronously whatever this says")
     p.add_argument("--failback", action="store_true", help="return home after the failover, measured too")
+    p.add_argument("--api-down", action="store_true",
+                   help="region-outage: the home region's control plane goes down with it, so the failover's fence "
+                        "cannot be applied; with --failback the drill proves the failback re-fences home first "
+                        "(default: off)")
     p.add_argument("--report-dir", type=Path, help="where the report goes (default: reports/drill-<time>)")
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text: progress and a summary for people; json: the report document for machines")
@@ -107,6 +112,8 @@ def validate(args) -> None:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if "postgres" not in systems or any(s not in ("postgres", "kafka", "s3") for s in systems):
         problems.append(f"--systems {args.systems}: postgres plus any of kafka, s3 (e.g. postgres,kafka,s3)")
+    if args.api_down and args.scenario != "region-outage":
+        problems.append(f"--api-down: only with --scenario region-outage (the region and its control plane go down)")
     if args.target == "stacks" and args.scenario != "region-outage":
         problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
     if problems:
@@ -146,6 +153,13 @@ class SandboxDrill:
         self.notes: list[str] = []
         self.workload: subprocess.Popen | None = None
         self.notifications: dict[str, list[dict]] = {}
+        self.audit = None
+        """The sandbox's audit (runbooks.audit.sandbox_audit), once it is up: the drill's faults and
+        restarts are audited where the runbooks audit theirs."""
+        self.audited: dict[str, list[dict]] = {}
+        """Per runbook run of the drill: what reached the sandbox's durable audit sink."""
+
+    FAULTS = ("fault", "heal-link", "restart-home")
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
@@ -157,11 +171,15 @@ class SandboxDrill:
         except BaseException as exc:
             self.steps.append({"name": name, "start": start, "end": time.time(), "status": "failed",
                                "result": f"{type(exc).__name__}: {exc}"})
+            if self.audit is not None and name in self.FAULTS:
+                self.audit.record(name, self.args.scenario, "failed", f"{type(exc).__name__}: {exc}")
             raise
         text = result if isinstance(result, str) else ""
         if isinstance(result, dict) and "run_id" in result:
             text = f"{result.get('result')}: run {result['run_id']}, report {result.get('report', {}).get('markdown')}"
         self.steps.append({"name": name, "start": start, "end": time.time(), "status": "done", "result": text})
+        if self.audit is not None and name in self.FAULTS:
+            self.audit.record(name, self.args.scenario, "injected", text)
         self.say(f"[{iso(time.time())[11:23]}] {name}: {text or 'done'} ({time.time() - start:.2f} s)")
         return result
 
@@ -201,6 +219,8 @@ class SandboxDrill:
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
+        from runbooks.audit import sandbox_audit
+        self.audit = sandbox_audit(self.dir, self.clock, "drill", self.report_dir.name)
         outputs = sb.outputs
         primary, dr = outputs.primary.name, outputs.secondary.name
         ports = sandbox_ports(outputs, self.clock)
@@ -213,6 +233,11 @@ class SandboxDrill:
         runbook_module = switchover if a.scenario == "switchover" else failover
         fault_at = time.time()
         if a.scenario == "region-outage":
+            if getattr(a, "api_down", False):
+                from runbooks.adapters.sandbox import api_down_marker
+                marker = api_down_marker(self.dir, primary)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text("down\n")
             # the region and its network go dark together: WAL still on the wire to DR is lost too
             self.step("fault", sb.kill_region, primary, cut_link=True)
         elif a.scenario == "db-loss":
@@ -239,7 +264,7 @@ class SandboxDrill:
                 self.step("heal-link", sb.heal)
                 # the region returns: its databases with their data, its Kafka and S3 empty (they
                 # lived in the killed processes): the failback re-seeds them before the switch
-                self.step("restart-home", sb.start_region, primary)
+                self.step("restart-home", self._restart_home, sb, primary)
             elif a.scenario == "db-loss":
                 self.step("restart-home", lambda: "; ".join(sb.start_database(primary, db) for db in dbs))
             fb_start = time.time()
@@ -337,7 +362,46 @@ class SandboxDrill:
         from runbooks.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
+        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
+        self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
+
+    def _restart_home(self, sb, primary: str) -> str:
+        said = sb.start_region(primary)
+        if getattr(self.args, "api_down", False):
+            from runbooks.adapters.sandbox import api_down_marker
+            api_down_marker(self.dir, primary).unlink(missing_ok=True)
+            unfenced = [db for db in sb.databases if not sb.is_fenced(primary, db)]
+            said += f"; its control plane answers again; unfenced on return: {', '.join(unfenced) or 'none'}"
+        return said
+
+    def _refence_reasons(self, failback_out: dict | None) -> list[str]:
+        """With --api-down: the failback's first step on every database re-applied home's fence."""
+        if not (getattr(self.args, "api_down", False) and failback_out):
+            return []
+        steps = failback_out.get("steps") or []
+        reasons = []
+        for db in failback_out.get("databases") or []:
+            mine = [s for s in steps if s["name"].endswith(f":{db}")]
+            first = min(mine, key=lambda s: s["start"]) if mine else None
+            if first is None or first["name"] != f"refence:{db}" or first.get("status") != "done":
+                reasons.append(f"re-fence: the failback did not re-fence {db} at home first "
+                               f"(first step: {first and first['name']}, {first and first.get('status')})")
+        return reasons
+
+    def _audit_reasons(self) -> list[str]:
+        """The durable sink holds each runbook's start and end and every fault, unbroken."""
+        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
+        sink = self.dir / AUDIT_SINK
+        reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
+        for kind, entries in self.audited.items():
+            seen = {(e["action"], e["result"].split(",")[0]) for e in entries}
+            if not ({("run", "started"), ("run", "resumed")} & seen) or ("run", "complete") not in seen:
+                reasons.append(f"audit: the {kind}'s start and end are not both in the sandbox's durable audit sink")
+        faults = [e for e in read_audit(sink) if e.get("runbook") == "drill" and e.get("action") == "fault"]
+        if self.args.scenario != "switchover" and not faults:
+            reasons.append("audit: the drill's fault is not in the sandbox's durable audit sink")
+        return reasons
 
     def _notification_reasons(self) -> list[str]:
         reasons = []
@@ -462,8 +526,9 @@ class SandboxDrill:
             reasons = []
             if zero_loss and s["acked_lost"]:
                 reasons.append(f"{s['acked_lost']} acknowledged records lost in a zero-loss switchover")
-            if s["rpo_seconds"] > objectives["rpo_seconds"]:
-                reasons.append(f"RPO {s['rpo_seconds']:.2f} s exceeds the objective {objectives['rpo_seconds']} s")
+            own = objectives["components"][COMPONENT_OF[system]]["rpo_seconds"]
+            if s["rpo_seconds"] > own:
+                reasons.append(f"RPO {s['rpo_seconds']:.2f} s exceeds the {COMPONENT_OF[system]} objective {own} s")
             if system == "kafka":
                 groups = streams.get("kafka_consumer_groups") or {}
                 s["consumer_groups_translated"] = sorted(g for g, v in groups.items() if v.get("translated"))
@@ -538,7 +603,7 @@ class SandboxDrill:
                 failback_window) -> dict:
         a = self.args
         outcome = analyse(wl, fault_at=fault_at, target_region=dr, surviving=surviving)
-        objectives = {"rto_seconds": outputs.objectives.rto_seconds, "rpo_seconds": outputs.objectives.rpo_seconds}
+        objectives = objectives_of(outputs)
         runbook_steps = [dict(s, name=f"{runbook_out['runbook']}/{s['name']}") for s in runbook_out.get("steps", [])]
         if failback_out:
             runbook_steps += [dict(s, name=f"failback/{s['name']}") for s in failback_out.get("steps", [])]
@@ -563,11 +628,15 @@ class SandboxDrill:
                     reasons.append(f"{name} (failback): {r}")
         estimate = self._estimate(samples, wl, fault_at)
         systems = self._systems(wl, outcome, runbook_out, objectives, zero_loss=a.scenario == "switchover", target=dr)
+        for r in component_rto_reasons(recovered, objectives):  # each system against its own RTO objective
+            passed = False
+            reasons.append(r)
         for name, s in systems.items():
             for r in s.get("reasons", []):
                 passed = False
                 reasons.append(f"{name}: {r}")
-        for r in self._endpoint_reasons() + self._notification_reasons():
+        for r in (self._endpoint_reasons() + self._notification_reasons() + self._audit_reasons()
+                  + self._refence_reasons(failback_out)):
             passed = False
             reasons.append(r)
         rep = {
@@ -592,11 +661,16 @@ class SandboxDrill:
             "objectives": objectives, "steps": steps, "passed": passed, "reasons": reasons,
             "failback": fb, "notes": self.notes, "endpoints": getattr(self, "endpoints", {}),
             "notified": self.notifications,
+            "audited": {kind: len(entries) for kind, entries in self.audited.items()},
         }
         timeline = {"writes_per_second": per_second(wl), "fault_at": fault_at,
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
                     "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
                                                                                                fault_at + 60)}
+        from runbooks import dr_metrics
+        metrics_path = self.report_dir / dr_metrics.FILE_NAME
+        rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
+        rep["metrics"] = str(metrics_path)
         rep["files"] = reports.write(rep, self.report_dir, timeline)
         return rep
 

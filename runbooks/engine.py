@@ -75,6 +75,9 @@ class Step:
 class Phase:
     name: str
     steps: list[Step]
+    before_gates: bool = False
+    """Runs before the gates are evaluated, also when they then refuse: only for steps that make
+    the pair safer whatever happens next (re-fencing a former primary that came back unfenced)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,11 @@ class Runner:
             self.journal.append("run-end", result="ok", note="nothing to do: every step was already done")
             return RunResult(self.journal.run_id, [], [], True, resumed, force)
 
+        outcomes: list[StepOutcome] = []
+        for phase in self.plan.phases:
+            if phase.before_gates:
+                outcomes.extend(self._run_phase(phase))
+
         gates: list[GateResult] = []
         if self.journal.gates_passed():
             self.progress("gates: passed earlier in this run; resuming without re-evaluating them")
@@ -224,21 +232,25 @@ class Runner:
                 self.audit.record("gates", self.plan.runbook, "overridden with --force",
                                   "; ".join(f"{g.name}: {g.sentence}" for g in gates if not g.passed))
 
-        outcomes: list[StepOutcome] = []
         if all(s.lane for s in self.plan.steps):
             outcomes.extend(self._run_lanes())
         else:
             for phase in self.plan.phases:
-                outcomes.extend(self._run_phase(phase))
+                if not phase.before_gates:
+                    outcomes.extend(self._run_phase(phase))
         self.journal.append("run-end", result="ok")
         return RunResult(self.journal.run_id, outcomes, gates, False, resumed, force)
 
     def _run_lanes(self) -> list[StepOutcome]:
         lanes: dict[str, list[Step]] = {}
+        early = {s.name for p in self.plan.phases if p.before_gates for s in p.steps}
         for step in self.plan.steps:
-            lanes.setdefault(step.lane, []).append(step)
+            if step.name not in early:  # (those ran before the gates)
+                lanes.setdefault(step.lane, []).append(step)
         ended = {s.name: threading.Event() for s in self.plan.steps}
-        finished: set[str] = set()  # ended without stopping their lane
+        finished: set[str] = set(early)  # ended without stopping their lane
+        for name in early:
+            ended[name].set()
 
         def run_lane(steps: list[Step]) -> tuple[list[StepOutcome], BaseException | None]:
             done = []

@@ -1,75 +1,125 @@
-"""Backup metrics in the Prometheus text format, in a file the runbooks update (for node_exporter's
-textfile collector: the file is replaced atomically, never seen half-written).
+"""The runbooks' and drills' metrics in the Prometheus text format, in files they update (for
+node_exporter's textfile collector), written and read through ``prometheus_client``: the file
+is replaced atomically (``write_to_textfile``), never seen half-written.
 
 Each run updates only its own series; the others in the file are kept, so one file holds the last
 backup, verification, restore and lag of every database, whichever runbook wrote them last.
+
+Planning document 004 ("Monitoring & Alerts", "Disaster Recovery Metrics") names the DR set;
+here each carries the ``regionpair_`` prefix and a unit suffix (Prometheus naming), and the drill
+series are labelled by scenario rather than by date (a label per drill date would add a series
+per drill forever):
+
+==========================================  =========================================  ======================
+document 004                                 here                                       written by
+==========================================  =========================================  ======================
+backup_last_success_timestamp{component}     regionpair_backup_last_success_timestamp_   snapshot
+                                             seconds{database,region,kind}
+backup_size_bytes{component}                 regionpair_backup_size_bytes{database,      snapshot
+                                             region,kind}
+postgres_replication_lag_bytes               regionpair_postgres_replication_lag_bytes   failover, failback,
+                                             {database,region}                           switchover, backups
+kafka_mirrormaker_lag_seconds{source,target} regionpair_kafka_replication_lag_seconds    failover, failback,
+                                             {source,target} (+ _records)                switchover
+s3_replication_lag_seconds                   regionpair_s3_replication_lag_seconds       failover, failback,
+                                             {source,target} (+ _objects)                switchover
+dr_drill_last_run_timestamp                  regionpair_dr_drill_last_run_timestamp_     drill
+                                             seconds{scenario,target}
+dr_drill_success{drill_date}                 regionpair_dr_drill_success{scenario,       drill
+                                             target}
+dr_failover_time_seconds{drill_date}         regionpair_dr_failover_time_seconds         failover, failback,
+                                             {runbook,scenario,target}                   switchover, drill
+==========================================  =========================================  ======================
+
+monitoring/alerts.yml holds the alert rules on them; monitoring/alerts_test.yml their unit tests.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
+
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from runbooks.backups import Sample
 
 LAST_BACKUP = "regionpair_backup_last_success_timestamp_seconds"
+BACKUP_SIZE = "regionpair_backup_size_bytes"
 VERIFY_OK = "regionpair_backup_verification_success"
 VERIFY_SECONDS = "regionpair_backup_verification_duration_seconds"
 VERIFY_AT = "regionpair_backup_verification_timestamp_seconds"
 RESTORE_SECONDS = "regionpair_restore_duration_seconds"
 REPLICATION_LAG = "regionpair_replication_lag_seconds"
+PG_LAG_BYTES = "regionpair_postgres_replication_lag_bytes"
+KAFKA_LAG_SECONDS = "regionpair_kafka_replication_lag_seconds"
+KAFKA_LAG_RECORDS = "regionpair_kafka_replication_lag_records"
+S3_LAG_SECONDS = "regionpair_s3_replication_lag_seconds"
+S3_LAG_OBJECTS = "regionpair_s3_replication_lag_objects"
+DRILL_LAST_RUN = "regionpair_dr_drill_last_run_timestamp_seconds"
+DRILL_SUCCESS = "regionpair_dr_drill_success"
+FAILOVER_SECONDS = "regionpair_dr_failover_time_seconds"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
+    BACKUP_SIZE: "Size of the newest successful backup of the database in the region (AWS: the snapshot's "
+                 "allocated storage).",
     VERIFY_OK: "1 if the newest backup verification of the database passed, 0 if it failed.",
     VERIFY_SECONDS: "Duration of the newest backup verification (restore, checks, teardown).",
     VERIFY_AT: "Time the newest backup verification ended.",
     RESTORE_SECONDS: "Duration of the newest restore of the database to a new instance.",
     REPLICATION_LAG: "Replication lag of the database's replica, as measured by the newest backup runbook run.",
+    PG_LAG_BYTES: "WAL bytes the database's replica in the region had not replayed, as the newest runbook run "
+                  "measured them.",
+    KAFKA_LAG_SECONDS: "Age of the oldest Kafka record not yet replicated from source to target.",
+    KAFKA_LAG_RECORDS: "Kafka records not yet replicated from source to target.",
+    S3_LAG_SECONDS: "Age of the oldest object version not yet replicated from the source bucket to the target.",
+    S3_LAG_OBJECTS: "Object versions pending replication from the source bucket to the target.",
+    DRILL_LAST_RUN: "Time the newest DR drill of the scenario ended.",
+    DRILL_SUCCESS: "1 if the newest DR drill of the scenario passed, 0 if it failed.",
+    FAILOVER_SECONDS: "Measured RTO of the newest failover, failback or switchover (a drill: the service RTO its "
+                      "clients saw).",
 }
 
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _unescape(value: str) -> str:
-    return value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+Series = dict[str, dict[tuple, float]]
 
 
 def _key(labels: dict[str, str]) -> tuple:
     return tuple(sorted(labels.items()))
 
 
-def read(path: Path) -> dict[str, dict[tuple, float]]:
-    """The series in a file this module wrote: name → {labels: value}. Comments are skipped."""
-    series: dict[str, dict[tuple, float]] = {}
-    if not Path(path).exists():
+def read(path: Path) -> Series:
+    """The series in a file: name → {labels: value}, parsed by prometheus_client."""
+    series: Series = {}
+    p = Path(path)
+    if not p.exists():
         return series
-    for line in Path(path).read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        m = _LINE.match(line.strip())
-        if not m:
-            continue  # not ours to judge: it is rewritten from what parses
-        labels = {k: _unescape(v) for k, v in _LABEL.findall(m.group(3) or "")}
-        series.setdefault(m.group(1), {})[_key(labels)] = float(m.group(4))
+    for family in text_string_to_metric_families(p.read_text()):
+        for s in family.samples:
+            series.setdefault(s.name, {})[_key(s.labels)] = float(s.value)
     return series
 
 
-def render(series: dict[str, dict[tuple, float]]) -> str:
-    lines = []
-    for name in sorted(series):
-        lines.append(f"# HELP {name} {HELP.get(name, name)}")
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in sorted(series[name].items()):
-            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{text}}} {value!r}" if text else f"{name} {value!r}")
-    return "\n".join(lines) + "\n"
+class _Snapshot:
+    """A collector of fixed series (what the file will hold), for ``write_to_textfile``."""
+
+    def __init__(self, series: Series):
+        self.series = series
+
+    def collect(self):
+        for name in sorted(self.series):
+            m = Metric(name, HELP.get(name, name), "gauge")
+            for labels, value in sorted(self.series[name].items()):
+                m.add_sample(name, dict(labels), value)
+            yield m
+
+
+def render(series: Series) -> str:
+    from prometheus_client import generate_latest
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(series))
+    return generate_latest(registry).decode()
 
 
 def update(path: Path, samples: list[Sample]) -> Path:
@@ -79,8 +129,13 @@ def update(path: Path, samples: list[Sample]) -> Path:
     series = read(path)
     for s in samples:
         series.setdefault(s.name, {})[_key(s.labels)] = float(s.value)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(series))
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(series))
+    write_to_textfile(str(path), registry)
+    os.chmod(path, 0o644)
     return path
+
+
+def sample(name: str, value: float, labels: dict[str, str], unit: str = "None") -> Sample:
+    """A sample of one of the series above, with its help (CloudWatch unit: Seconds, Bytes, Count, None)."""
+    return Sample(name, float(value), {k: str(v) for k, v in labels.items()}, HELP[name], unit)

@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runbooks.clock import wait_until
+from runbooks.clock import iso, wait_until
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
-from runbooks.errors import StepFailed, Unreachable
+from runbooks.errors import RunbookError, StepFailed, Unreachable
 from runbooks.plans_endpoints import add_endpoint_steps
 from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
@@ -81,7 +81,13 @@ class Context:
 
     @property
     def rpo_seconds(self) -> int:
-        return self.outputs.objectives.rpo_seconds
+        """The database's RPO objective (the service's unless the outputs declare the component's)."""
+        return self.outputs.objectives.of("database").rpo_seconds
+
+    @property
+    def rto_seconds(self) -> int:
+        """The database's RTO objective."""
+        return self.outputs.objectives.of("database").rto_seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ def _gate_dns_ttl(ctx: Context) -> Gate:
     adapters do not read it back from the live records. ``--force`` overrides (audited)."""
 
     def evaluate() -> GateResult:
-        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.outputs.objectives.rto_seconds
+        ttl, rto = ctx.outputs.dns.ttl_seconds, ctx.rto_seconds  # the records move the databases' clients
         records = ", ".join(ctx.outputs.dns.records[db] for db in ctx.databases if db in ctx.outputs.dns.records)
         if ttl is not None and ttl > rto:
             return GateResult("dns-ttl", False, f"the records ({records}) have a TTL of {ttl} s, longer on its own than "
@@ -137,6 +143,51 @@ def _gate_dns_ttl(ctx: Context) -> Gate:
                               "wait one old TTL), or pass --force to accept the longer outage")
         return GateResult("dns-ttl", True, f"record TTL {ttl} s is within the RTO objective of {rto} s")
     return Gate("dns-ttl", evaluate)
+
+
+def _gate_pitr_in_dr(ctx: Context, db: str) -> Gate:
+    """DR's replicated automated backups of ``db`` give a restorable window, so that after the
+    failover a point-in-time restore in DR can still go back to before the incident (a failover
+    for corruption needs it most). RDS copies the source's snapshots and transaction logs into the
+    DR region as they are ready (RDS User Guide, "Replicating automated backups to another AWS
+    Region"); ``DescribeDBInstanceAutomatedBackups`` in the DR region gives the replicated backup's
+    ``RestoreWindow`` (``EarliestTime``, ``LatestTime``: the earliest and latest time an instance
+    can be restored to; RDS API Reference, "RestoreWindow", "DBInstanceAutomatedBackup"). The
+    sandbox's equivalent is its base backups and WAL archive copied into the DR region.
+
+    Refuses (``--force`` overrides, audited) when DR holds no restorable window of ``db`` or it
+    cannot be read: the stacks declare backup replication, so its absence is a broken invariant
+    an operator must see before giving up the primary's own backups. Warns (passes) when the
+    window's latest time is older than the RPO objective: normal while the primary region is down
+    (nothing more can be copied), but the restorable history in DR ends there. (The search tool
+    did not find AWS's statement of how far behind a healthy replicated window runs; the RPO
+    objective is this project's threshold.)"""
+
+    def evaluate() -> GateResult:
+        name = f"pitr-dr:{db}"
+        region = ctx.target
+        if ctx.ports.backups is None:
+            return GateResult(name, False, f"cannot read {region}'s restorable window of {db}: this adapter has no "
+                              "backups port. Pass --force to fail over without knowing it")
+        try:
+            w = ctx.ports.backups.window(region, db)
+        except RunbookError as exc:
+            return GateResult(name, False, f"cannot read {region}'s restorable window of {db} ({exc}); pass --force "
+                              "to fail over without it")
+        if w is None:
+            return GateResult(name, False, f"{region} holds no replicated automated backup of {db}: after the failover "
+                              f"no point-in-time restore in {region} can go back to before it. Check backup replication "
+                              f"(aws rds describe-db-instance-automated-backups --region {region}), or pass --force")
+        now = ctx.ports.clock.time()
+        behind = now - w.latest
+        ctx.measurements.setdefault("pitr_in_dr", {})[db] = {"earliest": w.earliest, "latest": w.latest,
+                                                             "latest_age_seconds": behind}
+        span = f"{region} can restore {db} from {iso(w.earliest)} to {iso(w.latest)}"
+        if behind > ctx.rpo_seconds:
+            return GateResult(name, True, f"WARNING: {span}, {behind:.0f} s behind now (more than the RPO objective "
+                              f"of {ctx.rpo_seconds} s): restorable history in {region} ends there")
+        return GateResult(name, True, span)
+    return Gate(f"pitr-dr:{db}", evaluate)
 
 
 def _gate_replica(ctx: Context, db: str) -> Gate:
@@ -173,6 +224,9 @@ def _gate_replication(ctx: Context, db: str, planned: bool) -> Gate:
         ctx.measurements.setdefault("rpo_estimate", {})[db] = {
             "seconds": lag, "last_contact_age_seconds": st.last_contact_age_seconds, "streaming": st.streaming}
         source_up = ctx.ports.health.database(ctx.source, db).healthy
+        src = _replication(ctx, ctx.source, db) if source_up else None
+        if src is not None and not src.in_recovery:  # the WAL the replica has not replayed (a DR metric)
+            ctx.measurements["rpo_estimate"][db]["lag_bytes"] = max(0, src.lsn - st.lsn)
         if planned:
             if not st.streaming:
                 return GateResult(name, False, f"{ctx.target}/{db} is not streaming from {ctx.source}; "
@@ -212,6 +266,45 @@ def fence_step(ctx: Context, region: str, db: str, best_effort: bool) -> Step:
 
     return Step(f"fence:{db}", f"deny client writes on {region}/{db}, persistently", f"{region}/{db}",
                 check, lambda: ctx.ports.db.fence(region, db), verify, best_effort=best_effort, lane=db)
+
+
+def refence_step(ctx: Context, db: str) -> Step:
+    """Re-fence on return. A failover fences the old primary at best effort: while its region's API
+    is down the fence may not be applied at all (AWS: the security group cannot be changed, the
+    instance cannot be stopped). When that region answers again its database comes back as an
+    unfenced writer beside the promoted DR one. So every later failover rerun and every failback
+    first re-checks home's fence and, if the DR side was promoted and home accepts writes again,
+    re-applies it: before the gates (a refused run still leaves home fenced) and before any other
+    step. Home is the provisioned primary region; DR's promotion makes it the stale side."""
+    home, dr = ctx.outputs.primary.name, ctx.outputs.secondary.name
+
+    def check() -> Check:
+        if not _active_writer_or_none(ctx, dr, db):
+            return Check.done(f"{dr}/{db} is not a promoted writer: no fence of {home}/{db} to re-check")
+        if ctx.ports.db.describe(home, db).fenced:
+            return Check.done(f"{home}/{db} is fenced")
+        st = _replication(ctx, home, db)
+        if st is None:
+            return Check.done(f"{home}/{db} does not answer; its fence is re-checked when {home} answers again")
+        if st.in_recovery:
+            return Check.done(f"{home}/{db} is a replica and takes no writes")
+        return Check.todo(f"{home}/{db} is back and accepts writes although {dr}/{db} was promoted (its fence was "
+                          f"not applied while {home} was down, or was lifted)")
+
+    def verify() -> str:
+        if not ctx.ports.db.describe(home, db).fenced:
+            raise StepFailed(f"{home}/{db} still reports itself unfenced after re-fencing")
+        return f"{home}/{db} denies client writes again"
+
+    return Step(f"refence:{db}", f"re-check the fence of {home}/{db} and re-apply it if {home} came back unfenced",
+                f"{home}/{db}", check, lambda: ctx.ports.db.fence(home, db), verify, lane=db)
+
+
+def _active_writer_or_none(ctx: Context, region: str, db: str) -> bool:
+    try:
+        return _active_writer(ctx, region, db)
+    except Unreachable:
+        return False
 
 
 def promote_step(ctx: Context, db: str) -> Step:
@@ -427,8 +520,9 @@ def failover_plan(ctx: Context) -> Plan:
     dbs = ctx.databases
     gates = [_gate_region_health(ctx, ctx.target, "the DR side must be healthy to take the writes"), _gate_dns_ttl(ctx)]
     for db in dbs:
-        gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False)]
+        gates += [_gate_replica(ctx, db), _gate_replication(ctx, db, planned=False), _gate_pitr_in_dr(ctx, db)]
     plan = Plan("failover", [
+        Phase("refence", [refence_step(ctx, db) for db in dbs], before_gates=True),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
         Phase("promote", [promote_step(ctx, db) for db in dbs]),
@@ -445,6 +539,7 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
              _gate_region_health(ctx, ctx.source, "a zero-loss switchover drains the current primary"),
              _gate_dns_ttl(ctx)]
     plan = Plan(runbook, [
+        Phase("refence", [refence_step(ctx, db) for db in dbs], before_gates=True),
         Phase("rebuild", [rebuild_step(ctx, ctx.target, ctx.source, db, "rebuild") for db in dbs]),
         Phase("catch-up", [catch_up_step(ctx, db) for db in dbs]),
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=False) for db in dbs]),

@@ -89,6 +89,12 @@ def _short(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _rpo_of(ctx, port) -> int:
+    """The RPO objective of the component behind ``port`` (Kafka, or object storage)."""
+    component = "kafka" if port is ctx.ports.streaming else "object_storage"
+    return ctx.outputs.objectives.of(component).rpo_seconds
+
+
 def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate:
     def evaluate() -> GateResult:
         f = _flow(port)
@@ -96,7 +102,7 @@ def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate
             return GateResult(name, False, f"cannot read the {what}")
         ctx.measurements.setdefault("streams_at_gate", {})[name] = {
             "running": f.running, "lag_records": f.lag_records, "lag_seconds": f.lag_seconds,
-            "source_reachable": f.source_reachable}
+            "source_reachable": f.source_reachable, "source": f.source, "target": f.target}
         if not f.running:
             return GateResult(name, True, f"the {what} is stopped ({f.source} → {f.target})")
         if (f.source, f.target) == (ctx.target, ctx.source):
@@ -108,11 +114,12 @@ def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate
                 return GateResult(name, True, f"the {what} lost {f.source}; its lag is unknown "
                                   f"({f.lag_records if f.lag_records is not None else 'unknown'} {unit} not copied)")
             return GateResult(name, False, f"the {what}'s lag is unknown although {f.source} answers")
-        if not planned and f.lag_seconds > ctx.rpo_seconds:
+        rpo = _rpo_of(ctx, port)
+        if not planned and f.lag_seconds > rpo:
             return GateResult(name, False, f"the {what} is {f.lag_seconds:.1f} s behind ({f.lag_records} {unit}), "
-                              f"more than the declared RPO of {ctx.rpo_seconds} s")
+                              f"more than its declared RPO of {rpo} s")
         return GateResult(name, True, f"the {what} is {f.lag_seconds:.2f} s behind ({f.lag_records} {unit}; "
-                          f"RPO {ctx.rpo_seconds} s)")
+                          f"RPO {rpo} s)")
     return Gate(name, evaluate)
 
 
@@ -263,12 +270,12 @@ def catch_up_flow_step(ctx, lane: str, port, what: str, unit: str, clients_moved
                 return None
             if best[0] is None or f.lag_seconds < best[0] * 0.9:
                 best[0], best[1] = f.lag_seconds, now
-            elif now - best[1] >= ctx.timeouts.flow_plateau_seconds and f.lag_seconds <= ctx.rpo_seconds:
+            elif now - best[1] >= ctx.timeouts.flow_plateau_seconds and f.lag_seconds <= _rpo_of(ctx, port):
                 # its steady lag is above the threshold but within the RPO (S3's lag is coarse):
                 # waiting longer shortens nothing; the drain after the pause copies the rest. A flow
                 # stuck beyond the RPO is not paused for: the step times out, clients keep writing
                 return (f"no longer gaining after {now - start:.2f} s ({f.lag_seconds:.1f} s behind, within the "
-                        f"RPO of {ctx.rpo_seconds} s); the drain copies the rest")
+                        f"RPO of {_rpo_of(ctx, port)} s); the drain copies the rest")
             return None
         how = wait_until(ready, what=f"the {what} to catch up with {ctx.source}", timeout=ctx.timeouts.catch_up,
                          clock=clock, interval=0.05, max_interval=1.0)

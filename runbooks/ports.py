@@ -319,6 +319,14 @@ class Ports:
     """The data buckets and their replication; None where there is none."""
     endpoints: Endpoints | None = None
     """The clusters' active-endpoints ConfigMaps; None when no region declares a cluster."""
+    audit_sink: Any = None
+    """Where every audit entry also goes (``runbooks.audit.AuditSink``; AWS: the DR region's
+    object-locked backups bucket; the sandbox: its hash-chained JSON-lines file); None: local only."""
+    metrics: Any = None
+    """Remote metrics (``runbooks.backups.Metrics``; AWS: CloudWatch); None: the Prometheus file only."""
+    backups: Any = None
+    """The databases' backups (``runbooks.backups.BackupControl``), for the PITR-in-DR gate; None:
+    the gate cannot look and says so."""
 
     def close(self) -> None:
         for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects, self.endpoints):

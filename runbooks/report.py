@@ -191,3 +191,30 @@ def plot_timeline(report: dict[str, Any], timeline: dict[str, Any], path: Path) 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+COMPONENT_OF = {"postgres": "database", "kafka": "kafka", "s3": "object_storage"}
+"""The drill's systems → the components the objectives name (planning documents 001 and 004)."""
+
+
+def objectives_of(outputs) -> dict:
+    """The service's objectives and each component's (its own, or the service's)."""
+    o = outputs.objectives
+    of = getattr(o, "of", None) or (lambda c: o)  # (an objectives record without components: the service's)
+    return {"rto_seconds": o.rto_seconds, "rpo_seconds": o.rpo_seconds,
+            "components": {c: {"rto_seconds": of(c).rto_seconds, "rpo_seconds": of(c).rpo_seconds}
+                           for c in ("database", "kafka", "object_storage")}}
+
+
+def component_rto_reasons(recovered: dict, objectives: dict) -> list[str]:
+    """A system (its writers, or Kafka's consumers) back later than its component's RTO objective."""
+    reasons = []
+    for system, roles in (recovered.get("systems") or {}).items():
+        component = COMPONENT_OF.get(system)
+        if component is None:
+            continue
+        own = objectives["components"][component]["rto_seconds"]
+        for role, w in roles.items():
+            if w.get("seconds") is not None and w["seconds"] > own:
+                reasons.append(f"{system} {role}: RTO {w['seconds']:.2f} s exceeds the {component} objective {own} s")
+    return reasons

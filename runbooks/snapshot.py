@@ -125,6 +125,9 @@ def _snapshot_step(ctx, region, db, sid, tags, res) -> Step:
         res["snapshot_at"] = s.created_at
         ctx.samples.append(Sample(prom.LAST_BACKUP, s.created_at or ctx.clock.time(),
                                   {"database": db, "region": region, "kind": "manual"}, prom.HELP[prom.LAST_BACKUP]))
+        if s.size_bytes is not None:
+            ctx.samples.append(prom.sample(prom.BACKUP_SIZE, s.size_bytes,
+                                           {"database": db, "region": region, "kind": "manual"}, "Bytes"))
         return f"snapshot {sid} of {db} in {region} is available (taken {iso(s.created_at)})"
 
     return Step(f"snapshot:{db}", f"take manual snapshot {sid} of {region}/{db}", f"{region}/{db}", check, apply,
@@ -144,6 +147,9 @@ def _copy_step(ctx, src, dst, db, sid, tags, res) -> Step:
         res["copy_at"] = ctx.clock.time()
         ctx.samples.append(Sample(prom.LAST_BACKUP, s.created_at or ctx.clock.time(),
                                   {"database": db, "region": dst, "kind": "manual-copy"}, prom.HELP[prom.LAST_BACKUP]))
+        if s.size_bytes is not None:
+            ctx.samples.append(prom.sample(prom.BACKUP_SIZE, s.size_bytes,
+                                           {"database": db, "region": dst, "kind": "manual-copy"}, "Bytes"))
         return (f"copied {sid} to {dst}" + (f" encrypted with {key}" if key else " (no KMS key on this target)")
                 + f", tags copied ({', '.join(sorted(tags))})")
 

@@ -165,7 +165,19 @@ def main(argv: list[str] | None = None) -> int:
                 _print_status(st)
             return 0
         if args.command == "fault":
-            print(_fault(sb, args))
+            # a fault is an action on the region pair like any other: audited where the runbooks audit
+            from runbooks.audit import sandbox_audit
+            from runbooks.clock import SystemClock
+            clock = SystemClock()
+            audit = sandbox_audit(args.dir, clock, "sandbox", f"fault-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
+            what = " ".join(x for x in (args.fault, args.arg, args.database) if x)
+            try:
+                said = _fault(sb, args)
+            except SandboxError as exc:
+                audit.record("fault", what, "failed", str(exc))
+                raise
+            audit.record("fault", what, "injected", said)
+            print(said)
             return 0
         if args.command == "workload":
             from sandbox.workload import run_workload

@@ -608,6 +608,8 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         run.wait_base_backups()  # started beside each standby's clone (by default: restores need one)
         if base_backup:
             run.mark("base backups")
+            for name in sandbox.databases:  # into DR at once, as RDS's automated-backup replication
+                sandbox.replicate_backups(name)  # (which the stacks configure) does from the start
         outputs = build_outputs(state, layout)
         for region in REGIONS:  # as Pulumi creates them: both clusters' applications use the primary
             _clusters.create(layout, region, initial_data(outputs.primary))
@@ -1019,6 +1021,18 @@ class Sandbox:
             source.set_sync(region)
         return f"rebuilt {name} in {region} as a streaming standby of {source_region} with {method} in " \
                f"{time.monotonic() - t0:.1f} s"
+
+    def replicate_backups(self, database: str, source: str = EAST) -> str:
+        """Copy ``source``'s automated backups of ``database`` and its archived WAL into the other
+        region (the runbooks' PITR-in-DR gate reads DR's window; the backup adapter copies more
+        whenever it reads a window while the source runs)."""
+        target = next(r for r in REGIONS if r != source)
+        ids = [m["id"] for m in self.backups.list(database, source)
+               if m.get("kind") == "automated" and m.get("copied_from") is None]
+        for backup_id in ids:
+            self.backups.copy(database, backup_id, source, target)
+        wal = self.backups.replicate_archive(database, source, target)
+        return f"{database}: {len(ids)} backup(s) and {wal} WAL file(s) replicated {source} → {target}"
 
     def base_backup(self, region: str, database: str | None = None) -> str:
         """Take a base backup (tar, gzip) of the region's server(s) into DIR/pg/<db>/<region>/basebackups/;

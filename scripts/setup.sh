@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
 #   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
-#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too).
+#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too);
+#   - promtool, pinned, in .tools/ (the tests check monitoring/alerts.yml with it), built with Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,20 @@ if [ "$want" != "$have" ]; then
   echo "setup: installing pinned Python packages into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > .venv/.requirements.sha256
+fi
+
+# promtool: Prometheus publishes Go module versions v0.3XX.Y for its 3.X.Y releases; this one is
+# the Go module proxy's newest when it was pinned. Built once (minutes), then kept: a rerun with
+# the binary and its version stamp in place does nothing.
+PROMTOOL_VERSION=v0.316.0
+if [ ! -x .tools/promtool ] || [ "$(cat .tools/promtool.version 2>/dev/null || true)" != "$PROMTOOL_VERSION" ]; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is not on PATH; it builds promtool ($PROMTOOL_VERSION), which the tests need to check" \
+         "monitoring/alerts.yml. Install Go (https://go.dev/dl/, or Debian's golang-go) and rerun scripts/setup.sh" >&2
+    exit 1
+  fi
+  echo "setup: building promtool $PROMTOOL_VERSION into .tools/ (go install; minutes the first time)"
+  mkdir -p .tools
+  GOBIN="$PWD/.tools" GOFLAGS=-mod=mod go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+  echo "$PROMTOOL_VERSION" > .tools/promtool.version
 fi

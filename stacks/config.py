@@ -135,10 +135,24 @@ class DnsConfig:
         return f"{self.record_prefix}{service}.{self.zone_name}"
 
 
+COMPONENTS = ("database", "kafka", "object_storage")
+"""The components with objectives of their own (planning documents 001 and 004 give RTO/RPO per
+component: the database, Kafka, object storage)."""
+
+
 @dataclass(frozen=True)
 class ObjectivesConfig:
     rto_seconds: int
+    """The service's: met when every component is recovered."""
     rpo_seconds: int
+    components: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Component → (RTO, RPO) declared for it under ``objectives.components``; a component not
+    declared has the service's. Each is at most the service's (the service is recovered only when
+    every component is)."""
+
+    def of(self, component: str) -> tuple[int, int]:
+        """(RTO, RPO) of one component."""
+        return self.components.get(component, (self.rto_seconds, self.rpo_seconds))
 
 
 @dataclass(frozen=True)
@@ -666,6 +680,22 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         rpo_seconds=ob.integer("rpo_seconds", minimum=1, maximum=7 * 86400,
                                why="asynchronous cross-region replication cannot promise zero loss"),
     )
+    co = ob.obj("components", required=False)
+    components: dict[str, tuple[int, int]] = {}
+    for name in co.data:
+        if name not in COMPONENTS:
+            raise ConfigError(co.key(name), co.data[name], f"not a component with objectives; allowed: "
+                              f"{' | '.join(COMPONENTS)}")
+        c = co.obj(name)
+        rto = c.integer("rto_seconds", objectives.rto_seconds, minimum=1, maximum=objectives.rto_seconds,
+                        why="a component's RTO cannot exceed the service's objectives.rto_seconds: the service is "
+                            "recovered only when every component is")
+        rpo = c.integer("rpo_seconds", objectives.rpo_seconds, minimum=0, maximum=objectives.rpo_seconds,
+                        why="a component's RPO cannot exceed the service's objectives.rpo_seconds")
+        c.done()
+        components[name] = (rto, rpo)
+    co.done()
+    objectives = ObjectivesConfig(objectives.rto_seconds, objectives.rpo_seconds, components)
     ob.done()
     promotion = top.integer("expected_promotion_seconds", 300, minimum=1, maximum=86400)
 

@@ -82,12 +82,28 @@ class OutputsError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+COMPONENTS = ("database", "kafka", "object_storage")
+"""Components with objectives of their own (planning documents 001 and 004)."""
+
+
+@dataclass(frozen=True)
+class ComponentObjectives:
+    rto_seconds: int
+    rpo_seconds: int
+
+
 @dataclass(frozen=True)
 class Objectives:
     rto_seconds: int
-    """Declared recovery time objective."""
+    """Declared recovery time objective of the service (met when every component is recovered)."""
     rpo_seconds: int
-    """Declared recovery point objective."""
+    """Declared recovery point objective of the service."""
+    components: Mapping[str, ComponentObjectives] = field(default_factory=dict)
+    """Each component's own objectives (``objectives.components``, optional and additive in schema
+    version 1: a document without it gives every component the service's)."""
+
+    def of(self, component: str) -> ComponentObjectives:
+        return self.components.get(component) or ComponentObjectives(self.rto_seconds, self.rpo_seconds)
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,20 @@ class RtoBudget:
     total_seconds: int
     """Sum of the above."""
     within_objective: bool
-    """total_seconds <= objectives.rto_seconds."""
+    """total_seconds <= the database's RTO objective."""
+    components: Mapping[str, "ComponentBudget"] = field(default_factory=dict)
+    """Per component (database, kafka, object_storage): what the configuration costs of its RTO
+    against its own objective (optional and additive in schema version 1)."""
+
+
+@dataclass(frozen=True)
+class ComponentBudget:
+    total_seconds: int
+    """Detection plus what moves the component's clients (DNS TTL and promotion; the clients'
+    parameter refresh for Kafka and object storage)."""
+    rto_seconds: int
+    """The component's RTO objective."""
+    within_objective: bool
 
 
 @dataclass(frozen=True)
@@ -538,6 +567,18 @@ def _restart_deployments(r: "_Reader | None", namespaces: tuple[str, ...]) -> di
     return found
 
 
+def _budgets(b: _Reader) -> dict[str, ComponentBudget]:
+    cb = b.obj("components", required=False)
+    out = {}
+    for name in (cb.data if cb is not None else {}):
+        if name not in COMPONENTS:
+            raise OutputsError(f"rto_budget.components.{name}", f"not a component; use one of {', '.join(COMPONENTS)}")
+        c = cb.obj(name)
+        out[name] = ComponentBudget(c.int("total_seconds", minimum=0), c.int("rto_seconds", minimum=1),
+                                    c.bool("within_objective"))
+    return out
+
+
 def from_dict(doc: Any) -> Outputs:
     """Validate a document and return it typed. Raises OutputsError naming the first bad field."""
     root = _Reader(doc, "")
@@ -548,12 +589,21 @@ def from_dict(doc: Any) -> Outputs:
     _reject_secrets(doc, "")
     target = root.str("target", choices=TARGETS)
     o = root.obj("objectives")
-    objectives = Objectives(rto_seconds=o.int("rto_seconds", minimum=1), rpo_seconds=o.int("rpo_seconds", minimum=0))
+    rto, rpo = o.int("rto_seconds", minimum=1), o.int("rpo_seconds", minimum=0)
+    co = o.obj("components", required=False)
+    components = {}
+    for name in (co.data if co is not None else {}):
+        if name not in COMPONENTS:
+            raise OutputsError(f"objectives.components.{name}", f"not a component; use one of {', '.join(COMPONENTS)}")
+        c = co.obj(name)
+        components[name] = ComponentObjectives(c.int("rto_seconds", minimum=1, maximum=rto),
+                                               c.int("rpo_seconds", minimum=0, maximum=rpo))
+    objectives = Objectives(rto_seconds=rto, rpo_seconds=rpo, components=components)
     b = root.obj("rto_budget", required=False)
     budget = None if b is None else RtoBudget(
         detection_seconds=b.int("detection_seconds", minimum=0), dns_ttl_seconds=b.int("dns_ttl_seconds", minimum=0),
         promotion_seconds=b.int("promotion_seconds", minimum=0), total_seconds=b.int("total_seconds", minimum=0),
-        within_objective=b.bool("within_objective"))
+        within_objective=b.bool("within_objective"), components=_budgets(b))
     d = root.obj("dns")
     records = d.raw("records")
     if not isinstance(records, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v

@@ -35,6 +35,8 @@ class FakeWorld:
         self.clock = clock or FakeClock()
         self.promote_seconds = promote_seconds
         self.region_up = {name: True for name in outputs.regions}
+        self.api_down: set[str] = set()
+        """Regions whose control plane does not answer: a fence there fails (Unreachable)."""
         self.dbs: dict[tuple[str, str], FakeDb] = {}
         p, s = outputs.primary.name, outputs.secondary.name
         for db in outputs.primary.databases:
@@ -45,6 +47,14 @@ class FakeWorld:
         self.crash_on: tuple[str, int] | None = None
         self._counts: dict[str, int] = {}
         self.notifier = FakeNotifier()
+        self.audit_sink = FakeAuditSink()
+        self.metrics = FakeMetrics()
+        self.backups: "FakeBackups | None" = FakeBackups(self)
+        """The backups port of the region-pair runbooks (the PITR-in-DR gate): DR holds a replicated
+        window of every database, a week back to a minute ago (set to None: no backups port)."""
+        now = self.clock.time()
+        for db in outputs.primary.databases:
+            self.backups.windows[(s, db)] = (now - 7 * 86400.0, now - 60.0)
 
     # ---- test controls -------------------------------------------------------------------
 
@@ -79,7 +89,8 @@ class FakeWorld:
                      extras={"state_dir": str(lock_path.parent)},
                      streaming=FakeStreaming(streams) if streams else None,
                      objects=FakeObjects(streams) if streams else None,
-                     endpoints=getattr(self, "endpoints", None))
+                     endpoints=getattr(self, "endpoints", None), audit_sink=self.audit_sink, backups=self.backups,
+                     metrics=self.metrics)
 
 
 class FakeDbControl:
@@ -95,6 +106,8 @@ class FakeDbControl:
         return DbInstance(region, database, f"{region}-{database}", d.status, d.role, d.fenced, d.source_region)
 
     def fence(self, region, database):
+        if region in self.w.api_down:
+            raise Unreachable(f"{region}: the RDS API does not answer; the fence of {database} is not applied")
         self.w._act("fence", region, database)
         # like denying security-group ingress: a control-plane change that holds while the region is down
         self.w.dbs[(region, database)].fenced = True
@@ -416,7 +429,7 @@ class FakeBackups:
         if existing:
             return existing[0]
         s = Snapshot(snapshot_id, region, database, "creating", self.w.clock.time(), "manual", dict(tags),
-                     arn=f"arn:snap:{region}:{snapshot_id}")
+                     arn=f"arn:snap:{region}:{snapshot_id}", size_bytes=20 * 2**30)
         self.snaps.setdefault((region, database), []).append(s)
         return s
 
@@ -533,8 +546,12 @@ class FakeObjectVersions:
 class FakeMetrics:
     def __init__(self):
         self.sent = []
+        self.broken: str | None = None
+        """When set, every put raises Unreachable with this text."""
 
     def put(self, samples):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.sent.extend(samples)
         return f"{len(samples)} sample(s) to the fake"
 
@@ -542,8 +559,12 @@ class FakeMetrics:
 class FakeAuditSink:
     def __init__(self):
         self.entries = []
+        self.broken: str | None = None
+        """When set, every write raises Unreachable with this text (the bucket is unreachable)."""
 
     def write(self, entry):
+        if self.broken:
+            raise Unreachable(self.broken)
         self.entries.append(entry)
         return "fake sink"
 

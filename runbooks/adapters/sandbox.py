@@ -45,6 +45,12 @@ FROM pg_stat_replication
 """
 
 
+def api_down_marker(sandbox_dir, region: str) -> Path:
+    """Present while the region's control plane is down (a drill's ``--api-down``): the sandbox's
+    fence, a control-plane change as in AWS (security group, stop), then cannot be applied."""
+    return Path(sandbox_dir) / "runbooks" / f"api-down-{region}"
+
+
 def _sandbox_errors(fn):
     """SandboxError → StepFailed (a RunbookError the engine journals); the message keeps the log path."""
 
@@ -148,6 +154,8 @@ class SandboxDatabases(_Base):
 
     @_sandbox_errors
     def fence(self, region: str, database: str) -> str:
+        if api_down_marker(self.sb.layout.root, region).exists():
+            raise Unreachable(f"{region}: the control plane does not answer; the fence of {database} is not applied")
         return self._through_session(region, database,
                                      lambda conn=None: self.sb.fence(region, database, conn=conn))
 
@@ -481,6 +489,8 @@ class SandboxEndpoints:
 
 
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
+    from runbooks.adapters.sandbox_backups import SandboxBackups
+    from runbooks.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
     from runbooks.errors import BadInput
@@ -499,4 +509,6 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
                  streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
                  objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,
                  endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
-                 else None)
+                 else None,
+                 audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME),
+                 backups=SandboxBackups(sb))

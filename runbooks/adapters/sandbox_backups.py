@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 from runbooks import backup_sql
-from runbooks.backups import (BackupPorts, Instance, Integrity, NoAuditSink, NoMetrics, Reference, Snapshot,
+from runbooks.backups import (BackupPorts, Instance, Integrity, NoMetrics, Reference, Snapshot,
                               Window)
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 def _snapshot(meta: dict) -> Snapshot:
     return Snapshot(id=meta["id"], region=meta["region"], database=meta["database"], status="available",
                     created_at=meta["finished_at"], kind=meta.get("kind", "automated"), tags=dict(meta.get("tags") or {}),
-                    arn=f"sandbox:{meta['region']}:{meta['database']}:{meta['id']}", copied_from=meta.get("copied_from"))
+                    arn=f"sandbox:{meta['region']}:{meta['database']}:{meta['id']}", copied_from=meta.get("copied_from"),
+                    size_bytes=meta.get("size_bytes"))
 
 
 def _instance(info: dict | None, region: str, name: str) -> Instance:
@@ -131,6 +132,7 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     from runbooks.adapters.aws import Clients, S3Versions, endpoint_clients
     from runbooks.adapters.sandbox import SandboxSql, Connections
     from runbooks.notify import SINK_NAME, JsonlNotifier
+    from runbooks.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
 
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
@@ -139,7 +141,7 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     endpoints = {r.name: r.storage.endpoint_url for r in outputs.regions.values() if r.storage and r.storage.endpoint_url}
     clients: Clients = endpoint_clients(endpoints)
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
-                       audit_sink=NoAuditSink(), sql=SandboxSql(sb, Connections(sb)), clock=clock,
+                       audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, Connections(sb)), clock=clock,
                        extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
                                "target": "sandbox"},
                        notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))

@@ -104,6 +104,7 @@ def test_db_loss_with_async_replication_counts_what_was_lost(tmp_path):
     (["--rate", "0"], "--rate 0"),
     (["--warmup", "0.1"], "--warmup 0.1"),
     (["--target", "stacks", "--scenario", "switchover"], "region-outage only"),
+    (["--scenario", "db-loss", "--api-down"], "--api-down: only with --scenario region-outage"),
 ])
 def test_bad_drill_arguments_are_refused_before_anything_starts(tmp_path, argv, message):
     before = drill_dirs()
@@ -111,3 +112,37 @@ def test_bad_drill_arguments_are_refused_before_anything_starts(tmp_path, argv, 
     code = drill.main(["--output", "json", "--report-dir", str(tmp_path / "r"), *argv], stdout=out)
     assert code == 2 and message in json.loads(out.getvalue())["error"]
     assert drill_dirs() - before == set(), "a refused drill created a sandbox directory"
+
+
+def test_region_outage_with_the_control_plane_down_is_refenced_first_by_the_failback(tmp_path):
+    """Issue 12: the fence cannot be applied while home's control plane is down; home comes back as
+    an unfenced primary, and the failback re-fences it before anything else. The drill's faults and
+    both runbooks' starts and ends are in the sandbox's durable audit sink, unbroken, and the drill's
+    DR metrics are in its report folder."""
+    code, rep = run_drill(tmp_path, "--scenario", "region-outage", "--api-down", "--failback", "--keep-files")
+    try:
+        _check_refenced_drill(tmp_path, code, rep)
+    finally:
+        import shutil
+        shutil.rmtree(Path(rep["sandbox_dir"]).parent, ignore_errors=True)
+
+
+def _check_refenced_drill(tmp_path, code, rep):
+    from prometheus_client.parser import text_string_to_metric_families
+    assert code == 0, rep.get("reasons") or rep.get("error")
+    steps = {s["name"]: s for s in rep["steps"]}
+    assert steps["failover/fence:payments"]["status"] == "best-effort-failed"
+    assert "control plane does not answer" in steps["failover/fence:payments"]["result"]
+    assert "unfenced on return: payments" in steps["restart-home"]["result"]
+    failback_steps = sorted((s for s in rep["steps"] if s["name"].startswith("failback/")), key=lambda s: s["start"])
+    assert failback_steps[0]["name"] == "failback/refence:payments" and failback_steps[0]["status"] == "done"
+    assert rep["audited"]["failover"] > 0 and rep["audited"]["failback"] > 0
+    from runbooks.audit import read_sink, verify_chain
+    sink = Path(rep["sandbox_dir"]) / "audit-sink.jsonl"
+    assert verify_chain(sink) is None
+    entries = read_sink(sink)
+    assert [e["action"] for e in entries if e["runbook"] == "drill"] == ["fault", "heal-link", "restart-home"]
+    assert any(e["runbook"] == "failback" and e["action"] == "refence" and e["result"] == "ok" for e in entries)
+    fam = {f.name: f.samples for f in text_string_to_metric_families((tmp_path / "report" / "regionpair_dr.prom").read_text())}
+    assert [s.value for s in fam["regionpair_dr_drill_success"]] == [1.0]
+    assert fam["regionpair_dr_failover_time_seconds"][0].value == pytest.approx(rep["rto_seconds"])

@@ -384,7 +384,9 @@ def test_sync_pairs_promote_without_hanging_and_resync_after_rebuild(base_dir):
             assert info["standbys"][EAST]["sync_state"] == "sync"
         assert "base backup of payments in local-west" in sb.base_backup(WEST, "payments")
         backups = list((sb.dir / "pg" / "payments" / WEST / "basebackups").glob("*/base.tar.gz"))
-        assert len(backups) == 1
+        # the one just taken, and EAST's, which `up` replicated into DR (as RDS backup replication does)
+        assert len(backups) == 2
+        assert sorted(str(m.get("copied_from")) for m in sb.backups.list("payments", WEST)) == ["None", EAST]
     finally:
         control.down(sb.dir)
 
@@ -445,3 +447,10 @@ def test_cli_kill_replica_then_restart_database_catches_up(fresh):
     proc = subprocess.run([sys.executable, "-m", "sandbox", "fault", "kill-region", "--dir", str(fresh.dir)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "needs a REGION" in proc.stderr
+    # every fault, also the refused one, is audited in the sandbox's durable sink (issue 12)
+    from runbooks.audit import read_sink, verify_chain
+    sink = fresh.dir / "audit-sink.jsonl"
+    assert verify_chain(sink) is None
+    faults = [(e["target"], e["result"]) for e in read_sink(sink) if e["runbook"] == "sandbox"]
+    assert faults == [("kill-replica", "injected"), (f"restart-database {WEST}", "injected"),
+                      ("slow-link 150", "injected"), ("kill-region", "failed")]

@@ -754,7 +754,12 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{restore}", r) for r in temp["Resource"])
     assert "rds:DeleteDBInstance" not in restored["Action"] and "rds:DeleteDBInstance" not in general["Action"]
     publish = by_sid["PublishBackupMetrics"]
-    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": CloudWatchMetrics.NAMESPACE}}
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": [CloudWatchMetrics.NAMESPACE,
+                                                                              CloudWatchMetrics.DR_NAMESPACE]}}
+    assert by_sid["AuditEntriesRetention"] == {"Sid": "AuditEntriesRetention", "Effect": "Allow",
+                                                "Action": ["s3:PutObjectRetention"], "Resource": [
+                                                    r + "/regionpair/audit/*" for r in by_sid["Buckets"]["Resource"]]}
+    assert "s3:GetObjectLockConfiguration" in by_sid["Buckets"]["Action"]
     for action in ("s3:ListBucketVersions", "s3:GetBucketVersioning"):
         assert action in by_sid["Buckets"]["Action"] and "arn:aws:s3:::dr-backups" in by_sid["Buckets"]["Resource"]
     for action in ("s3:GetObjectVersion", "s3:PutObject"):

@@ -195,7 +195,8 @@ def _struct(props: dict) -> struct_pb2.Struct:
 def test_the_served_pack_lists_every_policy_as_mandatory(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
     assert info.name == rules.PACK_NAME
-    assert sorted(p.name for p in info.policies) == sorted(p.name for p in rules.POLICIES)
+    from policy import objectives
+    assert sorted(p.name for p in info.policies) == sorted(p.name for p in rules.POLICIES + objectives.POLICIES)
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
 

@@ -197,11 +197,16 @@ def test_failback_crash_at_any_point_then_rerun_finishes(env, action, nth):
         assert env.world.dns[db] == P
 
 
-def test_split_brain_is_blocked_not_rebuilt(env):
+def test_split_brain_is_refenced_before_anything_else(env):
     assert env.run(failover, "--yes")[0] == EXIT_OK
     env.world.dbs[(P, "payments")].fenced = False  # somebody unfenced the old primary by hand
+    env.world.actions.clear()
     code, out = env.run(failback, "--yes")
-    assert code == EXIT_FAILED and "both" in out["error"] and "unfenced writers" in out["error"]
+    assert code == EXIT_OK, out
+    # DR is the writer of record since the failover: home is fenced again first (the rebuild then
+    # keeps its instance aside in AWS: writes it took while unfenced are not destroyed)
+    assert env.world.actions[0] == ("fence", P, "payments")
+    assert next(s for s in out["steps"] if s["name"] == "refence:payments")["status"] == "done"
 
 
 def test_failback_refused_while_home_region_is_down(env):

@@ -264,12 +264,13 @@ def test_a_gate_refusal_and_a_failed_step_are_notified(tmp_path):
     assert "replication:payments" in env.world.notifier.sent[-1][1]
     env.world.dbs[(S, "payments")].lag = 0.1
     assert env.run(failover, "--yes")[0] == EXIT_OK
-    env.world.dbs[(P, "payments")].fenced = False  # split brain: the failback's first step is blocked
+    env.world.dbs[(P, "payments")].fenced = False  # home came back unfenced, and its API fails the re-fence
+    env.world.api_down.add(P)
     env.world.notifier.sent.clear()
     code, out = env.run(failback, "--yes")
     assert code == EXIT_FAILED
     assert subjects(env) == ["regionpair failback: started: us-west-2 → us-east-1",
-                             "regionpair failback: step rebuild:payments failed",
+                             "regionpair failback: step refence:payments failed",
                              "regionpair failback: FAILED; rerun to continue from the journal"]
 
 
