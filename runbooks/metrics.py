@@ -19,6 +19,10 @@ VERIFY_SECONDS = "regionpair_backup_verification_duration_seconds"
 VERIFY_AT = "regionpair_backup_verification_timestamp_seconds"
 RESTORE_SECONDS = "regionpair_restore_duration_seconds"
 REPLICATION_LAG = "regionpair_replication_lag_seconds"
+SLOT_BACKUP_AT = "regionpair_slot_backup_last_success_timestamp_seconds"
+SLOT_COUNT = "regionpair_slot_backup_slots"
+SLOT_LAG_BYTES = "regionpair_slot_consumer_lag_bytes"
+SLOT_GAP_BYTES = "regionpair_slot_recreate_gap_bytes"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
@@ -27,6 +31,12 @@ HELP = {
     VERIFY_AT: "Time the newest backup verification ended.",
     RESTORE_SECONDS: "Duration of the newest restore of the database to a new instance.",
     REPLICATION_LAG: "Replication lag of the database's replica, as measured by the newest backup runbook run.",
+    SLOT_BACKUP_AT: "Time of the newest backup of the database's logical replication slot definitions.",
+    SLOT_COUNT: "Logical replication slots in the newest slot backup of the database.",
+    SLOT_LAG_BYTES: "WAL between the primary's position and what the slot's consumer confirmed, at the newest slot "
+                    "backup: at least this much a failover makes the consumer re-read.",
+    SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
+                    "consumer must re-read (negative: what it saw that the new server lacks).",
 }
 
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')

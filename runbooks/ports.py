@@ -319,6 +319,10 @@ class Ports:
     """The data buckets and their replication; None where there is none."""
     endpoints: Endpoints | None = None
     """The clusters' active-endpoints ConfigMaps; None when no region declares a cluster."""
+    slots: Any = None
+    """``runbooks.slots.SlotControl``: logical replication slots (None: no slot step in the plans)."""
+    slot_store: Any = None
+    """``runbooks.slots.SlotStore``: where the slot backups are kept (None: no slot step)."""
 
     def close(self) -> None:
         for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects, self.endpoints):

@@ -1052,6 +1052,12 @@ class Sandbox:
     def drop_restore(self, name: str) -> str:
         return self.backups.drop_restore(name)
 
+    def cdc(self, name: str, database: str = "payments"):
+        """A CDC consumer (pg_recvlogical, test_decoding) of the slot ``name`` (sandbox/_cdc.py);
+        ``down`` stops it with everything else."""
+        from sandbox._cdc import CdcConsumer
+        return CdcConsumer(self, name, database)
+
     def current_primary(self, database: str = "payments") -> str | None:
         """The region whose server of ``database`` answers as primary (None if none does)."""
         primaries = [r for r in REGIONS if self.node(r, database).role() == "primary"]

@@ -485,6 +485,8 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from sandbox.errors import SandboxError
     from runbooks.errors import BadInput
 
+    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
+
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
     except SandboxError as exc:
@@ -499,4 +501,5 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
                  streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
                  objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,
                  endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
-                 else None)
+                 else None,
+                 slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions))
