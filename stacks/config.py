@@ -86,6 +86,8 @@ class DatabaseConfig:
     backup_window: str = "03:00-04:00"
     maintenance_window: str = "sun:04:30-sun:05:30"
     multi_az: bool = True
+    logical_replication: bool = False
+    """rds.logical_replication=1 in the parameter group: logical slots for CDC consumers (docs/backups.md)."""
     db_name: str = "app"
     username: str = "app_admin"
     port: int = 5432
@@ -381,6 +383,7 @@ def _database(o: _Obj) -> DatabaseConfig:
         maintenance_window=o.string("maintenance_window", "sun:04:30-sun:05:30", pattern=_MAINT_WINDOW,
                                     hint="ddd:HH:MM-ddd:HH:MM in UTC, e.g. sun:04:30-sun:05:30"),
         multi_az=o.boolean("multi_az", True),
+        logical_replication=o.boolean("logical_replication", False),
         db_name=o.string("db_name", "app", pattern=re.compile(r"^[a-z][a-z0-9_]{0,62}$"),
                          hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
         username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),

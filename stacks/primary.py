@@ -26,6 +26,7 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         source_db_arn=source_db_arn, db_name=db.db_name, username=db.username, port=db.port,
         backup_retention_days=db.backup_retention_days, backup_window=db.backup_window,
         maintenance_window=db.maintenance_window, multi_az=db.multi_az,
+        logical_replication=db.logical_replication,
         deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral)
 
 

@@ -183,7 +183,9 @@ def loads(text: str, where: str) -> SlotBackup:
 
 def stamp(captured_at: float) -> str:
     """The sortable file/object name of a capture (UTC, microseconds)."""
-    return datetime.fromtimestamp(captured_at, timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + ".json"
+    micros = int(captured_at * 1_000_000)  # floor, as the CronJob's jq does
+    whole = datetime.fromtimestamp(micros // 1_000_000, timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{whole}.{micros % 1_000_000:06d}Z.json"
 
 
 def key(logical_database: str, captured_at: float) -> str:

@@ -125,6 +125,7 @@ BAD = [
     ("databases.0", "payments", "databases[0]", "expected an object"),
     ("databases.0.allocated_storage_gb", "200", "databases[0].allocated_storage_gb", "whole number"),
     ("databases.0.multi_az", "yes", "databases[0].multi_az", "true or false"),
+    ("databases.0.logical_replication", 1, "databases[0].logical_replication", "true or false"),
     ("databases.0.instance_class", "r6g.large", "databases[0].instance_class", "db.r6g.large"),
     ("databases.0.name", "Payments_DB", "databases[0].name", "lowercase"),
     ("dns.ttl_seconds", "60", "dns.ttl_seconds", "whole number"),
@@ -441,3 +442,10 @@ def test_streaming_applications_are_checked(apps, problem):
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="prod")
     assert err.value.key.startswith("streaming.applications") and problem in str(err.value)
+
+
+def test_logical_replication_is_read_per_database():
+    values = prod_values()
+    values["databases"][0]["logical_replication"] = True
+    assert config.read(values, stack="prod").databases[0].logical_replication is True
+    assert config.read(prod_values(), stack="prod").databases[0].logical_replication is False
