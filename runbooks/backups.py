@@ -198,6 +198,8 @@ class BackupPorts:
     """``runbooks.slots.SlotControl`` (backup_slots, recreate_slots); None: the adapter has none."""
     slot_store: Any = None
     """``runbooks.slots.SlotStore``."""
+    caches: Any = None
+    """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

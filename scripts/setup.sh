@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
 #   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
+#   - Debian's redis-server (the sandbox's cache), when missing;
 #   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,17 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   echo "setup: installing Debian's postgresql package"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+
+# Debian's Redis server: the sandbox's cache (real RDB snapshots, restores into new servers)
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: no redis-server; install Debian's 'redis-server' package (needs root)" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian's redis-server package"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -139,10 +139,12 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     endpoints = {r.name: r.storage.endpoint_url for r in outputs.regions.values() if r.storage and r.storage.endpoint_url}
     clients: Clients = endpoint_clients(endpoints)
     from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
+    from runbooks.adapters.sandbox_cache import SandboxCaches
     conns = Connections(sb)
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
                        audit_sink=NoAuditSink(), sql=SandboxSql(sb, conns), clock=clock,
                        slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions),
+                       caches=SandboxCaches(sb),
                        extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
                                "target": "sandbox"},
                        notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))
