@@ -192,8 +192,11 @@ def slots_step(ctx: Any, db: str, planned: bool) -> Step:
         if planned:  # the old primary is up (fenced): its slots are the freshest definitions
             try:
                 live = parse(control.capture(SlotTarget(ctx.source, db)), f"live slots of {ctx.source}/{db}")
-                source, origin = live, f"the live slots of {ctx.source}/{db} (fenced, read at this step)"
-                history = history + [live]
+                if live.in_recovery:  # a resumed run after the source was rebuilt as a replica: no slots there
+                    origin += f"; {ctx.source}/{db} is a replica now, its (absent) slots are not the definitions"
+                else:
+                    source, origin = live, f"the live slots of {ctx.source}/{db} (fenced, read at this step)"
+                    history = history + [live]
             except Unreachable as exc:
                 origin += f"; {ctx.source}/{db} unreachable ({exc})"
         found.update(source=source, history=history, **{"from": origin})

@@ -295,3 +295,16 @@ def test_recreate_slots_on_a_restored_instance_creates_them_and_reports_the_gap(
     assert gap["created"] and gap["gap_bytes"] == lsn_to_int(gap["created_at_lsn"]) - 0xF00
     code, out = run(recreate_slots, "--yes", "--database", "payments", "--instance", "restore-payments-1", "--new-run")
     assert code == EXIT_OK and len(ports.slots.created) == 1
+
+
+def test_a_switchover_resumed_after_the_source_became_a_replica_uses_the_backup(tmp_path):
+    store = ListStore([dict(GOOD, captured_at=0.0)])
+    env, control = slot_env(tmp_path, store)
+    env.world.dbs[(P, "payments")].role = "replica"  # as after the protect phase of an earlier run
+    from runbooks.plans import Context
+    from runbooks.slots import slots_step
+    ports = env.world.ports(env.state / "lock.json")
+    ctx = Context(outputs=env.world.outputs, ports=ports, source=P, target=S, databases=["payments"])
+    step = slots_step(ctx, "payments", planned=True)
+    c = step.check()
+    assert "definitions from backup" in c.sentence and "replica now" in c.sentence, c.sentence
