@@ -238,6 +238,9 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      {"dr-every-primary-replicated"}),
     ("dr", "a prod primary with no replica in dr", extra_prod_primary, {"dr-every-primary-replicated"}),
     ("prod", "a privileged container in the cluster's dump job", privileged_dump_job, {"k8s-workload-restricted"}),
+    ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
+        "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
+     {"rds-logical-replication-static"}),
 ]
 
 
