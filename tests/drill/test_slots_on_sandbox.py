@@ -91,6 +91,43 @@ def test_restore_gets_the_backed_up_slots_and_bad_input_changes_nothing(sb):
     sb.drop_restore(inst["name"])
 
 
+def test_the_aws_adapters_slot_port_on_real_postgresql(sb):
+    """RdsSlots (runbooks/adapters/aws_slots.py) through PsycopgSql, its connection pointed at the
+    sandbox's primary (no Secrets Manager, no TLS here): capture, list, create, the duplicate-create
+    answer, publications — the SQL the AWS adapter runs, on a real server."""
+    from runbooks.adapters import aws
+    from runbooks.adapters.aws_slots import RdsSlots
+    from runbooks.clock import FakeClock
+    from runbooks.slots import SlotTarget
+    from stacks import outputs as contract
+    from stacks.slots import SlotDef, parse
+    from tests.samples import pair_document
+
+    outputs = contract.from_dict(pair_document())
+    region = outputs.primary.name
+
+    class LocalSql(aws.PsycopgSql):
+        def _password(self, db, refresh=False):
+            return "from-the-sandbox-passfile"
+
+    sql = LocalSql(outputs, aws.Clients(), FakeClock(),
+                   connect=lambda info: psycopg.connect(sb.dsn(EAST), autocommit=True))
+    port = RdsSlots(outputs, sql.clients, sql)
+    target = SlotTarget(region, "payments")
+    captured = parse(port.capture(target))
+    assert {s.name for s in captured.slots} >= {"cdc", "cdc_pgoutput"} and not captured.in_recovery
+    assert "cdc_pub" in port.publications(target)
+    try:
+        at = port.create(target, SlotDef("aws_path", "test_decoding", None))
+        assert port.existing(target)["aws_path"].plugin == "test_decoding"
+        assert port.create(target, SlotDef("aws_path", "test_decoding", None)), "a second create answers, not fails"
+        assert at
+    finally:
+        with psycopg.connect(sb.dsn(EAST), autocommit=True) as conn:
+            conn.execute("SELECT pg_drop_replication_slot('aws_path') WHERE EXISTS "
+                         "(SELECT 1 FROM pg_replication_slots WHERE slot_name = 'aws_path')")
+
+
 def test_cdc_consumer_continues_on_dr_after_the_failover_and_the_gap_is_exact(sb):
     consumer = sb.cdc("cdc")
     consumer.start(EAST)
