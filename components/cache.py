@@ -26,6 +26,13 @@ What ElastiCache can and cannot do, and so what this component declares:
   the runbook's (an export bucket cannot be in another region).
 - Export is not supported for clusters using data tiering ("Exporting a backup") — node types
   ``cache.r6gd.*`` are refused while ``export`` is on.
+- Manual snapshots are rate-limited: "during any contiguous 24-hour period, you can create no more
+  than 20 manual backups per node in the cluster" (ElastiCache User Guide, "Snapshot and restore",
+  Backup constraints). Hourly is 24 a day: more than one node allows, so an hourly schedule must
+  spread its snapshots over at least two nodes (CreateSnapshot with ``CacheClusterId`` alternating
+  between the group's nodes). ``manual_snapshots_per_day`` declares the schedule's rate and is
+  refused above 20 × ``num_cache_clusters``; ``hourly_needs_alternation`` says when it must alternate.
+  Backup and restore are not supported on ``cache.t1.micro`` nodes (same section): refused.
 - The weekly maintenance window is at least 60 minutes (API Reference, ModifyReplicationGroup,
   PreferredMaintenanceWindow) and, here, must not overlap the daily snapshot window.
 """
@@ -53,6 +60,13 @@ _MAINT = re.compile(r"^(sun|mon|tue|wed|thu|fri|sat):([01]\d|2[0-3]):([0-5]\d)-"
                     r"(sun|mon|tue|wed|thu|fri|sat):([01]\d|2[0-3]):([0-5]\d)$")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _CANONICAL = re.compile(r"^[0-9a-f]{64}$")
+MANUAL_PER_NODE_PER_DAY = 20
+"""Manual backups ElastiCache allows per node in any contiguous 24 hours (node-based Redis OSS)."""
+
+
+def hourly_needs_alternation(snapshots_per_day: int) -> bool:
+    """More manual snapshots a day than one node may take: the scheduler must alternate nodes."""
+    return snapshots_per_day > MANUAL_PER_NODE_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,9 @@ class ReplicatedRedisArgs:
     """Exported (manual) snapshots expire after this many days. Default: 30 (document 001)."""
     elasticache_canonical_id: str = ELASTICACHE_CANONICAL_ID
     """The canonical user ElastiCache writes exports as. Default: the standard regions' (verify it)."""
+    manual_snapshots_per_day: int = 0
+    """How many manual snapshots the scheduler (runbooks.cache_backup) takes a day: 24 for document 001's
+    hourly snapshots. At most 20 per node (see the module docstring). Default: 0 (no schedule declared)."""
     final_snapshot: bool = True
     """Take a final snapshot when the group is deleted. Default: on."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -144,6 +161,16 @@ def validate(args: ReplicatedRedisArgs) -> None:
             f"overlaps the daily snapshot window {args.snapshot_window}; move one of them")
     require(TYPE, "num_cache_clusters", args.num_cache_clusters, 2 <= args.num_cache_clusters <= 6,
             "2 to 6 (a primary and 1 to 5 replicas): automatic failover and Multi-AZ need a replica")
+    require(TYPE, "node_type", args.node_type, not args.node_type.startswith("cache.t1."),
+            "a node type other than cache.t1.*: backup and restore are not supported on cache.t1.micro nodes "
+            "(ElastiCache User Guide, 'Snapshot and restore', Backup constraints)")
+    require(TYPE, "manual_snapshots_per_day", args.manual_snapshots_per_day,
+            isinstance(args.manual_snapshots_per_day, int)
+            and 0 <= args.manual_snapshots_per_day <= MANUAL_PER_NODE_PER_DAY * args.num_cache_clusters,
+            f"0 to {MANUAL_PER_NODE_PER_DAY} per node ({MANUAL_PER_NODE_PER_DAY * args.num_cache_clusters} for "
+            f"{args.num_cache_clusters} nodes): ElastiCache allows no more than {MANUAL_PER_NODE_PER_DAY} manual backups "
+            "per node in any 24 hours (ElastiCache User Guide, 'Snapshot and restore', Backup constraints); hourly "
+            "snapshots (24) need at least two nodes and alternate between them")
     if args.export:
         require(TYPE, "node_type", args.node_type, not DATA_TIERING.match(args.node_type),
                 "a node type without data tiering: backups of data-tiering clusters cannot be exported to S3 "

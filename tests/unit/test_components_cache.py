@@ -77,6 +77,9 @@ def test_the_policy_pack_passes_on_the_components_graph():
     ({"num_cache_clusters": 1}, "num_cache_clusters", "need a replica"),
     ({"replication_group_id": "Sessions"}, "replication_group_id", "lower-case"),
     ({"elasticache_canonical_id": "elasticache"}, "elasticache_canonical_id", "64-character hex"),
+    ({"node_type": "cache.t1.micro"}, "node_type", "not supported on cache.t1.micro"),
+    ({"manual_snapshots_per_day": 24, "num_cache_clusters": 1}, "num_cache_clusters", "need a replica"),
+    ({"manual_snapshots_per_day": 41}, "manual_snapshots_per_day", "no more than 20 manual backups per node"),
 ])
 def test_each_elasticache_rule_refuses_the_broken_form_before_any_resource(kw, arg, words):
     with pytest.raises(ComponentArgsError) as err:
@@ -86,3 +89,11 @@ def test_each_elasticache_rule_refuses_the_broken_form_before_any_resource(kw, a
 
 def test_a_data_tiering_node_is_accepted_without_export():
     assert one(render(node_type="cache.r6gd.xlarge", export=False), GROUP)["inputs"]["nodeType"] == "cache.r6gd.xlarge"
+
+
+def test_hourly_manual_snapshots_fit_two_nodes_only_by_alternating():
+    from components.cache import hourly_needs_alternation, validate
+    validate(args(manual_snapshots_per_day=24, num_cache_clusters=2))  # 12 per node
+    with pytest.raises(ComponentArgsError, match="hourly snapshots"):
+        validate(args(manual_snapshots_per_day=41, num_cache_clusters=2))  # more than 20 a node
+    assert hourly_needs_alternation(24) and not hourly_needs_alternation(20)
