@@ -104,6 +104,10 @@ class ReplicatedPostgresArgs:
     secret_recovery_days: int = 30
     """primary: days a deleted password secret can be restored (0 or 7-30; 0 for drill stacks, whose
     next run reuses the name). Default: 30."""
+    logical_replication: bool = False
+    """`rds.logical_replication=1` (pending-reboot: static; RDS then sets wal_level=logical), so CDC consumers
+    can use logical slots and the runbooks can recreate them after a failover (runbooks/slots.py). Default: off
+    (a slot nobody reads keeps WAL and fills the storage)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags (copied to snapshots). Default: none beyond the provider's default tags."""
 
@@ -171,7 +175,9 @@ class ReplicatedPostgres(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1", apply_method="pending-reboot"),
                 aws.rds.ParameterGroupParameterArgs(name="log_connections", value="1", apply_method="immediate"),
                 aws.rds.ParameterGroupParameterArgs(name="log_disconnections", value="1", apply_method="immediate"),
-            ],
+            ] + ([aws.rds.ParameterGroupParameterArgs(name="rds.logical_replication", value="1",
+                                                      apply_method="pending-reboot")]
+                 if args.logical_replication else []),
             tags=tags), opts=child(self))
 
         monitoring = aws.iam.Role(f"{name}-monitoring", aws.iam.RoleArgs(

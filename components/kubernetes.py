@@ -35,6 +35,7 @@ from pulumi_kubernetes.rbac.v1 import (
 
 from components._common import policy_json, require
 from stacks import endpoints
+from stacks import slots as slot_contract
 from stacks.endpoints import (  # the contract itself (pure Python, shared with the runbooks)
     CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION, VERSION_ANNOTATION, endpoint_keys, env_key)
 
@@ -42,6 +43,9 @@ TYPE = "regionpair:kubernetes:ClusterDr"
 BACKUP_SCHEDULE = "0 2 * * *"
 """Daily at 02:00 UTC, as in the planning documents ("Daily full backup (cron: 0 2 * * *)")."""
 EXPORT_SCHEDULE = "30 2 * * *"
+SLOT_BACKUP_SCHEDULE = "*/5 * * * *"
+"""Every 5 minutes: the consumer position in the newest slot backup bounds what a CDC consumer re-reads
+after a failover (runbooks/slots.py); the planning documents' database RPO is 5 minutes."""
 TIME_ZONE = "Etc/UTC"
 DUMP_PREFIX = "pgdump"
 EXPORT_PREFIX = "k8s-config"
@@ -107,12 +111,14 @@ def runbook_rules(deployments: Sequence[str] = ()) -> list[dict[str, list[str]]]
 
 
 def backup_role_policy(partition: str, bucket: str, kms_key_arn: str, secret_arns: Sequence[str],
-                       prefix: str = DUMP_PREFIX) -> str:
-    """The least-privilege policy the backup job's IRSA role needs: write dumps under the prefix,
-    encrypt them with the region key, read the databases' password secrets."""
+                       prefix: str = DUMP_PREFIX, slots: bool = False) -> str:
+    """The least-privilege policy the backup job's IRSA role needs: write dumps under the prefix (and,
+    with ``slots``, slot captures under regionpair/slots/), encrypt them with the region key, read the
+    databases' password secrets."""
     statements = [
         {"Sid": "WriteDumps", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": [f"arn:{partition}:s3:::{bucket}/{prefix}/*"]},
+         "Resource": [f"arn:{partition}:s3:::{bucket}/{prefix}/*"]
+         + ([f"arn:{partition}:s3:::{bucket}/{slot_contract.KEY_PREFIX}/*"] if slots else [])},
         # multipart uploads (dumps over 8 MiB) need kms:Decrypt as well as kms:GenerateDataKey
         {"Sid": "EncryptDumps", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
          "Resource": [kms_key_arn]},
@@ -215,6 +221,13 @@ class ClusterDrArgs:
     """A dump job running longer is stopped (and fails loudly). Default: 4 hours."""
     export_deadline_seconds: int = 1800
     """Export job deadline. Default: 30 minutes."""
+    slot_backups: Sequence[DumpTarget] = ()
+    """Databases whose logical replication slot definitions are captured (stacks/slots.py) and kept in this
+    region's backups bucket under regionpair/slots/<database>/, for the runbooks to recreate the slots after a
+    failover or a restore. `host`/`port`: the ACTIVE primary (a replica has no slots: the job then keeps
+    nothing), so every region's cluster keeps copies while the primary lives. Default: none (no slot job)."""
+    slot_backup_schedule: str = SLOT_BACKUP_SCHEDULE
+    """Cron schedule of the slot captures, in UTC. Default: every 5 minutes."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels on every object. Default: none."""
     runbook_group: str = RUNBOOK_GROUP
@@ -229,6 +242,7 @@ class ClusterDrArgs:
 
 def _validate(args: ClusterDrArgs) -> None:
     require(TYPE, "databases", dict(args.databases), bool(args.databases), "name at least one database")
+    _validate_slot_backups(args)
     for db in args.databases:
         require(TYPE, "databases", db, bool(_NAME.match(db)),
                 "logical names are lowercase letters, digits and dashes, starting with a letter")
@@ -255,7 +269,8 @@ def _validate(args: ClusterDrArgs) -> None:
     for arg, role in (("backup_role_arn", args.backup_role_arn), ("export_role_arn", args.export_role_arn)):
         if isinstance(role, str):
             require(TYPE, arg, role, bool(_ROLE_ARN.match(role)), "an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-    for arg, schedule in (("backup_schedule", args.backup_schedule), ("export_schedule", args.export_schedule)):
+    for arg, schedule in (("backup_schedule", args.backup_schedule), ("export_schedule", args.export_schedule),
+                          ("slot_backup_schedule", args.slot_backup_schedule)):
         fields = schedule.split()
         require(TYPE, arg, schedule, len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields),
                 "a five-field cron schedule in UTC such as 0 2 * * * (no CRON_TZ/TZ prefix: the time zone is set)")
@@ -289,6 +304,22 @@ def _validate(args: ClusterDrArgs) -> None:
             require(TYPE, "postgres_image", args.postgres_image, major >= int(server.group(1)),
                     f"pg_dump {major} cannot dump a PostgreSQL {server.group(1)} server ({dump.database}); "
                     f"use a postgres image of major version {server.group(1)} or newer")
+
+
+def _validate_slot_backups(args: ClusterDrArgs) -> None:
+    seen: set[str] = set()
+    for i, target in enumerate(args.slot_backups):
+        where = f"slot_backups[{i}]"
+        require(TYPE, f"{where}.database", target.database,
+                target.database in args.databases and target.database not in seen,
+                f"one of the databases {sorted(args.databases)}, each once")
+        seen.add(target.database)
+        require(TYPE, f"{where}.database", target.database,
+                len(f"regionpair-slots-{target.database}") <= _MAX_CRONJOB_NAME,
+                f"too long for a CronJob name (regionpair-slots-<name> must fit {_MAX_CRONJOB_NAME} characters)")
+        require(TYPE, f"{where}.password", target.database,
+                (target.secret_arn is None) != (target.password_secret is None),
+                "give exactly one of secret_arn and password_secret; a password is never a literal")
 
 
 def _container_security() -> SecurityContextArgs:
@@ -338,6 +369,28 @@ aws s3 cp /dump/database.dump "s3://$BUCKET/$key" --sse aws:kms --sse-kms-key-id
   --checksum-algorithm CRC32 --only-show-errors
 rm -f /dump/database.dump
 echo "uploaded s3://$BUCKET/$key"
+"""
+
+CAPTURE_SLOTS = """set -eu
+if [ -z "${PGPASSWORD:-}" ]; then PGPASSWORD=$(cat /run/pg/password); export PGPASSWORD; fi
+psql --no-psqlrc --no-align --tuples-only --quiet -v ON_ERROR_STOP=1 --no-password -c "$CAPTURE_SQL" \\
+  --output=/dump/slots.json
+"""
+
+# the object name is stacks.slots.key(): the capture's own clock, to the microsecond, so names sort by time
+UPLOAD_SLOTS = """set -eu
+if jq -e '.in_recovery or .read_only' /dump/slots.json > /dev/null; then
+  echo "$DATABASE: the server is a replica or fenced, it holds no slots to keep; nothing uploaded"
+  rm -f /dump/slots.json
+  exit 0
+fi
+stamp=$(jq -r '(.captured_at | floor | strftime("%Y%m%dT%H%M%S")) + "." +
+  (("000000" + ((.captured_at * 1000000 | floor) % 1000000 | tostring)) | .[-6:]) + "Z"' /dump/slots.json)
+key="$PREFIX/$DATABASE/$stamp.json"
+aws s3 cp /dump/slots.json "s3://$BUCKET/$key" --sse aws:kms --sse-kms-key-id "$KMS_KEY_ARN" \\
+  --content-type application/json --checksum-algorithm CRC32 --only-show-errors
+rm -f /dump/slots.json
+echo "kept s3://$BUCKET/$key"
 """
 
 # what a restore can `kubectl apply` into another cluster: no server-set fields, no owner references
@@ -438,13 +491,15 @@ class ClusterDr(pulumi.ComponentResource):
         common_env = dict(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp",
                           BUCKET=args.backups_bucket, KMS_KEY_ARN=args.kms_key_arn)
 
-        # ---- logical backups ---------------------------------------------------------------------
-        if args.dumps:
+        # ---- logical backups, and the logical slots' definitions ------------------------------------
+        if args.dumps or args.slot_backups:
             backup_sa = k8s.core.v1.ServiceAccount(f"{name}-backup-sa", ServiceAccountInitArgs(
                 metadata=meta("regionpair-backup", annotations={"eks.amazonaws.com/role-arn": args.backup_role_arn}),
                 automount_service_account_token=False), opts=after)
             for dump in args.dumps:
                 self._dump_job(name, dump, args, meta, backup_sa, common_env)
+            for target in args.slot_backups:
+                self._slot_job(name, target, args, meta, backup_sa, common_env)
 
         # ---- export of ConfigMaps and Secrets ----------------------------------------------------
         export_sa = k8s.core.v1.ServiceAccount(f"{name}-export-sa", ServiceAccountInitArgs(
@@ -543,6 +598,53 @@ class ClusterDr(pulumi.ComponentResource):
         self._cronjob(f"{name}-pgdump-{dump.database}", f"regionpair-pgdump-{dump.database}", args.backup_schedule,
                       pod, args.dump_deadline_seconds, meta,
                       {"regionpair.io/job": "pgdump", "regionpair.io/database": dump.database},
+                      pulumi.ResourceOptions(parent=self, depends_on=[sa]))
+
+    def _slot_job(self, name: str, target: DumpTarget, args: ClusterDrArgs, meta, sa: pulumi.Resource,
+                  common_env: Mapping[str, pulumi.Input[str]]) -> None:
+        """Every slot_backup_schedule: psql runs stacks.slots.CAPTURE_SQL on the active primary, the
+        upload keeps the one-line JSON in this region's backups bucket (nothing from a replica)."""
+        pg_env = _env(PGHOST=target.host, PGPORT=pulumi.Output.from_input(target.port).apply(str),
+                      PGDATABASE=target.db_name, PGUSER=target.username, PGSSLMODE="require",
+                      PGCONNECT_TIMEOUT="30", PGAPPNAME="regionpair-slot-backup",
+                      CAPTURE_SQL=slot_contract.CAPTURE_SQL)
+        out = VolumeMountArgs(name="dump", mount_path="/dump")
+        volumes = [VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
+                   VolumeArgs(name="dump", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi"))]
+        mounts = [_TMP, out]
+        init: list[ContainerArgs] = []
+        if target.password_secret is not None:
+            pg_env.append(EnvVarArgs(name="PGPASSWORD", value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(
+                name=target.password_secret.name, key=target.password_secret.key, optional=False))))
+        else:
+            volumes.append(VolumeArgs(name="credentials", empty_dir=EmptyDirVolumeSourceArgs(medium="Memory",
+                                                                                            size_limit="1Mi")))
+            creds = VolumeMountArgs(name="credentials", mount_path="/run/pg")
+            mounts.append(creds)
+            init.append(ContainerArgs(
+                name="password", image=args.tools_image, image_pull_policy="IfNotPresent",
+                command=["/bin/sh", "-c", FETCH_PASSWORD],
+                env=_env(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp",
+                         SECRET_ARN=target.secret_arn),
+                security_context=_container_security(), resources=_resources("50m", "64Mi", "500m", "256Mi"),
+                volume_mounts=[_TMP, creds]))
+        init.append(ContainerArgs(
+            name="capture", image=args.postgres_image, image_pull_policy="IfNotPresent",
+            command=["/bin/sh", "-c", CAPTURE_SLOTS], env=pg_env, security_context=_container_security(),
+            resources=_resources("50m", "64Mi", "500m", "256Mi"), volume_mounts=mounts))
+        pod = PodSpecArgs(
+            service_account_name="regionpair-backup", automount_service_account_token=False, restart_policy="Never",
+            security_context=_pod_security(), init_containers=init,
+            containers=[ContainerArgs(
+                name="upload", image=args.tools_image, image_pull_policy="IfNotPresent",
+                command=["/bin/sh", "-c", UPLOAD_SLOTS],
+                env=_env(**common_env, PREFIX=slot_contract.KEY_PREFIX, DATABASE=target.database),
+                security_context=_container_security(), resources=_resources("50m", "64Mi", "500m", "256Mi"),
+                volume_mounts=[_TMP, out])],
+            volumes=volumes)
+        self._cronjob(f"{name}-slots-{target.database}", f"regionpair-slots-{target.database}",
+                      args.slot_backup_schedule, pod, 240, meta,
+                      {"regionpair.io/job": "slot-backup", "regionpair.io/database": target.database},
                       pulumi.ResourceOptions(parent=self, depends_on=[sa]))
 
     def _cronjob(self, logical: str, k8s_name: str, schedule: str, pod: PodSpecArgs, deadline: int, meta,

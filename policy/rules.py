@@ -45,6 +45,11 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
+try:  # the CDC area's checks (policy/cdc.py): a package in the tests, a plain module under the CLI
+    from policy import cdc as _cdc
+except ImportError:
+    import cdc as _cdc  # type: ignore[no-redef]
+
 PACK_NAME = "regionpair-dr-invariants"
 PROJECT = "regionpair"
 """The Pulumi project whose stack config (``regionpair:role``, ``regionpair:promoted``) the
@@ -887,6 +892,8 @@ POLICIES = [
     stack_policy("s3-every-bucket-public-access-blocked",
                  "Every bucket has a public access block with all four settings.",
                  _ignoring_settings(check_buckets_public_access_blocked)),
+    resource_policy("rds-logical-replication-static", _cdc.LOGICAL_REPLICATION_DESCRIPTION,
+                    _cdc.check_logical_replication_parameter),
     stack_policy("dr-every-primary-replicated",
                  "In the dr stack, every prod primary database has a cross-region replica and replicated backups.",
                  check_dr_databases_replicated),

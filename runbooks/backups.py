@@ -197,6 +197,12 @@ class BackupPorts:
     notifier: Any = None
     """A ``runbooks.ports.Notifier`` (AWS: the alarm topics; the sandbox: its JSON-lines sink);
     None: notifications are only logged."""
+    slots: Any = None
+    """``runbooks.slots.SlotControl`` (backup_slots, recreate_slots); None: the adapter has none."""
+    slot_store: Any = None
+    """``runbooks.slots.SlotStore``."""
+    caches: Any = None
+    """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

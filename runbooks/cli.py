@@ -364,7 +364,7 @@ def _run(runbook: Runbook, args, console: Console, clock: Clock, outputs: Output
     result.update(result="nothing-to-do" if run.nothing_to_do else "ok", report=paths,
                   rto_seconds=rep["rto_seconds"], decision_wait_seconds=rep["decision_wait_seconds"],
                   rpo=rep["rpo"], passed=rep["passed"],
-                  steps=rep["steps"], reconcile=reconcile, streams=rep["streams"])
+                  steps=rep["steps"], reconcile=reconcile, streams=rep["streams"], cdc_slots=rep["cdc_slots"])
     for line in final_table(rep):
         console.line(line)
     console.line(f"{runbook.name}: {'nothing to do, already complete' if run.nothing_to_do else 'complete'}; "
@@ -432,6 +432,7 @@ def build_report(runbook: Runbook, ctx: Context, journal: Journal, outputs: Outp
         "writes": {"acknowledged": None},
         "objectives": objectives, "steps": steps, "gates": gates, "passed": passed, "reasons": reasons,
         "reconcile": reconcile, "notes": notes,
+        "cdc_slots": measurements.get("cdc_slots") or {},
         "streams": {k: v for k, v in measurements.items()
                     if k in ("kafka_consumer_groups", "kafka_lag_at_failover", "objects_pending_at_failover",
                              "streams_at_gate")},

@@ -60,6 +60,14 @@ S3_LAG_OBJECTS = "regionpair_s3_replication_lag_objects"
 DRILL_LAST_RUN = "regionpair_dr_drill_last_run_timestamp_seconds"
 DRILL_SUCCESS = "regionpair_dr_drill_success"
 FAILOVER_SECONDS = "regionpair_dr_failover_time_seconds"
+SLOT_BACKUP_AT = "regionpair_slot_backup_last_success_timestamp_seconds"
+SLOT_COUNT = "regionpair_slot_backup_slots"
+SLOT_LAG_BYTES = "regionpair_slot_consumer_lag_bytes"
+SLOT_GAP_BYTES = "regionpair_slot_recreate_gap_bytes"
+CACHE_SNAPSHOT_AT = "regionpair_cache_snapshot_last_success_timestamp_seconds"
+CACHE_SNAPSHOT_KEYS = "regionpair_cache_snapshot_keys"
+CACHE_VERIFY_OK = "regionpair_cache_verification_success"
+CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
@@ -80,6 +88,16 @@ HELP = {
     DRILL_SUCCESS: "1 if the newest DR drill of the scenario passed, 0 if it failed.",
     FAILOVER_SECONDS: "Measured RTO of the newest failover, failback or switchover (a drill: the service RTO its "
                       "clients saw).",
+    SLOT_BACKUP_AT: "Time of the newest backup of the database's logical replication slot definitions.",
+    SLOT_COUNT: "Logical replication slots in the newest slot backup of the database.",
+    SLOT_LAG_BYTES: "WAL between the primary's position and what the slot's consumer confirmed, at the newest slot "
+                    "backup: at least this much a failover makes the consumer re-read.",
+    CACHE_SNAPSHOT_AT: "Time of the newest manual snapshot (kind manual) or export (kind export) of the cache.",
+    CACHE_SNAPSHOT_KEYS: "Keys in the newest manual snapshot of the cache.",
+    CACHE_VERIFY_OK: "1 if the newest restore of the cache's snapshot held exactly its keys (digest equal), else 0.",
+    CACHE_RESTORE_SECONDS: "Duration of the newest restore of the cache's snapshot into a new server.",
+    SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
+                    "consumer must re-read (negative: what it saw that the new server lacks).",
 }
 
 Series = dict[str, dict[tuple, float]]

@@ -5,7 +5,7 @@ and a rerun after success. Steps of one phase touch one database each and run in
 
 Unplanned failover (source region presumed lost)::
 
-    fence source (best effort)  →  unfence target  →  promote target  →  DNS → target  →  verify
+    fence source (best effort)  →  unfence target  →  promote target  →  [CDC slots]  →  DNS → target  →  verify
                                                             └→  clusters' endpoints → target (plans_endpoints.py)
 
 (The target is unfenced before it is promoted: a replica takes no client writes anyway, and the
@@ -15,7 +15,7 @@ Planned switchover, zero loss (both regions healthy)::
 
     rebuild target as replica (if it is not one)  →  wait until caught up  →  fence source
     →  wait until target replayed source's last write  →  unfence target  →  promote target
-    →  DNS → target  →  verify  →  rebuild source as a replica of target (protection restored)
+    →  [CDC slots]  →  DNS → target  →  verify  →  rebuild source as a replica of target (protection restored)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from runbooks.errors import RunbookError, StepFailed, Unreachable
 from runbooks.plans_endpoints import add_endpoint_steps
 from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
+from runbooks.slots import slots_phase
 from stacks.outputs import Outputs
 
 
@@ -526,6 +527,7 @@ def failover_plan(ctx: Context) -> Plan:
         Phase("fence", [fence_step(ctx, ctx.source, db, best_effort=True) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
         Phase("promote", [promote_step(ctx, db) for db in dbs]),
+        *slots_phase(ctx, planned=False),  # CDC slots before clients arrive (runbooks/slots.py)
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
     ], gates)
@@ -546,6 +548,7 @@ def switchover_plan(ctx: Context, runbook: str = "switchover") -> Plan:
         Phase("drain", [drain_step(ctx, db) for db in dbs]),
         Phase("unfence", [unfence_step(ctx, ctx.target, db) for db in dbs]),
         Phase("promote", [promote_step(ctx, db) for db in dbs]),
+        *slots_phase(ctx, planned=True),  # from the fenced source's live slots (runbooks/slots.py)
         Phase("dns", [dns_step(ctx, db) for db in dbs]),
         Phase("verify", [verify_step(ctx, db) for db in dbs]),
         Phase("protect", [rebuild_step(ctx, ctx.source, ctx.target, db, "protect") for db in dbs]),

@@ -327,6 +327,10 @@ class Ports:
     backups: Any = None
     """The databases' backups (``runbooks.backups.BackupControl``), for the PITR-in-DR gate; None:
     the gate cannot look and says so."""
+    slots: Any = None
+    """``runbooks.slots.SlotControl``: logical replication slots (None: no slot step in the plans)."""
+    slot_store: Any = None
+    """``runbooks.slots.SlotStore``: where the slot backups are kept (None: no slot step)."""
 
     def close(self) -> None:
         for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects, self.endpoints):

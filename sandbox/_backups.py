@@ -274,6 +274,7 @@ class Backups:
                  f"listen_addresses = {_conf(node.address)}", f"port = {port}",
                  f"unix_socket_directories = {_conf(str(socket_dir))}", f"cluster_name = {_conf(name)}",
                  "max_connections = 40", "shared_buffers = 16MB", "archive_mode = off",
+                 "wal_level = logical",  # slots can be recreated on a restore (runbooks.recreate_slots)
                  "restore_command = " + _conf(f'cp "{archive}/%f" "%p"'),
                  "recovery_target_timeline = 'latest'", "recovery_target_action = 'promote'",
                  "hot_standby = on", "primary_conninfo = ''", "primary_slot_name = ''",

@@ -138,7 +138,9 @@ class Node:
             f"cluster_name = {_conf_str(self.region)}",
             "max_connections = 40",
             "shared_buffers = 16MB",
-            "wal_level = replica",
+            # logical: CDC consumers decode the primary's WAL through logical slots (docs/backups.md,
+            # "Logical replication slots"); every node, since any of them may be promoted
+            "wal_level = logical",
             "wal_log_hints = on",  # pg_rewind needs it
             "max_wal_senders = 6",
             "max_replication_slots = 6",

@@ -1066,6 +1066,21 @@ class Sandbox:
     def drop_restore(self, name: str) -> str:
         return self.backups.drop_restore(name)
 
+    @property
+    def caches(self):
+        """The sandbox's Redis servers and their snapshots (sandbox/_cache.py); started on demand."""
+        from sandbox._cache import Caches
+        taken = {p for db in self.state.databases for p in (db.port, db.link_port)} | \
+            {self.state.dns_port, self.state.moto_port} | {r["port"] for r in self.backups.restores()}
+        return Caches(self, lambda address: _pick_port([address], taken | {c["port"] for c in Caches(
+            self, None).servers()}))
+
+    def cdc(self, name: str, database: str = "payments"):
+        """A CDC consumer (pg_recvlogical, test_decoding) of the slot ``name`` (sandbox/_cdc.py);
+        ``down`` stops it with everything else."""
+        from sandbox._cdc import CdcConsumer
+        return CdcConsumer(self, name, database)
+
     def current_primary(self, database: str = "payments") -> str | None:
         """The region whose server of ``database`` answers as primary (None if none does)."""
         primaries = [r for r in REGIONS if self.node(r, database).role() == "primary"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
 #   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
+#   - Debian's redis-server (the sandbox's cache), when missing;
 #   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too);
 #   - promtool, pinned, in .tools/ (the tests check monitoring/alerts.yml with it), built with Go.
 set -euo pipefail
@@ -14,6 +15,17 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   echo "setup: installing Debian's postgresql package"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+
+# Debian's Redis server: the sandbox's cache (real RDB snapshots, restores into new servers)
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: no redis-server; install Debian's 'redis-server' package (needs root)" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian's redis-server package"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
@@ -34,7 +46,7 @@ PROMTOOL_VERSION=v0.316.0
 if [ ! -x .tools/promtool ] || [ "$(cat .tools/promtool.version 2>/dev/null || true)" != "$PROMTOOL_VERSION" ]; then
   if ! command -v go >/dev/null 2>&1; then
     echo "setup: Go is not on PATH; it builds promtool ($PROMTOOL_VERSION), which the tests need to check" \
-         "monitoring/alerts.yml. Install Go (https://go.dev/dl/, or Debian's golang-go) and rerun scripts/setup.sh" >&2
+         "monitoring/alerts.yml. Install Go (e.g. Debian's golang-go) and rerun scripts/setup.sh" >&2
     exit 1
   fi
   echo "setup: building promtool $PROMTOOL_VERSION into .tools/ (go install; minutes the first time)"

@@ -73,6 +73,20 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """The optional `cache` section: one Redis replication group in the primary region, daily automatic
+    snapshots, and the same-region bucket its snapshots are exported to (docs/backups.md)."""
+    name: str
+    node_type: str
+    engine_version: str = "7.1"
+    num_cache_clusters: int = 2
+    snapshot_retention_days: int = 7
+    snapshot_window: str = "04:00-05:00"
+    maintenance_window: str = "sun:05:30-sun:06:30"
+    export: bool = True
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     name: str
     """Logical name, the same in both stacks (pairs the primary with its replica)."""
@@ -86,6 +100,8 @@ class DatabaseConfig:
     backup_window: str = "03:00-04:00"
     maintenance_window: str = "sun:04:30-sun:05:30"
     multi_az: bool = True
+    logical_replication: bool = False
+    """rds.logical_replication=1 in the parameter group: logical slots for CDC consumers (docs/backups.md)."""
     db_name: str = "app"
     username: str = "app_admin"
     port: int = 5432
@@ -294,6 +310,8 @@ class StackConfig:
     """The region's cluster (optional): none of its objects are declared without this section."""
     runbook_principals: tuple[str, ...] = ()
     """dr only: the IAM roles/users that may assume the runbook role (never a whole account)."""
+    cache: "CacheConfig | None" = None
+    """prod only (optional): an ElastiCache Redis replication group with its backups (components/cache.py)."""
 
     @property
     def is_primary(self) -> bool:
@@ -433,6 +451,7 @@ def _database(o: _Obj) -> DatabaseConfig:
         maintenance_window=o.string("maintenance_window", "sun:04:30-sun:05:30", pattern=_MAINT_WINDOW,
                                     hint="ddd:HH:MM-ddd:HH:MM in UTC, e.g. sun:04:30-sun:05:30"),
         multi_az=o.boolean("multi_az", True),
+        logical_replication=o.boolean("logical_replication", False),
         db_name=o.string("db_name", "app", pattern=re.compile(r"^[a-z][a-z0-9_]{0,62}$"),
                          hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
         username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),
@@ -766,6 +785,33 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
             raise ConfigError("primary_region", primary_region, f"must differ from this stack's region {region}; "
                               "a DR copy in the same region does not survive a regional outage")
         _runbook_principals(principals)
+    cache = None
+    if top.get("cache", None) is not None:
+        if role != "primary":
+            raise ConfigError("cache", top.get("cache"), "only the prod stack declares the cache; the DR side holds its "
+                              "exported snapshots and restores a new cache from them (runbooks.cache_restore)")
+        co = top.obj("cache")
+        cache = CacheConfig(
+            name=co.string("name", pattern=re.compile(r"^[a-z][a-z0-9-]{0,20}$"),
+                           hint="lower-case letters, digits and dashes, at most 21 (the group id adds the stack prefix)"),
+            node_type=co.string("node_type", pattern=re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$"),
+                                hint="an ElastiCache node type such as cache.r7g.large"),
+            engine_version=co.string("engine_version", "7.1", pattern=re.compile(r"^\d+(\.\d+)?$"),
+                                     hint="a Redis OSS version such as 7.1"),
+            num_cache_clusters=co.integer("num_cache_clusters", 2, minimum=2, maximum=6,
+                                          why="a primary and 1 to 5 replicas: failover needs a replica"),
+            snapshot_retention_days=co.integer(
+                "snapshot_retention_days", 7, minimum=1, maximum=35,
+                why="ElastiCache keeps automatic backups at most 35 days and 0 turns them off (ElastiCache User "
+                    "Guide, 'Scheduling automatic backups')"),
+            snapshot_window=co.string(
+                "snapshot_window", "04:00-05:00", pattern=_BACKUP_WINDOW,
+                hint="a DAILY UTC range HH:MM-HH:MM: ElastiCache takes one automatic snapshot a day (API Reference, "
+                     "CreateReplicationGroup, SnapshotWindow); hourly snapshots are runbooks.cache_backup run hourly"),
+            maintenance_window=co.string("maintenance_window", "sun:05:30-sun:06:30", pattern=_MAINT_WINDOW,
+                                         hint="ddd:HH:MM-ddd:HH:MM in UTC, at least 60 minutes"),
+            export=co.boolean("export", True))
+        co.done()
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
@@ -776,7 +822,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
                        failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes,
-                       runbook_principals=principals)
+                       runbook_principals=principals, cache=cache)
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -818,7 +864,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "kubernetes", "dr_region", "runbook_principals")
+        "cache", "kubernetes", "dr_region", "runbook_principals")
 
 
 def _decode(raw: str) -> Any:

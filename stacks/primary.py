@@ -29,7 +29,8 @@ def database_args(cfg: StackConfig, db: DatabaseConfig, net: regional.Regional, 
         secret_replica_regions=(cfg.dr_region,) if role == "primary" and cfg.dr_region else (),
         auto_minor_version_upgrade=db.auto_minor_version_upgrade,
         deletion_protection=not cfg.ephemeral, final_snapshot=not cfg.ephemeral,
-        secret_recovery_days=0 if cfg.ephemeral else 30)
+        secret_recovery_days=0 if cfg.ephemeral else 30,
+        logical_replication=db.logical_replication)
 
 
 def database_document(cfg: StackConfig, db: DatabaseConfig, component: ReplicatedPostgres, net: regional.Regional,
@@ -41,6 +42,29 @@ def database_document(cfg: StackConfig, db: DatabaseConfig, component: Replicate
             "port": component.port, "role": component.role, "db_name": db.db_name, "username": db.username,
             "secret_arn": component.secret_arn if secret_arn is None else secret_arn, "security_group_id": net.network.db_security_group_id,
             "source_arn": source_arn}
+
+
+def cache(cfg: StackConfig, net: regional.Regional, opts: pulumi.ResourceOptions) -> Any:
+    """The optional Redis replication group (components/cache.py), reachable on 6379 (TLS) by the clients
+    the databases admit (network.allowed_cidrs / allowed_security_group_ids)."""
+    import pulumi_aws as aws
+    from components.cache import ReplicatedRedis, ReplicatedRedisArgs
+
+    c = cfg.cache
+    assert c is not None
+    group_id = f"{cfg.resource_prefix()}-{c.name}"
+    sg = aws.ec2.SecurityGroup(f"cache-{c.name}-sg", aws.ec2.SecurityGroupArgs(
+        description=f"{group_id}: Redis clients", vpc_id=net.network.vpc_id, revoke_rules_on_delete=True,
+        ingress=[aws.ec2.SecurityGroupIngressArgs(
+            protocol="tcp", from_port=6379, to_port=6379, cidr_blocks=list(cfg.network.allowed_cidrs),
+            security_groups=list(cfg.network.allowed_security_group_ids), description="Redis over TLS")],
+        tags={"regionpair:cache": c.name}), opts=opts)
+    return ReplicatedRedis(f"cache-{c.name}", ReplicatedRedisArgs(
+        replication_group_id=group_id, node_type=c.node_type, engine_version=c.engine_version,
+        num_cache_clusters=c.num_cache_clusters, subnet_ids=net.network.subnet_ids,
+        security_group_ids=sg.id.apply(lambda i: [i]), kms_key_arn=net.key.arn,
+        snapshot_retention_days=c.snapshot_retention_days, snapshot_window=c.snapshot_window,
+        maintenance_window=c.maintenance_window, export=c.export, final_snapshot=not cfg.ephemeral), opts=opts)
 
 
 def set_identifier(cfg: StackConfig) -> str:
@@ -63,6 +87,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
             endpoints={name: (c.address, c.port) for name, c in databases.items()},
             kafka_bootstrap_servers=net.kafka.bootstrap_brokers, data_bucket=net.data.bucket,
             local={name: (c.address, c.port, c.secret_arn) for name, c in databases.items()})
+
+    if cfg.cache is not None:
+        cache(cfg, net, opts)
 
     # Route53 health-check metrics exist in us-east-1 only; the alarm and its topic live there
     if cfg.region == ROUTE53_METRICS_REGION:

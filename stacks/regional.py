@@ -123,21 +123,24 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
             kafka_bootstrap_servers: pulumi.Input[str], data_bucket: pulumi.Input[str],
             local: Mapping[str, tuple[pulumi.Input[str], pulumi.Input[int], pulumi.Input[str] | None]]) -> Any:
     """The region's cluster (only with the `kubernetes` section): the ACTIVE endpoints for the
-    applications, and dumps of this region's own instances (`local`: host, port, secret ARN)."""
+    applications, dumps of this region's own instances (`local`: host, port, secret ARN), and, for the
+    databases with logical_replication, captures of their slots from the active primary."""
     from components.kubernetes import ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
 
     cfg = regional.cfg
     k = cfg.kubernetes
     assert k is not None
-    dumps = []
-    if k.logical_backups:
-        for db in cfg.databases:
-            host, port, secret_arn = local[db.name]
-            ref = k.password_secrets.get(db.name)
-            dumps.append(DumpTarget(
-                database=db.name, host=host, port=port, db_name=db.db_name, username=db.username,
-                engine_version=db.engine_version, secret_arn=None if ref else secret_arn,
-                password_secret=SecretRef(name=ref.name, key=ref.key) if ref else None))
+
+    def target(db, host, port) -> DumpTarget:
+        _, _, secret_arn = local[db.name]
+        ref = k.password_secrets.get(db.name)
+        return DumpTarget(database=db.name, host=host, port=port, db_name=db.db_name, username=db.username,
+                          engine_version=db.engine_version, secret_arn=None if ref else secret_arn,
+                          password_secret=SecretRef(name=ref.name, key=ref.key) if ref else None)
+
+    dumps = [target(db, *local[db.name][:2]) for db in cfg.databases] if k.logical_backups else []
+    # CDC slots: captured from the ACTIVE primary into this region's bucket (docs/backups.md)
+    slot_backups = [target(db, *endpoints[db.name]) for db in cfg.databases if db.logical_replication]
     images = {key: value for key, value in (("postgres_image", k.postgres_image), ("tools_image", k.tools_image))
               if value is not None}
     return ClusterDr("k8s", ClusterDrArgs(
@@ -146,6 +149,7 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
         kafka_bootstrap_servers=kafka_bootstrap_servers, data_bucket=data_bucket,
         backups_bucket=regional.backups.bucket, kms_key_arn=regional.key.arn,
         backup_role_arn=k.backup_role_arn, export_role_arn=k.export_role_arn, dumps=dumps,
+        slot_backups=slot_backups,
         namespace=k.namespace, create_namespace=k.create_namespace, app_namespaces=k.app_namespaces,
         export_namespaces=k.export_namespaces, export_all_namespaces=k.export_all_namespaces,
         backup_schedule=k.backup_schedule, export_schedule=k.export_schedule, dump_size_limit=k.dump_size_limit,

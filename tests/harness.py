@@ -174,6 +174,8 @@ class _Mocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{region}{z}" for z in "abc"]
             return {"id": region, "names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)], "groupNames": names}
+        if args.token == "aws:s3/getCanonicalUserId:getCanonicalUserId":
+            return {"id": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", "displayName": "ci"}
         raise NotImplementedError(f"the harness mocks no invoke {args.token}; add it to tests/harness.py")
 
 

@@ -1055,6 +1055,7 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     runbooks/adapters/kubectl.py) when any region declares a cluster."""
     from runbooks.adapters.aws_streams import MskStreaming, S3Objects  # it builds on this module
     from runbooks.adapters.kubectl import KubectlEndpoints
+    from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
 
     clients = clients or Clients(session, settings)
     clients.clock = clients.clock or clock
@@ -1071,7 +1072,8 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
                  endpoints=KubectlEndpoints(outputs) if any(r.kubernetes for r in regions) else None,
                  audit_sink=S3AuditSink(outputs, clients),
                  metrics=CloudWatchMetrics(outputs, clients, namespace=CloudWatchMetrics.DR_NAMESPACE),
-                 backups=RdsBackups(outputs, clients, clock, sql))
+                 backups=RdsBackups(outputs, clients, clock, sql),
+                 slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients))
 
 
 # ============================================================================================
@@ -1488,10 +1490,12 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
                      connect: Connect | None = None, settings: AwsSettings | None = None):
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
     from runbooks.backups import BackupPorts
+    from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
     clients = clients or Clients(session, settings)
     clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     return BackupPorts(backups=RdsBackups(outputs, clients, clock, sql), objects=S3Versions(outputs, clients),
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),
                        sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
-                       notifier=SnsNotifier(outputs, clients))
+                       notifier=SnsNotifier(outputs, clients),
+                       slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients))

@@ -495,6 +495,8 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from sandbox.errors import SandboxError
     from runbooks.errors import BadInput
 
+    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
+
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
     except SandboxError as exc:
@@ -511,4 +513,5 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
                  endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
                  else None,
                  audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME),
-                 backups=SandboxBackups(sb))
+                 backups=SandboxBackups(sb),
+                 slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions))

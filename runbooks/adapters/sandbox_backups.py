@@ -140,8 +140,13 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
         raise BadInput(str(exc)) from None
     endpoints = {r.name: r.storage.endpoint_url for r in outputs.regions.values() if r.storage and r.storage.endpoint_url}
     clients: Clients = endpoint_clients(endpoints)
+    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
+    from runbooks.adapters.sandbox_cache import SandboxCaches
+    conns = Connections(sb)
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
-                       audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, Connections(sb)), clock=clock,
+                       audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, conns), clock=clock,
+                       slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions),
+                       caches=SandboxCaches(sb),
                        extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
                                "target": "sandbox"},
                        notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))

@@ -170,3 +170,11 @@ def test_component_outputs_under_runtime_test():
         assert address.startswith("regionpair-dr-payments.") and port == 5432
         assert secret.startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:regionpair-dr-payments/master-")
     return pulumi.Output.all(db.arn, db.address, db.port, db.secret_arn).apply(check)
+
+
+def test_logical_replication_is_a_static_parameter_applied_at_reboot_and_off_by_default():
+    params = one(render("primary"), "aws:rds/parameterGroup:ParameterGroup")["inputs"]["parameters"]
+    assert not [p for p in params if p["name"] == "rds.logical_replication"]
+    for role in ("primary", "replica", "promoted"):  # a promoted replica must be able to take the CDC slots
+        params = one(render(role, logical_replication=True), "aws:rds/parameterGroup:ParameterGroup")["inputs"]
+        assert {"name": "rds.logical_replication", "value": "1", "applyMethod": "pending-reboot"} in params["parameters"]

@@ -147,6 +147,14 @@ BAD = [
     ("databases.0", "payments", "databases[0]", "expected an object"),
     ("databases.0.allocated_storage_gb", "200", "databases[0].allocated_storage_gb", "whole number"),
     ("databases.0.multi_az", "yes", "databases[0].multi_az", "true or false"),
+    ("databases.0.logical_replication", 1, "databases[0].logical_replication", "true or false"),
+    ("cache", {"name": "sessions", "node_type": "cache.r7g.large", "snapshot_retention_days": 0},
+     "cache.snapshot_retention_days", "0 turns them off"),
+    ("cache", {"name": "sessions", "node_type": "cache.r7g.large", "snapshot_retention_days": 36},
+     "cache.snapshot_retention_days", "at most 35 days"),
+    ("cache", {"name": "sessions", "node_type": "cache.r7g.large", "snapshot_window": "hourly"},
+     "cache.snapshot_window", "one automatic snapshot a day"),
+    ("cache", {"name": "sessions", "node_type": "r7g.large"}, "cache.node_type", "cache.r7g.large"),
     ("databases.0.instance_class", "r6g.large", "databases[0].instance_class", "db.r6g.large"),
     ("databases.0.name", "Payments_DB", "databases[0].name", "lowercase"),
     ("dns.ttl_seconds", "60", "dns.ttl_seconds", "whole number"),
@@ -548,3 +556,22 @@ def test_prod_names_the_dr_region_its_password_secrets_are_replicated_to():
     with pytest.raises(ConfigError) as err:
         config.read(values, stack="dr")
     assert err.value.key == "dr_region" and "only the prod stack" in str(err.value)
+
+
+def test_logical_replication_is_read_per_database():
+    values = prod_values()
+    values["databases"][0]["logical_replication"] = True
+    assert config.read(values, stack="prod").databases[0].logical_replication is True
+    assert config.read(prod_values(), stack="prod").databases[0].logical_replication is False
+
+
+def test_the_cache_is_declared_by_prod_only():
+    values = dr_values()
+    values["cache"] = {"name": "sessions", "node_type": "cache.r7g.large"}
+    with pytest.raises(ConfigError) as err:
+        config.read(values, stack="dr")
+    assert err.value.key == "cache" and "only the prod stack" in str(err.value)
+    values = prod_values()
+    values["cache"] = {"name": "sessions", "node_type": "cache.r7g.large"}
+    c = config.read(values, stack="prod").cache
+    assert (c.snapshot_retention_days, c.snapshot_window, c.export) == (7, "04:00-05:00", True)

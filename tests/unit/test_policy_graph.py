@@ -479,6 +479,9 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      runbook_policy(lambda d: _statement(d, "Route53FailoverRecords")["Action"].append(
          "route53:ChangeResourceRecordSets")), {"iam-runbook-least-privilege"}),
     ("dr", "runbook role trusted by the whole account", trust_account_root, {"iam-trust-names-principals"}),
+    ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
+        "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
+     {"rds-logical-replication-static"}),
 ]
 
 
