@@ -170,6 +170,6 @@ def build_pair(endpoint: str, strategy: str = "health-check-inversion") -> MotoP
 
 @pytest.fixture
 def moto_pair(moto_server, aws_env):
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=5).read()
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=60).read()
     aws_env.setenv("AWS_ENDPOINT_URL", moto_server)
     return build_pair(moto_server)

@@ -153,7 +153,7 @@ def test_dns_health_check_inversion_pins_and_restores(moto_pair):
 
 def test_dns_record_upsert(moto_server, aws_env):
     import urllib.request
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=5).read()
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=60).read()
     aws_env.setenv("AWS_ENDPOINT_URL", moto_server)
     pair = build_pair(moto_server, strategy="record-upsert")
     p = ports(pair)

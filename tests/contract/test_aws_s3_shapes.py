@@ -51,7 +51,7 @@ def nodes(stack: str, kind: str) -> list[dict]:
 
 @pytest.fixture
 def s3(moto_server, aws_env):
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=5).read()
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=60).read()
     aws_env.setenv("AWS_ENDPOINT_URL", moto_server)
     import boto3
     session = boto3.session.Session()

@@ -368,7 +368,7 @@ def test_s3_lost_primary_region_is_assumed_still_replicating_and_stop_says_it_co
 @pytest.fixture
 def moto_streams(moto_server, aws_env):
     import urllib.request
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=5).read()
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=60).read()
     aws_env.setenv("AWS_ENDPOINT_URL", moto_server)
     session = boto3.session.Session()
     doc = streams_document()
