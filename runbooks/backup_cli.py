@@ -237,6 +237,12 @@ def _main(rb: BackupRunbook, args, console: Console, clock: Clock, ports_factory
         ports.close()
 
 
+def _decision_audit(rb: BackupRunbook, state_dir: Path, clock: Clock, ports: BackupPorts, run_id: str) -> DurableAudit:
+    """The audit of a run that changes nothing (a dry run, a declined prompt): local and durable, as
+    the failover's (runbooks/cli.py), so the trail shows who looked and who said no."""
+    return DurableAudit(state_dir / "audit.jsonl", clock, rb.name, run_id, sink=ports.audit_sink)
+
+
 def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outputs, databases: list[str],
          ports: BackupPorts, stdin, result: dict) -> int:
     state_dir = args.state_dir or Path(ports.extras.get("state_dir") or Path(".regionpair") / outputs.project)
@@ -250,6 +256,7 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         if refusal:
             raise BadInput(refusal)
 
+    what = ", ".join(databases) or "buckets"
     if args.dry_run:
         for line in render_plan(rb, ctx, plan):
             console.line(line)
@@ -259,16 +266,21 @@ def _run(rb: BackupRunbook, args, console: Console, clock: Clock, outputs: Outpu
         probe = Runner(plan, journal=None, audit=None, clock=clock)  # type: ignore[arg-type]
         result.update(result="dry-run", steps=[{"name": n, "status": c.status.value, "now": c.sentence}
                                                for n, c in probe.check_all().items()], **ctx.results.get("_dry", {}))
+        _decision_audit(rb, state_dir, clock, ports, "dry-run").record("dry-run", what, "ok", "nothing was changed")
         return EXIT_OK
 
     if not args.yes:
         for line in render_plan(rb, ctx, plan):
             console.line(line)
         if not stdin.isatty():
+            _decision_audit(rb, state_dir, clock, ports, "no-run").record(
+                "decision", what, "declined", "no terminal to confirm and no --yes; nothing was changed")
             raise BadInput("no terminal to ask for confirmation: pass --yes to act, or --dry-run to look")
         console.line(f"Type {rb.name} to proceed: ")
         answer = stdin.readline().strip()
         if answer != rb.name:
+            _decision_audit(rb, state_dir, clock, ports, "no-run").record(
+                "decision", what, "declined", f"answered {answer!r} at the prompt; nothing was changed")
             raise Declined(f"declined (answered {answer!r}); nothing was changed")
 
     if journal is None:

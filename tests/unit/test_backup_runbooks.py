@@ -175,6 +175,19 @@ def test_restore_dry_run_shows_window_and_creates_nothing(env):
     code, out = env.run(restore, "--dry-run", "--database", "payments")
     assert code == EXIT_OK and out["result"] == "dry-run" and out["window"]["latest"]
     assert env.backups.instances == {} and env.world.actions == []
+    # who looked is on the durable trail too, as for the failover
+    [entry] = audit(env)
+    assert (entry["action"], entry["target"], entry["result"]) == ("dry-run", "payments", "ok")
+    assert env.ports.audit_sink.entries == [entry]
+
+
+def test_a_declined_backup_runbook_is_audited_and_changes_nothing(env):
+    window(env)
+    code, out = env.run(restore, "--database", "payments")  # no --yes, no terminal to ask
+    assert code != EXIT_OK and env.backups.instances == {}
+    [entry] = audit(env)
+    assert (entry["action"], entry["result"]) == ("decision", "declined") and "nothing was changed" in entry["detail"]
+    assert env.ports.audit_sink.entries == [entry]
 
 
 # ---- verify_backup --------------------------------------------------------------------------
