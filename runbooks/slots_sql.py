@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 
 from runbooks.errors import StepFailed
@@ -69,3 +71,28 @@ def create_publication(conn, pub: PublicationDef, where: str) -> str:
     conn.execute(sql.SQL("CREATE PUBLICATION {} {} WITH (publish = {})").format(
         sql.Identifier(pub.name), target, sql.Literal(ops)))
     return f"publication {pub.name} created on {where} ({'all tables' if pub.all_tables else ', '.join(pub.tables) or 'no tables'})"
+
+
+class SqlSlotControl:
+    """``runbooks.slots.SlotControl`` over SQL, for the adapters: each supplies ``_run(target, fn)``,
+    which opens a session on the target, calls ``fn(conn)`` and closes it (RDS over TLS with the
+    Secrets Manager password; the sandbox on loopback)."""
+
+    def _run(self, target, fn):  # pragma: no cover - every adapter defines it
+        raise NotImplementedError
+
+    def capture(self, target) -> dict:
+        doc = self._run(target, capture)
+        return json.loads(doc) if isinstance(doc, str) else doc
+
+    def existing(self, target) -> dict:
+        return self._run(target, existing)
+
+    def create(self, target, slot) -> str:
+        return self._run(target, lambda conn: create(conn, slot, str(target)))
+
+    def publications(self, target) -> set[str]:
+        return self._run(target, publications)
+
+    def create_publication(self, target, pub) -> str:
+        return self._run(target, lambda conn: create_publication(conn, pub, str(target)))

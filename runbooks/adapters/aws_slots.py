@@ -28,7 +28,7 @@ MAX_READ = 50
 keeps them for about four hours."""
 
 
-class RdsSlots:
+class RdsSlots(slots_sql.SqlSlotControl):
     def __init__(self, outputs: Outputs, clients: Clients, sql: PsycopgSql):
         self.outputs = outputs
         self.clients = clients
@@ -58,22 +58,6 @@ class RdsSlots:
             return fn(conn)
         finally:
             conn.close()
-
-    def capture(self, target: SlotTarget) -> dict:
-        doc = self._run(target, slots_sql.capture)
-        return json.loads(doc) if isinstance(doc, str) else doc
-
-    def existing(self, target: SlotTarget) -> dict:
-        return self._run(target, slots_sql.existing)
-
-    def create(self, target: SlotTarget, slot) -> str:
-        return self._run(target, lambda conn: slots_sql.create(conn, slot, str(target)))
-
-    def publications(self, target: SlotTarget) -> set[str]:
-        return self._run(target, slots_sql.publications)
-
-    def create_publication(self, target: SlotTarget, pub) -> str:
-        return self._run(target, lambda conn: slots_sql.create_publication(conn, pub, str(target)))
 
 
 class S3SlotStore:

@@ -15,7 +15,7 @@ from runbooks.slots import SlotTarget
 from stacks.slots import SlotBackup, SlotDocumentError, loads, parse, stamp
 
 
-class SandboxSlots:
+class SandboxSlots(slots_sql.SqlSlotControl):
     def __init__(self, sb, conns):
         self.sb = sb
         self.conns = conns
@@ -32,21 +32,6 @@ class SandboxSlots:
         except psycopg.OperationalError as exc:
             raise Unreachable(f"restored instance {target.instance} does not answer: "
                               f"{str(exc).strip().splitlines()[0]}") from None
-
-    def capture(self, target: SlotTarget) -> dict:
-        return self._run(target, slots_sql.capture)
-
-    def existing(self, target: SlotTarget) -> dict:
-        return self._run(target, slots_sql.existing)
-
-    def create(self, target: SlotTarget, slot) -> str:
-        return self._run(target, lambda conn: slots_sql.create(conn, slot, str(target)))
-
-    def publications(self, target: SlotTarget) -> set[str]:
-        return self._run(target, slots_sql.publications)
-
-    def create_publication(self, target: SlotTarget, pub) -> str:
-        return self._run(target, lambda conn: slots_sql.create_publication(conn, pub, str(target)))
 
 
 class FileSlotStore:
