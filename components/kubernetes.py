@@ -322,6 +322,28 @@ def _validate_slot_backups(args: ClusterDrArgs) -> None:
                 "give exactly one of secret_arn and password_secret; a password is never a literal")
 
 
+def _password_source(target: "DumpTarget", args: "ClusterDrArgs", pg_env: list, volumes: list,
+                     mounts: list) -> list[ContainerArgs]:
+    """How a job's psql/pg_dump gets the database password: from a Kubernetes Secret named in config,
+    or fetched from Secrets Manager by an init container into a memory-only volume, so it exists only
+    in this pod, for this run. Adds to ``pg_env``, ``volumes`` and ``mounts``; returns the init
+    containers it needs."""
+    if target.password_secret is not None:
+        pg_env.append(EnvVarArgs(name="PGPASSWORD", value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(
+            name=target.password_secret.name, key=target.password_secret.key, optional=False))))
+        return []
+    volumes.append(VolumeArgs(name="credentials", empty_dir=EmptyDirVolumeSourceArgs(medium="Memory",
+                                                                                    size_limit="1Mi")))
+    creds = VolumeMountArgs(name="credentials", mount_path="/run/pg")
+    mounts.append(creds)
+    return [ContainerArgs(
+        name="password", image=args.tools_image, image_pull_policy="IfNotPresent",
+        command=["/bin/sh", "-c", FETCH_PASSWORD],
+        env=_env(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp", SECRET_ARN=target.secret_arn),
+        security_context=_container_security(), resources=_resources("50m", "64Mi", "500m", "256Mi"),
+        volume_mounts=[_TMP, creds])]
+
+
 def _container_security() -> SecurityContextArgs:
     return SecurityContextArgs(
         run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS, privileged=False,
@@ -559,24 +581,7 @@ class ClusterDr(pulumi.ComponentResource):
         mounts = [_TMP, VolumeMountArgs(name="dump", mount_path="/dump")]
         volumes = [VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
                    VolumeArgs(name="dump", empty_dir=EmptyDirVolumeSourceArgs(size_limit=args.dump_size_limit))]
-        init: list[ContainerArgs] = []
-        if dump.password_secret is not None:
-            pg_env.append(EnvVarArgs(name="PGPASSWORD", value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(
-                name=dump.password_secret.name, key=dump.password_secret.key, optional=False))))
-        else:
-            # the password exists only in memory, in this pod, for this run
-            volumes.append(VolumeArgs(name="credentials", empty_dir=EmptyDirVolumeSourceArgs(medium="Memory",
-                                                                                            size_limit="1Mi")))
-            creds = VolumeMountArgs(name="credentials", mount_path="/run/pg")
-            mounts.append(creds)
-            init.append(ContainerArgs(
-                name="password", image=args.tools_image, image_pull_policy="IfNotPresent",
-                command=["/bin/sh", "-c", FETCH_PASSWORD],
-                env=_env(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp",
-                         SECRET_ARN=dump.secret_arn),
-                security_context=_container_security(),
-                resources=_resources("50m", "64Mi", "500m", "256Mi"),
-                volume_mounts=[_TMP, creds]))
+        init = _password_source(dump, args, pg_env, volumes, mounts)
         init.append(ContainerArgs(
             name="pg-dump", image=args.postgres_image, image_pull_policy="IfNotPresent",
             command=["/bin/sh", "-c", DUMP], env=pg_env, security_context=_container_security(),
@@ -612,22 +617,7 @@ class ClusterDr(pulumi.ComponentResource):
         volumes = [VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi")),
                    VolumeArgs(name="dump", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi"))]
         mounts = [_TMP, out]
-        init: list[ContainerArgs] = []
-        if target.password_secret is not None:
-            pg_env.append(EnvVarArgs(name="PGPASSWORD", value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(
-                name=target.password_secret.name, key=target.password_secret.key, optional=False))))
-        else:
-            volumes.append(VolumeArgs(name="credentials", empty_dir=EmptyDirVolumeSourceArgs(medium="Memory",
-                                                                                            size_limit="1Mi")))
-            creds = VolumeMountArgs(name="credentials", mount_path="/run/pg")
-            mounts.append(creds)
-            init.append(ContainerArgs(
-                name="password", image=args.tools_image, image_pull_policy="IfNotPresent",
-                command=["/bin/sh", "-c", FETCH_PASSWORD],
-                env=_env(AWS_REGION=args.region, AWS_DEFAULT_REGION=args.region, HOME="/tmp",
-                         SECRET_ARN=target.secret_arn),
-                security_context=_container_security(), resources=_resources("50m", "64Mi", "500m", "256Mi"),
-                volume_mounts=[_TMP, creds]))
+        init = _password_source(target, args, pg_env, volumes, mounts)
         init.append(ContainerArgs(
             name="capture", image=args.postgres_image, image_pull_policy="IfNotPresent",
             command=["/bin/sh", "-c", CAPTURE_SLOTS], env=pg_env, security_context=_container_security(),
