@@ -10,7 +10,6 @@ tests as ``policy.rules`` / ``policy.dns_alarms_iam``).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Mapping
 
@@ -309,13 +308,7 @@ def _route53_alarm_region_policy() -> ResourceValidationPolicy:
 _WHOLE_ACCOUNT = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
 
 
-def _document(value: Any) -> Mapping[str, Any] | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, Mapping) else None
+_document = base.document
 
 
 def _statements(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -14,7 +14,6 @@ stack is checked there.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Iterable, Optional
@@ -192,16 +191,7 @@ def check_replicator(r: Resource) -> list[str]:
 # ---- stack checks ---------------------------------------------------------------------------
 
 
-def _document(value: Any) -> Optional[Mapping[str, Any]]:
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, str):
-        try:
-            doc = json.loads(value)
-        except ValueError:
-            return None
-        return doc if isinstance(doc, Mapping) else None
-    return None
+_document = rules.document
 
 
 def _statements(doc: Optional[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

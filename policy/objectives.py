@@ -17,7 +17,6 @@ CLI hands it and cannot import stacks/.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
@@ -30,13 +29,10 @@ DEFAULT_INTERVAL, DEFAULT_THRESHOLD, DEFAULT_TTL, DEFAULT_PROMOTION = 30, 3, 60,
 POLICY_NAME = "rto-budget-within-objective"
 
 
-def _obj(value: Any) -> Optional[Mapping[str, Any]]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, Mapping) else None
+if __package__:  # imported as the package `policy` (tests, tooling)
+    from .rules import document as _obj
+else:  # the CLI runs the pack with sys.path[0] = policy/
+    from rules import document as _obj  # type: ignore[no-redef]
 
 
 def _int(value: Any, default: int) -> int:

@@ -20,6 +20,7 @@ resolved value when ``pulumi up`` runs it again just before the resource is crea
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,17 @@ def plain(value: Any) -> Any:
                 items.append(plain(item))
         return items
     return value
+
+
+def document(value: Any) -> Optional[Mapping[str, Any]]:
+    """A JSON document (a policy, a config object) given as JSON text or a mapping; None when it is
+    neither (unknown during a preview, or not an object)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, Mapping) else None
 
 
 def get(props: Any, *path: Any) -> Any:

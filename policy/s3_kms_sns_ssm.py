@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -376,12 +375,8 @@ def check_ssm_parameter(r: Resource) -> list[str]:
 
 def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
     """The statements of a policy document given as JSON text or a dict; None when unknown."""
-    if isinstance(policy, str):
-        try:
-            policy = json.loads(policy)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(policy, Mapping):
+    policy = document(policy)
+    if policy is None:
         return None
     return [s for s in as_list(policy.get("Statement")) if isinstance(s, Mapping)]
 
@@ -710,9 +705,9 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
 # rules.py's helpers, looked up by the functions above when they run (see the module docstring)
 if __package__:
     from .rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                        Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, get,
-                       is_set)
+                        Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, document,
+                       get, is_set)
 else:
     from rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                       Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, get,
-                       is_set)
+                       Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, document,
+                       get, is_set)
