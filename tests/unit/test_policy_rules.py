@@ -15,6 +15,7 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValid
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy import rules
+from tests.props import DELETE, with_
 from policy.graph import Finding, evaluate, policy_resources
 
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-1111-2222-3333-444455556666"
@@ -74,23 +75,8 @@ def check(policy_name: str, type_: str, props: dict[str, Any], name: str = "it")
     return [f.message for f in evaluate([resource], [policy])]
 
 
-def with_(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A deep copy of props with the dotted path set (``rules.0.destination.metrics``); value DELETE removes it."""
-    out = copy.deepcopy(props)
-    *parents, last = path.split(".")
-    node: Any = out
-    for step in parents:
-        node = node[int(step)] if isinstance(node, list) else node[step]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return out
 
 
-DELETE = object()
 
 # (policy, resource type, path to change in the good props, new value, words the message must contain)
 BROKEN = [

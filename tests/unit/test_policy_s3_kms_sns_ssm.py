@@ -11,6 +11,7 @@ import pytest
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from policy import rules
+from tests.props import DELETE, with_
 from policy import s3_kms_sns_ssm as aws_rules
 from policy.graph import evaluate, policy_resources
 
@@ -67,22 +68,8 @@ GOOD: dict[str, dict[str, Any]] = {
     aws_rules.IAM_ROLE_POLICY: {"role": "repl", "policy": replication_role_policy()},
 }
 
-DELETE = object()
 
 
-def with_(props: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(props)
-    *parents, last = path.split(".")
-    node: Any = out
-    for step in parents:
-        node = node[int(step)] if isinstance(node, list) else node[step]
-    if isinstance(node, list):
-        node[int(last)] = value
-    elif value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return out
 
 
 def check(policy_name: str, type_: str, props: dict[str, Any], name: str = "it") -> list[str]:
