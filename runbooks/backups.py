@@ -203,6 +203,8 @@ class BackupPorts:
     """``runbooks.slots.SlotStore``."""
     caches: Any = None
     """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
+    config_exports: Any = None
+    """``runbooks.k8s_config.ExportStore`` (config_restore); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

@@ -68,6 +68,7 @@ CACHE_SNAPSHOT_AT = "regionpair_cache_snapshot_last_success_timestamp_seconds"
 CACHE_SNAPSHOT_KEYS = "regionpair_cache_snapshot_keys"
 CACHE_VERIFY_OK = "regionpair_cache_verification_success"
 CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
+CONFIG_RESTORE_SECONDS = "regionpair_k8s_config_restore_duration_seconds"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
@@ -96,6 +97,8 @@ HELP = {
     CACHE_SNAPSHOT_KEYS: "Keys in the newest manual snapshot of the cache.",
     CACHE_VERIFY_OK: "1 if the newest restore of the cache's snapshot held exactly its keys (digest equal), else 0.",
     CACHE_RESTORE_SECONDS: "Duration of the newest restore of the cache's snapshot into a new server.",
+    CONFIG_RESTORE_SECONDS: "Duration of the newest Kubernetes configuration restore from the region's export "
+                            "(apply, restarts, rollouts).",
     SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
                     "consumer must re-read (negative: what it saw that the new server lacks).",
 }
