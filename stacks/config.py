@@ -272,6 +272,11 @@ class KubernetesConfig:
     """App namespace → the Deployments the runbooks restart (``kubectl rollout restart``) after they
     rewrite that namespace's ConfigMap: those that read it through ``envFrom``. The Role grants get
     and patch on exactly these names. Empty (default): no Deployment is touched, none is granted."""
+    restore_group: str | None = "regionpair-config-restore"
+    """The Kubernetes group that may restore the configuration export (runbooks/config_restore.py);
+    ``false`` in config: none is declared."""
+    restore_secrets: bool = False
+    """That group may also write Secrets (the restore's --include-secrets)."""
 
 
 @dataclass(frozen=True)
@@ -611,6 +616,14 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
         ref.done()
     secrets_obj.done()
     restart_deployments = _restart_deployments(o, apps or (namespace,))
+    restore_group: str | None = None
+    if o.get("restore_group", None) is not False:
+        restore_group = o.string("restore_group", component.RESTORE_GROUP, pattern=_K8S_GROUP,
+                                 hint="a Kubernetes group name (letters, digits, - . _ :), not system:…, or false")
+    restore_secrets = o.boolean("restore_secrets", False)
+    if restore_secrets and restore_group is None:
+        raise ConfigError(o.key("restore_secrets"), True, "restore_group is false, so nobody could use it; name a "
+                          "restore_group or drop restore_secrets")
     cfg = KubernetesConfig(
         backup_role_arn=o.string("backup_role_arn", pattern=_ROLE_ARN,
                                  hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
@@ -623,7 +636,8 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
         backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],
         postgres_image=images["postgres_image"], tools_image=images["tools_image"],
         dump_size_limit=o.string("dump_size_limit", "20Gi", pattern=_QUANTITY, hint="a size such as 20Gi"),
-        password_secrets=password_secrets, restart_deployments=restart_deployments)
+        password_secrets=password_secrets, restart_deployments=restart_deployments,
+        restore_group=restore_group, restore_secrets=restore_secrets)
     o.done()
     return cfg
 

@@ -154,7 +154,8 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
         export_namespaces=k.export_namespaces, export_all_namespaces=k.export_all_namespaces,
         backup_schedule=k.backup_schedule, export_schedule=k.export_schedule, dump_size_limit=k.dump_size_limit,
         labels={"regionpair.io/stack": cfg.stack}, runbook_group=k.runbook_group,
-        restart_deployments=k.restart_deployments, **images),
+        restart_deployments=k.restart_deployments, restore_group=k.restore_group,
+        restore_secrets=k.restore_secrets, **images),
         opts=pulumi.ResourceOptions(provider=providers.kubernetes()))
 
 

@@ -363,6 +363,14 @@ def test_kubernetes_section_defaults():
     assert (k.postgres_image, k.tools_image, k.dump_size_limit) == (None, None, "20Gi")
 
 
+def test_the_config_restore_group_defaults_to_its_own_without_secrets_and_can_be_turned_off():
+    k = config.read(k8s_values(), stack="prod").kubernetes
+    assert (k.restore_group, k.restore_secrets) == ("regionpair-config-restore", False)
+    k = config.read(k8s_values(restore_group="payments-restorers", restore_secrets=True), stack="prod").kubernetes
+    assert (k.restore_group, k.restore_secrets) == ("payments-restorers", True)
+    assert config.read(k8s_values(restore_group=False), stack="prod").kubernetes.restore_group is None
+
+
 def test_restart_deployments_name_deployments_of_the_app_namespaces():
     assert config.read(k8s_values(), stack="prod").kubernetes.restart_deployments == {}
     k = config.read(k8s_values(app_namespaces=["payments", "checkout"],
@@ -422,6 +430,9 @@ K8S_BAD = [
     ({"cluster": "prod"}, "kubernetes.cluster", "unknown key"),
     ({"runbook_context": "prod cluster"}, "kubernetes.runbook_context", "context name"),
     ({"runbook_group": "system:masters"}, "kubernetes.runbook_group", "not system:"),
+    ({"restore_group": "system:masters"}, "kubernetes.restore_group", "not system:"),
+    ({"restore_group": False, "restore_secrets": True}, "kubernetes.restore_secrets", "nobody could use it"),
+    ({"restore_secrets": "yes"}, "kubernetes.restore_secrets", "true or false"),
     ({"restart_deployments": ["payments-api"]}, "kubernetes.restart_deployments", "mapping of app namespace"),
     ({"restart_deployments": {"checkout": ["web"]}}, "kubernetes.restart_deployments.checkout",
      "not one of the app namespaces ['regionpair']"),
