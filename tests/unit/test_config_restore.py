@@ -353,3 +353,49 @@ def test_references_cover_env_envfrom_volumes_and_projected_volumes_of_every_con
 ])
 def test_a_rollout_is_done_only_when_the_controller_has_rolled_out_the_newest_template(kind, obj, done):
     assert kc.rollout(kind, obj)[0] is done
+
+
+# ---- what the stacks declare for it -------------------------------------------------------------------
+
+def test_the_restore_needs_no_more_than_the_role_the_stack_declares_and_secrets_only_with_restore_secrets(env):
+    from components.kubernetes import restore_namespace_rules, restore_rules
+    for ns in ("payments", "checkout"):
+        env.fake.grant(CTX, ns, restore_rules())  # exactly as components/kubernetes.py declares it
+    env.fake.grant(CTX, "", restore_namespace_rules(["payments", "checkout"]))
+    code, out = env.run("--day", "2026-11-22", "--yes")
+    assert code == EXIT_OK, out  # read, apply (create and patch), list and restart workloads: nothing Forbidden
+    code, out = env.run("--day", "2026-11-22", "--yes", "--include-secrets", "--new-run")
+    assert code == EXIT_FAILED and "Forbidden" in out["error"] and "restore_secrets" in out["error"], out
+    assert env.fake.secret(CTX, "payments", "db-credentials")["data"] == {"password": OLD_B64}
+    for ns in ("payments", "checkout"):
+        env.fake.grant(CTX, ns, restore_rules(secrets=True))
+    code, out = env.run("--day", "2026-11-22", "--yes", "--include-secrets", "--new-run")
+    assert code == EXIT_OK, out
+    assert env.fake.secret(CTX, "payments", "db-credentials")["data"] == {"password": B64}
+    # a namespace the ClusterRole does not name is refused before anything is written there
+    code, out = env.run("--day", "2026-11-22", "--namespace", "payments", "--target-namespace", "payments-restore",
+                        "--yes", "--new-run")
+    assert code == EXIT_FAILED and "namespace payments-restore" in out["error"], out
+    assert env.fake.configmap(CTX, "payments-restore", "app-config") is None
+
+
+def _allows(doc: dict, action: str, resource: str) -> bool:
+    from fnmatch import fnmatchcase
+    return any(s["Effect"] == "Allow" and action in s["Action"] and "Condition" not in s
+               and any(fnmatchcase(resource, r) for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                                          else s["Resource"])) for s in doc["Statement"])
+
+
+def test_the_runbook_role_may_list_and_read_the_export_and_decrypt_it_with_the_region_key():
+    from components.access import runbook_policy
+    key = "arn:aws:kms:us-west-2:123456789012:key/dr"
+    bucket = "arn:aws:s3:::regionpair-dr-backups"
+    region = {"region": S, "db_security_group_ids": [], "kafka_cluster_arns": [], "replicator_arns": [],
+              "bucket_arns": [bucket], "kms_key_arns": [key], "topic_arns": []}
+    doc = json.loads(runbook_policy(partition="aws", account="123456789012", prefix="regionpair", zone_id="Z1",
+                                    health_check_ids=[], regions=[region]))
+    assert _allows(doc, "s3:ListBucket", bucket)
+    assert _allows(doc, "s3:GetObject", f"{bucket}/k8s-config/2026-11-22T023000Z/payments/configmaps.json")
+    assert _allows(doc, "kms:Decrypt", key)
+    assert not _allows(doc, "kms:Decrypt", "arn:aws:kms:us-west-2:123456789012:key/someone-elses")
+    assert not _allows(doc, "s3:GetObject", "arn:aws:s3:::someone-elses-bucket/k8s-config/x")
