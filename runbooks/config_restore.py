@@ -171,7 +171,7 @@ def _apply_step(ctx, cluster, obj: kc.Obj) -> Step:
         change = kc.diff(obj, live())
         ctx.record(RESTORING, namespace=obj.namespace, kind=obj.kind, name=obj.name)  # names only
         cluster.apply(obj, obj.namespace)
-        return change.sentence().replace("create ", "created ", 1).replace("change ", "changed ", 1)
+        return change.sentence(done=True)
 
     def verify() -> str:
         change = kc.diff(obj, live())
@@ -205,8 +205,9 @@ def _rollout_step(ctx, cluster, reader: kc.Reader, timeout: float) -> Step:
         w = cluster.workload(reader.kind, reader.namespace, reader.name)
         if w is None:
             return True, "no longer exists"
-        done, words = kc.rollout(reader.kind, w)
-        return done and w["annotations"].get(contract.RESTARTED_FOR) == ctx.run_id, words
+        if w["annotations"].get(contract.RESTARTED_FOR) != ctx.run_id:
+            return False, "not restarted by this run yet"
+        return kc.rollout(reader.kind, w)
 
     def check() -> Check:
         done, words = state()

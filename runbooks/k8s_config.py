@@ -183,21 +183,24 @@ class Change:
     """Keys the live object has and the export has not: left as they are."""
     why: str = ""
 
-    def sentence(self) -> str:
-        """Key names only, never a value (a ConfigMap's as little as a Secret's)."""
+    def sentence(self, done: bool = False) -> str:
+        """Key names only, never a value (a ConfigMap's as little as a Secret's). ``done``: in the past
+        tense, for the result of the apply."""
         o = self.obj
         if self.action == "create":
-            return f"create {o.ref} with key(s) {_names(o.keys())}"
+            return f"{'created' if done else 'create'} {o.ref} with key(s) {_names(o.keys())}"
         if self.action == "as is":
             return f"{o.ref} already equals the export ({len(o.keys())} key(s)); left as is" + _kept(self.kept)
         if self.action == "blocked":
             return f"{o.ref} cannot be restored in place: {self.why}"
         parts = []
         if self.changed:
-            parts.append(f"restore the value(s) of {_names(self.changed)}")
+            parts.append(f"{'restored' if done else 'restore'} the value(s) of {_names(self.changed)}")
         if self.added:
-            parts.append(f"add {_names(self.added)}")
-        return f"change {o.ref}: " + "; ".join(parts) + _kept(self.kept)
+            parts.append(f"{'added' if done else 'add'} {_names(self.added)}")
+        if not parts:
+            parts.append(f"{'restored' if done else 'restore'} its labels and annotations")
+        return f"{'changed' if done else 'change'} {o.ref}: " + "; ".join(parts) + _kept(self.kept)
 
 
 def _names(keys) -> str:

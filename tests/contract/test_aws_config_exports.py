@@ -136,3 +136,12 @@ def test_a_restore_from_s3_into_the_cluster_end_to_end(s3_pair, monkeypatch):
     assert fake.secret(CTX, "payments", "db-credentials") is None  # no consent: not restored
     assert fake.workload(CTX, "deployment", "payments", "payments-api")["metadata"]["generation"] == 2
     assert out["export"] == f"s3://{p.bucket}/k8s-config/{STAMP}/"
+
+
+def test_an_export_of_every_namespace_is_read_by_each_objects_own_namespace(s3_pair):
+    p = s3_pair
+    p.put(STAMP, kc.ALL_NAMESPACES, "ConfigMap", [cm("payments", "a", {"K": "1"}), cm("billing", "b", {"K": "2"})])
+    p.put(STAMP, kc.ALL_NAMESPACES, "Secret", [secret("billing", "s", {"k": "dg=="})])
+    export = p.store.load(S, STAMP)
+    assert export.namespaces == ["billing", "payments"]
+    assert [o.name for o in export.configmaps["billing"]] == ["b"] and export.secrets["billing"][0].name == "s"

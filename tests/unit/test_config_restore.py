@@ -399,3 +399,18 @@ def test_the_runbook_role_may_list_and_read_the_export_and_decrypt_it_with_the_r
     assert _allows(doc, "kms:Decrypt", key)
     assert not _allows(doc, "kms:Decrypt", "arn:aws:kms:us-west-2:123456789012:key/someone-elses")
     assert not _allows(doc, "s3:GetObject", "arn:aws:s3:::someone-elses-bucket/k8s-config/x")
+
+
+def test_diff_names_keys_only_and_sees_labels_and_annotations():
+    exported = kc.Obj("ConfigMap", "ns", "c", {"A": "1"}, labels={"team": "payments"})
+    assert kc.diff(exported, None).action == "create"
+    same = kc.Obj("ConfigMap", "ns", "c", {"A": "1", "B": "2"}, labels={"team": "payments", "x": "y"})
+    assert (kc.diff(exported, same).action, kc.diff(exported, same).kept) == ("as is", ("B",))
+    relabelled = kc.Obj("ConfigMap", "ns", "c", {"A": "1"}, labels={"team": "other"})
+    change = kc.diff(exported, relabelled)
+    assert change.action == "change" and change.sentence() == "change configmap ns/c: restore its labels and annotations"
+    secret_obj = kc.Obj("Secret", "ns", "s", {"pw": "c2VjcmV0"}, type="Opaque")
+    sentence = kc.diff(secret_obj, kc.Obj("Secret", "ns", "s", {"pw": "b3RoZXI="}, type="Opaque")).sentence()
+    assert sentence == "change secret ns/s: restore the value(s) of pw" and "c2VjcmV0" not in sentence
+    retyped = kc.diff(secret_obj, kc.Obj("Secret", "ns", "s", {"pw": "x"}, type="kubernetes.io/tls"))
+    assert retyped.action == "blocked" and "type cannot change" in retyped.sentence()
