@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runbooks.clock import Clock
+from runbooks.errors import EXIT_REFUSED, RunbookError
 from runbooks.ports import SqlProbe
 
 MANAGED_TAG = "regionpair:managed-by"
@@ -18,6 +19,30 @@ MANAGED_TAG = "regionpair:managed-by"
 deletes only snapshots that carry it: a snapshot someone made by hand (a legal hold, a pre-upgrade
 copy) is never the runbook's to delete."""
 MANAGED_VALUE = "snapshot-runbook"
+
+TIER_TAG = "regionpair:retention-tier"
+"""Tag naming a snapshot's retention tier (docs/backups.md, "Retention tiers"). ``compliance``: kept 7
+years and never deleted by any runbook — retention refuses it, and so do both adapters' deletes."""
+COMPLIANCE = "compliance"
+
+
+def is_compliance(snapshot: "Snapshot") -> bool:
+    return snapshot.tags.get(TIER_TAG) == COMPLIANCE
+
+
+class ComplianceRefused(RunbookError):
+    """A delete of a compliance-tier backup was asked for: refused, nothing deleted."""
+
+    exit_code = EXIT_REFUSED
+
+
+def refuse_compliance(snapshot: "Snapshot") -> None:
+    """Every delete path calls this first (the retention runbook and both adapters' ``delete_snapshot``)."""
+    if is_compliance(snapshot):
+        raise ComplianceRefused(
+            f"{snapshot.region}/{snapshot.id} is in the compliance tier ({TIER_TAG}={COMPLIANCE}): no runbook "
+            "deletes it, whatever it is told; nothing was deleted. Compliance backups end by their archive's "
+            "own lock and lifecycle (docs/backups.md, 'Retention tiers').")
 
 
 @dataclass(frozen=True)

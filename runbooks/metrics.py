@@ -68,8 +68,17 @@ CACHE_SNAPSHOT_AT = "regionpair_cache_snapshot_last_success_timestamp_seconds"
 CACHE_SNAPSHOT_KEYS = "regionpair_cache_snapshot_keys"
 CACHE_VERIFY_OK = "regionpair_cache_verification_success"
 CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
+RETENTION_DELETED = "regionpair_retention_deleted_backups"
+RETENTION_KEPT = "regionpair_retention_kept_backups"
+RETENTION_OLDEST = "regionpair_retention_oldest_backup_age_seconds"
+RETENTION_AT = "regionpair_retention_last_success_timestamp_seconds"
 
 HELP = {
+    RETENTION_DELETED: "Backups of the database in the region that the newest retention run deleted, per tier.",
+    RETENTION_KEPT: "Backups of the database in the region that the newest retention run kept, per tier.",
+    RETENTION_OLDEST: "Age of the oldest backup of the tier the newest retention run kept (compliance: may pass "
+                      "its period; the runbook never deletes it).",
+    RETENTION_AT: "Time the newest retention run of the database ended.",
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
     BACKUP_SIZE: "Size of the newest successful backup of the database in the region (AWS: the snapshot's "
                  "allocated storage).",

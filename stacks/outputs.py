@@ -296,10 +296,14 @@ class BackupPolicy:
     """What the snapshot runbook's ``--enforce-retention`` keeps (optional; the runbook's defaults
     apply when the stacks do not export it)."""
 
-    snapshot_retention_days: int = 35
-    """Manual snapshots made by the snapshot runbook older than this are deleted."""
+    snapshot_retention_days: int = 90
+    """Manual tier: snapshots made by the snapshot runbook older than this are deleted."""
     snapshot_keep_newest: int = 3
     """The newest N of them in each region are never deleted, whatever their age."""
+    automated_retention_days: int = 30
+    """Automated tier: the period the stacks declare for automated backups (RDS: at most 35)."""
+    compliance_retention_days: int = 2557
+    """Compliance tier (7 years): reported, never deleted by a runbook (docs/backups.md)."""
 
 
 @dataclass(frozen=True)
@@ -629,7 +633,9 @@ def from_dict(doc: Any) -> Outputs:
     bp = root.obj("backup_policy", required=False)
     backup_policy = None if bp is None else BackupPolicy(
         snapshot_retention_days=bp.int("snapshot_retention_days", minimum=1),
-        snapshot_keep_newest=bp.int("snapshot_keep_newest", minimum=1))
+        snapshot_keep_newest=bp.int("snapshot_keep_newest", minimum=1),
+        automated_retention_days=bp.int("automated_retention_days", required=False, minimum=1, maximum=35) or 30,
+        compliance_retention_days=bp.int("compliance_retention_days", required=False, minimum=1) or 2557)
     return Outputs(schema_version=SCHEMA_VERSION, project=root.str("project"), stack=root.str("stack"),
                    target=target, objectives=objectives, dns=dns, regions=regions, rto_budget=budget,
                    sandbox_dir=sandbox_dir, backup_policy=backup_policy)

@@ -103,6 +103,13 @@ def build(cfg: StackConfig, providers: prov.Providers,
     backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
                                            object_lock_days=None if drill else cfg.backups.object_lock_days,
                                            force_destroy=drill), opts=opts)
+    if cfg.backups.compliance_archive and not drill:  # a drill stack must be destroyable: no 7-year lock
+        from components.retention import ComplianceArchive, ComplianceArchiveArgs
+        b = cfg.backups
+        ComplianceArchive("compliance", ComplianceArchiveArgs(
+            bucket_name=bucket_name("archive"), region=cfg.region, kms_key_arn=key.arn, account_id=account,
+            retention_days=b.compliance_retention_days, glacier_after_days=b.compliance_glacier_after_days,
+            deep_archive_after_days=b.compliance_deep_archive_after_days), opts=opts)
     st = cfg.streaming
     kafka = KafkaCluster("kafka", KafkaClusterArgs(
         cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,

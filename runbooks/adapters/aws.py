@@ -1265,7 +1265,31 @@ class RdsBackups:
             raise fail(exc, f"copy snapshot {snapshot.id} to {target_region}") from exc
         return self._snapshot(out["DBSnapshot"], target_region, snapshot.database)
 
+    expires_automated = True
+    """RDS deletes automated backups itself after BackupRetentionPeriod; DeleteDBSnapshot takes manual ones only."""
+
+    def automated_retention_days(self, region: str, database: str) -> int | None:
+        """The period RDS holds the database's automated backups in ``region``: the instance's own in its
+        region, the replicated backups' in DR (``BackupRetentionPeriod`` of DescribeDBInstanceAutomatedBackups)."""
+        for ident in self._identifiers(region, database):
+            try:
+                out = self.clients.call("rds", region, "describe_db_instance_automated_backups",
+                                        DBInstanceIdentifier=ident)
+            except ClientError as exc:
+                if error_code(exc) == "DBInstanceAutomatedBackupNotFound":
+                    continue
+                raise fail(exc, f"describe automated backups of {ident} in {region}") from exc
+            for b in out.get("DBInstanceAutomatedBackups") or []:
+                if b.get("BackupRetentionPeriod") is not None:
+                    return int(b["BackupRetentionPeriod"])
+        return None
+
     def delete_snapshot(self, snapshot) -> str:
+        from runbooks.backups import refuse_compliance
+        refuse_compliance(snapshot)  # before any call: a compliance snapshot is never deleted from here
+        current = self._find(snapshot.region, snapshot.database, snapshot.id)  # its tags now, not as listed
+        if current is not None:
+            refuse_compliance(current)
         try:
             self.clients.call("rds", snapshot.region, "delete_db_snapshot", DBSnapshotIdentifier=snapshot.id)
         except ClientError as exc:

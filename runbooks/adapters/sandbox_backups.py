@@ -18,7 +18,7 @@ import psycopg
 
 from runbooks import backup_sql
 from runbooks.backups import (BackupPorts, Instance, Integrity, NoMetrics, Reference, Snapshot,
-                              Window)
+                              Window, refuse_compliance)
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from stacks.outputs import Outputs
@@ -70,7 +70,14 @@ class SandboxBackups:
         return _snapshot(self._errors(self.sb.backups.copy, snapshot.database, snapshot.id, snapshot.region,
                                       target_region, tags))
 
+    expires_automated = False
+    """The sandbox keeps its base backups until the retention runbook deletes them (docs/backups.md)."""
+
     def delete_snapshot(self, snapshot: Snapshot) -> str:
+        refuse_compliance(snapshot)  # a compliance backup is never deleted, whoever asks
+        meta = self.sb.backups.get(snapshot.database, snapshot.region, snapshot.id)
+        if meta is not None:  # its tags on disk, not as the caller saw them
+            refuse_compliance(_snapshot(meta))
         gone = self.sb.backups.delete(snapshot.database, snapshot.region, snapshot.id)
         return f"deleted {snapshot.region}/{snapshot.id}" if gone else f"{snapshot.region}/{snapshot.id} was already gone"
 

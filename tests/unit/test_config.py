@@ -53,7 +53,7 @@ def test_defaults_when_optional_keys_are_omitted():
         (30, "03:00-04:00", "sun:04:30-sun:05:30", True)
     assert db.max_allocated_storage_gb == 2 * db.allocated_storage_gb
     assert cfg.backups.object_lock_days == 30
-    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (35, 3)
+    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (90, 3)
     assert cfg.expected_promotion_seconds == 300
     assert cfg.network.runbook_cidrs == ()  # no runbook ingress unless asked for
 
