@@ -414,9 +414,16 @@ class FakeBackups:
         self.snaps[(region, database)] = out
         return sorted(out, key=lambda s: s.created_at)
 
-    def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual"):
+    expires_automated = False
+    """True: as RDS, automated backups expire by themselves (``automated_days`` per (region, database))."""
+    automated_days: dict | None = None
+
+    def automated_retention_days(self, region, database):
+        return (self.automated_days or {}).get((region, database))
+
+    def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual", tags=None):
         from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Snapshot
-        tags = {MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}
+        tags = {**({MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}), **(tags or {})}
         self.snaps.setdefault((region, database), []).append(
             Snapshot(sid, region, database, "available", self.w.clock.time() - age_days * 86400, kind, tags,
                      arn=f"arn:snap:{region}:{sid}"))
