@@ -412,6 +412,9 @@ def test_batch_replication_role_bad_args(kw, arg):
                                          "data--x-s3", "data--table-s3")],
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
                                      ({"object_lock_days": 0}, "object_lock_days"),
+                                     # expiry only after the last transition, never before the lock ends
+                                     ({"expire_after_days": 500}, "expire_after_days"),
+                                     ({"expire_after_days": 800, "object_lock_days": 900}, "expire_after_days"),
                                      # a destroy cannot empty a bucket under COMPLIANCE retention
                                      ({"object_lock_days": 30, "force_destroy": True}, "force_destroy")])
 def test_bucket_bad_args(kw, arg):
