@@ -97,6 +97,8 @@ TEMPORARY_TAG = "regionpair:temporary"
 """verify_backup tags its temporary instances with it (value `true`); only those may be deleted."""
 MANAGED_SNAPSHOT_TAG = ("regionpair:managed-by", "snapshot-runbook")
 """The snapshot runbook's tag: retention deletes only snapshots carrying it."""
+COMPLIANCE_TIER_TAG = ("regionpair:retention-tier", "compliance")
+"""Snapshots of the compliance tier (docs/backups.md, "Retention tiers"): the role may never delete them."""
 RESTORED_INSTANCE_PREFIXES = ("restore", "verify")
 """restore and verify_backup name new instances `<prefix>-<database>-<run>` (runbooks/restore.py)."""
 LOCK_PREFIX = "regionpair/locks/"
@@ -232,7 +234,11 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
     add("DeleteOnlySnapshotRunbookSnapshots", RUNBOOK_ACTIONS["rds_delete_snapshot"], snapshots)
     if snapshots:
-        statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]}}
+        # and never one of the compliance tier: a negated operator holds when the tag is absent (IAM User
+        # Guide, "IAM JSON policy elements: Condition operators"), so untagged managed snapshots stay deletable
+        statements[-1]["Condition"] = {
+            "StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]},
+            "StringNotEquals": {f"aws:ResourceTag/{COMPLIANCE_TIER_TAG[0]}": COMPLIANCE_TIER_TAG[1]}}
     # the failback's rebuild renames the old primary aside; IAM cannot condition ModifyDBInstance on
     # its parameters, so the resource is the exact identifiers, not the prefix (module docstring)
     add("RenameOnlyTheStacksDatabasesAside", RUNBOOK_ACTIONS["rds_rename"], renamed)

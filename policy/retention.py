@@ -149,6 +149,31 @@ def _grants(statements: list[dict], action: str) -> bool:
     return False
 
 
+IAM_CONDITION_DOC = ("IAM User Guide, 'IAM JSON policy elements: Condition operators': a negated operator such as "
+                     "StringNotEquals is true when the key is absent, so untagged snapshots stay deletable")
+
+
+def check_snapshot_delete_spares_compliance(r: Resource) -> list[str]:
+    """Every statement allowing rds:DeleteDBSnapshot excludes the compliance tier by its tag: IAM itself
+    refuses a runbook (or anyone with the role) deleting a compliance snapshot."""
+    if r.type not in (IAM_ROLE_POLICY, "aws:iam/policy:Policy"):
+        return []
+    doc = _doc(r.props.get("policy"))
+    if doc is None or doc is UNKNOWN:
+        return []
+    problems = []
+    for i, s in enumerate(_statements(doc)):
+        if s.get("Effect") != "Allow" or not _grants([s], "rds:DeleteDBSnapshot"):
+            continue
+        spared = (s.get("Condition") or {}).get("StringNotEquals") or {}
+        if spared.get(f"aws:ResourceTag/{TIER_TAG[0]}") not in (TIER_TAG[1], [TIER_TAG[1]]):
+            problems.append(f"{r.label}: statement {s.get('Sid') or i} allows rds:DeleteDBSnapshot without excluding "
+                            f"the compliance tier, so the role can delete a 7-year compliance snapshot "
+                            f"({IAM_CONDITION_DOC}). Fix: Condition StringNotEquals "
+                            f"{{'aws:ResourceTag/{TIER_TAG[0]}': '{TIER_TAG[1]}'}}.")
+    return problems
+
+
 def check_export_role(resources: list[Resource]) -> list[Violation]:
     """The role the compliance archive's exports run as: RDS may assume it, and it may write the archive."""
     roles = [r for r in rules._of_type(resources, IAM_ROLE) if _tagged(r, EXPORT_ROLE_TAG)]
@@ -216,6 +241,9 @@ POLICIES = [
     rules.resource_policy("backup-plan-cold-storage-90-days",
                           f"AWS Backup lifecycles delete no sooner than 90 days after the move to cold storage "
                           f"({COLD_STORAGE_DOC}).", check_backup_plan_cold_storage),
+    rules.resource_policy("iam-snapshot-delete-spares-compliance",
+                          f"A role allowed rds:DeleteDBSnapshot may not delete compliance-tier snapshots "
+                          f"({IAM_CONDITION_DOC}).", check_snapshot_delete_spares_compliance),
     rules.stack_policy("rds-snapshot-export-role",
                        f"The snapshot-export role trusts {EXPORT_PRINCIPAL} and may write the archive bucket "
                        f"({EXPORT_DOC}).", rules._ignoring_settings(check_export_role)),

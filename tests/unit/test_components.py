@@ -744,7 +744,9 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     assert temp["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
     snaps = by_sid["DeleteOnlySnapshotRunbookSnapshots"]
     assert snaps["Action"] == ["rds:DeleteDBSnapshot"]
-    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE}}
+    # the runbooks' own snapshots, never one of the compliance tier (retention tiers, docs/backups.md)
+    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE},
+                                  "StringNotEquals": {"aws:ResourceTag/regionpair:retention-tier": "compliance"}}
     # the names the runbooks really use fall under the ARNs
     from fnmatch import fnmatchcase
     sid = snapshot_id("payments", "snapshot-20261122T053000Z-ab12")

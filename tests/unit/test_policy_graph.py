@@ -495,6 +495,9 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
             "export.rds.amazonaws.com", "ec2.amazonaws.com")), {"rds-snapshot-export-role"}),
     ("dr", "export role may not write objects", edit_policy(ROLE_POLICY, lambda d: _statement(d, "WriteExports")[
         "Action"].remove("s3:PutObject*"), named("compliance-export")), {"rds-snapshot-export-role"}),
+    ("dr", "runbook role may delete compliance snapshots",
+     runbook_policy(lambda d: _statement(d, "DeleteOnlySnapshotRunbookSnapshots")["Condition"].pop("StringNotEquals")),
+     {"iam-snapshot-delete-spares-compliance"}),
     ("prod", "vault lock changeable for 1 day", lambda g: g.append(
         {"type": RETENTION.BACKUP_VAULT_LOCK, "name": "vault-lock", "parent": None, "provider": None,
          "inputs": {"backupVaultName": "compliance", "changeableForDays": 1, "minRetentionDays": 2555}}),

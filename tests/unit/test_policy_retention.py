@@ -17,7 +17,7 @@ KEY = "arn:aws:kms:us-east-1:123456789012:key/k"
 
 def test_the_policies_are_in_the_pack():
     assert {p.name for p in retention.POLICIES} <= {p.name for p in rules.POLICIES}
-    assert len(retention.POLICIES) == 5
+    assert len(retention.POLICIES) == 6
 
 
 @pytest.mark.parametrize("days, refused", [(30, False), (35, False), (36, True), (3650, True)])
@@ -92,3 +92,19 @@ def test_the_compliance_archive_must_be_locked_in_compliance_mode_for_7_years(kw
     assert stack_findings("s3-compliance-archive-locked", archive_graph()) == []
     [finding] = stack_findings("s3-compliance-archive-locked", archive_graph(**kwargs))
     assert words in finding.message and "Fix:" in finding.message
+
+
+def test_a_role_that_may_delete_snapshots_must_spare_the_compliance_tier():
+    from components.access import runbook_policy
+    good = runbook_policy(partition="aws", account="123456789012", prefix="regionpair", zone_id="Z1",
+                          health_check_ids=[], regions=[{"region": "us-east-1", "db_security_group_ids": [],
+                                                         "kafka_cluster_arns": [], "replicator_arns": [],
+                                                         "bucket_arns": [], "kms_key_arns": [], "topic_arns": []}])
+    assert check("iam-snapshot-delete-spares-compliance", retention.IAM_ROLE_POLICY, {"policy": good}) == []
+    doc = json.loads(good)
+    [delete] = [s for s in doc["Statement"] if "rds:DeleteDBSnapshot" in s["Action"]]
+    del delete["Condition"]["StringNotEquals"]
+    [message] = check("iam-snapshot-delete-spares-compliance", retention.IAM_ROLE_POLICY, {"policy": json.dumps(doc)})
+    assert "DeleteOnlySnapshotRunbookSnapshots" in message and "compliance" in message and "Fix:" in message
+    wildcard = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds:Delete*", "Resource": "*"}]}
+    assert check("iam-snapshot-delete-spares-compliance", retention.IAM_ROLE_POLICY, {"policy": json.dumps(wildcard)})
