@@ -66,6 +66,22 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A backup in the compliance tier's archive (AWS: an RDS snapshot export into the archive bucket)."""
+
+    id: str
+    region: str
+    database: str
+    source: str
+    """The snapshot (or base backup) archived."""
+    status: str
+    """AWS: the export task's status, lower case (starting, in_progress, complete, canceled, failed)."""
+    started_at: float | None
+    location: str
+    """Where it is: ``s3://bucket/prefix/id`` (AWS) or a directory (sandbox)."""
+
+
+@dataclass(frozen=True)
 class Window:
     """The restorable window of a database in a region: any time in [earliest, latest]."""
 
@@ -142,7 +158,17 @@ class BackupControl(Protocol):
     def copy_snapshot(self, snapshot: Snapshot, target_region: str, tags: dict[str, str]) -> Snapshot:
         """Start a copy into ``target_region`` encrypted with that region's key (idempotent)."""
 
-    def delete_snapshot(self, snapshot: Snapshot) -> str: ...
+    def delete_snapshot(self, snapshot: Snapshot) -> str:
+        """Delete a snapshot; a compliance snapshot is refused (``refuse_compliance``), nothing deleted."""
+
+    # The compliance archive (optional; the retention runbook's --archive). There is no delete.
+    def archive_target(self, region: str) -> str | None:
+        """Where the region's archive is (bucket or directory), None: none declared."""
+
+    def archives(self, region: str, database: str) -> list[Archive]: ...
+
+    def archive(self, snapshot: Snapshot, archive_id: str) -> Archive:
+        """Start archiving ``snapshot`` into its region's archive (idempotent by id)."""
 
     def window(self, region: str, database: str, seal: bool = False) -> Window | None:
         """The restorable window, None without any backup. ``seal``: first make the newest writes

@@ -3,7 +3,7 @@ in both regions.
 
     python -m runbooks.retention --outputs FILE [--database NAME] [--tier automated|manual ...]
                                  [--automated-days 30] [--manual-days 90] [--keep-newest 3]
-                                 [--dry-run] [--yes]
+                                 [--archive] [--dry-run] [--yes]
 
 Every backup of a database held in a region is put in one tier and decided on:
 
@@ -19,6 +19,10 @@ Every backup of a database held in a region is put in one tier and decided on:
   asked to delete one; their archive's Object Lock and lifecycle end them (docs/backups.md).
 - anything else (made by hand, by AWS Backup, without the managed tag) is kept and said so.
 
+``--archive`` first puts the newest compliance snapshot of each region into that region's compliance
+archive (AWS: ``StartExportTask`` into the archive bucket the stacks declare; it runs for hours, a rerun
+reports its status), unless it is there already. The archive has no delete in any port.
+
 The plan (and ``--dry-run``) lists each backup with its tier, its age and the decision with its
 reason; a run writes the journal, an audit entry per deletion, and the retention metrics."""
 
@@ -29,7 +33,8 @@ from dataclasses import dataclass
 
 from runbooks import backup_cli
 from runbooks import metrics as prom
-from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Snapshot, is_compliance, refuse_compliance
+from runbooks.backups import (COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, Snapshot, is_compliance,
+                              refuse_compliance)
 from runbooks.clock import iso
 from runbooks.engine import Check, Phase, Plan, Step
 from runbooks.errors import BadInput
@@ -135,6 +140,9 @@ def add_arguments(p) -> None:
                    help=f"automated tier's period (default: the outputs' backup_policy, else {AUTOMATED_DAYS})")
     p.add_argument("--manual-days", type=float, default=None,
                    help=f"manual tier's period (default: the outputs' backup_policy, else {MANUAL_DAYS})")
+    p.add_argument("--archive", action="store_true",
+                   help="first archive the newest compliance snapshot of each region into its compliance archive "
+                        "(AWS: an RDS snapshot export into the archive bucket), unless it is there already")
     p.add_argument("--keep-newest", type=int, default=None,
                    help=f"never delete the newest N manual snapshots of a region (default: the outputs' backup_policy, "
                         f"else {KEEP_NEWEST})")
@@ -189,8 +197,70 @@ def plan(ctx) -> Plan:
             if expires and "automated" in tiers:
                 dry.append(_automated_setting(ctx, region, db, policy, res))
         steps.append(_retention_step(ctx, db, regions, policy, tiers, expires, res))
+        for region in regions:
+            dry += [archive_line(a) for a in _archives(ctx, region, db)]
+    if ctx.args.archive:
+        targets = {r: backups.archive_target(r) if hasattr(backups, "archive_target") else None for r in regions}
+        if not any(targets.values()):
+            raise BadInput("--archive: no compliance archive in any region of the outputs (storage.archive); declare "
+                           "it (backups.compliance_archive: true in the stack config) and `pulumi up`. Nothing was "
+                           "changed")
+        steps = [_archive_step(ctx, db, r) for db in ctx.databases for r in regions if targets[r]] + steps
     ctx.results["_dry"] = {"decisions": dry}
     return Plan("retention", [Phase("retention", steps)])
+
+
+def archive_line(a) -> str:
+    return (f"{a.region}/{a.id} [archive of {a.source}, {a.status}]: keep — the compliance archive ({a.location}) "
+            "has no delete in any port; its Object Lock and lifecycle end it")
+
+
+def _archives(ctx, region: str, db: str) -> list:
+    port = ctx.ports.backups
+    return port.archives(region, db) if hasattr(port, "archives") and port.archive_target(region) else []
+
+
+def archive_id(snapshot: Snapshot) -> str:
+    """RDS export task ids: letters, digits and single hyphens, a letter first; derived from the
+    snapshot's id, so a rerun finds the export it started."""
+    raw = "".join(c if c.isalnum() else "-" for c in f"archive-{snapshot.id}".lower())
+    while "--" in raw:
+        raw = raw.replace("--", "-")
+    return raw[:60].rstrip("-")
+
+
+def _archive_step(ctx, db: str, region: str) -> Step:
+    def newest() -> Snapshot | None:
+        mine = [s for s in ctx.ports.backups.snapshots(region, db) if is_compliance(s) and s.status == "available"
+                and s.created_at is not None]
+        return max(mine, key=lambda s: s.created_at or 0.0) if mine else None
+
+    def existing(s: Snapshot):
+        return next((a for a in ctx.ports.backups.archives(region, db) if a.source == s.id
+                     and a.status not in ("failed", "canceled")), None)
+
+    def check() -> Check:
+        s = newest()
+        if s is None:
+            return Check.done(f"no compliance snapshot of {db} in {region} to archive (take one with snapshot "
+                              f"--tag {TIER_TAG}={COMPLIANCE})")
+        a = existing(s)
+        if a is not None:
+            return Check.done(f"{region}/{s.id} is in the compliance archive as {a.id} ({a.status})")
+        return Check.todo(f"{region}/{s.id} is not in the compliance archive yet")
+
+    def apply() -> str:
+        s = newest()
+        if s is None:
+            return f"no compliance snapshot of {db} in {region}"
+        a = ctx.ports.backups.archive(s, archive_id(s))
+        ctx.audit_action("archive-backup", f"{region}/{s.id}", "ok", f"into the compliance archive as {a.id} "
+                         f"({a.status}, {a.location})")
+        ctx.results.setdefault(db, {}).setdefault("archived", []).append(f"{region}/{s.id} → {a.id} ({a.status})")
+        return f"archiving {region}/{s.id} as {a.id} ({a.status})"
+
+    return Step(f"archive:{db}:{region}", f"put the newest compliance snapshot of {db} in {region} into the "
+                f"region's compliance archive", f"{region}/{db}", check, apply, lane=db)
 
 
 def _automated_setting(ctx, region: str, db: str, policy: Policy, res: dict) -> str:
@@ -226,14 +296,25 @@ def _retention_step(ctx, db: str, regions: list[str], policy: Policy, tiers, exp
             if d.delete:
                 delete(ctx, d)
                 res["deleted"].append(d.line(now))
-            else:
-                res["kept"].append(d.line(now))
-        _samples(ctx, db, regions, found, now)
+        _report(ctx, db, regions, found, now, res)
         n = sum(d.delete for d in found)
         return f"deleted {n} backup(s) of {db}, kept {len(found) - n}"
 
     return Step(f"retention:{db}", f"delete the backups of {db} past their tier's period in "
                 f"{' and '.join(regions)}; keep the rest and say why", db, check, apply, lane=db)
+
+
+def _report(ctx, db: str, regions: list[str], found: list[Decision], now: float, res: dict) -> None:
+    """What was kept and why, and the metrics: after the deletions, or (nothing to delete, the step
+    done already) at the end of the run."""
+    res["kept"] += [d.line(now) for d in found if not d.delete]
+    _samples(ctx, db, regions, found, now)
+    for region in regions:
+        archived = _archives(ctx, region, db)
+        res["kept"] += [archive_line(a) for a in archived]
+        ctx.samples.append(prom.sample(prom.RETENTION_KEPT, len(archived),
+                                       {"database": db, "region": region, "tier": "archive"}, "Count"))
+    res["reported"] = True
 
 
 def delete(ctx, d: Decision) -> None:
@@ -262,18 +343,28 @@ def _samples(ctx, db: str, regions: list[str], found: list[Decision], now: float
 
 
 def summarize(ctx) -> dict:
-    deleted, kept, drift = [], [], []
+    deleted, kept, drift, archived = [], [], [], []
+    p: Policy = ctx.results["_policy"]
+    tiers, expires = _tiers(ctx), bool(getattr(ctx.ports.backups, "expires_automated", False))
+    regions = list(ctx.outputs.regions)
     for db in ctx.databases:
-        r = ctx.results.get(db, {})
+        r = ctx.results.setdefault(db, {"deleted": [], "kept": []})
+        if not r.get("reported"):  # the step had nothing to delete: still say what was kept and why
+            now = ctx.clock.time()
+            found = [d for region in regions
+                     for d in decide(ctx.ports.backups.snapshots(region, db), now, p, tiers, expires)]
+            _report(ctx, db, regions, [d for d in found if not d.delete], now, r)
         deleted += r.get("deleted", [])
         kept += r.get("kept", [])
         drift += r.get("drift", [])
-    p: Policy = ctx.results["_policy"]
+        archived += r.get("archived", [])
     return {"passed": True,
             "summary": f"{len(deleted)} deleted, {len(kept)} kept (automated {p.automated_days:g} d, manual "
                        f"{p.manual_days:g} d, newest {p.keep_newest} manual kept, compliance never deleted)"
-                       + (f"; {len(drift)} automated retention drift(s)" if drift else ""),
-            "details": deleted + kept + drift, "deleted": deleted, "kept": kept, "drift": drift}
+                       + (f"; {len(drift)} automated retention drift(s)" if drift else "")
+                       + (f"; {len(archived)} archived" if archived else ""),
+            "details": archived + deleted + kept + drift, "deleted": deleted, "kept": kept, "drift": drift,
+            "archived": archived}
 
 
 RUNBOOK = backup_cli.BackupRunbook(

@@ -414,6 +414,26 @@ class FakeBackups:
         self.snaps[(region, database)] = out
         return sorted(out, key=lambda s: s.created_at)
 
+    archive_regions: tuple | None = None
+    """Regions with a compliance archive (None: every region)."""
+
+    def archive_target(self, region):
+        return f"fake-archive://{region}" if self.archive_regions is None or region in self.archive_regions else None
+
+    def archives(self, region, database):
+        return [a for a in getattr(self, "_archives", []) if (a.region, a.database) == (region, database)]
+
+    def archive(self, snapshot, archive_id):
+        from runbooks.backups import Archive
+        self.w._act("archive", snapshot.region, snapshot.id, archive_id)
+        found = [a for a in self.archives(snapshot.region, snapshot.database) if a.id == archive_id]
+        if found:
+            return found[0]
+        a = Archive(archive_id, snapshot.region, snapshot.database, snapshot.id, "starting", self.w.clock.time(),
+                    f"fake-archive://{snapshot.region}/{archive_id}")
+        self._archives = [*getattr(self, "_archives", []), a]
+        return a
+
     expires_automated = False
     """True: as RDS, automated backups expire by themselves (``automated_days`` per (region, database))."""
     automated_days: dict | None = None

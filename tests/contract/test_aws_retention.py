@@ -93,3 +93,44 @@ def test_the_adapter_refuses_a_compliance_snapshot_before_any_call():
     with pytest.raises(ComplianceRefused, match="no runbook deletes it"):
         st.ports().backups.delete_snapshot(legal)
     st.done()
+
+
+def test_archive_on_moto_exports_the_newest_compliance_snapshot_of_each_region_once(moto_pair, tmp_path):
+    doc = json.loads(json.dumps(moto_pair.doc))
+    key_s = moto_pair.client("kms", S).create_key(Description="dr")["KeyMetadata"]["Arn"]
+    doc["regions"][S]["kms_key_arn"] = key_s
+    for region, stack in ((P, "prod"), (S, "dr")):
+        doc["regions"][region]["storage"]["archive"] = {
+            "bucket": f"regionpair-{stack}-archive-123456789012-{region}",
+            "export_role_arn": f"arn:aws:iam::123456789012:role/compliance-export-{stack}"}
+    doc_path = tmp_path / "outputs.json"
+    doc_path.write_text(json.dumps(doc))
+    from stacks import outputs as contract
+    outputs = contract.from_dict(doc)
+    ports = aws.aws_backup_ports(outputs, moto_pair.clock, moto_pair.session)
+    b = ports.backups
+    legal = b.create_snapshot(P, "payments", "rp-legal-1", {MANAGED_TAG: MANAGED_VALUE, TIER_TAG: COMPLIANCE})
+    b.copy_snapshot(legal, S, {})
+
+    def run(*extra):
+        out = io.StringIO()
+        code = retention.main(["--outputs", str(doc_path), "--state-dir", str(tmp_path / "state"), "--output", "json",
+                               "--yes", "--archive", *extra], ports_factory=lambda o, c: ports, stdout=out)
+        return code, json.loads(out.getvalue())
+
+    code, out = run()
+    assert code == 0, out
+    rds_tasks = {region: moto_pair.client("rds", region).describe_export_tasks()["ExportTasks"] for region in (P, S)}
+    for region, stack in ((P, "prod"), (S, "dr")):
+        [task] = [t for t in rds_tasks[region] if t["ExportTaskIdentifier"] == "archive-rp-legal-1"]
+        assert task["S3Bucket"] == f"regionpair-{stack}-archive-123456789012-{region}"
+        assert task["IamRoleArn"] == f"arn:aws:iam::123456789012:role/compliance-export-{stack}"
+        assert task["S3Prefix"] == "regionpair/payments" and task["SourceArn"].endswith(":snapshot:rp-legal-1")
+        assert [a.id for a in b.archives(region, "payments")] == ["archive-rp-legal-1"]
+    assert rds_tasks[S][0]["KmsKeyId"] == key_s
+    assert len(out["archived"]) == 2
+    code, again = run("--new-run")
+    assert code == 0 and again["archived"] == []
+    assert sum(line.startswith(f"{r}/archive-rp-legal-1 [archive of rp-legal-1") for r in (P, S)
+               for line in again["kept"]) == 2
+    assert "rp-legal-1" in {s.id for s in b.snapshots(S, "payments")}

@@ -102,3 +102,28 @@ def test_each_tier_is_enforced_in_both_regions_compliance_never_and_the_database
     code, restored = run(restore, sb, "--yes", "--database", "payments", "--latest")
     assert code == 0, restored
     sb.drop_restore(restored["instance"]["name"])
+
+
+def test_archive_copies_the_compliance_backup_of_each_region_read_only_once(sb):
+    legal = {}
+    for region in (EAST, WEST):
+        mine = [m for m in sb.backups.list("payments", region) if m.get("tags", {}).get(TIER_TAG) == COMPLIANCE]
+        if not mine:  # run alone: take one
+            code, out = run(snapshot, sb, "--yes", "--database", "payments", "--new-run",
+                            "--tag", f"{TIER_TAG}={COMPLIANCE}")
+            assert code == 0, out
+            mine = [m for m in sb.backups.list("payments", region) if m.get("tags", {}).get(TIER_TAG) == COMPLIANCE]
+        legal[region] = max(mine, key=lambda m: m["finished_at"])["id"]
+    code, out = run(retention, sb, "--yes", "--archive", "--new-run")
+    assert code == 0, out
+    assert len(out["archived"]) == 2
+    for region in (EAST, WEST):
+        [meta] = sb.backups.archives("payments", region)
+        assert meta["source"] == legal[region]
+        where = sb.backups.compliance_dir("payments", region) / meta["id"]
+        assert (where / "base.tar.gz").stat().st_size > 0
+        assert all(not (p.stat().st_mode & 0o222) for p in [where, *where.iterdir()]), "read-only"
+        assert any(line.startswith(f"{region}/{meta['id']} [archive of {legal[region]}") for line in out["kept"])
+    code, again = run(retention, sb, "--yes", "--archive", "--new-run")
+    assert code == 0 and again["archived"] == []
+    assert [len(sb.backups.archives("payments", r)) for r in (EAST, WEST)] == [1, 1]

@@ -195,3 +195,57 @@ def test_decide_keeps_what_is_not_available_or_undated():
     assert why["creating"] == (False, "still creating")
     assert why["undated"] == (False, "its creation time is unknown")
     assert why["newest"][0] is False
+
+
+# ---- --archive: the compliance archive ------------------------------------------------------------
+
+
+def test_archive_puts_the_newest_compliance_snapshot_of_each_region_into_its_archive_once(env):
+    tiers_of_every_kind(env)
+    code, out = env.run("--yes", "--archive")
+    assert code == EXIT_OK, out
+    archived = [a for a in env.world.actions if a[0] == "archive"]
+    # legal-400 is newer than legal-3000: it is the one archived, in each region
+    assert sorted(archived) == [("archive", P, "legal-400", "archive-legal-400"),
+                                ("archive", S, "legal-400", "archive-legal-400")]
+    assert len(out["archived"]) == 2
+    assert any(line.startswith(f"{S}/archive-legal-400 [archive of legal-400") and ": keep" in line
+               for line in out["kept"])
+    audited = [json.loads(x) for x in (env.state / "audit.jsonl").read_text().splitlines()]
+    assert sorted(a["target"] for a in audited if a["action"] == "archive-backup") == [f"{P}/legal-400", f"{S}/legal-400"]
+    code, again = env.run("--yes", "--archive", "--new-run")
+    assert code == EXIT_OK and [a for a in env.world.actions if a[0] == "archive"] == archived
+    assert again["archived"] == [] and {"legal-3000", "legal-400"} <= left(env, P)
+
+
+def test_archive_without_any_archive_in_the_outputs_is_refused_and_changes_nothing(env):
+    tiers_of_every_kind(env)
+    env.backups.archive_regions = ()
+    code, out = env.run("--yes", "--archive")
+    assert code == EXIT_BAD_INPUT and "no compliance archive" in out["error"]
+    assert env.world.actions == []
+
+
+def test_archive_with_no_compliance_snapshot_says_how_to_take_one(env):
+    env.backups.add_snapshot(P, "payments", "manual-1", 1)
+    code, out = env.run("--dry-run", "--archive")
+    assert code == EXIT_OK and env.world.actions == []
+    [step] = [s for s in out["steps"] if s["name"] == f"archive:payments:{P}"]
+    assert "snapshot --tag regionpair:retention-tier=compliance" in step["now"]
+
+
+def test_archive_ids_are_valid_export_task_ids():
+    s = Snapshot("Regionpair_payments--20261122T053000.123Z-ab12", P, "payments", "available", 0.0)
+    aid = retention.archive_id(s)
+    assert aid == "archive-regionpair-payments-20261122t053000-123z-ab12"
+    assert len(retention.archive_id(Snapshot("x" * 100, P, "payments", "available", 0.0))) <= 60
+
+
+def test_a_run_with_nothing_to_delete_still_says_what_it_kept_and_why_and_sets_the_metrics(env):
+    env.backups.add_snapshot(P, "payments", "manual-5", 5)
+    env.backups.add_snapshot(S, "payments", "legal", 3000, tags=LOCKED)
+    code, out = env.run("--yes")
+    assert code == EXIT_OK and out["deleted"] == []
+    assert sorted(line.split(" ")[0] for line in out["kept"]) == [f"{P}/manual-5", f"{S}/legal"]
+    series = metrics.read(env.state / "metrics" / "regionpair_backups.prom")
+    assert series[metrics.RETENTION_KEPT][(("database", "payments"), ("region", S), ("tier", "compliance"))] == 1
