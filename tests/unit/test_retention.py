@@ -249,3 +249,18 @@ def test_a_run_with_nothing_to_delete_still_says_what_it_kept_and_why_and_sets_t
     assert sorted(line.split(" ")[0] for line in out["kept"]) == [f"{P}/manual-5", f"{S}/legal"]
     series = metrics.read(env.state / "metrics" / "regionpair_backups.prom")
     assert series[metrics.RETENTION_KEPT][(("database", "payments"), ("region", S), ("tier", "compliance"))] == 1
+
+
+def test_a_run_killed_between_two_deletions_is_finished_by_a_rerun(env):
+    tiers_of_every_kind(env)
+    env.world.crash_on = ("delete_snapshot", 3)
+    from tests.fakes import Crash
+    with pytest.raises(Crash):
+        env.run("--yes", "--keep-newest", "2")
+    assert len([a for a in env.world.actions if a[0] == "delete_snapshot"]) == 2
+    code, out = env.run("--yes", "--keep-newest", "2")  # a plain rerun continues the unfinished run
+    assert code == EXIT_OK, out
+    for region in (P, S):
+        assert left(env, region) == {"auto-10", "manual-20", "manual-100", "legal-3000", "legal-400", "by-hand"}
+    deletes = [a for a in env.world.actions if a[0] == "delete_snapshot"]
+    assert len(deletes) == 10 and len(set(deletes)) == 10, "each backup deleted once"
