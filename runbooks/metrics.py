@@ -52,6 +52,10 @@ VERIFY_SECONDS = "regionpair_backup_verification_duration_seconds"
 VERIFY_AT = "regionpair_backup_verification_timestamp_seconds"
 RESTORE_SECONDS = "regionpair_restore_duration_seconds"
 REPLICATION_LAG = "regionpair_replication_lag_seconds"
+RETENTION_DELETED = "regionpair_retention_deleted_backups"
+RETENTION_KEPT = "regionpair_retention_kept_backups"
+RETENTION_OLDEST = "regionpair_retention_oldest_backup_age_seconds"
+RETENTION_AT = "regionpair_retention_last_success_timestamp_seconds"
 PG_LAG_BYTES = "regionpair_postgres_replication_lag_bytes"
 KAFKA_LAG_SECONDS = "regionpair_kafka_replication_lag_seconds"
 KAFKA_LAG_RECORDS = "regionpair_kafka_replication_lag_records"
@@ -71,6 +75,11 @@ CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
 CONFIG_RESTORE_SECONDS = "regionpair_k8s_config_restore_duration_seconds"
 
 HELP = {
+    RETENTION_DELETED: "Backups of the database in the region that the newest retention run deleted, per tier.",
+    RETENTION_KEPT: "Backups of the database in the region that the newest retention run kept, per tier.",
+    RETENTION_OLDEST: "Age of the oldest backup of the tier the newest retention run kept (compliance: may pass "
+                      "its period; the runbook never deletes it).",
+    RETENTION_AT: "Time the newest retention run of the database ended.",
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
     BACKUP_SIZE: "Size of the newest successful backup of the database in the region (AWS: the snapshot's "
                  "allocated storage).",
