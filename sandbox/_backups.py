@@ -190,6 +190,8 @@ class Backups:
         self._mkdir(dst)
         n = 0
         for f in sorted(src.iterdir()) if src.is_dir() else []:
+            if f.name.startswith("."):  # a segment the archive command is still writing (sandbox/_pg.py)
+                continue
             if not (dst / f.name).exists():
                 tmp = dst / f".{f.name}.copy"
                 shutil.copyfile(f, tmp)

@@ -40,6 +40,16 @@ def _conf_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def archive_command(archive: str) -> str:
+    """The WAL archive command: copy to a hidden temporary name, then rename, so a segment appears in
+    the archive only whole. A plain ``cp`` shows a growing file under the final name; the seal (which
+    waits for the name) and the archive's replication to the other region then copied a truncated
+    segment, and a restore from that region failed ("archive file ... has wrong size"). A segment
+    already archived is never overwritten (PostgreSQL's documentation asks that of archive commands)."""
+    return (f'test ! -f "{archive}/%f" && cp %p "{archive}/.%f.partial" && '
+            f'mv "{archive}/.%f.partial" "{archive}/%f"')
+
+
 def find_pg_bin() -> Path:
     """The newest Debian PostgreSQL server bin directory."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
@@ -147,7 +157,7 @@ class Node:
             "wal_keep_size = 128MB",
             "max_wal_size = 256MB",
             "archive_mode = on",
-            "archive_command = " + _conf_str(f'test ! -f "{archive}/%f" && cp %p "{archive}/%f"'),
+            "archive_command = " + _conf_str(archive_command(archive)),
             "hot_standby = on",
             "wal_receiver_status_interval = 1s",
             "wal_receiver_timeout = 10s",
