@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
 #   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
-#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too).
+#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too);
+#   - the Apache Kafka / MirrorMaker 2 jars pinned in sandbox/kafka/pom.xml (needs Java 17 and Maven).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,42 @@ if [ "$want" != "$have" ]; then
   echo "setup: installing pinned Python packages into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > .venv/.requirements.sha256
+fi
+
+# Apache Kafka and MirrorMaker 2 for the sandbox: the jars pinned in sandbox/kafka/pom.xml, from
+# Maven Central, copied into .cache/kafka-jars (gitignored). Skipped when the pom is unchanged.
+jars=${REGIONPAIR_KAFKA_JARS:-.cache/kafka-jars}
+pom=${REGIONPAIR_KAFKA_POM:-sandbox/kafka/pom.xml}
+want=$(sha256sum "$pom" | cut -d' ' -f1)
+have=$(cat "$jars/.pom.sha256" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  if ! command -v java >/dev/null 2>&1; then
+    echo "setup: Java is missing; the sandbox's Kafka needs Java 17: apt-get install openjdk-17-jre-headless (root), then rerun scripts/setup.sh" >&2
+    exit 1
+  fi
+  if ! command -v mvn >/dev/null 2>&1; then
+    echo "setup: Maven is missing; it fetches the pinned Kafka jars: apt-get install maven (root), then rerun scripts/setup.sh" >&2
+    exit 1
+  fi
+  version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+  echo "setup: fetching Apache Kafka $version and MirrorMaker 2 from Maven Central into $jars"
+  tmp="$jars.tmp.$$"
+  rm -rf "$tmp"
+  if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$(pwd)/$tmp" >"$tmp.log" 2>&1; then
+    if grep -qiE "could not find artifact|was not found in|Failure to find" "$tmp.log"; then
+      echo "setup: Maven Central has no Kafka $version artifacts (kafka_2.13, connect-mirror, ...): fix <kafka.version> in $pom (e.g. a release listed at https://repo1.maven.org/maven2/org/apache/kafka/kafka_2.13/), then rerun" >&2
+    elif grep -qiE "transfer failed|unknownhost|connect timed out|connection refused|could not transfer|network is unreachable" "$tmp.log"; then
+      echo "setup: Maven cannot reach Maven Central (https://repo.maven.apache.org); check the network or proxy (~/.m2/settings.xml), then rerun" >&2
+    else
+      echo "setup: Maven failed fetching the Kafka jars:" >&2
+    fi
+    tail -5 "$tmp.log" | sed 's/^/  mvn: /' >&2
+    rm -rf "$tmp" "$tmp.log"
+    exit 1
+  fi
+  rm -f "$tmp.log"
+  echo "$want" > "$tmp/.pom.sha256"
+  rm -rf "$jars"
+  mkdir -p "$(dirname "$jars")"
+  mv "$tmp" "$jars"
 fi
