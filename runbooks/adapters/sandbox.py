@@ -320,7 +320,8 @@ class SandboxStreaming:
 
     def ensure_group_offsets(self, source: str, target: str, groups: list[str]) -> list[GroupOffsets]:
         out = self.sb.translate_groups(source, target, groups)
-        return [GroupOffsets(g, r["translated"], r["method"], None, r["consumed_not_replicated"])
+        return [GroupOffsets(g, r["translated"], r["method"], r["reprocess_records"],
+                             r["consumed_not_replicated"])
                 for g, r in out.items()]
 
     @_sandbox_errors
