@@ -305,6 +305,20 @@ def checkpoints(bootstrap: str, source: str) -> dict[str, dict]:
     return out
 
 
+def offset_syncs(bootstrap: str, source: str) -> dict[str, list[tuple[int, int]]]:
+    """MirrorMaker 2's offset syncs of the flow from ``source`` (``mm2-offset-syncs.<source>.internal``
+    on the target, where ``offset-syncs.topic.location = target`` puts them): per partition, the
+    (upstream, downstream) pairs it recorded, oldest first. Key = topic, partition; value =
+    upstream offset, downstream offset."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for m in _read_topic(bootstrap, f"mm2-offset-syncs.{source}.internal"):
+        topic, i = _string(m.key(), 0)
+        partition = struct.unpack_from(">i", m.key(), i)[0]
+        up, down = struct.unpack_from(">qq", m.value(), 0)
+        out.setdefault(_tp_key(topic, partition), []).append((up, down))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The flow's supervisor: runs MirrorMaker 2 for the configured flow and publishes its lag
 # ---------------------------------------------------------------------------------------------
@@ -818,9 +832,9 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
 
     Per group: ``{"method", "translated", "committed_on_target": {tp: off}, "checkpoint_age_s",
     "checkpoints": {tp: {upstream, downstream}}, "reprocess_records": n | None,
-    "consumed_not_replicated": n | None}``; ``reprocess_records`` counts the records the group had
-    consumed on the source after its last checkpoint (asked of the source now; None when it does
-    not answer): its consumers see them again on the target."""
+    "consumed_not_replicated": n | None}``; ``reprocess_records`` counts the records the group's
+    consumers see again on the target: consumed on the source (asked now; at the checkpoint when
+    the source does not answer, then a lower bound) but at or after the offset it resumes from."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     from sandbox import _kafka
@@ -829,6 +843,7 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
     tboot = _kafka.bootstrap(state, target)
     cps = checkpoints(tboot, source)
     copied = source_positions(tboot, source)
+    syncs = offset_syncs(tboot, source)
     tps = [TopicPartition(t, p) for t in TOPICS for p in range(4)]
     out = {}
     for group in groups or list(GROUPS):
@@ -861,10 +876,19 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
                   + (f", the last {age:.1f} s old" if age is not None else ": none written for this group yet"))
         if refused:
             method += f"; the commit was refused ({refused}), the target keeps its own offsets"
-        reprocess = None
-        if src_committed is not None and cp["partitions"]:
-            reprocess = sum(max(0, off - cp["partitions"][k]["upstream"]) for k, off in src_committed.items()
-                            if off >= 0 and k in cp["partitions"])
+        # records the group will see again: from the offset it resumes at on the target up to what it
+        # had consumed on the source (now, or at its checkpoint when the source is gone); the offset
+        # syncs say which source offset that target offset holds (MirrorMaker 2 translates
+        # conservatively: up to offset.lag.max records before the group's position)
+        reprocess = 0 if cp["partitions"] else None
+        for k, v in cp["partitions"].items():
+            synced = [d for d in syncs.get(k, []) if d[0] <= v["upstream"]]
+            if not synced:
+                reprocess = None
+                break
+            up0, down0 = synced[-1]
+            consumed = src_committed.get(k, -1) if src_committed is not None else v["upstream"]
+            reprocess += max(0, max(consumed, v["upstream"]) - (up0 + (v["downstream"] - down0)))
         # consumed on the source beyond what MirrorMaker 2 had copied (its committed positions): those
         # records never reached the target, so the group skips them there (None: the source is gone)
         skipped = None if src_committed is None else \

@@ -46,10 +46,10 @@ if [ "$want" != "$have" ]; then
   echo "setup: fetching Apache Kafka $version and MirrorMaker 2 from Maven Central into $jars"
   tmp="$jars.tmp.$$"
   rm -rf "$tmp"
-  if ! mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$(pwd)/$tmp" >"$tmp.log" 2>&1; then
+  if ! mvn -q -B -f "$pom" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DoutputDirectory="$(pwd)/$tmp" >"$tmp.log" 2>&1; then
     if grep -qiE "could not find artifact|was not found in|Failure to find" "$tmp.log"; then
       echo "setup: Maven Central has no Kafka $version artifacts (kafka_2.13, connect-mirror, ...): fix <kafka.version> in $pom (e.g. a release listed at https://repo1.maven.org/maven2/org/apache/kafka/kafka_2.13/), then rerun" >&2
-    elif grep -qiE "transfer failed|unknownhost|connect timed out|connection refused|could not transfer|network is unreachable" "$tmp.log"; then
+    elif grep -qiE "transfer failed|unknownhost|connect timed out|connection refused|could not transfer|network is unreachable|NoPluginFoundForPrefix" "$tmp.log"; then
       echo "setup: Maven cannot reach Maven Central (https://repo.maven.apache.org); check the network or proxy (~/.m2/settings.xml), then rerun" >&2
     else
       echo "setup: Maven failed fetching the Kafka jars:" >&2
