@@ -1,29 +1,26 @@
-"""Kafka and S3 replication in the sandbox: a Kafka cluster per region, a replicator that behaves
-like MSK Replicator, an S3 replication worker that behaves like CRR with RTC, and a parameter
-store that stands in for SSM Parameter Store.
+"""Kafka and S3 replication in the sandbox: MirrorMaker 2 between the regions' real Kafka
+clusters (sandbox/_kafka.py), an S3 replication worker that behaves like CRR with RTC, and a
+parameter store that stands in for SSM Parameter Store.
 
-Each runs as its own process (``python -m sandbox._serve kafka REGION | replicator | s3-replication
---dir DIR``). They are stand-ins for managed services **in the sandbox only**:
+Each worker runs as its own process (``python -m sandbox._serve replicator | s3-replication
+--dir DIR``):
 
-- ``kafka REGION`` hosts librdkafka's mock cluster (``test.mock.num.brokers=3``) for one region.
-  The cluster lives and dies with this process, so killing it is losing the region's Kafka. Its
-  brokers listen on 127.0.0.1 (the mock cluster cannot bind another address): the region is told
-  by the port, and ``DIR/kafka/<region>.json`` says which bootstrap servers are whose.
-- ``replicator`` copies every record of the configured topics from the source cluster to the
-  target cluster with the same topic name, partition, key, headers and timestamp, asynchronously;
-  it keeps the offset mapping (source offset → target offset, as per-partition checkpoints of the
-  offset delta), translates and commits consumer-group offsets on the target at an interval
-  (never moving a group backwards), and publishes its lag. It does not go through the link's TCP
-  relay (the mock cluster's brokers advertise their own ports), but it obeys the link's faults:
-  while the link is partitioned it copies nothing and drops what it had fetched and not yet
-  written, and it holds each record back by the link's one-way latency.
+- ``replicator`` supervises Apache Kafka's MirrorMaker 2 (dedicated mode, its child JVM) for the
+  configured flow, in the flow's target region: it starts it for a flow (after writing the flow's
+  start positions into MirrorMaker 2's own offsets topic when given), stops it, restarts it if it
+  dies, and publishes what MirrorMaker 2's own topics on the target say — its tasks' states, its
+  committed source positions (hence the lag against the source's end offsets), each group's last
+  checkpoint. MirrorMaker 2 reaches the source cluster through the link (sandbox/_kafka.py), so
+  the link's latency and partitions hit it as they hit PostgreSQL's replication. Nothing here
+  copies a record or translates an offset: MirrorMaker 2 does both.
 - ``s3-replication`` copies new object versions and delete markers from the source bucket to the
   target bucket (moto stores a replication configuration but copies nothing), marks what it
-  wrote as replicas (never replicated back), and publishes its backlog; it obeys the link too.
+  wrote as replicas (never replicated back), and publishes its backlog; it obeys the link's faults
+  (it is the one stand-in left).
 
 Control and state are JSON files under ``DIR/kafka`` and ``DIR/s3`` (written atomically): a
 ``*-config.json`` the API writes (source, target, running, epoch) and a ``*-status.json`` the
-worker writes every ~0.1 s. A worker acknowledges a config change by echoing its ``epoch``.
+worker writes every ~0.1–0.2 s. A worker acknowledges a config change by echoing its ``epoch``.
 """
 
 from __future__ import annotations
@@ -31,33 +28,31 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox._layout import REGIONS, Layout, State, write_json_atomic
+from stacks import mirrormaker2
 
 log = logging.getLogger("sandbox.streams")
 
 TOPICS = ("orders",)
-"""What the workload produces and the replicator copies (the mock cluster auto-creates topics
-with 4 partitions; it cannot create_topics)."""
+"""What the workload produces and MirrorMaker 2 copies (created with 4 partitions by the sandbox in
+both regions at every cluster start: auto-creation is off, as on MSK)."""
 GROUPS = ("ledger",)
-"""The consumer groups whose offsets the replicator synchronises."""
+"""The consumer groups MirrorMaker 2 checkpoints and whose offsets it syncs to the target."""
 PRODUCER_APP = "checkout"
 CONSUMER_APP = "ledger"
 PAUSED = "PAUSED"
 """The parameter value that tells clients to stop producing/consuming/writing until it changes
 (a planned switchover's fence for Kafka and S3 clients)."""
-OFFSET_SYNC_INTERVAL_S = 1.0
 COPY_BATCH = 8
 """S3 replication copies up to this many versions at once (of distinct keys), as S3 does."""
 EARLIEST = "earliest"
 """A flow's start: every record the source still holds (a new or emptied target), as MSK
 Replicator's starting position EARLIEST does for a new replicator."""
-OFFSET_BEGINNING = -2
-"""librdkafka's logical offset for a partition's first retained record."""
 STATUS_INTERVAL_S = 0.1
 
 
@@ -336,7 +331,7 @@ class _TopicTail:
         self.assigned: set[str] = set()
         self.c = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "regionpair-tail",
                            "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 2000,
-                           "fetch.wait.max.ms": 10})
+                           "fetch.wait.max.ms": 200})  # an empty fetch answered at most 5 times a second
 
     def poll(self) -> list:
         from confluent_kafka import TopicPartition
@@ -388,6 +383,10 @@ class MirrorMakerFlow:
         self.tasks: dict[str, str] = {}
         self.tail: _TopicTail | None = None
         self.src = None
+        self.admin = None
+        self.checkpoints: dict[str, dict] = {}
+        self.groups: dict[str, dict] = {}
+        self.next_groups = 0.0
         self.source_ok_at = 0.0
         self.last_lag: tuple[int | None, float | None] = (None, None)
         self.restarts = 0
@@ -420,7 +419,10 @@ class MirrorMakerFlow:
         _proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
         self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
         self.positions, self.tasks = {}, {}
-        self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal"])
+        from stacks.mirrormaker2 import checkpoints_topic
+        self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
+                                       checkpoints_topic(source)])
+        self.checkpoints, self.groups, self.next_groups = {}, {}, 0.0
         self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
                              "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
         self.source_ok_at = time.time()
@@ -455,7 +457,7 @@ class MirrorMakerFlow:
         for c in (self.tail, self.src):
             if c is not None:
                 c.close()
-        self.child = self.tail = self.src = None
+        self.child = self.tail = self.src = self.admin = None
 
     # ---- what MirrorMaker 2 says, and the lag ----------------------------------------------------
 
@@ -463,6 +465,13 @@ class MirrorMakerFlow:
         topics = self.config.get("topics", TOPICS)
         for m in self.tail.poll() if self.tail else []:
             key = m.key() or b""
+            if m.topic().endswith(".checkpoints.internal"):
+                if m.value() is not None:
+                    cp = parse_checkpoint(key, m.value())
+                    g = self.checkpoints.setdefault(cp["group"], {"partitions": {}, "at": 0.0})
+                    g["partitions"][_tp_key(cp["topic"], cp["partition"])] = cp["upstream"]
+                    g["at"] = max(g["at"], m.timestamp()[1] / 1000.0)
+                continue
             if m.topic().startswith("mm2-status."):
                 name = key.decode(errors="replace")
                 if name.startswith("status-task-") and m.value() is not None:
@@ -499,6 +508,35 @@ class MirrorMakerFlow:
                 oldest = min(oldest or 1e18, m.timestamp()[1] / 1000.0)
         seconds = 0.0 if total == 0 else (max(0.0, self.source_ok_at - oldest) if oldest else self.last_lag[1])
         self.last_lag = (total, seconds)
+        if time.time() >= self.next_groups:
+            self.next_groups = time.time() + 1.0
+            self._measure_groups()
+
+    def _measure_groups(self) -> None:
+        """Per group: how far its last checkpoint trails what it has consumed on the source. A group
+        that consumed nothing since its checkpoint is current, however old the checkpoint (MirrorMaker
+        2 writes one only when a group's offsets move)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        if self.admin is None:
+            self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_via_link(self.state, self.source),
+                                      "log_level": 0, "socket.timeout.ms": 800})
+        topics = self.config.get("topics", TOPICS)
+        out = {}
+        for group in self.config.get("groups", GROUPS):
+            req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t in topics for p in range(4)])]
+            try:
+                res = self.admin.list_consumer_group_offsets(req, request_timeout=0.8)[group].result(1.0)
+            except Exception as exc:  # noqa: BLE001 - the source does not answer: keep the last view
+                log.debug("group %s: %s", group, exc)
+                return
+            committed = {_tp_key(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions if tp.offset >= 0}
+            cp = self.checkpoints.get(group) or {"partitions": {}, "at": None}
+            behind = sum(max(0, off - cp["partitions"].get(k, 0)) for k, off in committed.items())
+            out[group] = {"checkpoint_at": cp["at"], "consumed_since_checkpoint": behind,
+                          "has_offsets_on_source": bool(committed)}
+        self.groups = out
 
     def write_status(self, epoch) -> None:
         running = bool(self.config.get("running"))
@@ -512,6 +550,9 @@ class MirrorMakerFlow:
             "lag_records": self.last_lag[0] if running else None, "lag_seconds": self.last_lag[1] if running else None,
             "source_reachable": (time.time() - self.source_ok_at < 2.0) if running else None,
             "replicated": sum(self.positions.values()), "positions": self.positions,
+            "groups": {g: dict(v, checkpoint_age_s=None if not v["checkpoint_at"] else
+                               round(time.time() - v["checkpoint_at"], 3)) for g, v in self.groups.items()},
+            "checkpoint_interval_s": mirrormaker2.CHECKPOINT_INTERVAL_S,
             "stopped_at": self.stopped_at, "incarnations": self.incarnations if running else {},
             "start": "offsets" if isinstance(self.config.get("start_offsets"), dict) and self.config["start_offsets"]
             else "earliest or its stored positions"})

@@ -224,6 +224,7 @@ class _UpRun:
         self.passwords = passwords
         self.cancel = threading.Event()
         self.t0 = time.monotonic()
+        self.t0_epoch = time.time()
         self.marks: dict[str, float] = {}
         self._marks_lock = threading.Lock()
 
@@ -628,6 +629,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         write_json_atomic(layout.outputs_file, outputs.to_dict())
         run.mark("outputs written")
         write_json_atomic(layout.logs_dir / "up-timings.json", run.marks)
+        write_json_atomic(layout.logs_dir / "up-started.json", {"epoch": run.t0_epoch})  # the marks' zero
     except BaseException as exc:
         run.cancel.set()
         _stop_all(layout, state)
@@ -1251,11 +1253,19 @@ class Sandbox:
         return f"parameter {name} = {value!r} (version {version})"
 
     def translate_groups(self, source: str, target: str, groups: list[str] | None = None) -> dict:
-        """Give every consumer group DR offsets from the replicator's offset mapping (and the groups'
-        committed offsets on ``source``, read now when it answers, else as last synced)."""
+        """Give every consumer group on ``target`` the offsets MirrorMaker 2 translated for it (its
+        last checkpoint of the flow source → target), and say what that costs
+        (``_streams.translate_groups``)."""
         from sandbox import _streams
         self._require("kafka")
         return _streams.translate_groups(self.layout, source, target, groups)
+
+    def kafka_checkpoints(self, source: str, target: str) -> dict[str, dict]:
+        """MirrorMaker 2's last checkpoint per group of the flow source → target, read on the
+        target (read only): ``{group: {"partitions": {tp: {upstream, downstream}}, "at": t}}``."""
+        from sandbox import _streams
+        self._require("kafka")
+        return _streams.checkpoints(_kafka.bootstrap(self.state, check_region(target)), check_region(source))
 
     def kafka_record_ids(self, region: str) -> set[str]:
         """The ids of every record in the region's cluster (the drill counts acked records lost)."""

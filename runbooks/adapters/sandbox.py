@@ -280,7 +280,8 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
     if kind == "kafka":
         return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("lag_records"),
                          st.get("lag_seconds"), st.get("source_reachable"),
-                         detail=f"{st.get('replicated', 0)} records copied")
+                         detail=f"{st.get('replicated', 0)} records copied by MirrorMaker 2",
+                         groups=st.get("groups"))
     return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("backlog_objects"),
                      st.get("backlog_seconds"), st.get("source_reachable"),
                      tuple(f"{p['key']}@{p['version_id']}" for p in st.get("pending", [])),
