@@ -79,10 +79,14 @@ def test_mm2_copies_east_to_west_through_the_link_and_the_group_resumes_from_its
     consumed = consume(ksb.kafka_bootstrap(EAST), "ledger", 120)
     assert len(consumed) == 120
     # the checkpoint connector translates the group's offsets; translate_groups applies them
-    res = wait_for(lambda: (lambda r: r if r["ledger"]["translated"] and
-                            sum(c["upstream"] for c in r["ledger"]["checkpoints"].values()) == 120 else None)(
-        ksb.translate_groups(EAST, WEST, ["ledger"])), 60, "checkpoints of the group's 120 records")
-    g = res["ledger"]
+    deadline, g = time.monotonic() + 90, None
+    while time.monotonic() < deadline:  # MirrorMaker 2 finds the group, then checkpoints it
+        g = ksb.translate_groups(EAST, WEST, ["ledger"])["ledger"]
+        if g["translated"] and sum(c["upstream"] for c in g["checkpoints"].values()) == 120:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no checkpoint of the group's 120 records within 90 s; last: {g}")
     assert "checkpoints" in g["method"] and g["checkpoint_age_s"] is not None
     assert g["consumed_not_replicated"] == 0
     resumed = consume(ksb.kafka_bootstrap(WEST), "ledger", 200 - 120 + g["reprocess_records"])
