@@ -21,8 +21,9 @@ wiped and formatted with a new cluster id, which is the cluster's incarnation): 
 comes back after an outage has a new cluster, as the failback expects.
 
 MirrorMaker 2 runs in dedicated mode (``org.apache.kafka.connect.mirror.MirrorMaker``), one
-process per flow, in the flow's target region (component ``mirrormaker2``), with the connector
-settings of ``stacks.mirrormaker2``.
+process per flow, in the flow's target region (component ``mirrormaker2``, started and stopped by
+its supervisor in ``sandbox/_streams.py``), with this module's ``mm2_properties``: the connector
+settings of ``stacks.mirrormaker2`` plus the dedicated-mode framing.
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ def broker_properties(layout: Layout, state: State, region: str, node: int) -> s
 # ---------------------------------------------------------------------------------------------
 
 
-def _jvm(java: str, cp: str, log4j: Path, *argv: str) -> list[str]:
+def jvm_argv(java: str, cp: str, log4j: Path, *argv: str) -> list[str]:
+    """A JVM's command line: small heap, fast start, log4j 2 configured to write to stdout."""
     return [java, HEAP, *JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}", "-cp", cp, *argv]
 
 
@@ -264,7 +266,7 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
     def fmt(i: int) -> Path:
         props = rdir / f"node-{i + 1}.properties"
         props.write_text(broker_properties(layout, state, region, i))
-        _proc.run(_jvm(java, cp, log4j, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
+        _proc.run(jvm_argv(java, cp, log4j, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
                   f"formatting {component(region, i)}'s storage", layout.log(component(region, i)), env=env,
                   timeout_s=60)
         return props
@@ -273,7 +275,7 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
         props = list(pool.map(fmt, range(kafka["brokers"])))
     for i, p in enumerate(props):
         comp = component(region, i)
-        _proc.spawn(layout.run_dir, comp, _jvm(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
+        _proc.spawn(layout.run_dir, comp, jvm_argv(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
     write_json_atomic(rdir / "cluster.json", {"cluster_id": cid, "formatted_at": time.time()})
     return cid
 
@@ -414,33 +416,3 @@ def write_mm2_config(layout: Layout, state: State, source: str, target: str, top
     path.write_text("".join(f"{k} = {v}\n" for k, v in mm2_properties(state, source, target, topics, groups).items()))
     _log4j(d / "log4j2.properties")
     return path
-
-
-def start_mm2(layout: Layout, state: State, source: str, target: str, topics, groups, env: dict) -> str:
-    """Start MirrorMaker 2 for the flow source → target (replacing any running flow)."""
-    stop_mm2(layout)
-    java, cp = java_bin(), classpath()
-    path = write_mm2_config(layout, state, source, target, topics, groups)
-    _proc.spawn(layout.run_dir, MM2_COMPONENT,
-                _jvm(java, cp, path.parent / "log4j2.properties", "org.apache.kafka.connect.mirror.MirrorMaker",
-                     str(path), "--clusters", target), layout.log(MM2_COMPONENT), env=env)
-    write_json_atomic(layout.root / "kafka" / "mm2" / "flow.json",
-                      {"source": source, "target": target, "running": True, "config": str(path),
-                       "started_at": time.time()})
-    return f"MirrorMaker 2 started for {source} → {target} (config {path})"
-
-
-def stop_mm2(layout: Layout, deadline_s: float = 15.0) -> str | None:
-    rec = _proc.running(layout.run_dir, MM2_COMPONENT)
-    flow = _read(layout.root / "kafka" / "mm2" / "flow.json")
-    if flow and flow.get("running"):
-        write_json_atomic(layout.root / "kafka" / "mm2" / "flow.json", dict(flow, running=False, stopped_at=time.time()))
-    if rec is None:
-        return None
-    _proc.terminate(rec.pid, rec.start_time, MM2_COMPONENT, grace_s=deadline_s)
-    _proc.pid_path(layout.run_dir, MM2_COMPONENT).unlink(missing_ok=True)
-    return f"MirrorMaker 2 stopped (pid {rec.pid})"
-
-
-def mm2_flow(layout: Layout) -> dict | None:
-    return _read(layout.root / "kafka" / "mm2" / "flow.json")

@@ -408,7 +408,7 @@ class MirrorMakerFlow:
             seed_source_positions(tboot, source, start)
         path = k.write_mm2_config(self.layout, self.state, source, target, self.config.get("topics", TOPICS),
                                   self.config.get("groups", GROUPS))
-        argv = k._jvm(k.java_bin(), k.classpath(), path.parent / "log4j2.properties",
+        argv = k.jvm_argv(k.java_bin(), k.classpath(), path.parent / "log4j2.properties",
                       "org.apache.kafka.connect.mirror.MirrorMaker", str(path), "--clusters", target)
         log_path = self.layout.log(k.MM2_COMPONENT)
         with open(log_path, "ab") as out:
