@@ -232,7 +232,12 @@ def jvm_argv(java: str, cp: str, log4j: Path, *argv: str) -> list[str]:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes), never starting with
+    '-' (the storage tool would take it for an option, as Kafka's own Uuid.randomUuid avoids)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _port_owner_hint(address: str, port: int) -> str:

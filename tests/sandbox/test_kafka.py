@@ -248,3 +248,8 @@ def test_setup_names_java_missing(tmp_path):
                  {"PATH": str(bindir)})
     assert res.returncode == 1
     assert "Java is missing" in res.stderr and "openjdk-17" in res.stderr, res.stderr
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    """The storage tool takes an id starting with '-' for an option (seen: a format failed so)."""
+    assert not any(_kafka._cluster_id().startswith("-") for _ in range(5000))
