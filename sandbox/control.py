@@ -1233,9 +1233,11 @@ class Sandbox:
             def copying() -> str | None:
                 st = _streams.status(self.layout, kind) or {}
                 return None if st.get("epoch") == epoch and st.get("copying") else \
-                    f"MirrorMaker 2's tasks: {st.get('tasks') or 'none running yet'}"
-            _deadline_loop(max(deadline_s, KAFKA_DEADLINE_S), "MirrorMaker 2", copying, mm2, self.layout.log(mm2),
-                           comp, self.layout.run_dir)
+                    (f"MirrorMaker 2's tasks: {st.get('tasks') or 'none running yet'}; its log: "
+                     f"{self.layout.log(mm2)}: {_proc.tail(self.layout.log(mm2), 2)}")
+            # the supervisor's liveness and log (MirrorMaker 2 is its child; its log is in the problem)
+            _deadline_loop(max(deadline_s, KAFKA_DEADLINE_S), "MirrorMaker 2's source task", copying, comp,
+                           self.layout.log(comp), comp, self.layout.run_dir)
         what = "Kafka topics" if kind == "kafka" else "S3 object versions"
         return f"{what} {'replicate' if running else 'no longer replicate'} {source} → {target}"
 
