@@ -258,7 +258,10 @@ def seed_source_positions(bootstrap: str, source: str, start: dict[str, int]) ->
     except Exception as exc:  # noqa: BLE001
         if "TOPIC_ALREADY_EXISTS" not in str(exc):
             raise
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 0})
+    # Java's partitioner (murmur2), so each key lands in the partition where MirrorMaker 2's worker
+    # will write its later positions: it reads every partition at start, and a stale seed in another
+    # partition could otherwise be read after its newer value
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 0, "partitioner": "murmur2_random"})
     for key, off in sorted(start.items()):
         t, part = key.rsplit(":", 1)
         k = json.dumps([SOURCE_CONNECTOR, {"cluster": source, "partition": int(part), "topic": t}],
