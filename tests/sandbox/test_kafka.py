@@ -253,3 +253,26 @@ def test_setup_names_java_missing(tmp_path):
 def test_cluster_ids_never_start_with_a_dash():
     """The storage tool takes an id starting with '-' for an option (seen: a format failed so)."""
     assert not any(_kafka._cluster_id().startswith("-") for _ in range(5000))
+
+
+def test_the_reverse_flow_copies_only_what_dr_took_after_the_stop(ksb):
+    """A switchover's protect step: the flow east → west stops, the reverse one starts from the end
+    offsets recorded at the stop (written as MirrorMaker 2's own stored positions), so east gets
+    the records written in west since, and none of its own back."""
+    wait_for(lambda: (ksb.flow("kafka") or {}).get("lag_records") == 0, 60, "the flow drained")
+    ksb.set_flow("kafka", EAST, WEST, running=False)
+    before = _streams.record_ids(ksb.layout, EAST)
+    start, why = ksb.kafka_start_position(WEST, EAST)
+    assert isinstance(start, dict) and "only what local-west took" in why, why
+    fresh = [f"dr-{i}" for i in range(30)]
+    produce(ksb.kafka_bootstrap(WEST), fresh)
+    try:
+        ksb.set_flow("kafka", WEST, EAST, running=True, start_offsets=start)
+        wait_for(lambda: set(fresh) <= _streams.record_ids(ksb.layout, EAST), 90, "DR's new records copied home")
+        time.sleep(1.5)  # anything copied twice would have arrived by now
+        after = ksb.kafka_offsets(EAST)
+        assert sum(hi - lo for lo, hi in after.values()) == len(before) + len(fresh), \
+            "east holds more than its own records and DR's new ones: something was copied back"
+        assert ksb.flow("kafka")["start"] == "offsets"
+    finally:
+        ksb.set_flow("kafka", WEST, EAST, running=False)
