@@ -388,7 +388,7 @@ class MirrorMakerFlow:
         self.src = None
         self.admin = None
         self.checkpoints: dict[str, dict] = {}
-        self.groups: dict[str, dict] = {}
+        self.committed: dict[str, dict[str, int]] = {}
         self.next_groups = 0.0
         self.source_ok_at = 0.0
         self.last_lag: tuple[int | None, float | None] = (None, None)
@@ -425,7 +425,7 @@ class MirrorMakerFlow:
         from stacks.mirrormaker2 import checkpoints_topic
         self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
                                        checkpoints_topic(source)])
-        self.checkpoints, self.groups, self.next_groups = {}, {}, 0.0
+        self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0
         self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
                              "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
         self.source_ok_at = time.time()
@@ -516,9 +516,8 @@ class MirrorMakerFlow:
             self._measure_groups()
 
     def _measure_groups(self) -> None:
-        """Per group: how far its last checkpoint trails what it has consumed on the source. A group
-        that consumed nothing since its checkpoint is current, however old the checkpoint (MirrorMaker
-        2 writes one only when a group's offsets move)."""
+        """Each group's committed offsets on the source (through the link), kept as last seen: the
+        status compares them with the checkpoints read since, even once the source is gone."""
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
         from confluent_kafka.admin import AdminClient
 
@@ -526,7 +525,6 @@ class MirrorMakerFlow:
             self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_via_link(self.state, self.source),
                                       "log_level": 0, "socket.timeout.ms": 800})
         topics = self.config.get("topics", TOPICS)
-        out = {}
         for group in self.config.get("groups", GROUPS):
             req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t in topics for p in range(4)])]
             try:
@@ -534,12 +532,21 @@ class MirrorMakerFlow:
             except Exception as exc:  # noqa: BLE001 - the source does not answer: keep the last view
                 log.debug("group %s: %s", group, exc)
                 return
-            committed = {_tp_key(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions if tp.offset >= 0}
+            self.committed[group] = {_tp_key(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions
+                                     if tp.offset >= 0}
+
+    def _groups_view(self) -> dict:
+        """Per group: its last checkpoint's age, and how far it trails what the group had consumed on
+        the source (as last seen). A group that consumed nothing since its checkpoint is current,
+        however old the checkpoint (MirrorMaker 2 writes one only when a group's offsets move)."""
+        out = {}
+        for group, committed in self.committed.items():
             cp = self.checkpoints.get(group) or {"partitions": {}, "at": None}
-            behind = sum(max(0, off - cp["partitions"].get(k, 0)) for k, off in committed.items())
-            out[group] = {"checkpoint_at": cp["at"], "consumed_since_checkpoint": behind,
+            out[group] = {"checkpoint_age_s": None if not cp["at"] else round(time.time() - cp["at"], 3),
+                          "consumed_since_checkpoint": sum(max(0, off - cp["partitions"].get(k, 0))
+                                                           for k, off in committed.items()),
                           "has_offsets_on_source": bool(committed)}
-        self.groups = out
+        return out
 
     def write_status(self, epoch) -> None:
         running = bool(self.config.get("running"))
@@ -553,8 +560,7 @@ class MirrorMakerFlow:
             "lag_records": self.last_lag[0] if running else None, "lag_seconds": self.last_lag[1] if running else None,
             "source_reachable": (time.time() - self.source_ok_at < 2.0) if running else None,
             "replicated": sum(self.positions.values()), "positions": self.positions,
-            "groups": {g: dict(v, checkpoint_age_s=None if not v["checkpoint_at"] else
-                               round(time.time() - v["checkpoint_at"], 3)) for g, v in self.groups.items()},
+            "groups": self._groups_view(),
             "checkpoint_interval_s": mirrormaker2.CHECKPOINT_INTERVAL_S,
             "stopped_at": self.stopped_at, "incarnations": self.incarnations if running else {},
             "start": "offsets" if isinstance(self.config.get("start_offsets"), dict) and self.config["start_offsets"]
