@@ -205,8 +205,8 @@ def start_flow_step(ctx, lane: str, port, what: str, source: str, target: str, n
         f = _flow(port)
         if f is None:
             return Check.blocked(f"cannot read the {what}")
-        if f.running and (f.source, f.target) == (source, target):
-            return Check.done(f"the {what} copies {source} → {target}")
+        if f.running and (f.source, f.target) == (source, target):  # the detail says how it started, if known
+            return Check.done(f"the {what} copies {source} → {target}" + (f" ({f.detail})" if f.detail else ""))
         if done_when():
             return Check.done(f"clients already moved; the {what} is settled")
         return Check.todo(f"the {what} is {'running ' + str(f.source) + ' → ' + str(f.target) if f.running else 'stopped'}")

@@ -556,7 +556,7 @@ class MirrorMakerFlow:
             "kafka_version": self.kafka.kafka_version(), "mirrormaker2_running": alive, "tasks": self.tasks,
             "copying": alive and self.tasks.get(f"{SOURCE_CONNECTOR}-0") == "RUNNING",
             "mirrormaker2_restarts": self.restarts,
-            "source": self.config.get("source"), "target": self.config.get("target"),
+            "source": self.config.get("source"), "target": self.config.get("target"), "why": self.config.get("why"),
             "lag_records": self.last_lag[0] if running else None, "lag_seconds": self.last_lag[1] if running else None,
             "source_reachable": (time.time() - self.source_ok_at < 2.0) if running else None,
             "replicated": sum(self.positions.values()), "positions": self.positions,

@@ -1206,7 +1206,7 @@ class Sandbox:
         return _streams.status(self.layout, kind)
 
     def set_flow(self, kind: str, source: str, target: str, running: bool, start_offsets: dict | str | None = None,
-                 deadline_s: float = 15.0) -> str:
+                 deadline_s: float = 15.0, why: str | None = None) -> str:
         """Start, stop or reverse a replication flow; returns once its worker has taken the change.
         Kafka's ``start_offsets``: per partition, or ``"earliest"`` (every record the source holds);
         None resumes the flow's own positions."""
@@ -1223,6 +1223,7 @@ class Sandbox:
             config.update(topics=list(TOPICS), groups=list(GROUPS))
             if start_offsets:
                 config["start_offsets"] = start_offsets
+            config["why"] = why  # echoed in the status: a rerun that finds the flow running says why it started
         epoch = _streams.configure(self.layout, kind, **config)
         _deadline_loop(deadline_s, f"the {comp} to take epoch {epoch}",
                        lambda: None if (_streams.status(self.layout, kind) or {}).get("epoch") == epoch

@@ -280,7 +280,8 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
     if kind == "kafka":
         return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("lag_records"),
                          st.get("lag_seconds"), st.get("source_reachable"),
-                         detail=f"{st.get('replicated', 0)} records copied by MirrorMaker 2",
+                         detail=f"{st.get('replicated', 0)} records copied by MirrorMaker 2"
+                         + (f"; started: {st['why']}" if st.get("why") else ""),
                          groups=st.get("groups"))
     return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("backlog_objects"),
                      st.get("backlog_seconds"), st.get("source_reachable"),
@@ -308,12 +309,13 @@ class SandboxStreaming:
     def start_flow(self, source: str, target: str) -> str:
         st = self.sb.flow("kafka") or {}
         if _copies(st, source, target):
-            return f"the replicator already copies {source} → {target}"
+            return f"the replicator already copies {source} → {target}" + (f" (started: {st['why']})"
+                                                                           if st.get("why") else "")
         _require_running(self.sb, (source, target), self.sb.kafka_running, "the Kafka cluster of {}")
         # the reverse of a cleanly stopped flow starts at the offsets recorded at its stop; a
         # target that came back empty (a new cluster) gets everything from the earliest offset
         start, why = self.sb.kafka_start_position(source, target)
-        started = self.sb.set_flow("kafka", source, target, running=True, start_offsets=start)
+        started = self.sb.set_flow("kafka", source, target, running=True, start_offsets=start, why=why)
         if start == "earliest":
             held = sum(hi - lo for lo, hi in self.sb.kafka_offsets(source).values())
             why += f" ({held} records to copy)"
