@@ -347,8 +347,12 @@ class _TopicTail:
                 return []
             new = [t for t in missing if t in md and md[t].error is None and md[t].partitions]
             if new:
+                # assign() afresh, every topic from its start (what was read is read again; each
+                # record is "the latest value of a key", so the view ends the same). Not
+                # incremental_assign(): on a consumer without a subscription, librdkafka's main
+                # thread segfaulted here (kernel log: "rdk:main segfault … in librdkafka"), 4 times
                 self.assigned |= set(new)
-                self.c.incremental_assign([TopicPartition(t, p, 0) for t in new for p in md[t].partitions])
+                self.c.assign([TopicPartition(t, p, 0) for t in sorted(self.assigned) for p in md[t].partitions])
         out = []
         while self.assigned:
             batch = self.c.consume(1000, timeout=0.02)
