@@ -75,6 +75,7 @@ if [ "$want" != "$have" ]; then
   echo "setup: fetching Apache Kafka $version and MirrorMaker 2 from Maven Central into $jars"
   tmp="$jars.tmp.$$"
   rm -rf "$tmp"
+  mkdir -p "$(dirname "$jars")"  # a fresh checkout has no .cache/ yet
   if ! mvn -q -B -f "$pom" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DoutputDirectory="$(pwd)/$tmp" >"$tmp.log" 2>&1; then
     if grep -qiE "could not find artifact|was not found in|Failure to find" "$tmp.log"; then
       echo "setup: Maven Central has no Kafka $version artifacts (kafka_2.13, connect-mirror, ...): fix <kafka.version> in $pom (a version Maven Central lists for org.apache.kafka:kafka_2.13), then rerun" >&2
