@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="take a base backup of each primary (point-in-time restores start from it; default: on)")
     u.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                    type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
-                   help="postgres plus any of kafka, s3: a Kafka cluster per region with the replicator, and "
-                        "S3 replication (default: all three, as the drill; postgres for PostgreSQL alone)")
+                   help="postgres plus any of kafka, s3: an Apache Kafka cluster per region with MirrorMaker 2 "
+                        "between them, and S3 replication (default: all three, as the drill; postgres for "
+                        "PostgreSQL alone)")
+    u.add_argument("--kafka-brokers", type=int, default=1, choices=(1, 3),
+                   help="brokers per region's Kafka cluster: 1 (default, fast) or 3 (RF 3, min.insync.replicas 2)")
     u.add_argument("--rto-seconds", type=int, default=30, help="the RTO objective the outputs declare, seconds")
     u.add_argument("--rpo-seconds", type=int, default=5, help="the RPO objective the outputs declare, seconds")
 
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             sb = control.up(args.dir, replication=args.replication, link_latency_ms=args.link_latency_ms,
                             dns_ttl=args.dns_ttl, databases=args.databases, port=args.port,
                             rto_seconds=args.rto_seconds, rpo_seconds=args.rpo_seconds,
-                            base_backup=args.base_backup, systems=args.systems)
+                            base_backup=args.base_backup, systems=args.systems,
+                            kafka_brokers=args.kafka_brokers)
             print(f"sandbox up in {time.monotonic() - t0:.1f} s: {sb.layout.outputs_file}")
             return 0
         if args.command == "down":

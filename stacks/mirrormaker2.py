@@ -1,0 +1,83 @@
+"""MirrorMaker 2's connector settings, in one place.
+
+The sandbox's MirrorMaker 2 (dedicated mode, ``sandbox/_kafka.py``) takes its settings from
+``connector_settings``; the stacks' MirrorMaker-2-on-MSK-Connect option is meant to take the same
+ones, so a drill rehearses what AWS would run. Pure data: no Pulumi, no Kafka client here.
+
+Why each value (Apache Kafka's MirrorMaker 2 documentation, "Geo-Replication (Cross-Cluster Data
+Mirroring)", and KIP-382 / KIP-545 for the checkpoint and offset-sync connectors):
+
+- ``IdentityReplicationPolicy``: the target topic has the source topic's name, as the stacks'
+  MSK Replicator is configured (``orders`` stays ``orders``), so clients move without renaming.
+  The checkpoints still go to ``<source alias>.checkpoints.internal`` on the target.
+- ``sync.group.offsets.enabled``: the checkpoint connector commits each group's translated offsets
+  on the target itself, every ``sync.group.offsets.interval.seconds`` — but only for a group with
+  no active member on the target (a group already consuming there is left alone).
+- ``emit.checkpoints.interval.seconds`` / ``sync.group.offsets.interval.seconds``: how old a
+  group's DR position can be at a region outage; every record the group consumed after it is
+  consumed again on DR (duplicates, never skips).
+- ``offset.lag.max``: the source connector writes an offset sync (upstream → downstream offset)
+  when the downstream offset has moved more than this since the last one. Translation is
+  conservative: a group committed between two syncs resumes at the older one, so up to this
+  many records per partition are processed again after a move. Lower = fewer duplicates, more
+  writes to the offset-syncs topic. 10 here: at the drills' few hundred records a second, a
+  handful of duplicates per partition, and offset syncs at most ~one per 10 records.
+- ``offset-syncs.topic.location = target``: the offset syncs live beside the checkpoints on the
+  target, so translation never needs the source cluster (which a region outage takes away).
+- ``refresh.groups.interval.seconds`` / ``refresh.topics.interval.seconds``: how soon a new group
+  or topic is noticed (defaults 10 min; short here because drills are short).
+- ``sync.topic.acls.enabled = false``: no authorizer in the sandbox (MSK with IAM uses IAM
+  policies, not Kafka ACLs, so there is nothing to copy there either).
+"""
+
+from __future__ import annotations
+
+IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+OFFSET_LAG_MAX = 10
+CHECKPOINT_INTERVAL_S = 1
+OFFSET_SYNC_INTERVAL_S = 1
+HEARTBEAT_INTERVAL_S = 1
+REFRESH_GROUPS_S = 2
+REFRESH_TOPICS_S = 5
+
+
+def checkpoints_topic(source_alias: str) -> str:
+    """Where the checkpoint connector writes a flow's translated group offsets, on the target."""
+    return f"{source_alias}.checkpoints.internal"
+
+
+def connector_settings(topics: list[str] | tuple[str, ...], groups: list[str] | tuple[str, ...],
+                       replication_factor: int) -> dict[str, str]:
+    """The settings every connector of one flow takes (source, checkpoint, heartbeat), by name as
+    MirrorMaker 2 spells them. ``replication_factor`` is the RF of the topics MirrorMaker 2
+    creates (the replicated topics when missing, checkpoints, heartbeats, offset syncs)."""
+    if not topics:
+        raise ValueError("MirrorMaker 2 needs at least one topic to replicate; name them (e.g. ['orders'])")
+    if not groups:
+        raise ValueError("MirrorMaker 2 needs the consumer groups whose offsets it checkpoints (e.g. ['ledger'])")
+    if not 1 <= int(replication_factor) <= 3:
+        raise ValueError(f"replication factor {replication_factor}: use 1 (one broker) to 3 (the stacks' RF)")
+    bad = [t for t in (*topics, *groups) if not t or any(c in t for c in ",| ")]
+    if bad:
+        raise ValueError(f"topic/group names {bad}: names are listed comma-separated, so no commas, bars or spaces")
+    rf = str(int(replication_factor))
+    return {
+        "topics": ",".join(topics),
+        "groups": ",".join(groups),
+        "replication.policy.class": IDENTITY_POLICY,
+        "sync.group.offsets.enabled": "true",
+        "sync.group.offsets.interval.seconds": str(OFFSET_SYNC_INTERVAL_S),
+        "emit.checkpoints.enabled": "true",
+        "emit.checkpoints.interval.seconds": str(CHECKPOINT_INTERVAL_S),
+        "emit.heartbeats.enabled": "true",
+        "emit.heartbeats.interval.seconds": str(HEARTBEAT_INTERVAL_S),
+        "offset.lag.max": str(OFFSET_LAG_MAX),
+        "offset-syncs.topic.location": "target",
+        "refresh.groups.interval.seconds": str(REFRESH_GROUPS_S),
+        "refresh.topics.interval.seconds": str(REFRESH_TOPICS_S),
+        "sync.topic.acls.enabled": "false",
+        "replication.factor": rf,
+        "checkpoints.topic.replication.factor": rf,
+        "heartbeats.topic.replication.factor": rf,
+        "offset-syncs.topic.replication.factor": rf,
+    }
