@@ -203,6 +203,8 @@ class BackupPorts:
     """``runbooks.slots.SlotStore``."""
     caches: Any = None
     """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
+    kafka_backups: Any = None
+    """``runbooks.kafka_backup.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

@@ -68,6 +68,10 @@ CACHE_SNAPSHOT_AT = "regionpair_cache_snapshot_last_success_timestamp_seconds"
 CACHE_SNAPSHOT_KEYS = "regionpair_cache_snapshot_keys"
 CACHE_VERIFY_OK = "regionpair_cache_verification_success"
 CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
+KAFKA_REPLAY_RECORDS = "regionpair_kafka_replay_records"
+KAFKA_REPLAY_SECONDS = "regionpair_kafka_replay_duration_seconds"
+KAFKA_REPLAY_EXACT = "regionpair_kafka_replay_exact"
+KAFKA_BACKUP_WATERMARK_AT = "regionpair_kafka_backup_caught_up_timestamp_seconds"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
@@ -96,6 +100,10 @@ HELP = {
     CACHE_SNAPSHOT_KEYS: "Keys in the newest manual snapshot of the cache.",
     CACHE_VERIFY_OK: "1 if the newest restore of the cache's snapshot held exactly its keys (digest equal), else 0.",
     CACHE_RESTORE_SECONDS: "Duration of the newest restore of the cache's snapshot into a new server.",
+    KAFKA_REPLAY_RECORDS: "Records the newest replay of a topic's backup wrote into its target topic.",
+    KAFKA_REPLAY_SECONDS: "Duration of the newest replay of a topic's backup (producing until every record was acknowledged).",
+    KAFKA_REPLAY_EXACT: "1 if the newest replay landed exactly the backup's records of the range (no missing, no extra), else 0.",
+    KAFKA_BACKUP_WATERMARK_AT: "When the topic's backup last held everything up to the head (its watermark), as the replay read it.",
     SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
                     "consumer must re-read (negative: what it saw that the new server lacks).",
 }
