@@ -1491,6 +1491,7 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
     from runbooks.backups import BackupPorts
     from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
+    from runbooks.adapters.aws_kafka_backup import aws_kafka_backups
     clients = clients or Clients(session, settings)
     clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
@@ -1498,4 +1499,5 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
                        metrics=CloudWatchMetrics(outputs, clients), audit_sink=S3AuditSink(outputs, clients),
                        sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
                        notifier=SnsNotifier(outputs, clients),
-                       slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients))
+                       slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients),
+                       kafka_backups=aws_kafka_backups(outputs, clients))

@@ -63,7 +63,8 @@ class KafkaTopics:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import NewTopic
         new = NewTopic(topic, partitions, replication_factor if replication_factor is not None else -1)
-        for name, fut in self._admin().create_topics([new], request_timeout=self.timeout_s).items():
+        admin = self._admin()  # held until the futures resolve: a collected client cancels them
+        for name, fut in admin.create_topics([new], request_timeout=self.timeout_s).items():
             try:
                 fut.result(self.timeout_s)
             except KafkaException as exc:
