@@ -312,6 +312,8 @@ class StackConfig:
     """dr only: the IAM roles/users that may assume the runbook role (never a whole account)."""
     cache: "CacheConfig | None" = None
     """prod only (optional): an ElastiCache Redis replication group with its backups (components/cache.py)."""
+    kafka_backup: Any = None
+    """prod only (optional): ``stacks.kafka_backup.KafkaBackupConfig``, the Kafka topic backup (components/kafka_backup.py)."""
 
     @property
     def is_primary(self) -> bool:
@@ -812,6 +814,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                                          hint="ddd:HH:MM-ddd:HH:MM in UTC, at least 60 minutes"),
             export=co.boolean("export", True))
         co.done()
+    from stacks import kafka_backup as _kafka_backup
+    kafka_backup = _kafka_backup.read(top, role)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
@@ -822,7 +826,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
                        failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes,
-                       runbook_principals=principals, cache=cache)
+                       runbook_principals=principals, cache=cache, kafka_backup=kafka_backup)
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -864,7 +868,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "cache", "kubernetes", "dr_region", "runbook_principals")
+        "cache", "kubernetes", "dr_region", "runbook_principals", "kafka_backup")
 
 
 def _decode(raw: str) -> Any:

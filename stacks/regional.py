@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import AlarmSpec, Alarms, AlarmsArgs, free_storage
+from components.kafka_backup import expiry_rules as kafka_expiry_rules
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
 from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
@@ -100,9 +101,12 @@ def build(cfg: StackConfig, providers: prov.Providers,
     drill = cfg.ephemeral  # a drill stack must be destroyable: no compliance lock, buckets emptied
     data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn,
                                      force_destroy=drill), opts=opts)
+    kb = cfg.kafka_backup if cfg.kafka_backup is not None and cfg.kafka_backup.enabled else None
     backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
                                            object_lock_days=None if drill else cfg.backups.object_lock_days,
-                                           force_destroy=drill), opts=opts)
+                                           force_destroy=drill, expiry_rules=() if kb is None else tuple(
+                                               kafka_expiry_rules(kb.topics, kb.retention_days,
+                                                                  kb.offsets_retention_days))), opts=opts)
     st = cfg.streaming
     kafka = KafkaCluster("kafka", KafkaClusterArgs(
         cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,
