@@ -160,19 +160,36 @@ def encode(records: list[Record]) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes, key: str = "?") -> list[Record]:
+def decode(data: bytes, key: str = "?", partition: int | None = None) -> list[Record]:
+    """Records of one backup file. Besides this module's own columns it reads a connector's
+    ``offset, timestamp, key, value[, headers]`` (Aiven's field names; the partition then comes from
+    the file name, ``partition``): that shape is written here from the connector's documented field
+    list, not from a file the connector wrote (docs/backups.md)."""
     import pyarrow.parquet as pq
     try:
         table = pq.read_table(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
         raise BackupFormatError(f"{key}: not a readable Parquet file ({exc})") from None
-    missing = [n for n in _schema().names if n not in table.column_names]
+    names = table.column_names
+    n = table.num_rows
+    if "partition" not in names and partition is not None:
+        parts = [partition] * n
+    else:
+        parts = table.column("partition").to_pylist() if "partition" in names else None
+    ts_col = "timestamp_ms" if "timestamp_ms" in names else "timestamp" if "timestamp" in names else None
+    missing = [c for c, ok in (("partition", parts is not None), ("offset", "offset" in names),
+                               ("timestamp_ms", ts_col is not None), ("key", "key" in names),
+                               ("value", "value" in names)) if not ok]
     if missing:
         raise BackupFormatError(f"{key}: Parquet file without column(s) {', '.join(missing)}")
-    cols = {n: table.column(n).to_pylist() for n in _schema().names}
-    return [Record(p, o, t, k, v, tuple((h["key"], h["value"]) for h in (hs or ())))
-            for p, o, t, k, v, hs in zip(cols["partition"], cols["offset"], cols["timestamp_ms"], cols["key"],
-                                         cols["value"], cols["headers"])]
+    stamps = [int(t.timestamp() * 1000) if hasattr(t, "timestamp") else t for t in table.column(ts_col).to_pylist()]
+    headers = table.column("headers").to_pylist() if "headers" in names else [None] * n
+
+    def raw(v):
+        return v.encode() if isinstance(v, str) else v
+    return [Record(p, o, t, raw(k), raw(v), tuple((h["key"], raw(h["value"])) for h in (hs or ())))
+            for p, o, t, k, v, hs in zip(parts, table.column("offset").to_pylist(), stamps,
+                                         table.column("key").to_pylist(), table.column("value").to_pylist(), headers)]
 
 
 # ---- where backups are stored ------------------------------------------------------------------
@@ -219,6 +236,19 @@ class Watermark:
 def read_watermark(store: BackupStore, topic: str) -> Watermark | None:
     data = store.get(watermark_key(topic))
     return Watermark.from_json(data) if data is not None else None
+
+
+def offsets_at(store: BackupStore, at: float) -> dict | None:
+    """The newest consumer-group offset snapshot taken at or before ``at`` (None: none kept)."""
+    best = None
+    for key in store.list(OFFSETS + "/"):
+        m = re.search(r"groups-(\d+)\.json$", key)
+        if m and int(m.group(1)) / 1000.0 <= at and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), key)
+    if best is None:
+        return None
+    data = store.get(best[1])
+    return json.loads(data) if data is not None else None
 
 
 def backed_up_topics(store: BackupStore) -> list[str]:
@@ -281,7 +311,7 @@ def select(store: BackupStore, topic: str, start: float, end: float, late_s: flo
             if data is None:
                 continue  # expired between list and get
             sel.files += 1
-            for r in decode(data, key):
+            for r in decode(data, key, partition):
                 if r.partition != partition:
                     raise BackupFormatError(f"{key}: holds a record of partition {r.partition}")
                 if partition not in first_seen or r.offset < first_seen[partition].offset:

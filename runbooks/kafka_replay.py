@@ -17,6 +17,9 @@ a backup that starts after ``--from-time`` or has not yet reached ``--to-time``)
    The replay is exact when every record of the range landed once and nothing else did; the
    counts (expected, landed, missing, extra) are in the result and the report. Exit 1 when not.
 
+The result also gives ``group_offsets_before``: each consumer group's committed offsets on the
+topic in the newest offset snapshot taken at or before ``--from-time`` (where the groups were).
+
 Refused (exit 2, nothing changed): the source topic as the target (unless ``--into-source-topic``,
 which also needs ``--allow-non-empty``), a target that already holds records (unless
 ``--allow-non-empty``: the verification then reads only what this run appended), a target with
@@ -110,6 +113,10 @@ def plan(ctx) -> Plan:
             raise BadInput(f"--target-topic {a.target_topic} already holds {sum(ends.values())} record(s) (end offsets "
                            f"{_fmt(ends)}): a replay into it could not be told apart; choose an empty or new topic, or "
                            "pass --allow-non-empty to verify only what this run appends; nothing was done")
+    snap = kb.offsets_at(port.store, start)
+    if snap is not None:
+        res["group_offsets_before"] = {"at": iso(snap["at"]), "groups": {
+            g: t[a.topic] for g, t in snap.get("groups", {}).items() if a.topic in t}}
     ctx.results["_dry"] = {"replay": [f"{a.topic} [{iso(start)}, {iso(end)}): {sel.count} record(s) from {sel.files} "
                                       f"file(s) → {a.target_topic} in {region}"]
                            + [f"partition {p}: {v['count']} record(s), offsets {v['first_offset']}–{v['last_offset']}"
@@ -233,7 +240,8 @@ def summarize(ctx) -> dict:
     return {"passed": passed, "summary": ("exact replay: " if passed else "") + what, "details": details,
             "reasons": [f"VERIFICATION FAILED: {r['reason']}"] if r.get("reason") else [],
             **{k: r.get(k) for k in ("expected", "landed", "missing", "extra", "exact", "written", "replay_seconds",
-                                     "records_per_second", "target", "region", "files", "duplicates_in_backup")}}
+                                     "records_per_second", "target", "region", "files", "duplicates_in_backup",
+                                     "group_offsets_before")}}
 
 
 RUNBOOK = backup_cli.BackupRunbook(

@@ -217,6 +217,7 @@ def env(tmp_path):
                                   *extra], ports_factory=lambda o, c: ports, clock=world.clock,
                                  stdin=io.StringIO(), stdout=out)
         return code, json.loads(out.getvalue())
+    run.store = store
     return run, cluster, state, records
 
 
@@ -306,3 +307,31 @@ def test_an_adapter_without_the_port_refuses(env, tmp_path):
     code = kafka_replay.main(["--outputs", str(doc_path), "--output", "json", "--yes", *RANGE, "--target-topic", "x"],
                              ports_factory=lambda o, c: ports, clock=world.clock, stdin=io.StringIO(), stdout=out)
     assert code == EXIT_BAD_INPUT and "no Kafka backup port" in json.loads(out.getvalue())["error"]
+
+
+def test_a_connector_shaped_file_is_read_with_the_partition_from_its_name():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.table({"offset": [7, 8], "timestamp": [1000, 2000], "key": [b"a", None], "value": [b"x", b"y"],
+                      "headers": [[{"key": "h", "value": b"1"}], []]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    got = kb.decode(buf.getvalue(), "kafka/topic=t/.../t+3+00000000000000000007.parquet", partition=3)
+    assert got == [kb.Record(3, 7, 1000, b"a", b"x", (("h", b"1"),)), kb.Record(3, 8, 2000, None, b"y", ())]
+    no_offset = pa.table({"timestamp": [1], "key": [b"a"], "value": [b"x"]})
+    buf = io.BytesIO()
+    pq.write_table(no_offset, buf)
+    with pytest.raises(kb.BackupFormatError, match="without column.s. offset"):
+        kb.decode(buf.getvalue(), "k", partition=0)
+
+
+def test_the_replay_names_where_the_groups_were_before_the_range(env):
+    run, cluster, state, _ = env
+    run.store.put(kb.offsets_key(T0 - 3000), json.dumps({"at": T0 - 3000, "groups": {
+        "billing": {"orders": {"0": 5, "1": 7}}, "other": {"clicks": {"0": 1}}}}).encode())
+    run.store.put(kb.offsets_key(T0 - 2000), json.dumps({"at": T0 - 2000, "groups": {
+        "billing": {"orders": {"0": 99}}}}).encode())  # after --from-time: not the one
+    code, out = run(*RANGE, "--target-topic", "orders-restored")
+    assert code == EXIT_OK, out
+    assert out["group_offsets_before"]["groups"] == {"billing": {"0": 5, "1": 7}}
+    assert out["group_offsets_before"]["at"][:19] == kb._iso(T0 - 3000)[:19]
