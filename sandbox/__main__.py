@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=Formatter, epilog=EXIT_CODES + "\n`python -m sandbox COMMAND --help` "
                                 "describes each command's options")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="up, status, down, fault or workload (one is required)")
+                           help="up, status, down, fault, workload or kafka-backup (one is required)")
 
     u = command("up", "start everything and write DIR/outputs.json")
     u.add_argument("--replication", choices=("async", "sync"), default="async",
@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="Kafka records per second when the sandbox runs kafka (default 100; 0: none)")
     w.add_argument("--s3-rate", type=float, default=20.0,
                    help="object PUTs per second when the sandbox runs s3 replication (default 20; 0: none)")
+
+    k = command("kafka-backup", "start, stop or show the continuous Kafka topic backup (Parquet into DIR/backups)")
+    k.add_argument("action", choices=("start", "stop", "status"), help="what to do: %(choices)s")
+    k.add_argument("--topic", action="append", default=[], metavar="TOPIC=CLASS",
+                   help="a topic to back up and its class, critical or standard (repeatable; start needs one)")
+    k.add_argument("--flush-s", type=float, default=1.0, help="seconds between the backup's writes")
+    k.add_argument("--offsets-every-s", type=float, default=10.0,
+                   help="seconds between consumer-group offset snapshots")
     return p
 
 
@@ -182,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             audit.record("fault", what, "injected", said)
             print(said)
+            return 0
+        if args.command == "kafka-backup":
+            from sandbox import _kafka_backup
+            if args.action == "start":
+                print(_kafka_backup.start(sb, _kafka_backup.parse_topics(args.topic), flush_s=args.flush_s,
+                                          offsets_every_s=args.offsets_every_s))
+            elif args.action == "stop":
+                print(_kafka_backup.stop(sb))
+            else:
+                print(json.dumps(_kafka_backup.status(sb.layout), indent=2, sort_keys=True))
             return 0
         if args.command == "workload":
             from sandbox.workload import run_workload

@@ -1,7 +1,8 @@
 """The sandbox's continuous Kafka topic backup: a worker process that does what the S3 sink
 connector does in AWS (components/kafka_backup.py), against the sandbox's real Kafka.
 
-    python -m sandbox._kafka_backup --dir DIR --topic orders=critical [--region east] [--flush-s 1]
+    python -m sandbox kafka-backup start --dir DIR --topic orders=critical [--flush-s 1]   (in the background)
+    python -m sandbox._kafka_backup --dir DIR --topic orders=critical [--region local-east]  (in the foreground)
 
 It reads the chosen topics of one region's cluster (``assign`` to every partition, from the
 backup's own watermark, so a restarted worker continues where the backup ends, never from a
@@ -248,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     layout = Layout(args.dir)
-    state = layout.read_state()
-    topics = parse_topics(args.topic)
+    try:
+        state = layout.read_state()
+        topics = parse_topics(args.topic)
+    except SandboxError as exc:
+        print(f"kafka-backup: {exc}", file=sys.stderr)
+        return 2
     worker = Worker(layout, _kafka.bootstrap(state, args.region), topics, args.flush_s, args.offsets_every_s)
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -46,11 +46,13 @@ def run_replay(sb, *args) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
-def test_backup_then_replay_of_a_time_range_is_exact(kbsb):
+def test_backup_then_replay_of_a_time_range_is_exact(kbsb, capsys):
+    from sandbox.__main__ import main as sandbox_cli
     sb = kbsb
     bootstrap = _kafka.bootstrap(sb.state, EAST)
-    said = _kafka_backup.start(sb, {TOPIC: "critical"}, flush_s=0.5, offsets_every_s=2.0)
-    assert "Kafka backup of orders" in said
+    assert sandbox_cli(["kafka-backup", "start", "--dir", str(sb.dir), "--topic", f"{TOPIC}=critical",
+                        "--flush-s", "0.5", "--offsets-every-s", "2"]) == 0
+    assert "Kafka backup of orders" in capsys.readouterr().out
     base = int(time.time() * 1000) - 60_000
     # three batches one "minute" apart by their own timestamps; the range takes the middle one
     produce_batch(bootstrap, "before", 40, base)
@@ -68,7 +70,8 @@ def test_backup_then_replay_of_a_time_range_is_exact(kbsb):
              and sum(kb.read_watermark(store, TOPIC).next_offsets.values()) >= 130, 60, "the backup caught up")
     keys = store.list(kb.topic_prefix(TOPIC))
     assert any("/year=" in k and "/hour=" in k and k.endswith(".parquet") for k in keys), keys
-    status = _kafka_backup.status(sb.layout)
+    assert sandbox_cli(["kafka-backup", "status", "--dir", str(sb.dir)]) == 0
+    status = json.loads(capsys.readouterr().out)
     assert status["records_total"] >= 130 and status["records_behind_head"] == 0, status
 
     # a dry run changes nothing and shows the count

@@ -335,3 +335,13 @@ def test_the_replay_names_where_the_groups_were_before_the_range(env):
     assert code == EXIT_OK, out
     assert out["group_offsets_before"]["groups"] == {"billing": {"0": 5, "1": 7}}
     assert out["group_offsets_before"]["at"][:19] == kb._iso(T0 - 3000)[:19]
+
+
+def test_the_sandbox_worker_refuses_a_topic_without_a_known_class_or_no_topic():
+    from sandbox import _kafka_backup
+    from sandbox.errors import SandboxError
+    assert _kafka_backup.parse_topics(["orders=critical", "clicks"]) == {"orders": "critical", "clicks": "standard"}
+    with pytest.raises(SandboxError, match="give TOPIC=CLASS .critical or standard."):
+        _kafka_backup.parse_topics(["orders=gold"])
+    with pytest.raises(SandboxError, match="no --topic to back up"):
+        _kafka_backup.parse_topics([])
