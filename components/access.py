@@ -65,6 +65,14 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "route53_zones": ("route53:ListHostedZonesByName",),
     "secrets": ("secretsmanager:GetSecretValue",),
     "kafka": ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"),
+    # kafka_replay in AWS reaches the clusters with IAM access control (SASL/OAUTHBEARER): the data-plane
+    # actions of MSK's IAM policies (MSK Developer Guide, "Understand service execution role" lists them
+    # for an IAM cluster), the idempotent producer's WriteDataIdempotently on the cluster
+    "kafka_data_cluster": ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
+                           "kafka-cluster:WriteDataIdempotently"),
+    "kafka_data_topic": ("kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:WriteData",
+                         "kafka-cluster:ReadData"),
+    "kafka_data_group": ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"),
     "kafka_replicator": ("kafka:DescribeReplicator", "kafka:UpdateReplicationInfo", "kafka:TagResource",
                          "kafka:UntagResource"),
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
@@ -252,6 +260,13 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("ReadDatabasePasswords", RUNBOOK_ACTIONS["secrets"], sorted(set(secrets)))
     add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
     add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
+    # the replay runbook (runbooks/kafka_replay.py): any topic of the pair's clusters is a possible
+    # target; its consumers use only the regionpair-replay-* group ids
+    add("ReplayKafkaBackupsConnect", RUNBOOK_ACTIONS["kafka_data_cluster"], kafka)
+    add("ReplayKafkaBackupsTopics", RUNBOOK_ACTIONS["kafka_data_topic"],
+        [a.replace(":cluster/", ":topic/", 1) + "/*" for a in kafka if ":cluster/" in a])
+    add("ReplayKafkaBackupsGroups", RUNBOOK_ACTIONS["kafka_data_group"],
+        [a.replace(":cluster/", ":group/", 1) + "/regionpair-replay-*" for a in kafka if ":cluster/" in a])
     add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)

@@ -207,3 +207,20 @@ def test_the_bucket_component_refuses_more_than_1000_lifecycle_rules():
     rules = tuple((f"r{i}", f"p{i}/", 1) for i in range(1000))
     with pytest.raises(ComponentArgsError, match="at most 1000 rules"):
         Bucket("b", BucketArgs(bucket_name="acme-b", kms_key_arn="arn:aws:kms:us-east-1:1:key/k", expiry_rules=rules))
+
+
+def test_the_runbook_role_may_replay_into_the_pairs_clusters_and_use_only_replay_groups():
+    from components.access import RUNBOOK_ACTIONS
+    policies = [r for r in harness.render_stack("dr") if r["type"] == "aws:iam/rolePolicy:RolePolicy"
+                and r["inputs"].get("role") == "regionpair-dr-runbooks"]
+    doc = json.loads(policies[0]["inputs"]["policy"])
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert set(by_sid["ReplayKafkaBackupsConnect"]["Action"]) == set(RUNBOOK_ACTIONS["kafka_data_cluster"])
+    assert all(":cluster/" in a for a in by_sid["ReplayKafkaBackupsConnect"]["Resource"])
+    assert all(":topic/" in a and a.endswith("/*") for a in by_sid["ReplayKafkaBackupsTopics"]["Resource"])
+    assert all(a.endswith("/regionpair-replay-*") for a in by_sid["ReplayKafkaBackupsGroups"]["Resource"])
+    assert len(by_sid["ReplayKafkaBackupsTopics"]["Resource"]) == 2  # both regions' clusters
+    # the replay's consumers use group ids the role covers
+    from runbooks.adapters import kafka_client
+    import inspect
+    assert inspect.getsource(kafka_client).count('"group.id": "regionpair-replay-') == 2
