@@ -73,6 +73,7 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "kafka_data_topic": ("kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:WriteData",
                          "kafka-cluster:ReadData"),
     "kafka_data_group": ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"),
+    "kafka_read_groups": ("kafka-cluster:DescribeGroup",),
     "kafka_replicator": ("kafka:DescribeReplicator", "kafka:UpdateReplicationInfo", "kafka:TagResource",
                          "kafka:UntagResource"),
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
@@ -267,6 +268,9 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         [a.replace(":cluster/", ":topic/", 1) + "/*" for a in kafka if ":cluster/" in a])
     add("ReplayKafkaBackupsGroups", RUNBOOK_ACTIONS["kafka_data_group"],
         [a.replace(":cluster/", ":group/", 1) + "/regionpair-replay-*" for a in kafka if ":cluster/" in a])
+    # runbooks/kafka_offsets.py lists the groups and reads their committed offsets (read-only)
+    add("ReadConsumerGroupOffsets", RUNBOOK_ACTIONS["kafka_read_groups"],
+        [a.replace(":cluster/", ":group/", 1) + "/*" for a in kafka if ":cluster/" in a])
     add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)

@@ -251,6 +251,15 @@ def offsets_at(store: BackupStore, at: float) -> dict | None:
     return json.loads(data) if data is not None else None
 
 
+def snapshot_offsets(store: BackupStore, cluster, topics, at: float, source: str = "") -> tuple[str, dict]:
+    """Write every consumer group's committed offsets on ``topics`` (``cluster.group_offsets``) as one
+    snapshot under ``kafka/offsets/…/groups-<ms>.json``; returns its key and document."""
+    doc = {"at": at, "source": source, "topics": sorted(topics), "groups": cluster.group_offsets(sorted(topics))}
+    key = offsets_key(at)
+    store.put(key, json.dumps(doc, sort_keys=True).encode())
+    return key, doc
+
+
 def backed_up_topics(store: BackupStore) -> list[str]:
     out = set()
     for key in store.list(f"{PREFIX}/topic="):

@@ -71,7 +71,7 @@ CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
 KAFKA_REPLAY_RECORDS = "regionpair_kafka_replay_records"
 KAFKA_REPLAY_SECONDS = "regionpair_kafka_replay_duration_seconds"
 KAFKA_REPLAY_EXACT = "regionpair_kafka_replay_exact"
-KAFKA_BACKUP_WATERMARK_AT = "regionpair_kafka_backup_caught_up_timestamp_seconds"
+KAFKA_OFFSETS_SNAPSHOT_AT = "regionpair_kafka_offsets_snapshot_timestamp_seconds"
 
 HELP = {
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
@@ -103,7 +103,7 @@ HELP = {
     KAFKA_REPLAY_RECORDS: "Records the newest replay of a topic's backup wrote into its target topic.",
     KAFKA_REPLAY_SECONDS: "Duration of the newest replay of a topic's backup (producing until every record was acknowledged).",
     KAFKA_REPLAY_EXACT: "1 if the newest replay landed exactly the backup's records of the range (no missing, no extra), else 0.",
-    KAFKA_BACKUP_WATERMARK_AT: "When the topic's backup last held everything up to the head (its watermark), as the replay read it.",
+    KAFKA_OFFSETS_SNAPSHOT_AT: "Time of the newest consumer-group offset snapshot kept in the backups bucket.",
     SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
                     "consumer must re-read (negative: what it saw that the new server lacks).",
 }

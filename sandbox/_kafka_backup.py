@@ -155,24 +155,10 @@ class Worker:
         return status
 
     def snapshot_offsets(self) -> str:
-        """Every consumer group's committed offsets on the backed-up topics, with the end offsets."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
-        from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        groups = [g.group_id for g in admin.list_consumer_groups(request_timeout=10).result(10).valid
-                  if not g.group_id.startswith("regionpair-")]
-        doc: dict = {"at": self.clock(), "bootstrap": self.bootstrap, "groups": {}}
-        for g in groups:
-            res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)], request_timeout=10)
-            tps = res[g].result(10).topic_partitions or []
-            offsets: dict = {}
-            for tp in tps:
-                if tp.topic in self.topics and tp.offset >= 0:
-                    offsets.setdefault(tp.topic, {})[str(tp.partition)] = tp.offset
-            if offsets:
-                doc["groups"][g] = offsets
-        key = kb.offsets_key(doc["at"])
-        self.store.put(key, json.dumps(doc, sort_keys=True).encode())
+        """Every consumer group's committed offsets on the backed-up topics (runbooks.kafka_backup)."""
+        from runbooks.adapters.kafka_client import KafkaTopics
+        key, _ = kb.snapshot_offsets(self.store, KafkaTopics(self.bootstrap), self.topics, self.clock(),
+                                     source=self.bootstrap)
         return key
 
     def prune(self) -> int:

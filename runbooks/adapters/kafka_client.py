@@ -140,3 +140,22 @@ class KafkaTopics:
         finally:
             c.close()
         return out
+
+    def group_offsets(self, topics) -> dict[str, dict[str, dict[str, int]]]:
+        """Every consumer group's committed offsets on ``topics``: {group: {topic: {partition: offset}}}
+        (groups with no committed offset on them are left out; the runbooks' own regionpair-* groups too)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        admin = self._admin()
+        try:
+            listed = admin.list_consumer_groups(request_timeout=self.timeout_s).result(self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+            raise Unreachable(f"Kafka at {self.bootstrap} does not list its consumer groups: {exc}") from None
+        wanted = set(topics)
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for g in sorted(x.group_id for x in listed.valid if not x.group_id.startswith("regionpair-")):
+            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)],
+                                                        request_timeout=self.timeout_s)
+            for tp in futures[g].result(self.timeout_s).topic_partitions or []:
+                if tp.topic in wanted and tp.offset >= 0:
+                    out.setdefault(g, {}).setdefault(tp.topic, {})[str(tp.partition)] = tp.offset
+        return out

@@ -39,6 +39,17 @@ def produce_batch(bootstrap: str, prefix: str, n: int, ts_ms: int) -> None:
     assert p.flush(15) == 0
 
 
+def seen_committed(bootstrap: str, group: str) -> int:
+    """The group's committed offsets on the topic, summed, read with a plain consumer."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0, "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(TOPIC, p) for p in range(_kafka.TOPIC_PARTITIONS)], timeout=10)
+    finally:
+        c.close()
+    return sum(tp.offset for tp in tps if tp.offset >= 0)
+
+
 def run_replay(sb, *args) -> tuple[int, dict]:
     out = io.StringIO()
     code = kafka_replay.main(["--outputs", str(sb.dir / "outputs.json"), "--output", "json", "--yes", *args],
@@ -113,6 +124,13 @@ def test_backup_then_replay_of_a_time_range_is_exact(kbsb, capsys):
         return None
     groups = wait_for(snapshot_with_billing, 30, "an offset snapshot with the group billing")
     assert sum(groups[TOPIC].values()) >= 10
+    # and on demand, through the runbook (what a schedule runs where no worker snapshots them)
+    from runbooks import kafka_offsets
+    out = io.StringIO()
+    assert kafka_offsets.main(["--outputs", str(sb.dir / "outputs.json"), "--topic", TOPIC, "--yes", "--output",
+                               "json"], stdout=out, stdin=io.StringIO()) == EXIT_OK, out.getvalue()
+    taken = json.loads(out.getvalue())
+    assert sum(taken["groups"]["billing"][TOPIC].values()) == seen_committed(bootstrap, "billing")
 
 
 def test_replay_refuses_the_source_a_non_empty_target_and_an_uncovered_range(kbsb):

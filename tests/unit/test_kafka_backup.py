@@ -47,6 +47,7 @@ class FakeCluster:
         self.topics: dict[str, dict[int, list[kb.Record]]] = {}
         self.actions: list[tuple] = []
         self.drop_every = 0
+        self.groups: dict[str, dict[str, dict[str, int]]] = {}
 
     def partitions(self, topic):
         return len(self.topics[topic]) if topic in self.topics else None
@@ -68,6 +69,10 @@ class FakeCluster:
             part.append(kb.Record(r.partition, len(part), r.timestamp_ms, r.key, r.value, r.headers))
             n += 1
         return n
+
+    def group_offsets(self, topics):
+        return {g: {t: o for t, o in per.items() if t in topics} for g, per in self.groups.items()
+                if any(t in topics for t in per)}
 
     def read(self, topic, start, end):
         return {p: [r for r in rs if start.get(p, 0) <= r.offset < end.get(p, 0)]
@@ -217,7 +222,7 @@ def env(tmp_path):
                                   *extra], ports_factory=lambda o, c: ports, clock=world.clock,
                                  stdin=io.StringIO(), stdout=out)
         return code, json.loads(out.getvalue())
-    run.store = store
+    run.store, run.ports, run.clock = store, ports, world.clock
     return run, cluster, state, records
 
 
@@ -345,3 +350,24 @@ def test_the_sandbox_worker_refuses_a_topic_without_a_known_class_or_no_topic():
         _kafka_backup.parse_topics(["orders=gold"])
     with pytest.raises(SandboxError, match="no --topic to back up"):
         _kafka_backup.parse_topics([])
+
+
+def test_offsets_snapshot_runbook_keeps_the_groups_and_refuses_an_unknown_topic(env, tmp_path):
+    from runbooks import kafka_offsets
+    run, cluster, state, _ = env
+    cluster.groups = {"billing": {"orders": {"0": 12, "1": 3}}, "clicks-app": {"clicks": {"0": 1}}}
+
+    def offsets(*extra):
+        out = io.StringIO()
+        code = kafka_offsets.main(["--outputs", str(tmp_path / "outputs.json"), "--state-dir", str(state), "--output",
+                                   "json", "--yes", *extra], ports_factory=lambda o, c: run.ports,
+                                  clock=run.clock, stdin=io.StringIO(), stdout=out)
+        return code, json.loads(out.getvalue())
+    before = set(run.store.objects)
+    code, out = offsets("--topic", "nope")
+    assert code == EXIT_BAD_INPUT and "no such topic" in out["error"] and set(run.store.objects) == before
+    code, out = offsets("--topic", "orders")
+    assert code == EXIT_OK and out["groups"] == {"billing": {"orders": {"0": 12, "1": 3}}}, out
+    doc = json.loads(run.store.objects[out["key"]])
+    assert doc["groups"] == out["groups"] and out["key"].startswith("kafka/offsets/year=")
+    assert kb.offsets_at(run.store, run.clock.time())["groups"] == out["groups"]
