@@ -371,3 +371,30 @@ def test_offsets_snapshot_runbook_keeps_the_groups_and_refuses_an_unknown_topic(
     doc = json.loads(run.store.objects[out["key"]])
     assert doc["groups"] == out["groups"] and out["key"].startswith("kafka/offsets/year=")
     assert kb.offsets_at(run.store, run.clock.time())["groups"] == out["groups"]
+
+
+def test_a_crash_after_writing_resumes_to_the_verification_and_a_half_write_is_never_repeated(env):
+    from tests.fakes import Crash
+    run, cluster, state, _ = env
+    real = cluster.produce
+
+    def produce_then_crash(topic, records, progress=None):
+        real(topic, records[:cut[0]] if cut[0] is not None else records)
+        raise Crash()
+    cluster.produce = produce_then_crash
+    cut = [None]  # everything written, then the process dies before the verification
+    with pytest.raises(Crash):
+        run(*RANGE, "--target-topic", "restored", "--run-id", "r1")
+    cluster.produce = real
+    code, out = run(*RANGE, "--target-topic", "restored", "--run-id", "r1", "--resume")
+    assert code == EXIT_OK and out["exact"] is True and out["landed"] == 30, out
+    assert [a[0] for a in cluster.actions].count("produce") == 1  # written once, by the crashed run
+    # half written, then a crash: the rerun refuses to write the range a second time
+    cluster.produce = produce_then_crash
+    cut[0] = 10
+    with pytest.raises(Crash):
+        run(*RANGE, "--target-topic", "half", "--run-id", "r2")
+    cluster.produce = real
+    code, out = run(*RANGE, "--target-topic", "half", "--run-id", "r2", "--resume")
+    assert code != EXIT_OK and "writing again would duplicate" in json.dumps(out), out
+    assert sum(len(rs) for rs in cluster.topics["half"].values()) == 10
