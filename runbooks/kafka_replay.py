@@ -86,10 +86,11 @@ def plan(ctx) -> Plan:
     if a.topic not in known:
         raise BadInput(f"--topic {a.topic}: no backup of that topic in {port.store.describe()}; backed up: "
                        f"{', '.join(known) or 'none'}")
-    if a.target_topic == a.topic and region == port.source_region and not a.into_source_topic:
-        raise BadInput(f"--target-topic {a.target_topic} is the source topic: its consumers would read the range "
-                       "again; choose another topic, or pass --into-source-topic (and --allow-non-empty) if that is "
-                       "what you want; nothing was done")
+    if a.target_topic == a.topic and not a.into_source_topic:
+        # in the other region too: there it is the replicator's copy of the source, read by the same applications
+        raise BadInput(f"--target-topic {a.target_topic} is the source topic (in {region}): its consumers would read "
+                       "the range again; choose another topic, or pass --into-source-topic (and --allow-non-empty) "
+                       "if that is what you want; nothing was done")
     sel = kb.select(port.store, a.topic, start, end, late_s=a.late_minutes * 60)
     if sel.problems:
         raise BadInput(f"the backup of {a.topic} cannot prove [{iso(start)}, {iso(end)}) complete: "

@@ -255,6 +255,7 @@ def test_refusals_change_nothing(env):
     run, cluster, state, _ = env
     cases = [
         ([*RANGE, "--target-topic", "orders"], "is the source topic"),
+        ([*RANGE, "--target-topic", "orders", "--region", "us-west-2"], "is the source topic (in us-west-2)"),
         (["--topic", "nope", "--from-time", "0", "--to-time", "1", "--target-topic", "x"], "no backup of that topic"),
         (["--topic", "orders", "--from-time", str(T0), "--to-time", str(T0 - 1), "--target-topic", "x"],
          "is not before"),
