@@ -106,6 +106,15 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any], region: str
     elif typ == "aws:msk/replicator:Replicator":
         out.update(arn=f"arn:aws:kafka:{region}:{ACCOUNT}:replicator/{inputs.get('replicatorName', name)}/{h[:8]}-2")
         rid = out["arn"]
+    elif typ in ("aws:mskconnect/customPlugin:CustomPlugin", "aws:mskconnect/workerConfiguration:WorkerConfiguration"):
+        kind = "custom-plugin" if "customPlugin" in typ else "worker-configuration"
+        out.update(arn=f"arn:aws:kafkaconnect:{region}:{ACCOUNT}:{kind}/{inputs.get('name', name)}/{h[:8]}-{h[8:12]}-4",
+                   latestRevision=1)
+        rid = out["arn"]
+    elif typ == "aws:mskconnect/connector:Connector":
+        out.update(arn=f"arn:aws:kafkaconnect:{region}:{ACCOUNT}:connector/{inputs.get('name', name)}/{h[:8]}-{h[8:12]}-2",
+                   version=f"K{h[:12].upper()}")
+        rid = out["arn"]
     elif typ == "aws:s3/bucket:Bucket":
         rid = inputs.get("bucket") or f"{name}-{h[:8]}"
         out.update(bucket=rid, arn=f"arn:aws:s3:::{rid}", region=region,
