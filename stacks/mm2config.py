@@ -109,7 +109,7 @@ def read(so: Any, role: str, network_cidr: str, vpc_id: str | None) -> tuple[str
                "provisioned": ("mode", "mcu_count", "workers")}[mode]
     wrong = sorted(set(co.data) - set(allowed))
     if wrong:
-        raise ConfigError(co.key(wrong[0]), co.data[wrong[0]], f"not a {mode} setting; {mode} takes "
+        raise ConfigError(co.key(wrong[0]), co.data[wrong[0]], f"not a setting of {mode} capacity, which takes "
                           f"{', '.join(allowed)}")
     workers = co.integer("workers", 1, minimum=1, maximum=1000, why="at least one worker") if mode == "provisioned" else 1
     min_w = co.integer("min_workers", 1, minimum=1, maximum=1000, why="at least one worker") if mode == "autoscaled" else 1
