@@ -276,6 +276,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
         "streaming": net.streaming_document(
             replicator_arn=replicator.arn if replicator else None,
+            mirrormaker2=None if mirrormaker is None else {"checkpoints_topic": mirrormaker.checkpoints_topic,
+                                                           "connector_arns": mirrormaker.connector_arns},
             failback_replicator_arn=failback_replicator.arn if failback_replicator else None),
         "storage": net.storage_document(batch_replication=None if batch is None else {
             "role_arn": batch.role_arn, "report_bucket": net.backups.bucket, "report_prefix": batch.report_prefix}),

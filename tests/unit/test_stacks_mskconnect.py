@@ -115,3 +115,34 @@ def test_a_bad_section_stops_the_program_before_any_resource():
     with pytest.raises(Exception, match="IdentityReplicationPolicy"):
         harness.render("dr", overrides={"streaming": broken})
     assert [r for r in harness.LAST["registrations"] if r["type"] != "pulumi:providers:aws"] == []
+
+
+def test_the_outputs_name_the_connectors_and_the_checkpoints_topic_and_stay_readable():
+    from stacks import outputs
+
+    r = harness.render("dr", overrides=MM2)
+    flow = streaming(r.exports, "us-west-2")["mirrormaker2"]
+    assert flow["checkpoints_topic"] == "us-east-1.checkpoints.internal"
+    assert sorted(flow["connector_arns"]) == ["checkpoint", "heartbeat", "source"]
+    parsed = outputs.from_dict(r.exports).regions["us-west-2"].streaming.mirrormaker2
+    assert parsed.connector_arns["source"].startswith("arn:aws:kafkaconnect:us-west-2:")
+    promoted = harness.render("dr", overrides={**MM2, "promoted": True}).exports
+    assert streaming(promoted, "us-west-2")["mirrormaker2"]["connector_arns"] == {}
+
+
+@pytest.mark.parametrize("path, value, words", [
+    ("checkpoints_topic", "checkpoints", "<source alias>.checkpoints.internal"),
+    ("connector_arns.sink", "arn:aws:kafkaconnect:us-west-2:1:connector/x/y", "not a MirrorMaker 2 connector kind"),
+    ("connector_arns.source", "arn:aws:kafka:us-west-2:1:cluster/x/y", "not an MSK Connect connector ARN"),
+])
+def test_the_outputs_refuse_a_malformed_flow(path, value, words):
+    from stacks import outputs
+
+    doc = copy.deepcopy(harness.render("dr", overrides=MM2).exports)
+    node = doc["regions"]["us-west-2"]["streaming"]["mirrormaker2"]
+    *parents, last = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    with pytest.raises(outputs.OutputsError, match=words.replace(".", r"\.")):
+        outputs.from_dict(doc)
