@@ -260,6 +260,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
                                                                  for a in arns]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else (),
+                connector_arns=pulumi.Output.all(*mirrormaker.connector_arns.values()) if mirrormaker else (),
                 rebuild_identifiers=sorted(regional.identifier(cfg, db.name) for db in cfg.databases)),
         ]), opts=opts)
 

@@ -146,3 +146,15 @@ def test_the_outputs_refuse_a_malformed_flow(path, value, words):
     node[last] = value
     with pytest.raises(outputs.OutputsError, match=words.replace(".", r"\.")):
         outputs.from_dict(doc)
+
+
+def test_the_runbook_role_may_describe_and_delete_exactly_these_connectors():
+    r = harness.render("dr", overrides=MM2)
+    arns = sorted(streaming(r.exports, "us-west-2")["mirrormaker2"]["connector_arns"].values())
+    doc = json.loads(one(r.resources, "aws:iam/rolePolicy:RolePolicy", "runbooks-policy")["inputs"]["policy"])
+    [statement] = [s for s in doc["Statement"] if s["Sid"] == "MirrorMaker2Connectors"]
+    assert statement["Action"] == ["kafkaconnect:DeleteConnector", "kafkaconnect:DescribeConnector"]
+    assert statement["Resource"] == arns
+    default = json.loads(one(harness.render_stack("dr"), "aws:iam/rolePolicy:RolePolicy", "runbooks-policy")["inputs"][
+        "policy"])
+    assert not [s for s in default["Statement"] if "kafkaconnect" in json.dumps(s)]
