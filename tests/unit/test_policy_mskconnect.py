@@ -20,7 +20,6 @@ from policy import mskconnect as M
 from policy import rules
 from policy.graph import evaluate, policy_resources
 from stacks import mirrormaker2 as mm2
-from tests import harness
 from tests.props import DELETE, with_
 from tests.unit.test_policy_pack import _init_args_class, _input_types_of
 from tests.unit.test_policy_rules import check
