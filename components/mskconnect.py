@@ -5,7 +5,7 @@ What it declares, and the document each part follows:
 - a **custom plugin** from a ZIP the user puts in S3 (MSK Developer Guide, "Create custom plugins":
   a JAR or a ZIP of JARs; MSK Connect copies the object when the plugin is created). The ZIP holds
   Apache Kafka's connect-mirror and connect-mirror-client jars of the Kafka Connect version
-  (3.7.x) and aws-msk-iam-auth's ``-all`` jar, which MirrorMaker 2's own clients need for IAM;
+  (3.7.x) and the aws-msk-iam-auth library's uber jar, which MirrorMaker 2's own clients need for IAM;
 - a **worker configuration** with byte-array converters (``stacks.mirrormaker2.WORKER_PROPERTIES``);
 - the **three connectors** (source, checkpoint, heartbeat), their settings from
   ``stacks.mirrormaker2.msk_connect_configurations`` — the ones the sandbox's MirrorMaker 2 runs —

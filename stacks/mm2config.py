@@ -37,7 +37,7 @@ class MirrorMaker2Config:
     """The S3 bucket (in the DR region) holding the custom plugin ZIP."""
     plugin_file_key: str
     """The ZIP's key: connect-mirror-<v>.jar and connect-mirror-client-<v>.jar of Apache Kafka 3.7
-    (Maven Central, org.apache.kafka) and aws-msk-iam-auth-<v>-all.jar (software.amazon.msk), for
+    (Maven Central, org.apache.kafka) and the aws-msk-iam-auth library with its dependencies (its uber jar), for
     MirrorMaker 2's own IAM clients. MSK Connect copies the object when the plugin is created."""
     source_cidrs: tuple[str, ...]
     """The primary region's broker subnets, reached from DR's VPC through VPC peering or a Transit
