@@ -738,6 +738,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     )
     replication, mm2 = mm2config.read(so, role, network.cidr, network.vpc_id)
     streaming = dataclasses.replace(streaming, replication=replication, mirrormaker2=mm2)
+    if mm2 is not None:
+        mm2config.check_patterns(streaming.topics, streaming.consumer_groups, so.key)
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
     check_replicator_cluster(streaming, so.key)

@@ -154,3 +154,17 @@ def _cidrs(o: Any, name: str, default: Any, error: type, what: str) -> tuple[str
         if net.prefixlen == 0:
             raise error(f"{o.key(name)}[{i}]", cidr, "0.0.0.0/0 would open Kafka's port to everyone; name the subnets")
     return value
+
+
+def check_patterns(topics: tuple[str, ...], groups: tuple[str, ...], key: Any) -> None:
+    """MirrorMaker 2 takes ``streaming.topics``/``consumer_groups`` as comma-separated regexes: the
+    sandbox's ``connector_settings`` refuses what would not survive that (commas, bars, spaces)."""
+    from stacks import mirrormaker2
+    from stacks.config import ConfigError
+
+    for name, values in (("topics", topics), ("consumer_groups", groups)):
+        try:
+            mirrormaker2.connector_settings(values, values, 3)
+        except ValueError as exc:
+            raise ConfigError(key(name), list(values), f"MirrorMaker 2 lists these comma-separated: {exc}; write "
+                              "one pattern per entry (a|b as two entries)") from None

@@ -79,6 +79,10 @@ BROKEN = [
      "streaming.mirrormaker2.source_cidrs[0]", "0.0.0.0/0"),
     ("a source CIDR that is not one", with_(harness.MIRRORMAKER2, f"{S}.source_cidrs", ["10.10.0.0/33"]),
      "streaming.mirrormaker2.source_cidrs[0]", "a CIDR"),
+    ("a topic pattern with a bar", {**harness.MIRRORMAKER2, "topics": ["orders|payments"]}, "streaming.topics",
+     "one pattern per entry"),
+    ("a group pattern with a comma", {**harness.MIRRORMAKER2, "consumer_groups": ["ledger,audit"]},
+     "streaming.consumer_groups", "comma-separated"),
     ("a misspelt key", with_(harness.MIRRORMAKER2, f"{S}.plugin_bucket", "x"),
      "streaming.mirrormaker2.plugin_bucket", "unknown key"),
 ]
