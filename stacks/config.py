@@ -11,13 +11,16 @@ to a default in the worst hour of the year.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from stacks import mm2config
 from stacks import outputs as contract
+from stacks.mm2config import MirrorMaker2Config
 from stacks.endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 
 PROJECT = "regionpair"
@@ -183,6 +186,10 @@ class StreamingConfig:
     applications: tuple[str, ...] = ()
     """Applications that read their own bootstrap parameter (``/<project>/kafka/<app>/bootstrap-brokers``)
     besides the shared one; a failover publishes DR's brokers to every one."""
+    replication: str = "msk-replicator"
+    """primary → DR: ``msk-replicator`` or ``mirrormaker2`` (on MSK Connect; stacks/mm2config.py)."""
+    mirrormaker2: "MirrorMaker2Config | None" = None
+    """dr with ``mirrormaker2``: the plugin, capacity and network of the connectors."""
 
 
 MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
@@ -731,6 +738,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         applications=so.strings("applications", [], pattern=_APPLICATION,
                                 hint="application names: lower-case letters, digits and dashes, at most 40 characters"),
     )
+    replication, mm2 = mm2config.read(so, role, network.cidr, network.vpc_id)
+    streaming = dataclasses.replace(streaming, replication=replication, mirrormaker2=mm2)
+    if mm2 is not None:
+        mm2config.check_patterns(streaming.topics, streaming.consumer_groups, so.key)
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
     check_replicator_cluster(streaming, so.key)

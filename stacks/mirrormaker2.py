@@ -81,3 +81,79 @@ def connector_settings(topics: list[str] | tuple[str, ...], groups: list[str] | 
         "heartbeats.topic.replication.factor": rf,
         "offset-syncs.topic.replication.factor": rf,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The same flow on MSK Connect (the dr stack's ``streaming.replication: mirrormaker2``)
+# ---------------------------------------------------------------------------------------------
+
+CONNECTOR_CLASSES = {
+    "source": "org.apache.kafka.connect.mirror.MirrorSourceConnector",
+    "checkpoint": "org.apache.kafka.connect.mirror.MirrorCheckpointConnector",
+    "heartbeat": "org.apache.kafka.connect.mirror.MirrorHeartbeatConnector",
+}
+"""The three connectors of one flow, as the sandbox's dedicated-mode MirrorMaker 2 runs them."""
+BYTE_ARRAY_CONVERTER = "org.apache.kafka.connect.converters.ByteArrayConverter"
+"""Records are copied byte for byte. Dedicated-mode MirrorMaker 2 sets this converter itself; on a
+Connect cluster it must be said, and MSK Connect's default worker configuration uses
+StringConverter (MSK Developer Guide, "Understand MSK Connect workers", default worker
+configuration), which would write each record's ``toString()``."""
+IAM_CLIENT = {
+    "security.protocol": "SASL_SSL",
+    "sasl.mechanism": "AWS_MSK_IAM",
+    "sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+    "sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+}
+"""How MirrorMaker 2's own clients (admin, consumer of the source, offset-syncs producer) reach an
+MSK cluster with IAM access control (port 9098, TLS; MSK Developer Guide, "Port information" and
+"Configure clients for IAM access control"). The classes come from the aws-msk-iam-auth library,
+which is why the custom plugin ZIP carries it; the credentials are the connector's service
+execution role's, which MSK Connect provides to the workers (no key in any configuration)."""
+WORKER_PROPERTIES = {
+    "key.converter": BYTE_ARRAY_CONVERTER,
+    "value.converter": BYTE_ARRAY_CONVERTER,
+    # a record is written when every in-sync replica has it (as the sandbox's MirrorMaker 2 writes)
+    "producer.acks": "all",
+    "producer.linger.ms": "5",
+}
+"""The worker configuration: only properties MSK Connect documents as supported (MSK Developer
+Guide, "Supported worker configuration properties": key.converter and value.converter are
+required; producer.acks and producer.linger.ms are among the producer. properties it lists). The
+sandbox's ``offset.flush.interval.ms`` (500 ms) is not among them: MSK Connect stores the source
+task's positions at Connect's default interval, so a restarted source connector may copy again up
+to that interval's records (duplicates, never a gap)."""
+
+
+def worker_properties() -> str:
+    """The worker configuration as the properties-file text MSK Connect takes."""
+    return "".join(f"{k}={v}\n" for k, v in WORKER_PROPERTIES.items())
+
+
+def msk_connect_configurations(*, source_alias: str, target_alias: str, source_bootstrap: str,
+                               target_bootstrap: str, topics: list[str] | tuple[str, ...],
+                               groups: list[str] | tuple[str, ...],
+                               replication_factor: int = 3) -> dict[str, dict[str, str]]:
+    """Connector kind (source, checkpoint, heartbeat) → its MSK Connect connector configuration:
+    ``connector_settings`` (what the sandbox runs) plus what dedicated mode derives from its own
+    framing: the connector class, the two clusters' aliases and bootstrap servers, IAM
+    authentication to both, and byte-array converters."""
+    if not source_alias or not target_alias or source_alias == target_alias:
+        raise ValueError(f"cluster aliases {source_alias!r} → {target_alias!r}: name two different clusters "
+                         "(the stacks use the two regions)")
+    for side, servers in (("source", source_bootstrap), ("target", target_bootstrap)):
+        if not servers or not all(":" in s for s in servers.split(",")):
+            raise ValueError(f"{side} bootstrap servers {servers!r}: host:port[,host:port…], the cluster's "
+                             "bootstrap_brokers_sasl_iam (port 9098)")
+    common = {
+        **connector_settings(topics, groups, replication_factor),
+        "source.cluster.alias": source_alias,
+        "target.cluster.alias": target_alias,
+        "source.cluster.bootstrap.servers": source_bootstrap,
+        "target.cluster.bootstrap.servers": target_bootstrap,
+        **{f"source.cluster.{k}": v for k, v in IAM_CLIENT.items()},
+        **{f"target.cluster.{k}": v for k, v in IAM_CLIENT.items()},
+        "key.converter": BYTE_ARRAY_CONVERTER,
+        "value.converter": BYTE_ARRAY_CONVERTER,
+        "tasks.max": "1",
+    }
+    return {kind: {"connector.class": cls, **common} for kind, cls in CONNECTOR_CLASSES.items()}

@@ -65,8 +65,11 @@ class Regional:
                 "backups_bucket": self.backups.bucket, "writer_parameter": self.writers.name}
 
     def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None,
-                           failback_replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+                           failback_replicator_arn: pulumi.Input[str] | None = None,
+                           mirrormaker2: Mapping[str, Any] | None = None) -> dict[str, Any]:
         extra = {} if failback_replicator_arn is None else {"failback_replicator_arn": failback_replicator_arn}
+        if mirrormaker2 is not None:
+            extra["mirrormaker2"] = dict(mirrormaker2)
         if self.cfg.streaming.applications:
             extra["client_parameters"] = all_client_parameters(self.cfg)
         return {**extra, "cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
