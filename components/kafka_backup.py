@@ -32,6 +32,7 @@ from stacks.kafka_backup import CONNECTOR_CLASS, KAFKA_CONNECT_VERSIONS, MCU_COU
 
 TYPE = "regionpair:kafka:TopicBackup"
 SERVICE = "kafkaconnect.amazonaws.com"
+TARGET_TAG = "regionpair:target-cluster"
 S3_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
               "s3:ListBucketMultipartUploads")
 """Aiven's S3 sink README, "Authorization": the permissions the connector needs on the bucket."""
@@ -206,7 +207,9 @@ class KafkaTopicBackup(pulumi.ComponentResource):
                 worker_log_delivery=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryArgs(
                     cloudwatch_logs=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryCloudwatchLogsArgs(
                         enabled=True, log_group=logs.name))),
-            tags=tags), opts=child(self, depends_on=depends))
+            # the cluster it works on, so the policy pack can check its role's rights there (mskconnect-execution-role)
+            tags=pulumi.Output.from_input(args.cluster_arn).apply(lambda arn: {**tags, TARGET_TAG: arn})),
+            opts=child(self, depends_on=depends))
 
         self.connector_arn = connector.arn
         self.role_arn = role.arn

@@ -1,5 +1,7 @@
-"""MSK Connect's own rules (connector, custom plugin, worker configuration, the connector's service
-execution role) and the stacks' MirrorMaker 2 invariants, as CrossGuard policies.
+"""Every MSK Connect rule of the pack, whatever the connector runs (MirrorMaker 2 on the dr stack,
+the Kafka topic backup's S3 sink on prod): one policy per AWS constraint on each
+``aws:mskconnect/*`` resource (connector, custom plugin, worker configuration, the connector's
+service execution role), plus the MirrorMaker 2 invariants in a policy of their own.
 
 Each policy names the AWS document its rule comes from; where the search tool could not show a
 page's text, the rule says so. ``rules.py`` registers ``POLICIES``; this module is imported as
@@ -71,7 +73,8 @@ DOC_WORKER = 'MSK Developer Guide, "Supported worker configuration properties" a
 DOC_ROLE = ('MSK Developer Guide, "Understand service execution role" (trust kafkaconnect.amazonaws.com; not the '
             'service-linked role; Connect and DescribeCluster on the cluster, CreateTopic/WriteData/ReadData/'
             "DescribeTopic on the connector's topics)")
-DOC_LOGS = "MSK Connect API Reference, LogDelivery, WorkerLogDelivery, CloudWatchLogsLogDelivery"
+DOC_LOGS = ('MSK Developer Guide, "Logging for MSK Connect" (zero or more destinations: CloudWatch Logs, S3, '
+            "Firehose); MSK Connect API Reference, LogDelivery, WorkerLogDelivery, CloudWatchLogsLogDelivery")
 DOC_IDENTITY = "Apache Kafka Javadoc, org.apache.kafka.connect.mirror.IdentityReplicationPolicy (Kafka 3.0+, KAFKA-9726)"
 
 
@@ -140,10 +143,6 @@ def check_connector(r: Resource) -> list[str]:
     if isinstance(encryption, str) and encryption not in ENCRYPTION_TYPES:
         problems.append(f"{r.label}: encryptionType {encryption!r}; {' | '.join(ENCRYPTION_TYPES)} ({DOC_AUTH}). "
                         "Fix: TLS.")
-    if auth == "IAM" and encryption == "PLAINTEXT":
-        problems.append(f"{r.label}: IAM authentication over PLAINTEXT; MSK serves IAM access control on its TLS "
-                        f"listener (9098) only ({DOC_IAM_TLS}). Fix: kafka_cluster_encryption_in_transit."
-                        "encryption_type='TLS'.")
     role = p.get("serviceExecutionRoleArn")
     if isinstance(role, str) and role.rsplit("/", 1)[-1] == SERVICE_LINKED_ROLE:
         problems.append(f"{r.label}: the service-linked role {SERVICE_LINKED_ROLE} as service execution role; MSK "
@@ -151,9 +150,10 @@ def check_connector(r: Resource) -> list[str]:
     return problems
 
 
-def check_connector_dr(r: Resource) -> list[str]:
-    """The stacks' connectors reach MSK with IAM over TLS (both clusters accept IAM only) and send their
-    worker logs to CloudWatch Logs (a failed MirrorMaker 2 is diagnosed from them)."""
+def check_connector_iam_tls_logs(r: Resource) -> list[str]:
+    """The stacks' connectors reach MSK with IAM (the clusters accept IAM only) over TLS (MSK serves IAM
+    on its TLS listener only) and send their worker logs to CloudWatch Logs (a failed connector, the
+    replicator or the backup sink, is diagnosed from them)."""
     if r.type != CONNECTOR:
         return []
     p = r.props
@@ -164,8 +164,9 @@ def check_connector_dr(r: Resource) -> list[str]:
                         f"(no unauthenticated clients) ({DOC_AUTH}). Fix: authentication_type='IAM'.")
     encryption = get(p, "kafkaClusterEncryptionInTransit", "encryptionType")
     if encryption not in ("TLS", UNKNOWN):
-        problems.append(f"{r.label}: encryptionType {encryption!r}; the clusters are TLS-only ({DOC_IAM_TLS}). Fix: "
-                        "encryption_type='TLS'.")
+        problems.append(f"{r.label}: encryptionType {encryption!r}; MSK serves IAM access control on its TLS "
+                        f"listener (9098) only, and the clusters are TLS-only ({DOC_IAM_TLS}). Fix: "
+                        "kafka_cluster_encryption_in_transit.encryption_type='TLS'.")
     cw = get(p, "logDelivery", "workerLogDelivery", "cloudwatchLogs")
     if cw is not UNKNOWN and (get(cw, "enabled") is not True or not rules.is_set(get(cw, "logGroup"))):
         problems.append(f"{r.label}: worker logs are not delivered to a CloudWatch log group "
@@ -331,7 +332,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
             violations.append(Violation(connector, f"{connector.label}: no {TARGET_TAG}"
                                         f"{' / ' + SOURCE_TAG if _is_mirror(connector) else ''} tag naming the "
                                         "cluster ARNs it works on, so its role cannot be checked against them. Fix: "
-                                        "tag the connector with them (components/mskconnect.py does)."))
+                                        "tag the connector with them (components/_mskconnect_common.py's connector() does)."))
             continue
         statements = [s for d in docs for s in msk._statements(msk._document(d))]
         sides = [("target", target, _TARGET_NEEDS)] + ([("source", source, _SOURCE_NEEDS)] if _is_mirror(connector) else [])
@@ -353,15 +354,16 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "mskconnect-connector-valid",
         "Every MSK Connect connector is one CreateConnector accepts: a 1-128 character name, Kafka Connect 2.7.1 or "
         "3.7.x, exactly one capacity mode with 1/2/4/8 MCUs, at least one worker (max >= min), CPU thresholds 1-100, "
-        "exactly one plugin, NONE|IAM authentication and PLAINTEXT|TLS encryption (IAM only over TLS), and not the "
-        f"service-linked role ({DOC_CREATE}; {DOC_VERSIONS}; {DOC_CAPACITY}; {DOC_PLUGINS}; {DOC_AUTH}; {DOC_IAM_TLS}; "
-        f"{DOC_ROLE}). The search tool showed no documented upper bound for the worker counts; none is encoded.",
+        "exactly one plugin, NONE|IAM authentication and PLAINTEXT|TLS encryption, and not the service-linked role "
+        f"({DOC_CREATE}; {DOC_VERSIONS}; {DOC_CAPACITY}; {DOC_PLUGINS}; {DOC_AUTH}; {DOC_ROLE}). The search tool "
+        "showed no documented upper bound for the worker counts; none is encoded.",
         check_connector),
     rules.resource_policy(
         "mskconnect-connector-iam-tls-logs",
-        "Every MSK Connect connector reaches its cluster with IAM over TLS (the stacks' clusters accept nothing else) "
-        f"and delivers its worker logs to a CloudWatch log group ({DOC_AUTH}; {DOC_IAM_TLS}; {DOC_LOGS}).",
-        check_connector_dr),
+        "Every MSK Connect connector (MirrorMaker 2 or the topic backup) reaches its cluster with IAM (the stacks' "
+        "clusters accept nothing else) over TLS (MSK serves IAM access control on its TLS listener only) and delivers "
+        f"its worker logs to a CloudWatch log group ({DOC_AUTH}; {DOC_IAM_TLS}; {DOC_LOGS}).",
+        check_connector_iam_tls_logs),
     rules.resource_policy(
         "mskconnect-custom-plugin-valid",
         f"Every MSK Connect custom plugin is a JAR or ZIP file in an S3 bucket, its key agreeing with its type "

@@ -512,20 +512,22 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
         "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
      {"rds-logical-replication-static"}),
-    # the Kafka topic backup (policy/kafka_backup.py): its resources join the graph only when enabled
+    # the Kafka topic backup: its S3 rule (policy/kafka_backup.py); its MSK Connect resources are held to the
+    # MSK Connect policies above (policy/mskconnect.py), and join the graph only when enabled
     ("prod", "a lifecycle rule id used twice", lambda g: first(g, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[
         "inputs"]["rules"].append(dict(first(g, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[
             "inputs"]["rules"][0])), {"s3-lifecycle-rule-limit"}),
     ("prod", "a backup connector reaching the cluster in plaintext", lambda g: g.append(_node(
         "aws:mskconnect/connector:Connector", "kafka-backup-connector",
-        {"kafkaconnectVersion": "3.7.x", "kafkaClusterClientAuthentication": {"authenticationType": "IAM"},
+        {"kafkaconnectVersion": "3.7.x", "capacity": {"provisionedCapacity": {"mcuCount": 1, "workerCount": 1}},
+         "kafkaClusterClientAuthentication": {"authenticationType": "IAM"},
          "kafkaClusterEncryptionInTransit": {"encryptionType": "PLAINTEXT"},
-         "logDelivery": {"workerLogDelivery": {"cloudwatchLogs": {"enabled": True}}}})),
-     {"mskconnect-connector-supported-and-secure"}),
+         "logDelivery": {"workerLogDelivery": {"cloudwatchLogs": {"enabled": True, "logGroup": "g"}}}})),
+     {"mskconnect-connector-iam-tls-logs"}),
     ("prod", "a connector plugin typed JAR for a ZIP", lambda g: g.append(_node(
         "aws:mskconnect/customPlugin:CustomPlugin", "kafka-backup-plugin",
         {"contentType": "JAR", "location": {"s3": {"bucketArn": "arn:aws:s3:::p", "fileKey": "c.zip"}}})),
-     {"mskconnect-custom-plugin-jar-or-zip"}),
+     {"mskconnect-custom-plugin-valid"}),
 ]
 
 

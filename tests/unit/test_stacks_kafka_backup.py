@@ -11,6 +11,7 @@ import json
 import pytest
 
 from policy import kafka_backup as pkb
+from policy import mskconnect as M
 from stacks import config
 from stacks.config import ConfigError
 from tests import harness
@@ -92,7 +93,7 @@ def rendered():
 
 
 def test_prod_declares_the_connector_with_iam_over_tls_and_its_plugin(rendered):
-    c = one(rendered, pkb.CONNECTOR)["inputs"]
+    c = one(rendered, M.CONNECTOR)["inputs"]
     assert c["kafkaconnectVersion"] == "3.7.x"
     assert c["kafkaClusterClientAuthentication"]["authenticationType"] == "IAM"
     assert c["kafkaClusterEncryptionInTransit"]["encryptionType"] == "TLS"
@@ -103,7 +104,7 @@ def test_prod_declares_the_connector_with_iam_over_tls_and_its_plugin(rendered):
     assert conf["file.name.template"].startswith("kafka/topic={{topic}}/year={{timestamp:unit=YYYY}}/")
     assert conf["aws.s3.bucket.name"].startswith("regionpair-prod-backups-")
     assert c["logDelivery"]["workerLogDelivery"]["cloudwatchLogs"]["enabled"] is True
-    plugin = one(rendered, pkb.CUSTOM_PLUGIN)["inputs"]
+    plugin = one(rendered, M.CUSTOM_PLUGIN)["inputs"]
     assert plugin["contentType"] == "ZIP" and plugin["location"]["s3"]["bucketArn"] == GOOD["plugin_bucket_arn"]
 
 
@@ -152,32 +153,36 @@ CONNECTOR_OK = {"kafkaconnectVersion": "3.7.x", "capacity": {"provisionedCapacit
                 "logDelivery": {"workerLogDelivery": {"cloudwatchLogs": {"enabled": True, "logGroup": "g"}}}}
 
 
-@pytest.mark.parametrize("path, value, words", [
-    (("kafkaconnectVersion",), "3.6.0", "MSK Connect runs 2.7.1 or 3.7.x"),
-    (("capacity", "provisionedCapacity", "mcuCount"), 3, "1, 2, 4 or 8"),
-    (("kafkaClusterClientAuthentication", "authenticationType"), "NONE", "IAM clients only"),
-    (("kafkaClusterEncryptionInTransit", "encryptionType"), "PLAINTEXT", "needs TLS"),
-    (("logDelivery", "workerLogDelivery", "cloudwatchLogs", "enabled"), False, "delivered nowhere"),
+# the backup's connector and plugin are held to the MSK Connect policies every connector is (policy/mskconnect.py)
+@pytest.mark.parametrize("policy, path, value, words", [
+    ("mskconnect-connector-valid", ("kafkaconnectVersion",), "3.6.0", "MSK Connect runs 2.7.1 or 3.7.x"),
+    ("mskconnect-connector-valid", ("capacity", "provisionedCapacity", "mcuCount"), 3, "the valid values are 1, 2, 4, 8"),
+    ("mskconnect-connector-iam-tls-logs", ("kafkaClusterClientAuthentication", "authenticationType"), "NONE",
+     "IAM access control only"),
+    ("mskconnect-connector-iam-tls-logs", ("kafkaClusterEncryptionInTransit", "encryptionType"), "PLAINTEXT",
+     "TLS listener (9098) only"),
+    ("mskconnect-connector-iam-tls-logs", ("logDelivery", "workerLogDelivery", "cloudwatchLogs", "enabled"), False,
+     "not delivered to a CloudWatch log group"),
 ])
-def test_the_connector_policy_refuses(path, value, words):
-    assert check("mskconnect-connector-supported-and-secure", pkb.CONNECTOR, CONNECTOR_OK) == []
+def test_the_connector_policies_refuse_a_broken_backup_connector(policy, path, value, words):
+    assert check(policy, M.CONNECTOR, CONNECTOR_OK) == []
     props = copy.deepcopy(CONNECTOR_OK)
     node = props
     for p in path[:-1]:
         node = node[p]
     node[path[-1]] = value
-    messages = check("mskconnect-connector-supported-and-secure", pkb.CONNECTOR, props, name="backup")
+    messages = check(policy, M.CONNECTOR, props, name="backup")
     assert len(messages) == 1 and words in messages[0] and "Fix:" in messages[0], messages
 
 
 def test_the_plugin_policy_refuses_a_mismatched_or_unknown_content_type():
     ok = {"contentType": "ZIP", "location": {"s3": {"bucketArn": "arn:aws:s3:::b", "fileKey": "c.zip"}}}
-    assert check("mskconnect-custom-plugin-jar-or-zip", pkb.CUSTOM_PLUGIN, ok) == []
+    assert check("mskconnect-custom-plugin-valid", M.CUSTOM_PLUGIN, ok) == []
     bad = copy.deepcopy(ok)
     bad["contentType"] = "JAR"
-    assert "but the file is" in check("mskconnect-custom-plugin-jar-or-zip", pkb.CUSTOM_PLUGIN, bad)[0]
+    assert "but the file is" in check("mskconnect-custom-plugin-valid", M.CUSTOM_PLUGIN, bad)[0]
     bad["contentType"] = "TAR"
-    assert any("Create custom plugins" in m for m in check("mskconnect-custom-plugin-jar-or-zip", pkb.CUSTOM_PLUGIN, bad))
+    assert any("Create custom plugins" in m for m in check("mskconnect-custom-plugin-valid", M.CUSTOM_PLUGIN, bad))
 
 
 def test_the_lifecycle_policy_refuses_too_many_rules_and_a_repeated_or_long_id():
@@ -193,9 +198,9 @@ def test_the_lifecycle_policy_refuses_too_many_rules_and_a_repeated_or_long_id()
 def test_the_policy_type_tokens_are_the_providers():
     import pulumi_aws as aws
     from tests.unit.test_policy_rules import POLICY
-    assert {"mskconnect-connector-supported-and-secure", "mskconnect-custom-plugin-jar-or-zip",
+    assert {"mskconnect-connector-valid", "mskconnect-connector-iam-tls-logs", "mskconnect-custom-plugin-valid",
             "s3-lifecycle-rule-limit"} <= set(POLICY)
-    for token, cls in ((pkb.CONNECTOR, aws.mskconnect.Connector), (pkb.CUSTOM_PLUGIN, aws.mskconnect.CustomPlugin),
+    for token, cls in ((M.CONNECTOR, aws.mskconnect.Connector), (M.CUSTOM_PLUGIN, aws.mskconnect.CustomPlugin),
                        (pkb.LIFECYCLE, aws.s3.BucketLifecycleConfiguration)):
         assert cls.__module__.split(".")[1] in token and token.endswith(":" + cls.__name__)
 
