@@ -28,7 +28,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components._common import child, policy_json, require
-from stacks.kafka_backup import CONNECTOR_CLASS, KAFKA_CONNECT_VERSIONS, MCU_COUNTS
+from stacks.connectconfig import KAFKACONNECT_VERSIONS as KAFKA_CONNECT_VERSIONS, MCU_COUNTS
+from stacks.kafka_backup import CONNECTOR_CLASS
 
 TYPE = "regionpair:kafka:TopicBackup"
 SERVICE = "kafkaconnect.amazonaws.com"

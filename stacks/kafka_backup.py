@@ -27,18 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from runbooks import kafka_backup as kb
+from stacks import connectconfig
 
-KAFKA_CONNECT_VERSIONS = ("2.7.1", "3.7.x")
-"""MSK Developer Guide, "Understand MSK Connect": MSK Connect uses Kafka Connect 2.7.1 or 3.7.x."""
-MCU_COUNTS = (1, 2, 4, 8)
-"""Amazon MSK Connect API Reference, "AutoScaling" / "ProvisionedCapacity": mcuCount valid values 1, 2, 4, 8."""
 MAX_LIFECYCLE_RULES = 1000
 """Amazon S3 API Reference, "LifecycleConfiguration": "You can add as many as 1000 rules"."""
 BUCKET_RULES_BESIDES = 2
 """The backups bucket's own archive rule (components/storage.py) and the offsets rule."""
-PLUGIN_KEY = re.compile(r"^[^\s]+\.(zip|jar)$")
-"""MSK Developer Guide, "Create custom plugins": a custom plugin is a JAR file or a ZIP file in S3."""
-BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 ROUTE_TABLE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 CONNECTOR_CLASS = "io.aiven.kafka.connect.s3.AivenKafkaConnectS3SinkConnector"
 
@@ -96,22 +90,17 @@ def read(top: Any, role: str) -> KafkaBackupConfig | None:
                           f"one lifecycle rule per topic plus {BUCKET_RULES_BESIDES} exceeds S3's {MAX_LIFECYCLE_RULES} "
                           "rules per bucket (Amazon S3 API Reference, 'LifecycleConfiguration'); back up fewer topics")
     enabled = o.boolean("enabled", False)
+    plugin_bucket_arn, plugin_file_key, _ = connectconfig.plugin_location(
+        o, "plugin_bucket_arn", "plugin_file_key", required=False, contents="the connector's ZIP or JAR in that bucket")
     cfg = KafkaBackupConfig(
         topics=topics, enabled=enabled, retention_days=classes,
         offsets_retention_days=o.integer("offsets_retention_days", kb.OFFSETS_RETENTION_DAYS, minimum=1, maximum=3650),
-        plugin_bucket_arn=o.string("plugin_bucket_arn", None, pattern=BUCKET_ARN,
-                                   hint="the ARN of the bucket holding the connector's ZIP, arn:aws:s3:::NAME"),
-        plugin_file_key=o.string("plugin_file_key", None, pattern=PLUGIN_KEY,
-                                 hint="the key of the connector's ZIP or JAR in that bucket (MSK Developer Guide, "
-                                      "'Create custom plugins': a custom plugin is a JAR or ZIP file)"),
-        kafka_connect_version=o.string("kafka_connect_version", "3.7.x", choices=KAFKA_CONNECT_VERSIONS),
-        mcu_count=o.integer("mcu_count", 1),
-        worker_count=o.integer("worker_count", 1, minimum=1, why="a connector runs at least one worker"),
+        plugin_bucket_arn=plugin_bucket_arn, plugin_file_key=plugin_file_key,
+        kafka_connect_version=connectconfig.kafkaconnect_version(o, "kafka_connect_version"),
+        mcu_count=connectconfig.mcu_count(o, "mcu_count"),
+        worker_count=connectconfig.worker_count(o, "worker_count"),
         route_table_ids=o.strings("route_table_ids", [], pattern=ROUTE_TABLE, hint="route table ids rtb-…"),
         s3_endpoint_exists=o.boolean("s3_endpoint_exists", False))
-    if cfg.mcu_count not in MCU_COUNTS:
-        raise ConfigError(o.key("mcu_count"), cfg.mcu_count, f"MSK Connect takes {', '.join(map(str, MCU_COUNTS))} MCUs "
-                          "per worker (Amazon MSK Connect API Reference, 'ProvisionedCapacity')")
     if enabled:
         for key in ("plugin_bucket_arn", "plugin_file_key"):
             if getattr(cfg, key) is None:

@@ -5,29 +5,25 @@
 instead, with the connector settings of ``stacks/mirrormaker2.py`` (the sandbox's), and the section
 says what AWS cannot infer: where the plugin ZIP is, the capacity, and the network path to the
 primary region's brokers. Read by ``stacks.config.read``; every refusal is a ``ConfigError``
-naming the key, the value and the fix, and the document the rule comes from.
+naming the key, the value and the fix, and the document the rule comes from. The keys every MSK
+Connect section shares (version, MCUs, workers, plugin location) are read by ``stacks/connectconfig.py``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from stacks import connectconfig
+from stacks.connectconfig import DOC_CAPACITY
+
 REPLICATIONS = ("msk-replicator", "mirrormaker2")
-KAFKACONNECT_VERSIONS = ("2.7.1", "3.7.x")
-"""MSK Developer Guide, "Understand MSK Connect": MSK Connect runs Kafka Connect 2.7.1 or 3.7.x."""
 IDENTITY_POLICY_MIN = "3.7.x"
 """MirrorMaker 2's IdentityReplicationPolicy (the stacks' identical topic names) is part of Apache
 Kafka from 3.0 (KAFKA-9726; Apache Kafka Javadoc, org.apache.kafka.connect.mirror.
 IdentityReplicationPolicy): Kafka Connect 2.7.1 does not have it, so only 3.7.x can run the flow."""
-MCU_COUNTS = (1, 2, 4, 8)
-"""MSK Connect API Reference, AutoScaling / ProvisionedCapacity mcuCount: "The valid values are 1,2,4,8"."""
 CAPACITY_MODES = ("autoscaled", "provisioned")
-_BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-DOC_PLUGINS = 'MSK Developer Guide, "Create custom plugins"'
-DOC_CAPACITY = 'MSK Developer Guide, "Understand connector capacity"; MSK Connect API Reference, AutoScaling, ScaleInPolicy, ScaleOutPolicy, ProvisionedCapacity'
 DOC_OUTSIDE_VPC = 'MSK Developer Guide, "Access from within AWS but outside cluster\'s VPC" (VPC peering, Transit Gateway)'
 
 
@@ -82,36 +78,26 @@ def read(so: Any, role: str, network_cidr: str, vpc_id: str | None) -> tuple[str
                           "set replication: mirrormaker2 or remove the section")
     mo = so.obj("mirrormaker2")
     po = mo.obj("plugin")
-    bucket_arn = po.string("bucket_arn", pattern=_BUCKET_ARN,
-                           hint=f"an S3 bucket ARN such as arn:aws:s3:::my-plugins ({DOC_PLUGINS}: the plugin is a "
-                                "file in an S3 bucket)")
-    file_key = po.string("file_key", pattern=re.compile(r"^[^\s]{1,1020}\.zip$"),
-                         hint=f"the key of a .zip of JAR files ({DOC_PLUGINS}: a JAR, or a ZIP of JARs; the stacks "
-                              "declare contentType ZIP): connect-mirror and connect-mirror-client 3.7.x and "
-                              "aws-msk-iam-auth -all")
-    object_version = po.string("object_version", None, pattern=re.compile(r"^\S{1,1024}$"), hint="an S3 version id")
+    bucket_arn, file_key, object_version = connectconfig.plugin_location(
+        po, "bucket_arn", "file_key", types=("zip",), version_key="object_version",
+        contents="the stacks declare contentType ZIP: connect-mirror and connect-mirror-client 3.7.x and "
+                 "aws-msk-iam-auth -all")
     po.done()
-    version = mo.string("kafkaconnect_version", "3.7.x", pattern=re.compile(r"^\S+$"), hint="3.7.x")
-    if version not in KAFKACONNECT_VERSIONS:
-        raise ConfigError(mo.key("kafkaconnect_version"), version,
-                          f"MSK Connect runs Kafka Connect {' or '.join(KAFKACONNECT_VERSIONS)} (MSK Developer Guide, "
-                          "\"Understand MSK Connect\"); use 3.7.x")
+    version = connectconfig.kafkaconnect_version(mo, "kafkaconnect_version")
     if version != IDENTITY_POLICY_MIN:
         raise ConfigError(mo.key("kafkaconnect_version"), version,
                           "Kafka Connect 2.7.1 has no IdentityReplicationPolicy (Apache Kafka 3.0+, KAFKA-9726), which "
                           "keeps topic names identical as the stacks require; use 3.7.x")
     co = mo.obj("capacity", required=False)
     mode = co.string("mode", "autoscaled", choices=CAPACITY_MODES)
-    mcu = co.integer("mcu_count", 1, minimum=1, maximum=8, why=f"MCUs per worker: 1, 2, 4 or 8 ({DOC_CAPACITY})")
-    if mcu not in MCU_COUNTS:
-        raise ConfigError(co.key("mcu_count"), mcu, f"MCUs per worker: 1, 2, 4 or 8 ({DOC_CAPACITY})")
+    mcu = connectconfig.mcu_count(co, "mcu_count")
     allowed = {"autoscaled": ("mode", "mcu_count", "min_workers", "max_workers", "scale_in_cpu", "scale_out_cpu"),
                "provisioned": ("mode", "mcu_count", "workers")}[mode]
     wrong = sorted(set(co.data) - set(allowed))
     if wrong:
         raise ConfigError(co.key(wrong[0]), co.data[wrong[0]], f"not a setting of {mode} capacity, which takes "
                           f"{', '.join(allowed)}")
-    workers = co.integer("workers", 1, minimum=1, maximum=1000, why="at least one worker") if mode == "provisioned" else 1
+    workers = connectconfig.worker_count(co, "workers", maximum=1000) if mode == "provisioned" else 1
     min_w = co.integer("min_workers", 1, minimum=1, maximum=1000, why="at least one worker") if mode == "autoscaled" else 1
     max_w = co.integer("max_workers", max(2, min_w), minimum=min_w, maximum=1000,
                        why="at least min_workers") if mode == "autoscaled" else 2
