@@ -10,8 +10,12 @@ lifecycle expiry per topic class is part of the bucket's one lifecycle configura
 (``components/storage.py``, ``expiry_rules``; ``expiry_rules`` below computes them): a bucket has a
 single lifecycle configuration, a second resource would replace the first.
 
-Documents behind each choice (also in the policies of ``policy/kafka_backup.py``):
-MSK Developer Guide "Understand service execution role" (trust kafkaconnect.amazonaws.com; for an
+The plugin, log group, role trust, capacity and connector are built by
+``components/_mskconnect_common.py``, as MirrorMaker 2's are.
+
+Documents behind each choice (also in the MSK Connect policies, ``policy/mskconnect.py``):
+MSK Developer Guide "Understand service execution role" (trust kafkaconnect.amazonaws.com, for this
+account's connector of that name only: "Prevent cross-service confused deputy problem"; for an
 IAM cluster, kafka-cluster:Connect/DescribeCluster, topic read, and the connector's internal
 ``__amazon_msk_connect_*`` topics and groups), "Create custom plugins" (a JAR or a ZIP of JARs in
 S3), "Understand MSK Connect" (Kafka Connect 2.7.1 or 3.7.x); MSK Connect API Reference
@@ -27,13 +31,11 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import _mskconnect_common as connect
 from components._common import child, policy_json, require
-from stacks.connectconfig import KAFKACONNECT_VERSIONS as KAFKA_CONNECT_VERSIONS, MCU_COUNTS
 from stacks.kafka_backup import CONNECTOR_CLASS
 
 TYPE = "regionpair:kafka:TopicBackup"
-SERVICE = "kafkaconnect.amazonaws.com"
-TARGET_TAG = "regionpair:target-cluster"
 S3_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
               "s3:ListBucketMultipartUploads")
 """Aiven's S3 sink README, "Authorization": the permissions the connector needs on the bucket."""
@@ -101,13 +103,9 @@ class KafkaTopicBackup(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KafkaTopicBackupArgs, opts: pulumi.ResourceOptions | None = None):
         require(TYPE, "topics", dict(args.topics), bool(args.topics), "name at least one topic to back up")
-        require(TYPE, "kafka_connect_version", args.kafka_connect_version,
-                args.kafka_connect_version in KAFKA_CONNECT_VERSIONS,
-                f"MSK Connect runs Kafka Connect {' or '.join(KAFKA_CONNECT_VERSIONS)} (MSK Developer Guide, "
-                "'Understand MSK Connect')")
-        require(TYPE, "mcu_count", args.mcu_count, args.mcu_count in MCU_COUNTS,
-                "1, 2, 4 or 8 MCUs per worker (MSK Connect API Reference, 'ProvisionedCapacity')")
-        require(TYPE, "worker_count", args.worker_count, args.worker_count >= 1, "at least one worker")
+        connect.require_name(TYPE, "connector_name", args.connector_name)
+        connect.require_version(TYPE, "kafka_connect_version", args.kafka_connect_version)
+        connect.require_provisioned(TYPE, "mcu_count", args.mcu_count, "worker_count", args.worker_count)
         require(TYPE, "plugin_file_key", args.plugin_file_key, args.plugin_file_key.endswith((".zip", ".jar")),
                 "a JAR, or a ZIP of JARs (MSK Developer Guide, 'Create custom plugins')")
         require(TYPE, "route_table_ids", list(args.route_table_ids),
@@ -118,12 +116,11 @@ class KafkaTopicBackup(pulumi.ComponentResource):
         tags = {**args.tags, "regionpair:kafka-backup": args.connector_name}
         plugin_content = "ZIP" if args.plugin_file_key.endswith(".zip") else "JAR"
 
-        role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
-            name=f"{args.connector_name}-connect"[:64],
-            assume_role_policy=pulumi.Output.from_input(args.cluster_arn).apply(
-                lambda arn: policy_json([{"Effect": "Allow", "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole",
-                                          "Condition": {"StringEquals": {"aws:SourceAccount": arn.split(":")[4]}}}])),
-            tags=tags), opts=child(self))
+        cluster_arn = pulumi.Output.from_input(args.cluster_arn)
+        role = connect.execution_role(
+            name, self, role_name=f"{args.connector_name}-connect"[:64], region=args.region,
+            account_id=cluster_arn.apply(lambda arn: arn.split(":")[4]),
+            partition=cluster_arn.apply(lambda arn: arn.split(":")[1]), connectors=args.connector_name, tags=tags)
 
         def permissions(values: list) -> str:
             cluster_arn, bucket_arn, key_arn = values
@@ -154,9 +151,8 @@ class KafkaTopicBackup(pulumi.ComponentResource):
             role=role.id, policy=pulumi.Output.all(args.cluster_arn, args.bucket_arn, args.kms_key_arn).apply(permissions)),
             opts=child(self))
 
-        logs = aws.cloudwatch.LogGroup(f"{name}-logs", aws.cloudwatch.LogGroupArgs(
-            name=f"/aws/mskconnect/{args.connector_name}", retention_in_days=args.log_retention_days, tags=tags),
-            opts=child(self))
+        logs = connect.worker_log_group(name, self, log_name=args.connector_name,
+                                        retention_days=args.log_retention_days, tags=tags)
 
         depends = [policy]
         if args.route_table_ids and not args.s3_endpoint_exists:
@@ -164,11 +160,10 @@ class KafkaTopicBackup(pulumi.ComponentResource):
                 vpc_id=args.vpc_id, service_name=f"com.amazonaws.{args.region}.s3", vpc_endpoint_type="Gateway",
                 route_table_ids=list(args.route_table_ids), tags=tags), opts=child(self)))
 
-        plugin = aws.mskconnect.CustomPlugin(f"{name}-plugin", aws.mskconnect.CustomPluginArgs(
-            name=f"{args.connector_name}-s3-sink", content_type=plugin_content,
-            location=aws.mskconnect.CustomPluginLocationArgs(s3=aws.mskconnect.CustomPluginLocationS3Args(
-                bucket_arn=args.plugin_bucket_arn, file_key=args.plugin_file_key)),
-            description="Aiven S3 sink connector for Apache Kafka (Apache License 2.0)", tags=tags), opts=child(self))
+        plugin = connect.custom_plugin(
+            name, self, plugin_name=f"{args.connector_name}-s3-sink", content_type=plugin_content,
+            bucket_arn=args.plugin_bucket_arn, file_key=args.plugin_file_key,
+            description="Aiven S3 sink connector for Apache Kafka (Apache License 2.0)", tags=tags)
 
         config = pulumi.Output.from_input(args.bucket_name).apply(lambda bucket: {
             "connector.class": CONNECTOR_CLASS,
@@ -186,31 +181,13 @@ class KafkaTopicBackup(pulumi.ComponentResource):
             "timestamp.timezone": "UTC",
             "offset.flush.interval.ms": str(args.flush_interval_ms),
         })
-        connector = aws.mskconnect.Connector(f"{name}-connector", aws.mskconnect.ConnectorArgs(
-            name=args.connector_name, kafkaconnect_version=args.kafka_connect_version,
-            capacity=aws.mskconnect.ConnectorCapacityArgs(
-                provisioned_capacity=aws.mskconnect.ConnectorCapacityProvisionedCapacityArgs(
-                    mcu_count=args.mcu_count, worker_count=args.worker_count)),
-            connector_configuration=config,
-            kafka_cluster=aws.mskconnect.ConnectorKafkaClusterArgs(
-                apache_kafka_cluster=aws.mskconnect.ConnectorKafkaClusterApacheKafkaClusterArgs(
-                    bootstrap_servers=args.bootstrap_brokers,
-                    vpc=aws.mskconnect.ConnectorKafkaClusterApacheKafkaClusterVpcArgs(
-                        security_groups=args.security_group_ids, subnets=args.subnet_ids))),
-            kafka_cluster_client_authentication=aws.mskconnect.ConnectorKafkaClusterClientAuthenticationArgs(
-                authentication_type="IAM"),
-            kafka_cluster_encryption_in_transit=aws.mskconnect.ConnectorKafkaClusterEncryptionInTransitArgs(
-                encryption_type="TLS"),
-            plugins=[aws.mskconnect.ConnectorPluginArgs(custom_plugin=aws.mskconnect.ConnectorPluginCustomPluginArgs(
-                arn=plugin.arn, revision=plugin.latest_revision))],
-            service_execution_role_arn=role.arn,
-            log_delivery=aws.mskconnect.ConnectorLogDeliveryArgs(
-                worker_log_delivery=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryArgs(
-                    cloudwatch_logs=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryCloudwatchLogsArgs(
-                        enabled=True, log_group=logs.name))),
-            # the cluster it works on, so the policy pack can check its role's rights there (mskconnect-execution-role)
-            tags=pulumi.Output.from_input(args.cluster_arn).apply(lambda arn: {**tags, TARGET_TAG: arn})),
-            opts=child(self, depends_on=depends))
+        connector = connect.connector(
+            f"{name}-connector", self, connector_name=args.connector_name,
+            kafkaconnect_version=args.kafka_connect_version,
+            capacity=connect.provisioned_capacity(args.mcu_count, args.worker_count), configuration=config,
+            bootstrap_servers=args.bootstrap_brokers, security_groups=args.security_group_ids,
+            subnets=args.subnet_ids, plugin=plugin, role=role, log_group=logs, tags=tags,
+            target_cluster_arn=args.cluster_arn, depends_on=depends)
 
         self.connector_arn = connector.arn
         self.role_arn = role.arn

@@ -24,7 +24,9 @@ What it declares, and the document each part follows:
 - **worker logs** to a KMS-encrypted CloudWatch log group (MSK Connect API Reference, WorkerLogDelivery).
 
 Each connector is tagged with the clusters it links (``regionpair:source-cluster``,
-``regionpair:target-cluster``) so the policy pack can check the role against them.
+``regionpair:target-cluster``) so the policy pack can check the role against them. The plugin, log
+group, role trust, capacity and connectors are built by ``components/_mskconnect_common.py``, as the
+Kafka topic backup's are.
 """
 
 from __future__ import annotations
@@ -35,17 +37,13 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import _mskconnect_common as connect
 from components._common import child, policy_json, require, slug
 from components.network import KAFKA_IAM_TLS_PORT
 from components.streaming import cluster_scoped_arns
 from stacks import mirrormaker2 as mm2
 
 TYPE = "regionpair:streaming:MirrorMaker2OnMskConnect"
-SERVICE = "kafkaconnect.amazonaws.com"
-SOURCE_TAG = "regionpair:source-cluster"
-TARGET_TAG = "regionpair:target-cluster"
-NAME_MAX = 128
-"""CreateConnector connectorName: 1 to 128 characters (MSK Connect API Reference)."""
 
 # what MirrorMaker 2 does on each cluster, as kafka-cluster actions (MSK Developer Guide, "Understand
 # service execution role" for the connector's own cluster; the rest follows MirrorMaker 2's clients)
@@ -73,16 +71,6 @@ def execution_role_policy(source_arn: str, target_arn: str) -> str:
         {"Sid": "TargetTopics", "Effect": "Allow", "Action": list(TARGET_TOPIC_ACTIONS), "Resource": [dst[1]]},
         {"Sid": "TargetGroups", "Effect": "Allow", "Action": list(TARGET_GROUP_ACTIONS), "Resource": [dst[2]]},
     ])
-
-
-def trust_policy(account_id: str, region: str, name_prefix: str, partition: str = "aws") -> str:
-    """MSK Connect may assume the role for this account's MirrorMaker 2 connectors only (aws:SourceAccount
-    and aws:SourceArn, "Prevent cross-service confused deputy problem")."""
-    return policy_json([{
-        "Effect": "Allow", "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
-                      "ArnLike": {"aws:SourceArn": f"arn:{partition}:kafkaconnect:{region}:{account_id}:connector/"
-                                                   f"{name_prefix}-*/*"}}}])
 
 
 @dataclass(frozen=True)
@@ -141,9 +129,8 @@ class MirrorMaker2OnMskConnect(pulumi.ComponentResource):
     checkpoints_topic: str
 
     def __init__(self, name: str, args: MirrorMaker2Args, opts: pulumi.ResourceOptions | None = None):
-        longest = f"{args.name_prefix}-checkpoint"
-        require(TYPE, "name_prefix", args.name_prefix, 1 <= len(longest) <= NAME_MAX,
-                f"connector names such as {longest!r} must be 1 to {NAME_MAX} characters (CreateConnector)")
+        connect.require_name(TYPE, "name_prefix", f"{args.name_prefix}-checkpoint")  # the longest name
+        connect.require_version(TYPE, "kafkaconnect_version", args.kafkaconnect_version)
         require(TYPE, "source_cidrs", list(args.source_cidrs), bool(args.source_cidrs),
                 "name the primary's broker subnets (reached through VPC peering or a Transit Gateway)")
         require(TYPE, "connector_cidrs", list(args.connector_cidrs), bool(args.connector_cidrs),
@@ -175,34 +162,26 @@ class MirrorMaker2OnMskConnect(pulumi.ComponentResource):
                 description=f"MirrorMaker 2 workers in {args.target_alias} ({cidr})", tags=tags),
                 opts=child(self, provider=args.source_provider))
 
-        logs = aws.cloudwatch.LogGroup(f"{name}-logs", aws.cloudwatch.LogGroupArgs(
-            name=f"/aws/mskconnect/{args.name_prefix}", retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn, tags=tags), opts=child(self))
-
-        role = aws.iam.Role(f"{name}-role", aws.iam.RoleArgs(
-            description=f"{args.name_prefix}: MirrorMaker 2 on MSK Connect, read the source, write the target",
-            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda acct: trust_policy(acct, args.region, args.name_prefix, args.partition)), tags=tags),
-            opts=child(self))
+        logs = connect.worker_log_group(name, self, log_name=args.name_prefix, retention_days=args.log_retention_days,
+                                        kms_key_arn=args.kms_key_arn, tags=tags)
+        role = connect.execution_role(
+            name, self, account_id=args.account_id, region=args.region, connectors=f"{args.name_prefix}-*",
+            partition=args.partition, tags=tags,
+            description=f"{args.name_prefix}: MirrorMaker 2 on MSK Connect, read the source, write the target")
         policy = aws.iam.RolePolicy(f"{name}-policy", aws.iam.RolePolicyArgs(
             role=role.id, policy=pulumi.Output.all(args.source_cluster_arn, args.target_cluster_arn).apply(
                 lambda arns: execution_role_policy(arns[0], arns[1]))), opts=child(self))
 
-        plugin = aws.mskconnect.CustomPlugin(f"{name}-plugin", aws.mskconnect.CustomPluginArgs(
-            name=f"{args.name_prefix}-mirrormaker2", content_type="ZIP",
+        plugin = connect.custom_plugin(
+            name, self, plugin_name=f"{args.name_prefix}-mirrormaker2", content_type="ZIP",
             description="Apache Kafka connect-mirror and connect-mirror-client, aws-msk-iam-auth",
-            location=aws.mskconnect.CustomPluginLocationArgs(s3=aws.mskconnect.CustomPluginLocationS3Args(
-                bucket_arn=args.plugin_bucket_arn, file_key=args.plugin_file_key,
-                object_version=args.plugin_object_version)), tags=tags), opts=child(self))
+            bucket_arn=args.plugin_bucket_arn, file_key=args.plugin_file_key,
+            object_version=args.plugin_object_version, tags=tags)
         worker = aws.mskconnect.WorkerConfiguration(f"{name}-workers", aws.mskconnect.WorkerConfigurationArgs(
             name=f"{args.name_prefix}-mirrormaker2", description="byte-array converters, acks=all",
             properties_file_content=mm2.worker_properties(), tags=tags), opts=child(self))
 
-        capacity = args.capacity or aws.mskconnect.ConnectorCapacityArgs(
-            autoscaling=aws.mskconnect.ConnectorCapacityAutoscalingArgs(
-                mcu_count=1, min_worker_count=1, max_worker_count=2,
-                scale_in_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleInPolicyArgs(cpu_utilization_percentage=20),
-                scale_out_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleOutPolicyArgs(cpu_utilization_percentage=80)))
+        capacity = args.capacity or connect.autoscaled_capacity()
 
         settings = pulumi.Output.all(args.source_bootstrap, args.target_bootstrap).apply(
             lambda b: mm2.msk_connect_configurations(
@@ -212,32 +191,14 @@ class MirrorMaker2OnMskConnect(pulumi.ComponentResource):
         self.connector_names = {}
         for kind in mm2.CONNECTOR_CLASSES if args.running else ():
             connector_name = f"{args.name_prefix}-{kind}"
-            connector = aws.mskconnect.Connector(f"{name}-{kind}", aws.mskconnect.ConnectorArgs(
-                name=connector_name, kafkaconnect_version=args.kafkaconnect_version,
+            connector = connect.connector(
+                f"{name}-{kind}", self, connector_name=connector_name, kafkaconnect_version=args.kafkaconnect_version,
                 description=f"MirrorMaker 2 {kind} connector, {args.source_alias} to {args.target_alias}",
-                capacity=capacity,
-                connector_configuration=settings.apply(lambda s, kind=kind: s[kind]),
-                kafka_cluster=aws.mskconnect.ConnectorKafkaClusterArgs(
-                    apache_kafka_cluster=aws.mskconnect.ConnectorKafkaClusterApacheKafkaClusterArgs(
-                        bootstrap_servers=args.target_bootstrap,
-                        vpc=aws.mskconnect.ConnectorKafkaClusterApacheKafkaClusterVpcArgs(
-                            security_groups=[sg.id], subnets=args.subnet_ids))),
-                kafka_cluster_client_authentication=aws.mskconnect.ConnectorKafkaClusterClientAuthenticationArgs(
-                    authentication_type="IAM"),
-                kafka_cluster_encryption_in_transit=aws.mskconnect.ConnectorKafkaClusterEncryptionInTransitArgs(
-                    encryption_type="TLS"),
-                plugins=[aws.mskconnect.ConnectorPluginArgs(custom_plugin=aws.mskconnect.ConnectorPluginCustomPluginArgs(
-                    arn=plugin.arn, revision=plugin.latest_revision))],
-                worker_configuration=aws.mskconnect.ConnectorWorkerConfigurationArgs(
-                    arn=worker.arn, revision=worker.latest_revision),
-                service_execution_role_arn=role.arn,
-                log_delivery=aws.mskconnect.ConnectorLogDeliveryArgs(
-                    worker_log_delivery=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryArgs(
-                        cloudwatch_logs=aws.mskconnect.ConnectorLogDeliveryWorkerLogDeliveryCloudwatchLogsArgs(
-                            enabled=True, log_group=logs.name))),
-                tags=pulumi.Output.all(args.source_cluster_arn, args.target_cluster_arn).apply(
-                    lambda arns: {**tags, SOURCE_TAG: arns[0], TARGET_TAG: arns[1]})),
-                opts=child(self, depends_on=[policy]))
+                capacity=capacity, configuration=settings.apply(lambda s, kind=kind: s[kind]),
+                bootstrap_servers=args.target_bootstrap, security_groups=[sg.id], subnets=args.subnet_ids,
+                plugin=plugin, worker_configuration=worker, role=role, log_group=logs, tags=tags,
+                source_cluster_arn=args.source_cluster_arn, target_cluster_arn=args.target_cluster_arn,
+                depends_on=[policy])
             self.connector_arns[kind] = connector.arn
             self.connector_names[kind] = connector_name
         self.checkpoints_topic = mm2.checkpoints_topic(args.source_alias)

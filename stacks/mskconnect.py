@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pulumi
 import pulumi_aws as aws
 
+from components import _mskconnect_common as connect
 from components.mskconnect import MirrorMaker2Args, MirrorMaker2OnMskConnect
 from stacks.config import StackConfig
 
@@ -16,13 +17,8 @@ def capacity(cfg: StackConfig) -> aws.mskconnect.ConnectorCapacityArgs:
     m = cfg.streaming.mirrormaker2
     assert m is not None
     if m.capacity_mode == "provisioned":
-        return aws.mskconnect.ConnectorCapacityArgs(provisioned_capacity=aws.mskconnect.ConnectorCapacityProvisionedCapacityArgs(
-            mcu_count=m.mcu_count, worker_count=m.workers))
-    return aws.mskconnect.ConnectorCapacityArgs(autoscaling=aws.mskconnect.ConnectorCapacityAutoscalingArgs(
-        mcu_count=m.mcu_count, min_worker_count=m.min_workers, max_worker_count=m.max_workers,
-        scale_in_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleInPolicyArgs(cpu_utilization_percentage=m.scale_in_cpu),
-        scale_out_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleOutPolicyArgs(
-            cpu_utilization_percentage=m.scale_out_cpu)))
+        return connect.provisioned_capacity(m.mcu_count, m.workers)
+    return connect.autoscaled_capacity(m.mcu_count, m.min_workers, m.max_workers, m.scale_in_cpu, m.scale_out_cpu)
 
 
 def mirrormaker2(cfg: StackConfig, net: Any, providers: Any, from_prod: Callable[..., pulumi.Output[Any]],

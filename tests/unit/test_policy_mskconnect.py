@@ -15,7 +15,8 @@ import pulumi_aws as aws
 import pytest
 from pulumi._types import input_type_py_to_pulumi_names
 
-from components.mskconnect import execution_role_policy, trust_policy
+from components._mskconnect_common import trust_policy
+from components.mskconnect import execution_role_policy
 from policy import mskconnect as M
 from policy import rules
 from policy.graph import evaluate, policy_resources
@@ -134,7 +135,7 @@ def role_findings(nodes: list[dict[str, Any]]) -> list[str]:
     return [f.message for f in evaluate(policy_resources(nodes, stack="test"), [policy])]
 
 
-GOOD_TRUST = trust_policy("111122223333", "us-west-2", "regionpair-dr-mm2")
+GOOD_TRUST = trust_policy("111122223333", "us-west-2", "regionpair-dr-mm2-*")
 
 
 def test_the_components_role_passes_and_each_missing_right_is_named():
