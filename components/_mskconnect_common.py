@@ -97,8 +97,10 @@ def custom_plugin(name: str, parent: pulumi.Resource, *, plugin_name: str, conte
 
 
 def provisioned_capacity(mcu_count: int, workers: int) -> aws.mskconnect.ConnectorCapacityArgs:
-    return aws.mskconnect.ConnectorCapacityArgs(provisioned_capacity=aws.mskconnect.ConnectorCapacityProvisionedCapacityArgs(
-        mcu_count=mcu_count, worker_count=workers))
+    """A fixed number of workers of ``mcu_count`` MCUs each."""
+    return aws.mskconnect.ConnectorCapacityArgs(
+        provisioned_capacity=aws.mskconnect.ConnectorCapacityProvisionedCapacityArgs(
+            mcu_count=mcu_count, worker_count=workers))
 
 
 def autoscaled_capacity(mcu_count: int = 1, min_workers: int = 1, max_workers: int = 2, scale_in_cpu: int = 20,
@@ -106,7 +108,8 @@ def autoscaled_capacity(mcu_count: int = 1, min_workers: int = 1, max_workers: i
     """Default: 1 MCU, 1 to 2 workers, scale in below 20 % CPU and out above 80 %."""
     return aws.mskconnect.ConnectorCapacityArgs(autoscaling=aws.mskconnect.ConnectorCapacityAutoscalingArgs(
         mcu_count=mcu_count, min_worker_count=min_workers, max_worker_count=max_workers,
-        scale_in_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleInPolicyArgs(cpu_utilization_percentage=scale_in_cpu),
+        scale_in_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleInPolicyArgs(
+            cpu_utilization_percentage=scale_in_cpu),
         scale_out_policy=aws.mskconnect.ConnectorCapacityAutoscalingScaleOutPolicyArgs(
             cpu_utilization_percentage=scale_out_cpu)))
 

@@ -73,6 +73,7 @@ DOC_WORKER = 'MSK Developer Guide, "Supported worker configuration properties" a
 DOC_ROLE = ('MSK Developer Guide, "Understand service execution role" (trust kafkaconnect.amazonaws.com; not the '
             'service-linked role; Connect and DescribeCluster on the cluster, CreateTopic/WriteData/ReadData/'
             "DescribeTopic on the connector's topics)")
+DOC_DEPUTY = 'MSK Developer Guide, "Prevent cross-service confused deputy problem"'
 DOC_LOGS = ('MSK Developer Guide, "Logging for MSK Connect" (zero or more destinations: CloudWatch Logs, S3, '
             "Firehose); MSK Connect API Reference, LogDelivery, WorkerLogDelivery, CloudWatchLogsLogDelivery")
 DOC_IDENTITY = "Apache Kafka Javadoc, org.apache.kafka.connect.mirror.IdentityReplicationPolicy (Kafka 3.0+, KAFKA-9726)"
@@ -275,13 +276,23 @@ def _role_for(connector: Resource, roles: list[Resource]) -> Optional[Resource]:
     return None
 
 
-def _trusts_connect(trust: Any) -> bool:
+def _connect_trusts(trust: Any) -> list[dict]:
+    """The statements letting MSK Connect assume the role."""
+    found = []
     for s in msk._statements(trust):
         principal = s.get("Principal")
         services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
         if s.get("Effect") == "Allow" and SERVICE in services and "sts:AssumeRole" in as_list(s.get("Action")):
-            return True
-    return False
+            found.append(s)
+    return found
+
+
+def _unscoped(statement: dict) -> list[str]:
+    """The confused-deputy condition keys a trusting statement lacks (under any operator)."""
+    condition = statement.get("Condition")
+    keys = {k.lower() for block in condition.values() if isinstance(block, dict) for k in block} \
+        if isinstance(condition, dict) else set()
+    return [k for k in ("aws:SourceAccount", "aws:SourceArn") if k.lower() not in keys]
 
 
 # (what, action, resource suffix kind) that each side of a MirrorMaker 2 flow needs
@@ -318,10 +329,18 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
                                             "declare the role and its policy next to the connector."))
             continue
         trust = msk._document(role.props.get("assumeRolePolicy"))
-        if role.props.get("assumeRolePolicy") is not UNKNOWN and not _trusts_connect(trust):
+        trusting = _connect_trusts(trust)
+        if role.props.get("assumeRolePolicy") is not UNKNOWN and not trusting:
             violations.append(Violation(role, f"{role.label}: the role does not trust {SERVICE}; MSK Connect cannot "
                                         f"assume it ({DOC_ROLE}). Fix: a trust policy allowing sts:AssumeRole to "
                                         f"Principal {{Service: {SERVICE}}} with aws:SourceAccount and aws:SourceArn."))
+        for missing in filter(None, (_unscoped(st) for st in trusting)):
+            violations.append(Violation(role, f"{role.label}: its trust of {SERVICE} has no {' / '.join(missing)} "
+                                        "condition, so MSK Connect could assume it for another account's or "
+                                        f"connector's request ({DOC_ROLE}: the trust policy it must have; {DOC_DEPUTY}). "
+                                        "Fix: StringEquals aws:SourceAccount <account> and ArnLike aws:SourceArn "
+                                        "arn:aws:kafkaconnect:<region>:<account>:connector/<name>/* "
+                                        "(components/_mskconnect_common.py trust_policy)."))
         docs = [rp.props.get("policy") for rp in msk._policies_of(role, role_policies)]
         tags = connector.props.get("tags")
         if any(d is UNKNOWN for d in docs) or tags is UNKNOWN:
@@ -383,12 +402,13 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         check_mirrormaker2),
     rules.stack_policy(
         "mskconnect-execution-role",
-        f"Every MSK Connect connector's service execution role trusts {SERVICE} and grants Connect/DescribeCluster, "
+        f"Every MSK Connect connector's service execution role trusts {SERVICE}, scoped by aws:SourceAccount and "
+        "aws:SourceArn (the trust policy the page says the role must have), and grants Connect/DescribeCluster, "
         "CreateTopic/WriteData/ReadData/DescribeTopic on the topics and AlterGroup/DescribeGroup on the groups of its "
         "target cluster, and (MirrorMaker 2) read rights on its source cluster. "
-        f"({DOC_ROLE}. The search tool's text of that page stops inside the internal-topics statement, before its "
-        "Resource and any group statement: the group rights here follow MirrorMaker 2's offset sync, not a quoted "
-        "AWS statement.)",
+        f"({DOC_ROLE}; {DOC_DEPUTY}. The search tool's text of that page stops inside the internal-topics "
+        "statement, before its Resource and any group statement: the group rights here follow MirrorMaker 2's offset "
+        "sync and the backup's Connect groups, not a quoted AWS statement.)",
         rules._ignoring_settings(check_execution_role)),
 ]
 """The MSK Connect policies, all mandatory (``rules.resource_policy``/``stack_policy``)."""

@@ -509,6 +509,12 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
          assumeRolePolicy=json.dumps({"Version": "2012-10-17", "Statement": [{
              "Effect": "Allow", "Principal": {"Service": "kafka.amazonaws.com"}, "Action": "sts:AssumeRole"}]})),
      {"mskconnect-execution-role"}),
+    ("dr+mirrormaker2", "connector role trusting MSK Connect for any connector (no aws:SourceArn)",
+     lambda g: first(g, "aws:iam/role:Role", named("mirrormaker2-role"))["inputs"].update(assumeRolePolicy=json.dumps({
+         "Version": "2012-10-17", "Statement": [{
+             "Effect": "Allow", "Principal": {"Service": "kafkaconnect.amazonaws.com"}, "Action": "sts:AssumeRole",
+             "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]})),
+     {"mskconnect-execution-role"}),
     ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
         "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
      {"rds-logical-replication-static"}),

@@ -164,6 +164,24 @@ def test_a_role_not_trusting_msk_connect_and_a_connector_without_cluster_tags_ar
     assert "tag" in message and "Fix:" in message
 
 
+@pytest.mark.parametrize("drop, missing", [
+    (("StringEquals", "ArnLike"), "aws:SourceAccount / aws:SourceArn"),
+    (("ArnLike",), "aws:SourceArn"),
+    (("StringEquals",), "aws:SourceAccount"),
+])
+def test_a_trust_of_msk_connect_not_scoped_to_the_account_and_its_connectors_is_refused(drop, missing):
+    """MSK Developer Guide, "Understand service execution role": the role "must have the following trust policy",
+    with aws:SourceAccount and aws:SourceArn ("Prevent cross-service confused deputy problem")."""
+    assert role_findings(graph(execution_role_policy(SRC, DST), GOOD_TRUST)) == []
+    doc = json.loads(GOOD_TRUST)
+    for op in drop:
+        doc["Statement"][0]["Condition"].pop(op)
+    if not doc["Statement"][0]["Condition"]:
+        doc["Statement"][0].pop("Condition")
+    [message] = role_findings(graph(execution_role_policy(SRC, DST), json.dumps(doc)))
+    assert f"has no {missing} condition" in message and "Fix:" in message, message
+
+
 # ---- the pack on the rendered dr stack with MirrorMaker 2 ---------------------------------------
 
 
