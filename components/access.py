@@ -96,6 +96,9 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "s3_batch_read": ("s3:DescribeJob",),
     "s3_batch_list": ("s3:ListJobs",),
     "pass_batch_replication_role": ("iam:PassRole",),
+    "rds_export": ("rds:StartExportTask",),
+    "rds_export_read": ("rds:DescribeExportTasks",),
+    "pass_export_role": ("iam:PassRole",),
 }
 BATCH_OPERATION = "S3ReplicateObject"
 """The only S3 Batch Operations operation the runbooks may create a job for (the failback's seeding)."""
@@ -108,6 +111,8 @@ TEMPORARY_TAG = "regionpair:temporary"
 """verify_backup tags its temporary instances with it (value `true`); only those may be deleted."""
 MANAGED_SNAPSHOT_TAG = ("regionpair:managed-by", "snapshot-runbook")
 """The snapshot runbook's tag: retention deletes only snapshots carrying it."""
+COMPLIANCE_TIER_TAG = ("regionpair:retention-tier", "compliance")
+"""Snapshots of the compliance tier (docs/backups.md, "Retention tiers"): the role may never delete them."""
 RESTORED_INSTANCE_PREFIXES = ("restore", "verify")
 """restore and verify_backup name new instances `<prefix>-<database>-<run>` (runbooks/restore.py)."""
 LOCK_PREFIX = "regionpair/locks/"
@@ -157,6 +162,9 @@ class RegionScope:
     batch_replication_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """S3 Batch Replication roles of this region's buckets, which the failback passes to the S3
     Batch Operations job it creates here. Default: none (no job may be created or read)."""
+    export_role_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """The compliance archive's snapshot-export role of this region, which ``retention --archive`` passes
+    to StartExportTask. Default: none (no export may be started)."""
     rebuild_identifiers: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """This region's DB instance identifiers that the failback's rebuild may rename aside
     (rds:ModifyDBInstance on exactly these). Default: none (no ModifyDBInstance here)."""
@@ -210,7 +218,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
 
     rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles, secrets = ([] for _ in range(11))
     renamed, locks, connectors = [], [], []
-    batch_roles, batch_jobs = [], []
+    batch_roles, batch_jobs, export_roles = [], [], []
     restored, temporary, snapshots = [], [], []
     for r in regions:
         name = r["region"]
@@ -236,6 +244,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         topics += list(r["topic_arns"])
         roles += list(r.get("replication_role_arns") or [])
         secrets += [s for s in r.get("secret_arns") or [] if s]
+        export_roles += [a for a in r.get("export_role_arns") or [] if a]
         region_batch_roles = [a for a in r.get("batch_replication_role_arns") or [] if a]
         batch_roles += region_batch_roles
         if region_batch_roles:  # job ids are generated: scoped to the region and account
@@ -247,7 +256,11 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
     add("DeleteOnlySnapshotRunbookSnapshots", RUNBOOK_ACTIONS["rds_delete_snapshot"], snapshots)
     if snapshots:
-        statements[-1]["Condition"] = {"StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]}}
+        # and never one of the compliance tier: a negated operator holds when the tag is absent (IAM User
+        # Guide, "IAM JSON policy elements: Condition operators"), so untagged managed snapshots stay deletable
+        statements[-1]["Condition"] = {
+            "StringEquals": {f"aws:ResourceTag/{MANAGED_SNAPSHOT_TAG[0]}": MANAGED_SNAPSHOT_TAG[1]},
+            "StringNotEquals": {f"aws:ResourceTag/{COMPLIANCE_TIER_TAG[0]}": COMPLIANCE_TIER_TAG[1]}}
     # the failback's rebuild renames the old primary aside; IAM cannot condition ModifyDBInstance on
     # its parameters, so the resource is the exact identifiers, not the prefix (module docstring)
     add("RenameOnlyTheStacksDatabasesAside", RUNBOOK_ACTIONS["rds_rename"], renamed)
@@ -304,6 +317,15 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         # a rerun finds the job an interrupted run started (read-only, no resource scope in IAM)
         statements.append({"Sid": "FindBatchReplicationJobs", "Effect": "Allow",
                            "Action": list(RUNBOOK_ACTIONS["s3_batch_list"]), "Resource": "*"})
+    # the compliance tier's exports (runbooks/retention.py --archive): the only role the runbooks may
+    # pass is the export role, which writes into the archive bucket only; the search tool did not return
+    # RDS's resource-level scoping of StartExportTask, so it is not scoped beyond that role
+    if export_roles:
+        statements.append({"Sid": "ExportSnapshotsToTheComplianceArchive", "Effect": "Allow",
+                           "Action": list(RUNBOOK_ACTIONS["rds_export"]), "Resource": "*"})
+        add("PassOnlyTheExportRole", RUNBOOK_ACTIONS["pass_export_role"], export_roles)
+        statements.append({"Sid": "ReadExportTasks", "Effect": "Allow",
+                           "Action": list(RUNBOOK_ACTIONS["rds_export_read"]), "Resource": "*"})
     # these have no resource-level permissions in IAM, and they only read
     statements.append({"Sid": "DescribeSecurityGroups", "Effect": "Allow",
                        "Action": list(RUNBOOK_ACTIONS["ec2_describe"]), "Resource": "*"})
@@ -368,6 +390,7 @@ class RunbookRole(pulumi.ComponentResource):
             "client_parameters": list(r.client_parameters), "secret_arns": r.secret_arns,
             "replication_role_arns": r.replication_role_arns,
             "batch_replication_role_arns": r.batch_replication_role_arns,
+            "export_role_arns": r.export_role_arns,
             "rebuild_identifiers": r.rebuild_identifiers, "connector_arns": r.connector_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,

@@ -110,6 +110,33 @@ def runbook_rules(deployments: Sequence[str] = ()) -> list[dict[str, list[str]]]
     return rules
 
 
+RESTORE_ROLE = "regionpair-config-restore"
+RESTORE_GROUP = "regionpair-config-restore"
+"""Kubernetes group of whoever runs runbooks/config_restore.py (an EKS access entry maps the operator's
+role to it): its own group, so the failover's identity gains no write on every ConfigMap."""
+
+
+def restore_rules(secrets: bool = False) -> list[dict[str, list[str]]]:
+    """The config restore's Role in one exported namespace (runbooks/adapters/kubectl_config.py):
+    get, list, create and patch ConfigMaps (server-side apply of an object that does not exist yet is
+    authorized as `create`: Kubernetes "API Concepts", Patch and apply — the project's document search
+    found it through kcp-dev/kcp#3439, not the page itself), the same on Secrets only with ``secrets``,
+    and get, list and patch on the workloads it restarts (`kubectl rollout restart` is a patch of the
+    pod template). No delete, no update, no wildcard."""
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch"]}]
+    if secrets:
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "patch"]})
+    rules.append({"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+                  "verbs": ["get", "list", "patch"]})
+    return rules
+
+
+def restore_namespace_rules(namespaces: Sequence[str]) -> list[dict[str, list[str]]]:
+    """The restore's ClusterRole: `get` on exactly the namespaces it may restore into (it checks one
+    exists before changing anything in it)."""
+    return [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": sorted(namespaces), "verbs": ["get"]}]
+
+
 def backup_role_policy(partition: str, bucket: str, kms_key_arn: str, secret_arns: Sequence[str],
                        prefix: str = DUMP_PREFIX, slots: bool = False) -> str:
     """The least-privilege policy the backup job's IRSA role needs: write dumps under the prefix (and,
@@ -238,6 +265,12 @@ class ClusterDrArgs:
     """App namespace → Deployments the runbooks restart after they rewrite its ConfigMap (those that
     read it through envFrom); that namespace's Role then also lets the group get and patch exactly
     these Deployments. Default: none (no Deployment is restarted, none is granted)."""
+    restore_group: str | None = RESTORE_GROUP
+    """Kubernetes group that may restore the export (runbooks/config_restore.py): a Role in each exported
+    namespace (restore_rules) and get on those namespaces. None: no restore access is declared.
+    Default: regionpair-config-restore."""
+    restore_secrets: bool = False
+    """The restore group may also write Secrets (--include-secrets). Default: no (ConfigMaps only)."""
 
 
 def _validate(args: ClusterDrArgs) -> None:
@@ -254,6 +287,11 @@ def _validate(args: ClusterDrArgs) -> None:
         require(TYPE, arg, list(names), len(set(names)) == len(names), "list each namespace once")
     require(TYPE, "runbook_group", args.runbook_group, bool(_GROUP.match(args.runbook_group)),
             "a Kubernetes group name (letters, digits, - . _ :) outside the reserved system: prefix")
+    if args.restore_group is not None:
+        require(TYPE, "restore_group", args.restore_group, bool(_GROUP.match(args.restore_group)),
+                "a Kubernetes group name (letters, digits, - . _ :) outside the reserved system: prefix")
+    require(TYPE, "restore_secrets", args.restore_secrets, not args.restore_secrets or args.restore_group is not None,
+            "restore_secrets grants the restore group write on Secrets; name the restore_group too")
     app_namespaces = list(args.app_namespaces) or [args.namespace]
     for ns, names in args.restart_deployments.items():
         require(TYPE, "restart_deployments", ns, ns in app_namespaces,
@@ -547,6 +585,11 @@ class ClusterDr(pulumi.ComponentResource):
                                      name="regionpair-config-export")),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, role]))
 
+        # ---- the config restore's access (runbooks/config_restore.py): the named export namespaces
+        # (app_namespaces when every namespace is exported: never cluster-wide write)
+        if args.restore_group is not None:
+            self._restore_access(name, args, meta, depends, export_namespaces or app_namespaces)
+
         export_pod = PodSpecArgs(
             service_account_name="regionpair-config-export",
             automount_service_account_token=True,  # kubectl reads the API with this token (RBAC above)
@@ -571,6 +614,28 @@ class ClusterDr(pulumi.ComponentResource):
         self.namespace = ns
         self.register_outputs({"namespace": ns, "configmaps": self.configmap_names,
                                "runbook_group": args.runbook_group})
+
+    def _restore_access(self, name: str, args: ClusterDrArgs, meta, depends: list, namespaces: list[str]) -> None:
+        subject = SubjectArgs(kind="Group", name=args.restore_group, api_group="rbac.authorization.k8s.io")
+        after = pulumi.ResourceOptions(parent=self, depends_on=depends)
+
+        def rules_of(rules):
+            return [PolicyRuleArgs(api_groups=r["apiGroups"], resources=r["resources"],
+                                   resource_names=r.get("resourceNames"), verbs=r["verbs"]) for r in rules]
+        for ns in namespaces:
+            role = k8s.rbac.v1.Role(f"{name}-restore-role-{ns}", RoleInitArgs(
+                metadata=meta(RESTORE_ROLE, ns), rules=rules_of(restore_rules(args.restore_secrets))), opts=after)
+            k8s.rbac.v1.RoleBinding(f"{name}-restore-binding-{ns}", RoleBindingInitArgs(
+                metadata=meta(RESTORE_ROLE, ns), subjects=[subject],
+                role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=RESTORE_ROLE)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, role]))
+        cluster_role = k8s.rbac.v1.ClusterRole(f"{name}-restore-namespaces", ClusterRoleInitArgs(
+            metadata=meta(RESTORE_ROLE, namespace=None), rules=rules_of(restore_namespace_rules(namespaces))),
+            opts=after)
+        k8s.rbac.v1.ClusterRoleBinding(f"{name}-restore-namespaces-binding", ClusterRoleBindingInitArgs(
+            metadata=meta(RESTORE_ROLE, namespace=None), subjects=[subject],
+            role_ref=RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=RESTORE_ROLE)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends, cluster_role]))
 
     def _dump_job(self, name: str, dump: DumpTarget, args: ClusterDrArgs, meta, sa: pulumi.Resource,
                   common_env: Mapping[str, pulumi.Input[str]]) -> None:

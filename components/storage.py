@@ -51,6 +51,9 @@ class BucketArgs:
     """Abort multipart uploads left incomplete this long. Default: 7 days."""
     object_lock_days: int | None = None
     """Object lock in COMPLIANCE mode with this default retention. Default: no object lock."""
+    expire_after_days: int | None = None
+    """Expire current objects this many days after creation (a delete marker; the version then goes
+    with noncurrent_expiry_days, never before its Object Lock ends). Default: never."""
     force_destroy: bool = False
     """Empty the bucket when it is destroyed. Default: off (only drill stacks turn it on)."""
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -97,6 +100,13 @@ class Bucket(pulumi.ComponentResource):
                 "DEEP_ARCHIVE must come at least 90 days after GLACIER (S3's minimum storage duration)")
         require(BUCKET_TYPE, "noncurrent_expiry_days", args.noncurrent_expiry_days, args.noncurrent_expiry_days >= 1,
                 "at least 1 day")
+        if args.expire_after_days is not None:
+            require(BUCKET_TYPE, "expire_after_days", args.expire_after_days,
+                    args.expire_after_days > args.deep_archive_after_days,
+                    "after the last transition (DEEP_ARCHIVE): S3 expires an object only after it moved")
+            require(BUCKET_TYPE, "expire_after_days", args.expire_after_days,
+                    args.object_lock_days is None or args.expire_after_days >= args.object_lock_days,
+                    "at least object_lock_days: a locked version cannot be deleted before its retention ends")
         if args.object_lock_days is not None:
             require(BUCKET_TYPE, "object_lock_days", args.object_lock_days, 1 <= args.object_lock_days <= 36500,
                     "1 to 36500 days")
@@ -150,6 +160,8 @@ class Bucket(pulumi.ComponentResource):
                 ],
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                     noncurrent_days=args.noncurrent_expiry_days),
+                expiration=None if args.expire_after_days is None else
+                aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.expire_after_days),
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=args.abort_incomplete_upload_days),
             )] + [aws.s3.BucketLifecycleConfigurationRuleArgs(

@@ -941,3 +941,9 @@ if __package__:
 else:  # the CLI runs the pack with sys.path[0] = policy/
     import s3_kms_sns_ssm as _s3_kms_sns_ssm
 register(_s3_kms_sns_ssm.policies(resource_policy, stack_policy, _ignoring_settings))
+
+# Retention tiers (policy/retention.py; registers itself, so it comes after the helpers it uses)
+if __package__:
+    from . import retention as _retention  # noqa: E402,F401
+else:  # the CLI runs the pack with sys.path[0] = policy/
+    import retention as _retention  # type: ignore[no-redef]  # noqa: E402,F401

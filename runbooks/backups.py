@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runbooks.clock import Clock
+from runbooks.errors import EXIT_REFUSED, RunbookError
 from runbooks.ports import SqlProbe
 
 MANAGED_TAG = "regionpair:managed-by"
@@ -18,6 +19,30 @@ MANAGED_TAG = "regionpair:managed-by"
 deletes only snapshots that carry it: a snapshot someone made by hand (a legal hold, a pre-upgrade
 copy) is never the runbook's to delete."""
 MANAGED_VALUE = "snapshot-runbook"
+
+TIER_TAG = "regionpair:retention-tier"
+"""Tag naming a snapshot's retention tier (docs/backups.md, "Retention tiers"). ``compliance``: kept 7
+years and never deleted by any runbook — retention refuses it, and so do both adapters' deletes."""
+COMPLIANCE = "compliance"
+
+
+def is_compliance(snapshot: "Snapshot") -> bool:
+    return snapshot.tags.get(TIER_TAG) == COMPLIANCE
+
+
+class ComplianceRefused(RunbookError):
+    """A delete of a compliance-tier backup was asked for: refused, nothing deleted."""
+
+    exit_code = EXIT_REFUSED
+
+
+def refuse_compliance(snapshot: "Snapshot") -> None:
+    """Every delete path calls this first (the retention runbook and both adapters' ``delete_snapshot``)."""
+    if is_compliance(snapshot):
+        raise ComplianceRefused(
+            f"{snapshot.region}/{snapshot.id} is in the compliance tier ({TIER_TAG}={COMPLIANCE}): no runbook "
+            "deletes it, whatever it is told; nothing was deleted. Compliance backups end by their archive's "
+            "own lock and lifecycle (docs/backups.md, 'Retention tiers').")
 
 
 @dataclass(frozen=True)
@@ -38,6 +63,22 @@ class Snapshot:
     size_bytes: int | None = None
     """AWS: the snapshot's ``AllocatedStorage`` (GiB, RDS API Reference "DBSnapshot") in bytes; the
     sandbox: the base backup's size. None: unknown."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A backup in the compliance tier's archive (AWS: an RDS snapshot export into the archive bucket)."""
+
+    id: str
+    region: str
+    database: str
+    source: str
+    """The snapshot (or base backup) archived."""
+    status: str
+    """AWS: the export task's status, lower case (starting, in_progress, complete, canceled, failed)."""
+    started_at: float | None
+    location: str
+    """Where it is: ``s3://bucket/prefix/id`` (AWS) or a directory (sandbox)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +158,17 @@ class BackupControl(Protocol):
     def copy_snapshot(self, snapshot: Snapshot, target_region: str, tags: dict[str, str]) -> Snapshot:
         """Start a copy into ``target_region`` encrypted with that region's key (idempotent)."""
 
-    def delete_snapshot(self, snapshot: Snapshot) -> str: ...
+    def delete_snapshot(self, snapshot: Snapshot) -> str:
+        """Delete a snapshot; a compliance snapshot is refused (``refuse_compliance``), nothing deleted."""
+
+    # The compliance archive (optional; the retention runbook's --archive). There is no delete.
+    def archive_target(self, region: str) -> str | None:
+        """Where the region's archive is (bucket or directory), None: none declared."""
+
+    def archives(self, region: str, database: str) -> list[Archive]: ...
+
+    def archive(self, snapshot: Snapshot, archive_id: str) -> Archive:
+        """Start archiving ``snapshot`` into its region's archive (idempotent by id)."""
 
     def window(self, region: str, database: str, seal: bool = False) -> Window | None:
         """The restorable window, None without any backup. ``seal``: first make the newest writes
@@ -205,6 +256,8 @@ class BackupPorts:
     """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
     kafka_backups: Any = None
     """``runbooks.kafka_backup.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
+    config_exports: Any = None
+    """``runbooks.k8s_config.ExportStore`` (config_restore); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

@@ -52,6 +52,10 @@ VERIFY_SECONDS = "regionpair_backup_verification_duration_seconds"
 VERIFY_AT = "regionpair_backup_verification_timestamp_seconds"
 RESTORE_SECONDS = "regionpair_restore_duration_seconds"
 REPLICATION_LAG = "regionpair_replication_lag_seconds"
+RETENTION_DELETED = "regionpair_retention_deleted_backups"
+RETENTION_KEPT = "regionpair_retention_kept_backups"
+RETENTION_OLDEST = "regionpair_retention_oldest_backup_age_seconds"
+RETENTION_AT = "regionpair_retention_last_success_timestamp_seconds"
 PG_LAG_BYTES = "regionpair_postgres_replication_lag_bytes"
 KAFKA_LAG_SECONDS = "regionpair_kafka_replication_lag_seconds"
 KAFKA_LAG_RECORDS = "regionpair_kafka_replication_lag_records"
@@ -72,8 +76,14 @@ KAFKA_REPLAY_RECORDS = "regionpair_kafka_replay_records"
 KAFKA_REPLAY_SECONDS = "regionpair_kafka_replay_duration_seconds"
 KAFKA_REPLAY_EXACT = "regionpair_kafka_replay_exact"
 KAFKA_OFFSETS_SNAPSHOT_AT = "regionpair_kafka_offsets_snapshot_timestamp_seconds"
+CONFIG_RESTORE_SECONDS = "regionpair_k8s_config_restore_duration_seconds"
 
 HELP = {
+    RETENTION_DELETED: "Backups of the database in the region that the newest retention run deleted, per tier.",
+    RETENTION_KEPT: "Backups of the database in the region that the newest retention run kept, per tier.",
+    RETENTION_OLDEST: "Age of the oldest backup of the tier the newest retention run kept (compliance: may pass "
+                      "its period; the runbook never deletes it).",
+    RETENTION_AT: "Time the newest retention run of the database ended.",
     LAST_BACKUP: "Time of the newest successful backup (snapshot or copy) of the database in the region.",
     BACKUP_SIZE: "Size of the newest successful backup of the database in the region (AWS: the snapshot's "
                  "allocated storage).",
@@ -104,6 +114,8 @@ HELP = {
     KAFKA_REPLAY_SECONDS: "Duration of the newest replay of a topic's backup (producing until every record was acknowledged).",
     KAFKA_REPLAY_EXACT: "1 if the newest replay landed exactly the backup's records of the range (no missing, no extra), else 0.",
     KAFKA_OFFSETS_SNAPSHOT_AT: "Time of the newest consumer-group offset snapshot kept in the backups bucket.",
+    CONFIG_RESTORE_SECONDS: "Duration of the newest Kubernetes configuration restore from the region's export "
+                            "(apply, restarts, rollouts).",
     SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "
                     "consumer must re-read (negative: what it saw that the new server lacks).",
 }

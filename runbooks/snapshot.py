@@ -17,12 +17,13 @@ from typing import Callable
 
 from runbooks import backup_cli
 from runbooks import metrics as prom
-from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample, Snapshot
+from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample, Snapshot, is_compliance
 from runbooks.clock import iso, wait_until
 from runbooks.engine import Check, Phase, Plan, Step
 from runbooks.errors import BadInput, StepFailed
 
-DEFAULT_RETENTION_DAYS = 35
+DEFAULT_RETENTION_DAYS = 90
+"""The manual tier (planning document 001; runbooks/retention.py)."""
 DEFAULT_KEEP_NEWEST = 3
 
 
@@ -64,9 +65,10 @@ def _wait_available(ctx, region: str, database: str, sid: str) -> Snapshot:
 
 
 def retention_candidates(snapshots: list[Snapshot], now: float, days: float, keep: int) -> list[Snapshot]:
-    """Managed manual snapshots older than ``days``, except the newest ``keep`` managed ones."""
+    """Managed manual snapshots older than ``days``, except the newest ``keep`` managed ones; never one
+    of the compliance tier (runbooks/retention.py)."""
     managed = sorted([s for s in snapshots if s.kind == "manual" and s.tags.get(MANAGED_TAG) == MANAGED_VALUE
-                      and s.created_at is not None], key=lambda s: s.created_at)
+                      and s.created_at is not None and not is_compliance(s)], key=lambda s: s.created_at)
     protected = {s.id for s in managed[-keep:]} if keep > 0 else set()
     return [s for s in managed if s.id not in protected and now - s.created_at > days * 86400]
 

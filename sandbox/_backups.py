@@ -32,6 +32,7 @@ from sandbox.errors import SandboxError
 
 META = "regionpair.json"
 SEAL = "sealed.json"
+ARCHIVE_META = "regionpair-archive.json"
 RESTORE_PREFIX = "postgres-restore-"
 PG_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC"}
 
@@ -144,6 +145,42 @@ class Backups:
         path.rename(tomb)  # gone from the listing at once, even if the removal is interrupted
         shutil.rmtree(tomb)
         return True
+
+    # ---- the compliance tier's archive (runbooks/retention.py --archive) -------------------------
+
+    def compliance_dir(self, database: str, region: str) -> Path:
+        return self.layout.node_dir(database, region) / "compliance"
+
+    def archive(self, database: str, region: str, backup_id: str, archive_id: str) -> dict:
+        """Copy a backup of the region into its compliance archive, read-only (idempotent). The sandbox's
+        stand-in for an RDS snapshot export into a COMPLIANCE-locked bucket: no Parquet and no lock —
+        file modes, which the sandbox's own user could change (docs/backups.md)."""
+        target = self.compliance_dir(database, region) / archive_id
+        if (target / ARCHIVE_META).exists():
+            return json.loads((target / ARCHIVE_META).read_text())
+        if self.get(database, region, backup_id) is None:
+            raise SandboxError(f"no backup {backup_id} of {database} in {region} to archive")
+        parent = self._mkdir(self.compliance_dir(database, region), 0o755)
+        partial = parent / f".{archive_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        started = time.time()
+        shutil.copytree(self.backups_dir(database, region) / backup_id, partial)
+        meta = {"id": archive_id, "source": backup_id, "database": database, "region": region,
+                "status": "complete", "started_at": started, "finished_at": time.time()}
+        write_json_atomic(partial / ARCHIVE_META, meta)
+        for p in partial.iterdir():
+            p.chmod(0o444)
+        partial.chmod(0o555)
+        partial.rename(target)
+        return meta
+
+    def archives(self, database: str, region: str) -> list[dict]:
+        d = self.compliance_dir(database, region)
+        if not d.is_dir():
+            return []
+        metas = [json.loads((c / ARCHIVE_META).read_text()) for c in d.iterdir()
+                 if not c.name.startswith(".") and (c / ARCHIVE_META).exists()]
+        return sorted(metas, key=lambda m: m["started_at"])
 
     def replicate_archive(self, database: str, source_region: str, target_region: str) -> int:
         """Copy the archived WAL (and its seal) that the target region does not have yet: what RDS's

@@ -226,10 +226,43 @@ def check_replicator_cluster(streaming: StreamingConfig, key: Any = lambda name:
 @dataclass(frozen=True)
 class BackupsConfig:
     object_lock_days: int = 30
-    snapshot_retention_days: int = 35
-    """The snapshot runbook's --enforce-retention deletes its own snapshots older than this."""
+    snapshot_retention_days: int = 90
+    """Manual tier (document 001: 90 days): the retention runbook (and the snapshot runbook's
+    --enforce-retention) deletes the runbooks' own snapshots older than this."""
     snapshot_keep_newest: int = 3
     """…but never the newest N of a region, whatever their age."""
+    compliance_archive: bool = True
+    """Compliance tier: the archive bucket RDS snapshot exports go to, and the export role (components/retention.py)."""
+    compliance_retention_days: int = 2557
+    """Compliance tier (document 001: 7 years): the archive's COMPLIANCE Object Lock and its expiry."""
+    compliance_glacier_after_days: int = 30
+    """Archive objects move to GLACIER after this many days."""
+    compliance_deep_archive_after_days: int = 180
+    """…and to DEEP_ARCHIVE after this many."""
+
+
+GLACIER_MIN_DAYS = 90
+"""S3 User Guide, "Constraints and considerations for transitions" (minimum storage duration): S3 Glacier
+Flexible Retrieval bills at least 90 days, S3 Glacier Deep Archive at least 180."""
+DEEP_ARCHIVE_MIN_DAYS = 180
+
+
+def check_compliance_tier(b: "BackupsConfig", key: Any = lambda name: f"backups.{name}") -> None:
+    """The archive's lifecycle: GLACIER, then DEEP_ARCHIVE at least its 90-day minimum later, and the
+    7-year expiry at least Deep Archive's 180-day minimum after that (earlier moves or deletes are
+    billed as if the object had stayed: S3 User Guide, "Constraints and considerations for transitions")."""
+    if not b.compliance_archive:
+        return
+    if b.compliance_deep_archive_after_days < b.compliance_glacier_after_days + GLACIER_MIN_DAYS:
+        raise ConfigError(key("compliance_deep_archive_after_days"), b.compliance_deep_archive_after_days,
+                          f"at least {b.compliance_glacier_after_days + GLACIER_MIN_DAYS}: objects stay in GLACIER "
+                          f"its minimum of {GLACIER_MIN_DAYS} days before DEEP_ARCHIVE (S3 User Guide, 'Constraints "
+                          "and considerations for transitions')")
+    if b.compliance_retention_days < b.compliance_deep_archive_after_days + DEEP_ARCHIVE_MIN_DAYS:
+        raise ConfigError(key("compliance_retention_days"), b.compliance_retention_days,
+                          f"at least {b.compliance_deep_archive_after_days + DEEP_ARCHIVE_MIN_DAYS}: the archive expires "
+                          f"objects no sooner than DEEP_ARCHIVE's minimum of {DEEP_ARCHIVE_MIN_DAYS} days after they "
+                          "move there (S3 User Guide, 'Constraints and considerations for transitions')")
 
 
 @dataclass(frozen=True)
@@ -279,6 +312,11 @@ class KubernetesConfig:
     """App namespace → the Deployments the runbooks restart (``kubectl rollout restart``) after they
     rewrite that namespace's ConfigMap: those that read it through ``envFrom``. The Role grants get
     and patch on exactly these names. Empty (default): no Deployment is touched, none is granted."""
+    restore_group: str | None = "regionpair-config-restore"
+    """The Kubernetes group that may restore the configuration export (runbooks/config_restore.py);
+    ``false`` in config: none is declared."""
+    restore_secrets: bool = False
+    """That group may also write Secrets (the restore's --include-secrets)."""
 
 
 @dataclass(frozen=True)
@@ -620,6 +658,14 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
         ref.done()
     secrets_obj.done()
     restart_deployments = _restart_deployments(o, apps or (namespace,))
+    restore_group: str | None = None
+    if o.get("restore_group", None) is not False:
+        restore_group = o.string("restore_group", component.RESTORE_GROUP, pattern=_K8S_GROUP,
+                                 hint="a Kubernetes group name (letters, digits, - . _ :), not system:…, or false")
+    restore_secrets = o.boolean("restore_secrets", False)
+    if restore_secrets and restore_group is None:
+        raise ConfigError(o.key("restore_secrets"), True, "restore_group is false, so nobody could use it; name a "
+                          "restore_group or drop restore_secrets")
     cfg = KubernetesConfig(
         backup_role_arn=o.string("backup_role_arn", pattern=_ROLE_ARN,
                                  hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
@@ -632,7 +678,8 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
         backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],
         postgres_image=images["postgres_image"], tools_image=images["tools_image"],
         dump_size_limit=o.string("dump_size_limit", "20Gi", pattern=_QUANTITY, hint="a size such as 20Gi"),
-        password_secrets=password_secrets, restart_deployments=restart_deployments)
+        password_secrets=password_secrets, restart_deployments=restart_deployments,
+        restore_group=restore_group, restore_secrets=restore_secrets)
     o.done()
     return cfg
 
@@ -750,10 +797,19 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     bo = top.obj("backups", required=False)
     backups = BackupsConfig(
         object_lock_days=bo.integer("object_lock_days", 30, minimum=1, maximum=36500),
-        snapshot_retention_days=bo.integer("snapshot_retention_days", 35, minimum=1, maximum=3650,
-                                           why="days a manual snapshot of the snapshot runbook is kept"),
+        snapshot_retention_days=bo.integer("snapshot_retention_days", 90, minimum=1, maximum=3650,
+                                           why="the manual tier: days a manual snapshot of the runbooks is kept"),
         snapshot_keep_newest=bo.integer("snapshot_keep_newest", 3, minimum=1, maximum=100,
-                                        why="retention never deletes the last snapshot of a region"))
+                                        why="retention never deletes the last snapshot of a region"),
+        compliance_archive=bo.boolean("compliance_archive", True),
+        compliance_retention_days=bo.integer(
+            "compliance_retention_days", 2557, minimum=2555, maximum=36500,
+            why="the compliance tier keeps 7 years (planning document 001) under the archive's COMPLIANCE Object "
+                "Lock, which takes 1 to 36500 days"),
+        compliance_glacier_after_days=bo.integer("compliance_glacier_after_days", 30, minimum=0, maximum=36500),
+        compliance_deep_archive_after_days=bo.integer("compliance_deep_archive_after_days", 180, minimum=0,
+                                                      maximum=36500))
+    check_compliance_tier(backups, bo.key)
     bo.done()
 
     tags = top.get("tags", {})

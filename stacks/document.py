@@ -78,7 +78,12 @@ def envelope(cfg: StackConfig) -> dict[str, Any]:
                 "records": {db.name: cfg.dns.record_name(db.name) for db in cfg.databases}},
         # what `snapshot --enforce-retention` keeps unless the operator overrides it
         "backup_policy": {"snapshot_retention_days": cfg.backups.snapshot_retention_days,
-                          "snapshot_keep_newest": cfg.backups.snapshot_keep_newest},
+                          "snapshot_keep_newest": cfg.backups.snapshot_keep_newest,
+                          # the retention tiers (runbooks/retention.py): automated is the longest the
+                          # databases declare; compliance is never deleted by a runbook
+                          "automated_retention_days": max((db.backup_retention_days for db in cfg.databases),
+                                                          default=30),
+                          "compliance_retention_days": cfg.backups.compliance_retention_days},
     }
 
 

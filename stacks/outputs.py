@@ -225,6 +225,16 @@ class BatchReplication:
 
 
 @dataclass(frozen=True)
+class ComplianceArchive:
+    """The compliance tier's archive of this region (components/retention.py): RDS snapshot exports
+    of this region's snapshots go there (an export bucket is in the snapshot's region)."""
+
+    bucket: str
+    export_role_arn: str
+    """The role ``export.rds.amazonaws.com`` assumes to write the export (StartExportTask IamRoleArn)."""
+
+
+@dataclass(frozen=True)
 class Storage:
     data_bucket: str
     data_bucket_arn: str
@@ -234,6 +244,8 @@ class Storage:
     writer_parameter: str | None = None
     """Where writers read the bucket they write to (SSM parameter name); the failover points it at
     the DR bucket (None: writers are not moved by the runbook)."""
+    archive: ComplianceArchive | None = None
+    """The compliance archive (None: the stacks declare none; ``retention --archive`` refuses)."""
     batch_replication: BatchReplication | None = None
     """How the runbooks start S3 Batch Replication of this region's data bucket (None: the stacks
     declare no role for it; a failback in AWS then needs ``--objects-seeded``)."""
@@ -310,10 +322,14 @@ class BackupPolicy:
     """What the snapshot runbook's ``--enforce-retention`` keeps (optional; the runbook's defaults
     apply when the stacks do not export it)."""
 
-    snapshot_retention_days: int = 35
-    """Manual snapshots made by the snapshot runbook older than this are deleted."""
+    snapshot_retention_days: int = 90
+    """Manual tier: snapshots made by the snapshot runbook older than this are deleted."""
     snapshot_keep_newest: int = 3
     """The newest N of them in each region are never deleted, whatever their age."""
+    automated_retention_days: int = 30
+    """Automated tier: the period the stacks declare for automated backups (RDS: at most 35)."""
+    compliance_retention_days: int = 2557
+    """Compliance tier (7 years): reported, never deleted by a runbook (docs/backups.md)."""
 
 
 @dataclass(frozen=True)
@@ -507,7 +523,8 @@ def _region(r: _Reader, name: str) -> Region:
         backups_bucket=st.str("backups_bucket", required=False),
         endpoint_url=st.str("endpoint_url", required=False),
         writer_parameter=st.str("writer_parameter", required=False),
-        batch_replication=_batch_replication(st.obj("batch_replication", required=False)))
+        batch_replication=_batch_replication(st.obj("batch_replication", required=False)),
+        archive=_archive(st.obj("archive", required=False)))
     return Region(
         name=name, role=role, stack=r.str("stack"), databases=databases, dns=dns,
         streaming=streaming, storage=storage,
@@ -537,6 +554,18 @@ def _mirrormaker2(m: "_Reader | None") -> MirrorMaker2Flow | None:
             raise OutputsError(c._p(kind), f"{arn!r} is not an MSK Connect connector ARN")
         arns[kind] = arn
     return MirrorMaker2Flow(checkpoints_topic=topic, connector_arns=arns)
+
+
+def _archive(a: "_Reader | None") -> ComplianceArchive | None:
+    if a is None:
+        return None
+    role_arn, bucket = a.str("export_role_arn"), a.str("bucket")
+    if not _IAM_ROLE_ARN.match(role_arn):
+        raise OutputsError(a._p("export_role_arn"), f"{role_arn!r} is not an IAM role ARN "
+                           "(arn:aws:iam::<12-digit account>:role/<name>); export the snapshot-export role's ARN")
+    if not _BUCKET_NAME.match(bucket) or ".." in bucket:
+        raise OutputsError(a._p("bucket"), f"{bucket!r} is not a bucket name; export the archive bucket's name")
+    return ComplianceArchive(bucket=bucket, export_role_arn=role_arn)
 
 
 def _batch_replication(b: "_Reader | None") -> BatchReplication | None:
@@ -664,7 +693,9 @@ def from_dict(doc: Any) -> Outputs:
     bp = root.obj("backup_policy", required=False)
     backup_policy = None if bp is None else BackupPolicy(
         snapshot_retention_days=bp.int("snapshot_retention_days", minimum=1),
-        snapshot_keep_newest=bp.int("snapshot_keep_newest", minimum=1))
+        snapshot_keep_newest=bp.int("snapshot_keep_newest", minimum=1),
+        automated_retention_days=bp.int("automated_retention_days", required=False, minimum=1, maximum=35) or 30,
+        compliance_retention_days=bp.int("compliance_retention_days", required=False, minimum=1) or 2557)
     return Outputs(schema_version=SCHEMA_VERSION, project=root.str("project"), stack=root.str("stack"),
                    target=target, objectives=objectives, dns=dns, regions=regions, rto_budget=budget,
                    sandbox_dir=sandbox_dir, backup_policy=backup_policy)

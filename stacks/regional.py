@@ -54,6 +54,8 @@ class Regional:
     backups: Bucket
     kafka: KafkaCluster
     writers: WriterParameter
+    archive: Any = None
+    """components.retention.ComplianceArchive (None: not declared: drill stacks, compliance_archive: false)."""
 
     @property
     def partition(self) -> str:
@@ -61,6 +63,8 @@ class Regional:
 
     def storage_document(self, batch_replication: Mapping[str, Any] | None = None) -> dict[str, Any]:
         extra = {} if batch_replication is None else {"batch_replication": dict(batch_replication)}
+        if self.archive is not None:
+            extra["archive"] = {"bucket": self.archive.bucket, "export_role_arn": self.archive.export_role_arn}
         return {**extra, "data_bucket": self.data.bucket, "data_bucket_arn": self.data.arn,
                 "backups_bucket": self.backups.bucket, "writer_parameter": self.writers.name}
 
@@ -110,6 +114,14 @@ def build(cfg: StackConfig, providers: prov.Providers,
                                            force_destroy=drill, expiry_rules=() if kb is None else tuple(
                                                kafka_expiry_rules(kb.topics, kb.retention_days,
                                                                   kb.offsets_retention_days))), opts=opts)
+    archive = None
+    if cfg.backups.compliance_archive and not drill:  # a drill stack must be destroyable: no 7-year lock
+        from components.retention import ComplianceArchive, ComplianceArchiveArgs
+        b = cfg.backups
+        archive = ComplianceArchive("compliance", ComplianceArchiveArgs(
+            bucket_name=bucket_name("archive"), region=cfg.region, kms_key_arn=key.arn, account_id=account,
+            retention_days=b.compliance_retention_days, glacier_after_days=b.compliance_glacier_after_days,
+            deep_archive_after_days=b.compliance_deep_archive_after_days), opts=opts)
     st = cfg.streaming
     kafka = KafkaCluster("kafka", KafkaClusterArgs(
         cluster_name=f"{prefix}-kafka", subnet_ids=network.subnet_ids,
@@ -122,7 +134,7 @@ def build(cfg: StackConfig, providers: prov.Providers,
         parameter_name=writer_parameter(cfg),
         initial_bucket=writer_initial_bucket if writer_initial_bucket is not None else data.bucket), opts=opts)
     return Regional(cfg=cfg, provider=provider, account_id=account, key=key, network=network, data=data,
-                    backups=backups, kafka=kafka, writers=writers)
+                    backups=backups, kafka=kafka, writers=writers, archive=archive)
 
 
 def cluster(regional: Regional, providers: prov.Providers, *, active_region: pulumi.Input[str],
@@ -161,7 +173,8 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
         export_namespaces=k.export_namespaces, export_all_namespaces=k.export_all_namespaces,
         backup_schedule=k.backup_schedule, export_schedule=k.export_schedule, dump_size_limit=k.dump_size_limit,
         labels={"regionpair.io/stack": cfg.stack}, runbook_group=k.runbook_group,
-        restart_deployments=k.restart_deployments, **images),
+        restart_deployments=k.restart_deployments, restore_group=k.restore_group,
+        restore_secrets=k.restore_secrets, **images),
         opts=pulumi.ResourceOptions(provider=providers.kubernetes()))
 
 

@@ -243,6 +243,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 writer_parameter=regional.writer_parameter(cfg),
                 replication_role_arns=replication.role_arn.apply(lambda a: [a]),
                 secret_arns=prod_secret_list,
+                export_role_arns=prod.apply(lambda p: [p["storage"]["archive"]["export_role_arn"]]
+                                            if p["storage"].get("archive") else []),
                 # the failback's rebuild renames a region's database aside: only these identifiers
                 rebuild_identifiers=prod.apply(lambda p: sorted(d["identifier"] for d in p["databases"].values()))),
             RegionScope(
@@ -261,6 +263,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                                                                  for a in arns]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else (),
                 connector_arns=pulumi.Output.all(*mirrormaker.connector_arns.values()) if mirrormaker else (),
+                export_role_arns=net.archive.export_role_arn.apply(lambda a: [a]) if net.archive else (),
                 rebuild_identifiers=sorted(regional.identifier(cfg, db.name) for db in cfg.databases)),
         ]), opts=opts)
 

@@ -417,9 +417,36 @@ class FakeBackups:
         self.snaps[(region, database)] = out
         return sorted(out, key=lambda s: s.created_at)
 
-    def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual"):
+    archive_regions: tuple | None = None
+    """Regions with a compliance archive (None: every region)."""
+
+    def archive_target(self, region):
+        return f"fake-archive://{region}" if self.archive_regions is None or region in self.archive_regions else None
+
+    def archives(self, region, database):
+        return [a for a in getattr(self, "_archives", []) if (a.region, a.database) == (region, database)]
+
+    def archive(self, snapshot, archive_id):
+        from runbooks.backups import Archive
+        self.w._act("archive", snapshot.region, snapshot.id, archive_id)
+        found = [a for a in self.archives(snapshot.region, snapshot.database) if a.id == archive_id]
+        if found:
+            return found[0]
+        a = Archive(archive_id, snapshot.region, snapshot.database, snapshot.id, "starting", self.w.clock.time(),
+                    f"fake-archive://{snapshot.region}/{archive_id}")
+        self._archives = [*getattr(self, "_archives", []), a]
+        return a
+
+    expires_automated = False
+    """True: as RDS, automated backups expire by themselves (``automated_days`` per (region, database))."""
+    automated_days: dict | None = None
+
+    def automated_retention_days(self, region, database):
+        return (self.automated_days or {}).get((region, database))
+
+    def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual", tags=None):
         from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Snapshot
-        tags = {MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}
+        tags = {**({MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}), **(tags or {})}
         self.snaps.setdefault((region, database), []).append(
             Snapshot(sid, region, database, "available", self.w.clock.time() - age_days * 86400, kind, tags,
                      arn=f"arn:snap:{region}:{sid}"))

@@ -8,6 +8,10 @@
     fake.seed_deployment(context, namespace, name)  # a Deployment whose rollout is complete
     fake.deployment(context, namespace, name) -> the object (metadata, spec, status)
     fake.grant(context, namespace, rules)           # RBAC: from then on only what the rules allow
+    fake.namespaces(context, names)                 # which namespaces exist (get namespace, apply into one)
+    fake.seed_secret(context, namespace, name, data, type_)
+    fake.seed_workload(context, kind, namespace, name, pod_spec)  # deployment | statefulset | daemonset
+    fake.rollouts(context, after_reads)             # a restarted workload's rollout completes after N reads
 """
 
 from __future__ import annotations
@@ -119,3 +123,67 @@ class FakeKubectl:
         return subprocess.run(argv, input=json.dumps(manifest), capture_output=True, text=True, check=False,
                               env={**os.environ, "FAKE_KUBECTL_STATE": str(self.state_path),
                                    "FAKE_KUBECTL_LOG": str(self.root / "others.log")})
+
+    # ---- what the config restore uses (runbooks/config_restore.py) ----------------------------------
+
+    def _cluster(self, state: dict, context: str) -> dict:
+        return state["contexts"].setdefault(context, {"fault": None, "namespaces": {}})
+
+    def namespaces(self, context: str, names: list[str]) -> None:
+        state = self._read()
+        self._cluster(state, context)["namespace_names"] = list(names)
+        self._write(state)
+
+    def rollouts(self, context: str, after_reads: int | None) -> None:
+        """None: a restarted workload's rollout never completes (the controller is stuck)."""
+        state = self._read()
+        self._cluster(state, context)["rollout_after_reads"] = after_reads
+        self._write(state)
+
+    def seed_configmap(self, context: str, namespace: str, name: str, data: dict[str, str], manager: str = PULUMI,
+                       immutable: bool = False, labels: dict[str, str] | None = None) -> None:
+        state = self._read()
+        owners = {f"data.{k}": manager for k in data}
+        self._cluster(state, context)["namespaces"].setdefault(namespace, {})[name] = {
+            "labels": dict(labels or {}), "annotations": {}, "data": dict(data), "owners": owners,
+            **({"immutable": True} if immutable else {})}
+        self._write(state)
+
+    def seed_secret(self, context: str, namespace: str, name: str, data: dict[str, str], type_: str = "Opaque",
+                    manager: str = PULUMI) -> None:
+        """``data``: base64 values, as the API holds them."""
+        state = self._read()
+        self._cluster(state, context).setdefault("secrets", {}).setdefault(namespace, {})[name] = {
+            "type": type_, "labels": {}, "annotations": {}, "data": dict(data),
+            "owners": {f"data.{k}": manager for k in data}}
+        self._write(state)
+
+    def secret(self, context: str, namespace: str, name: str) -> dict | None:
+        return self._read()["contexts"][context].get("secrets", {}).get(namespace, {}).get(name)
+
+    def configmap(self, context: str, namespace: str, name: str) -> dict | None:
+        return self._read()["contexts"][context]["namespaces"].get(namespace, {}).get(name)
+
+    def seed_workload(self, context: str, kind: str, namespace: str, name: str, pod_spec: dict,
+                      replicas: int = 2) -> None:
+        """A Deployment, StatefulSet or DaemonSet whose rollout is complete, its pods as ``pod_spec``."""
+        state = self._read()
+        status: dict = {"observedGeneration": 1}
+        if kind == "daemonset":
+            status.update(desiredNumberScheduled=3, updatedNumberScheduled=3, numberAvailable=3, numberReady=3)
+        else:
+            status.update(replicas=replicas, updatedReplicas=replicas, readyReplicas=replicas,
+                          availableReplicas=replicas)
+            if kind == "statefulset":
+                status.update(currentRevision=f"{name}-1", updateRevision=f"{name}-1")
+        spec: dict = {"template": {"metadata": {"labels": {"app": name}, "annotations": {}}, "spec": pod_spec}}
+        if kind != "daemonset":
+            spec["replicas"] = replicas
+        self._cluster(state, context).setdefault(kind + "s", {}).setdefault(namespace, {})[name] = {
+            "metadata": {"name": name, "namespace": namespace, "generation": 1,
+                         "managedFields": [{"manager": PULUMI, "operation": "Apply"}]},
+            "spec": spec, "status": status}
+        self._write(state)
+
+    def workload(self, context: str, kind: str, namespace: str, name: str) -> dict:
+        return self._read()["contexts"][context][kind + "s"][namespace][name]

@@ -1267,7 +1267,31 @@ class RdsBackups:
             raise fail(exc, f"copy snapshot {snapshot.id} to {target_region}") from exc
         return self._snapshot(out["DBSnapshot"], target_region, snapshot.database)
 
+    expires_automated = True
+    """RDS deletes automated backups itself after BackupRetentionPeriod; DeleteDBSnapshot takes manual ones only."""
+
+    def automated_retention_days(self, region: str, database: str) -> int | None:
+        """The period RDS holds the database's automated backups in ``region``: the instance's own in its
+        region, the replicated backups' in DR (``BackupRetentionPeriod`` of DescribeDBInstanceAutomatedBackups)."""
+        for ident in self._identifiers(region, database):
+            try:
+                out = self.clients.call("rds", region, "describe_db_instance_automated_backups",
+                                        DBInstanceIdentifier=ident)
+            except ClientError as exc:
+                if error_code(exc) == "DBInstanceAutomatedBackupNotFound":
+                    continue
+                raise fail(exc, f"describe automated backups of {ident} in {region}") from exc
+            for b in out.get("DBInstanceAutomatedBackups") or []:
+                if b.get("BackupRetentionPeriod") is not None:
+                    return int(b["BackupRetentionPeriod"])
+        return None
+
     def delete_snapshot(self, snapshot) -> str:
+        from runbooks.backups import refuse_compliance
+        refuse_compliance(snapshot)  # before any call: a compliance snapshot is never deleted from here
+        current = self._find(snapshot.region, snapshot.database, snapshot.id)  # its tags now, not as listed
+        if current is not None:
+            refuse_compliance(current)
         try:
             self.clients.call("rds", snapshot.region, "delete_db_snapshot", DBSnapshotIdentifier=snapshot.id)
         except ClientError as exc:
@@ -1275,6 +1299,61 @@ class RdsBackups:
                 return f"{snapshot.region}/{snapshot.id} was already gone"
             raise fail(exc, f"delete snapshot {snapshot.id} in {snapshot.region}") from exc
         return f"deleted {snapshot.region}/{snapshot.id}"
+
+    # ---- the compliance archive: RDS snapshot exports (StartExportTask) -------------------------------
+
+    def archive_target(self, region: str) -> str | None:
+        r = self.outputs.regions.get(region)
+        archive = r.storage.archive if r is not None and r.storage is not None else None
+        return None if archive is None else f"s3://{archive.bucket}"
+
+    @staticmethod
+    def _archive_prefix(database: str) -> str:
+        return f"regionpair/{database}"
+
+    def _archive(self, t: dict, region: str, database: str):
+        from runbooks.backups import Archive
+        source = (t.get("SourceArn") or "").rsplit(":", 1)[-1]
+        return Archive(id=t["ExportTaskIdentifier"], region=region, database=database, source=source,
+                       status=str(t.get("Status", "?")).lower(), started_at=_ts(t.get("TaskStartTime")),
+                       location=f"s3://{t.get('S3Bucket')}/{t.get('S3Prefix') or ''}/{t['ExportTaskIdentifier']}")
+
+    def archives(self, region: str, database: str) -> list:
+        r = self.outputs.regions.get(region)
+        archive = r.storage.archive if r is not None and r.storage is not None else None
+        if archive is None:
+            return []
+        out, marker = [], {}
+        for _ in range(1000):
+            page = self._rds(region, "describe_export_tasks", f"list snapshot exports in {region}", **marker)
+            out += [self._archive(t, region, database) for t in page.get("ExportTasks") or []
+                    if t.get("S3Bucket") == archive.bucket and t.get("S3Prefix") == self._archive_prefix(database)]
+            if not page.get("Marker"):
+                break
+            marker = {"Marker": page["Marker"]}
+        return sorted(out, key=lambda a: a.started_at or 0.0)
+
+    def archive(self, snapshot, archive_id: str):
+        r = self.outputs.regions.get(snapshot.region)
+        archive = r.storage.archive if r is not None and r.storage is not None else None
+        if archive is None or not r.kms_key_arn:
+            raise BadInput(f"stack outputs: regions.{snapshot.region}.storage.archive or kms_key_arn is missing; an "
+                           "export into the compliance archive needs the archive bucket, its export role and the "
+                           "region's key (backups.compliance_archive in the stack config, then pulumi up)")
+        if not snapshot.arn:
+            raise BadInput(f"snapshot {snapshot.region}/{snapshot.id} has no ARN to export")
+        try:
+            t = self.clients.call("rds", snapshot.region, "start_export_task", ExportTaskIdentifier=archive_id,
+                                  SourceArn=snapshot.arn, S3BucketName=archive.bucket,
+                                  IamRoleArn=archive.export_role_arn, KmsKeyId=r.kms_key_arn,
+                                  S3Prefix=self._archive_prefix(snapshot.database))
+        except ClientError as exc:
+            if error_code(exc) == "ExportTaskAlreadyExists":
+                found = [a for a in self.archives(snapshot.region, snapshot.database) if a.id == archive_id]
+                if found:
+                    return found[0]
+            raise fail(exc, f"export snapshot {snapshot.id} into {archive.bucket}") from exc
+        return self._archive(t, snapshot.region, snapshot.database)
 
     def _automated_backup(self, region: str, database: str) -> dict | None:
         for ident in self._identifiers(region, database):
@@ -1494,6 +1573,7 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     from runbooks.backups import BackupPorts
     from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
     from runbooks.adapters.aws_kafka_backup import aws_kafka_backups
+    from runbooks.adapters.aws_config_exports import S3ConfigExports
     clients = clients or Clients(session, settings)
     clients.clock = clients.clock or clock
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
@@ -1502,4 +1582,5 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
                        sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
                        notifier=SnsNotifier(outputs, clients),
                        slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients),
-                       kafka_backups=aws_kafka_backups(outputs, clients))
+                       kafka_backups=aws_kafka_backups(outputs, clients),
+                       config_exports=S3ConfigExports(outputs, clients))

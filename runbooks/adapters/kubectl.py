@@ -96,6 +96,42 @@ def _said(stderr: str | None, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def run_kubectl(runner: Runner, settings: KubectlSettings, context: str, namespace: str, args: list[str], what: str,
+                where: str, needs: str, *, region: str | None = None, stdin: str | None = None,
+                absent_ok: bool = False, group_hint: str = "its runbook group") -> str | None:
+    """One kubectl invocation against ``context``/``namespace``: its stdout; None for an object that
+    does not exist when ``absent_ok``. The cluster's refusals become the runbooks' errors, each naming
+    ``where`` and what to do: not on PATH, no such context, ``needs`` when RBAC refuses, no answer."""
+    exe = shutil.which(settings.binary)
+    if exe is None:
+        raise Unreachable(f"kubectl is not on PATH, so {where} cannot be reached: install kubectl on the runbook "
+                          "host (for EKS also the AWS CLI, which kubectl's exec authentication calls)")
+    argv = [exe, "--context", context, "--request-timeout", f"{settings.request_timeout_s}s", "-n", namespace, *args]
+    try:
+        proc = runner(argv, input=stdin, capture_output=True, text=True, check=False,
+                      timeout=settings.process_timeout_s)
+    except subprocess.TimeoutExpired:
+        raise Unreachable(f"{where} did not answer {what} within {settings.process_timeout_s:g} s") from None
+    except OSError as exc:
+        raise Unreachable(f"could not run kubectl for {where}: {exc.strerror or exc}") from None
+    if proc.returncode == 0:
+        return proc.stdout
+    said = _said(proc.stderr)
+    if _NO_CONTEXT.search(proc.stderr or ""):
+        raise Unreachable(f"your kubeconfig has no context {context} ({where}): for EKS run "
+                          f"`aws eks update-kubeconfig --region {region or '<region>'} --name <cluster>` (it names the "
+                          f"context by the cluster ARN; add --alias {context} if the outputs name it otherwise)")
+    if _FORBIDDEN.search(proc.stderr or ""):
+        raise StepFailed(f"{where} refused {what}: the runbooks' identity needs {needs} there (the stack binds "
+                         f"them to {group_hint}; map the identity to that group with an EKS access entry, "
+                         f"docs/kubernetes.md): {said}")
+    if absent_ok and _NOT_FOUND.search(proc.stderr or ""):
+        return None
+    if _UNREACHABLE.search(proc.stderr or ""):
+        raise Unreachable(f"{where} does not answer {what}: {said}")
+    raise StepFailed(f"kubectl {what} in {where} failed (exit {proc.returncode}): {said}")
+
+
 class KubectlEndpoints:
     """The active-endpoints ConfigMaps of each region's cluster, reached with the operator's kubectl."""
 
@@ -115,38 +151,10 @@ class KubectlEndpoints:
         """kubectl's stdout; None for an object that does not exist when ``absent_ok``. ``needs``: the
         permission to name when the cluster refuses (default: the ConfigMap's)."""
         k = self._cluster(region)
-        exe = shutil.which(self.settings.binary)
-        if exe is None:
-            raise Unreachable(f"kubectl is not on PATH, so {region}'s cluster (context {k.context}) cannot be "
-                              "reached: install kubectl on the runbook host (for EKS also the AWS CLI, which "
-                              "kubectl's exec authentication calls)")
-        argv = [exe, "--context", k.context, "--request-timeout", f"{self.settings.request_timeout_s}s",
-                "-n", namespace, *args]
-        where = f"{region}'s cluster (context {k.context}, namespace {namespace})"
-        try:
-            proc = self.runner(argv, input=stdin, capture_output=True, text=True, check=False,
-                               timeout=self.settings.process_timeout_s)
-        except subprocess.TimeoutExpired:
-            raise Unreachable(f"{where} did not answer {what} within {self.settings.process_timeout_s:g} s") from None
-        except OSError as exc:
-            raise Unreachable(f"could not run kubectl for {where}: {exc.strerror or exc}") from None
-        if proc.returncode == 0:
-            return proc.stdout
-        said = _said(proc.stderr)
-        if _NO_CONTEXT.search(proc.stderr or ""):
-            raise Unreachable(f"your kubeconfig has no context {k.context} ({region}'s cluster): for EKS run "
-                              f"`aws eks update-kubeconfig --region {region} --name <cluster>` (it names the context "
-                              f"by the cluster ARN; add --alias {k.context} if the outputs name it otherwise)")
-        if _FORBIDDEN.search(proc.stderr or ""):
-            raise StepFailed(f"{where} refused {what}: the runbooks' identity needs "
-                             f"{needs or f'list, get and patch on the ConfigMap {k.configmap}'} there (the stack binds "
-                             "them to its runbook group; map the identity to that group with an EKS access entry, "
-                             f"docs/kubernetes.md): {said}")
-        if absent_ok and _NOT_FOUND.search(proc.stderr or ""):
-            return None
-        if _UNREACHABLE.search(proc.stderr or ""):
-            raise Unreachable(f"{where} does not answer {what}: {said}")
-        raise StepFailed(f"kubectl {what} in {where} failed (exit {proc.returncode}): {said}")
+        return run_kubectl(self.runner, self.settings, k.context, namespace, args, what,
+                           f"{region}'s cluster (context {k.context}, namespace {namespace})",
+                           needs or f"list, get and patch on the ConfigMap {k.configmap}", region=region,
+                           stdin=stdin, absent_ok=absent_ok)
 
     def _copies(self, region: str, namespace: str) -> list[tuple[EndpointsCopy, dict[str, str]]]:
         """Each copy in the namespace, with its data as the contract sees it."""

@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 
 from runbooks import backup_sql
-from runbooks.backups import (BackupPorts, Instance, Integrity, NoMetrics, Reference, Snapshot,
-                              Window)
+from runbooks.backups import (Archive, BackupPorts, Instance, Integrity, NoMetrics, Reference, Snapshot,
+                              Window, refuse_compliance)
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from stacks.outputs import Outputs
@@ -70,9 +70,31 @@ class SandboxBackups:
         return _snapshot(self._errors(self.sb.backups.copy, snapshot.database, snapshot.id, snapshot.region,
                                       target_region, tags))
 
+    expires_automated = False
+    """The sandbox keeps its base backups until the retention runbook deletes them (docs/backups.md)."""
+
     def delete_snapshot(self, snapshot: Snapshot) -> str:
+        refuse_compliance(snapshot)  # a compliance backup is never deleted, whoever asks
+        meta = self.sb.backups.get(snapshot.database, snapshot.region, snapshot.id)
+        if meta is not None:  # its tags on disk, not as the caller saw them
+            refuse_compliance(_snapshot(meta))
         gone = self.sb.backups.delete(snapshot.database, snapshot.region, snapshot.id)
         return f"deleted {snapshot.region}/{snapshot.id}" if gone else f"{snapshot.region}/{snapshot.id} was already gone"
+
+    def archive_target(self, region: str) -> str | None:
+        return str(self.sb.layout.pg_dir / "<database>" / region / "compliance") if region in self.sb.regions else None
+
+    def _archive(self, meta: dict) -> Archive:
+        return Archive(id=meta["id"], region=meta["region"], database=meta["database"], source=meta["source"],
+                       status=meta["status"], started_at=meta["started_at"],
+                       location=str(self.sb.backups.compliance_dir(meta["database"], meta["region"]) / meta["id"]))
+
+    def archives(self, region: str, database: str) -> list[Archive]:
+        return [self._archive(m) for m in self.sb.backups.archives(database, region)]
+
+    def archive(self, snapshot: Snapshot, archive_id: str) -> Archive:
+        return self._archive(self._errors(self.sb.backups.archive, snapshot.database, snapshot.region, snapshot.id,
+                                          archive_id))
 
     def _replicate_into(self, region: str, database: str) -> None:
         """What RDS's automated-backup replication does all the time: the other region's automated

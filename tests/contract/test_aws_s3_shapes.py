@@ -100,10 +100,13 @@ def test_the_stacks_s3_shapes_are_accepted_by_moto_and_read_back_as_declared(s3)
         "Role": replication["inputs"]["role"], "Rules": api(replication["inputs"]["rules"])})
 
     # read back: what S3 (moto) keeps is what the stacks declared
-    [backups] = [n for n in nodes("prod", "lock")]
-    lock = s3(regions[backups["inputs"]["bucket"]]).get_object_lock_configuration(Bucket=backups["inputs"]["bucket"])
-    retention = lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
-    assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 30)  # moto also echoes "Years": 0
+    locks = {n["name"]: n for n in nodes("prod", "lock")}
+    assert set(locks) == {"backups-object-lock", "compliance-bucket-object-lock"}
+    for name, days in (("backups-object-lock", 30), ("compliance-bucket-object-lock", 2557)):
+        bucket = locks[name]["inputs"]["bucket"]
+        lock = s3(regions[bucket]).get_object_lock_configuration(Bucket=bucket)
+        retention = lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+        assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", days), name  # moto also echoes "Years": 0
     rule = s3(regions[source]).get_bucket_replication(Bucket=source)["ReplicationConfiguration"]["Rules"][0]
     assert rule["Destination"]["ReplicationTime"] == {"Status": "Enabled", "Time": {"Minutes": 15}}
     assert rule["Destination"]["Metrics"] == {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}
@@ -121,7 +124,7 @@ def test_moto_refuses_the_forms_aws_documents_as_refused(s3):
     """The same shapes, each broken the way the pack refuses: moto refuses them too."""
     regions = create_buckets(s3, "prod")
     data = next(n for n in nodes("prod", "bucket") if "data" in n["name"])["inputs"]["bucket"]
-    [lock] = nodes("prod", "lock")
+    lock = next(n for n in nodes("prod", "lock") if n["name"] == "backups-object-lock")
     config = api({k: v for k, v in lock["inputs"].items() if k in ("objectLockEnabled", "rule")})
     # Object Lock on a bucket created without it and not versioned (S3 User Guide, Object Lock)
     with pytest.raises(ClientError) as refused:

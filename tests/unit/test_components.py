@@ -412,6 +412,9 @@ def test_batch_replication_role_bad_args(kw, arg):
                                          "data--x-s3", "data--table-s3")],
                                      ({"deep_archive_after_days": 120}, "deep_archive_after_days"),
                                      ({"object_lock_days": 0}, "object_lock_days"),
+                                     # expiry only after the last transition, never before the lock ends
+                                     ({"expire_after_days": 500}, "expire_after_days"),
+                                     ({"expire_after_days": 800, "object_lock_days": 900}, "expire_after_days"),
                                      # a destroy cannot empty a bucket under COMPLIANCE retention
                                      ({"object_lock_days": 30, "force_destroy": True}, "force_destroy")])
 def test_bucket_bad_args(kw, arg):
@@ -741,7 +744,9 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     assert temp["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TEMPORARY_TAG}": "true"}}
     snaps = by_sid["DeleteOnlySnapshotRunbookSnapshots"]
     assert snaps["Action"] == ["rds:DeleteDBSnapshot"]
-    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE}}
+    # the runbooks' own snapshots, never one of the compliance tier (retention tiers, docs/backups.md)
+    assert snaps["Condition"] == {"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": MANAGED_VALUE},
+                                  "StringNotEquals": {"aws:ResourceTag/regionpair:retention-tier": "compliance"}}
     # the names the runbooks really use fall under the ARNs
     from fnmatch import fnmatchcase
     sid = snapshot_id("payments", "snapshot-20261122T053000Z-ab12")

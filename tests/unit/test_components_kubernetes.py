@@ -241,13 +241,14 @@ def test_rbac_reads_configmaps_and_secrets_in_the_named_namespaces_only():
         assert b["inputs"]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                           "name": "regionpair-config-export"}
     assert len(bindings) == 2
-    assert not of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
-    assert not of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert not named(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "regionpair-config-export")
+    assert not named(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+                     "regionpair-config-export")
 
 
 def test_cluster_wide_export_only_when_asked():
     resources = render(export_all_namespaces=True)
-    (role,) = of_type(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    (role,) = named(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "regionpair-config-export")
     assert role["inputs"]["rules"] == [{"apiGroups": [""], "resources": ["configmaps", "secrets"],
                                         "verbs": ["get", "list"]}]
     assert not named(resources, ROLE, "regionpair-config-export")
@@ -300,7 +301,7 @@ def test_listed_deployments_add_get_and_patch_on_exactly_those_names_in_their_na
 
 
 def test_without_restart_deployments_no_role_mentions_deployments():
-    for r in of_type(render(), ROLE):
+    for r in named(render(), ROLE, "regionpair-runbooks"):  # the restore's own Role restarts what reads its objects
         assert "deployments" not in json.dumps(r["inputs"]["rules"]) and "apps" not in json.dumps(r["inputs"]["rules"])
 
 
@@ -310,6 +311,34 @@ def test_runbook_rules_are_the_roles_rules():
     by_ns = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
              for r in named(resources, ROLE, "regionpair-runbooks")}
     assert by_ns == {"checkout": runbook_rules(["checkout-web"]), "payments": runbook_rules()}
+
+
+def test_the_restore_group_may_write_configmaps_of_the_exported_namespaces_restart_workloads_and_read_them():
+    from components.kubernetes import restore_namespace_rules, restore_rules
+    resources = render(export_namespaces=["payments", "ledger"])
+    roles = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
+             for r in named(resources, ROLE, "regionpair-config-restore")}
+    assert roles == {"payments": restore_rules(), "ledger": restore_rules()}
+    assert roles["payments"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"],
+         "verbs": ["get", "list", "patch"]}]
+    assert "secrets" not in json.dumps(roles) and "delete" not in json.dumps(roles) and '"*"' not in json.dumps(roles)
+    for b in named(resources, BINDING, "regionpair-config-restore"):
+        assert b["inputs"]["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                            "name": "regionpair-config-restore"}]
+    (cluster_role,) = named(resources, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "regionpair-config-restore")
+    assert cluster_role["inputs"]["rules"] == restore_namespace_rules(["ledger", "payments"]) == [
+        {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["ledger", "payments"], "verbs": ["get"]}]
+    # Secrets only when asked; never cluster-wide write, also when every namespace is exported
+    secrets = named(render(restore_secrets=True), ROLE, "regionpair-config-restore")[0]["inputs"]["rules"]
+    assert {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "create", "patch"]} in secrets
+    wide = render(export_all_namespaces=True)
+    assert sorted(r["inputs"]["metadata"]["namespace"] for r in named(wide, ROLE, "regionpair-config-restore")) == [
+        "checkout", "payments"]
+    off = render(restore_group=None)
+    assert not named(off, ROLE, "regionpair-config-restore") and not of_type(
+        off, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard():
@@ -371,6 +400,8 @@ BAD = [
     ({"postgres_image": "postgres:15.8"}, "postgres_image", "cannot dump a PostgreSQL 16"),
     ({"dump_size_limit": "lots"}, "dump_size_limit", "quantity"),
     ({"runbook_group": "system:masters"}, "runbook_group", "reserved system: prefix"),
+    ({"restore_group": "system:masters"}, "restore_group", "reserved system: prefix"),
+    ({"restore_group": None, "restore_secrets": True}, "restore_secrets", "name the restore_group"),
     ({"dump_deadline_seconds": 10}, "dump_deadline_seconds", "60 to 86400"),
     ({"restart_deployments": {"billing": ["api"]}}, "restart_deployments", "one of the app namespaces"),
     ({"restart_deployments": {"payments": []}}, "restart_deployments.payments", "non-empty list"),

@@ -53,7 +53,7 @@ def test_defaults_when_optional_keys_are_omitted():
         (30, "03:00-04:00", "sun:04:30-sun:05:30", True)
     assert db.max_allocated_storage_gb == 2 * db.allocated_storage_gb
     assert cfg.backups.object_lock_days == 30
-    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (35, 3)
+    assert (cfg.backups.snapshot_retention_days, cfg.backups.snapshot_keep_newest) == (90, 3)
     assert cfg.expected_promotion_seconds == 300
     assert cfg.network.runbook_cidrs == ()  # no runbook ingress unless asked for
 
@@ -188,6 +188,13 @@ BAD = [
     ("backups.snapshot_keep_newest", 0, "backups.snapshot_keep_newest", "never deletes the last snapshot"),
     ("backups.snapshot_keep_newest", 101, "backups.snapshot_keep_newest", "maximum is 100"),
     ("backups.keep_newest", 3, "backups.keep_newest", "unknown key"),
+    # the compliance tier (document 001: 7 years; S3 minimum storage durations)
+    ("backups.compliance_retention_days", 365, "backups.compliance_retention_days", "7 years"),
+    ("backups.compliance_retention_days", 36501, "backups.compliance_retention_days", "maximum is 36500"),
+    ("backups.compliance_deep_archive_after_days", 100, "backups.compliance_deep_archive_after_days",
+     "GLACIER its minimum of 90 days"),
+    ("backups.compliance_deep_archive_after_days", 2500, "backups.compliance_retention_days",
+     "DEEP_ARCHIVE's minimum of 180 days"),
     ("network.allowed_cidrs", ["0.0.0.0/0"], "network.allowed_cidrs[0]", "whole internet"),
     ("network.allowed_cidrs", ["10.0.0.300/8"], "network.allowed_cidrs[0]", "CIDR block"),
     ("network.allowed_cidrs", [], "network.allowed_cidrs", "at least one"),
@@ -363,6 +370,14 @@ def test_kubernetes_section_defaults():
     assert (k.postgres_image, k.tools_image, k.dump_size_limit) == (None, None, "20Gi")
 
 
+def test_the_config_restore_group_defaults_to_its_own_without_secrets_and_can_be_turned_off():
+    k = config.read(k8s_values(), stack="prod").kubernetes
+    assert (k.restore_group, k.restore_secrets) == ("regionpair-config-restore", False)
+    k = config.read(k8s_values(restore_group="payments-restorers", restore_secrets=True), stack="prod").kubernetes
+    assert (k.restore_group, k.restore_secrets) == ("payments-restorers", True)
+    assert config.read(k8s_values(restore_group=False), stack="prod").kubernetes.restore_group is None
+
+
 def test_restart_deployments_name_deployments_of_the_app_namespaces():
     assert config.read(k8s_values(), stack="prod").kubernetes.restart_deployments == {}
     k = config.read(k8s_values(app_namespaces=["payments", "checkout"],
@@ -422,6 +437,9 @@ K8S_BAD = [
     ({"cluster": "prod"}, "kubernetes.cluster", "unknown key"),
     ({"runbook_context": "prod cluster"}, "kubernetes.runbook_context", "context name"),
     ({"runbook_group": "system:masters"}, "kubernetes.runbook_group", "not system:"),
+    ({"restore_group": "system:masters"}, "kubernetes.restore_group", "not system:"),
+    ({"restore_group": False, "restore_secrets": True}, "kubernetes.restore_secrets", "nobody could use it"),
+    ({"restore_secrets": "yes"}, "kubernetes.restore_secrets", "true or false"),
     ({"restart_deployments": ["payments-api"]}, "kubernetes.restart_deployments", "mapping of app namespace"),
     ({"restart_deployments": {"checkout": ["web"]}}, "kubernetes.restart_deployments.checkout",
      "not one of the app namespaces ['regionpair']"),

@@ -210,6 +210,7 @@ def privileged_dump_job(graph: Graph) -> None:
 
 
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
+from policy import retention as RETENTION  # noqa: E402
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 
@@ -515,6 +516,33 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
              "Effect": "Allow", "Principal": {"Service": "kafkaconnect.amazonaws.com"}, "Action": "sts:AssumeRole",
              "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]})),
      {"mskconnect-execution-role"}),
+    # retention tiers (policy/retention.py)
+    ("prod", "automated backups kept 36 days", setting(rules.RDS_INSTANCE, "backupRetentionPeriod", 36),
+     {"rds-backup-retention-at-most-35"}),
+    ("prod", "compliance archive in governance mode",
+     setting(RETENTION.S3_OBJECT_LOCK, "rule.defaultRetention.mode", "GOVERNANCE", named("compliance")),
+     {"s3-compliance-archive-locked"}),
+    ("dr", "compliance archive locked one year",
+     setting(RETENTION.S3_OBJECT_LOCK, "rule.defaultRetention.days", 365, named("compliance")),
+     {"s3-compliance-archive-locked"}),
+    ("prod", "export role trusted by EC2 instead of RDS export", lambda g: _set(
+        first(g, "aws:iam/role:Role", named("compliance-export")), "assumeRolePolicy",
+        first(g, "aws:iam/role:Role", named("compliance-export"))["inputs"]["assumeRolePolicy"].replace(
+            "export.rds.amazonaws.com", "ec2.amazonaws.com")), {"rds-snapshot-export-role"}),
+    ("dr", "export role may not write objects", edit_policy(ROLE_POLICY, lambda d: _statement(d, "WriteExports")[
+        "Action"].remove("s3:PutObject*"), named("compliance-export")), {"rds-snapshot-export-role"}),
+    ("dr", "runbook role may delete compliance snapshots",
+     runbook_policy(lambda d: _statement(d, "DeleteOnlySnapshotRunbookSnapshots")["Condition"].pop("StringNotEquals")),
+     {"iam-snapshot-delete-spares-compliance"}),
+    ("prod", "vault lock changeable for 1 day", lambda g: g.append(
+        {"type": RETENTION.BACKUP_VAULT_LOCK, "name": "vault-lock", "parent": None, "provider": None,
+         "inputs": {"backupVaultName": "compliance", "changeableForDays": 1, "minRetentionDays": 2555}}),
+     {"backup-vault-lock-cooling-off"}),
+    ("prod", "backup plan deletes 30 days after cold storage", lambda g: g.append(
+        {"type": RETENTION.BACKUP_PLAN, "name": "plan", "parent": None, "provider": None,
+         "inputs": {"name": "compliance", "rules": [{"ruleName": "monthly", "targetVaultName": "compliance",
+                                                    "lifecycle": {"coldStorageAfter": 30, "deleteAfter": 60}}]}}),
+     {"backup-plan-cold-storage-90-days"}),
     ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
         "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
      {"rds-logical-replication-static"}),

@@ -123,7 +123,7 @@ def test_prod_graph_has_the_primary_record_guarded_and_alarmed():
     assert record["ttl"] == 60
     assert not of_type(prod, "aws:msk/replicator:Replicator")
     assert not of_type(prod, "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
-    backups = one(prod, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")["inputs"]
+    backups = one(prod, "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", "backups-object-lock")["inputs"]
     assert backups["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": 30}
 
 
@@ -364,7 +364,7 @@ def test_runbook_cidrs_reach_the_database_security_group_of_each_stack():
 def test_both_stacks_export_the_backup_policy_from_config():
     for stack in STACKS:
         doc = outputs.from_dict(harness.stack_exports(stack))
-        assert (doc.backup_policy.snapshot_retention_days, doc.backup_policy.snapshot_keep_newest) == (35, 3), stack
+        assert (doc.backup_policy.snapshot_retention_days, doc.backup_policy.snapshot_keep_newest) == (90, 3), stack
     import yaml
     backups = yaml.safe_load(open(harness.ROOT / "Pulumi.prod.yaml"))["config"]["regionpair:backups"]
     rendered = harness.render("prod", overrides={"backups": dict(backups, snapshot_retention_days=14,
