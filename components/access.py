@@ -65,8 +65,19 @@ RUNBOOK_ACTIONS: dict[str, tuple[str, ...]] = {
     "route53_zones": ("route53:ListHostedZonesByName",),
     "secrets": ("secretsmanager:GetSecretValue",),
     "kafka": ("kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"),
+    # kafka_replay in AWS reaches the clusters with IAM access control (SASL/OAUTHBEARER): the data-plane
+    # actions of MSK's IAM policies (MSK Developer Guide, "Understand service execution role" lists them
+    # for an IAM cluster), the idempotent producer's WriteDataIdempotently on the cluster
+    "kafka_data_cluster": ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster",
+                           "kafka-cluster:WriteDataIdempotently"),
+    "kafka_data_topic": ("kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:WriteData",
+                         "kafka-cluster:ReadData"),
+    "kafka_data_group": ("kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"),
+    "kafka_read_groups": ("kafka-cluster:DescribeGroup",),
     "kafka_replicator": ("kafka:DescribeReplicator", "kafka:UpdateReplicationInfo", "kafka:TagResource",
                          "kafka:UntagResource"),
+    # MirrorMaker 2 on MSK Connect: the failover stops it by deleting its source and heartbeat connectors
+    "kafkaconnect": ("kafkaconnect:DescribeConnector", "kafkaconnect:DeleteConnector"),
     "ssm": ("ssm:GetParameter", "ssm:PutParameter"),
     "s3_bucket": ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetReplicationConfiguration",
                   "s3:PutReplicationConfiguration", "s3:GetBucketVersioning", "s3:GetObjectLockConfiguration"),
@@ -157,6 +168,9 @@ class RegionScope:
     rebuild_identifiers: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """This region's DB instance identifiers that the failback's rebuild may rename aside
     (rds:ModifyDBInstance on exactly these). Default: none (no ModifyDBInstance here)."""
+    connector_arns: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """MirrorMaker 2's MSK Connect connectors in this region (described and deleted by the failover).
+    Default: none."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +217,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
             statements.append({"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": sorted(set(resources))})
 
     rds, ec2, kafka, repl, ssm, buckets, objects, keys, topics, roles, secrets = ([] for _ in range(11))
-    renamed, locks = [], []
+    renamed, locks, connectors = [], [], []
     batch_roles, batch_jobs, export_roles = [], [], []
     restored, temporary, snapshots = [], [], []
     for r in regions:
@@ -219,6 +233,7 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
         ec2 += [arn("ec2", name, f"security-group/{sg}") for sg in r["db_security_group_ids"]]
         kafka += list(r["kafka_cluster_arns"])
         repl += list(r["replicator_arns"])
+        connectors += [a for a in r.get("connector_arns") or [] if a]
         for param in (r.get("bootstrap_parameter"), r.get("writer_parameter"), *(r.get("client_parameters") or ())):
             if param:
                 ssm.append(arn("ssm", name, f"parameter{param}"))
@@ -265,6 +280,17 @@ def runbook_policy(*, partition: str, account: str, prefix: str, zone_id: str, h
     add("ReadDatabasePasswords", RUNBOOK_ACTIONS["secrets"], sorted(set(secrets)))
     add("KafkaClusters", RUNBOOK_ACTIONS["kafka"], kafka)
     add("KafkaReplicators", RUNBOOK_ACTIONS["kafka_replicator"], repl)
+    # the replay runbook (runbooks/kafka_replay.py): any topic of the pair's clusters is a possible
+    # target; its consumers use only the regionpair-replay-* group ids
+    add("ReplayKafkaBackupsConnect", RUNBOOK_ACTIONS["kafka_data_cluster"], kafka)
+    add("ReplayKafkaBackupsTopics", RUNBOOK_ACTIONS["kafka_data_topic"],
+        [a.replace(":cluster/", ":topic/", 1) + "/*" for a in kafka if ":cluster/" in a])
+    add("ReplayKafkaBackupsGroups", RUNBOOK_ACTIONS["kafka_data_group"],
+        [a.replace(":cluster/", ":group/", 1) + "/regionpair-replay-*" for a in kafka if ":cluster/" in a])
+    # runbooks/kafka_offsets.py lists the groups and reads their committed offsets (read-only)
+    add("ReadConsumerGroupOffsets", RUNBOOK_ACTIONS["kafka_read_groups"],
+        [a.replace(":cluster/", ":group/", 1) + "/*" for a in kafka if ":cluster/" in a])
+    add("MirrorMaker2Connectors", RUNBOOK_ACTIONS["kafkaconnect"], connectors)
     add("ClientParameters", RUNBOOK_ACTIONS["ssm"], ssm)
     add("Buckets", RUNBOOK_ACTIONS["s3_bucket"], buckets)
     add("BucketObjectsAndRunLock", RUNBOOK_ACTIONS["s3_object"], objects)
@@ -365,7 +391,7 @@ class RunbookRole(pulumi.ComponentResource):
             "replication_role_arns": r.replication_role_arns,
             "batch_replication_role_arns": r.batch_replication_role_arns,
             "export_role_arns": r.export_role_arns,
-            "rebuild_identifiers": r.rebuild_identifiers} for r in args.regions])
+            "rebuild_identifiers": r.rebuild_identifiers, "connector_arns": r.connector_arns} for r in args.regions])
         document = pulumi.Output.all(account, pulumi.Output.from_input(args.health_check_ids), scopes).apply(
             lambda v: runbook_policy(partition=args.partition, account=v[0], prefix=args.name_prefix,
                                      zone_id=args.zone_id, health_check_ids=[h for h in v[1] if h], regions=v[2],

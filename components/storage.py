@@ -58,6 +58,13 @@ class BucketArgs:
     """Empty the bucket when it is destroyed. Default: off (only drill stacks turn it on)."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra tags. Default: none beyond the provider's default tags."""
+    expiry_rules: tuple[tuple[str, str, int], ...] = ()
+    """Extra lifecycle rules (id, key prefix, days): current objects under the prefix expire after the
+    days, their noncurrent versions a day later. Default: none (components/kafka_backup.py's per topic class)."""
+
+
+MAX_LIFECYCLE_RULES = 1000
+"""Amazon S3 API Reference, "LifecycleConfiguration": "You can add as many as 1000 rules"."""
 
 
 def _check_name(name: str) -> str:
@@ -108,6 +115,12 @@ class Bucket(pulumi.ComponentResource):
             require(BUCKET_TYPE, "force_destroy", args.force_destroy, not args.force_destroy,
                     "a bucket under COMPLIANCE Object Lock cannot be emptied by a destroy: set object_lock_days=None "
                     "for a bucket a drill destroys, or force_destroy=False")
+        require(BUCKET_TYPE, "expiry_rules", len(args.expiry_rules), len(args.expiry_rules) + 1 <= MAX_LIFECYCLE_RULES,
+                f"a bucket's lifecycle configuration holds at most {MAX_LIFECYCLE_RULES} rules (S3 API Reference, "
+                "'LifecycleConfiguration'), this bucket's own archive rule included")
+        for rule_id, prefix, days in args.expiry_rules:
+            require(BUCKET_TYPE, "expiry_rules", (rule_id, prefix, days), bool(prefix) and days >= 1 and 0 < len(rule_id) <= 255,
+                    "each rule needs a non-empty prefix, at least 1 day, and an id of 1-255 characters")
         super().__init__(BUCKET_TYPE, name, None, opts)
         tags = dict(args.tags)
         locked = args.object_lock_days is not None
@@ -151,7 +164,12 @@ class Bucket(pulumi.ComponentResource):
                 aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.expire_after_days),
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=args.abort_incomplete_upload_days),
-            )]), opts=child(self, depends_on=[self.versioning]))
+            )] + [aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=rule_id, status="Enabled", filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=1)) for rule_id, prefix, days in args.expiry_rules]),
+            opts=child(self, depends_on=[self.versioning]))
         if locked:
             aws.s3.BucketObjectLockConfiguration(f"{name}-object-lock", aws.s3.BucketObjectLockConfigurationInitArgs(
                 bucket=bucket.id, object_lock_enabled="Enabled",

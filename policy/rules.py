@@ -924,10 +924,14 @@ if __package__:
     from . import msk as _msk  # noqa: E402,F401
     from . import rds as _rds  # noqa: E402,F401
     from . import dns_alarms_iam as _dns_alarms_iam  # noqa: E402,F401
+    from . import kafka_backup as _kafka_backup  # noqa: E402,F401
+    from . import mskconnect as _mskconnect  # noqa: E402,F401
 else:  # the CLI runs the pack with sys.path[0] = policy/
     import msk as _msk  # type: ignore[no-redef]  # noqa: E402,F401
     import rds as _rds  # type: ignore[no-redef]  # noqa: E402,F401
     import dns_alarms_iam as _dns_alarms_iam  # type: ignore[no-redef]  # noqa: E402,F401
+    import kafka_backup as _kafka_backup  # type: ignore[no-redef]  # noqa: E402,F401
+    import mskconnect as _mskconnect  # type: ignore[no-redef]  # noqa: E402,F401
 
 
 # S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this

@@ -254,6 +254,8 @@ class BackupPorts:
     """``runbooks.slots.SlotStore``."""
     caches: Any = None
     """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
+    kafka_backups: Any = None
+    """``runbooks.kafka_backup.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
     config_exports: Any = None
     """``runbooks.k8s_config.ExportStore`` (config_restore); None: the adapter has none."""
 

@@ -325,6 +325,11 @@ class SandboxDrill:
         if "kafka" in self.stream_systems:  # a consumer group that has not joined yet tests nothing
             wait_until(lambda: self._acks().consumed, what="the consumer group's first record", timeout=20,
                        clock=self.clock, interval=0.1, max_interval=0.2)
+            # nor does one MirrorMaker 2 has not checkpointed yet (it finds groups every few seconds)
+            groups = sb.outputs.regions[dr].streaming.consumer_groups
+            wait_until(lambda: set(groups) <= set(sb.kafka_checkpoints(primary, dr)),
+                       what="MirrorMaker 2's first checkpoint of every consumer group", timeout=60,
+                       clock=self.clock, interval=0.2, max_interval=0.5)
         end = time.time() + self.args.warmup
         samples = []
         p_node, s_node = sb.node(primary, dbs[0]), sb.node(dr, dbs[0])

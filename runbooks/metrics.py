@@ -72,6 +72,10 @@ CACHE_SNAPSHOT_AT = "regionpair_cache_snapshot_last_success_timestamp_seconds"
 CACHE_SNAPSHOT_KEYS = "regionpair_cache_snapshot_keys"
 CACHE_VERIFY_OK = "regionpair_cache_verification_success"
 CACHE_RESTORE_SECONDS = "regionpair_cache_restore_duration_seconds"
+KAFKA_REPLAY_RECORDS = "regionpair_kafka_replay_records"
+KAFKA_REPLAY_SECONDS = "regionpair_kafka_replay_duration_seconds"
+KAFKA_REPLAY_EXACT = "regionpair_kafka_replay_exact"
+KAFKA_OFFSETS_SNAPSHOT_AT = "regionpair_kafka_offsets_snapshot_timestamp_seconds"
 CONFIG_RESTORE_SECONDS = "regionpair_k8s_config_restore_duration_seconds"
 
 HELP = {
@@ -106,6 +110,10 @@ HELP = {
     CACHE_SNAPSHOT_KEYS: "Keys in the newest manual snapshot of the cache.",
     CACHE_VERIFY_OK: "1 if the newest restore of the cache's snapshot held exactly its keys (digest equal), else 0.",
     CACHE_RESTORE_SECONDS: "Duration of the newest restore of the cache's snapshot into a new server.",
+    KAFKA_REPLAY_RECORDS: "Records the newest replay of a topic's backup wrote into its target topic.",
+    KAFKA_REPLAY_SECONDS: "Duration of the newest replay of a topic's backup (producing until every record was acknowledged).",
+    KAFKA_REPLAY_EXACT: "1 if the newest replay landed exactly the backup's records of the range (no missing, no extra), else 0.",
+    KAFKA_OFFSETS_SNAPSHOT_AT: "Time of the newest consumer-group offset snapshot kept in the backups bucket.",
     CONFIG_RESTORE_SECONDS: "Duration of the newest Kubernetes configuration restore from the region's export "
                             "(apply, restarts, rollouts).",
     SLOT_GAP_BYTES: "WAL between the consumer's confirmed position and where the recreated slot starts: what the "

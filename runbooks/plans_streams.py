@@ -123,10 +123,45 @@ def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate
     return Gate(name, evaluate)
 
 
+def _checkpoint_gate(ctx) -> Gate:
+    """Each consumer group's DR position is recent: its last checkpoint (MirrorMaker 2) trails what
+    it consumed on the source by no more than the RPO. A stale one means its consumers process
+    again, on DR, everything they consumed since; refused unless forced. Passes when the
+    replicator gives no per-group view (MSK Replicator) or the source is gone (nothing to compare)."""
+    name = "kafka-checkpoints"
+
+    def evaluate() -> GateResult:
+        f = _flow(ctx.ports.streaming)
+        if f is None or f.groups is None or not f.running:
+            return GateResult(name, True, "no per-group checkpoint view from the replicator")
+        if f.source_reachable is False:
+            return GateResult(name, True, f"{f.source} does not answer: each group resumes from its last checkpoint")
+        ctx.measurements.setdefault("streams_at_gate", {})[name] = f.groups
+        bad, good = [], []
+        for group in consumer_groups(ctx):
+            g = f.groups.get(group)
+            if g is None or not g.get("has_offsets_on_source"):
+                good.append(f"{group}: nothing consumed on {f.source} yet")
+                continue
+            age, since = g.get("checkpoint_age_s"), g.get("consumed_since_checkpoint") or 0
+            if since and (age is None or age > ctx.rpo_seconds):
+                bad.append(f"{group}'s last checkpoint is {'missing' if age is None else f'{age:.1f} s old'} and it "
+                           f"consumed {since} records on {f.source} since")
+            else:
+                good.append(f"{group}: checkpoint {'current' if not since else f'{age:.1f} s old'}")
+        if bad:
+            return GateResult(name, False, "; ".join(bad) + f" (threshold: the RPO, {ctx.rpo_seconds} s): its "
+                              "consumers would process those records again on DR. Wait for MirrorMaker 2's "
+                              "checkpoints to catch up, or rerun with --force to accept the re-processing")
+        return GateResult(name, True, "; ".join(good) or "no consumer group declared")
+    return Gate(name, evaluate)
+
+
 def stream_gates(ctx, planned: bool) -> list[Gate]:
     gates = []
     if has_kafka(ctx):
         gates.append(_lag_gate(ctx, "kafka-replicator", ctx.ports.streaming, "Kafka replicator", "records", planned))
+        gates.append(_checkpoint_gate(ctx))
     if has_objects(ctx):
         gates.append(_lag_gate(ctx, "s3-replication", ctx.ports.objects, "S3 replication", "object versions",
                                planned))
@@ -177,8 +212,8 @@ def start_flow_step(ctx, lane: str, port, what: str, source: str, target: str, n
         f = _flow(port)
         if f is None:
             return Check.blocked(f"cannot read the {what}")
-        if f.running and (f.source, f.target) == (source, target):
-            return Check.done(f"the {what} copies {source} → {target}")
+        if f.running and (f.source, f.target) == (source, target):  # the detail says how it started, if known
+            return Check.done(f"the {what} copies {source} → {target}" + (f" ({f.detail})" if f.detail else ""))
         if done_when():
             return Check.done(f"clients already moved; the {what} is settled")
         return Check.todo(f"the {what} is {'running ' + str(f.source) + ' → ' + str(f.target) if f.running else 'stopped'}")

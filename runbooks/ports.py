@@ -109,6 +109,10 @@ class FlowState:
     pending: tuple[str, ...] = ()
     """S3: the keys still pending (the first of them, for the report)."""
     detail: str = ""
+    groups: dict | None = None
+    """Kafka with MirrorMaker 2: per consumer group, ``{"checkpoint_age_s", "consumed_since_checkpoint"}``
+    (the age of its last checkpoint in the target, and how many records it consumed on the source
+    since then); None when the replicator does not say."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=Formatter, epilog=EXIT_CODES + "\n`python -m sandbox COMMAND --help` "
                                 "describes each command's options")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           help="up, status, down, fault or workload (one is required)")
+                           help="up, status, down, fault, workload or kafka-backup (one is required)")
 
     u = command("up", "start everything and write DIR/outputs.json")
     u.add_argument("--replication", choices=("async", "sync"), default="async",
@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="take a base backup of each primary (point-in-time restores start from it; default: on)")
     u.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                    type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
-                   help="postgres plus any of kafka, s3: a Kafka cluster per region with the replicator, and "
-                        "S3 replication (default: all three, as the drill; postgres for PostgreSQL alone)")
+                   help="postgres plus any of kafka, s3: an Apache Kafka cluster per region with MirrorMaker 2 "
+                        "between them, and S3 replication (default: all three, as the drill; postgres for "
+                        "PostgreSQL alone)")
+    u.add_argument("--kafka-brokers", type=int, default=1, choices=(1, 3),
+                   help="brokers per region's Kafka cluster: 1 (default, fast) or 3 (RF 3, min.insync.replicas 2)")
     u.add_argument("--rto-seconds", type=int, default=30, help="the RTO objective the outputs declare, seconds")
     u.add_argument("--rpo-seconds", type=int, default=5, help="the RPO objective the outputs declare, seconds")
 
@@ -78,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="Kafka records per second when the sandbox runs kafka (default 100; 0: none)")
     w.add_argument("--s3-rate", type=float, default=20.0,
                    help="object PUTs per second when the sandbox runs s3 replication (default 20; 0: none)")
+
+    k = command("kafka-backup", "start, stop or show the continuous Kafka topic backup (Parquet into DIR/backups)")
+    k.add_argument("action", choices=("start", "stop", "status"), help="what to do: %(choices)s")
+    k.add_argument("--topic", action="append", default=[], metavar="TOPIC=CLASS",
+                   help="a topic to back up and its class, critical or standard (repeatable; start needs one)")
+    k.add_argument("--flush-s", type=float, default=1.0, help="seconds between the backup's writes")
+    k.add_argument("--offsets-every-s", type=float, default=10.0,
+                   help="seconds between consumer-group offset snapshots")
     return p
 
 
@@ -149,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             sb = control.up(args.dir, replication=args.replication, link_latency_ms=args.link_latency_ms,
                             dns_ttl=args.dns_ttl, databases=args.databases, port=args.port,
                             rto_seconds=args.rto_seconds, rpo_seconds=args.rpo_seconds,
-                            base_backup=args.base_backup, systems=args.systems)
+                            base_backup=args.base_backup, systems=args.systems,
+                            kafka_brokers=args.kafka_brokers)
             print(f"sandbox up in {time.monotonic() - t0:.1f} s: {sb.layout.outputs_file}")
             return 0
         if args.command == "down":
@@ -178,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             audit.record("fault", what, "injected", said)
             print(said)
+            return 0
+        if args.command == "kafka-backup":
+            from sandbox import _kafka_backup
+            if args.action == "start":
+                print(_kafka_backup.start(sb, _kafka_backup.parse_topics(args.topic), flush_s=args.flush_s,
+                                          offsets_every_s=args.offsets_every_s))
+            elif args.action == "stop":
+                print(_kafka_backup.stop(sb))
+            else:
+                print(json.dumps(_kafka_backup.status(sb.layout), indent=2, sort_keys=True))
             return 0
         if args.command == "workload":
             from sandbox.workload import run_workload

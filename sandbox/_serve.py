@@ -271,6 +271,10 @@ class Link:
                 servers.append(await asyncio.start_server(
                     lambda r, w, t=target, n=name: self._handle(r, w, t, n),
                     host=self.state.addresses[region], port=db.link_port))
+        from sandbox._kafka import link_routes
+        for address, port, to_address, to_port, name in link_routes(self.state):  # MirrorMaker 2's path
+            servers.append(await asyncio.start_server(
+                lambda r, w, t=(to_address, to_port), n=name: self._handle(r, w, t, n), host=address, port=port))
         sock = Layout.link_socket(self.state)
         sock.unlink(missing_ok=True)
         servers.append(await asyncio.start_unix_server(self._control, path=str(sock)))
@@ -328,16 +332,12 @@ def serve_moto(layout: Layout, state: State, region: str) -> int:
 
 
 def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, parser) -> int:
-    """Kafka per region, the replicator and the S3 replication worker (sandbox/_streams.py)."""
+    """MirrorMaker 2's supervisor and the S3 replication worker (sandbox/_streams.py)."""
     from sandbox import _streams
 
     stop = threading.Event()
     _stop_on_signals(stop)
     logging.getLogger("sandbox.streams").setLevel(logging.INFO)
-    if kind == "kafka":
-        if region is None:
-            parser.error("kafka needs a REGION")
-        return _streams.serve_kafka(layout, state, region, stop, lambda: _watch(layout, state, stop))
     still_ours = lambda: _state_still_ours(layout, state.instance)  # noqa: E731
     if kind == "replicator":
         return _streams.serve_replicator(layout, state, stop, still_ours)
@@ -346,7 +346,7 @@ def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, p
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox._serve")
-    parser.add_argument("kind", choices=("dns", "link", "moto", "kafka", "replicator", "s3-replication"))
+    parser.add_argument("kind", choices=("dns", "link", "moto", "replicator", "s3-replication"))
     parser.add_argument("region", nargs="?", choices=REGIONS)
     parser.add_argument("--dir", required=True)
     args = parser.parse_args(argv)
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve_dns(layout, state)
         if args.kind == "link":
             return serve_link(layout, state)
-        if args.kind in ("kafka", "replicator", "s3-replication"):
+        if args.kind in ("replicator", "s3-replication"):
             return _serve_stream(args.kind, layout, state, args.region, parser)
         if args.region is None:
             parser.error("moto needs a REGION")

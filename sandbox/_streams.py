@@ -1,64 +1,58 @@
-"""Kafka and S3 replication in the sandbox: a Kafka cluster per region, a replicator that behaves
-like MSK Replicator, an S3 replication worker that behaves like CRR with RTC, and a parameter
-store that stands in for SSM Parameter Store.
+"""Kafka and S3 replication in the sandbox: MirrorMaker 2 between the regions' real Kafka
+clusters (sandbox/_kafka.py), an S3 replication worker that behaves like CRR with RTC, and a
+parameter store that stands in for SSM Parameter Store.
 
-Each runs as its own process (``python -m sandbox._serve kafka REGION | replicator | s3-replication
---dir DIR``). They are stand-ins for managed services **in the sandbox only**:
+Each worker runs as its own process (``python -m sandbox._serve replicator | s3-replication
+--dir DIR``):
 
-- ``kafka REGION`` hosts librdkafka's mock cluster (``test.mock.num.brokers=3``) for one region.
-  The cluster lives and dies with this process, so killing it is losing the region's Kafka. Its
-  brokers listen on 127.0.0.1 (the mock cluster cannot bind another address): the region is told
-  by the port, and ``DIR/kafka/<region>.json`` says which bootstrap servers are whose.
-- ``replicator`` copies every record of the configured topics from the source cluster to the
-  target cluster with the same topic name, partition, key, headers and timestamp, asynchronously;
-  it keeps the offset mapping (source offset → target offset, as per-partition checkpoints of the
-  offset delta), translates and commits consumer-group offsets on the target at an interval
-  (never moving a group backwards), and publishes its lag. It does not go through the link's TCP
-  relay (the mock cluster's brokers advertise their own ports), but it obeys the link's faults:
-  while the link is partitioned it copies nothing and drops what it had fetched and not yet
-  written, and it holds each record back by the link's one-way latency.
+- ``replicator`` supervises Apache Kafka's MirrorMaker 2 (dedicated mode, its child JVM) for the
+  configured flow, in the flow's target region: it starts it for a flow (after writing the flow's
+  start positions into MirrorMaker 2's own offsets topic when given), stops it, restarts it if it
+  dies, and publishes what MirrorMaker 2's own topics on the target say — its tasks' states, its
+  committed source positions (hence the lag against the source's end offsets), each group's last
+  checkpoint. MirrorMaker 2 reaches the source cluster through the link (sandbox/_kafka.py), so
+  the link's latency and partitions hit it as they hit PostgreSQL's replication. Nothing here
+  copies a record or translates an offset: MirrorMaker 2 does both.
 - ``s3-replication`` copies new object versions and delete markers from the source bucket to the
   target bucket (moto stores a replication configuration but copies nothing), marks what it
-  wrote as replicas (never replicated back), and publishes its backlog; it obeys the link too.
+  wrote as replicas (never replicated back), and publishes its backlog; it obeys the link's faults
+  (it is the one stand-in left).
 
 Control and state are JSON files under ``DIR/kafka`` and ``DIR/s3`` (written atomically): a
 ``*-config.json`` the API writes (source, target, running, epoch) and a ``*-status.json`` the
-worker writes every ~0.1 s. A worker acknowledges a config change by echoing its ``epoch``.
+worker writes every ~0.1–0.2 s. A worker acknowledges a config change by echoing its ``epoch``.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import threading
+import struct
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox._layout import REGIONS, Layout, State, write_json_atomic
+from stacks import mirrormaker2
 
 log = logging.getLogger("sandbox.streams")
 
 TOPICS = ("orders",)
-"""What the workload produces and the replicator copies (the mock cluster auto-creates topics
-with 4 partitions; it cannot create_topics)."""
+"""What the workload produces and MirrorMaker 2 copies (created with 4 partitions by the sandbox in
+both regions at every cluster start: auto-creation is off, as on MSK)."""
 GROUPS = ("ledger",)
-"""The consumer groups whose offsets the replicator synchronises."""
+"""The consumer groups MirrorMaker 2 checkpoints and whose offsets it syncs to the target."""
 PRODUCER_APP = "checkout"
 CONSUMER_APP = "ledger"
 PAUSED = "PAUSED"
 """The parameter value that tells clients to stop producing/consuming/writing until it changes
 (a planned switchover's fence for Kafka and S3 clients)."""
-OFFSET_SYNC_INTERVAL_S = 1.0
 COPY_BATCH = 8
 """S3 replication copies up to this many versions at once (of distinct keys), as S3 does."""
 EARLIEST = "earliest"
 """A flow's start: every record the source still holds (a new or emptied target), as MSK
 Replicator's starting position EARLIEST does for a new replicator."""
-OFFSET_BEGINNING = -2
-"""librdkafka's logical offset for a partition's first retained record."""
 STATUS_INTERVAL_S = 0.1
 
 
@@ -162,33 +156,13 @@ class LinkView:
 
 
 # ---------------------------------------------------------------------------------------------
-# Kafka: one cluster per region
+# Kafka: a real cluster per region (sandbox/_kafka.py); where it is
 # ---------------------------------------------------------------------------------------------
 
 
-def serve_kafka(layout: Layout, state: State, region: str, stop: threading.Event, watch) -> int:
-    from confluent_kafka import Producer
-
-    # the mock cluster belongs to this client instance: it lives as long as this process
-    host = Producer({"test.mock.num.brokers": 3, "log_level": 4})
-    md = host.list_topics(timeout=10)
-    bootstrap = ",".join(sorted(f"{b.host}:{b.port}" for b in md.brokers.values()))
-    for topic in TOPICS:  # auto-create them now, so both regions have them before any client
-        host.list_topics(topic, timeout=10)
-    # a new cluster every time this process starts (it starts empty): the incarnation tells a
-    # replicator that a region came back with a cluster that holds none of what it had
-    incarnation = uuid.uuid4().hex[:12]
-    write_json_atomic(kafka_dir(layout) / f"{region}.json", {"region": region, "bootstrap": bootstrap,
-                                                             "topics": list(TOPICS), "incarnation": incarnation,
-                                                             "started_at": time.time()})
-    print(f"kafka: mock cluster for {region} (3 brokers) at {bootstrap}; topics {', '.join(TOPICS)}; "
-          f"incarnation {incarnation}", flush=True)
-    watch()
-    return 0
-
-
 def cluster_info(layout: Layout, region: str) -> dict | None:
-    """What the region's Kafka host wrote when it started: bootstrap, topics, incarnation, started_at."""
+    """What ``up``/``start_region`` recorded once the region's cluster was ready: bootstrap,
+    topics, incarnation (the cluster id: a new one at every start), started_at."""
     return read_json(kafka_dir(layout) / f"{region}.json")
 
 
@@ -201,352 +175,440 @@ def cluster_bootstraps(layout: Layout) -> dict[str, str]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# The replicator (MSK Replicator's stand-in)
-# ---------------------------------------------------------------------------------------------
-
-
-class OffsetMap:
-    """Source offset → target offset per partition, as checkpoints where the delta changes."""
-
-    def __init__(self, doc: dict | None = None):
-        self.points: dict[str, list[list[int]]] = {k: [list(p) for p in v] for k, v in (doc or {}).items()}
-        self.last: dict[str, list[int]] = {}
-        for k, pts in self.points.items():
-            if pts:
-                self.last[k] = list(pts[-1])
-
-    def add(self, key: str, src: int, tgt: int) -> None:
-        pts = self.points.setdefault(key, [])
-        last = self.last.get(key)
-        if last is None or tgt - src != last[1] - last[0] or src < last[0]:
-            pts.append([src, tgt])
-        self.last[key] = [src, tgt]
-
-    def translate(self, key: str, committed: int) -> int | None:
-        """The target offset a consumer at source offset ``committed`` (its next record) resumes
-        from: never past a record it has not consumed (so nothing is skipped)."""
-        pts = self.points.get(key)
-        if not pts or committed < 0:
-            return None
-        i = bisect.bisect_right([p[0] for p in pts], committed - 1) - 1
-        if i < 0:
-            return pts[0][1]  # before everything we copied: from the first copied record
-        src0, tgt0 = pts[i]
-        last_src, last_tgt = self.last[key]
-        if committed - 1 >= last_src:
-            return last_tgt + 1  # consumed all we copied (and maybe more that never arrived)
-        return tgt0 + (committed - src0)
-
-    def to_doc(self) -> dict:
-        return {k: v for k, v in self.points.items()}
-
-
 def _tp_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-class Replicator:
+# ---------------------------------------------------------------------------------------------
+# MirrorMaker 2's own records, read (never recomputed): its source positions and its checkpoints
+# ---------------------------------------------------------------------------------------------
+
+SOURCE_CONNECTOR = "MirrorSourceConnector"
+
+
+def connect_offsets_topic(source: str) -> str:
+    """Where dedicated-mode MirrorMaker 2 keeps its source connector's positions, on the target."""
+    return f"mm2-offsets.{source}.internal"
+
+
+def _read_topic(bootstrap: str, topic: str, timeout_s: float = 5.0) -> list:
+    """Every record of ``topic`` from the start to its end offsets now ([] when it does not exist)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "regionpair-inspect", "enable.auto.commit": False,
+                  "log_level": 0, "socket.timeout.ms": int(timeout_s * 1000)})
+    try:
+        md = c.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if md is None or md.error is not None:
+            return []
+        ends = {}
+        for p in md.partitions:
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            if hi > lo:
+                ends[p] = hi
+        if not ends:
+            return []
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        pos = dict.fromkeys(ends, 0)
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while any(pos[p] < ends[p] for p in ends):
+            if time.monotonic() > deadline:
+                raise KafkaException(f"reading {topic} did not reach its end in {timeout_s} s")
+            for m in c.consume(500, timeout=0.2):
+                if m.error() is None:
+                    pos[m.partition()] = m.offset() + 1
+                    out.append(m)
+        return out
+    finally:
+        c.close()
+
+
+def source_positions(bootstrap: str, source: str, topics=TOPICS) -> dict[str, int]:
+    """MirrorMaker 2's committed source positions of the flow from ``source`` (read on the target):
+    per partition, the next source offset it will copy."""
+    out: dict[str, int] = {}
+    for m in _read_topic(bootstrap, connect_offsets_topic(source)):
+        try:
+            name, part = json.loads(m.key())
+        except (TypeError, ValueError):
+            continue
+        if name != SOURCE_CONNECTOR or part.get("cluster") != source or part.get("topic") not in topics:
+            continue
+        key = _tp_key(part["topic"], int(part["partition"]))
+        out[key] = -1 if m.value() is None else int(json.loads(m.value())["offset"]) + 1
+    return {k: v for k, v in out.items() if v >= 0}
+
+
+def seed_source_positions(bootstrap: str, source: str, start: dict[str, int]) -> None:
+    """Make a new flow from ``source`` start at ``start`` (per partition, the first source offset
+    to copy): written as MirrorMaker 2's own stored positions (Connect's offsets topic, key
+    ``[connector, source partition]``, value ``{"offset": last copied}``), read by its source task
+    when it starts. Nothing else positions it: dedicated mode has no offsets API."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = connect_offsets_topic(source)
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    n = len(admin.list_topics(timeout=5).brokers)
+    # as MirrorMaker 2 creates it (compacted, 25 partitions), so its worker finds it as it expects
+    fut = admin.create_topics([NewTopic(topic, 25, min(n, 3), config={"cleanup.policy": "compact"})])[topic]
+    try:
+        fut.result(10)
+    except Exception as exc:  # noqa: BLE001
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+    # Java's partitioner (murmur2), so each key lands in the partition where MirrorMaker 2's worker
+    # will write its later positions: it reads every partition at start, and a stale seed in another
+    # partition could otherwise be read after its newer value
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 0, "partitioner": "murmur2_random"})
+    for key, off in sorted(start.items()):
+        t, part = key.rsplit(":", 1)
+        k = json.dumps([SOURCE_CONNECTOR, {"cluster": source, "partition": int(part), "topic": t}],
+                       separators=(",", ":"))
+        p.produce(topic, key=k.encode(), value=json.dumps({"offset": int(off) - 1}).encode())
+    if p.flush(10):
+        raise RuntimeError(f"could not write MirrorMaker 2's start positions into {topic}")
+
+
+def _string(buf: bytes, i: int) -> tuple[str, int]:
+    n = struct.unpack_from(">h", buf, i)[0]
+    return buf[i + 2:i + 2 + n].decode(), i + 2 + n
+
+
+def parse_checkpoint(key: bytes, value: bytes) -> dict:
+    """One record of ``<source>.checkpoints.internal`` (MirrorMaker 2's Checkpoint: key = group,
+    topic, partition; value = version, upstream offset, downstream offset, metadata)."""
+    group, i = _string(key, 0)
+    topic, i = _string(key, i)
+    partition = struct.unpack_from(">i", key, i)[0]
+    _version, upstream, downstream = struct.unpack_from(">hqq", value, 0)
+    return {"group": group, "topic": topic, "partition": partition, "upstream": upstream, "downstream": downstream}
+
+
+def checkpoints(bootstrap: str, source: str) -> dict[str, dict]:
+    """The last checkpoint of each group and partition MirrorMaker 2 wrote on the target for the
+    flow from ``source``: ``{group: {"partitions": {tp: {upstream, downstream}}, "at": newest ts}}``."""
+    from stacks.mirrormaker2 import checkpoints_topic
+
+    out: dict[str, dict] = {}
+    for m in _read_topic(bootstrap, checkpoints_topic(source)):
+        if m.value() is None:
+            continue
+        cp = parse_checkpoint(m.key(), m.value())
+        g = out.setdefault(cp["group"], {"partitions": {}, "at": 0.0})
+        g["partitions"][_tp_key(cp["topic"], cp["partition"])] = {"upstream": cp["upstream"],
+                                                                  "downstream": cp["downstream"]}
+        g["at"] = max(g["at"], m.timestamp()[1] / 1000.0)
+    return out
+
+
+def offset_syncs(bootstrap: str, source: str) -> dict[str, list[tuple[int, int]]]:
+    """MirrorMaker 2's offset syncs of the flow from ``source`` (``mm2-offset-syncs.<source>.internal``
+    on the target, where ``offset-syncs.topic.location = target`` puts them): per partition, the
+    (upstream, downstream) pairs it recorded, oldest first. Key = topic, partition; value =
+    upstream offset, downstream offset."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for m in _read_topic(bootstrap, f"mm2-offset-syncs.{source}.internal"):
+        topic, i = _string(m.key(), 0)
+        partition = struct.unpack_from(">i", m.key(), i)[0]
+        up, down = struct.unpack_from(">qq", m.value(), 0)
+        out.setdefault(_tp_key(topic, partition), []).append((up, down))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The flow's supervisor: runs MirrorMaker 2 for the configured flow and publishes its lag
+# ---------------------------------------------------------------------------------------------
+
+
+class _TopicTail:
+    """A consumer that follows whole topics on one cluster from their first record (MirrorMaker 2's
+    compacted internal topics): ``poll()`` returns what arrived since the last call. Topics that do
+    not exist yet (MirrorMaker 2 creates them when it starts) are looked for again at each poll."""
+
+    def __init__(self, bootstrap_servers: str, topics: list[str]):
+        from confluent_kafka import Consumer
+
+        self.topics = topics
+        self.assigned: set[str] = set()
+        self.c = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "regionpair-tail",
+                           "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 2000,
+                           "fetch.wait.max.ms": 200})  # an empty fetch answered at most 5 times a second
+
+    def poll(self) -> list:
+        from confluent_kafka import TopicPartition
+
+        missing = [t for t in self.topics if t not in self.assigned]
+        if missing:
+            try:
+                md = self.c.list_topics(timeout=1.0).topics
+            except Exception:  # noqa: BLE001 - the cluster does not answer: nothing new
+                return []
+            new = [t for t in missing if t in md and md[t].error is None and md[t].partitions]
+            if new:
+                # assign() afresh, every topic from its start (what was read is read again; each
+                # record is "the latest value of a key", so the view ends the same). Not
+                # incremental_assign(): on a consumer without a subscription, librdkafka's main
+                # thread segfaulted here (kernel log: "rdk:main segfault … in librdkafka"), 4 times
+                self.assigned |= set(new)
+                self.c.assign([TopicPartition(t, p, 0) for t in sorted(self.assigned) for p in md[t].partitions])
+        out = []
+        while self.assigned:
+            batch = self.c.consume(1000, timeout=0.02)
+            out += [m for m in batch if m.error() is None]
+            if len(batch) < 1000:
+                break
+        return out
+
+    def close(self) -> None:
+        self.c.close()
+
+
+class MirrorMakerFlow:
+    """Runs (as its child) the dedicated-mode MirrorMaker 2 of the configured flow, and every
+    ~0.2 s writes its status: its tasks' states (its status topic), its committed source positions
+    (its offsets topic), and the lag — records: the source's end offsets against those positions;
+    seconds: the age of the oldest source record not copied — as at the last contact with the
+    source, which it reaches through the link as MirrorMaker 2 does."""
+
     def __init__(self, layout: Layout, state: State):
-        self.layout = layout
-        self.state = state
+        from sandbox import _kafka
+
+        self.kafka = _kafka
+        self.layout, self.state = layout, state
         self.dir = kafka_dir(layout)
         self.config_path = self.dir / "replicator-config.json"
         self.status_path = self.dir / "replicator-status.json"
-        self.map_path = self.dir / "offset-map.json"
-        self.link = LinkView(layout)
-        saved = read_json(self.map_path) or {}
-        self.maps: dict[str, OffsetMap] = {flow: OffsetMap(doc) for flow, doc in saved.get("maps", {}).items()}
-        self.positions: dict[str, dict[str, int]] = saved.get("positions", {})
-        self.groups: dict[str, dict] = saved.get("groups", {})
+        saved = read_json(self.status_path) or {}
         self.stopped_at: dict = saved.get("stopped_at", {})
-        self.opened: dict[str, int] = saved.get("opened", {})
-        """flow → the config epoch it was last opened for (a restart of this process resumes it)."""
-        self.incarnations: dict[str, str | None] = {}
-        """The clusters (by incarnation) the open flow copies between."""
         self.config: dict = {}
-        self.consumer = None
-        self.producer = None
-        self.flow = None
-        self.pending: list = []
-        self.inflight = 0
+        self.child = None
+        self.source = self.target = None
+        self.incarnations: dict = {}
+        self.positions: dict[str, int] = {}
+        self.tasks: dict[str, str] = {}
+        self.tail: _TopicTail | None = None
+        self.src = None
+        self.admin = None
+        self.checkpoints: dict[str, dict] = {}
+        self.committed: dict[str, dict[str, int]] = {}
+        self.next_groups = 0.0
         self.source_ok_at = 0.0
-        self.source_errors = 0
-        self.last_sync = 0.0
-        self.replicated = saved.get("replicated", 0)
         self.last_lag: tuple[int | None, float | None] = (None, None)
-        self.last_copied_ts: float | None = None
-        self._lock = threading.Lock()
+        self.restarts = 0
 
-    # ---- clients -------------------------------------------------------------------------
+    # ---- MirrorMaker 2, the child ------------------------------------------------------------
 
-    def _open(self, source: str, target: str) -> None:
-        from confluent_kafka import Consumer, Producer, TopicPartition
+    def _start(self, source: str, target: str) -> None:
+        import subprocess
 
-        self._close()
-        boots = cluster_bootstraps(self.layout)
-        self.flow = f"{source}->{target}"
-        start = self.config.get("start_offsets") or {}
-        epoch = self.config.get("epoch")
-        if start and self.opened.get(self.flow) != epoch:
-            # a flow (re)started from given offsets: what it copied before is another story. Once
-            # opened for this epoch, a restart of this process resumes where it got to instead.
-            self.maps[self.flow] = OffsetMap()
-            self.positions[self.flow] = {}
-            self.groups.pop(self.flow, None)
-        if start == EARLIEST:
-            # a new or emptied target: everything the source still holds, from its first record
-            start = {_tp_key(t, p): OFFSET_BEGINNING for t in self.config.get("topics", TOPICS) for p in range(4)}
-        self.opened[self.flow] = epoch
-        self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
-        self.maps.setdefault(self.flow, OffsetMap())
-        pos = self.positions.setdefault(self.flow, {})
-        self.last_lag = (None, None)
-        self.last_copied_ts = None
-        self.source_ok_at = time.time()
-        self.consumer = Consumer({"bootstrap.servers": boots[source], "group.id": "regionpair-replicator",
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                  "error_cb": self._source_error, "socket.timeout.ms": 2000,
-                                  "fetch.wait.max.ms": 20, "log_level": 3})
-        self.producer = Producer({"bootstrap.servers": boots[target], "enable.idempotence": True, "acks": "all",
-                                  "linger.ms": 2, "log_level": 3})
-        tps = []
-        for topic in self.config.get("topics", TOPICS):
-            for p in range(4):
-                key = _tp_key(topic, p)
-                off = pos.get(key, start.get(key, 0))
-                tps.append(TopicPartition(topic, p, off))
-        self.consumer.assign(tps)
+        from confluent_kafka import Consumer
+
+        from sandbox import _proc
+
+        k = self.kafka
         self.source, self.target = source, target
-        log.info("replicating %s from %s", self.flow, {t.partition: t.offset for t in tps})
+        tboot = k.bootstrap(self.state, target)
+        start = self.config.get("start_offsets")
+        if isinstance(start, dict) and start:
+            seed_source_positions(tboot, source, start)
+        path = k.write_mm2_config(self.layout, self.state, source, target, self.config.get("topics", TOPICS),
+                                  self.config.get("groups", GROUPS))
+        argv = k.jvm_argv(k.java_bin(), k.classpath(), path.parent / "log4j2.properties",
+                      "org.apache.kafka.connect.mirror.MirrorMaker", str(path), "--clusters", target)
+        log_path = self.layout.log(k.MM2_COMPONENT)
+        with open(log_path, "ab") as out:
+            out.write(f"\n--- {time.strftime('%H:%M:%S')} MirrorMaker 2 {source} -> {target}\n".encode())
+            out.flush()
+            self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                          cwd="/")
+        _proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
+        self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
+        self.positions, self.tasks = {}, {}
+        from stacks.mirrormaker2 import checkpoints_topic
+        self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
+                                       checkpoints_topic(source)])
+        self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0
+        self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
+                             "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
+        self.source_ok_at = time.time()
+        self.last_lag = (None, None)
+        log.info("MirrorMaker 2 %s -> %s started (pid %s, start %s)", source, target, self.child.pid,
+                 "given offsets" if isinstance(start, dict) and start else "its stored positions or earliest")
 
-    def _source_error(self, err) -> None:
-        self.source_errors += 1
+    def _stop(self, record: bool = True) -> None:
+        """Stop MirrorMaker 2 (it stores its positions as it stops); ``record``: note where the
+        flow stopped (the target's end offsets, what it had copied), for a reverse flow's start."""
+        from sandbox import _proc
 
-    def _close(self) -> None:
-        if self.producer is not None:
-            self.producer.flush(5)
-        if self.consumer is not None:
-            self.consumer.close()
-        self.consumer = self.producer = None
-
-    # ---- copying ---------------------------------------------------------------------------
-
-    def _delivered(self, err, msg, src_offset: int, src_ts: float) -> None:
-        self.inflight -= 1
-        if err is not None:
-            log.error("replicating %s[%s]@%s failed: %s", msg.topic(), msg.partition(), src_offset, err)
-            self._rewind = True
+        if self.child is None:
             return
-        key = _tp_key(msg.topic(), msg.partition())
-        self.last_copied_ts = src_ts
-        with self._lock:
-            self.maps[self.flow].add(key, src_offset, msg.offset())
-            pos = self.positions[self.flow]
-            pos[key] = max(pos.get(key, 0), src_offset + 1)
-            self.replicated += 1
+        self.child.terminate()
+        try:
+            self.child.wait(10)
+        except Exception:  # noqa: BLE001
+            self.child.kill()
+            self.child.wait(5)
+        _proc.pid_path(self.layout.run_dir, self.kafka.MM2_COMPONENT).unlink(missing_ok=True)
+        flow = f"{self.source}->{self.target}"
+        if record:
+            self._read_tail()
+            try:
+                self.stopped_at = {"flow": flow, "t": time.time(), "incarnations": dict(self.incarnations),
+                                   "offsets": {k: hi for k, (_lo, hi) in end_offsets(self.layout, self.target).items()},
+                                   "source_positions": dict(self.positions)}
+            except Exception as exc:  # noqa: BLE001 - recorded; the flow stops anyway
+                log.error("cannot record where %s stopped: %s", flow, exc)
+                self.stopped_at = {"flow": flow, "t": time.time(), "incarnations": dict(self.incarnations)}
+        for c in (self.tail, self.src):
+            if c is not None:
+                c.close()
+        self.child = self.tail = self.src = self.admin = None
 
-    def _copy(self) -> None:
+    # ---- what MirrorMaker 2 says, and the lag ----------------------------------------------------
+
+    def _read_tail(self) -> None:
+        topics = self.config.get("topics", TOPICS)
+        for m in self.tail.poll() if self.tail else []:
+            key = m.key() or b""
+            if m.topic().endswith(".checkpoints.internal"):
+                if m.value() is not None:
+                    cp = parse_checkpoint(key, m.value())
+                    g = self.checkpoints.setdefault(cp["group"], {"partitions": {}, "at": 0.0})
+                    g["partitions"][_tp_key(cp["topic"], cp["partition"])] = cp["upstream"]
+                    g["at"] = max(g["at"], m.timestamp()[1] / 1000.0)
+                continue
+            if m.topic().startswith("mm2-status."):
+                name = key.decode(errors="replace")
+                if name.startswith("status-task-") and m.value() is not None:
+                    self.tasks[name[len("status-task-"):]] = json.loads(m.value()).get("state")
+                continue
+            try:
+                name, part = json.loads(key)
+            except (TypeError, ValueError):
+                continue
+            if name == SOURCE_CONNECTOR and part.get("cluster") == self.source and part.get("topic") in topics \
+                    and m.value() is not None:
+                self.positions[_tp_key(part["topic"], int(part["partition"]))] = int(json.loads(m.value())["offset"]) + 1
+
+    def _measure(self) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        self._rewind = False
-        if self.link.partitioned:
-            if self.pending:  # a blackhole swallows what was fetched and not yet written
-                self.pending.clear()
-                self._seek_to_positions()
-            time.sleep(0.05)
+        self._read_tail()
+        topics = self.config.get("topics", TOPICS)
+        try:
+            ends = {_tp_key(t, p): self.src.get_watermark_offsets(TopicPartition(t, p), timeout=0.8, cached=False)[1]
+                    for t in topics for p in range(4)}
+        except KafkaException as exc:  # the source does not answer (partition, region lost): frozen
+            log.debug("source: %s", exc)
             return
-        msgs = self.consumer.consume(500, timeout=0.05)
-        now = time.time()
-        for m in msgs:
-            if m.error():
-                continue
-            self.source_ok_at = now
-            self.pending.append((now + self.link.latency_s, m))
-        while self.pending and self.pending[0][0] <= time.time():
-            _, m = self.pending.pop(0)
-            ts_type, ts = m.timestamp()
-            self.inflight += 1
-            self.producer.produce(m.topic(), m.value(), m.key(), partition=m.partition(), headers=m.headers(),
-                                  timestamp=ts if ts > 0 else 0,
-                                  on_delivery=lambda err, msg, off=m.offset(), t=ts / 1000.0:
-                                  self._delivered(err, msg, off, t))
-        self.producer.poll(0)
-        if self._rewind:
-            self.producer.flush(5)
-            self.pending.clear()
-            self._seek_to_positions()
-        if not msgs:
-            # a probe of the source's liveness that costs nothing when it is up
-            try:
-                self.consumer.get_watermark_offsets(TopicPartition(TOPICS[0], 0), timeout=0.3, cached=False)
-                self.source_ok_at = time.time()
-            except KafkaException as exc:  # the source does not answer: shown in the status
-                log.debug("source watermark: %s", exc)
+        self.source_ok_at = time.time()
+        behind = {k: (self.positions.get(k, 0), hi) for k, hi in ends.items() if hi > self.positions.get(k, 0)}
+        total = sum(hi - pos for pos, hi in behind.values())
+        oldest = None
+        for k, (pos, _hi) in behind.items():  # the first record not copied, per partition: its time
+            t, p = _split(k)
+            self.src.assign([TopicPartition(t, p, pos)])
+            m = self.src.poll(0.3)
+            if m is not None and m.error() is None and m.timestamp()[1] > 0:
+                oldest = min(oldest or 1e18, m.timestamp()[1] / 1000.0)
+        seconds = 0.0 if total == 0 else (max(0.0, self.source_ok_at - oldest) if oldest else self.last_lag[1])
+        self.last_lag = (total, seconds)
+        if time.time() >= self.next_groups:
+            self.next_groups = time.time() + 1.0
+            self._measure_groups()
 
-    def _seek_to_positions(self) -> None:
-        from confluent_kafka import TopicPartition
-        pos = self.positions[self.flow]
-        tps = [TopicPartition(t, p, pos.get(_tp_key(t, p), 0)) for t in self.config.get("topics", TOPICS)
-               for p in range(4)]
-        self.consumer.assign(tps)
+    def _measure_groups(self) -> None:
+        """Each group's committed offsets on the source (through the link), kept as last seen: the
+        status compares them with the checkpoints read since, even once the source is gone."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import AdminClient
 
-    # ---- offsets ---------------------------------------------------------------------------
-
-    def sync_groups(self, final: bool = False) -> dict:
-        """Translate each group's committed source offsets and commit them on the target (only
-        forward). Returns {group: {"source": {...}, "target": {...}}}."""
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-        boots = cluster_bootstraps(self.layout)
-        out = {}
-        tps = [TopicPartition(t, p) for t in self.config.get("topics", TOPICS) for p in range(4)]
+        if self.admin is None:
+            self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_via_link(self.state, self.source),
+                                      "log_level": 0, "socket.timeout.ms": 800})
+        topics = self.config.get("topics", TOPICS)
         for group in self.config.get("groups", GROUPS):
-            src = Consumer({"bootstrap.servers": boots[self.source], "group.id": group, "log_level": 2,
-                            "socket.timeout.ms": 1000})
+            req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t in topics for p in range(4)])]
             try:
-                committed = {_tp_key(t.topic, t.partition): t.offset for t in src.committed(tps, timeout=1.5)}
-            except KafkaException as exc:
-                log.info("offset sync of %s: source does not answer (%s)", group, exc)
-                continue
-            finally:
-                src.close()
-            dst = Consumer({"bootstrap.servers": boots[self.target], "group.id": group, "log_level": 2})
-            try:
-                current = {_tp_key(t.topic, t.partition): t.offset for t in dst.committed(tps, timeout=3)}
-                fmap = self.maps[self.flow]
-                new = []
-                translated = {}
-                for key, off in committed.items():
-                    t = fmap.translate(key, off) if off >= 0 else None
-                    if t is None:
-                        continue
-                    translated[key] = t
-                    if t > current.get(key, -1):
-                        topic, p = key.rsplit(":", 1)
-                        new.append(TopicPartition(topic, int(p), t))
-                if new:
-                    try:
-                        dst.commit(offsets=new, asynchronous=False)
-                    except KafkaException as exc:  # e.g. the group is active on the target: leave it be
-                        log.info("offset sync of %s not committed: %s", group, exc)
-            finally:
-                dst.close()
-            out[group] = {"source": committed, "translated": translated, "synced_at": time.time()}
-            with self._lock:
-                self.groups.setdefault(self.flow, {})[group] = out[group]
+                res = self.admin.list_consumer_group_offsets(req, request_timeout=0.8)[group].result(1.0)
+            except Exception as exc:  # noqa: BLE001 - the source does not answer: keep the last view
+                log.debug("group %s: %s", group, exc)
+                return
+            self.committed[group] = {_tp_key(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions
+                                     if tp.offset >= 0}
+
+    def _groups_view(self) -> dict:
+        """Per group: its last checkpoint's age, and how far it trails what the group had consumed on
+        the source (as last seen). A group that consumed nothing since its checkpoint is current,
+        however old the checkpoint (MirrorMaker 2 writes one only when a group's offsets move)."""
+        out = {}
+        for group, committed in self.committed.items():
+            cp = self.checkpoints.get(group) or {"partitions": {}, "at": None}
+            out[group] = {"checkpoint_age_s": None if not cp["at"] else round(time.time() - cp["at"], 3),
+                          "consumed_since_checkpoint": sum(max(0, off - cp["partitions"].get(k, 0))
+                                                           for k, off in committed.items()),
+                          "has_offsets_on_source": bool(committed)}
         return out
 
-    # ---- status ---------------------------------------------------------------------------
-
-    def lag(self) -> tuple[int | None, float | None]:
-        """(records, seconds) not yet copied. While the source does not answer, the lag at the
-        last contact (what an outage loses is fixed when the region goes dark)."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        if self.consumer is None:
-            return None, None
-        if time.time() - self.source_ok_at > 1.0 and self.last_lag[0] is not None:
-            return self.last_lag
-        total = 0
-        for t in self.config.get("topics", TOPICS):
-            for p in range(4):
-                try:
-                    _lo, hi = self.consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
-                except KafkaException:  # no cached watermark yet
-                    return self.last_lag
-                if hi is None or hi < 0:
-                    continue
-                total += max(0, hi - self.positions[self.flow].get(_tp_key(t, p), 0))
-        oldest = min((m.timestamp()[1] / 1000.0 for _, m in self.pending if m.timestamp()[1] > 0), default=None)
-        if total == 0:
-            seconds = 0.0
-        elif oldest is not None:
-            seconds = max(0.0, self.source_ok_at - oldest)
-        elif self.last_copied_ts is not None:
-            seconds = max(0.0, self.source_ok_at - self.last_copied_ts)
-        else:
-            seconds = None  # nothing fetched or copied since the flow opened: how old is not known yet
-        self.last_lag = (total, seconds)
-        return self.last_lag
-
     def write_status(self, epoch) -> None:
-        lag_records, lag_seconds = self.lag() if self.config.get("running") else (None, None)
-        with self._lock:
-            maps = {k: v.to_doc() for k, v in self.maps.items()}
-            doc = {"epoch": epoch, "t": time.time(), "running": bool(self.config.get("running")),
-                   "source": self.config.get("source"), "target": self.config.get("target"),
-                   "lag_records": lag_records, "lag_seconds": lag_seconds,
-                   "source_reachable": time.time() - self.source_ok_at < 2.0 if self.consumer else None,
-                   "link_partitioned": self.link.partitioned, "replicated": self.replicated,
-                   "positions": self.positions, "groups": self.groups, "stopped_at": self.stopped_at,
-                   "incarnations": self.incarnations if self.consumer is not None else {},
-                   "start": "earliest" if self.config.get("start_offsets") == EARLIEST else
-                   ("offsets" if self.config.get("start_offsets") else "positions"),
-                   "sync_interval_seconds": OFFSET_SYNC_INTERVAL_S}
-        write_json_atomic(self.status_path, doc)
-        write_json_atomic(self.map_path, {"maps": maps, "positions": doc["positions"], "groups": doc["groups"],
-                                          "stopped_at": self.stopped_at, "replicated": self.replicated,
-                                          "opened": self.opened})
-
-    def _target_ends(self) -> dict[str, int]:
-        ends = end_offsets(self.layout, self.target, topics=self.config.get("topics", TOPICS))
-        return {tp: end for tp, (_, end) in ends.items()}
+        running = bool(self.config.get("running"))
+        alive = self.child is not None and self.child.poll() is None
+        write_json_atomic(self.status_path, {
+            "epoch": epoch, "t": time.time(), "running": running, "engine": "mirrormaker2",
+            "kafka_version": self.kafka.kafka_version(), "mirrormaker2_running": alive, "tasks": self.tasks,
+            "copying": alive and self.tasks.get(f"{SOURCE_CONNECTOR}-0") == "RUNNING",
+            "mirrormaker2_restarts": self.restarts,
+            "source": self.config.get("source"), "target": self.config.get("target"), "why": self.config.get("why"),
+            "lag_records": self.last_lag[0] if running else None, "lag_seconds": self.last_lag[1] if running else None,
+            "source_reachable": (time.time() - self.source_ok_at < 2.0) if running else None,
+            "replicated": sum(self.positions.values()), "positions": self.positions,
+            "groups": self._groups_view(),
+            "checkpoint_interval_s": mirrormaker2.CHECKPOINT_INTERVAL_S,
+            "stopped_at": self.stopped_at, "incarnations": self.incarnations if running else {},
+            "start": "offsets" if isinstance(self.config.get("start_offsets"), dict) and self.config["start_offsets"]
+            else "earliest or its stored positions"})
 
     def run(self, stop: threading.Event, still_ours) -> None:
-        from confluent_kafka import KafkaException
-
         epoch = None
-        next_status = 0.0
         next_watch = time.time() + 2.0
         while not stop.is_set():
             cfg = read_json(self.config_path) or {}
             if cfg.get("epoch") != epoch:
-                was_running = self.consumer is not None
-                if was_running and (not cfg.get("running") or (cfg.get("source"), cfg.get("target")) !=
-                                    (self.source, self.target)):
-                    self.producer.flush(10)
-                    if self.pending:
-                        log.warning("stopping with %d fetched records not written", len(self.pending))
-                        self.pending.clear()
-                    try:
-                        self.stopped_at = {"flow": self.flow, "offsets": self._target_ends(), "t": time.time(),
-                                           "incarnations": dict(self.incarnations),
-                                           "source_positions": dict(self.positions.get(self.flow, {}))}
-                    except KafkaException as exc:  # recorded in the log; the flow stops anyway
-                        log.error("cannot read the target's end offsets: %s", exc)
-                    self._close()
+                if self.child is not None and (not cfg.get("running") or
+                                               (cfg.get("source"), cfg.get("target")) != (self.source, self.target)):
+                    self._stop()
                 self.config = cfg
-                if cfg.get("running") and self.consumer is None:
-                    self._open(cfg["source"], cfg["target"])
+                if cfg.get("running") and self.child is None:
+                    self._start(cfg["source"], cfg["target"])
                 epoch = cfg.get("epoch")
                 self.write_status(epoch)
-            self.link.refresh()
-            if self.consumer is not None:
-                self._copy()
-                if time.time() - self.last_sync >= OFFSET_SYNC_INTERVAL_S and not self.link.partitioned:
-                    self.last_sync = time.time()
-                    self.sync_groups()
-            else:
-                stop.wait(0.05)
-            if time.time() >= next_status:
-                self.write_status(epoch)
-                next_status = time.time() + STATUS_INTERVAL_S
+            if self.child is not None and self.child.poll() is not None:
+                log.error("MirrorMaker 2 exited with %s; restarting it (log: %s)", self.child.returncode,
+                          self.layout.log(self.kafka.MM2_COMPONENT))
+                self.child = None
+                self.restarts += 1
+                self.config = dict(self.config, start_offsets=None)  # resume from its own positions
+                stop.wait(1.0)
+                self._start(self.config["source"], self.config["target"])
+            if self.child is not None:
+                self._measure()
+            self.write_status(epoch)
+            stop.wait(STATUS_INTERVAL_S)
             if time.time() >= next_watch:
                 next_watch = time.time() + 2.0
                 if not still_ours():
                     break
-        self._close()
+        self._stop(record=False)  # the sandbox is going down: nothing to record
         self.write_status(epoch)
 
 
 def serve_replicator(layout: Layout, state: State, stop: threading.Event, still_ours) -> int:
-    rep = Replicator(layout, state)
-    print("replicator: MSK Replicator stand-in (sandbox only), config "
-          f"{rep.config_path}", flush=True)
-    rep.run(stop, still_ours)
+    flow = MirrorMakerFlow(layout, state)
+    print(f"replicator: MirrorMaker 2 {flow.kafka.kafka_version()} supervisor, config {flow.config_path}", flush=True)
+    flow.run(stop, still_ours)
     return 0
-
 
 # ---------------------------------------------------------------------------------------------
 # S3 replication (CRR with RTC's stand-in)
@@ -816,71 +878,86 @@ def status(layout: Layout, kind: str) -> dict | None:
 
 def translate_groups(layout: Layout, source: str, target: str, groups: list[str] | None = None,
                      timeout_s: float = 2.0) -> dict:
-    """For each group: the source's committed offsets (now, or as the replicator last synced them
-    when the source does not answer), translated through the offset mapping of the flow
-    source → target, committed on the target when ahead of what it has. Returns per group
-    ``{"method", "committed_on_target": {tp: off}, "behind_source_records": n | None}`` where the
-    last figure counts records the group consumed on the source after the offsets it resumes from
-    on the target: the duplicates its consumers will see."""
+    """Give each group on ``target`` the offsets MirrorMaker 2 translated for it: the last
+    checkpoint of the flow source → target (``<source>.checkpoints.internal`` on the target, what
+    ``RemoteClusterUtils.translateOffsets`` reads), committed on the target where it is ahead of
+    what the group has there (``sync.group.offsets`` usually did it already; a group with members
+    on the target is refused by the broker and keeps its own). Nothing is computed here.
+
+    Per group: ``{"method", "translated", "committed_on_target": {tp: off}, "checkpoint_age_s",
+    "checkpoints": {tp: {upstream, downstream}}, "reprocess_records": n | None,
+    "consumed_not_replicated": n | None}``; ``reprocess_records`` counts the records the group's
+    consumers see again on the target: consumed on the source (asked now; at the checkpoint when
+    the source does not answer, then a lower bound) but at or after the offset it resumes from."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    saved = read_json(kafka_dir(layout) / "offset-map.json") or {}
-    flow = f"{source}->{target}"
-    fmap = OffsetMap(saved.get("maps", {}).get(flow))
-    synced = saved.get("groups", {}).get(flow, {})
-    boots = cluster_bootstraps(layout)
+    from sandbox import _kafka
+
+    state = layout.read_state()
+    tboot = _kafka.bootstrap(state, target)
+    cps = checkpoints(tboot, source)
+    copied = source_positions(tboot, source)
+    syncs = offset_syncs(tboot, source)
     tps = [TopicPartition(t, p) for t in TOPICS for p in range(4)]
     out = {}
     for group in groups or list(GROUPS):
-        method = "mapping, source committed offsets read now"
+        cp = cps.get(group) or {"partitions": {}, "at": None}
+        age = None if not cp["at"] else round(time.time() - cp["at"], 3)
         src_committed = None
-        src = Consumer({"bootstrap.servers": boots[source], "group.id": group, "log_level": 0,
-                        "socket.timeout.ms": 1000})
+        src = Consumer({"bootstrap.servers": _kafka.bootstrap_via_link(state, source), "group.id": group,
+                        "log_level": 0, "socket.timeout.ms": 1000})
         try:
             src_committed = {_tp_key(t.topic, t.partition): t.offset for t in src.committed(tps, timeout=timeout_s)}
         except KafkaException:
-            pass  # the source region is gone: what the replicator synced last is all there is
+            pass  # the source is gone: the checkpoint is all there is
         finally:
             src.close()
-        if src_committed is None:
-            method = "replicator's last offset sync (the source does not answer)"
-            src_committed = (synced.get(group) or {}).get("source") or {}
-        dst = Consumer({"bootstrap.servers": boots[target], "group.id": group, "log_level": 0})
+        dst = Consumer({"bootstrap.servers": tboot, "group.id": group, "log_level": 0})
+        refused = None
         try:
             current = {_tp_key(t.topic, t.partition): t.offset for t in dst.committed(tps, timeout=timeout_s)}
-            before = dict(current)
-            new = []
-            for key, off in src_committed.items():
-                t = fmap.translate(key, off) if off >= 0 else None
-                if t is not None and t > current.get(key, -1):
-                    topic, p = key.rsplit(":", 1)
-                    new.append(TopicPartition(topic, int(p), t))
-                    current[key] = t
-            refused = None
+            new = [TopicPartition(*_split(k), v["downstream"]) for k, v in cp["partitions"].items()
+                   if v["downstream"] > current.get(k, -1)]
             if new:
                 try:
                     dst.commit(offsets=new, asynchronous=False)
-                except KafkaException as exc:  # the group still has a member there (e.g. not yet expired)
+                    current.update({_tp_key(t.topic, t.partition): t.offset for t in new})
+                except KafkaException as exc:  # the group has members on the target
                     refused = str(exc)[:160]
-                    for tp in new:
-                        current.pop(_tp_key(tp.topic, tp.partition), None)
-                    current.update(before)
         finally:
             dst.close()
+        method = (f"MirrorMaker 2's checkpoints ({source}.checkpoints.internal on {target})"
+                  + (f", the last {age:.1f} s old" if age is not None else ": none written for this group yet"))
         if refused:
             method += f"; the commit was refused ({refused}), the target keeps its own offsets"
-        # consumed on the source beyond the exact translation of its committed offsets: none when
-        # the translation is exact; the mapping has no entry for records never replicated
-        behind = 0
-        for key, off in src_committed.items():
-            last = fmap.last.get(key)
-            if last is not None and off - 1 > last[0]:
-                behind += off - 1 - last[0]  # consumed on the source, never copied: lost to the group
-        wanted = [k for k, v in src_committed.items() if v >= 0]
-        out[group] = {"method": method, "translated": bool(wanted) and all(current.get(k, -1) >= 0 for k in wanted),
+        # records the group will see again: from the offset it resumes at on the target up to what it
+        # had consumed on the source (now, or at its checkpoint when the source is gone); the offset
+        # syncs say which source offset that target offset holds (MirrorMaker 2 translates
+        # conservatively: up to offset.lag.max records before the group's position)
+        reprocess = 0 if cp["partitions"] else None
+        for k, v in cp["partitions"].items():
+            synced = [d for d in syncs.get(k, []) if d[0] <= v["upstream"]]
+            if not synced:
+                reprocess = None
+                break
+            up0, down0 = synced[-1]
+            consumed = src_committed.get(k, -1) if src_committed is not None else v["upstream"]
+            reprocess += max(0, max(consumed, v["upstream"]) - (up0 + (v["downstream"] - down0)))
+        # consumed on the source beyond what MirrorMaker 2 had copied (its committed positions): those
+        # records never reached the target, so the group skips them there (None: the source is gone)
+        skipped = None if src_committed is None else \
+            sum(max(0, off - copied.get(k, 0)) for k, off in src_committed.items() if off >= 0)
+        out[group] = {"method": method, "translated": bool(cp["partitions"]) and
+                      all(current.get(k, -1) >= 0 for k in cp["partitions"]),
                       "committed_on_target": {k: v for k, v in current.items() if v >= 0},
-                      "consumed_not_replicated": behind}
+                      "checkpoints": cp["partitions"], "checkpoint_age_s": age, "reprocess_records": reprocess,
+                      "consumed_not_replicated": skipped}
     return out
+
+
+def _split(key: str) -> tuple[str, int]:
+    topic, p = key.rsplit(":", 1)
+    return topic, int(p)
 
 
 def end_offsets(layout: Layout, region: str, timeout_s: float = 3.0,

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from sandbox import _clusters, _proc
+from sandbox import _clusters, _kafka, _proc
 from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DNS_ADDRESS, EAST, REGIONS,
                              REPLICATION_USER, WEST, ZONE, DatabaseState, Layout, State, check_region,
                              database_names, file_lock, fqdn, write_json_atomic)
@@ -55,11 +55,13 @@ log = logging.getLogger(__name__)
 SERVER_USER = "regionpair-sandbox"
 PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so client sockets never take them
 READY_DEADLINE_S = 30.0
+KAFKA_DEADLINE_S = 60.0
+"""A JVM's start-up on a loaded 2-core machine: several seconds each, several JVMs per sandbox."""
 DEFAULT_RTO_S = 30
 DEFAULT_RPO_S = 5
 SYSTEMS = ("postgres", "kafka", "s3")
-"""postgres always; kafka = a cluster per region and the replicator; s3 = the replication worker
-(each region's moto S3 runs always)."""
+"""postgres always; kafka = an Apache Kafka cluster per region and MirrorMaker 2 between them;
+s3 = the replication worker (each region's moto S3 runs always)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +224,7 @@ class _UpRun:
         self.passwords = passwords
         self.cancel = threading.Event()
         self.t0 = time.monotonic()
+        self.t0_epoch = time.time()
         self.marks: dict[str, float] = {}
         self._marks_lock = threading.Lock()
 
@@ -244,9 +247,14 @@ class _UpRun:
                         self.layout.log(comp), env=env)
         systems = self.state.extra.get("systems", [])
         if "kafka" in systems:
-            for region in REGIONS:
-                _proc.spawn(self.layout.run_dir, f"kafka-{region}", _serve_argv("kafka", self.layout, region),
-                            self.layout.log(f"kafka-{region}"), env=env)
+            # both regions' clusters formatted and started side by side (a JVM each, ~1.5 s to format),
+            # beside the PostgreSQL chain rather than before it; start_flows waits for this thread
+            def kafka() -> None:
+                with ThreadPoolExecutor(len(REGIONS)) as pool:
+                    list(pool.map(lambda r: _kafka.start_cluster(self.layout, self.state, r, env), REGIONS))
+                self.mark("kafka nodes spawned")
+
+            self.kafka_thread = _start_thread(kafka)
             _proc.spawn(self.layout.run_dir, "replicator", _serve_argv("replicator", self.layout),
                         self.layout.log("replicator"), env=env)
         if "s3" in systems:
@@ -281,16 +289,17 @@ class _UpRun:
         systems = self.state.extra.get("systems", [])
         sb = Sandbox(self.layout, self.state, self.identity)
         if "kafka" in systems:
+            self.kafka_thread.join()
+            if self.kafka_thread.error is not None:
+                raise self.kafka_thread.error
             for region in REGIONS:
-                comp = f"kafka-{region}"
-                _deadline_loop(READY_DEADLINE_S, "Kafka (mock cluster)",
-                               lambda r=region: None if r in _streams.cluster_bootstraps(self.layout) else "starting",
-                               comp, self.layout.log(comp), comp, self.layout.run_dir)
+                _kafka.wait_cluster(self.layout, self.state, region, _streams.TOPICS, deadline_s=KAFKA_DEADLINE_S)
+                self.mark(f"kafka-{region} ready")
             boot = _streams.cluster_bootstraps(self.layout)[EAST]
             for app in (_streams.PRODUCER_APP, _streams.CONSUMER_APP):
                 _streams.put_param(self.layout, _streams.bootstrap_parameter(app), boot)
-            sb.set_flow("kafka", EAST, WEST, running=True)
-            self.mark("kafka and replicator ready")
+            sb.set_flow("kafka", EAST, WEST, running=True, deadline_s=KAFKA_DEADLINE_S)
+            self.mark("kafka and MirrorMaker 2 started")
         if "s3" in systems:
             _streams.put_param(self.layout, _streams.bucket_parameter(), bucket_name(EAST))
             sb.set_flow("s3", EAST, WEST, running=True)
@@ -545,7 +554,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
        databases: int = 1, port: int | None = None, rto_seconds: int = DEFAULT_RTO_S,
        rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
        pg_bin: str | Path | None = None, base_backup: bool = True,
-       systems: tuple[str, ...] | list[str] = ("postgres",)) -> "Sandbox":
+       systems: tuple[str, ...] | list[str] = ("postgres",), kafka_brokers: int = 1) -> "Sandbox":
     """Start a sandbox in ``directory`` and return it once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
@@ -561,6 +570,10 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
     if unknown or "postgres" not in systems:
         raise SandboxError(f"--systems {','.join(systems)}: use postgres plus any of kafka, s3 "
                            f"(e.g. postgres,kafka,s3); {', '.join(unknown) or 'postgres is missing'}")
+    if "kafka" in systems:  # before anything is started or written: Java and the pinned jars
+        _kafka.java_bin()
+        _kafka.classpath()
+        _kafka.pick_ports(kafka_brokers, lambda: 0)
     layout = Layout(directory)
     addresses = dict(addresses or DEFAULT_ADDRESSES)
     identity = server_identity()
@@ -593,6 +606,8 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         socket_root=str(layout.socket_root_default()), pg_bin=str(pg_bin), rto_seconds=rto_seconds,
         rpo_seconds=rpo_seconds, created=time.time(),
         extra={"systems": [s for s in SYSTEMS if s in systems]})
+    if "kafka" in systems:
+        state.extra["kafka"] = _kafka.pick_ports(kafka_brokers, lambda: _pick_port(region_addrs, taken))
     socket_root = Path(state.socket_root)
     shutil.rmtree(socket_root, ignore_errors=True)
     socket_root.mkdir(mode=0o755)
@@ -616,6 +631,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         write_json_atomic(layout.outputs_file, outputs.to_dict())
         run.mark("outputs written")
         write_json_atomic(layout.logs_dir / "up-timings.json", run.marks)
+        write_json_atomic(layout.logs_dir / "up-started.json", {"epoch": run.t0_epoch})  # the marks' zero
     except BaseException as exc:
         run.cancel.set()
         _stop_all(layout, state)
@@ -782,11 +798,13 @@ class Sandbox:
                        "bucket": bucket_name(region), "state": "running" if moto else "stopped",
                        "pid": moto.pid if moto else None},
             }
-            kafka = _proc.running(self.layout.run_dir, f"kafka-{region}")
             if "kafka" in self.systems:
+                nodes = [_proc.running(self.layout.run_dir, c) for c in _kafka.components(self.state, region)]
                 out[region]["kafka"] = {"bootstrap": self.kafka_bootstrap(region),
                                         "incarnation": self.kafka_cluster(region).get("incarnation"),
-                                        "state": "running" if kafka else "stopped", "pid": kafka.pid if kafka else None}
+                                        "state": "running" if all(nodes) else "stopped",
+                                        "pid": nodes[0].pid if nodes[0] else None,
+                                        "nodes": [n.pid if n else None for n in nodes]}
             try:
                 active = {ns: copies.get(CONFIGMAP, {}).get("data", {}).get("ACTIVE_REGION")
                           for ns, copies in self.configmaps(region).items()}
@@ -906,8 +924,9 @@ class Sandbox:
         what was still on the wire to the other region, the region is frozen a moment later (so it
         acknowledges nothing more), and then everything is killed. `heal` restores the link."""
         check_region(region)
-        comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}",
-                                                                                   f"kafka-{region}"]
+        comps = [self.node(region, name).component for name in self.databases] + [f"moto-{region}"]
+        if "kafka" in self.systems:
+            comps += _kafka.components(self.state, region)
         recs = [r for r in (_proc.running(self.layout.run_dir, c) for c in comps) if r is not None]
         # Freeze the whole region first, so nothing in it outlives the rest. The process trees are
         # read beforehand and stopped in one tight loop: walking /proc while the servers run takes
@@ -942,18 +961,16 @@ class Sandbox:
             _proc.spawn(self.layout.run_dir, moto_comp, ["nice", "-n", "10", *_serve_argv("moto", self.layout, region)],
                         self.layout.log(moto_comp), env=env)
             done.append(f"S3 (moto) with an empty versioned bucket {bucket_name(region)}")
-        kafka_comp = f"kafka-{region}"
-        new_kafka = "kafka" in self.systems and _proc.running(self.layout.run_dir, kafka_comp) is None
+        new_kafka = "kafka" in self.systems and not self.kafka_running(region)
         if new_kafka:
             from sandbox import _streams
-            before = (_streams.cluster_info(self.layout, region) or {}).get("incarnation")
-            _proc.spawn(self.layout.run_dir, kafka_comp, _serve_argv("kafka", self.layout, region),
-                        self.layout.log(kafka_comp), env=env)
-            _deadline_loop(deadline_s, "Kafka (mock cluster)",
-                           lambda: None if (_streams.cluster_info(self.layout, region) or {}).get("incarnation")
-                           not in (None, before) else "starting",
-                           kafka_comp, self.layout.log(kafka_comp), kafka_comp, self.layout.run_dir)
-            info = _streams.cluster_info(self.layout, region) or {}
+            for comp in _kafka.components(self.state, region):  # a node left of a partial loss goes too
+                rec = _proc.running(self.layout.run_dir, comp)
+                if rec is not None:
+                    _proc.kill_tree(rec.pid, rec.start_time, comp)
+            _kafka.start_cluster(self.layout, self.state, region, env)
+            info = _kafka.wait_cluster(self.layout, self.state, region, _streams.TOPICS,
+                                       deadline_s=max(deadline_s, KAFKA_DEADLINE_S))
             done.append(f"an empty Kafka cluster (incarnation {info.get('incarnation')}) at {info.get('bootstrap')}")
         _deadline_loop(deadline_s, "S3 (moto)", lambda: _s3_problem(self.state, region), moto_comp,
                        self.layout.log(moto_comp), moto_comp, self.layout.run_dir)
@@ -1156,7 +1173,9 @@ class Sandbox:
         return boots[region]
 
     def kafka_running(self, region: str) -> bool:
-        return _proc.running(self.layout.run_dir, f"kafka-{check_region(region)}") is not None
+        """Every node of the region's cluster runs (one lost node of three is not a lost region)."""
+        check_region(region)
+        return all(_proc.running(self.layout.run_dir, c) is not None for c in _kafka.components(self.state, region))
 
     def s3_running(self, region: str) -> bool:
         return _proc.running(self.layout.run_dir, f"moto-{check_region(region)}") is not None
@@ -1216,7 +1235,7 @@ class Sandbox:
         return _streams.status(self.layout, kind)
 
     def set_flow(self, kind: str, source: str, target: str, running: bool, start_offsets: dict | str | None = None,
-                 deadline_s: float = 15.0) -> str:
+                 deadline_s: float = 15.0, why: str | None = None) -> str:
         """Start, stop or reverse a replication flow; returns once its worker has taken the change.
         Kafka's ``start_offsets``: per partition, or ``"earliest"`` (every record the source holds);
         None resumes the flow's own positions."""
@@ -1233,10 +1252,22 @@ class Sandbox:
             config.update(topics=list(TOPICS), groups=list(GROUPS))
             if start_offsets:
                 config["start_offsets"] = start_offsets
+            config["why"] = why  # echoed in the status: a rerun that finds the flow running says why it started
         epoch = _streams.configure(self.layout, kind, **config)
         _deadline_loop(deadline_s, f"the {comp} to take epoch {epoch}",
                        lambda: None if (_streams.status(self.layout, kind) or {}).get("epoch") == epoch
                        else "not yet", comp, self.layout.log(comp), comp, self.layout.run_dir)
+        if kind == "kafka" and running:  # started = MirrorMaker 2's source task runs (a JVM: seconds)
+            mm2 = _kafka.MM2_COMPONENT
+
+            def copying() -> str | None:
+                st = _streams.status(self.layout, kind) or {}
+                return None if st.get("epoch") == epoch and st.get("copying") else \
+                    (f"MirrorMaker 2's tasks: {st.get('tasks') or 'none running yet'}; its log: "
+                     f"{self.layout.log(mm2)}: {_proc.tail(self.layout.log(mm2), 2)}")
+            # the supervisor's liveness and log (MirrorMaker 2 is its child; its log is in the problem)
+            _deadline_loop(max(deadline_s, KAFKA_DEADLINE_S), "MirrorMaker 2's source task", copying, comp,
+                           self.layout.log(comp), comp, self.layout.run_dir)
         what = "Kafka topics" if kind == "kafka" else "S3 object versions"
         return f"{what} {'replicate' if running else 'no longer replicate'} {source} → {target}"
 
@@ -1254,11 +1285,19 @@ class Sandbox:
         return f"parameter {name} = {value!r} (version {version})"
 
     def translate_groups(self, source: str, target: str, groups: list[str] | None = None) -> dict:
-        """Give every consumer group DR offsets from the replicator's offset mapping (and the groups'
-        committed offsets on ``source``, read now when it answers, else as last synced)."""
+        """Give every consumer group on ``target`` the offsets MirrorMaker 2 translated for it (its
+        last checkpoint of the flow source → target), and say what that costs
+        (``_streams.translate_groups``)."""
         from sandbox import _streams
         self._require("kafka")
         return _streams.translate_groups(self.layout, source, target, groups)
+
+    def kafka_checkpoints(self, source: str, target: str) -> dict[str, dict]:
+        """MirrorMaker 2's last checkpoint per group of the flow source → target, read on the
+        target (read only): ``{group: {"partitions": {tp: {upstream, downstream}}, "at": t}}``."""
+        from sandbox import _streams
+        self._require("kafka")
+        return _streams.checkpoints(_kafka.bootstrap(self.state, check_region(target)), check_region(source))
 
     def kafka_record_ids(self, region: str) -> set[str]:
         """The ids of every record in the region's cluster (the drill counts acked records lost)."""

@@ -177,7 +177,7 @@ class KafkaConsumerClient:
                 continue
             done = 0
             if msgs or not self.consumer.assignment():
-                idle_since = None  # still joining the group (the mock cluster takes ~3 s) is not idle
+                idle_since = None  # still joining the group is not idle
             else:
                 idle_since = idle_since or time.time()
             for m in msgs:

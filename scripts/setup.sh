@@ -4,6 +4,7 @@
 #   - Debian's redis-server (the sandbox's cache), when missing;
 #   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too);
 #   - promtool, pinned, in .tools/ (the tests check monitoring/alerts.yml with it), built with Go.
+#   - the Apache Kafka / MirrorMaker 2 jars pinned in sandbox/kafka/pom.xml (needs Java 17 and Maven).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,4 +54,43 @@ if [ ! -x .tools/promtool ] || [ "$(cat .tools/promtool.version 2>/dev/null || t
   mkdir -p .tools
   GOBIN="$PWD/.tools" GOFLAGS=-mod=mod go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
   echo "$PROMTOOL_VERSION" > .tools/promtool.version
+fi
+
+# Apache Kafka and MirrorMaker 2 for the sandbox: the jars pinned in sandbox/kafka/pom.xml, from
+# Maven Central, copied into .cache/kafka-jars (gitignored). Skipped when the pom is unchanged.
+jars=${REGIONPAIR_KAFKA_JARS:-.cache/kafka-jars}
+pom=${REGIONPAIR_KAFKA_POM:-sandbox/kafka/pom.xml}
+want=$(sha256sum "$pom" | cut -d' ' -f1)
+have=$(cat "$jars/.pom.sha256" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  if ! command -v java >/dev/null 2>&1; then
+    echo "setup: Java is missing; the sandbox's Kafka needs Java 17: apt-get install openjdk-17-jre-headless (root), then rerun scripts/setup.sh" >&2
+    exit 1
+  fi
+  if ! command -v mvn >/dev/null 2>&1; then
+    echo "setup: Maven is missing; it fetches the pinned Kafka jars: apt-get install maven (root), then rerun scripts/setup.sh" >&2
+    exit 1
+  fi
+  version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
+  echo "setup: fetching Apache Kafka $version and MirrorMaker 2 from Maven Central into $jars"
+  tmp="$jars.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$(dirname "$jars")"  # a fresh checkout has no .cache/ yet
+  if ! mvn -q -B -f "$pom" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DoutputDirectory="$(pwd)/$tmp" >"$tmp.log" 2>&1; then
+    if grep -qiE "could not find artifact|was not found in|Failure to find" "$tmp.log"; then
+      echo "setup: Maven Central has no Kafka $version artifacts (kafka_2.13, connect-mirror, ...): fix <kafka.version> in $pom (a version Maven Central lists for org.apache.kafka:kafka_2.13), then rerun" >&2
+    elif grep -qiE "transfer failed|unknownhost|connect timed out|connection refused|could not transfer|network is unreachable|NoPluginFoundForPrefix" "$tmp.log"; then
+      echo "setup: Maven cannot reach Maven Central; check the network or proxy (~/.m2/settings.xml), then rerun" >&2
+    else
+      echo "setup: Maven failed fetching the Kafka jars:" >&2
+    fi
+    tail -5 "$tmp.log" | sed 's/^/  mvn: /' >&2
+    rm -rf "$tmp" "$tmp.log"
+    exit 1
+  fi
+  rm -f "$tmp.log"
+  echo "$want" > "$tmp/.pom.sha256"
+  rm -rf "$jars"
+  mkdir -p "$(dirname "$jars")"
+  mv "$tmp" "$jars"
 fi

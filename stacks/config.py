@@ -11,13 +11,16 @@ to a default in the worst hour of the year.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from stacks import mm2config
 from stacks import outputs as contract
+from stacks.mm2config import MirrorMaker2Config
 from stacks.endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 
 PROJECT = "regionpair"
@@ -183,6 +186,10 @@ class StreamingConfig:
     applications: tuple[str, ...] = ()
     """Applications that read their own bootstrap parameter (``/<project>/kafka/<app>/bootstrap-brokers``)
     besides the shared one; a failover publishes DR's brokers to every one."""
+    replication: str = "msk-replicator"
+    """primary → DR: ``msk-replicator`` or ``mirrormaker2`` (on MSK Connect; stacks/mm2config.py)."""
+    mirrormaker2: "MirrorMaker2Config | None" = None
+    """dr with ``mirrormaker2``: the plugin, capacity and network of the connectors."""
 
 
 MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
@@ -350,6 +357,8 @@ class StackConfig:
     """dr only: the IAM roles/users that may assume the runbook role (never a whole account)."""
     cache: "CacheConfig | None" = None
     """prod only (optional): an ElastiCache Redis replication group with its backups (components/cache.py)."""
+    kafka_backup: Any = None
+    """prod only (optional): ``stacks.kafka_backup.KafkaBackupConfig``, the Kafka topic backup (components/kafka_backup.py)."""
 
     @property
     def is_primary(self) -> bool:
@@ -776,6 +785,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         applications=so.strings("applications", [], pattern=_APPLICATION,
                                 hint="application names: lower-case letters, digits and dashes, at most 40 characters"),
     )
+    replication, mm2 = mm2config.read(so, role, network.cidr, network.vpc_id)
+    streaming = dataclasses.replace(streaming, replication=replication, mirrormaker2=mm2)
+    if mm2 is not None:
+        mm2config.check_patterns(streaming.topics, streaming.consumer_groups, so.key)
     if not streaming.topics:
         raise ConfigError(so.key("topics"), [], "the replicator needs at least one topic pattern (.* copies all)")
     check_replicator_cluster(streaming, so.key)
@@ -868,6 +881,8 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                                          hint="ddd:HH:MM-ddd:HH:MM in UTC, at least 60 minutes"),
             export=co.boolean("export", True))
         co.done()
+    from stacks import kafka_backup as _kafka_backup
+    kafka_backup = _kafka_backup.read(top, role)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,
@@ -878,7 +893,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                        dns=dns, objectives=objectives, expected_promotion_seconds=promotion, streaming=streaming,
                        backups=backups, tags=dict(tags), alarm_email=alarm_email, promoted=promoted,
                        failback_replication=failback_replication, prod_stack=prod_stack, primary_region=primary_region, dr_region=dr_region, ephemeral=ephemeral, kubernetes=kubernetes,
-                       runbook_principals=principals, cache=cache)
+                       runbook_principals=principals, cache=cache, kafka_backup=kafka_backup)
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -920,7 +935,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
 # keys of the project namespace; must match Pulumi.yaml's config schema (a test checks)
 KEYS = ("role", "databases", "network", "dns", "objectives", "expected_promotion_seconds", "streaming",
         "backups", "tags", "alarm_email", "promoted", "failback_replication", "prod_stack", "primary_region", "ephemeral",
-        "cache", "kubernetes", "dr_region", "runbook_principals")
+        "cache", "kubernetes", "dr_region", "runbook_principals", "kafka_backup")
 
 
 def _decode(raw: str) -> Any:

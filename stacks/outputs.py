@@ -167,6 +167,18 @@ def secret_replica_arn(arn: str, region: str) -> str:
     return arn.replace(f":secretsmanager:{home}:", f":secretsmanager:{region}:", 1)
 
 
+MIRRORMAKER2_CONNECTORS = ("source", "checkpoint", "heartbeat")
+
+
+@dataclass(frozen=True)
+class MirrorMaker2Flow:
+    """MirrorMaker 2 on MSK Connect into this region (dr with ``streaming.replication: mirrormaker2``)."""
+    checkpoints_topic: str
+    """``<source alias>.checkpoints.internal`` on this region's cluster: each group's translated offsets."""
+    connector_arns: Mapping[str, str] = field(default_factory=dict)
+    """Kind (source, checkpoint, heartbeat) → connector ARN; empty once the flow is declared stopped."""
+
+
 @dataclass(frozen=True)
 class Streaming:
     cluster_arn: str
@@ -193,6 +205,8 @@ class Streaming:
     client_refresh_seconds: int | None = None
     """How often clients re-read their parameter: a planned switchover waits this long after
     pausing them before it drains (None: 30 s)."""
+    mirrormaker2: MirrorMaker2Flow | None = None
+    """The MirrorMaker 2 flow into this region instead of ``replicator_arn`` (dr only)."""
 
 
 @dataclass(frozen=True)
@@ -501,7 +515,8 @@ def _region(r: _Reader, name: str) -> Region:
         subnet_ids=s.str_list("subnet_ids"), security_group_ids=s.str_list("security_group_ids"),
         client_parameters=s.str_list("client_parameters"), consumer_groups=s.str_list("consumer_groups"),
         topics=s.str_list("topics"),
-        client_refresh_seconds=s.int("client_refresh_seconds", required=False, minimum=0, maximum=3600))
+        client_refresh_seconds=s.int("client_refresh_seconds", required=False, minimum=0, maximum=3600),
+        mirrormaker2=_mirrormaker2(s.obj("mirrormaker2", required=False)))
     st = r.obj("storage", required=False)
     storage = None if st is None else Storage(
         data_bucket=st.str("data_bucket"), data_bucket_arn=st.str("data_bucket_arn"),
@@ -519,6 +534,26 @@ def _region(r: _Reader, name: str) -> Region:
         alarms=r.str_list("alarms"),
         kubernetes=_kubernetes(r.obj("kubernetes", required=False)),
     )
+
+
+def _mirrormaker2(m: "_Reader | None") -> MirrorMaker2Flow | None:
+    if m is None:
+        return None
+    topic = m.str("checkpoints_topic")
+    if not topic.endswith(".checkpoints.internal"):
+        raise OutputsError(m._p("checkpoints_topic"), f"{topic!r}: MirrorMaker 2 writes checkpoints to "
+                           "<source alias>.checkpoints.internal; export that name")
+    c = m.obj("connector_arns", required=False)
+    arns = {}
+    for kind in (c.data if c is not None else {}):
+        if kind not in MIRRORMAKER2_CONNECTORS:
+            raise OutputsError(c._p(str(kind)), f"not a MirrorMaker 2 connector kind; one of "
+                               f"{', '.join(MIRRORMAKER2_CONNECTORS)}")
+        arn = c.str(kind)
+        if not arn.startswith("arn:") or ":kafkaconnect:" not in arn or ":connector/" not in arn:
+            raise OutputsError(c._p(kind), f"{arn!r} is not an MSK Connect connector ARN")
+        arns[kind] = arn
+    return MirrorMaker2Flow(checkpoints_topic=topic, connector_arns=arns)
 
 
 def _archive(a: "_Reader | None") -> ComplianceArchive | None:

@@ -67,6 +67,22 @@ def cache(cfg: StackConfig, net: regional.Regional, opts: pulumi.ResourceOptions
         maintenance_window=c.maintenance_window, export=c.export, final_snapshot=not cfg.ephemeral), opts=opts)
 
 
+def kafka_backup(cfg: StackConfig, net: regional.Regional, opts: pulumi.ResourceOptions) -> Any:
+    """The optional Kafka topic backup (components/kafka_backup.py): MSK Connect reading this region's
+    cluster into its backups bucket (the bucket's expiry rules come with the bucket, stacks/regional.py)."""
+    from components.kafka_backup import KafkaTopicBackup, KafkaTopicBackupArgs
+    k = cfg.kafka_backup
+    assert k is not None and k.enabled
+    return KafkaTopicBackup("kafka-backup", KafkaTopicBackupArgs(
+        connector_name=f"{cfg.resource_prefix()}-kafka-backup", topics=dict(k.topics), cluster_arn=net.kafka.arn,
+        bootstrap_brokers=net.kafka.bootstrap_brokers, subnet_ids=net.network.subnet_ids,
+        security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]), vpc_id=net.network.vpc_id,
+        bucket_name=net.backups.bucket, bucket_arn=net.backups.arn, kms_key_arn=net.key.arn, region=cfg.region,
+        plugin_bucket_arn=k.plugin_bucket_arn, plugin_file_key=k.plugin_file_key,
+        kafka_connect_version=k.kafka_connect_version, mcu_count=k.mcu_count, worker_count=k.worker_count,
+        route_table_ids=k.route_table_ids, s3_endpoint_exists=k.s3_endpoint_exists), opts=opts)
+
+
 def set_identifier(cfg: StackConfig) -> str:
     return f"{cfg.stack}-{cfg.region}"
 
@@ -90,6 +106,8 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
 
     if cfg.cache is not None:
         cache(cfg, net, opts)
+    if cfg.kafka_backup is not None and cfg.kafka_backup.enabled:
+        kafka_backup(cfg, net, opts)
 
     # Route53 health-check metrics exist in us-east-1 only; the alarm and its topic live there
     if cfg.region == ROUTE53_METRICS_REGION:

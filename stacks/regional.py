@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import AlarmSpec, Alarms, AlarmsArgs, free_storage
+from components.kafka_backup import expiry_rules as kafka_expiry_rules
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
 from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
@@ -68,8 +69,11 @@ class Regional:
                 "backups_bucket": self.backups.bucket, "writer_parameter": self.writers.name}
 
     def streaming_document(self, replicator_arn: pulumi.Input[str] | None = None,
-                           failback_replicator_arn: pulumi.Input[str] | None = None) -> dict[str, Any]:
+                           failback_replicator_arn: pulumi.Input[str] | None = None,
+                           mirrormaker2: Mapping[str, Any] | None = None) -> dict[str, Any]:
         extra = {} if failback_replicator_arn is None else {"failback_replicator_arn": failback_replicator_arn}
+        if mirrormaker2 is not None:
+            extra["mirrormaker2"] = dict(mirrormaker2)
         if self.cfg.streaming.applications:
             extra["client_parameters"] = all_client_parameters(self.cfg)
         return {**extra, "cluster_arn": self.kafka.arn, "bootstrap_brokers": self.kafka.bootstrap_brokers,
@@ -104,9 +108,12 @@ def build(cfg: StackConfig, providers: prov.Providers,
     drill = cfg.ephemeral  # a drill stack must be destroyable: no compliance lock, buckets emptied
     data = Bucket("data", BucketArgs(bucket_name=bucket_name("data"), kms_key_arn=key.arn,
                                      force_destroy=drill), opts=opts)
+    kb = cfg.kafka_backup if cfg.kafka_backup is not None and cfg.kafka_backup.enabled else None
     backups = Bucket("backups", BucketArgs(bucket_name=bucket_name("backups"), kms_key_arn=key.arn,
                                            object_lock_days=None if drill else cfg.backups.object_lock_days,
-                                           force_destroy=drill), opts=opts)
+                                           force_destroy=drill, expiry_rules=() if kb is None else tuple(
+                                               kafka_expiry_rules(kb.topics, kb.retention_days,
+                                                                  kb.offsets_retention_days))), opts=opts)
     archive = None
     if cfg.backups.compliance_archive and not drill:  # a drill stack must be destroyable: no 7-year lock
         from components.retention import ComplianceArchive, ComplianceArchiveArgs

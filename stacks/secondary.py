@@ -22,8 +22,9 @@ from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
 from components.storage import (REPLICATION_RULE_ID, BatchReplicationRole, BatchReplicationRoleArgs,
                                 BucketReplication, BucketReplicationArgs)
+from components.mskconnect import connector_alarms
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
-from stacks import document, outputs, regional
+from stacks import document, mskconnect, outputs, regional
 from stacks.config import ConfigError, StackConfig
 from stacks.primary import database_args, database_document, set_identifier
 from stacks.providers import Providers
@@ -110,18 +111,26 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         databases[db.name] = (ReplicatedPostgres(db.name, database_args(cfg, db, net, role, source_db_arn=source),
                                                  opts=opts), source)
 
-    replicator = KafkaReplicator("replicator", KafkaReplicatorArgs(
-        replicator_name=f"{cfg.resource_prefix()}-from-{cfg.primary_region}",
-        source_cluster_arn=from_prod("streaming", "cluster_arn"),
-        source_subnet_ids=from_prod("streaming", "subnet_ids"),
-        # cross-region: no security groups for the source ("Network requirements"), the target's only
-        target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
-        target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
-        account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
-        # after a failover it stays stopped, as the runbook left it: `pulumi up -s dr` must not copy the
-        # old primary's topics and consumer offsets over what DR's clients wrote since
-        stopped=cfg.promoted),
-        opts=opts)
+    replicator = mirrormaker = None
+    if cfg.streaming.replication == "mirrormaker2":
+        # MirrorMaker 2 on MSK Connect near the target, with the sandbox's connector settings. Promoted,
+        # its connectors are not declared (the rest stays, unchanged, so nothing calls prod's region):
+        # the failover deleted the source connector, and a checkpoint connector left running would
+        # overwrite DR's group offsets from the old primary if it came back
+        mirrormaker = mskconnect.mirrormaker2(cfg, net, providers, from_prod, running=not cfg.promoted)
+    else:
+        replicator = KafkaReplicator("replicator", KafkaReplicatorArgs(
+            replicator_name=f"{cfg.resource_prefix()}-from-{cfg.primary_region}",
+            source_cluster_arn=from_prod("streaming", "cluster_arn"),
+            source_subnet_ids=from_prod("streaming", "subnet_ids"),
+            # cross-region: no security groups for the source ("Network requirements"), the target's only
+            target_cluster_arn=net.kafka.arn, target_subnet_ids=net.network.subnet_ids,
+            target_security_group_ids=net.network.kafka_security_group_id.apply(lambda sg: [sg]),
+            account_id=net.account_id, topics=cfg.streaming.topics, consumer_groups=cfg.streaming.consumer_groups,
+            # after a failover it stays stopped, as the runbook left it: `pulumi up -s dr` must not copy the
+            # old primary's topics and consumer offsets over what DR's clients wrote since
+            stopped=cfg.promoted),
+            opts=opts)
 
     # the failback's reverse flow, DR → prod, declared only when asked for (prod's region must be back
     # for it to be created): a replicator lives in the region it writes into
@@ -190,7 +199,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     specs = regional.storage_alarms(cfg)
     if not cfg.promoted:
         specs += [replica_lag(regional.identifier(cfg, db.name), cfg.objectives.rpo_seconds) for db in cfg.databases]
-    if not cfg.promoted:
+    if mirrormaker is not None:
+        specs += [a for name in mirrormaker.connector_names.values() for a in connector_alarms(name)]
+    if replicator is not None and not cfg.promoted:
         # a stopped replicator (promoted: everything excluded) copies nothing and publishes no latency,
         # which the latency alarm would read as a breach forever: its alarms go with it, and come back
         # when the pair is re-linked (promoted: false)
@@ -240,7 +251,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 region=cfg.region,
                 db_security_group_ids=net.network.db_security_group_id.apply(lambda sg: [sg]),
                 kafka_cluster_arns=net.kafka.arn.apply(lambda a: [a]),
-                replicator_arns=replicator.arn.apply(lambda a: [a]),
+                replicator_arns=replicator.arn.apply(lambda a: [a]) if replicator else (),
                 bucket_arns=pulumi.Output.all(net.data.arn, net.backups.arn),
                 kms_key_arns=net.key.arn.apply(lambda a: [a]),
                 topic_arns=alarms.topic_arn.apply(lambda a: [a]),
@@ -251,6 +262,7 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                 secret_arns=prod_secret_list.apply(lambda arns: [outputs.secret_replica_arn(a, cfg.region)
                                                                  for a in arns]),
                 batch_replication_role_arns=batch.role_arn.apply(lambda a: [a]) if batch else (),
+                connector_arns=pulumi.Output.all(*mirrormaker.connector_arns.values()) if mirrormaker else (),
                 export_role_arns=net.archive.export_role_arn.apply(lambda a: [a]) if net.archive else (),
                 rebuild_identifiers=sorted(regional.identifier(cfg, db.name) for db in cfg.databases)),
         ]), opts=opts)
@@ -267,7 +279,9 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
                       for db in cfg.databases},
         "dns": {"failover": "SECONDARY", "set_identifier": set_identifier(cfg), "health_check_id": None},
         "streaming": net.streaming_document(
-            replicator_arn=replicator.arn,
+            replicator_arn=replicator.arn if replicator else None,
+            mirrormaker2=None if mirrormaker is None else {"checkpoints_topic": mirrormaker.checkpoints_topic,
+                                                           "connector_arns": mirrormaker.connector_arns},
             failback_replicator_arn=failback_replicator.arn if failback_replicator else None),
         "storage": net.storage_document(batch_replication=None if batch is None else {
             "role_arn": batch.role_arn, "report_bucket": net.backups.bucket, "report_prefix": batch.report_prefix}),

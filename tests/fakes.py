@@ -213,6 +213,8 @@ class FakeFlow:
     lag_records: int = 0
     lag_seconds: float = 0.0
     pending: tuple = ()
+    groups: dict | None = None
+    """Per consumer group, the checkpoint view a MirrorMaker 2 flow gives (None: none, as MSK Replicator)."""
 
 
 class FakeStreams:
@@ -253,7 +255,8 @@ class FakeStreams:
         reachable = self.w.region_up[f.source]
         if f.running and reachable and not self.stuck[kind]:
             f.lag_records, f.lag_seconds, f.pending = 0, 0.0, ()
-        return FlowState(f.source, f.target, f.running, f.lag_records, f.lag_seconds, reachable, tuple(f.pending))
+        return FlowState(f.source, f.target, f.running, f.lag_records, f.lag_seconds, reachable, tuple(f.pending),
+                         groups=f.groups)
 
 
 class FakeStreaming:

@@ -106,6 +106,15 @@ def computed_outputs(typ: str, name: str, inputs: Mapping[str, Any], region: str
     elif typ == "aws:msk/replicator:Replicator":
         out.update(arn=f"arn:aws:kafka:{region}:{ACCOUNT}:replicator/{inputs.get('replicatorName', name)}/{h[:8]}-2")
         rid = out["arn"]
+    elif typ in ("aws:mskconnect/customPlugin:CustomPlugin", "aws:mskconnect/workerConfiguration:WorkerConfiguration"):
+        kind = "custom-plugin" if "customPlugin" in typ else "worker-configuration"
+        out.update(arn=f"arn:aws:kafkaconnect:{region}:{ACCOUNT}:{kind}/{inputs.get('name', name)}/{h[:8]}-{h[8:12]}-4",
+                   latestRevision=1)
+        rid = out["arn"]
+    elif typ == "aws:mskconnect/connector:Connector":
+        out.update(arn=f"arn:aws:kafkaconnect:{region}:{ACCOUNT}:connector/{inputs.get('name', name)}/{h[:8]}-{h[8:12]}-2",
+                   version=f"K{h[:12].upper()}")
+        rid = out["arn"]
     elif typ == "aws:s3/bucket:Bucket":
         rid = inputs.get("bucket") or f"{name}-{h[:8]}"
         out.update(bucket=rid, arn=f"arn:aws:s3:::{rid}", region=region,
@@ -365,3 +374,30 @@ def check_snapshot(path: Path, resources: list[dict[str, Any]], what: str) -> No
         pytest.fail(f"{what}: the resource graph changed. If that is meant, regenerate with UPDATE_SNAPSHOTS=1 "
                     f".venv/bin/python -m pytest tests/unit and commit the snapshot with the change.\n{shown}",
                     pytrace=False)
+
+
+MIRRORMAKER2 = {"replication": "mirrormaker2", "mirrormaker2": {
+    "plugin": {"bucket_arn": "arn:aws:s3:::regionpair-plugins-us-west-2",
+               "file_key": "mirrormaker2/kafka-3.7.2-msk-iam-auth.zip"},
+    "source_cidrs": ["10.10.0.0/16"]}}
+"""``streaming`` of the dr stack running MirrorMaker 2 on MSK Connect (prod's VPC is 10.10.0.0/16)."""
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dr+mirrormaker2": ("dr", {"streaming": MIRRORMAKER2}),
+}
+"""Named stack configs beyond the two files: name → (stack, config overrides)."""
+
+
+@lru_cache(maxsize=None)
+def _cached_variant(name: str) -> str:
+    stack, overrides = VARIANTS[name]
+    saved = pulumi.runtime.config.CONFIG.get()
+    try:  # a render sets Pulumi's global config; later tests must not inherit the variant's
+        rendered = render(stack, overrides=overrides)
+    finally:
+        pulumi.runtime.config.CONFIG.set(saved)
+    return json.dumps({"resources": rendered.resources, "exports": rendered.exports})
+
+
+def render_variant(name: str) -> list[dict[str, Any]]:
+    """Like ``render_stack`` for a ``VARIANTS`` entry (cached)."""
+    return json.loads(_cached_variant(name))["resources"]

@@ -1053,6 +1053,7 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     Streaming (MSK) when every region declares streaming; objects (S3) when every region's storage
     names a writer parameter (runbooks/adapters/aws_streams.py); the clusters' endpoints (kubectl,
     runbooks/adapters/kubectl.py) when any region declares a cluster."""
+    from runbooks.adapters.aws_mm2 import MirrorMaker2Streaming
     from runbooks.adapters.aws_streams import MskStreaming, S3Objects  # it builds on this module
     from runbooks.adapters.kubectl import KubectlEndpoints
     from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
@@ -1062,12 +1063,13 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     sql = PsycopgSql(outputs, clients, clock, connect or psycopg_connect)
     regions = list(outputs.regions.values())
     kafka = all(r.streaming is not None for r in regions)
+    mm2 = kafka and any(r.streaming.mirrormaker2 is not None for r in regions)  # MirrorMaker 2 on MSK Connect
     objects = all(r.storage is not None and r.storage.writer_parameter for r in regions)
     return Ports(db=RdsControl(outputs, clients, clock, sql), sql=sql, dns=Route53Dns(outputs, clients),
                  health=AwsHealth(outputs, clients), lock=S3Lock(outputs, clients),
                  notifier=SnsNotifier(outputs, clients), clock=clock,
                  extras={"adapter": "aws"},
-                 streaming=MskStreaming(outputs, clients, clock) if kafka else None,
+                 streaming=(MirrorMaker2Streaming if mm2 else MskStreaming)(outputs, clients, clock) if kafka else None,
                  objects=S3Objects(outputs, clients, clock) if objects else None,
                  endpoints=KubectlEndpoints(outputs) if any(r.kubernetes for r in regions) else None,
                  audit_sink=S3AuditSink(outputs, clients),
@@ -1570,6 +1572,7 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
     from runbooks.backups import BackupPorts
     from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
+    from runbooks.adapters.aws_kafka_backup import aws_kafka_backups
     from runbooks.adapters.aws_config_exports import S3ConfigExports
     clients = clients or Clients(session, settings)
     clients.clock = clients.clock or clock
@@ -1579,4 +1582,5 @@ def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, cli
                        sql=sql, clock=clock, extras={"adapter": "aws", "target": "aws"},
                        notifier=SnsNotifier(outputs, clients),
                        slots=RdsSlots(outputs, clients, sql), slot_store=S3SlotStore(outputs, clients),
+                       kafka_backups=aws_kafka_backups(outputs, clients),
                        config_exports=S3ConfigExports(outputs, clients))

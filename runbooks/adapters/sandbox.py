@@ -289,7 +289,9 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
     if kind == "kafka":
         return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("lag_records"),
                          st.get("lag_seconds"), st.get("source_reachable"),
-                         detail=f"{st.get('replicated', 0)} records copied")
+                         detail=f"{st.get('replicated', 0)} records copied by MirrorMaker 2"
+                         + (f"; started: {st['why']}" if st.get("why") else ""),
+                         groups=st.get("groups"))
     return FlowState(st.get("source"), st.get("target"), bool(st.get("running")), st.get("backlog_objects"),
                      st.get("backlog_seconds"), st.get("source_reachable"),
                      tuple(f"{p['key']}@{p['version_id']}" for p in st.get("pending", [])),
@@ -297,7 +299,7 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
 
 
 class SandboxStreaming:
-    """The sandbox's Kafka pair and replicator (sandbox/_streams.py)."""
+    """The sandbox's Kafka pair and MirrorMaker 2 between them (sandbox/_kafka.py, sandbox/_streams.py)."""
 
     def __init__(self, sb):
         self.sb = sb
@@ -316,12 +318,13 @@ class SandboxStreaming:
     def start_flow(self, source: str, target: str) -> str:
         st = self.sb.flow("kafka") or {}
         if _copies(st, source, target):
-            return f"the replicator already copies {source} → {target}"
+            return f"the replicator already copies {source} → {target}" + (f" (started: {st['why']})"
+                                                                           if st.get("why") else "")
         _require_running(self.sb, (source, target), self.sb.kafka_running, "the Kafka cluster of {}")
         # the reverse of a cleanly stopped flow starts at the offsets recorded at its stop; a
         # target that came back empty (a new cluster) gets everything from the earliest offset
         start, why = self.sb.kafka_start_position(source, target)
-        started = self.sb.set_flow("kafka", source, target, running=True, start_offsets=start)
+        started = self.sb.set_flow("kafka", source, target, running=True, start_offsets=start, why=why)
         if start == "earliest":
             held = sum(hi - lo for lo, hi in self.sb.kafka_offsets(source).values())
             why += f" ({held} records to copy)"
@@ -329,7 +332,8 @@ class SandboxStreaming:
 
     def ensure_group_offsets(self, source: str, target: str, groups: list[str]) -> list[GroupOffsets]:
         out = self.sb.translate_groups(source, target, groups)
-        return [GroupOffsets(g, r["translated"], r["method"], None, r["consumed_not_replicated"])
+        return [GroupOffsets(g, r["translated"], r["method"], r["reprocess_records"],
+                             r["consumed_not_replicated"])
                 for g, r in out.items()]
 
     @_sandbox_errors

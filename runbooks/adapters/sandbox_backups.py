@@ -148,6 +148,18 @@ class SandboxBackups:
         return Integrity(states, problems, note + (f"; missing table(s): {', '.join(missing)}" if missing else ""))
 
 
+def sandbox_kafka_backups(sb):
+    """The Kafka topic backups of a sandbox with Kafka: its backups store and its real brokers."""
+    if not sb.state.extra.get("kafka"):
+        return None
+    from runbooks.adapters.kafka_client import KafkaTopics
+    from runbooks.kafka_backup import DirStore, KafkaBackupPort
+    from sandbox import _kafka, _kafka_backup
+    from sandbox._layout import EAST
+    return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
+                           cluster=lambda region: KafkaTopics(_kafka.bootstrap(sb.state, region)), source_region=EAST)
+
+
 def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
@@ -168,7 +180,7 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
                        audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, conns), clock=clock,
                        slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions),
-                       caches=SandboxCaches(sb),
+                       caches=SandboxCaches(sb), kafka_backups=sandbox_kafka_backups(sb),
                        extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
                                "target": "sandbox"},
                        notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))

@@ -236,16 +236,16 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
                 s3.put_object(Bucket=bucket_name(region), Key=f"drill/{prefix}-{i}", Body=b"x")
 
         write(EAST, "before", 300, 40)
-        # the consumer group has processed part of each partition (the failover gives it DR offsets)
+        # the consumer group has processed each partition (the failover gives it DR offsets from
+        # MirrorMaker 2's checkpoints; a group behind the head may get none: docs/sandbox.md)
         group = Consumer({"bootstrap.servers": sb.kafka_bootstrap(EAST), "group.id": "ledger", "log_level": 0})
-        group.commit(offsets=[TopicPartition("orders", int(tp.split(":")[1]), min(10, hi))
+        group.commit(offsets=[TopicPartition("orders", int(tp.split(":")[1]), hi)
                               for tp, (_lo, hi) in sb.kafka_offsets(EAST).items()], asynchronous=False)
         group.close()
-        wait_for(lambda: len(sb.kafka_record_ids(WEST)) == 300 and len(sb.object_keys(WEST)) == 40, 20,
+        wait_for(lambda: len(sb.kafka_record_ids(WEST)) == 300 and len(sb.object_keys(WEST)) == 40, 30,
                  "east's records and objects replicated to west")
-        wait_for(lambda: all(off >= 0 for off in ((((sb.flow("kafka") or {}).get("groups") or {})
-                                                   .get(f"{EAST}->{WEST}") or {}).get("ledger") or {})
-                             .get("source", {"-": -1}).values()), 10, "the replicator to sync the group's offsets")
+        wait_for(lambda: len((sb.kafka_checkpoints(EAST, WEST).get("ledger") or {}).get("partitions", {})) == 4,
+                 60, "MirrorMaker 2 to checkpoint the group on every partition", interval_s=0.5)
         sb.kill_region(EAST, cut_link=True)
         code, out = runbook("failover", outputs)
         assert code == 0, out
@@ -272,7 +272,8 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
         code, out = runbook("failback", outputs)
         assert code == 0, out
         assert out["run_id"] == journal.stem, "the rerun continued the killed run"
-        assert "it gets every record local-west holds, from the earliest offset" in journal.read_text()
+        kafka_lines = [x for x in journal.read_text().splitlines() if "kafka-replicate" in x]
+        assert "it gets every record local-west holds, from the earliest offset" in journal.read_text(), kafka_lines
 
         want = {f"before-{i}" for i in range(300)} | {f"during-{i}" for i in range(100)}
         assert sb.kafka_record_ids(EAST) >= want

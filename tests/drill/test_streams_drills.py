@@ -1,5 +1,5 @@
-"""Drills with all three data stores on the real sandbox: PostgreSQL, Kafka (a mock cluster per
-region, the replicator between them) and S3 (moto per region, the replication worker)."""
+"""Drills with all three data stores on the real sandbox: PostgreSQL, Kafka (an Apache Kafka
+cluster per region, MirrorMaker 2 between them) and S3 (moto per region, the replication worker)."""
 
 from __future__ import annotations
 

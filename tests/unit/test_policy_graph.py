@@ -18,6 +18,7 @@ import pytest
 
 from policy import rules
 from policy import rds as RDS
+from policy import mskconnect as MSKC
 from policy import s3_kms_sns_ssm as S3K
 from policy.graph import evaluate, policy_resources
 
@@ -41,13 +42,16 @@ def with_prod_reference(graph: Graph, exports: dict[str, Any] | None = None) -> 
 
 
 def graph_of(stack: str) -> Graph:
-    graph = copy.deepcopy(harness.render_stack(stack))
-    return with_prod_reference(graph) if stack == "dr" else graph
+    """A stack's graph; a ``harness.VARIANTS`` name (``dr+mirrormaker2``) renders that config of its stack."""
+    base = harness.VARIANTS[stack][0] if stack in harness.VARIANTS else stack
+    graph = copy.deepcopy(harness.render_variant(stack) if stack in harness.VARIANTS else harness.render_stack(stack))
+    return with_prod_reference(graph) if base == "dr" else graph
 
 
 def findings(stack: str, graph: Graph, config_overrides: dict[str, Any] | None = None) -> list:
     """Run the whole pack with the stack's config set the way the CLI hands it to the pack."""
-    config = harness.stack_config(stack, config_overrides)
+    base, variant = harness.VARIANTS.get(stack, (stack, {}))
+    config = harness.stack_config(base, {**variant, **(config_overrides or {})})
     current = pulumi.runtime.config.CONFIG.get()
     saved = dict(current)
     current.clear()
@@ -480,6 +484,38 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      runbook_policy(lambda d: _statement(d, "Route53FailoverRecords")["Action"].append(
          "route53:ChangeResourceRecordSets")), {"iam-runbook-least-privilege"}),
     ("dr", "runbook role trusted by the whole account", trust_account_root, {"iam-trust-names-principals"}),
+    # MirrorMaker 2 on MSK Connect (policy/mskconnect.py), on the dr stack configured with it
+    ("dr+mirrormaker2", "connector on Kafka Connect 2.8.0",
+     setting(MSKC.CONNECTOR, "kafkaconnectVersion", "2.8.0", named("source")), {"mskconnect-connector-valid"}),
+    ("dr+mirrormaker2", "connector with both capacity modes",
+     setting(MSKC.CONNECTOR, "capacity.provisionedCapacity", {"mcuCount": 1, "workerCount": 1}, named("heartbeat")),
+     {"mskconnect-connector-valid"}),
+    ("dr+mirrormaker2", "connector without worker logs", setting(MSKC.CONNECTOR, "logDelivery", _UNSET, named("source")),
+     {"mskconnect-connector-iam-tls-logs"}),
+    ("dr+mirrormaker2", "plugin of content type TAR", setting(MSKC.CUSTOM_PLUGIN, "contentType", "TAR"),
+     {"mskconnect-custom-plugin-valid"}),
+    ("dr+mirrormaker2", "worker configuration without value.converter",
+     setting(MSKC.WORKER_CONFIGURATION, "propertiesFileContent",
+             "key.converter=org.apache.kafka.connect.converters.ByteArrayConverter\nproducer.acks=all\n"),
+     {"mskconnect-worker-configuration-valid"}),
+    ("dr+mirrormaker2", "source connector renaming topics with the default replication policy",
+     lambda g: first(g, MSKC.CONNECTOR, named("source"))["inputs"]["connectorConfiguration"].update(
+         {"replication.policy.class": "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"}),
+     {"mskconnect-mirrormaker2-settings"}),
+    ("dr+mirrormaker2", "connector role cannot commit the groups' translated offsets on DR",
+     edit_policy(ROLE_POLICY, lambda d: d.update(Statement=[s for s in d["Statement"] if s["Sid"] != "TargetGroups"]),
+                 named("mirrormaker2-policy")), {"mskconnect-execution-role"}),
+    ("dr+mirrormaker2", "connector role trusting the MSK service instead of MSK Connect",
+     lambda g: first(g, "aws:iam/role:Role", named("mirrormaker2-role"))["inputs"].update(
+         assumeRolePolicy=json.dumps({"Version": "2012-10-17", "Statement": [{
+             "Effect": "Allow", "Principal": {"Service": "kafka.amazonaws.com"}, "Action": "sts:AssumeRole"}]})),
+     {"mskconnect-execution-role"}),
+    ("dr+mirrormaker2", "connector role trusting MSK Connect for any connector (no aws:SourceArn)",
+     lambda g: first(g, "aws:iam/role:Role", named("mirrormaker2-role"))["inputs"].update(assumeRolePolicy=json.dumps({
+         "Version": "2012-10-17", "Statement": [{
+             "Effect": "Allow", "Principal": {"Service": "kafkaconnect.amazonaws.com"}, "Action": "sts:AssumeRole",
+             "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]})),
+     {"mskconnect-execution-role"}),
     # retention tiers (policy/retention.py)
     ("prod", "automated backups kept 36 days", setting(rules.RDS_INSTANCE, "backupRetentionPeriod", 36),
      {"rds-backup-retention-at-most-35"}),
@@ -510,7 +546,28 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("dr", "logical replication applied immediately", lambda g: first(g, "aws:rds/parameterGroup:ParameterGroup")[
         "inputs"]["parameters"].append({"name": "rds.logical_replication", "value": "1", "applyMethod": "immediate"}),
      {"rds-logical-replication-static"}),
+    # the Kafka topic backup: its S3 rule (policy/kafka_backup.py); its MSK Connect resources are held to the
+    # MSK Connect policies above (policy/mskconnect.py), and join the graph only when enabled
+    ("prod", "a lifecycle rule id used twice", lambda g: first(g, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[
+        "inputs"]["rules"].append(dict(first(g, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[
+            "inputs"]["rules"][0])), {"s3-lifecycle-rule-limit"}),
+    ("prod", "a backup connector reaching the cluster in plaintext", lambda g: g.append(_node(
+        "aws:mskconnect/connector:Connector", "kafka-backup-connector",
+        {"kafkaconnectVersion": "3.7.x", "capacity": {"provisionedCapacity": {"mcuCount": 1, "workerCount": 1}},
+         "kafkaClusterClientAuthentication": {"authenticationType": "IAM"},
+         "kafkaClusterEncryptionInTransit": {"encryptionType": "PLAINTEXT"},
+         "logDelivery": {"workerLogDelivery": {"cloudwatchLogs": {"enabled": True, "logGroup": "g"}}}})),
+     {"mskconnect-connector-iam-tls-logs"}),
+    ("prod", "a connector plugin typed JAR for a ZIP", lambda g: g.append(_node(
+        "aws:mskconnect/customPlugin:CustomPlugin", "kafka-backup-plugin",
+        {"contentType": "JAR", "location": {"s3": {"bucketArn": "arn:aws:s3:::p", "fileKey": "c.zip"}}})),
+     {"mskconnect-custom-plugin-valid"}),
 ]
+
+
+def _node(type_: str, name: str, inputs: dict) -> dict:
+    return {"type": type_, "name": name, "parent": None, "provider": "aws-us-east-1", "inputs": inputs,
+            "urn": f"urn:pulumi:prod::regionpair::{type_}::{name}", "property_dependencies": {}}
 
 
 def test_every_policy_of_the_pack_is_broken_by_some_case():

@@ -50,8 +50,8 @@ def _iam(service: str, operation: str) -> str:
     return f"{service}:" + "".join(part.capitalize() for part in operation.split("_"))
 
 
-SERVICES = ("rds", "ec2", "kafka", "ssm", "s3", "s3control", "kms", "cloudwatch", "sns", "secretsmanager",
-            "route53")
+SERVICES = ("rds", "ec2", "kafka", "kafkaconnect", "ssm", "s3", "s3control", "kms", "cloudwatch", "sns",
+            "secretsmanager", "route53")
 LITERAL = re.compile(r'"([a-z][a-z0-9]*(?:_[a-z0-9]+)+)"')
 
 

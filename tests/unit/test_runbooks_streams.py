@@ -77,6 +77,31 @@ def test_replicator_lag_beyond_the_rpo_is_refused_and_changes_nothing(env):
     assert env.world.actions == []
 
 
+def test_a_group_whose_last_checkpoint_trails_it_beyond_the_rpo_is_refused_and_force_overrides(env):
+    rpo = env.world.outputs.objectives.rpo_seconds
+    env.streams.kafka.groups = {
+        "ledger": {"checkpoint_age_s": rpo + 7.5, "consumed_since_checkpoint": 420, "has_offsets_on_source": True},
+        "audit": {"checkpoint_age_s": 0.4, "consumed_since_checkpoint": 3, "has_offsets_on_source": True}}
+    code, out = env.run(failover)
+    assert code == EXIT_REFUSED
+    assert f"ledger's last checkpoint is {rpo + 7.5:.1f} s old and it consumed 420 records" in out["error"]
+    assert f"threshold: the RPO, {rpo} s" in out["error"] and "--force" in out["error"]
+    assert "audit" not in out["error"].split("threshold")[0]
+    assert env.world.actions == []
+    code, out = env.run(failover, "--force")
+    assert code == EXIT_OK, out
+
+
+def test_an_old_checkpoint_of_a_group_that_consumed_nothing_since_passes(env):
+    env.streams.kafka.groups = {
+        "ledger": {"checkpoint_age_s": 600.0, "consumed_since_checkpoint": 0, "has_offsets_on_source": True},
+        "audit": {"checkpoint_age_s": None, "consumed_since_checkpoint": 0, "has_offsets_on_source": False}}
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    gates = {g["name"]: g for g in json.load(open(out["report"]["json"]))["gates"]}
+    assert gates["kafka-checkpoints"]["passed"] and "ledger: checkpoint current" in gates["kafka-checkpoints"]["sentence"]
+
+
 def test_s3_backlog_beyond_the_rpo_is_refused(env):
     env.streams.stuck["objects"] = True
     env.streams.objects.lag_records, env.streams.objects.lag_seconds = 12, 301.0

@@ -341,8 +341,9 @@ def all_parsers():
     from runbooks import backup_cli, cli, drill, restore as rs, snapshot as sn, switchover, undelete, verify_backup
     from sandbox.__main__ import _parser as sandbox_parser
     parsers = {f"runbooks.{m.RUNBOOK.name}": cli.parser(m.RUNBOOK) for m in (failover, failback, switchover)}
+    from runbooks import kafka_offsets, kafka_replay
     parsers.update({f"runbooks.{m.RUNBOOK.name}": backup_cli.parser(m.RUNBOOK)
-                    for m in (sn, rs, verify_backup, undelete)})
+                    for m in (sn, rs, verify_backup, undelete, kafka_replay, kafka_offsets)})
     parsers.update({"runbooks.drill": drill.parser(), "sandbox": sandbox_parser()})
     return parsers
 

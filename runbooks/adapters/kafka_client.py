@@ -1,0 +1,161 @@
+"""A Kafka cluster as the topic replay sees it, through confluent-kafka (librdkafka).
+
+The same class serves both targets: the sandbox passes its brokers' plain bootstrap servers; AWS
+passes MSK's IAM bootstrap servers and ``msk_iam_config`` (SASL/OAUTHBEARER over TLS with a token
+from the MSK IAM SASL signer: the clusters' only client authentication, components/streaming.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from runbooks.errors import StepFailed, Unreachable
+from runbooks.kafka_backup import Record
+
+
+def msk_iam_config(region: str) -> dict[str, Any]:
+    """librdkafka settings for MSK with IAM access control (port 9098, TLS): an OAUTHBEARER token
+    signed with the caller's AWS credentials (MSK Developer Guide, "IAM access control": non-Java
+    clients use the aws-msk-iam-sasl-signer library)."""
+    def token(_config):
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+        value, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return value, expiry_ms / 1000.0
+    return {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER", "oauth_cb": token}
+
+
+class KafkaTopics:
+    def __init__(self, bootstrap: str, config: dict[str, Any] | None = None, timeout_s: float = 10.0):
+        self.bootstrap = bootstrap
+        self.config = {"bootstrap.servers": bootstrap, "log_level": 0, **(config or {})}
+        self.timeout_s = timeout_s
+
+    def _admin(self):
+        from confluent_kafka.admin import AdminClient
+        return AdminClient(dict(self.config))
+
+    def partitions(self, topic: str) -> int | None:
+        """The topic's partition count, None when it does not exist."""
+        try:
+            md = self._admin().list_topics(topic=topic, timeout=self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+            raise Unreachable(f"Kafka at {self.bootstrap} does not answer: {exc}") from None
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return None
+        return len(t.partitions)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition the next offset to be written (the high watermark)."""
+        from confluent_kafka import Consumer, TopicPartition
+        n = self.partitions(topic)
+        if n is None:
+            return {}
+        c = Consumer({**self.config, "group.id": "regionpair-replay-probe", "enable.auto.commit": False})
+        try:
+            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout_s, cached=False)[1]
+                    for p in range(n)}
+        finally:
+            c.close()
+
+    def create_topic(self, topic: str, partitions: int, replication_factor: int | None = None) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import NewTopic
+        new = NewTopic(topic, partitions, replication_factor if replication_factor is not None else -1)
+        admin = self._admin()  # held until the futures resolve: a collected client cancels them
+        for name, fut in admin.create_topics([new], request_timeout=self.timeout_s).items():
+            try:
+                fut.result(self.timeout_s)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise StepFailed(f"creating topic {name} on {self.bootstrap}: {exc}") from None
+        deadline = time.monotonic() + self.timeout_s
+        while self.partitions(topic) != partitions:
+            if time.monotonic() > deadline:
+                raise StepFailed(f"topic {topic} was created but its {partitions} partitions are not in the metadata "
+                                 f"after {self.timeout_s:.0f} s")
+            time.sleep(0.1)
+
+    def produce(self, topic: str, records: list[Record], progress: Callable[[int], None] | None = None) -> int:
+        """Write each record into its own partition with its key, value, headers and timestamp,
+        idempotently and acknowledged by every in-sync replica; returns how many were acknowledged."""
+        from confluent_kafka import Producer
+        p = Producer({**self.config, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                      "compression.type": "zstd"})
+        acked = [0]
+        failed: list[str] = []
+
+        def done(err, _msg):
+            if err is not None:
+                failed.append(str(err))
+            else:
+                acked[0] += 1
+
+        for i, r in enumerate(records):
+            while True:
+                try:
+                    p.produce(topic, value=r.value, key=r.key, partition=r.partition, timestamp=r.timestamp_ms,
+                              headers=list(r.headers) or None, on_delivery=done)
+                    break
+                except BufferError:
+                    p.poll(0.1)
+            if i % 1000 == 0:
+                p.poll(0)
+                if progress:
+                    progress(acked[0])
+        left = p.flush(max(30.0, self.timeout_s))
+        if left or failed:
+            raise StepFailed(f"{len(failed)} record(s) refused by {topic} ({'; '.join(sorted(set(failed))[:3])}) and "
+                             f"{left} unacknowledged; {acked[0]} were written (a rerun verifies what landed)")
+        return acked[0]
+
+    def read(self, topic: str, start: dict[int, int], end: dict[int, int], deadline_s: float = 60.0) -> dict[int, list[Record]]:
+        """Every record of ``topic`` from ``start`` up to (not including) ``end``, per partition."""
+        from confluent_kafka import Consumer, TopicPartition
+        want = {p: (start.get(p, 0), e) for p, e in end.items() if e > start.get(p, 0)}
+        out: dict[int, list[Record]] = {p: [] for p in end}
+        if not want:
+            return out
+        c = Consumer({**self.config, "group.id": "regionpair-replay-verify", "enable.auto.commit": False,
+                      "enable.partition.eof": False, "isolation.level": "read_committed"})
+        try:
+            c.assign([TopicPartition(topic, p, s) for p, (s, _) in want.items()])
+            remaining = dict(want)
+            deadline = time.monotonic() + deadline_s
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise StepFailed(f"reading {topic} back: partitions {sorted(remaining)} did not reach their end "
+                                     f"offsets within {deadline_s:.0f} s")
+                for m in c.consume(500, 0.5):
+                    if m.error() is not None:
+                        continue
+                    p, off = m.partition(), m.offset()
+                    if p not in remaining or off >= remaining[p][1]:
+                        continue
+                    out[p].append(Record(p, off, m.timestamp()[1], m.key(), m.value(),
+                                         tuple((k, v) for k, v in (m.headers() or ()))))
+                    if off + 1 >= remaining[p][1]:
+                        del remaining[p]
+        finally:
+            c.close()
+        return out
+
+    def group_offsets(self, topics) -> dict[str, dict[str, dict[str, int]]]:
+        """Every consumer group's committed offsets on ``topics``: {group: {topic: {partition: offset}}}
+        (groups with no committed offset on them are left out; the runbooks' own regionpair-* groups too)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions
+        admin = self._admin()
+        try:
+            listed = admin.list_consumer_groups(request_timeout=self.timeout_s).result(self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+            raise Unreachable(f"Kafka at {self.bootstrap} does not list its consumer groups: {exc}") from None
+        wanted = set(topics)
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for g in sorted(x.group_id for x in listed.valid if not x.group_id.startswith("regionpair-")):
+            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)],
+                                                        request_timeout=self.timeout_s)
+            for tp in futures[g].result(self.timeout_s).topic_partitions or []:
+                if tp.topic in wanted and tp.offset >= 0:
+                    out.setdefault(g, {}).setdefault(tp.topic, {})[str(tp.partition)] = tp.offset
+        return out
