@@ -168,7 +168,7 @@ def link_routes(state: State) -> list[tuple[str, int, str, int, str]]:
 
 def _log4j(path: Path) -> Path:
     """Log4j 2 configuration: everything to stdout (the component's log file), Kafka at INFO, the
-    chattiest classes at WARN."""
+    chattiest classes at WARN, MirrorMaker 2's offset translation at DEBUG."""
     text = "\n".join([
         "status = warn",
         "appender.out.type = Console", "appender.out.name = OUT", "appender.out.target = SYSTEM_OUT",
@@ -178,6 +178,10 @@ def _log4j(path: Path) -> Path:
             "org.apache.kafka.clients", "org.apache.kafka.common.utils.AppInfoParser", "kafka.log",
             "org.apache.kafka.storage", "org.apache.kafka.connect.runtime.WorkerConfig",
             "org.apache.kafka.common.config.AbstractConfig", "org.reflections", "org.eclipse.jetty"])),
+        # MirrorMaker 2's offset translation, one line per group and partition at each checkpoint
+        # round ("Translated …", or "Skipped (…)" with why): what explains a missing checkpoint
+        "logger.mm2t.name = org.apache.kafka.connect.mirror.OffsetSyncStore", "logger.mm2t.level = DEBUG",
+        "logger.mm2c.name = org.apache.kafka.connect.mirror.CheckpointStore", "logger.mm2c.level = DEBUG",
         ""])
     path.write_text(text)
     return path
