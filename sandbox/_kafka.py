@@ -255,9 +255,10 @@ def _port_owner_hint(address: str, port: int) -> str:
     return ""
 
 
-def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
+def start_cluster(layout: Layout, state: State, region: str, env: dict, cancelled=lambda: False) -> str:
     """Format every node of ``region``'s cluster afresh (a new cluster id) and start them; returns
-    the cluster id. The caller waits with ``wait_cluster``."""
+    the cluster id. The caller waits with ``wait_cluster``. ``cancelled()`` true once formatted (an
+    `up` interrupted meanwhile): no node is started, and SandboxError says so."""
     java, cp = java_bin(), classpath()
     kafka = settings(state)
     for i, n in enumerate(kafka["nodes"]):
@@ -282,6 +283,8 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
 
     with ThreadPoolExecutor(kafka["brokers"]) as pool:
         props = list(pool.map(fmt, range(kafka["brokers"])))
+    if cancelled():
+        raise SandboxError("cancelled before its nodes were started", component=component(region, 0))
     for i, p in enumerate(props):
         comp = component(region, i)
         _proc.spawn(layout.run_dir, comp, jvm_argv(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
