@@ -49,6 +49,10 @@ class Timeouts:
     flow_plateau_seconds: float = 10.0
     """A flow whose lag has not shrunk by a tenth for this long, within the RPO, is as caught up
     as it gets: clients are paused and the drain copies the rest (a longer pause, never a loss)."""
+    checkpoint_wait: float = 10.0
+    """How long the ``kafka-checkpoints`` gate judges again a group MirrorMaker 2 has not (recently)
+    checkpointed, while the source answers: MirrorMaker 2 checkpoints every second, finds a new group
+    within two and needs a few more to start its checkpoint task on a loaded machine."""
     seed_objects: float = 6 * 3600.0
     """A failback's seeding job (AWS: S3 Batch Replication of the DR bucket) may take this long: its
     manifest alone is generated in minutes to hours. At the deadline the step fails, the job goes

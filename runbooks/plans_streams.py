@@ -124,36 +124,81 @@ def _lag_gate(ctx, name: str, port, what: str, unit: str, planned: bool) -> Gate
 
 
 def _checkpoint_gate(ctx) -> Gate:
-    """Each consumer group's DR position is recent: its last checkpoint (MirrorMaker 2) trails what
-    it consumed on the source by no more than the RPO. A stale one means its consumers process
-    again, on DR, everything they consumed since; refused unless forced. Passes when the
-    replicator gives no per-group view (MSK Replicator) or the source is gone (nothing to compare)."""
-    name = "kafka-checkpoints"
+    """Each consumer group has a DR position from MirrorMaker 2, and a recent one.
 
-    def evaluate() -> GateResult:
+    Refused (``--force`` overrides), per group, naming it:
+
+    - a partition the group committed on the source has **no checkpoint at all** in the target:
+      the group would have no offsets there (its consumers would start from
+      ``auto.offset.reset``), and nothing may invent them. The replicator says why (no offset sync
+      for the partition yet, the group's offset older than every offset sync MirrorMaker 2 still
+      uses, or not checkpointed yet); refused whether or not the source still answers;
+    - its last checkpoint trails what it consumed on the source and is older than the RPO, while
+      the source answers (its consumers would process again on DR everything since).
+
+    MirrorMaker 2 checkpoints every ``emit.checkpoints.interval.seconds``, finds a new group within
+    ``refresh.groups.interval.seconds``, and writes a checkpoint only when a group's translated
+    offset moves, so a view read a moment too early (a flow just started, a group just found, a
+    supervisor a beat behind) is judged again until ``timeouts.checkpoint_wait`` has passed while
+    the source answers, or until the replicator's view of the target was read after the gate began
+    when the source is gone (checkpoints live on the target: one written just before the fault
+    still counts). Passes when the replicator gives no per-group view (MSK Replicator)."""
+    name = "kafka-checkpoints"
+    clock = ctx.ports.clock
+
+    def judge(began: float):
+        """(result, worth waiting): waiting helps while MirrorMaker 2 can still checkpoint (the source
+        answers), or while the view was read from the target before the gate began (a checkpoint
+        already written there may not be in it yet)."""
         f = _flow(ctx.ports.streaming)
         if f is None or f.groups is None or not f.running:
-            return GateResult(name, True, "no per-group checkpoint view from the replicator")
-        if f.source_reachable is False:
-            return GateResult(name, True, f"{f.source} does not answer: each group resumes from its last checkpoint")
+            return GateResult(name, True, "no per-group checkpoint view from the replicator"), False
         ctx.measurements.setdefault("streams_at_gate", {})[name] = f.groups
+        gone = f.source_reachable is False
         bad, good = [], []
         for group in consumer_groups(ctx):
             g = f.groups.get(group)
             if g is None or not g.get("has_offsets_on_source"):
                 good.append(f"{group}: nothing consumed on {f.source} yet")
                 continue
+            without = g.get("without_checkpoint") or {}
             age, since = g.get("checkpoint_age_s"), g.get("consumed_since_checkpoint") or 0
-            if since and (age is None or age > ctx.rpo_seconds):
+            if without:
+                parts = "; ".join(f"{tp} (committed at {w.get('committed')}): {w.get('reason')}"
+                                  for tp, w in sorted(without.items()))
+                bad.append(f"{group} has no checkpoint from MirrorMaker 2 in {f.target} for {parts}. On {f.target} it "
+                           "would have no offsets there and its consumers would start from auto.offset.reset; "
+                           f"set its offsets on {f.target} by hand (kafka-consumer-groups --reset-offsets) or "
+                           "rerun with --force to accept that")
+            elif gone:
+                good.append(f"{group}: {f.source} does not answer; it resumes from its last checkpoint"
+                            + (f", {age:.1f} s old" if age is not None else ""))
+            elif since and (age is None or age > ctx.rpo_seconds):
                 bad.append(f"{group}'s last checkpoint is {'missing' if age is None else f'{age:.1f} s old'} and it "
-                           f"consumed {since} records on {f.source} since")
+                           f"consumed {since} records on {f.source} since (threshold: the RPO, {ctx.rpo_seconds} s): "
+                           "its consumers would process those records again on DR. Wait for MirrorMaker 2's "
+                           "checkpoints to catch up, or rerun with --force to accept the re-processing")
             else:
                 good.append(f"{group}: checkpoint {'current' if not since else f'{age:.1f} s old'}")
         if bad:
-            return GateResult(name, False, "; ".join(bad) + f" (threshold: the RPO, {ctx.rpo_seconds} s): its "
-                              "consumers would process those records again on DR. Wait for MirrorMaker 2's "
-                              "checkpoints to catch up, or rerun with --force to accept the re-processing")
-        return GateResult(name, True, "; ".join(good) or "no consumer group declared")
+            read = [g.get("read_at") for g in f.groups.values() if isinstance(g, dict)]
+            stale = any(r is not None and r < began for r in read)
+            return GateResult(name, False, "; ".join(bad)), not gone or stale
+        return GateResult(name, True, "; ".join(good) or "no consumer group declared"), False
+
+    def evaluate() -> GateResult:
+        start, began, rounds = clock.monotonic(), clock.time(), 0
+        while True:
+            result, retry = judge(began)
+            rounds += 1
+            waited = clock.monotonic() - start
+            if result.passed or not retry or waited >= ctx.timeouts.checkpoint_wait:
+                if rounds > 1:
+                    how = "after" if result.passed else "still, after"
+                    result = GateResult(name, result.passed, f"{result.sentence} ({how} waiting {waited:.1f} s "
+                                        "for MirrorMaker 2's checkpoints)")
+                return result
+            clock.sleep(0.25)
     return Gate(name, evaluate)
 
 
@@ -453,7 +498,8 @@ def offsets_step(ctx) -> Step:
         if missing:
             raise StepFailed(f"consumer group(s) {', '.join(missing)} have no offsets in {ctx.target} and none "
                              "could be computed; their consumers would start from auto.offset.reset. Set them by "
-                             "hand (kafka-consumer-groups --reset-offsets) or pass them over, then rerun")
+                             "hand (kafka-consumer-groups --reset-offsets) or pass them over, then rerun ("
+                             + "; ".join(f"{r.group}: {r.method}" for r in results if not r.translated) + ")")
         return "; ".join(f"{r.group}: offsets in {ctx.target} ({r.method})"
                          + (f", about {r.duplicates} records will be seen again" if r.duplicates else "")
                          for r in results)

@@ -110,9 +110,11 @@ class FlowState:
     """S3: the keys still pending (the first of them, for the report)."""
     detail: str = ""
     groups: dict | None = None
-    """Kafka with MirrorMaker 2: per consumer group, ``{"checkpoint_age_s", "consumed_since_checkpoint"}``
-    (the age of its last checkpoint in the target, and how many records it consumed on the source
-    since then); None when the replicator does not say."""
+    """Kafka with MirrorMaker 2: per consumer group, ``{"checkpoint_age_s", "consumed_since_checkpoint",
+    "has_offsets_on_source", "without_checkpoint": {partition: {"committed", "reason"}}}`` (the age of
+    its last checkpoint in the target, how many records it consumed on the source since then on the
+    partitions that have one, and the partitions it committed on the source that have none, with
+    the replicator's reason); None when the replicator does not say."""
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def link_routes(state: State) -> list[tuple[str, int, str, int, str]]:
 
 def _log4j(path: Path) -> Path:
     """Log4j 2 configuration: everything to stdout (the component's log file), Kafka at INFO, the
-    chattiest classes at WARN."""
+    chattiest classes at WARN, MirrorMaker 2's offset translation at DEBUG."""
     text = "\n".join([
         "status = warn",
         "appender.out.type = Console", "appender.out.name = OUT", "appender.out.target = SYSTEM_OUT",
@@ -178,6 +178,10 @@ def _log4j(path: Path) -> Path:
             "org.apache.kafka.clients", "org.apache.kafka.common.utils.AppInfoParser", "kafka.log",
             "org.apache.kafka.storage", "org.apache.kafka.connect.runtime.WorkerConfig",
             "org.apache.kafka.common.config.AbstractConfig", "org.reflections", "org.eclipse.jetty"])),
+        # MirrorMaker 2's offset translation, one line per group and partition at each checkpoint
+        # round ("Translated …", or "Skipped (…)" with why): what explains a missing checkpoint
+        "logger.mm2t.name = org.apache.kafka.connect.mirror.OffsetSyncStore", "logger.mm2t.level = DEBUG",
+        "logger.mm2c.name = org.apache.kafka.connect.mirror.CheckpointStore", "logger.mm2c.level = DEBUG",
         ""])
     path.write_text(text)
     return path
@@ -251,9 +255,10 @@ def _port_owner_hint(address: str, port: int) -> str:
     return ""
 
 
-def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
+def start_cluster(layout: Layout, state: State, region: str, env: dict, cancelled=lambda: False) -> str:
     """Format every node of ``region``'s cluster afresh (a new cluster id) and start them; returns
-    the cluster id. The caller waits with ``wait_cluster``."""
+    the cluster id. The caller waits with ``wait_cluster``. ``cancelled()`` true once formatted (an
+    `up` interrupted meanwhile): no node is started, and SandboxError says so."""
     java, cp = java_bin(), classpath()
     kafka = settings(state)
     for i, n in enumerate(kafka["nodes"]):
@@ -278,6 +283,8 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict) -> str:
 
     with ThreadPoolExecutor(kafka["brokers"]) as pool:
         props = list(pool.map(fmt, range(kafka["brokers"])))
+    if cancelled():
+        raise SandboxError("cancelled before its nodes were started", component=component(region, 0))
     for i, p in enumerate(props):
         comp = component(region, i)
         _proc.spawn(layout.run_dir, comp, jvm_argv(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
@@ -399,6 +406,12 @@ def mm2_properties(state: State, source: str, target: str, topics, groups) -> di
         # lag the supervisor reads, and where a restarted MirrorMaker 2 resumes (it copies again
         # what it had copied after the last store: duplicates, never a gap)
         f"{target}.offset.flush.interval.ms": "500",
+        # how long Connect waits for its tasks to stop before going on without them (default 5 s).
+        # A failover after a region loss stops MirrorMaker 2 while its tasks hang on the dead
+        # source: with the default each took the whole 5 s and the failover's kafka-stop step
+        # 8–11 s, most of the Kafka writers' RTO. What a task had not stored yet is copied again
+        # by the next flow that resumes its positions (duplicates, never a gap)
+        f"{target}.task.shutdown.graceful.timeout.ms": "1000",
         # a record is written when every in-sync replica has it (as the stacks' clients write)
         f"{target}.producer.acks": "all",
         f"{target}.producer.linger.ms": "5",

@@ -220,11 +220,38 @@ def running(run_dir: Path, component: str) -> PidRecord | None:
     return None
 
 
+class _Deferred:
+    """Ctrl-C / SIGTERM held back in the main thread while a server is started and its pid file
+    written: raised as they were (KeyboardInterrupt) once it is recorded. Otherwise an interrupt
+    landing between the fork and the pid file (seen: the S3 worker of an `up` interrupted early)
+    leaves a process that nothing knows to stop. Other threads get no signals: nothing to do there."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        import threading
+        self.pending: list[int] = []
+        self.saved: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                old = signal.getsignal(sig)
+                if callable(old):  # a Python handler that would raise here: hold it back
+                    self.saved[sig] = old
+                    signal.signal(sig, lambda signum, _frame: self.pending.append(signum))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+        if self.pending and exc[0] is None:
+            self.saved[self.pending[0]](self.pending[0], None)
+
+
 def spawn(run_dir: Path, component: str, argv: Sequence[str], log_path: Path,
           identity: Identity | None = None, env: Mapping[str, str] | None = None) -> PidRecord:
     """Start a long-running component in its own session, its output appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    with _Deferred(), open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, env=dict(env) if env is not None else None,
@@ -232,8 +259,8 @@ def spawn(run_dir: Path, component: str, argv: Sequence[str], log_path: Path,
         except OSError as exc:
             raise SandboxError(f"{component}: cannot start {argv[0]}: {exc}", component=component,
                                log=log_path) from None
-    _CHILDREN[proc.pid] = proc
-    return write_pid(run_dir, component, proc.pid, argv[0])
+        _CHILDREN[proc.pid] = proc
+        return write_pid(run_dir, component, proc.pid, argv[0])
 
 
 def _dies_with_caller(argv: Sequence[str]) -> list[str]:

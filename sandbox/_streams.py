@@ -303,17 +303,47 @@ def checkpoints(bootstrap: str, source: str) -> dict[str, dict]:
     return out
 
 
+def offset_syncs_topic(source: str) -> str:
+    """Where MirrorMaker 2 writes the flow's offset syncs (``offset-syncs.topic.location = target``)."""
+    return f"mm2-offset-syncs.{source}.internal"
+
+
+def parse_offset_sync(key: bytes, value: bytes) -> tuple[str, int, int]:
+    """One offset sync (key = topic, partition; value = upstream offset, downstream offset)."""
+    topic, i = _string(key, 0)
+    partition = struct.unpack_from(">i", key, i)[0]
+    up, down = struct.unpack_from(">qq", value, 0)
+    return _tp_key(topic, partition), up, down
+
+
+def no_checkpoint_reason(committed: int, floor: int | None, last: int | None) -> str:
+    """Why MirrorMaker 2 (4.1) has written no checkpoint for a group's partition, from its own offset
+    syncs (never a translation of ours). Its checkpoint task translates a group's offset only from
+    an offset sync at or before it, and its OffsetSyncStore drops every sync older than the first of
+    its current run or of the last upstream rewind (Apache Kafka, OffsetSyncStore; KAFKA-14666)."""
+    settings = (f"checkpoints every {mirrormaker2.CHECKPOINT_INTERVAL_S} s, new groups found within "
+                f"{mirrormaker2.REFRESH_GROUPS_S} s")
+    if last is None:
+        return ("MirrorMaker 2 has written no offset sync for it (it has copied no record of this partition in "
+                "this flow yet: one per offset.lag.max = "
+                f"{mirrormaker2.OFFSET_LAG_MAX} records copied, and at each offset flush), so it has nothing to "
+                "translate the group's offset with")
+    if floor is not None and committed < floor:
+        return (f"the group's offset {committed} is older than MirrorMaker 2's oldest usable offset sync (upstream "
+                f"{floor}, where its copying began or last started again): MirrorMaker 2 translates no offset "
+                "older than that, until the group's consumers pass it")
+    return f"MirrorMaker 2 has not checkpointed it yet ({settings})"
+
+
 def offset_syncs(bootstrap: str, source: str) -> dict[str, list[tuple[int, int]]]:
     """MirrorMaker 2's offset syncs of the flow from ``source`` (``mm2-offset-syncs.<source>.internal``
     on the target, where ``offset-syncs.topic.location = target`` puts them): per partition, the
     (upstream, downstream) pairs it recorded, oldest first. Key = topic, partition; value =
     upstream offset, downstream offset."""
     out: dict[str, list[tuple[int, int]]] = {}
-    for m in _read_topic(bootstrap, f"mm2-offset-syncs.{source}.internal"):
-        topic, i = _string(m.key(), 0)
-        partition = struct.unpack_from(">i", m.key(), i)[0]
-        up, down = struct.unpack_from(">qq", m.value(), 0)
-        out.setdefault(_tp_key(topic, partition), []).append((up, down))
+    for m in _read_topic(bootstrap, offset_syncs_topic(source)):
+        tp, up, down = parse_offset_sync(m.key(), m.value())
+        out.setdefault(tp, []).append((up, down))
     return out
 
 
@@ -393,6 +423,13 @@ class MirrorMakerFlow:
         self.admin = None
         self.checkpoints: dict[str, dict] = {}
         self.committed: dict[str, dict[str, int]] = {}
+        self.sync_floor: dict[str, int] = {}
+        """Per partition, the oldest upstream offset MirrorMaker 2 can still translate from: its
+        first offset sync, or the first after an upstream rewind (a restart that copies again from
+        its stored positions), where its OffsetSyncStore drops every older sync."""
+        self.sync_last: dict[str, int] = {}
+        self.read_at: float | None = None
+        """When MirrorMaker 2's topics on the target were last read to their end (the view's age)."""
         self.next_groups = 0.0
         self.source_ok_at = 0.0
         self.last_lag: tuple[int | None, float | None] = (None, None)
@@ -428,8 +465,9 @@ class MirrorMakerFlow:
         self.positions, self.tasks = {}, {}
         from stacks.mirrormaker2 import checkpoints_topic
         self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
-                                       checkpoints_topic(source)])
+                                       checkpoints_topic(source), offset_syncs_topic(source)])
         self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0
+        self.sync_floor, self.sync_last, self.read_at = {}, {}, None
         self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
                              "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
         self.source_ok_at = time.time()
@@ -470,6 +508,7 @@ class MirrorMakerFlow:
 
     def _read_tail(self) -> None:
         topics = self.config.get("topics", TOPICS)
+        polled = time.time()
         for m in self.tail.poll() if self.tail else []:
             key = m.key() or b""
             if m.topic().endswith(".checkpoints.internal"):
@@ -478,6 +517,13 @@ class MirrorMakerFlow:
                     g = self.checkpoints.setdefault(cp["group"], {"partitions": {}, "at": 0.0})
                     g["partitions"][_tp_key(cp["topic"], cp["partition"])] = cp["upstream"]
                     g["at"] = max(g["at"], m.timestamp()[1] / 1000.0)
+                continue
+            if m.topic().startswith("mm2-offset-syncs."):
+                if m.value() is not None:
+                    tp, up, _down = parse_offset_sync(key, m.value())
+                    if tp not in self.sync_last or up < self.sync_last[tp]:
+                        self.sync_floor[tp] = up
+                    self.sync_last[tp] = up
                 continue
             if m.topic().startswith("mm2-status."):
                 name = key.decode(errors="replace")
@@ -491,6 +537,8 @@ class MirrorMakerFlow:
             if name == SOURCE_CONNECTOR and part.get("cluster") == self.source and part.get("topic") in topics \
                     and m.value() is not None:
                 self.positions[_tp_key(part["topic"], int(part["partition"]))] = int(json.loads(m.value())["offset"]) + 1
+        if self.tail is not None:
+            self.read_at = polled
 
     def _measure(self) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -540,16 +588,23 @@ class MirrorMakerFlow:
                                      if tp.offset >= 0}
 
     def _groups_view(self) -> dict:
-        """Per group: its last checkpoint's age, and how far it trails what the group had consumed on
-        the source (as last seen). A group that consumed nothing since its checkpoint is current,
-        however old the checkpoint (MirrorMaker 2 writes one only when a group's offsets move)."""
+        """Per group: its last checkpoint's age, how far it trails what the group had consumed on the
+        source (as last seen) on the partitions MirrorMaker 2 checkpointed, and the partitions it
+        committed on the source that have no checkpoint, each with why (``no_checkpoint_reason``).
+        A group that consumed nothing since its checkpoint is current, however old the checkpoint
+        (MirrorMaker 2 writes one only when a group's translated offset moves)."""
         out = {}
         for group, committed in self.committed.items():
             cp = self.checkpoints.get(group) or {"partitions": {}, "at": None}
+            done = {k: off for k, off in committed.items() if k in cp["partitions"]}
             out[group] = {"checkpoint_age_s": None if not cp["at"] else round(time.time() - cp["at"], 3),
-                          "consumed_since_checkpoint": sum(max(0, off - cp["partitions"].get(k, 0))
-                                                           for k, off in committed.items()),
-                          "has_offsets_on_source": bool(committed)}
+                          "consumed_since_checkpoint": sum(max(0, off - cp["partitions"][k]) for k, off in done.items()),
+                          "has_offsets_on_source": bool(committed), "committed": dict(committed),
+                          "read_at": self.read_at,
+                          "without_checkpoint": {
+                              k: {"committed": off, "reason": no_checkpoint_reason(
+                                  off, self.sync_floor.get(k), self.sync_last.get(k))}
+                              for k, off in sorted(committed.items()) if k not in cp["partitions"]}}
         return out
 
     def write_status(self, epoch) -> None:
@@ -593,6 +648,10 @@ class MirrorMakerFlow:
                 stop.wait(1.0)
                 self._start(self.config["source"], self.config["target"])
             if self.child is not None:
+                # the target's side first (MirrorMaker 2's positions and checkpoints live there), and
+                # published at once: probing a source that is gone can take seconds
+                self._read_tail()
+                self.write_status(epoch)
                 self._measure()
             self.write_status(epoch)
             stop.wait(STATUS_INTERVAL_S)
@@ -899,6 +958,8 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
     copied = source_positions(tboot, source)
     syncs = offset_syncs(tboot, source)
     tps = [TopicPartition(t, p) for t in TOPICS for p in range(4)]
+    st = status(layout, "kafka") or {}
+    last_seen = (st.get("groups") or {}) if (st.get("source"), st.get("target")) == (source, target) else {}
     out = {}
     for group in groups or list(GROUPS):
         cp = cps.get(group) or {"partitions": {}, "at": None}
@@ -947,8 +1008,19 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
         # records never reached the target, so the group skips them there (None: the source is gone)
         skipped = None if src_committed is None else \
             sum(max(0, off - copied.get(k, 0)) for k, off in src_committed.items() if off >= 0)
-        out[group] = {"method": method, "translated": bool(cp["partitions"]) and
+        # every partition the group committed on the source (asked now; as the supervisor last saw
+        # it when the source is gone) needs an offset on the target: one MirrorMaker 2 never
+        # checkpointed is named, never filled in
+        view = last_seen.get(group) or {}
+        seen = src_committed if src_committed is not None else (view.get("committed") or {})
+        lacking = sorted(k for k, off in seen.items() if off >= 0 and current.get(k, -1) < 0)
+        if lacking:
+            why = view.get("without_checkpoint") or {}
+            method += f"; no checkpoint and no offset in {target} for " + ", ".join(
+                k + (f" ({why[k]['reason']})" if k in why else "") for k in lacking)
+        out[group] = {"method": method, "translated": bool(cp["partitions"]) and not lacking and
                       all(current.get(k, -1) >= 0 for k in cp["partitions"]),
+                      "without_offsets": lacking,
                       "committed_on_target": {k: v for k, v in current.items() if v >= 0},
                       "checkpoints": cp["partitions"], "checkpoint_age_s": age, "reprocess_records": reprocess,
                       "consumed_not_replicated": skipped}

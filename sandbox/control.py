@@ -251,7 +251,8 @@ class _UpRun:
             # beside the PostgreSQL chain rather than before it; start_flows waits for this thread
             def kafka() -> None:
                 with ThreadPoolExecutor(len(REGIONS)) as pool:
-                    list(pool.map(lambda r: _kafka.start_cluster(self.layout, self.state, r, env), REGIONS))
+                    list(pool.map(lambda r: _kafka.start_cluster(self.layout, self.state, r, env,
+                                                                 cancelled=self.cancel.is_set), REGIONS))
                 self.mark("kafka nodes spawned")
 
             self.kafka_thread = _start_thread(kafka)
@@ -261,6 +262,14 @@ class _UpRun:
             _proc.spawn(self.layout.run_dir, "s3-replication",
                         ["nice", "-n", "10", *_serve_argv("s3-replication", self.layout)],
                         self.layout.log("s3-replication"), env=env)
+
+    def settle(self, deadline_s: float = 90.0) -> None:
+        """After a failure or Ctrl-C (``cancel`` set): wait for the threads that still start
+        processes (the Kafka clusters' format-then-spawn), so that stopping everything afterwards
+        finds every pid file they write. They start nothing once ``cancel`` is set."""
+        t = getattr(self, "kafka_thread", None)
+        if t is not None:
+            t.join(deadline_s)
 
     def wait_link(self) -> None:
         _deadline_loop(READY_DEADLINE_S, "the link", lambda: _link_problem(self.layout, self.state), "link",
@@ -634,7 +643,10 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         write_json_atomic(layout.logs_dir / "up-started.json", {"epoch": run.t0_epoch})  # the marks' zero
     except BaseException as exc:
         run.cancel.set()
-        _stop_all(layout, state)
+        try:
+            run.settle()
+        finally:  # a second Ctrl-C during the wait still stops what is there
+            _stop_all(layout, state)
         if isinstance(exc, SandboxError):
             raise SandboxError(f"up failed, everything it started is stopped: {exc}", component=exc.component,
                                log=exc.log) from None
@@ -653,9 +665,26 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
 def _stop_all(layout: Layout, state: State | None) -> list[str]:
     """Stop every process with a pid file: PostgreSQL with a fast shutdown, helpers with SIGTERM,
     all at once; anything still there after the grace period has its tree killed."""
+    done = _stop_round(layout, _proc.all_pids(layout.run_dir))
+    # a pid file written while that round ran (MirrorMaker 2's, by its supervisor, while it was
+    # being stopped; a Kafka node of an interrupted `up`) is stopped too, until none is left
+    for _ in range(3):
+        late = _proc.all_pids(layout.run_dir)
+        if not late:
+            break
+        done += _stop_round(layout, late)
+    if state is not None:  # servers killed by a fault (or by `down` after its grace period)
+        for db in state.databases:
+            for region in REGIONS:
+                Node(layout, state, _proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
+        shutil.rmtree(state.socket_root, ignore_errors=True)
+    return done
+
+
+def _stop_round(layout: Layout, records) -> list[str]:
     import signal as _signal
 
-    records = [r for r in _proc.all_pids(layout.run_dir)]
+    records = list(records)
     done: list[str] = []
     alive = []
     for rec in records:
@@ -680,11 +709,6 @@ def _stop_all(layout: Layout, state: State | None) -> list[str]:
             done.append(f"stopped {rec.component} (pid {rec.pid})")
     for rec in records:
         _proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
-    if state is not None:  # servers killed by a fault (or by `down` after its grace period)
-        for db in state.databases:
-            for region in REGIONS:
-                Node(layout, state, _proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
-        shutil.rmtree(state.socket_root, ignore_errors=True)
     return done
 
 

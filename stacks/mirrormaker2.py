@@ -16,12 +16,23 @@ Mirroring)", and KIP-382 / KIP-545 for the checkpoint and offset-sync connectors
 - ``emit.checkpoints.interval.seconds`` / ``sync.group.offsets.interval.seconds``: how old a
   group's DR position can be at a region outage; every record the group consumed after it is
   consumed again on DR (duplicates, never skips).
-- ``offset.lag.max``: the source connector writes an offset sync (upstream → downstream offset)
-  when the downstream offset has moved more than this since the last one. Translation is
-  conservative: a group committed between two syncs resumes at the older one, so up to this
-  many records per partition are processed again after a move. Lower = fewer duplicates, more
-  writes to the offset-syncs topic. 10 here: at the drills' few hundred records a second, a
-  handful of duplicates per partition, and offset syncs at most ~one per 10 records.
+- ``offset.lag.max``: MirrorMaker 2's source task writes an offset sync (upstream → downstream
+  offset) at once for the first record it copies of each partition and then whenever the
+  translated offset would trail by this many records; the sync of each partition's latest record
+  is written at every offset flush (``offset.flush.interval.ms``; KAFKA-15906). Translation is
+  conservative: a group between two syncs resumes one past the older one. At most 10 syncs are
+  in flight (``OffsetSyncWriter``, not configurable); the rest wait, and a newer one of the same
+  partition replaces a waiting one. Seen here with 10: a re-seed copied ~100 records per
+  partition in a burst, the immediate syncs (one per 10 records) filled the 10 slots while the
+  first ones were slow, and one partition's **first** sync was replaced: MirrorMaker 2 then
+  held no sync before offset 101 there, and a group at 76 got no checkpoint for it, ever
+  ("Skipped … is ahead of upstream consumer group"). 1000 here: a burst of up to 1000 records
+  per partition writes only each partition's first sync at once (5 with the 4 partitions and
+  the heartbeats, never more than the 10 slots), so a re-seeded flow can translate any group
+  (coarsely: it re-processes from the start of the burst); in a steady flow the flush's sync
+  of the latest record (every 0.5 s in the sandbox) keeps groups near the head translated
+  within a flush's worth of records. On MSK Connect the worker's ``offset.flush.interval.ms``
+  (Connect's default is 60 s) sets that precision.
 - ``offset-syncs.topic.location = target``: the offset syncs live beside the checkpoints on the
   target, so translation never needs the source cluster (which a region outage takes away).
 - ``refresh.groups.interval.seconds`` / ``refresh.topics.interval.seconds``: how soon a new group
@@ -33,7 +44,7 @@ Mirroring)", and KIP-382 / KIP-545 for the checkpoint and offset-sync connectors
 from __future__ import annotations
 
 IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
-OFFSET_LAG_MAX = 10
+OFFSET_LAG_MAX = 1000
 CHECKPOINT_INTERVAL_S = 1
 OFFSET_SYNC_INTERVAL_S = 1
 HEARTBEAT_INTERVAL_S = 1

@@ -214,7 +214,8 @@ class FakeFlow:
     lag_seconds: float = 0.0
     pending: tuple = ()
     groups: dict | None = None
-    """Per consumer group, the checkpoint view a MirrorMaker 2 flow gives (None: none, as MSK Replicator)."""
+    """Per consumer group, the checkpoint view a MirrorMaker 2 flow gives (None: none, as MSK Replicator);
+    a callable is asked with the fake clock's time at each read (a view that changes while a gate waits)."""
 
 
 class FakeStreams:
@@ -255,8 +256,9 @@ class FakeStreams:
         reachable = self.w.region_up[f.source]
         if f.running and reachable and not self.stuck[kind]:
             f.lag_records, f.lag_seconds, f.pending = 0, 0.0, ()
+        groups = f.groups(self.w.clock.monotonic()) if callable(f.groups) else f.groups
         return FlowState(f.source, f.target, f.running, f.lag_records, f.lag_seconds, reachable, tuple(f.pending),
-                         groups=f.groups)
+                         groups=groups)
 
 
 class FakeStreaming:

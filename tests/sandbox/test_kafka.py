@@ -238,14 +238,30 @@ def test_setup_names_maven_central_unreachable(tmp_path):
     assert not (tmp_path / "b" / "jars").exists(), "a failed fetch left a jars directory behind"
 
 
-def test_setup_names_java_missing(tmp_path):
+def _path_without(tmp_path, *names: str) -> str:
+    """A PATH of one directory holding every command of the real PATH (the first of each name, as
+    the shell finds it) except ``names``: setup finds everything it needs (redis-server, mvn, ...,
+    whatever it comes to need) but those."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("bash", "sha256sum", "cut", "cat", "sed", "dirname", "id", "mvn"):
-        if shutil.which(tool):
-            (bindir / tool).symlink_to(shutil.which(tool))
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or not os.path.isdir(d):
+            continue
+        for entry in os.scandir(d):
+            target = bindir / entry.name
+            if entry.name in names or target.exists() or target.is_symlink():
+                continue
+            if entry.is_file() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return str(bindir)
+
+
+def test_setup_names_java_missing(tmp_path):
+    path = _path_without(tmp_path, "java")
+    assert shutil.which("java", path=path) is None
+    assert shutil.which("redis-server", path=path), "setup needs redis-server on PATH: run scripts/setup.sh first"
     res = _setup(tmp_path / "x", _kafka.POM.read_text().replace("<version>1</version>", "<version>2</version>"),
-                 {"PATH": str(bindir)})
+                 {"PATH": path})
     assert res.returncode == 1
     assert "Java is missing" in res.stderr and "openjdk-17" in res.stderr, res.stderr
 

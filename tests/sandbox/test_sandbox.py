@@ -407,6 +407,25 @@ def test_ctrl_c_during_up_stops_everything(base_dir):
     assert proc.returncode == 130, err
     assert list(layout.run_dir.glob("*.pid")) == []
     wait_for(lambda: not any(_proc.is_alive(p) for p in started), 5, "every started process gone")
+    # also what `up` was still starting when interrupted (by default all three systems: the Kafka
+    # nodes its Kafka thread formats and spawns, MirrorMaker 2 under its supervisor)
+    deadline = time.monotonic() + 5
+    while _processes_of(target) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_of(target), "left running after Ctrl-C during up"
+
+
+def _processes_of(directory: Path) -> list[str]:
+    """Command lines of live processes that name ``directory`` (servers, helpers, JVMs)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) in cmd and "pytest" not in cmd:
+            found.append(cmd[:200])
+    return found
 
 
 def test_workload_cli_stops_on_sigint_even_when_started_with_sigint_ignored(shared, tmp_path):

@@ -102,6 +102,86 @@ def test_an_old_checkpoint_of_a_group_that_consumed_nothing_since_passes(env):
     assert gates["kafka-checkpoints"]["passed"] and "ledger: checkpoint current" in gates["kafka-checkpoints"]["sentence"]
 
 
+NO_SYNC = "MirrorMaker 2 has written no offset sync for it"
+
+
+def _missing_partition_view(reason: str = NO_SYNC) -> dict:
+    return {"ledger": {"checkpoint_age_s": 0.5, "consumed_since_checkpoint": 2, "has_offsets_on_source": True,
+                       "without_checkpoint": {"orders:3": {"committed": 41, "reason": reason}}},
+            "audit": {"checkpoint_age_s": 0.4, "consumed_since_checkpoint": 0, "has_offsets_on_source": True,
+                      "without_checkpoint": {}}}
+
+
+def test_a_group_with_a_partition_never_checkpointed_is_refused_by_name_with_the_reason_and_force(env):
+    env.streams.kafka.groups = _missing_partition_view()
+    start = env.world.clock.monotonic()
+    code, out = env.run(failover)
+    assert code == EXIT_REFUSED
+    err = out["error"]
+    assert "ledger has no checkpoint from MirrorMaker 2 in us-west-2 for orders:3 (committed at 41)" in err, err
+    assert NO_SYNC in err and "auto.offset.reset" in err and "--force" in err and "by hand" in err
+    assert "audit" not in err.split("kafka-checkpoints")[-1]
+    # judged again while the source answered, for the configured wait, then refused
+    assert env.world.clock.monotonic() - start >= 10.0 and "still, after waiting" in err
+    assert env.world.actions == []
+    code, out = env.run(failover, "--force")
+    assert code == EXIT_OK, out
+
+
+def test_a_group_never_checkpointed_is_refused_at_once_when_the_source_is_gone(env):
+    env.streams.kafka.groups = _missing_partition_view("the group's offset 41 is older than MirrorMaker 2's oldest")
+    env.world.kill_region(P)
+    start = env.world.clock.monotonic()
+    code, out = env.run(failover)
+    assert code == EXIT_REFUSED
+    assert "ledger has no checkpoint" in out["error"] and "older than MirrorMaker 2's oldest" in out["error"]
+    assert "waiting" not in out["error"] and env.world.clock.monotonic() - start < 10.0
+
+
+def test_a_checkpoint_that_arrives_while_the_gate_waits_passes(env):
+    first = env.world.clock.monotonic()
+    current = {"ledger": {"checkpoint_age_s": 0.2, "consumed_since_checkpoint": 1, "has_offsets_on_source": True,
+                          "without_checkpoint": {}},
+               "audit": {"checkpoint_age_s": 0.2, "consumed_since_checkpoint": 0, "has_offsets_on_source": True}}
+    env.streams.kafka.groups = lambda now: _missing_partition_view() if now < first + 3.0 else current
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    gates = {g["name"]: g for g in json.load(open(out["report"]["json"]))["gates"]}
+    sentence = gates["kafka-checkpoints"]["sentence"]
+    assert gates["kafka-checkpoints"]["passed"] and "after waiting" in sentence and "ledger: checkpoint" in sentence
+
+
+def test_with_the_source_gone_a_view_read_before_the_gate_began_is_read_again(env):
+    """Seen on the sandbox: a region killed a second after MirrorMaker 2 checkpointed the group on
+    the target, and the supervisor's status, busy probing the dead source, still without it."""
+    first = env.world.clock.monotonic()
+
+    def view(now):
+        if now < first + 1.0:  # the supervisor's status, read from the target before the fault
+            v = _missing_partition_view("MirrorMaker 2 has not checkpointed it yet")
+            return {g: dict(x, read_at=first - 0.5) for g, x in v.items()}
+        return {g: {"checkpoint_age_s": 1.2, "consumed_since_checkpoint": 0, "has_offsets_on_source": True,
+                    "without_checkpoint": {}, "read_at": now} for g in ("ledger", "audit")}
+    env.streams.kafka.groups = view
+    env.world.kill_region(P)
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    gates = {g["name"]: g for g in json.load(open(out["report"]["json"]))["gates"]}
+    assert "after waiting" in gates["kafka-checkpoints"]["sentence"]
+
+
+def test_a_stale_checkpoint_passes_once_the_source_is_gone_naming_its_age(env):
+    rpo = env.world.outputs.objectives.rpo_seconds
+    env.streams.kafka.groups = {
+        "ledger": {"checkpoint_age_s": rpo + 3.0, "consumed_since_checkpoint": 50, "has_offsets_on_source": True},
+        "audit": {"checkpoint_age_s": 0.4, "consumed_since_checkpoint": 0, "has_offsets_on_source": True}}
+    env.world.kill_region(P)
+    code, out = env.run(failover)
+    assert code == EXIT_OK, out
+    gates = {g["name"]: g for g in json.load(open(out["report"]["json"]))["gates"]}
+    assert f"resumes from its last checkpoint, {rpo + 3.0:.1f} s old" in gates["kafka-checkpoints"]["sentence"]
+
+
 def test_s3_backlog_beyond_the_rpo_is_refused(env):
     env.streams.stuck["objects"] = True
     env.streams.objects.lag_records, env.streams.objects.lag_seconds = 12, 301.0
