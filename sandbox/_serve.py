@@ -335,6 +335,10 @@ def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, p
     """MirrorMaker 2's supervisor and the S3 replication worker (sandbox/_streams.py)."""
     from sandbox import _streams
 
+    import faulthandler
+    # librdkafka's main thread has segfaulted under the supervisor (kernel log: "rdk:main segfault
+    # … in librdkafka"): the Python stack of every thread at that moment goes to this log
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     stop = threading.Event()
     _stop_on_signals(stop)
     logging.getLogger("sandbox.streams").setLevel(logging.INFO)

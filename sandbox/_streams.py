@@ -316,6 +316,23 @@ def parse_offset_sync(key: bytes, value: bytes) -> tuple[str, int, int]:
     return _tp_key(topic, partition), up, down
 
 
+def sync_floors(syncs: dict[str, list[tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+    """Per partition, from MirrorMaker 2's offset syncs in the order written: (floor, last upstream
+    offset). The floor is the oldest offset it can still translate from: its first sync, or the
+    first after an upstream rewind (a restarted source task copying again from its stored
+    positions), where its OffsetSyncStore drops every older sync."""
+    out = {}
+    for tp, pairs in syncs.items():
+        floor = last = None
+        for up, _down in pairs:
+            if last is None or up < last:
+                floor = up
+            last = up
+        if last is not None:
+            out[tp] = (floor, last)
+    return out
+
+
 def no_checkpoint_reason(committed: int, floor: int | None, last: int | None) -> str:
     """Why MirrorMaker 2 (4.1) has written no checkpoint for a group's partition, from its own offset
     syncs (never a translation of ours). Its checkpoint task translates a group's offset only from
@@ -423,11 +440,9 @@ class MirrorMakerFlow:
         self.admin = None
         self.checkpoints: dict[str, dict] = {}
         self.committed: dict[str, dict[str, int]] = {}
-        self.sync_floor: dict[str, int] = {}
-        """Per partition, the oldest upstream offset MirrorMaker 2 can still translate from: its
-        first offset sync, or the first after an upstream rewind (a restart that copies again from
-        its stored positions), where its OffsetSyncStore drops every older sync."""
-        self.sync_last: dict[str, int] = {}
+        self.syncs_read: tuple[float, dict] = (0.0, {})
+        """When MirrorMaker 2's offset syncs were last read (only while a group lacks a checkpoint,
+        to say why), and per partition (floor, last) from them (``sync_floors``)."""
         self.read_at: float | None = None
         """When MirrorMaker 2's topics on the target were last read to their end (the view's age)."""
         self.next_groups = 0.0
@@ -465,9 +480,9 @@ class MirrorMakerFlow:
         self.positions, self.tasks = {}, {}
         from stacks.mirrormaker2 import checkpoints_topic
         self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
-                                       checkpoints_topic(source), offset_syncs_topic(source)])
+                                       checkpoints_topic(source)])
         self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0
-        self.sync_floor, self.sync_last, self.read_at = {}, {}, None
+        self.syncs_read, self.read_at = (0.0, {}), None
         self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
                              "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
         self.source_ok_at = time.time()
@@ -482,12 +497,21 @@ class MirrorMakerFlow:
 
         if self.child is None:
             return
-        self.child.terminate()
+        gone = time.time() - self.source_ok_at >= 2.0 or not self._source_answers()
+        if gone:
+            # the source does not answer (a region lost): its tasks hang on it and can store
+            # nothing more (a graceful stop took 8-11 s there, and failed its last store); what
+            # it stored (every 0.5 s) is where a later flow resumes: duplicates, never a gap
+            self.child.kill()
+        else:
+            self.child.terminate()  # a planned stop: 1.3-1.6 s measured here
         try:
             self.child.wait(10)
         except Exception:  # noqa: BLE001
             self.child.kill()
             self.child.wait(5)
+        log.info("MirrorMaker 2 %s -> %s stopped (%s)", self.source, self.target,
+                 "killed: its source does not answer" if gone else "gracefully")
         _proc.pid_path(self.layout.run_dir, self.kafka.MM2_COMPONENT).unlink(missing_ok=True)
         flow = f"{self.source}->{self.target}"
         if record:
@@ -495,14 +519,36 @@ class MirrorMakerFlow:
             try:
                 self.stopped_at = {"flow": flow, "t": time.time(), "incarnations": dict(self.incarnations),
                                    "offsets": {k: hi for k, (_lo, hi) in end_offsets(self.layout, self.target).items()},
-                                   "source_positions": dict(self.positions)}
+                                   "source_positions": dict(self.positions), "source_lost": gone}
             except Exception as exc:  # noqa: BLE001 - recorded; the flow stops anyway
                 log.error("cannot record where %s stopped: %s", flow, exc)
-                self.stopped_at = {"flow": flow, "t": time.time(), "incarnations": dict(self.incarnations)}
+                self.stopped_at = {"flow": flow, "t": time.time(), "incarnations": dict(self.incarnations),
+                                   "source_lost": gone}
         for c in (self.tail, self.src):
             if c is not None:
                 c.close()
         self.child = self.tail = self.src = self.admin = None
+
+    def _sync_floors(self) -> dict[str, tuple[int, int]]:
+        """MirrorMaker 2's offset syncs of this flow, read at most every 2 s by a short-lived
+        consumer (not by the long-lived tail: a topic that appears late means one more assign()
+        there, and librdkafka's main thread has segfaulted under this supervisor)."""
+        at, floors = self.syncs_read
+        if time.time() - at >= 2.0:
+            try:
+                floors = sync_floors(offset_syncs(self.kafka.bootstrap(self.state, self.target), self.source))
+            except Exception as exc:  # noqa: BLE001 - the reason is then "not checkpointed yet"
+                log.debug("offset syncs: %s", exc)
+            self.syncs_read = (time.time(), floors)
+        return floors
+
+    def _source_answers(self, timeout_s: float = 0.8) -> bool:
+        """One metadata request to the source through the link, now (a partitioned link drops it)."""
+        try:
+            self.src.list_topics(timeout=timeout_s)
+            return True
+        except Exception:  # noqa: BLE001 - any client error: it does not answer
+            return False
 
     # ---- what MirrorMaker 2 says, and the lag ----------------------------------------------------
 
@@ -517,13 +563,6 @@ class MirrorMakerFlow:
                     g = self.checkpoints.setdefault(cp["group"], {"partitions": {}, "at": 0.0})
                     g["partitions"][_tp_key(cp["topic"], cp["partition"])] = cp["upstream"]
                     g["at"] = max(g["at"], m.timestamp()[1] / 1000.0)
-                continue
-            if m.topic().startswith("mm2-offset-syncs."):
-                if m.value() is not None:
-                    tp, up, _down = parse_offset_sync(key, m.value())
-                    if tp not in self.sync_last or up < self.sync_last[tp]:
-                        self.sync_floor[tp] = up
-                    self.sync_last[tp] = up
                 continue
             if m.topic().startswith("mm2-status."):
                 name = key.decode(errors="replace")
@@ -594,16 +633,19 @@ class MirrorMakerFlow:
         A group that consumed nothing since its checkpoint is current, however old the checkpoint
         (MirrorMaker 2 writes one only when a group's translated offset moves)."""
         out = {}
+        floors: dict | None = None
         for group, committed in self.committed.items():
             cp = self.checkpoints.get(group) or {"partitions": {}, "at": None}
             done = {k: off for k, off in committed.items() if k in cp["partitions"]}
+            if floors is None and len(done) < len(committed):
+                floors = self._sync_floors()
             out[group] = {"checkpoint_age_s": None if not cp["at"] else round(time.time() - cp["at"], 3),
                           "consumed_since_checkpoint": sum(max(0, off - cp["partitions"][k]) for k, off in done.items()),
                           "has_offsets_on_source": bool(committed), "committed": dict(committed),
                           "read_at": self.read_at,
                           "without_checkpoint": {
                               k: {"committed": off, "reason": no_checkpoint_reason(
-                                  off, self.sync_floor.get(k), self.sync_last.get(k))}
+                                  off, *(floors or {}).get(k, (None, None)))}
                               for k, off in sorted(committed.items()) if k not in cp["partitions"]}}
         return out
 
@@ -959,20 +1001,30 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
     syncs = offset_syncs(tboot, source)
     tps = [TopicPartition(t, p) for t in TOPICS for p in range(4)]
     st = status(layout, "kafka") or {}
-    last_seen = (st.get("groups") or {}) if (st.get("source"), st.get("target")) == (source, target) else {}
+    same_flow = (st.get("source"), st.get("target")) == (source, target)
+    last_seen = (st.get("groups") or {}) if same_flow else {}
+    # the supervisor's last word on the source, as the flow stopped: asking a lost region again
+    # costs the failover a timeout (2 s) before the clients move
+    stopped = st.get("stopped_at") or {}
+    source_gone = same_flow and (st.get("source_reachable") is False if st.get("running") else
+                                 stopped.get("flow") == f"{source}->{target}" and bool(stopped.get("source_lost")))
     out = {}
     for group in groups or list(GROUPS):
         cp = cps.get(group) or {"partitions": {}, "at": None}
         age = None if not cp["at"] else round(time.time() - cp["at"], 3)
         src_committed = None
-        src = Consumer({"bootstrap.servers": _kafka.bootstrap_via_link(state, source), "group.id": group,
-                        "log_level": 0, "socket.timeout.ms": 1000})
-        try:
-            src_committed = {_tp_key(t.topic, t.partition): t.offset for t in src.committed(tps, timeout=timeout_s)}
-        except KafkaException:
-            pass  # the source is gone: the checkpoint is all there is
-        finally:
-            src.close()
+        if source_gone:
+            pass  # the supervisor lost it (a region outage): not asked again, the checkpoint is all there is
+        else:
+            src = Consumer({"bootstrap.servers": _kafka.bootstrap_via_link(state, source), "group.id": group,
+                            "log_level": 0, "socket.timeout.ms": 1000})
+            try:
+                src_committed = {_tp_key(t.topic, t.partition): t.offset
+                                 for t in src.committed(tps, timeout=timeout_s)}
+            except KafkaException:
+                pass  # the source is gone: the checkpoint is all there is
+            finally:
+                src.close()
         dst = Consumer({"bootstrap.servers": tboot, "group.id": group, "log_level": 0})
         refused = None
         try:

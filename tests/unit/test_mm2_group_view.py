@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-from sandbox._streams import MirrorMakerFlow, no_checkpoint_reason, parse_offset_sync
+from sandbox._streams import MirrorMakerFlow, no_checkpoint_reason, parse_offset_sync, sync_floors
 
 
 def sync_record(topic: str, partition: int, up: int, down: int) -> tuple[bytes, bytes]:
@@ -29,7 +29,7 @@ class Msg:
 def flow_with(records) -> MirrorMakerFlow:
     f = object.__new__(MirrorMakerFlow)
     f.config, f.source, f.positions, f.tasks = {"topics": ["orders"]}, "local-east", {}, {}
-    f.checkpoints, f.committed, f.sync_floor, f.sync_last, f.read_at = {}, {}, {}, {}, None
+    f.checkpoints, f.committed, f.syncs_read, f.read_at = {}, {}, (0.0, {}), None
     f.tail = type("Tail", (), {"poll": lambda self: list(records)})()
     return f
 
@@ -46,15 +46,12 @@ def test_each_reason_names_what_mirrormaker_2_lacks():
 
 
 def test_a_rewind_in_the_offset_syncs_moves_the_floor_and_the_view_names_the_partitions_left_out():
-    topic = "mm2-offset-syncs.local-east.internal"
-    records = [Msg(topic, *sync_record("orders", 0, up, up)) for up in (0, 11, 22, 33)]
-    # MirrorMaker 2 started again and copies again from its stored position 25: its store drops
-    # every older sync, so 25 is now the oldest offset it can translate from
-    records += [Msg(topic, *sync_record("orders", 0, up, up + 9)) for up in (25, 36)]
-    records += [Msg(topic, *sync_record("orders", 1, 0, 0))]
-    f = flow_with(records)
-    f._read_tail()
-    assert f.sync_floor == {"orders:0": 25, "orders:1": 0} and f.sync_last == {"orders:0": 36, "orders:1": 0}
+    # orders:0: syncs 0..33, then MirrorMaker 2 started again and copies again from its stored
+    # position 25: its store drops every older sync, so 25 is now the oldest it translates from
+    syncs = {"orders:0": [(up, up) for up in (0, 11, 22, 33)] + [(25, 34), (36, 45)], "orders:1": [(0, 0)]}
+    assert sync_floors(syncs) == {"orders:0": (25, 36), "orders:1": (0, 0)}
+    f = flow_with([])
+    f._sync_floors = lambda: sync_floors(syncs)
     f.checkpoints = {"ledger": {"partitions": {"orders:1": 5}, "at": 1.0}}
     f.committed = {"ledger": {"orders:0": 20, "orders:1": 9, "orders:2": 7}}
     view = f._groups_view()["ledger"]
