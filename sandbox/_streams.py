@@ -370,46 +370,62 @@ def offset_syncs(bootstrap: str, source: str) -> dict[str, list[tuple[int, int]]
 
 
 class _TopicTail:
-    """A consumer that follows whole topics on one cluster from their first record (MirrorMaker 2's
-    compacted internal topics): ``poll()`` returns what arrived since the last call. Topics that do
-    not exist yet (MirrorMaker 2 creates them when it starts) are looked for again at each poll."""
+    """Follows whole topics on one cluster from their first record (MirrorMaker 2's compacted
+    internal topics): ``poll()`` returns what arrived since the last call. Topics that do not exist
+    yet (MirrorMaker 2 creates them when it starts) are looked for again at each poll.
+
+    One consumer per topic, assigned once, when every partition of the topic has a leader: a
+    consumer whose assignment changed while MirrorMaker 2 created its topics (incremental_assign(),
+    then assign() of the grown set) is where librdkafka's main thread segfaulted ("rdk:main
+    segfault at 58 … in librdkafka", kernel log), killing the supervisor as MirrorMaker 2 started."""
 
     def __init__(self, bootstrap_servers: str, topics: list[str]):
-        from confluent_kafka import Consumer
+        from confluent_kafka.admin import AdminClient
 
-        self.topics = topics
-        self.assigned: set[str] = set()
-        self.c = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "regionpair-tail",
-                           "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 2000,
-                           "fetch.wait.max.ms": 200})  # an empty fetch answered at most 5 times a second
+        self.bootstrap_servers, self.topics = bootstrap_servers, topics
+        self.consumers: dict = {}
+        self.admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0, "socket.timeout.ms": 2000})
+
+    @property
+    def assigned(self) -> set[str]:
+        return set(self.consumers)
+
+    def _consumer(self, topic: str, partitions) -> object:
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.bootstrap_servers, "group.id": "regionpair-tail",
+                      "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 2000,
+                      "fetch.wait.max.ms": 200})  # an empty fetch answered at most 5 times a second
+        c.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
+        return c
 
     def poll(self) -> list:
-        from confluent_kafka import TopicPartition
-
-        missing = [t for t in self.topics if t not in self.assigned]
+        missing = [t for t in self.topics if t not in self.consumers]
         if missing:
             try:
-                md = self.c.list_topics(timeout=1.0).topics
+                md = self.admin.list_topics(timeout=1.0).topics
             except Exception:  # noqa: BLE001 - the cluster does not answer: nothing new
-                return []
-            new = [t for t in missing if t in md and md[t].error is None and md[t].partitions]
-            if new:
-                # assign() afresh, every topic from its start (what was read is read again; each
-                # record is "the latest value of a key", so the view ends the same). Not
-                # incremental_assign(): on a consumer without a subscription, librdkafka's main
-                # thread segfaulted here (kernel log: "rdk:main segfault … in librdkafka"), 4 times
-                self.assigned |= set(new)
-                self.c.assign([TopicPartition(t, p, 0) for t in sorted(self.assigned) for p in md[t].partitions])
+                md = {}
+            for t in missing:
+                tm = md.get(t)
+                if tm is None or tm.error is not None or not tm.partitions:
+                    continue
+                if any(p.error is not None or p.leader < 0 for p in tm.partitions.values()):
+                    continue  # being created: its partitions' leaders are not elected yet
+                self.consumers[t] = self._consumer(t, tm.partitions)
         out = []
-        while self.assigned:
-            batch = self.c.consume(1000, timeout=0.02)
-            out += [m for m in batch if m.error() is None]
-            if len(batch) < 1000:
-                break
+        for c in self.consumers.values():
+            while True:
+                batch = c.consume(1000, timeout=0.02)
+                out += [m for m in batch if m.error() is None]
+                if len(batch) < 1000:
+                    break
         return out
 
     def close(self) -> None:
-        self.c.close()
+        for c in self.consumers.values():
+            c.close()
+        self.consumers = {}
 
 
 class MirrorMakerFlow:
@@ -437,7 +453,6 @@ class MirrorMakerFlow:
         self.tasks: dict[str, str] = {}
         self.tail: _TopicTail | None = None
         self.src = None
-        self.admin = None
         self.checkpoints: dict[str, dict] = {}
         self.committed: dict[str, dict[str, int]] = {}
         self.syncs_read: tuple[float, dict] = (0.0, {})
@@ -527,7 +542,7 @@ class MirrorMakerFlow:
         for c in (self.tail, self.src):
             if c is not None:
                 c.close()
-        self.child = self.tail = self.src = self.admin = None
+        self.child = self.tail = self.src = None
 
     def _sync_floors(self) -> dict[str, tuple[int, int]]:
         """MirrorMaker 2's offset syncs of this flow, read at most every 2 s by a short-lived
@@ -609,22 +624,17 @@ class MirrorMakerFlow:
     def _measure_groups(self) -> None:
         """Each group's committed offsets on the source (through the link), kept as last seen: the
         status compares them with the checkpoints read since, even once the source is gone."""
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-        from confluent_kafka.admin import AdminClient
+        from runbooks.adapters.kafka_client import committed_offsets
 
-        if self.admin is None:
-            self.admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_via_link(self.state, self.source),
-                                      "log_level": 0, "socket.timeout.ms": 800})
+        config = {"bootstrap.servers": self.kafka.bootstrap_via_link(self.state, self.source), "socket.timeout.ms": 800}
         topics = self.config.get("topics", TOPICS)
         for group in self.config.get("groups", GROUPS):
-            req = [ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t in topics for p in range(4)])]
             try:
-                res = self.admin.list_consumer_group_offsets(req, request_timeout=0.8)[group].result(1.0)
+                got = committed_offsets(config, group, [(t, p) for t in topics for p in range(4)], timeout_s=1.0)
             except Exception as exc:  # noqa: BLE001 - the source does not answer: keep the last view
                 log.debug("group %s: %s", group, exc)
                 return
-            self.committed[group] = {_tp_key(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions
-                                     if tp.offset >= 0}
+            self.committed[group] = {_tp_key(t, p): off for (t, p), off in got.items()}
 
     def _groups_view(self) -> dict:
         """Per group: its last checkpoint's age, how far it trails what the group had consumed on the

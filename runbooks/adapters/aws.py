@@ -1273,15 +1273,8 @@ class RdsBackups:
     def automated_retention_days(self, region: str, database: str) -> int | None:
         """The period RDS holds the database's automated backups in ``region``: the instance's own in its
         region, the replicated backups' in DR (``BackupRetentionPeriod`` of DescribeDBInstanceAutomatedBackups)."""
-        for ident in self._identifiers(region, database):
-            try:
-                out = self.clients.call("rds", region, "describe_db_instance_automated_backups",
-                                        DBInstanceIdentifier=ident)
-            except ClientError as exc:
-                if error_code(exc) == "DBInstanceAutomatedBackupNotFound":
-                    continue
-                raise fail(exc, f"describe automated backups of {ident} in {region}") from exc
-            for b in out.get("DBInstanceAutomatedBackups") or []:
+        for backups in self._automated_backups_by_identifier(region, database):
+            for b in backups:
                 if b.get("BackupRetentionPeriod") is not None:
                     return int(b["BackupRetentionPeriod"])
         return None
@@ -1355,7 +1348,10 @@ class RdsBackups:
             raise fail(exc, f"export snapshot {snapshot.id} into {archive.bucket}") from exc
         return self._archive(t, snapshot.region, snapshot.database)
 
-    def _automated_backup(self, region: str, database: str) -> dict | None:
+    def _automated_backups_by_identifier(self, region: str, database: str):
+        """The automated backups (DescribeDBInstanceAutomatedBackups) of each of the database's
+        identifiers in ``region``, in the order ``_identifiers`` gives them; read lazily, so a caller
+        that stops at the first answer makes no further call."""
         for ident in self._identifiers(region, database):
             try:
                 out = self.clients.call("rds", region, "describe_db_instance_automated_backups",
@@ -1364,7 +1360,11 @@ class RdsBackups:
                 if error_code(exc) == "DBInstanceAutomatedBackupNotFound":
                     continue
                 raise fail(exc, f"describe automated backups of {ident} in {region}") from exc
-            found = [b for b in out.get("DBInstanceAutomatedBackups") or [] if b.get("RestoreWindow")]
+            yield out.get("DBInstanceAutomatedBackups") or []
+
+    def _automated_backup(self, region: str, database: str) -> dict | None:
+        for backups in self._automated_backups_by_identifier(region, database):
+            found = [b for b in backups if b.get("RestoreWindow")]
             if found:
                 return found[0]
         return None

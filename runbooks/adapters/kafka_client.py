@@ -25,6 +25,29 @@ def msk_iam_config(region: str) -> dict[str, Any]:
     return {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER", "oauth_cb": token}
 
 
+def committed_offsets(config: dict[str, Any], group: str, partitions: list[tuple[str, int]],
+                      timeout_s: float) -> dict[tuple[str, int], int]:
+    """``group``'s committed offsets on ``partitions``: {(topic, partition): offset}, partitions with
+    none left out. Read by a consumer carrying the group's id that never subscribes (so it joins no
+    group and moves nothing): its OffsetFetch is the group coordinator's answer.
+
+    Not the admin client's ``list_consumer_group_offsets``: when the coordinator answers
+    NOT_COORDINATOR (it moves, or is still loading, e.g. while brokers start), librdkafka's handler
+    asks the client's consumer-group handle to look the coordinator up again, and an admin client
+    has none: its main thread dereferences a null pointer and the process dies (librdkafka issue
+    #5040; seen here as the sandbox's MirrorMaker 2 supervisor dying, core dump: rd_kafka_cgrp_op
+    under rd_kafka_ListConsumerGroupOffsetsResponse_parse). A consumer has that handle and retries."""
+    from confluent_kafka import Consumer, TopicPartition
+    if not partitions:
+        return {}
+    c = Consumer({**config, "group.id": group, "enable.auto.commit": False, "log_level": 0})
+    try:
+        got = c.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout_s)
+    finally:
+        c.close()
+    return {(tp.topic, tp.partition): tp.offset for tp in got if tp.error is None and tp.offset >= 0}
+
+
 class KafkaTopics:
     def __init__(self, bootstrap: str, config: dict[str, Any] | None = None, timeout_s: float = 10.0):
         self.bootstrap = bootstrap
@@ -144,18 +167,23 @@ class KafkaTopics:
     def group_offsets(self, topics) -> dict[str, dict[str, dict[str, int]]]:
         """Every consumer group's committed offsets on ``topics``: {group: {topic: {partition: offset}}}
         (groups with no committed offset on them are left out; the runbooks' own regionpair-* groups too)."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
         admin = self._admin()
         try:
             listed = admin.list_consumer_groups(request_timeout=self.timeout_s).result(self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
             raise Unreachable(f"Kafka at {self.bootstrap} does not list its consumer groups: {exc}") from None
-        wanted = set(topics)
+        try:
+            md = admin.list_topics(timeout=self.timeout_s).topics
+        except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+            raise Unreachable(f"Kafka at {self.bootstrap} does not answer for its topics: {exc}") from None
+        partitions = [(t, p) for t in sorted(set(topics)) if t in md for p in sorted(md[t].partitions)]
         out: dict[str, dict[str, dict[str, int]]] = {}
         for g in sorted(x.group_id for x in listed.valid if not x.group_id.startswith("regionpair-")):
-            futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)],
-                                                        request_timeout=self.timeout_s)
-            for tp in futures[g].result(self.timeout_s).topic_partitions or []:
-                if tp.topic in wanted and tp.offset >= 0:
-                    out.setdefault(g, {}).setdefault(tp.topic, {})[str(tp.partition)] = tp.offset
+            try:
+                got = committed_offsets({**self.config, "bootstrap.servers": self.bootstrap}, g, partitions,
+                                        self.timeout_s)
+            except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+                raise Unreachable(f"Kafka at {self.bootstrap} does not give group {g}'s offsets: {exc}") from None
+            for (t, p), off in sorted(got.items()):
+                out.setdefault(g, {}).setdefault(t, {})[str(p)] = off
         return out

@@ -292,3 +292,23 @@ def test_the_reverse_flow_copies_only_what_dr_took_after_the_stop(ksb):
         assert ksb.flow("kafka")["start"] == "offsets"
     finally:
         ksb.set_flow("kafka", WEST, EAST, running=False)
+
+
+def test_committed_offsets_are_read_by_a_consumer_that_joins_no_group(ksb):
+    """What the supervisor and kafka_offsets read each group's position with (never the admin
+    client's ListConsumerGroupOffsets: librdkafka dies on its NOT_COORDINATOR answer, #5040).
+    The reader gives exactly what the group committed, and leaves the group as it was."""
+    from runbooks.adapters.kafka_client import committed_offsets
+
+    east = _kafka.bootstrap(ksb.state, EAST)
+    produce(east, [f"c{i}" for i in range(12)])
+    got = consume(east, "committed-reader", 12)
+    assert len(got) == 12
+    parts = [("orders", p) for p in range(4)]
+    read = committed_offsets({"bootstrap.servers": east}, "committed-reader", parts, timeout_s=10.0)
+    assert read and all(off > 0 for off in read.values())
+    assert sum(read.values()) >= 12  # every record it consumed is behind its committed offsets
+    # a second read is the same (the reader committed nothing and joined nothing)
+    assert committed_offsets({"bootstrap.servers": east}, "committed-reader", parts, timeout_s=10.0) == read
+    # a group that never committed has no offsets, not zeros
+    assert committed_offsets({"bootstrap.servers": east}, "never-committed", parts, timeout_s=10.0) == {}
