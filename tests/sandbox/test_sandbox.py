@@ -367,7 +367,10 @@ def test_sync_pairs_promote_without_hanging_and_resync_after_rebuild(base_dir):
         for name in sb.databases:
             assert st[EAST]["databases"][name]["replication"]["standbys"][WEST]["sync_state"] == "sync"
             assert app_write(sb, EAST, f"sync-{name}", name) == EAST
-            assert has_row(sb, WEST, f"sync-{name}", name)  # a sync commit is on the standby when acked
+            # acknowledged = flushed on the standby (synchronous_commit = on); replaying it, and so
+            # seeing the row there, follows (only remote_apply waits for that: PostgreSQL's
+            # "synchronous_commit"). Read at once, the row was missing in a 22-minute loaded run.
+            wait_for(lambda: has_row(sb, WEST, f"sync-{name}", name), 5.0, f"the sync row of {name} on the standby")
 
         assert sb.kill_database(EAST).count("killed") == 2
         sb.fence(EAST)
