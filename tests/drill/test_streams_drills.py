@@ -53,6 +53,10 @@ def test_switchover_moves_all_three_with_nothing_lost_and_duplicates_counted_exa
     assert no_sandbox_left(rep["sandbox_dir"])
 
 
+# Behind the slow marker (55 s, the longest test): the default run measured 10 min 27 s and 10 min 50 s
+# from a fresh clone, over its 10-minute budget; the re-seed of a home back empty stays in the default run
+# through test_runbooks_on_sandbox's killed-mid-reseed failback, and the README drill runs the region outage.
+@pytest.mark.slow
 def test_region_outage_and_failback_reseed_home_and_lose_nothing_written_in_dr(tmp_path):
     """Async everywhere: the outage loses what was in flight (within the RPO, counted per system);
     the region comes back with its databases but an empty Kafka cluster and an empty bucket; the
