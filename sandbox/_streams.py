@@ -386,10 +386,6 @@ class _TopicTail:
         self.consumers: dict = {}
         self.admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0, "socket.timeout.ms": 2000})
 
-    @property
-    def assigned(self) -> set[str]:
-        return set(self.consumers)
-
     def _consumer(self, topic: str, partitions) -> object:
         from confluent_kafka import Consumer, TopicPartition
 
@@ -546,8 +542,7 @@ class MirrorMakerFlow:
 
     def _sync_floors(self) -> dict[str, tuple[int, int]]:
         """MirrorMaker 2's offset syncs of this flow, read at most every 2 s by a short-lived
-        consumer (not by the long-lived tail: a topic that appears late means one more assign()
-        there, and librdkafka's main thread has segfaulted under this supervisor)."""
+        consumer: only a group without a checkpoint needs them (``_groups_view``)."""
         at, floors = self.syncs_read
         if time.time() - at >= 2.0:
             try:
