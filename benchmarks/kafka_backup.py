@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runbooks import kafka_backup as kb  # noqa: E402
 from runbooks import kafka_replay  # noqa: E402
-from sandbox import _kafka, _kafka_backup, control  # noqa: E402
-from sandbox._layout import EAST  # noqa: E402
+from sandbox import _kafka, control, kafka_backup as _kafka_backup  # noqa: E402
+from sandbox.layout import EAST  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

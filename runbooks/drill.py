@@ -55,7 +55,7 @@ DRILL_EXIT_CODES = helptext.exit_codes(
 
 
 def parser() -> argparse.ArgumentParser:
-    from sandbox._layout import DEFAULT_SYSTEMS
+    from sandbox.layout import DEFAULT_SYSTEMS
     p = argparse.ArgumentParser(prog="python -m runbooks.drill", description=__doc__.split("\n\n")[0],
                                 formatter_class=helptext.Formatter, epilog=DRILL_EXIT_CODES)
     p.add_argument("--target", choices=["sandbox", "stacks"], default="sandbox",
@@ -490,11 +490,11 @@ class SandboxDrill:
 
     def _surviving_stream(self, sb, system: str) -> set[str]:
         """Ids the active region holds: every record of its Kafka topics, or its bucket's keys."""
-        from sandbox import _streams
+        from sandbox import param_store
         if system == "kafka":
-            region = self._region_of_bootstrap(sb, sb.param(_streams.bootstrap_parameter(_streams.PRODUCER_APP)))
+            region = self._region_of_bootstrap(sb, sb.param(param_store.bootstrap_parameter(param_store.PRODUCER_APP)))
             return sb.kafka_record_ids(region)
-        bucket = sb.param(_streams.bucket_parameter())
+        bucket = sb.param(param_store.bucket_parameter())
         region = next(r for r in sb.regions if sb.outputs.regions[r].storage.data_bucket == bucket)
         return {k.split("/", 1)[1] for k in sb.object_keys(region) if k.startswith("drill/")}
 

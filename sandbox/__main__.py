@@ -25,7 +25,7 @@ EXIT_CODES = ("exit codes:\n  0    done\n  1    the sandbox refused or failed (t
 
 def _parser() -> argparse.ArgumentParser:
     from runbooks.helptext import Formatter
-    from sandbox._layout import DEFAULT_SYSTEMS
+    from sandbox.layout import DEFAULT_SYSTEMS
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=summary, description=summary, formatter_class=Formatter, epilog=EXIT_CODES)
@@ -114,7 +114,7 @@ def _print_status(st: dict) -> None:
 
 
 def _fault(sb, args) -> str:
-    from sandbox._layout import check_region
+    from sandbox.layout import check_region
 
     if args.fault in ("kill-primary", "kill-replica"):
         want = "primary" if args.fault == "kill-primary" else "replica"
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             print(said)
             return 0
         if args.command == "kafka-backup":
-            from sandbox import _kafka_backup
+            from sandbox import kafka_backup as _kafka_backup
             if args.action == "start":
                 print(_kafka_backup.start(sb, _kafka_backup.parse_topics(args.topic), flush_s=args.flush_s,
                                           offsets_every_s=args.offsets_every_s))

@@ -39,8 +39,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import _proc
-from sandbox._layout import REGIONS, Layout, State, write_json_atomic
+from sandbox import proc as _proc
+from sandbox.layout import REGIONS, Layout, State, write_json_atomic
 from sandbox.errors import SandboxError
 from stacks import mirrormaker2
 

@@ -26,15 +26,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sandbox import _proc
-from sandbox._layout import ADMIN_USER, DB_NAME, REPLICATION_USER, Layout, State, write_json_atomic
+from sandbox import proc as _proc
+from sandbox.layout import ADMIN_USER, DB_NAME, EAST, REGIONS, REPLICATION_USER, Layout, State, write_json_atomic
 from sandbox.errors import SandboxError
+from sandbox.postgres import PG_ENV
 
 META = "regionpair.json"
 SEAL = "sealed.json"
 ARCHIVE_META = "regionpair-archive.json"
 RESTORE_PREFIX = "postgres-restore-"
-PG_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC"}
 
 
 def _iso(ts: float) -> str:
@@ -137,6 +137,18 @@ class Backups:
         partial.rename(parent / backup_id)
         return meta
 
+    def replicate(self, database: str, source: str = EAST) -> str:
+        """Copy ``source``'s automated backups of ``database`` and its archived WAL into the other
+        region (the runbooks' PITR-in-DR gate reads DR's window; the backup adapter copies more
+        whenever it reads a window while the source runs)."""
+        target = next(r for r in REGIONS if r != source)
+        ids = [m["id"] for m in self.list(database, source)
+               if m.get("kind") == "automated" and m.get("copied_from") is None]
+        for backup_id in ids:
+            self.copy(database, backup_id, source, target)
+        wal = self.replicate_archive(database, source, target)
+        return f"{database}: {len(ids)} backup(s) and {wal} WAL file(s) replicated {source} → {target}"
+
     def delete(self, database: str, region: str, backup_id: str) -> bool:
         path = self.backups_dir(database, region) / backup_id
         if not path.is_dir():
@@ -190,7 +202,7 @@ class Backups:
         self._mkdir(dst)
         n = 0
         for f in sorted(src.iterdir()) if src.is_dir() else []:
-            if f.name.startswith("."):  # a segment the archive command is still writing (sandbox/_pg.py)
+            if f.name.startswith("."):  # a segment the archive command is still writing (sandbox/postgres.py)
                 continue
             if not (dst / f.name).exists():
                 tmp = dst / f".{f.name}.copy"
@@ -309,7 +321,7 @@ class Backups:
             target = []
             restored_to = "the end of the archive"
         socket_dir = Layout.socket_dir(self.state, node.region)
-        lines = ["# a point-in-time restore of the sandbox (sandbox/_backups.py)",
+        lines = ["# a point-in-time restore of the sandbox (sandbox/backups.py)",
                  f"listen_addresses = {_conf(node.address)}", f"port = {port}",
                  f"unix_socket_directories = {_conf(str(socket_dir))}", f"cluster_name = {_conf(name)}",
                  "max_connections = 40", "shared_buffers = 16MB", "archive_mode = off",

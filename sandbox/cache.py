@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from runbooks.resp import Redis, RespError
-from sandbox import _proc
+from sandbox import proc as _proc
 from sandbox.errors import SandboxError
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

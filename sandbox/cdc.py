@@ -15,9 +15,9 @@ import re
 import signal
 from pathlib import Path
 
-from sandbox import _proc
-from sandbox._layout import DB_NAME, REPLICATION_USER
-from sandbox._pg import PG_ENV
+from sandbox import proc as _proc
+from sandbox.layout import DB_NAME, REPLICATION_USER
+from sandbox.postgres import PG_ENV
 from sandbox.errors import SandboxError
 
 _INSERT = re.compile(r"^table (\S+): INSERT: id\[text\]:'((?:[^']|'')*)'")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandbox._layout import Layout, check_region, file_lock, write_json_atomic
+from sandbox.layout import Layout, check_region, file_lock, write_json_atomic
 from sandbox.errors import SandboxError
 from stacks import endpoints as contract
 

@@ -197,3 +197,16 @@ def file_lock(path: Path):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON document written with ``write_json_atomic``, or None when it is missing or torn."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def still_ours(layout: Layout, instance: str) -> bool:
+    """The state file still belongs to the `up` that started the caller (a worker exits otherwise)."""
+    return (read_json(layout.state_file) or {}).get("instance") == instance

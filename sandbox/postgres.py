@@ -1,7 +1,8 @@
 """One PostgreSQL server of the sandbox (a database in a region): config, start, stop, kill,
-clone, rewind, promote, fence.
+clone, rewind, promote, fence; and rebuilding one as the standby of another.
+(Over 500 lines: one class, a server's whole life, that reads best in one place.)
 
-The server runs as the unprivileged identity of ``_proc.Identity`` (PostgreSQL refuses root). Its
+The server runs as the unprivileged identity of ``proc.Identity`` (PostgreSQL refuses root). Its
 configuration is PostgreSQL's own ``postgresql.conf`` plus three files the sandbox owns and
 rewrites before every start, because ``pg_basebackup`` and ``pg_rewind`` copy the source's files
 over the target's:
@@ -26,9 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox import _proc
-from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, REPLICATION_USER, Layout, State,
-                             slot_name)
+from sandbox import proc as _proc
+from sandbox.layout import ADMIN_USER, APP_USER, DB_NAME, REPLICATION_USER, Layout, State, slot_name
 from sandbox.errors import SandboxError
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class Node:
         conf = self.data / "postgresql.conf"
         text = conf.read_text()
         if "include_if_exists = 'sandbox.conf'" not in text:
-            text += ("\n# the sandbox's own settings (sandbox/_pg.py)\ninclude_if_exists = 'sandbox.conf'\n"
+            text += ("\n# the sandbox's own settings (sandbox/postgres.py)\ninclude_if_exists = 'sandbox.conf'\n"
                      "include_if_exists = 'sync.conf'\ninclude_if_exists = 'fence.conf'\n")
             self._write(conf, text)
 
@@ -526,3 +526,52 @@ class Node:
             return len(terminated)
         raise SandboxError("fence applied but the app user can still connect over TCP", component=self.component,
                            log=self.log_path)
+
+
+def rebuild_as_replica(target: Node, source: Node, deadline_s: float = 60.0) -> str:
+    """Make ``target`` a streaming standby of ``source`` (a running primary) through the link:
+    pg_rewind, or a fresh pg_basebackup when rewind is impossible. Returns once streaming."""
+    name, region, source_region = target.database, target.region, source.region
+    t0 = time.monotonic()
+    if source.role() != "primary":
+        raise SandboxError(f"cannot rebuild {name} in {region} from {source_region}: the source is not a running "
+                           f"primary (role {source.role()})", component=source.component, log=source.log_path)
+    if target.is_running() and target.role() == "replica":
+        info = source.replication_info()
+        if info.get("standbys", {}).get(region, {}).get("state") == "streaming":
+            return f"{name} in {region} already streams from {source_region}"
+    target.stop()
+    source.ensure_slot_for(region)
+    # A freshly promoted server records its new timeline in pg_control only at its next
+    # checkpoint; without one, pg_rewind sees "the same timeline" and rewinds nothing.
+    source.execute("CHECKPOINT")
+    method = "pg_rewind"
+    if not (target.data / "PG_VERSION").exists():
+        method = "pg_basebackup (no data directory to rewind)"
+        target.clone_from_link()
+    else:
+        try:
+            target.rewind_from_link()
+            target.start()
+        except SandboxError as exc:
+            # rewind failed, or the rewound server would not start: a fresh copy always works
+            method = f"pg_basebackup (pg_rewind did not give a startable standby: {str(exc)[:160]})"
+            log.warning("%s: pg_rewind did not work, taking a fresh base backup: %s", target.component, exc)
+            target.stop()
+            target.clone_from_link()
+    target.start()
+    try:
+        target.wait_streaming_from(source, min(deadline_s, 15.0) if method == "pg_rewind" else deadline_s)
+    except SandboxError as exc:
+        if method != "pg_rewind":
+            raise
+        log.warning("%s: rewound but not streaming, taking a fresh base backup: %s", target.component, exc)
+        method = "pg_basebackup (rewound server did not stream)"
+        target.stop()
+        target.clone_from_link()
+        target.start()
+        target.wait_streaming_from(source, deadline_s)
+    if target.state.replication == "sync":
+        source.set_sync(region)
+    return f"rebuilt {name} in {region} as a streaming standby of {source_region} with {method} in " \
+           f"{time.monotonic() - t0:.1f} s"

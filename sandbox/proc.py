@@ -19,6 +19,7 @@ import os
 import signal
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def _signal(pid: int, sig: int) -> None:
+def send_signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
@@ -129,14 +130,14 @@ def _signal(pid: int, sig: int) -> None:
 def freeze(pid: int) -> set[int]:
     """SIGSTOP a process and every descendant (a server's backends and WAL sender included), so
     nothing in the tree acknowledges or sends anything more. Returns the pids frozen."""
-    _signal(pid, signal.SIGSTOP)
+    send_signal(pid, signal.SIGSTOP)
     frozen = {pid}
     for _ in range(20):  # a frozen root forks no more; its children may, until frozen too
         new = descendants(pid) - frozen
         if not new:
             break
         for p in new:
-            _signal(p, signal.SIGSTOP)
+            send_signal(p, signal.SIGSTOP)
         frozen |= new
     return frozen | descendants(pid)
 
@@ -158,7 +159,7 @@ def kill_tree(pid: int, start_time: int | None, what: str, deadline_s: float = 1
         return set()
     frozen = freeze(pid)
     for p in frozen:
-        _signal(p, signal.SIGKILL)
+        send_signal(p, signal.SIGKILL)
     wait_gone(frozen, deadline_s, what)
     return frozen
 
@@ -168,7 +169,7 @@ def terminate(pid: int, start_time: int | None, what: str, sig: int = signal.SIG
     """Ask a process to stop (``sig``), wait ``grace_s``, then kill its tree. Returns how it ended."""
     if not is_alive(pid, start_time):
         return "not running"
-    _signal(pid, sig)
+    send_signal(pid, sig)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not is_alive(pid, start_time):
@@ -261,6 +262,20 @@ def spawn(run_dir: Path, component: str, argv: Sequence[str], log_path: Path,
                                log=log_path) from None
         _CHILDREN[proc.pid] = proc
         return write_pid(run_dir, component, proc.pid, argv[0])
+
+
+def worker_argv(module: str, *args: str) -> list[str]:
+    """The command line of a sandbox worker process: ``python -m <module> ARGS`` in this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def worker_env() -> dict[str, str]:
+    """A worker's environment: ours without AWS credentials, with this checkout on its path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    src = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def _dies_with_caller(argv: Sequence[str]) -> list[str]:

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sandbox._layout import APP_USER, DB_NAME, DNS_ADDRESS, Layout, fqdn
+from sandbox.layout import APP_USER, DB_NAME, DNS_ADDRESS, Layout, fqdn
 from sandbox.errors import SandboxError
 
 INSERT = ("INSERT INTO drill_writes (id, client_ts, region) VALUES (%s, to_timestamp(%s), "

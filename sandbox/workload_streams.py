@@ -1,7 +1,7 @@
 """The drill workload's Kafka and S3 clients (beside the PostgreSQL clients of ``workload.py``).
 
 Clients find their endpoints the way applications do in AWS: they read a parameter (the
-sandbox's stand-in for an SSM parameter, ``sandbox/_streams.py``) and re-read it at every tick
+sandbox's stand-in for an SSM parameter, ``sandbox/param_store.py``) and re-read it at every tick
 (a stat of a file). The value ``PAUSED`` means: produce, consume and write nothing until it
 changes (a planned switchover's fence for these clients).
 
@@ -22,15 +22,15 @@ import json
 import threading
 import time
 
-from sandbox import _streams
-from sandbox._layout import REGIONS, Layout, State
-from sandbox._serve import bucket_name
+from sandbox import buckets, flows, kafka_replication, param_store
+from sandbox.buckets import bucket_name
+from sandbox.layout import REGIONS, Layout, State
 
-KAFKA_TOPIC = _streams.TOPICS[0]
+KAFKA_TOPIC = flows.TOPICS[0]
 
 
 def _region_of_bootstrap(layout: Layout, bootstrap: str) -> str:
-    for region, boot in _streams.cluster_bootstraps(layout).items():
+    for region, boot in kafka_replication.cluster_bootstraps(layout).items():
         if boot == bootstrap:
             return region
     return "?"
@@ -46,7 +46,7 @@ class KafkaProducerClient:
         self.log = log
         self.interval = interval
         self.run_id = run_id
-        self.watch = _streams.ParamWatch(layout, _streams.bootstrap_parameter(_streams.PRODUCER_APP))
+        self.watch = param_store.ParamWatch(layout, param_store.bootstrap_parameter(param_store.PRODUCER_APP))
         self.producer = None
         self.bootstrap = None
         self.region = None
@@ -61,7 +61,7 @@ class KafkaProducerClient:
             t.start()
             self.flushing.append(t)
         self.bootstrap = value
-        if value and value != _streams.PAUSED:
+        if value and value != param_store.PAUSED:
             from confluent_kafka import Producer
             self.region = _region_of_bootstrap(self.layout, value)
             self.producer = Producer({"bootstrap.servers": value, "enable.idempotence": True, "acks": "all",
@@ -102,11 +102,11 @@ class KafkaProducerClient:
 
 
 class KafkaConsumerClient:
-    def __init__(self, layout: Layout, log, group: str = _streams.GROUPS[0]):
+    def __init__(self, layout: Layout, log, group: str = flows.GROUPS[0]):
         self.layout = layout
         self.log = log
         self.group = group
-        self.watch = _streams.ParamWatch(layout, _streams.bootstrap_parameter(_streams.CONSUMER_APP))
+        self.watch = param_store.ParamWatch(layout, param_store.bootstrap_parameter(param_store.CONSUMER_APP))
         self.consumer = None
         self.bootstrap = None
         self.region = None
@@ -140,7 +140,7 @@ class KafkaConsumerClient:
     def _switch(self, value: str | None) -> None:
         self._abandon()
         self.bootstrap = value
-        if value and value != _streams.PAUSED:
+        if value and value != param_store.PAUSED:
             from confluent_kafka import Consumer
             self.region = _region_of_bootstrap(self.layout, value)
             self.consumer = Consumer({"bootstrap.servers": value, "group.id": self.group,
@@ -210,8 +210,8 @@ class ObjectWriterClient:
         self.log = log
         self.interval = interval
         self.run_id = run_id
-        self.watch = _streams.ParamWatch(layout, _streams.bucket_parameter())
-        self.clients = {bucket_name(r): (r, _streams.s3_client(f"http://{state.addresses[r]}:{state.moto_port}"))
+        self.watch = param_store.ParamWatch(layout, param_store.bucket_parameter())
+        self.clients = {bucket_name(r): (r, buckets.s3_client(f"http://{state.addresses[r]}:{state.moto_port}"))
                         for r in REGIONS}
 
     def run(self, start: float, end: float, stop: threading.Event) -> None:

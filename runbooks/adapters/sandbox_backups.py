@@ -154,8 +154,8 @@ def sandbox_kafka_backups(sb):
         return None
     from runbooks.adapters.kafka_client import KafkaTopics
     from runbooks.kafka_backup import DirStore, KafkaBackupPort
-    from sandbox import _kafka, _kafka_backup
-    from sandbox._layout import EAST
+    from sandbox import _kafka, kafka_backup as _kafka_backup
+    from sandbox.layout import EAST
     return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
                            cluster=lambda region: KafkaTopics(_kafka.bootstrap(sb.state, region)), source_region=EAST)
 

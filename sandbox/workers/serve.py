@@ -1,11 +1,13 @@
-"""The sandbox's long-running helpers, each its own process: ``python -m sandbox._serve KIND --dir DIR``.
+"""The sandbox's long-running helpers, each its own process: ``python -m sandbox.workers.serve KIND --dir DIR``.
 
 - ``dns``: the authoritative DNS responder (UDP and TCP) for the sandbox zone, answering from
   ``DIR/dns/records.json``, re-read whenever the file changes (the API's record UPSERT);
 - ``link``: the TCP relay between the regions on the replication path, with injectable one-way
   latency and partition, controlled through a unix socket;
 - ``moto REGION``: moto's S3 on that region's address, which creates the region's versioned
-  data bucket once it listens.
+  data bucket once it listens;
+- ``replicator``: MirrorMaker 2's supervisor (sandbox/workers/replicator.py);
+- ``s3-replication``: the S3 replication worker (sandbox/workers/s3_replication.py).
 
 Each exits on SIGTERM/SIGINT, and on its own when DIR's state file disappears or names another
 `up` (so a helper never outlives the sandbox it served, even if `down` was never run).
@@ -24,18 +26,12 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox._layout import REGIONS, Layout, State, write_json_atomic
+from sandbox.buckets import bucket_name
+from sandbox.layout import REGIONS, Layout, State, still_ours, write_json_atomic
 
 log = logging.getLogger("sandbox.serve")
 
 WATCH_INTERVAL_S = 2.0
-
-
-def _state_still_ours(layout: Layout, instance: str) -> bool:
-    try:
-        return json.loads(layout.state_file.read_text()).get("instance") == instance
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -46,7 +42,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def _watch(layout: Layout, state: State, stop: threading.Event) -> None:
     """Block until told to stop or until the sandbox this helper serves is gone."""
     while not stop.wait(WATCH_INTERVAL_S):
-        if not _state_still_ours(layout, state.instance):
+        if not still_ours(layout, state.instance):
             log.warning("state file %s gone or replaced; exiting", layout.state_file)
             return
 
@@ -82,7 +78,7 @@ def serve_dns(layout: Layout, state: State) -> int:
     from dnslib import QTYPE, RCODE, RR, SOA, A, DNSLabel
     from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-    from sandbox._layout import DNS_ADDRESS, ZONE
+    from sandbox.layout import DNS_ADDRESS, ZONE
 
     records = RecordsFile(layout.records_file)
     zone = ZONE.lower()
@@ -286,7 +282,7 @@ class Link:
             try:
                 await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_S)
             except asyncio.TimeoutError:
-                if not _state_still_ours(self.layout, self.state.instance):
+                if not still_ours(self.layout, self.state.instance):
                     print("link: state file gone or replaced; exiting", flush=True)
                     break
         for server in servers:
@@ -304,10 +300,6 @@ def serve_link(layout: Layout, state: State) -> int:
 # ---------------------------------------------------------------------------------------------
 # moto (S3)
 # ---------------------------------------------------------------------------------------------
-
-
-def bucket_name(region: str) -> str:
-    return f"regionpair-sandbox-{region}-data"
 
 
 def serve_moto(layout: Layout, state: State, region: str) -> int:
@@ -332,8 +324,8 @@ def serve_moto(layout: Layout, state: State, region: str) -> int:
 
 
 def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, parser) -> int:
-    """MirrorMaker 2's supervisor and the S3 replication worker (sandbox/_streams.py)."""
-    from sandbox import _streams
+    """MirrorMaker 2's supervisor and the S3 replication worker (sandbox/workers/replicator.py, s3_replication.py)."""
+    from sandbox.workers import replicator, s3_replication
 
     import faulthandler
     # librdkafka's main thread has segfaulted under the supervisor (kernel log: "rdk:main segfault
@@ -342,14 +334,14 @@ def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, p
     stop = threading.Event()
     _stop_on_signals(stop)
     logging.getLogger("sandbox.streams").setLevel(logging.INFO)
-    still_ours = lambda: _state_still_ours(layout, state.instance)  # noqa: E731
+    ours = lambda: still_ours(layout, state.instance)  # noqa: E731
     if kind == "replicator":
-        return _streams.serve_replicator(layout, state, stop, still_ours)
-    return _streams.serve_s3_replication(layout, state, stop, still_ours)
+        return replicator.serve_replicator(layout, state, stop, ours)
+    return s3_replication.serve_s3_replication(layout, state, stop, ours)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox._serve")
+    parser = argparse.ArgumentParser(prog="python -m sandbox.workers.serve")
     parser.add_argument("kind", choices=("dns", "link", "moto", "replicator", "s3-replication"))
     parser.add_argument("region", nargs="?", choices=REGIONS)
     parser.add_argument("--dir", required=True)

@@ -110,7 +110,7 @@ def clusters(request, tmp_path, monkeypatch):
     if request.param == "sandbox":
         p = request.getfixturevalue("sandbox_pair")
         sb = p.ports.extras["sandbox"]
-        from sandbox import _clusters
+        from sandbox import clusters as _clusters
         from stacks.endpoints import initial_data
         for region in sb.regions:  # as `up` made them, whatever an earlier test did
             _clusters.create(sb.layout, region, initial_data(sb.outputs.primary))

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from runbooks import restore, snapshot, undelete, verify_backup
-from sandbox import _proc, control
+from sandbox import control, proc as _proc
 
 EAST, WEST = "local-east", "local-west"
 ROOT = Path(__file__).resolve().parents[2]

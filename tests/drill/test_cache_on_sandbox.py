@@ -12,7 +12,7 @@ import pytest
 
 from runbooks import cache_backup, cache_restore, metrics
 from runbooks.resp import Redis
-from sandbox import _proc, control
+from sandbox import control, proc as _proc
 
 EAST, WEST = "local-east", "local-west"
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (scripts/setup.sh)")
@@ -98,7 +98,7 @@ def test_a_swapped_rdb_fails_the_verification_and_the_temporary_cache_is_removed
     code, first = run(cache_backup, sb, "--cache", "sessions", "--no-verify")
     assert code == 0, first
     fill(sb, "d", 20)
-    from sandbox._cache import Caches
+    from sandbox.cache import Caches
     real_export = Caches.export
 
     def export_the_older_rdb(self, region, snapshot_id, target_region):

@@ -218,8 +218,8 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
 
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    from sandbox import _streams, control
-    from sandbox._serve import bucket_name
+    from sandbox import buckets, control, kafka_replication, param_store
+    from sandbox.buckets import bucket_name
 
     sb = control.up(Path(tempfile.mkdtemp(prefix="failback-reseed-", dir=base_dir)),
                     systems=("postgres", "kafka", "s3"))
@@ -231,7 +231,7 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
             for i in range(records):
                 producer.produce("orders", json.dumps({"id": f"{prefix}-{i}"}).encode(), f"k{i % 8}".encode())
             assert producer.flush(10) == 0
-            s3 = _streams.s3_client(f"http://{sb.state.addresses[region]}:{sb.state.moto_port}")
+            s3 = buckets.s3_client(f"http://{sb.state.addresses[region]}:{sb.state.moto_port}")
             for i in range(objects):
                 s3.put_object(Bucket=bucket_name(region), Key=f"drill/{prefix}-{i}", Body=b"x")
 
@@ -280,13 +280,13 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
         # the re-seed copied each partition in one burst: MirrorMaker 2 still wrote each partition's
         # first offset sync (with offset.lag.max 10 one was replaced by a later one, and the group,
         # behind the head there, could never be translated home: stacks/mirrormaker2.py)
-        syncs = _streams.offset_syncs(sb.kafka_bootstrap(EAST), WEST)
+        syncs = kafka_replication.offset_syncs(sb.kafka_bootstrap(EAST), WEST)
         assert {tp: min(up for up, _ in pairs) for tp, pairs in syncs.items() if tp.startswith("orders:")} == \
             {f"orders:{p}": 0 for p in range(4)}, syncs
         assert {f"drill/before-{i}" for i in range(40)} | {f"drill/during-{i}" for i in range(20)} \
             <= sb.object_keys(EAST)
-        assert sb.param(_streams.bootstrap_parameter("checkout")) == sb.kafka_bootstrap(EAST)
-        assert sb.param(_streams.bucket_parameter()) == bucket_name(EAST)
+        assert sb.param(param_store.bootstrap_parameter("checkout")) == sb.kafka_bootstrap(EAST)
+        assert sb.param(param_store.bucket_parameter()) == bucket_name(EAST)
         for kind in ("kafka", "s3"):
             st = sb.flow(kind)
             assert (st["source"], st["target"], st["running"]) == (EAST, WEST, True), (kind, st)

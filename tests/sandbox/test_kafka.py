@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import _kafka, _streams, control
-from sandbox._layout import EAST, WEST
+from sandbox import _kafka, control, kafka_replication
 from sandbox.errors import SandboxError
+from sandbox.layout import DEFAULT_ADDRESSES, EAST, WEST
 from stacks import mirrormaker2
 from tests.sandbox.conftest import wait_for
 
@@ -68,7 +68,7 @@ def test_mm2_copies_east_to_west_through_the_link_and_the_group_resumes_from_its
     assert (st["source"], st["target"], st["engine"], st["copying"]) == (EAST, WEST, "mirrormaker2", True)
     ids = [f"e2e-{i}" for i in range(200)]
     produce(ksb.kafka_bootstrap(EAST), ids)
-    wait_for(lambda: set(ids) <= _streams.record_ids(ksb.layout, WEST), 60, "every record copied to local-west")
+    wait_for(lambda: set(ids) <= kafka_replication.record_ids(ksb.layout, WEST), 60, "every record copied to local-west")
     # MirrorMaker 2's source clients go through the link (the brokers advertise its ports)
     conf = (ksb.dir / "kafka" / "mm2" / f"{EAST}-to-{WEST}.properties").read_text()
     assert f"{EAST}.bootstrap.servers = {_kafka.bootstrap_via_link(ksb.state, EAST)}" in conf
@@ -93,7 +93,7 @@ def test_mm2_copies_east_to_west_through_the_link_and_the_group_resumes_from_its
     assert g["consumed_not_replicated"] == 0
     more = [f"e2e-more-{i}" for i in range(40)]
     produce(ksb.kafka_bootstrap(EAST), more)
-    wait_for(lambda: set(more) <= _streams.record_ids(ksb.layout, WEST), 60, "the next records copied too")
+    wait_for(lambda: set(more) <= kafka_replication.record_ids(ksb.layout, WEST), 60, "the next records copied too")
     resumed = consume(ksb.kafka_bootstrap(WEST), "ledger", len(more) + g["reprocess_records"])
     # nothing skipped: every record the group had not consumed on east is consumed on west; the ones
     # seen again are exactly those the report counted (conservative translation, never ahead)
@@ -109,10 +109,10 @@ def test_partition_of_the_link_stops_mm2_and_heal_resumes_it(ksb):
         wait_for(lambda: (ksb.flow("kafka") or {}).get("source_reachable") is False, 20,
                  "the supervisor sees the source unreachable")
         time.sleep(1.0)
-        assert not set(ids) & _streams.record_ids(ksb.layout, WEST), "copied through a partitioned link"
+        assert not set(ids) & kafka_replication.record_ids(ksb.layout, WEST), "copied through a partitioned link"
     finally:
         ksb.heal()
-    wait_for(lambda: set(ids) <= _streams.record_ids(ksb.layout, WEST), 90, "copied after heal")
+    wait_for(lambda: set(ids) <= kafka_replication.record_ids(ksb.layout, WEST), 90, "copied after heal")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_connector_settings_refuse_the_broken_form_and_accept_the_good_one():
 
 
 def _fake_state(tmp_path, ports: dict) -> tuple:
-    from sandbox._layout import DEFAULT_ADDRESSES, Layout, State
+    from sandbox.layout import DEFAULT_ADDRESSES, Layout, State
 
     state = State(dir=str(tmp_path), instance="t", addresses=dict(DEFAULT_ADDRESSES), databases=[], dns_port=1,
                   moto_port=1, replication="async", dns_ttl=1, link_latency_ms=0, server_user="x",
@@ -177,7 +177,7 @@ def _fake_state(tmp_path, ports: dict) -> tuple:
 
 def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
     with socket.socket() as s:
-        s.bind((control.DEFAULT_ADDRESSES[EAST], 0))
+        s.bind((DEFAULT_ADDRESSES[EAST], 0))
         s.listen()
         taken = s.getsockname()[1]
         layout, state = _fake_state(tmp_path, {"client": taken, "controller": taken + 1, "replication": taken + 2,
@@ -191,7 +191,7 @@ def test_a_broker_that_does_not_come_up_is_named_with_its_log_and_cause(tmp_path
     layout, state = _fake_state(tmp_path, {"client": 1, "controller": 2, "replication": 3, "link": 4})
     log = layout.log("kafka-local-east")
     log.parent.mkdir(parents=True, exist_ok=True)
-    from sandbox import _proc
+    from sandbox import proc as _proc
     # a "broker" that dies at once, as one does whose port was taken between the check and the bind
     _proc.spawn(layout.run_dir, "kafka-local-east",
                 ["sh", "-c", "echo 'org.apache.kafka.common.KafkaException: Socket server failed to bind to "
@@ -277,14 +277,14 @@ def test_the_reverse_flow_copies_only_what_dr_took_after_the_stop(ksb):
     the records written in west since, and none of its own back."""
     wait_for(lambda: (ksb.flow("kafka") or {}).get("lag_records") == 0, 60, "the flow drained")
     ksb.set_flow("kafka", EAST, WEST, running=False)
-    before = _streams.record_ids(ksb.layout, EAST)
+    before = kafka_replication.record_ids(ksb.layout, EAST)
     start, why = ksb.kafka_start_position(WEST, EAST)
     assert isinstance(start, dict) and "only what local-west took" in why, why
     fresh = [f"dr-{i}" for i in range(30)]
     produce(ksb.kafka_bootstrap(WEST), fresh)
     try:
         ksb.set_flow("kafka", WEST, EAST, running=True, start_offsets=start)
-        wait_for(lambda: set(fresh) <= _streams.record_ids(ksb.layout, EAST), 90, "DR's new records copied home")
+        wait_for(lambda: set(fresh) <= kafka_replication.record_ids(ksb.layout, EAST), 90, "DR's new records copied home")
         time.sleep(1.5)  # anything copied twice would have arrived by now
         after = ksb.kafka_offsets(EAST)
         assert sum(hi - lo for lo, hi in after.values()) == len(before) + len(fresh), \

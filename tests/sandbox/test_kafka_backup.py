@@ -16,8 +16,8 @@ from runbooks import kafka_backup as kb
 from runbooks import kafka_replay
 from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
-from sandbox import _kafka, _kafka_backup, _proc, control
-from sandbox._layout import EAST
+from sandbox import _kafka, control, kafka_backup as _kafka_backup, proc as _proc
+from sandbox.layout import EAST
 from tests.sandbox.conftest import wait_for
 
 TOPIC = "orders"

@@ -17,9 +17,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sandbox import _proc, control
-from sandbox._layout import DNS_ADDRESS, Layout
+from sandbox import control, proc as _proc
 from sandbox.errors import SandboxError
+from sandbox.host import port_free
+from sandbox.layout import DNS_ADDRESS, Layout
+from sandbox.postgres import find_pg_bin
+from sandbox.probes import dns_query
 from sandbox.workload import run_workload
 from stacks import outputs
 from tests.sandbox.conftest import app_write, has_row, wait_for
@@ -29,11 +32,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _dns(sb, name):
-    return control._dns_query(sb.state, name)
+    return dns_query(sb.state, name)
 
 
 def _listening(address: str, port: int) -> bool:
-    return not control.port_free(address, port)
+    return not port_free(address, port)
 
 
 def _acks_from(log: Path, region: str) -> int:
@@ -337,7 +340,7 @@ def test_a_failing_up_stops_what_it_started_and_names_the_component(base_dir, tm
     # a PostgreSQL whose server binary fails: everything else is real and started before it
     fake_bin = base_dir / "broken-pg-bin"
     fake_bin.mkdir()
-    real = control.find_pg_bin()
+    real = find_pg_bin()
     for tool in real.iterdir():
         (fake_bin / tool.name).symlink_to(tool)
     (fake_bin / "postgres").unlink()

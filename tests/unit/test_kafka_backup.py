@@ -344,7 +344,7 @@ def test_the_replay_names_where_the_groups_were_before_the_range(env):
 
 
 def test_the_sandbox_worker_refuses_a_topic_without_a_known_class_or_no_topic():
-    from sandbox import _kafka_backup
+    from sandbox import kafka_backup as _kafka_backup
     from sandbox.errors import SandboxError
     assert _kafka_backup.parse_topics(["orders=critical", "clicks"]) == {"orders": "critical", "clicks": "standard"}
     with pytest.raises(SandboxError, match="give TOPIC=CLASS .critical or standard."):

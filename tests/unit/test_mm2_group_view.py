@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import struct
 
-from sandbox._streams import MirrorMakerFlow, no_checkpoint_reason, parse_offset_sync, sync_floors
+from sandbox.kafka_replication import no_checkpoint_reason, parse_offset_sync, sync_floors
+from sandbox.workers.replicator import MirrorMakerFlow
 
 
 def sync_record(topic: str, partition: int, up: int, down: int) -> tuple[bytes, bytes]:

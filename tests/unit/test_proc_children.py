@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import _proc
+from sandbox import proc as _proc
 
 ROOT = Path(__file__).resolve().parents[2]
 
 RUNNER = r'''
 import sys, threading
 from pathlib import Path
-from sandbox import _proc
+from sandbox import proc as _proc
 log = Path(sys.argv[1])
 # from a worker thread, as the runbook engine's steps do
 t = threading.Thread(target=_proc.run, args=(["sh", "-c", "echo $$ > " + sys.argv[2] + "; exec sleep 60"],

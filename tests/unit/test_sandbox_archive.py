@@ -11,10 +11,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from sandbox import _proc
-from sandbox._backups import Backups
-from sandbox._layout import Layout
-from sandbox._pg import archive_command
+from sandbox import proc as _proc
+from sandbox.backups import Backups
+from sandbox.layout import Layout
+from sandbox.postgres import archive_command
 
 SEGMENT = "000000010000000000000007"
 

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sandbox._streams import EARLIEST, ObjectReplicator, decide_start, to_copy_again
+from sandbox.kafka_replication import EARLIEST, decide_start
+from sandbox.workers.s3_replication import ObjectReplicator, to_copy_again
 
 E, W = "local-east", "local-west"
 TPS = [f"orders:{p}" for p in range(4)]
