@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sandbox import proc as _proc
-from sandbox.layout import ADMIN_USER, DB_NAME, EAST, REGIONS, REPLICATION_USER, Layout, State, write_json_atomic
 from sandbox.errors import SandboxError
+from sandbox.layout import ADMIN_USER, DB_NAME, EAST, REGIONS, REPLICATION_USER, Layout, State, write_json_atomic
 from sandbox.postgres import PG_ENV
 
 META = "regionpair.json"

@@ -16,9 +16,9 @@ import signal
 from pathlib import Path
 
 from sandbox import proc as _proc
+from sandbox.errors import SandboxError
 from sandbox.layout import DB_NAME, REPLICATION_USER
 from sandbox.postgres import PG_ENV
-from sandbox.errors import SandboxError
 
 _INSERT = re.compile(r"^table (\S+): INSERT: id\[text\]:'((?:[^']|'')*)'")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandbox.layout import Layout, check_region, file_lock, write_json_atomic
 from sandbox.errors import SandboxError
+from sandbox.layout import Layout, check_region, file_lock, write_json_atomic
 from stacks import endpoints as contract
 
 NAMESPACES = ("payments", "checkout")

@@ -26,9 +26,10 @@ import signal
 from pathlib import Path
 
 from runbooks import kafka_backup as kb
-from sandbox import _kafka, proc as _proc
-from sandbox.layout import EAST, REGIONS, Layout
+from sandbox import _kafka
+from sandbox import proc as _proc
 from sandbox.errors import SandboxError
+from sandbox.layout import EAST, REGIONS, Layout
 
 COMPONENT = "kafka-backup"
 log = logging.getLogger("sandbox.kafka_backup")

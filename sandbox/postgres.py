@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from sandbox import proc as _proc
-from sandbox.layout import ADMIN_USER, APP_USER, DB_NAME, REPLICATION_USER, Layout, State, slot_name
 from sandbox.errors import SandboxError
+from sandbox.layout import ADMIN_USER, APP_USER, DB_NAME, REPLICATION_USER, Layout, State, slot_name
 
 log = logging.getLogger(__name__)
 

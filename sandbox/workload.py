@@ -26,8 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sandbox.layout import APP_USER, DB_NAME, DNS_ADDRESS, Layout, fqdn
 from sandbox.errors import SandboxError
+from sandbox.layout import APP_USER, DB_NAME, DNS_ADDRESS, Layout, fqdn
 
 INSERT = ("INSERT INTO drill_writes (id, client_ts, region) VALUES (%s, to_timestamp(%s), "
           "current_setting('cluster_name')) RETURNING region")

@@ -124,7 +124,7 @@ class MirrorMakerFlow:
 
         from confluent_kafka import Consumer
 
-        
+
         k = self.kafka
         self.source, self.target = source, target
         tboot = k.bootstrap(self.state, target)
@@ -159,7 +159,7 @@ class MirrorMakerFlow:
     def _stop(self, record: bool = True) -> None:
         """Stop MirrorMaker 2 (it stores its positions as it stops); ``record``: note where the
         flow stopped (the target's end offsets, what it had copied), for a reverse flow's start."""
-        
+
         if self.child is None:
             return
         gone = time.time() - self.source_ok_at >= 2.0 or not self._source_answers()

@@ -325,9 +325,9 @@ def serve_moto(layout: Layout, state: State, region: str) -> int:
 
 def _serve_stream(kind: str, layout: Layout, state: State, region: str | None, parser) -> int:
     """MirrorMaker 2's supervisor and the S3 replication worker (sandbox/workers/replicator.py, s3_replication.py)."""
-    from sandbox.workers import replicator, s3_replication
-
     import faulthandler
+
+    from sandbox.workers import replicator, s3_replication
     # librdkafka's main thread has segfaulted under the supervisor (kernel log: "rdk:main segfault
     # … in librdkafka"): the Python stack of every thread at that moment goes to this log
     faulthandler.enable(file=sys.stderr, all_threads=True)
