@@ -1,6 +1,7 @@
 """The sandbox's lifecycle, run by the controller: ``up`` (choose ports, start every process, wait
 until each answers, write DIR/outputs.json in the outputs contract) and ``down``. The front
-(``sandbox.control``) calls it; a region's loss and return are in ``sandbox.regions``."""
+(``sandbox.control``) calls it; a region's loss and return are in ``sandbox.regions``.
+(Over 500 lines: ``up`` is one sequence, the ``_UpRun`` and its checks, that reads best whole.)"""
 
 from __future__ import annotations
 
