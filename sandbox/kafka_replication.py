@@ -1,7 +1,7 @@
-"""Kafka replication between the regions, as the controller reads it: the replicated topics and
-groups, where each region's cluster is, MirrorMaker 2's own records on the target (its source
-positions, checkpoints and offset syncs, read, never recomputed), the group translation a
-failover applies, and where a new flow must start (``decide_start``)."""
+"""Kafka replication between the regions, as the controller reads it: where each region's cluster
+is, MirrorMaker 2's own records on the target (its source positions, checkpoints and offset
+syncs, read, never recomputed), the group translation a failover applies, and where a new flow
+must start (``decide_start``, ``choose_start``). What the flow copies is in ``sandbox.flows``."""
 
 from __future__ import annotations
 

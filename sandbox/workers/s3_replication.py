@@ -22,6 +22,8 @@ COPY_BATCH = 8
 
 
 class LinkView:
+    """The link's faults (DIR/link.json) as this worker obeys them: partitioned, one-way latency."""
+
     def __init__(self, layout: Layout):
         self.path = layout.link_file
         self._key = None
