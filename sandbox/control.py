@@ -1201,6 +1201,22 @@ class Sandbox:
         check_region(region)
         return all(_proc.running(self.layout.run_dir, c) is not None for c in _kafka.components(self.state, region))
 
+    def kill_kafka_broker(self, region: str, broker: int) -> str:
+        """Fault: SIGKILL broker ``broker`` (its node id, 1-based) of the region's cluster."""
+        self._require("kafka")
+        return _kafka.kill_broker(self.layout, self.state, check_region(region), broker)
+
+    def start_kafka_broker(self, region: str, broker: int) -> str:
+        """Start a killed broker again on its own storage (it rejoins the same cluster)."""
+        self._require("kafka")
+        return _kafka.restart_broker(self.layout, self.state, check_region(region), broker, _serve_env())
+
+    def kafka_partitions(self, region: str) -> dict[str, dict]:
+        """Per partition of the replicated topics: leader, replicas and in-sync replicas, asked now."""
+        from sandbox._streams import TOPICS
+        self._require("kafka")
+        return _kafka.partitions(self.state, check_region(region), TOPICS)
+
     def s3_running(self, region: str) -> bool:
         return _proc.running(self.layout.run_dir, f"moto-{check_region(region)}") is not None
 
