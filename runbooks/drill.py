@@ -1,6 +1,6 @@
 """Drills: a whole failover rehearsed and measured from what clients saw acknowledged.
 
-    python -m runbooks.drill [--target sandbox|stacks] [--scenario region-outage|switchover|db-loss]
+    python -m runbooks.drill [--target sandbox|stacks] [--scenario region-outage|switchover|db-loss|broker-loss]
                              [--replication sync|async] [--failback] [--report-dir DIR]
 
 On the sandbox (the default): sandbox up → workload warm-up → fault → detection by health
@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks import failback, failover, helptext, report as reports, switchover
+from runbooks import drill_broker_loss, failback, failover, helptext, report as reports, switchover
 from runbooks.report import COMPONENT_OF, component_rto_reasons, objectives_of
 from runbooks.clock import SystemClock, iso, wait_until
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
@@ -44,7 +44,7 @@ def _as_postgres(log: WorkloadLog) -> WorkloadLog:
 
 log = logging.getLogger(__name__)
 
-SCENARIOS = ("region-outage", "switchover", "db-loss")
+SCENARIOS = ("region-outage", "switchover", "db-loss", "broker-loss")
 WORKLOAD_TABLE = "drill_writes"  # where sandbox/workload.py writes
 
 
@@ -62,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
                    help="sandbox: a local region pair started for the drill; stacks: ephemeral AWS drill stacks")
     p.add_argument("--scenario", choices=SCENARIOS, default="region-outage",
                    help="region-outage: the primary region and its link die; switchover: planned, zero loss; "
-                        "db-loss: the primary databases die, the region lives")
+                        "db-loss: the primary databases die, the region lives; broker-loss: one of three Kafka "
+                        "brokers of the primary region is SIGKILLed, nothing acknowledged is lost, nothing fails over")
     p.add_argument("--replication", choices=["sync", "async"], default="sync",
                    help="PostgreSQL's replication only (sync: synchronous commit); Kafka and S3 replicate "
                         "asynchronously whatever this says")
@@ -86,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--link-latency-ms", type=int, default=0, help="one-way latency between the regions (default 0)")
     sb.add_argument("--dns-ttl", type=int, default=1, help="TTL of the service names (default 1 s)")
     sb.add_argument("--settle", type=float, default=1.0, help="seconds of workload after recovery (default 1)")
+    sb.add_argument("--broker-down", type=float, default=15.0,
+                    help="broker-loss: seconds from the kill before the drill goes on (default 15)")
+    sb.add_argument("--restart-broker", action="store_true",
+                    help="broker-loss: start the killed broker again and wait until it is back in every ISR")
     sb.add_argument("--sandbox-dir", type=Path, help="where the sandbox lives (default: a new temporary dir)")
     sb.add_argument("--keep-files", action="store_true", help="keep the sandbox's files after it is stopped")
     st = p.add_argument_group("stacks target (needs the pulumi CLI and AWS credentials)")
@@ -114,6 +119,15 @@ def validate(args) -> None:
         problems.append(f"--systems {args.systems}: postgres plus any of kafka, s3 (e.g. postgres,kafka,s3)")
     if args.api_down and args.scenario != "region-outage":
         problems.append(f"--api-down: only with --scenario region-outage (the region and its control plane go down)")
+    if args.scenario == "broker-loss":
+        if "kafka" not in systems:
+            problems.append(f"--scenario broker-loss: needs Kafka; add it to --systems (e.g. postgres,kafka)")
+        if args.failback:
+            problems.append("--failback: a broker loss fails nothing over; use --restart-broker to bring the broker back")
+        if not 0 <= args.broker_down <= 600:
+            problems.append(f"--broker-down {args.broker_down}: from 0 to 600 s")
+    elif args.restart_broker:
+        problems.append("--restart-broker: only with --scenario broker-loss")
     if args.target == "stacks" and args.scenario != "region-outage":
         problems.append(f"--scenario {args.scenario}: drill stacks rehearse region-outage only")
     if problems:
@@ -215,7 +229,8 @@ class SandboxDrill:
         t0 = time.time()
         self.step("sandbox-up", _sandbox_cli, "up", "--dir", str(self.dir), "--replication", a.replication,
                   "--link-latency-ms", str(a.link_latency_ms), "--dns-ttl", str(a.dns_ttl),
-                  "--databases", str(a.databases), "--systems", a.systems)
+                  "--databases", str(a.databases), "--systems", a.systems,
+                  *(["--kafka-brokers", str(drill_broker_loss.BROKERS)] if a.scenario == "broker-loss" else []))
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
@@ -227,6 +242,8 @@ class SandboxDrill:
         dbs = list(outputs.primary.databases)
 
         self.stream_systems = [s for s in ("kafka", "s3") if s in a.systems.split(",")]
+        if a.scenario == "broker-loss":
+            return drill_broker_loss.run(self, sb, t0)
         self.step("workload-start", self._start_workload)
         samples = self.step("warm-up", self._warm_up, sb, primary, dr, dbs)
 
@@ -759,7 +776,8 @@ def main(argv: list[str] | None = None, stdout=None) -> int:
     if json_mode:
         print(json.dumps(result, indent=2, sort_keys=True, default=str), file=out, flush=True)
     elif "files" in result:
-        for line in summary_lines(result):
+        for line in (drill_broker_loss.summary_lines(result) if result.get("scenario") == "broker-loss"
+                     else summary_lines(result)):
             say(line)
         for r in result.get("reasons", []):
             say(f"  - {r}")
