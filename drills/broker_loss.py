@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runbooks.clock import iso, wait_until
 from runbooks.errors import StepFailed
-from runbooks.measure import WorkloadLog, analyse_stream, largest_pause
+from drills.measure import WorkloadLog, analyse_stream, largest_pause
 from runbooks.redact import scrub
 from sandbox.errors import SandboxError
 
@@ -277,7 +277,7 @@ def summary_lines(rep: dict) -> list[str]:
 
 def markdown(rep: dict) -> str:
     k = rep["systems"]["kafka"]
-    lines = [f"# drill report: broker-loss", "",
+    lines = ["# drill report: broker-loss", "",
              f"**{'PASSED' if rep['passed'] else 'FAILED'}**" + ("" if rep["passed"] else " — " + "; ".join(rep["reasons"])),
              "", *summary_lines(dict(rep, files=None)), "",
              "| kafka measure | measured |", "|---|---|"]
