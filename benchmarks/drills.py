@@ -25,7 +25,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from runbooks import drill
+import drills as drill
 
 CASES = {
     "region-outage-sync": ["--scenario", "region-outage", "--replication", "sync", "--rate", "200",

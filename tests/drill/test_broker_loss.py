@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from runbooks import drill
-from runbooks import drill_broker_loss as bl
-from runbooks.measure import Ack, Consumed, WorkloadLog
+import drills as drill
+from drills import broker_loss as bl
+from drills.measure import Ack, Consumed, WorkloadLog
 from tests.drill.test_drills import no_sandbox_left
 
 FAULT = 100.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import drill
+import drills as drill
 
 
 def run_drill(tmp_path, *extra):
