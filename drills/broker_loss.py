@@ -75,6 +75,10 @@ def run(drill, sb, t0: float) -> dict:
                 "source": primary, "target": dr, "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
                 "fault_at": fault_at, "rate": a.rate, "kafka_rate": a.kafka_rate, "steps": steps,
                 "leaders_before": leaders, "notes": drill.notes})
+    from runbooks import dr_metrics  # the drill's last run and success, as the other scenarios publish them
+    metrics_path = drill.report_dir / dr_metrics.FILE_NAME
+    rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
+    rep["metrics"] = str(metrics_path)
     rep["files"] = write(rep, drill.report_dir)
     return rep
 

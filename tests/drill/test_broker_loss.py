@@ -123,4 +123,7 @@ def test_broker_loss_on_three_brokers_loses_no_acknowledged_record_and_fails_not
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["scenario"] == "broker-loss" and saved["systems"]["kafka"]["acked_lost"] == 0
     assert "| acked lost | 0 |" in (tmp_path / "report" / "report.md").read_text()
+    from prometheus_client.parser import text_string_to_metric_families
+    fam = {f.name: f.samples for f in text_string_to_metric_families((tmp_path / "report" / "regionpair_dr.prom").read_text())}
+    assert [(s.labels["scenario"], s.value) for s in fam["regionpair_dr_drill_success"]] == [("broker-loss", 1.0)]
     assert no_sandbox_left(rep["sandbox_dir"])
