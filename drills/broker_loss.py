@@ -14,9 +14,9 @@ import json
 import time
 from pathlib import Path
 
+from drills.measure import WorkloadLog, analyse_stream, largest_pause
 from runbooks.clock import iso, wait_until
 from runbooks.errors import StepFailed
-from drills.measure import WorkloadLog, analyse_stream, largest_pause
 from runbooks.redact import scrub
 from sandbox.errors import SandboxError
 

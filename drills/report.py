@@ -33,7 +33,9 @@ class DrillReport:
 
     def _audit_reasons(self) -> list[str]:
         """The durable sink holds each runbook's start and end and every fault, unbroken."""
-        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
+        from runbooks.audit import SINK_NAME as AUDIT_SINK
+        from runbooks.audit import read_sink as read_audit
+        from runbooks.audit import verify_chain
         sink = self.dir / AUDIT_SINK
         reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
         for kind, entries in self.audited.items():

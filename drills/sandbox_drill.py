@@ -282,7 +282,8 @@ class SandboxDrill(DrillReport):
         from runbooks.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
-        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
+        from runbooks.audit import SINK_NAME as AUDIT_SINK
+        from runbooks.audit import read_sink as read_audit
         self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
 
