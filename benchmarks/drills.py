@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.drills switchover           [--runs 10]   # write pause <= 0.5 s, 0 lost
     .venv/bin/python -m benchmarks.drills async-estimate       [--runs 10]   # estimate within +-20% of loss
     .venv/bin/python -m benchmarks.drills region-outage-kafka  [--runs 10]   # Kafka writers <= 2 s, groups <= 3 s
+    .venv/bin/python -m benchmarks.drills broker-loss          [--runs 10]   # 1 of 3 brokers killed: 0 lost
 
 Each run is a whole `python -m runbooks.drill` (its own sandbox, up and down). The first three are
 PostgreSQL only: the database's figures. ``region-outage-kafka`` is the README's drill (all three
@@ -25,7 +26,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from runbooks import drill
+import drills as drill
 
 CASES = {
     "region-outage-sync": ["--scenario", "region-outage", "--replication", "sync", "--rate", "200",
@@ -36,7 +37,35 @@ CASES = {
     "async-estimate": ["--scenario", "region-outage", "--replication", "async", "--link-latency-ms", "25",
                        "--rate", "1000", "--systems", "postgres"],
     "region-outage-kafka": ["--scenario", "region-outage", "--systems", "postgres,kafka,s3"],
+    "broker-loss": ["--scenario", "broker-loss", "--systems", "postgres,kafka", "--restart-broker"],
 }
+
+
+def broker_loss_rows(case: str, runs: int, base: Path) -> None:
+    """The broker loss's figures (docs/drills.md): per run, the longest gap in Kafka
+    acknowledgements, when every partition was acknowledged again, loss, timeouts and duplicates,
+    whether MirrorMaker 2 kept copying and whether anything failed over."""
+    print(f"{'run':>3}  {'load':>5}  {'ack gap s':>9}  {'acked again s':>13}  {'acked':>6}  {'lost':>4}  "
+          f"{'timeouts':>8}  {'stored dups':>11}  {'rejoined s':>10}  mm2  failover  passed")
+    gaps = []
+    for i in range(runs):
+        load = os.getloadavg()[0]
+        r = run(case, i, base)
+        k = (r.get("systems") or {}).get("kafka")
+        if not k:
+            print(f"{i:>3}  {load:5.1f}  drill failed: {r.get('error') or r.get('reasons')}", flush=True)
+            continue
+        gaps.append(k["longest_ack_gap_seconds"])
+        again, back = k["acknowledged_again_seconds"], r.get("broker_rejoined_seconds")
+        print(f"{i:>3}  {load:5.1f}  {k['longest_ack_gap_seconds']:9.2f}  "
+              f"{'n/a' if again is None else f'{again:.2f}':>13}  {k['acknowledged']:>6}  {k['acked_lost']:>4}  "
+              f"{k['errors_after_kill']:>8}  {k['stored_duplicates']:>11}  "
+              f"{'n/a' if back is None else f'{back:.1f}':>10}  {'yes' if r['mirrormaker2']['kept_replicating'] else 'NO':>3}  "
+              f"{'YES' if r['failover']['happened'] else 'none':>8}  {r['passed']}", flush=True)
+    if gaps:
+        print(f"longest Kafka acknowledgement gap: median {statistics.median(gaps):.2f} s (min {min(gaps):.2f}, "
+              f"max {max(gaps):.2f}) over {len(gaps)} of {runs} runs")
+    print(f"reports under {base}")
 
 
 def kafka_rows(case: str, runs: int, base: Path) -> None:
@@ -87,6 +116,8 @@ def main() -> None:
     print(f"{a.case}: {' '.join(CASES[a.case])}")
     if a.case == "region-outage-kafka":
         return kafka_rows(a.case, a.runs, base)
+    if a.case == "broker-loss":
+        return broker_loss_rows(a.case, a.runs, base)
     print(f"{'run':>3}  {'RTO/pause s':>11}  {'acked':>6}  {'lost':>5}  {'estimate':>8}  {'error':>7}  passed")
     for i in range(a.runs):
         r = run(a.case, i, base)

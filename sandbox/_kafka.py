@@ -434,3 +434,64 @@ def write_mm2_config(layout: Layout, state: State, source: str, target: str, top
     path.write_text("".join(f"{k} = {v}\n" for k, v in mm2_properties(state, source, target, topics, groups).items()))
     _log4j(d / "log4j2.properties")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# One broker lost and brought back (the drill's broker-loss scenario)
+# ---------------------------------------------------------------------------------------------
+
+
+def node_of(state: State, region: str, node_id: int) -> int:
+    """The index of Kafka node ``node_id`` (1-based, as in ``node.id``) of the region's cluster."""
+    n = settings(state)["brokers"]
+    if not 1 <= node_id <= n:
+        raise SandboxError(f"broker {node_id}: {region}'s cluster has brokers 1 to {n}", component=f"kafka-{region}")
+    return node_id - 1
+
+
+def kill_broker(layout: Layout, state: State, region: str, node_id: int) -> str:
+    """Fault: SIGKILL one broker's JVM (no controlled shutdown: its partitions' leadership moves
+    only when the controller quorum fences it). Its data stays on disk for ``restart_broker``."""
+    comp = component(region, node_of(state, region, node_id))
+    rec = _proc.running(layout.run_dir, comp)
+    if rec is None:
+        raise SandboxError(f"broker {node_id} of {region} is not running, so it cannot be killed",
+                           component=comp, log=layout.log(comp))
+    _proc.kill_tree(rec.pid, rec.start_time, comp)
+    return f"killed {comp} (broker {node_id}, pid {rec.pid}) with SIGKILL"
+
+
+def restart_broker(layout: Layout, state: State, region: str, node_id: int, env: dict) -> str:
+    """Start a killed broker again on its own storage (same node id, same cluster): it recovers
+    its log and catches up as a follower. The caller waits (``partitions``) for it to rejoin ISRs."""
+    i = node_of(state, region, node_id)
+    comp = component(region, i)
+    if _proc.running(layout.run_dir, comp) is not None:
+        return f"{comp} is running"
+    rdir = region_dir(layout, region)
+    props = rdir / f"node-{i + 1}.properties"
+    if not props.exists():
+        raise SandboxError(f"{props} is missing: {region}'s cluster was never started here", component=comp)
+    argv = jvm_argv(java_bin(), classpath(), rdir / "log4j2.properties", "kafka.Kafka", str(props))
+    _proc.spawn(layout.run_dir, comp, argv, layout.log(comp), env=env)
+    return f"started {comp} (broker {node_id}) on its own storage"
+
+
+def partitions(state: State, region: str, topics: list[str] | tuple[str, ...],
+               timeout_s: float = 3.0) -> dict[str, dict]:
+    """Per partition of ``topics``, as the region's cluster reports it now: ``{"t:p": {"leader":
+    node id or -1, "replicas": [...], "isr": [...]}}``. Raises SandboxError if it does not answer."""
+    try:
+        md = _admin(bootstrap(state, region), timeout_s).list_topics(timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - the client raises several kinds; all mean "no answer"
+        raise SandboxError(f"{region}'s Kafka cluster does not answer: {str(exc)[:160]}",
+                           component=f"kafka-{region}") from None
+    out = {}
+    for t in topics:
+        tm = md.topics.get(t)
+        if tm is None or tm.error is not None:
+            raise SandboxError(f"{region}'s Kafka cluster reports no topic {t} ({tm and tm.error})",
+                               component=f"kafka-{region}")
+        for p, pm in sorted(tm.partitions.items()):
+            out[f"{t}:{p}"] = {"leader": pm.leader, "replicas": list(pm.replicas), "isr": list(pm.isrs)}
+    return out

@@ -308,6 +308,22 @@ class Sandbox:
         """Every node of the region's cluster runs (one lost node of three is not a lost region)."""
         return regions.kafka_running(self.state, self.layout, check_region(region))
 
+    def kill_kafka_broker(self, region: str, broker: int) -> str:
+        """Fault: SIGKILL broker ``broker`` (its node id, 1-based) of the region's cluster."""
+        self._require("kafka")
+        return _kafka.kill_broker(self.layout, self.state, check_region(region), broker)
+
+    def start_kafka_broker(self, region: str, broker: int) -> str:
+        """Start a killed broker again on its own storage (it rejoins the same cluster)."""
+        self._require("kafka")
+        return _kafka.restart_broker(self.layout, self.state, check_region(region), broker, proc.worker_env())
+
+    def kafka_partitions(self, region: str) -> dict[str, dict]:
+        """Per partition of the replicated topics: leader, replicas and in-sync replicas, asked now."""
+        from sandbox.flows import TOPICS
+        self._require("kafka")
+        return _kafka.partitions(self.state, check_region(region), TOPICS)
+
     def s3_running(self, region: str) -> bool:
         return proc.running(self.layout.run_dir, f"moto-{check_region(region)}") is not None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import drill
+import drills as drill
 
 
 def run_drill(tmp_path, *extra):
@@ -105,6 +105,9 @@ def test_db_loss_with_async_replication_counts_what_was_lost(tmp_path):
     (["--warmup", "0.1"], "--warmup 0.1"),
     (["--target", "stacks", "--scenario", "switchover"], "region-outage only"),
     (["--scenario", "db-loss", "--api-down"], "--api-down: only with --scenario region-outage"),
+    (["--scenario", "broker-loss", "--systems", "postgres,s3"], "--scenario broker-loss: needs Kafka"),
+    (["--scenario", "broker-loss", "--failback"], "a broker loss fails nothing over"),
+    (["--scenario", "switchover", "--restart-broker"], "--restart-broker: only with --scenario broker-loss"),
 ])
 def test_bad_drill_arguments_are_refused_before_anything_starts(tmp_path, argv, message):
     before = drill_dirs()

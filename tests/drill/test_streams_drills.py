@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from runbooks import drill
+import drills as drill
 from tests.drill.test_drills import no_sandbox_left
 
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PARENT = r'''
 import subprocess, sys, time
-from runbooks.drill import _die_with_parent
+from drills.sandbox_drill import die_with_parent as _die_with_parent
 p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=_die_with_parent)
 print(p.pid, flush=True)
 time.sleep(60)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks import drill_stacks
+from drills import aws_stacks as drill_stacks
 from tests.fakes import FakeWorld
 from tests.samples import pair_document, prod_document
 from stacks import outputs as contract

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from runbooks.measure import WorkloadLog, analyse, largest_pause, per_second
+from drills.measure import WorkloadLog, analyse, largest_pause, per_second
 
 
 def write_log(path, entries):
@@ -50,7 +50,7 @@ def test_missing_log_is_a_clear_error(tmp_path):
 
 
 def test_kafka_skipped_means_passed_over_and_the_unreached_tail_is_counted_apart(tmp_path):
-    from runbooks.measure import analyse_stream
+    from drills.measure import analyse_stream
     entries = [dict(ack(f"k{i}", 10 + i, region="east", db="orders"), system="kafka", partition=i % 2)
                for i in range(8)]                       # partition 0: k0 k2 k4 k6; partition 1: k1 k3 k5 k7
     for i in (0, 4, 1, 3):                              # k2 passed over on partition 0; k6, k5, k7 not reached

@@ -113,7 +113,7 @@ def test_failover_rerun_for_other_databases_is_refused_not_resumed(tmp_path):
 def _drill(argv):
     import io
     import json
-    from runbooks import drill
+    import drills as drill
     out = io.StringIO()
     code = drill.main(argv + ["--output", "json"], stdout=out)
     return code, json.loads(out.getvalue())
@@ -159,12 +159,12 @@ def _outage_log(path, fault_at):
               {"ok": True, "id": "s-dr", "t": last + 1.5, "region": S, "database": "-", "system": "s3"},
               {"event": "consumed", "id": "k-dr", "t": last + 5.4, "region": S, "group": "ledger"}]
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    from runbooks.measure import WorkloadLog
+    from drills.measure import WorkloadLog
     return WorkloadLog.read(path)
 
 
 def test_recovery_reports_each_part_and_the_service_as_the_latest(tmp_path):
-    from runbooks.measure import recovery
+    from drills.measure import recovery
     fault_at = 1000.0
     wl = _outage_log(tmp_path / "w.jsonl", fault_at)
     r = recovery(wl, fault_at=fault_at, target_region=S, systems=["postgres", "kafka", "s3"])
@@ -186,7 +186,7 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
     import io
     import json
     from types import SimpleNamespace
-    from runbooks import drill
+    import drills as drill
     fault_at = 1000.0
     wl = _outage_log(tmp_path / "w.jsonl", fault_at)
     args = argparse.Namespace(scenario="region-outage", replication="sync", link_latency_ms=0, dns_ttl=1, rate=10,
@@ -217,7 +217,7 @@ def test_drill_report_headline_is_the_service_rto_and_names_replication_per_syst
 
 
 def test_drill_fails_when_the_runbook_told_nobody(tmp_path):
-    from runbooks import drill
+    import drills as drill
     d = drill.SandboxDrill(None, say=lambda line: None)
     d.notifications = {"failover": []}
     assert d._notification_reasons() == [
@@ -338,7 +338,8 @@ def test_backup_runbooks_notify_and_an_undeliverable_notification_is_reported(ba
 
 
 def all_parsers():
-    from runbooks import backup_cli, cli, drill, restore as rs, snapshot as sn, switchover, undelete, verify_backup
+    import drills as drill
+    from runbooks import backup_cli, cli, restore as rs, snapshot as sn, switchover, undelete, verify_backup
     from sandbox.__main__ import _parser as sandbox_parser
     parsers = {f"runbooks.{m.RUNBOOK.name}": cli.parser(m.RUNBOOK) for m in (failover, failback, switchover)}
     from runbooks import kafka_offsets, kafka_replay
@@ -383,7 +384,7 @@ def test_required_options_are_marked_in_the_help():
 
 
 def test_sandbox_up_and_the_drill_agree_on_the_default_systems():
-    from runbooks import drill
+    import drills as drill
     from sandbox.__main__ import _parser as sandbox_parser
     up = sandbox_parser().parse_args(["up", "--dir", "d"]).systems
     drilled = drill.parser().parse_args([]).systems
