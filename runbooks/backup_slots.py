@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.slots import SlotTarget
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
+from runbooks.backups.slots import SlotTarget
 from stacks.slots import SlotDocumentError, lsn_to_int, parse
 
 

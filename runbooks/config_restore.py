@@ -31,13 +31,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from runbooks import backup_cli
-from runbooks import k8s_config as kc
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso, wait_until
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed
+from runbooks.backups import cli as backup_cli
+from runbooks.backups import k8s_config_export as kc
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed
 from runbooks.restore import resolve_region
 from stacks import endpoints as contract
 

@@ -29,10 +29,11 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks import failback, failover, helptext, report as reports, switchover
-from runbooks.report import COMPONENT_OF, component_rto_reasons, objectives_of
-from runbooks.clock import SystemClock, iso, wait_until
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
+from runbooks import failback, failover, switchover
+from runbooks.core import helptext, report as reports
+from runbooks.core.report import COMPONENT_OF, component_rto_reasons, objectives_of
+from runbooks.core.clock import SystemClock, iso, wait_until
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError, StepFailed
 from runbooks.adapters.kubectl import deployment_state
 from runbooks.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second, recovery
 
@@ -154,7 +155,7 @@ class SandboxDrill:
         self.workload: subprocess.Popen | None = None
         self.notifications: dict[str, list[dict]] = {}
         self.audit = None
-        """The sandbox's audit (runbooks.audit.sandbox_audit), once it is up: the drill's faults and
+        """The sandbox's audit (runbooks.core.audit.sandbox_audit), once it is up: the drill's faults and
         restarts are audited where the runbooks audit theirs."""
         self.audited: dict[str, list[dict]] = {}
         """Per runbook run of the drill: what reached the sandbox's durable audit sink."""
@@ -219,7 +220,7 @@ class SandboxDrill:
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
-        from runbooks.audit import sandbox_audit
+        from runbooks.core.audit import sandbox_audit
         self.audit = sandbox_audit(self.dir, self.clock, "drill", self.report_dir.name)
         outputs = sb.outputs
         primary, dr = outputs.primary.name, outputs.secondary.name
@@ -364,10 +365,10 @@ class SandboxDrill:
         if code != EXIT_OK:
             raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
         # what people were told: the sandbox's notification sink, read back for this run
-        from runbooks.notify import SINK_NAME, read_sink
+        from runbooks.core.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
-        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
         self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
 
@@ -396,7 +397,7 @@ class SandboxDrill:
 
     def _audit_reasons(self) -> list[str]:
         """The durable sink holds each runbook's start and end and every fault, unbroken."""
-        from runbooks.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
         sink = self.dir / AUDIT_SINK
         reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
         for kind, entries in self.audited.items():
@@ -672,7 +673,7 @@ class SandboxDrill:
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
                     "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
                                                                                                fault_at + 60)}
-        from runbooks import dr_metrics
+        from runbooks.core import dr_metrics
         metrics_path = self.report_dir / dr_metrics.FILE_NAME
         rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
         rep["metrics"] = str(metrics_path)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Sample, Window
-from runbooks.clock import iso, wait_until
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.backups.ports import Window
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed
 
 
 def add_arguments(p) -> None:

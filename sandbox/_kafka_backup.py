@@ -7,7 +7,7 @@ connector does in AWS (components/kafka_backup.py), against the sandbox's real K
 It reads the chosen topics of one region's cluster (``assign`` to every partition, from the
 backup's own watermark, so a restarted worker continues where the backup ends, never from a
 consumer group's position), and every ``--flush-s`` writes what it read as Parquet files into the
-sandbox's backups store ``DIR/backups`` (layout: ``runbooks.kafka_backup``), then the watermark:
+sandbox's backups store ``DIR/backups`` (layout: ``runbooks.backups.kafka``), then the watermark:
 files first, so a crash in between writes the same records again under the same first offset
 (the replay keeps each offset once). Every ``--offsets-every-s`` it snapshots every consumer
 group's committed offsets with the topics' end offsets. Retention per topic class is applied on
@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks import kafka_backup as kb
+from runbooks.backups import kafka as kb
 from sandbox import _kafka, _proc
 from sandbox._layout import EAST, REGIONS, Layout, write_json_atomic
 from sandbox.errors import SandboxError
@@ -155,7 +155,7 @@ class Worker:
         return status
 
     def snapshot_offsets(self) -> str:
-        """Every consumer group's committed offsets on the backed-up topics (runbooks.kafka_backup)."""
+        """Every consumer group's committed offsets on the backed-up topics (runbooks.backups.kafka)."""
         from runbooks.adapters.kafka_client import KafkaTopics
         key, _ = kb.snapshot_offsets(self.store, KafkaTopics(self.bootstrap), self.topics, self.clock(),
                                      source=self.bootstrap)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.errors import RunbookError
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.errors import RunbookError
 
 FILE_NAME = "regionpair_dr.prom"
 

@@ -725,7 +725,7 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     """docs/backups.md lists the calls; the two deletions are limited by the runbooks' own tags, so
     neither a stack's database nor a hand-made snapshot can be deleted with this role."""
     from runbooks.adapters.aws import TEMPORARY_TAG, CloudWatchMetrics
-    from runbooks.backups import MANAGED_TAG, MANAGED_VALUE
+    from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
     from runbooks.restore import instance_name
     from runbooks.snapshot import snapshot_id
     policy, by_sid = _backup_policy()
