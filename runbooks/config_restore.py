@@ -38,7 +38,7 @@ from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed
-from runbooks.restore import resolve_region
+from runbooks.backups.restored import resolve_region
 from stacks import endpoints as contract
 
 RESTORING = "config-restoring"

@@ -29,7 +29,7 @@ from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import RunbookError, StepFailed
-from runbooks.restore import _failed, instance_name, resolve_region
+from runbooks.backups.restored import instance_name, raise_if_failed, resolve_region
 
 
 def add_arguments(p) -> None:
@@ -106,7 +106,7 @@ def _restore_step(ctx, region: str, db: str, name: str, res: dict) -> Step:
                    clock=ctx.clock, interval=0.5, max_interval=30.0)
         start = ctx.clock.monotonic()
         ctx.ports.backups.restore(region, db, name, ref.time)
-        wait_until(lambda: (lambda i: i if i.status == "available" else _failed(i))(
+        wait_until(lambda: (lambda i: i if i.status == "available" else raise_if_failed(i))(
                        ctx.ports.backups.instance(region, name)),
                    what=f"{name} to be available", timeout=ctx.args.timeout, clock=ctx.clock, interval=0.5,
                    max_interval=30.0)
