@@ -6,7 +6,7 @@ cluster, then restart what reads it and wait for those rollouts.
         [--timeout SECONDS] [--dry-run] [--yes]
 
 The export is the one the stacks' CronJob writes to ``--region``'s backups bucket (the newest run of
-that day: runbooks/k8s_config.py). The cluster is that region's (its ``kubernetes.context`` in the
+that day: runbooks/backups/k8s_config_export.py). The cluster is that region's (its ``kubernetes.context`` in the
 outputs) unless ``--context`` names another one of the operator's kubeconfig; ``--target-namespace``
 restores one namespace's objects into another.
 

@@ -6,7 +6,7 @@ database), from the newest slot backup, and report what each consumer must re-re
 
 After ``python -m runbooks.restore`` the new instance has no logical slots (they are not in the
 WAL). This creates the backed-up slots (and any publication the restore predates) on it. The gap
-(runbooks/slots.py): the slot starts at the restored server's position P; the consumer had
+(runbooks/backups/slots.py): the slot starts at the restored server's position P; the consumer had
 confirmed C (newest backup). C < P: re-read the changes in between; C > P: the consumer saw changes
 the restore undid, it must discard what it read after P. A failover does the same itself (the
 ``slots`` step of the failover and switchover plans)."""

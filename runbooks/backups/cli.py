@@ -240,7 +240,7 @@ def _main(rb: BackupRunbook, args, console: Console, clock: Clock, ports_factory
 
 def _decision_audit(rb: BackupRunbook, state_dir: Path, clock: Clock, ports: BackupPorts, run_id: str) -> DurableAudit:
     """The audit of a run that changes nothing (a dry run, a declined prompt): local and durable, as
-    the failover's (runbooks/cli.py), so the trail shows who looked and who said no."""
+    the failover's (runbooks/plans/cli.py), so the trail shows who looked and who said no."""
     return DurableAudit(state_dir / "audit.jsonl", clock, rb.name, run_id, sink=ports.audit_sink)
 
 

@@ -1,5 +1,5 @@
 """The DR metrics of planning document 004 that the region-pair runbooks and the drills emit
-(names and labels: runbooks/metrics.py): into a Prometheus textfile-collector file (through
+(names and labels: runbooks/core/metrics.py): into a Prometheus textfile-collector file (through
 ``prometheus_client``) and, where the adapter has one, the remote metrics port (AWS: CloudWatch,
 namespace ``RegionPair/DR``, in the DR region).
 
