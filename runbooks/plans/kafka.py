@@ -6,7 +6,7 @@ adapter."""
 
 from __future__ import annotations
 
-from runbooks.core.engine import Gate, GateResult, Plan, Step, Check
+from runbooks.core.engine import Check, Gate, GateResult, Plan, Step
 from runbooks.core.errors import StepFailed
 from runbooks.core.ports import PAUSED
 from runbooks.plans.flows import (catch_up_flow_step, drain_flow_step, extend_phases, lag_gate, parameter_step,
