@@ -64,7 +64,7 @@ P, S = "us-east-1", "us-west-2"
 
 
 class VirtualClock:
-    """A Clock (runbooks.clock) whose time moves only when nothing that uses it is running.
+    """A Clock (runbooks.core.clock) whose time moves only when nothing that uses it is running.
 
     A thread that sleeps registers its wake-up time and waits. A driver thread advances time to
     the earliest wake-up once every registered sleeper is still asleep, no modelled call is in

@@ -23,7 +23,7 @@ import time
 from benchmarks._common import sandbox
 from runbooks import failover
 from runbooks.adapters.sandbox import sandbox_ports
-from runbooks.clock import SystemClock
+from runbooks.core.clock import SystemClock
 
 
 def pct(values: list[float], q: float) -> float:

@@ -149,7 +149,7 @@ def preflight(args, stack_factory: StackFactory) -> None:
     """What the stacks drill needs before it creates anything (no stack, no report folder): the
     pulumi CLI, which the Automation API runs, and the committed stack configs it copies. A
     missing one is bad input (exit 2), as in the failover's ``--stack``."""
-    from runbooks.errors import BadInput
+    from runbooks.core.errors import BadInput
 
     if stack_factory is automation_stack and shutil.which("pulumi") is None:
         raise BadInput("the pulumi CLI is not on PATH: the stacks drill creates its stacks through the Automation "

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from drills.measure import WorkloadLog, analyse_stream, largest_pause
-from runbooks.clock import iso, wait_until
-from runbooks.errors import StepFailed
-from runbooks.redact import scrub
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.errors import StepFailed
+from runbooks.core.redact import scrub
 from sandbox.errors import SandboxError
 
 BROKERS = 3
@@ -75,7 +75,7 @@ def run(drill, sb, t0: float) -> dict:
                 "source": primary, "target": dr, "t0": t0, "started_at": iso(t0), "ended_at": iso(time.time()),
                 "fault_at": fault_at, "rate": a.rate, "kafka_rate": a.kafka_rate, "steps": steps,
                 "leaders_before": leaders, "notes": drill.notes})
-    from runbooks import dr_metrics  # the drill's last run and success, as the other scenarios publish them
+    from runbooks.core import dr_metrics  # the drill's last run and success, as the other scenarios publish them
     metrics_path = drill.report_dir / dr_metrics.FILE_NAME
     rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
     rep["metrics"] = str(metrics_path)

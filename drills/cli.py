@@ -17,8 +17,8 @@ from pathlib import Path
 from drills import broker_loss
 from drills.report import summary_lines
 from drills.sandbox_drill import SandboxDrill
-from runbooks import helptext
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError
+from runbooks.core import helptext
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunbookError
 
 DESCRIPTION = "Drills: a whole failover rehearsed and measured from what clients saw acknowledged."
 

@@ -7,9 +7,9 @@ import statistics
 import time
 
 from drills.measure import WorkloadLog, analyse, analyse_stream, largest_pause, per_second, recovery
-from runbooks import report as reports
-from runbooks.clock import iso
-from runbooks.report import COMPONENT_OF, component_rto_reasons, objectives_of
+from runbooks.core import report as reports
+from runbooks.core.clock import iso
+from runbooks.core.report import COMPONENT_OF, component_rto_reasons, objectives_of
 
 
 class DrillReport:
@@ -33,9 +33,9 @@ class DrillReport:
 
     def _audit_reasons(self) -> list[str]:
         """The durable sink holds each runbook's start and end and every fault, unbroken."""
-        from runbooks.audit import SINK_NAME as AUDIT_SINK
-        from runbooks.audit import read_sink as read_audit
-        from runbooks.audit import verify_chain
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK
+        from runbooks.core.audit import read_sink as read_audit
+        from runbooks.core.audit import verify_chain
         sink = self.dir / AUDIT_SINK
         reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
         for kind, entries in self.audited.items():
@@ -229,7 +229,7 @@ class DrillReport:
                     "systems_per_second": {s: per_second(_as_postgres(wl.of(s))) for s in self.stream_systems},
                     "outage": outcome.outage if a.scenario != "switchover" else largest_pause(wl.acks, fault_at,
                                                                                                fault_at + 60)}
-        from runbooks import dr_metrics
+        from runbooks.core import dr_metrics
         metrics_path = self.report_dir / dr_metrics.FILE_NAME
         rep["notes"] = rep["notes"] + dr_metrics.publish(metrics_path, dr_metrics.drill_samples(rep, time.time()))
         rep["metrics"] = str(metrics_path)

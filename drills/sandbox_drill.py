@@ -28,8 +28,8 @@ from drills.measure import WorkloadLog
 from drills.report import DrillReport
 from runbooks import failback, failover, switchover
 from runbooks.adapters.kubectl import deployment_state
-from runbooks.clock import SystemClock, iso, wait_until
-from runbooks.errors import EXIT_OK, StepFailed
+from runbooks.core.clock import SystemClock, iso, wait_until
+from runbooks.core.errors import EXIT_OK, StepFailed
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SandboxDrill(DrillReport):
         self.workload: subprocess.Popen | None = None
         self.notifications: dict[str, list[dict]] = {}
         self.audit = None
-        """The sandbox's audit (runbooks.audit.sandbox_audit), once it is up: the drill's faults and
+        """The sandbox's audit (runbooks.core.audit.sandbox_audit), once it is up: the drill's faults and
         restarts are audited where the runbooks audit theirs."""
         self.audited: dict[str, list[dict]] = {}
         """Per runbook run of the drill: what reached the sandbox's durable audit sink."""
@@ -132,7 +132,7 @@ class SandboxDrill(DrillReport):
         from runbooks.adapters.sandbox import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
-        from runbooks.audit import sandbox_audit
+        from runbooks.core.audit import sandbox_audit
         self.audit = sandbox_audit(self.dir, self.clock, "drill", self.report_dir.name)
         outputs = sb.outputs
         primary, dr = outputs.primary.name, outputs.secondary.name
@@ -279,11 +279,11 @@ class SandboxDrill(DrillReport):
         if code != EXIT_OK:
             raise StepFailed(f"{module.RUNBOOK.name} exited {code}: {result.get('error')}")
         # what people were told: the sandbox's notification sink, read back for this run
-        from runbooks.notify import SINK_NAME, read_sink
+        from runbooks.core.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
-        from runbooks.audit import SINK_NAME as AUDIT_SINK
-        from runbooks.audit import read_sink as read_audit
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK
+        from runbooks.core.audit import read_sink as read_audit
         self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
 

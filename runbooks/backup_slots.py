@@ -5,7 +5,7 @@ position, the database's publications), from its writable primary, into the slot
 
 Run it on a schedule (every 5 minutes: the stacks' CronJob runs the same capture,
 ``components/kubernetes.py``): the consumer's confirmed position in the newest backup bounds what
-it must re-read after a failover (runbooks/slots.py). Every reachable region is asked; the capture
+it must re-read after a failover (runbooks/backups/slots.py). Every reachable region is asked; the capture
 is kept only from the one writable, unfenced primary — a replica has no slots, and two writable
 primaries (split brain) are refused with both named. Metrics: the capture time, the number of
 slots, and each consumer's lag in bytes."""
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.slots import SlotTarget
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
+from runbooks.backups.slots import SlotTarget
 from stacks.slots import SlotDocumentError, lsn_to_int, parse
 
 

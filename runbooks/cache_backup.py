@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample
-from runbooks.cache import restore_step, snapshot_id
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
+from runbooks.core.metrics import Sample
+from runbooks.backups.cache import restore_step, snapshot_id
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput
 
 
 def add_arguments(p) -> None:

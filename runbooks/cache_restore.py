@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks.cache import restore_step
-from runbooks.engine import Phase, Plan
-from runbooks.errors import BadInput
+from runbooks.backups import cli as backup_cli
+from runbooks.backups.cache import restore_step
+from runbooks.core.engine import Phase, Plan
+from runbooks.core.errors import BadInput
 
 
 def add_arguments(p) -> None:

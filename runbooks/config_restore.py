@@ -6,7 +6,7 @@ cluster, then restart what reads it and wait for those rollouts.
         [--timeout SECONDS] [--dry-run] [--yes]
 
 The export is the one the stacks' CronJob writes to ``--region``'s backups bucket (the newest run of
-that day: runbooks/k8s_config.py). The cluster is that region's (its ``kubernetes.context`` in the
+that day: runbooks/backups/k8s_config_export.py). The cluster is that region's (its ``kubernetes.context`` in the
 outputs) unless ``--context`` names another one of the operator's kubeconfig; ``--target-namespace``
 restores one namespace's objects into another.
 
@@ -31,14 +31,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from runbooks import backup_cli
-from runbooks import k8s_config as kc
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso, wait_until
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed
-from runbooks.restore import resolve_region
+from runbooks.backups import cli as backup_cli
+from runbooks.backups import k8s_config_export as kc
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed
+from runbooks.backups.restored import resolve_region
 from stacks import endpoints as contract
 
 RESTORING = "config-restoring"

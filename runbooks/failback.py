@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import cli
-from runbooks.plans import never_failed_over, switchover_plan
-from runbooks.reconcile import after_failback
+from runbooks.plans import cli
+from runbooks.plans.switchover import never_failed_over, switchover_plan
+from runbooks.plans.reconcile import after_failback
 
 
 RUNBOOK = cli.Runbook(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import cli
-from runbooks.reconcile import after_failover
-from runbooks.plans import failover_plan
+from runbooks.plans import cli
+from runbooks.plans.reconcile import after_failover
+from runbooks.plans.failover import failover_plan
 
 
 RUNBOOK = cli.Runbook(

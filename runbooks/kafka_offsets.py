@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import kafka_backup as kb
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput
+from runbooks.backups import cli as backup_cli
+from runbooks.backups import kafka as kb
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput
 
 
 def add_arguments(p) -> None:

@@ -4,7 +4,7 @@
                                     --target-topic NEW [--region R] [--allow-non-empty]
                                     [--into-source-topic] [--late-minutes 60] [--dry-run] [--yes]
 
-Reads the topic's Parquet backup (``runbooks.kafka_backup``: the backups bucket in AWS, the
+Reads the topic's Parquet backup (``runbooks.backups.kafka``: the backups bucket in AWS, the
 sandbox's backups store), keeps the records whose own timestamp is in [from, to), and refuses
 before changing anything when the backup cannot prove the range complete (an offset missing,
 a backup that starts after ``--from-time`` or has not yet reached ``--to-time``). Steps:
@@ -33,13 +33,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from runbooks import backup_cli
-from runbooks import kafka_backup as kb
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepBlocked, StepFailed
+from runbooks.backups import cli as backup_cli
+from runbooks.backups import kafka as kb
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepBlocked, StepFailed
 
 
 def add_arguments(p) -> None:

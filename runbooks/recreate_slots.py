@@ -6,7 +6,7 @@ database), from the newest slot backup, and report what each consumer must re-re
 
 After ``python -m runbooks.restore`` the new instance has no logical slots (they are not in the
 WAL). This creates the backed-up slots (and any publication the restore predates) on it. The gap
-(runbooks/slots.py): the slot starts at the restored server's position P; the consumer had
+(runbooks/backups/slots.py): the slot starts at the restored server's position P; the consumer had
 confirmed C (newest backup). C < P: re-read the changes in between; C > P: the consumer saw changes
 the restore undid, it must discard what it read after P. A failover does the same itself (the
 ``slots`` step of the failover and switchover plans)."""
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, Unreachable
-from runbooks.slots import SlotTarget, missing, newest, recreate
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, Unreachable
+from runbooks.backups.slots import SlotTarget, missing, newest, recreate
 
 
 def add_arguments(p) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Sample, Window
-from runbooks.clock import iso, wait_until
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed
+from runbooks.backups import cli as backup_cli
+from runbooks.backups.restored import instance_name, raise_if_failed, resolve_region
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.backups.ports import Window
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput
 
 
 def add_arguments(p) -> None:
@@ -30,21 +32,6 @@ def add_arguments(p) -> None:
     p.add_argument("--name", help="identifier of the new instance (default restore-<database>-<run>)")
     p.add_argument("--timeout", type=float, default=4 * 3600.0,
                    help="seconds to wait for the new instance to become available (default 4 h)")
-
-
-def resolve_region(ctx, text: str) -> str:
-    if text == "primary":
-        return ctx.outputs.primary.name
-    if text == "dr":
-        return ctx.outputs.secondary.name
-    if text not in ctx.outputs.regions:
-        raise BadInput(f"--source-region {text}: use primary, dr or one of {', '.join(ctx.outputs.regions)}")
-    return text
-
-
-def instance_name(prefix: str, database: str, run_id: str) -> str:
-    stamp = run_id.split("-", 1)[1] if "-" in run_id else run_id
-    return f"{prefix}-{database}-{stamp}".lower().replace("_", "-")[:60].rstrip("-")
 
 
 def check_time_in_window(ctx, region: str, database: str, to_time: float | None, seal: bool) -> Window:
@@ -96,7 +83,7 @@ def plan(ctx) -> Plan:
         start = ctx.clock.monotonic()
         ctx.ports.backups.restore(region, db, name, to_time)
         inst = wait_until(lambda: (lambda i: i if i.status == "available" else
-                                   _failed(i))(ctx.ports.backups.instance(region, name)),
+                                   raise_if_failed(i))(ctx.ports.backups.instance(region, name)),
                           what=f"{name} in {region} to be available", timeout=a.timeout, clock=ctx.clock,
                           interval=0.5, max_interval=30.0)
         seconds = ctx.clock.monotonic() - start
@@ -110,12 +97,6 @@ def plan(ctx) -> Plan:
                 f"{iso(to_time) if to_time is not None else 'the latest restorable time'} into a new instance {name}",
                 f"{region}/{name}", check, apply, lane=db)
     return Plan("restore", [Phase("restore", [step])])
-
-
-def _failed(inst):
-    if inst.status in ("failed", "incompatible-restore", "incompatible-parameters", "storage-full"):
-        raise StepFailed(f"the new instance {inst.name} is {inst.status}")
-    return None
 
 
 def summarize(ctx) -> dict:

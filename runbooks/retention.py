@@ -31,13 +31,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import (COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, Snapshot, is_compliance,
-                              refuse_compliance)
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.backups.ports import (
+    COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, Snapshot, is_compliance, refuse_compliance
+)
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput
 
 DAY = 86400.0
 AUTOMATED_DAYS = 30

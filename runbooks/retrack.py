@@ -28,7 +28,7 @@ import sys
 import tempfile
 from typing import Any, Callable, TextIO
 
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 RDS_INSTANCE = "aws:rds/instance:Instance"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import cli
-from runbooks.reconcile import after_switchover
-from runbooks.plans import switchover_plan
+from runbooks.plans import cli
+from runbooks.plans.reconcile import after_switchover
+from runbooks.plans.switchover import switchover_plan
 
 RUNBOOK = cli.Runbook(
     name="switchover",

@@ -19,11 +19,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from runbooks import backup_cli
-from runbooks.backups import ObjectVersion
-from runbooks.clock import iso
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import BadInput, StepFailed
+from runbooks.backups import cli as backup_cli
+from runbooks.backups.ports import ObjectVersion
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import BadInput, StepFailed
 
 
 def add_arguments(p) -> None:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import sys
 
-from runbooks import backup_cli
-from runbooks import metrics as prom
-from runbooks.backups import Reference, Sample, TableState
-from runbooks.clock import iso, wait_until
-from runbooks.engine import Check, Phase, Plan, Step
-from runbooks.errors import RunbookError, StepFailed
-from runbooks.restore import _failed, instance_name, resolve_region
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics as prom
+from runbooks.backups.ports import Reference, TableState
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso, wait_until
+from runbooks.core.engine import Check, Phase, Plan, Step
+from runbooks.core.errors import RunbookError, StepFailed
+from runbooks.backups.restored import instance_name, raise_if_failed, resolve_region
 
 
 def add_arguments(p) -> None:
@@ -50,7 +51,7 @@ def _reference_from_journal(ctx, db: str) -> Reference | None:
 
 def plan(ctx) -> Plan:
     a = ctx.args
-    from runbooks.backup_sql import check_table_names
+    from runbooks.backups.verify_sql import check_table_names
     check_table_names(a.table)
     region = resolve_region(ctx, a.source_region)
     source = ctx.outputs.primary.name
@@ -61,7 +62,7 @@ def plan(ctx) -> Plan:
                                           "started": ctx.clock.monotonic()})
         res["reference"] = _reference_from_journal(ctx, db)
         if not a.dry_run and ctx.ports.backups.window(region, db) is None:
-            from runbooks.errors import BadInput
+            from runbooks.core.errors import BadInput
             raise BadInput(f"no backup of {db} in {region} to verify; take one first (python -m runbooks.snapshot)")
         steps += [_reference_step(ctx, source, db, res), _restore_step(ctx, region, db, name, res),
                   _integrity_step(ctx, region, db, name, res), _teardown_step(ctx, region, db, name, res)]
@@ -105,7 +106,7 @@ def _restore_step(ctx, region: str, db: str, name: str, res: dict) -> Step:
                    clock=ctx.clock, interval=0.5, max_interval=30.0)
         start = ctx.clock.monotonic()
         ctx.ports.backups.restore(region, db, name, ref.time)
-        wait_until(lambda: (lambda i: i if i.status == "available" else _failed(i))(
+        wait_until(lambda: (lambda i: i if i.status == "available" else raise_if_failed(i))(
                        ctx.ports.backups.instance(region, name)),
                    what=f"{name} to be available", timeout=ctx.args.timeout, clock=ctx.clock, interval=0.5,
                    max_interval=30.0)

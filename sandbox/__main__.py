@@ -24,7 +24,7 @@ EXIT_CODES = ("exit codes:\n  0    done\n  1    the sandbox refused or failed (t
 
 
 def _parser() -> argparse.ArgumentParser:
-    from runbooks.helptext import Formatter
+    from runbooks.core.helptext import Formatter
     from sandbox.layout import DEFAULT_SYSTEMS
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "fault":
             # a fault is an action on the region pair like any other: audited where the runbooks audit
-            from runbooks.audit import sandbox_audit
-            from runbooks.clock import SystemClock
+            from runbooks.core.audit import sandbox_audit
+            from runbooks.core.clock import SystemClock
             clock = SystemClock()
             audit = sandbox_audit(args.dir, clock, "sandbox", f"fault-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
             what = " ".join(x for x in (args.fault, args.arg, args.database) if x)

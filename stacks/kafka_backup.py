@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from runbooks import kafka_backup as kb
+from runbooks.backups import kafka as kb
 from stacks import connectconfig
 
 MAX_LIFECYCLE_RULES = 1000

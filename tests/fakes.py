@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runbooks.clock import FakeClock
-from runbooks.errors import StepFailed, Unreachable
-from runbooks.lock import FileLock
-from runbooks.ports import DbInstance, Health, Ports, ReplicationState, SeedJob
+from runbooks.core.clock import FakeClock
+from runbooks.core.errors import StepFailed, Unreachable
+from runbooks.core.lock import FileLock
+from runbooks.core.ports import DbInstance, Health, Ports, ReplicationState, SeedJob
 
 
 class Crash(BaseException):
@@ -251,7 +251,7 @@ class FakeStreams:
         return self.kafka if kind == "kafka" else self.objects
 
     def read(self, kind: str):
-        from runbooks.ports import FlowState
+        from runbooks.core.ports import FlowState
         f = self.flow_of(kind)
         reachable = self.w.region_up[f.source]
         if f.running and reachable and not self.stuck[kind]:
@@ -282,7 +282,7 @@ class FakeStreaming:
         return f"replicator runs {source} → {target}"
 
     def ensure_group_offsets(self, source, target, groups):
-        from runbooks.ports import GroupOffsets
+        from runbooks.core.ports import GroupOffsets
         self.w._act("kafka-offsets", target)
         out = []
         for g in groups:
@@ -324,7 +324,7 @@ class FakeObjects:
         return f"S3 replication {source} → {target}"
 
     def seeding(self, source, target):
-        from runbooks.ports import Seeding
+        from runbooks.core.ports import Seeding
         if self.s.seeded is None:
             if self.s.batch_role:
                 return Seeding(None, "fake: cannot tell; a seeding job can copy them", startable=True)
@@ -332,7 +332,7 @@ class FakeObjects:
         return Seeding(self.s.seeded, f"fake: {target}'s bucket {'holds' if self.s.seeded else 'lacks'} everything")
 
     def _job(self, j, created=False):
-        from runbooks.ports import SeedJob
+        from runbooks.core.ports import SeedJob
         finished = j["reads"] >= self.s.seed_reads
         ok = finished and not j["failed"]
         word = ("Complete" if finished else "Active")
@@ -384,7 +384,7 @@ def with_streams(world: "FakeWorld") -> FakeStreams:
     return world.streams
 
 
-# ---- the backup runbooks' ports (runbooks.backups) ---------------------------------------------
+# ---- the backup runbooks' ports (runbooks.backups.ports) ---------------------------------------------
 
 
 class FakeBackups:
@@ -392,7 +392,7 @@ class FakeBackups:
     become available ``*_seconds`` after they start (on the fake clock)."""
 
     def __init__(self, world: FakeWorld, create_seconds: float = 5.0, restore_seconds: float = 30.0):
-        from runbooks.backups import TableState
+        from runbooks.backups.ports import TableState
         self.w = world
         self.create_seconds = create_seconds
         self.restore_seconds = restore_seconds
@@ -429,7 +429,7 @@ class FakeBackups:
         return [a for a in getattr(self, "_archives", []) if (a.region, a.database) == (region, database)]
 
     def archive(self, snapshot, archive_id):
-        from runbooks.backups import Archive
+        from runbooks.backups.ports import Archive
         self.w._act("archive", snapshot.region, snapshot.id, archive_id)
         found = [a for a in self.archives(snapshot.region, snapshot.database) if a.id == archive_id]
         if found:
@@ -447,14 +447,14 @@ class FakeBackups:
         return (self.automated_days or {}).get((region, database))
 
     def add_snapshot(self, region, database, sid, age_days, managed=True, kind="manual", tags=None):
-        from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Snapshot
+        from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE, Snapshot
         tags = {**({MANAGED_TAG: MANAGED_VALUE} if managed else {"owner": "someone"}), **(tags or {})}
         self.snaps.setdefault((region, database), []).append(
             Snapshot(sid, region, database, "available", self.w.clock.time() - age_days * 86400, kind, tags,
                      arn=f"arn:snap:{region}:{sid}"))
 
     def create_snapshot(self, region, database, snapshot_id, tags):
-        from runbooks.backups import Snapshot
+        from runbooks.backups.ports import Snapshot
         self.w.db(region, database)
         self.w._act("create_snapshot", region, database, snapshot_id)
         existing = [s for s in self.snapshots(region, database) if s.id == snapshot_id]
@@ -484,7 +484,7 @@ class FakeBackups:
         return f"deleted {snapshot.id}"
 
     def window(self, region, database, seal=False):
-        from runbooks.backups import Window
+        from runbooks.backups.ports import Window
         w = self.windows.get((region, database))
         if w is None:
             return None
@@ -493,14 +493,14 @@ class FakeBackups:
         return Window(region, database, w[0], w[1], f"fake backups of {database} in {region}")
 
     def restore(self, region, database, name, to_time):
-        from runbooks.backups import Instance
+        from runbooks.backups.ports import Instance
         self.w._act("restore", region, database, name, to_time)
         if (region, name) not in self.instances:
             self.instances[(region, name)] = {"database": database, "to_time": to_time, "started": self.w.clock.time()}
         return Instance(name, region, database, "creating")
 
     def instance(self, region, name):
-        from runbooks.backups import Instance
+        from runbooks.backups.ports import Instance
         i = self.instances.get((region, name))
         if i is None:
             return Instance(name, region, "", "absent")
@@ -516,12 +516,12 @@ class FakeBackups:
         return f"deleted {name}"
 
     def reference(self, region, database, tables, timeout):
-        from runbooks.backups import Reference
+        from runbooks.backups.ports import Reference
         self.w._act("reference", region, database)
         return Reference(region, database, self.w.clock.time(), dict(self.tables))
 
     def integrity(self, instance, tables):
-        from runbooks.backups import Integrity
+        from runbooks.backups.ports import Integrity
         self.w._act("integrity", instance.name)
         got = self.restored_tables if self.restored_tables is not None else self.tables
         return Integrity({t: got[t] for t in tables if t in got}, self.amcheck_problems, "fake amcheck")
@@ -537,7 +537,7 @@ class FakeObjectVersions:
         self._n = 0
 
     def _add(self, bucket, key, marker, etag=None):
-        from runbooks.backups import ObjectVersion
+        from runbooks.backups.ports import ObjectVersion
         from dataclasses import replace
         self._n += 1
         items = self.entries.setdefault(bucket, [])
@@ -554,7 +554,7 @@ class FakeObjectVersions:
 
     def versioning(self, bucket):
         if bucket not in self.status:
-            from runbooks.errors import BadInput
+            from runbooks.core.errors import BadInput
             raise BadInput(f"--bucket {bucket}: not a bucket of the stack outputs")
         return self.status[bucket]
 
@@ -603,7 +603,7 @@ class FakeAuditSink:
 
 def backup_ports(world: FakeWorld, state_dir, backups: FakeBackups | None = None, objects: "FakeObjectVersions | None" = None):
     """The backup runbooks' ports over the same fake world (its SQL measures the replication lag)."""
-    from runbooks.backups import BackupPorts
+    from runbooks.backups.ports import BackupPorts
     return BackupPorts(backups=backups or FakeBackups(world), objects=objects or FakeObjectVersions(world),
                        metrics=FakeMetrics(), audit_sink=FakeAuditSink(), sql=FakeSql(world), clock=world.clock,
                        extras={"state_dir": str(state_dir)}, notifier=world.notifier)
@@ -640,7 +640,7 @@ class FakeEndpoints:
         return k
 
     def read(self, region):
-        from runbooks.ports import ClusterEndpoints, EndpointsCopy
+        from runbooks.core.ports import ClusterEndpoints, EndpointsCopy
         from stacks.endpoints import contract_data
         k = self._reach(region)
         held = self.copies[region]
@@ -658,7 +658,7 @@ class FakeEndpoints:
         return f"{len(self.copies[region])} copies in {region} ({k.context}) set: ACTIVE_REGION={values['ACTIVE_REGION']}"
 
     def deployments(self, region):
-        from runbooks.ports import DeploymentState
+        from runbooks.core.ports import DeploymentState
         k = self._reach(region)
         held = self.workloads[region]
         return tuple(DeploymentState(ns, name, (ns, name) in held, held.get((ns, name), {}).get("restarted_for"),
@@ -666,7 +666,7 @@ class FakeEndpoints:
                      for ns, names in k.restart_deployments.items() for name in names)
 
     def restart(self, region, namespace, name, restarted_for, at):
-        from runbooks.errors import BadInput, StepFailed
+        from runbooks.core.errors import BadInput, StepFailed
         from stacks.endpoints import restart_refusal
         k = self._reach(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)

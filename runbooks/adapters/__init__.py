@@ -5,9 +5,9 @@ anything local (sandbox) until a runbook actually needs its ports."""
 
 from __future__ import annotations
 
-from runbooks.clock import Clock
-from runbooks.errors import BadInput
-from runbooks.ports import Ports
+from runbooks.core.clock import Clock
+from runbooks.core.errors import BadInput
+from runbooks.core.ports import Ports
 from stacks.outputs import Outputs
 
 
@@ -24,7 +24,7 @@ def ports_for(outputs: Outputs, clock: Clock) -> Ports:
 
 
 def backup_ports_for(outputs: Outputs, clock: Clock):
-    """The backup runbooks' ports (runbooks.backups.BackupPorts) for the outputs' target."""
+    """The backup runbooks' ports (runbooks.backups.ports.BackupPorts) for the outputs' target."""
     if outputs.target == "aws":
         from runbooks.adapters.aws import aws_backup_ports
         return aws_backup_ports(outputs, clock)

@@ -6,7 +6,7 @@ default one). botocore reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVI
 moto in server mode stands in for AWS in tests without any code here knowing.
 
 In an incident a region's API may not answer at all; connect and read timeouts are short and
-retries few, so a call to a dead region fails in seconds with ``runbooks.errors.Unreachable``
+retries few, so a call to a dead region fails in seconds with ``runbooks.core.errors.Unreachable``
 (the engine then records a best-effort failure or a blocked step) instead of hanging a minute.
 There are no boto3 waiters: the engine polls through the ports with its own clock.
 
@@ -32,11 +32,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from runbooks.clock import Clock, SystemClock, iso, wait_until
-from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreachable
-from runbooks.lock import may_take_over
-from runbooks.ports import DbInstance, Health, Ports, ReplicationState
-from runbooks.redact import scrub
+from runbooks.core.clock import Clock, SystemClock, iso, wait_until
+from runbooks.core.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreachable
+from runbooks.core.lock import may_take_over
+from runbooks.core.ports import DbInstance, Health, Ports, ReplicationState
+from runbooks.core.redact import scrub
 from stacks.outputs import Database, Outputs, Region, secret_replica_arn
 
 log = logging.getLogger(__name__)
@@ -1153,7 +1153,7 @@ class S3Versions:
         return self._call(bucket, "get_bucket_versioning", f"read versioning of {bucket}").get("Status")
 
     def versions(self, bucket: str, prefix: str, max_pages: int = 10_000) -> list:
-        from runbooks.backups import ObjectVersion
+        from runbooks.backups.ports import ObjectVersion
         out: list[ObjectVersion] = []
         marker: dict = {}
         for _ in range(max_pages):
@@ -1206,7 +1206,7 @@ class RdsBackups:
         return [own] + [i for i in ids if i != own]
 
     def _snapshot(self, s: dict, region: str, database: str) -> "Snapshot":
-        from runbooks.backups import Snapshot
+        from runbooks.backups.ports import Snapshot
         return Snapshot(id=s["DBSnapshotIdentifier"], region=region, database=database, status=s.get("Status", "?"),
                         created_at=_ts(s.get("SnapshotCreateTime")), kind=s.get("SnapshotType", "manual"),
                         tags={t["Key"]: t["Value"] for t in s.get("TagList") or []}, arn=s.get("DBSnapshotArn"),
@@ -1280,7 +1280,7 @@ class RdsBackups:
         return None
 
     def delete_snapshot(self, snapshot) -> str:
-        from runbooks.backups import refuse_compliance
+        from runbooks.backups.ports import refuse_compliance
         refuse_compliance(snapshot)  # before any call: a compliance snapshot is never deleted from here
         current = self._find(snapshot.region, snapshot.database, snapshot.id)  # its tags now, not as listed
         if current is not None:
@@ -1305,7 +1305,7 @@ class RdsBackups:
         return f"regionpair/{database}"
 
     def _archive(self, t: dict, region: str, database: str):
-        from runbooks.backups import Archive
+        from runbooks.backups.ports import Archive
         source = (t.get("SourceArn") or "").rsplit(":", 1)[-1]
         return Archive(id=t["ExportTaskIdentifier"], region=region, database=database, source=source,
                        status=str(t.get("Status", "?")).lower(), started_at=_ts(t.get("TaskStartTime")),
@@ -1370,7 +1370,7 @@ class RdsBackups:
         return None
 
     def window(self, region: str, database: str, seal: bool = False):
-        from runbooks.backups import Window
+        from runbooks.backups.ports import Window
         backup = self._automated_backup(region, database)
         if backup is None:
             return None
@@ -1423,13 +1423,13 @@ class RdsBackups:
         return self._instance(out["DBInstance"], region, database)
 
     def _instance(self, inst: dict, region: str, database: str):
-        from runbooks.backups import Instance
+        from runbooks.backups.ports import Instance
         ep = inst.get("Endpoint") or {}
         return Instance(inst["DBInstanceIdentifier"], region, database, inst.get("DBInstanceStatus", "?"),
                         ep.get("Address"), ep.get("Port"), None)
 
     def instance(self, region: str, name: str):
-        from runbooks.backups import Instance
+        from runbooks.backups.ports import Instance
         inst = _describe_instance(self.clients, region, name)
         if inst is None:
             return Instance(name, region, "", "absent")
@@ -1451,16 +1451,16 @@ class RdsBackups:
         return f"deleting the temporary instance {region}/{name} (no final snapshot: it held a copy only)"
 
     def reference(self, region: str, database: str, tables: list[str], timeout: float):
-        from runbooks import backup_sql
-        from runbooks.backups import Reference
+        from runbooks.backups import verify_sql as backup_sql
+        from runbooks.backups.ports import Reference
         # RDS restores to whole seconds: round up and hold the lock past it
         at, states = self.sql._run(region, database,
                                    lambda conn: backup_sql.reference(conn, tables, 1.0, timeout, self.clock.sleep))
         return Reference(region, database, at, states)
 
     def integrity(self, instance, tables: list[str]):
-        from runbooks import backup_sql
-        from runbooks.backups import Integrity
+        from runbooks.backups import verify_sql as backup_sql
+        from runbooks.backups.ports import Integrity
         import psycopg
         _, db = _database(self.outputs, instance.region, instance.database)
         info = ConnInfo(instance.endpoint or "", instance.port or db.port, db.db_name, db.username,
@@ -1570,7 +1570,7 @@ class S3AuditSink:
 def aws_backup_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,
                      connect: Connect | None = None, settings: AwsSettings | None = None):
     """The backup runbooks' ports in AWS. Nothing is contacted until a port is used."""
-    from runbooks.backups import BackupPorts
+    from runbooks.backups.ports import BackupPorts
     from runbooks.adapters.aws_slots import RdsSlots, S3SlotStore
     from runbooks.adapters.aws_kafka_backup import aws_kafka_backups
     from runbooks.adapters.aws_config_exports import S3ConfigExports

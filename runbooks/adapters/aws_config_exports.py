@@ -15,9 +15,10 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws import Clients, fail
-from runbooks.errors import BadInput
-from runbooks.k8s_config import (ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key,
-                                 parse_list)
+from runbooks.core.errors import BadInput
+from runbooks.backups.k8s_config_export import (
+    ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key, parse_list
+)
 from stacks.outputs import Outputs
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws import Clients, error_code, fail
-from runbooks.errors import BadInput
-from runbooks.kafka_backup import KafkaBackupPort
+from runbooks.core.errors import BadInput
+from runbooks.backups.kafka import KafkaBackupPort
 from stacks.outputs import Outputs
 
 

@@ -30,8 +30,8 @@ from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws import error_code, fail
 from runbooks.adapters.aws_streams import MskStreaming, _age, _utc
-from runbooks.errors import StepFailed
-from runbooks.ports import FlowState, GroupOffsets
+from runbooks.core.errors import StepFailed
+from runbooks.core.ports import FlowState, GroupOffsets
 
 RUNNING_STATES = ("RUNNING", "UPDATING")
 GONE_STATES = ("DELETING",)

@@ -15,11 +15,11 @@ import json
 
 from botocore.exceptions import ClientError
 
-from runbooks import slots_sql
+from runbooks.backups import slots_sql
 from runbooks.adapters.aws import Clients, ConnInfo, PsycopgSql, _database, fail
-from runbooks.errors import StepFailed, Unreachable
-from runbooks.redact import scrub
-from runbooks.slots import SlotTarget
+from runbooks.core.errors import StepFailed, Unreachable
+from runbooks.core.redact import scrub
+from runbooks.backups.slots import SlotTarget
 from stacks.outputs import Outputs
 from stacks.slots import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
 

@@ -41,9 +41,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
-from runbooks.clock import Clock
-from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
+from runbooks.core.clock import Clock
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
+from runbooks.core.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
 from stacks.outputs import STOP_PATTERN, BatchReplication, Outputs
 
 log = logging.getLogger(__name__)

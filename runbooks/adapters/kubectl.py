@@ -39,9 +39,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import ClusterEndpoints, DeploymentState, EndpointsCopy
-from runbooks.redact import scrub
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
+from runbooks.core.ports import ClusterEndpoints, DeploymentState, EndpointsCopy
+from runbooks.core.redact import scrub
 from stacks import endpoints as contract
 from stacks.outputs import Kubernetes, Outputs
 

@@ -14,12 +14,13 @@ from typing import Callable, TypeVar
 
 import psycopg
 
-from runbooks.clock import Clock
-from runbooks.errors import StepFailed, Unreachable
-from runbooks.lock import FileLock
-from runbooks.notify import SINK_NAME, JsonlNotifier
-from runbooks.ports import (ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health,
-                            Ports, ReplicationState, Seeding)
+from runbooks.core.clock import Clock
+from runbooks.core.errors import StepFailed, Unreachable
+from runbooks.core.lock import FileLock
+from runbooks.core.notify import SINK_NAME, JsonlNotifier
+from runbooks.core.ports import (
+    ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, Ports, ReplicationState, Seeding
+)
 from stacks.outputs import Outputs
 
 import logging
@@ -420,7 +421,7 @@ class SandboxEndpoints:
         self.outputs = outputs
 
     def _cluster(self, region: str):
-        from runbooks.errors import BadInput
+        from runbooks.core.errors import BadInput
         r = self.outputs.regions.get(region)
         if r is None or r.kubernetes is None:
             raise BadInput(f"stack outputs: regions.{region}.kubernetes is missing; this region declares no cluster")
@@ -449,7 +450,7 @@ class SandboxEndpoints:
 
     @_sandbox_errors
     def publish(self, region: str, values, run_id: str) -> str:
-        from runbooks.errors import BadInput
+        from runbooks.core.errors import BadInput
         from stacks.endpoints import ACTIVE_REGION, UPDATED_BY, refusal
         problem = refusal(values, run_id)
         if problem:
@@ -479,7 +480,7 @@ class SandboxEndpoints:
 
     @_sandbox_errors
     def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
-        from runbooks.errors import BadInput
+        from runbooks.core.errors import BadInput
         from stacks.endpoints import RESTARTED_AT, RESTARTED_FOR, restart_refusal
         k = self._cluster(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
@@ -494,10 +495,10 @@ class SandboxEndpoints:
 
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
     from runbooks.adapters.sandbox_backups import SandboxBackups
-    from runbooks.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
+    from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
-    from runbooks.errors import BadInput
+    from runbooks.core.errors import BadInput
 
     from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
 

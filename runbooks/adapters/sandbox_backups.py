@@ -16,11 +16,13 @@ from pathlib import Path
 
 import psycopg
 
-from runbooks import backup_sql
-from runbooks.backups import (Archive, BackupPorts, Instance, Integrity, NoMetrics, Reference, Snapshot,
-                              Window, refuse_compliance)
-from runbooks.clock import Clock
-from runbooks.errors import BadInput, StepFailed, Unreachable
+from runbooks.backups import verify_sql as backup_sql
+from runbooks.backups.ports import (
+    Archive, BackupPorts, Instance, Integrity, Reference, Snapshot, Window, refuse_compliance
+)
+from runbooks.core.metrics import NoMetrics
+from runbooks.core.clock import Clock
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from stacks.outputs import Outputs
 
 log = logging.getLogger(__name__)
@@ -153,7 +155,7 @@ def sandbox_kafka_backups(sb):
     if not sb.state.extra.get("kafka"):
         return None
     from runbooks.adapters.kafka_client import KafkaTopics
-    from runbooks.kafka_backup import DirStore, KafkaBackupPort
+    from runbooks.backups.kafka import DirStore, KafkaBackupPort
     from sandbox import _kafka, kafka_backup as _kafka_backup
     from sandbox.layout import EAST
     return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
@@ -165,8 +167,8 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
     from sandbox.errors import SandboxError
     from runbooks.adapters.aws import Clients, S3Versions, endpoint_clients
     from runbooks.adapters.sandbox import SandboxSql, Connections
-    from runbooks.notify import SINK_NAME, JsonlNotifier
-    from runbooks.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
+    from runbooks.core.notify import SINK_NAME, JsonlNotifier
+    from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
 
     try:
         sb = Sandbox.open(outputs.sandbox_dir)

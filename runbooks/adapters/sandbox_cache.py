@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbooks.errors import StepFailed
+from runbooks.core.errors import StepFailed
 
 
 class SandboxCaches:

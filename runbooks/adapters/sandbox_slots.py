@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 
-from runbooks import slots_sql
-from runbooks.errors import StepFailed, Unreachable
-from runbooks.slots import SlotTarget
+from runbooks.backups import slots_sql
+from runbooks.core.errors import StepFailed, Unreachable
+from runbooks.backups.slots import SlotTarget
 from stacks.slots import SlotBackup, SlotDocumentError, loads, parse, stamp
 
 

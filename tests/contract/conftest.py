@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runbooks.clock import FakeClock
+from runbooks.core.clock import FakeClock
 from stacks import outputs as contract
 from tests.samples import pair_document
 

@@ -15,9 +15,10 @@ from botocore.stub import ANY, Stubber
 
 from runbooks import undelete
 from runbooks.adapters import aws
-from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample
-from runbooks.clock import FakeClock
-from runbooks.errors import BadInput, StepFailed
+from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import FakeClock
+from runbooks.core.errors import BadInput, StepFailed
 from stacks import outputs as contract
 from tests.contract.conftest import P, S
 from tests.samples import pair_document

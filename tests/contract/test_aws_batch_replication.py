@@ -17,9 +17,9 @@ import botocore.session
 import pytest
 
 from runbooks.adapters.aws_streams import S3Objects
-from runbooks.errors import StepFailed, StepTimeout
-from runbooks.plans import Timeouts
-from runbooks.plans_streams import seed_with_job
+from runbooks.core.errors import StepFailed, StepTimeout
+from runbooks.plans.context import Timeouts
+from runbooks.plans.s3 import seed_with_job
 from tests.contract.conftest import P, S
 from tests.contract.test_aws_streams import ACCOUNT, ROLE, Stubs, streams_document
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 import json
 
-from runbooks import kafka_backup as kb
+from runbooks.backups import kafka as kb
 from runbooks import kafka_replay
 from runbooks.adapters import aws
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from tests.contract.conftest import P
 from tests.unit.test_kafka_backup import T0, FakeCluster, backup, source_records
 

@@ -13,8 +13,8 @@ import pytest
 
 from runbooks import retention
 from runbooks.adapters import aws
-from runbooks.backups import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, ComplianceRefused
-from runbooks.clock import SystemClock
+from runbooks.backups.ports import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, ComplianceRefused
+from runbooks.core.clock import SystemClock
 from tests.contract.conftest import P, S
 from tests.contract.test_aws_backups import Stubs, with_dr_key
 
@@ -88,7 +88,7 @@ def test_automated_retention_read_from_the_primary_and_the_replicated_backups():
 def test_the_adapter_refuses_a_compliance_snapshot_before_any_call():
     st = Stubs()
     st.stub("rds", P)  # no response queued: any call would fail the test
-    from runbooks.backups import Snapshot
+    from runbooks.backups.ports import Snapshot
     legal = Snapshot("rp-legal", P, "payments", "available", 0.0, "manual", {TIER_TAG: COMPLIANCE})
     with pytest.raises(ComplianceRefused, match="no runbook deletes it"):
         st.ports().backups.delete_snapshot(legal)

@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from runbooks.adapters import aws
-from runbooks.errors import StepFailed
+from runbooks.core.errors import StepFailed
 from stacks.slots import key
 from tests.contract.conftest import P, S
 from tests.unit.test_slots import GOOD

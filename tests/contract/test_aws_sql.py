@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from runbooks.adapters import aws
-from runbooks.errors import StepFailed, Unreachable
+from runbooks.core.errors import StepFailed, Unreachable
 from tests.contract.test_aws_stubber import Stubs
 
 P, S = "us-east-1", "us-west-2"

@@ -18,9 +18,9 @@ from botocore.stub import Stubber
 
 from runbooks.adapters import aws
 from runbooks.adapters.aws_streams import EXCLUDES_TAG, REVERSE_RULE_ID, MskStreaming, S3Objects
-from runbooks.clock import FakeClock
-from runbooks.errors import BadInput, StepFailed, Unreachable
-from runbooks.ports import PAUSED
+from runbooks.core.clock import FakeClock
+from runbooks.core.errors import BadInput, StepFailed, Unreachable
+from runbooks.core.ports import PAUSED
 from stacks import outputs as contract
 from tests.contract.conftest import P, S, closed_port
 from tests.contract.test_aws_stubber import Stubs as StubberStubs

@@ -15,8 +15,8 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from runbooks.adapters import aws
-from runbooks.clock import FakeClock
-from runbooks.errors import BadInput, LockHeld, StepFailed, Unreachable
+from runbooks.core.clock import FakeClock
+from runbooks.core.errors import BadInput, LockHeld, StepFailed, Unreachable
 from stacks import outputs as contract
 from tests.samples import pair_document
 

@@ -10,7 +10,7 @@ import pytest
 
 from runbooks import failover
 from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
-from runbooks.errors import EXIT_OK, BadInput, StepFailed, Unreachable
+from runbooks.core.errors import EXIT_OK, BadInput, StepFailed, Unreachable
 from stacks import endpoints as contract
 from stacks import outputs as outputs_contract
 from tests.fakes import RunbookEnv
@@ -191,7 +191,7 @@ def test_a_failover_through_kubectl_moves_both_clusters_and_a_rerun_changes_noth
 
 def test_the_aws_ports_reach_the_clusters_through_kubectl_only_when_a_region_declares_one():
     from runbooks.adapters.aws import aws_ports
-    from runbooks.clock import FakeClock
+    from runbooks.core.clock import FakeClock
     with_clusters = aws_ports(outputs_contract.from_dict(clusters_doc()), FakeClock(), session=object())
     assert isinstance(with_clusters.endpoints, KubectlEndpoints)
     assert aws_ports(outputs_contract.from_dict(pair_document()), FakeClock(), session=object()).endpoints is None

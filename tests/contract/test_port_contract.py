@@ -14,9 +14,9 @@ import pytest
 
 from runbooks.adapters import aws
 from runbooks.adapters.sandbox import sandbox_ports
-from runbooks.clock import SystemClock
-from runbooks.errors import LockHeld
-from runbooks.ports import Ports
+from runbooks.core.clock import SystemClock
+from runbooks.core.errors import LockHeld
+from runbooks.core.ports import Ports
 from sandbox import control
 from tests.contract.conftest import build_pair
 from tests.contract.test_aws_moto import FakeConn
@@ -153,7 +153,7 @@ def test_endpoints_read_every_copy_and_publish_moves_them_all_and_nothing_else(c
 
 
 def test_endpoints_refuse_what_is_not_the_contract_and_change_nothing(clusters):
-    from runbooks.errors import BadInput
+    from runbooks.core.errors import BadInput
     port, out = clusters
     before = port.read(out.primary.name)
     for values in ({"REGIONPAIR_CONTRACT_VERSION": "2"}, {"OTHER": "x"}, {"ACTIVE_REGION": ""}):
@@ -178,7 +178,7 @@ def test_listed_deployments_are_read_and_restarted_with_the_run_id_and_nothing_e
 
 
 def test_a_deployment_the_outputs_do_not_list_is_never_restarted(clusters):
-    from runbooks.errors import BadInput
+    from runbooks.core.errors import BadInput
     port, out = clusters
     before = port.deployments(out.primary.name)
     for ns, name, run in (("payments", "ledger", "contract-run-4"), ("checkout", "payments-api", "contract-run-4"),

@@ -10,8 +10,9 @@ import shutil
 
 import pytest
 
-from runbooks import cache_backup, cache_restore, metrics
-from runbooks.resp import Redis
+from runbooks import cache_backup, cache_restore
+from runbooks.core import metrics
+from runbooks.core.redis_client import Redis
 from sandbox import control, proc as _proc
 
 EAST, WEST = "local-east", "local-west"

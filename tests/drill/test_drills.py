@@ -140,7 +140,7 @@ def _check_refenced_drill(tmp_path, code, rep):
     failback_steps = sorted((s for s in rep["steps"] if s["name"].startswith("failback/")), key=lambda s: s["start"])
     assert failback_steps[0]["name"] == "failback/refence:payments" and failback_steps[0]["status"] == "done"
     assert rep["audited"]["failover"] > 0 and rep["audited"]["failback"] > 0
-    from runbooks.audit import read_sink, verify_chain
+    from runbooks.core.audit import read_sink, verify_chain
     sink = Path(rep["sandbox_dir"]) / "audit-sink.jsonl"
     assert verify_chain(sink) is None
     entries = read_sink(sink)

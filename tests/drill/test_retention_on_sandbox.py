@@ -10,8 +10,8 @@ import pytest
 
 from runbooks import restore, retention, snapshot
 from runbooks.adapters.sandbox_backups import SandboxBackups, _snapshot
-from runbooks.backups import COMPLIANCE, TIER_TAG, ComplianceRefused
-from runbooks.clock import SystemClock
+from runbooks.backups.ports import COMPLIANCE, TIER_TAG, ComplianceRefused
+from runbooks.core.clock import SystemClock
 from sandbox import control
 
 EAST, WEST = "local-east", "local-west"

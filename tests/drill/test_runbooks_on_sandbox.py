@@ -185,7 +185,7 @@ def test_fence_and_promote_go_through_the_runbooks_own_sessions(fresh):
     """The adapter fences and promotes through its kept admin sessions: the fence terminates the
     clients' sessions but not the one it acts through, and no new session is opened for either."""
     from runbooks.adapters.sandbox import sandbox_ports
-    from runbooks.clock import SystemClock
+    from runbooks.core.clock import SystemClock
     from stacks.outputs import load_file
 
     sb = fresh

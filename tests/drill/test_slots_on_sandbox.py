@@ -97,8 +97,8 @@ def test_the_aws_adapters_slot_port_on_real_postgresql(sb):
     answer, publications — the SQL the AWS adapter runs, on a real server."""
     from runbooks.adapters import aws
     from runbooks.adapters.aws_slots import RdsSlots
-    from runbooks.clock import FakeClock
-    from runbooks.slots import SlotTarget
+    from runbooks.core.clock import FakeClock
+    from runbooks.backups.slots import SlotTarget
     from stacks import outputs as contract
     from stacks.slots import SlotDef, parse
     from tests.samples import pair_document

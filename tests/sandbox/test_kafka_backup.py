@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from runbooks import kafka_backup as kb
+from runbooks.backups import kafka as kb
 from runbooks import kafka_replay
 from runbooks.adapters.kafka_client import KafkaTopics
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from sandbox import _kafka, control, kafka_backup as _kafka_backup, proc as _proc
 from sandbox.layout import EAST
 from tests.sandbox.conftest import wait_for

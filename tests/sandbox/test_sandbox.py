@@ -473,7 +473,7 @@ def test_cli_kill_replica_then_restart_database_catches_up(fresh):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "needs a REGION" in proc.stderr
     # every fault, also the refused one, is audited in the sandbox's durable sink (issue 12)
-    from runbooks.audit import read_sink, verify_chain
+    from runbooks.core.audit import read_sink, verify_chain
     sink = fresh.dir / "audit-sink.jsonl"
     assert verify_chain(sink) is None
     faults = [(e["target"], e["result"]) for e in read_sink(sink) if e["runbook"] == "sandbox"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbooks import metrics as prom
+from runbooks.core import metrics as prom
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "alerts.yml"

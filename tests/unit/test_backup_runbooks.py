@@ -9,10 +9,13 @@ import re
 
 import pytest
 
-from runbooks import backup_cli, metrics, restore, snapshot, undelete, verify_backup
-from runbooks.backups import MANAGED_TAG, ObjectVersion, Sample, TableState
-from runbooks.clock import iso
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
+from runbooks.backups import cli as backup_cli
+from runbooks.core import metrics
+from runbooks import restore, snapshot, undelete, verify_backup
+from runbooks.backups.ports import MANAGED_TAG, ObjectVersion, TableState
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 from stacks import outputs as contract
 from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document

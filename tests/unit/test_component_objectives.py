@@ -4,8 +4,8 @@ system's own objectives (database, Kafka, object storage), the service's where n
 from __future__ import annotations
 
 from runbooks import failover
-from runbooks.errors import EXIT_OK, EXIT_REFUSED
-from runbooks.report import component_rto_reasons, objectives_of
+from runbooks.core.errors import EXIT_OK, EXIT_REFUSED
+from runbooks.core.report import component_rto_reasons, objectives_of
 from stacks import outputs as contract
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document

@@ -725,8 +725,8 @@ def test_runbook_role_has_the_backup_runbooks_calls_and_deletes_only_their_own()
     """docs/backups.md lists the calls; the two deletions are limited by the runbooks' own tags, so
     neither a stack's database nor a hand-made snapshot can be deleted with this role."""
     from runbooks.adapters.aws import TEMPORARY_TAG, CloudWatchMetrics
-    from runbooks.backups import MANAGED_TAG, MANAGED_VALUE
-    from runbooks.restore import instance_name
+    from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
+    from runbooks.backups.restored import instance_name
     from runbooks.snapshot import snapshot_id
     policy, by_sid = _backup_policy()
     general = by_sid["RdsFailoverAndBackups"]
@@ -803,7 +803,7 @@ def test_runbook_role_point_9_least_privilege():
         f"arn:aws:rds:us-east-1:{ACCOUNT}:db:regionpair-prod-payments",
         f"arn:aws:rds:us-west-2:{ACCOUNT}:db:regionpair-dr-payments"]
     # the names the rebuild renames to (…-old-<time>) and restored instances are out of reach
-    from runbooks.restore import instance_name
+    from runbooks.backups.restored import instance_name
     renamed = by_sid["RenameOnlyTheStacksDatabasesAside"]["Resource"]
     for other in ("regionpair-prod-payments-old-20261122053000", instance_name("restore", "payments", "restore-x")):
         assert not any(fnmatchcase(f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{other}", r) for r in renamed), other

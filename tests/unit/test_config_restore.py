@@ -12,8 +12,8 @@ import json
 import pytest
 
 from runbooks import config_restore
-from runbooks import k8s_config as kc
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from runbooks.backups import k8s_config_export as kc
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from stacks import endpoints as contract
 from stacks import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports

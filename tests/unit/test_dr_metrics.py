@@ -7,8 +7,9 @@ import json
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbooks import dr_metrics, failover, metrics as prom, snapshot
-from runbooks.errors import EXIT_OK
+from runbooks.core import dr_metrics, metrics as prom
+from runbooks import failover, snapshot
+from runbooks.core.errors import EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
 from tests.unit.test_backup_runbooks import env as backup_env  # noqa: F401  (the fixture)

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from runbooks import failback, failover
-from runbooks.audit import DurableAudit, JsonlAuditSink, read_sink, verify_chain
-from runbooks.clock import FakeClock
-from runbooks.errors import EXIT_DECLINED, EXIT_OK, EXIT_REFUSED
+from runbooks.core.audit import DurableAudit, JsonlAuditSink, read_sink, verify_chain
+from runbooks.core.clock import FakeClock
+from runbooks.core.errors import EXIT_DECLINED, EXIT_OK, EXIT_REFUSED
 from tests.fakes import RunbookEnv
 from tests.samples import pair_document
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from runbooks import failback, failover, retrack, switchover
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from tests.fakes import RunbookEnv
 from tests.samples import pair_document
 
@@ -226,7 +226,7 @@ def test_a_rebuilt_replica_keeps_every_input_whose_change_would_replace_the_data
     preview replaces no database. The outputs are the dr stack's real exports (both regions)."""
     from components.database import REPLACING_INPUTS
     from runbooks.adapters.aws import RdsControl
-    from runbooks.clock import FakeClock
+    from runbooks.core.clock import FakeClock
     from stacks import outputs as contract
     from tests import harness
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from runbooks import failback, failover, switchover
-from runbooks.errors import EXIT_OK, EXIT_REFUSED
+from runbooks.core.errors import EXIT_OK, EXIT_REFUSED
 from tests.fakes import RunbookEnv
 from tests.samples import pair_document
 

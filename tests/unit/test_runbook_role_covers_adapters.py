@@ -100,7 +100,7 @@ def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role
     import pytest
     from components.kubernetes import runbook_rules
     from runbooks.adapters.kubectl import KubectlEndpoints
-    from runbooks.errors import StepFailed
+    from runbooks.core.errors import StepFailed
     from stacks import endpoints as contract
     from stacks import outputs
     from tests.kubectl_fake import FakeKubectl

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from runbooks import failback, failover, switchover
-from runbooks.clock import FakeClock, SystemClock
-from runbooks.engine import Check, Phase, Plan, Runner, Step
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from runbooks.journal import Journal
-from runbooks.audit import AuditLog
+from runbooks.core.clock import FakeClock, SystemClock
+from runbooks.core.engine import Check, Phase, Plan, Runner, Step
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runbooks.core.journal import Journal
+from runbooks.core.audit import AuditLog
 from tests.fakes import Crash, FakeWorld, RunbookEnv
 from tests.samples import pair_document
 
@@ -275,7 +275,7 @@ def test_a_step_waits_for_the_steps_of_other_lanes_it_names(tmp_path):
         def apply():
             time.sleep(delay)
             if fail:
-                from runbooks.errors import StepFailed
+                from runbooks.core.errors import StepFailed
                 raise StepFailed(f"{name} broke")
             order.append(name)
             return name
@@ -286,7 +286,7 @@ def test_a_step_waits_for_the_steps_of_other_lanes_it_names(tmp_path):
     assert order == ["quick", "slow", "last"]
 
     order.clear()
-    from runbooks.errors import StepFailed
+    from runbooks.core.errors import StepFailed
     with pytest.raises(StepFailed) as err:
         _lane_runner(tmp_path, [step("broken", "a", fail=True), step("next", "a"),
                                 step("waits", "b", after=("next",)), step("free", "c")]).run()
@@ -358,7 +358,7 @@ def test_reconcile_runs_the_stack_commands_only_when_asked(env, monkeypatch):
 
 
 def test_reconcile_without_the_cli_says_what_to_run(monkeypatch):
-    from runbooks import cli
+    from runbooks.plans import cli
     import subprocess as sp
     monkeypatch.setattr(cli.shutil, "which", lambda name: None)
     lines = cli.run_reconcile(["pulumi up --stack dr --yes"], runner=sp.run)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from runbooks import failback, failover, switchover
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.fakes import Crash, RunbookEnv, with_endpoints, with_streams
 from tests.unit.test_runbooks_streams import streams_document
 
@@ -362,7 +362,7 @@ def test_moving_one_database_restarts_the_deployments_too(renv):
 
 
 def test_a_cluster_that_refuses_the_deployment_read_refuses_the_run(renv):
-    from runbooks.errors import StepFailed
+    from runbooks.core.errors import StepFailed
 
     def refuse(region):
         raise StepFailed("us-west-2's cluster refused the read of Deployment payments-api: the runbooks' identity "

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from runbooks import failback, failover, switchover
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from runbooks.ports import PAUSED
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runbooks.core.ports import PAUSED
 from stacks import outputs as contract
 from tests.fakes import Crash, RunbookEnv, with_streams
 from tests.samples import pair_document
@@ -309,7 +309,7 @@ def test_bad_streaming_outputs_are_refused_with_the_field(tmp_path):
 def test_failover_goes_on_when_the_lost_regions_s3_rule_cannot_be_disabled(env, monkeypatch):
     """In AWS the replication rule lives on the lost region's bucket: like fencing the lost primary,
     disabling it is best effort in a failover (recorded), and writers still move to DR."""
-    from runbooks.errors import Unreachable
+    from runbooks.core.errors import Unreachable
     from tests.fakes import FakeObjects
 
     def unreachable(self):
@@ -325,7 +325,7 @@ def test_failover_goes_on_when_the_lost_regions_s3_rule_cannot_be_disabled(env, 
 
 
 def test_switchover_stops_when_s3_replication_cannot_be_disabled(env, monkeypatch):
-    from runbooks.errors import Unreachable
+    from runbooks.core.errors import Unreachable
     from tests.fakes import FakeObjects
 
     def unreachable(self):

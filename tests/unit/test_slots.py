@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from runbooks import backup_slots, failover, metrics, recreate_slots, switchover
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
-from runbooks.slots import LiveSlot, SlotTarget, recreate, reread_since
+from runbooks import backup_slots, failover, recreate_slots, switchover
+from runbooks.core import metrics
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
+from runbooks.backups.slots import LiveSlot, SlotTarget, recreate, reread_since
 from stacks import outputs as contract
 from stacks.slots import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, RunbookEnv, backup_ports
@@ -285,7 +286,7 @@ def test_recreate_slots_refuses_without_a_backup_or_an_instance_and_changes_noth
 def test_recreate_slots_on_a_restored_instance_creates_them_and_reports_the_gap(benv, monkeypatch):
     run, world, ports, state = benv
     assert run(backup_slots, "--yes")[0] == EXIT_OK
-    from runbooks.backups import Instance
+    from runbooks.backups.ports import Instance
     monkeypatch.setattr(ports.backups, "instance",
                         lambda region, name: Instance(name, region, "payments", "available"))
     code, out = run(recreate_slots, "--yes", "--database", "payments", "--instance", "restore-payments-1")
@@ -301,8 +302,8 @@ def test_a_switchover_resumed_after_the_source_became_a_replica_uses_the_backup(
     store = ListStore([dict(GOOD, captured_at=0.0)])
     env, control = slot_env(tmp_path, store)
     env.world.dbs[(P, "payments")].role = "replica"  # as after the protect phase of an earlier run
-    from runbooks.plans import Context
-    from runbooks.slots import slots_step
+    from runbooks.plans.context import Context
+    from runbooks.plans.cdc_slots import slots_step
     ports = env.world.ports(env.state / "lock.json")
     ctx = Context(outputs=env.world.outputs, ports=ports, source=P, target=S, databases=["payments"])
     step = slots_step(ctx, "payments", planned=True)

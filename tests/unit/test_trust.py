@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runbooks import failback, failover
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
 from tests.unit.test_runbooks_streams import streams_document
@@ -51,7 +51,7 @@ def test_failback_with_one_database_still_on_dr_fails_it_back(tmp_path):
 
 
 from runbooks import restore, snapshot  # noqa: E402
-from runbooks.clock import iso  # noqa: E402
+from runbooks.core.clock import iso  # noqa: E402
 from tests.fakes import Crash  # noqa: E402
 from tests.unit.test_backup_runbooks import env as backup_env  # noqa: E402,F401  (the fixture)
 from tests.unit.test_backup_runbooks import window  # noqa: E402
@@ -234,7 +234,7 @@ def test_drill_fails_when_the_runbook_told_nobody(tmp_path):
 import io  # noqa: E402
 import json  # noqa: E402
 
-from runbooks.errors import EXIT_FAILED, EXIT_REFUSED  # noqa: E402
+from runbooks.core.errors import EXIT_FAILED, EXIT_REFUSED  # noqa: E402
 
 
 def subjects(env) -> list[str]:
@@ -289,7 +289,7 @@ def test_an_undeliverable_notification_never_stops_the_failover_and_is_reported(
 
 
 def test_notifications_carry_no_secrets():
-    from runbooks.notify import Notifications
+    from runbooks.core.notify import Notifications
     from tests.fakes import FakeNotifier
     n = FakeNotifier()
     Notifications(n, "failover", "failover-1").send("step-failed", "step promote:payments failed",
@@ -338,8 +338,10 @@ def test_backup_runbooks_notify_and_an_undeliverable_notification_is_reported(ba
 
 
 def all_parsers():
+    from runbooks.backups import cli as backup_cli
+    from runbooks.plans import cli
     import drills as drill
-    from runbooks import backup_cli, cli, restore as rs, snapshot as sn, switchover, undelete, verify_backup
+    from runbooks import restore as rs, snapshot as sn, switchover, undelete, verify_backup
     from sandbox.__main__ import _parser as sandbox_parser
     parsers = {f"runbooks.{m.RUNBOOK.name}": cli.parser(m.RUNBOOK) for m in (failover, failback, switchover)}
     from runbooks import kafka_offsets, kafka_replay
@@ -351,7 +353,7 @@ def all_parsers():
 
 @pytest.mark.parametrize("name", sorted(all_parsers()))
 def test_every_help_gives_meaning_default_required_and_exit_codes(name):
-    from runbooks.helptext import problems
+    from runbooks.core.helptext import problems
     parser = all_parsers()[name]
     assert problems(parser) == []
     text = parser.format_help()
@@ -360,7 +362,7 @@ def test_every_help_gives_meaning_default_required_and_exit_codes(name):
 
 def test_the_help_check_refuses_a_bare_option_and_a_hidden_default():
     import argparse
-    from runbooks.helptext import Formatter, problems
+    from runbooks.core.helptext import Formatter, problems
     bad = argparse.ArgumentParser(prog="x")
     bad.add_argument("--rate", type=int, default=5)
     bad.add_argument("--dir", required=True, help="where")
@@ -398,8 +400,8 @@ def test_progress_lines_from_parallel_lanes_never_run_into_each_other():
     import re
     import threading
     import time
-    from runbooks.cli import Console
-    from runbooks.clock import FakeClock
+    from runbooks.core.cli import Console
+    from runbooks.core.clock import FakeClock
 
     class SlowTerminal(io.StringIO):
         """A terminal that yields between writes, as a busy one does (print writes text, then end)."""

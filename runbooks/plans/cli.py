@@ -1,5 +1,6 @@
-"""What every region-pair runbook shares on the command line: load and validate the outputs,
-pick the adapters, show the plan, ask, lock, run, journal, report, exit with a meaningful code.
+"""The command line of the region-pair runbooks (failover, switchover, failback): load and validate
+the outputs, pick the adapters, show the plan, ask, lock, run, journal, report, exit with a
+meaningful code.
 
 Exit codes: 0 success (also: nothing to do), 1 failure (the journal lets a rerun finish the
 job), 2 bad input (nothing changed), 3 refused by a gate or the lock (nothing changed),
@@ -14,22 +15,21 @@ import logging
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from runbooks import dr_metrics, helptext, report as reports
-from runbooks.audit import DurableAudit, operator
-from runbooks.clock import Clock, SystemClock, iso
-from runbooks.engine import Plan, Runner, Status
-from runbooks.errors import (EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError)
-from runbooks.journal import Journal, intent_refusal
-from runbooks.notify import Notifications, measured
-from runbooks.plans import Context, Timeouts
-from runbooks.ports import Ports
-from stacks import outputs as contract
-from stacks.outputs import Outputs, OutputsError
+from runbooks.core import dr_metrics, helptext, report as reports
+from runbooks.core.audit import DurableAudit, operator
+from runbooks.core.cli import Console, load_outputs
+from runbooks.core.clock import Clock, SystemClock, iso
+from runbooks.core.engine import Plan, Runner, Status
+from runbooks.core.errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, GateFailed, LockHeld, RunbookError
+from runbooks.core.journal import Journal, intent_refusal
+from runbooks.core.notify import Notifications, measured
+from runbooks.core.ports import Ports
+from runbooks.plans.context import Context, Timeouts
+from stacks.outputs import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -95,33 +95,6 @@ def parser(runbook: Runbook) -> argparse.ArgumentParser:
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text: the plan, progress and a table for people; json: one result document for machines")
     return p
-
-
-def load_outputs(args) -> Outputs:
-    try:
-        return contract.load_pair(files=args.outputs, stacks=args.stack, cwd=args.cwd)
-    except OutputsError as exc:
-        raise BadInput(str(exc)) from None
-
-
-class Console:
-    """The operator's terminal. Lanes run in threads and all report progress here: one lock and
-    one write per line, so no line ever runs into another mid-line."""
-
-    def __init__(self, out: TextIO, json_mode: bool, clock: Clock):
-        self.out = out
-        self.json_mode = json_mode
-        self.clock = clock
-        self._lock = threading.Lock()
-
-    def line(self, text: str) -> None:
-        if not self.json_mode:
-            with self._lock:
-                self.out.write(f"{text}\n")
-                self.out.flush()
-
-    def progress(self, text: str) -> None:
-        self.line(f"[{iso(self.clock.time())[11:23]}] {text}")
 
 
 def render_plan(runbook: Runbook, ctx: Context, plan: Plan, runner: Runner, gates) -> list[str]:

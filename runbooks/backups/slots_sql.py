@@ -6,7 +6,7 @@ import json
 
 import re
 
-from runbooks.errors import StepFailed
+from runbooks.core.errors import StepFailed
 from stacks.slots import CAPTURE_SQL, PublicationDef, SlotDef
 
 CREATE_TIMEOUT_MS = 30_000
@@ -23,7 +23,7 @@ def capture(conn) -> dict:
 
 
 def existing(conn) -> dict:
-    from runbooks.slots import LiveSlot
+    from runbooks.backups.slots import LiveSlot
     rows = conn.execute("SELECT slot_name, plugin, confirmed_flush_lsn::text FROM pg_replication_slots "
                         "WHERE slot_type = 'logical' AND database = current_database()").fetchall()
     return {name: LiveSlot(name, plugin, lsn) for name, plugin, lsn in rows}
@@ -74,7 +74,7 @@ def create_publication(conn, pub: PublicationDef, where: str) -> str:
 
 
 class SqlSlotControl:
-    """``runbooks.slots.SlotControl`` over SQL, for the adapters: each supplies ``_run(target, fn)``,
+    """``runbooks.backups.slots.SlotControl`` over SQL, for the adapters: each supplies ``_run(target, fn)``,
     which opens a session on the target, calls ``fn(conn)`` and closes it (RDS over TLS with the
     Secrets Manager password; the sandbox on loopback)."""
 

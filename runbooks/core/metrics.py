@@ -37,13 +37,37 @@ monitoring/alerts.yml holds the alert rules on them; monitoring/alerts_test.yml 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, write_to_textfile
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbooks.backups import Sample
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    """Prometheus-style name, e.g. ``regionpair_backup_last_success_timestamp_seconds``."""
+    value: float
+    labels: dict[str, str]
+    help: str
+    unit: str = "None"
+    """CloudWatch unit (Seconds, Count, None)."""
+
+
+class Metrics(Protocol):
+    """The remote metrics port (the adapters' ``metrics``)."""
+
+    def put(self, samples: list[Sample]) -> str:
+        """Publish samples (CloudWatch PutMetricData in AWS; nothing more on the sandbox)."""
+
+
+class NoMetrics:
+    def put(self, samples: list[Sample]) -> str:
+        return "no remote metrics on this target (the Prometheus file has them)"
+
 
 LAST_BACKUP = "regionpair_backup_last_success_timestamp_seconds"
 BACKUP_SIZE = "regionpair_backup_size_bytes"

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from runbooks.clock import Clock, iso
-from runbooks.redact import scrub
+from runbooks.core.clock import Clock, iso
+from runbooks.core.redact import scrub
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.clock import iso
-from runbooks.engine import Check, Step
-from runbooks.errors import StepFailed
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.clock import iso
+from runbooks.core.engine import Check, Step
+from runbooks.core.errors import StepFailed
 
 
 class CacheControl(Protocol):

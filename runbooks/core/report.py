@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runbooks.clock import iso
-from runbooks.redact import scrub
+from runbooks.core.clock import iso
+from runbooks.core.redact import scrub
 
 
 def verdict(*, rto_seconds: float | None, rpo_seconds: float | None, objectives: dict, steps: list[dict],

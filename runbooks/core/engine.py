@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from runbooks.audit import AuditLog
-from runbooks.clock import Clock
-from runbooks.errors import GateFailed, RunbookError, StepBlocked, StepFailed
-from runbooks.journal import Journal
+from runbooks.core.audit import AuditLog
+from runbooks.core.clock import Clock
+from runbooks.core.errors import GateFailed, RunbookError, StepBlocked, StepFailed
+from runbooks.core.journal import Journal
 
 log = logging.getLogger(__name__)
 

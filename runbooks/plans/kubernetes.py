@@ -1,5 +1,6 @@
-"""The applications' endpoints in each region's cluster: the runbooks' side of the active-endpoints
-contract (docs/kubernetes.md, "What a failover runbook must do").
+"""Kubernetes in the failover and the switchover: the applications' active-endpoints ConfigMap in each
+region's cluster, and the restart of the Deployments that read it — the runbooks' side of the
+active-endpoints contract (docs/kubernetes.md, "What a failover runbook must do").
 
 The steps join a plan only when some region of the outputs declares a cluster (``kubernetes``)
 and the ports have an Endpoints adapter; otherwise the plans are exactly what they were.
@@ -39,9 +40,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
-from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
-from runbooks.errors import RunbookError, StepFailed
-from runbooks.ports import ClusterEndpoints, DeploymentState
+from runbooks.core.engine import Check, Gate, GateResult, Phase, Plan, Step
+from runbooks.core.errors import RunbookError, StepFailed
+from runbooks.core.ports import ClusterEndpoints, DeploymentState
+from runbooks.plans.state import active_writer
 from stacks import endpoints as contract
 
 LANE = "endpoints"
@@ -293,11 +295,9 @@ def restart_step(ctx, region: str, active: str, *, best_effort: bool = False, af
 
 def _switch_under_way(ctx) -> str | None:
     """A sentence once a target database is the active writer: from then on only the last step moves copies."""
-    from runbooks.plans import _active_writer  # plans imports this module
-
     for db in ctx.databases:
         try:
-            if _active_writer(ctx, ctx.target, db):
+            if active_writer(ctx, ctx.target, db):
                 return (f"{ctx.target}/{db} already takes the writes; the copies move to {ctx.target} with the "
                         "switch itself")
         except RunbookError:

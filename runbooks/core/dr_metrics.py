@@ -1,5 +1,5 @@
 """The DR metrics of planning document 004 that the region-pair runbooks and the drills emit
-(names and labels: runbooks/metrics.py): into a Prometheus textfile-collector file (through
+(names and labels: runbooks/core/metrics.py): into a Prometheus textfile-collector file (through
 ``prometheus_client``) and, where the adapter has one, the remote metrics port (AWS: CloudWatch,
 namespace ``RegionPair/DR``, in the DR region).
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbooks import metrics as prom
-from runbooks.backups import Sample
-from runbooks.errors import RunbookError
+from runbooks.core import metrics as prom
+from runbooks.core.metrics import Sample
+from runbooks.core.errors import RunbookError
 
 FILE_NAME = "regionpair_dr.prom"
 

@@ -1,13 +1,13 @@
 """What the backup runbooks (snapshot, restore, verify_backup, undelete) share on the command line.
 
-The region-pair runbooks' CLI (``runbooks.cli``) is built around a failover's direction, gates
+The region-pair runbooks' CLI (``runbooks.plans.cli``) is built around a failover's direction, gates
 and lock; these runbooks reuse its outputs loading, console and journal choice, and add what
 they need: a plan built after the input is validated (bad input creates nothing, not even a
 journal), an audit trail that also goes to the adapter's sink (AWS: the object-locked backups
 bucket), the Prometheus metrics file and the adapter's metrics (CloudWatch), a report, and a
 ``finish`` hook that always runs (verify_backup tears its temporary instance down there).
 
-Exit codes as in ``runbooks.cli``: 0 ok, 1 failed (or a verification failed), 2 bad input,
+Exit codes as in ``runbooks.plans.cli``: 0 ok, 1 failed (or a verification failed), 2 bad input,
 4 declined, 130 interrupted.
 """
 
@@ -23,18 +23,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from runbooks import helptext
-from runbooks import metrics as prom
-from runbooks.audit import AuditLog, DurableAudit, operator
-from runbooks.backups import BackupPorts, Sample
-from runbooks.cli import Console, load_outputs
-from runbooks.clock import Clock, SystemClock, iso
-from runbooks.engine import Plan, Runner, Status
-from runbooks.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
-from runbooks.journal import Journal, intent_refusal
-from runbooks.notify import Notifications
-from runbooks.ports import LogNotifier
-from runbooks.redact import scrub
+from runbooks.core import helptext
+from runbooks.core import metrics as prom
+from runbooks.core.audit import AuditLog, DurableAudit, operator
+from runbooks.backups.ports import BackupPorts
+from runbooks.core.metrics import Sample
+from runbooks.core.cli import Console, load_outputs
+from runbooks.core.clock import Clock, SystemClock, iso
+from runbooks.core.engine import Plan, Runner, Status
+from runbooks.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
+from runbooks.core.journal import Journal, intent_refusal
+from runbooks.core.notify import Notifications
+from runbooks.core.ports import LogNotifier
+from runbooks.core.redact import scrub
 from stacks.outputs import Outputs
 
 BackupPortsFactory = Callable[[Outputs, Clock], BackupPorts]
@@ -239,7 +240,7 @@ def _main(rb: BackupRunbook, args, console: Console, clock: Clock, ports_factory
 
 def _decision_audit(rb: BackupRunbook, state_dir: Path, clock: Clock, ports: BackupPorts, run_id: str) -> DurableAudit:
     """The audit of a run that changes nothing (a dry run, a declined prompt): local and durable, as
-    the failover's (runbooks/cli.py), so the trail shows who looked and who said no."""
+    the failover's (runbooks/plans/cli.py), so the trail shows who looked and who said no."""
     return DurableAudit(state_dir / "audit.jsonl", clock, rb.name, run_id, sink=ports.audit_sink)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runbooks.clock import Clock
-from runbooks.errors import EXIT_REFUSED, RunbookError
-from runbooks.ports import SqlProbe
+from runbooks.core.audit import AuditSink
+from runbooks.core.clock import Clock
+from runbooks.core.errors import EXIT_REFUSED, RunbookError
+from runbooks.core.metrics import Metrics
+from runbooks.core.ports import SqlProbe
 
 MANAGED_TAG = "regionpair:managed-by"
 """Tag (and value ``snapshot-runbook``) on every snapshot the snapshot runbook makes. Retention
@@ -204,37 +206,6 @@ class ObjectVersions(Protocol):
         """Copy an earlier version over the key (a new version with its content); returns the new version id."""
 
 
-class Metrics(Protocol):
-    def put(self, samples: list["Sample"]) -> str:
-        """Publish samples (CloudWatch PutMetricData in AWS; nothing more on the sandbox)."""
-
-
-class AuditSink(Protocol):
-    def write(self, entry: dict) -> str:
-        """Store one audit entry where it cannot be changed (AWS: the object-locked backups bucket)."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    """Prometheus-style name, e.g. ``regionpair_backup_last_success_timestamp_seconds``."""
-    value: float
-    labels: dict[str, str]
-    help: str
-    unit: str = "None"
-    """CloudWatch unit (Seconds, Count, None)."""
-
-
-class NoMetrics:
-    def put(self, samples: list[Sample]) -> str:
-        return "no remote metrics on this target (the Prometheus file has them)"
-
-
-class NoAuditSink:
-    def write(self, entry: dict) -> str:
-        return "local audit log only"
-
-
 @dataclass
 class BackupPorts:
     backups: BackupControl
@@ -246,18 +217,18 @@ class BackupPorts:
     clock: Clock
     extras: dict[str, Any] = field(default_factory=dict)
     notifier: Any = None
-    """A ``runbooks.ports.Notifier`` (AWS: the alarm topics; the sandbox: its JSON-lines sink);
+    """A ``runbooks.core.ports.Notifier`` (AWS: the alarm topics; the sandbox: its JSON-lines sink);
     None: notifications are only logged."""
     slots: Any = None
-    """``runbooks.slots.SlotControl`` (backup_slots, recreate_slots); None: the adapter has none."""
+    """``runbooks.backups.slots.SlotControl`` (backup_slots, recreate_slots); None: the adapter has none."""
     slot_store: Any = None
-    """``runbooks.slots.SlotStore``."""
+    """``runbooks.backups.slots.SlotStore``."""
     caches: Any = None
-    """``runbooks.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
+    """``runbooks.backups.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
     kafka_backups: Any = None
-    """``runbooks.kafka_backup.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
+    """``runbooks.backups.kafka.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
     config_exports: Any = None
-    """``runbooks.k8s_config.ExportStore`` (config_restore); None: the adapter has none."""
+    """``runbooks.backups.k8s_config_export.ExportStore`` (config_restore); None: the adapter has none."""
 
     def close(self) -> None:
         for port in (self.backups, self.objects, self.sql):

@@ -11,8 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from runbooks.clock import Clock, iso
-from runbooks.redact import scrub
+from runbooks.core.clock import Clock, iso
+from runbooks.core.redact import scrub
 
 
 class Journal:

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Protocol
 
-from runbooks.errors import LockHeld
+from runbooks.core.errors import LockHeld
 
 
 class Lock(Protocol):

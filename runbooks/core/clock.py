@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Protocol, TypeVar
 
-from runbooks.errors import StepTimeout
+from runbooks.core.errors import StepTimeout
 
 T = TypeVar("T")
 

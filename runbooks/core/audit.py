@@ -29,9 +29,9 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from runbooks.clock import Clock, iso
-from runbooks.errors import RunbookError
-from runbooks.redact import scrub
+from runbooks.core.clock import Clock, iso
+from runbooks.core.errors import RunbookError
+from runbooks.core.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,13 @@ def _append(path: Path, line: str) -> None:
 
 class AuditSink(Protocol):
     def write(self, entry: dict) -> str:
-        """Store one audit entry where it cannot be changed; returns where (raises RunbookError)."""
+        """Store one audit entry where it cannot be changed (AWS: the object-locked backups bucket);
+        returns where (raises RunbookError)."""
+
+
+class NoAuditSink:
+    def write(self, entry: dict) -> str:
+        return "local audit log only"
 
 
 class AuditLog:

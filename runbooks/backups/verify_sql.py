@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg
 
-from runbooks.backups import TableState
-from runbooks.errors import BadInput
+from runbooks.backups.ports import TableState
+from runbooks.core.errors import BadInput
 
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 

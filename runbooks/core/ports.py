@@ -2,7 +2,7 @@
 
 The runbooks' logic sees only these. Adapters: ``runbooks.adapters.sandbox`` (the local region
 pair) and ``runbooks.adapters.aws`` (boto3 + psycopg; honours AWS_ENDPOINT_URL). Tests use
-in-memory fakes. A port that cannot reach what it talks to raises ``runbooks.errors.Unreachable``.
+in-memory fakes. A port that cannot reach what it talks to raises ``runbooks.core.errors.Unreachable``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
-from runbooks.clock import Clock
-from runbooks.lock import Lock
+from runbooks.core.clock import Clock
+from runbooks.core.lock import Lock
 
 
 @dataclass(frozen=True)
@@ -326,17 +326,17 @@ class Ports:
     endpoints: Endpoints | None = None
     """The clusters' active-endpoints ConfigMaps; None when no region declares a cluster."""
     audit_sink: Any = None
-    """Where every audit entry also goes (``runbooks.audit.AuditSink``; AWS: the DR region's
+    """Where every audit entry also goes (``runbooks.core.audit.AuditSink``; AWS: the DR region's
     object-locked backups bucket; the sandbox: its hash-chained JSON-lines file); None: local only."""
     metrics: Any = None
-    """Remote metrics (``runbooks.backups.Metrics``; AWS: CloudWatch); None: the Prometheus file only."""
+    """Remote metrics (``runbooks.core.metrics.Metrics``; AWS: CloudWatch); None: the Prometheus file only."""
     backups: Any = None
-    """The databases' backups (``runbooks.backups.BackupControl``), for the PITR-in-DR gate; None:
+    """The databases' backups (``runbooks.backups.ports.BackupControl``), for the PITR-in-DR gate; None:
     the gate cannot look and says so."""
     slots: Any = None
-    """``runbooks.slots.SlotControl``: logical replication slots (None: no slot step in the plans)."""
+    """``runbooks.backups.slots.SlotControl``: logical replication slots (None: no slot step in the plans)."""
     slot_store: Any = None
-    """``runbooks.slots.SlotStore``: where the slot backups are kept (None: no slot step)."""
+    """``runbooks.backups.slots.SlotStore``: where the slot backups are kept (None: no slot step)."""
 
     def close(self) -> None:
         for port in (self.db, self.sql, self.dns, self.health, self.streaming, self.objects, self.endpoints):
