@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import botocore.session
 import pytest
 
-from runbooks.adapters.aws_streams import S3Objects
+from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.errors import StepFailed, StepTimeout
 from runbooks.plans import Timeouts
 from runbooks.plans_streams import seed_with_job

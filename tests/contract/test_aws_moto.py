@@ -18,6 +18,7 @@ import pytest
 
 from runbooks import adapters
 from runbooks.adapters import aws
+from runbooks.adapters.aws import rds
 from runbooks.errors import LockHeld, Unreachable
 from stacks import outputs as contract
 from tests.contract.conftest import P, S, build_pair, closed_port
@@ -47,7 +48,7 @@ def ports(pair, connect=None):
 
 
 def normalized(permissions):
-    return sorted(aws._rule_key(r) + json.dumps([s.get("Description") for k, _ in aws._SOURCE_KEYS
+    return sorted(rds.rule_key(r) + json.dumps([s.get("Description") for k, _ in rds.SOURCE_KEYS
                                                  for s in r.get(k, [])])
                   for r in aws.flatten_rules(permissions))
 
@@ -98,8 +99,8 @@ def test_fence_resumed_after_a_crash_between_tagging_and_revoking_loses_no_rule(
     before = moto_pair.ingress(P)
     ec2 = moto_pair.client("ec2", P)
     # what a crashed fence leaves behind: the rules remembered, the marker set, nothing revoked
-    rules = [r for r in aws.flatten_rules(before) if not aws._kept(r)]
-    ec2.create_tags(Resources=[moto_pair.sg[P]], Tags=aws._encode_rules(rules) + [{"Key": aws.FENCED_TAG, "Value": "true"}])
+    rules = [r for r in aws.flatten_rules(before) if not rds.is_kept(r)]
+    ec2.create_tags(Resources=[moto_pair.sg[P]], Tags=rds.encode_rules(rules) + [{"Key": aws.FENCED_TAG, "Value": "true"}])
     assert not p.db.describe(P, "payments").fenced  # marker alone is not a fence: clients still get in
     p.db.fence(P, "payments")
     p.db.unfence(P, "payments")

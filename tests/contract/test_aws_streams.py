@@ -17,7 +17,8 @@ import pytest
 from botocore.stub import Stubber
 
 from runbooks.adapters import aws
-from runbooks.adapters.aws_streams import EXCLUDES_TAG, REVERSE_RULE_ID, MskStreaming, S3Objects
+from runbooks.adapters.aws.msk import EXCLUDES_TAG, MskStreaming
+from runbooks.adapters.aws.s3_replication import REVERSE_RULE_ID, S3Objects
 from runbooks.clock import FakeClock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED

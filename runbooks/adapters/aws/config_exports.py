@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws import Clients, fail
+from runbooks.adapters.aws.clients import Clients, fail
 from runbooks.errors import BadInput
 from runbooks.k8s_config import (ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key,
                                  parse_list)
