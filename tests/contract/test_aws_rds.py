@@ -1,71 +1,36 @@
-"""The AWS adapters against moto in server mode (real HTTP, real botocore, AWS_ENDPOINT_URL).
-
-What moto emulates is tested here; what it does not (status transitions, promotion in progress,
-failing health checkers, conflicting conditional writes, 5xx) is in test_aws_stubber.py."""
+"""The DatabaseControl port on RDS (runbooks/adapters/aws/rds.py): describe, fence and unfence
+through the security group's tags, promote, rebuild a replica. moto in server mode for what it
+emulates; botocore's Stubber for what it does not (``modifying``, ``renaming``, ``backing-up``,
+a promotion under way)."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import psycopg
 import pytest
+from botocore.stub import ANY
 
-from runbooks import adapters
 from runbooks.adapters import aws
 from runbooks.adapters.aws import rds
-from runbooks.errors import LockHeld, Unreachable
-from stacks import outputs as contract
-from tests.contract.conftest import P, S, build_pair, closed_port
-
-
-class FakeConn:
-    """A connection that answers the session-termination query (fencing ends sessions)."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def execute(self, query, params=None):
-        self.log.append(query)
-        rows = [(True,), (True,)] if "pg_terminate_backend" in query else []
-
-        class Cur:
-            def fetchall(self_inner):
-                return rows
-        return Cur()
-
-    def close(self):
-        pass
-
-
-def ports(pair, connect=None):
-    return aws.aws_ports(pair.outputs, pair.clock, pair.session, connect=connect)
+from runbooks.errors import StepFailed
+from tests.contract.aws_helpers import (
+    PRIMARY_ARN,
+    REPLICA_ARN,
+    FakeConn,
+    Stubs,
+    described,
+    instance,
+    open_group,
+    ports,
+)
+from tests.contract.conftest import P, S
 
 
 def normalized(permissions):
     return sorted(rds.rule_key(r) + json.dumps([s.get("Description") for k, _ in rds.SOURCE_KEYS
                                                  for s in r.get(k, [])])
                   for r in aws.flatten_rules(permissions))
-
-
-def test_factory_picks_the_aws_adapter_and_contacts_nothing(moto_pair):
-    p = adapters.ports_for(moto_pair.outputs, moto_pair.clock)
-    assert isinstance(p.db, aws.RdsControl) and isinstance(p.lock, aws.S3Lock)
-    assert p.db.clients._clients == {}  # no client before the first call
-    assert "state_dir" not in p.extras
-
-
-def test_importing_the_adapter_builds_no_client_and_reads_no_environment():
-    code = ("import os; os.environ['AWS_ENDPOINT_URL']='http://127.0.0.1:9'; import runbooks.adapters.aws as a; "
-            "import boto3; assert boto3.DEFAULT_SESSION is None; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_describe_reads_role_source_region_and_fence(moto_pair):
@@ -133,161 +98,71 @@ def test_rebuild_replica_renames_the_old_primary_aside_and_replicates_back(moto_
     assert "already replicates" in p.db.rebuild_replica(P, "payments", S)
 
 
-def test_dns_health_check_inversion_pins_and_restores(moto_pair):
-    p = ports(moto_pair)
-    pin = moto_pair.client("route53", P).get_health_check(
-        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
-    assert (pin["Type"], pin["HealthThreshold"], pin["Disabled"]) == ("CALCULATED", 0, True)  # the stacks' pin check
-    assert p.dns.answer("payments") == P
-    assert "pinned unhealthy" in p.dns.point("payments", S)
-    assert p.dns.answer("payments") == S
-    hc = moto_pair.client("route53", P).get_health_check(
-        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
-    assert (hc["Disabled"], hc["Inverted"]) == (True, True)
-    assert "restored" in p.dns.point("payments", P)
-    assert p.dns.answer("payments") == P
-    # restored means disabled and not inverted (always healthy), never enabled: no check moves it on its own
-    hc = moto_pair.client("route53", P).get_health_check(
-        HealthCheckId=moto_pair.outputs.primary.dns.health_check_id)["HealthCheck"]["HealthCheckConfig"]
-    assert (hc["Disabled"], hc["Inverted"]) == (True, False)
+def test_describe_follows_a_promotion_from_replica_through_modifying_to_primary():
+    s = Stubs()
+    rds, ec2 = s.stub("rds", S), s.stub("ec2", S)
+    ident = {"DBInstanceIdentifier": "dr-payments"}
+    for status, source in (("available", PRIMARY_ARN), ("modifying", PRIMARY_ARN), ("rebooting", None),
+                           ("available", None)):
+        rds.add_response("describe_db_instances", described(instance("dr-payments", S, status, source)), ident)
+        ec2.add_response("describe_security_groups", open_group("sg-dr0"), {"GroupIds": ["sg-dr0"]})
+    p = s.ports()
+    seen = [(d.status, d.role, d.source_region) for d in (p.db.describe(S, "payments") for _ in range(4))]
+    assert seen == [("available", "replica", P), ("modifying", "replica", P), ("rebooting", "primary", None),
+                    ("available", "primary", None)]
+    s.done()
 
 
-def test_dns_record_upsert(moto_server, aws_env):
-    import urllib.request
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=60).read()
-    aws_env.setenv("AWS_ENDPOINT_URL", moto_server)
-    pair = build_pair(moto_server, strategy="record-upsert")
-    p = ports(pair)
-    assert p.dns.answer("payments") == P
-    assert "TTL 60 s" in p.dns.point("payments", S)
-    assert p.dns.answer("payments") == S
-    sets = pair.client("route53", P).list_resource_record_sets(HostedZoneId=pair.outputs.dns.zone_id)["ResourceRecordSets"]
-    cname = [r for r in sets if r["Type"] == "CNAME"]
-    assert cname[0]["ResourceRecords"] == [{"Value": pair.outputs.secondary.databases["payments"].endpoint}]
+def test_describe_reports_backing_up_for_the_replica_gate():
+    s = Stubs()
+    s.stub("rds", S).add_response("describe_db_instances",
+                                  described(instance("dr-payments", S, "backing-up", PRIMARY_ARN)))
+    s.stub("ec2", S).add_response("describe_security_groups", open_group("sg-dr0"))
+    d = s.ports().db.describe(S, "payments")
+    assert (d.status, d.role) == ("backing-up", "replica")
 
 
-def test_dns_zone_is_found_by_name_when_the_outputs_have_no_zone_id(moto_pair):
-    doc = copy.deepcopy(moto_pair.doc)
-    doc["dns"]["zone_id"] = None
-    p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock, moto_pair.session)
-    assert p.dns.answer("payments") == P and p.dns.zone_id() == moto_pair.outputs.dns.zone_id
+def test_promote_again_while_promotion_is_under_way_counts_as_started():
+    s = Stubs()
+    rds = s.stub("rds", S)
+    rds.add_response("describe_db_instances", described(instance("dr-payments", S, "modifying", PRIMARY_ARN)))
+    rds.add_client_error("promote_read_replica", "InvalidDBInstanceState", "DB Instance is not in available state",
+                         400, expected_params={"DBInstanceIdentifier": "dr-payments"})
+    rds.add_response("describe_db_instances", described(instance("dr-payments", S, "modifying", PRIMARY_ARN)))
+    assert s.ports().db.promote(S, "payments") == \
+        "promotion of us-west-2/payments (dr-payments) already under way (status modifying)"
+    s.done()
 
 
-def test_lock_conditional_put_refuses_a_second_run_and_releases_only_its_own(moto_pair):
-    lock = ports(moto_pair).lock
-    info = {"run_id": "r1", "runbook": "failover", "who": "alice", "since": "2026-01-01T00:00:00Z"}
-    assert lock.acquire(info) == "lock taken"
-    assert lock.acquire(info) == "lock already held by this run"
-    with pytest.raises(LockHeld) as held:
-        lock.acquire({**info, "run_id": "r2", "who": "bob"})
-    assert held.value.holder["who"] == "alice" and held.value.holder["host"] == socket.gethostname()
-    lock.release("r2")  # not the holder: nothing happens
-    assert lock.holder()["run_id"] == "r1"
-    lock.release("r1")
-    assert lock.holder() is None
+def test_promote_refused_in_another_state_says_what_to_do():
+    s = Stubs()
+    rds = s.stub("rds", S)
+    rds.add_response("describe_db_instances", described(instance("dr-payments", S, "backing-up", PRIMARY_ARN)))
+    rds.add_client_error("promote_read_replica", "InvalidDBInstanceState", "not available", 400)
+    rds.add_response("describe_db_instances", described(instance("dr-payments", S, "backing-up", PRIMARY_ARN)))
+    with pytest.raises(StepFailed, match="cannot be promoted while backing-up; wait until it is available"):
+        s.ports().db.promote(S, "payments")
 
 
-def test_lock_takeover_by_the_crashed_runs_rerun_and_break_lock(moto_pair):
-    lock = ports(moto_pair).lock
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    crashed = {"run_id": "r1", "runbook": "failover", "who": "alice", "since": "t0", "host": socket.gethostname(),
-               "pid": dead.pid}
-    s3 = moto_pair.client("s3", S)
-    s3.put_object(Bucket=moto_pair.outputs.secondary.storage.backups_bucket, Key=lock.key, Body=json.dumps(crashed))
-    with pytest.raises(LockHeld):
-        lock.acquire({"run_id": "r2", "runbook": "failover", "who": "bob", "since": "t1"})
-    assert "taken over from the crashed run" in lock.acquire({"run_id": "r1", "runbook": "failover", "who": "alice",
-                                                             "since": "t1"})
-    assert lock.holder()["pid"] == os.getpid()
-    assert "broken by --break-lock" in lock.acquire({"run_id": "r3", "runbook": "failback", "who": "carol",
-                                                    "since": "t2"}, break_lock=True)
-    assert lock.holder()["run_id"] == "r3"
-
-
-def test_notifier_publishes_without_secrets_dr_topic_first(moto_pair):
-    sqs, sns = moto_pair.client("sqs", S), moto_pair.client("sns", S)
-    queue = sqs.create_queue(QueueName="ops")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=moto_pair.outputs.secondary.alarm_topic_arn, Protocol="sqs", Endpoint=arn)
-    p = ports(moto_pair)
-    assert [r for r, _ in p.notifier.topics()] == [S, P]
-    p.notifier.notify("failover started\n", "connecting with password=hunter2-moto to dr-payments")
-    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
-    assert body["Subject"] == "failover started " and "hunter2" not in body["Message"]
-
-
-def test_health_region_and_database(moto_pair):
-    doc = copy.deepcopy(moto_pair.doc)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    doc["regions"][P]["databases"]["payments"].update(endpoint="127.0.0.1", port=listener.getsockname()[1])
-    doc["regions"][S]["databases"]["payments"].update(endpoint="127.0.0.1", port=closed_port())
-    try:
-        p = aws.aws_ports(contract.from_dict(doc), moto_pair.clock, moto_pair.session)
-        assert p.health.region(P).healthy and "RDS API answers" in p.health.region(P).sentence
-        assert p.health.database(P, "payments").healthy
-        assert not p.health.database(S, "payments").healthy
-    finally:
-        listener.close()
-
-
-def test_secret_is_read_from_secrets_manager_and_never_shown(moto_pair):
-    seen = []
-
-    def connect(info):
-        seen.append(info)
-        raise psycopg.OperationalError("could not connect to server: Connection refused")
-    p = ports(moto_pair, connect=connect)
-    with pytest.raises(Unreachable) as exc:
-        p.sql.replication(S, "payments")
-    secret = moto_pair.doc["regions"][P]["databases"]["payments"]["secret_arn"]
-    password = json.loads(moto_pair.client("secretsmanager", P).get_secret_value(SecretId=secret)["SecretString"])["password"]
-    assert seen[0].password == password and seen[0].sslmode == "require"
-    assert password not in repr(seen[0]) and password not in str(exc.value)
-
-
-def test_the_stacks_password_design_on_moto_replica_of_a_secret_password_read_in_dr_when_prod_is_down(moto_pair):
-    """The stacks' shape, seen by moto's own validation: the primary's password is a stack-owned secret
-    (not ManageMasterUserPassword), the cross-region replica of it exists, and the secret has its
-    replica in DR; with prod's Secrets Manager unreachable the runbooks read the DR replica."""
-    prod = moto_pair.doc["regions"][P]["databases"]["payments"]
-    primary = moto_pair.client("rds", P).describe_db_instances(DBInstanceIdentifier="prod-payments")["DBInstances"][0]
-    replica = moto_pair.client("rds", S).describe_db_instances(DBInstanceIdentifier="dr-payments")["DBInstances"][0]
-    assert "MasterUserSecret" not in primary, "RDS manages no password here: it could not replicate the source"
-    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
-    described = moto_pair.client("secretsmanager", P).describe_secret(SecretId=prod["secret_arn"])
-    assert [r["Region"] for r in described["ReplicationStatus"]] == [S]
-    dr_copy = contract.secret_replica_arn(prod["secret_arn"], S)
-    in_dr = json.loads(moto_pair.client("secretsmanager", S).get_secret_value(SecretId=dr_copy)["SecretString"])
-    assert in_dr["username"] == "app_admin" and len(in_dr["password"]) == 40
-
-    seen = []
-
-    def connect(info):
-        seen.append(info.password)
-        raise psycopg.OperationalError("could not connect to server: Connection refused")
-    p = ports(moto_pair, connect=connect)
-    import boto3
-    down = boto3.session.Session().client("secretsmanager", region_name=P,
-                                          endpoint_url=f"http://127.0.0.1:{closed_port()}",
-                                          config=p.sql.clients.settings.botocore_config())
-    p.sql.clients.use("secretsmanager", P, down)  # prod's region does not answer
-    with pytest.raises(Unreachable, match="does not accept connections"):
-        p.sql.replication(S, "payments")
-    assert seen == [in_dr["password"]], "the password came from the DR replica of prod's secret"
-
-
-def test_unreachable_region_fails_fast(moto_pair, aws_env):
-    aws_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
-    p = ports(moto_pair)
-    t0 = time.monotonic()
-    d = p.db.describe(P, "payments")
-    assert (d.status, d.role) == ("unreachable", "unknown")
-    with pytest.raises(Unreachable, match="rds in us-east-1 did not answer"):
-        p.db.fence(P, "payments")
-    assert not p.health.region(P).healthy
-    with pytest.raises(Unreachable):
-        p.lock.acquire({"run_id": "r1", "runbook": "failover", "who": "a", "since": "t"})
-    assert time.monotonic() - t0 < 10
+def test_rebuild_waits_for_rds_to_finish_renaming_then_creates_the_replica():
+    s = Stubs()
+    rds_p, rds_s = s.stub("rds", P), s.stub("rds", S)
+    old = instance("prod-payments", P, "available", DBSubnetGroup={"DBSubnetGroupName": "prod-db"}, MultiAZ=True)
+    rds_p.add_response("describe_db_instances", described(old), {"DBInstanceIdentifier": "prod-payments"})
+    rds_s.add_response("describe_db_instances", described(instance("dr-payments", S)))
+    rds_p.add_response("modify_db_instance", {"DBInstance": instance("prod-payments", P, "renaming")},
+                       {"DBInstanceIdentifier": "prod-payments", "NewDBInstanceIdentifier": "prod-payments-old-20231114221320",
+                        "ApplyImmediately": True})
+    rds_p.add_response("describe_db_instances", described(instance("prod-payments", P, "renaming")))
+    rds_p.add_response("describe_db_instances", described(instance("prod-payments", P, "renaming")))
+    rds_p.add_client_error("describe_db_instances", "DBInstanceNotFound", "not found", 404)
+    rds_p.add_response("create_db_instance_read_replica", {"DBInstance": instance("prod-payments", P, "creating")}, {
+        "DBInstanceIdentifier": "prod-payments", "SourceDBInstanceIdentifier": REPLICA_ARN, "SourceRegion": S,
+        "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/prod", "VpcSecurityGroupIds": ["sg-prod0"],
+        "DBInstanceClass": "db.r6g.large", "MultiAZ": True, "DBSubnetGroupName": "prod-db", "Port": 5432,
+        "PubliclyAccessible": False, "CopyTagsToSnapshot": True, "DeletionProtection": True, "Tags": ANY})
+    start = s.clock.now
+    result = s.ports().db.rebuild_replica(P, "payments", S)
+    assert "kept as prod-payments-old-20231114221320" in result and "encrypted with arn:aws:kms:us-east-1" in result
+    assert s.clock.now > start  # waited on the engine's clock, not on a boto3 waiter
+    s.done()

@@ -40,7 +40,7 @@ class Route53Dns:
     read_max_age = 1.0
     """Seconds a read of the pin check is shared between the lanes. Route 53's API quota is per
     account (50 requests burst, 10 per second, all operations together): fifty databases each polling
-    the one check that guards them all would spend it several times over (benchmarks/aws_scale.py)."""
+    the one check that guards them all would spend it several times over (benchmarks/aws_scale/)."""
 
     def __init__(self, outputs: Outputs, clients: Clients):
         self.outputs = outputs
