@@ -186,6 +186,7 @@ def endpoint_clients(endpoints: dict[str, str]) -> EndpointClients:
 
 
 def region_of_arn(arn: str | None) -> str | None:
+    """The region an ARN names (None for no ARN or a global one)."""
     if arn and arn.startswith("arn:"):
         parts = arn.split(":")
         if len(parts) > 3 and parts[3]:
@@ -194,6 +195,7 @@ def region_of_arn(arn: str | None) -> str | None:
 
 
 def database_of(outputs: Outputs, region: str, database: str) -> tuple[Region, Database]:
+    """The region and database the outputs describe, or BadInput naming the ones that exist."""
     try:
         r = outputs.regions[region]
     except KeyError:
@@ -218,6 +220,7 @@ def describe_instance(clients: Clients, region: str, identifier: str) -> dict | 
 
 
 def epoch_seconds(value: Any) -> float | None:
+    """Epoch seconds of a timestamp as boto3 returns it (datetime, or ISO 8601 text); None stays None."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -226,8 +229,10 @@ def epoch_seconds(value: Any) -> float | None:
 
 
 def utc_now(clients_clock: Clock) -> datetime:
+    """The clock's time as an aware UTC datetime, to compare with AWS's timestamps."""
     return datetime.fromtimestamp(clients_clock.time(), timezone.utc)
 
 
 def age_s(now: datetime, ts: datetime | None) -> float | None:
+    """Seconds from ``ts`` to ``now`` (None when there is no timestamp)."""
     return None if ts is None else (now - ts).total_seconds()

@@ -32,7 +32,8 @@ def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: C
     declares streaming; objects (S3, s3_replication.py) when every region's storage names a writer
     parameter; the clusters' endpoints (kubectl, runbooks/adapters/kubectl.py) when any region
     declares a cluster."""
-    from runbooks.adapters.aws.slots import RdsSlots, S3SlotStore  # loads runbooks.slots only when used
+    # imported when ports are built: importing the package loads neither runbooks.slots (the engine) nor kubectl
+    from runbooks.adapters.aws.slots import RdsSlots, S3SlotStore
     from runbooks.adapters.kubectl import KubectlEndpoints
 
     clients = clients or Clients(session, settings)
