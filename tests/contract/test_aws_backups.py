@@ -9,27 +9,18 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 
 from runbooks import undelete
 from runbooks.adapters import aws
 from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
 from runbooks.core.metrics import Sample
-from runbooks.core.clock import FakeClock
 from runbooks.core.errors import BadInput, StepFailed
 from stacks import outputs as contract
+from tests.contract.aws_helpers import BackupStubs as Stubs
+from tests.contract.aws_helpers import with_dr_key
 from tests.contract.conftest import P, S
-from tests.samples import pair_document
-
-
-def with_dr_key(pair) -> contract.Outputs:
-    """The pair's outputs with a real (moto) KMS key in the DR region, as the stacks provide."""
-    key = pair.client("kms", S).create_key(Description="dr")["KeyMetadata"]["Arn"]
-    doc = json.loads(json.dumps(pair.doc))
-    doc["regions"][S]["kms_key_arn"] = key
-    return contract.from_dict(doc)
 
 
 def backup_ports(pair, outputs=None):
@@ -129,30 +120,6 @@ def test_cloudwatch_metrics_and_audit_entries_in_the_backups_bucket(moto_pair):
 
 
 # ---- Stubber: what moto does not emulate ---------------------------------------------------------
-
-
-class Stubs:
-    def __init__(self):
-        self.outputs = contract.from_dict(pair_document())
-        self.clock = FakeClock()
-        self.session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="x")
-        self.clients = aws.Clients(self.session)
-        self.stubbers = []
-
-    def stub(self, service, region):
-        client = self.session.client(service, region_name=region)
-        self.clients.use(service, region, client)
-        s = Stubber(client)
-        s.activate()
-        self.stubbers.append(s)
-        return s
-
-    def ports(self):
-        return aws.aws_backup_ports(self.outputs, self.clock, clients=self.clients)
-
-    def done(self):
-        for s in self.stubbers:
-            s.assert_no_pending_responses()
 
 
 AUTO_ARN = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-xyz"

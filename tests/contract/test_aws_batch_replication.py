@@ -16,12 +16,13 @@ from types import SimpleNamespace
 import botocore.session
 import pytest
 
-from runbooks.adapters.aws_streams import S3Objects
+from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.core.errors import StepFailed, StepTimeout
 from runbooks.plans.context import Timeouts
 from runbooks.plans.s3 import seed_with_job
+from tests.contract.aws_helpers import ACCOUNT, ROLE, streams_document
+from tests.contract.aws_helpers import StreamStubs as Stubs
 from tests.contract.conftest import P, S
-from tests.contract.test_aws_streams import ACCOUNT, ROLE, Stubs, streams_document
 
 BATCH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/data-batch-replication-role-1a2b3c"
 REPORTS = "regionpair-dr-backups"

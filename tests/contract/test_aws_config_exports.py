@@ -14,7 +14,7 @@ import pytest
 from runbooks import config_restore
 from runbooks.backups import k8s_config_export as kc
 from runbooks.adapters.aws import Clients
-from runbooks.adapters.aws_config_exports import S3ConfigExports
+from runbooks.adapters.aws.config_exports import S3ConfigExports
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
 from stacks import outputs as contract
 from tests.contract.conftest import S, shared_session

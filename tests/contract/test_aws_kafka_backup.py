@@ -58,7 +58,7 @@ def test_replay_reads_the_parquet_backup_from_s3(moto_pair, tmp_path):
 
 
 def test_msk_is_reached_with_iam_over_tls_and_no_bucket_means_no_port(moto_pair):
-    from runbooks.adapters.aws_kafka_backup import aws_kafka_backups
+    from runbooks.adapters.aws.kafka_backup import aws_kafka_backups
     port = aws_kafka_backups(moto_pair.outputs, aws.Clients(moto_pair.session), bootstrap=lambda r: f"b-1.{r}:9098")
     client = port.cluster(P)
     assert client.bootstrap == f"b-1.{P}:9098"

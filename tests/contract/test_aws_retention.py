@@ -15,8 +15,9 @@ from runbooks import retention
 from runbooks.adapters import aws
 from runbooks.backups.ports import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, ComplianceRefused
 from runbooks.core.clock import SystemClock
+from tests.contract.aws_helpers import BackupStubs as Stubs
+from tests.contract.aws_helpers import with_dr_key
 from tests.contract.conftest import P, S
-from tests.contract.test_aws_backups import Stubs, with_dr_key
 
 DAY = 86400.0
 

@@ -1,17 +1,27 @@
-"""The SQL side of the AWS adapter (PsycopgSql) with a fake connection that records the queries
-and answers scripted rows. psycopg against a real PostgreSQL is exercised by the sandbox
-adapter's tests; here the secret comes from a stubbed Secrets Manager (botocore Stubber)."""
+"""The SQL port over the network (runbooks/adapters/aws/sql.py, PsycopgSql) with a fake connection
+that records the queries and answers scripted rows; the secret comes from a stubbed Secrets Manager
+(botocore Stubber) or from moto's, and a replica without a wal receiver row falls back to RDS's
+ReplicaLag metric. psycopg against a real PostgreSQL is exercised by the sandbox adapter's tests."""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed, Unreachable
-from tests.contract.test_aws_stubber import Stubs
-
-P, S = "us-east-1", "us-west-2"
+from stacks import outputs as contract
+from tests.contract.aws_helpers import (
+    PRIMARY_ARN,
+    Stubs,
+    described,
+    instance,
+    ports,
+)
+from tests.contract.conftest import P, S, closed_port
 
 
 class ScriptedConn:
@@ -148,7 +158,6 @@ def test_terminating_client_sessions_counts_what_ended():
     assert "backend_type = 'client backend'" in log[0][0] and "pg_backend_pid()" in log[0][0]
 
 
-
 def _dr_reads_prods_secret():
     """The dr replica's outputs name prod's secret (a replica has none of its own until promoted)."""
     from tests.samples import pair_document
@@ -207,4 +216,84 @@ def test_a_refusal_in_the_secrets_own_region_is_not_papered_over_by_the_replica(
     assert "runbook role's policy" in message
     assert "replica" not in message
     assert tried == []
+    s.done()
+
+
+def test_secret_is_read_from_secrets_manager_and_never_shown(moto_pair):
+    seen = []
+
+    def connect(info):
+        seen.append(info)
+        raise psycopg.OperationalError("could not connect to server: Connection refused")
+    p = ports(moto_pair, connect=connect)
+    with pytest.raises(Unreachable) as exc:
+        p.sql.replication(S, "payments")
+    secret = moto_pair.doc["regions"][P]["databases"]["payments"]["secret_arn"]
+    password = json.loads(moto_pair.client("secretsmanager", P).get_secret_value(SecretId=secret)["SecretString"])["password"]
+    assert seen[0].password == password and seen[0].sslmode == "require"
+    assert password not in repr(seen[0]) and password not in str(exc.value)
+
+
+def test_the_stacks_password_design_on_moto_replica_of_a_secret_password_read_in_dr_when_prod_is_down(moto_pair):
+    """The stacks' shape, seen by moto's own validation: the primary's password is a stack-owned secret
+    (not ManageMasterUserPassword), the cross-region replica of it exists, and the secret has its
+    replica in DR; with prod's Secrets Manager unreachable the runbooks read the DR replica."""
+    prod = moto_pair.doc["regions"][P]["databases"]["payments"]
+    primary = moto_pair.client("rds", P).describe_db_instances(DBInstanceIdentifier="prod-payments")["DBInstances"][0]
+    replica = moto_pair.client("rds", S).describe_db_instances(DBInstanceIdentifier="dr-payments")["DBInstances"][0]
+    assert "MasterUserSecret" not in primary, "RDS manages no password here: it could not replicate the source"
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    described = moto_pair.client("secretsmanager", P).describe_secret(SecretId=prod["secret_arn"])
+    assert [r["Region"] for r in described["ReplicationStatus"]] == [S]
+    dr_copy = contract.secret_replica_arn(prod["secret_arn"], S)
+    in_dr = json.loads(moto_pair.client("secretsmanager", S).get_secret_value(SecretId=dr_copy)["SecretString"])
+    assert in_dr["username"] == "app_admin" and len(in_dr["password"]) == 40
+
+    seen = []
+
+    def connect(info):
+        seen.append(info.password)
+        raise psycopg.OperationalError("could not connect to server: Connection refused")
+    p = ports(moto_pair, connect=connect)
+    import boto3
+    down = boto3.session.Session().client("secretsmanager", region_name=P,
+                                          endpoint_url=f"http://127.0.0.1:{closed_port()}",
+                                          config=p.sql.clients.settings.botocore_config())
+    p.sql.clients.use("secretsmanager", P, down)  # prod's region does not answer
+    with pytest.raises(Unreachable, match="does not accept connections"):
+        p.sql.replication(S, "payments")
+    assert seen == [in_dr["password"]], "the password came from the DR replica of prod's secret"
+
+
+class NoReceiverConn:
+    """A replica whose pg_stat_wal_receiver is empty (RDS cross-region replicas may show none)."""
+
+    def execute(self, query, params=None):
+        rows = {"pg_is_in_recovery": [(True,)],
+                "pg_last_wal_replay_lsn": [("0/3000060", "0/3000060", 12.0)],
+                "pg_stat_wal_receiver": []}
+        found = next(v for k, v in rows.items() if k in query)
+
+        class Cur:
+            def fetchone(self_inner):
+                return found[0] if found else None
+        return Cur()
+
+    def close(self):
+        pass
+
+
+def test_replication_falls_back_to_replica_lag_metric_and_says_so():
+    s = Stubs()
+    s.stub("secretsmanager", S).add_response("get_secret_value", {"SecretString": '{"password": "pw"}'})
+    now = datetime.fromtimestamp(s.clock.time(), timezone.utc)
+    s.stub("cloudwatch", S).add_response("get_metric_statistics", {"Datapoints": [
+        {"Timestamp": now - timedelta(seconds=150), "Maximum": 9.0},
+        {"Timestamp": now - timedelta(seconds=30), "Maximum": 2.5}]})
+    s.stub("rds", S).add_response("describe_db_instances", described(instance(
+        "dr-payments", S, source=PRIMARY_ARN,
+        StatusInfos=[{"StatusType": "read replication", "Normal": True, "Status": "replicating"}])))
+    st = s.ports(connect=lambda info: NoReceiverConn()).sql.replication(S, "payments")
+    assert (st.in_recovery, st.lsn, st.lag_seconds, st.streaming, st.lag_source) == \
+        (True, 0x3000060, 2.5, True, "cloudwatch:ReplicaLag")
     s.done()

@@ -19,7 +19,7 @@ from runbooks.core.errors import LockHeld
 from runbooks.core.ports import Ports
 from sandbox import control
 from tests.contract.conftest import build_pair
-from tests.contract.test_aws_moto import FakeConn
+from tests.contract.aws_helpers import FakeConn
 from tests.sandbox.conftest import base_dir  # noqa: F401  (the sandboxes' base directory fixture)
 
 

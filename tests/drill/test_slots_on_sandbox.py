@@ -96,7 +96,7 @@ def test_the_aws_adapters_slot_port_on_real_postgresql(sb):
     sandbox's primary (no Secrets Manager, no TLS here): capture, list, create, the duplicate-create
     answer, publications — the SQL the AWS adapter runs, on a real server."""
     from runbooks.adapters import aws
-    from runbooks.adapters.aws_slots import RdsSlots
+    from runbooks.adapters.aws.slots import RdsSlots
     from runbooks.core.clock import FakeClock
     from runbooks.backups.slots import SlotTarget
     from stacks import outputs as contract

@@ -14,7 +14,8 @@ from pathlib import Path
 from components.access import RUNBOOK_ACTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTERS = sorted((ROOT / "runbooks" / "adapters").glob("aws*.py"))
+ADAPTERS = sorted((ROOT / "runbooks" / "adapters" / "aws").glob("*.py"))
+"""The AWS adapters: one module per AWS service in the package runbooks/adapters/aws/."""
 CALL = re.compile(r'\.call\(\s*"([a-z0-9]+)",\s*[^,]+?,\s*"([a-z_0-9]+)"', re.S)
 
 # S3 and a few others name the IAM action differently from the API operation
@@ -81,6 +82,13 @@ def test_the_scan_finds_the_adapters_calls():
     assert ("rds", "promote_read_replica") in ops and ("route53", "change_resource_record_sets") in ops
     assert {("s3control", "create_job"), ("s3control", "describe_job"), ("s3control", "list_jobs")} <= ops
     assert len(ops) > 30, sorted(ops)
+
+
+def test_the_scan_reads_every_module_that_calls_aws():
+    # an adapter module outside the scanned package would escape the role check unseen
+    calling = {path for path in (ROOT / "runbooks").rglob("*.py") if CALL.search(path.read_text())}
+    assert calling, "no module of runbooks/ calls AWS through Clients.call: the CALL pattern is stale"
+    assert calling <= set(ADAPTERS), sorted(str(p.relative_to(ROOT)) for p in calling - set(ADAPTERS))
 
 
 def test_every_operation_the_aws_adapters_call_is_in_the_runbook_role():

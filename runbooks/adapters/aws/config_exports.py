@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws import Clients, fail
+from runbooks.adapters.aws.clients import Clients, fail
 from runbooks.core.errors import BadInput
 from runbooks.backups.k8s_config_export import (
     ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key, parse_list

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws import Clients, error_code, fail
+from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput
 from runbooks.backups.kafka import KafkaBackupPort
 from stacks.outputs import Outputs

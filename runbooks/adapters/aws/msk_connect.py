@@ -28,8 +28,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws import error_code, fail
-from runbooks.adapters.aws_streams import MskStreaming, _age, _utc
+from runbooks.adapters.aws.clients import age_s, error_code, fail, utc_now
+from runbooks.adapters.aws.msk import MskStreaming
 from runbooks.core.errors import StepFailed
 from runbooks.core.ports import FlowState, GroupOffsets
 
@@ -88,15 +88,15 @@ class MirrorMaker2Streaming(MskStreaming):
         m = self.metrics.newest(target, "AWS/KafkaConnect", {"ConnectorName": name},
                                 {"errored": ("ErroredTaskCount", "Maximum"), "tasks": ("RunningTaskCount", "Minimum")},
                                 f"the tasks of MSK Connect connector {name}")
-        now = _utc(self.clock)
+        now = utc_now(self.clock)
         notes = [f"source connector {name} is {state}"]
         errored, tasks = m["errored"], m["tasks"]
         if errored is not None and errored[1] > 0:
             return FlowState(source, target, False, source_reachable=self._source_reachable(source),
                              detail=f"{notes[0]} but {errored[1]:.0f} task(s) errored "
-                                    f"({_age(now, errored[0]):.0f} s ago): nothing is being copied; read its worker logs")
+                                    f"({age_s(now, errored[0]):.0f} s ago): nothing is being copied; read its worker logs")
         if tasks is not None:
-            notes.append(f"{tasks[1]:.0f} running task(s) {_age(now, tasks[0]):.0f} s ago")
+            notes.append(f"{tasks[1]:.0f} running task(s) {age_s(now, tasks[0]):.0f} s ago")
         notes.append("MSK Connect publishes no replication lag for MirrorMaker 2: lag unknown")
         return FlowState(source, target, True, None, None, self._source_reachable(source), detail="; ".join(notes))
 

@@ -1,5 +1,5 @@
 """The slot ports in AWS: SQL on the RDS instances (the master user's password from Secrets
-Manager, as ``runbooks.adapters.aws.PsycopgSql``), and the slot backups in each region's backups
+Manager, as ``runbooks.adapters.aws.sql.PsycopgSql``), and the slot backups in each region's backups
 bucket under ``regionpair/slots/<database>/`` (``stacks/slots.py``), where the stacks' CronJob
 writes them too.
 
@@ -16,7 +16,8 @@ import json
 from botocore.exceptions import ClientError
 
 from runbooks.backups import slots_sql
-from runbooks.adapters.aws import Clients, ConnInfo, PsycopgSql, _database, fail
+from runbooks.adapters.aws.clients import Clients, database_of, fail
+from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
 from runbooks.core.errors import StepFailed, Unreachable
 from runbooks.core.redact import scrub
 from runbooks.backups.slots import SlotTarget
@@ -38,7 +39,7 @@ class RdsSlots(slots_sql.SqlSlotControl):
         if target.instance is None:
             return self.sql._run(target.region, target.database, fn)
         import psycopg
-        _, db = _database(self.outputs, target.region, target.database)
+        _, db = database_of(self.outputs, target.region, target.database)
         try:
             inst = self.clients.call("rds", target.region, "describe_db_instances",
                                      DBInstanceIdentifier=target.instance)["DBInstances"][0]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from runbooks.adapters.aws import AwsCallFailed
-from runbooks.adapters.aws_mm2 import MirrorMaker2Streaming
+from runbooks.adapters.aws.msk_connect import MirrorMaker2Streaming
 from runbooks.core.errors import StepFailed
+from tests.contract.aws_helpers import SRC_CLUSTER, metric_data, streams_document
+from tests.contract.aws_helpers import StreamStubs as Stubs
 from tests.contract.conftest import P, S
-from tests.contract.test_aws_streams import SRC_CLUSTER, Stubs, metric_data, streams_document
 
 ACCOUNT = "123456789012"
 ARNS = {kind: f"arn:aws:kafkaconnect:{S}:{ACCOUNT}:connector/regionpair-dr-mm2-{kind}/{kind[:3]}-2"
