@@ -33,11 +33,12 @@ from pulumi_kubernetes.rbac.v1 import (
     ClusterRoleBindingInitArgs, ClusterRoleInitArgs, PolicyRuleArgs, RoleBindingInitArgs, RoleInitArgs, RoleRefArgs,
     SubjectArgs)
 
-from components._common import policy_json, require
-from stacks import endpoints
-from stacks import slots as slot_contract
-from stacks.endpoints import (  # the contract itself (pure Python, shared with the runbooks)
-    CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION, VERSION_ANNOTATION, endpoint_keys, env_key)
+from components.common import policy_json, require
+from contract import active_endpoints as endpoints
+from contract import slot_backup as slot_contract
+# the contract itself (pure Python, shared with the runbooks)
+from contract.active_endpoints import (CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION,
+                                       VERSION_ANNOTATION, endpoint_keys, env_key)
 
 TYPE = "regionpair:kubernetes:ClusterDr"
 BACKUP_SCHEDULE = "0 2 * * *"
@@ -249,7 +250,7 @@ class ClusterDrArgs:
     export_deadline_seconds: int = 1800
     """Export job deadline. Default: 30 minutes."""
     slot_backups: Sequence[DumpTarget] = ()
-    """Databases whose logical replication slot definitions are captured (stacks/slots.py) and kept in this
+    """Databases whose logical replication slot definitions are captured (contract/slot_backup.py) and kept in this
     region's backups bucket under regionpair/slots/<database>/, for the runbooks to recreate the slots after a
     failover or a restore. `host`/`port`: the ACTIVE primary (a replica has no slots: the job then keeps
     nothing), so every region's cluster keeps copies while the primary lives. Default: none (no slot job)."""
@@ -437,7 +438,7 @@ psql --no-psqlrc --no-align --tuples-only --quiet -v ON_ERROR_STOP=1 --no-passwo
   --output=/dump/slots.json
 """
 
-# the object name is stacks.slots.key(): the capture's own clock, to the microsecond, so names sort by time
+# the object name is contract.slot_backup.key(): the capture's own clock, to the microsecond, so names sort by time
 UPLOAD_SLOTS = """set -eu
 if jq -e '.in_recovery or .read_only' /dump/slots.json > /dev/null; then
   echo "$DATABASE: the server is a replica or fenced, it holds no slots to keep; nothing uploaded"
@@ -672,7 +673,7 @@ class ClusterDr(pulumi.ComponentResource):
 
     def _slot_job(self, name: str, target: DumpTarget, args: ClusterDrArgs, meta, sa: pulumi.Resource,
                   common_env: Mapping[str, pulumi.Input[str]]) -> None:
-        """Every slot_backup_schedule: psql runs stacks.slots.CAPTURE_SQL on the active primary, the
+        """Every slot_backup_schedule: psql runs contract.slot_backup.CAPTURE_SQL on the active primary, the
         upload keeps the one-line JSON in this region's backups bucket (nothing from a replica)."""
         pg_env = _env(PGHOST=target.host, PGPORT=pulumi.Output.from_input(target.port).apply(str),
                       PGDATABASE=target.db_name, PGUSER=target.username, PGSSLMODE="require",

@@ -35,7 +35,7 @@ from runbooks.journal import Journal, intent_refusal
 from runbooks.notify import Notifications
 from runbooks.ports import LogNotifier
 from runbooks.redact import scrub
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 BackupPortsFactory = Callable[[Outputs, Clock], BackupPorts]
 

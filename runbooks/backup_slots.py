@@ -21,7 +21,7 @@ from runbooks.clock import iso
 from runbooks.engine import Check, Phase, Plan, Step
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.slots import SlotTarget
-from stacks.slots import SlotDocumentError, lsn_to_int, parse
+from contract.slot_backup import SlotDocumentError, lsn_to_int, parse
 
 
 def add_arguments(p) -> None:

@@ -28,8 +28,8 @@ from runbooks.journal import Journal, intent_refusal
 from runbooks.notify import Notifications, measured
 from runbooks.plans import Context, Timeouts
 from runbooks.ports import Ports
-from stacks import outputs as contract
-from stacks.outputs import Outputs, OutputsError
+from contract import outputs as contract
+from contract.outputs import Outputs, OutputsError
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from runbooks.plans_endpoints import add_endpoint_steps
 from runbooks.plans_streams import _clients_on, _flow, _writer_parameter, add_stream_steps, has_kafka, has_objects
 from runbooks.ports import Ports
 from runbooks.slots import slots_phase
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 @dataclass

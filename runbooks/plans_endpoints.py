@@ -42,7 +42,7 @@ from typing import Callable, Mapping
 from runbooks.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.errors import RunbookError, StepFailed
 from runbooks.ports import ClusterEndpoints, DeploymentState
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 LANE = "endpoints"
 RESTART = "restart-deployments"

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from runbooks.clock import iso
 from runbooks.engine import Check, Phase, Step
 from runbooks.errors import StepFailed, Unreachable
-from stacks.slots import PublicationDef, SlotBackup, SlotDef, int_to_lsn, lsn_to_int, parse
+from contract.slot_backup import PublicationDef, SlotBackup, SlotDef, int_to_lsn, lsn_to_int, parse
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class LiveSlot:
 
 class SlotControl(Protocol):
     def capture(self, target: SlotTarget) -> dict:
-        """Run ``stacks.slots.CAPTURE_SQL`` there; the raw document."""
+        """Run ``contract.slot_backup.CAPTURE_SQL`` there; the raw document."""
 
     def existing(self, target: SlotTarget) -> dict[str, LiveSlot]:
         """The logical slots of the target's database, by name."""

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox._layout import REGIONS, Layout, State, write_json_atomic
-from stacks import mirrormaker2
+from contract import mirrormaker2
 
 log = logging.getLogger("sandbox.streams")
 
@@ -289,7 +289,7 @@ def parse_checkpoint(key: bytes, value: bytes) -> dict:
 def checkpoints(bootstrap: str, source: str) -> dict[str, dict]:
     """The last checkpoint of each group and partition MirrorMaker 2 wrote on the target for the
     flow from ``source``: ``{group: {"partitions": {tp: {upstream, downstream}}, "at": newest ts}}``."""
-    from stacks.mirrormaker2 import checkpoints_topic
+    from contract.mirrormaker2 import checkpoints_topic
 
     out: dict[str, dict] = {}
     for m in _read_topic(bootstrap, checkpoints_topic(source)):
@@ -489,7 +489,7 @@ class MirrorMakerFlow:
         _proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
         self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
         self.positions, self.tasks = {}, {}
-        from stacks.mirrormaker2 import checkpoints_topic
+        from contract.mirrormaker2 import checkpoints_topic
         self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
                                        checkpoints_topic(source)])
         self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0

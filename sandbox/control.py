@@ -48,7 +48,7 @@ from sandbox._layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, D
 from sandbox._pg import Node, find_pg_bin
 from sandbox._serve import bucket_name
 from sandbox.errors import SandboxError
-from stacks.endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
+from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +495,7 @@ def _link_request(state: State, request: dict, timeout_s: float = 5.0) -> dict:
 def build_outputs(state: State, layout: Layout):
     """The outputs contract document for this sandbox, validated."""
     from sandbox import _streams
-    from stacks import outputs
+    from contract import outputs
 
     systems = state.extra.get("systems", [])
     boots = _streams.cluster_bootstraps(layout) if "kafka" in systems else {}
@@ -760,7 +760,7 @@ class Sandbox:
     @property
     def outputs(self):
         if self._outputs is None:
-            from stacks import outputs
+            from contract import outputs
             self._outputs = outputs.load_file(self.layout.outputs_file)
         return self._outputs
 

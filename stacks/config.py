@@ -18,10 +18,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.aws_limits import (BUCKET_NAME, MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS,
+                                   bucket_name_reserved, kafka_version_tuple)
+from contract import outputs
+from contract.active_endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 from stacks import mm2config
-from stacks import outputs as contract
 from stacks.mm2config import MirrorMaker2Config
-from stacks.endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 
 PROJECT = "regionpair"
 ROLES = ("primary", "secondary")
@@ -154,9 +156,9 @@ class DnsConfig:
         return f"{self.record_prefix}{service}.{self.zone_name}"
 
 
-COMPONENTS = ("database", "kafka", "object_storage")
+COMPONENTS = outputs.COMPONENTS
 """The components with objectives of their own (planning documents 001 and 004 give RTO/RPO per
-component: the database, Kafka, object storage)."""
+component: the database, Kafka, object storage): the outputs contract's."""
 
 
 @dataclass(frozen=True)
@@ -190,22 +192,6 @@ class StreamingConfig:
     """primary → DR: ``msk-replicator`` or ``mirrormaker2`` (on MSK Connect; stacks/mm2config.py)."""
     mirrormaker2: "MirrorMaker2Config | None" = None
     """dr with ``mirrormaker2``: the plugin, capacity and network of the connectors."""
-
-
-MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
-"""MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": the Replicator needs
-2.7.0+, multi-VPC private connectivity 2.7.1+ ("Requirements and limitations for multi-VPC private
-connectivity"), and identical topic name replication (the stacks' IDENTICAL) 2.8.1+."""
-MSK_REPLICATOR_UNSUPPORTED_BROKERS = ("kafka.t3.small",)
-"""Same two pages: MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small."""
-
-
-def kafka_version_tuple(version: str) -> tuple[int, ...]:
-    """``3.6.0`` / ``3.6.x`` / ``3.6.0.1`` / ``2.8.2.tiered`` → (3, 6, 0) …; unparseable parts count as 0."""
-    parts = []
-    for part in version.split(".")[:3]:
-        parts.append(int(part) if part.isdigit() else 0)
-    return tuple(parts)
 
 
 def check_replicator_cluster(streaming: StreamingConfig, key: Any = lambda name: f"streaming.{name}") -> None:
@@ -483,7 +469,7 @@ def _overlaps(backup: str, maintenance: str) -> bool:
 
 
 def _database(o: _Obj) -> DatabaseConfig:
-    name = o.string("name", pattern=contract._NAME, hint="lowercase letters, digits and dashes, starting with a letter")
+    name = o.string("name", pattern=outputs.LOGICAL_NAME, hint="lowercase letters, digits and dashes, starting with a letter")
     allocated = o.integer("allocated_storage_gb", minimum=20, maximum=65536)
     db = DatabaseConfig(
         name=name,
@@ -574,7 +560,7 @@ def _dns(o: _Obj) -> DnsConfig:
     zone_name = o.string("zone_name", pattern=_FQDN, hint="a DNS zone name such as payments.example.com").rstrip(".")
     zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
     ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
-    strategy = o.string("strategy", "health-check-inversion", choices=contract.DNS_STRATEGIES)
+    strategy = o.string("strategy", "health-check-inversion", choices=outputs.DNS_STRATEGIES)
     if strategy == "record-upsert":
         raise ConfigError(o.key("strategy"), strategy, "the stacks declare failover records (PRIMARY in prod, "
                           "SECONDARY in dr) guarded by a pin check only the runbook moves, and the runbook's "
@@ -896,19 +882,6 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                        runbook_principals=principals, cache=cache, kafka_backup=kafka_backup)
 
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-"""S3 User Guide, "General purpose bucket naming rules": prefixes and suffixes S3 reserves (access
-point and Object Lambda aliases, Multi-Region Access Points, directory and table buckets)."""
-
-
-def bucket_name_reserved(name: str) -> str | None:
-    """The reserved prefix or suffix a bucket name uses (None: none)."""
-    return next((p for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)), None) or next(
-        (x for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)), None)
-
-
 def _check_physical_names(project: str, stack: str, region: str) -> None:
     """The names the stacks derive from the project and stack names must be names AWS accepts: the
     buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "General purpose
@@ -916,7 +889,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
     suffix) and the SSM parameters `/<project>/…` (SSM API Reference, PutParameter: not prefixed
     with aws or ssm)."""
     longest = f"{project}-{stack}-backups-{'0' * 12}-{region}"
-    if not _BUCKET_NAME.match(longest) or ".." in longest:
+    if not BUCKET_NAME.match(longest) or ".." in longest:
         raise ConfigError("(project and stack names)", f"{project}/{stack}",
                           f"the bucket names would be like {longest!r} ({len(longest)} characters), and S3 takes "
                           "3-63 lowercase letters, digits, dots and hyphens: use a shorter, lowercase project or "

@@ -12,12 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-KAFKACONNECT_VERSIONS = ("2.7.1", "3.7.x")
-"""MSK Developer Guide, "Understand MSK Connect": MSK Connect runs Kafka Connect 2.7.1 or 3.7.x."""
-MCU_COUNTS = (1, 2, 4, 8)
-"""MSK Connect API Reference, AutoScaling / ProvisionedCapacity mcuCount: "The valid values are 1,2,4,8"."""
-PLUGIN_TYPES = ("zip", "jar")
-"""MSK Developer Guide, "Create custom plugins": a custom plugin is a JAR file, or a ZIP file of JARs, in S3."""
+from components.aws_limits import KAFKACONNECT_VERSIONS, MCU_COUNTS, PLUGIN_TYPES
+
 BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 DOC_VERSIONS = 'MSK Developer Guide, "Understand MSK Connect"'
 DOC_PLUGINS = 'MSK Developer Guide, "Create custom plugins"'

@@ -26,15 +26,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.aws_limits import MAX_LIFECYCLE_RULES
 from runbooks import kafka_backup as kb
 from stacks import connectconfig
 
-MAX_LIFECYCLE_RULES = 1000
-"""Amazon S3 API Reference, "LifecycleConfiguration": "You can add as many as 1000 rules"."""
 BUCKET_RULES_BESIDES = 2
 """The backups bucket's own archive rule (components/storage.py) and the offsets rule."""
 ROUTE_TABLE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
-CONNECTOR_CLASS = "io.aiven.kafka.connect.s3.AivenKafkaConnectS3SinkConnector"
 
 
 @dataclass(frozen=True)

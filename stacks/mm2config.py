@@ -2,7 +2,7 @@
 
 ``msk-replicator`` (default): the dr stack declares the MSK Replicator, as before.
 ``mirrormaker2``: the dr stack runs MirrorMaker 2 on MSK Connect near the target (the DR region)
-instead, with the connector settings of ``stacks/mirrormaker2.py`` (the sandbox's), and the section
+instead, with the connector settings of ``contract/mirrormaker2.py`` (the sandbox's), and the section
 says what AWS cannot infer: where the plugin ZIP is, the capacity, and the network path to the
 primary region's brokers. Read by ``stacks.config.read``; every refusal is a ``ConfigError``
 naming the key, the value and the fix, and the document the rule comes from. The keys every MSK
@@ -145,7 +145,7 @@ def _cidrs(o: Any, name: str, default: Any, error: type, what: str) -> tuple[str
 def check_patterns(topics: tuple[str, ...], groups: tuple[str, ...], key: Any) -> None:
     """MirrorMaker 2 takes ``streaming.topics``/``consumer_groups`` as comma-separated regexes: the
     sandbox's ``connector_settings`` refuses what would not survive that (commas, bars, spaces)."""
-    from stacks import mirrormaker2
+    from contract import mirrormaker2
     from stacks.config import ConfigError
 
     for name, values in (("topics", topics), ("consumer_groups", groups)):

@@ -18,7 +18,7 @@ from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
 from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
 from components.streaming import KafkaCluster, KafkaClusterArgs
-from components._common import partition_of
+from components.common import partition_of
 from stacks import providers as prov
 from stacks.config import StackConfig
 
@@ -182,7 +182,7 @@ def kubernetes_document(cfg: StackConfig) -> dict[str, Any] | None:
     """The outputs' `kubernetes` of this region: how the runbooks reach its cluster's active-endpoints
     ConfigMaps, and which Deployments they restart afterwards (never the kubeconfig, a secret). None
     without the section."""
-    from stacks.endpoints import CONFIGMAP_NAME
+    from contract.active_endpoints import CONFIGMAP_NAME
 
     k = cfg.kubernetes
     if k is None:

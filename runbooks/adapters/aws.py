@@ -37,7 +37,7 @@ from runbooks.errors import BadInput, LockHeld, RunbookError, StepFailed, Unreac
 from runbooks.lock import may_take_over
 from runbooks.ports import DbInstance, Health, Ports, ReplicationState
 from runbooks.redact import scrub
-from stacks.outputs import Database, Outputs, Region, secret_replica_arn
+from contract.outputs import Database, Outputs, Region, secret_replica_arn
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from runbooks.adapters.aws import Clients, fail
 from runbooks.errors import BadInput
 from runbooks.k8s_config import (ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key,
                                  parse_list)
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 def _same_key(reported: str | None, expected: str) -> bool:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws import Clients, error_code, fail
 from runbooks.errors import BadInput
 from runbooks.kafka_backup import KafkaBackupPort
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class S3BackupStore:

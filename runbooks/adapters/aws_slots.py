@@ -20,8 +20,8 @@ from runbooks.adapters.aws import Clients, ConnInfo, PsycopgSql, _database, fail
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.redact import scrub
 from runbooks.slots import SlotTarget
-from stacks.outputs import Outputs
-from stacks.slots import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
+from contract.outputs import Outputs
+from contract.slot_backup import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
 
 MAX_READ = 50
 """Backups read per region (the newest): enough history to bound a gap in time; a 5-minute schedule

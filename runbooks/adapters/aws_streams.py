@@ -44,7 +44,7 @@ from runbooks.adapters.aws import Clients, _region_of_arn, error_code, fail
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED, FlowState, GroupOffsets, SeedJob, Seeding
-from stacks.outputs import STOP_PATTERN, BatchReplication, Outputs
+from contract.outputs import STOP_PATTERN, BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 

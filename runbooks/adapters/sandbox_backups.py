@@ -21,7 +21,7 @@ from runbooks.backups import (Archive, BackupPorts, Instance, Integrity, NoMetri
                               Window, refuse_compliance)
 from runbooks.clock import Clock
 from runbooks.errors import BadInput, StepFailed, Unreachable
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import psycopg
 from runbooks import slots_sql
 from runbooks.errors import StepFailed, Unreachable
 from runbooks.slots import SlotTarget
-from stacks.slots import SlotBackup, SlotDocumentError, loads, parse, stamp
+from contract.slot_backup import SlotBackup, SlotDocumentError, loads, parse, stamp
 
 
 class SandboxSlots(slots_sql.SqlSlotControl):

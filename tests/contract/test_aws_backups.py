@@ -18,7 +18,7 @@ from runbooks.adapters import aws
 from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample
 from runbooks.clock import FakeClock
 from runbooks.errors import BadInput, StepFailed
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import P, S
 from tests.samples import pair_document
 

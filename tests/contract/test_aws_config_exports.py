@@ -16,7 +16,7 @@ from runbooks import k8s_config as kc
 from runbooks.adapters.aws import Clients
 from runbooks.adapters.aws_config_exports import S3ConfigExports
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import S, shared_session
 from tests.fakes import FakeWorld, backup_ports
 from tests.kubectl_fake import FakeKubectl

@@ -15,7 +15,7 @@ from runbooks.adapters import aws
 from runbooks.backups import Sample
 from runbooks.clock import FakeClock
 from runbooks.plans import Context, _gate_pitr_in_dr
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import P, S
 from tests.samples import pair_document
 

@@ -19,7 +19,7 @@ import pytest
 from runbooks import adapters
 from runbooks.adapters import aws
 from runbooks.errors import LockHeld, Unreachable
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import P, S, build_pair, closed_port
 
 

@@ -17,7 +17,7 @@ from botocore.stub import ANY, Stubber
 from runbooks.adapters import aws
 from runbooks.clock import FakeClock
 from runbooks.errors import BadInput, LockHeld, StepFailed, Unreachable
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"

@@ -13,7 +13,7 @@ from runbooks import backup_cli, metrics, restore, snapshot, undelete, verify_ba
 from runbooks.backups import MANAGED_TAG, ObjectVersion, Sample, TableState
 from runbooks.clock import iso
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
 

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components._common import ComponentArgsError
+from components.common import ComponentArgsError
 from components.kubernetes import (
     CLEAN, CONFIGMAP_NAME, EXPORT, ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef, backup_role_policy,
     endpoint_keys, export_role_policy, image_problem)

@@ -14,8 +14,8 @@ import pytest
 from runbooks import config_restore
 from runbooks import k8s_config as kc
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from stacks import endpoints as contract
-from stacks import outputs as outputs_contract
+from contract import active_endpoints as contract
+from contract import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports
 from tests.kubectl_fake import FakeKubectl
 from tests.samples import pair_document

@@ -10,7 +10,7 @@ import pytest
 from runbooks import metrics, retention, snapshot
 from runbooks.backups import COMPLIANCE, TIER_TAG, ComplianceRefused, Snapshot
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
 

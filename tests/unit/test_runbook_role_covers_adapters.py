@@ -101,8 +101,8 @@ def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role
     from components.kubernetes import runbook_rules
     from runbooks.adapters.kubectl import KubectlEndpoints
     from runbooks.errors import StepFailed
-    from stacks import endpoints as contract
-    from stacks import outputs
+    from contract import active_endpoints as contract
+    from contract import outputs
     from tests.kubectl_fake import FakeKubectl
     from tests.samples import pair_document
 

@@ -12,8 +12,8 @@ import pytest
 from runbooks import backup_slots, failover, metrics, recreate_slots, switchover
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
 from runbooks.slots import LiveSlot, SlotTarget, recreate, reread_since
-from stacks import outputs as contract
-from stacks.slots import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
+from contract import outputs as contract
+from contract.slot_backup import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, RunbookEnv, backup_ports
 from tests.samples import pair_document
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks import outputs
+from contract import outputs
 from stacks.config import ConfigError
 from stacks.secondary import ProdMismatch
 from tests import harness

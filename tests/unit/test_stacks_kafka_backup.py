@@ -206,7 +206,7 @@ def test_the_policy_type_tokens_are_the_providers():
 
 
 def test_the_bucket_component_refuses_more_than_1000_lifecycle_rules():
-    from components._common import ComponentArgsError
+    from components.common import ComponentArgsError
     from components.storage import Bucket, BucketArgs
     harness.use_mocks()
     rules = tuple((f"r{i}", f"p{i}/", 1) for i in range(1000))
