@@ -22,17 +22,16 @@ from components.aws_limits import (BUCKET_NAME, MSK_REPLICATOR_MIN_KAFKA, MSK_RE
                                    bucket_name_reserved, kafka_version_tuple)
 from contract import outputs
 from contract.active_endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
+from contract.fields import Fields
+from stacks import kafka_backup as kafka_backup_section
 from stacks import mm2config
+from stacks.config_reader import MISSING, PROJECT, SECRET, ConfigError, section
 from stacks.mm2config import MirrorMaker2Config
 
-PROJECT = "regionpair"
 ROLES = ("primary", "secondary")
 HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP")
 HEALTH_CHECK_INTERVALS = (10, 30)
 
-_MISSING = object()
-_SECRET = object()
-"""Stands for a secret value in an error message: the value itself is never shown."""
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 _ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
@@ -59,17 +58,6 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CRON = re.compile(r"^[0-9*/,-]+( [0-9*/,-]+){4}$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$")
-
-
-class ConfigError(ValueError):
-    """A config value is missing or wrong. Names the key, the value and what is allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key = key
-        self.value = value
-        self.allowed = allowed
-        shown = "(missing)" if value is _MISSING else "(secret, not shown)" if value is _SECRET else repr(value)
-        super().__init__(f"config {PROJECT}:{key} = {shown}: {allowed}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,86 +348,6 @@ class StackConfig:
 # --------------------------------------------------------------------------------------------
 
 
-class _Obj:
-    """One config object; every key read is recorded so unknown keys can be refused."""
-
-    def __init__(self, data: Any, path: str):
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, data, "expected an object (a YAML mapping)")
-        self.data = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, default: Any = _MISSING) -> Any:
-        self.seen.add(name)
-        value = self.data.get(name, _MISSING)
-        if value is _MISSING or value is None:
-            if default is _MISSING:
-                raise ConfigError(self.key(name), _MISSING, "this key is required")
-            return default
-        return value
-
-    def string(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
-               hint: str = "", choices: tuple[str, ...] | None = None) -> Any:
-        value = self.get(name, default)
-        if value is None or (value is default and default is not _MISSING):
-            return value
-        if not isinstance(value, str) or not value.strip():
-            what = f"allowed: {' | '.join(choices)}" if choices else hint
-            raise ConfigError(self.key(name), value, "expected a non-empty string" + (f" ({what})" if what else ""))
-        if choices is not None and value not in choices:
-            raise ConfigError(self.key(name), value, f"allowed: {' | '.join(choices)}")
-        if pattern is not None and not pattern.match(value):
-            raise ConfigError(self.key(name), value, f"expected {hint}")
-        return value
-
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None,
-                maximum: int | None = None, why: str = "") -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(name), value, "expected a whole number"
-                              + (f" between {minimum} and {maximum}" if minimum is not None and maximum is not None else ""))
-        if minimum is not None and value < minimum:
-            raise ConfigError(self.key(name), value, f"the minimum is {minimum}" + (f" ({why})" if why else ""))
-        if maximum is not None and value > maximum:
-            raise ConfigError(self.key(name), value, f"the maximum is {maximum}" + (f" ({why})" if why else ""))
-        return value
-
-    def boolean(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), value, "expected true or false")
-        return value
-
-    def strings(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
-                hint: str = "") -> tuple[str, ...]:
-        value = self.get(name, default)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(self.key(name), value, "expected a list of strings" + (f" ({hint})" if hint else ""))
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
-                raise ConfigError(f"{self.key(name)}[{i}]", item, f"expected {hint or 'a non-empty string'}")
-        if len(set(value)) != len(value):
-            raise ConfigError(self.key(name), list(value), "contains duplicates; list each entry once")
-        return tuple(value)
-
-    def obj(self, name: str, required: bool = True) -> "_Obj":
-        value = self.get(name, _MISSING if required else {})
-        return _Obj(value, self.key(name))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            where = self.path or "(top level)"
-            raise ConfigError(self.key(unknown[0]), self.data[unknown[0]],
-                              f"unknown key in {where}; known keys: {', '.join(sorted(self.seen))}")
-
-
 def _window_minutes(start: str, end: str) -> tuple[int, int]:
     sh, sm = (int(x) for x in start.split(":"))
     eh, em = (int(x) for x in end.split(":"))
@@ -468,7 +376,7 @@ def _overlaps(backup: str, maintenance: str) -> bool:
     return False
 
 
-def _database(o: _Obj) -> DatabaseConfig:
+def _database(o: Fields) -> DatabaseConfig:
     name = o.string("name", pattern=outputs.LOGICAL_NAME, hint="lowercase letters, digits and dashes, starting with a letter")
     allocated = o.integer("allocated_storage_gb", minimum=20, maximum=65536)
     db = DatabaseConfig(
@@ -522,7 +430,7 @@ def _cidr(value: str, key: str) -> str:
     return value
 
 
-def _network(o: _Obj, role: str) -> NetworkConfig:
+def _network(o: Fields, role: str) -> NetworkConfig:
     cidr = _cidr(o.string("cidr", "10.10.0.0/16" if role == "primary" else "10.20.0.0/16"), o.key("cidr"))
     if ipaddress.ip_network(cidr).prefixlen > 20:
         raise ConfigError(o.key("cidr"), cidr, "too small for three subnets; use a /20 or larger (e.g. /16)")
@@ -550,13 +458,13 @@ def _network(o: _Obj, role: str) -> NetworkConfig:
         raise ConfigError(o.key("subnet_ids"), list(subnet_ids), "with vpc_id, name exactly three private subnets "
                           "in three different availability zones (MSK places one broker in each)")
     if subnet_ids and not vpc_id:
-        raise ConfigError(o.key("vpc_id"), _MISSING, "subnet_ids were given without the VPC they belong to; set vpc_id")
+        raise ConfigError(o.key("vpc_id"), MISSING, "subnet_ids were given without the VPC they belong to; set vpc_id")
     o.done()
     return NetworkConfig(cidr=cidr, allowed_cidrs=allowed, allowed_security_group_ids=groups,
                          vpc_id=vpc_id, subnet_ids=subnet_ids, runbook_cidrs=runbook)
 
 
-def _dns(o: _Obj) -> DnsConfig:
+def _dns(o: Fields) -> DnsConfig:
     zone_name = o.string("zone_name", pattern=_FQDN, hint="a DNS zone name such as payments.example.com").rstrip(".")
     zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
     ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
@@ -586,26 +494,26 @@ def _dns(o: _Obj) -> DnsConfig:
                      record_prefix=prefix)
 
 
-def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | None) -> KubernetesConfig:
+def _kubernetes(o: Fields, databases: tuple[DatabaseConfig, ...], secret: bool | None) -> KubernetesConfig:
     from components import kubernetes as component  # only when the section is there
 
     kubeconfig = o.get("kubeconfig", None)
     if kubeconfig is not None and (not isinstance(kubeconfig, str) or "clusters" not in kubeconfig
                                    or "apiVersion" not in kubeconfig):
-        raise ConfigError(o.key("kubeconfig"), _SECRET, "expected the text of a kubeconfig file (apiVersion, clusters, "
+        raise ConfigError(o.key("kubeconfig"), SECRET, "expected the text of a kubeconfig file (apiVersion, clusters, "
                           "…); set it with `pulumi config set --secret --path regionpair:kubernetes.kubeconfig "
                           "< kubeconfig.yaml`")
     if kubeconfig is not None and secret is False:
-        raise ConfigError(o.key("kubeconfig"), _SECRET, "is stored in plain text; store it as a secret: `pulumi "
+        raise ConfigError(o.key("kubeconfig"), SECRET, "is stored in plain text; store it as a secret: `pulumi "
                           "config set --secret --path regionpair:kubernetes.kubeconfig < kubeconfig.yaml`")
     context = o.string("context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name")
     if kubeconfig is None and context is None:
-        raise ConfigError(o.key("context"), _MISSING, "name the cluster explicitly: give kubeconfig (a secret) or "
+        raise ConfigError(o.key("context"), MISSING, "name the cluster explicitly: give kubeconfig (a secret) or "
                           "context; the ambient current-context could be another region's cluster")
     runbook_context = o.string("runbook_context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name") \
         or context
     if runbook_context is None:
-        raise ConfigError(o.key("runbook_context"), _MISSING, "the runbooks rewrite this cluster's active endpoints "
+        raise ConfigError(o.key("runbook_context"), MISSING, "the runbooks rewrite this cluster's active endpoints "
                           "after a failover through a context of the operator's own kubeconfig (never the stack's "
                           "kubeconfig, a secret): give runbook_context, e.g. the EKS cluster ARN, which is the "
                           "context name `aws eks update-kubeconfig` writes")
@@ -670,14 +578,14 @@ def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | N
     return cfg
 
 
-def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+def _restart_deployments(o: Fields, app_namespaces: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """``restart_deployments: {<app namespace>: [<Deployment>, …]}``: only namespaces that get the
     ConfigMap (the runbooks' Role lives there), valid Deployment names, each once, none empty."""
     raw = o.get("restart_deployments", {})
     if not isinstance(raw, Mapping):
         raise ConfigError(o.key("restart_deployments"), raw, "expected a mapping of app namespace to Deployment "
                           "names, e.g. {payments: [payments-api, payments-worker]}")
-    r = _Obj(raw, o.key("restart_deployments"))
+    r = section(raw, o.key("restart_deployments"))
     found: dict[str, tuple[str, ...]] = {}
     for ns in list(raw):
         if ns not in app_namespaces:
@@ -701,7 +609,7 @@ def _runbook_principals(principals: tuple[str, ...]) -> None:
     "AWS JSON policy elements: Principal": an account principal delegates to every identity of the
     account that its own policies allow)."""
     if not principals:
-        raise ConfigError("runbook_principals", _MISSING, "name the IAM roles (or users) that may assume the "
+        raise ConfigError("runbook_principals", MISSING, "name the IAM roles (or users) that may assume the "
                           "runbook role, e.g. [arn:aws:iam::123456789012:role/oncall-sre]; the stacks no longer "
                           "trust the whole account by default")
     for i, p in enumerate(principals):
@@ -719,7 +627,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
     plus `region` (from `aws:region`) to their values; objects and lists as Python values.
     `secret_keys` (the keys stored as secrets, when known) lets values that must be secrets be checked."""
-    top = _Obj(values, "")
+    top = section(values, "")
     role = top.string("role", choices=ROLES)
     region = top.string("region", pattern=_REGION, hint="an AWS region such as us-east-1 (set aws:region)")
 
@@ -727,7 +635,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     if not isinstance(raw_dbs, list) or not raw_dbs:
         raise ConfigError("databases", raw_dbs, "expected a non-empty list of databases (name, instance_class, "
                           "engine_version, allocated_storage_gb, …)")
-    databases = tuple(_database(_Obj(d, f"databases[{i}]")) for i, d in enumerate(raw_dbs))
+    databases = tuple(_database(section(d, f"databases[{i}]")) for i, d in enumerate(raw_dbs))
     names = [d.name for d in databases]
     for i, n in enumerate(names):
         if names.index(n) != i:
@@ -817,7 +725,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
         if dr_region is None:
-            raise ConfigError("dr_region", _MISSING, "the databases' password secrets are replicated to the DR "
+            raise ConfigError("dr_region", MISSING, "the databases' password secrets are replicated to the DR "
                               "region so they can be read when this region is down; name it, e.g. us-west-2")
         if dr_region == region:
             raise ConfigError("dr_region", dr_region, f"must differ from this stack's region {region}: a secret "
@@ -827,10 +735,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
             raise ConfigError("dr_region", dr_region, "only the prod stack (role: primary) takes this key (the dr "
                               "stack's region is aws:region); remove it here")
         if prod_stack is None:
-            raise ConfigError("prod_stack", _MISSING, "the dr stack reads prod through a StackReference; name the prod "
+            raise ConfigError("prod_stack", MISSING, "the dr stack reads prod through a StackReference; name the prod "
                               "stack, e.g. organization/regionpair/prod")
         if primary_region is None:
-            raise ConfigError("primary_region", _MISSING, "the dr stack manages the replication on prod's bucket with a "
+            raise ConfigError("primary_region", MISSING, "the dr stack manages the replication on prod's bucket with a "
                               "provider for prod's region; name it, e.g. us-east-1")
         if failback_replication and not promoted:
             raise ConfigError("failback_replication", failback_replication,
@@ -867,8 +775,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                                          hint="ddd:HH:MM-ddd:HH:MM in UTC, at least 60 minutes"),
             export=co.boolean("export", True))
         co.done()
-    from stacks import kafka_backup as _kafka_backup
-    kafka_backup = _kafka_backup.read(top, role)
+    kafka_backup = kafka_backup_section.read(top, role)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
         kubernetes = _kubernetes(top.obj("kubernetes"), databases,

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from components.aws_limits import MAX_LIFECYCLE_RULES
 from runbooks import kafka_backup as kb
 from stacks import connectconfig
+from stacks.config_reader import ConfigError
 
 BUCKET_RULES_BESIDES = 2
 """The backups bucket's own archive rule (components/storage.py) and the offsets rule."""
@@ -54,9 +55,7 @@ class KafkaBackupConfig:
 
 
 def read(top: Any, role: str) -> KafkaBackupConfig | None:
-    """``top`` is the config's top-level reader (stacks.config._Obj)."""
-    from stacks.config import ConfigError
-
+    """``top`` is the config's top-level reader (``stacks.config_reader.section``)."""
     if top.get("kafka_backup", None) is None:
         return None
     if role != "primary":

@@ -26,7 +26,8 @@ from components.mskconnect import connector_alarms
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
 from contract import outputs
 from stacks import exports, mskconnect, regional
-from stacks.config import ConfigError, StackConfig
+from stacks.config import StackConfig
+from stacks.config_reader import ConfigError
 from stacks.primary import database_args, database_document, set_identifier
 from stacks.providers import Providers
 

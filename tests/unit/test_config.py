@@ -13,7 +13,7 @@ import yaml
 
 from components import aws_limits
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 
 

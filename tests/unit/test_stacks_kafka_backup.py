@@ -13,7 +13,7 @@ import pytest
 from policy import kafka_backup as pkb
 from policy import mskconnect as M
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
 from tests.unit.test_config import dr_values, prod_values
