@@ -11,7 +11,8 @@ from components.database import ReplicatedPostgres, ReplicatedPostgresArgs
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
 from stacks import exports, regional
-from stacks.config import DatabaseConfig, StackConfig
+from stacks.config import StackConfig
+from stacks.config_database import DatabaseConfig
 from stacks.providers import ROUTE53_METRICS_REGION, Providers
 
 
