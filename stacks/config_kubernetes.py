@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from components.kubernetes_access import RESTORE_GROUP
+from components.kubernetes_args import BACKUP_SCHEDULE, EXPORT_SCHEDULE, image_problem
 from contract.active_endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 from contract.fields import MISSING, Fields
 from stacks.config_database import DatabaseConfig
@@ -77,8 +79,6 @@ class KubernetesConfig:
 
 
 def read_kubernetes(o: Fields, databases: tuple[DatabaseConfig, ...], secret: bool | None) -> KubernetesConfig:
-    from components import kubernetes as component  # only when the section is there
-
     kubeconfig = o.get("kubeconfig", None)
     if kubeconfig is not None and (not isinstance(kubeconfig, str) or "clusters" not in kubeconfig
                                    or "apiVersion" not in kubeconfig):
@@ -110,13 +110,13 @@ def read_kubernetes(o: Fields, databases: tuple[DatabaseConfig, ...], secret: bo
         raise ConfigError(o.key("export_namespaces"), list(exports), "export_all_namespaces is true, which already "
                           "covers every namespace; remove one of the two")
     schedules = {}
-    for key, default in (("backup_schedule", component.BACKUP_SCHEDULE), ("export_schedule", component.EXPORT_SCHEDULE)):
+    for key, default in (("backup_schedule", BACKUP_SCHEDULE), ("export_schedule", EXPORT_SCHEDULE)):
         schedules[key] = o.string(key, default, pattern=_CRON,
                                   hint="a five-field cron schedule, in UTC, such as 0 2 * * *")
     images = {}
     for key in ("postgres_image", "tools_image"):
         image = o.string(key, None)
-        problem = None if image is None else component.image_problem(image)
+        problem = None if image is None else image_problem(image)
         if problem:
             raise ConfigError(o.key(key), image, problem)
         images[key] = image
@@ -136,7 +136,7 @@ def read_kubernetes(o: Fields, databases: tuple[DatabaseConfig, ...], secret: bo
     restart_deployments = _restart_deployments(o, apps or (namespace,))
     restore_group: str | None = None
     if o.get("restore_group", None) is not False:
-        restore_group = o.string("restore_group", component.RESTORE_GROUP, pattern=_K8S_GROUP,
+        restore_group = o.string("restore_group", RESTORE_GROUP, pattern=_K8S_GROUP,
                                  hint="a Kubernetes group name (letters, digits, - . _ :), not system:…, or false")
     restore_secrets = o.boolean("restore_secrets", False)
     if restore_secrets and restore_group is None:

@@ -144,7 +144,8 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
     """The region's cluster (only with the `kubernetes` section): the ACTIVE endpoints for the
     applications, dumps of this region's own instances (`local`: host, port, secret ARN), and, for the
     databases with logical_replication, captures of their slots from the active primary."""
-    from components.kubernetes import ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
+    from components.kubernetes import ClusterDr
+    from components.kubernetes_args import ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
 
     cfg = regional.cfg
     k = cfg.kubernetes
