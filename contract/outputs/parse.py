@@ -52,7 +52,8 @@ def _refusal(p: Problem) -> OutputsError:
     return OutputsError(p.path, f"{p.value!r}: {p.kind.replace('_', ' ')}")
 
 
-def _document(doc: Any) -> Fields:
+def document_fields(doc: Any) -> Fields:
+    """The field reader of an outputs document, with its words (whole floats taken as integers)."""
     return Fields(doc, "", _refusal, whole_floats=True)
 
 
@@ -145,9 +146,9 @@ def _mirrormaker2(m: "Fields | None") -> MirrorMaker2Flow | None:
     if not topic.endswith(".checkpoints.internal"):
         raise OutputsError(m.key("checkpoints_topic"), f"{topic!r}: MirrorMaker 2 writes checkpoints to "
                            "<source alias>.checkpoints.internal; export that name")
-    c = m.obj_or_none("connector_arns")
+    c = m.obj("connector_arns", required=False)
     arns = {}
-    for kind in (c.data if c is not None else {}):
+    for kind in c.data:
         if kind not in MIRRORMAKER2_CONNECTORS:
             raise OutputsError(c.key(str(kind)), f"not a MirrorMaker 2 connector kind; one of "
                                f"{', '.join(MIRRORMAKER2_CONNECTORS)}")
@@ -234,9 +235,9 @@ def _restart_deployments(r: "Fields | None", namespaces: tuple[str, ...]) -> dic
 
 
 def _budgets(b: Fields) -> dict[str, ComponentBudget]:
-    cb = b.obj_or_none("components")
+    cb = b.obj("components", required=False)
     out = {}
-    for name in (cb.data if cb is not None else {}):
+    for name in cb.data:
         if name not in COMPONENTS:
             raise OutputsError(f"rto_budget.components.{name}", f"not a component; use one of {', '.join(COMPONENTS)}")
         c = cb.obj(name)
@@ -247,7 +248,7 @@ def _budgets(b: Fields) -> dict[str, ComponentBudget]:
 
 def from_dict(doc: Any) -> Outputs:
     """Validate a document and return it typed. Raises OutputsError naming the first bad field."""
-    root = _document(doc)
+    root = document_fields(doc)
     version = root.get("schema_version")
     if version != SCHEMA_VERSION:
         raise OutputsError("schema_version", f"version {version!r} is not supported; this reader knows "
@@ -256,9 +257,9 @@ def from_dict(doc: Any) -> Outputs:
     target = root.string("target", choices=TARGETS)
     o = root.obj("objectives")
     rto, rpo = o.integer("rto_seconds", minimum=1), o.integer("rpo_seconds", minimum=0)
-    co = o.obj_or_none("components")
+    co = o.obj("components", required=False)
     components = {}
-    for name in (co.data if co is not None else {}):
+    for name in co.data:
         if name not in COMPONENTS:
             raise OutputsError(f"objectives.components.{name}", f"not a component; use one of {', '.join(COMPONENTS)}")
         c = co.obj(name)

@@ -10,7 +10,7 @@ import pytest
 from contract import fields
 from contract.fields import MISSING, Problem
 from contract.outputs import OutputsError
-from contract.outputs.parse import _document
+from contract.outputs.parse import document_fields
 from stacks.config_reader import ConfigError, refusal, section
 
 KINDS = ("not_object", "missing", "not_string", "not_allowed", "no_match", "not_whole", "below", "above",
@@ -58,13 +58,13 @@ def test_one_reader_refuses_the_broken_form_in_each_users_words(read, data, conf
     assert str(config_error.value) == config_words
     if outputs_words is not None:
         with pytest.raises(OutputsError) as outputs_error:
-            read(_document(data))
+            read(document_fields(data))
         assert str(outputs_error.value) == outputs_words
 
 
 def test_one_reader_accepts_the_good_forms_and_records_what_it_read():
     data = {"s": "a", "n": 3, "b": False, "l": ["x", "y"], "o": {"i": 1}}
-    for f in (section(data), _document(data)):
+    for f in (section(data), document_fields(data)):
         assert (f.string("s", choices=("a",)), f.integer("n", minimum=1, maximum=3), f.boolean("b")) == ("a", 3, False)
         assert f.strings("l") == ("x", "y") and f.obj("o").integer("i") == 1
         assert f.get("absent", None) is None and f.obj_or_none("absent") is None
@@ -79,16 +79,16 @@ def test_a_key_nobody_read_is_refused_naming_the_ones_read():
 
 
 def test_whole_floats_only_where_the_reader_allows_them():
-    assert _document({"n": 30.0}).integer("n") == 30  # outputs written as JSON by other tools
+    assert document_fields({"n": 30.0}).integer("n") == 30  # outputs written as JSON by other tools
     with pytest.raises(ConfigError, match="expected a whole number"):
         section({"n": 30.0}).integer("n")
     with pytest.raises(OutputsError, match="expected a whole number, got 2.5"):
-        _document({"n": 2.5}).integer("n")
+        document_fields({"n": 2.5}).integer("n")
 
 
 def test_the_document_itself_must_be_an_object():
     with pytest.raises(OutputsError, match=r"^stack outputs: \(document\): expected an object, got list$"):
-        _document([])
+        document_fields([])
 
 
 @pytest.mark.parametrize("kind", KINDS)
