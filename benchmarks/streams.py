@@ -33,7 +33,7 @@ def pct(values: list[float], q: float) -> float:
 
 def one(a) -> dict:
     with sandbox("--systems", "postgres,kafka,s3") as d:
-        from stacks import outputs as contract
+        from contract import outputs as contract
         ports = sandbox_ports(contract.load_file(d / "outputs.json"), SystemClock())
         log = d.parent / "workload.jsonl"
         work = subprocess.Popen([sys.executable, "-m", "sandbox", "workload", "--dir", str(d), "--seconds", "3600",

@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, policy_json, require
+from components.common import child, policy_json, require
 from components.storage import BATCH_OPERATIONS_PRINCIPAL
 
 TYPE = "regionpair:access:RunbookRole"

@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, require, slug
+from components.common import child, require, slug
 
 TYPE = "regionpair:alarms:Alarms"
 FREE_STORAGE_FRACTION = 0.10

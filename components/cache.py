@@ -46,7 +46,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, require
+from components.common import child, require
 
 TYPE = "regionpair:cache:ReplicatedRedis"
 ELASTICACHE_CANONICAL_ID = "540804c33a284a299d2547575ce1010f2312ef3da9b3a053c8bc45bf233e4353"

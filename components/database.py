@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, require
+from components.common import assume_role_policy, child, require
 
 TYPE = "regionpair:database:ReplicatedPostgres"
 ROLES = ("primary", "replica", "promoted")

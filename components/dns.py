@@ -29,7 +29,7 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, require, slug
+from components.common import child, require, slug
 
 TYPE = "regionpair:dns:FailoverRecords"
 FAILOVER = ("PRIMARY", "SECONDARY")

@@ -11,7 +11,7 @@ lifecycle expiry per topic class is part of the bucket's one lifecycle configura
 single lifecycle configuration, a second resource would replace the first.
 
 The plugin, log group, role trust, capacity and connector are built by
-``components/_mskconnect_common.py``, as MirrorMaker 2's are.
+``components/mskconnect_common.py``, as MirrorMaker 2's are.
 
 Documents behind each choice (also in the MSK Connect policies, ``policy/mskconnect.py``):
 MSK Developer Guide "Understand service execution role" (trust kafkaconnect.amazonaws.com, for this
@@ -31,11 +31,12 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import _mskconnect_common as connect
-from components._common import child, policy_json, require
-from stacks.kafka_backup import CONNECTOR_CLASS
+from components import mskconnect_common as connect
+from components.common import child, policy_json, require
 
 TYPE = "regionpair:kafka:TopicBackup"
+CONNECTOR_CLASS = "io.aiven.kafka.connect.s3.AivenKafkaConnectS3SinkConnector"
+"""Aiven's S3 sink connector (Apache License 2.0): why it, not Confluent's or Firehose, is in stacks/kafka_backup.py."""
 S3_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
               "s3:ListBucketMultipartUploads")
 """Aiven's S3 sink README, "Authorization": the permissions the connector needs on the bucket."""

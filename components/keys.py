@@ -14,7 +14,7 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, partition_of, policy_json, require
+from components.common import child, partition_of, policy_json, require
 
 TYPE = "regionpair:keys:RegionKey"
 _ALIAS = re.compile(r"^[a-zA-Z0-9/_-]{1,250}$")

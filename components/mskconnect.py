@@ -6,9 +6,9 @@ What it declares, and the document each part follows:
   a JAR or a ZIP of JARs; MSK Connect copies the object when the plugin is created). The ZIP holds
   Apache Kafka's connect-mirror and connect-mirror-client jars of the Kafka Connect version
   (3.7.x) and the aws-msk-iam-auth library's uber jar, which MirrorMaker 2's own clients need for IAM;
-- a **worker configuration** with byte-array converters (``stacks.mirrormaker2.WORKER_PROPERTIES``);
+- a **worker configuration** with byte-array converters (``contract.mirrormaker2.WORKER_PROPERTIES``);
 - the **three connectors** (source, checkpoint, heartbeat), their settings from
-  ``stacks.mirrormaker2.msk_connect_configurations`` — the ones the sandbox's MirrorMaker 2 runs —
+  ``contract.mirrormaker2.msk_connect_configurations`` — the ones the sandbox's MirrorMaker 2 runs —
   each on the target cluster with IAM authentication and TLS (MSK Connect API Reference,
   KafkaClusterClientAuthentication, KafkaClusterEncryptionInTransit; IAM is served on 9098, TLS);
 - a **service execution role** trusting ``kafkaconnect.amazonaws.com`` for this account's connectors
@@ -25,7 +25,7 @@ What it declares, and the document each part follows:
 
 Each connector is tagged with the clusters it links (``regionpair:source-cluster``,
 ``regionpair:target-cluster``) so the policy pack can check the role against them. The plugin, log
-group, role trust, capacity and connectors are built by ``components/_mskconnect_common.py``, as the
+group, role trust, capacity and connectors are built by ``components/mskconnect_common.py``, as the
 Kafka topic backup's are.
 """
 
@@ -37,11 +37,11 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import _mskconnect_common as connect
-from components._common import child, policy_json, require, slug
+from components import mskconnect_common as connect
+from components.common import child, policy_json, require, slug
 from components.network import KAFKA_IAM_TLS_PORT
 from components.streaming import cluster_scoped_arns
-from stacks import mirrormaker2 as mm2
+from contract import mirrormaker2 as mm2
 
 TYPE = "regionpair:streaming:MirrorMaker2OnMskConnect"
 

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, require, slug
+from components.common import child, require, slug
 
 TYPE = "regionpair:network:Network"
 KAFKA_IAM_TLS_PORT = 9098

@@ -20,7 +20,7 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, policy_json, require
+from components.common import assume_role_policy, child, policy_json, require
 from components.storage import Bucket, BucketArgs
 
 TYPE = "regionpair:retention:ComplianceArchive"

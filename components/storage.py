@@ -18,9 +18,10 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, partition_of, policy_json, require
-from stacks.config import RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES, bucket_name_reserved
-from stacks.outputs import KEY_PREFIX
+from components.aws_limits import (BUCKET_NAME, MAX_LIFECYCLE_RULES, RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES,
+                                   bucket_name_reserved)
+from components.common import assume_role_policy, child, partition_of, policy_json, require
+from contract.outputs import KEY_PREFIX
 
 BUCKET_TYPE = "regionpair:storage:Bucket"
 REPLICATION_TYPE = "regionpair:storage:BucketReplication"
@@ -28,7 +29,6 @@ BATCH_REPLICATION_TYPE = "regionpair:storage:BatchReplicationRole"
 BATCH_OPERATIONS_PRINCIPAL = "batchoperations.s3.amazonaws.com"
 DEFAULT_BATCH_REPORT_PREFIX = "regionpair/batch-replication"
 WRITER_PARAMETER_TYPE = "regionpair:storage:WriterParameter"
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 REPLICATION_RULE_ID = "primary-to-dr"
@@ -63,13 +63,9 @@ class BucketArgs:
     days, their noncurrent versions a day later. Default: none (components/kafka_backup.py's per topic class)."""
 
 
-MAX_LIFECYCLE_RULES = 1000
-"""Amazon S3 API Reference, "LifecycleConfiguration": "You can add as many as 1000 rules"."""
-
-
 def _check_name(name: str) -> str:
     """S3 User Guide, "General purpose bucket naming rules"."""
-    require(BUCKET_TYPE, "bucket_name", name, bool(_BUCKET.match(name)) and ".." not in name,
+    require(BUCKET_TYPE, "bucket_name", name, bool(BUCKET_NAME.match(name)) and ".." not in name,
             "3-63 lowercase letters, digits, dots and dashes, starting and ending with a letter or digit")
     require(BUCKET_TYPE, "bucket_name", name, not _IPV4.match(name), "S3 refuses names formatted as an IP address")
     reserved = bucket_name_reserved(name)

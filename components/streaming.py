@@ -27,10 +27,9 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import assume_role_policy, child, policy_json, require
-from stacks.config import (MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS,
-                           kafka_version_tuple)
-from stacks.outputs import STOP_PATTERN
+from components.aws_limits import MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS, kafka_version_tuple
+from components.common import assume_role_policy, child, policy_json, require
+from contract.outputs import STOP_PATTERN
 
 CLUSTER_TYPE = "regionpair:streaming:KafkaCluster"
 REPLICATOR_TYPE = "regionpair:streaming:KafkaReplicator"

@@ -309,7 +309,7 @@ class SandboxDrill(DrillReport):
         the runbook): every copy must carry ``active``'s endpoints, except in ``lost``'s cluster, which
         was down during the failover."""
         from sandbox.errors import SandboxError
-        from stacks import endpoints as contract
+        from contract import active_endpoints as contract
 
         want = contract.active_values(outputs.regions[active], list(outputs.regions[active].databases))
         seen, said = {}, []

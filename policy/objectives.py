@@ -9,10 +9,11 @@ back to the service's ``objectives``. What the configuration costs before any ru
   + the expected promotion (``expected_promotion_seconds``);
 * Kafka and object storage: detection + the clients' parameter refresh (30 s, the client contract).
 
-The same arithmetic runs in the program (stacks/document.py ``component_budgets``, exported as
+The same arithmetic runs in the program (stacks/exports.py ``component_budgets``, exported as
 ``rto_budget.components``); tests/unit/test_policy_objectives.py keeps the two equal. The pack
 runs apart from the project (``sys.path[0]`` is policy/), so it reads the raw stack config the
-CLI hands it and cannot import stacks/.
+CLI hands it and can import neither stacks/ nor contract/ (``COMPONENTS`` repeats
+``contract.outputs.COMPONENTS``; tests/unit/test_outputs.py holds them equal).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.backups.slots import SlotTarget
-from stacks.slots import SlotDocumentError, lsn_to_int, parse
+from contract.slot_backup import SlotDocumentError, lsn_to_int, parse
 
 
 def add_arguments(p) -> None:

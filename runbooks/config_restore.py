@@ -39,7 +39,7 @@ from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed
 from runbooks.backups.restored import resolve_region
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 RESTORING = "config-restoring"
 """Journal event written before an object is applied: a resumed run restarts its readers too."""

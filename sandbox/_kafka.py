@@ -23,7 +23,7 @@ comes back after an outage has a new cluster, as the failback expects.
 MirrorMaker 2 runs in dedicated mode (``org.apache.kafka.connect.mirror.MirrorMaker``), one
 process per flow, in the flow's target region (component ``mirrormaker2``, started and stopped by
 its supervisor in ``sandbox/_streams.py``), with this module's ``mm2_properties``: the connector
-settings of ``stacks.mirrormaker2`` plus the dedicated-mode framing.
+settings of ``contract.mirrormaker2`` plus the dedicated-mode framing.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 from sandbox import proc as _proc
 from sandbox.layout import REGIONS, Layout, State, write_json_atomic
 from sandbox.errors import SandboxError
-from stacks import mirrormaker2
+from contract import mirrormaker2
 
 REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "sandbox" / "kafka" / "pom.xml"

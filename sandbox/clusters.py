@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, check_region, file_lock, write_json_atomic
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 NAMESPACES = ("payments", "checkout")
 """The app namespaces of each sandbox cluster (two, so a copy per namespace is exercised)."""

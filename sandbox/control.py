@@ -84,7 +84,7 @@ class Sandbox:
     @property
     def outputs(self):
         if self._outputs is None:
-            from stacks import outputs
+            from contract import outputs
             self._outputs = outputs.load_file(self.layout.outputs_file)
         return self._outputs
 

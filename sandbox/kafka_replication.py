@@ -13,7 +13,7 @@ from sandbox import _kafka
 from sandbox.errors import SandboxError
 from sandbox.flows import GROUPS, TOPICS, status
 from sandbox.layout import REGIONS, Layout, read_json
-from stacks import mirrormaker2
+from contract import mirrormaker2
 
 EARLIEST = "earliest"
 """A flow's start: every record the source still holds (a new or emptied target), as MSK
@@ -162,7 +162,7 @@ def parse_checkpoint(key: bytes, value: bytes) -> dict:
 def checkpoints(bootstrap: str, source: str) -> dict[str, dict]:
     """The last checkpoint of each group and partition MirrorMaker 2 wrote on the target for the
     flow from ``source``: ``{group: {"partitions": {tp: {upstream, downstream}}, "at": newest ts}}``."""
-    from stacks.mirrormaker2 import checkpoints_topic
+    from contract.mirrormaker2 import checkpoints_topic
 
     out: dict[str, dict] = {}
     for m in read_topic(bootstrap, checkpoints_topic(source)):

@@ -27,7 +27,7 @@ from sandbox.layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DN
                             write_json_atomic)
 from sandbox.postgres import Node, find_pg_bin
 from sandbox.probes import deadline_loop, dns_problem, link_problem, s3_problem
-from stacks.endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
+from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def _start_thread(fn) -> _Thread:
 
 def build_outputs(state: State, layout: Layout):
     """The outputs contract document for this sandbox, validated."""
-    from stacks import outputs
+    from contract import outputs
 
     systems = state.extra.get("systems", [])
     boots = kafka_replication.cluster_bootstraps(layout) if "kafka" in systems else {}

@@ -9,7 +9,7 @@ from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
 from sandbox.layout import DNS_ADDRESS, REGIONS, Layout, State
 from sandbox.postgres import Node
-from stacks.endpoints import CONFIGMAP_NAME as CONFIGMAP
+from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP
 
 
 def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:

@@ -4,6 +4,9 @@
 holds under `config:`, without the `regionpair:` prefix; `aws:region` is passed as `region`), so
 tests feed dicts. `from_pulumi()` is the thin adapter over `pulumi.Config`.
 
+The sections with most keys are read in their own modules (`config_database`, `config_network`,
+`config_kubernetes`, `mm2config`, `kafka_backup`); all read through `config_reader.section`.
+
 Every problem raises `ConfigError` naming the key (a dotted path), the value seen and what is
 allowed. Unknown keys are refused too: a misspelt `backup_retention` must not silently fall back
 to a default in the worst hour of the year.
@@ -12,62 +15,30 @@ to a default in the worst hour of the year.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.aws_limits import (BUCKET_NAME, MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS,
+                                   bucket_name_reserved, kafka_version_tuple)
+from contract import outputs
+from stacks import kafka_backup as kafka_backup_section
 from stacks import mm2config
-from stacks import outputs as contract
+from stacks.config_database import BACKUP_WINDOW, MAINTENANCE_WINDOW, DatabaseConfig, read_database
+from stacks.config_kubernetes import KubernetesConfig, read_kubernetes
+from stacks.config_network import DnsConfig, NetworkConfig, read_dns, read_network
+from stacks.config_reader import MISSING, PROJECT, ConfigError, section
 from stacks.mm2config import MirrorMaker2Config
-from stacks.endpoints import DEPLOYMENT_NAME, DEPLOYMENT_NAME_HINT
 
-PROJECT = "regionpair"
 ROLES = ("primary", "secondary")
-HEALTH_CHECK_TYPES = ("HTTPS", "HTTP", "TCP")
-HEALTH_CHECK_INTERVALS = (10, 30)
 
-_MISSING = object()
-_SECRET = object()
-"""Stands for a secret value in an error message: the value itself is never shown."""
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-_ENGINE_VERSION = re.compile(r"^\d+(\.\d+)?$")
 _KAFKA_VERSION = re.compile(r"^\d+\.\d+\.\d+(\.x|\.tiered)?$")
 _APPLICATION = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _BROKER_TYPE = re.compile(r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
-_BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-_MAINT_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
-                           r"(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$")
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_ZONE_ID = re.compile(r"^Z[0-9A-Z]{1,31}$")
-_FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STACK_REF = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
-_USERNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_RESERVED_USERNAMES = ("postgres", "rdsadmin", "admin", "root")
-_K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_K8S_CONTEXT = re.compile(r"^\S{1,253}$")
-_K8S_GROUP = re.compile(r"^(?!system:)[A-Za-z0-9][A-Za-z0-9:._-]{0,62}$")
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_CRON = re.compile(r"^[0-9*/,-]+( [0-9*/,-]+){4}$")
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$")
-
-
-class ConfigError(ValueError):
-    """A config value is missing or wrong. Names the key, the value and what is allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key = key
-        self.value = value
-        self.allowed = allowed
-        shown = "(missing)" if value is _MISSING else "(secret, not shown)" if value is _SECRET else repr(value)
-        super().__init__(f"config {PROJECT}:{key} = {shown}: {allowed}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,74 +60,9 @@ class CacheConfig:
     export: bool = True
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
-    name: str
-    """Logical name, the same in both stacks (pairs the primary with its replica)."""
-    instance_class: str
-    engine_version: str
-    """PostgreSQL major or major.minor version."""
-    allocated_storage_gb: int
-    max_allocated_storage_gb: int
-    """Storage autoscaling ceiling; defaults to twice allocated_storage_gb."""
-    backup_retention_days: int = 30
-    backup_window: str = "03:00-04:00"
-    maintenance_window: str = "sun:04:30-sun:05:30"
-    multi_az: bool = True
-    logical_replication: bool = False
-    """rds.logical_replication=1 in the parameter group: logical slots for CDC consumers (docs/backups.md)."""
-    db_name: str = "app"
-    username: str = "app_admin"
-    port: int = 5432
-    auto_minor_version_upgrade: bool = True
-    """RDS applies minor upgrades in the maintenance window; then engine_version names the major only."""
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    cidr: str
-    """CIDR of the VPC created when vpc_id is not given."""
-    allowed_cidrs: tuple[str, ...]
-    allowed_security_group_ids: tuple[str, ...]
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    runbook_cidrs: tuple[str, ...] = ()
-    """Where the runbooks run from: database ingress that fencing keeps (none: a fenced database is
-    unreachable to the runbooks too, so a switchover cannot drain it)."""
-
-
-@dataclass(frozen=True)
-class HealthCheckConfig:
-    fqdn: str
-    """The primary region's service endpoint Route53 probes (must be reachable from the internet)."""
-    port: int = 443
-    type: str = "HTTPS"
-    resource_path: str = "/health"
-    interval_seconds: int = 30
-    failure_threshold: int = 3
-
-    @property
-    def detection_seconds(self) -> int:
-        return self.interval_seconds * self.failure_threshold
-
-
-@dataclass(frozen=True)
-class DnsConfig:
-    zone_name: str
-    zone_id: str
-    ttl_seconds: int
-    strategy: str
-    health_check: HealthCheckConfig
-    record_prefix: str = ""
-    """Put before every record name (drill stacks use their own names, never production's)."""
-
-    def record_name(self, service: str) -> str:
-        return f"{self.record_prefix}{service}.{self.zone_name}"
-
-
-COMPONENTS = ("database", "kafka", "object_storage")
+COMPONENTS = outputs.COMPONENTS
 """The components with objectives of their own (planning documents 001 and 004 give RTO/RPO per
-component: the database, Kafka, object storage)."""
+component: the database, Kafka, object storage): the outputs contract's."""
 
 
 @dataclass(frozen=True)
@@ -190,22 +96,6 @@ class StreamingConfig:
     """primary → DR: ``msk-replicator`` or ``mirrormaker2`` (on MSK Connect; stacks/mm2config.py)."""
     mirrormaker2: "MirrorMaker2Config | None" = None
     """dr with ``mirrormaker2``: the plugin, capacity and network of the connectors."""
-
-
-MSK_REPLICATOR_MIN_KAFKA = (2, 8, 1)
-"""MSK Developer Guide, "Supported cluster types and versions for MSK Replicator": the Replicator needs
-2.7.0+, multi-VPC private connectivity 2.7.1+ ("Requirements and limitations for multi-VPC private
-connectivity"), and identical topic name replication (the stacks' IDENTICAL) 2.8.1+."""
-MSK_REPLICATOR_UNSUPPORTED_BROKERS = ("kafka.t3.small",)
-"""Same two pages: MSK Replicator and multi-VPC private connectivity do not support kafka.t3.small."""
-
-
-def kafka_version_tuple(version: str) -> tuple[int, ...]:
-    """``3.6.0`` / ``3.6.x`` / ``3.6.0.1`` / ``2.8.2.tiered`` → (3, 6, 0) …; unparseable parts count as 0."""
-    parts = []
-    for part in version.split(".")[:3]:
-        parts.append(int(part) if part.isdigit() else 0)
-    return tuple(parts)
 
 
 def check_replicator_cluster(streaming: StreamingConfig, key: Any = lambda name: f"streaming.{name}") -> None:
@@ -266,60 +156,6 @@ def check_compliance_tier(b: "BackupsConfig", key: Any = lambda name: f"backups.
 
 
 @dataclass(frozen=True)
-class PasswordSecretConfig:
-    name: str
-    """A Kubernetes Secret in the jobs' namespace (e.g. synced from Secrets Manager by External Secrets)."""
-    key: str = "password"
-
-
-@dataclass(frozen=True)
-class KubernetesConfig:
-    """The optional `kubernetes` section: the region's cluster gets the active-endpoints ConfigMap
-    and the backup/export CronJobs (components/kubernetes.py, docs/kubernetes.md)."""
-    backup_role_arn: str
-    """IRSA role of the pg_dump job (the stacks create no IAM for the cluster)."""
-    export_role_arn: str
-    """IRSA role of the ConfigMap/Secret export job."""
-    kubeconfig: str | None = field(default=None, repr=False)
-    """The cluster's kubeconfig, a config secret (never printed)."""
-    context: str | None = None
-    """A context of the kubeconfig (or of the ambient kubeconfig when kubeconfig is not given)."""
-    runbook_context: str | None = None
-    """The context through which the runbooks reach this cluster from the operator's own kubeconfig
-    (exported in the outputs; default: ``context``). Always set once the config is read."""
-    runbook_group: str = "regionpair-runbooks"
-    """The Kubernetes group the runbooks' identity is mapped to (EKS access entry); it may get, list
-    and patch the active-endpoints ConfigMaps of the app namespaces, get and patch the Deployments
-    of ``restart_deployments``, nothing else."""
-    namespace: str = "regionpair"
-    create_namespace: bool = True
-    app_namespaces: tuple[str, ...] = ()
-    """Namespaces that get the ConfigMap; empty means the jobs' namespace."""
-    export_namespaces: tuple[str, ...] = ()
-    """Namespaces exported; empty means app_namespaces."""
-    export_all_namespaces: bool = False
-    logical_backups: bool = True
-    backup_schedule: str = "0 2 * * *"
-    export_schedule: str = "30 2 * * *"
-    postgres_image: str | None = None
-    """None: the component's default."""
-    tools_image: str | None = None
-    """None: the component's default."""
-    dump_size_limit: str = "20Gi"
-    password_secrets: Mapping[str, PasswordSecretConfig] = field(default_factory=dict)
-    """Per database: a Kubernetes Secret instead of reading Secrets Manager at run time."""
-    restart_deployments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """App namespace → the Deployments the runbooks restart (``kubectl rollout restart``) after they
-    rewrite that namespace's ConfigMap: those that read it through ``envFrom``. The Role grants get
-    and patch on exactly these names. Empty (default): no Deployment is touched, none is granted."""
-    restore_group: str | None = "regionpair-config-restore"
-    """The Kubernetes group that may restore the configuration export (runbooks/config_restore.py);
-    ``false`` in config: none is declared."""
-    restore_secrets: bool = False
-    """That group may also write Secrets (the restore's --include-secrets)."""
-
-
-@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
@@ -374,338 +210,6 @@ class StackConfig:
 # --------------------------------------------------------------------------------------------
 
 
-class _Obj:
-    """One config object; every key read is recorded so unknown keys can be refused."""
-
-    def __init__(self, data: Any, path: str):
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, data, "expected an object (a YAML mapping)")
-        self.data = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, default: Any = _MISSING) -> Any:
-        self.seen.add(name)
-        value = self.data.get(name, _MISSING)
-        if value is _MISSING or value is None:
-            if default is _MISSING:
-                raise ConfigError(self.key(name), _MISSING, "this key is required")
-            return default
-        return value
-
-    def string(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
-               hint: str = "", choices: tuple[str, ...] | None = None) -> Any:
-        value = self.get(name, default)
-        if value is None or (value is default and default is not _MISSING):
-            return value
-        if not isinstance(value, str) or not value.strip():
-            what = f"allowed: {' | '.join(choices)}" if choices else hint
-            raise ConfigError(self.key(name), value, "expected a non-empty string" + (f" ({what})" if what else ""))
-        if choices is not None and value not in choices:
-            raise ConfigError(self.key(name), value, f"allowed: {' | '.join(choices)}")
-        if pattern is not None and not pattern.match(value):
-            raise ConfigError(self.key(name), value, f"expected {hint}")
-        return value
-
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None,
-                maximum: int | None = None, why: str = "") -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.key(name), value, "expected a whole number"
-                              + (f" between {minimum} and {maximum}" if minimum is not None and maximum is not None else ""))
-        if minimum is not None and value < minimum:
-            raise ConfigError(self.key(name), value, f"the minimum is {minimum}" + (f" ({why})" if why else ""))
-        if maximum is not None and value > maximum:
-            raise ConfigError(self.key(name), value, f"the maximum is {maximum}" + (f" ({why})" if why else ""))
-        return value
-
-    def boolean(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), value, "expected true or false")
-        return value
-
-    def strings(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None,
-                hint: str = "") -> tuple[str, ...]:
-        value = self.get(name, default)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(self.key(name), value, "expected a list of strings" + (f" ({hint})" if hint else ""))
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
-                raise ConfigError(f"{self.key(name)}[{i}]", item, f"expected {hint or 'a non-empty string'}")
-        if len(set(value)) != len(value):
-            raise ConfigError(self.key(name), list(value), "contains duplicates; list each entry once")
-        return tuple(value)
-
-    def obj(self, name: str, required: bool = True) -> "_Obj":
-        value = self.get(name, _MISSING if required else {})
-        return _Obj(value, self.key(name))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            where = self.path or "(top level)"
-            raise ConfigError(self.key(unknown[0]), self.data[unknown[0]],
-                              f"unknown key in {where}; known keys: {', '.join(sorted(self.seen))}")
-
-
-def _window_minutes(start: str, end: str) -> tuple[int, int]:
-    sh, sm = (int(x) for x in start.split(":"))
-    eh, em = (int(x) for x in end.split(":"))
-    s, e = sh * 60 + sm, eh * 60 + em
-    if e <= s:
-        e += 24 * 60
-    return s, e
-
-
-def _overlaps(backup: str, maintenance: str) -> bool:
-    b_start, b_end = backup.split("-")
-    bs, be = _window_minutes(b_start, b_end)
-    m_start, m_end = maintenance.split("-")
-    md_s, mt_s = m_start.split(":", 1)
-    md_e, mt_e = m_end.split(":", 1)
-    week = 7 * 24 * 60
-    ms = _DAYS.index(md_s) * 1440 + _window_minutes(mt_s, mt_s)[0]
-    me = _DAYS.index(md_e) * 1440 + _window_minutes(mt_e, mt_e)[0]
-    if me <= ms:
-        me += week
-    for day in range(-1, 8):  # the backup window happens every day
-        s, e = day * 1440 + bs, day * 1440 + be
-        for shift in (0, week, -week):
-            if s < me + shift and ms + shift < e:
-                return True
-    return False
-
-
-def _database(o: _Obj) -> DatabaseConfig:
-    name = o.string("name", pattern=contract._NAME, hint="lowercase letters, digits and dashes, starting with a letter")
-    allocated = o.integer("allocated_storage_gb", minimum=20, maximum=65536)
-    db = DatabaseConfig(
-        name=name,
-        instance_class=o.string("instance_class", pattern=_INSTANCE_CLASS, hint="an RDS instance class such as db.r6g.large"),
-        engine_version=o.string("engine_version", pattern=_ENGINE_VERSION, hint="a PostgreSQL version such as 16 or 16.4"),
-        allocated_storage_gb=allocated,
-        max_allocated_storage_gb=o.integer("max_allocated_storage_gb", 2 * allocated, minimum=allocated, maximum=65536,
-                                           why="at least allocated_storage_gb"),
-        backup_retention_days=o.integer("backup_retention_days", 30, minimum=7, maximum=35,
-                                        why="7 days is the floor for point-in-time recovery here; RDS allows at most 35"),
-        backup_window=o.string("backup_window", "03:00-04:00", pattern=_BACKUP_WINDOW, hint="HH:MM-HH:MM in UTC"),
-        maintenance_window=o.string("maintenance_window", "sun:04:30-sun:05:30", pattern=_MAINT_WINDOW,
-                                    hint="ddd:HH:MM-ddd:HH:MM in UTC, e.g. sun:04:30-sun:05:30"),
-        multi_az=o.boolean("multi_az", True),
-        logical_replication=o.boolean("logical_replication", False),
-        db_name=o.string("db_name", "app", pattern=re.compile(r"^[a-z][a-z0-9_]{0,62}$"),
-                         hint="a PostgreSQL database name: lowercase letters, digits, underscores"),
-        username=o.string("username", "app_admin", pattern=_USERNAME, hint="lowercase letters, digits, underscores"),
-        port=o.integer("port", 5432, minimum=1150, maximum=65535, why="RDS PostgreSQL ports are 1150-65535"),
-        auto_minor_version_upgrade=o.boolean("auto_minor_version_upgrade", True),
-    )
-    if db.auto_minor_version_upgrade and "." in db.engine_version:
-        # pulumi-aws aws.rds.Instance engine_version: with auto_minor_version_upgrade a prefix such as the
-        # major version is allowed and the running version is engine_version_actual; a pinned minor drifts
-        # once RDS upgrades it, and the next `pulumi up` plans a downgrade RDS refuses (issue 10, point 4)
-        raise ConfigError(o.key("engine_version"), db.engine_version,
-                          f"auto_minor_version_upgrade is on, so RDS moves the minor version by itself and a pinned "
-                          f"minor drifts (the next `pulumi up` would plan a downgrade RDS refuses): pin the major "
-                          f"version only, e.g. {db.engine_version.split('.')[0]!r}, or set "
-                          f"auto_minor_version_upgrade: false to own minor upgrades yourself")
-    if db.username in _RESERVED_USERNAMES:
-        raise ConfigError(o.key("username"), db.username, f"reserved by PostgreSQL/RDS; pick another than {', '.join(_RESERVED_USERNAMES)}")
-    s, e = _window_minutes(*db.backup_window.split("-"))
-    if e - s < 30:
-        raise ConfigError(o.key("backup_window"), db.backup_window, "RDS needs a backup window of at least 30 minutes")
-    if _overlaps(db.backup_window, db.maintenance_window):
-        raise ConfigError(o.key("maintenance_window"), db.maintenance_window,
-                          f"overlaps the backup window {db.backup_window}; RDS refuses overlapping windows")
-    o.done()
-    return db
-
-
-def _cidr(value: str, key: str) -> str:
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ConfigError(key, value, f"expected a CIDR block such as 10.0.0.0/16 ({exc})") from None
-    if net.prefixlen == 0:
-        raise ConfigError(key, value, "opens the service to the whole internet; name the client networks instead")
-    return value
-
-
-def _network(o: _Obj, role: str) -> NetworkConfig:
-    cidr = _cidr(o.string("cidr", "10.10.0.0/16" if role == "primary" else "10.20.0.0/16"), o.key("cidr"))
-    if ipaddress.ip_network(cidr).prefixlen > 20:
-        raise ConfigError(o.key("cidr"), cidr, "too small for three subnets; use a /20 or larger (e.g. /16)")
-    allowed = o.strings("allowed_cidrs", [], hint="CIDR blocks of the clients")
-    for i, c in enumerate(allowed):
-        _cidr(c, f"{o.key('allowed_cidrs')}[{i}]")
-    groups = o.strings("allowed_security_group_ids", [], pattern=_SG, hint="security group ids (sg-…)")
-    if not allowed and not groups:
-        raise ConfigError(o.key("allowed_cidrs"), [], "no client could reach the databases or brokers; name at least "
-                          "one CIDR in allowed_cidrs or one group in allowed_security_group_ids")
-    runbook = o.strings("runbook_cidrs", [], hint="CIDR blocks of the hosts the runbooks run on")
-    for i, c in enumerate(runbook):
-        _cidr(c, f"{o.key('runbook_cidrs')}[{i}]")
-        net = ipaddress.ip_network(c)
-        for client in allowed:
-            other = ipaddress.ip_network(client)
-            if net.version == other.version and (net == other or other.subnet_of(net)):
-                raise ConfigError(f"{o.key('runbook_cidrs')}[{i}]", c,
-                                  f"contains the client network {client} of allowed_cidrs; fencing keeps the "
-                                  "runbooks' rules, so those clients could still write to a fenced primary. Name "
-                                  "only the runbook hosts (e.g. a /32 or their own subnet)")
-    vpc_id = o.string("vpc_id", None, pattern=_VPC, hint="a VPC id (vpc-…)")
-    subnet_ids = o.strings("subnet_ids", [], pattern=_SUBNET, hint="subnet ids (subnet-…)")
-    if vpc_id and len(subnet_ids) != 3:
-        raise ConfigError(o.key("subnet_ids"), list(subnet_ids), "with vpc_id, name exactly three private subnets "
-                          "in three different availability zones (MSK places one broker in each)")
-    if subnet_ids and not vpc_id:
-        raise ConfigError(o.key("vpc_id"), _MISSING, "subnet_ids were given without the VPC they belong to; set vpc_id")
-    o.done()
-    return NetworkConfig(cidr=cidr, allowed_cidrs=allowed, allowed_security_group_ids=groups,
-                         vpc_id=vpc_id, subnet_ids=subnet_ids, runbook_cidrs=runbook)
-
-
-def _dns(o: _Obj) -> DnsConfig:
-    zone_name = o.string("zone_name", pattern=_FQDN, hint="a DNS zone name such as payments.example.com").rstrip(".")
-    zone_id = o.string("zone_id", pattern=_ZONE_ID, hint="a Route53 hosted zone id (Z…)")
-    ttl = o.integer("ttl_seconds", 60, minimum=1, maximum=86400)
-    strategy = o.string("strategy", "health-check-inversion", choices=contract.DNS_STRATEGIES)
-    if strategy == "record-upsert":
-        raise ConfigError(o.key("strategy"), strategy, "the stacks declare failover records (PRIMARY in prod, "
-                          "SECONDARY in dr) guarded by a pin check only the runbook moves, and the runbook's "
-                          "record-upsert refuses a failover record; use health-check-inversion (record-upsert is "
-                          "the sandbox's strategy)")
-    h = o.obj("health_check")
-    kind = h.string("type", "HTTPS", choices=HEALTH_CHECK_TYPES)
-    hc = HealthCheckConfig(
-        fqdn=h.string("fqdn", pattern=_FQDN, hint="the host name of the primary region's service endpoint").rstrip("."),
-        port=h.integer("port", 443 if kind == "HTTPS" else 80, minimum=1, maximum=65535),
-        type=kind,
-        resource_path=h.string("resource_path", "/health", pattern=re.compile(r"^/\S*$"), hint="a path starting with /"),
-        interval_seconds=h.get("interval_seconds", 30),
-        failure_threshold=h.integer("failure_threshold", 3, minimum=1, maximum=10),
-    )
-    if hc.interval_seconds not in HEALTH_CHECK_INTERVALS or isinstance(hc.interval_seconds, bool):
-        raise ConfigError(h.key("interval_seconds"), hc.interval_seconds, "Route53 health checks run every 10 or 30 seconds")
-    h.done()
-    prefix = o.string("record_prefix", "", pattern=re.compile(r"^([a-z0-9][a-z0-9-]{0,40}-)?$"),
-                      hint="lowercase letters, digits and dashes ending in a dash, e.g. drill-42-")
-    o.done()
-    return DnsConfig(zone_name=zone_name, zone_id=zone_id, ttl_seconds=ttl, strategy=strategy, health_check=hc,
-                     record_prefix=prefix)
-
-
-def _kubernetes(o: _Obj, databases: tuple[DatabaseConfig, ...], secret: bool | None) -> KubernetesConfig:
-    from components import kubernetes as component  # only when the section is there
-
-    kubeconfig = o.get("kubeconfig", None)
-    if kubeconfig is not None and (not isinstance(kubeconfig, str) or "clusters" not in kubeconfig
-                                   or "apiVersion" not in kubeconfig):
-        raise ConfigError(o.key("kubeconfig"), _SECRET, "expected the text of a kubeconfig file (apiVersion, clusters, "
-                          "…); set it with `pulumi config set --secret --path regionpair:kubernetes.kubeconfig "
-                          "< kubeconfig.yaml`")
-    if kubeconfig is not None and secret is False:
-        raise ConfigError(o.key("kubeconfig"), _SECRET, "is stored in plain text; store it as a secret: `pulumi "
-                          "config set --secret --path regionpair:kubernetes.kubeconfig < kubeconfig.yaml`")
-    context = o.string("context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name")
-    if kubeconfig is None and context is None:
-        raise ConfigError(o.key("context"), _MISSING, "name the cluster explicitly: give kubeconfig (a secret) or "
-                          "context; the ambient current-context could be another region's cluster")
-    runbook_context = o.string("runbook_context", None, pattern=_K8S_CONTEXT, hint="a kubeconfig context name") \
-        or context
-    if runbook_context is None:
-        raise ConfigError(o.key("runbook_context"), _MISSING, "the runbooks rewrite this cluster's active endpoints "
-                          "after a failover through a context of the operator's own kubeconfig (never the stack's "
-                          "kubeconfig, a secret): give runbook_context, e.g. the EKS cluster ARN, which is the "
-                          "context name `aws eks update-kubeconfig` writes")
-    runbook_group = o.string("runbook_group", "regionpair-runbooks", pattern=_K8S_GROUP,
-                             hint="a Kubernetes group name (letters, digits, - . _ :), not system:…")
-    names = {db.name for db in databases}
-    namespace = o.string("namespace", "regionpair", pattern=_K8S_NAME, hint="a Kubernetes namespace name")
-    apps = o.strings("app_namespaces", [], pattern=_K8S_NAME, hint="Kubernetes namespace names")
-    exports = o.strings("export_namespaces", [], pattern=_K8S_NAME, hint="Kubernetes namespace names")
-    all_namespaces = o.boolean("export_all_namespaces", False)
-    if all_namespaces and exports:
-        raise ConfigError(o.key("export_namespaces"), list(exports), "export_all_namespaces is true, which already "
-                          "covers every namespace; remove one of the two")
-    schedules = {}
-    for key, default in (("backup_schedule", component.BACKUP_SCHEDULE), ("export_schedule", component.EXPORT_SCHEDULE)):
-        schedules[key] = o.string(key, default, pattern=_CRON,
-                                  hint="a five-field cron schedule, in UTC, such as 0 2 * * *")
-    images = {}
-    for key in ("postgres_image", "tools_image"):
-        image = o.string(key, None)
-        problem = None if image is None else component.image_problem(image)
-        if problem:
-            raise ConfigError(o.key(key), image, problem)
-        images[key] = image
-    secrets_obj = o.obj("password_secrets", required=False)
-    password_secrets = {}
-    for db_name in list(secrets_obj.data):
-        if db_name not in names:
-            secrets_obj.seen.add(db_name)
-            raise ConfigError(secrets_obj.key(db_name), secrets_obj.data[db_name],
-                              f"no database {db_name!r} in regionpair:databases (there are {sorted(names)})")
-        ref = secrets_obj.obj(db_name)
-        password_secrets[db_name] = PasswordSecretConfig(
-            name=ref.string("name", pattern=_K8S_NAME, hint="a Kubernetes Secret name"),
-            key=ref.string("key", "password", pattern=_SECRET_KEY, hint="a Secret data key"))
-        ref.done()
-    secrets_obj.done()
-    restart_deployments = _restart_deployments(o, apps or (namespace,))
-    restore_group: str | None = None
-    if o.get("restore_group", None) is not False:
-        restore_group = o.string("restore_group", component.RESTORE_GROUP, pattern=_K8S_GROUP,
-                                 hint="a Kubernetes group name (letters, digits, - . _ :), not system:…, or false")
-    restore_secrets = o.boolean("restore_secrets", False)
-    if restore_secrets and restore_group is None:
-        raise ConfigError(o.key("restore_secrets"), True, "restore_group is false, so nobody could use it; name a "
-                          "restore_group or drop restore_secrets")
-    cfg = KubernetesConfig(
-        backup_role_arn=o.string("backup_role_arn", pattern=_ROLE_ARN,
-                                 hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
-        export_role_arn=o.string("export_role_arn", pattern=_ROLE_ARN,
-                                 hint="an IAM role ARN for IRSA, arn:aws:iam::<account>:role/<name>"),
-        kubeconfig=kubeconfig, context=context, runbook_context=runbook_context, runbook_group=runbook_group,
-        namespace=namespace,
-        create_namespace=o.boolean("create_namespace", True), app_namespaces=apps, export_namespaces=exports,
-        export_all_namespaces=all_namespaces, logical_backups=o.boolean("logical_backups", True),
-        backup_schedule=schedules["backup_schedule"], export_schedule=schedules["export_schedule"],
-        postgres_image=images["postgres_image"], tools_image=images["tools_image"],
-        dump_size_limit=o.string("dump_size_limit", "20Gi", pattern=_QUANTITY, hint="a size such as 20Gi"),
-        password_secrets=password_secrets, restart_deployments=restart_deployments,
-        restore_group=restore_group, restore_secrets=restore_secrets)
-    o.done()
-    return cfg
-
-
-def _restart_deployments(o: _Obj, app_namespaces: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """``restart_deployments: {<app namespace>: [<Deployment>, …]}``: only namespaces that get the
-    ConfigMap (the runbooks' Role lives there), valid Deployment names, each once, none empty."""
-    raw = o.get("restart_deployments", {})
-    if not isinstance(raw, Mapping):
-        raise ConfigError(o.key("restart_deployments"), raw, "expected a mapping of app namespace to Deployment "
-                          "names, e.g. {payments: [payments-api, payments-worker]}")
-    r = _Obj(raw, o.key("restart_deployments"))
-    found: dict[str, tuple[str, ...]] = {}
-    for ns in list(raw):
-        if ns not in app_namespaces:
-            raise ConfigError(r.key(str(ns)), raw[ns], f"{ns!r} is not one of the app namespaces "
-                              f"{list(app_namespaces)}: the runbooks rewrite the ConfigMap and hold a Role only "
-                              "there; add it to app_namespaces, or list Deployments of those namespaces")
-        names = r.strings(ns, (), pattern=DEPLOYMENT_NAME, hint=DEPLOYMENT_NAME_HINT)
-        if not names:
-            raise ConfigError(r.key(ns), [], "lists no Deployment; name at least one, or remove the namespace")
-        found[ns] = names
-    r.done()
-    return found
-
-
 _WHOLE_ACCOUNT = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
 
@@ -715,7 +219,7 @@ def _runbook_principals(principals: tuple[str, ...]) -> None:
     "AWS JSON policy elements: Principal": an account principal delegates to every identity of the
     account that its own policies allow)."""
     if not principals:
-        raise ConfigError("runbook_principals", _MISSING, "name the IAM roles (or users) that may assume the "
+        raise ConfigError("runbook_principals", MISSING, "name the IAM roles (or users) that may assume the "
                           "runbook role, e.g. [arn:aws:iam::123456789012:role/oncall-sre]; the stacks no longer "
                           "trust the whole account by default")
     for i, p in enumerate(principals):
@@ -733,7 +237,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     """Validate a stack's config. `values` maps the project's config keys (no `regionpair:` prefix)
     plus `region` (from `aws:region`) to their values; objects and lists as Python values.
     `secret_keys` (the keys stored as secrets, when known) lets values that must be secrets be checked."""
-    top = _Obj(values, "")
+    top = section(values, "")
     role = top.string("role", choices=ROLES)
     region = top.string("region", pattern=_REGION, hint="an AWS region such as us-east-1 (set aws:region)")
 
@@ -741,14 +245,14 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
     if not isinstance(raw_dbs, list) or not raw_dbs:
         raise ConfigError("databases", raw_dbs, "expected a non-empty list of databases (name, instance_class, "
                           "engine_version, allocated_storage_gb, …)")
-    databases = tuple(_database(_Obj(d, f"databases[{i}]")) for i, d in enumerate(raw_dbs))
+    databases = tuple(read_database(section(d, f"databases[{i}]")) for i, d in enumerate(raw_dbs))
     names = [d.name for d in databases]
     for i, n in enumerate(names):
         if names.index(n) != i:
             raise ConfigError(f"databases[{i}].name", n, "already used by another database; names are unique")
 
-    network = _network(top.obj("network"), role)
-    dns = _dns(top.obj("dns"))
+    network = read_network(top.obj("network"), role)
+    dns = read_dns(top.obj("dns"))
     ob = top.obj("objectives")
     objectives = ObjectivesConfig(
         rto_seconds=ob.integer("rto_seconds", minimum=1, maximum=7 * 86400),
@@ -831,7 +335,7 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
             if value is not None:
                 raise ConfigError(key, value, "only the dr stack (role: secondary) takes this key; remove it here")
         if dr_region is None:
-            raise ConfigError("dr_region", _MISSING, "the databases' password secrets are replicated to the DR "
+            raise ConfigError("dr_region", MISSING, "the databases' password secrets are replicated to the DR "
                               "region so they can be read when this region is down; name it, e.g. us-west-2")
         if dr_region == region:
             raise ConfigError("dr_region", dr_region, f"must differ from this stack's region {region}: a secret "
@@ -841,10 +345,10 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
             raise ConfigError("dr_region", dr_region, "only the prod stack (role: primary) takes this key (the dr "
                               "stack's region is aws:region); remove it here")
         if prod_stack is None:
-            raise ConfigError("prod_stack", _MISSING, "the dr stack reads prod through a StackReference; name the prod "
+            raise ConfigError("prod_stack", MISSING, "the dr stack reads prod through a StackReference; name the prod "
                               "stack, e.g. organization/regionpair/prod")
         if primary_region is None:
-            raise ConfigError("primary_region", _MISSING, "the dr stack manages the replication on prod's bucket with a "
+            raise ConfigError("primary_region", MISSING, "the dr stack manages the replication on prod's bucket with a "
                               "provider for prod's region; name it, e.g. us-east-1")
         if failback_replication and not promoted:
             raise ConfigError("failback_replication", failback_replication,
@@ -874,18 +378,17 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                 why="ElastiCache keeps automatic backups at most 35 days and 0 turns them off (ElastiCache User "
                     "Guide, 'Scheduling automatic backups')"),
             snapshot_window=co.string(
-                "snapshot_window", "04:00-05:00", pattern=_BACKUP_WINDOW,
+                "snapshot_window", "04:00-05:00", pattern=BACKUP_WINDOW,
                 hint="a DAILY UTC range HH:MM-HH:MM: ElastiCache takes one automatic snapshot a day (API Reference, "
                      "CreateReplicationGroup, SnapshotWindow); hourly snapshots are runbooks.cache_backup run hourly"),
-            maintenance_window=co.string("maintenance_window", "sun:05:30-sun:06:30", pattern=_MAINT_WINDOW,
+            maintenance_window=co.string("maintenance_window", "sun:05:30-sun:06:30", pattern=MAINTENANCE_WINDOW,
                                          hint="ddd:HH:MM-ddd:HH:MM in UTC, at least 60 minutes"),
             export=co.boolean("export", True))
         co.done()
-    from stacks import kafka_backup as _kafka_backup
-    kafka_backup = _kafka_backup.read(top, role)
+    kafka_backup = kafka_backup_section.read(top, role)
     kubernetes = None
     if top.get("kubernetes", None) is not None:
-        kubernetes = _kubernetes(top.obj("kubernetes"), databases,
+        kubernetes = read_kubernetes(top.obj("kubernetes"), databases,
                                  None if secret_keys is None else "kubernetes" in secret_keys)
     top.done()
     _check_physical_names(project, stack, region)
@@ -896,19 +399,6 @@ def read(values: Mapping[str, Any], *, stack: str, project: str = PROJECT,
                        runbook_principals=principals, cache=cache, kafka_backup=kafka_backup)
 
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
-RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-"""S3 User Guide, "General purpose bucket naming rules": prefixes and suffixes S3 reserves (access
-point and Object Lambda aliases, Multi-Region Access Points, directory and table buckets)."""
-
-
-def bucket_name_reserved(name: str) -> str | None:
-    """The reserved prefix or suffix a bucket name uses (None: none)."""
-    return next((p for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)), None) or next(
-        (x for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)), None)
-
-
 def _check_physical_names(project: str, stack: str, region: str) -> None:
     """The names the stacks derive from the project and stack names must be names AWS accepts: the
     buckets `<project>-<stack>-backups-<12-digit account>-<region>` (S3 User Guide, "General purpose
@@ -916,7 +406,7 @@ def _check_physical_names(project: str, stack: str, region: str) -> None:
     suffix) and the SSM parameters `/<project>/…` (SSM API Reference, PutParameter: not prefixed
     with aws or ssm)."""
     longest = f"{project}-{stack}-backups-{'0' * 12}-{region}"
-    if not _BUCKET_NAME.match(longest) or ".." in longest:
+    if not BUCKET_NAME.match(longest) or ".." in longest:
         raise ConfigError("(project and stack names)", f"{project}/{stack}",
                           f"the bucket names would be like {longest!r} ({len(longest)} characters), and S3 takes "
                           "3-63 lowercase letters, digits, dots and hyphens: use a shorter, lowercase project or "

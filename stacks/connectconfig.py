@@ -4,7 +4,8 @@ the MCUs and workers, the custom plugin's S3 location — read and checked once,
 alike. Each section keeps its own key names (what users wrote stays valid); every refusal is a
 ``ConfigError`` naming the key path as written, the value, the fix and the document.
 
-``o`` below is a ``stacks.config._Obj`` (the section, or its ``capacity``/``plugin`` object).
+``o`` below is a ``contract.fields.Fields`` with the config's words (``stacks.config_reader.section``):
+the section, or its ``capacity``/``plugin`` object.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-KAFKACONNECT_VERSIONS = ("2.7.1", "3.7.x")
-"""MSK Developer Guide, "Understand MSK Connect": MSK Connect runs Kafka Connect 2.7.1 or 3.7.x."""
-MCU_COUNTS = (1, 2, 4, 8)
-"""MSK Connect API Reference, AutoScaling / ProvisionedCapacity mcuCount: "The valid values are 1,2,4,8"."""
-PLUGIN_TYPES = ("zip", "jar")
-"""MSK Developer Guide, "Create custom plugins": a custom plugin is a JAR file, or a ZIP file of JARs, in S3."""
+from components.aws_limits import KAFKACONNECT_VERSIONS, MCU_COUNTS, PLUGIN_TYPES
+from stacks.config_reader import ConfigError
+
 BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 DOC_VERSIONS = 'MSK Developer Guide, "Understand MSK Connect"'
 DOC_PLUGINS = 'MSK Developer Guide, "Create custom plugins"'
@@ -27,8 +25,6 @@ DOC_CAPACITY = ('MSK Developer Guide, "Understand connector capacity"; MSK Conne
 
 def kafkaconnect_version(o: Any, name: str, default: str = "3.7.x") -> str:
     """``o.<name>``: one of the Kafka Connect versions MSK Connect runs."""
-    from stacks.config import ConfigError
-
     version = o.string(name, default, pattern=re.compile(r"^\S+$"), hint=default)
     if version not in KAFKACONNECT_VERSIONS:
         raise ConfigError(o.key(name), version, f"allowed: {' | '.join(KAFKACONNECT_VERSIONS)}: MSK Connect runs Kafka "
@@ -38,8 +34,6 @@ def kafkaconnect_version(o: Any, name: str, default: str = "3.7.x") -> str:
 
 def mcu_count(o: Any, name: str = "mcu_count", default: int = 1) -> int:
     """``o.<name>``: MCUs per worker, 1, 2, 4 or 8."""
-    from stacks.config import ConfigError
-
     why = f"MCUs per worker: 1, 2, 4 or 8 ({DOC_CAPACITY})"
     mcu = o.integer(name, default, minimum=min(MCU_COUNTS), maximum=max(MCU_COUNTS), why=why)
     if mcu not in MCU_COUNTS:

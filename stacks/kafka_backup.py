@@ -26,15 +26,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from components.aws_limits import MAX_LIFECYCLE_RULES
 from runbooks.backups import kafka as kb
 from stacks import connectconfig
+from stacks.config_reader import ConfigError
 
-MAX_LIFECYCLE_RULES = 1000
-"""Amazon S3 API Reference, "LifecycleConfiguration": "You can add as many as 1000 rules"."""
 BUCKET_RULES_BESIDES = 2
 """The backups bucket's own archive rule (components/storage.py) and the offsets rule."""
 ROUTE_TABLE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
-CONNECTOR_CLASS = "io.aiven.kafka.connect.s3.AivenKafkaConnectS3SinkConnector"
 
 
 @dataclass(frozen=True)
@@ -56,9 +55,7 @@ class KafkaBackupConfig:
 
 
 def read(top: Any, role: str) -> KafkaBackupConfig | None:
-    """``top`` is the config's top-level reader (stacks.config._Obj)."""
-    from stacks.config import ConfigError
-
+    """``top`` is the config's top-level reader (``stacks.config_reader.section``)."""
     if top.get("kafka_backup", None) is None:
         return None
     if role != "primary":

@@ -2,7 +2,7 @@
 
 ``msk-replicator`` (default): the dr stack declares the MSK Replicator, as before.
 ``mirrormaker2``: the dr stack runs MirrorMaker 2 on MSK Connect near the target (the DR region)
-instead, with the connector settings of ``stacks/mirrormaker2.py`` (the sandbox's), and the section
+instead, with the connector settings of ``contract/mirrormaker2.py`` (the sandbox's), and the section
 says what AWS cannot infer: where the plugin ZIP is, the capacity, and the network path to the
 primary region's brokers. Read by ``stacks.config.read``; every refusal is a ``ConfigError``
 naming the key, the value and the fix, and the document the rule comes from. The keys every MSK
@@ -15,7 +15,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from contract import mirrormaker2
 from stacks import connectconfig
+from stacks.config_reader import MISSING, ConfigError
 from stacks.connectconfig import DOC_CAPACITY
 
 REPLICATIONS = ("msk-replicator", "mirrormaker2")
@@ -56,15 +58,13 @@ class MirrorMaker2Config:
 
 
 def read(so: Any, role: str, network_cidr: str, vpc_id: str | None) -> tuple[str, MirrorMaker2Config | None]:
-    """``so``: the config's ``streaming`` object (a ``stacks.config._Obj``). Returns the replication
+    """``so``: the config's ``streaming`` object (``stacks.config_reader.section``). Returns the replication
     choice and, for ``mirrormaker2`` on the dr stack, its section."""
-    from stacks.config import _MISSING, ConfigError
-
     replication = so.string("replication", "msk-replicator", choices=REPLICATIONS)
     present = so.get("mirrormaker2", None) is not None
     if not present:
         if replication == "mirrormaker2" and role == "secondary":
-            raise ConfigError(so.key("mirrormaker2"), _MISSING,
+            raise ConfigError(so.key("mirrormaker2"), MISSING,
                               "replication mirrormaker2 needs the section: plugin {bucket_arn, file_key}, "
                               "source_cidrs (the primary's broker subnets, reached through VPC peering or a Transit "
                               "Gateway)")
@@ -127,9 +127,7 @@ def read(so: Any, role: str, network_cidr: str, vpc_id: str | None) -> tuple[str
 
 
 def _cidrs(o: Any, name: str, default: Any, error: type, what: str) -> tuple[str, ...]:
-    from stacks.config import _MISSING
-
-    value = o.strings(name, _MISSING if default is None else default, hint=what)
+    value = o.strings(name, MISSING if default is None else default, hint=what)
     if not value:
         raise error(o.key(name), [], f"name at least one: {what}")
     for i, cidr in enumerate(value):
@@ -145,9 +143,6 @@ def _cidrs(o: Any, name: str, default: Any, error: type, what: str) -> tuple[str
 def check_patterns(topics: tuple[str, ...], groups: tuple[str, ...], key: Any) -> None:
     """MirrorMaker 2 takes ``streaming.topics``/``consumer_groups`` as comma-separated regexes: the
     sandbox's ``connector_settings`` refuses what would not survive that (commas, bars, spaces)."""
-    from stacks import mirrormaker2
-    from stacks.config import ConfigError
-
     for name, values in (("topics", topics), ("consumer_groups", groups)):
         try:
             mirrormaker2.connector_settings(values, values, 3)

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pulumi
 import pulumi_aws as aws
 
-from components import _mskconnect_common as connect
+from components import mskconnect_common as connect
 from components.mskconnect import MirrorMaker2Args, MirrorMaker2OnMskConnect
 from stacks.config import StackConfig
 

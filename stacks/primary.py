@@ -10,8 +10,9 @@ from components.alarms import Alarms, AlarmsArgs
 from components.database import ReplicatedPostgres, ReplicatedPostgresArgs
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
-from stacks import document, regional
-from stacks.config import DatabaseConfig, StackConfig
+from stacks import exports, regional
+from stacks.config import StackConfig
+from stacks.config_database import DatabaseConfig
 from stacks.providers import ROUTE53_METRICS_REGION, Providers
 
 
@@ -88,7 +89,7 @@ def set_identifier(cfg: StackConfig) -> str:
 
 
 def run(cfg: StackConfig) -> pulumi.Output[dict]:
-    document.warn_if_over_budget(cfg)
+    exports.warn_if_over_budget(cfg)
     providers = Providers(cfg)
     home = providers.home
     net = regional.build(cfg, providers)
@@ -143,4 +144,4 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
         "alarms": sorted(alarms.alarm_names + [dns.alarm_name]),
         "kubernetes": regional.kubernetes_document(cfg),
     }
-    return document.export(cfg, {cfg.region: region_doc})
+    return exports.export(cfg, {cfg.region: region_doc})

@@ -18,7 +18,7 @@ from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
 from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
 from components.streaming import KafkaCluster, KafkaClusterArgs
-from components._common import partition_of
+from components.common import partition_of
 from stacks import providers as prov
 from stacks.config import StackConfig
 
@@ -144,7 +144,8 @@ def cluster(regional: Regional, providers: prov.Providers, *, active_region: pul
     """The region's cluster (only with the `kubernetes` section): the ACTIVE endpoints for the
     applications, dumps of this region's own instances (`local`: host, port, secret ARN), and, for the
     databases with logical_replication, captures of their slots from the active primary."""
-    from components.kubernetes import ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
+    from components.kubernetes import ClusterDr
+    from components.kubernetes_args import ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef
 
     cfg = regional.cfg
     k = cfg.kubernetes
@@ -182,7 +183,7 @@ def kubernetes_document(cfg: StackConfig) -> dict[str, Any] | None:
     """The outputs' `kubernetes` of this region: how the runbooks reach its cluster's active-endpoints
     ConfigMaps, and which Deployments they restart afterwards (never the kubeconfig, a secret). None
     without the section."""
-    from stacks.endpoints import CONFIGMAP_NAME
+    from contract.active_endpoints import CONFIGMAP_NAME
 
     k = cfg.kubernetes
     if k is None:

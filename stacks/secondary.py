@@ -24,8 +24,10 @@ from components.storage import (REPLICATION_RULE_ID, BatchReplicationRole, Batch
                                 BucketReplication, BucketReplicationArgs)
 from components.mskconnect import connector_alarms
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
-from stacks import document, mskconnect, outputs, regional
-from stacks.config import ConfigError, StackConfig
+from contract import outputs
+from stacks import exports, mskconnect, regional
+from stacks.config import StackConfig
+from stacks.config_reader import ConfigError
 from stacks.primary import database_args, database_document, set_identifier
 from stacks.providers import Providers
 
@@ -39,7 +41,7 @@ def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
     where = f"stack {cfg.prod_stack}"
     if not isinstance(regions, Mapping) or not regions:
         raise ProdMismatch(f"{where} exports no `regions`; run `pulumi up -s prod` first (prod before dr)")
-    envelope = document.envelope(cfg)
+    envelope = exports.envelope(cfg)
     try:
         parsed = outputs.from_dict({**envelope, "stack": "prod", "dns": dns, "regions": regions})
     except outputs.OutputsError as exc:
@@ -85,7 +87,7 @@ def prod_region(cfg: StackConfig, regions: Any, dns: Any) -> dict[str, Any]:
 def run(cfg: StackConfig) -> pulumi.Output[dict]:
     if cfg.prod_stack is None or cfg.primary_region is None:
         raise ConfigError("prod_stack", cfg.prod_stack, "the dr stack needs prod_stack and primary_region")
-    document.warn_if_over_budget(cfg)
+    exports.warn_if_over_budget(cfg)
     providers = Providers(cfg)
     home = providers.home
     opts = pulumi.ResourceOptions(provider=home)
@@ -294,4 +296,4 @@ def run(cfg: StackConfig) -> pulumi.Output[dict]:
     # prod's region as read (checked and normalised by prod_region), and this stack's own
     regions = pulumi.Output.all(prod, pulumi.Output.from_input(own)).apply(
         lambda v: {cfg.primary_region: v[0], cfg.region: v[1]})
-    return document.export(cfg, regions)
+    return exports.export(cfg, regions)

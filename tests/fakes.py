@@ -621,7 +621,7 @@ class FakeEndpoints:
     make it missing). A cluster does not answer while its region is down or while it is in ``down``."""
 
     def __init__(self, world: FakeWorld):
-        from stacks.endpoints import initial_data
+        from contract.active_endpoints import initial_data
         self.w = world
         self.down: set[str] = set()
         self.copies: dict[str, dict[str, dict]] = {}
@@ -641,7 +641,7 @@ class FakeEndpoints:
 
     def read(self, region):
         from runbooks.core.ports import ClusterEndpoints, EndpointsCopy
-        from stacks.endpoints import contract_data
+        from contract.active_endpoints import contract_data
         k = self._reach(region)
         held = self.copies[region]
         return ClusterEndpoints(region, k.context, tuple(
@@ -667,7 +667,7 @@ class FakeEndpoints:
 
     def restart(self, region, namespace, name, restarted_for, at):
         from runbooks.core.errors import BadInput, StepFailed
-        from stacks.endpoints import restart_refusal
+        from contract.active_endpoints import restart_refusal
         k = self._reach(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
         if refusal:
@@ -695,7 +695,7 @@ class RunbookEnv:
 
     def __init__(self, tmp_path, doc: dict, *extra_args: str, setup=None):
         import json
-        from stacks import outputs as contract
+        from contract import outputs as contract
         self.tmp = tmp_path
         self.doc_path = tmp_path / "outputs.json"
         self.doc_path.write_text(json.dumps(doc))

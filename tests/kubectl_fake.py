@@ -21,7 +21,7 @@ import stat
 import sys
 from pathlib import Path
 
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 SCRIPT = Path(__file__).with_name("fake_kubectl.py")
 PULUMI = "pulumi-kubernetes-4"

@@ -74,7 +74,7 @@ def one(n: int, args: argparse.Namespace, seed: int) -> Result:
 
     from runbooks import failover
     from runbooks.adapters.aws import AwsSettings, aws_ports
-    from stacks import outputs as contract
+    from contract import outputs as contract
 
     clock = VirtualClock()
     settings = AwsSettings()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput
 from runbooks.core.ports import Ports
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 def ports_for(outputs: Outputs, clock: Clock) -> Ports:

@@ -24,7 +24,7 @@ key (Pulumi's) and never a key outside the contract (someone else's, which stays
 A Deployment is read by name (``get`` on exactly the listed names is all the Role grants; never a
 list) and only its name, pod-template annotations, ``paused`` and rollout counters are kept.
 
-Only the contract's keys of a ConfigMap are kept (stacks.endpoints.contract_data), so nothing
+Only the contract's keys of a ConfigMap are kept (contract.active_endpoints.contract_data), so nothing
 else reaches a journal or a log; kubectl's stderr is scrubbed (runbooks/redact.py) and cut to its
 first lines before it becomes part of an error. No kubeconfig is read or written here.
 """
@@ -42,8 +42,8 @@ from typing import Any, Callable, Mapping
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import ClusterEndpoints, DeploymentState, EndpointsCopy
 from runbooks.core.redact import scrub
-from stacks import endpoints as contract
-from stacks.outputs import Kubernetes, Outputs
+from contract import active_endpoints as contract
+from contract.outputs import Kubernetes, Outputs
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from runbooks.core.notify import SINK_NAME, JsonlNotifier
 from runbooks.core.ports import (
     ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, Ports, ReplicationState, Seeding
 )
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 import logging
 
@@ -435,7 +435,7 @@ class SandboxEndpoints:
             raise Unreachable(str(exc)) from None
 
     def read(self, region: str) -> ClusterEndpoints:
-        from stacks.endpoints import CONTRACT_LABEL, CONTRACT_LABEL_VALUE, UPDATED_BY, contract_data
+        from contract.active_endpoints import CONTRACT_LABEL, CONTRACT_LABEL_VALUE, UPDATED_BY, contract_data
         k = self._cluster(region)
         held = self._configmaps(region)
         copies, missing = [], []
@@ -451,7 +451,7 @@ class SandboxEndpoints:
     @_sandbox_errors
     def publish(self, region: str, values, run_id: str) -> str:
         from runbooks.core.errors import BadInput
-        from stacks.endpoints import ACTIVE_REGION, UPDATED_BY, refusal
+        from contract.active_endpoints import ACTIVE_REGION, UPDATED_BY, refusal
         problem = refusal(values, run_id)
         if problem:
             raise BadInput(f"endpoints of {region}: {problem}")
@@ -481,7 +481,7 @@ class SandboxEndpoints:
     @_sandbox_errors
     def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
         from runbooks.core.errors import BadInput
-        from stacks.endpoints import RESTARTED_AT, RESTARTED_FOR, restart_refusal
+        from contract.active_endpoints import RESTARTED_AT, RESTARTED_FOR, restart_refusal
         k = self._cluster(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
         if refusal:

@@ -23,7 +23,7 @@ from runbooks.backups.ports import (
 from runbooks.core.metrics import NoMetrics
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import psycopg
 from runbooks.backups import slots_sql
 from runbooks.core.errors import StepFailed, Unreachable
 from runbooks.backups.slots import SlotTarget
-from stacks.slots import SlotBackup, SlotDocumentError, loads, parse, stamp
+from contract.slot_backup import SlotBackup, SlotDocumentError, loads, parse, stamp
 
 
 class SandboxSlots(slots_sql.SqlSlotControl):

@@ -36,7 +36,7 @@ from runbooks.core.journal import Journal, intent_refusal
 from runbooks.core.notify import Notifications
 from runbooks.core.ports import LogNotifier
 from runbooks.core.redact import scrub
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 BackupPortsFactory = Callable[[Outputs, Clock], BackupPorts]
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping, Protocol
 
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 EXPORT_PREFIX = "k8s-config"
-"""components.kubernetes.EXPORT_PREFIX (a test holds the two equal; this module imports no Pulumi)."""
+"""components.kubernetes_scripts.EXPORT_PREFIX (a test holds the two equal; this module imports no Pulumi)."""
 ALL_NAMESPACES = "all-namespaces"
 FILES = {"ConfigMap": "configmaps.json", "Secret": "secrets.json"}
 FIELD_MANAGER = "regionpair-config-restore"

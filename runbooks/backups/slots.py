@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runbooks.core.clock import iso
-from stacks.slots import PublicationDef, SlotBackup, SlotDef, lsn_to_int
+from contract.slot_backup import PublicationDef, SlotBackup, SlotDef, lsn_to_int
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class LiveSlot:
 
 class SlotControl(Protocol):
     def capture(self, target: SlotTarget) -> dict:
-        """Run ``stacks.slots.CAPTURE_SQL`` there; the raw document."""
+        """Run ``contract.slot_backup.CAPTURE_SQL`` there; the raw document."""
 
     def existing(self, target: SlotTarget) -> dict[str, LiveSlot]:
         """The logical slots of the target's database, by name."""

@@ -7,7 +7,7 @@ import json
 import re
 
 from runbooks.core.errors import StepFailed
-from stacks.slots import CAPTURE_SQL, PublicationDef, SlotDef
+from contract.slot_backup import CAPTURE_SQL, PublicationDef, SlotDef
 
 CREATE_TIMEOUT_MS = 30_000
 """pg_create_logical_replication_slot waits for the transactions running when it starts (it needs a

@@ -8,8 +8,8 @@ from typing import TextIO
 
 from runbooks.core.clock import Clock, iso
 from runbooks.core.errors import BadInput
-from stacks import outputs as contract
-from stacks.outputs import Outputs, OutputsError
+from contract import outputs as contract
+from contract.outputs import Outputs, OutputsError
 
 
 def load_outputs(args) -> Outputs:

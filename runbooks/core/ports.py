@@ -231,7 +231,7 @@ class EndpointsCopy:
     namespace: str
     name: str
     data: Mapping[str, str]
-    """The contract's keys only (stacks.endpoints.contract_data): nothing else of the ConfigMap is
+    """The contract's keys only (contract.active_endpoints.contract_data): nothing else of the ConfigMap is
     read into the runbooks, so nothing else can reach a journal or a log."""
     updated_by: str | None = None
     """The run id that wrote it last (annotation regionpair.io/updated-by; None: Pulumi's original)."""

@@ -10,7 +10,7 @@ from runbooks.backups.slots import SlotControl, SlotStore, SlotTarget, missing, 
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Step
 from runbooks.core.errors import StepFailed, Unreachable
-from stacks.slots import SlotBackup, parse
+from contract.slot_backup import SlotBackup, parse
 
 
 def slots_phase(ctx: Any, planned: bool) -> list[Phase]:

@@ -29,7 +29,7 @@ from runbooks.core.journal import Journal, intent_refusal
 from runbooks.core.notify import Notifications, measured
 from runbooks.core.ports import Ports
 from runbooks.plans.context import Context, Timeouts
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

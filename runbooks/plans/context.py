@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from runbooks.core.ports import Ports
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 @dataclass

@@ -44,7 +44,7 @@ from runbooks.core.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.core.errors import RunbookError, StepFailed
 from runbooks.core.ports import ClusterEndpoints, DeploymentState
 from runbooks.plans.state import active_writer
-from stacks import endpoints as contract
+from contract import active_endpoints as contract
 
 LANE = "endpoints"
 RESTART = "restart-deployments"

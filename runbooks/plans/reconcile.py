@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shlex
 
-from stacks.outputs import Outputs, Region
+from contract.outputs import Outputs, Region
 
 INSTANCE_TYPE = "regionpair:database:ReplicatedPostgres$aws:rds/instance:Instance"
 

@@ -22,7 +22,7 @@ from sandbox.kafka_replication import (SOURCE_CONNECTOR, cluster_info, connect_o
                                        no_checkpoint_reason, offset_syncs, parse_checkpoint, seed_source_positions,
                                        split_tp_key, sync_floors, tp_key)
 from sandbox.layout import Layout, State, read_json, write_json_atomic
-from stacks import mirrormaker2
+from contract import mirrormaker2
 
 log = logging.getLogger("sandbox.streams")
 
@@ -144,7 +144,7 @@ class MirrorMakerFlow:
         _proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
         self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
         self.positions, self.tasks = {}, {}
-        from stacks.mirrormaker2 import checkpoints_topic
+        from contract.mirrormaker2 import checkpoints_topic
         self.tail = _TopicTail(tboot, [connect_offsets_topic(source), f"mm2-status.{source}.internal",
                                        checkpoints_topic(source)])
         self.checkpoints, self.committed, self.next_groups = {}, {}, 0.0

@@ -15,7 +15,7 @@ from runbooks.adapters import aws
 from runbooks.adapters.aws.msk import MskStreaming
 from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.core.clock import FakeClock
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import P, S
 from tests.samples import pair_document
 

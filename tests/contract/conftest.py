@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from runbooks.core.clock import FakeClock
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"

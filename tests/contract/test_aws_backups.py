@@ -17,7 +17,7 @@ from runbooks.adapters import aws
 from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
 from runbooks.core.metrics import Sample
 from runbooks.core.errors import BadInput, StepFailed
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.aws_helpers import BackupStubs as Stubs
 from tests.contract.aws_helpers import with_dr_key
 from tests.contract.conftest import P, S

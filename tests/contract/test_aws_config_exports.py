@@ -16,7 +16,7 @@ from runbooks.backups import k8s_config_export as kc
 from runbooks.adapters.aws import Clients
 from runbooks.adapters.aws.config_exports import S3ConfigExports
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.conftest import S, shared_session
 from tests.fakes import FakeWorld, backup_ports
 from tests.kubectl_fake import FakeKubectl

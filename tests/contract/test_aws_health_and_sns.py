@@ -8,7 +8,7 @@ import socket
 
 
 from runbooks.adapters import aws
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.aws_helpers import (
     ports,
 )

@@ -66,5 +66,5 @@ def test_msk_is_reached_with_iam_over_tls_and_no_bucket_means_no_port(moto_pair)
     assert callable(client.config["oauth_cb"])
     doc = json.loads(json.dumps(moto_pair.doc))
     doc["regions"][P]["storage"].pop("backups_bucket")
-    from stacks import outputs as contract
+    from contract import outputs as contract
     assert aws_kafka_backups(contract.from_dict(doc), aws.Clients(moto_pair.session)) is None

@@ -106,7 +106,7 @@ def test_archive_on_moto_exports_the_newest_compliance_snapshot_of_each_region_o
             "export_role_arn": f"arn:aws:iam::123456789012:role/compliance-export-{stack}"}
     doc_path = tmp_path / "outputs.json"
     doc_path.write_text(json.dumps(doc))
-    from stacks import outputs as contract
+    from contract import outputs as contract
     outputs = contract.from_dict(doc)
     ports = aws.aws_backup_ports(outputs, moto_pair.clock, moto_pair.session)
     b = ports.backups

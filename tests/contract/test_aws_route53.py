@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 
 from runbooks.adapters import aws
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.aws_helpers import (
     Stubs,
     ports,

@@ -17,7 +17,7 @@ from runbooks.adapters.aws.s3_replication import REVERSE_RULE_ID, S3Objects
 from runbooks.core.clock import FakeClock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import PAUSED
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.aws_helpers import (
     ACCOUNT,
     ROLE,

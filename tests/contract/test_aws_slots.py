@@ -10,7 +10,7 @@ import pytest
 
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed
-from stacks.slots import key
+from contract.slot_backup import key
 from tests.contract.conftest import P, S
 from tests.unit.test_slots import GOOD
 

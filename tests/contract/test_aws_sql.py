@@ -13,7 +13,7 @@ import pytest
 
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed, Unreachable
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.contract.aws_helpers import (
     PRIMARY_ARN,
     Stubs,

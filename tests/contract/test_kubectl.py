@@ -11,8 +11,8 @@ import pytest
 from runbooks import failover
 from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
 from runbooks.core.errors import EXIT_OK, BadInput, StepFailed, Unreachable
-from stacks import endpoints as contract
-from stacks import outputs as outputs_contract
+from contract import active_endpoints as contract
+from contract import outputs as outputs_contract
 from tests.fakes import RunbookEnv
 from tests.kubectl_fake import PULUMI, FakeKubectl
 from tests.samples import pair_document

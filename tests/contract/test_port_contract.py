@@ -111,13 +111,13 @@ def clusters(request, tmp_path, monkeypatch):
         p = request.getfixturevalue("sandbox_pair")
         sb = p.ports.extras["sandbox"]
         from sandbox import clusters as _clusters
-        from stacks.endpoints import initial_data
+        from contract.active_endpoints import initial_data
         for region in sb.regions:  # as `up` made them, whatever an earlier test did
             _clusters.create(sb.layout, region, initial_data(sb.outputs.primary))
         return p.ports.endpoints, sb.outputs
     from runbooks.adapters.kubectl import KubectlEndpoints
-    from stacks import outputs as contract
-    from stacks.endpoints import initial_data
+    from contract import outputs as contract
+    from contract.active_endpoints import initial_data
     from tests.kubectl_fake import FakeKubectl
     from tests.samples import pair_document
     doc = pair_document()
@@ -136,7 +136,7 @@ def clusters(request, tmp_path, monkeypatch):
 
 
 def test_endpoints_read_every_copy_and_publish_moves_them_all_and_nothing_else(clusters):
-    from stacks import endpoints as contract
+    from contract import active_endpoints as contract
     port, out = clusters
     primary, secondary = out.primary.name, out.secondary.name
     before = port.read(secondary)

@@ -186,7 +186,7 @@ def test_fence_and_promote_go_through_the_runbooks_own_sessions(fresh):
     clients' sessions but not the one it acts through, and no new session is opened for either."""
     from runbooks.adapters.sandbox import sandbox_ports
     from runbooks.core.clock import SystemClock
-    from stacks.outputs import load_file
+    from contract.outputs import load_file
 
     sb = fresh
     client = psycopg.connect(sb.dsn(EAST, "payments", admin=False), autocommit=True)

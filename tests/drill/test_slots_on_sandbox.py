@@ -99,8 +99,8 @@ def test_the_aws_adapters_slot_port_on_real_postgresql(sb):
     from runbooks.adapters.aws.slots import RdsSlots
     from runbooks.core.clock import FakeClock
     from runbooks.backups.slots import SlotTarget
-    from stacks import outputs as contract
-    from stacks.slots import SlotDef, parse
+    from contract import outputs as contract
+    from contract.slot_backup import SlotDef, parse
     from tests.samples import pair_document
 
     outputs = contract.from_dict(pair_document())

@@ -18,7 +18,7 @@ import pytest
 from sandbox import _kafka, control, kafka_replication
 from sandbox.errors import SandboxError
 from sandbox.layout import DEFAULT_ADDRESSES, EAST, WEST
-from stacks import mirrormaker2
+from contract import mirrormaker2
 from tests.sandbox.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from sandbox.layout import DNS_ADDRESS, Layout
 from sandbox.postgres import find_pg_bin
 from sandbox.probes import dns_query
 from sandbox.workload import run_workload
-from stacks import outputs
+from contract import outputs
 from tests.sandbox.conftest import app_write, has_row, wait_for
 
 EAST, WEST = "local-east", "local-west"
@@ -80,7 +80,7 @@ def test_outputs_file_is_the_contract(shared):
 
 
 def test_each_region_has_a_cluster_whose_copies_send_applications_to_the_primary(shared):
-    from stacks import endpoints
+    from contract import active_endpoints as endpoints
     doc = outputs.load_file(shared.dir / "outputs.json")
     for region in (EAST, WEST):
         k = doc.regions[region].kubernetes

@@ -16,7 +16,7 @@ from runbooks.backups.ports import MANAGED_TAG, ObjectVersion, TableState
 from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
 

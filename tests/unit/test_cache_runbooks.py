@@ -11,7 +11,7 @@ import pytest
 
 from runbooks import cache_backup, cache_restore
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import FakeWorld, backup_ports
 from tests.samples import pair_document
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from runbooks import failover
 from runbooks.core.errors import EXIT_OK, EXIT_REFUSED
 from runbooks.core.report import component_rto_reasons, objectives_of
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
 from tests.unit.test_runbooks_streams import streams_document

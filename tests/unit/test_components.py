@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components._common import ComponentArgsError
+from components.common import ComponentArgsError
 from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
 from components.alarms import (AlarmSpec, Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure,
                                replicator_lag, s3_replication_failures, s3_replication_latency)

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components._common import ComponentArgsError
+from components.common import ComponentArgsError
 from components.cache import ELASTICACHE_CANONICAL_ID, ReplicatedRedis, ReplicatedRedisArgs
 from tests import harness
 from tests.harness import of_type, one

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components._common import ComponentArgsError
+from components.common import ComponentArgsError
 from components.database import REPLACING_INPUTS, ReplicatedPostgres, ReplicatedPostgresArgs
 from tests import harness
 from tests.harness import of_type, one

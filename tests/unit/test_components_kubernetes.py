@@ -10,10 +10,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components._common import ComponentArgsError
-from components.kubernetes import (
-    CLEAN, CONFIGMAP_NAME, EXPORT, ClusterDr, ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef, backup_role_policy,
-    endpoint_keys, export_role_policy, image_problem)
+from components.common import ComponentArgsError
+from components.kubernetes import ClusterDr
+from components.kubernetes_access import backup_role_policy, export_role_policy
+from components.kubernetes_args import ClusterDrArgs, DatabaseEndpoint, DumpTarget, SecretRef, image_problem
+from components.kubernetes_scripts import CLEAN, EXPORT
+from contract.active_endpoints import CONFIGMAP_NAME, endpoint_keys
 from tests import harness
 from tests.harness import of_type, one
 
@@ -306,7 +308,7 @@ def test_without_restart_deployments_no_role_mentions_deployments():
 
 
 def test_runbook_rules_are_the_roles_rules():
-    from components.kubernetes import runbook_rules
+    from components.kubernetes_access import runbook_rules
     resources = render(restart_deployments={"checkout": ["checkout-web"]})
     by_ns = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
              for r in named(resources, ROLE, "regionpair-runbooks")}
@@ -314,7 +316,7 @@ def test_runbook_rules_are_the_roles_rules():
 
 
 def test_the_restore_group_may_write_configmaps_of_the_exported_namespaces_restart_workloads_and_read_them():
-    from components.kubernetes import restore_namespace_rules, restore_rules
+    from components.kubernetes_access import restore_namespace_rules, restore_rules
     resources = render(export_namespaces=["payments", "ledger"])
     roles = {r["inputs"]["metadata"]["namespace"]: r["inputs"]["rules"]
              for r in named(resources, ROLE, "regionpair-config-restore")}

@@ -10,9 +10,10 @@ import shutil
 import pytest
 
 from components import kubernetes as component
-from components._common import ComponentArgsError
-from components.kubernetes import DumpTarget, SecretRef, backup_role_policy
-from stacks import slots as contract
+from components.common import ComponentArgsError
+from components.kubernetes_access import backup_role_policy
+from components.kubernetes_args import DumpTarget, SecretRef
+from contract import slot_backup as contract
 from tests.unit.test_components_kubernetes import HOST, KEY, SECRET, containers_of, cronjob, pod_of, render
 from tests.unit.test_kubernetes_scripts import run, uploads, work  # noqa: F401 (fixture)
 

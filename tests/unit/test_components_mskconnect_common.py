@@ -1,4 +1,4 @@
-"""The MSK Connect building blocks both users share (components/_mskconnect_common.py): the same argument
+"""The MSK Connect building blocks both users share (components/mskconnect_common.py): the same argument
 checks refuse in MirrorMaker 2's component and the topic backup's, naming each one's own argument; the role
 trust is scoped to the account's named connectors in the region for both; and the backup's connector is held
 to the execution-role policy like MirrorMaker 2's (its cluster tag lets the pack check its rights)."""
@@ -12,8 +12,8 @@ import json
 import pulumi
 import pytest
 
-from components import _mskconnect_common as connect
-from components._common import ComponentArgsError
+from components import mskconnect_common as connect
+from components.common import ComponentArgsError
 from components.kafka_backup import KafkaTopicBackup, KafkaTopicBackupArgs
 from components.mskconnect import MirrorMaker2Args, MirrorMaker2OnMskConnect
 from tests import harness

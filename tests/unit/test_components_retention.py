@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components._common import ComponentArgsError
+from components.common import ComponentArgsError
 from components.retention import EXPORT_S3_ACTIONS, ComplianceArchive, ComplianceArchiveArgs, export_role_policy
 
 KEY = "arn:aws:kms:us-west-2:123456789012:key/k"

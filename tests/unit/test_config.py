@@ -11,8 +11,9 @@ import pulumi
 import pytest
 import yaml
 
+from components import aws_limits
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 
 
@@ -256,8 +257,8 @@ def test_names_derived_from_project_and_stack_must_be_names_aws_accepts(project,
 
 def test_reserved_bucket_name_suffixes_are_known():
     # the derived names end with the region, so only the prefixes can bite; the check knows both
-    assert config.bucket_name_reserved("data--table-s3") == "--table-s3"
-    assert config.bucket_name_reserved("regionpair-prod-backups-000000000000-us-east-1") is None
+    assert aws_limits.bucket_name_reserved("data--table-s3") == "--table-s3"
+    assert aws_limits.bucket_name_reserved("regionpair-prod-backups-000000000000-us-east-1") is None
 
 
 def test_the_longest_region_name_still_fits_a_bucket_name():

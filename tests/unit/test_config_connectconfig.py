@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 from tests.props import with_
 from tests.unit.test_config_mskconnect import dr_mm2

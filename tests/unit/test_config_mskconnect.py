@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 from tests.props import DELETE, with_
 from tests.unit.test_config import dr_values, prod_values

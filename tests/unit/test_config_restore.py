@@ -14,8 +14,8 @@ import pytest
 from runbooks import config_restore
 from runbooks.backups import k8s_config_export as kc
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from stacks import endpoints as contract
-from stacks import outputs as outputs_contract
+from contract import active_endpoints as contract
+from contract import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports
 from tests.kubectl_fake import FakeKubectl
 from tests.samples import pair_document
@@ -248,7 +248,7 @@ def test_an_object_that_cannot_be_restored_in_place_is_refused_before_any_change
 
 
 def test_a_run_that_fails_half_way_is_finished_by_a_rerun_which_restarts_what_the_first_run_changed(env):
-    from components.kubernetes import restore_namespace_rules, restore_rules
+    from components.kubernetes_access import restore_namespace_rules, restore_rules
     # the cluster refuses to create `limits` (no create verb): app-config is applied, then the run fails
     no_create = [dict(r, verbs=[v for v in r["verbs"] if v != "create"]) for r in restore_rules()]
     for ns in ("payments", "checkout"):
@@ -358,7 +358,7 @@ def test_a_rollout_is_done_only_when_the_controller_has_rolled_out_the_newest_te
 # ---- what the stacks declare for it -------------------------------------------------------------------
 
 def test_the_restore_needs_no_more_than_the_role_the_stack_declares_and_secrets_only_with_restore_secrets(env):
-    from components.kubernetes import restore_namespace_rules, restore_rules
+    from components.kubernetes_access import restore_namespace_rules, restore_rules
     for ns in ("payments", "checkout"):
         env.fake.grant(CTX, ns, restore_rules())  # exactly as components/kubernetes.py declares it
     env.fake.grant(CTX, "", restore_namespace_rules(["payments", "checkout"]))

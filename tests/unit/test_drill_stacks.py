@@ -13,7 +13,7 @@ import pytest
 from drills import aws_stacks as drill_stacks
 from tests.fakes import FakeWorld
 from tests.samples import pair_document, prod_document
-from stacks import outputs as contract
+from contract import outputs as contract
 
 
 class FakeStack:

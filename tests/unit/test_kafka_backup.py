@@ -12,7 +12,7 @@ import pytest
 from runbooks.backups import kafka as kb
 from runbooks import kafka_replay
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import FakeWorld, backup_ports
 from tests.samples import pair_document
 

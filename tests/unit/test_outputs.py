@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from stacks import outputs
-from stacks.outputs import OutputsError
+from contract import outputs
+from contract.outputs import OutputsError
 from tests.samples import pair_document, prod_document
 
 
@@ -164,7 +164,7 @@ def test_a_malformed_kubernetes_section_names_the_field(mutate, path):
 
 
 def test_the_contract_values_of_a_region_come_from_its_outputs():
-    from stacks import endpoints
+    from contract import active_endpoints as endpoints
     doc = outputs.from_dict(pair_document(n_databases=2))
     dr = doc.secondary
     assert endpoints.active_values(dr, ["payments-1"]) == {
@@ -214,3 +214,13 @@ def test_a_malformed_batch_replication_section_names_the_field(mutate, path):
         outputs.from_dict(doc)
     assert err.value.path == path, str(err.value)
     assert path in str(err.value)
+
+
+def test_the_policy_pack_names_the_contracts_components():
+    """The pack cannot import contract/ (it runs with sys.path[0] = policy/), so it repeats the
+    components with objectives of their own: the two lists must stay the same."""
+    from policy import objectives
+    from stacks import config, exports
+
+    assert objectives.COMPONENTS == outputs.COMPONENTS == config.COMPONENTS
+    assert objectives.CLIENT_REFRESH_SECONDS == exports.CLIENT_REFRESH_SECONDS

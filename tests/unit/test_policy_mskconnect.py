@@ -15,12 +15,12 @@ import pulumi_aws as aws
 import pytest
 from pulumi._types import input_type_py_to_pulumi_names
 
-from components._mskconnect_common import trust_policy
+from components.mskconnect_common import trust_policy
 from components.mskconnect import execution_role_policy
 from policy import mskconnect as M
 from policy import rules
 from policy.graph import evaluate, policy_resources
-from stacks import mirrormaker2 as mm2
+from contract import mirrormaker2 as mm2
 from tests.props import DELETE, with_
 from tests.unit.test_policy_pack import _init_args_class, _input_types_of
 from tests.unit.test_policy_rules import check

@@ -18,7 +18,8 @@ import yaml
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from policy import objectives as pol
-from stacks import config, document, outputs as contract
+from stacks import config, exports as document
+from contract import outputs as contract
 from tests.samples import pair_document
 
 ROOT = Path(__file__).resolve().parents[2]

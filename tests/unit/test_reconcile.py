@@ -227,7 +227,7 @@ def test_a_rebuilt_replica_keeps_every_input_whose_change_would_replace_the_data
     from components.database import REPLACING_INPUTS
     from runbooks.adapters.aws import RdsControl
     from runbooks.core.clock import FakeClock
-    from stacks import outputs as contract
+    from contract import outputs as contract
     from tests import harness
 
     doc = contract.from_dict(harness.stack_exports("dr"))

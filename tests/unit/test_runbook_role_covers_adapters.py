@@ -2,7 +2,7 @@
 an adapter learns a new call: the operations are read from the adapters' source.
 
 The same for the clusters: the kubectl adapter, run against the stand-in kubectl with RBAC
-enforced from the Role the Kubernetes component declares (components.kubernetes.runbook_rules),
+enforced from the Role the Kubernetes component declares (components.kubernetes_access.runbook_rules),
 does all it does in a failover (read and rewrite the ConfigMaps, read and restart the listed
 Deployments) without one Forbidden, and is refused what the Role does not name."""
 
@@ -106,11 +106,11 @@ def test_every_operation_the_aws_adapters_call_is_in_the_runbook_role():
 
 def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role(tmp_path, monkeypatch):
     import pytest
-    from components.kubernetes import runbook_rules
+    from components.kubernetes_access import runbook_rules
     from runbooks.adapters.kubectl import KubectlEndpoints
     from runbooks.core.errors import StepFailed
-    from stacks import endpoints as contract
-    from stacks import outputs
+    from contract import active_endpoints as contract
+    from contract import outputs
     from tests.kubectl_fake import FakeKubectl
     from tests.samples import pair_document
 

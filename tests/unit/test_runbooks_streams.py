@@ -9,7 +9,7 @@ import pytest
 from runbooks import failback, failover, switchover
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runbooks.core.ports import PAUSED
-from stacks import outputs as contract
+from contract import outputs as contract
 from tests.fakes import Crash, RunbookEnv, with_streams
 from tests.samples import pair_document
 

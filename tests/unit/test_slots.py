@@ -13,8 +13,8 @@ from runbooks import backup_slots, failover, recreate_slots, switchover
 from runbooks.core import metrics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
 from runbooks.backups.slots import LiveSlot, SlotTarget, recreate, reread_since
-from stacks import outputs as contract
-from stacks.slots import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
+from contract import outputs as contract
+from contract.slot_backup import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, RunbookEnv, backup_ports
 from tests.samples import pair_document
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stacks import outputs
-from stacks.config import ConfigError
+from contract import outputs
+from stacks.config_reader import ConfigError
 from stacks.secondary import ProdMismatch
 from tests import harness
 from tests.harness import of_type, one

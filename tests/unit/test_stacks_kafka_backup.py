@@ -13,7 +13,7 @@ import pytest
 from policy import kafka_backup as pkb
 from policy import mskconnect as M
 from stacks import config
-from stacks.config import ConfigError
+from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
 from tests.unit.test_config import dr_values, prod_values
@@ -206,7 +206,7 @@ def test_the_policy_type_tokens_are_the_providers():
 
 
 def test_the_bucket_component_refuses_more_than_1000_lifecycle_rules():
-    from components._common import ComponentArgsError
+    from components.common import ComponentArgsError
     from components.storage import Bucket, BucketArgs
     harness.use_mocks()
     rules = tuple((f"r{i}", f"p{i}/", 1) for i in range(1000))

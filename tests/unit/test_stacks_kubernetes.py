@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from components.kubernetes import CONFIGMAP_NAME, endpoint_keys
-from stacks.config import ConfigError
+from contract.active_endpoints import CONFIGMAP_NAME, endpoint_keys
+from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
 

@@ -9,7 +9,7 @@ import json
 import pulumi.runtime
 import pytest
 
-from stacks.outputs import STOP_PATTERN
+from contract.outputs import STOP_PATTERN
 from tests import harness
 from tests.harness import of_type, one
 

@@ -11,7 +11,7 @@ import pulumi.runtime
 import pytest
 
 from components.mskconnect import execution_role_policy
-from stacks import mirrormaker2 as mm2
+from contract import mirrormaker2 as mm2
 from tests import harness
 from tests.harness import of_type, one
 
@@ -118,7 +118,7 @@ def test_a_bad_section_stops_the_program_before_any_resource():
 
 
 def test_the_outputs_name_the_connectors_and_the_checkpoints_topic_and_stay_readable():
-    from stacks import outputs
+    from contract import outputs
 
     r = harness.render("dr", overrides=MM2)
     flow = streaming(r.exports, "us-west-2")["mirrormaker2"]
@@ -136,7 +136,7 @@ def test_the_outputs_name_the_connectors_and_the_checkpoints_topic_and_stay_read
     ("connector_arns.source", "arn:aws:kafka:us-west-2:1:cluster/x/y", "not an MSK Connect connector ARN"),
 ])
 def test_the_outputs_refuse_a_malformed_flow(path, value, words):
-    from stacks import outputs
+    from contract import outputs
 
     doc = copy.deepcopy(harness.render("dr", overrides=MM2).exports)
     node = doc["regions"]["us-west-2"]["streaming"]["mirrormaker2"]

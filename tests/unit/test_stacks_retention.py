@@ -8,7 +8,7 @@ import json
 import pulumi
 import yaml
 
-from stacks import outputs
+from contract import outputs
 from tests import harness
 from tests.harness import of_type, one
 

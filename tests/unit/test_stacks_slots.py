@@ -9,7 +9,7 @@ import copy
 import pytest
 import yaml
 
-from stacks import slots as contract
+from contract import slot_backup as contract
 from tests import harness
 from tests.harness import of_type
 from tests.unit.test_stacks_kubernetes import cronjob, env_of, pod, section

@@ -26,7 +26,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from runbooks.core.clock import Clock, SystemClock
 from runbooks.core.errors import BadInput, RunbookError, Unreachable
-from stacks.outputs import Database, Outputs, Region
+from contract.outputs import Database, Outputs, Region
 
 TAG_VALUE_MAX = 256
 """The longest value an AWS resource tag takes (EC2, MSK and S3 alike)."""

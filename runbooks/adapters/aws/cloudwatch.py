@@ -7,7 +7,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws.clients import Clients, fail
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class CloudWatchMetrics:

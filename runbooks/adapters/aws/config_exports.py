@@ -19,7 +19,7 @@ from runbooks.core.errors import BadInput
 from runbooks.backups.k8s_config_export import (
     ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key, parse_list
 )
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 def _same_key(reported: str | None, expected: str) -> bool:

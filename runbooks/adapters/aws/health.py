@@ -9,7 +9,7 @@ import socket
 from runbooks.adapters.aws.clients import Clients, database_of, describe_instance
 from runbooks.core.errors import BadInput, Unreachable
 from runbooks.core.ports import Health
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class AwsHealth:

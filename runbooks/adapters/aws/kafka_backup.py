@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput
 from runbooks.backups.kafka import KafkaBackupPort
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class S3BackupStore:

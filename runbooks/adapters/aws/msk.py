@@ -28,7 +28,7 @@ from runbooks.adapters.aws.replication_flows import FlowPort, StreamSettings, af
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import FlowState, GroupOffsets
-from stacks.outputs import STOP_PATTERN, Outputs
+from contract.outputs import STOP_PATTERN, Outputs
 
 EXCLUDES_TAG = "regionpair:excludes-before-stop"
 """Replicator tag: the exclusions it had before the runbooks stopped it (JSON), restored on start."""

@@ -24,7 +24,7 @@ from runbooks.adapters.aws.sql import PsycopgSql
 from runbooks.core.clock import Clock, wait_until
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import DbInstance
-from stacks.outputs import Database, Outputs
+from contract.outputs import Database, Outputs
 
 FENCED_TAG = "regionpair:fenced"
 """On the database's security group while its client ingress is revoked by the runbooks."""

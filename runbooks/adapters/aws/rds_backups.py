@@ -14,7 +14,7 @@ from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.redact import scrub
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 RESTORED_TAG = "regionpair:restored-by"
 """On every instance a backup runbook restores (value: the runbook and run id)."""

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, fail, utc_now
 from runbooks.adapters.aws.ssm_parameters import Parameters
 from runbooks.core.clock import Clock
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 DEFAULT_REFRESH_S = 30
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, fail
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import BadInput, StepFailed
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

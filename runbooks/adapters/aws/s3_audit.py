@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput
 from runbooks.core.redact import scrub
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput, LockHeld
 from runbooks.core.lock import may_take_over
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class S3Lock:

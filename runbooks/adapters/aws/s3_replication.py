@@ -31,7 +31,7 @@ from runbooks.adapters.aws.replication_flows import FlowPort, StreamSettings, af
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import FlowState, Seeding, SeedJob
-from stacks.outputs import BatchReplication, Outputs
+from contract.outputs import BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws.clients import AwsCallFailed, Clients, epoch_seconds, fail
 from runbooks.core.errors import BadInput
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class S3Versions:

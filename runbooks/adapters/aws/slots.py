@@ -21,8 +21,8 @@ from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
 from runbooks.core.errors import StepFailed, Unreachable
 from runbooks.core.redact import scrub
 from runbooks.backups.slots import SlotTarget
-from stacks.outputs import Outputs
-from stacks.slots import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
+from contract.outputs import Outputs
+from contract.slot_backup import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
 
 MAX_READ = 50
 """Backups read per region (the newest): enough history to bound a gap in time; a 5-minute schedule

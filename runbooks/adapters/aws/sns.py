@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, fail, region_of_arn
 from runbooks.core.errors import Unreachable
 from runbooks.core.redact import scrub
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from runbooks.core.clock import Clock, iso
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import ReplicationState
 from runbooks.core.redact import scrub
-from stacks.outputs import Database, Outputs, secret_replica_arn
+from contract.outputs import Database, Outputs, secret_replica_arn
 
 
 @dataclass(frozen=True)

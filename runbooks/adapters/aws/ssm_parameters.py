@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import Unreachable
 from runbooks.core.ports import PAUSED
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 class Parameters:

@@ -22,7 +22,7 @@ from runbooks.adapters.aws.sns import SnsNotifier
 from runbooks.adapters.aws.sql import Connect, PsycopgSql, psycopg_connect
 from runbooks.core.clock import Clock
 from runbooks.core.ports import Ports
-from stacks.outputs import Outputs
+from contract.outputs import Outputs
 
 
 def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,

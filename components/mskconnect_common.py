@@ -19,8 +19,8 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components._common import child, policy_json, require
-from stacks.connectconfig import KAFKACONNECT_VERSIONS, MCU_COUNTS
+from components.aws_limits import KAFKACONNECT_VERSIONS, MCU_COUNTS
+from components.common import child, policy_json, require
 
 SERVICE = "kafkaconnect.amazonaws.com"
 SOURCE_TAG = "regionpair:source-cluster"

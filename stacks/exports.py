@@ -1,4 +1,4 @@
-"""The stacks' exports: the outputs contract document (stacks/outputs.py), and the RTO budget.
+"""The stacks' exports: the outputs contract document (contract/outputs/), and the RTO budget.
 
 The document is assembled from resource outputs, validated with `outputs.from_dict` inside an
 apply (a malformed export fails the program instead of reaching a runbook), and exported one
@@ -11,13 +11,13 @@ from typing import Any, Callable
 
 import pulumi
 
-from stacks import outputs
+from contract import outputs
 from stacks.config import COMPONENTS, StackConfig
 
 
 CLIENT_REFRESH_SECONDS = 30
 """How often Kafka and object-storage clients re-read the parameter that names their region (the
-client contract's default, stacks/outputs.py ``client_refresh_seconds``)."""
+client contract's default, contract/outputs/ ``client_refresh_seconds``)."""
 
 
 def component_budgets(cfg: StackConfig) -> dict[str, dict[str, Any]]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-if TYPE_CHECKING:  # stacks.outputs imports this module's names
-    from stacks.outputs import Region
+if TYPE_CHECKING:  # contract.outputs.parse imports this module's names at run time
+    from contract.outputs.schema import Region
 
 CONTRACT_VERSION = "1"
 CONFIGMAP_NAME = "regionpair-active-endpoints"
