@@ -106,7 +106,7 @@ BATCH_OPERATION = "S3ReplicateObject"
 BACKUP_METRICS_NAMESPACE = "RegionPair/Backups"
 DR_METRICS_NAMESPACE = "RegionPair/DR"
 """The failover, failback, switchover and drills' metrics (runbooks/dr_metrics.py)."""
-"""The only CloudWatch namespace the runbooks publish to (runbooks/adapters/aws.py)."""
+"""The only CloudWatch namespace the runbooks publish to (runbooks/adapters/aws/cloudwatch.py)."""
 TEMPORARY_TAG = "regionpair:temporary"
 """verify_backup tags its temporary instances with it (value `true`); only those may be deleted."""
 MANAGED_SNAPSHOT_TAG = ("regionpair:managed-by", "snapshot-runbook")
@@ -116,7 +116,7 @@ COMPLIANCE_TIER_TAG = ("regionpair:retention-tier", "compliance")
 RESTORED_INSTANCE_PREFIXES = ("restore", "verify")
 """restore and verify_backup name new instances `<prefix>-<database>-<run>` (runbooks/restore.py)."""
 LOCK_PREFIX = "regionpair/locks/"
-"""Where the run lock lives (runbooks/adapters/aws.py S3Lock): the only objects the runbooks delete."""
+"""Where the run lock lives (runbooks/adapters/aws/s3_lock.py S3Lock): the only objects the runbooks delete."""
 _ACCOUNT_PRINCIPAL = re.compile(r"^(\d{12}|arn:aws[a-z-]*:iam::\d{12}:root)$")
 _PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}|"
                         r"sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})$")

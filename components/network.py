@@ -25,7 +25,7 @@ from components.common import child, require, slug
 TYPE = "regionpair:network:Network"
 KAFKA_IAM_TLS_PORT = 9098
 RUNBOOK_ACCESS_PREFIX = "regionpair:runbook-access"
-"""Must equal the AWS adapter's KEEP_PREFIX (runbooks/adapters/aws.py); a test compares them."""
+"""Must equal the AWS adapter's KEEP_PREFIX (runbooks/adapters/aws/rds.py); a test compares them."""
 
 
 @dataclass(frozen=True)

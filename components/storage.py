@@ -236,7 +236,7 @@ def _one_way(tag: str, source_arn: str, dest_arn: str, source_key: str, dest_key
 def replication_policy(source_arn: str, dest_arn: str, source_key: str, dest_key: str,
                        source_region: str, dest_region: str) -> str:
     """Primary → DR (the configuration the stacks declare), and DR → primary: the failback puts a
-    reverse configuration on the DR bucket with this same role (runbooks/adapters/aws_streams.py),
+    reverse configuration on the DR bucket with this same role (runbooks/adapters/aws/s3_replication.py),
     which replicates nothing unless the role may read and decrypt DR and write and encrypt into the
     primary. Each direction is granted on exactly its two buckets and two keys.
 
@@ -355,7 +355,7 @@ def batch_replication_policy(source_arn: str, report_arn: str, prefix: str, key_
 
 class BatchReplicationRole(pulumi.ComponentResource):
     """The role an S3 Batch Replication job of one bucket runs as (the failback's runbook creates
-    the job and passes this role; runbooks/adapters/aws_streams.py).
+    the job and passes this role; runbooks/adapters/aws/s3_replication.py).
 
     Its trust names the Batch Operations service principal with no condition: AWS documents that
     trust policy without ``aws:SourceAccount``/``aws:SourceArn``, and a condition the service does

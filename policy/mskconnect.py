@@ -233,7 +233,7 @@ def check_worker_configuration(r: Resource) -> list[str]:
 
 def check_mirrormaker2(r: Resource) -> list[str]:
     """A MirrorMaker 2 connector of the stacks copies under identical names, byte for byte, with group
-    offset sync and the offset syncs on the target (stacks/mirrormaker2.py), and reaches both clusters
+    offset sync and the offset syncs on the target (contract/mirrormaker2.py), and reaches both clusters
     with IAM over TLS."""
     if r.type != CONNECTOR or not _is_mirror(r):
         return []
@@ -259,7 +259,7 @@ def check_mirrormaker2(r: Resource) -> list[str]:
         seen = c.get(key)
         if seen is not UNKNOWN and seen != value:
             problems.append(f"{r.label}: connector configuration {key}={seen!r}; {why}. Fix: {key}={value} (the "
-                            "stacks take it from stacks/mirrormaker2.py).")
+                            "stacks take it from contract/mirrormaker2.py).")
     return problems
 
 
@@ -398,7 +398,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "Every MirrorMaker 2 connector copies under identical topic names (IdentityReplicationPolicy), byte for byte "
         "(ByteArrayConverter), with group offset sync, checkpoints and the offset syncs on the target, and reaches "
         f"both clusters with SASL_SSL / AWS_MSK_IAM ({DOC_IDENTITY}; {DOC_WORKER}; {DOC_IAM_TLS}; DR invariants of "
-        "this project, as stacks/mirrormaker2.py sets them for the sandbox too).",
+        "this project, as contract/mirrormaker2.py sets them for the sandbox too).",
         check_mirrormaker2),
     rules.stack_policy(
         "mskconnect-execution-role",

@@ -22,7 +22,7 @@ comes back after an outage has a new cluster, as the failback expects.
 
 MirrorMaker 2 runs in dedicated mode (``org.apache.kafka.connect.mirror.MirrorMaker``), one
 process per flow, in the flow's target region (component ``mirrormaker2``, started and stopped by
-its supervisor in ``sandbox/_streams.py``), with this module's ``mm2_properties``: the connector
+its supervisor in ``sandbox/workers/replicator.py``), with this module's ``mm2_properties``: the connector
 settings of ``contract.mirrormaker2`` plus the dedicated-mode framing.
 """
 

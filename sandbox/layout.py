@@ -3,7 +3,7 @@
 ``DIR`` holds the sandbox::
 
     DIR/state.json             what `up` chose (addresses, ports, users, options); marks DIR as a sandbox
-    DIR/outputs.json           the outputs contract (stacks/outputs.py)
+    DIR/outputs.json           the outputs contract (contract/outputs/)
     DIR/secrets/pgpass         passwords of the three database roles, pgpass format, mode 0600
     DIR/run/<component>.pid    one per running process (pid + kernel start time)
     DIR/logs/<component>.log   one per component, plus up.log for the commands `up` ran

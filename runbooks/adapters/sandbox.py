@@ -300,7 +300,7 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
 
 
 class SandboxStreaming:
-    """The sandbox's Kafka pair and MirrorMaker 2 between them (sandbox/_kafka.py, sandbox/_streams.py)."""
+    """The sandbox's Kafka pair and MirrorMaker 2 between them (sandbox/_kafka.py, sandbox/workers/replicator.py)."""
 
     def __init__(self, sb):
         self.sb = sb

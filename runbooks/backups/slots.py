@@ -4,7 +4,7 @@
 PostgreSQL before 17 keeps logical slots only on the server that created them: a promoted physical
 replica and a point-in-time restore start with none, so a CDC consumer breaks after a failover.
 The slot definitions are captured on a schedule (``python -m runbooks.backup_slots``, or the
-stacks' CronJob, same document: ``stacks/slots.py``); a failover or switchover recreates them on
+stacks' CronJob, same document: ``contract/slot_backup.py``); a failover or switchover recreates them on
 the promoted database right after the promotion, before DNS sends clients there (no client write
 can land on the new primary before its slots exist); ``python -m runbooks.recreate_slots`` does the
 same on a restored instance.

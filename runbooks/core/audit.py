@@ -6,7 +6,7 @@ restore and configuration actions, 7 years, "CloudWatch Logs + S3"):
 
 - locally, ``STATE_DIR/audit.jsonl`` (what the operator's machine saw, always written first);
 - in AWS, the DR region's object-locked backups bucket (``S3AuditSink`` in
-  runbooks/adapters/aws.py): one object per entry, written only if absent, under a 7-year
+  runbooks/adapters/aws/s3_audit.py): one object per entry, written only if absent, under a 7-year
   COMPLIANCE retention of its own;
 - on the sandbox, ``JsonlAuditSink``: a hash-chained, fsynced JSON-lines file in the sandbox's
   directory that drills read back (``read_sink``) and check (``verify_chain``).

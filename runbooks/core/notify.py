@@ -1,6 +1,6 @@
 """Telling people: every runbook notifies when it starts, when its gates refuse, on each failed
 step, and when it ends (with the measured RTO and RPO), through the ``Notifier`` port (AWS: the
-alarm topics of the outputs, runbooks/adapters/aws.py ``SnsNotifier``; the sandbox: a JSON-lines
+alarm topics of the outputs, runbooks/adapters/aws/sns.py ``SnsNotifier``; the sandbox: a JSON-lines
 sink in its directory that drills read back).
 
 A notification that cannot be delivered never stops a runbook: the failure is kept (the report's

@@ -1,5 +1,5 @@
 """The failback's seeding of the home bucket in AWS: S3 Batch Replication started, found again and
-watched by the S3 adapter (runbooks/adapters/aws_streams.py), on botocore's Stubber with the real
+watched by the S3 adapter (runbooks/adapters/aws/s3_replication.py), on botocore's Stubber with the real
 s3control and s3 service models (moto 5.2.5 has no S3 Batch Operations jobs). Every request the
 adapter makes is checked against the model and against the exact parameters expected here; a call
 nobody expected fails the test, so "nothing was created" is asserted by the Stubber itself.

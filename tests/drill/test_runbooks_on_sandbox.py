@@ -279,7 +279,7 @@ def test_failback_into_a_region_back_empty_killed_mid_reseed_then_rerun_brings_e
         assert sb.kafka_record_ids(EAST) >= want
         # the re-seed copied each partition in one burst: MirrorMaker 2 still wrote each partition's
         # first offset sync (with offset.lag.max 10 one was replaced by a later one, and the group,
-        # behind the head there, could never be translated home: stacks/mirrormaker2.py)
+        # behind the head there, could never be translated home: contract/mirrormaker2.py)
         syncs = kafka_replication.offset_syncs(sb.kafka_bootstrap(EAST), WEST)
         assert {tp: min(up for up, _ in pairs) for tp, pairs in syncs.items() if tp.startswith("orders:")} == \
             {f"orders:{p}": 0 for p in range(4)}, syncs

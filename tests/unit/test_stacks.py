@@ -385,7 +385,7 @@ def test_dr_runbook_role_may_restore_and_delete_only_the_runbooks_own_backups():
 
 def test_each_region_exports_a_writer_parameter_that_starts_on_the_primarys_bucket():
     """With storage.writer_parameter in both regions the runbooks' S3 lane turns on in AWS
-    (runbooks/adapters/aws.py: aws_ports); writers start on prod's data bucket in both regions."""
+    (runbooks/adapters/aws/wiring.py: aws_ports); writers start on prod's data bucket in both regions."""
     prod_bucket = harness.stack_exports("prod")["regions"]["us-east-1"]["storage"]["data_bucket"]
     doc = outputs.from_dict(harness.stack_exports("dr"))
     assert {r.storage.writer_parameter for r in doc.regions.values()} == {"/regionpair/s3/writer-bucket"}

@@ -1,6 +1,6 @@
 """The slot ports in AWS: SQL on the RDS instances (the master user's password from Secrets
 Manager, as ``runbooks.adapters.aws.sql.PsycopgSql``), and the slot backups in each region's backups
-bucket under ``regionpair/slots/<database>/`` (``stacks/slots.py``), where the stacks' CronJob
+bucket under ``regionpair/slots/<database>/`` (``contract/slot_backup.py``), where the stacks' CronJob
 writes them too.
 
 The master user of RDS for PostgreSQL has ``rds_superuser``, which includes ``rds_replication``:
