@@ -22,7 +22,7 @@ import time
 
 from benchmarks._common import sandbox
 from runbooks import failover
-from runbooks.adapters.sandbox import sandbox_ports
+from runbooks.adapters.sandbox_wiring import sandbox_ports
 
 
 def _cpu() -> tuple[float, float] | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runbooks.backups import kafka as kb  # noqa: E402
+from contract import kafka_backup as kb  # noqa: E402
 from runbooks import kafka_replay  # noqa: E402
 from sandbox import _kafka, control, kafka_backup as _kafka_backup  # noqa: E402
 from sandbox.layout import EAST  # noqa: E402

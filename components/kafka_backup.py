@@ -1,6 +1,6 @@
 """Continuous Kafka topic backup to the backups bucket: MSK Connect running Aiven's S3 sink connector
 (Apache License 2.0), writing Parquet under ``kafka/topic=<t>/year=/month=/day=/hour=/`` (the layout
-``runbooks.backups.kafka`` reads and the replay runbook replays from).
+``contract.kafka_backup`` reads and the replay runbook replays from).
 
 Declares: the custom plugin (the connector's ZIP, which the operator uploads: it is not in this
 repository), the connector (IAM over TLS to the MSK cluster, the cluster's only client

@@ -471,15 +471,3 @@ class DirStore:
 
     def describe(self) -> str:
         return str(self.root)
-
-
-@dataclass
-class KafkaBackupPort:
-    """What the replay runbook needs: the backups store, and a Kafka client per region
-    (``runbooks.adapters.kafka_client.KafkaTopics`` or a fake with the same methods)."""
-
-    store: BackupStore
-    cluster: "object"
-    """``cluster(region)`` → the region's Kafka (partitions, end_offsets, create_topic, produce, read)."""
-    source_region: str
-    """The region whose cluster the backup reads (where a replay goes by default)."""

@@ -129,7 +129,7 @@ class SandboxDrill(DrillReport):
                   "--link-latency-ms", str(a.link_latency_ms), "--dns-ttl", str(a.dns_ttl),
                   "--databases", str(a.databases), "--systems", a.systems,
                   *(["--kafka-brokers", str(broker_loss.BROKERS)] if a.scenario == "broker-loss" else []))
-        from runbooks.adapters.sandbox import sandbox_ports
+        from runbooks.adapters.sandbox_wiring import sandbox_ports
         from sandbox.control import Sandbox
         sb = Sandbox.open(self.dir)
         from runbooks.core.audit import sandbox_audit
@@ -271,7 +271,7 @@ class SandboxDrill(DrillReport):
         return f"{primary} declared down after 3 failed probes at 50 ms"
 
     def _runbook(self, module, kind: str) -> dict:
-        from runbooks.adapters.sandbox import sandbox_ports
+        from runbooks.adapters.sandbox_wiring import sandbox_ports
         out = io.StringIO()
         code = module.main(["--outputs", str(self.dir / "outputs.json"), "--yes", "--output", "json",
                             "--report-dir", str(self.report_dir / kind)], ports_factory=sandbox_ports, stdout=out)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 
 from runbooks.backups import cli as backup_cli
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks.core import metrics as prom
 from runbooks.core.metrics import Sample
 from runbooks.core.engine import Check, Phase, Plan, Step
@@ -30,7 +31,7 @@ def add_arguments(p) -> None:
 
 def plan(ctx) -> Plan:
     a = ctx.args
-    port: kb.KafkaBackupPort | None = ctx.ports.kafka_backups
+    port: KafkaBackupPort | None = ctx.ports.kafka_backups
     if port is None:
         raise BadInput(f"the {ctx.outputs.target} adapter has no Kafka backup port; nothing was done")
     region = a.region or port.source_region

@@ -4,7 +4,7 @@
                                     --target-topic NEW [--region R] [--allow-non-empty]
                                     [--into-source-topic] [--late-minutes 60] [--dry-run] [--yes]
 
-Reads the topic's Parquet backup (``runbooks.backups.kafka``: the backups bucket in AWS, the
+Reads the topic's Parquet backup (``contract.kafka_backup``: the backups bucket in AWS, the
 sandbox's backups store), keeps the records whose own timestamp is in [from, to), and refuses
 before changing anything when the backup cannot prove the range complete (an offset missing,
 a backup that starts after ``--from-time`` or has not yet reached ``--to-time``). Steps:
@@ -34,7 +34,8 @@ import sys
 from collections import Counter
 
 from runbooks.backups import cli as backup_cli
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks.core import metrics as prom
 from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso
@@ -68,7 +69,7 @@ def _times(a) -> tuple[float, float]:
 
 def plan(ctx) -> Plan:
     a = ctx.args
-    port: kb.KafkaBackupPort | None = ctx.ports.kafka_backups
+    port: KafkaBackupPort | None = ctx.ports.kafka_backups
     if port is None:
         raise BadInput(f"the {ctx.outputs.target} adapter has no Kafka backup port; nothing was done")
     start, end = _times(a)

@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from runbooks.core.redis_client import Redis, RespError
+from sandbox.redis_client import Redis, RespError
 from sandbox import proc as _proc
 from sandbox.errors import SandboxError
 

@@ -7,7 +7,7 @@ connector does in AWS (components/kafka_backup.py), against the sandbox's real K
 It reads the chosen topics of one region's cluster (``assign`` to every partition, from the
 backup's own watermark, so a restarted worker continues where the backup ends, never from a
 consumer group's position), and every ``--flush-s`` writes what it read as Parquet files into the
-sandbox's backups store ``DIR/backups`` (layout: ``runbooks.backups.kafka``), then the watermark:
+sandbox's backups store ``DIR/backups`` (layout: ``contract.kafka_backup``), then the watermark:
 files first, so a crash in between writes the same records again under the same first offset
 (the replay keeps each offset once). Every ``--offsets-every-s`` it snapshots every consumer
 group's committed offsets with the topics' end offsets. Retention per topic class is applied on
@@ -25,7 +25,7 @@ import logging
 import signal
 from pathlib import Path
 
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
 from sandbox import _kafka
 from sandbox import proc as _proc
 from sandbox.errors import SandboxError

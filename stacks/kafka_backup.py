@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from components.aws_limits import MAX_LIFECYCLE_RULES
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
 from stacks import connectconfig
 from stacks.config_reader import ConfigError
 

@@ -18,7 +18,7 @@ def ports_for(outputs: Outputs, clock: Clock) -> Ports:
         from runbooks.adapters.aws import aws_ports
         return aws_ports(outputs, clock)
     if outputs.target == "sandbox":
-        from runbooks.adapters.sandbox import sandbox_ports
+        from runbooks.adapters.sandbox_wiring import sandbox_ports
         return sandbox_ports(outputs, clock)
     raise BadInput(f"stack outputs: target {outputs.target!r} has no adapter; use 'aws' or 'sandbox'")
 
@@ -29,6 +29,6 @@ def backup_ports_for(outputs: Outputs, clock: Clock):
         from runbooks.adapters.aws import aws_backup_ports
         return aws_backup_ports(outputs, clock)
     if outputs.target == "sandbox":
-        from runbooks.adapters.sandbox_backups import sandbox_backup_ports
+        from runbooks.adapters.sandbox_wiring import sandbox_backup_ports
         return sandbox_backup_ports(outputs, clock)
     raise BadInput(f"stack outputs: target {outputs.target!r} has no adapter; use 'aws' or 'sandbox'")

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable
 
 from runbooks.core.errors import StepFailed, Unreachable
-from runbooks.backups.kafka import Record
+from contract.kafka_backup import Record
 
 
 def msk_iam_config(region: str) -> dict[str, Any]:

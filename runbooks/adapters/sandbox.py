@@ -14,12 +14,9 @@ from typing import Callable, TypeVar
 
 import psycopg
 
-from runbooks.core.clock import Clock
 from runbooks.core.errors import StepFailed, Unreachable
-from runbooks.core.lock import FileLock
-from runbooks.core.notify import SINK_NAME, JsonlNotifier
 from runbooks.core.ports import (
-    ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, Ports, ReplicationState, Seeding
+    ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, ReplicationState, Seeding
 )
 from contract.outputs import Outputs
 
@@ -491,32 +488,3 @@ class SandboxEndpoints:
                              "create it, or remove it from the stack's kubernetes.restart_deployments")
         self.sb.patch_deployment_template(region, namespace, name, {RESTARTED_AT: at, RESTARTED_FOR: restarted_for})
         return f"{namespace}/{name} in {region} restarted ({RESTARTED_AT}={at})"
-
-
-def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
-    from runbooks.adapters.sandbox_backups import SandboxBackups
-    from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
-    from sandbox.control import Sandbox
-    from sandbox.errors import SandboxError
-    from runbooks.core.errors import BadInput
-
-    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
-
-    try:
-        sb = Sandbox.open(outputs.sandbox_dir)
-    except SandboxError as exc:
-        raise BadInput(str(exc)) from None
-    state_dir = Path(outputs.sandbox_dir) / "runbooks"
-    conns = Connections(sb)
-    return Ports(db=SandboxDatabases(sb, conns), sql=SandboxSql(sb, conns), dns=SandboxDns(sb, conns, outputs),
-                 health=SandboxHealth(sb, conns),
-                 lock=FileLock(state_dir / "lock.json"),
-                 notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock), clock=clock,
-                 extras={"state_dir": str(state_dir), "sandbox": sb},
-                 streaming=SandboxStreaming(sb) if "kafka" in sb.systems else None,
-                 objects=SandboxObjects(sb, outputs) if "s3" in sb.systems else None,
-                 endpoints=SandboxEndpoints(sb, outputs) if any(r.kubernetes for r in outputs.regions.values())
-                 else None,
-                 audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME),
-                 backups=SandboxBackups(sb),
-                 slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions))

@@ -12,18 +12,14 @@ server runs — never from a region that is down.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import psycopg
 
 from runbooks.backups import verify_sql as backup_sql
 from runbooks.backups.ports import (
-    Archive, BackupPorts, Instance, Integrity, Reference, Snapshot, Window, refuse_compliance
+    Archive, Instance, Integrity, Reference, Snapshot, Window, refuse_compliance
 )
-from runbooks.core.metrics import NoMetrics
-from runbooks.core.clock import Clock
-from runbooks.core.errors import BadInput, StepFailed, Unreachable
-from contract.outputs import Outputs
+from runbooks.core.errors import StepFailed, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -155,34 +151,9 @@ def sandbox_kafka_backups(sb):
     if not sb.state.extra.get("kafka"):
         return None
     from runbooks.adapters.kafka_client import KafkaTopics
-    from runbooks.backups.kafka import DirStore, KafkaBackupPort
+    from contract.kafka_backup import DirStore
+    from runbooks.backups.ports import KafkaBackupPort
     from sandbox import _kafka, kafka_backup as _kafka_backup
     from sandbox.layout import EAST
     return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
                            cluster=lambda region: KafkaTopics(_kafka.bootstrap(sb.state, region)), source_region=EAST)
-
-
-def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
-    from sandbox.control import Sandbox
-    from sandbox.errors import SandboxError
-    from runbooks.adapters.aws import Clients, S3Versions, endpoint_clients
-    from runbooks.adapters.sandbox import SandboxSql, Connections
-    from runbooks.core.notify import SINK_NAME, JsonlNotifier
-    from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
-
-    try:
-        sb = Sandbox.open(outputs.sandbox_dir)
-    except SandboxError as exc:
-        raise BadInput(str(exc)) from None
-    endpoints = {r.name: r.storage.endpoint_url for r in outputs.regions.values() if r.storage and r.storage.endpoint_url}
-    clients: Clients = endpoint_clients(endpoints)
-    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
-    from runbooks.adapters.sandbox_cache import SandboxCaches
-    conns = Connections(sb)
-    return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
-                       audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, conns), clock=clock,
-                       slots=SandboxSlots(sb, conns), slot_store=FileSlotStore(sb.dir / "slots", sb.regions),
-                       caches=SandboxCaches(sb), kafka_backups=sandbox_kafka_backups(sb),
-                       extras={"state_dir": str(Path(outputs.sandbox_dir) / "runbooks"), "sandbox": sb,
-                               "target": "sandbox"},
-                       notifier=JsonlNotifier(Path(outputs.sandbox_dir) / SINK_NAME, clock))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contract import kafka_backup
 from runbooks.core.audit import AuditSink
 from runbooks.core.clock import Clock
 from runbooks.core.errors import EXIT_REFUSED, RunbookError
@@ -226,7 +227,7 @@ class BackupPorts:
     caches: Any = None
     """``runbooks.backups.cache.CacheControl`` (cache_backup, cache_restore); None: the adapter has none."""
     kafka_backups: Any = None
-    """``runbooks.backups.kafka.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
+    """``runbooks.backups.ports.KafkaBackupPort`` (kafka_replay); None: the adapter has none."""
     config_exports: Any = None
     """``runbooks.backups.k8s_config_export.ExportStore`` (config_restore); None: the adapter has none."""
 
@@ -235,3 +236,15 @@ class BackupPorts:
             close = getattr(port, "close", None)
             if close:
                 close()
+
+
+@dataclass
+class KafkaBackupPort:
+    """What the replay runbook needs: the backups store, and a Kafka client per region
+    (``runbooks.adapters.kafka_client.KafkaTopics`` or a fake with the same methods)."""
+
+    store: kafka_backup.BackupStore
+    cluster: "object"
+    """``cluster(region)`` → the region's Kafka (partitions, end_offsets, create_topic, produce, read)."""
+    source_region: str
+    """The region whose cluster the backup reads (where a replay goes by default)."""

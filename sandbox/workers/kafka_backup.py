@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
 from sandbox import _kafka
 from sandbox.errors import SandboxError
 from sandbox.kafka_backup import COMPONENT, parse_topics, status_path, store_dir
@@ -116,7 +116,7 @@ class Worker:
         return status
 
     def snapshot_offsets(self) -> str:
-        """Every consumer group's committed offsets on the backed-up topics (runbooks.backups.kafka)."""
+        """Every consumer group's committed offsets on the backed-up topics (contract.kafka_backup)."""
         from runbooks.adapters.kafka_client import KafkaTopics
         key, _ = kb.snapshot_offsets(self.store, KafkaTopics(self.bootstrap), self.topics, self.clock(),
                                      source=self.bootstrap)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import io
 import json
 
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks import kafka_replay
 from runbooks.adapters import aws
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
@@ -40,7 +41,7 @@ def test_replay_reads_the_parquet_backup_from_s3(moto_pair, tmp_path):
     assert any(k.endswith(".parquet") for k in
                [o["Key"] for o in moto_pair.client("s3", P).list_objects_v2(Bucket=bucket)["Contents"]])
     cluster = FakeCluster()
-    ports.kafka_backups = kb.KafkaBackupPort(ports.kafka_backups.store, lambda region: cluster, P)
+    ports.kafka_backups = KafkaBackupPort(ports.kafka_backups.store, lambda region: cluster, P)
     doc = tmp_path / "outputs.json"
     doc.write_text(json.dumps(moto_pair.doc))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from runbooks.adapters import aws
-from runbooks.adapters.sandbox import sandbox_ports
+from runbooks.adapters.sandbox_wiring import sandbox_ports
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import LockHeld
 from runbooks.core.ports import Ports

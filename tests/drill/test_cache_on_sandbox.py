@@ -12,7 +12,7 @@ import pytest
 
 from runbooks import cache_backup, cache_restore
 from runbooks.core import metrics
-from runbooks.core.redis_client import Redis
+from sandbox.redis_client import Redis
 from sandbox import control, proc as _proc
 
 EAST, WEST = "local-east", "local-west"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
 from runbooks import kafka_replay
 from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from runbooks.backups import kafka as kb
+from contract import kafka_backup as kb
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks import kafka_replay
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from contract import outputs as contract
@@ -214,7 +215,7 @@ def env(tmp_path):
     records = source_records()
     cluster.topics["orders"] = {p: list(rs) for p, rs in kb.group_records(records).items()}
     backup(store, "orders", records, caught_up_at=T0 + 10)
-    ports.kafka_backups = kb.KafkaBackupPort(store=store, cluster=lambda region: cluster, source_region=P)
+    ports.kafka_backups = KafkaBackupPort(store=store, cluster=lambda region: cluster, source_region=P)
 
     def run(*extra):
         out = io.StringIO()

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput
-from runbooks.backups.kafka import KafkaBackupPort
+from runbooks.backups.ports import KafkaBackupPort
 from contract.outputs import Outputs
 
 
