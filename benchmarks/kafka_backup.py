@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contract import kafka_backup as kb  # noqa: E402
 from runbooks import kafka_replay  # noqa: E402
-from sandbox import _kafka, control, kafka_backup as _kafka_backup  # noqa: E402
+from sandbox import kafka_cluster, control, kafka_backup as _kafka_backup  # noqa: E402
 from sandbox.layout import EAST  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main() -> int:
     base.chmod(0o755)
     try:
         sb = control.up(base / "sandbox", systems=("postgres", "kafka"))
-        bootstrap = _kafka.bootstrap(sb.state, EAST)
+        bootstrap = kafka_cluster.bootstrap(sb.state, EAST)
         print(_kafka_backup.start(sb, {"orders": "critical"}, flush_s=a.flush_s))
         store = kb.DirStore(_kafka_backup.store_dir(sb.layout))
         acked: dict[tuple[int, int], float] = {}

@@ -1,6 +1,6 @@
 """MirrorMaker 2's connector settings, in one place.
 
-The sandbox's MirrorMaker 2 (dedicated mode, ``sandbox/_kafka.py``) takes its settings from
+The sandbox's MirrorMaker 2 (dedicated mode, ``sandbox/kafka_cluster.py``) takes its settings from
 ``connector_settings``; the stacks' MirrorMaker-2-on-MSK-Connect option is meant to take the same
 ones, so a drill rehearses what AWS would run. Pure data: no Pulumi, no Kafka client here.
 

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from sandbox import (_kafka, buckets, clusters, dns_records, flows, host, kafka_replication, lifecycle, link, param_store,
+from sandbox import (kafka_cluster, buckets, clusters, dns_records, flows, host, kafka_replication, lifecycle, link, param_store,
                      proc, regions, status)
 from sandbox.backups import Backups
 from sandbox.errors import SandboxError
@@ -311,18 +311,18 @@ class Sandbox:
     def kill_kafka_broker(self, region: str, broker: int) -> str:
         """Fault: SIGKILL broker ``broker`` (its node id, 1-based) of the region's cluster."""
         self._require("kafka")
-        return _kafka.kill_broker(self.layout, self.state, check_region(region), broker)
+        return kafka_cluster.kill_broker(self.layout, self.state, check_region(region), broker)
 
     def start_kafka_broker(self, region: str, broker: int) -> str:
         """Start a killed broker again on its own storage (it rejoins the same cluster)."""
         self._require("kafka")
-        return _kafka.restart_broker(self.layout, self.state, check_region(region), broker, proc.worker_env())
+        return kafka_cluster.restart_broker(self.layout, self.state, check_region(region), broker, proc.worker_env())
 
     def kafka_partitions(self, region: str) -> dict[str, dict]:
         """Per partition of the replicated topics: leader, replicas and in-sync replicas, asked now."""
         from sandbox.flows import TOPICS
         self._require("kafka")
-        return _kafka.partitions(self.state, check_region(region), TOPICS)
+        return kafka_cluster.partitions(self.state, check_region(region), TOPICS)
 
     def s3_running(self, region: str) -> bool:
         return proc.running(self.layout.run_dir, f"moto-{check_region(region)}") is not None
@@ -399,7 +399,7 @@ class Sandbox:
         """MirrorMaker 2's last checkpoint per group of the flow source → target, read on the
         target (read only): ``{group: {"partitions": {tp: {upstream, downstream}}, "at": t}}``."""
         self._require("kafka")
-        return kafka_replication.checkpoints(_kafka.bootstrap(self.state, check_region(target)),
+        return kafka_replication.checkpoints(kafka_cluster.bootstrap(self.state, check_region(target)),
                                              check_region(source))
 
     def kafka_record_ids(self, region: str) -> set[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox import _kafka, proc
+from sandbox import kafka_cluster, proc
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, State, read_json, write_json_atomic
 from sandbox.probes import deadline_loop
@@ -67,7 +67,7 @@ def set_flow(layout: Layout, state: State, kind: str, source: str, target: str, 
                   lambda: None if (status(layout, kind) or {}).get("epoch") == epoch
                   else "not yet", comp, layout.log(comp), comp, layout.run_dir)
     if kind == "kafka" and running:  # started = MirrorMaker 2's source task runs (a JVM: seconds)
-        mm2 = _kafka.MM2_COMPONENT
+        mm2 = kafka_cluster.MM2_COMPONENT
 
         def copying() -> str | None:
             st = status(layout, kind) or {}

@@ -26,7 +26,7 @@ import signal
 from pathlib import Path
 
 from contract import kafka_backup as kb
-from sandbox import _kafka
+from sandbox import kafka_cluster
 from sandbox import proc as _proc
 from sandbox.errors import SandboxError
 from sandbox.layout import EAST, REGIONS, Layout
@@ -64,7 +64,7 @@ def start(sb, topics: dict[str, str], region: str = EAST, flush_s: float = 1.0, 
     """Start the backup worker of the sandbox ``sb`` (a running sandbox with Kafka)."""
     if region not in REGIONS:
         raise SandboxError(f"region {region!r}: one of {', '.join(REGIONS)}", component=COMPONENT)
-    _kafka.settings(sb.state)  # refuses a sandbox without Kafka, naming the fix
+    kafka_cluster.settings(sb.state)  # refuses a sandbox without Kafka, naming the fix
     stop(sb)
     argv = _proc.worker_argv("sandbox.workers.kafka_backup", "--dir", str(sb.layout.root), "--region", region,
                              "--flush-s", str(flush_s), "--offsets-every-s", str(offsets_every_s))

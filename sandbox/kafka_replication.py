@@ -9,7 +9,7 @@ import json
 import struct
 import time
 
-from sandbox import _kafka
+from sandbox import kafka_cluster
 from sandbox.errors import SandboxError
 from sandbox.flows import GROUPS, TOPICS, status
 from sandbox.layout import REGIONS, Layout, read_json
@@ -23,13 +23,13 @@ Replicator's starting position EARLIEST does for a new replicator."""
 def cluster_info(layout: Layout, region: str) -> dict | None:
     """What ``up``/``start_region`` recorded once the region's cluster was ready: bootstrap,
     topics, incarnation (the cluster id: a new one at every start), started_at."""
-    return read_json(_kafka.info_path(layout, region))
+    return read_json(kafka_cluster.info_path(layout, region))
 
 
 def cluster_bootstraps(layout: Layout) -> dict[str, str]:
     out = {}
     for region in REGIONS:
-        doc = read_json(_kafka.info_path(layout, region))
+        doc = read_json(kafka_cluster.info_path(layout, region))
         if doc:
             out[region] = doc["bootstrap"]
     return out
@@ -253,7 +253,7 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     state = layout.read_state()
-    tboot = _kafka.bootstrap(state, target)
+    tboot = kafka_cluster.bootstrap(state, target)
     cps = checkpoints(tboot, source)
     copied = source_positions(tboot, source)
     syncs = offset_syncs(tboot, source)
@@ -274,7 +274,7 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
         if source_gone:
             pass  # the supervisor lost it (a region outage): not asked again, the checkpoint is all there is
         else:
-            src = Consumer({"bootstrap.servers": _kafka.bootstrap_via_link(state, source), "group.id": group,
+            src = Consumer({"bootstrap.servers": kafka_cluster.bootstrap_via_link(state, source), "group.id": group,
                             "log_level": 0, "socket.timeout.ms": 1000})
             try:
                 src_committed = {tp_key(t.topic, t.partition): t.offset

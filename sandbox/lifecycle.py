@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import _kafka, clusters, dns_records, flows, kafka_replication, param_store
+from sandbox import kafka_cluster, clusters, dns_records, flows, kafka_replication, param_store
 from sandbox import proc as _proc
 from sandbox.backups import Backups
 from sandbox.buckets import bucket_name
@@ -127,7 +127,7 @@ class _UpRun:
             # beside the PostgreSQL chain rather than before it; start_flows waits for this thread
             def kafka() -> None:
                 with ThreadPoolExecutor(len(REGIONS)) as pool:
-                    list(pool.map(lambda r: _kafka.start_cluster(self.layout, self.state, r, env,
+                    list(pool.map(lambda r: kafka_cluster.start_cluster(self.layout, self.state, r, env,
                                                                  cancelled=self.cancel.is_set), REGIONS))
                 self.mark("kafka nodes spawned")
 
@@ -175,7 +175,7 @@ class _UpRun:
             if self.kafka_thread.error is not None:
                 raise self.kafka_thread.error
             for region in REGIONS:
-                _kafka.wait_cluster(self.layout, self.state, region, kafka_replication.TOPICS,
+                kafka_cluster.wait_cluster(self.layout, self.state, region, kafka_replication.TOPICS,
                                    deadline_s=KAFKA_DEADLINE_S)
                 self.mark(f"kafka-{region} ready")
             boot = kafka_replication.cluster_bootstraps(self.layout)[EAST]
@@ -379,9 +379,9 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         raise SandboxError(f"--systems {','.join(systems)}: use postgres plus any of kafka, s3 "
                            f"(e.g. postgres,kafka,s3); {', '.join(unknown) or 'postgres is missing'}")
     if "kafka" in systems:  # before anything is started or written: Java and the pinned jars
-        _kafka.java_bin()
-        _kafka.classpath()
-        _kafka.pick_ports(kafka_brokers, lambda: 0)
+        kafka_cluster.java_bin()
+        kafka_cluster.classpath()
+        kafka_cluster.pick_ports(kafka_brokers, lambda: 0)
     layout = Layout(directory)
     addresses = dict(addresses or DEFAULT_ADDRESSES)
     identity = server_identity()
@@ -415,7 +415,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
         rpo_seconds=rpo_seconds, created=time.time(),
         extra={"systems": [s for s in SYSTEMS if s in systems]})
     if "kafka" in systems:
-        state.extra["kafka"] = _kafka.pick_ports(kafka_brokers, lambda: pick_port(region_addrs, taken))
+        state.extra["kafka"] = kafka_cluster.pick_ports(kafka_brokers, lambda: pick_port(region_addrs, taken))
     socket_root = Path(state.socket_root)
     shutil.rmtree(socket_root, ignore_errors=True)
     socket_root.mkdir(mode=0o755)

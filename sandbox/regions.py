@@ -4,7 +4,7 @@ process of the region frozen, then killed, optionally with the link cut first) a
 
 from __future__ import annotations
 
-from sandbox import _kafka, clusters, kafka_replication, link
+from sandbox import kafka_cluster, clusters, kafka_replication, link
 from sandbox import proc as _proc
 from sandbox.buckets import bucket_name
 from sandbox.flows import KAFKA_DEADLINE_S
@@ -16,7 +16,7 @@ from sandbox.probes import deadline_loop, s3_problem
 
 def kafka_running(state: State, layout: Layout, region: str) -> bool:
     """Every node of the region's cluster runs (one lost node of three is not a lost region)."""
-    return all(_proc.running(layout.run_dir, c) is not None for c in _kafka.components(state, region))
+    return all(_proc.running(layout.run_dir, c) is not None for c in kafka_cluster.components(state, region))
 
 
 def kill_region(layout: Layout, state: State, identity: _proc.Identity, region: str, cut_link: bool = False) -> str:
@@ -29,7 +29,7 @@ def kill_region(layout: Layout, state: State, identity: _proc.Identity, region: 
     names = [db.name for db in state.databases]
     comps = [Node(layout, state, identity, name, region).component for name in names] + [f"moto-{region}"]
     if "kafka" in state.extra.get("systems", []):
-        comps += _kafka.components(state, region)
+        comps += kafka_cluster.components(state, region)
     recs = [r for r in (_proc.running(layout.run_dir, c) for c in comps) if r is not None]
     # Freeze the whole region first, so nothing in it outlives the rest. The process trees are
     # read beforehand and stopped in one tight loop: walking /proc while the servers run takes
@@ -67,12 +67,12 @@ def start_region(layout: Layout, state: State, identity: _proc.Identity, region:
         done.append(f"S3 (moto) with an empty versioned bucket {bucket_name(region)}")
     new_kafka = "kafka" in state.extra.get("systems", []) and not kafka_running(state, layout, region)
     if new_kafka:
-        for comp in _kafka.components(state, region):  # a node left of a partial loss goes too
+        for comp in kafka_cluster.components(state, region):  # a node left of a partial loss goes too
             rec = _proc.running(layout.run_dir, comp)
             if rec is not None:
                 _proc.kill_tree(rec.pid, rec.start_time, comp)
-        _kafka.start_cluster(layout, state, region, env)
-        info = _kafka.wait_cluster(layout, state, region, kafka_replication.TOPICS,
+        kafka_cluster.start_cluster(layout, state, region, env)
+        info = kafka_cluster.wait_cluster(layout, state, region, kafka_replication.TOPICS,
                                    deadline_s=max(deadline_s, KAFKA_DEADLINE_S))
         done.append(f"an empty Kafka cluster (incarnation {info.get('incarnation')}) at {info.get('bootstrap')}")
     deadline_loop(deadline_s, "S3 (moto)", lambda: s3_problem(state, region), moto_comp,

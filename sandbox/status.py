@@ -3,7 +3,7 @@ region's databases, DNS answers, S3, Kafka and cluster, the link, and the replic
 
 from __future__ import annotations
 
-from sandbox import _kafka, clusters, dns_records, flows, kafka_replication, link
+from sandbox import kafka_cluster, clusters, dns_records, flows, kafka_replication, link
 from sandbox import proc as _proc
 from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
@@ -49,7 +49,7 @@ def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:
                    "pid": moto.pid if moto else None},
         }
         if "kafka" in systems:
-            nodes = [_proc.running(layout.run_dir, c) for c in _kafka.components(state, region)]
+            nodes = [_proc.running(layout.run_dir, c) for c in kafka_cluster.components(state, region)]
             out[region]["kafka"] = {"bootstrap": kafka_replication.bootstrap_of(layout, region),
                                     "incarnation": (kafka_replication.cluster_info(layout, region) or {}
                                                     ).get("incarnation"),

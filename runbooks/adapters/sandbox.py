@@ -297,7 +297,7 @@ def _flow_state(st: dict | None, kind: str) -> FlowState:
 
 
 class SandboxStreaming:
-    """The sandbox's Kafka pair and MirrorMaker 2 between them (sandbox/_kafka.py, sandbox/workers/replicator.py)."""
+    """The sandbox's Kafka pair and MirrorMaker 2 between them (sandbox/kafka_cluster.py, sandbox/workers/replicator.py)."""
 
     def __init__(self, sb):
         self.sb = sb

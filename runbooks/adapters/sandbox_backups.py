@@ -153,7 +153,7 @@ def sandbox_kafka_backups(sb):
     from runbooks.adapters.kafka_client import KafkaTopics
     from contract.kafka_backup import DirStore
     from runbooks.backups.ports import KafkaBackupPort
-    from sandbox import _kafka, kafka_backup as _kafka_backup
+    from sandbox import kafka_cluster, kafka_backup as _kafka_backup
     from sandbox.layout import EAST
     return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
-                           cluster=lambda region: KafkaTopics(_kafka.bootstrap(sb.state, region)), source_region=EAST)
+                           cluster=lambda region: KafkaTopics(kafka_cluster.bootstrap(sb.state, region)), source_region=EAST)

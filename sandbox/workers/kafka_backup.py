@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from contract import kafka_backup as kb
-from sandbox import _kafka
+from sandbox import kafka_cluster
 from sandbox.errors import SandboxError
 from sandbox.kafka_backup import COMPONENT, parse_topics, status_path, store_dir
 from sandbox.layout import EAST, Layout, still_ours, write_json_atomic
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except SandboxError as exc:
         print(f"kafka-backup: {exc}", file=sys.stderr)
         return 2
-    worker = Worker(layout, _kafka.bootstrap(state, args.region), topics, args.flush_s, args.offsets_every_s)
+    worker = Worker(layout, kafka_cluster.bootstrap(state, args.region), topics, args.flush_s, args.offsets_every_s)
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())

@@ -4,7 +4,7 @@ configured flow in the flow's target region — starts it (after writing the flo
 into MirrorMaker 2's own offsets topic when given), stops it, restarts it if it dies — and
 publishes what MirrorMaker 2's own topics on the target say: its tasks' states, its committed
 source positions (hence the lag against the source's end offsets), each group's last checkpoint.
-MirrorMaker 2 reaches the source cluster through the link (sandbox/_kafka.py), so the link's
+MirrorMaker 2 reaches the source cluster through the link (sandbox/kafka_cluster.py), so the link's
 latency and partitions hit it as they hit PostgreSQL's replication. Nothing here copies a record
 or translates an offset: MirrorMaker 2 does both."""
 
@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from sandbox import _kafka
+from sandbox import kafka_cluster
 from sandbox import proc as _proc
 from sandbox.flows import GROUPS, STATUS_INTERVAL_S, TOPICS, kafka_dir
 from sandbox.kafka_replication import (SOURCE_CONNECTOR, cluster_info, connect_offsets_topic, end_offsets,
@@ -90,7 +90,7 @@ class MirrorMakerFlow:
     source, which it reaches through the link as MirrorMaker 2 does."""
 
     def __init__(self, layout: Layout, state: State):
-        self.kafka = _kafka
+        self.kafka = kafka_cluster
         self.layout, self.state = layout, state
         self.dir = kafka_dir(layout)
         self.config_path = self.dir / "replicator-config.json"

@@ -267,7 +267,7 @@ class Link:
                 servers.append(await asyncio.start_server(
                     lambda r, w, t=target, n=name: self._handle(r, w, t, n),
                     host=self.state.addresses[region], port=db.link_port))
-        from sandbox._kafka import link_routes
+        from sandbox.kafka_cluster import link_routes
         for address, port, to_address, to_port, name in link_routes(self.state):  # MirrorMaker 2's path
             servers.append(await asyncio.start_server(
                 lambda r, w, t=(to_address, to_port), n=name: self._handle(r, w, t, n), host=address, port=port))

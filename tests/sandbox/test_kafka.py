@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import _kafka, control, kafka_replication
+from sandbox import kafka_cluster, control, kafka_replication
 from sandbox.errors import SandboxError
 from sandbox.layout import DEFAULT_ADDRESSES, EAST, WEST
 from contract import mirrormaker2
@@ -71,7 +71,7 @@ def test_mm2_copies_east_to_west_through_the_link_and_the_group_resumes_from_its
     wait_for(lambda: set(ids) <= kafka_replication.record_ids(ksb.layout, WEST), 60, "every record copied to local-west")
     # MirrorMaker 2's source clients go through the link (the brokers advertise its ports)
     conf = (ksb.dir / "kafka" / "mm2" / f"{EAST}-to-{WEST}.properties").read_text()
-    assert f"{EAST}.bootstrap.servers = {_kafka.bootstrap_via_link(ksb.state, EAST)}" in conf
+    assert f"{EAST}.bootstrap.servers = {kafka_cluster.bootstrap_via_link(ksb.state, EAST)}" in conf
     assert "IdentityReplicationPolicy" in conf and "sync.group.offsets.enabled = true" in conf
     assert ksb.link()["connections"] > 0
     wait_for(lambda: (ksb.flow("kafka") or {}).get("lag_records") == 0, 30, "MirrorMaker 2's lag back to 0")
@@ -122,21 +122,21 @@ def test_partition_of_the_link_stops_mm2_and_heal_resumes_it(ksb):
 
 def test_missing_or_stale_jars_name_setup_sh(tmp_path):
     with pytest.raises(SandboxError, match=r"missing kafka_2\.13-.*scripts/setup\.sh"):
-        _kafka.classpath(tmp_path)
+        kafka_cluster.classpath(tmp_path)
     for name in ("kafka_2.13", "connect-mirror", "connect-runtime"):
-        (tmp_path / f"{name}-{_kafka.kafka_version()}.jar").write_bytes(b"")
-    (tmp_path / _kafka.STAMP).write_text("0" * 64)
+        (tmp_path / f"{name}-{kafka_cluster.kafka_version()}.jar").write_bytes(b"")
+    (tmp_path / kafka_cluster.STAMP).write_text("0" * 64)
     with pytest.raises(SandboxError, match="another version of pom.xml.*scripts/setup.sh"):
-        _kafka.classpath(tmp_path)
-    (tmp_path / _kafka.STAMP).write_text(_kafka.pom_hash())
-    assert _kafka.classpath(tmp_path) == f"{tmp_path}/*"
+        kafka_cluster.classpath(tmp_path)
+    (tmp_path / kafka_cluster.STAMP).write_text(kafka_cluster.pom_hash())
+    assert kafka_cluster.classpath(tmp_path) == f"{tmp_path}/*"
 
 
 def test_java_missing_is_refused_before_anything_starts(base_dir, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(SandboxError, match="Java is missing.*openjdk-17"):
-        _kafka.java_bin()
+        kafka_cluster.java_bin()
     d = base_dir / "nojava"
     with pytest.raises(SandboxError, match="Java is missing"):
         control.up(d, systems=("postgres", "kafka"))
@@ -145,7 +145,7 @@ def test_java_missing_is_refused_before_anything_starts(base_dir, monkeypatch):
 
 def test_broker_count_other_than_1_or_3_is_refused():
     with pytest.raises(SandboxError, match="--kafka-brokers 2: use 1 .* or 3"):
-        _kafka.pick_ports(2, lambda: 0)
+        kafka_cluster.pick_ports(2, lambda: 0)
 
 
 def test_connector_settings_refuse_the_broken_form_and_accept_the_good_one():
@@ -183,7 +183,7 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
         layout, state = _fake_state(tmp_path, {"client": taken, "controller": taken + 1, "replication": taken + 2,
                                                "link": taken + 3})
         with pytest.raises(SandboxError, match=rf"port {taken} on 127\.0\.1\.1 is taken.*ss -ltnp"):
-            _kafka.start_cluster(layout, state, EAST, os.environ.copy())
+            kafka_cluster.start_cluster(layout, state, EAST, os.environ.copy())
     assert not list(layout.run_dir.iterdir()), "a node was started although its port was taken"
 
 
@@ -197,7 +197,7 @@ def test_a_broker_that_does_not_come_up_is_named_with_its_log_and_cause(tmp_path
                 ["sh", "-c", "echo 'org.apache.kafka.common.KafkaException: Socket server failed to bind to "
                              "127.0.1.1:1: Address already in use.'; exit 1"], log)
     with pytest.raises(SandboxError, match="exited while starting.*a port it needs is taken") as exc:
-        _kafka.wait_cluster(layout, state, EAST, ["orders"], deadline_s=10)
+        kafka_cluster.wait_cluster(layout, state, EAST, ["orders"], deadline_s=10)
     assert str(log) in str(exc.value)
 
 
@@ -215,7 +215,7 @@ def _setup(tmp_path, pom_text: str, env_extra: dict | None = None) -> subprocess
 
 @pytest.mark.skipif(shutil.which("mvn") is None, reason="needs Maven")
 def test_setup_names_a_wrong_version_pin(tmp_path):
-    pom = _kafka.POM.read_text().replace(f"<kafka.version>{_kafka.kafka_version()}</kafka.version>",
+    pom = kafka_cluster.POM.read_text().replace(f"<kafka.version>{kafka_cluster.kafka_version()}</kafka.version>",
                                          "<kafka.version>0.0.404</kafka.version>")
     res = _setup(tmp_path / "a", pom)
     assert res.returncode == 1
@@ -228,7 +228,7 @@ def test_setup_names_maven_central_unreachable(tmp_path):
     # a repository that refuses connections stands in for Central (for the plugin too), with a
     # local repository of its own, so no network is used and ~/.m2 records no failure
     dead = "<id>central</id><url>http://127.0.0.1:9/maven2</url>"
-    pom = _kafka.POM.read_text().replace(
+    pom = kafka_cluster.POM.read_text().replace(
         "<dependencies>", f"<repositories><repository>{dead}</repository></repositories>\n"
         f"  <pluginRepositories><pluginRepository>{dead}</pluginRepository></pluginRepositories>\n"
         "  <dependencies>", 1)
@@ -260,7 +260,7 @@ def test_setup_names_java_missing(tmp_path):
     path = _path_without(tmp_path, "java")
     assert shutil.which("java", path=path) is None
     assert shutil.which("redis-server", path=path), "setup needs redis-server on PATH: run scripts/setup.sh first"
-    res = _setup(tmp_path / "x", _kafka.POM.read_text().replace("<version>1</version>", "<version>2</version>"),
+    res = _setup(tmp_path / "x", kafka_cluster.POM.read_text().replace("<version>1</version>", "<version>2</version>"),
                  {"PATH": path})
     assert res.returncode == 1
     assert "Java is missing" in res.stderr and "openjdk-17" in res.stderr, res.stderr
@@ -268,7 +268,7 @@ def test_setup_names_java_missing(tmp_path):
 
 def test_cluster_ids_never_start_with_a_dash():
     """The storage tool takes an id starting with '-' for an option (seen: a format failed so)."""
-    assert not any(_kafka._cluster_id().startswith("-") for _ in range(5000))
+    assert not any(kafka_cluster._cluster_id().startswith("-") for _ in range(5000))
 
 
 def test_the_reverse_flow_copies_only_what_dr_took_after_the_stop(ksb):
@@ -300,7 +300,7 @@ def test_committed_offsets_are_read_by_a_consumer_that_joins_no_group(ksb):
     The reader gives exactly what the group committed, and leaves the group as it was."""
     from runbooks.adapters.kafka_client import committed_offsets
 
-    east = _kafka.bootstrap(ksb.state, EAST)
+    east = kafka_cluster.bootstrap(ksb.state, EAST)
     produce(east, [f"c{i}" for i in range(12)])
     got = consume(east, "committed-reader", 12)
     assert len(got) == 12

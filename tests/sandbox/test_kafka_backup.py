@@ -16,7 +16,7 @@ from contract import kafka_backup as kb
 from runbooks import kafka_replay
 from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
-from sandbox import _kafka, control, kafka_backup as _kafka_backup, proc as _proc
+from sandbox import kafka_cluster, control, kafka_backup as _kafka_backup, proc as _proc
 from sandbox.layout import EAST
 from tests.sandbox.conftest import wait_for
 
@@ -44,7 +44,7 @@ def seen_committed(bootstrap: str, group: str) -> int:
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0, "enable.auto.commit": False})
     try:
-        tps = c.committed([TopicPartition(TOPIC, p) for p in range(_kafka.TOPIC_PARTITIONS)], timeout=10)
+        tps = c.committed([TopicPartition(TOPIC, p) for p in range(kafka_cluster.TOPIC_PARTITIONS)], timeout=10)
     finally:
         c.close()
     return sum(tp.offset for tp in tps if tp.offset >= 0)
@@ -60,7 +60,7 @@ def run_replay(sb, *args) -> tuple[int, dict]:
 def test_backup_then_replay_of_a_time_range_is_exact(kbsb, capsys):
     from sandbox.__main__ import main as sandbox_cli
     sb = kbsb
-    bootstrap = _kafka.bootstrap(sb.state, EAST)
+    bootstrap = kafka_cluster.bootstrap(sb.state, EAST)
     assert sandbox_cli(["kafka-backup", "start", "--dir", str(sb.dir), "--topic", f"{TOPIC}=critical",
                         "--flush-s", "0.5", "--offsets-every-s", "2"]) == 0
     assert "Kafka backup of orders" in capsys.readouterr().out
@@ -135,7 +135,7 @@ def test_backup_then_replay_of_a_time_range_is_exact(kbsb, capsys):
 
 def test_replay_refuses_the_source_a_non_empty_target_and_an_uncovered_range(kbsb):
     sb = kbsb
-    bootstrap = _kafka.bootstrap(sb.state, EAST)
+    bootstrap = kafka_cluster.bootstrap(sb.state, EAST)
     now = time.time()
     common = ["--topic", TOPIC, "--from-time", str(now - 3600), "--to-time", str(now - 1800)]
     code, out = run_replay(sb, *common, "--target-topic", TOPIC)
@@ -146,7 +146,7 @@ def test_replay_refuses_the_source_a_non_empty_target_and_an_uncovered_range(kbs
     assert code == EXIT_BAD_INPUT and "does not reach" in out["error"], out
     # a non-empty target (the source topic's records exist in 'orders'; use the replay target of the first test or
     # make one): refused without --allow-non-empty
-    KafkaTopics(bootstrap).create_topic("occupied", _kafka.TOPIC_PARTITIONS)
+    KafkaTopics(bootstrap).create_topic("occupied", kafka_cluster.TOPIC_PARTITIONS)
     produce_to = __import__("confluent_kafka").Producer({"bootstrap.servers": bootstrap, "log_level": 0})
     produce_to.produce("occupied", b"x", partition=0)
     assert produce_to.flush(10) == 0
