@@ -18,8 +18,8 @@ if ! command -v go >/dev/null 2>&1; then
   echo "setup-k8s: Go is not on PATH; it builds the control plane from $src/go.mod. Install Go and rerun" >&2
   exit 1
 fi
-k8s=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$src/go.mod")
-etcd=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "$src/go.mod")
+k8s=$(cd "$src" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+etcd=$(cd "$src" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 inputs=$(cat "$src/go.mod" "$src/go.sum" "$src/etcd/main.go" "$0" | sha256sum | cut -c1-16)
 stamp="kubernetes $k8s, etcd $etcd, $(go env GOVERSION), inputs $inputs"
 
@@ -34,8 +34,14 @@ fi
 echo "setup-k8s: building $bins (kubernetes $k8s, etcd $etcd) into $out/bin; the first build takes tens of minutes"
 mkdir -p "$out/build"
 start=$(date +%s)
-# -mod=mod: go.sum pins every module; the staging modules come from the proxy by the go.mod's replaces
-(cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$OLDPWD/$out/build/" \
+# -mod=mod: go.sum pins every module; the staging modules come from the proxy by the go.mod's replaces.
+# The version variables Kubernetes' own build sets (hack/lib/version.sh), so --version tells the truth.
+minor=${k8s#v1.}; minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags="$ldflags -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+(cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags="$ldflags" -o "$OLDPWD/$out/build/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kubectl ./etcd)
 rm -rf "$out/bin"
