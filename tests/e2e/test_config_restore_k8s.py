@@ -281,7 +281,8 @@ def test_an_immutable_configmap_that_differs_is_refused_before_any_change(cluste
     assert r.returncode != 0 and "immutable" in r.stderr.lower(), r.stderr
 
 
-def test_a_rollout_that_cannot_finish_fails_at_its_deadline_naming_it(cluster, restore):
+def test_a_rollout_that_cannot_finish_fails_at_its_deadline_and_a_rerun_finishes_without_restarting_again(
+        cluster, restore):
     # no kubelet: the restarted Deployment's one new pod never becomes available
     code, out = restore("--day", REFUSALS_DAY, "--namespace", "stuck", "--yes", "--timeout", "6",
                         label="stuck rollout (deadline 6 s)")
@@ -290,3 +291,13 @@ def test_a_rollout_that_cannot_finish_fails_at_its_deadline_naming_it(cluster, r
     assert cluster.get("configmap", "stuck", "app-config")["data"] == {"LOG_LEVEL": "info"}
     api = cluster.get("deployment", "stuck", "api")
     assert api["metadata"]["generation"] == 2 and api["status"].get("availableReplicas", 0) == 0
+    restarted = template_annotations(cluster, "deployment", "stuck", "api")
+    assert restarted[contract.RESTARTED_FOR] == out["run_id"]
+    # the operator scales it to zero (a stand-in for the pods becoming ready); a plain rerun continues the
+    # failed run from its journal: the rollout is now done, the restart is not made a second time
+    cluster.kubectl("-n", "stuck", "scale", "deployment", "api", "--replicas=0")
+    code, again = restore("--day", REFUSALS_DAY, "--namespace", "stuck", "--yes", "--timeout", "30",
+                          label="rerun of the stuck run")
+    assert code == EXIT_OK, again
+    assert again["run_id"] == out["run_id"]
+    assert template_annotations(cluster, "deployment", "stuck", "api") == restarted, "restarted a second time"
