@@ -10,7 +10,8 @@ kube-controller-manager as built by scripts/setup-k8s.sh (.tools/k8s/bin), on fr
   There is no kubelet and no scheduler: no pod ever runs. A workload with ``replicas: 0`` (or a
   DaemonSet, with no node) rolls out as soon as its controller has observed the new template; one
   with replicas never becomes available.
-- ``stop()`` ends every process it started (SIGTERM, then SIGKILL) and is safe to call twice.
+- ``stop()`` ends every process it started (SIGTERM, then SIGKILL), deletes the tokens, kubeconfigs,
+  private keys and etcd's data, and is safe to call twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,6 +114,13 @@ class Cluster:
                 p.kill()
                 p.wait(timeout=10)
         self.procs.clear()
+        # the credentials of a cluster that no longer runs: gone with it, not left in pytest's temp dirs
+        # (and etcd's data: it holds the Secrets the tests wrote); the logs stay for a failure's reading
+        for path in (self.work / "tokens.csv", self.kubeconfig, self.work / "admin.kubeconfig",
+                     self.work / "pki" / "sa.key", self.work / "pki" / "apiserver.key"):
+            path.unlink(missing_ok=True)
+        for directory in (self.work / "etcd", self.work / "pki" / "kcm"):
+            shutil.rmtree(directory, ignore_errors=True)
 
     def logs(self, name: str, lines: int = 30) -> str:
         path = self.work / f"{name}.log"
