@@ -414,3 +414,14 @@ def test_diff_names_keys_only_and_sees_labels_and_annotations():
     assert sentence == "change secret ns/s: restore the value(s) of pw" and "c2VjcmV0" not in sentence
     retyped = kc.diff(secret_obj, kc.Obj("Secret", "ns", "s", {"pw": "x"}, type="kubernetes.io/tls"))
     assert retyped.action == "blocked" and "type cannot change" in retyped.sentence()
+
+
+def test_a_rollout_finished_before_the_wait_looks_still_has_its_duration(env):
+    # a real controller (tests/e2e) rolls a replicas-0 workload out in well under a second: the wait
+    # step then finds it done at once, and its duration is measured from this run's restart
+    env.fake.rollouts(CTX, 0)
+    code, out = env.run("--day", "2026-11-22", "--yes")
+    assert code == EXIT_OK, out
+    assert set(out["rollout_seconds"]) == {"deployment payments/payments-api", "statefulset payments/ledger",
+                                           "daemonset payments/agent"}
+    assert all(s >= 0 for s in out["rollout_seconds"].values())
