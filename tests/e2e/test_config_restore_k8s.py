@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from components.kubernetes import RESTORE_GROUP, restore_namespace_rules, restore_rules
+from components.kubernetes_access import RESTORE_GROUP, restore_namespace_rules, restore_rules
 from runbooks import config_restore
-from runbooks import k8s_config as kc
+from runbooks.backups import k8s_config_export as kc
 from runbooks.adapters.aws import Clients
-from runbooks.adapters.aws_config_exports import S3ConfigExports
-from runbooks.clock import SystemClock
-from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from stacks import endpoints as contract
-from stacks import outputs as outputs_contract
+from runbooks.adapters.aws.config_exports import S3ConfigExports
+from runbooks.core.clock import SystemClock
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from contract import active_endpoints as contract
+from contract import outputs as outputs_contract
 from tests.contract.conftest import S, shared_session
 from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
 from tests.fakes import FakeWorld, backup_ports

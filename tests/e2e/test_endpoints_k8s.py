@@ -3,7 +3,7 @@
 Pulumi and another team's tool leave it, moved by the runbooks with server-side apply as their own
 field manager, Pulumi's next non-forced apply then conflicting on the real server, the restart of a
 listed Deployment seen by the real controller, and RBAC refusing a Deployment the Role does not
-name. As the runbooks' identity: a user bound only to components.kubernetes.runbook_rules."""
+name. As the runbooks' identity: a user bound only to components.kubernetes_access.runbook_rules."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import json
 
 import pytest
 
-from components.kubernetes import RUNBOOK_GROUP, runbook_rules
+from components.kubernetes_args import RUNBOOK_GROUP
+from components.kubernetes_access import runbook_rules
 from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
-from runbooks.errors import StepFailed
-from stacks import endpoints as contract
-from stacks import outputs as outputs_contract
+from runbooks.core.errors import StepFailed
+from contract import active_endpoints as contract
+from contract import outputs as outputs_contract
 from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
 from tests.e2e.test_config_restore_k8s import role, workload
 from tests.samples import pair_document
