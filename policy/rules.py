@@ -550,7 +550,7 @@ def check_k8s_workload_restricted(r: Resource) -> list[str]:
         sc = c.get("securityContext") if isinstance(c.get("securityContext"), Mapping) else {}
         where = f"{r.label}: container {c.get('name')!r}"
 
-        def effective(key: str) -> Any:
+        def effective(key: str, sc: Mapping = sc) -> Any:  # bound now, not at the loop's last container
             return sc[key] if key in sc else pod_sc.get(key)
 
         if sc.get("privileged") is True:
