@@ -18,18 +18,7 @@ from tests import harness
 from tests.harness import of_type, one
 from tests.unit.test_config import dr_values, prod_values
 from tests.unit.test_policy_rules import check
-
-GOOD = {"enabled": True, "topics": {"trades.executed": "critical", "audit.logs": "critical", "clicks": "standard"},
-        "retention_days": {"standard": 14},
-        "plugin_bucket_arn": "arn:aws:s3:::acme-connect-plugins",
-        "plugin_file_key": "aiven/s3-connector-for-apache-kafka-3.1.0.zip",
-        "route_table_ids": ["rtb-0123456789abcdef0"]}
-
-
-def read_prod(section):
-    values = prod_values()
-    values["kafka_backup"] = section
-    return config.read(values, stack="prod")
+from tests.helpers.stack_config import GOOD, read_prod
 
 
 def test_the_section_is_read_with_its_defaults():
