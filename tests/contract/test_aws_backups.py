@@ -19,7 +19,7 @@ from runbooks.backups import MANAGED_TAG, MANAGED_VALUE, Sample
 from runbooks.clock import FakeClock
 from runbooks.errors import BadInput, StepFailed
 from stacks import outputs as contract
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.samples import pair_document
 
 

@@ -20,7 +20,7 @@ from runbooks.adapters.aws_streams import S3Objects
 from runbooks.errors import StepFailed, StepTimeout
 from runbooks.plans import Timeouts
 from runbooks.plans_streams import seed_with_job
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.contract.test_aws_streams import ACCOUNT, ROLE, Stubs, streams_document
 
 BATCH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/data-batch-replication-role-1a2b3c"

@@ -16,7 +16,7 @@ from runbooks.backups import Sample
 from runbooks.clock import FakeClock
 from runbooks.plans import Context, _gate_pitr_in_dr
 from stacks import outputs as contract
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.samples import pair_document
 
 

@@ -8,7 +8,7 @@ import pytest
 from runbooks.adapters.aws import AwsCallFailed
 from runbooks.adapters.aws_mm2 import MirrorMaker2Streaming
 from runbooks.errors import StepFailed
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.contract.test_aws_streams import SRC_CLUSTER, Stubs, metric_data, streams_document
 
 ACCOUNT = "123456789012"

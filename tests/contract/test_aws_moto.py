@@ -20,7 +20,7 @@ from runbooks import adapters
 from runbooks.adapters import aws
 from runbooks.errors import LockHeld, Unreachable
 from stacks import outputs as contract
-from tests.contract.conftest import P, S, build_pair, closed_port
+from tests.helpers.moto import P, S, build_pair, closed_port
 
 
 class FakeConn:

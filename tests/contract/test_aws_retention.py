@@ -15,7 +15,7 @@ from runbooks import retention
 from runbooks.adapters import aws
 from runbooks.backups import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, ComplianceRefused
 from runbooks.clock import SystemClock
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.contract.test_aws_backups import Stubs, with_dr_key
 
 DAY = 86400.0

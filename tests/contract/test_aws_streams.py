@@ -22,7 +22,7 @@ from runbooks.clock import FakeClock
 from runbooks.errors import BadInput, StepFailed, Unreachable
 from runbooks.ports import PAUSED
 from stacks import outputs as contract
-from tests.contract.conftest import P, S, closed_port
+from tests.helpers.moto import P, S, closed_port
 from tests.contract.test_aws_stubber import Stubs as StubberStubs
 from tests.samples import pair_document
 

@@ -31,7 +31,7 @@ from stacks import outputs as contract_outputs
 from tests.fakes import FakeWorld, with_endpoints
 from tests.samples import pair_document
 from tests.contract.test_aws_moto import FakeConn
-from tests.sandbox.conftest import base_dir  # noqa: F401  (the sandboxes' base directory fixture)
+from tests.helpers.sandbox import base_dir  # noqa: F401  (the sandboxes' base directory fixture)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def clusters(request, tmp_path, monkeypatch):
     from runbooks.adapters.kubectl import KubectlEndpoints
     from stacks import outputs as contract
     from stacks.endpoints import initial_data
-    from tests.kubectl_fake import FakeKubectl
+    from tests.helpers.kubectl import FakeKubectl
     out = contract.from_dict(clusters_document())
     fake = FakeKubectl.install(tmp_path, monkeypatch)
     for name in out.regions:

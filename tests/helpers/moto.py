@@ -1,5 +1,6 @@
-"""Fixtures for the AWS adapter's contract tests: moto in server mode on loopback, and a region
-pair built in it (RDS primary + cross-region replica, security groups, Route53, S3, SNS).
+"""moto in server mode on loopback, and a region pair built in it (RDS primary + cross-region
+replica, security groups, Route53, S3, SNS), for the AWS adapter's contract tests; the fixtures are
+used through tests/contract/conftest.py.
 
 The server is started once per session; every test resets it and builds the pair afresh, so
 tests do not see each other's changes. Credentials and AWS_ENDPOINT_URL are set per test with

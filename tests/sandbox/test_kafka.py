@@ -19,7 +19,7 @@ from sandbox import _kafka, _streams, control
 from sandbox._layout import EAST, WEST
 from sandbox.errors import SandboxError
 from stacks import mirrormaker2
-from tests.sandbox.conftest import wait_for
+from tests.helpers.sandbox import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.errors import EXIT_BAD_INPUT, EXIT_OK
 from sandbox import _kafka, _kafka_backup, _proc, control
 from sandbox._layout import EAST
-from tests.sandbox.conftest import wait_for
+from tests.helpers.sandbox import wait_for
 
 TOPIC = "orders"
 

@@ -22,7 +22,7 @@ from sandbox._layout import DNS_ADDRESS, Layout
 from sandbox.errors import SandboxError
 from sandbox.workload import run_workload
 from stacks import outputs
-from tests.sandbox.conftest import app_write, has_row, wait_for
+from tests.helpers.sandbox import app_write, has_row, wait_for
 
 EAST, WEST = "local-east", "local-west"
 REPO = Path(__file__).resolve().parents[2]

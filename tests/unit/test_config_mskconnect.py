@@ -11,7 +11,7 @@ from stacks import config
 from stacks.config import ConfigError
 from tests import harness
 from tests.props import DELETE, with_
-from tests.unit.test_config import dr_values, prod_values
+from tests.helpers.stack_config import dr_values, prod_values
 from tests.helpers.stack_config import dr_mm2
 
 

@@ -1,6 +1,6 @@
 """config_restore through its real CLI entry point: the export read from an in-memory store shaped as
 the CronJob writes it, the cluster through the real kubectl adapter against the stand-in kubectl
-(tests/fake_kubectl.py): dry run, apply, consent for Secrets, restarts and rollouts, refusals that
+(tests/helpers/kubectl_standin.py): dry run, apply, consent for Secrets, restarts and rollouts, refusals that
 change nothing, a rerun that finishes a failed run, and no Secret value anywhere it could leak."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from runbooks.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from stacks import endpoints as contract
 from stacks import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports
-from tests.kubectl_fake import FakeKubectl
+from tests.helpers.kubectl import FakeKubectl
 from tests.samples import pair_document
 from tests.helpers.config_restore import cm, CTX, secret
 

@@ -18,7 +18,7 @@ from policy import msk, rules
 from policy.graph import evaluate, policy_resources
 from tests.unit.test_policy_pack import init_args_class, input_types_of
 from tests.props import DELETE, with_
-from tests.unit.test_policy_rules import check
+from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:111122223333:cluster/regionpair-dr-kafka/def-1"

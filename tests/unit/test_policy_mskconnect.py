@@ -23,7 +23,7 @@ from policy.graph import evaluate, policy_resources
 from stacks import mirrormaker2 as mm2
 from tests.props import DELETE, with_
 from tests.unit.test_policy_pack import init_args_class, input_types_of
-from tests.unit.test_policy_rules import check
+from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:111122223333:cluster/regionpair-dr-kafka/def-1"
@@ -186,7 +186,7 @@ def test_a_trust_of_msk_connect_not_scoped_to_the_account_and_its_connectors_is_
 
 
 def test_the_pack_passes_on_the_dr_stack_with_mirrormaker2_and_the_pass_is_not_vacuous():
-    from tests.unit.test_policy_graph import findings, graph_of
+    from tests.helpers.policy import findings, graph_of
 
     g = graph_of("dr+mirrormaker2")
     present = {n["type"] for n in g}

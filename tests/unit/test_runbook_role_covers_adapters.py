@@ -103,7 +103,7 @@ def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role
     from runbooks.errors import StepFailed
     from stacks import endpoints as contract
     from stacks import outputs
-    from tests.kubectl_fake import FakeKubectl
+    from tests.helpers.kubectl import FakeKubectl
     from tests.samples import pair_document
 
     listed = {"payments": ["payments-api"]}

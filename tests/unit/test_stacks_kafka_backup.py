@@ -16,8 +16,8 @@ from stacks import config
 from stacks.config import ConfigError
 from tests import harness
 from tests.harness import of_type, one
-from tests.unit.test_config import dr_values, prod_values
-from tests.unit.test_policy_rules import check
+from tests.helpers.stack_config import dr_values, prod_values
+from tests.helpers.policy import check
 from tests.helpers.stack_config import GOOD, read_prod
 
 
@@ -121,7 +121,7 @@ def test_the_backups_bucket_expires_each_topic_by_its_class_and_the_offsets_afte
 
 
 def test_the_policy_pack_passes_on_prod_with_the_backup(rendered):
-    from tests.unit.test_policy_graph import findings
+    from tests.helpers.policy import findings
     assert [(f.policy, f.message) for f in findings("prod", rendered, {})] == []
 
 
@@ -186,7 +186,7 @@ def test_the_lifecycle_policy_refuses_too_many_rules_and_a_repeated_or_long_id()
 
 def test_the_policy_type_tokens_are_the_providers():
     import pulumi_aws as aws
-    from tests.unit.test_policy_rules import POLICY
+    from tests.helpers.policy import POLICY
     assert {"mskconnect-connector-valid", "mskconnect-connector-iam-tls-logs", "mskconnect-custom-plugin-valid",
             "s3-lifecycle-rule-limit"} <= set(POLICY)
     for token, cls in ((M.CONNECTOR, aws.mskconnect.Connector), (M.CUSTOM_PLUGIN, aws.mskconnect.CustomPlugin),

@@ -192,7 +192,7 @@ def test_logical_backups_can_be_turned_off_and_the_export_stays():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_policy_pack_passes_on_the_stack_with_its_cluster(stack):
-    from tests.unit.test_policy_graph import findings, with_prod_reference
+    from tests.helpers.policy import findings, with_prod_reference
     graph = copy.deepcopy(with_k8s(stack).resources)
     graph = with_prod_reference(graph) if stack == "dr" else graph
     assert [(f.policy, f.message) for f in findings(stack, graph, {"kubernetes": section(stack)})] == []
