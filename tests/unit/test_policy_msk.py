@@ -16,7 +16,7 @@ from pulumi_policy import EnforcementLevel
 
 from policy import msk, rules
 from policy.graph import evaluate, policy_resources
-from tests.unit.test_policy_pack import init_args_class, input_types_of
+from tests.helpers.policy import init_args_class, input_types_of
 from tests.props import DELETE, with_
 from tests.helpers.policy import check
 

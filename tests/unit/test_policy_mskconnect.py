@@ -22,7 +22,7 @@ from policy import rules
 from policy.graph import evaluate, policy_resources
 from stacks import mirrormaker2 as mm2
 from tests.props import DELETE, with_
-from tests.unit.test_policy_pack import init_args_class, input_types_of
+from tests.helpers.policy import init_args_class, input_types_of
 from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
