@@ -922,7 +922,9 @@ def register(policies: Iterable[Any]) -> None:
 
 
 # Area modules register their policies on import (each imports this module, so they come last);
-# imported as policy.msk etc. by the tests and as msk by the CLI (sys.path[0] = policy/).
+# imported as policy.msk etc. by the tests and as msk by the CLI (sys.path[0] = policy/). Their order
+# is the order of POLICIES, so import sorting leaves it alone.
+# isort: off
 if __package__:
     from . import msk as _msk  # noqa: E402,F401
     from . import rds as _rds  # noqa: E402,F401
@@ -935,6 +937,7 @@ else:  # the CLI runs the pack with sys.path[0] = policy/
     import dns_alarms_iam as _dns_alarms_iam  # type: ignore[no-redef]  # noqa: E402,F401
     import kafka_backup as _kafka_backup  # type: ignore[no-redef]  # noqa: E402,F401
     import mskconnect as _mskconnect  # type: ignore[no-redef]  # noqa: E402,F401
+# isort: on
 
 
 # S3, KMS, SNS and SSM rules from AWS's documentation (policy/s3_kms_sns_ssm.py; it takes this
