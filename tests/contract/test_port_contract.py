@@ -4,10 +4,12 @@ AWS adapter (moto in server mode); the clusters' active endpoints against the fa
 stand-in clusters and the kubectl adapter (a stand-in kubectl on PATH). A fake that disagrees with
 the adapters lies to every unit test that uses it: the fake is what gets fixed.
 
-Ports without all three here: the SQL probe (moto runs no SQL: the AWS adapter's SQL is tested
-against a fake connection in test_aws_sql.py); streaming, objects, backups, metrics and the audit
-sink (their moto/Stubber and sandbox tests assert service-specific shapes, and the fakes stand for
-the runbooks' view only); the notifier (the fake records, the adapters send).
+Not here yet: the SQL probe has no AWS side to run (moto runs no SQL: the AWS adapter's SQL is
+tested against a fake connection in test_aws_sql.py), and streaming has none on moto (moto has no
+MSK: the AWS side is tested on Stubber). Objects, backups, metrics, the audit sink and the notifier
+have a fake, a sandbox adapter and an AWS adapter, but their common behaviour is not written here as
+contract tests yet: each is tested per implementation (tests/unit with the fakes, tests/contract on
+moto/Stubber, tests/sandbox and tests/drill).
 
 What moto cannot show (an RDS promotion finishing, a replica `backing-up`, CloudWatch lag) is
 tested on botocore's Stubber in test_aws_stubber.py; SQL of the AWS adapter against a fake
