@@ -2,7 +2,8 @@
 # Sets up everything this project needs on a fresh machine, and is quick when nothing changed:
 #   - Debian's PostgreSQL server binaries (the sandbox runs real servers), when none are found;
 #   - Debian's redis-server (the sandbox's cache), when missing;
-#   - a virtualenv in .venv with the pinned requirements (the Pulumi project uses it too);
+#   - a virtualenv in .venv with the pinned requirements: the program's (requirements.txt, the Pulumi
+#     project uses it too) and the test and development tools' (requirements-dev.txt);
 #   - promtool, pinned, in .tools/ (the tests check monitoring/alerts.yml with it), built with Go.
 #   - the Apache Kafka / MirrorMaker 2 jars pinned in sandbox/kafka/pom.xml (needs Java 17 and Maven).
 set -euo pipefail
@@ -32,11 +33,13 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+# requirements.txt: the Pulumi program's environment; requirements-dev.txt (which includes it):
+# the test and development tools. One stamp over both: a change to either reinstalls.
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
-  echo "setup: installing pinned Python packages into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "setup: installing pinned Python packages into .venv (requirements.txt, requirements-dev.txt)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
   echo "$want" > .venv/.requirements.sha256
 fi
 

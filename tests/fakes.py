@@ -121,8 +121,8 @@ class FakeDbControl:
     def promote(self, region, database):
         d = self.w.db(region, database)
         self.w._act("promote", region, database)
-        if d.role != "replica":
-            raise Unreachable(f"{region}/{database} is not a replica")
+        if d.role != "replica":  # as the adapters: a standalone one is left as it is, no error
+            return f"{region}/{database} is already standalone (promoted earlier)"
         d.promote_at = self.w.clock.monotonic() + self.w.promote_seconds
         return f"promotion of {region}/{database} started"
 
@@ -649,7 +649,12 @@ class FakeEndpoints:
             tuple(ns for ns in k.namespaces if ns not in held))
 
     def publish(self, region, values, run_id):
+        from runbooks.core.errors import BadInput
+        from contract.active_endpoints import refusal as contract_refusal
         k = self._reach(region)
+        refusal = contract_refusal(values, run_id)  # as the kubectl and sandbox adapters refuse it
+        if refusal:
+            raise BadInput(f"endpoints of {region}: {refusal}")
         self.w._act("endpoints", region, values.get("ACTIVE_REGION"))
         for ns, c in self.copies[region].items():
             self.w._act("endpoints-ns", region, ns)  # one namespace at a time, as kubectl does

@@ -16,7 +16,7 @@ from runbooks.adapters.aws.msk import MskStreaming
 from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.core.clock import FakeClock
 from contract import outputs as contract
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.samples import pair_document
 
 PRIMARY_ARN = "arn:aws:rds:us-east-1:123456789012:db:prod-payments"

@@ -20,7 +20,7 @@ from runbooks.core.errors import BadInput, StepFailed
 from contract import outputs as contract
 from tests.contract.aws_helpers import BackupStubs as Stubs
 from tests.contract.aws_helpers import with_dr_key
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 
 def backup_ports(pair, outputs=None):

@@ -22,7 +22,7 @@ from runbooks.plans.context import Timeouts
 from runbooks.plans.s3 import seed_with_job
 from tests.contract.aws_helpers import ACCOUNT, ROLE, streams_document
 from tests.contract.aws_helpers import StreamStubs as Stubs
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 BATCH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/data-batch-replication-role-1a2b3c"
 REPORTS = "regionpair-dr-backups"

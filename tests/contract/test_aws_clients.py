@@ -22,7 +22,7 @@ from tests.contract.aws_helpers import (
     instance,
     ports,
 )
-from tests.contract.conftest import P, S, closed_port
+from tests.helpers.moto import P, S, closed_port
 
 
 def test_factory_picks_the_aws_adapter_and_contacts_nothing(moto_pair):

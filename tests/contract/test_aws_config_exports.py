@@ -17,11 +17,11 @@ from runbooks.adapters.aws import Clients
 from runbooks.adapters.aws.config_exports import S3ConfigExports
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
 from contract import outputs as contract
-from tests.contract.conftest import S, shared_session
+from tests.helpers.moto import S, shared_session
 from tests.fakes import FakeWorld, backup_ports
-from tests.kubectl_fake import FakeKubectl
+from tests.helpers.kubectl import FakeKubectl
 from tests.samples import pair_document
-from tests.unit.test_config_restore import CTX, cm, secret
+from tests.helpers.config_restore import CTX, cm, secret
 
 STAMP = "2026-11-22T023000Z"
 

@@ -17,7 +17,7 @@ from runbooks.core.clock import FakeClock
 from runbooks.plans.context import Context
 from runbooks.plans.database_gates import gate_pitr_in_dr as _gate_pitr_in_dr
 from contract import outputs as contract
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 from tests.samples import pair_document
 
 

@@ -12,7 +12,7 @@ from contract import outputs as contract
 from tests.contract.aws_helpers import (
     ports,
 )
-from tests.contract.conftest import P, S, closed_port
+from tests.helpers.moto import P, S, closed_port
 
 
 def test_notifier_publishes_without_secrets_dr_topic_first(moto_pair):

@@ -13,8 +13,8 @@ from runbooks.backups.ports import KafkaBackupPort
 from runbooks import kafka_replay
 from runbooks.adapters import aws
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
-from tests.contract.conftest import P
-from tests.unit.test_kafka_backup import T0, FakeCluster, backup, source_records
+from tests.helpers.moto import P
+from tests.helpers.kafka_backup import T0, FakeCluster, backup, source_records
 
 
 def _ports(moto_pair):

@@ -23,7 +23,7 @@ from tests.contract.aws_helpers import (
     stub_params,
 )
 from tests.contract.aws_helpers import StreamStubs as Stubs
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 
 def test_kafka_flow_reads_the_replicator_its_source_and_its_lag():

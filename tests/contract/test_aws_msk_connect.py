@@ -10,7 +10,7 @@ from runbooks.adapters.aws.msk_connect import MirrorMaker2Streaming
 from runbooks.core.errors import StepFailed
 from tests.contract.aws_helpers import SRC_CLUSTER, metric_data, streams_document
 from tests.contract.aws_helpers import StreamStubs as Stubs
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 ACCOUNT = "123456789012"
 ARNS = {kind: f"arn:aws:kafkaconnect:{S}:{ACCOUNT}:connector/regionpair-dr-mm2-{kind}/{kind[:3]}-2"

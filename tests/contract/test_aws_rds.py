@@ -24,7 +24,7 @@ from tests.contract.aws_helpers import (
     open_group,
     ports,
 )
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 
 def normalized(permissions):

@@ -17,7 +17,7 @@ from runbooks.backups.ports import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_
 from runbooks.core.clock import SystemClock
 from tests.contract.aws_helpers import BackupStubs as Stubs
 from tests.contract.aws_helpers import with_dr_key
-from tests.contract.conftest import P, S
+from tests.helpers.moto import P, S
 
 DAY = 86400.0
 

@@ -14,7 +14,7 @@ from tests.contract.aws_helpers import (
     Stubs,
     ports,
 )
-from tests.contract.conftest import P, S, build_pair
+from tests.helpers.moto import P, S, build_pair
 from tests.samples import pair_document
 
 

@@ -18,7 +18,7 @@ from tests.contract.aws_helpers import (
     Stubs,
     ports,
 )
-from tests.contract.conftest import S
+from tests.helpers.moto import S
 from tests.samples import pair_document
 
 

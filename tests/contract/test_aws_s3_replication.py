@@ -29,7 +29,7 @@ from tests.contract.aws_helpers import (
     stub_params,
 )
 from tests.contract.aws_helpers import StreamStubs as Stubs
-from tests.contract.conftest import P, S, closed_port
+from tests.helpers.moto import P, S, closed_port
 
 
 def test_s3_seeding_is_never_claimed_in_aws_and_says_what_copies_existing_versions():

@@ -11,8 +11,8 @@ import pytest
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed
 from contract.slot_backup import key
-from tests.contract.conftest import P, S
-from tests.unit.test_slots import GOOD
+from tests.helpers.moto import P, S
+from tests.helpers.slots import GOOD
 
 
 def test_captures_are_kept_in_the_backups_buckets_and_read_back_in_order(moto_pair):

@@ -21,7 +21,7 @@ from tests.contract.aws_helpers import (
     instance,
     ports,
 )
-from tests.contract.conftest import P, S, closed_port
+from tests.helpers.moto import P, S, closed_port
 
 
 class ScriptedConn:

@@ -1,5 +1,5 @@
 """The Endpoints adapter for real clusters (runbooks/adapters/kubectl.py) against a stand-in
-``kubectl`` first on PATH (tests/fake_kubectl.py): the exact command lines, server-side apply's
+``kubectl`` first on PATH (tests/helpers/kubectl_standin.py): the exact command lines, server-side apply's
 field ownership, what reaches an error message, and a whole failover through it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from runbooks.core.errors import EXIT_OK, BadInput, StepFailed, Unreachable
 from contract import active_endpoints as contract
 from contract import outputs as outputs_contract
 from tests.fakes import RunbookEnv
-from tests.kubectl_fake import PULUMI, FakeKubectl
+from tests.helpers.kubectl import PULUMI, FakeKubectl
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"

@@ -11,7 +11,7 @@ import pytest
 import drills as drill
 from drills import broker_loss as bl
 from drills.measure import Ack, Consumed, WorkloadLog
-from tests.drill.test_drills import no_sandbox_left
+from tests.helpers.sandbox import no_sandbox_left
 
 FAULT = 100.0
 PLACEMENT = {"dns": {"payments.db.sandbox.internal.": "127.0.0.2"},

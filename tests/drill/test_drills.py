@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 import drills as drill
+from tests.helpers.sandbox import no_sandbox_left
 
 
 def run_drill(tmp_path, *extra):
@@ -18,12 +18,6 @@ def run_drill(tmp_path, *extra):
     code = drill.main(["--report-dir", str(tmp_path / "report"), "--warmup", "1.5", "--settle", "0.5",
                        "--output", "json", "--systems", "postgres", *extra], stdout=out)
     return code, json.loads(out.getvalue())
-
-
-def no_sandbox_left(sandbox_dir: str) -> bool:
-    """No process of this drill's sandbox is left (other sandboxes may run on the machine)."""
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sandbox_dir not in ps and not Path(sandbox_dir).exists()
 
 
 def drill_dirs() -> set[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.drill.conftest import app_write, wait_for
+from tests.helpers.sandbox import app_write, wait_for
 
 EAST, WEST = "local-east", "local-west"
 ROOT = Path(__file__).resolve().parents[2]

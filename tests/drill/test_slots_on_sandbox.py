@@ -17,7 +17,7 @@ import pytest
 
 from runbooks import backup_slots, recreate_slots, restore
 from sandbox import control
-from tests.drill.conftest import app_write, has_row, wait_for
+from tests.helpers.sandbox import app_write, has_row, wait_for
 
 EAST, WEST = "local-east", "local-west"
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 import drills as drill
-from tests.drill.test_drills import no_sandbox_left
+from tests.helpers.sandbox import no_sandbox_left
 
 
 def run_drill(tmp_path, *extra):

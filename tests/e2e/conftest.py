@@ -3,4 +3,4 @@ real local Kubernetes control plane (tests/e2e/k8s_cluster.py), started once per
 
 from __future__ import annotations
 
-from tests.contract.conftest import aws_env, moto_server  # noqa: F401  (fixtures, re-exported)
+from tests.helpers.moto import aws_env, moto_server  # noqa: F401  (fixtures, re-exported)

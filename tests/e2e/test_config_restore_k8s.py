@@ -32,11 +32,12 @@ from runbooks.core.clock import SystemClock
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from contract import active_endpoints as contract
 from contract import outputs as outputs_contract
-from tests.contract.conftest import S, shared_session
+from tests.helpers.moto import S, shared_session
 from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
 from tests.fakes import FakeWorld, backup_ports
 from tests.samples import pair_document
-from tests.unit.test_config_restore import B64, OLD_B64, PASSWORD, cm, export_files, reads_configmap, secret
+from tests.unit.test_config_restore import B64, OLD_B64, PASSWORD, export_files, reads_configmap
+from tests.helpers.config_restore import cm, secret
 
 pytestmark = pytest.mark.k8s
 

@@ -19,7 +19,7 @@ from sandbox import kafka_cluster, control, kafka_replication
 from sandbox.errors import SandboxError
 from sandbox.layout import DEFAULT_ADDRESSES, EAST, WEST
 from contract import mirrormaker2
-from tests.sandbox.conftest import wait_for
+from tests.helpers.sandbox import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

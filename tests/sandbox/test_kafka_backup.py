@@ -18,7 +18,7 @@ from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from sandbox import kafka_cluster, control, kafka_backup as _kafka_backup, proc as _proc
 from sandbox.layout import EAST
-from tests.sandbox.conftest import wait_for
+from tests.helpers.sandbox import wait_for
 
 TOPIC = "orders"
 

@@ -25,7 +25,7 @@ from sandbox.postgres import find_pg_bin
 from sandbox.probes import dns_query
 from sandbox.workload import run_workload
 from contract import outputs
-from tests.sandbox.conftest import app_write, has_row, wait_for
+from tests.helpers.sandbox import app_write, has_row, wait_for
 
 EAST, WEST = "local-east", "local-west"
 REPO = Path(__file__).resolve().parents[2]

@@ -19,31 +19,7 @@ from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 from contract import outputs as contract
 from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
-
-P, S = "us-east-1", "us-west-2"
-DAY = 86400.0
-
-
-@pytest.fixture
-def env(tmp_path):
-    doc_path = tmp_path / "outputs.json"
-    doc_path.write_text(json.dumps(pair_document(n_databases=2)))
-    world = FakeWorld(contract.load_file(doc_path))
-    state = tmp_path / "state"
-    backups, objects = FakeBackups(world), FakeObjectVersions(world)
-    ports = backup_ports(world, state, backups, objects)
-
-    def run(module, *extra):
-        out = io.StringIO()
-        code = module.main(["--outputs", str(doc_path), "--state-dir", str(state), "--output", "json", *extra],
-                           ports_factory=lambda o, c: ports, clock=world.clock, stdin=io.StringIO(), stdout=out)
-        return code, json.loads(out.getvalue())
-
-    class Env:
-        pass
-    e = Env()
-    e.world, e.run, e.state, e.backups, e.objects, e.ports = world, run, state, backups, objects, ports
-    return e
+from tests.helpers.backups import DAY, P, S, window
 
 
 def audit(env) -> list[dict]:
@@ -100,11 +76,6 @@ def test_retention_refuses_to_keep_nothing(env):
 
 
 # ---- restore --------------------------------------------------------------------------------
-
-
-def window(env, db="payments", region=P, earliest_ago=7 * DAY, latest_ago=300.0):
-    now = env.world.clock.time()
-    env.backups.windows[(region, db)] = (now - earliest_ago, now - latest_ago)
 
 
 def test_restore_to_a_time_in_the_window_makes_a_new_instance_and_names_it(env):
@@ -321,7 +292,6 @@ def test_undelete_refuses_a_time_in_the_future_and_an_unknown_bucket(env):
     assert code == EXIT_BAD_INPUT and "in the future" in out["error"]
     code, out = env.run(undelete, "--yes", "--bucket", "somebody-elses", "--to-time", iso(env.world.clock.time()))
     assert code == EXIT_BAD_INPUT and "somebody-elses" in out["error"]
-
 
 
 def test_undelete_takes_no_database_option(env, capsys):

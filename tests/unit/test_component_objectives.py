@@ -9,7 +9,7 @@ from runbooks.core.report import component_rto_reasons, objectives_of
 from contract import outputs as contract
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
-from tests.unit.test_runbooks_streams import streams_document
+from tests.helpers.streams import streams_document
 
 
 def kafka_behind(env) -> None:

@@ -14,8 +14,8 @@ from components.common import ComponentArgsError
 from components.kubernetes_access import backup_role_policy
 from components.kubernetes_args import DumpTarget, SecretRef
 from contract import slot_backup as contract
-from tests.unit.test_components_kubernetes import HOST, KEY, SECRET, containers_of, cronjob, pod_of, render
-from tests.unit.test_kubernetes_scripts import run, uploads, work  # noqa: F401 (fixture)
+from tests.helpers.component_kubernetes import HOST, KEY, SECRET, containers_of, cronjob, pod_of, render
+from tests.helpers.kubernetes_scripts import run, uploads
 
 SLOTS = DumpTarget(database="payments", host=HOST, port=5432, db_name="app", username="app_admin",
                    engine_version="16.4", secret_arn=SECRET)

@@ -18,7 +18,7 @@ from components.kafka_backup import KafkaTopicBackup, KafkaTopicBackupArgs
 from components.mskconnect import MirrorMaker2Args, MirrorMaker2OnMskConnect
 from tests import harness
 from tests.harness import one
-from tests.unit.test_stacks_kafka_backup import GOOD
+from tests.helpers.stack_config import GOOD
 
 CLUSTER = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 BACKUP = KafkaTopicBackupArgs(
@@ -91,7 +91,7 @@ def test_the_backup_roles_trust_is_scoped_to_its_own_connector(backup_graph):
 
 
 def test_the_backup_connector_is_held_to_the_execution_role_policy(backup_graph):
-    from tests.unit.test_policy_graph import findings
+    from tests.helpers.policy import findings
     graph = copy.deepcopy(backup_graph)
     connector = one(graph, "aws:mskconnect/connector:Connector")["inputs"]
     assert connector["tags"][connect.TARGET_TAG].startswith("arn:aws:kafka:us-east-1:")

@@ -15,20 +15,7 @@ from components import aws_limits
 from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
-
-
-def prod_values() -> dict[str, Any]:
-    raw = harness.stack_config("prod")
-    values = {k.split(":", 1)[1]: config._decode(v) for k, v in raw.items() if k.startswith("regionpair:")}
-    values["region"] = raw["aws:region"]
-    return values
-
-
-def dr_values() -> dict[str, Any]:
-    raw = harness.stack_config("dr")
-    values = {k.split(":", 1)[1]: config._decode(v) for k, v in raw.items() if k.startswith("regionpair:")}
-    values["region"] = raw["aws:region"]
-    return values
+from tests.helpers.stack_config import dr_values, prod_values
 
 
 def test_committed_stack_configs_are_valid():

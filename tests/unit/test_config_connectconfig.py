@@ -12,8 +12,8 @@ from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
 from tests.props import with_
-from tests.unit.test_config_mskconnect import dr_mm2
-from tests.unit.test_stacks_kafka_backup import GOOD, read_prod
+from tests.helpers.stack_config import dr_mm2
+from tests.helpers.stack_config import GOOD, read_prod
 
 
 def mm2(path: str, value: Any) -> Callable[[], Any]:

@@ -4,7 +4,6 @@ read, and each broken form is refused with the key, the value and the fix, befor
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
@@ -12,13 +11,8 @@ from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
 from tests.props import DELETE, with_
-from tests.unit.test_config import dr_values, prod_values
-
-
-def dr_mm2(streaming: dict[str, Any] | None = None) -> dict[str, Any]:
-    values = dr_values()
-    values["streaming"] = copy.deepcopy(streaming if streaming is not None else harness.MIRRORMAKER2)
-    return values
+from tests.helpers.stack_config import dr_values, prod_values
+from tests.helpers.stack_config import dr_mm2
 
 
 def test_default_is_the_msk_replicator_and_no_section():

@@ -1,6 +1,6 @@
 """config_restore through its real CLI entry point: the export read from an in-memory store shaped as
 the CronJob writes it, the cluster through the real kubectl adapter against the stand-in kubectl
-(tests/fake_kubectl.py): dry run, apply, consent for Secrets, restarts and rollouts, refusals that
+(tests/helpers/kubectl_standin.py): dry run, apply, consent for Secrets, restarts and rollouts, refusals that
 change nothing, a rerun that finishes a failed run, and no Secret value anywhere it could leak."""
 
 from __future__ import annotations
@@ -17,26 +17,15 @@ from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from contract import active_endpoints as contract
 from contract import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports
-from tests.kubectl_fake import FakeKubectl
+from tests.helpers.kubectl import FakeKubectl
 from tests.samples import pair_document
+from tests.helpers.config_restore import cm, CTX, secret
 
 P, S = "us-east-1", "us-west-2"
-CTX = "arn:aws:eks:us-east-1:123456789012:cluster/payments"
 STAMP = "2026-11-22T023000Z"
 PASSWORD = "hunter2-very-secret"
 B64 = base64.b64encode(PASSWORD.encode()).decode()
 OLD_B64 = base64.b64encode(b"rotated-by-mistake").decode()
-
-
-def cm(ns, name, data, labels=None):
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns,
-                                                                  **({"labels": labels} if labels else {})},
-            "data": data}
-
-
-def secret(ns, name, data, type_="Opaque"):
-    return {"apiVersion": "v1", "kind": "Secret", "type": type_, "metadata": {"name": name, "namespace": ns},
-            "data": data}
 
 
 def export_files() -> dict[tuple[str, str], list[dict]]:

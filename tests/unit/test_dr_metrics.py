@@ -12,8 +12,8 @@ from runbooks import failover, snapshot
 from runbooks.core.errors import EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
-from tests.unit.test_backup_runbooks import env as backup_env  # noqa: F401  (the fixture)
-from tests.unit.test_runbooks_streams import streams_document
+
+from tests.helpers.streams import streams_document
 
 P, S = "us-east-1", "us-west-2"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from policy import cdc, rules
-from tests.unit.test_policy_rules import check
+from tests.helpers.policy import check
 
 PG = cdc.RDS_PARAMETER_GROUP
 GOOD = {"family": "postgres16", "parameters": [

@@ -20,7 +20,6 @@ from policy import rules
 from policy import rds as RDS
 from policy import mskconnect as MSKC
 from policy import s3_kms_sns_ssm as S3K
-from policy.graph import evaluate, policy_resources
 
 try:
     from tests import harness
@@ -29,38 +28,6 @@ except ImportError as error:  # pragma: no cover - only without the stacks work
                 allow_module_level=True)
 
 STACKS = ("prod", "dr")
-Graph = list[dict[str, Any]]
-
-
-def with_prod_reference(graph: Graph, exports: dict[str, Any] | None = None) -> Graph:
-    """The engine shows the pack the dr stack's StackReference (a read resource) with prod's exports
-    as its ``outputs``; the mock harness records registrations only, so add it as the engine would."""
-    ref = {"type": rules.STACK_REFERENCE, "name": "organization/regionpair/prod", "parent": None, "provider": None,
-           "inputs": {"name": "organization/regionpair/prod",
-                      "outputs": copy.deepcopy(exports if exports is not None else harness.stack_exports("prod"))}}
-    return [*graph, ref]
-
-
-def graph_of(stack: str) -> Graph:
-    """A stack's graph; a ``harness.VARIANTS`` name (``dr+mirrormaker2``) renders that config of its stack."""
-    base = harness.VARIANTS[stack][0] if stack in harness.VARIANTS else stack
-    graph = copy.deepcopy(harness.render_variant(stack) if stack in harness.VARIANTS else harness.render_stack(stack))
-    return with_prod_reference(graph) if base == "dr" else graph
-
-
-def findings(stack: str, graph: Graph, config_overrides: dict[str, Any] | None = None) -> list:
-    """Run the whole pack with the stack's config set the way the CLI hands it to the pack."""
-    base, variant = harness.VARIANTS.get(stack, (stack, {}))
-    config = harness.stack_config(base, {**variant, **(config_overrides or {})})
-    current = pulumi.runtime.config.CONFIG.get()
-    saved = dict(current)
-    current.clear()
-    current.update(config)
-    try:
-        return evaluate(policy_resources(graph, stack))
-    finally:
-        current.clear()
-        current.update(saved)
 
 
 def first(graph: Graph, type_: str, where: Callable[[dict], bool] = lambda n: True) -> dict:
@@ -211,6 +178,7 @@ def privileged_dump_job(graph: Graph) -> None:
 
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
 from policy import retention as RETENTION  # noqa: E402
+from tests.helpers.policy import findings, Graph, graph_of, with_prod_reference
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 

@@ -16,9 +16,9 @@ from pulumi_policy import EnforcementLevel
 
 from policy import msk, rules
 from policy.graph import evaluate, policy_resources
-from tests.unit.test_policy_pack import _init_args_class, _input_types_of
+from tests.helpers.policy import init_args_class, input_types_of
 from tests.props import DELETE, with_
-from tests.unit.test_policy_rules import check
+from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:111122223333:cluster/regionpair-dr-kafka/def-1"
@@ -208,9 +208,9 @@ PATHS = {
 def test_the_types_and_properties_the_msk_rules_read_exist_in_the_provider(token, cls):
     import inspect
     assert f"'{token}'" in inspect.getsource(cls)
-    top = set(input_type_py_to_pulumi_names(_init_args_class(cls)).values())
+    top = set(input_type_py_to_pulumi_names(init_args_class(cls)).values())
     nested: set[str] = set()
-    for c in _input_types_of(cls.__module__.rsplit(".", 1)[0]):
+    for c in input_types_of(cls.__module__.rsplit(".", 1)[0]):
         nested |= set(input_type_py_to_pulumi_names(c).values())
     for path in PATHS[(token, cls)]:
         first, *rest = path.split(".")

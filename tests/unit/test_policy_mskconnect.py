@@ -22,8 +22,8 @@ from policy import rules
 from policy.graph import evaluate, policy_resources
 from contract import mirrormaker2 as mm2
 from tests.props import DELETE, with_
-from tests.unit.test_policy_pack import _init_args_class, _input_types_of
-from tests.unit.test_policy_rules import check
+from tests.helpers.policy import init_args_class, input_types_of
+from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:111122223333:cluster/regionpair-dr-kafka/def-1"
@@ -186,7 +186,7 @@ def test_a_trust_of_msk_connect_not_scoped_to_the_account_and_its_connectors_is_
 
 
 def test_the_pack_passes_on_the_dr_stack_with_mirrormaker2_and_the_pass_is_not_vacuous():
-    from tests.unit.test_policy_graph import findings, graph_of
+    from tests.helpers.policy import findings, graph_of
 
     g = graph_of("dr+mirrormaker2")
     present = {n["type"] for n in g}
@@ -216,9 +216,9 @@ PATHS = {
 def test_type_tokens_and_property_names_are_pulumi_aws_own(token):
     cls = CLASSES[token]
     assert f"'{token}'" in inspect.getsource(cls)
-    top = set(input_type_py_to_pulumi_names(_init_args_class(cls)).values())
+    top = set(input_type_py_to_pulumi_names(init_args_class(cls)).values())
     nested: set[str] = set()
-    for c in _input_types_of(cls.__module__.rsplit(".", 1)[0]):
+    for c in input_types_of(cls.__module__.rsplit(".", 1)[0]):
         nested |= set(input_type_py_to_pulumi_names(c).values())
     for path in PATHS[token]:
         first, *rest = path.split(".")

@@ -23,13 +23,14 @@ import grpc
 import pulumi_aws as aws
 import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi._types import input_type_py_to_pulumi_names, is_input_type
+from pulumi._types import input_type_py_to_pulumi_names
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy import rules
 from policy import s3_kms_sns_ssm as S3K
 from policy.graph import provider_props, snake_to_camel
+from tests.helpers.policy import init_args_class, input_types_of
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_DIR = ROOT / "policy"
@@ -98,19 +99,6 @@ PATHS = {
 }
 
 
-def _init_args_class(resource_cls: type) -> type:
-    module = importlib.import_module(resource_cls.__module__)
-    for name in (f"{resource_cls.__name__}InitArgs", f"{resource_cls.__name__}Args"):
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AssertionError(f"no *Args class for {resource_cls}")
-
-
-def _input_types_of(module_name: str) -> list[type]:
-    inputs = importlib.import_module(f"{module_name}._inputs")
-    return [c for c in vars(inputs).values() if inspect.isclass(c) and is_input_type(c)]
-
-
 @pytest.mark.parametrize("token, cls", CLASSES.items(), ids=list(CLASSES))
 def test_type_tokens_are_the_ones_pulumi_aws_registers(token, cls):
     assert f"'{token}'" in inspect.getsource(cls), f"{cls.__name__} does not register as {token}"
@@ -124,13 +112,12 @@ def test_kubernetes_type_tokens_are_the_ones_pulumi_kubernetes_registers(token):
     assert f"'{token}'" in inspect.getsource(getattr(module, kind)), f"{kind} does not register as {token}"
 
 
-
 @pytest.mark.parametrize("token", PATHS, ids=list(PATHS))
 def test_property_names_the_rules_read_exist_in_the_provider(token):
     cls = CLASSES[token]
-    top = set(input_type_py_to_pulumi_names(_init_args_class(cls)).values())
+    top = set(input_type_py_to_pulumi_names(init_args_class(cls)).values())
     nested: set[str] = set()
-    for c in _input_types_of(cls.__module__.rsplit(".", 1)[0]):
+    for c in input_types_of(cls.__module__.rsplit(".", 1)[0]):
         nested |= set(input_type_py_to_pulumi_names(c).values())
     for path in PATHS[token]:
         first, *rest = path.split(".")
@@ -141,7 +128,7 @@ def test_property_names_the_rules_read_exist_in_the_provider(token):
 
 @pytest.mark.parametrize("module", sorted({c.__module__.rsplit(".", 1)[0] for c in CLASSES.values()}))
 def test_snake_to_camel_agrees_with_the_providers_own_name_tables(module):
-    classes = _input_types_of(module) + [_init_args_class(c) for c in CLASSES.values()
+    classes = input_types_of(module) + [init_args_class(c) for c in CLASSES.values()
                                          if c.__module__.startswith(module + ".")]
     mismatches = {(c.__name__, py, pu) for c in classes for py, pu in input_type_py_to_pulumi_names(c).items()
                   if snake_to_camel(py) != pu}

@@ -9,7 +9,7 @@ import pytest
 
 from components.retention import EXPORT_PRINCIPAL, EXPORT_ROLE_TAG, export_role_policy
 from policy import retention, rules
-from tests.unit.test_policy_rules import check, stack_findings
+from tests.helpers.policy import check, stack_findings
 
 ARCHIVE = "arn:aws:s3:::regionpair-prod-archive-123456789012-us-east-1"
 KEY = "arn:aws:kms:us-east-1:123456789012:key/k"

@@ -11,12 +11,12 @@ from typing import Any
 
 import pulumi.runtime
 import pytest
-from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy import rules
 from tests.props import DELETE, with_
-from policy.graph import Finding, evaluate, policy_resources
+from tests.helpers.policy import check, stack_findings
 
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-1111-2222-3333-444455556666"
 DR_KEY = "arn:aws:kms:us-west-2:111122223333:key/0a0b0c0d-1111-2222-3333-444455556666"
@@ -25,7 +25,6 @@ K8S_CRONJOB = "kubernetes:batch/v1:CronJob"
 _POD = "spec.jobTemplate.spec.template.spec"
 _MAIN = f"{_POD}.containers.0.securityContext"
 _INIT = f"{_POD}.initContainers.0.securityContext"
-POLICY = {p.name: p for p in rules.POLICIES}
 
 GOOD: dict[str, dict[str, Any]] = {
     rules.RDS_INSTANCE: {"engine": "postgres", "storageEncrypted": True, "kmsKeyId": KEY,
@@ -64,18 +63,6 @@ GOOD: dict[str, dict[str, Any]] = {
                 "privileged": False, "allowPrivilegeEscalation": False, "runAsNonRoot": True,
                 "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}}]}}}}}},
 }
-
-
-def check(policy_name: str, type_: str, props: dict[str, Any], name: str = "it") -> list[str]:
-    """What one resource policy reports about one resource."""
-    policy = POLICY[policy_name]
-    assert isinstance(policy, ResourceValidationPolicy)
-    [resource] = policy_resources([{"type": type_, "name": name, "parent": None, "inputs": copy.deepcopy(props)}],
-                                  stack="test")
-    return [f.message for f in evaluate([resource], [policy])]
-
-
-
 
 
 # (policy, resource type, path to change in the good props, new value, words the message must contain)
@@ -237,12 +224,6 @@ def bucket_set(name: str, *, versioned: bool = True, kms: bool = True, blocked: 
         nodes.append({"type": rules.S3_PUBLIC_ACCESS_BLOCK, "name": f"{name}-pab", "parent": None,
                       "inputs": copy.deepcopy(GOOD[rules.S3_PUBLIC_ACCESS_BLOCK]) | {"bucket": name}})
     return nodes
-
-
-def stack_findings(policy_name: str, graph: list[dict], stack: str = "test") -> list[Finding]:
-    policy = POLICY[policy_name]
-    assert isinstance(policy, StackValidationPolicy)
-    return evaluate(policy_resources(graph, stack), [policy])
 
 
 @pytest.mark.parametrize("policy_name, broken, words", [

@@ -111,7 +111,7 @@ def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role
     from runbooks.core.errors import StepFailed
     from contract import active_endpoints as contract
     from contract import outputs
-    from tests.kubectl_fake import FakeKubectl
+    from tests.helpers.kubectl import FakeKubectl
     from tests.samples import pair_document
 
     listed = {"payments": ["payments-api"]}

@@ -11,7 +11,7 @@ import pytest
 from runbooks import failback, failover, switchover
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.fakes import Crash, RunbookEnv, with_endpoints, with_streams
-from tests.unit.test_runbooks_streams import streams_document
+from tests.helpers.streams import streams_document
 
 P, S = "us-east-1", "us-west-2"
 DBS = ("payments", "payments-1")

@@ -11,20 +11,9 @@ from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFU
 from runbooks.core.ports import PAUSED
 from contract import outputs as contract
 from tests.fakes import Crash, RunbookEnv, with_streams
-from tests.samples import pair_document
+from tests.helpers.streams import APPS, BUCKET_PARAM, streams_document
 
 P, S = "us-east-1", "us-west-2"
-APPS = ["/regionpair/checkout/kafka-bootstrap", "/regionpair/ledger/kafka-bootstrap"]
-BUCKET_PARAM = "/regionpair/checkout/objects-bucket"
-
-
-def streams_document() -> dict:
-    doc = pair_document(n_databases=1)
-    for region in doc["regions"].values():
-        region["streaming"].update(client_parameters=APPS, consumer_groups=["ledger", "audit"],
-                                   topics=["orders"], client_refresh_seconds=2)
-        region["storage"]["writer_parameter"] = BUCKET_PARAM
-    return doc
 
 
 @pytest.fixture

@@ -17,15 +17,9 @@ from contract import outputs as contract
 from contract.slot_backup import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, RunbookEnv, backup_ports
 from tests.samples import pair_document
+from tests.helpers.slots import GOOD
 
 P, S = "us-east-1", "us-west-2"
-
-GOOD = {"schema_version": 1, "database": "app", "captured_at": 1000.0, "server_lsn": "0/500", "in_recovery": False,
-        "read_only": False,
-        "slots": [{"name": "cdc", "plugin": "pgoutput", "two_phase": False, "active": True,
-                   "confirmed_flush_lsn": "0/300", "restart_lsn": "0/200"}],
-        "publications": [{"name": "cdc_pub", "all_tables": False, "tables": ["public.orders"], "insert": True,
-                          "update": True, "delete": True, "truncate": False}]}
 
 
 # ---- the document ----------------------------------------------------------------------------

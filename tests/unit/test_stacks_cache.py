@@ -23,7 +23,7 @@ def test_prod_with_a_cache_declares_the_group_its_export_bucket_and_a_redis_secu
 
 
 def test_the_policy_pack_passes_on_prod_with_the_cache():
-    from tests.unit.test_policy_graph import findings
+    from tests.helpers.policy import findings
     graph = harness.render("prod", overrides={"cache": CACHE}).resources
     assert [(f.policy, f.message) for f in findings("prod", graph, {})] == []
 

@@ -16,20 +16,9 @@ from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
-from tests.unit.test_config import dr_values, prod_values
-from tests.unit.test_policy_rules import check
-
-GOOD = {"enabled": True, "topics": {"trades.executed": "critical", "audit.logs": "critical", "clicks": "standard"},
-        "retention_days": {"standard": 14},
-        "plugin_bucket_arn": "arn:aws:s3:::acme-connect-plugins",
-        "plugin_file_key": "aiven/s3-connector-for-apache-kafka-3.1.0.zip",
-        "route_table_ids": ["rtb-0123456789abcdef0"]}
-
-
-def read_prod(section):
-    values = prod_values()
-    values["kafka_backup"] = section
-    return config.read(values, stack="prod")
+from tests.helpers.stack_config import dr_values, prod_values
+from tests.helpers.policy import check
+from tests.helpers.stack_config import GOOD, read_prod
 
 
 def test_the_section_is_read_with_its_defaults():
@@ -132,7 +121,7 @@ def test_the_backups_bucket_expires_each_topic_by_its_class_and_the_offsets_afte
 
 
 def test_the_policy_pack_passes_on_prod_with_the_backup(rendered):
-    from tests.unit.test_policy_graph import findings
+    from tests.helpers.policy import findings
     assert [(f.policy, f.message) for f in findings("prod", rendered, {})] == []
 
 
@@ -197,7 +186,7 @@ def test_the_lifecycle_policy_refuses_too_many_rules_and_a_repeated_or_long_id()
 
 def test_the_policy_type_tokens_are_the_providers():
     import pulumi_aws as aws
-    from tests.unit.test_policy_rules import POLICY
+    from tests.helpers.policy import POLICY
     assert {"mskconnect-connector-valid", "mskconnect-connector-iam-tls-logs", "mskconnect-custom-plugin-valid",
             "s3-lifecycle-rule-limit"} <= set(POLICY)
     for token, cls in ((M.CONNECTOR, aws.mskconnect.Connector), (M.CUSTOM_PLUGIN, aws.mskconnect.CustomPlugin),

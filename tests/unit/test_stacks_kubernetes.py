@@ -16,24 +16,14 @@ from contract.active_endpoints import CONFIGMAP_NAME, endpoint_keys
 from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
+from tests.helpers.stack_kubernetes import CRONJOB, cronjob, env_of, pod, section
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 STACKS = ("prod", "dr")
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-CRONJOB = "kubernetes:batch/v1:CronJob"
 ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 KUBECONFIG = ("apiVersion: v1\nkind: Config\nclusters:\n- name: dr\n  cluster:\n    server: https://k8s.example\n"
               "users:\n- name: ci\n  user:\n    token: kubeconfig-token-that-must-stay-secret\n")
-
-
-def section(stack: str, **kw) -> dict:
-    region = "us-east-1" if stack == "prod" else "us-west-2"
-    base = {"context": f"arn:aws:eks:{region}:123456789012:cluster/regionpair-{stack}",
-            "backup_role_arn": f"arn:aws:iam::123456789012:role/regionpair-{stack}-k8s-backup",
-            "export_role_arn": f"arn:aws:iam::123456789012:role/regionpair-{stack}-k8s-export",
-            "app_namespaces": ["payments"], "restart_deployments": {"payments": ["payments-api"]}}
-    base.update(kw)
-    return {k: v for k, v in base.items() if v is not ...}
 
 
 _RENDERS: dict[str, harness.Rendered] = {}
@@ -43,19 +33,6 @@ def with_k8s(stack: str) -> harness.Rendered:
     if stack not in _RENDERS:
         _RENDERS[stack] = harness.render(stack, overrides={"kubernetes": section(stack)})
     return _RENDERS[stack]
-
-
-def cronjob(resources, k8s_name):
-    (found,) = [r for r in of_type(resources, CRONJOB) if r["inputs"]["metadata"]["name"] == k8s_name]
-    return found["inputs"]
-
-
-def pod(job):
-    return job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-
-
-def env_of(container):
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -215,7 +192,7 @@ def test_logical_backups_can_be_turned_off_and_the_export_stays():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_policy_pack_passes_on_the_stack_with_its_cluster(stack):
-    from tests.unit.test_policy_graph import findings, with_prod_reference
+    from tests.helpers.policy import findings, with_prod_reference
     graph = copy.deepcopy(with_k8s(stack).resources)
     graph = with_prod_reference(graph) if stack == "dr" else graph
     assert [(f.policy, f.message) for f in findings(stack, graph, {"kubernetes": section(stack)})] == []

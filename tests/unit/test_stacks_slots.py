@@ -12,7 +12,7 @@ import yaml
 from contract import slot_backup as contract
 from tests import harness
 from tests.harness import of_type
-from tests.unit.test_stacks_kubernetes import cronjob, env_of, pod, section
+from tests.helpers.stack_kubernetes import cronjob, env_of, pod, section
 
 STACKS = ("prod", "dr")
 
@@ -50,7 +50,7 @@ def test_each_cluster_keeps_slot_captures_of_the_active_primary_in_its_own_bucke
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_policy_pack_passes_on_the_stacks_with_cdc(stack):
-    from tests.unit.test_policy_graph import findings, with_prod_reference
+    from tests.helpers.policy import findings, with_prod_reference
     graph = copy.deepcopy(with_cdc(stack).resources)
     graph = with_prod_reference(graph) if stack == "dr" else graph
     assert [(f.policy, f.message) for f in findings(stack, graph, {"kubernetes": section(stack)})] == []

@@ -9,7 +9,7 @@ from runbooks import failback, failover
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
 from tests.samples import pair_document
-from tests.unit.test_runbooks_streams import streams_document
+from tests.helpers.streams import streams_document
 
 P, S = "us-east-1", "us-west-2"
 
@@ -53,8 +53,8 @@ def test_failback_with_one_database_still_on_dr_fails_it_back(tmp_path):
 from runbooks import restore, snapshot  # noqa: E402
 from runbooks.core.clock import iso  # noqa: E402
 from tests.fakes import Crash  # noqa: E402
-from tests.unit.test_backup_runbooks import env as backup_env  # noqa: E402,F401  (the fixture)
-from tests.unit.test_backup_runbooks import window  # noqa: E402
+
+from tests.helpers.backups import window  # noqa: E402
 
 DAY = 86400.0
 

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from runbooks.adapters.aws.clients import Clients, database_of, describe_instance, epoch_seconds, error_code, fail
 from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
+from runbooks.backups.ports import Snapshot
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.redact import scrub
@@ -48,8 +49,7 @@ class RdsBackups:
         own = database_of(self.outputs, region, database)[1].identifier
         return [own] + [i for i in ids if i != own]
 
-    def _snapshot(self, s: dict, region: str, database: str) -> "Snapshot":
-        from runbooks.backups.ports import Snapshot
+    def _snapshot(self, s: dict, region: str, database: str) -> Snapshot:
         return Snapshot(id=s["DBSnapshotIdentifier"], region=region, database=database, status=s.get("Status", "?"),
                         created_at=epoch_seconds(s.get("SnapshotCreateTime")), kind=s.get("SnapshotType", "manual"),
                         tags={t["Key"]: t["Value"] for t in s.get("TagList") or []}, arn=s.get("DBSnapshotArn"),

@@ -1,4 +1,4 @@
-"""Put the stand-in ``kubectl`` (tests/fake_kubectl.py) first on PATH and seed its clusters.
+"""Put the stand-in ``kubectl`` (tests/helpers/kubectl_standin.py) first on PATH and seed its clusters.
 
     fake = FakeKubectl.install(tmp_path, monkeypatch)
     fake.seed(context, namespace, data)            # a copy as Pulumi creates it
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from contract import active_endpoints as contract
 
-SCRIPT = Path(__file__).with_name("fake_kubectl.py")
+SCRIPT = Path(__file__).with_name("kubectl_standin.py")
 PULUMI = "pulumi-kubernetes-4"
 """The field manager Pulumi's Kubernetes provider applies as (its prefix)."""
 

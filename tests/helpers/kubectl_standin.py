@@ -3,7 +3,7 @@ Endpoints adapter uses, with server-side apply's field ownership, a Deployment's
 patch, RBAC as a Role's rules decide it, and the failures a real one shows (no such context,
 cluster unreachable, RBAC forbidden, a hang, an object that does not exist).
 
-Run as a program (``tests/kubectl_fake.py`` puts a ``kubectl`` wrapper first on PATH). Every
+Run as a program (``tests/helpers/kubectl.py`` puts a ``kubectl`` wrapper first on PATH). Every
 invocation is appended to ``$FAKE_KUBECTL_LOG`` (argv and stdin); the clusters live in the JSON
 file ``$FAKE_KUBECTL_STATE``::
 
