@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contract import kafka_backup as kb  # noqa: E402
 from runbooks import kafka_replay  # noqa: E402
-from sandbox import kafka_cluster, control, kafka_backup as _kafka_backup  # noqa: E402
+from sandbox import control, kafka_backup as _kafka_backup, kafka_cluster  # noqa: E402
 from sandbox.layout import EAST  # noqa: E402
 
 

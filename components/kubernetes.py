@@ -26,23 +26,58 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.batch.v1 import CronJobInitArgs, CronJobSpecArgs, JobSpecArgs, JobTemplateSpecArgs
 from pulumi_kubernetes.core.v1 import (
-    CapabilitiesArgs, ConfigMapInitArgs, ContainerArgs, EmptyDirVolumeSourceArgs, EnvVarArgs, EnvVarSourceArgs,
-    NamespaceInitArgs, PodSecurityContextArgs, PodSpecArgs, PodTemplateSpecArgs, ResourceRequirementsArgs,
-    SeccompProfileArgs, SecretKeySelectorArgs, SecurityContextArgs, ServiceAccountInitArgs, VolumeArgs, VolumeMountArgs)
+    CapabilitiesArgs,
+    ConfigMapInitArgs,
+    ContainerArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    NamespaceInitArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecretKeySelectorArgs,
+    SecurityContextArgs,
+    ServiceAccountInitArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pulumi_kubernetes.rbac.v1 import (
-    ClusterRoleBindingInitArgs, ClusterRoleInitArgs, PolicyRuleArgs, RoleBindingInitArgs, RoleInitArgs, RoleRefArgs,
-    SubjectArgs)
+    ClusterRoleBindingInitArgs,
+    ClusterRoleInitArgs,
+    PolicyRuleArgs,
+    RoleBindingInitArgs,
+    RoleInitArgs,
+    RoleRefArgs,
+    SubjectArgs,
+)
 
 from components.kubernetes_access import RESTORE_ROLE, restore_namespace_rules, restore_rules, runbook_rules
 from components.kubernetes_args import TYPE, ClusterDrArgs, DumpTarget, validate
-from components.kubernetes_scripts import (CAPTURE_SLOTS, CLEAN, DUMP, DUMP_PREFIX, EXPORT, EXPORT_PREFIX, FETCH_PASSWORD,
-                                           UPLOAD, UPLOAD_SLOTS)
-from contract import active_endpoints as endpoints
-from contract import slot_backup as slot_contract
+from components.kubernetes_scripts import (
+    CAPTURE_SLOTS,
+    CLEAN,
+    DUMP,
+    DUMP_PREFIX,
+    EXPORT,
+    EXPORT_PREFIX,
+    FETCH_PASSWORD,
+    UPLOAD,
+    UPLOAD_SLOTS,
+)
+from contract import active_endpoints as endpoints, slot_backup as slot_contract
+
 # the contract itself (pure Python, shared with the runbooks)
-from contract.active_endpoints import (CONFIGMAP_NAME, CONTRACT_LABEL, CONTRACT_LABEL_VALUE, CONTRACT_VERSION,
-                                       VERSION_ANNOTATION)
+from contract.active_endpoints import (
+    CONFIGMAP_NAME,
+    CONTRACT_LABEL,
+    CONTRACT_LABEL_VALUE,
+    CONTRACT_VERSION,
+    VERSION_ANNOTATION,
+)
 
 TIME_ZONE = "Etc/UTC"
 RUNBOOK_ROLE = "regionpair-runbooks"

@@ -18,8 +18,13 @@ from typing import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_limits import (BUCKET_NAME, MAX_LIFECYCLE_RULES, RESERVED_BUCKET_PREFIXES, RESERVED_BUCKET_SUFFIXES,
-                                   bucket_name_reserved)
+from components.aws_limits import (
+    BUCKET_NAME,
+    MAX_LIFECYCLE_RULES,
+    RESERVED_BUCKET_PREFIXES,
+    RESERVED_BUCKET_SUFFIXES,
+    bucket_name_reserved,
+)
 from components.common import assume_role_policy, child, partition_of, policy_json, require
 from contract.outputs import KEY_PREFIX
 

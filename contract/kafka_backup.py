@@ -34,7 +34,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 PREFIX = "kafka"
 OFFSETS = f"{PREFIX}/offsets"
@@ -172,6 +172,7 @@ def decode(data: bytes, key: str = "?", partition: int | None = None) -> list[Re
         raise BackupFormatError(f"{key}: not a readable Parquet file ({exc})") from None
     names = table.column_names
     n = table.num_rows
+    parts: list[Any] | None
     if "partition" not in names and partition is not None:
         parts = [partition] * n
     else:
@@ -180,7 +181,7 @@ def decode(data: bytes, key: str = "?", partition: int | None = None) -> list[Re
     missing = [c for c, ok in (("partition", parts is not None), ("offset", "offset" in names),
                                ("timestamp_ms", ts_col is not None), ("key", "key" in names),
                                ("value", "value" in names)) if not ok]
-    if missing:
+    if missing or parts is None:
         raise BackupFormatError(f"{key}: Parquet file without column(s) {', '.join(missing)}")
     stamps = [int(t.timestamp() * 1000) if hasattr(t, "timestamp") else t for t in table.column(ts_col).to_pylist()]
     headers = table.column("headers").to_pylist() if "headers" in names else [None] * n

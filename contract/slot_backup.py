@@ -34,6 +34,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import cast
 
 SCHEMA_VERSION = 1
 KEY_PREFIX = "regionpair/slots"
@@ -166,7 +167,7 @@ def parse(doc: dict, where: str = "slot backup") -> SlotBackup:
     if not isinstance(captured, (int, float)) or isinstance(captured, bool):
         raise SlotDocumentError(f"{where}.captured_at = {captured!r} is not epoch seconds")
     return SlotBackup(database=_need(doc, "database", str, where), captured_at=float(captured),
-                      server_lsn=_lsn(doc.get("server_lsn"), f"{where}.server_lsn"),
+                      server_lsn=cast(str, _lsn(doc.get("server_lsn"), f"{where}.server_lsn")),  # required: never None
                       in_recovery=bool(doc.get("in_recovery", False)), slots=tuple(slots),
                       read_only=bool(doc.get("read_only", False)),
                       publications=tuple(pubs), raw=doc)

@@ -33,9 +33,7 @@ class DrillReport:
 
     def _audit_reasons(self) -> list[str]:
         """The durable sink holds each runbook's start and end and every fault, unbroken."""
-        from runbooks.core.audit import SINK_NAME as AUDIT_SINK
-        from runbooks.core.audit import read_sink as read_audit
-        from runbooks.core.audit import verify_chain
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit, verify_chain
         sink = self.dir / AUDIT_SINK
         reasons = [] if not sink.exists() else [f"audit: {why}" for why in [verify_chain(sink)] if why]
         for kind, entries in self.audited.items():

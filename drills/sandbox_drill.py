@@ -282,8 +282,7 @@ class SandboxDrill(DrillReport):
         from runbooks.core.notify import SINK_NAME, read_sink
         run_id = result.get("run_id") or "-"
         self.notifications[kind] = [n for n in read_sink(self.dir / SINK_NAME) if run_id in n.get("message", "")]
-        from runbooks.core.audit import SINK_NAME as AUDIT_SINK
-        from runbooks.core.audit import read_sink as read_audit
+        from runbooks.core.audit import SINK_NAME as AUDIT_SINK, read_sink as read_audit
         self.audited[kind] = [e for e in read_audit(self.dir / AUDIT_SINK) if e.get("run_id") == run_id]
         return result
 
@@ -308,8 +307,8 @@ class SandboxDrill(DrillReport):
         """What each region's cluster tells its applications now (read from the sandbox, not through
         the runbook): every copy must carry ``active``'s endpoints, except in ``lost``'s cluster, which
         was down during the failover."""
-        from sandbox.errors import SandboxError
         from contract import active_endpoints as contract
+        from sandbox.errors import SandboxError
 
         want = contract.active_values(outputs.regions[active], list(outputs.regions[active].databases))
         seen, said = {}, []

@@ -18,8 +18,13 @@ if __package__:
 else:  # the Pulumi CLI: policy/ is sys.path[0]
     import rules as base  # type: ignore[no-redef]
 
-from pulumi_policy import (EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy,
-                           StackValidationPolicy)
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
 
 Resource, Violation, UNKNOWN, get, as_list, is_set = (base.Resource, base.Violation, base.UNKNOWN, base.get,
                                                       base.as_list, base.is_set)

@@ -20,6 +20,7 @@ try:  # the tests import the package, the CLI the directory
     from . import msk, rules
 except ImportError:  # pragma: no cover - exercised by the served-pack test
     import msk  # type: ignore[no-redef]
+
     import rules  # type: ignore[no-redef]
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy

@@ -706,10 +706,44 @@ def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., An
 
 # rules.py's helpers, looked up by the functions above when they run (see the module docstring)
 if __package__:
-    from .rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                        Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, document,
-                       get, is_set)
+    from .rules import (  # noqa: E402
+        KMS_KEY,
+        S3_BUCKETS,
+        S3_ENCRYPTIONS,
+        S3_REPLICATION,
+        S3_VERSIONINGS,
+        SNS_TOPIC,
+        UNKNOWN,
+        Resource,
+        Violation,
+        _configs_for,
+        _is_number,
+        _msk,
+        _of_type,
+        _refers_to,
+        as_list,
+        document,
+        get,
+        is_set,
+    )
 else:
-    from rules import (S3_BUCKETS, S3_ENCRYPTIONS, S3_REPLICATION, S3_VERSIONINGS, SNS_TOPIC, KMS_KEY, UNKNOWN,  # noqa: E402
-                       Resource, Violation, _configs_for, _is_number, _msk, _of_type, _refers_to, as_list, document,
-                       get, is_set)
+    from rules import (  # noqa: E402
+        KMS_KEY,
+        S3_BUCKETS,
+        S3_ENCRYPTIONS,
+        S3_REPLICATION,
+        S3_VERSIONINGS,
+        SNS_TOPIC,
+        UNKNOWN,
+        Resource,
+        Violation,
+        _configs_for,
+        _is_number,
+        _msk,
+        _of_type,
+        _refers_to,
+        as_list,
+        document,
+        get,
+        is_set,
+    )

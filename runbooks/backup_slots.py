@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import sys
 
+from contract.slot_backup import SlotDocumentError, lsn_to_int, parse
 from runbooks.backups import cli as backup_cli
+from runbooks.backups.slots import SlotTarget
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
-from runbooks.backups.slots import SlotTarget
-from contract.slot_backup import SlotDocumentError, lsn_to_int, parse
+from runbooks.core.metrics import Sample
 
 
 def add_arguments(p) -> None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import sys
 
 from runbooks.backups import cli as backup_cli
-from runbooks.core import metrics as prom
-from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
-from runbooks.core.metrics import Sample
 from runbooks.backups.cache import restore_step, snapshot_id
+from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
+from runbooks.core import metrics as prom
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput
+from runbooks.core.metrics import Sample
 
 
 def add_arguments(p) -> None:

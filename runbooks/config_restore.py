@@ -31,15 +31,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from runbooks.backups import cli as backup_cli
-from runbooks.backups import k8s_config_export as kc
+from contract import active_endpoints as contract
+from runbooks.backups import cli as backup_cli, k8s_config_export as kc
+from runbooks.backups.restored import resolve_region
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed
-from runbooks.backups.restored import resolve_region
-from contract import active_endpoints as contract
+from runbooks.core.metrics import Sample
 
 RESTORING = "config-restoring"
 """Journal event written before an object is applied: a resumed run restarts its readers too."""

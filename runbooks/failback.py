@@ -11,9 +11,8 @@ from __future__ import annotations
 import sys
 
 from runbooks.plans import cli
-from runbooks.plans.switchover import never_failed_over, switchover_plan
 from runbooks.plans.reconcile import after_failback
-
+from runbooks.plans.switchover import never_failed_over, switchover_plan
 
 RUNBOOK = cli.Runbook(
     name="failback",

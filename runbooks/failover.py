@@ -11,9 +11,8 @@ from __future__ import annotations
 import sys
 
 from runbooks.plans import cli
-from runbooks.plans.reconcile import after_failover
 from runbooks.plans.failover import failover_plan
-
+from runbooks.plans.reconcile import after_failover
 
 RUNBOOK = cli.Runbook(
     name="failover",

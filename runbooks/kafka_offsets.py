@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import sys
 
-from runbooks.backups import cli as backup_cli
 from contract import kafka_backup as kb
+from runbooks.backups import cli as backup_cli
 from runbooks.backups.ports import KafkaBackupPort
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput
+from runbooks.core.metrics import Sample
 
 
 def add_arguments(p) -> None:

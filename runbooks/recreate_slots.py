@@ -16,12 +16,12 @@ from __future__ import annotations
 import sys
 
 from runbooks.backups import cli as backup_cli
+from runbooks.backups.slots import SlotTarget, missing, newest, recreate
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, Unreachable
-from runbooks.backups.slots import SlotTarget, missing, newest, recreate
+from runbooks.core.metrics import Sample
 
 
 def add_arguments(p) -> None:

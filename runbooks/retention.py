@@ -32,10 +32,16 @@ import sys
 from dataclasses import dataclass
 
 from runbooks.backups import cli as backup_cli
-from runbooks.core import metrics as prom
 from runbooks.backups.ports import (
-    COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, Snapshot, is_compliance, refuse_compliance
+    COMPLIANCE,
+    MANAGED_TAG,
+    MANAGED_VALUE,
+    TIER_TAG,
+    Snapshot,
+    is_compliance,
+    refuse_compliance,
 )
+from runbooks.core import metrics as prom
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput

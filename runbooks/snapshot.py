@@ -16,12 +16,12 @@ import sys
 from typing import Callable
 
 from runbooks.backups import cli as backup_cli
-from runbooks.core import metrics as prom
 from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE, Snapshot, is_compliance
-from runbooks.core.metrics import Sample
+from runbooks.core import metrics as prom
 from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
 from runbooks.core.errors import BadInput, StepFailed
+from runbooks.core.metrics import Sample
 
 DEFAULT_RETENTION_DAYS = 90
 """The manual tier (planning document 001; runbooks/retention.py)."""

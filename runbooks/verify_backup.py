@@ -23,13 +23,13 @@ from __future__ import annotations
 import sys
 
 from runbooks.backups import cli as backup_cli
-from runbooks.core import metrics as prom
 from runbooks.backups.ports import Reference, TableState
-from runbooks.core.metrics import Sample
+from runbooks.backups.restored import instance_name, raise_if_failed, resolve_region
+from runbooks.core import metrics as prom
 from runbooks.core.clock import iso, wait_until
 from runbooks.core.engine import Check, Phase, Plan, Step
-from runbooks.core.errors import RunbookError, StepFailed
-from runbooks.backups.restored import instance_name, raise_if_failed, resolve_region
+from runbooks.core.errors import RunbookError
+from runbooks.core.metrics import Sample
 
 
 def add_arguments(p) -> None:
@@ -154,7 +154,7 @@ def _integrity_step(ctx, region: str, db: str, name: str, res: dict) -> Step:
         return (f"passed: {len(ref.tables)} table(s) match the source at {iso(ref.time)} "
                 f"({', '.join(f'{t}: {n} rows' for t, n in res['tables'].items()) or 'no tables'}); {got.amcheck_note}")
 
-    return Step(f"integrity:{db}", f"compare row counts and checksums with the reference; amcheck",
+    return Step(f"integrity:{db}", "compare row counts and checksums with the reference; amcheck",
                 f"{region}/{name}", check, apply, lane=db)
 
 

@@ -4,7 +4,7 @@
 docs/sandbox.md). Importing this package starts nothing and reads no environment.
 """
 
-from sandbox.layout import DEFAULT_SYSTEMS
 from sandbox.errors import SandboxError
+from sandbox.layout import DEFAULT_SYSTEMS
 
 __all__ = ["DEFAULT_SYSTEMS", "SandboxError"]

@@ -24,9 +24,9 @@ import shutil
 import time
 from pathlib import Path
 
-from sandbox.redis_client import Redis, RespError
 from sandbox import proc as _proc
 from sandbox.errors import SandboxError
+from sandbox.redis_client import Redis, RespError
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract import active_endpoints as contract
 from sandbox.errors import SandboxError
 from sandbox.layout import Layout, check_region, file_lock, write_json_atomic
-from contract import active_endpoints as contract
 
 NAMESPACES = ("payments", "checkout")
 """The app namespaces of each sandbox cluster (two, so a copy per namespace is exercised)."""

@@ -26,8 +26,21 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from sandbox import (kafka_cluster, buckets, clusters, dns_records, flows, host, kafka_replication, lifecycle, link, param_store,
-                     proc, regions, status)
+from sandbox import (
+    buckets,
+    clusters,
+    dns_records,
+    flows,
+    host,
+    kafka_cluster,
+    kafka_replication,
+    lifecycle,
+    link,
+    param_store,
+    proc,
+    regions,
+    status,
+)
 from sandbox.backups import Backups
 from sandbox.errors import SandboxError
 from sandbox.layout import EAST, REGIONS, Layout, State, check_region

@@ -26,8 +26,7 @@ import signal
 from pathlib import Path
 
 from contract import kafka_backup as kb
-from sandbox import kafka_cluster
-from sandbox import proc as _proc
+from sandbox import kafka_cluster, proc as _proc
 from sandbox.errors import SandboxError
 from sandbox.layout import EAST, REGIONS, Layout
 

@@ -39,10 +39,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import proc as _proc
-from sandbox.layout import REGIONS, Layout, State, write_json_atomic
-from sandbox.errors import SandboxError
 from contract import mirrormaker2
+from sandbox import proc as _proc
+from sandbox.errors import SandboxError
+from sandbox.layout import REGIONS, Layout, State, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 POM = REPO / "sandbox" / "kafka" / "pom.xml"

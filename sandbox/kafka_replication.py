@@ -9,11 +9,11 @@ import json
 import struct
 import time
 
+from contract import mirrormaker2
 from sandbox import kafka_cluster
 from sandbox.errors import SandboxError
 from sandbox.flows import GROUPS, TOPICS, status
 from sandbox.layout import REGIONS, Layout, read_json
-from contract import mirrormaker2
 
 EARLIEST = "earliest"
 """A flow's start: every record the source still holds (a new or emptied target), as MSK

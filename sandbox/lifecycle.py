@@ -15,19 +15,33 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sandbox import kafka_cluster, clusters, dns_records, flows, kafka_replication, param_store
-from sandbox import proc as _proc
+from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
+from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, param_store, proc as _proc
 from sandbox.backups import Backups
 from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
 from sandbox.flows import KAFKA_DEADLINE_S
 from sandbox.host import check_traversable, pick_port, port_free, server_identity
-from sandbox.layout import (ADMIN_USER, APP_USER, DB_NAME, DEFAULT_ADDRESSES, DNS_ADDRESS, EAST, REGIONS,
-                            REPLICATION_USER, WEST, ZONE, DatabaseState, Layout, State, database_names, fqdn,
-                            write_json_atomic)
+from sandbox.layout import (
+    ADMIN_USER,
+    APP_USER,
+    DB_NAME,
+    DEFAULT_ADDRESSES,
+    DNS_ADDRESS,
+    EAST,
+    REGIONS,
+    REPLICATION_USER,
+    WEST,
+    ZONE,
+    DatabaseState,
+    Layout,
+    State,
+    database_names,
+    fqdn,
+    write_json_atomic,
+)
 from sandbox.postgres import Node, find_pg_bin
 from sandbox.probes import deadline_loop, dns_problem, link_problem, s3_problem
-from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,7 @@ process of the region frozen, then killed, optionally with the link cut first) a
 
 from __future__ import annotations
 
-from sandbox import kafka_cluster, clusters, kafka_replication, link
-from sandbox import proc as _proc
+from sandbox import clusters, kafka_cluster, kafka_replication, link, proc as _proc
 from sandbox.buckets import bucket_name
 from sandbox.flows import KAFKA_DEADLINE_S
 from sandbox.layout import Layout, State, write_json_atomic

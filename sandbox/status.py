@@ -3,13 +3,12 @@ region's databases, DNS answers, S3, Kafka and cluster, the link, and the replic
 
 from __future__ import annotations
 
-from sandbox import kafka_cluster, clusters, dns_records, flows, kafka_replication, link
-from sandbox import proc as _proc
+from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP
+from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, link, proc as _proc
 from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
 from sandbox.layout import DNS_ADDRESS, REGIONS, Layout, State
 from sandbox.postgres import Node
-from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP
 
 
 def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:

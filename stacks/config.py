@@ -20,11 +20,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from components.aws_limits import (BUCKET_NAME, MSK_REPLICATOR_MIN_KAFKA, MSK_REPLICATOR_UNSUPPORTED_BROKERS,
-                                   bucket_name_reserved, kafka_version_tuple)
+from components.aws_limits import (
+    BUCKET_NAME,
+    MSK_REPLICATOR_MIN_KAFKA,
+    MSK_REPLICATOR_UNSUPPORTED_BROKERS,
+    bucket_name_reserved,
+    kafka_version_tuple,
+)
 from contract import outputs
-from stacks import kafka_backup as kafka_backup_section
-from stacks import mm2config
+from stacks import kafka_backup as kafka_backup_section, mm2config
 from stacks.config_database import BACKUP_WINDOW, MAINTENANCE_WINDOW, DatabaseConfig, read_database
 from stacks.config_kubernetes import KubernetesConfig, read_kubernetes
 from stacks.config_network import DnsConfig, NetworkConfig, read_dns, read_network

@@ -14,7 +14,6 @@ import pulumi
 from contract import outputs
 from stacks.config import COMPONENTS, StackConfig
 
-
 CLIENT_REFRESH_SECONDS = 30
 """How often Kafka and object-storage clients re-read the parameter that names their region (the
 client contract's default, contract/outputs/ ``client_refresh_seconds``)."""

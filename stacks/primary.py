@@ -49,6 +49,7 @@ def cache(cfg: StackConfig, net: regional.Regional, opts: pulumi.ResourceOptions
     """The optional Redis replication group (components/cache.py), reachable on 6379 (TLS) by the clients
     the databases admit (network.allowed_cidrs / allowed_security_group_ids)."""
     import pulumi_aws as aws
+
     from components.cache import ReplicatedRedis, ReplicatedRedisArgs
 
     c = cfg.cache

@@ -12,13 +12,13 @@ from typing import Any, Mapping
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import AlarmSpec, Alarms, AlarmsArgs, free_storage
+from components.alarms import Alarms, AlarmsArgs, AlarmSpec, free_storage
+from components.common import partition_of
 from components.kafka_backup import expiry_rules as kafka_expiry_rules
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
 from components.storage import Bucket, BucketArgs, WriterParameter, WriterParameterArgs
 from components.streaming import KafkaCluster, KafkaClusterArgs
-from components.common import partition_of
 from stacks import providers as prov
 from stacks.config import StackConfig
 

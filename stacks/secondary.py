@@ -16,13 +16,25 @@ from typing import Any, Mapping
 import pulumi
 
 from components.access import RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import (Alarms, AlarmsArgs, replica_lag, replicator_failure, replicator_lag,
-                               s3_replication_failures, s3_replication_latency)
+from components.alarms import (
+    Alarms,
+    AlarmsArgs,
+    replica_lag,
+    replicator_failure,
+    replicator_lag,
+    s3_replication_failures,
+    s3_replication_latency,
+)
 from components.database import ReplicatedPostgres
 from components.dns import FailoverRecords, FailoverRecordsArgs
-from components.storage import (REPLICATION_RULE_ID, BatchReplicationRole, BatchReplicationRoleArgs,
-                                BucketReplication, BucketReplicationArgs)
 from components.mskconnect import connector_alarms
+from components.storage import (
+    REPLICATION_RULE_ID,
+    BatchReplicationRole,
+    BatchReplicationRoleArgs,
+    BucketReplication,
+    BucketReplicationArgs,
+)
 from components.streaming import KafkaReplicator, KafkaReplicatorArgs
 from contract import outputs
 from stacks import exports, mskconnect, regional

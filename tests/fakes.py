@@ -332,7 +332,6 @@ class FakeObjects:
         return Seeding(self.s.seeded, f"fake: {target}'s bucket {'holds' if self.s.seeded else 'lacks'} everything")
 
     def _job(self, j, created=False):
-        from runbooks.core.ports import SeedJob
         finished = j["reads"] >= self.s.seed_reads
         ok = finished and not j["failed"]
         word = ("Complete" if finished else "Active")
@@ -537,8 +536,9 @@ class FakeObjectVersions:
         self._n = 0
 
     def _add(self, bucket, key, marker, etag=None):
-        from runbooks.backups.ports import ObjectVersion
         from dataclasses import replace
+
+        from runbooks.backups.ports import ObjectVersion
         self._n += 1
         items = self.entries.setdefault(bucket, [])
         items[:] = [replace(v, is_latest=False) if v.key == key else v for v in items]
@@ -640,8 +640,8 @@ class FakeEndpoints:
         return k
 
     def read(self, region):
-        from runbooks.core.ports import ClusterEndpoints, EndpointsCopy
         from contract.active_endpoints import contract_data
+        from runbooks.core.ports import ClusterEndpoints, EndpointsCopy
         k = self._reach(region)
         held = self.copies[region]
         return ClusterEndpoints(region, k.context, tuple(
@@ -649,8 +649,8 @@ class FakeEndpoints:
             tuple(ns for ns in k.namespaces if ns not in held))
 
     def publish(self, region, values, run_id):
-        from runbooks.core.errors import BadInput
         from contract.active_endpoints import refusal as contract_refusal
+        from runbooks.core.errors import BadInput
         k = self._reach(region)
         refusal = contract_refusal(values, run_id)  # as the kubectl and sandbox adapters refuse it
         if refusal:
@@ -671,8 +671,8 @@ class FakeEndpoints:
                      for ns, names in k.restart_deployments.items() for name in names)
 
     def restart(self, region, namespace, name, restarted_for, at):
-        from runbooks.core.errors import BadInput, StepFailed
         from contract.active_endpoints import restart_refusal
+        from runbooks.core.errors import BadInput, StepFailed
         k = self._reach(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
         if refusal:
@@ -700,6 +700,7 @@ class RunbookEnv:
 
     def __init__(self, tmp_path, doc: dict, *extra_args: str, setup=None):
         import json
+
         from contract import outputs as contract
         self.tmp = tmp_path
         self.doc_path = tmp_path / "outputs.json"

@@ -23,8 +23,7 @@ from typing import Any, Callable, Mapping
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime import mocks as pulumi_mocks, settings as pulumi_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -360,6 +359,7 @@ def check_snapshot(path: Path, resources: list[dict[str, Any]], what: str) -> No
     (review the diff and commit it with the change that meant it)."""
     import difflib
     import os
+
     import pytest
     current = json.dumps([{k: v for k, v in r.items() if k != "property_dependencies"} for r in resources],
                          indent=1, sort_keys=True) + "\n"

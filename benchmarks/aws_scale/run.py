@@ -72,9 +72,9 @@ def one(n: int, args: argparse.Namespace, seed: int) -> Result:
     import boto3
     from moto import mock_aws
 
+    from contract import outputs as contract
     from runbooks import failover
     from runbooks.adapters.aws import AwsSettings, aws_ports
-    from contract import outputs as contract
 
     clock = VirtualClock()
     settings = AwsSettings()

@@ -10,10 +10,34 @@ from typing import Any, Mapping
 from contract.active_endpoints import DEPLOYMENT_NAME_HINT, is_deployment_name
 from contract.fields import MISSING, Fields, Problem
 from contract.outputs.schema import (
-    COMPONENTS, DATABASE_ROLES, DNS_STRATEGIES, FAILOVER_TYPES, KEY_PREFIX, LOGICAL_NAME, MIRRORMAKER2_CONNECTORS,
-    REGION_ROLES, SCHEMA_VERSION, TARGETS, BackupPolicy, BatchReplication, ComplianceArchive, ComponentBudget,
-    ComponentObjectives, Database, Dns, Kubernetes, MirrorMaker2Flow, Objectives, Outputs, OutputsError, Region,
-    RegionDns, RtoBudget, Storage, Streaming)
+    COMPONENTS,
+    DATABASE_ROLES,
+    DNS_STRATEGIES,
+    FAILOVER_TYPES,
+    KEY_PREFIX,
+    LOGICAL_NAME,
+    MIRRORMAKER2_CONNECTORS,
+    REGION_ROLES,
+    SCHEMA_VERSION,
+    TARGETS,
+    BackupPolicy,
+    BatchReplication,
+    ComplianceArchive,
+    ComponentBudget,
+    ComponentObjectives,
+    Database,
+    Dns,
+    Kubernetes,
+    MirrorMaker2Flow,
+    Objectives,
+    Outputs,
+    OutputsError,
+    Region,
+    RegionDns,
+    RtoBudget,
+    Storage,
+    Streaming,
+)
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret_string|secret_value|private_key|access_key_secret|secret_access_key"
                          r"|kubeconfig)", re.I)

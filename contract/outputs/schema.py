@@ -353,8 +353,8 @@ class Outputs:
 
     def require_pair(self) -> "Outputs":
         """Refuse a document that does not describe a whole region pair (runbooks need both)."""
-        self.primary
-        self.secondary
+        for role in ("primary", "secondary"):
+            self.region_with_role(role)  # raises OutputsError naming the missing role
         for name in self.primary.databases:
             if name not in self.secondary.databases:
                 raise OutputsError(f"regions.{self.secondary.name}.databases",

@@ -5,10 +5,10 @@ anything local (sandbox) until a runbook actually needs its ports."""
 
 from __future__ import annotations
 
+from contract.outputs import Outputs
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput
 from runbooks.core.ports import Ports
-from contract.outputs import Outputs
 
 
 def ports_for(outputs: Outputs, clock: Clock) -> Ports:

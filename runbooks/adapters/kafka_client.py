@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from runbooks.core.errors import StepFailed, Unreachable
 from contract.kafka_backup import Record
+from runbooks.core.errors import StepFailed, Unreachable
 
 
 def msk_iam_config(region: str) -> dict[str, Any]:

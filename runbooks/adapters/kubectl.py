@@ -39,11 +39,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from contract import active_endpoints as contract
+from contract.outputs import Kubernetes, Outputs
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import ClusterEndpoints, DeploymentState, EndpointsCopy
 from runbooks.core.redact import scrub
-from contract import active_endpoints as contract
-from contract.outputs import Kubernetes, Outputs
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import subprocess
 from typing import Any, Mapping
 
 from runbooks.adapters.kubectl import KubectlSettings, Runner, restart_patch, run_kubectl
-from runbooks.core.errors import StepFailed
 from runbooks.backups.k8s_config_export import FIELD_MANAGER, WORKLOAD_KINDS, Obj, obj_from
+from runbooks.core.errors import StepFailed
 
 NEEDS = ("the config restore's Role in that namespace (components/kubernetes.py restore_rules: get, list, create "
          "and patch on ConfigMaps — on Secrets too when the stack sets kubernetes.restore_secrets — and get, list "

@@ -7,6 +7,7 @@ stays open while a server is fenced (as a DBA's own access would)."""
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 import threading
 from pathlib import Path
@@ -14,13 +15,18 @@ from typing import Callable, TypeVar
 
 import psycopg
 
+from contract.outputs import Outputs
 from runbooks.core.errors import StepFailed, Unreachable
 from runbooks.core.ports import (
-    ClusterEndpoints, DbInstance, EndpointsCopy, FlowState, GroupOffsets, Health, ReplicationState, Seeding
+    ClusterEndpoints,
+    DbInstance,
+    EndpointsCopy,
+    FlowState,
+    GroupOffsets,
+    Health,
+    ReplicationState,
+    Seeding,
 )
-from contract.outputs import Outputs
-
-import logging
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -447,8 +453,8 @@ class SandboxEndpoints:
 
     @_sandbox_errors
     def publish(self, region: str, values, run_id: str) -> str:
-        from runbooks.core.errors import BadInput
         from contract.active_endpoints import ACTIVE_REGION, UPDATED_BY, refusal
+        from runbooks.core.errors import BadInput
         problem = refusal(values, run_id)
         if problem:
             raise BadInput(f"endpoints of {region}: {problem}")
@@ -477,8 +483,8 @@ class SandboxEndpoints:
 
     @_sandbox_errors
     def restart(self, region: str, namespace: str, name: str, restarted_for: str, at: str) -> str:
-        from runbooks.core.errors import BadInput
         from contract.active_endpoints import RESTARTED_AT, RESTARTED_FOR, restart_refusal
+        from runbooks.core.errors import BadInput
         k = self._cluster(region)
         refusal = restart_refusal(k.restart_deployments, namespace, name, restarted_for, at)
         if refusal:

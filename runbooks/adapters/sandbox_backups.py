@@ -16,9 +16,7 @@ import logging
 import psycopg
 
 from runbooks.backups import verify_sql as backup_sql
-from runbooks.backups.ports import (
-    Archive, Instance, Integrity, Reference, Snapshot, Window, refuse_compliance
-)
+from runbooks.backups.ports import Archive, Instance, Integrity, Reference, Snapshot, Window, refuse_compliance
 from runbooks.core.errors import StepFailed, Unreachable
 
 log = logging.getLogger(__name__)
@@ -150,10 +148,10 @@ def sandbox_kafka_backups(sb):
     """The Kafka topic backups of a sandbox with Kafka: its backups store and its real brokers."""
     if not sb.state.extra.get("kafka"):
         return None
-    from runbooks.adapters.kafka_client import KafkaTopics
     from contract.kafka_backup import DirStore
+    from runbooks.adapters.kafka_client import KafkaTopics
     from runbooks.backups.ports import KafkaBackupPort
-    from sandbox import kafka_cluster, kafka_backup as _kafka_backup
+    from sandbox import kafka_backup as _kafka_backup, kafka_cluster
     from sandbox.layout import EAST
     return KafkaBackupPort(store=DirStore(_kafka_backup.store_dir(sb.layout)),
                            cluster=lambda region: KafkaTopics(kafka_cluster.bootstrap(sb.state, region)), source_region=EAST)

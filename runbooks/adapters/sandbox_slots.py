@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psycopg
 
-from runbooks.backups import slots_sql
-from runbooks.core.errors import StepFailed, Unreachable
-from runbooks.backups.slots import SlotTarget
 from contract.slot_backup import SlotBackup, SlotDocumentError, loads, parse, stamp
+from runbooks.backups import slots_sql
+from runbooks.backups.slots import SlotTarget
+from runbooks.core.errors import StepFailed, Unreachable
 
 
 class SandboxSlots(slots_sql.SqlSlotControl):

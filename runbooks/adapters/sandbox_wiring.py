@@ -7,8 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from contract.outputs import Outputs
-from runbooks.adapters.sandbox import (Connections, SandboxDatabases, SandboxDns, SandboxEndpoints, SandboxHealth,
-                                       SandboxObjects, SandboxSql, SandboxStreaming)
+from runbooks.adapters.sandbox import (
+    Connections,
+    SandboxDatabases,
+    SandboxDns,
+    SandboxEndpoints,
+    SandboxHealth,
+    SandboxObjects,
+    SandboxSql,
+    SandboxStreaming,
+)
 from runbooks.adapters.sandbox_backups import SandboxBackups, sandbox_kafka_backups
 from runbooks.backups.ports import BackupPorts
 from runbooks.core.clock import Clock
@@ -20,11 +28,10 @@ from runbooks.core.ports import Ports
 
 
 def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
+    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
     from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
     from sandbox.control import Sandbox
     from sandbox.errors import SandboxError
-
-    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
 
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
@@ -47,10 +54,10 @@ def sandbox_ports(outputs: Outputs, clock: Clock) -> Ports:
 
 
 def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
-    from sandbox.control import Sandbox
-    from sandbox.errors import SandboxError
     from runbooks.adapters.aws import Clients, S3Versions, endpoint_clients
     from runbooks.core.audit import SINK_NAME as AUDIT_SINK_NAME, JsonlAuditSink
+    from sandbox.control import Sandbox
+    from sandbox.errors import SandboxError
 
     try:
         sb = Sandbox.open(outputs.sandbox_dir)
@@ -58,8 +65,8 @@ def sandbox_backup_ports(outputs: Outputs, clock: Clock) -> BackupPorts:
         raise BadInput(str(exc)) from None
     endpoints = {r.name: r.storage.endpoint_url for r in outputs.regions.values() if r.storage and r.storage.endpoint_url}
     clients: Clients = endpoint_clients(endpoints)
-    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
     from runbooks.adapters.sandbox_cache import SandboxCaches
+    from runbooks.adapters.sandbox_slots import FileSlotStore, SandboxSlots
     conns = Connections(sb)
     return BackupPorts(backups=SandboxBackups(sb), objects=S3Versions(outputs, clients), metrics=NoMetrics(),
                        audit_sink=JsonlAuditSink(Path(outputs.sandbox_dir) / AUDIT_SINK_NAME), sql=SandboxSql(sb, conns), clock=clock,

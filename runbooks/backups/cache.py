@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Step
 from runbooks.core.errors import StepFailed
+from runbooks.core.metrics import Sample
 
 
 class CacheControl(Protocol):

@@ -23,20 +23,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from runbooks.core import helptext
-from runbooks.core import metrics as prom
-from runbooks.core.audit import AuditLog, DurableAudit, operator
+from contract.outputs import Outputs
 from runbooks.backups.ports import BackupPorts
-from runbooks.core.metrics import Sample
+from runbooks.core import helptext, metrics as prom
+from runbooks.core.audit import AuditLog, DurableAudit, operator
 from runbooks.core.cli import Console, load_outputs
 from runbooks.core.clock import Clock, SystemClock, iso
 from runbooks.core.engine import Plan, Runner, Status
 from runbooks.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Declined, RunbookError, Unreachable
 from runbooks.core.journal import Journal, intent_refusal
+from runbooks.core.metrics import Sample
 from runbooks.core.notify import Notifications
 from runbooks.core.ports import LogNotifier
 from runbooks.core.redact import scrub
-from contract.outputs import Outputs
 
 BackupPortsFactory = Callable[[Outputs, Clock], BackupPorts]
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from runbooks.core.clock import iso
 from contract.slot_backup import PublicationDef, SlotBackup, SlotDef, lsn_to_int
+from runbooks.core.clock import iso
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-
 import re
 
-from runbooks.core.errors import StepFailed
 from contract.slot_backup import CAPTURE_SQL, PublicationDef, SlotDef
+from runbooks.core.errors import StepFailed
 
 CREATE_TIMEOUT_MS = 30_000
 """pg_create_logical_replication_slot waits for the transactions running when it starts (it needs a

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from typing import TextIO
 
-from runbooks.core.clock import Clock, iso
-from runbooks.core.errors import BadInput
 from contract import outputs as contract
 from contract.outputs import Outputs, OutputsError
+from runbooks.core.clock import Clock, iso
+from runbooks.core.errors import BadInput
 
 
 def load_outputs(args) -> Outputs:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from runbooks.core import metrics as prom
-from runbooks.core.metrics import Sample
 from runbooks.core.errors import RunbookError
+from runbooks.core.metrics import Sample
 
 FILE_NAME = "regionpair_dr.prom"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+
 def exit_codes(*codes: tuple[int, str]) -> str:
     """The epilog every command ends its --help with: one line per exit code."""
     return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in codes)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.slot_backup import SlotBackup, parse
 from runbooks.backups.slots import SlotControl, SlotStore, SlotTarget, missing, newest, recreate
 from runbooks.core.clock import iso
 from runbooks.core.engine import Check, Phase, Step
 from runbooks.core.errors import StepFailed, Unreachable
-from contract.slot_backup import SlotBackup, parse
 
 
 def slots_phase(ctx: Any, planned: bool) -> list[Phase]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from contract.outputs import Outputs
 from runbooks.core import dr_metrics, helptext, report as reports
 from runbooks.core.audit import DurableAudit, operator
 from runbooks.core.cli import Console, load_outputs
@@ -29,7 +30,6 @@ from runbooks.core.journal import Journal, intent_refusal
 from runbooks.core.notify import Notifications, measured
 from runbooks.core.ports import Ports
 from runbooks.plans.context import Context, Timeouts
-from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

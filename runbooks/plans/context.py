@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runbooks.core.ports import Ports
 from contract.outputs import Outputs
+from runbooks.core.ports import Ports
 
 
 @dataclass

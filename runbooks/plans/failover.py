@@ -16,8 +16,13 @@ from __future__ import annotations
 from runbooks.core.engine import Phase, Plan
 from runbooks.plans.cdc_slots import slots_phase
 from runbooks.plans.context import Context
-from runbooks.plans.database_gates import (gate_dns_ttl, gate_pitr_in_dr, gate_region_health, gate_replica,
-                                           gate_replication)
+from runbooks.plans.database_gates import (
+    gate_dns_ttl,
+    gate_pitr_in_dr,
+    gate_region_health,
+    gate_replica,
+    gate_replication,
+)
 from runbooks.plans.database_steps import dns_step, promote_step, verify_step
 from runbooks.plans.fence_old_primary import fence_step, refence_step, unfence_step
 from runbooks.plans.kafka import add_kafka_lane

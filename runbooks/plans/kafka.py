@@ -9,8 +9,15 @@ from __future__ import annotations
 from runbooks.core.engine import Check, Gate, GateResult, Plan, Step
 from runbooks.core.errors import StepFailed
 from runbooks.core.ports import PAUSED
-from runbooks.plans.flows import (catch_up_flow_step, drain_flow_step, extend_phases, lag_gate, parameter_step,
-                                  start_flow_step, stop_flow_step)
+from runbooks.plans.flows import (
+    catch_up_flow_step,
+    drain_flow_step,
+    extend_phases,
+    lag_gate,
+    parameter_step,
+    start_flow_step,
+    stop_flow_step,
+)
 from runbooks.plans.state import client_parameters, clients_on, consumer_groups, has_kafka, read_flow
 
 

@@ -40,11 +40,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
+from contract import active_endpoints as contract
 from runbooks.core.engine import Check, Gate, GateResult, Phase, Plan, Step
 from runbooks.core.errors import RunbookError, StepFailed
 from runbooks.core.ports import ClusterEndpoints, DeploymentState
 from runbooks.plans.state import active_writer
-from contract import active_endpoints as contract
 
 LANE = "endpoints"
 RESTART = "restart-deployments"

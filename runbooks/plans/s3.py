@@ -10,8 +10,15 @@ from runbooks.core.clock import wait_until
 from runbooks.core.engine import Check, Plan, Step
 from runbooks.core.errors import StepFailed, StepTimeout, Unreachable
 from runbooks.core.ports import PAUSED
-from runbooks.plans.flows import (catch_up_flow_step, drain_flow_step, extend_phases, lag_gate, parameter_step,
-                                  start_flow_step, stop_flow_step)
+from runbooks.plans.flows import (
+    catch_up_flow_step,
+    drain_flow_step,
+    extend_phases,
+    lag_gate,
+    parameter_step,
+    start_flow_step,
+    stop_flow_step,
+)
 from runbooks.plans.state import has_objects, writer_parameter
 
 

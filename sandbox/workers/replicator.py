@@ -15,14 +15,23 @@ import logging
 import threading
 import time
 
-from sandbox import kafka_cluster
-from sandbox import proc as _proc
-from sandbox.flows import GROUPS, STATUS_INTERVAL_S, TOPICS, kafka_dir
-from sandbox.kafka_replication import (SOURCE_CONNECTOR, cluster_info, connect_offsets_topic, end_offsets,
-                                       no_checkpoint_reason, offset_syncs, parse_checkpoint, seed_source_positions,
-                                       split_tp_key, sync_floors, tp_key)
-from sandbox.layout import Layout, State, read_json, write_json_atomic
 from contract import mirrormaker2
+from sandbox import kafka_cluster, proc as _proc
+from sandbox.flows import GROUPS, STATUS_INTERVAL_S, TOPICS, kafka_dir
+from sandbox.kafka_replication import (
+    SOURCE_CONNECTOR,
+    cluster_info,
+    connect_offsets_topic,
+    end_offsets,
+    no_checkpoint_reason,
+    offset_syncs,
+    parse_checkpoint,
+    seed_source_positions,
+    split_tp_key,
+    sync_floors,
+    tp_key,
+)
+from sandbox.layout import Layout, State, read_json, write_json_atomic
 
 log = logging.getLogger("sandbox.streams")
 

@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 import boto3
 from botocore.stub import Stubber
 
+from contract import outputs as contract
 from runbooks.adapters import aws
 from runbooks.adapters.aws.msk import MskStreaming
 from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.core.clock import FakeClock
-from contract import outputs as contract
 from tests.helpers.moto import P, S
 from tests.samples import pair_document
 

@@ -12,14 +12,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.stub import ANY
 
+from contract import outputs as contract
 from runbooks import undelete
 from runbooks.adapters import aws
 from runbooks.backups.ports import MANAGED_TAG, MANAGED_VALUE
-from runbooks.core.metrics import Sample
 from runbooks.core.errors import BadInput, StepFailed
-from contract import outputs as contract
-from tests.contract.aws_helpers import BackupStubs as Stubs
-from tests.contract.aws_helpers import with_dr_key
+from runbooks.core.metrics import Sample
+from tests.contract.aws_helpers import BackupStubs as Stubs, with_dr_key
 from tests.helpers.moto import P, S
 
 

@@ -20,8 +20,7 @@ from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.core.errors import StepFailed, StepTimeout
 from runbooks.plans.context import Timeouts
 from runbooks.plans.s3 import seed_with_job
-from tests.contract.aws_helpers import ACCOUNT, ROLE, streams_document
-from tests.contract.aws_helpers import StreamStubs as Stubs
+from tests.contract.aws_helpers import ACCOUNT, ROLE, StreamStubs as Stubs, streams_document
 from tests.helpers.moto import P, S
 
 BATCH_ROLE = f"arn:aws:iam::{ACCOUNT}:role/data-batch-replication-role-1a2b3c"

@@ -11,17 +11,17 @@ import urllib.request
 
 import pytest
 
+from contract import outputs as contract
 from runbooks import config_restore
-from runbooks.backups import k8s_config_export as kc
 from runbooks.adapters.aws import Clients
 from runbooks.adapters.aws.config_exports import S3ConfigExports
+from runbooks.backups import k8s_config_export as kc
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
-from contract import outputs as contract
-from tests.helpers.moto import S, shared_session
 from tests.fakes import FakeWorld, backup_ports
-from tests.helpers.kubectl import FakeKubectl
-from tests.samples import pair_document
 from tests.helpers.config_restore import CTX, cm, secret
+from tests.helpers.kubectl import FakeKubectl
+from tests.helpers.moto import S, shared_session
+from tests.samples import pair_document
 
 STAMP = "2026-11-22T023000Z"
 

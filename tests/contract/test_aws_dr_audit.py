@@ -11,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 import boto3
 from botocore.stub import Stubber
 
+from contract import outputs as contract
 from runbooks.adapters import aws
-from runbooks.core.metrics import Sample
 from runbooks.core.clock import FakeClock
+from runbooks.core.metrics import Sample
 from runbooks.plans.context import Context
 from runbooks.plans.database_gates import gate_pitr_in_dr as _gate_pitr_in_dr
-from contract import outputs as contract
 from tests.helpers.moto import P, S
 from tests.samples import pair_document
 

@@ -6,9 +6,8 @@ import copy
 import json
 import socket
 
-
-from runbooks.adapters import aws
 from contract import outputs as contract
+from runbooks.adapters import aws
 from tests.contract.aws_helpers import (
     ports,
 )

@@ -8,13 +8,12 @@ from __future__ import annotations
 import io
 import json
 
-from contract import kafka_backup as kb
-from runbooks.backups.ports import KafkaBackupPort
 from runbooks import kafka_replay
 from runbooks.adapters import aws
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
-from tests.helpers.moto import P
 from tests.helpers.kafka_backup import T0, FakeCluster, backup, source_records
+from tests.helpers.moto import P
 
 
 def _ports(moto_pair):

@@ -17,12 +17,12 @@ from tests.contract.aws_helpers import (
     REPLICATOR,
     REVERSE,
     SRC_CLUSTER,
+    StreamStubs as Stubs,
     metric_data,
     replicator,
     streams_document,
     stub_params,
 )
-from tests.contract.aws_helpers import StreamStubs as Stubs
 from tests.helpers.moto import P, S
 
 

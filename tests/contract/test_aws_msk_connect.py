@@ -8,8 +8,7 @@ import pytest
 from runbooks.adapters.aws import AwsCallFailed
 from runbooks.adapters.aws.msk_connect import MirrorMaker2Streaming
 from runbooks.core.errors import StepFailed
-from tests.contract.aws_helpers import SRC_CLUSTER, metric_data, streams_document
-from tests.contract.aws_helpers import StreamStubs as Stubs
+from tests.contract.aws_helpers import SRC_CLUSTER, StreamStubs as Stubs, metric_data, streams_document
 from tests.helpers.moto import P, S
 
 ACCOUNT = "123456789012"

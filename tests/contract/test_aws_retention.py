@@ -15,8 +15,7 @@ from runbooks import retention
 from runbooks.adapters import aws
 from runbooks.backups.ports import COMPLIANCE, MANAGED_TAG, MANAGED_VALUE, TIER_TAG, ComplianceRefused
 from runbooks.core.clock import SystemClock
-from tests.contract.aws_helpers import BackupStubs as Stubs
-from tests.contract.aws_helpers import with_dr_key
+from tests.contract.aws_helpers import BackupStubs as Stubs, with_dr_key
 from tests.helpers.moto import P, S
 
 DAY = 86400.0

@@ -7,9 +7,8 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timezone
 
-
-from runbooks.adapters import aws
 from contract import outputs as contract
+from runbooks.adapters import aws
 from tests.contract.aws_helpers import (
     Stubs,
     ports,

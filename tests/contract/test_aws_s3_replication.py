@@ -7,28 +7,27 @@ test_aws_batch_replication.py."""
 
 from __future__ import annotations
 
-
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from contract import outputs as contract
 from runbooks.adapters import aws
 from runbooks.adapters.aws.s3_replication import REVERSE_RULE_ID, S3Objects
 from runbooks.core.clock import FakeClock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import PAUSED
-from contract import outputs as contract
 from tests.contract.aws_helpers import (
     ACCOUNT,
     ROLE,
     T0,
     WRITERS,
+    StreamStubs as Stubs,
     at,
     metric_data,
     streams_document,
     stub_params,
 )
-from tests.contract.aws_helpers import StreamStubs as Stubs
 from tests.helpers.moto import P, S, closed_port
 
 

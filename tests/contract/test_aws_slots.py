@@ -8,10 +8,10 @@ import copy
 
 import pytest
 
+from contract.slot_backup import key
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed
-from contract.slot_backup import key
-from tests.helpers.moto import P, S
+from tests.helpers.moto import S
 from tests.helpers.slots import GOOD
 
 

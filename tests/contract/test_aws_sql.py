@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from contract import outputs as contract
 from runbooks.adapters import aws
 from runbooks.core.errors import StepFailed, Unreachable
-from contract import outputs as contract
 from tests.contract.aws_helpers import (
     PRIMARY_ARN,
     Stubs,

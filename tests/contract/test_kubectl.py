@@ -8,11 +8,10 @@ import json
 
 import pytest
 
+from contract import active_endpoints as contract, outputs as outputs_contract
 from runbooks import failover
 from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
 from runbooks.core.errors import EXIT_OK, BadInput, StepFailed, Unreachable
-from contract import active_endpoints as contract
-from contract import outputs as outputs_contract
 from tests.fakes import RunbookEnv
 from tests.helpers.kubectl import PULUMI, FakeKubectl
 from tests.samples import pair_document

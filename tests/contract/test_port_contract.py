@@ -23,17 +23,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from contract import outputs as contract_outputs
 from runbooks.adapters import aws
 from runbooks.adapters.sandbox_wiring import sandbox_ports
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import LockHeld
 from runbooks.core.ports import Ports
 from sandbox import control
-from contract import outputs as contract_outputs
-from tests.fakes import FakeWorld, with_endpoints
-from tests.samples import pair_document
 from tests.contract.aws_helpers import FakeConn
+from tests.fakes import FakeWorld, with_endpoints
 from tests.helpers.sandbox import base_dir  # noqa: F401  (the sandboxes' base directory fixture)
+from tests.samples import pair_document
 
 
 @dataclass
@@ -142,14 +142,14 @@ def clusters(request, tmp_path, monkeypatch):
     if request.param == "sandbox":
         p = request.getfixturevalue("sandbox_pair")
         sb = p.ports.extras["sandbox"]
-        from sandbox import clusters as _clusters
         from contract.active_endpoints import initial_data
+        from sandbox import clusters as _clusters
         for region in sb.regions:  # as `up` made them, whatever an earlier test did
             _clusters.create(sb.layout, region, initial_data(sb.outputs.primary))
         return p.ports.endpoints, sb.outputs
-    from runbooks.adapters.kubectl import KubectlEndpoints
     from contract import outputs as contract
     from contract.active_endpoints import initial_data
+    from runbooks.adapters.kubectl import KubectlEndpoints
     from tests.helpers.kubectl import FakeKubectl
     out = contract.from_dict(clusters_document())
     fake = FakeKubectl.install(tmp_path, monkeypatch)

@@ -4,8 +4,11 @@ drill's own sandbox, which the drill deletes when it ends (tests/helpers/artifac
 
 import pytest
 
-from tests.helpers.artifacts import KEPT, keep_logs_on_rmtree
-from tests.helpers.artifacts import pytest_runtest_makereport  # noqa: F401  (the hook)
+from tests.helpers.artifacts import (
+    KEPT,
+    keep_logs_on_rmtree,
+    pytest_runtest_makereport,  # noqa: F401  (the hook)
+)
 from tests.helpers.sandbox import base_dir, fresh  # noqa: F401  (the fixtures)
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from runbooks import cache_backup, cache_restore
 from runbooks.core import metrics
-from sandbox.redis_client import Redis
 from sandbox import control, proc as _proc
+from sandbox.redis_client import Redis
 
 EAST, WEST = "local-east", "local-west"
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server (scripts/setup.sh)")

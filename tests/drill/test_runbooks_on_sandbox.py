@@ -184,9 +184,9 @@ def test_failover_then_failback_on_real_servers_loses_nothing(fresh):
 def test_fence_and_promote_go_through_the_runbooks_own_sessions(fresh):
     """The adapter fences and promotes through its kept admin sessions: the fence terminates the
     clients' sessions but not the one it acts through, and no new session is opened for either."""
+    from contract.outputs import load_file
     from runbooks.adapters.sandbox_wiring import sandbox_ports
     from runbooks.core.clock import SystemClock
-    from contract.outputs import load_file
 
     sb = fresh
     client = psycopg.connect(sb.dsn(EAST, "payments", admin=False), autocommit=True)

@@ -95,12 +95,12 @@ def test_the_aws_adapters_slot_port_on_real_postgresql(sb):
     """RdsSlots (runbooks/adapters/aws_slots.py) through PsycopgSql, its connection pointed at the
     sandbox's primary (no Secrets Manager, no TLS here): capture, list, create, the duplicate-create
     answer, publications — the SQL the AWS adapter runs, on a real server."""
-    from runbooks.adapters import aws
-    from runbooks.adapters.aws.slots import RdsSlots
-    from runbooks.core.clock import FakeClock
-    from runbooks.backups.slots import SlotTarget
     from contract import outputs as contract
     from contract.slot_backup import SlotDef, parse
+    from runbooks.adapters import aws
+    from runbooks.adapters.aws.slots import RdsSlots
+    from runbooks.backups.slots import SlotTarget
+    from runbooks.core.clock import FakeClock
     from tests.samples import pair_document
 
     outputs = contract.from_dict(pair_document())

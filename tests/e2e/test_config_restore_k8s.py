@@ -24,20 +24,19 @@ from pathlib import Path
 import pytest
 
 from components.kubernetes_access import RESTORE_GROUP, restore_namespace_rules, restore_rules
+from contract import active_endpoints as contract, outputs as outputs_contract
 from runbooks import config_restore
-from runbooks.backups import k8s_config_export as kc
 from runbooks.adapters.aws import Clients
 from runbooks.adapters.aws.config_exports import S3ConfigExports
+from runbooks.backups import k8s_config_export as kc
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from contract import active_endpoints as contract
-from contract import outputs as outputs_contract
-from tests.helpers.moto import S, shared_session
 from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
 from tests.fakes import FakeWorld, backup_ports
+from tests.helpers.config_restore import cm, secret
+from tests.helpers.moto import S, shared_session
 from tests.samples import pair_document
 from tests.unit.test_config_restore import B64, OLD_B64, PASSWORD, export_files, reads_configmap
-from tests.helpers.config_restore import cm, secret
 
 pytestmark = pytest.mark.k8s
 

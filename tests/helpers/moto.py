@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from runbooks.core.clock import FakeClock
 from contract import outputs as contract
+from runbooks.core.clock import FakeClock
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"

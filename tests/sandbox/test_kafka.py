@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import kafka_cluster, control, kafka_replication
+from contract import mirrormaker2
+from sandbox import control, kafka_cluster, kafka_replication
 from sandbox.errors import SandboxError
 from sandbox.layout import DEFAULT_ADDRESSES, EAST, WEST
-from contract import mirrormaker2
 from tests.helpers.sandbox import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

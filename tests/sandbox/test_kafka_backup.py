@@ -16,7 +16,7 @@ from contract import kafka_backup as kb
 from runbooks import kafka_replay
 from runbooks.adapters.kafka_client import KafkaTopics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
-from sandbox import kafka_cluster, control, kafka_backup as _kafka_backup, proc as _proc
+from sandbox import control, kafka_backup as _kafka_backup, kafka_cluster, proc as _proc
 from sandbox.layout import EAST
 from tests.helpers.sandbox import wait_for
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from contract import outputs
 from sandbox import control, proc as _proc
 from sandbox.errors import SandboxError
 from sandbox.host import port_free
@@ -24,7 +25,6 @@ from sandbox.layout import DNS_ADDRESS, Layout
 from sandbox.postgres import find_pg_bin
 from sandbox.probes import dns_query
 from sandbox.workload import run_workload
-from contract import outputs
 from tests.helpers.sandbox import app_write, has_row, wait_for
 
 EAST, WEST = "local-east", "local-west"

@@ -9,17 +9,17 @@ import re
 
 import pytest
 
-from runbooks.backups import cli as backup_cli
-from runbooks.core import metrics
+from contract import outputs as contract
 from runbooks import restore, snapshot, undelete, verify_backup
+from runbooks.backups import cli as backup_cli
 from runbooks.backups.ports import MANAGED_TAG, ObjectVersion, TableState
-from runbooks.core.metrics import Sample
+from runbooks.core import metrics
 from runbooks.core.clock import iso
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
-from contract import outputs as contract
-from tests.fakes import Crash, FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
-from tests.samples import pair_document
+from runbooks.core.metrics import Sample
+from tests.fakes import Crash, FakeBackups, FakeWorld, backup_ports
 from tests.helpers.backups import DAY, P, S, window
+from tests.samples import pair_document
 
 
 def audit(env) -> list[dict]:

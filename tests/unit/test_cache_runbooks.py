@@ -9,9 +9,9 @@ import json
 
 import pytest
 
+from contract import outputs as contract
 from runbooks import cache_backup, cache_restore
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed
-from contract import outputs as contract
 from tests.fakes import FakeWorld, backup_ports
 from tests.samples import pair_document
 

@@ -3,13 +3,13 @@ system's own objectives (database, Kafka, object storage), the service's where n
 
 from __future__ import annotations
 
+from contract import outputs as contract
 from runbooks import failover
 from runbooks.core.errors import EXIT_OK, EXIT_REFUSED
 from runbooks.core.report import component_rto_reasons, objectives_of
-from contract import outputs as contract
 from tests.fakes import RunbookEnv, with_streams
-from tests.samples import pair_document
 from tests.helpers.streams import streams_document
+from tests.samples import pair_document
 
 
 def kafka_behind(env) -> None:

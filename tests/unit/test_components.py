@@ -9,10 +9,19 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.common import ComponentArgsError
 from components.access import RUNBOOK_ACTIONS, RegionScope, RunbookRole, RunbookRoleArgs
-from components.alarms import (AlarmSpec, Alarms, AlarmsArgs, free_storage, replica_lag, replicator_failure,
-                               replicator_lag, s3_replication_failures, s3_replication_latency)
+from components.alarms import (
+    Alarms,
+    AlarmsArgs,
+    AlarmSpec,
+    free_storage,
+    replica_lag,
+    replicator_failure,
+    replicator_lag,
+    s3_replication_failures,
+    s3_replication_latency,
+)
+from components.common import ComponentArgsError
 from components.dns import FailoverRecords, FailoverRecordsArgs, HealthCheckSpec
 from components.keys import RegionKey, RegionKeyArgs
 from components.network import Network, NetworkArgs
@@ -103,8 +112,8 @@ def test_created_network_is_private_across_three_zones_and_admits_only_configure
 
 
 def test_runbook_hosts_get_database_ingress_that_the_fence_keeps():
-    from runbooks.adapters.aws import KEEP_PREFIX  # the fence's own rule, not a copy of it
     from components.network import RUNBOOK_ACCESS_PREFIX
+    from runbooks.adapters.aws import KEEP_PREFIX  # the fence's own rule, not a copy of it
     assert RUNBOOK_ACCESS_PREFIX == KEEP_PREFIX
 
     def build(p):
@@ -777,6 +786,7 @@ def test_runbook_role_point_9_least_privilege():
     the run lock; ModifyDBInstance only on the databases the failback renames (exact identifiers);
     ChangeResourceRecordSets only as CNAME UPSERTs of the named records, or not at all."""
     from fnmatch import fnmatchcase
+
     from runbooks.adapters.aws import S3Lock
     policy, by_sid = _backup_policy()
     actions = {a for s in policy["Statement"] for a in s["Action"]}

@@ -8,8 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.common import ComponentArgsError
 from components.cache import ELASTICACHE_CANONICAL_ID, ReplicatedRedis, ReplicatedRedisArgs
+from components.common import ComponentArgsError
 from tests import harness
 from tests.harness import of_type, one
 
@@ -59,8 +59,8 @@ def test_without_export_there_is_no_bucket():
 
 
 def test_the_policy_pack_passes_on_the_components_graph():
-    from policy.graph import evaluate, policy_resources
     from policy import rules
+    from policy.graph import evaluate, policy_resources
     resources = policy_resources([{"type": r["type"], "name": r["name"], "parent": r.get("parent"),
                                    "inputs": r["inputs"]} for r in render()], stack="prod")
     assert [f.message for f in evaluate(resources, rules.POLICIES)] == []

@@ -18,7 +18,20 @@ from components.kubernetes_scripts import CLEAN, EXPORT
 from contract.active_endpoints import CONFIGMAP_NAME, endpoint_keys
 from tests import harness
 from tests.harness import of_type, one
-from tests.helpers.component_kubernetes import args, BACKUP_ROLE, containers_of, CRONJOB, cronjob, EXPORT_ROLE, HOST, KEY, LOCAL, pod_of, render, SECRET
+from tests.helpers.component_kubernetes import (
+    BACKUP_ROLE,
+    CRONJOB,
+    EXPORT_ROLE,
+    HOST,
+    KEY,
+    LOCAL,
+    SECRET,
+    args,
+    containers_of,
+    cronjob,
+    pod_of,
+    render,
+)
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 

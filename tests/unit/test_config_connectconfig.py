@@ -11,9 +11,8 @@ import pytest
 from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
+from tests.helpers.stack_config import GOOD, dr_mm2, read_prod
 from tests.props import with_
-from tests.helpers.stack_config import dr_mm2
-from tests.helpers.stack_config import GOOD, read_prod
 
 
 def mm2(path: str, value: Any) -> Callable[[], Any]:

@@ -10,9 +10,8 @@ import pytest
 from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
+from tests.helpers.stack_config import dr_mm2, dr_values, prod_values
 from tests.props import DELETE, with_
-from tests.helpers.stack_config import dr_values, prod_values
-from tests.helpers.stack_config import dr_mm2
 
 
 def test_default_is_the_msk_replicator_and_no_section():

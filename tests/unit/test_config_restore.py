@@ -11,15 +11,14 @@ import json
 
 import pytest
 
+from contract import active_endpoints as contract, outputs as outputs_contract
 from runbooks import config_restore
 from runbooks.backups import k8s_config_export as kc
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from contract import active_endpoints as contract
-from contract import outputs as outputs_contract
 from tests.fakes import FakeWorld, backup_ports
+from tests.helpers.config_restore import CTX, cm, secret
 from tests.helpers.kubectl import FakeKubectl
 from tests.samples import pair_document
-from tests.helpers.config_restore import cm, CTX, secret
 
 P, S = "us-east-1", "us-west-2"
 STAMP = "2026-11-22T023000Z"

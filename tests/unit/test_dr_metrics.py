@@ -7,13 +7,12 @@ import json
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from runbooks.core import dr_metrics, metrics as prom
 from runbooks import failover, snapshot
+from runbooks.core import dr_metrics, metrics as prom
 from runbooks.core.errors import EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
-from tests.samples import pair_document
-
 from tests.helpers.streams import streams_document
+from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
 

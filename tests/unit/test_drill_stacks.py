@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from drills import aws_stacks as drill_stacks
 from tests.fakes import FakeWorld
 from tests.samples import pair_document, prod_document
-from contract import outputs as contract
 
 
 class FakeStack:

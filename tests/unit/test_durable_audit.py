@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-
 from runbooks import failback, failover
 from runbooks.core.audit import DurableAudit, JsonlAuditSink, read_sink, verify_chain
 from runbooks.core.clock import FakeClock

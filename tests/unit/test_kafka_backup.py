@@ -9,14 +9,13 @@ import json
 
 import pytest
 
-from contract import kafka_backup as kb
-from runbooks.backups.ports import KafkaBackupPort
+from contract import kafka_backup as kb, outputs as contract
 from runbooks import kafka_replay
+from runbooks.backups.ports import KafkaBackupPort
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from contract import outputs as contract
 from tests.fakes import FakeWorld, backup_ports
+from tests.helpers.kafka_backup import T0, FakeCluster, backup, rec, source_records
 from tests.samples import pair_document
-from tests.helpers.kafka_backup import backup, FakeCluster, rec, source_records, T0
 
 P = "us-east-1"
 

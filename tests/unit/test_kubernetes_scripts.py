@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from components import kubernetes as component
-from tests.helpers.kubernetes_scripts import KEY, run, SECRET_VALUE, uploads
+from tests.helpers.kubernetes_scripts import KEY, SECRET_VALUE, run, uploads
 
 pytestmark = pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed here")
 

@@ -15,8 +15,7 @@ import pytest
 from pulumi._types import input_type_py_to_pulumi_names
 from pulumi_policy import ResourceValidationPolicy
 
-from policy import dns_alarms_iam as dai
-from policy import rules
+from policy import dns_alarms_iam as dai, rules
 from policy.graph import evaluate, policy_resources
 
 POLICY = {p.name: p for p in rules.POLICIES}

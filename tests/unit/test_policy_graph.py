@@ -16,10 +16,7 @@ from typing import Any, Callable
 import pulumi.runtime
 import pytest
 
-from policy import rules
-from policy import rds as RDS
-from policy import mskconnect as MSKC
-from policy import s3_kms_sns_ssm as S3K
+from policy import mskconnect as MSKC, rds as RDS, rules, s3_kms_sns_ssm as S3K
 
 try:
     from tests import harness
@@ -178,7 +175,8 @@ def privileged_dump_job(graph: Graph) -> None:
 
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
 from policy import retention as RETENTION  # noqa: E402
-from tests.helpers.policy import findings, Graph, graph_of, with_prod_reference
+from tests.helpers.policy import Graph, findings, graph_of, with_prod_reference
+
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 

@@ -15,15 +15,13 @@ import pulumi_aws as aws
 import pytest
 from pulumi._types import input_type_py_to_pulumi_names
 
-from components.mskconnect_common import trust_policy
 from components.mskconnect import execution_role_policy
-from policy import mskconnect as M
-from policy import rules
-from policy.graph import evaluate, policy_resources
+from components.mskconnect_common import trust_policy
 from contract import mirrormaker2 as mm2
+from policy import mskconnect as M, rules
+from policy.graph import evaluate, policy_resources
+from tests.helpers.policy import check, init_args_class, input_types_of
 from tests.props import DELETE, with_
-from tests.helpers.policy import init_args_class, input_types_of
-from tests.helpers.policy import check
 
 SRC = "arn:aws:kafka:us-east-1:111122223333:cluster/regionpair-prod-kafka/abc-1"
 DST = "arn:aws:kafka:us-west-2:111122223333:cluster/regionpair-dr-kafka/def-1"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from contract import outputs as contract
 from policy import objectives as pol
 from stacks import config, exports as document
-from contract import outputs as contract
 from tests.samples import pair_document
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,8 +27,7 @@ from pulumi._types import input_type_py_to_pulumi_names
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policy import rules
-from policy import s3_kms_sns_ssm as S3K
+from policy import rules, s3_kms_sns_ssm as S3K
 from policy.graph import provider_props, snake_to_camel
 from tests.helpers.policy import init_args_class, input_types_of
 

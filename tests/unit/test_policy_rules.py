@@ -15,8 +15,8 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy import rules
-from tests.props import DELETE, with_
 from tests.helpers.policy import check, stack_findings
+from tests.props import DELETE, with_
 
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-1111-2222-3333-444455556666"
 DR_KEY = "arn:aws:kms:us-west-2:111122223333:key/0a0b0c0d-1111-2222-3333-444455556666"

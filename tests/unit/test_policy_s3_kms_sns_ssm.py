@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-from policy import rules
-from tests.props import DELETE, with_
-from policy import s3_kms_sns_ssm as aws_rules
+from policy import rules, s3_kms_sns_ssm as aws_rules
 from policy.graph import evaluate, policy_resources
+from tests.props import DELETE, with_
 
 POLICY = {p.name: p for p in rules.POLICIES}
 KEY_W = "arn:aws:kms:us-west-2:111122223333:key/0a0b0c0d-1111-2222-3333-444455556666"
@@ -405,7 +404,7 @@ def test_a_replication_rule_without_sse_kms_needs_no_key_permissions():
 def test_decrypt_with_the_replica_key_is_required_only_with_a_bucket_key_on_the_destination():
     encrypt_only = _role_policy_encrypt_only()
     [message] = stack_messages("s3-replication-role-kms-permissions", replication_graph(policy=encrypt_only))
-    assert "S3 Bucket Key" in message and f"may not kms:Decrypt with that key" in message and KEY_W in message
+    assert "S3 Bucket Key" in message and "may not kms:Decrypt with that key" in message and KEY_W in message
     assert "Amazon S3 Bucket Keys and replication" in message
     # no S3 Bucket Key on the destination: kms:Encrypt alone is what S3 documents
     assert stack_messages("s3-replication-role-kms-permissions",

@@ -225,9 +225,9 @@ def test_a_rebuilt_replica_keeps_every_input_whose_change_would_replace_the_data
     stack declares (or inherit it from the source, which has the same), so after retrack the next
     preview replaces no database. The outputs are the dr stack's real exports (both regions)."""
     from components.database import REPLACING_INPUTS
+    from contract import outputs as contract
     from runbooks.adapters.aws import RdsControl
     from runbooks.core.clock import FakeClock
-    from contract import outputs as contract
     from tests import harness
 
     doc = contract.from_dict(harness.stack_exports("dr"))

@@ -81,7 +81,7 @@ def test_a_dry_run_shows_the_refence_and_changes_nothing(tmp_path):
 def test_nothing_to_refence_on_a_healthy_pair_or_while_home_is_down(tmp_path):
     env = RunbookEnv(tmp_path, pair_document(n_databases=1))
     code, text = env.dry_run(switchover)  # DR was never promoted
-    assert f"[done ] refence:payments: " in text and f"{S}/payments is not a promoted writer" in text
+    assert "[done ] refence:payments: " in text and f"{S}/payments is not a promoted writer" in text
     (tmp_path / "outage").mkdir()
     env = outage_with_api_down(tmp_path / "outage", n=1)
     env.world.actions.clear()

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from runbooks.core import metrics
+from contract import outputs as contract
 from runbooks import retention, snapshot
 from runbooks.backups.ports import COMPLIANCE, TIER_TAG, ComplianceRefused, Snapshot
+from runbooks.core import metrics
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
-from contract import outputs as contract
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, backup_ports
 from tests.samples import pair_document
 

@@ -106,11 +106,11 @@ def test_every_operation_the_aws_adapters_call_is_in_the_runbook_role():
 
 def test_every_kubectl_request_the_adapter_makes_is_allowed_by_the_runbooks_role(tmp_path, monkeypatch):
     import pytest
+
     from components.kubernetes_access import runbook_rules
+    from contract import active_endpoints as contract, outputs
     from runbooks.adapters.kubectl import KubectlEndpoints
     from runbooks.core.errors import StepFailed
-    from contract import active_endpoints as contract
-    from contract import outputs
     from tests.helpers.kubectl import FakeKubectl
     from tests.samples import pair_document
 

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from runbooks import failback, failover, switchover
+from runbooks.core.audit import AuditLog
 from runbooks.core.clock import FakeClock, SystemClock
 from runbooks.core.engine import Check, Phase, Plan, Runner, Step
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_DECLINED, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runbooks.core.journal import Journal
-from runbooks.core.audit import AuditLog
 from tests.fakes import Crash, FakeWorld, RunbookEnv
 from tests.samples import pair_document
 
@@ -358,8 +358,9 @@ def test_reconcile_runs_the_stack_commands_only_when_asked(env, monkeypatch):
 
 
 def test_reconcile_without_the_cli_says_what_to_run(monkeypatch):
-    from runbooks.plans import cli
     import subprocess as sp
+
+    from runbooks.plans import cli
     monkeypatch.setattr(cli.shutil, "which", lambda name: None)
     lines = cli.run_reconcile(["pulumi up --stack dr --yes"], runner=sp.run)
     assert lines == ["the pulumi CLI is not on PATH: run these yourself:", "pulumi up --stack dr --yes"]

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from contract import outputs as contract
 from runbooks import failback, failover, switchover
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runbooks.core.ports import PAUSED
-from contract import outputs as contract
 from tests.fakes import Crash, RunbookEnv, with_streams
 from tests.helpers.streams import APPS, BUCKET_PARAM, streams_document
 

@@ -9,15 +9,15 @@ import json
 
 import pytest
 
-from runbooks import backup_slots, failover, recreate_slots, switchover
-from runbooks.core import metrics
-from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
-from runbooks.backups.slots import LiveSlot, SlotTarget, recreate, reread_since
 from contract import outputs as contract
 from contract.slot_backup import SlotBackup, SlotDocumentError, int_to_lsn, lsn_to_int, parse
+from runbooks import backup_slots, failover, recreate_slots, switchover
+from runbooks.backups.slots import LiveSlot, SlotTarget, recreate, reread_since
+from runbooks.core import metrics
+from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, StepFailed, Unreachable
 from tests.fakes import FakeBackups, FakeObjectVersions, FakeWorld, RunbookEnv, backup_ports
-from tests.samples import pair_document
 from tests.helpers.slots import GOOD
+from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
 
@@ -296,8 +296,8 @@ def test_a_switchover_resumed_after_the_source_became_a_replica_uses_the_backup(
     store = ListStore([dict(GOOD, captured_at=0.0)])
     env, control = slot_env(tmp_path, store)
     env.world.dbs[(P, "payments")].role = "replica"  # as after the protect phase of an earlier run
-    from runbooks.plans.context import Context
     from runbooks.plans.cdc_slots import slots_step
+    from runbooks.plans.context import Context
     ports = env.world.ports(env.state / "lock.json")
     ctx = Context(outputs=env.world.outputs, ports=ports, source=P, target=S, databases=["payments"])
     step = slots_step(ctx, "payments", planned=True)

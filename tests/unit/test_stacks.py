@@ -164,8 +164,8 @@ def test_promoted_dr_stack_keeps_primary_to_dr_replication_stopped():
     (config,) = [r for r in harness.LAST["registrations"]
                  if r["type"] == "aws:s3/bucketReplicationConfig:BucketReplicationConfig"]
     assert config["ignore_changes"] == ["rules"]
-    from runbooks.adapters.aws import msk as aws_streams
     from components import streaming
+    from runbooks.adapters.aws import msk as aws_streams
     assert aws_streams.STOP_PATTERN == streaming.STOP_PATTERN  # what the runbook reads as "stopped"
 
 

@@ -10,15 +10,13 @@ import json
 
 import pytest
 
-from policy import kafka_backup as pkb
-from policy import mskconnect as M
+from policy import kafka_backup as pkb, mskconnect as M
 from stacks import config
 from stacks.config_reader import ConfigError
 from tests import harness
 from tests.harness import of_type, one
-from tests.helpers.stack_config import dr_values, prod_values
 from tests.helpers.policy import check
-from tests.helpers.stack_config import GOOD, read_prod
+from tests.helpers.stack_config import GOOD, dr_values, prod_values, read_prod
 
 
 def test_the_section_is_read_with_its_defaults():
@@ -186,6 +184,7 @@ def test_the_lifecycle_policy_refuses_too_many_rules_and_a_repeated_or_long_id()
 
 def test_the_policy_type_tokens_are_the_providers():
     import pulumi_aws as aws
+
     from tests.helpers.policy import POLICY
     assert {"mskconnect-connector-valid", "mskconnect-connector-iam-tls-logs", "mskconnect-custom-plugin-valid",
             "s3-lifecycle-rule-limit"} <= set(POLICY)
@@ -215,6 +214,7 @@ def test_the_runbook_role_may_replay_into_the_pairs_clusters_and_use_only_replay
     assert all(a.endswith("/regionpair-replay-*") for a in by_sid["ReplayKafkaBackupsGroups"]["Resource"])
     assert len(by_sid["ReplayKafkaBackupsTopics"]["Resource"]) == 2  # both regions' clusters
     # the replay's consumers use group ids the role covers
-    from runbooks.adapters import kafka_client
     import inspect
+
+    from runbooks.adapters import kafka_client
     assert inspect.getsource(kafka_client).count('"group.id": "regionpair-replay-') == 2

@@ -8,8 +8,8 @@ import pytest
 from runbooks import failback, failover
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_OK
 from tests.fakes import RunbookEnv, with_streams
-from tests.samples import pair_document
 from tests.helpers.streams import streams_document
+from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
 
@@ -53,7 +53,6 @@ def test_failback_with_one_database_still_on_dr_fails_it_back(tmp_path):
 from runbooks import restore, snapshot  # noqa: E402
 from runbooks.core.clock import iso  # noqa: E402
 from tests.fakes import Crash  # noqa: E402
-
 from tests.helpers.backups import window  # noqa: E402
 
 DAY = 86400.0
@@ -113,6 +112,7 @@ def test_failover_rerun_for_other_databases_is_refused_not_resumed(tmp_path):
 def _drill(argv):
     import io
     import json
+
     import drills as drill
     out = io.StringIO()
     code = drill.main(argv + ["--output", "json"], stdout=out)
@@ -183,9 +183,9 @@ def test_recovery_reports_each_part_and_the_service_as_the_latest(tmp_path):
 
 def test_drill_report_headline_is_the_service_rto_and_names_replication_per_system(tmp_path):
     import argparse
-    import io
     import json
     from types import SimpleNamespace
+
     import drills as drill
     fault_at = 1000.0
     wl = _outage_log(tmp_path / "w.jsonl", fault_at)
@@ -338,10 +338,10 @@ def test_backup_runbooks_notify_and_an_undeliverable_notification_is_reported(ba
 
 
 def all_parsers():
-    from runbooks.backups import cli as backup_cli
-    from runbooks.plans import cli
     import drills as drill
     from runbooks import restore as rs, snapshot as sn, switchover, undelete, verify_backup
+    from runbooks.backups import cli as backup_cli
+    from runbooks.plans import cli
     from sandbox.__main__ import _parser as sandbox_parser
     parsers = {f"runbooks.{m.RUNBOOK.name}": cli.parser(m.RUNBOOK) for m in (failover, failback, switchover)}
     from runbooks import kafka_offsets, kafka_replay
@@ -362,6 +362,7 @@ def test_every_help_gives_meaning_default_required_and_exit_codes(name):
 
 def test_the_help_check_refuses_a_bare_option_and_a_hidden_default():
     import argparse
+
     from runbooks.core.helptext import Formatter, problems
     bad = argparse.ArgumentParser(prog="x")
     bad.add_argument("--rate", type=int, default=5)
@@ -400,6 +401,7 @@ def test_progress_lines_from_parallel_lanes_never_run_into_each_other():
     import re
     import threading
     import time
+
     from runbooks.core.cli import Console
     from runbooks.core.clock import FakeClock
 

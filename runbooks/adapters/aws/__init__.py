@@ -11,8 +11,15 @@ modules)."""
 
 from __future__ import annotations
 
-from runbooks.adapters.aws.clients import (AwsCallFailed, AwsSettings, Clients, EndpointClients, endpoint_clients,
-                                           error_code, fail)
+from runbooks.adapters.aws.clients import (
+                                           AwsCallFailed,
+                                           AwsSettings,
+                                           Clients,
+                                           EndpointClients,
+                                           endpoint_clients,
+                                           error_code,
+                                           fail,
+)
 from runbooks.adapters.aws.cloudwatch import CloudWatchMetrics
 from runbooks.adapters.aws.health import AwsHealth
 from runbooks.adapters.aws.msk import MskStreaming
@@ -25,7 +32,7 @@ from runbooks.adapters.aws.s3_lock import S3Lock
 from runbooks.adapters.aws.s3_replication import S3Objects
 from runbooks.adapters.aws.s3_versions import S3Versions
 from runbooks.adapters.aws.sns import SnsNotifier
-from runbooks.adapters.aws.sql import ConnInfo, Connect, PsycopgSql, parse_lsn, psycopg_connect
+from runbooks.adapters.aws.sql import Connect, ConnInfo, PsycopgSql, parse_lsn, psycopg_connect
 from runbooks.adapters.aws.wiring import aws_backup_ports, aws_ports
 
 __all__ = [

@@ -21,12 +21,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError, NoCredentialsError
 
+from contract.outputs import Database, Outputs, Region
 from runbooks.core.clock import Clock, SystemClock
 from runbooks.core.errors import BadInput, RunbookError, Unreachable
-from contract.outputs import Database, Outputs, Region
 
 TAG_VALUE_MAX = 256
 """The longest value an AWS resource tag takes (EC2, MSK and S3 alike)."""

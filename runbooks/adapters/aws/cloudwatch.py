@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws.clients import Clients, fail
 from contract.outputs import Outputs
+from runbooks.adapters.aws.clients import Clients, fail
 
 
 class CloudWatchMetrics:

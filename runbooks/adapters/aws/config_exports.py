@@ -14,12 +14,19 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws.clients import Clients, fail
-from runbooks.core.errors import BadInput
-from runbooks.backups.k8s_config_export import (
-    ALL_NAMESPACES, EXPORT_PREFIX, STAMP, Export, ExportDamaged, export_of, parse_key, parse_list
-)
 from contract.outputs import Outputs
+from runbooks.adapters.aws.clients import Clients, fail
+from runbooks.backups.k8s_config_export import (
+    ALL_NAMESPACES,
+    EXPORT_PREFIX,
+    STAMP,
+    Export,
+    ExportDamaged,
+    export_of,
+    parse_key,
+    parse_list,
+)
+from runbooks.core.errors import BadInput
 
 
 def _same_key(reported: str | None, expected: str) -> bool:

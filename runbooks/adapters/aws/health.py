@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import socket
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, database_of, describe_instance
 from runbooks.core.errors import BadInput, Unreachable
 from runbooks.core.ports import Health
-from contract.outputs import Outputs
 
 
 class AwsHealth:

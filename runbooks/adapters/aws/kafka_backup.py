@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from runbooks.adapters.aws.clients import Clients, error_code, fail
-from runbooks.core.errors import BadInput
-from runbooks.backups.ports import KafkaBackupPort
 from contract.outputs import Outputs
+from runbooks.adapters.aws.clients import Clients, error_code, fail
+from runbooks.backups.ports import KafkaBackupPort
+from runbooks.core.errors import BadInput
 
 
 class S3BackupStore:

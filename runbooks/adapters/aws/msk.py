@@ -23,12 +23,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import STOP_PATTERN, Outputs
 from runbooks.adapters.aws.clients import TAG_VALUE_MAX, Clients, age_s, error_code, fail, region_of_arn, utc_now
 from runbooks.adapters.aws.replication_flows import FlowPort, StreamSettings, after_pause
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import FlowState, GroupOffsets
-from contract.outputs import STOP_PATTERN, Outputs
 
 EXCLUDES_TAG = "regionpair:excludes-before-stop"
 """Replicator tag: the exclusions it had before the runbooks stopped it (JSON), restored on start."""

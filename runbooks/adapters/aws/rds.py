@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Database, Outputs
 from runbooks.adapters.aws.clients import (
     TAG_VALUE_MAX,
     Clients,
@@ -24,7 +25,6 @@ from runbooks.adapters.aws.sql import PsycopgSql
 from runbooks.core.clock import Clock, wait_until
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import DbInstance
-from contract.outputs import Database, Outputs
 
 FENCED_TAG = "regionpair:fenced"
 """On the database's security group while its client ingress is revoked by the runbooks."""

@@ -9,13 +9,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, database_of, describe_instance, epoch_seconds, error_code, fail
 from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
 from runbooks.backups.ports import Snapshot
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.redact import scrub
-from contract.outputs import Outputs
 
 RESTORED_TAG = "regionpair:restored-by"
 """On every instance a backup runbook restores (value: the runbook and run id)."""

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, fail, utc_now
 from runbooks.adapters.aws.ssm_parameters import Parameters
 from runbooks.core.clock import Clock
-from contract.outputs import Outputs
 
 DEFAULT_REFRESH_S = 30
 

@@ -9,10 +9,10 @@ import threading
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, fail
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import BadInput, StepFailed
-from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput
 from runbooks.core.redact import scrub
-from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

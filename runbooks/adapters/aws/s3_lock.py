@@ -10,10 +10,10 @@ import socket
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import BadInput, LockHeld
 from runbooks.core.lock import may_take_over
-from contract.outputs import Outputs
 
 
 class S3Lock:

@@ -26,12 +26,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import BatchReplication, Outputs
 from runbooks.adapters.aws.clients import Clients, age_s, error_code, fail, utc_now
 from runbooks.adapters.aws.replication_flows import FlowPort, StreamSettings, after_pause
 from runbooks.core.clock import Clock
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import FlowState, Seeding, SeedJob
-from contract.outputs import BatchReplication, Outputs
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import AwsCallFailed, Clients, epoch_seconds, fail
 from runbooks.core.errors import BadInput
-from contract.outputs import Outputs
 
 
 class S3Versions:

@@ -15,14 +15,14 @@ import json
 
 from botocore.exceptions import ClientError
 
-from runbooks.backups import slots_sql
-from runbooks.adapters.aws.clients import Clients, database_of, fail
-from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
-from runbooks.core.errors import StepFailed, Unreachable
-from runbooks.core.redact import scrub
-from runbooks.backups.slots import SlotTarget
 from contract.outputs import Outputs
 from contract.slot_backup import KEY_PREFIX, SlotBackup, SlotDocumentError, key, loads, parse
+from runbooks.adapters.aws.clients import Clients, database_of, fail
+from runbooks.adapters.aws.sql import ConnInfo, PsycopgSql
+from runbooks.backups import slots_sql
+from runbooks.backups.slots import SlotTarget
+from runbooks.core.errors import StepFailed, Unreachable
+from runbooks.core.redact import scrub
 
 MAX_READ = 50
 """Backups read per region (the newest): enough history to bound a gap in time; a 5-minute schedule

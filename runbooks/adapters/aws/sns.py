@@ -9,10 +9,10 @@ import re
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, fail, region_of_arn
 from runbooks.core.errors import Unreachable
 from runbooks.core.redact import scrub
-from contract.outputs import Outputs
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Database, Outputs, secret_replica_arn
 from runbooks.adapters.aws.clients import (
     AwsCallFailed,
     Clients,
@@ -26,7 +27,6 @@ from runbooks.core.clock import Clock, iso
 from runbooks.core.errors import BadInput, StepFailed, Unreachable
 from runbooks.core.ports import ReplicationState
 from runbooks.core.redact import scrub
-from contract.outputs import Database, Outputs, secret_replica_arn
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import Clients, error_code, fail
 from runbooks.core.errors import Unreachable
 from runbooks.core.ports import PAUSED
-from contract.outputs import Outputs
 
 
 class Parameters:

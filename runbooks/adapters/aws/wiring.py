@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.outputs import Outputs
 from runbooks.adapters.aws.clients import AwsSettings, Clients
 from runbooks.adapters.aws.cloudwatch import CloudWatchMetrics
 from runbooks.adapters.aws.health import AwsHealth
@@ -22,7 +23,6 @@ from runbooks.adapters.aws.sns import SnsNotifier
 from runbooks.adapters.aws.sql import Connect, PsycopgSql, psycopg_connect
 from runbooks.core.clock import Clock
 from runbooks.core.ports import Ports
-from contract.outputs import Outputs
 
 
 def aws_ports(outputs: Outputs, clock: Clock, session: Any = None, *, clients: Clients | None = None,
