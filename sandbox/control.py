@@ -358,14 +358,14 @@ class Sandbox:
                                log=self.layout.log(f"kafka-{region}")) from None
 
     def kafka_start_position(self, source: str, target: str) -> tuple[dict | str | None, str]:
-        """Where the replicator must start copying source → target (``flows.choose_start``)."""
+        """Where the replicator must start copying source → target (``kafka_replication.choose_start``)."""
         from confluent_kafka import KafkaException
 
         self._require("kafka")
         check_region(source)
         check_region(target)
         try:
-            return flows.choose_start(self.layout, source, target)
+            return kafka_replication.choose_start(self.layout, source, target)
         except KafkaException as exc:
             raise SandboxError(f"the Kafka cluster of {target} does not answer, so where to start copying into it "
                                f"cannot be decided: {exc}", component=f"kafka-{target}",

@@ -76,7 +76,7 @@ def test_a_throttled_call_is_tried_again_on_the_runbooks_clock_until_it_goes_thr
         rds.add_client_error("describe_db_instances", service_error_code="ThrottlingException",
                              service_message="Rate exceeded", http_status_code=400)
     rds.add_response("describe_db_instances", {"DBInstances": [instance("dr-payments", S, source=PRIMARY_ARN)]})
-    s.ports()  # the adapters built over the stubbed clients, as a runbook would
+    ports = s.ports()
     start = s.clock.monotonic()
     assert ports.db.describe(S, "payments").role == "replica"
     waited = s.clock.monotonic() - start
