@@ -65,8 +65,7 @@ ROUTE53_RECORD = "aws:route53/record:Record"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-
-
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 # ---- values: plain Python, with one marker for "computed, unknown during preview" -----------
@@ -179,6 +178,9 @@ def aws_managed_key(value: Any) -> bool:
     return isinstance(value, str) and ("alias/aws/" in value)
 
 
+# ---- what a check sees: a resource, a violation, the stack's own config ---------------------
+
+
 @dataclass(frozen=True)
 class Resource:
     """What a check sees of one resource: the type token, the logical name, the URN and the props
@@ -214,38 +216,6 @@ class Violation:
         return self.resource.urn if self.resource is not None and self.resource.urn else None
 
 
-def key_problems(r: Resource, prop: str, what: str, fix: str) -> list[str]:
-    """A customer-managed KMS key must be named in ``prop``."""
-    value = r.props.get(prop)
-    if not is_set(value):
-        return [f"{r.label}: {what} has no customer KMS key ({prop} is not set), so AWS would use its own "
-                f"managed key, which this project cannot control or share across regions. Fix: {fix}."]
-    if aws_managed_key(value):
-        return [f"{r.label}: {what} uses the AWS-managed key {value!r} ({prop}); its key policy cannot be "
-                f"changed, so other services and regions cannot be granted use of it. Fix: {fix}."]
-    return []
-
-
-
-def is_replica(r: Resource) -> bool:
-    return is_set(r.props.get("replicateSourceDb"))
-
-
-
-def parse_server_properties(text: str) -> dict[str, str]:
-    """Kafka ``server.properties`` text as a dict (``#``/``!`` comments, ``=`` or ``:`` separators)."""
-    result = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#!":
-            continue
-        match = re.match(r"^([^=:\s]+)\s*[=:]\s*(.*)$", line)
-        if match:
-            result[match.group(1)] = match.group(2).strip()
-    return result
-
-
-
 @dataclass(frozen=True)
 class StackSettings:
     """What the stack's own config says (``regionpair:role``, ``regionpair:promoted``); None when the
@@ -265,6 +235,41 @@ class StackSettings:
             promoted = promoted.strip().lower() == "true"
         return cls(role=role if isinstance(role, str) else None,
                    promoted=promoted if isinstance(promoted, bool) else None)
+
+
+# ---- helpers the checks share -----------------------------------------------------------------
+
+
+def key_problems(r: Resource, prop: str, what: str, fix: str) -> list[str]:
+    """A customer-managed KMS key must be named in ``prop``."""
+    value = r.props.get(prop)
+    if not is_set(value):
+        return [f"{r.label}: {what} has no customer KMS key ({prop} is not set), so AWS would use its own "
+                f"managed key, which this project cannot control or share across regions. Fix: {fix}."]
+    if aws_managed_key(value):
+        return [f"{r.label}: {what} uses the AWS-managed key {value!r} ({prop}); its key policy cannot be "
+                f"changed, so other services and regions cannot be granted use of it. Fix: {fix}."]
+    return []
+
+
+def is_replica(r: Resource) -> bool:
+    return is_set(r.props.get("replicateSourceDb"))
+
+
+def parse_server_properties(text: str) -> dict[str, str]:
+    """Kafka ``server.properties`` text as a dict (``#``/``!`` comments, ``=`` or ``:`` separators)."""
+    result = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        match = re.match(r"^([^=:\s]+)\s*[=:]\s*(.*)$", line)
+        if match:
+            result[match.group(1)] = match.group(2).strip()
+    return result
+
+
+# ---- finding a stack's resources, and what names a bucket ------------------------------------
 
 
 def of_type(resources: Iterable[Resource], types: Iterable[str] | str) -> list[Resource]:
@@ -299,8 +304,9 @@ def configs_for(bucket: Resource, configs: list[Resource]) -> list[Resource]:
     return [c for c in configs if refers_to(c, "bucket", c.props.get("bucket"), bucket)]
 
 
-
 def contract_documents(value: Any, depth: int = 0) -> list[Mapping[str, Any]]:
+    """The outputs contract documents (``schema_version`` and ``regions``) found in a StackReference's
+    outputs, at most four levels down."""
     if not isinstance(value, Mapping) or depth > 4:
         return []
     if "schema_version" in value and isinstance(value.get("regions"), Mapping):
@@ -310,6 +316,8 @@ def contract_documents(value: Any, depth: int = 0) -> list[Mapping[str, Any]]:
         docs += contract_documents(item, depth + 1)
     return docs
 
+
+# ---- wrapping a check into a CrossGuard policy ------------------------------------------------
 
 
 ResourceCheck = Callable[[Resource], list[str]]

@@ -31,9 +31,9 @@ Resource, Violation, UNKNOWN, get, as_list, is_set = (base.Resource, base.Violat
 
 ROUTE53_HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 ROUTE53_RECORD = base.ROUTE53_RECORD
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+METRIC_ALARM = base.METRIC_ALARM
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 IAM_POLICY = "aws:iam/policy:Policy"
 
 ENDPOINT_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP")

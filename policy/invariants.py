@@ -155,7 +155,6 @@ def check_msk_encryption(r: Resource) -> list[str]:
     return problems
 
 
-
 def _int_or_none(text: Optional[str]) -> Optional[int]:
     try:
         return int(text) if text is not None else None

@@ -16,6 +16,7 @@ from typing import Any
 try:  # the tests import the package, the CLI the directory
     from .base import (
         KMS_KEY,
+        METRIC_ALARM,
         SNS_TOPIC,
         UNKNOWN,
         Resource,
@@ -32,6 +33,7 @@ try:  # the tests import the package, the CLI the directory
 except ImportError:  # pragma: no cover - exercised by the served-pack test
     from base import (  # type: ignore[no-redef]
         KMS_KEY,
+        METRIC_ALARM,
         SNS_TOPIC,
         UNKNOWN,
         Resource,
@@ -50,7 +52,6 @@ except ImportError:  # pragma: no cover - exercised by the served-pack test
 
 KMS_ALIAS = "aws:kms/alias:Alias"
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 # ---- the documents ---------------------------------------------------------------------------
 

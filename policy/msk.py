@@ -33,8 +33,8 @@ as_list = base.as_list
 is_set = base.is_set
 
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 
 REPLICATOR_MIN_KAFKA = (2, 8, 1)
 UNSUPPORTED_BROKERS = ("kafka.t3.small",)

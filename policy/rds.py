@@ -17,7 +17,6 @@ if __package__:  # imported as the package `policy` (tests, tooling)
 else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
     import base  # type: ignore[no-redef]
 
-from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 
 Resource, Violation, UNKNOWN, is_set, get = base.Resource, base.Violation, base.UNKNOWN, base.is_set, base.get
 
@@ -195,14 +194,6 @@ def check_parameter_group_family(resources: list[Resource]) -> list[Violation]:
     return out
 
 
-def _stack_policy(name: str, description: str, check) -> StackValidationPolicy:
-    def validate(args: StackValidationArgs, report_violation) -> None:
-        for v in check([Resource.of(r) for r in args.resources]):
-            report_violation(v.message, v.urn)
-    return StackValidationPolicy(name=name, description=description, validate=validate,
-                                 enforcement_level=EnforcementLevel.MANDATORY)
-
-
 POLICIES = [
     base.resource_policy(
         "rds-password-not-rds-managed",
@@ -234,9 +225,9 @@ POLICIES = [
         "Secret names, recovery window, customer key, and replica keys in the replica's region (Secrets Manager "
         "API CreateSecret Name, ReplicateSecretToRegions; pulumi-aws aws.secretsmanager.Secret).",
         check_secret),
-    _stack_policy(
+    base.stack_policy(
         "rds-parameter-group-family",
         "An instance's parameter group family matches its engine major version (RDS API CreateDBParameterGroup, "
         "DBParameterGroupFamily).",
-        check_parameter_group_family),
+        base.ignoring_settings(check_parameter_group_family)),
 ]

@@ -20,8 +20,8 @@ else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
 Resource, Violation, UNKNOWN, get, as_list = base.Resource, base.Violation, base.UNKNOWN, base.get, base.as_list
 
 RDS_INSTANCE = base.RDS_INSTANCE
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 S3_OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
 BACKUP_VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
 BACKUP_PLAN = "aws:backup/plan:Plan"

@@ -1,3 +1,5 @@
+# Over 500 lines (about 520), on purpose: the documented rules of one service with the documents and limits
+# they quote; the replication-role and Object Lock stack checks share their role-policy readers.
 """What AWS documents about the S3 resources the stacks declare (lifecycle transitions, replication
 rules and the replication role, Object Lock, bucket names, one configuration per bucket), as checks
 and the policies that wrap them. Each check names the document its rule comes from;

@@ -177,7 +177,6 @@ def prod_primaries(resources: list[Resource]) -> Optional[dict[str, str]]:
     return found if seen else None
 
 
-
 def check_dr_databases_replicated(resources: list[Resource], settings: StackSettings) -> list[Violation]:
     """In the dr stack: every primary database of prod has a cross-region read replica here (an RDS
     instance with ``replicateSourceDb`` = the primary's ARN) and an automated-backups replication of
