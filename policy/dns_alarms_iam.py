@@ -3,9 +3,9 @@ and policies, as CrossGuard policies (issue 10, points 5, 8 and 9).
 
 Each policy's description names the document the rule comes from; docs/stacks.md#aws-rules-dns
 lists them with where they are enforced and the test that shows each refusing the broken form.
-Importing it (``policy/rules.py`` does, at its end) appends ``POLICIES`` to ``rules.POLICIES``, the
-pack's one list (the CLI imports both as top-level modules, ``sys.path[0]`` being ``policy/``; the
-tests as ``policy.rules`` / ``policy.dns_alarms_iam``).
+``policy/rules.py`` puts ``POLICIES`` in ``rules.POLICIES``, the pack's one list (the CLI imports the
+modules as top-level ones, ``sys.path[0]`` being ``policy/``; the tests as ``policy.base`` /
+``policy.dns_alarms_iam``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import re
 from typing import Any, Mapping
 
 if __package__:
-    from . import rules as base
+    from . import base
 else:  # the Pulumi CLI: policy/ is sys.path[0]
-    import rules as base  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -31,9 +31,9 @@ Resource, Violation, UNKNOWN, get, as_list, is_set = (base.Resource, base.Violat
 
 ROUTE53_HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 ROUTE53_RECORD = base.ROUTE53_RECORD
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+METRIC_ALARM = base.METRIC_ALARM
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 IAM_POLICY = "aws:iam/policy:Policy"
 
 ENDPOINT_CHECK_TYPES = ("HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP")
@@ -212,7 +212,7 @@ def check_failover_pairs(resources: list[Resource]) -> list[Violation]:
     for ref in resources:
         if ref.type != base.STACK_REFERENCE:
             continue
-        for doc in base._contract_documents(ref.props.get("outputs")):
+        for doc in base.contract_documents(ref.props.get("outputs")):
             records = (doc.get("dns") or {}).get("records") or {}
             names = {str(v).rstrip(".").lower() for v in records.values() if isinstance(v, str)}
             if not names or not secondaries:
@@ -427,12 +427,12 @@ POLICIES: list[Any] = [
         "A PRIMARY failover record's health check cannot flip on its own: it is this stack's check that Route53 "
         "always considers healthy (disabled, or CALCULATED with threshold 0) until the runbook inverts it (Route 53 "
         "API Reference, HealthCheckConfig: Disabled, HealthThreshold, Inverted).",
-        base._ignoring_settings(check_failover_guards)),
+        base.ignoring_settings(check_failover_guards)),
     base.stack_policy(
         "route53-failover-pairs",
         "One record per name, type and failover role; in the dr stack every prod PRIMARY name has its SECONDARY "
         "(Route 53 Developer Guide, 'Values specific for failover records').",
-        base._ignoring_settings(check_failover_pairs)),
+        base.ignoring_settings(check_failover_pairs)),
     base.resource_policy(
         "cloudwatch-alarm-valid",
         "Metric alarms: period 10/20/30 (high-resolution custom metrics only) or a multiple of 60; period × "
@@ -455,4 +455,3 @@ POLICIES: list[Any] = [
         check_trust_policy),
 ]
 assert all(isinstance(p, (ResourceValidationPolicy, StackValidationPolicy)) for p in POLICIES)
-base.register(POLICIES)

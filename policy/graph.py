@@ -27,7 +27,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from .rules import POLICIES, PROJECT
+from .base import PROJECT
+from .rules import POLICIES
 
 _SNAKE = re.compile(r"_([a-z0-9])")
 FREE_FORM_KEYS = frozenset(("tags", "tagsAll", "defaultTags", "outputs"))

@@ -1,7 +1,8 @@
 """The Kafka topic backup's S3 rule (the backups bucket's lifecycle, one rule per backed-up topic),
 as a CrossGuard policy. The backup's MSK Connect resources are held to the same policies as every
 other connector's (``policy/mskconnect.py``). Imported as ``policy.kafka_backup`` (tests) and as
-``kafka_backup`` (the CLI runs the pack with ``sys.path[0] = policy/``); ``rules.py`` imports it last.
+``kafka_backup`` (the CLI runs the pack with ``sys.path[0] = policy/``); ``rules.py`` puts its
+``POLICIES`` in the pack's list.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 try:  # the tests import the package, the CLI the directory
-    from . import rules
+    from . import base
 except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import rules  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
 
-Resource = rules.Resource
-as_list = rules.as_list
+Resource = base.Resource
+as_list = base.as_list
 
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 MAX_LIFECYCLE_RULES = 1000
@@ -43,10 +44,9 @@ def check_lifecycle_rules(r: Resource) -> list[str]:
 
 
 POLICIES: list[Any] = [
-    rules.resource_policy(
+    base.resource_policy(
         "s3-lifecycle-rule-limit",
         f"A bucket's lifecycle configuration has at most {MAX_LIFECYCLE_RULES} rules ({DOC_LIFECYCLE}), each id once "
         f"and at most 255 characters ({DOC_RULE_ID}).",
         check_lifecycle_rules),
 ]
-rules.register(POLICIES)

@@ -1,9 +1,9 @@
 """MSK's own rules (cluster, configuration, Replicator, cluster policy, the Replicator's execution
-role), as CrossGuard policies. (SSM parameter names: policy/s3_kms_sns_ssm.py.)
+role), as CrossGuard policies. (SSM parameter names: policy/kms_sns_ssm.py.)
 
-Each policy names the AWS document its rule comes from. ``rules.py`` appends ``POLICIES`` to the
+Each policy names the AWS document its rule comes from. ``rules.py`` puts ``POLICIES`` in the
 pack's list; this module is imported both as ``policy.msk`` (tests) and as ``msk`` (the CLI runs
-the pack with ``sys.path[0] = policy/``), hence the two-way import of ``rules``.
+the pack with ``sys.path[0] = policy/``), hence the two-way import of ``base`` and ``iam_documents``.
 
 Why every cluster must be a Replicator source: prod's cluster is the source of the primary → DR
 Replicator (declared by the dr stack), DR's cluster the source of the failback's reverse one. Each
@@ -13,28 +13,28 @@ stack is checked there.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 try:  # the tests import the package, the CLI the directory
-    from . import rules
+    from . import base, iam_documents
 except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import rules  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
+    import iam_documents  # type: ignore[no-redef]
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-Resource = rules.Resource
-Violation = rules.Violation
-UNKNOWN = rules.UNKNOWN
-get = rules.get
-as_list = rules.as_list
-is_set = rules.is_set
+Resource = base.Resource
+Violation = base.Violation
+UNKNOWN = base.UNKNOWN
+get = base.get
+as_list = base.as_list
+is_set = base.is_set
 
 MSK_CLUSTER_POLICY = "aws:msk/clusterPolicy:ClusterPolicy"
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 
 REPLICATOR_MIN_KAFKA = (2, 8, 1)
 UNSUPPORTED_BROKERS = ("kafka.t3.small",)
@@ -83,7 +83,7 @@ def kafka_version(value: Any) -> Optional[tuple[int, ...]]:
 
 def check_cluster_replicator_ready(r: Resource) -> list[str]:
     """An MSK cluster of the pair can be a cross-region Replicator source and target."""
-    if r.type != rules.MSK_CLUSTER:
+    if r.type != base.MSK_CLUSTER:
         return []
     p = r.props
     problems = []
@@ -115,7 +115,7 @@ def check_cluster_replicator_ready(r: Resource) -> list[str]:
                         f"multi-VPC) ({DOC_TOPIC_NAMES}). Fix: kafka_version='3.6.0' or later.")
     brokers = p.get("numberOfBrokerNodes")
     subnets = get(p, "brokerNodeGroupInfo", "clientSubnets")
-    if rules._is_number(brokers):
+    if base.is_number(brokers):
         if brokers < MIN_REPLICATOR_BROKERS:
             problems.append(f"{r.label}: {brokers:g} brokers; MSK Replicator needs at least three in both source "
                             f"and target ({DOC_SUPPORTED}). Fix: number_of_broker_nodes=3 (one per zone).")
@@ -124,7 +124,7 @@ def check_cluster_replicator_ready(r: Resource) -> list[str]:
                             f"brokers evenly over the subnets, so the count must be a multiple of them "
                             f"({DOC_CREATE_CLUSTER}). Fix: a multiple of {len(subnets)} brokers.")
     volume = get(p, "brokerNodeGroupInfo", "storageInfo", "ebsStorageInfo", "volumeSize")
-    if rules._is_number(volume) and not 1 <= volume <= MAX_VOLUME_GB:
+    if base.is_number(volume) and not 1 <= volume <= MAX_VOLUME_GB:
         problems.append(f"{r.label}: EBS volume of {volume:g} GiB per broker; MSK allows 1 to {MAX_VOLUME_GB} "
                         f"({DOC_CREATE_CLUSTER}). Fix: broker_volume_gb between 1 and {MAX_VOLUME_GB}.")
     return problems
@@ -132,7 +132,7 @@ def check_cluster_replicator_ready(r: Resource) -> list[str]:
 
 def check_replicator(r: Resource) -> list[str]:
     """A Replicator MSK accepts, that copies what the DR side needs."""
-    if r.type != rules.MSK_REPLICATOR:
+    if r.type != base.MSK_REPLICATOR:
         return []
     p = r.props
     problems = []
@@ -191,47 +191,6 @@ def check_replicator(r: Resource) -> list[str]:
 # ---- stack checks ---------------------------------------------------------------------------
 
 
-_document = rules.document
-
-
-def _statements(doc: Optional[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [s for s in as_list((doc or {}).get("Statement")) if isinstance(s, Mapping)]
-
-
-def _allows(statements: Iterable[Mapping[str, Any]], action: str, resource: str,
-            principal_service: Optional[str] = None) -> bool:
-    """Does some Allow statement (without a Deny overriding it) grant ``action`` on ``resource``?"""
-    def matches(patterns: Any, value: str, fold: bool) -> bool:
-        # IAM wildcards * and ?; action names are case-insensitive, ARNs are not
-        return any(isinstance(pat, str) and fnmatch.fnmatchcase(value.lower() if fold else value,
-                                                                 pat.lower() if fold else pat)
-                   for pat in as_list(patterns))
-
-    def applies(s: Mapping[str, Any]) -> bool:
-        if principal_service is not None:
-            principal = s.get("Principal")
-            services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
-            if principal_service not in services:
-                return False
-        return matches(s.get("Action"), action, True) and matches(s.get("Resource"), resource, False)
-
-    statements = list(statements)
-    if any(s.get("Effect") == "Deny" and applies(s) for s in statements):
-        return False
-    return any(s.get("Effect") == "Allow" and applies(s) for s in statements)
-
-
-def _is_role_named(role: Resource, role_name: Optional[str]) -> bool:
-    """Is ``role_name`` (from an ARN or a ``role`` input) this role's name: its ``name`` input, or Pulumi's
-    auto-name of it (the logical name, a dash and seven random hex characters) when it has none?"""
-    if not isinstance(role_name, str):
-        return False
-    name = role.props.get("name")
-    if isinstance(name, str) and name:
-        return role_name == name
-    return bool(re.fullmatch(re.escape(role.name) + r"-[0-9a-f]{7}", role_name))
-
-
 def _cluster_arn(cluster: Resource, referrer: Resource, prop: str, value: Any) -> bool:
     """Does ``referrer.prop`` (value ``value``) name ``cluster``? By value when known (the cluster's ARN
     contains ``cluster/<clusterName>/``), else by the engine's property dependencies."""
@@ -244,9 +203,9 @@ def _cluster_arn(cluster: Resource, referrer: Resource, prop: str, value: Any) -
 def check_clusters_are_replicator_sources(resources: list[Resource]) -> list[Violation]:
     """Every MSK cluster here has a cluster policy that lets the MSK service principal do what a
     cross-region Replicator does on its source (the multi-VPC part is the resource check above)."""
-    policies = rules._of_type(resources, MSK_CLUSTER_POLICY)
+    policies = base.of_type(resources, MSK_CLUSTER_POLICY)
     violations = []
-    for cluster in rules._of_type(resources, rules.MSK_CLUSTER):
+    for cluster in base.of_type(resources, base.MSK_CLUSTER):
         mine = [cp for cp in policies if _cluster_arn(cluster, cp, "clusterArn", cp.props.get("clusterArn"))]
         if not mine and not any(cp.props.get("clusterArn") is UNKNOWN and not cp.property_dependencies
                                 for cp in policies):
@@ -260,8 +219,8 @@ def check_clusters_are_replicator_sources(resources: list[Resource]) -> list[Vio
             arn = cp.props.get("clusterArn")
             if doc is UNKNOWN or not isinstance(arn, str):
                 continue  # judged when `pulumi up` runs the pack with the values
-            statements = _statements(_document(doc))
-            missing = [a for a in SOURCE_POLICY_ACTIONS if not _allows(statements, a, arn, principal_service=SERVICE)]
+            statements = iam_documents.statements(base.document(doc))
+            missing = [a for a in SOURCE_POLICY_ACTIONS if not iam_documents.allows(statements, a, arn, principal_service=SERVICE)]
             if missing:
                 violations.append(Violation(cp, f"{cp.label}: the policy of {cluster.label} does not let the service "
                                             f"principal {SERVICE} do {', '.join(missing)} on it; a cross-region MSK "
@@ -274,33 +233,21 @@ def check_clusters_are_replicator_sources(resources: list[Resource]) -> list[Vio
 def _role_for(replicator: Resource, roles: list[Resource]) -> Optional[Resource]:
     arn = replicator.props.get("serviceExecutionRoleArn")
     for role in roles:
-        if isinstance(arn, str) and ":role/" in arn and _is_role_named(role, arn.rsplit("/", 1)[-1]):
+        if isinstance(arn, str) and ":role/" in arn and iam_documents.is_role_named(role, arn.rsplit("/", 1)[-1]):
             return role
         if arn is UNKNOWN and role.urn in replicator.property_dependencies.get("serviceExecutionRoleArn", ()):
             return role
     return None
 
 
-def _policies_of(role: Resource, role_policies: list[Resource]) -> list[Resource]:
-    """The inline policies of ``role`` (``role`` input: its name, id or ARN)."""
-    found = []
-    for rp in role_policies:
-        value = rp.props.get("role")
-        if isinstance(value, str) and _is_role_named(role, value.rsplit("/", 1)[-1]):
-            found.append(rp)
-        elif value is UNKNOWN and role.urn in rp.property_dependencies.get("role", ()):
-            found.append(rp)
-    return found
-
-
 def check_replicator_execution_role(resources: list[Resource]) -> list[Violation]:
     """Each Replicator's service execution role trusts kafka.amazonaws.com and grants, on the source and
     on the target cluster, the documented cluster, topic and group permissions — WriteDataIdempotently
     on both."""
-    roles = rules._of_type(resources, IAM_ROLE)
-    role_policies = rules._of_type(resources, IAM_ROLE_POLICY)
+    roles = base.of_type(resources, IAM_ROLE)
+    role_policies = base.of_type(resources, IAM_ROLE_POLICY)
     violations = []
-    for rep in rules._of_type(resources, rules.MSK_REPLICATOR):
+    for rep in base.of_type(resources, base.MSK_REPLICATOR):
         arn = rep.props.get("serviceExecutionRoleArn")
         role = _role_for(rep, roles)
         if role is None:
@@ -309,15 +256,15 @@ def check_replicator_execution_role(resources: list[Resource]) -> list[Violation
                                             "this stack, so its permissions cannot be checked. Fix: declare the role "
                                             "and its policy next to the Replicator."))
             continue
-        trust = _document(role.props.get("assumeRolePolicy"))
+        trust = base.document(role.props.get("assumeRolePolicy"))
         if role.props.get("assumeRolePolicy") is not UNKNOWN and not _allows_assume(trust):
             violations.append(Violation(role, f"{role.label}: the role does not trust {SERVICE}; the Replicator cannot "
                                         f"assume it ({DOC_SER}). Fix: a trust policy allowing sts:AssumeRole to "
                                         f"Principal {{Service: {SERVICE}}} (with aws:SourceAccount)."))
-        docs = [rp.props.get("policy") for rp in _policies_of(role, role_policies)]
+        docs = [rp.props.get("policy") for rp in iam_documents.policies_of(role, role_policies)]
         if any(d is UNKNOWN for d in docs):
             continue
-        statements = [s for d in docs for s in _statements(_document(d))]
+        statements = [s for d in docs for s in iam_documents.statements(base.document(d))]
         info = get(rep.props, "replicationInfoList")
         for side, cluster_arn in (("source", get(info, "sourceKafkaClusterArn")),
                                   ("target", get(info, "targetKafkaClusterArn"))):
@@ -326,7 +273,7 @@ def check_replicator_execution_role(resources: list[Resource]) -> list[Violation
             wanted = ([(a, cluster_arn) for a in ROLE_CLUSTER_ACTIONS]
                       + [(a, cluster_arn.replace(":cluster/", ":topic/", 1) + "/any-topic") for a in ROLE_TOPIC_ACTIONS]
                       + [(a, cluster_arn.replace(":cluster/", ":group/", 1) + "/any-group") for a in ROLE_GROUP_ACTIONS])
-            missing = sorted({a for a, res in wanted if not _allows(statements, a, res)})
+            missing = sorted({a for a, res in wanted if not iam_documents.allows(statements, a, res)})
             if missing:
                 violations.append(Violation(rep, f"{rep.label}: its execution role lacks on the {side} cluster "
                                             f"{cluster_arn}: {', '.join(missing)} ({DOC_SER}: WriteDataIdempotently "
@@ -337,7 +284,7 @@ def check_replicator_execution_role(resources: list[Resource]) -> list[Violation
 
 
 def _allows_assume(trust: Optional[Mapping[str, Any]]) -> bool:
-    for s in _statements(trust):
+    for s in iam_documents.statements(trust):
         principal = s.get("Principal")
         services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
         if s.get("Effect") == "Allow" and SERVICE in services and "sts:AssumeRole" in as_list(s.get("Action")):
@@ -347,9 +294,9 @@ def _allows_assume(trust: Optional[Mapping[str, Any]]) -> bool:
 
 def check_configuration_fits_cluster(resources: list[Resource]) -> list[Violation]:
     """The configuration a cluster runs lists the cluster's Kafka version."""
-    configs = rules._of_type(resources, rules.MSK_CONFIGURATION)
+    configs = base.of_type(resources, base.MSK_CONFIGURATION)
     violations = []
-    for cluster in rules._of_type(resources, rules.MSK_CLUSTER):
+    for cluster in base.of_type(resources, base.MSK_CLUSTER):
         arn = get(cluster.props, "configurationInfo", "arn")
         version = cluster.props.get("kafkaVersion")
         if not isinstance(version, str):
@@ -368,14 +315,14 @@ def check_configuration_fits_cluster(resources: list[Resource]) -> list[Violatio
 
 
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
-    rules.resource_policy(
+    base.resource_policy(
         "msk-cluster-replicator-ready",
         "Every MSK cluster can be a cross-region MSK Replicator source and target: multi-VPC private connectivity "
         f"with IAM, IAM access control, no unauthenticated access, Kafka 2.8.1+, not kafka.t3.small, at least 3 "
         f"brokers and a multiple of the subnets, 1-16384 GiB per broker ({DOC_NETWORK}; {DOC_SUPPORTED}; "
         f"{DOC_MVPC}; {DOC_CREATE_CLUSTER}).",
         check_cluster_replicator_ready),
-    rules.resource_policy(
+    base.resource_policy(
         "msk-replicator-valid",
         "Every MSK Replicator has a valid name and description, exactly its source and target clusters in one "
         "account, security groups for its target (none are needed for a cross-region source), identical topic "
@@ -383,20 +330,19 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         "consumer-group offset sync "
         f"({DOC_CREATE_REPLICATOR}; {DOC_SUPPORTED}; {DOC_NETWORK}).",
         check_replicator),
-    rules.stack_policy(
+    base.stack_policy(
         "msk-cluster-policy-for-replicator",
         f"Every MSK cluster has a cluster policy letting {SERVICE} {', '.join(SOURCE_POLICY_ACTIONS)} on it, "
         f"so a cross-region Replicator can read it ({DOC_NETWORK}).",
-        rules._ignoring_settings(check_clusters_are_replicator_sources)),
-    rules.stack_policy(
+        base.ignoring_settings(check_clusters_are_replicator_sources)),
+    base.stack_policy(
         "msk-replicator-execution-role",
         f"Every MSK Replicator's execution role trusts {SERVICE} and grants the documented cluster, topic and "
         f"group permissions, WriteDataIdempotently included, on both the source and the target cluster ({DOC_SER}).",
-        rules._ignoring_settings(check_replicator_execution_role)),
-    rules.stack_policy(
+        base.ignoring_settings(check_replicator_execution_role)),
+    base.stack_policy(
         "msk-configuration-matches-cluster-version",
         f"An MSK cluster's configuration lists the cluster's Kafka version in kafkaVersions ({DOC_CONFIGURATION}).",
-        rules._ignoring_settings(check_configuration_fits_cluster)),
+        base.ignoring_settings(check_configuration_fits_cluster)),
 ]
-"""The MSK policies, all mandatory (``rules.resource_policy``/``stack_policy``)."""
-rules.register(POLICIES)
+"""The MSK policies, all mandatory (``base.resource_policy``/``stack_policy``)."""

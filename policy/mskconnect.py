@@ -4,9 +4,9 @@ the Kafka topic backup's S3 sink on prod): one policy per AWS constraint on each
 service execution role), plus the MirrorMaker 2 invariants in a policy of their own.
 
 Each policy names the AWS document its rule comes from; where the search tool could not show a
-page's text, the rule says so. ``rules.py`` registers ``POLICIES``; this module is imported as
-``policy.mskconnect`` (tests) and as ``mskconnect`` (the CLI runs the pack with
-``sys.path[0] = policy/``), hence the two-way import of ``rules`` and ``msk``.
+page's text, the rule says so. ``rules.py`` puts ``POLICIES`` in the pack's list; this module is
+imported as ``policy.mskconnect`` (tests) and as ``mskconnect`` (the CLI runs the pack with
+``sys.path[0] = policy/``), hence the two-way import of ``base`` and ``iam_documents``.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ import re
 from typing import Any, Optional
 
 try:  # the tests import the package, the CLI the directory
-    from . import msk, rules
+    from . import base, iam_documents
 except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import msk  # type: ignore[no-redef]
-
-    import rules  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
+    import iam_documents  # type: ignore[no-redef]
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-Resource = rules.Resource
-Violation = rules.Violation
-UNKNOWN = rules.UNKNOWN
-get = rules.get
-as_list = rules.as_list
+Resource = base.Resource
+Violation = base.Violation
+UNKNOWN = base.UNKNOWN
+get = base.get
+as_list = base.as_list
 
 CONNECTOR = "aws:mskconnect/connector:Connector"
 CUSTOM_PLUGIN = "aws:mskconnect/customPlugin:CustomPlugin"
@@ -81,7 +80,7 @@ DOC_IDENTITY = "Apache Kafka Javadoc, org.apache.kafka.connect.mirror.IdentityRe
 
 
 def _number(value: Any) -> bool:
-    return rules._is_number(value)
+    return base.is_number(value)
 
 
 def _is_mirror(r: Resource) -> bool:
@@ -108,7 +107,7 @@ def check_connector(r: Resource) -> list[str]:
                         f"({DOC_VERSIONS}). Fix: kafkaconnect_version='3.7.x'.")
     capacity = p.get("capacity")
     if capacity is not UNKNOWN:
-        modes = [m for m in ("autoscaling", "provisionedCapacity") if rules.is_set(get(capacity, m))]
+        modes = [m for m in ("autoscaling", "provisionedCapacity") if base.is_set(get(capacity, m))]
         if len(modes) != 1:
             problems.append(f"{r.label}: capacity sets {modes or 'neither mode'}; exactly one of autoscaling and "
                             f"provisionedCapacity ({DOC_CAPACITY}). Fix: declare one.")
@@ -170,7 +169,7 @@ def check_connector_iam_tls_logs(r: Resource) -> list[str]:
                         f"listener (9098) only, and the clusters are TLS-only ({DOC_IAM_TLS}). Fix: "
                         "kafka_cluster_encryption_in_transit.encryption_type='TLS'.")
     cw = get(p, "logDelivery", "workerLogDelivery", "cloudwatchLogs")
-    if cw is not UNKNOWN and (get(cw, "enabled") is not True or not rules.is_set(get(cw, "logGroup"))):
+    if cw is not UNKNOWN and (get(cw, "enabled") is not True or not base.is_set(get(cw, "logGroup"))):
         problems.append(f"{r.label}: worker logs are not delivered to a CloudWatch log group "
                         f"(logDelivery.workerLogDelivery.cloudwatchLogs={cw!r}) ({DOC_LOGS}). Fix: enabled=True with "
                         "log_group=<a KMS-encrypted log group>.")
@@ -210,7 +209,7 @@ def worker_properties(r: Resource) -> Optional[dict[str, str]]:
             text = base64.b64decode(text, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return {}
-    return rules.parse_server_properties(text)
+    return base.parse_server_properties(text)
 
 
 def check_worker_configuration(r: Resource) -> list[str]:
@@ -270,7 +269,7 @@ def check_mirrormaker2(r: Resource) -> list[str]:
 def _role_for(connector: Resource, roles: list[Resource]) -> Optional[Resource]:
     arn = connector.props.get("serviceExecutionRoleArn")
     for role in roles:
-        if isinstance(arn, str) and ":role/" in arn and msk._is_role_named(role, arn.rsplit("/", 1)[-1]):
+        if isinstance(arn, str) and ":role/" in arn and iam_documents.is_role_named(role, arn.rsplit("/", 1)[-1]):
             return role
         if arn is UNKNOWN and role.urn in connector.property_dependencies.get("serviceExecutionRoleArn", ()):
             return role
@@ -280,7 +279,7 @@ def _role_for(connector: Resource, roles: list[Resource]) -> Optional[Resource]:
 def _connect_trusts(trust: Any) -> list[dict]:
     """The statements letting MSK Connect assume the role."""
     found = []
-    for s in msk._statements(trust):
+    for s in iam_documents.statements(trust):
         principal = s.get("Principal")
         services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
         if s.get("Effect") == "Allow" and SERVICE in services and "sts:AssumeRole" in as_list(s.get("Action")):
@@ -317,10 +316,10 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
     """Each connector's role trusts MSK Connect and grants, on its own (target) cluster, what MSK Connect
     documents for an IAM cluster plus the group rights offset sync needs; and for a MirrorMaker 2
     connector, read rights on the source cluster."""
-    roles = rules._of_type(resources, msk.IAM_ROLE)
-    role_policies = rules._of_type(resources, msk.IAM_ROLE_POLICY)
+    roles = base.of_type(resources, base.IAM_ROLE)
+    role_policies = base.of_type(resources, base.IAM_ROLE_POLICY)
     violations = []
-    for connector in rules._of_type(resources, CONNECTOR):
+    for connector in base.of_type(resources, CONNECTOR):
         role = _role_for(connector, roles)
         arn = connector.props.get("serviceExecutionRoleArn")
         if role is None:
@@ -329,7 +328,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
                                             "declared in this stack, so its permissions cannot be checked. Fix: "
                                             "declare the role and its policy next to the connector."))
             continue
-        trust = msk._document(role.props.get("assumeRolePolicy"))
+        trust = base.document(role.props.get("assumeRolePolicy"))
         trusting = _connect_trusts(trust)
         if role.props.get("assumeRolePolicy") is not UNKNOWN and not trusting:
             violations.append(Violation(role, f"{role.label}: the role does not trust {SERVICE}; MSK Connect cannot "
@@ -342,7 +341,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
                                         "Fix: StringEquals aws:SourceAccount <account> and ArnLike aws:SourceArn "
                                         "arn:aws:kafkaconnect:<region>:<account>:connector/<name>/* "
                                         "(components/_mskconnect_common.py trust_policy)."))
-        docs = [rp.props.get("policy") for rp in msk._policies_of(role, role_policies)]
+        docs = [rp.props.get("policy") for rp in iam_documents.policies_of(role, role_policies)]
         tags = connector.props.get("tags")
         if any(d is UNKNOWN for d in docs) or tags is UNKNOWN:
             continue
@@ -354,13 +353,13 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
                                         "cluster ARNs it works on, so its role cannot be checked against them. Fix: "
                                         "tag the connector with them (components/_mskconnect_common.py's connector() does)."))
             continue
-        statements = [s for d in docs for s in msk._statements(msk._document(d))]
+        statements = [s for d in docs for s in iam_documents.statements(base.document(d))]
         sides = [("target", target, _TARGET_NEEDS)] + ([("source", source, _SOURCE_NEEDS)] if _is_mirror(connector) else [])
         for side, cluster_arn, needs in sides:
             if ":cluster/" not in cluster_arn:
                 continue
             missing = sorted({f"{a} on its {kind}s" if kind != "cluster" else a for kind, a in needs
-                              if not msk._allows(statements, a, _resource(cluster_arn, kind))})
+                              if not iam_documents.allows(statements, a, _resource(cluster_arn, kind))})
             if missing:
                 violations.append(Violation(connector, f"{connector.label}: its execution role lacks on the {side} "
                                             f"cluster {cluster_arn}: {', '.join(missing)} ({DOC_ROLE}; the groups' "
@@ -370,7 +369,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
 
 
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
-    rules.resource_policy(
+    base.resource_policy(
         "mskconnect-connector-valid",
         "Every MSK Connect connector is one CreateConnector accepts: a 1-128 character name, Kafka Connect 2.7.1 or "
         "3.7.x, exactly one capacity mode with 1/2/4/8 MCUs, at least one worker (max >= min), CPU thresholds 1-100, "
@@ -378,30 +377,30 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         f"({DOC_CREATE}; {DOC_VERSIONS}; {DOC_CAPACITY}; {DOC_PLUGINS}; {DOC_AUTH}; {DOC_ROLE}). The search tool "
         "showed no documented upper bound for the worker counts; none is encoded.",
         check_connector),
-    rules.resource_policy(
+    base.resource_policy(
         "mskconnect-connector-iam-tls-logs",
         "Every MSK Connect connector (MirrorMaker 2 or the topic backup) reaches its cluster with IAM (the stacks' "
         "clusters accept nothing else) over TLS (MSK serves IAM access control on its TLS listener only) and delivers "
         f"its worker logs to a CloudWatch log group ({DOC_AUTH}; {DOC_IAM_TLS}; {DOC_LOGS}).",
         check_connector_iam_tls_logs),
-    rules.resource_policy(
+    base.resource_policy(
         "mskconnect-custom-plugin-valid",
         f"Every MSK Connect custom plugin is a JAR or ZIP file in an S3 bucket, its key agreeing with its type "
         f"({DOC_PLUGINS}).",
         check_custom_plugin),
-    rules.resource_policy(
+    base.resource_policy(
         "mskconnect-worker-configuration-valid",
         "Every MSK Connect worker configuration sets key.converter and value.converter and only the producer./"
         f"consumer. properties MSK Connect supports ({DOC_WORKER}).",
         check_worker_configuration),
-    rules.resource_policy(
+    base.resource_policy(
         "mskconnect-mirrormaker2-settings",
         "Every MirrorMaker 2 connector copies under identical topic names (IdentityReplicationPolicy), byte for byte "
         "(ByteArrayConverter), with group offset sync, checkpoints and the offset syncs on the target, and reaches "
         f"both clusters with SASL_SSL / AWS_MSK_IAM ({DOC_IDENTITY}; {DOC_WORKER}; {DOC_IAM_TLS}; DR invariants of "
         "this project, as contract/mirrormaker2.py sets them for the sandbox too).",
         check_mirrormaker2),
-    rules.stack_policy(
+    base.stack_policy(
         "mskconnect-execution-role",
         f"Every MSK Connect connector's service execution role trusts {SERVICE}, scoped by aws:SourceAccount and "
         "aws:SourceArn (the trust policy the page says the role must have), and grants Connect/DescribeCluster, "
@@ -410,7 +409,6 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         f"({DOC_ROLE}; {DOC_DEPUTY}. The search tool's text of that page stops inside the internal-topics "
         "statement, before its Resource and any group statement: the group rights here follow MirrorMaker 2's offset "
         "sync and the backup's Connect groups, not a quoted AWS statement.)",
-        rules._ignoring_settings(check_execution_role)),
+        base.ignoring_settings(check_execution_role)),
 ]
-"""The MSK Connect policies, all mandatory (``rules.resource_policy``/``stack_policy``)."""
-rules.register(POLICIES)
+"""The MSK Connect policies, all mandatory (``base.resource_policy``/``stack_policy``)."""

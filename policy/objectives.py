@@ -31,9 +31,9 @@ POLICY_NAME = "rto-budget-within-objective"
 
 
 if __package__:  # imported as the package `policy` (tests, tooling)
-    from .rules import document as _obj
+    from .base import document as _obj
 else:  # the CLI runs the pack with sys.path[0] = policy/
-    from rules import document as _obj  # type: ignore[no-redef]
+    from base import document as _obj  # type: ignore[no-redef]
 
 
 def _int(value: Any, default: int) -> int:

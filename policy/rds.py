@@ -3,8 +3,8 @@
 names the document it comes from; docs/stacks.md#aws-rules-rds lists them with where they are enforced and
 the test that shows each refusing.
 
-Added to the pack through ``rules.register`` (``rules.py`` imports this module last). The same two layers
-as ``rules``: pure checks over a ``rules.Resource`` returning sentences, then the policy objects.
+``rules.py`` puts ``POLICIES`` in the pack's list. Two layers, as everywhere in the pack: pure checks
+over a ``base.Resource`` returning sentences, then the policy objects.
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ import re
 from typing import Any, Optional
 
 if __package__:  # imported as the package `policy` (tests, tooling)
-    from . import rules
+    from . import base
 else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
-    import rules  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
 
-from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 
-Resource, Violation, UNKNOWN, is_set, get = rules.Resource, rules.Violation, rules.UNKNOWN, rules.is_set, rules.get
+Resource, Violation, UNKNOWN, is_set, get = base.Resource, base.Violation, base.UNKNOWN, base.is_set, base.get
 
-RDS_INSTANCE = rules.RDS_INSTANCE
-RDS_BACKUP_REPLICATION = rules.RDS_BACKUP_REPLICATION
+RDS_INSTANCE = base.RDS_INSTANCE
+RDS_BACKUP_REPLICATION = base.RDS_BACKUP_REPLICATION
 RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 SECRET = "aws:secretsmanager/secret:Secret"
 
@@ -37,7 +36,7 @@ def arn_region(value: Any) -> Optional[str]:
 
 
 def _replica(r: Resource) -> bool:
-    return rules.is_replica(r)
+    return base.is_replica(r)
 
 
 # ---- RDS instance ------------------------------------------------------------------------------
@@ -159,12 +158,12 @@ def check_secret(r: Resource) -> list[str]:
                             "Manager appends to every ARN; lookups by partial ARN become ambiguous. Fix: another ending.")
     if isinstance(window, (int, float)) and not isinstance(window, bool) and not (window == 0 or 7 <= window <= 30):
         problems.append(f"{r.label}: recoveryWindowInDays {window:g}: Secrets Manager allows 0 or 7-30. Fix: 30.")
-    problems += rules._key_problems(r, "kmsKeyId", "the secret", "set kms_key_id to this region's customer KMS key ARN")
-    regions = [get(rep, "region") for rep in rules.as_list(r.props.get("replicas"))]
+    problems += base.key_problems(r, "kmsKeyId", "the secret", "set kms_key_id to this region's customer KMS key ARN")
+    regions = [get(rep, "region") for rep in base.as_list(r.props.get("replicas"))]
     known = [x for x in regions if isinstance(x, str)]
     if len(set(known)) != len(known):
         problems.append(f"{r.label}: replicas name a region twice ({known}); a secret has one replica per region.")
-    for rep in rules.as_list(r.props.get("replicas")):
+    for rep in base.as_list(r.props.get("replicas")):
         region, key = get(rep, "region"), get(rep, "kmsKeyId")
         if isinstance(region, str) and arn_region(key) not in (None, region):
             problems.append(f"{r.label}: the replica in {region} names kmsKeyId {key!r}, a key of {arn_region(key)}; a "
@@ -180,10 +179,10 @@ def check_parameter_group_family(resources: list[Resource]) -> list[Violation]:
     """RDS API CreateDBParameterGroup, DBParameterGroupFamily: a parameter group "can be applied only
     to a DB instance running a database engine and engine version compatible with that DB parameter
     group family" (RDS for PostgreSQL: postgres<major>)."""
-    groups = {g.props.get("name"): g for g in rules._of_type(resources, RDS_PARAMETER_GROUP)
+    groups = {g.props.get("name"): g for g in base.of_type(resources, RDS_PARAMETER_GROUP)
               if isinstance(g.props.get("name"), str)}
     out = []
-    for inst in rules._of_type(resources, RDS_INSTANCE):
+    for inst in base.of_type(resources, RDS_INSTANCE):
         version, group = inst.props.get("engineVersion"), groups.get(inst.props.get("parameterGroupName"))
         if inst.props.get("engine") != "postgres" or group is None or not isinstance(version, str):
             continue
@@ -195,49 +194,40 @@ def check_parameter_group_family(resources: list[Resource]) -> list[Violation]:
     return out
 
 
-def _stack_policy(name: str, description: str, check) -> StackValidationPolicy:
-    def validate(args: StackValidationArgs, report_violation) -> None:
-        for v in check([Resource.of(r) for r in args.resources]):
-            report_violation(v.message, v.urn)
-    return StackValidationPolicy(name=name, description=description, validate=validate,
-                                 enforcement_level=EnforcementLevel.MANDATORY)
-
-
 POLICIES = [
-    rules.resource_policy(
+    base.resource_policy(
         "rds-password-not-rds-managed",
         "No RDS-managed master password: RDS cannot create a read replica of a source that uses "
         "manage_master_user_password (RDS User Guide, 'Limitations for Secrets Manager integration').",
         check_no_rds_managed_password),
-    rules.resource_policy(
+    base.resource_policy(
         "rds-final-snapshot-by-role",
         "Replicas skip the final snapshot and name none; standalone instances name one when they take it "
         "(pulumi-aws aws.rds.Instance, final_snapshot_identifier / skip_final_snapshot).",
         check_final_snapshot),
-    rules.resource_policy(
+    base.resource_policy(
         "rds-major-version-with-auto-minor-upgrade",
         "With auto minor version upgrades, engine_version names the major version only (pulumi-aws "
         "aws.rds.Instance, engine_version; issue 10 point 4).",
         check_engine_version_with_auto_minor_upgrade),
-    rules.resource_policy(
+    base.resource_policy(
         "rds-cross-region-replica",
         "A cross-region replica names its source by ARN and is encrypted with a key of its own region "
         "(pulumi-aws aws.rds.Instance, replicate_source_db and kms_key_id).",
         check_cross_region_replica),
-    rules.resource_policy(
+    base.resource_policy(
         "rds-backup-replication",
         "Automated-backup replication names the source ARN, a destination-region key ARN and at most 35 days "
         "(RDS API StartDBInstanceAutomatedBackupsReplication).",
         check_backup_replication),
-    rules.resource_policy(
+    base.resource_policy(
         "secretsmanager-secret",
         "Secret names, recovery window, customer key, and replica keys in the replica's region (Secrets Manager "
         "API CreateSecret Name, ReplicateSecretToRegions; pulumi-aws aws.secretsmanager.Secret).",
         check_secret),
-    _stack_policy(
+    base.stack_policy(
         "rds-parameter-group-family",
         "An instance's parameter group family matches its engine major version (RDS API CreateDBParameterGroup, "
         "DBParameterGroupFamily).",
-        check_parameter_group_family),
+        base.ignoring_settings(check_parameter_group_family)),
 ]
-rules.register(POLICIES)

@@ -3,8 +3,8 @@ description names its document; docs/stacks.md's AWS rules table lists them with
 enforced and the test that shows each refusing (tests/unit/test_policy_retention.py, and a BROKEN case
 of tests/unit/test_policy_graph.py).
 
-Added to the pack through ``rules.register`` (``rules.py`` imports this module last). The same two
-layers as ``rules``: pure checks over a ``rules.Resource`` returning sentences, then the policies.
+``rules.py`` puts ``POLICIES`` in the pack's list. Two layers, as everywhere in the pack: pure checks
+over a ``base.Resource`` returning sentences, then the policies.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import json
 from typing import Any
 
 if __package__:  # imported as the package `policy` (tests, tooling)
-    from . import rules
+    from . import base
 else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
-    import rules  # type: ignore[no-redef]
+    import base  # type: ignore[no-redef]
 
-Resource, Violation, UNKNOWN, get, as_list = rules.Resource, rules.Violation, rules.UNKNOWN, rules.get, rules.as_list
+Resource, Violation, UNKNOWN, get, as_list = base.Resource, base.Violation, base.UNKNOWN, base.get, base.as_list
 
-RDS_INSTANCE = rules.RDS_INSTANCE
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+RDS_INSTANCE = base.RDS_INSTANCE
+IAM_ROLE = base.IAM_ROLE
+IAM_ROLE_POLICY = base.IAM_ROLE_POLICY
 S3_OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
 BACKUP_VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
 BACKUP_PLAN = "aws:backup/plan:Plan"
@@ -176,8 +176,8 @@ def check_snapshot_delete_spares_compliance(r: Resource) -> list[str]:
 
 def check_export_role(resources: list[Resource]) -> list[Violation]:
     """The role the compliance archive's exports run as: RDS may assume it, and it may write the archive."""
-    roles = [r for r in rules._of_type(resources, IAM_ROLE) if _tagged(r, EXPORT_ROLE_TAG)]
-    policies = rules._of_type(resources, IAM_ROLE_POLICY)
+    roles = [r for r in base.of_type(resources, IAM_ROLE) if _tagged(r, EXPORT_ROLE_TAG)]
+    policies = base.of_type(resources, IAM_ROLE_POLICY)
     out = []
     for role in roles:
         trust = _doc(role.props.get("assumeRolePolicy"))
@@ -205,11 +205,11 @@ def check_export_role(resources: list[Resource]) -> list[Violation]:
 
 def check_compliance_archive_lock(resources: list[Resource]) -> list[Violation]:
     """A compliance-tier bucket is locked in COMPLIANCE mode for the tier's 7 years."""
-    buckets = [b for b in rules._of_type(resources, rules.S3_BUCKETS) if _tagged(b, TIER_TAG)]
-    locks = rules._of_type(resources, S3_OBJECT_LOCK)
+    buckets = [b for b in base.of_type(resources, base.S3_BUCKETS) if _tagged(b, TIER_TAG)]
+    locks = base.of_type(resources, S3_OBJECT_LOCK)
     out = []
     for b in buckets:
-        mine = rules._configs_for(b, locks)
+        mine = base.configs_for(b, locks)
         if not mine:
             out.append(Violation(b, f"{b.label}: a compliance-tier bucket without an Object Lock configuration: anyone "
                                  f"allowed to delete versions can end the 7-year archive early ({LOCK_MODE_DOC}). Fix: "
@@ -232,23 +232,22 @@ def check_compliance_archive_lock(resources: list[Resource]) -> list[Violation]:
 
 
 POLICIES = [
-    rules.resource_policy("rds-backup-retention-at-most-35",
+    base.resource_policy("rds-backup-retention-at-most-35",
                           f"Automated backups are kept at most {RDS_MAX_BACKUP_RETENTION} days ({RDS_RETENTION_DOC}).",
                           check_rds_retention_max),
-    rules.resource_policy("backup-vault-lock-cooling-off",
+    base.resource_policy("backup-vault-lock-cooling-off",
                           f"An AWS Backup Vault Lock has a cooling-off of at least 3 days and min <= max retention "
                           f"({VAULT_LOCK_DOC}).", check_vault_lock),
-    rules.resource_policy("backup-plan-cold-storage-90-days",
+    base.resource_policy("backup-plan-cold-storage-90-days",
                           f"AWS Backup lifecycles delete no sooner than 90 days after the move to cold storage "
                           f"({COLD_STORAGE_DOC}).", check_backup_plan_cold_storage),
-    rules.resource_policy("iam-snapshot-delete-spares-compliance",
+    base.resource_policy("iam-snapshot-delete-spares-compliance",
                           f"A role allowed rds:DeleteDBSnapshot may not delete compliance-tier snapshots "
                           f"({IAM_CONDITION_DOC}).", check_snapshot_delete_spares_compliance),
-    rules.stack_policy("rds-snapshot-export-role",
+    base.stack_policy("rds-snapshot-export-role",
                        f"The snapshot-export role trusts {EXPORT_PRINCIPAL} and may write the archive bucket "
-                       f"({EXPORT_DOC}).", rules._ignoring_settings(check_export_role)),
-    rules.stack_policy("s3-compliance-archive-locked",
+                       f"({EXPORT_DOC}).", base.ignoring_settings(check_export_role)),
+    base.stack_policy("s3-compliance-archive-locked",
                        f"The compliance-tier bucket is under COMPLIANCE Object Lock for at least 7 years "
-                       f"({LOCK_MODE_DOC}; planning document 001).", rules._ignoring_settings(check_compliance_archive_lock)),
+                       f"({LOCK_MODE_DOC}; planning document 001).", base.ignoring_settings(check_compliance_archive_lock)),
 ]
-rules.register(POLICIES)

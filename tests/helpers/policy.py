@@ -11,7 +11,7 @@ import pulumi.runtime
 from pulumi._types import is_input_type
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-from policy import rules
+from policy import base, rules
 from policy.graph import Finding, evaluate, policy_resources
 from tests import harness
 
@@ -39,7 +39,7 @@ Graph = list[dict[str, Any]]
 def with_prod_reference(graph: Graph, exports: dict[str, Any] | None = None) -> Graph:
     """The engine shows the pack the dr stack's StackReference (a read resource) with prod's exports
     as its ``outputs``; the mock harness records registrations only, so add it as the engine would."""
-    ref = {"type": rules.STACK_REFERENCE, "name": "organization/regionpair/prod", "parent": None, "provider": None,
+    ref = {"type": base.STACK_REFERENCE, "name": "organization/regionpair/prod", "parent": None, "provider": None,
            "inputs": {"name": "organization/regionpair/prod",
                       "outputs": copy.deepcopy(exports if exports is not None else harness.stack_exports("prod"))}}
     return [*graph, ref]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy import cdc, rules
+from policy import base, cdc, rules
 from tests.helpers.policy import check
 
 PG = cdc.RDS_PARAMETER_GROUP
@@ -17,7 +17,7 @@ def test_the_policy_is_in_the_pack_and_the_good_group_passes():
     assert "rds-logical-replication-static" in {p.name for p in rules.POLICIES}
     assert check("rds-logical-replication-static", PG, GOOD) == []
     assert check("rds-logical-replication-static", PG, {"family": "postgres16", "parameters": []}) == []
-    assert check("rds-logical-replication-static", rules.KMS_KEY, {"enableKeyRotation": False}) == []
+    assert check("rds-logical-replication-static", base.KMS_KEY, {"enableKeyRotation": False}) == []
 
 
 @pytest.mark.parametrize("param, words", [

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pulumi.runtime
 import pytest
 
-from policy import mskconnect as MSKC, rds as RDS, rules, s3_kms_sns_ssm as S3K
+from policy import base, kms_sns_ssm, mskconnect as MSKC, rds as RDS, rules, s3
 
 try:
     from tests import harness
@@ -50,12 +50,12 @@ def test_the_pack_passes_on_the_stack_as_rendered(stack):
 
 
 REQUIRED_TYPES = {
-    "prod": [rules.RDS_INSTANCE, rules.MSK_CLUSTER, rules.MSK_CONFIGURATION, rules.S3_BUCKETS[0],
-             rules.S3_VERSIONINGS[0], rules.S3_ENCRYPTIONS[0], rules.S3_PUBLIC_ACCESS_BLOCK, rules.SNS_TOPIC,
-             rules.KMS_KEY, rules.ROUTE53_RECORD],
-    "dr": [rules.RDS_INSTANCE, rules.RDS_BACKUP_REPLICATION, rules.MSK_CLUSTER, rules.MSK_CONFIGURATION,
-           rules.MSK_REPLICATOR, rules.S3_BUCKETS[0], rules.S3_VERSIONINGS[0], rules.S3_ENCRYPTIONS[0],
-           rules.S3_PUBLIC_ACCESS_BLOCK, rules.S3_REPLICATION, rules.SNS_TOPIC, rules.KMS_KEY, rules.ROUTE53_RECORD],
+    "prod": [base.RDS_INSTANCE, base.MSK_CLUSTER, base.MSK_CONFIGURATION, base.S3_BUCKETS[0],
+             base.S3_VERSIONINGS[0], base.S3_ENCRYPTIONS[0], base.S3_PUBLIC_ACCESS_BLOCK, base.SNS_TOPIC,
+             base.KMS_KEY, base.ROUTE53_RECORD],
+    "dr": [base.RDS_INSTANCE, base.RDS_BACKUP_REPLICATION, base.MSK_CLUSTER, base.MSK_CONFIGURATION,
+           base.MSK_REPLICATOR, base.S3_BUCKETS[0], base.S3_VERSIONINGS[0], base.S3_ENCRYPTIONS[0],
+           base.S3_PUBLIC_ACCESS_BLOCK, base.S3_REPLICATION, base.SNS_TOPIC, base.KMS_KEY, base.ROUTE53_RECORD],
 }
 
 
@@ -68,7 +68,7 @@ def test_the_pass_is_not_vacuous(stack):
 
 def test_promoted_dr_stack_passes_only_when_its_config_says_promoted():
     promoted = with_prod_reference(copy.deepcopy(harness.render("dr", overrides={"promoted": True}).resources))
-    assert not [n for n in promoted if n["type"] == rules.RDS_INSTANCE and n["inputs"].get("replicateSourceDb")]
+    assert not [n for n in promoted if n["type"] == base.RDS_INSTANCE and n["inputs"].get("replicateSourceDb")]
     assert findings("dr", promoted, {"promoted": True}) == []
     stale = findings("dr", promoted, {"promoted": False})
     # the promoted graph declares the S3 rule on prod's bucket unchanged (the runbook disables it and
@@ -107,8 +107,8 @@ def setting(type_: str, path: str, value: Any, where: Callable[[dict], bool] = l
 
 def server_properties(**changes: str):
     def mutate(g: Graph) -> None:
-        node = first(g, rules.MSK_CONFIGURATION)
-        props = rules.parse_server_properties(node["inputs"]["serverProperties"])
+        node = first(g, base.MSK_CONFIGURATION)
+        props = base.parse_server_properties(node["inputs"]["serverProperties"])
         props.update({k.replace("_", "."): v for k, v in changes.items()})
         node["inputs"]["serverProperties"] = "".join(f"{k}={v}\n" for k, v in props.items())
     return mutate
@@ -119,7 +119,7 @@ def extra_prod_primary(g: Graph) -> None:
     region = next(r for r in exports["regions"].values() if r["role"] == "primary")
     [db] = [d for d in region["databases"].values() if d["role"] == "primary"][:1]
     region["databases"]["ledger"] = {**db, "arn": db["arn"].replace(db["identifier"], "regionpair-prod-ledger")}
-    g[:] = with_prod_reference([n for n in g if n["type"] != rules.STACK_REFERENCE], exports)
+    g[:] = with_prod_reference([n for n in g if n["type"] != base.STACK_REFERENCE], exports)
 
 
 is_replica = lambda n: bool(n["inputs"].get("replicateSourceDb"))  # noqa: E731
@@ -128,7 +128,7 @@ is_primary_record = lambda n: {"type": "PRIMARY"} in n["inputs"].get("failoverRo
 def rename_bucket(part: str, new: str):
     """The bucket named like ``part`` renamed, and every resource that names it by its name with it."""
     def mutate(g: Graph) -> None:
-        bucket = first(g, rules.S3_BUCKETS[0], named(part))
+        bucket = first(g, base.S3_BUCKETS[0], named(part))
         old = bucket["inputs"]["bucket"]
         for n in g:
             if n["inputs"].get("bucket") == old:
@@ -156,7 +156,7 @@ def _without_replicate_delete(doc: dict) -> None:
 
 
 def second_lifecycle(g: Graph) -> None:
-    extra = copy.deepcopy(first(g, S3K.S3_LIFECYCLES[0], named("data")))
+    extra = copy.deepcopy(first(g, s3.S3_LIFECYCLES[0], named("data")))
     extra["name"] = "data-lifecycle-2"
     g.append(extra)
 
@@ -195,7 +195,7 @@ def edit_policy(type_: str, edit: Callable[[dict], None], where: Callable[[dict]
 def record_guarded_by(check_name: str):
     """The PRIMARY record's health check re-pointed (value and the engine's dependency) to another check."""
     def mutate(g: Graph) -> None:
-        record = first(g, rules.ROUTE53_RECORD, is_primary_record)
+        record = first(g, base.ROUTE53_RECORD, is_primary_record)
         check = first(g, "aws:route53/healthCheck:HealthCheck", named(check_name))
         record["property_dependencies"] = {**record.get("property_dependencies", {}), "healthCheckId": [check["urn"]]}
         record["inputs"]["healthCheckId"] = "hc-" + check["name"]
@@ -203,7 +203,7 @@ def record_guarded_by(check_name: str):
 
 
 def duplicate_secondary(g: Graph) -> None:
-    record = copy.deepcopy(first(g, rules.ROUTE53_RECORD))
+    record = copy.deepcopy(first(g, base.ROUTE53_RECORD))
     record["name"] += "-again"
     record["urn"] += "-again"
     record["inputs"]["setIdentifier"] = "another"
@@ -213,7 +213,7 @@ def duplicate_secondary(g: Graph) -> None:
 def prod_record_without_secondary(g: Graph) -> None:
     exports = copy.deepcopy(harness.stack_exports("prod"))
     exports["dns"]["records"]["ledger"] = "ledger.payments.example.com"
-    g[:] = with_prod_reference([n for n in g if n["type"] != rules.STACK_REFERENCE], exports)
+    g[:] = with_prod_reference([n for n in g if n["type"] != base.STACK_REFERENCE], exports)
 
 
 def runbook_policy(edit: Callable[[dict], None]):
@@ -270,28 +270,28 @@ def route53_alarm_elsewhere(g: Graph) -> None:
 
 # (stack, what is broken, how, the policies that must report it — and no others)
 BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
-    ("prod", "rds storage unencrypted", setting(rules.RDS_INSTANCE, "storageEncrypted", False),
+    ("prod", "rds storage unencrypted", setting(base.RDS_INSTANCE, "storageEncrypted", False),
      {"rds-encrypted-with-customer-key"}),
-    ("prod", "rds without customer key", setting(rules.RDS_INSTANCE, "kmsKeyId", _UNSET),
+    ("prod", "rds without customer key", setting(base.RDS_INSTANCE, "kmsKeyId", _UNSET),
      {"rds-encrypted-with-customer-key"}),
-    ("dr", "replica without its region's key", setting(rules.RDS_INSTANCE, "kmsKeyId", _UNSET, is_replica),
+    ("dr", "replica without its region's key", setting(base.RDS_INSTANCE, "kmsKeyId", _UNSET, is_replica),
      {"rds-encrypted-with-customer-key"}),
-    ("dr", "replicated backups without key", setting(rules.RDS_BACKUP_REPLICATION, "kmsKeyId", _UNSET),
+    ("dr", "replicated backups without key", setting(base.RDS_BACKUP_REPLICATION, "kmsKeyId", _UNSET),
      {"rds-encrypted-with-customer-key"}),
-    ("prod", "primary without deletion protection", setting(rules.RDS_INSTANCE, "deletionProtection", False),
+    ("prod", "primary without deletion protection", setting(base.RDS_INSTANCE, "deletionProtection", False),
      {"rds-deletion-protection"}),
     ("dr", "replica without deletion protection",
-     setting(rules.RDS_INSTANCE, "deletionProtection", False, is_replica), {"rds-deletion-protection"}),
-    ("prod", "retention below the floor", setting(rules.RDS_INSTANCE, "backupRetentionPeriod", 3),
+     setting(base.RDS_INSTANCE, "deletionProtection", False, is_replica), {"rds-deletion-protection"}),
+    ("prod", "retention below the floor", setting(base.RDS_INSTANCE, "backupRetentionPeriod", 3),
      {"rds-backup-retention-floor"}),
-    ("dr", "replicated backups kept too briefly", setting(rules.RDS_BACKUP_REPLICATION, "retentionPeriod", 1),
+    ("dr", "replicated backups kept too briefly", setting(base.RDS_BACKUP_REPLICATION, "retentionPeriod", 1),
      {"rds-backup-retention-floor"}),
     ("prod", "msk at rest with the AWS key",
-     setting(rules.MSK_CLUSTER, "encryptionInfo.encryptionAtRestKmsKeyArn", _UNSET), {"msk-encrypted"}),
+     setting(base.MSK_CLUSTER, "encryptionInfo.encryptionAtRestKmsKeyArn", _UNSET), {"msk-encrypted"}),
     ("dr", "msk allows plaintext clients",
-     setting(rules.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "TLS_PLAINTEXT"),
+     setting(base.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "TLS_PLAINTEXT"),
      {"msk-encrypted"}),
-    ("prod", "msk without the durable configuration", setting(rules.MSK_CLUSTER, "configurationInfo", _UNSET),
+    ("prod", "msk without the durable configuration", setting(base.MSK_CLUSTER, "configurationInfo", _UNSET),
      {"msk-durable-configuration"}),
     ("prod", "replication factor 2", server_properties(default_replication_factor="2"),
      {"msk-durable-configuration"}),
@@ -299,117 +299,117 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
     ("prod", "unclean leader election", server_properties(unclean_leader_election_enable="true"),
      {"msk-durable-configuration"}),
     ("prod", "bucket encrypted with SSE-S3",
-     setting(rules.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm", "AES256",
+     setting(base.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm", "AES256",
              named("data")),
      {"s3-sse-kms", "s3-every-bucket-kms-encrypted"}),
     ("dr", "bucket without encryption configuration",
-     lambda g: drop(g, rules.S3_ENCRYPTIONS[0], named("backups")), {"s3-every-bucket-kms-encrypted"}),
+     lambda g: drop(g, base.S3_ENCRYPTIONS[0], named("backups")), {"s3-every-bucket-kms-encrypted"}),
     ("dr", "replicas without the DR key",
-     setting(rules.S3_REPLICATION, "rules.0.destination.encryptionConfiguration", _UNSET), {"s3-sse-kms"}),
+     setting(base.S3_REPLICATION, "rules.0.destination.encryptionConfiguration", _UNSET), {"s3-sse-kms"}),
     ("dr", "replication skips KMS objects",
-     setting(rules.S3_REPLICATION, "rules.0.sourceSelectionCriteria.sseKmsEncryptedObjects.status", "Disabled"),
+     setting(base.S3_REPLICATION, "rules.0.sourceSelectionCriteria.sseKmsEncryptedObjects.status", "Disabled"),
      {"s3-sse-kms"}),
-    ("prod", "alarm topic unencrypted", setting(rules.SNS_TOPIC, "kmsMasterKeyId", _UNSET),
+    ("prod", "alarm topic unencrypted", setting(base.SNS_TOPIC, "kmsMasterKeyId", _UNSET),
      {"sns-encrypted-with-customer-key"}),
-    ("prod", "bucket not versioned", lambda g: drop(g, rules.S3_VERSIONINGS[0], named("backups")),
+    ("prod", "bucket not versioned", lambda g: drop(g, base.S3_VERSIONINGS[0], named("backups")),
      {"s3-every-bucket-versioned"}),
-    ("dr", "replication destination not versioned", lambda g: drop(g, rules.S3_VERSIONINGS[0], named("data")),
+    ("dr", "replication destination not versioned", lambda g: drop(g, base.S3_VERSIONINGS[0], named("data")),
      {"s3-every-bucket-versioned"}),
     ("dr", "replication without RTC",
-     setting(rules.S3_REPLICATION, "rules.0.destination.replicationTime.status", "Disabled"),
+     setting(base.S3_REPLICATION, "rules.0.destination.replicationTime.status", "Disabled"),
      {"s3-replication-time-control"}),
     ("dr", "replication with a 60 minute RTC",
-     setting(rules.S3_REPLICATION, "rules.0.destination.replicationTime.time.minutes", 60),
+     setting(base.S3_REPLICATION, "rules.0.destination.replicationTime.time.minutes", 60),
      {"s3-replication-time-control"}),
-    ("dr", "replication without metrics", setting(rules.S3_REPLICATION, "rules.0.destination.metrics", _UNSET),
+    ("dr", "replication without metrics", setting(base.S3_REPLICATION, "rules.0.destination.metrics", _UNSET),
      {"s3-replication-time-control"}),
     ("prod", "PRIMARY record without health check",
-     setting(rules.ROUTE53_RECORD, "healthCheckId", _UNSET, is_primary_record),
+     setting(base.ROUTE53_RECORD, "healthCheckId", _UNSET, is_primary_record),
      {"route53-primary-failover-health-check"}),
     ("prod", "public access half blocked",
-     setting(rules.S3_PUBLIC_ACCESS_BLOCK, "restrictPublicBuckets", False, named("data")),
+     setting(base.S3_PUBLIC_ACCESS_BLOCK, "restrictPublicBuckets", False, named("data")),
      {"s3-public-access-block-complete", "s3-every-bucket-public-access-blocked"}),
-    ("dr", "bucket without public access block", lambda g: drop(g, rules.S3_PUBLIC_ACCESS_BLOCK, named("backups")),
+    ("dr", "bucket without public access block", lambda g: drop(g, base.S3_PUBLIC_ACCESS_BLOCK, named("backups")),
      {"s3-every-bucket-public-access-blocked"}),
-    ("prod", "key rotation off", setting(rules.KMS_KEY, "enableKeyRotation", False), {"kms-key-rotation"}),
-    ("dr", "DR key rotation off", setting(rules.KMS_KEY, "enableKeyRotation", _UNSET), {"kms-key-rotation"}),
+    ("prod", "key rotation off", setting(base.KMS_KEY, "enableKeyRotation", False), {"kms-key-rotation"}),
+    ("dr", "DR key rotation off", setting(base.KMS_KEY, "enableKeyRotation", _UNSET), {"kms-key-rotation"}),
     ("dr", "replica turned standalone without promotion",
-     setting(rules.RDS_INSTANCE, "replicateSourceDb", _UNSET, is_replica), {"dr-every-primary-replicated"}),
-    ("dr", "no automated-backups replication", lambda g: drop(g, rules.RDS_BACKUP_REPLICATION),
+     setting(base.RDS_INSTANCE, "replicateSourceDb", _UNSET, is_replica), {"dr-every-primary-replicated"}),
+    ("dr", "no automated-backups replication", lambda g: drop(g, base.RDS_BACKUP_REPLICATION),
      {"dr-every-primary-replicated"}),
     ("dr", "a prod primary with no replica in dr", extra_prod_primary, {"dr-every-primary-replicated"}),
     ("prod", "a privileged container in the cluster's dump job", privileged_dump_job, {"k8s-workload-restricted"}),
     ("prod", "msk without multi-VPC IAM connectivity",
-     setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity", _UNSET),
+     setting(base.MSK_CLUSTER, "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity", _UNSET),
      {"msk-cluster-replicator-ready"}),
-    ("dr", "msk on kafka.t3.small", setting(rules.MSK_CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small"),
+    ("dr", "msk on kafka.t3.small", setting(base.MSK_CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small"),
      {"msk-cluster-replicator-ready"}),
-    ("prod", "msk open to unauthenticated clients", setting(rules.MSK_CLUSTER, "clientAuthentication.unauthenticated", True),
+    ("prod", "msk open to unauthenticated clients", setting(base.MSK_CLUSTER, "clientAuthentication.unauthenticated", True),
      {"msk-cluster-replicator-ready"}),
     ("prod", "msk cluster without a cluster policy", lambda g: drop(g, MSK_CLUSTER_POLICY),
      {"msk-cluster-policy-for-replicator"}),
     ("dr", "msk cluster policy for the account root, not the MSK service",
      edit_policy(MSK_CLUSTER_POLICY, cluster_policy_for_the_account_root), {"msk-cluster-policy-for-replicator"}),
     ("dr", "replicator renames topics",
-     setting(rules.MSK_REPLICATOR, "replicationInfoList.topicReplications.0.topicNameConfiguration.type",
+     setting(base.MSK_REPLICATOR, "replicationInfoList.topicReplications.0.topicNameConfiguration.type",
              "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"), {"msk-replicator-valid"}),
     ("dr", "replicator between clusters of two accounts",
-     setting(rules.MSK_REPLICATOR, "kafkaClusters.0.amazonMskCluster.mskClusterArn",
+     setting(base.MSK_REPLICATOR, "kafkaClusters.0.amazonMskCluster.mskClusterArn",
              "arn:aws:kafka:us-east-1:999999999999:cluster/other/abc-1"), {"msk-replicator-valid"}),
     ("dr", "replicator role reads the source but cannot write idempotently there",
      edit_policy(ROLE_POLICY, source_read_only, is_replicator_role_policy), {"msk-replicator-execution-role"}),
     ("dr", "replicator role without consumer-group rights",
      edit_policy(ROLE_POLICY, no_group_rights, is_replicator_role_policy), {"msk-replicator-execution-role"}),
     ("prod", "msk configuration for another Kafka version",
-     setting(rules.MSK_CONFIGURATION, "kafkaVersions", ["3.5.1"]), {"msk-configuration-matches-cluster-version"}),
+     setting(base.MSK_CONFIGURATION, "kafkaVersions", ["3.5.1"]), {"msk-configuration-matches-cluster-version"}),
     ("prod", "bootstrap parameter under the reserved /aws prefix",
      setting("aws:ssm/parameter:Parameter", "name", "/aws/kafka/bootstrap-brokers", is_bootstrap_parameter),
      {"ssm-parameter-valid"}),
-    # S3, KMS, SNS, SSM: what AWS documents (policy/s3_kms_sns_ssm.py)
+    # S3, KMS, SNS, SSM: what AWS documents (policy/s3.py, policy/kms_sns_ssm.py)
     ("prod", "DEEP_ARCHIVE 30 days after GLACIER",
-     setting(S3K.S3_LIFECYCLES[0], "rules.0.transitions.1.days", 120, named("data")), {"s3-lifecycle-transitions-valid"}),
-    ("dr", "filter-based replication rule without priority", setting(rules.S3_REPLICATION, "rules.0.priority", _UNSET),
+     setting(s3.S3_LIFECYCLES[0], "rules.0.transitions.1.days", 120, named("data")), {"s3-lifecycle-transitions-valid"}),
+    ("dr", "filter-based replication rule without priority", setting(base.S3_REPLICATION, "rules.0.priority", _UNSET),
      {"s3-replication-rule-shape"}),
     ("prod", "object lock retention in days and years",
-     setting(S3K.S3_OBJECT_LOCKS[0], "rule.defaultRetention.years", 1), {"s3-object-lock-retention-valid"}),
+     setting(s3.S3_OBJECT_LOCKS[0], "rule.defaultRetention.years", 1), {"s3-object-lock-retention-valid"}),
     ("prod", "bucket name with capitals and an underscore", rename_bucket("data", "Regionpair_Data"),
      {"s3-bucket-name-valid"}),
     ("dr", "replication role may not decrypt",
-     edit_policy(S3K.IAM_ROLE_POLICY, _without_kms_decrypt, named("data-replication")),
+     edit_policy(base.IAM_ROLE_POLICY, _without_kms_decrypt, named("data-replication")),
      {"s3-replication-role-kms-permissions"}),
     # DR's data bucket has an S3 Bucket Key: S3 then decrypts with the replica key, which only the
     # reverse direction's statement grants
     ("dr", "replication role may not decrypt with the replica key of a bucket-key destination",
-     edit_policy(S3K.IAM_ROLE_POLICY, _without_reverse_decrypt, named("data-replication")),
+     edit_policy(base.IAM_ROLE_POLICY, _without_reverse_decrypt, named("data-replication")),
      {"s3-replication-role-kms-permissions"}),
     ("dr", "replication role without the S3 permissions of live replication",
-     edit_policy(S3K.IAM_ROLE_POLICY, _without_replicate_delete, named("data-replication")),
+     edit_policy(base.IAM_ROLE_POLICY, _without_replicate_delete, named("data-replication")),
      {"s3-replication-role-permissions"}),
-    ("prod", "key deletion window of 45 days", setting(rules.KMS_KEY, "deletionWindowInDays", 45),
+    ("prod", "key deletion window of 45 days", setting(base.KMS_KEY, "deletionWindowInDays", 45),
      {"kms-key-settings-valid"}),
-    ("dr", "alias under alias/aws/", setting(S3K.KMS_ALIAS, "name", "alias/aws/regionpair"), {"kms-alias-name-valid"}),
-    ("prod", "topic name with spaces", setting(rules.SNS_TOPIC, "name", "regionpair prod alarms"),
+    ("dr", "alias under alias/aws/", setting(kms_sns_ssm.KMS_ALIAS, "name", "alias/aws/regionpair"), {"kms-alias-name-valid"}),
+    ("prod", "topic name with spaces", setting(base.SNS_TOPIC, "name", "regionpair prod alarms"),
      {"sns-topic-name-valid"}),
-    ("dr", "parameter under /aws", setting(S3K.SSM_PARAMETER, "name", "/aws/regionpair/s3/writer-bucket",
+    ("dr", "parameter under /aws", setting(kms_sns_ssm.SSM_PARAMETER, "name", "/aws/regionpair/s3/writer-bucket",
                                            named("data-writers")), {"ssm-parameter-valid"}),
-    ("prod", "locked backups bucket force-destroyed", setting(rules.S3_BUCKETS[0], "forceDestroy", True,
+    ("prod", "locked backups bucket force-destroyed", setting(base.S3_BUCKETS[0], "forceDestroy", True,
                                                               named("backups")), {"s3-object-lock-bucket-consistent"}),
-    ("dr", "alarm topic's key without CloudWatch", edit_policy(rules.KMS_KEY, _without_cloudwatch, named("key")),
+    ("dr", "alarm topic's key without CloudWatch", edit_policy(base.KMS_KEY, _without_cloudwatch, named("key")),
      {"kms-key-lets-cloudwatch-publish"}),
     ("prod", "a second lifecycle configuration on the data bucket", second_lifecycle,
      {"s3-one-configuration-per-bucket"}),
     # RDS and Secrets Manager: what AWS documents (policy/rds.py)
-    ("prod", "primary with an RDS-managed password", setting(rules.RDS_INSTANCE, "manageMasterUserPassword", True),
+    ("prod", "primary with an RDS-managed password", setting(base.RDS_INSTANCE, "manageMasterUserPassword", True),
      {"rds-password-not-rds-managed"}),
     ("dr", "replica with a final snapshot identifier",
-     setting(rules.RDS_INSTANCE, "finalSnapshotIdentifier", "regionpair-dr-payments-final", is_replica),
+     setting(base.RDS_INSTANCE, "finalSnapshotIdentifier", "regionpair-dr-payments-final", is_replica),
      {"rds-final-snapshot-by-role"}),
-    ("prod", "minor version pinned with auto minor upgrades", setting(rules.RDS_INSTANCE, "engineVersion", "16.4"),
+    ("prod", "minor version pinned with auto minor upgrades", setting(base.RDS_INSTANCE, "engineVersion", "16.4"),
      {"rds-major-version-with-auto-minor-upgrade"}),
     ("dr", "replica's key from the source's region",
-     setting(rules.RDS_INSTANCE, "kmsKeyId", "arn:aws:kms:us-east-1:123456789012:key/prod", is_replica),
+     setting(base.RDS_INSTANCE, "kmsKeyId", "arn:aws:kms:us-east-1:123456789012:key/prod", is_replica),
      {"rds-cross-region-replica"}),
-    ("dr", "backups replicated for 36 days", setting(rules.RDS_BACKUP_REPLICATION, "retentionPeriod", 36),
+    ("dr", "backups replicated for 36 days", setting(base.RDS_BACKUP_REPLICATION, "retentionPeriod", 36),
      {"rds-backup-replication"}),
     ("prod", "password secret with a 3-day recovery window", setting(RDS.SECRET, "recoveryWindowInDays", 3),
      {"secretsmanager-secret"}),
@@ -426,7 +426,7 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
      setting("aws:route53/healthCheck:HealthCheck", "requestInterval", 15, named("dns-health")),
      {"route53-health-check-valid"}),
     ("prod", "failover record without set identifier",
-     setting(rules.ROUTE53_RECORD, "setIdentifier", _UNSET, is_primary_record), {"route53-record-valid"}),
+     setting(base.ROUTE53_RECORD, "setIdentifier", _UNSET, is_primary_record), {"route53-record-valid"}),
     ("dr", "two SECONDARY records of one name", duplicate_secondary, {"route53-failover-pairs"}),
     ("dr", "a prod PRIMARY name without SECONDARY", prod_record_without_secondary, {"route53-failover-pairs"}),
     # point 8 and CloudWatch's own limits
@@ -483,7 +483,7 @@ BROKEN: list[tuple[str, str, Callable[[Graph], None], set[str]]] = [
              "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]})),
      {"mskconnect-execution-role"}),
     # retention tiers (policy/retention.py)
-    ("prod", "automated backups kept 36 days", setting(rules.RDS_INSTANCE, "backupRetentionPeriod", 36),
+    ("prod", "automated backups kept 36 days", setting(base.RDS_INSTANCE, "backupRetentionPeriod", 36),
      {"rds-backup-retention-at-most-35"}),
     ("prod", "compliance archive in governance mode",
      setting(RETENTION.S3_OBJECT_LOCK, "rule.defaultRetention.mode", "GOVERNANCE", named("compliance")),
@@ -559,7 +559,7 @@ def test_the_failback_replicator_needs_the_same_rights_on_drs_cluster_as_its_sou
         graph = with_prod_reference(copy.deepcopy(harness.render("dr", overrides=overrides).resources))
     finally:
         pulumi.runtime.config.CONFIG.set(saved)
-    reverse = first(graph, rules.MSK_REPLICATOR, named("failback"))
+    reverse = first(graph, base.MSK_REPLICATOR, named("failback"))
     dr_cluster = reverse["inputs"]["replicationInfoList"]["sourceKafkaClusterArn"]
     assert ":us-west-2:" in dr_cluster
     edit_policy(ROLE_POLICY, source_read_only, named("failback-replicator-policy"))(graph)

@@ -14,7 +14,7 @@ import pytest
 from pulumi._types import input_type_py_to_pulumi_names
 from pulumi_policy import EnforcementLevel
 
-from policy import msk, rules
+from policy import base, iam_documents, msk, rules
 from policy.graph import evaluate, policy_resources
 from tests.helpers.policy import check, init_args_class, input_types_of
 from tests.props import DELETE, with_
@@ -51,43 +51,43 @@ REPLICATOR: dict[str, Any] = {
 PARAMETER = {"name": "/regionpair/kafka/bootstrap-brokers", "type": "String"}
 
 BROKEN = [
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER,
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER,
      "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity", DELETE, "multi-VPC private connectivity with IAM is off"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER,
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER,
      "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity.clientAuthentication.sasl.iam", False,
      "multi-VPC private connectivity with IAM is off"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "clientAuthentication.sasl.iam", False,
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "clientAuthentication.sasl.iam", False,
      "IAM access control is off"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "clientAuthentication.unauthenticated", True,
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "clientAuthentication.unauthenticated", True,
      "unauthenticated access is on"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small",
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "brokerNodeGroupInfo.instanceType", "kafka.t3.small",
      "not supported by MSK Replicator"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "kafkaVersion", "2.8.0", "below 2.8.1"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "kafkaVersion", "2.6.2", "below 2.8.1"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "numberOfBrokerNodes", 2, "at least three"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER, "numberOfBrokerNodes", 4, "multiple of them"),
-    ("msk-cluster-replicator-ready", rules.MSK_CLUSTER, CLUSTER,
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "kafkaVersion", "2.8.0", "below 2.8.1"),
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "kafkaVersion", "2.6.2", "below 2.8.1"),
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "numberOfBrokerNodes", 2, "at least three"),
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER, "numberOfBrokerNodes", 4, "multiple of them"),
+    ("msk-cluster-replicator-ready", base.MSK_CLUSTER, CLUSTER,
      "brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize", 16385, "1 to 16384"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicatorName", "dr_from_prod", "1 to 128"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicatorName", "r" * 129, "1 to 128"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "description", "x" * 1025, "maximum is 1024"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "kafkaClusters", REPLICATOR["kafkaClusters"][:1],
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "replicatorName", "dr_from_prod", "1 to 128"),
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "replicatorName", "r" * 129, "1 to 128"),
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "description", "x" * 1025, "maximum is 1024"),
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "kafkaClusters", REPLICATOR["kafkaClusters"][:1],
      "names 1 clusters"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.targetKafkaClusterArn", SRC,
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.targetKafkaClusterArn", SRC,
      "same cluster"),
     # cross-region: the source needs no security groups (the good REPLICATOR gives it none), the target does
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.vpcConfig.securityGroupsIds", DELETE,
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.vpcConfig.securityGroupsIds", DELETE,
      "no security groups for the target cluster"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.sourceKafkaClusterArn",
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "replicationInfoList.sourceKafkaClusterArn",
      SRC.replace("abc-1", "zzz-9"), "not among kafkaClusters"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.amazonMskCluster.mskClusterArn",
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR, "kafkaClusters.1.amazonMskCluster.mskClusterArn",
      DST.replace(ACCOUNT, "444455556666"), "same AWS account"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR,
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR,
      "replicationInfoList.topicReplications.0.topicNameConfiguration.type", "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS",
      "renames topics"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR,
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR,
      "replicationInfoList.topicReplications.0.startingPosition.type", "LATEST", "starts at 'LATEST'"),
-    ("msk-replicator-valid", rules.MSK_REPLICATOR, REPLICATOR,
+    ("msk-replicator-valid", base.MSK_REPLICATOR, REPLICATOR,
      "replicationInfoList.consumerGroupReplications.0.synchroniseConsumerGroupOffsets", False,
      "does not synchronise offsets"),
 ]
@@ -110,11 +110,11 @@ def test_a_broken_resource_is_refused_naming_it_the_document_and_the_fix(policy_
 
 @pytest.mark.parametrize("version", ["2.8.1", "3.6.0", "3.7.x", "2.8.2.tiered"])
 def test_supported_kafka_versions_pass(version):
-    assert check("msk-cluster-replicator-ready", rules.MSK_CLUSTER, with_(CLUSTER, "kafkaVersion", version)) == []
+    assert check("msk-cluster-replicator-ready", base.MSK_CLUSTER, with_(CLUSTER, "kafkaVersion", version)) == []
 
 
 def test_six_brokers_over_three_subnets_pass():
-    assert check("msk-cluster-replicator-ready", rules.MSK_CLUSTER, with_(CLUSTER, "numberOfBrokerNodes", 6)) == []
+    assert check("msk-cluster-replicator-ready", base.MSK_CLUSTER, with_(CLUSTER, "numberOfBrokerNodes", 6)) == []
 
 
 def test_every_msk_policy_is_in_the_pack_mandatory_and_names_its_document():
@@ -132,16 +132,16 @@ def test_every_msk_policy_is_in_the_pack_mandatory_and_names_its_document():
 def test_allows_reads_wildcards_case_and_denies():
     topic = SRC.replace(":cluster/", ":topic/") + "/orders"
     allow = {"Effect": "Allow", "Action": "kafka-cluster:*", "Resource": SRC.replace(":cluster/", ":topic/") + "/*"}
-    assert msk._allows([allow], "kafka-cluster:WriteDataIdempotently", topic)
-    assert msk._allows([{**allow, "Action": "Kafka-Cluster:writedata*"}], "kafka-cluster:WriteDataIdempotently", topic)
-    assert not msk._allows([allow], "kafka-cluster:WriteData", DST.replace(":cluster/", ":topic/") + "/orders")
-    assert not msk._allows([allow, {**allow, "Effect": "Deny", "Action": "kafka-cluster:WriteData"}],
+    assert iam_documents.allows([allow], "kafka-cluster:WriteDataIdempotently", topic)
+    assert iam_documents.allows([{**allow, "Action": "Kafka-Cluster:writedata*"}], "kafka-cluster:WriteDataIdempotently", topic)
+    assert not iam_documents.allows([allow], "kafka-cluster:WriteData", DST.replace(":cluster/", ":topic/") + "/orders")
+    assert not iam_documents.allows([allow, {**allow, "Effect": "Deny", "Action": "kafka-cluster:WriteData"}],
                            "kafka-cluster:WriteData", topic)
     service = {"Effect": "Allow", "Principal": {"Service": "kafka.amazonaws.com"}, "Action": "kafka:GetBootstrapBrokers",
                "Resource": SRC}
-    assert msk._allows([service], "kafka:GetBootstrapBrokers", SRC, principal_service="kafka.amazonaws.com")
+    assert iam_documents.allows([service], "kafka:GetBootstrapBrokers", SRC, principal_service="kafka.amazonaws.com")
     root = {**service, "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}
-    assert not msk._allows([root], "kafka:GetBootstrapBrokers", SRC, principal_service="kafka.amazonaws.com")
+    assert not iam_documents.allows([root], "kafka:GetBootstrapBrokers", SRC, principal_service="kafka.amazonaws.com")
 
 
 def _stack(policy_name: str, graph: list[dict]) -> list[str]:
@@ -154,7 +154,7 @@ def node(type_: str, name: str, inputs: dict) -> dict:
 
 
 def test_a_role_of_another_stack_or_with_a_wrong_trust_is_refused():
-    replicator = node(rules.MSK_REPLICATOR, "rep", REPLICATOR)
+    replicator = node(base.MSK_REPLICATOR, "rep", REPLICATOR)
     assert any("not declared in this stack" in m for m in _stack("msk-replicator-execution-role", [replicator]))
     trust = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                        "Action": "sts:AssumeRole"}]})
@@ -172,14 +172,14 @@ def test_the_component_policies_pass_the_pack_checks():
     """What components/streaming.py writes is exactly what the pack asks for."""
     from components.streaming import replicator_policy, source_cluster_policy
     statements = json.loads(source_cluster_policy(SRC))["Statement"]
-    assert all(msk._allows(statements, a, SRC, principal_service=msk.SERVICE) for a in msk.SOURCE_POLICY_ACTIONS)
+    assert all(iam_documents.allows(statements, a, SRC, principal_service=msk.SERVICE) for a in msk.SOURCE_POLICY_ACTIONS)
     role = json.loads(replicator_policy(SRC, DST))["Statement"]
     for arn in (SRC, DST):
-        assert all(msk._allows(role, a, arn) for a in msk.ROLE_CLUSTER_ACTIONS)
-        assert all(msk._allows(role, a, arn.replace(":cluster/", ":topic/") + "/t") for a in msk.ROLE_TOPIC_ACTIONS)
-        assert all(msk._allows(role, a, arn.replace(":cluster/", ":group/") + "/g") for a in msk.ROLE_GROUP_ACTIONS)
+        assert all(iam_documents.allows(role, a, arn) for a in msk.ROLE_CLUSTER_ACTIONS)
+        assert all(iam_documents.allows(role, a, arn.replace(":cluster/", ":topic/") + "/t") for a in msk.ROLE_TOPIC_ACTIONS)
+        assert all(iam_documents.allows(role, a, arn.replace(":cluster/", ":group/") + "/g") for a in msk.ROLE_GROUP_ACTIONS)
     other = "arn:aws:kafka:eu-west-1:111122223333:cluster/someone-else/zzz-1"
-    assert not msk._allows(role, "kafka-cluster:ReadData", other.replace(":cluster/", ":topic/") + "/t")
+    assert not iam_documents.allows(role, "kafka-cluster:ReadData", other.replace(":cluster/", ":topic/") + "/t")
 
 
 # ---- the names the rules read exist in pulumi-aws --------------------------------------------
@@ -188,13 +188,13 @@ PATHS = {
     (msk.MSK_CLUSTER_POLICY, aws.msk.ClusterPolicy): ["clusterArn", "policy"],
     (msk.IAM_ROLE, aws.iam.Role): ["name", "assumeRolePolicy"],
     (msk.IAM_ROLE_POLICY, aws.iam.RolePolicy): ["role", "policy"],
-    (rules.MSK_CONFIGURATION, aws.msk.Configuration): ["name", "kafkaVersions"],
-    (rules.MSK_CLUSTER, aws.msk.Cluster): [
+    (base.MSK_CONFIGURATION, aws.msk.Configuration): ["name", "kafkaVersions"],
+    (base.MSK_CLUSTER, aws.msk.Cluster): [
         "clusterName", "kafkaVersion", "numberOfBrokerNodes", "brokerNodeGroupInfo.instanceType",
         "brokerNodeGroupInfo.clientSubnets", "brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize",
         "brokerNodeGroupInfo.connectivityInfo.vpcConnectivity.clientAuthentication.sasl.iam",
         "clientAuthentication.sasl.iam", "clientAuthentication.unauthenticated", "configurationInfo.arn"],
-    (rules.MSK_REPLICATOR, aws.msk.Replicator): [
+    (base.MSK_REPLICATOR, aws.msk.Replicator): [
         "replicatorName", "description", "serviceExecutionRoleArn", "kafkaClusters.amazonMskCluster.mskClusterArn",
         "replicationInfoList.sourceKafkaClusterArn", "replicationInfoList.targetKafkaClusterArn",
         "replicationInfoList.topicReplications.topicNameConfiguration.type",

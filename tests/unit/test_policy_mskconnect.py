@@ -18,7 +18,7 @@ from pulumi._types import input_type_py_to_pulumi_names
 from components.mskconnect import execution_role_policy
 from components.mskconnect_common import trust_policy
 from contract import mirrormaker2 as mm2
-from policy import mskconnect as M, rules
+from policy import base, mskconnect as M, rules
 from policy.graph import evaluate, policy_resources
 from tests.helpers.policy import check, init_args_class, input_types_of
 from tests.props import DELETE, with_
@@ -189,7 +189,7 @@ def test_the_pack_passes_on_the_dr_stack_with_mirrormaker2_and_the_pass_is_not_v
     g = graph_of("dr+mirrormaker2")
     present = {n["type"] for n in g}
     assert {M.CONNECTOR, M.CUSTOM_PLUGIN, M.WORKER_CONFIGURATION} <= present
-    assert rules.MSK_REPLICATOR not in present, "with mirrormaker2 the primary → DR replicator is not declared"
+    assert base.MSK_REPLICATOR not in present, "with mirrormaker2 the primary → DR replicator is not declared"
     assert [(f.policy, f.message) for f in findings("dr+mirrormaker2", g)] == []
 
 

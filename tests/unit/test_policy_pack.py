@@ -27,7 +27,7 @@ from pulumi._types import input_type_py_to_pulumi_names
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policy import rules, s3_kms_sns_ssm as S3K
+from policy import base, invariants, kms_sns_ssm, rules, s3
 from policy.graph import provider_props, snake_to_camel
 from tests.helpers.policy import init_args_class, input_types_of
 
@@ -37,64 +37,64 @@ POLICY_DIR = ROOT / "policy"
 # ---- the type tokens and property names exist in pulumi-aws 7.x ------------------------------
 
 CLASSES = {
-    rules.RDS_INSTANCE: aws.rds.Instance,
-    rules.RDS_BACKUP_REPLICATION: aws.rds.InstanceAutomatedBackupsReplication,
-    rules.MSK_CLUSTER: aws.msk.Cluster,
-    rules.MSK_CONFIGURATION: aws.msk.Configuration,
-    rules.MSK_REPLICATOR: aws.msk.Replicator,
-    rules.S3_BUCKETS[0]: aws.s3.Bucket,
-    rules.S3_VERSIONINGS[0]: aws.s3.BucketVersioning,
-    rules.S3_VERSIONINGS[1]: aws.s3.BucketVersioningV2,
-    rules.S3_ENCRYPTIONS[0]: aws.s3.BucketServerSideEncryptionConfiguration,
-    rules.S3_ENCRYPTIONS[1]: aws.s3.BucketServerSideEncryptionConfigurationV2,
-    rules.S3_PUBLIC_ACCESS_BLOCK: aws.s3.BucketPublicAccessBlock,
-    rules.S3_REPLICATION: aws.s3.BucketReplicationConfig,
-    rules.SNS_TOPIC: aws.sns.Topic,
-    rules.KMS_KEY: aws.kms.Key,
-    rules.ROUTE53_RECORD: aws.route53.Record,
-    S3K.S3_LIFECYCLES[0]: aws.s3.BucketLifecycleConfiguration,
-    S3K.S3_LIFECYCLES[1]: aws.s3.BucketLifecycleConfigurationV2,
-    S3K.S3_OBJECT_LOCKS[0]: aws.s3.BucketObjectLockConfiguration,
-    S3K.S3_OBJECT_LOCKS[1]: aws.s3.BucketObjectLockConfigurationV2,
-    S3K.KMS_ALIAS: aws.kms.Alias,
-    S3K.SSM_PARAMETER: aws.ssm.Parameter,
-    S3K.IAM_ROLE_POLICY: aws.iam.RolePolicy,
-    S3K.METRIC_ALARM: aws.cloudwatch.MetricAlarm,
+    base.RDS_INSTANCE: aws.rds.Instance,
+    base.RDS_BACKUP_REPLICATION: aws.rds.InstanceAutomatedBackupsReplication,
+    base.MSK_CLUSTER: aws.msk.Cluster,
+    base.MSK_CONFIGURATION: aws.msk.Configuration,
+    base.MSK_REPLICATOR: aws.msk.Replicator,
+    base.S3_BUCKETS[0]: aws.s3.Bucket,
+    base.S3_VERSIONINGS[0]: aws.s3.BucketVersioning,
+    base.S3_VERSIONINGS[1]: aws.s3.BucketVersioningV2,
+    base.S3_ENCRYPTIONS[0]: aws.s3.BucketServerSideEncryptionConfiguration,
+    base.S3_ENCRYPTIONS[1]: aws.s3.BucketServerSideEncryptionConfigurationV2,
+    base.S3_PUBLIC_ACCESS_BLOCK: aws.s3.BucketPublicAccessBlock,
+    base.S3_REPLICATION: aws.s3.BucketReplicationConfig,
+    base.SNS_TOPIC: aws.sns.Topic,
+    base.KMS_KEY: aws.kms.Key,
+    base.ROUTE53_RECORD: aws.route53.Record,
+    s3.S3_LIFECYCLES[0]: aws.s3.BucketLifecycleConfiguration,
+    s3.S3_LIFECYCLES[1]: aws.s3.BucketLifecycleConfigurationV2,
+    s3.S3_OBJECT_LOCKS[0]: aws.s3.BucketObjectLockConfiguration,
+    s3.S3_OBJECT_LOCKS[1]: aws.s3.BucketObjectLockConfigurationV2,
+    kms_sns_ssm.KMS_ALIAS: aws.kms.Alias,
+    kms_sns_ssm.SSM_PARAMETER: aws.ssm.Parameter,
+    base.IAM_ROLE_POLICY: aws.iam.RolePolicy,
+    kms_sns_ssm.METRIC_ALARM: aws.cloudwatch.MetricAlarm,
 }
 
 # every property path the rules read, per type
 PATHS = {
-    rules.RDS_INSTANCE: ["storageEncrypted", "kmsKeyId", "deletionProtection", "backupRetentionPeriod",
+    base.RDS_INSTANCE: ["storageEncrypted", "kmsKeyId", "deletionProtection", "backupRetentionPeriod",
                          "replicateSourceDb"],
-    rules.RDS_BACKUP_REPLICATION: ["kmsKeyId", "retentionPeriod", "sourceDbInstanceArn"],
-    rules.MSK_CLUSTER: ["encryptionInfo.encryptionAtRestKmsKeyArn", "encryptionInfo.encryptionInTransit.clientBroker",
+    base.RDS_BACKUP_REPLICATION: ["kmsKeyId", "retentionPeriod", "sourceDbInstanceArn"],
+    base.MSK_CLUSTER: ["encryptionInfo.encryptionAtRestKmsKeyArn", "encryptionInfo.encryptionInTransit.clientBroker",
                         "encryptionInfo.encryptionInTransit.inCluster", "configurationInfo.arn"],
-    rules.MSK_CONFIGURATION: ["serverProperties"],
-    rules.S3_BUCKETS[0]: ["bucket", "objectLockEnabled", "forceDestroy"],
-    rules.S3_VERSIONINGS[0]: ["bucket", "versioningConfiguration.status"],
-    rules.S3_ENCRYPTIONS[0]: ["bucket", "rules.applyServerSideEncryptionByDefault.sseAlgorithm",
+    base.MSK_CONFIGURATION: ["serverProperties"],
+    base.S3_BUCKETS[0]: ["bucket", "objectLockEnabled", "forceDestroy"],
+    base.S3_VERSIONINGS[0]: ["bucket", "versioningConfiguration.status"],
+    base.S3_ENCRYPTIONS[0]: ["bucket", "rules.applyServerSideEncryptionByDefault.sseAlgorithm",
                               "rules.applyServerSideEncryptionByDefault.kmsMasterKeyId"],
-    rules.S3_PUBLIC_ACCESS_BLOCK: ["bucket", *rules.PUBLIC_ACCESS_FLAGS],
-    rules.S3_REPLICATION: ["bucket", "rules.id", "rules.status", "rules.destination.bucket",
+    base.S3_PUBLIC_ACCESS_BLOCK: ["bucket", *invariants.PUBLIC_ACCESS_FLAGS],
+    base.S3_REPLICATION: ["bucket", "rules.id", "rules.status", "rules.destination.bucket",
                            "rules.sourceSelectionCriteria.sseKmsEncryptedObjects.status",
                            "rules.destination.encryptionConfiguration.replicaKmsKeyId",
                            "rules.destination.replicationTime.status", "rules.destination.replicationTime.time.minutes",
                            "rules.destination.metrics.status", "rules.destination.metrics.eventThreshold.minutes",
                            "rules.priority", "rules.filter.tag", "rules.filter.and.tags",
                            "rules.deleteMarkerReplication.status"],
-    rules.SNS_TOPIC: ["kmsMasterKeyId", "name", "fifoTopic"],
-    rules.KMS_KEY: ["enableKeyRotation", "deletionWindowInDays", "rotationPeriodInDays", "customerMasterKeySpec",
+    base.SNS_TOPIC: ["kmsMasterKeyId", "name", "fifoTopic"],
+    base.KMS_KEY: ["enableKeyRotation", "deletionWindowInDays", "rotationPeriodInDays", "customerMasterKeySpec",
                     "keyUsage", "policy"],
-    rules.ROUTE53_RECORD: ["failoverRoutingPolicies.type", "healthCheckId"],
-    S3K.S3_LIFECYCLES[0]: ["bucket", "rules.id", "rules.transitions.days", "rules.transitions.storageClass",
+    base.ROUTE53_RECORD: ["failoverRoutingPolicies.type", "healthCheckId"],
+    s3.S3_LIFECYCLES[0]: ["bucket", "rules.id", "rules.transitions.days", "rules.transitions.storageClass",
                            "rules.noncurrentVersionTransitions.noncurrentDays",
                            "rules.noncurrentVersionTransitions.storageClass"],
-    S3K.S3_OBJECT_LOCKS[0]: ["bucket", "objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days",
+    s3.S3_OBJECT_LOCKS[0]: ["bucket", "objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days",
                              "rule.defaultRetention.years"],
-    S3K.KMS_ALIAS: ["name"],
-    S3K.SSM_PARAMETER: ["name", "type", "tier", "value", "insecureValue"],
-    S3K.IAM_ROLE_POLICY: ["policy"],
-    S3K.METRIC_ALARM: ["alarmActions", "okActions", "insufficientDataActions"],
+    kms_sns_ssm.KMS_ALIAS: ["name"],
+    kms_sns_ssm.SSM_PARAMETER: ["name", "type", "tier", "value", "insecureValue"],
+    base.IAM_ROLE_POLICY: ["policy"],
+    kms_sns_ssm.METRIC_ALARM: ["alarmActions", "okActions", "insufficientDataActions"],
 }
 
 
@@ -103,7 +103,7 @@ def test_type_tokens_are_the_ones_pulumi_aws_registers(token, cls):
     assert f"'{token}'" in inspect.getsource(cls), f"{cls.__name__} does not register as {token}"
 
 
-@pytest.mark.parametrize("token", sorted(rules.K8S_POD_SPEC_PATHS))
+@pytest.mark.parametrize("token", sorted(invariants.K8S_POD_SPEC_PATHS))
 def test_kubernetes_type_tokens_are_the_ones_pulumi_kubernetes_registers(token):
     group_version, kind = token.split(":")[1], token.split(":")[2]
     group, version = group_version.split("/")
@@ -189,7 +189,7 @@ def test_the_served_pack_lists_every_policy_as_mandatory(analyzer):
 def test_the_served_pack_rejects_a_key_without_rotation_and_passes_one_with(analyzer):
     def analyze(props):
         return analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
-            type=rules.KMS_KEY, properties=_struct(props), urn="urn:pulumi:dr::regionpair::aws:kms/key:Key::dr-key",
+            type=base.KMS_KEY, properties=_struct(props), urn="urn:pulumi:dr::regionpair::aws:kms/key:Key::dr-key",
             name="dr-key"), timeout=10)
 
     bad = analyze({"enableKeyRotation": False})
@@ -208,29 +208,29 @@ def test_the_served_pack_judges_a_preview_stack_with_unknown_ids_by_property_dep
             type=type_, name=name, urn=f"urn:pulumi:dr::regionpair::{type_}::{name}", properties=_struct(props),
             propertyDependencies={k: analyzer_pb2.AnalyzerPropertyDependencies(urns=v) for k, v in (deps or {}).items()})
 
-    bucket_urn = f"urn:pulumi:dr::regionpair::{rules.S3_BUCKETS[0]}::data"
-    base = [
-        res(rules.STACK_REFERENCE, "prod", {"name": "org/regionpair/prod"}),
-        res(rules.RDS_INSTANCE, "orders", {"replicateSourceDb": "arn:aws:rds:us-east-1:1:db:o", "kmsKeyId": u,
+    bucket_urn = f"urn:pulumi:dr::regionpair::{base.S3_BUCKETS[0]}::data"
+    stack = [
+        res(base.STACK_REFERENCE, "prod", {"name": "org/regionpair/prod"}),
+        res(base.RDS_INSTANCE, "orders", {"replicateSourceDb": "arn:aws:rds:us-east-1:1:db:o", "kmsKeyId": u,
                                            "deletionProtection": True}),
-        res(rules.RDS_BACKUP_REPLICATION, "orders-backups", {"sourceDbInstanceArn": "arn:aws:rds:us-east-1:1:db:o",
+        res(base.RDS_BACKUP_REPLICATION, "orders-backups", {"sourceDbInstanceArn": "arn:aws:rds:us-east-1:1:db:o",
                                                              "kmsKeyId": u}),
-        res(rules.S3_BUCKETS[0], "data", {"bucket": u}),
-        res(rules.S3_ENCRYPTIONS[0], "data-sse", {"bucket": u, "rules": [{"applyServerSideEncryptionByDefault": {
+        res(base.S3_BUCKETS[0], "data", {"bucket": u}),
+        res(base.S3_ENCRYPTIONS[0], "data-sse", {"bucket": u, "rules": [{"applyServerSideEncryptionByDefault": {
             "sseAlgorithm": "aws:kms", "kmsMasterKeyId": u}}]}, {"bucket": [bucket_urn]}),
-        res(rules.S3_PUBLIC_ACCESS_BLOCK, "data-pab", {"bucket": u, **{f: True for f in rules.PUBLIC_ACCESS_FLAGS}},
+        res(base.S3_PUBLIC_ACCESS_BLOCK, "data-pab", {"bucket": u, **{f: True for f in invariants.PUBLIC_ACCESS_FLAGS}},
             {"bucket": [bucket_urn]}),
     ]
-    versioning = res(rules.S3_VERSIONINGS[0], "data-versioning",
+    versioning = res(base.S3_VERSIONINGS[0], "data-versioning",
                      {"bucket": u, "versioningConfiguration": {"status": "Enabled"}}, {"bucket": [bucket_urn]})
 
-    ok = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[*base, versioning]), timeout=10)
+    ok = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[*stack, versioning]), timeout=10)
     assert [d.message for d in ok.diagnostics] == []
 
-    missing = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=base), timeout=10)
+    missing = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=stack), timeout=10)
     assert [(d.policyName, d.urn) for d in missing.diagnostics] == [("s3-every-bucket-versioned", bucket_urn)]
 
-    no_replica = [r for r in base if r.name != "orders"] + [versioning]
+    no_replica = [r for r in stack if r.name != "orders"] + [versioning]
     failed = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=no_replica), timeout=10)
     assert [d.policyName for d in failed.diagnostics] == ["dr-every-primary-replicated"]
     assert failed.diagnostics[0].enforcementLevel == analyzer_pb2.MANDATORY

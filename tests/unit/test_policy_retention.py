@@ -8,7 +8,7 @@ import json
 import pytest
 
 from components.retention import EXPORT_PRINCIPAL, EXPORT_ROLE_TAG, export_role_policy
-from policy import retention, rules
+from policy import base, retention, rules
 from tests.helpers.policy import check, stack_findings
 
 ARCHIVE = "arn:aws:s3:::regionpair-prod-archive-123456789012-us-east-1"
@@ -22,7 +22,7 @@ def test_the_policies_are_in_the_pack():
 
 @pytest.mark.parametrize("days, refused", [(30, False), (35, False), (36, True), (3650, True)])
 def test_automated_backups_are_kept_at_most_35_days(days, refused):
-    messages = check("rds-backup-retention-at-most-35", rules.RDS_INSTANCE, {"backupRetentionPeriod": days})
+    messages = check("rds-backup-retention-at-most-35", base.RDS_INSTANCE, {"backupRetentionPeriod": days})
     assert bool(messages) is refused, messages
     if refused:
         assert "at most 35" in messages[0] and "Backup retention period" in messages[0] and "Fix:" in messages[0]
@@ -74,7 +74,7 @@ def test_the_export_role_of_the_component_passes_and_a_broken_one_is_refused():
 
 
 def archive_graph(mode: str | None = "COMPLIANCE", days: int = 2557, lock: bool = True) -> list[dict]:
-    nodes = [{"type": rules.S3_BUCKETS[0], "name": "compliance-bucket", "parent": None,
+    nodes = [{"type": base.S3_BUCKETS[0], "name": "compliance-bucket", "parent": None,
               "inputs": {"bucket": "archive", "tags": {"regionpair:retention-tier": "compliance"}}}]
     if lock:
         nodes.append({"type": retention.S3_OBJECT_LOCK, "name": "compliance-lock", "parent": None,

@@ -14,7 +14,20 @@ import pytest
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policy import rules
+from policy import (
+    base,
+    dns_alarms_iam,
+    invariants,
+    kafka_backup,
+    kms_sns_ssm,
+    msk,
+    mskconnect,
+    rds,
+    retention,
+    rules,
+    s3,
+    stack_invariants,
+)
 from tests.helpers.policy import check, stack_findings
 from tests.props import DELETE, with_
 
@@ -27,32 +40,32 @@ _MAIN = f"{_POD}.containers.0.securityContext"
 _INIT = f"{_POD}.initContainers.0.securityContext"
 
 GOOD: dict[str, dict[str, Any]] = {
-    rules.RDS_INSTANCE: {"engine": "postgres", "storageEncrypted": True, "kmsKeyId": KEY,
+    base.RDS_INSTANCE: {"engine": "postgres", "storageEncrypted": True, "kmsKeyId": KEY,
                          "deletionProtection": True, "backupRetentionPeriod": 30, "multiAz": True},
-    rules.RDS_BACKUP_REPLICATION: {"sourceDbInstanceArn": PRIMARY_ARN, "kmsKeyId": DR_KEY, "retentionPeriod": 14},
-    rules.MSK_CLUSTER: {"encryptionInfo": {"encryptionAtRestKmsKeyArn": KEY,
+    base.RDS_BACKUP_REPLICATION: {"sourceDbInstanceArn": PRIMARY_ARN, "kmsKeyId": DR_KEY, "retentionPeriod": 14},
+    base.MSK_CLUSTER: {"encryptionInfo": {"encryptionAtRestKmsKeyArn": KEY,
                                            "encryptionInTransit": {"clientBroker": "TLS", "inCluster": True}},
                         "configurationInfo": {"arn": "arn:aws:kafka:us-east-1:111122223333:configuration/c/1",
                                               "revision": 1}},
-    rules.MSK_CONFIGURATION: {"serverProperties": "auto.create.topics.enable=false\n"
+    base.MSK_CONFIGURATION: {"serverProperties": "auto.create.topics.enable=false\n"
                                                   "default.replication.factor=3\nmin.insync.replicas=2\n"
                                                   "unclean.leader.election.enable=false\n"},
-    rules.S3_ENCRYPTIONS[0]: {"bucket": "data", "rules": [{"applyServerSideEncryptionByDefault": {
+    base.S3_ENCRYPTIONS[0]: {"bucket": "data", "rules": [{"applyServerSideEncryptionByDefault": {
         "sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY}, "bucketKeyEnabled": True}]},
-    rules.S3_REPLICATION: {"bucket": "data", "role": "arn:aws:iam::111122223333:role/repl", "rules": [{
+    base.S3_REPLICATION: {"bucket": "data", "role": "arn:aws:iam::111122223333:role/repl", "rules": [{
         "id": "all", "status": "Enabled",
         "sourceSelectionCriteria": {"sseKmsEncryptedObjects": {"status": "Enabled"}},
         "deleteMarkerReplication": {"status": "Enabled"},
         "destination": {"bucket": "arn:aws:s3:::data-dr", "encryptionConfiguration": {"replicaKmsKeyId": DR_KEY},
                         "replicationTime": {"status": "Enabled", "time": {"minutes": 15}},
                         "metrics": {"status": "Enabled", "eventThreshold": {"minutes": 15}}}}]},
-    rules.S3_PUBLIC_ACCESS_BLOCK: {"bucket": "data", "blockPublicAcls": True, "blockPublicPolicy": True,
+    base.S3_PUBLIC_ACCESS_BLOCK: {"bucket": "data", "blockPublicAcls": True, "blockPublicPolicy": True,
                                    "ignorePublicAcls": True, "restrictPublicBuckets": True},
-    rules.SNS_TOPIC: {"kmsMasterKeyId": KEY},
-    rules.ROUTE53_RECORD: {"zoneId": "Z123", "name": "db.example.com", "type": "CNAME", "setIdentifier": "primary",
+    base.SNS_TOPIC: {"kmsMasterKeyId": KEY},
+    base.ROUTE53_RECORD: {"zoneId": "Z123", "name": "db.example.com", "type": "CNAME", "setIdentifier": "primary",
                            "failoverRoutingPolicies": [{"type": "PRIMARY"}], "healthCheckId": "hc-1",
                            "records": ["db.prod"], "ttl": 30},
-    rules.KMS_KEY: {"enableKeyRotation": True, "deletionWindowInDays": 30},
+    base.KMS_KEY: {"enableKeyRotation": True, "deletionWindowInDays": 30},
     K8S_CRONJOB: {"metadata": {"name": "dump"}, "spec": {"schedule": "0 2 * * *", "jobTemplate": {"spec": {
         "template": {"spec": {
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -67,66 +80,66 @@ GOOD: dict[str, dict[str, Any]] = {
 
 # (policy, resource type, path to change in the good props, new value, words the message must contain)
 BROKEN = [
-    ("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, "storageEncrypted", False, "not encrypted"),
-    ("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, "storageEncrypted", DELETE, "not encrypted"),
-    ("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, "kmsKeyId", DELETE, "no customer KMS key"),
-    ("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, "kmsKeyId", "alias/aws/rds", "AWS-managed key"),
-    ("rds-encrypted-with-customer-key", rules.RDS_BACKUP_REPLICATION, "kmsKeyId", DELETE, "no customer KMS key"),
-    ("rds-deletion-protection", rules.RDS_INSTANCE, "deletionProtection", False, "deletion protection is off"),
-    ("rds-deletion-protection", rules.RDS_INSTANCE, "deletionProtection", DELETE, "deletion protection is off"),
-    ("rds-backup-retention-floor", rules.RDS_INSTANCE, "backupRetentionPeriod", 6, "below the floor of 7"),
-    ("rds-backup-retention-floor", rules.RDS_INSTANCE, "backupRetentionPeriod", 0, "below the floor of 7"),
-    ("rds-backup-retention-floor", rules.RDS_INSTANCE, "backupRetentionPeriod", DELETE, "at least 7 days"),
-    ("rds-backup-retention-floor", rules.RDS_BACKUP_REPLICATION, "retentionPeriod", 3, "below the floor of 7"),
-    ("msk-encrypted", rules.MSK_CLUSTER, "encryptionInfo.encryptionAtRestKmsKeyArn", DELETE, "AWS-managed MSK key"),
-    ("msk-encrypted", rules.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "TLS_PLAINTEXT",
+    ("rds-encrypted-with-customer-key", base.RDS_INSTANCE, "storageEncrypted", False, "not encrypted"),
+    ("rds-encrypted-with-customer-key", base.RDS_INSTANCE, "storageEncrypted", DELETE, "not encrypted"),
+    ("rds-encrypted-with-customer-key", base.RDS_INSTANCE, "kmsKeyId", DELETE, "no customer KMS key"),
+    ("rds-encrypted-with-customer-key", base.RDS_INSTANCE, "kmsKeyId", "alias/aws/rds", "AWS-managed key"),
+    ("rds-encrypted-with-customer-key", base.RDS_BACKUP_REPLICATION, "kmsKeyId", DELETE, "no customer KMS key"),
+    ("rds-deletion-protection", base.RDS_INSTANCE, "deletionProtection", False, "deletion protection is off"),
+    ("rds-deletion-protection", base.RDS_INSTANCE, "deletionProtection", DELETE, "deletion protection is off"),
+    ("rds-backup-retention-floor", base.RDS_INSTANCE, "backupRetentionPeriod", 6, "below the floor of 7"),
+    ("rds-backup-retention-floor", base.RDS_INSTANCE, "backupRetentionPeriod", 0, "below the floor of 7"),
+    ("rds-backup-retention-floor", base.RDS_INSTANCE, "backupRetentionPeriod", DELETE, "at least 7 days"),
+    ("rds-backup-retention-floor", base.RDS_BACKUP_REPLICATION, "retentionPeriod", 3, "below the floor of 7"),
+    ("msk-encrypted", base.MSK_CLUSTER, "encryptionInfo.encryptionAtRestKmsKeyArn", DELETE, "AWS-managed MSK key"),
+    ("msk-encrypted", base.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "TLS_PLAINTEXT",
      "not TLS-only"),
-    ("msk-encrypted", rules.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "PLAINTEXT",
+    ("msk-encrypted", base.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.clientBroker", "PLAINTEXT",
      "not TLS-only"),
-    ("msk-encrypted", rules.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.inCluster", False, "not encrypted"),
-    ("msk-durable-configuration", rules.MSK_CLUSTER, "configurationInfo", DELETE, "default configuration"),
-    ("msk-durable-configuration", rules.MSK_CONFIGURATION, "serverProperties",
+    ("msk-encrypted", base.MSK_CLUSTER, "encryptionInfo.encryptionInTransit.inCluster", False, "not encrypted"),
+    ("msk-durable-configuration", base.MSK_CLUSTER, "configurationInfo", DELETE, "default configuration"),
+    ("msk-durable-configuration", base.MSK_CONFIGURATION, "serverProperties",
      "default.replication.factor=2\nmin.insync.replicas=2\nunclean.leader.election.enable=false",
      "default.replication.factor is '2'"),
-    ("msk-durable-configuration", rules.MSK_CONFIGURATION, "serverProperties",
+    ("msk-durable-configuration", base.MSK_CONFIGURATION, "serverProperties",
      "default.replication.factor=3\nmin.insync.replicas=1\nunclean.leader.election.enable=false",
      "min.insync.replicas is '1'"),
-    ("msk-durable-configuration", rules.MSK_CONFIGURATION, "serverProperties",
+    ("msk-durable-configuration", base.MSK_CONFIGURATION, "serverProperties",
      "default.replication.factor=3\nmin.insync.replicas=3\nunclean.leader.election.enable=false",
      "not below default.replication.factor"),
-    ("msk-durable-configuration", rules.MSK_CONFIGURATION, "serverProperties",
+    ("msk-durable-configuration", base.MSK_CONFIGURATION, "serverProperties",
      "default.replication.factor=3\nmin.insync.replicas=2\nunclean.leader.election.enable=true",
      "unclean.leader.election.enable is 'true'"),
-    ("msk-durable-configuration", rules.MSK_CONFIGURATION, "serverProperties",
+    ("msk-durable-configuration", base.MSK_CONFIGURATION, "serverProperties",
      "default.replication.factor=3\nmin.insync.replicas=2", "unclean.leader.election.enable is None"),
-    ("s3-sse-kms", rules.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm", "AES256",
+    ("s3-sse-kms", base.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.sseAlgorithm", "AES256",
      "not SSE-KMS"),
-    ("s3-sse-kms", rules.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.kmsMasterKeyId", DELETE,
+    ("s3-sse-kms", base.S3_ENCRYPTIONS[0], "rules.0.applyServerSideEncryptionByDefault.kmsMasterKeyId", DELETE,
      "AWS-managed key aws/s3"),
-    ("s3-sse-kms", rules.S3_ENCRYPTIONS[0], "rules", [], "no encryption rule"),
-    ("s3-sse-kms", rules.S3_REPLICATION, "rules.0.sourceSelectionCriteria", DELETE, "skips every object"),
-    ("s3-sse-kms", rules.S3_REPLICATION, "rules.0.destination.encryptionConfiguration", DELETE,
+    ("s3-sse-kms", base.S3_ENCRYPTIONS[0], "rules", [], "no encryption rule"),
+    ("s3-sse-kms", base.S3_REPLICATION, "rules.0.sourceSelectionCriteria", DELETE, "skips every object"),
+    ("s3-sse-kms", base.S3_REPLICATION, "rules.0.destination.encryptionConfiguration", DELETE,
      "names no key for the replicas"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.destination.replicationTime", DELETE,
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.destination.replicationTime", DELETE,
      "no replication time control"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.destination.replicationTime.status", "Disabled",
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.destination.replicationTime.status", "Disabled",
      "no replication time control"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.destination.replicationTime.time.minutes", 60,
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.destination.replicationTime.time.minutes", 60,
      "no replication time control"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.destination.metrics", DELETE,
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.destination.metrics", DELETE,
      "no replication metrics"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.destination.metrics.eventThreshold.minutes", 30,
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.destination.metrics.eventThreshold.minutes", 30,
      "requires 15"),
-    ("s3-replication-time-control", rules.S3_REPLICATION, "rules.0.status", "Disabled", "no enabled replication rule"),
-    *[("s3-public-access-block-complete", rules.S3_PUBLIC_ACCESS_BLOCK, flag, value, f"{flag}={value!r}")
-      for flag in rules.PUBLIC_ACCESS_FLAGS for value in (False, None)],
-    ("sns-encrypted-with-customer-key", rules.SNS_TOPIC, "kmsMasterKeyId", DELETE, "not encrypted"),
-    ("sns-encrypted-with-customer-key", rules.SNS_TOPIC, "kmsMasterKeyId", "alias/aws/sns",
+    ("s3-replication-time-control", base.S3_REPLICATION, "rules.0.status", "Disabled", "no enabled replication rule"),
+    *[("s3-public-access-block-complete", base.S3_PUBLIC_ACCESS_BLOCK, flag, value, f"{flag}={value!r}")
+      for flag in invariants.PUBLIC_ACCESS_FLAGS for value in (False, None)],
+    ("sns-encrypted-with-customer-key", base.SNS_TOPIC, "kmsMasterKeyId", DELETE, "not encrypted"),
+    ("sns-encrypted-with-customer-key", base.SNS_TOPIC, "kmsMasterKeyId", "alias/aws/sns",
      "CloudWatch alarms cannot publish"),
-    ("route53-primary-failover-health-check", rules.ROUTE53_RECORD, "healthCheckId", DELETE, "never fails over"),
-    ("route53-primary-failover-health-check", rules.ROUTE53_RECORD, "healthCheckId", "", "never fails over"),
-    ("kms-key-rotation", rules.KMS_KEY, "enableKeyRotation", False, "rotation is off"),
-    ("kms-key-rotation", rules.KMS_KEY, "enableKeyRotation", DELETE, "rotation is off"),
+    ("route53-primary-failover-health-check", base.ROUTE53_RECORD, "healthCheckId", DELETE, "never fails over"),
+    ("route53-primary-failover-health-check", base.ROUTE53_RECORD, "healthCheckId", "", "never fails over"),
+    ("kms-key-rotation", base.KMS_KEY, "enableKeyRotation", False, "rotation is off"),
+    ("kms-key-rotation", base.KMS_KEY, "enableKeyRotation", DELETE, "rotation is off"),
     ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.privileged", True, "runs privileged"),
     ("k8s-workload-restricted", K8S_CRONJOB, f"{_MAIN}.allowPrivilegeEscalation", True, "may gain privileges"),
     ("k8s-workload-restricted", K8S_CRONJOB, f"{_INIT}.allowPrivilegeEscalation", DELETE, "may gain privileges"),
@@ -168,44 +181,77 @@ def test_every_policy_is_mandatory_and_named_uniquely():
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in rules.POLICIES)
 
 
+PACK_ORDER = [
+    "rds-encrypted-with-customer-key", "rds-deletion-protection", "rds-backup-retention-floor", "msk-encrypted",
+    "msk-durable-configuration", "s3-sse-kms", "s3-replication-time-control", "s3-public-access-block-complete",
+    "sns-encrypted-with-customer-key", "route53-primary-failover-health-check", "kms-key-rotation",
+    "k8s-workload-restricted", "s3-every-bucket-versioned", "s3-every-bucket-kms-encrypted",
+    "s3-every-bucket-public-access-blocked", "rds-logical-replication-static", "dr-every-primary-replicated",
+    "msk-cluster-replicator-ready", "msk-replicator-valid", "msk-cluster-policy-for-replicator",
+    "msk-replicator-execution-role", "msk-configuration-matches-cluster-version", "rds-password-not-rds-managed",
+    "rds-final-snapshot-by-role", "rds-major-version-with-auto-minor-upgrade", "rds-cross-region-replica",
+    "rds-backup-replication", "secretsmanager-secret", "rds-parameter-group-family", "route53-health-check-valid",
+    "route53-record-valid", "route53-failover-record-runbook-controlled", "route53-failover-pairs",
+    "cloudwatch-alarm-valid", "cloudwatch-route53-alarm-in-us-east-1", "iam-runbook-least-privilege",
+    "iam-trust-names-principals", "s3-lifecycle-rule-limit", "mskconnect-connector-valid",
+    "mskconnect-connector-iam-tls-logs", "mskconnect-custom-plugin-valid", "mskconnect-worker-configuration-valid",
+    "mskconnect-mirrormaker2-settings", "mskconnect-execution-role", "s3-lifecycle-transitions-valid",
+    "s3-replication-rule-shape", "s3-object-lock-retention-valid", "s3-bucket-name-valid",
+    "s3-replication-role-permissions", "kms-key-settings-valid", "kms-alias-name-valid", "sns-topic-name-valid",
+    "ssm-parameter-valid", "s3-object-lock-bucket-consistent", "s3-replication-role-kms-permissions",
+    "s3-one-configuration-per-bucket", "kms-key-lets-cloudwatch-publish", "rds-backup-retention-at-most-35",
+    "backup-vault-lock-cooling-off", "backup-plan-cold-storage-90-days", "iam-snapshot-delete-spares-compliance",
+    "rds-snapshot-export-role", "s3-compliance-archive-locked",
+]
+"""The order of ``rules.POLICIES`` before the pack was split into base, checks and areas (issue 14):
+the split moved code, not the pack."""
+
+
+def test_the_pack_keeps_its_order_and_holds_each_modules_policies_once():
+    assert [p.name for p in rules.POLICIES] == PACK_ORDER
+    parts = [rules.CORE_POLICIES, msk.POLICIES, rds.POLICIES, dns_alarms_iam.POLICIES, kafka_backup.POLICIES,
+             mskconnect.POLICIES, s3.POLICIES, kms_sns_ssm.POLICIES, retention.POLICIES]
+    assert sorted(id(p) for part in parts for p in part) == sorted(id(p) for p in rules.POLICIES)
+
+
 def test_a_policy_only_looks_at_its_own_resource_types():
     # a KMS key without rotation is none of the RDS policy's business, and vice versa
-    assert check("rds-deletion-protection", rules.KMS_KEY, {"enableKeyRotation": False}) == []
-    assert check("kms-key-rotation", rules.RDS_INSTANCE, {"deletionProtection": False}) == []
+    assert check("rds-deletion-protection", base.KMS_KEY, {"enableKeyRotation": False}) == []
+    assert check("kms-key-rotation", base.RDS_INSTANCE, {"deletionProtection": False}) == []
 
 
 def test_a_replica_needs_no_retention_but_does_need_its_own_regions_key():
     replica = {"replicateSourceDb": PRIMARY_ARN, "kmsKeyId": DR_KEY, "deletionProtection": True}
-    assert check("rds-backup-retention-floor", rules.RDS_INSTANCE, replica) == []
-    assert check("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, replica) == []
-    assert check("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, {**replica, "kmsKeyId": None})
-    assert check("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, {**replica, "storageEncrypted": False})
+    assert check("rds-backup-retention-floor", base.RDS_INSTANCE, replica) == []
+    assert check("rds-encrypted-with-customer-key", base.RDS_INSTANCE, replica) == []
+    assert check("rds-encrypted-with-customer-key", base.RDS_INSTANCE, {**replica, "kmsKeyId": None})
+    assert check("rds-encrypted-with-customer-key", base.RDS_INSTANCE, {**replica, "storageEncrypted": False})
     # and deletion protection applies to replicas too
-    assert check("rds-deletion-protection", rules.RDS_INSTANCE, {**replica, "deletionProtection": False})
+    assert check("rds-deletion-protection", base.RDS_INSTANCE, {**replica, "deletionProtection": False})
 
 
 def test_secondary_and_plain_records_need_no_health_check():
-    secondary = with_(GOOD[rules.ROUTE53_RECORD], "failoverRoutingPolicies", [{"type": "SECONDARY"}])
-    assert check("route53-primary-failover-health-check", rules.ROUTE53_RECORD,
+    secondary = with_(GOOD[base.ROUTE53_RECORD], "failoverRoutingPolicies", [{"type": "SECONDARY"}])
+    assert check("route53-primary-failover-health-check", base.ROUTE53_RECORD,
                  with_(secondary, "healthCheckId", DELETE)) == []
     simple = {"zoneId": "Z1", "name": "x.example.com", "type": "A", "records": ["10.0.0.1"]}
-    assert check("route53-primary-failover-health-check", rules.ROUTE53_RECORD, simple) == []
+    assert check("route53-primary-failover-health-check", base.ROUTE53_RECORD, simple) == []
 
 
 def test_values_computed_during_preview_count_as_set_where_only_presence_matters():
     # the KMS key ARN is an output of the key: unknown in a preview of a new stack
-    unknown_key = with_(GOOD[rules.RDS_INSTANCE], "kmsKeyId", UNKNOWN_STRING_VALUE)
-    assert check("rds-encrypted-with-customer-key", rules.RDS_INSTANCE, unknown_key) == []
-    unknown_hc = with_(GOOD[rules.ROUTE53_RECORD], "healthCheckId", UNKNOWN_STRING_VALUE)
-    assert check("route53-primary-failover-health-check", rules.ROUTE53_RECORD, unknown_hc) == []
+    unknown_key = with_(GOOD[base.RDS_INSTANCE], "kmsKeyId", UNKNOWN_STRING_VALUE)
+    assert check("rds-encrypted-with-customer-key", base.RDS_INSTANCE, unknown_key) == []
+    unknown_hc = with_(GOOD[base.ROUTE53_RECORD], "healthCheckId", UNKNOWN_STRING_VALUE)
+    assert check("route53-primary-failover-health-check", base.ROUTE53_RECORD, unknown_hc) == []
     # but an unknown never passes for a literal that must be True
-    assert rules.plain(UNKNOWN_STRING_VALUE) is rules.UNKNOWN
-    assert not rules.UNKNOWN
+    assert base.plain(UNKNOWN_STRING_VALUE) is base.UNKNOWN
+    assert not base.UNKNOWN
 
 
 def test_server_properties_parser_reads_comments_and_both_separators():
     text = "# durable\n default.replication.factor = 3\nmin.insync.replicas:2\n! note\n\nx=a=b\n"
-    assert rules.parse_server_properties(text) == {"default.replication.factor": "3", "min.insync.replicas": "2",
+    assert base.parse_server_properties(text) == {"default.replication.factor": "3", "min.insync.replicas": "2",
                                                    "x": "a=b"}
 
 
@@ -213,16 +259,16 @@ def test_server_properties_parser_reads_comments_and_both_separators():
 
 
 def bucket_set(name: str, *, versioned: bool = True, kms: bool = True, blocked: bool = True) -> list[dict]:
-    nodes = [{"type": rules.S3_BUCKETS[0], "name": name, "parent": None, "inputs": {"bucket": name}}]
+    nodes = [{"type": base.S3_BUCKETS[0], "name": name, "parent": None, "inputs": {"bucket": name}}]
     if versioned:
-        nodes.append({"type": rules.S3_VERSIONINGS[0], "name": f"{name}-versioning", "parent": None,
+        nodes.append({"type": base.S3_VERSIONINGS[0], "name": f"{name}-versioning", "parent": None,
                       "inputs": {"bucket": name, "versioningConfiguration": {"status": "Enabled"}}})
     if kms:
-        nodes.append({"type": rules.S3_ENCRYPTIONS[0], "name": f"{name}-sse", "parent": None,
-                      "inputs": copy.deepcopy(GOOD[rules.S3_ENCRYPTIONS[0]]) | {"bucket": name}})
+        nodes.append({"type": base.S3_ENCRYPTIONS[0], "name": f"{name}-sse", "parent": None,
+                      "inputs": copy.deepcopy(GOOD[base.S3_ENCRYPTIONS[0]]) | {"bucket": name}})
     if blocked:
-        nodes.append({"type": rules.S3_PUBLIC_ACCESS_BLOCK, "name": f"{name}-pab", "parent": None,
-                      "inputs": copy.deepcopy(GOOD[rules.S3_PUBLIC_ACCESS_BLOCK]) | {"bucket": name}})
+        nodes.append({"type": base.S3_PUBLIC_ACCESS_BLOCK, "name": f"{name}-pab", "parent": None,
+                      "inputs": copy.deepcopy(GOOD[base.S3_PUBLIC_ACCESS_BLOCK]) | {"bucket": name}})
     return nodes
 
 
@@ -256,8 +302,8 @@ def test_a_weak_companion_does_not_count():
 
 
 def replication(source: str = "data", dest_arn: str = "arn:aws:s3:::data-dr") -> dict:
-    props = with_(GOOD[rules.S3_REPLICATION], "bucket", source)
-    return {"type": rules.S3_REPLICATION, "name": "data-replication", "parent": None,
+    props = with_(GOOD[base.S3_REPLICATION], "bucket", source)
+    return {"type": base.S3_REPLICATION, "name": "data-replication", "parent": None,
             "inputs": with_(props, "rules.0.destination.bucket", dest_arn)}
 
 
@@ -282,15 +328,15 @@ def test_replication_from_another_stacks_bucket_checks_the_destination_here():
 
 
 def test_matching_falls_back_to_the_engines_property_dependencies_when_ids_are_unknown():
-    bucket = rules.Resource(rules.S3_BUCKETS[0], "data", {"bucket": rules.UNKNOWN}, urn="urn:b")
-    versioning = rules.Resource(rules.S3_VERSIONINGS[0], "data-versioning",
-                                {"bucket": rules.UNKNOWN, "versioningConfiguration": {"status": "Enabled"}},
+    bucket = base.Resource(base.S3_BUCKETS[0], "data", {"bucket": base.UNKNOWN}, urn="urn:b")
+    versioning = base.Resource(base.S3_VERSIONINGS[0], "data-versioning",
+                                {"bucket": base.UNKNOWN, "versioningConfiguration": {"status": "Enabled"}},
                                 urn="urn:v", property_dependencies={"bucket": ("urn:b",)})
-    assert rules.check_buckets_versioned([bucket, versioning]) == []
-    unrelated = rules.Resource(rules.S3_VERSIONINGS[0], "x", {"bucket": rules.UNKNOWN,
+    assert stack_invariants.check_buckets_versioned([bucket, versioning]) == []
+    unrelated = base.Resource(base.S3_VERSIONINGS[0], "x", {"bucket": base.UNKNOWN,
                                                                 "versioningConfiguration": {"status": "Enabled"}},
                                urn="urn:x", property_dependencies={"bucket": ("urn:other",)})
-    assert rules.check_buckets_versioned([bucket, unrelated])
+    assert stack_invariants.check_buckets_versioned([bucket, unrelated])
 
 
 # ---- every primary has a replica in the dr stack ------------------------------------------------
@@ -299,7 +345,7 @@ def test_matching_falls_back_to_the_engines_property_dependencies_when_ids_are_u
 @pytest.fixture
 def stack_config():
     """Set the stack config the CLI would pass the pack (regionpair:role / :promoted), then restore."""
-    keys = (f"{rules.PROJECT}:role", f"{rules.PROJECT}:promoted")
+    keys = (f"{base.PROJECT}:role", f"{base.PROJECT}:promoted")
     config = pulumi.runtime.config.CONFIG.get()
     saved = {k: config[k] for k in keys if k in config}
 
@@ -317,21 +363,21 @@ def stack_config():
 
 
 def replica(name: str = "orders", source: Any = PRIMARY_ARN) -> dict:
-    return {"type": rules.RDS_INSTANCE, "name": f"{name}-replica", "parent": None,
+    return {"type": base.RDS_INSTANCE, "name": f"{name}-replica", "parent": None,
             "inputs": {"replicateSourceDb": source, "kmsKeyId": DR_KEY, "deletionProtection": True}}
 
 
 def backups_replication(source: str = PRIMARY_ARN) -> dict:
-    return {"type": rules.RDS_BACKUP_REPLICATION, "name": "orders-backups", "parent": None,
+    return {"type": base.RDS_BACKUP_REPLICATION, "name": "orders-backups", "parent": None,
             "inputs": {"sourceDbInstanceArn": source, "kmsKeyId": DR_KEY}}
 
 
 def standalone(name: str = "orders") -> dict:
-    return {"type": rules.RDS_INSTANCE, "name": f"{name}-replica", "parent": None,
-            "inputs": copy.deepcopy(GOOD[rules.RDS_INSTANCE])}
+    return {"type": base.RDS_INSTANCE, "name": f"{name}-replica", "parent": None,
+            "inputs": copy.deepcopy(GOOD[base.RDS_INSTANCE])}
 
 
-STACK_REF = {"type": rules.STACK_REFERENCE, "name": "prod", "parent": None, "inputs": {"name": "org/regionpair/prod"}}
+STACK_REF = {"type": base.STACK_REFERENCE, "name": "prod", "parent": None, "inputs": {"name": "org/regionpair/prod"}}
 
 
 def dr_messages(graph: list[dict]) -> list[str]:
@@ -392,7 +438,7 @@ def test_k8s_policy_reads_every_workload_kind_and_waits_for_a_computed_pod_spec(
     pod = GOOD[K8S_CRONJOB]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     privileged = copy.deepcopy(pod)
     privileged["containers"][0]["securityContext"]["privileged"] = True
-    for type_, path in rules.K8S_POD_SPEC_PATHS.items():
+    for type_, path in invariants.K8S_POD_SPEC_PATHS.items():
         props: dict[str, Any] = {}
         node = props
         for step in path[:-1]:

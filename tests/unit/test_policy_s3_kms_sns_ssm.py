@@ -1,4 +1,4 @@
-"""The S3/KMS/SNS/SSM rules of the pack (policy/s3_kms_sns_ssm.py), each refusing the broken form
+"""The S3 and KMS/SNS/SSM rules of the pack (policy/s3.py, policy/kms_sns_ssm.py), each refusing the broken form
 and accepting the good one, called through the SDK the way the CLI calls them."""
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policy import rules, s3_kms_sns_ssm as aws_rules
+from policy import base, kms_sns_ssm, rules, s3
 from policy.graph import evaluate, policy_resources
 from tests.props import DELETE, with_
 
 POLICY = {p.name: p for p in rules.POLICIES}
 KEY_W = "arn:aws:kms:us-west-2:111122223333:key/0a0b0c0d-1111-2222-3333-444455556666"
-LIFECYCLE = aws_rules.S3_LIFECYCLES[0]
-OBJECT_LOCK = aws_rules.S3_OBJECT_LOCKS[0]
-BUCKET = rules.S3_BUCKETS[0]
-VERSIONING = rules.S3_VERSIONINGS[0]
+LIFECYCLE = s3.S3_LIFECYCLES[0]
+OBJECT_LOCK = s3.S3_OBJECT_LOCKS[0]
+BUCKET = base.S3_BUCKETS[0]
+VERSIONING = base.S3_VERSIONINGS[0]
 
 
 def key_policy(*, cloudwatch: bool = True) -> str:
@@ -52,19 +53,19 @@ GOOD: dict[str, dict[str, Any]] = {
                         {"days": 180, "storageClass": "DEEP_ARCHIVE"}],
         "noncurrentVersionTransitions": [{"noncurrentDays": 30, "storageClass": "STANDARD_IA"}],
         "noncurrentVersionExpiration": {"noncurrentDays": 60}}]},
-    rules.S3_REPLICATION: {"bucket": "data", "role": "arn:aws:iam::111122223333:role/repl", "rules": [{
+    base.S3_REPLICATION: {"bucket": "data", "role": "arn:aws:iam::111122223333:role/repl", "rules": [{
         "id": "all", "status": "Enabled", "priority": 1, "filter": {"prefix": ""},
         "deleteMarkerReplication": {"status": "Enabled"},
         "destination": {"bucket": "arn:aws:s3:::data-dr", "encryptionConfiguration": {"replicaKmsKeyId": KEY_W}}}]},
     OBJECT_LOCK: {"bucket": "backups", "objectLockEnabled": "Enabled",
                   "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 30}}},
     BUCKET: {"bucket": "regionpair-prod-data-111122223333-us-east-1"},
-    rules.KMS_KEY: {"enableKeyRotation": True, "rotationPeriodInDays": 365, "deletionWindowInDays": 30,
+    base.KMS_KEY: {"enableKeyRotation": True, "rotationPeriodInDays": 365, "deletionWindowInDays": 30,
                     "customerMasterKeySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT"},
-    aws_rules.KMS_ALIAS: {"name": "alias/regionpair-prod", "targetKeyId": "0a0b0c0d"},
-    rules.SNS_TOPIC: {"name": "regionpair-prod-alarms", "kmsMasterKeyId": KEY_W},
-    aws_rules.SSM_PARAMETER: {"name": "/regionpair/s3/writer-bucket", "type": "String", "value": "b", "tier": "Standard"},
-    aws_rules.IAM_ROLE_POLICY: {"role": "repl", "policy": replication_role_policy()},
+    kms_sns_ssm.KMS_ALIAS: {"name": "alias/regionpair-prod", "targetKeyId": "0a0b0c0d"},
+    base.SNS_TOPIC: {"name": "regionpair-prod-alarms", "kmsMasterKeyId": KEY_W},
+    kms_sns_ssm.SSM_PARAMETER: {"name": "/regionpair/s3/writer-bucket", "type": "String", "value": "b", "tier": "Standard"},
+    base.IAM_ROLE_POLICY: {"role": "repl", "policy": replication_role_policy()},
 }
 
 
@@ -123,14 +124,14 @@ BROKEN = [
     ("s3-lifecycle-transitions-valid", LIFECYCLE, "rules.0.noncurrentVersionTransitions",
      [{"noncurrentDays": 30, "storageClass": "STANDARD_IA"}, {"noncurrentDays": 31, "storageClass": "ONEZONE_IA"}],
      "noncurrent versions to ONEZONE_IA 1 days after STANDARD_IA"),
-    ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.deleteMarkerReplication", DELETE,
+    ("s3-replication-rule-shape", base.S3_REPLICATION, "rules.0.deleteMarkerReplication", DELETE,
      "no deleteMarkerReplication"),
-    ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.priority", DELETE, "no priority"),
-    ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.filter",
+    ("s3-replication-rule-shape", base.S3_REPLICATION, "rules.0.priority", DELETE, "no priority"),
+    ("s3-replication-rule-shape", base.S3_REPLICATION, "rules.0.filter",
      {"tag": {"key": "k", "value": "v"}}, "tag-based rules"),
-    ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
+    ("s3-replication-rule-shape", base.S3_REPLICATION, "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
      "0a0b0c0d-1111-2222-3333-444455556666", "not a KMS key or alias ARN"),
-    ("s3-replication-rule-shape", rules.S3_REPLICATION, "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
+    ("s3-replication-rule-shape", base.S3_REPLICATION, "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
      "alias/regionpair-dr", "not a KMS key or alias ARN"),
     ("s3-object-lock-retention-valid", OBJECT_LOCK, "rule.defaultRetention.years", 1, "both days and years"),
     ("s3-object-lock-retention-valid", OBJECT_LOCK, "rule.defaultRetention.days", DELETE, "neither of days and years"),
@@ -148,29 +149,29 @@ BROKEN = [
                            ("amzn-s3-demo-", "amzn-s3-demo-regionpair")]],
     *[("s3-bucket-name-valid", BUCKET, "bucket", f"regionpair-data{suffix}", f"not ending with {suffix}")
       for suffix in ("--ol-s3", ".mrap", "--x-s3", "--table-s3")],
-    *[("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY, "policy", _role_policy_without(action),
-       f"without {action}") for action in aws_rules.REPLICATION_ROLE_ACTIONS if action != "s3:ReplicateObject"],
-    ("kms-key-settings-valid", rules.KMS_KEY, "deletionWindowInDays", 6, "7 to 30"),
-    ("kms-key-settings-valid", rules.KMS_KEY, "deletionWindowInDays", 31, "7 to 30"),
-    ("kms-key-settings-valid", rules.KMS_KEY, "rotationPeriodInDays", 89, "90 to 2560"),
-    ("kms-key-settings-valid", rules.KMS_KEY, "rotationPeriodInDays", 2561, "90 to 2560"),
-    ("kms-key-settings-valid", rules.KMS_KEY, "customerMasterKeySpec", "RSA_2048", "symmetric encryption keys only"),
-    ("kms-alias-name-valid", aws_rules.KMS_ALIAS, "name", "alias/aws/regionpair", "reserves for AWS managed keys"),
-    ("kms-alias-name-valid", aws_rules.KMS_ALIAS, "name", "regionpair-prod", "is not 'alias/'"),
-    ("kms-alias-name-valid", aws_rules.KMS_ALIAS, "name", "alias/region pair", "is not 'alias/'"),
-    ("kms-alias-name-valid", aws_rules.KMS_ALIAS, "name", "alias/" + "a" * 251, "256 characters"),
-    ("sns-topic-name-valid", rules.SNS_TOPIC, "name", "regionpair prod alarms", "1 to 256 letters"),
-    ("sns-topic-name-valid", rules.SNS_TOPIC, "name", "a" * 257, "1 to 256 letters"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/aws/regionpair/x", "not prefixed with aws or ssm"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "SSM-writer", "not prefixed with aws or ssm"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "regionpair/s3/writer", "starts with /"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/regionpair/s3 writer", "no spaces"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/" + "/".join("abcdefghijklmnop"), "fifteen"),
+    *[("s3-replication-role-permissions", base.IAM_ROLE_POLICY, "policy", _role_policy_without(action),
+       f"without {action}") for action in s3.REPLICATION_ROLE_ACTIONS if action != "s3:ReplicateObject"],
+    ("kms-key-settings-valid", base.KMS_KEY, "deletionWindowInDays", 6, "7 to 30"),
+    ("kms-key-settings-valid", base.KMS_KEY, "deletionWindowInDays", 31, "7 to 30"),
+    ("kms-key-settings-valid", base.KMS_KEY, "rotationPeriodInDays", 89, "90 to 2560"),
+    ("kms-key-settings-valid", base.KMS_KEY, "rotationPeriodInDays", 2561, "90 to 2560"),
+    ("kms-key-settings-valid", base.KMS_KEY, "customerMasterKeySpec", "RSA_2048", "symmetric encryption keys only"),
+    ("kms-alias-name-valid", kms_sns_ssm.KMS_ALIAS, "name", "alias/aws/regionpair", "reserves for AWS managed keys"),
+    ("kms-alias-name-valid", kms_sns_ssm.KMS_ALIAS, "name", "regionpair-prod", "is not 'alias/'"),
+    ("kms-alias-name-valid", kms_sns_ssm.KMS_ALIAS, "name", "alias/region pair", "is not 'alias/'"),
+    ("kms-alias-name-valid", kms_sns_ssm.KMS_ALIAS, "name", "alias/" + "a" * 251, "256 characters"),
+    ("sns-topic-name-valid", base.SNS_TOPIC, "name", "regionpair prod alarms", "1 to 256 letters"),
+    ("sns-topic-name-valid", base.SNS_TOPIC, "name", "a" * 257, "1 to 256 letters"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "/aws/regionpair/x", "not prefixed with aws or ssm"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "SSM-writer", "not prefixed with aws or ssm"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "regionpair/s3/writer", "starts with /"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "/regionpair/s3 writer", "no spaces"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "/" + "/".join("abcdefghijklmnop"), "fifteen"),
     # 1011 characters counting the ARN before the name: too long in every Region
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "/r/" + "x" * (SSM_ROOM - 2), "1011 characters"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "name", "r" * SSM_ROOM, "1011 characters"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "type", "Secret", "type 'Secret'"),
-    ("ssm-parameter-valid", aws_rules.SSM_PARAMETER, "value", "b" * 4097, "at most 4096"),  # tier Standard
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "/r/" + "x" * (SSM_ROOM - 2), "1011 characters"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "name", "r" * SSM_ROOM, "1011 characters"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "type", "Secret", "type 'Secret'"),
+    ("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, "value", "b" * 4097, "at most 4096"),  # tier Standard
 ]
 
 
@@ -190,55 +191,55 @@ def test_a_broken_resource_is_refused_naming_it_the_document_and_the_fix(policy_
 
 
 def test_every_resource_rule_of_this_module_has_a_refusing_case():
-    names = {p.name for p in aws_rules.policies(rules.resource_policy, rules.stack_policy, rules._ignoring_settings)
+    names = {p.name for p in (s3.POLICIES + kms_sns_ssm.POLICIES)
              if isinstance(p, ResourceValidationPolicy)}
     assert names - {b[0] for b in BROKEN} == set()
 
 
 def test_every_rule_names_its_document():
-    for p in aws_rules.policies(rules.resource_policy, rules.stack_policy, rules._ignoring_settings):
+    for p in (s3.POLICIES + kms_sns_ssm.POLICIES):
         assert "Guide" in p.description or "Reference" in p.description or "pulumi-aws" in p.description, p.name
         assert p.name in POLICY, f"{p.name} is not in the pack"
 
 
 def test_rules_judge_only_known_values():
     # a bucket name computed from the account id, a policy computed from an ARN: nothing to judge in preview
-    assert check("s3-bucket-name-valid", BUCKET, {"bucket": rules.UNKNOWN_STRING_VALUE}) == []
-    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY,
-                 {"role": "r", "policy": rules.UNKNOWN_STRING_VALUE}) == []
+    assert check("s3-bucket-name-valid", BUCKET, {"bucket": UNKNOWN_STRING_VALUE}) == []
+    assert check("s3-replication-role-permissions", base.IAM_ROLE_POLICY,
+                 {"role": "r", "policy": UNKNOWN_STRING_VALUE}) == []
     # a role policy that replicates nothing is not a replication role
-    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY, {"role": "r", "policy": json.dumps(
+    assert check("s3-replication-role-permissions", base.IAM_ROLE_POLICY, {"role": "r", "policy": json.dumps(
         {"Statement": [{"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY_W}]})}) == []
     # a V1 rule (prefix, no filter) needs neither priority nor deleteMarkerReplication
-    v1 = with_(with_(with_(GOOD[rules.S3_REPLICATION], "rules.0.filter", DELETE), "rules.0.priority", DELETE),
+    v1 = with_(with_(with_(GOOD[base.S3_REPLICATION], "rules.0.filter", DELETE), "rules.0.priority", DELETE),
                "rules.0.deleteMarkerReplication", DELETE)
-    assert check("s3-replication-rule-shape", rules.S3_REPLICATION, v1) == []
+    assert check("s3-replication-rule-shape", base.S3_REPLICATION, v1) == []
     # an alias ARN is a valid replica key; a FIFO topic may end in .fifo
-    assert check("s3-replication-rule-shape", rules.S3_REPLICATION, with_(
-        GOOD[rules.S3_REPLICATION], "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
+    assert check("s3-replication-rule-shape", base.S3_REPLICATION, with_(
+        GOOD[base.S3_REPLICATION], "rules.0.destination.encryptionConfiguration.replicaKmsKeyId",
         "arn:aws:kms:us-west-2:111122223333:alias/regionpair-dr")) == []
-    assert check("sns-topic-name-valid", rules.SNS_TOPIC, {"name": "alarms.fifo", "fifoTopic": True}) == []
+    assert check("sns-topic-name-valid", base.SNS_TOPIC, {"name": "alarms.fifo", "fifoTopic": True}) == []
     # a value past 4 KB is fine in the Advanced tier, and without a tier (the Region's default tier,
     # which may be Advanced or Intelligent-Tiering)
     for tier in ("Advanced", DELETE):
-        assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER,
-                     with_({**GOOD[aws_rules.SSM_PARAMETER], "value": "b" * 4097}, "tier", tier)) == []
+        assert check("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER,
+                     with_({**GOOD[kms_sns_ssm.SSM_PARAMETER], "value": "b" * 4097}, "tier", tier)) == []
 
 
 def test_ssm_name_length_counts_the_arn_before_the_name():
-    param = GOOD[aws_rules.SSM_PARAMETER]
+    param = GOOD[kms_sns_ssm.SSM_PARAMETER]
     # the longest name that fits in the shortest Region's ARN passes; one more character does not
-    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "/" + "x" * (SSM_ROOM - 1)}) == []
-    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "/" + "x" * SSM_ROOM})
+    assert check("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, {**param, "name": "/" + "x" * (SSM_ROOM - 1)}) == []
+    assert check("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, {**param, "name": "/" + "x" * SSM_ROOM})
     # a non-hierarchical name gets the / of the ARN
-    assert check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, {**param, "name": "x" * (SSM_ROOM - 1)}) == []
+    assert check("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, {**param, "name": "x" * (SSM_ROOM - 1)}) == []
     # in a known, longer Region the same name no longer fits
     longer = {**param, "name": "/" + "x" * (SSM_ROOM - 1), "region": "ap-southeast-2"}
-    [message] = check("ssm-parameter-valid", aws_rules.SSM_PARAMETER, longer)
+    [message] = check("ssm-parameter-valid", kms_sns_ssm.SSM_PARAMETER, longer)
     assert "1011 characters counting the ARN" in message and "ap-southeast-2" in message
-    assert aws_rules.ssm_arn_length("/regionpair/x", "us-east-2") == len(
+    assert kms_sns_ssm.ssm_arn_length("/regionpair/x", "us-east-2") == len(
         "arn:aws:ssm:us-east-2:111122223333:parameter/regionpair/x")
-    assert aws_rules.ssm_arn_length("ExampleParameterName", "us-east-2") == 65  # the documented example
+    assert kms_sns_ssm.ssm_arn_length("ExampleParameterName", "us-east-2") == 65  # the documented example
 
 
 def test_lifecycle_gaps_no_aws_page_sources_are_not_refused():
@@ -258,10 +259,10 @@ def test_lifecycle_gaps_no_aws_page_sources_are_not_refused():
 
 def test_a_replication_role_without_tag_reading_is_accepted():
     # S3 replicates the objects without their tags (S3 User Guide, 'Setting up permissions'): not refused
-    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY,
+    assert check("s3-replication-role-permissions", base.IAM_ROLE_POLICY,
                  {"role": "repl", "policy": _role_policy_without("s3:GetObjectVersionTagging")}) == []
     # nor one without KMS permissions: whether it needs them depends on its rules (a stack check)
-    assert check("s3-replication-role-permissions", aws_rules.IAM_ROLE_POLICY,
+    assert check("s3-replication-role-permissions", base.IAM_ROLE_POLICY,
                  {"role": "repl", "policy": _role_policy_without_kms()}) == []
 
 
@@ -283,9 +284,9 @@ def locked_bucket(*, force_destroy: bool = False, mode: str = "COMPLIANCE", vers
 
 def alarm_graph(*, cloudwatch: bool = True, actions: Any = None) -> list[dict[str, Any]]:
     topic_arn = "arn:aws:sns:us-west-2:111122223333:alarms"
-    return [node(rules.KMS_KEY, "key-key", enableKeyRotation=True, policy=key_policy(cloudwatch=cloudwatch)),
-            node(rules.SNS_TOPIC, "alarms-topic", name="alarms", kmsMasterKeyId=KEY_W),
-            node(aws_rules.METRIC_ALARM, "lag", alarmActions=[topic_arn] if actions is None else actions)]
+    return [node(base.KMS_KEY, "key-key", enableKeyRotation=True, policy=key_policy(cloudwatch=cloudwatch)),
+            node(base.SNS_TOPIC, "alarms-topic", name="alarms", kmsMasterKeyId=KEY_W),
+            node(kms_sns_ssm.METRIC_ALARM, "lag", alarmActions=[topic_arn] if actions is None else actions)]
 
 
 def stack_messages(policy_name: str, graph: list[dict[str, Any]]) -> list[str]:
@@ -299,7 +300,7 @@ def stack_messages(policy_name: str, graph: list[dict[str, Any]]) -> list[str]:
     (locked_bucket(versioning="Suspended"), "suspends versioning"),
     (locked_bucket(object_lock_enabled=False, versioning="Suspended"), "created without object_lock_enabled"),
     (locked_bucket() + [node(BUCKET, "copy-bucket", bucket="copy"),
-                        node(rules.S3_REPLICATION, "copy-config", bucket="backups", rules=[
+                        node(base.S3_REPLICATION, "copy-config", bucket="backups", rules=[
                             {"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::copy"}}])],
      "which has no Object Lock"),
 ])
@@ -323,22 +324,22 @@ def test_alarm_topic_key_must_let_cloudwatch_use_it():
     assert stack_messages("kms-key-lets-cloudwatch-publish", alarm_graph(cloudwatch=False, actions=[])) == []
     # during preview the alarm's actions are unknown: the topic is assumed notified
     assert stack_messages("kms-key-lets-cloudwatch-publish",
-                          alarm_graph(cloudwatch=False, actions=rules.UNKNOWN_STRING_VALUE))
+                          alarm_graph(cloudwatch=False, actions=UNKNOWN_STRING_VALUE))
 
 
 def test_cloudwatch_statement_must_grant_both_actions():
     policy = json.loads(key_policy())
     policy["Statement"][1]["Action"] = ["kms:Decrypt"]
-    assert aws_rules.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is False
+    assert kms_sns_ssm.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is False
     policy["Statement"][1]["Action"] = "kms:*"
-    assert aws_rules.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is True
+    assert kms_sns_ssm.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is True
     policy["Statement"][1]["Effect"] = "Deny"
-    assert aws_rules.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is False
+    assert kms_sns_ssm.key_policy_lets_cloudwatch_publish(json.dumps(policy)) is False
 
 
 def test_a_bucket_with_two_lifecycle_or_replication_configurations_is_refused():
     lifecycle = node(LIFECYCLE, "data-lifecycle", **GOOD[LIFECYCLE])
-    replication = node(rules.S3_REPLICATION, "data-replication", **GOOD[rules.S3_REPLICATION])
+    replication = node(base.S3_REPLICATION, "data-replication", **GOOD[base.S3_REPLICATION])
     assert stack_messages("s3-one-configuration-per-bucket", [lifecycle, replication]) == []
     for first in (lifecycle, replication):
         second = copy.deepcopy(first)
@@ -367,13 +368,13 @@ def replication_graph(*, policy: str | None = None, bucket_key: bool = True, sse
         rule["destination"]["encryptionConfiguration"] = {"replicaKmsKeyId": replica_key}
     graph = [node(BUCKET, "prod-data-bucket", bucket="prod-data", objectLockEnabled=source_locked),
              node(BUCKET, "dr-data-bucket", bucket="dr-data", objectLockEnabled=source_locked),
-             node(rules.S3_ENCRYPTIONS[0], "dr-data-sse", bucket="dr-data", rules=[{
+             node(base.S3_ENCRYPTIONS[0], "dr-data-sse", bucket="dr-data", rules=[{
                  "applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_W},
                  "bucketKeyEnabled": bucket_key}]),
-             node(aws_rules.IAM_ROLE, "repl-role", name="repl"),
-             node(aws_rules.IAM_ROLE_POLICY, "repl-policy", role="repl",
+             node(base.IAM_ROLE, "repl-role", name="repl"),
+             node(base.IAM_ROLE_POLICY, "repl-policy", role="repl",
                   policy=replication_role_policy() if policy is None else policy),
-             node(rules.S3_REPLICATION, "data-replication", bucket="prod-data", role=ROLE_ARN, rules=[rule])]
+             node(base.S3_REPLICATION, "data-replication", bucket="prod-data", role=ROLE_ARN, rules=[rule])]
     if source_locked:
         for b in ("prod-data", "dr-data"):
             graph.append(node(VERSIONING, f"{b}-versioning", bucket=b, versioningConfiguration={"status": "Enabled"}))

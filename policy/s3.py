@@ -1,17 +1,15 @@
-# Over 500 lines, on purpose for now: four services' documented rules read through one set of rules.py
-# helpers and tested as `s3_kms_sns_ssm.X`; it splits with rules.py (see there), after the wave's merges.
-"""What AWS documents about the S3, KMS, SNS and SSM resources the stacks declare, as checks.
-
-Each check names the document its rule comes from; ``docs/stacks.md#aws-rules-s3`` lists
-them with where they are enforced and the test that shows each refusing the broken form. They
-read props the way the rules of ``rules.py`` do (provider property names, ``UNKNOWN`` for what a
-preview cannot know) and judge only what is known: a value computed by the cloud is judged when
-``pulumi up`` runs the pack again with it.
-
-Import order: ``rules.py`` appends ``policies(...)`` to its ``POLICIES`` on its last line, and this
-module takes ``rules``' helpers on ITS last line, so either module may be imported first (by the
-CLI as top-level ``rules``, or by the tests as ``policy.rules``). The functions below look the
-helpers up when they are called, never while this module is being imported.
+# Over 500 lines (about 520), on purpose: the documented rules of one service with the documents and limits
+# they quote; the replication-role and Object Lock stack checks share their role-policy readers.
+"""What AWS documents about the S3 resources the stacks declare (lifecycle transitions, replication
+rules and the replication role, Object Lock, bucket names, one configuration per bucket), as checks
+and the policies that wrap them. Each check names the document its rule comes from;
+``docs/stacks.md#aws-rules-s3`` lists them with where they are enforced and the test that shows each
+refusing the broken form. They read props the way every check of the pack does (provider property
+names, ``UNKNOWN`` for what a preview cannot know) and judge only what is known: a value computed by
+the cloud is judged when ``pulumi up`` runs the pack again with it. (The pack's own S3 invariants,
+versioning, SSE-KMS, public access blocks and replication time control: ``invariants.py`` and
+``stack_invariants.py``.) Imported as ``policy.s3`` (tests) and as ``s3`` (the CLI runs the pack with
+``sys.path[0] = policy/``).
 """
 
 from __future__ import annotations
@@ -20,7 +18,59 @@ import fnmatch
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any
+
+try:  # the tests import the package, the CLI the directory
+    from .base import (
+        IAM_ROLE,
+        IAM_ROLE_POLICY,
+        S3_BUCKETS,
+        S3_ENCRYPTIONS,
+        S3_REPLICATION,
+        S3_VERSIONINGS,
+        UNKNOWN,
+        Resource,
+        Violation,
+        as_list,
+        configs_for,
+        get,
+        ignoring_settings,
+        is_number,
+        is_set,
+        of_type,
+        refers_to,
+        resource_policy,
+        stack_policy,
+    )
+    from .iam_documents import is_role_named, policies_of, statement_allows, statements_or_none
+except ImportError:  # pragma: no cover - exercised by the served-pack test
+    from base import (  # type: ignore[no-redef]
+        IAM_ROLE,
+        IAM_ROLE_POLICY,
+        S3_BUCKETS,
+        S3_ENCRYPTIONS,
+        S3_REPLICATION,
+        S3_VERSIONINGS,
+        UNKNOWN,
+        Resource,
+        Violation,
+        as_list,
+        configs_for,
+        get,
+        ignoring_settings,
+        is_number,
+        is_set,
+        of_type,
+        refers_to,
+        resource_policy,
+        stack_policy,
+    )
+    from iam_documents import (  # type: ignore[no-redef]
+        is_role_named,
+        policies_of,
+        statement_allows,
+        statements_or_none,
+    )
 
 # ---- pulumi-aws 7.x type tokens (checked against the installed provider in the tests) -------
 
@@ -28,11 +78,6 @@ S3_LIFECYCLES = ("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfigurati
                  "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
 S3_OBJECT_LOCKS = ("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
                    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2")
-KMS_ALIAS = "aws:kms/alias:Alias"
-SSM_PARAMETER = "aws:ssm/parameter:Parameter"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IAM_ROLE = "aws:iam/role:Role"
-METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 # ---- the documents ---------------------------------------------------------------------------
 
@@ -63,22 +108,6 @@ S3_FORCE_DESTROY_DOC = ("a rule of this project, not an AWS constraint (S3 and t
 S3_BUCKET_NAME_DOC = "S3 User Guide, 'General purpose bucket naming rules'"
 S3_SINGLE_CONFIG_DOC = ("pulumi-aws aws.s3.BucketLifecycleConfiguration and aws.s3.BucketReplicationConfig (\"S3 Buckets "
                         "only support a single lifecycle/replication configuration ... perpetual difference\")")
-KMS_KEY_DOC = ("pulumi-aws aws.kms.Key (deletion_window_in_days 7-30, rotation_period_in_days 90-2560) and KMS API "
-               "Reference 'EnableKeyRotation' (automatic rotation only for symmetric encryption keys)")
-KMS_ALIAS_DOC = "KMS Developer Guide, 'Create aliases'"
-SNS_KMS_DOC = ("SNS Developer Guide, 'Key management': 'Enable compatibility between event sources from AWS services "
-               "and encrypted topics'")
-SNS_TOPIC_NAME_DOC = "SNS API Reference, 'CreateTopic' (Name)"
-SSM_NAME_DOC = ("SSM API Reference, 'PutParameter' (Name: naming constraints, fifteen levels; 1011 characters "
-                "including the ARN that precedes the name, arn:aws:ssm:us-east-2:111122223333:parameter/) and "
-                "CloudFormation 'AWS::SSM::Parameter' Name (\"including the full length of the parameter ARN\")")
-SSM_TYPE_DOC = "pulumi-aws aws.ssm.Parameter (type: String, StringList or SecureString)"
-SSM_STANDARD_SIZE_DOC = ("SSM PutParameter's ValidationException \"Standard tier parameters support a maximum parameter "
-                         "value of 4096 characters\" (quoted in a public error report; the User Guide's tier page "
-                         "was not found by the search)")
-SSM_TIER_DOC = ("pulumi-aws aws.ssm.Parameter 'tier' (\"If not specified, will use the default parameter tier for "
-                "the region\"): only an explicit Standard is held to the Standard limit")
-SSM_STANDARD_MAX_CHARS = 4096
 
 # ---- limits, from those documents --------------------------------------------------------------
 
@@ -112,20 +141,12 @@ covers tags), nor s3:GetObjectVersionTagging: without it "it replicates the obje
 tags" (same page), which S3 does not refuse. KMS permissions: only for SSE-KMS rules (a stack check)."""
 LOCKED_SOURCE_ROLE_ACTIONS = ("s3:GetObjectRetention", "s3:GetObjectLegalHold")
 """For a source bucket with Object Lock, on the source (S3 User Guide, 'Using Object Lock with S3 Replication')."""
-CLOUDWATCH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 """S3 User Guide, 'General purpose bucket naming rules' (sthree-configurator is covered by sthree-)."""
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 """Same page: access point aliases, Object Lambda access point aliases, Multi-Region Access Points,
 directory buckets, table buckets."""
-SSM_NAME_MAX = 1011
-SHORTEST_REGION = "us-east-1"
-"""When a parameter's region is unknown, its ARN is at least this long (no Region name is shorter):
-the length check refuses only a name too long in every Region."""
-_ALIAS_NAME = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
-_SSM_NAME = re.compile(r"^[a-zA-Z0-9_.\-/]+$")
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
 
 
@@ -144,33 +165,6 @@ def bucket_name_problems(name: str) -> list[str]:
         pass
     problems += [f"not starting with {p} (reserved)" for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)]
     problems += [f"not ending with {x} (reserved)" for x in RESERVED_BUCKET_SUFFIXES if name.endswith(x)]
-    return problems
-
-
-def ssm_arn_length(name: str, region: str | None = None) -> int:
-    """The length of the parameter's ARN, which PutParameter's 1011-character limit counts:
-    arn:<partition>:ssm:<region>:<12-digit account>:parameter, then the name (a / put before a name
-    without one). Without a region, the shortest Region name (and the aws partition)."""
-    region = region or SHORTEST_REGION
-    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
-    return len(f"arn:{partition}:ssm:{region}:{'0' * 12}:parameter") + len(name) + (0 if name.startswith("/") else 1)
-
-
-def ssm_name_problems(name: str, region: str | None = None) -> list[str]:
-    """What is wrong with an SSM parameter name by PutParameter's naming constraints (empty: nothing)."""
-    problems = []
-    if not _SSM_NAME.match(name):
-        problems.append("only a-zA-Z0-9_.- and / (no spaces)")
-    if "/" in name and not name.startswith("/"):
-        problems.append("a name in a hierarchy starts with /")
-    if name.lstrip("/").lower().startswith(("aws", "ssm")):
-        problems.append("not prefixed with aws or ssm (any case)")
-    arn = ssm_arn_length(name, region)
-    if arn > SSM_NAME_MAX:
-        problems.append(f"at most {SSM_NAME_MAX} characters counting the ARN before it (arn:aws:ssm:"
-                        f"{region or SHORTEST_REGION}:<account>:parameter/...: {arn})")
-    if len([p for p in name.split("/") if p]) > 15:
-        problems.append("at most fifteen hierarchy levels")
     return problems
 
 
@@ -209,7 +203,7 @@ def check_lifecycle(r: Resource) -> list[str]:
             if isinstance(cls, str) and cls not in TRANSITION_CLASSES:
                 problems.append(f"{where} transitions to {cls!r}; lifecycle cannot transition into S3 Standard or "
                                 f"Reduced Redundancy ({S3_LIFECYCLE_DOC}). Fix: one of {', '.join(TRANSITION_CLASSES)}.")
-            if isinstance(cls, str) and _is_number(d):
+            if isinstance(cls, str) and is_number(d):
                 days[cls] = d
         for cls in IA_CLASSES:
             if cls in days and days[cls] < MIN_IA_DAYS:
@@ -220,9 +214,9 @@ def check_lifecycle(r: Resource) -> list[str]:
         noncurrent: dict[str, Any] = {}
         for t in as_list(get(rule, "noncurrentVersionTransitions")):
             cls, d = get(t, "storageClass"), get(t, "noncurrentDays")
-            if isinstance(cls, str) and _is_number(d):
+            if isinstance(cls, str) and is_number(d):
                 noncurrent[cls] = d
-            if cls in IA_CLASSES and _is_number(d) and d < MIN_IA_DAYS:
+            if cls in IA_CLASSES and is_number(d) and d < MIN_IA_DAYS:
                 problems.append(f"{where} moves noncurrent versions to {cls} after {d} days; S3 transitions only "
                                 f"versions noncurrent for at least {MIN_IA_DAYS} days ({S3_LIFECYCLE_DOC}). "
                                 f"Fix: noncurrent_days >= {MIN_IA_DAYS}.")
@@ -279,10 +273,10 @@ def check_object_lock(r: Resource) -> list[str]:
     if is_set(d) == is_set(y):
         problems.append(f"{r.label}: default retention sets {'both' if is_set(d) else 'neither of'} days and years; "
                         f"S3 takes exactly one ({S3_OBJECT_LOCK_DOC}). Fix: days=<1..{MAX_RETENTION_DAYS}> only.")
-    if _is_number(d) and not 1 <= d <= MAX_RETENTION_DAYS:
+    if is_number(d) and not 1 <= d <= MAX_RETENTION_DAYS:
         problems.append(f"{r.label}: default retention of {d} days; the retention period is 1 day to 100 years "
                         f"({S3_OBJECT_LOCK_DOC}). Fix: days between 1 and {MAX_RETENTION_DAYS}.")
-    if _is_number(y) and not 1 <= y <= MAX_RETENTION_YEARS:
+    if is_number(y) and not 1 <= y <= MAX_RETENTION_YEARS:
         problems.append(f"{r.label}: default retention of {y} years; the retention period is at most 100 years "
                         f"({S3_OBJECT_LOCK_DOC}). Fix: years between 1 and {MAX_RETENTION_YEARS}.")
     return problems
@@ -301,98 +295,6 @@ def check_bucket_name(r: Resource) -> list[str]:
             f"{'; '.join(problems)}. Fix: choose a name that is."]
 
 
-def check_kms_key(r: Resource) -> list[str]:
-    if r.type != KMS_KEY:
-        return []
-    problems = []
-    window = r.props.get("deletionWindowInDays")
-    if _is_number(window) and not 7 <= window <= 30:
-        problems.append(f"{r.label}: deletionWindowInDays is {window}; KMS takes 7 to 30 ({KMS_KEY_DOC}). "
-                        "Fix: deletion_window_in_days=30 (the longest time to undo a mistake).")
-    period = r.props.get("rotationPeriodInDays")
-    if _is_number(period) and not 90 <= period <= 2560:
-        problems.append(f"{r.label}: rotationPeriodInDays is {period}; KMS takes 90 to 2560 ({KMS_KEY_DOC}). "
-                        "Fix: rotation_period_in_days=365.")
-    spec, usage = r.props.get("customerMasterKeySpec"), r.props.get("keyUsage")
-    asymmetric = (isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT") or \
-        (isinstance(usage, str) and usage != "ENCRYPT_DECRYPT")
-    if r.props.get("enableKeyRotation") is True and asymmetric:
-        problems.append(f"{r.label}: rotation is on for a {spec}/{usage} key; KMS rotates symmetric encryption keys "
-                        f"only ({KMS_KEY_DOC}). Fix: customer_master_key_spec='SYMMETRIC_DEFAULT', "
-                        "key_usage='ENCRYPT_DECRYPT' for a data key.")
-    return problems
-
-
-def check_kms_alias(r: Resource) -> list[str]:
-    if r.type != KMS_ALIAS:
-        return []
-    name = r.props.get("name")
-    if not isinstance(name, str) or not name:
-        return []
-    if not _ALIAS_NAME.match(name) or len(name) > 256:
-        return [f"{r.label}: alias name {name!r} is not 'alias/' followed by letters, digits, '/', '_' and '-', at most "
-                f"256 characters in all ({KMS_ALIAS_DOC}). Fix: e.g. name='alias/regionpair-prod'."]
-    if name.startswith("alias/aws/"):
-        return [f"{r.label}: alias name {name!r} starts with alias/aws/, which KMS reserves for AWS managed keys "
-                f"({KMS_ALIAS_DOC}). Fix: a name outside alias/aws/, e.g. alias/regionpair-prod."]
-    return []
-
-
-def check_sns_topic_name(r: Resource) -> list[str]:
-    if r.type != SNS_TOPIC:
-        return []
-    name = r.props.get("name")
-    if not isinstance(name, str) or not name:
-        return []
-    fifo = r.props.get("fifoTopic") is True
-    base = name[:-len(".fifo")] if fifo and name.endswith(".fifo") else name
-    if _TOPIC_NAME.match(base) and len(name) <= 256 and (not fifo or name.endswith(".fifo")):
-        return []
-    return [f"{r.label}: topic name {name!r} is not 1 to 256 letters, digits, '-' and '_' (a FIFO topic's ending in "
-            f".fifo) ({SNS_TOPIC_NAME_DOC}). Fix: e.g. name='regionpair-prod-alarms'."]
-
-
-def check_ssm_parameter(r: Resource) -> list[str]:
-    if r.type != SSM_PARAMETER:
-        return []
-    problems = []
-    name = r.props.get("name")
-    if isinstance(name, str) and name:
-        region = r.props.get("region")
-        wrong = ssm_name_problems(name, region if isinstance(region, str) and region else None)
-        if wrong:
-            problems.append(f"{r.label}: parameter name {name!r} breaks SSM's naming constraints ({SSM_NAME_DOC}): it "
-                            f"must have {'; '.join(wrong)}. Fix: e.g. /regionpair/s3/writer-bucket.")
-    kind = r.props.get("type")
-    if isinstance(kind, str) and kind not in ("String", "StringList", "SecureString"):
-        problems.append(f"{r.label}: type {kind!r} ({SSM_TYPE_DOC}). Fix: type='String'.")
-    tier = r.props.get("tier")
-    value = r.props.get("value", r.props.get("insecureValue"))
-    if tier == "Standard" and isinstance(value, str) and len(value) > SSM_STANDARD_MAX_CHARS:
-        problems.append(f"{r.label}: a {len(value)}-character value in the Standard tier, which holds at most "
-                        f"{SSM_STANDARD_MAX_CHARS} ({SSM_STANDARD_SIZE_DOC}). Fix: tier='Advanced' (or "
-                        "'Intelligent-Tiering'), or a shorter value.")
-    return problems
-
-
-def _statements(policy: Any) -> list[Mapping[str, Any]] | None:
-    """The statements of a policy document given as JSON text or a dict; None when unknown."""
-    policy = document(policy)
-    if policy is None:
-        return None
-    return [s for s in as_list(policy.get("Statement")) if isinstance(s, Mapping)]
-
-
-def _allows(statement: Mapping[str, Any], action: str) -> bool:
-    """Does an Allow statement grant ``action`` (its Action patterns, case-insensitive, with wildcards)?
-    A pattern grants what it covers: kms:Decrypt* covers kms:Decrypt; kms:GenerateDataKey* is covered
-    only by a pattern at least as wide."""
-    if statement.get("Effect") != "Allow":
-        return False
-    patterns = [p.lower() for p in as_list(statement.get("Action")) if isinstance(p, str)]
-    return any(fnmatch.fnmatchcase(action.lower(), p) for p in patterns)
-
-
 def _resources(statement: Mapping[str, Any]) -> list[str]:
     return [x for x in as_list(statement.get("Resource")) if isinstance(x, str)]
 
@@ -403,10 +305,10 @@ def check_replication_role_policy(r: Resource) -> list[str]:
     the replication configuration, by the stack checks below."""
     if r.type != IAM_ROLE_POLICY:
         return []
-    statements = _statements(r.props.get("policy"))
-    if not statements or not any(_allows(s, "s3:ReplicateObject") for s in statements):
+    statements = statements_or_none(r.props.get("policy"))
+    if not statements or not any(statement_allows(s, "s3:ReplicateObject") for s in statements):
         return []
-    missing = [a for a in REPLICATION_ROLE_ACTIONS if not any(_allows(s, a) for s in statements)]
+    missing = [a for a in REPLICATION_ROLE_ACTIONS if not any(statement_allows(s, a) for s in statements)]
     if not missing:
         return []
     return [f"{r.label}: a replication role without {', '.join(missing)}; without them S3 cannot read the "
@@ -424,7 +326,7 @@ def _grants(statements: list[Mapping[str, Any]], action: str, resource: str | No
     with IAM wildcards, any partition)?"""
     def arn(value: str) -> str:
         return re.sub(r"^arn:aws[a-z-]*:", "arn:aws:", value)
-    return any(_allows(s, action) and (resource is None or any(
+    return any(statement_allows(s, action) and (resource is None or any(
         fnmatch.fnmatchcase(arn(resource), arn(pattern)) for pattern in _resources(s))) for s in statements)
 
 
@@ -433,12 +335,12 @@ def _role_statements(rc: Resource, resources: list[Resource]) -> list[Mapping[st
     ARN, or in a preview by the engine's dependencies); None when this stack does not declare the
     role or its policies are not known yet (judged when `pulumi up` runs the pack again)."""
     arn = rc.props.get("role")
-    for role in _of_type(resources, IAM_ROLE):
-        named = isinstance(arn, str) and ":role/" in arn and _msk._is_role_named(role, arn.rsplit("/", 1)[-1])
+    for role in of_type(resources, IAM_ROLE):
+        named = isinstance(arn, str) and ":role/" in arn and is_role_named(role, arn.rsplit("/", 1)[-1])
         if not named and not (arn is UNKNOWN and role.urn in rc.property_dependencies.get("role", ())):
             continue
-        docs = [_statements(rp.props.get("policy"))
-                for rp in _msk._policies_of(role, _of_type(resources, IAM_ROLE_POLICY))]
+        docs = [statements_or_none(rp.props.get("policy"))
+                for rp in policies_of(role, of_type(resources, IAM_ROLE_POLICY))]
         if not docs or any(d is None for d in docs):
             return None
         return [s for d in docs if d is not None for s in d]
@@ -447,7 +349,7 @@ def _role_statements(rc: Resource, resources: list[Resource]) -> list[Mapping[st
 
 def _bucket_key_enabled(bucket: Resource, encryptions: list[Resource]) -> bool:
     if any(get(rule, "bucketKeyEnabled") is True
-           for e in _configs_for(bucket, encryptions) for rule in as_list(e.props.get("rules"))):
+           for e in configs_for(bucket, encryptions) for rule in as_list(e.props.get("rules"))):
         return True
     return get(bucket.props, "serverSideEncryptionConfiguration", "rule", "bucketKeyEnabled") is True
 
@@ -455,10 +357,10 @@ def _bucket_key_enabled(bucket: Resource, encryptions: list[Resource]) -> bool:
 def check_replication_role_kms(resources: list[Resource]) -> list[Violation]:
     """The role of a replication rule that replicates SSE-KMS objects may decrypt them and encrypt the
     replicas; into a destination with an S3 Bucket Key, it may also decrypt with the replica key."""
-    buckets = _of_type(resources, S3_BUCKETS)
-    encryptions = _of_type(resources, S3_ENCRYPTIONS)
+    buckets = of_type(resources, S3_BUCKETS)
+    encryptions = of_type(resources, S3_ENCRYPTIONS)
     violations: list[Violation] = []
-    for rc in _of_type(resources, S3_REPLICATION):
+    for rc in of_type(resources, S3_REPLICATION):
         statements = _role_statements(rc, resources)
         if statements is None:
             continue
@@ -478,11 +380,11 @@ def check_replication_role_kms(resources: list[Resource]) -> list[Violation]:
                 violations.append(Violation(rc, f"{where} replicates SSE-KMS objects, but its role may not "
                                             f"{' and '.join(missing)} ({S3_SSE_KMS_PERMISSIONS_DOC}). Fix: grant them "
                                             "in the role's policy, with kms:ViaService conditions."))
-            dests = [b for b in buckets if _refers_to(rc, "rules", get(rule, "destination", "bucket"), b)]
+            dests = [b for b in buckets if refers_to(rc, "rules", get(rule, "destination", "bucket"), b)]
             keyed = [b for b in dests if _bucket_key_enabled(b, encryptions)]
             if not keyed:
                 continue  # no S3 Bucket Key on the destination: Encrypt alone is what S3 documents
-            keys = [key] if key else sorted({k for s in statements if _allows(s, "kms:Encrypt") for k in _resources(s)})
+            keys = [key] if key else sorted({k for s in statements if statement_allows(s, "kms:Encrypt") for k in _resources(s)})
             for k in keys:
                 if _grants(statements, "kms:Encrypt", k) and not _grants(statements, "kms:Decrypt", k):
                     violations.append(Violation(rc, f"{where} encrypts replicas with {k} into {keyed[0].name}, which "
@@ -501,13 +403,13 @@ def _lock_mode(lock: Resource) -> Any:
 def check_object_lock_buckets(resources: list[Resource]) -> list[Violation]:
     """A locked bucket stays versioned, can be destroyed by what declares it, and replicates only to
     a locked bucket."""
-    buckets = _of_type(resources, S3_BUCKETS)
-    locks = _of_type(resources, S3_OBJECT_LOCKS)
-    versionings = _of_type(resources, S3_VERSIONINGS)
+    buckets = of_type(resources, S3_BUCKETS)
+    locks = of_type(resources, S3_OBJECT_LOCKS)
+    versionings = of_type(resources, S3_VERSIONINGS)
     violations: list[Violation] = []
     locked: list[Resource] = []
     for b in buckets:
-        mine = _configs_for(b, locks)
+        mine = configs_for(b, locks)
         if not mine and b.props.get("objectLockEnabled") is not True:
             continue
         locked.append(b)
@@ -517,19 +419,19 @@ def check_object_lock_buckets(resources: list[Resource]) -> list[Violation]:
                                         f"COMPLIANCE retention, so the destroy fails ({S3_FORCE_DESTROY_DOC}). Fix: "
                                         "force_destroy=False for a locked bucket, or no Object Lock on a bucket a "
                                         "drill destroys."))
-        for v in _configs_for(b, versionings):
+        for v in configs_for(b, versionings):
             if get(v.props, "versioningConfiguration", "status") == "Suspended":
                 violations.append(Violation(v, f"{v.label}: suspends versioning of {b.name}, which has Object Lock; "
                                             f"S3 does not allow that ({S3_OBJECT_LOCK_DOC}). Fix: status='Enabled'."))
         if mine and b.props.get("objectLockEnabled") is not True and not any(
                 get(v.props, "versioningConfiguration", "status") in ("Enabled", UNKNOWN)
-                for v in _configs_for(b, versionings)):
+                for v in configs_for(b, versionings)):
             violations.append(Violation(b, f"{b.label}: an Object Lock configuration on a bucket created without "
                                         "object_lock_enabled and not versioned; S3 enables Object Lock on an existing "
                                         f"bucket only once it is versioned ({S3_OBJECT_LOCK_DOC}). Fix: "
                                         "object_lock_enabled=True on the bucket."))
-    for rc in _of_type(resources, S3_REPLICATION):
-        sources = [b for b in locked if _refers_to(rc, "bucket", rc.props.get("bucket"), b)]
+    for rc in of_type(resources, S3_REPLICATION):
+        sources = [b for b in locked if refers_to(rc, "bucket", rc.props.get("bucket"), b)]
         if not sources:
             continue
         statements = _role_statements(rc, resources)
@@ -544,7 +446,7 @@ def check_object_lock_buckets(resources: list[Resource]) -> list[Violation]:
                                         "objects in the replication role's policy."))
         for i, rule in enumerate(as_list(rc.props.get("rules"))):
             dest = get(rule, "destination", "bucket")
-            targets = [b for b in buckets if _refers_to(rc, "rules", dest, b) and b not in sources]
+            targets = [b for b in buckets if refers_to(rc, "rules", dest, b) and b not in sources]
             for t in targets:
                 if t not in locked:
                     violations.append(Violation(rc, f"{rc.label}: rules[{i}] replicates the Object Lock bucket "
@@ -560,7 +462,7 @@ def check_single_bucket_configurations(resources: list[Resource]) -> list[Violat
     violations = []
     for kind, types in (("lifecycle", S3_LIFECYCLES), ("replication", (S3_REPLICATION,))):
         by_bucket: dict[str, list[Resource]] = {}
-        for c in _of_type(resources, types):
+        for c in of_type(resources, types):
             bucket = c.props.get("bucket")
             if isinstance(bucket, str) and bucket:
                 by_bucket.setdefault(bucket, []).append(c)
@@ -574,176 +476,49 @@ def check_single_bucket_configurations(resources: list[Resource]) -> list[Violat
     return violations
 
 
-def _kms_key_id(value: Any) -> str | None:
-    """The key id of a key ARN (``arn:…:key/<id>``), or the value itself when it is a bare id."""
-    if not isinstance(value, str):
-        return None
-    return value.rsplit("key/", 1)[-1] if ":key/" in value else value
+# ---- the policies ---------------------------------------------------------------------------
 
+RESOURCE_POLICIES: list[Any] = [
+    resource_policy("s3-lifecycle-transitions-valid",
+                    f"S3 lifecycle transitions S3 accepts: at least {MIN_IA_DAYS} days before STANDARD_IA/ONEZONE_IA "
+                    f"(current and noncurrent), and, within one rule, {MIN_IA_DAYS} days between them and an "
+                    f"archive class and from STANDARD_IA to ONEZONE_IA (current and noncurrent), DEEP_ARCHIVE at "
+                    f"least {DEEP_ARCHIVE_AFTER_GLACIER_DAYS} days after GLACIER (current). Sources: "
+                    f"{S3_IA_GAP_DOC}; {S3_DEEP_ARCHIVE_GAP_DOC}.",
+                    check_lifecycle),
+    resource_policy("s3-replication-rule-shape",
+                    "Filter-based replication rules carry a priority and deleteMarkerReplication (Disabled with "
+                    "tag filters); the replica key is a KMS ARN. Sources: "
+                    f"{S3_REPLICATION_DOC}; {S3_DELETE_MARKER_DOC}; {S3_REPLICA_KEY_DOC}.",
+                    check_replication_rules),
+    resource_policy("s3-object-lock-retention-valid",
+                    f"Object Lock default retention: GOVERNANCE or COMPLIANCE, exactly one of days/years, at most "
+                    f"100 years. Source: {S3_OBJECT_LOCK_DOC}.",
+                    check_object_lock),
+    resource_policy("s3-bucket-name-valid", f"Bucket names follow {S3_BUCKET_NAME_DOC}.", check_bucket_name),
+    resource_policy("s3-replication-role-permissions",
+                    "A replication role may read the source's configuration, versions and ACLs, and replicate "
+                    "objects and deletes (not required: s3:GetObjectVersionTagging, without which S3 replicates "
+                    f"objects without their tags). Source: {S3_REPLICATION_PERMISSIONS_DOC}.",
+                    check_replication_role_policy),
+]
 
-def _keys_for(value: Any, keys: list[Resource]) -> tuple[list[Resource], bool]:
-    """The keys of the stack a topic's kmsMasterKeyId names, and whether that is certain; when it
-    cannot be told (an unknown value, or keys whose ARN this run does not show), every key."""
-    wanted = _kms_key_id(value)
-    by_id = [k for k in keys if wanted is not None and wanted in
-             (k.props.get("keyId"), _kms_key_id(k.props.get("arn")), k.props.get("id"))]
-    return (by_id, True) if by_id else (keys, False)
+STACK_POLICIES: list[Any] = [
+    stack_policy("s3-object-lock-bucket-consistent",
+                 "A bucket under Object Lock stays versioned and replicates only to a locked bucket, with a role "
+                 "that may s3:GetObjectRetention and s3:GetObjectLegalHold on it; and (a project rule, not an AWS "
+                 "constraint) is not force-destroyed under COMPLIANCE retention. Sources: "
+                 f"{S3_OBJECT_LOCK_DOC}; {S3_OBJECT_LOCK_REPLICATION_DOC}; {S3_FORCE_DESTROY_DOC}.",
+                 ignoring_settings(check_object_lock_buckets)),
+    stack_policy("s3-replication-role-kms-permissions",
+                 "The role of a replication rule that replicates SSE-KMS objects (sseKmsEncryptedObjects Enabled "
+                 "or a replica key) may kms:Decrypt and kms:Encrypt with the replica key; only when the "
+                 "destination's encryption configuration enables an S3 Bucket Key, also kms:Decrypt with the "
+                 f"replica key. Sources: {S3_SSE_KMS_PERMISSIONS_DOC}; {S3_BUCKET_KEY_REPLICATION_DOC}.",
+                 ignoring_settings(check_replication_role_kms)),
+    stack_policy("s3-one-configuration-per-bucket",
+                 f"A bucket has one lifecycle and one replication configuration. Source: {S3_SINGLE_CONFIG_DOC}.",
+                 ignoring_settings(check_single_bucket_configurations)),
+]
 
-
-def _principal_services(statement: Mapping[str, Any]) -> list[str]:
-    principal = statement.get("Principal")
-    if not isinstance(principal, Mapping):
-        return []
-    return [s for s in as_list(principal.get("Service")) if isinstance(s, str)]
-
-
-def key_policy_lets_cloudwatch_publish(policy: Any) -> bool | None:
-    """Does the key policy let cloudwatch.amazonaws.com Decrypt and GenerateDataKey*? None: unknown."""
-    statements = _statements(policy)
-    if statements is None:
-        return None
-    cw = [s for s in statements if "cloudwatch.amazonaws.com" in _principal_services(s)]
-    return all(any(_allows(s, a) for s in cw) for a in CLOUDWATCH_KEY_ACTIONS)
-
-
-def check_alarm_topic_keys(resources: list[Resource]) -> list[Violation]:
-    """A CloudWatch alarm that notifies a KMS-encrypted topic needs the key's policy to let
-    cloudwatch.amazonaws.com use it; without it every notification is dropped, silently."""
-    alarms = _of_type(resources, METRIC_ALARM)
-    topics = [t for t in _of_type(resources, SNS_TOPIC) if is_set(t.props.get("kmsMasterKeyId"))]
-    keys = _of_type(resources, KMS_KEY)
-    if not alarms or not topics:
-        return []
-    actions: list[Any] = []
-    for a in alarms:
-        for prop in ("alarmActions", "okActions", "insufficientDataActions"):
-            value = a.props.get(prop)
-            actions += [UNKNOWN] if value is UNKNOWN else as_list(value)
-    violations = []
-    for t in topics:
-        name = t.props.get("name")
-        notified = UNKNOWN in actions or any(
-            isinstance(x, str) and (x == t.props.get("arn") or isinstance(name, str) and x.endswith(f":{name}"))
-            for x in actions)
-        if not notified:
-            continue
-        candidates, certain = _keys_for(t.props.get("kmsMasterKeyId"), keys)
-        which = "this key" if certain else "a key of this stack (which one, this run cannot tell: every key is held to it)"
-        for k in candidates:
-            if key_policy_lets_cloudwatch_publish(k.props.get("policy")) is False:
-                violations.append(Violation(k, f"{k.label}: CloudWatch alarms notify the topic {t.name}, encrypted with "
-                                            f"{which}, but the key policy does not let cloudwatch.amazonaws.com "
-                                            f"kms:Decrypt and kms:GenerateDataKey* ({SNS_KMS_DOC}); every alarm "
-                                            "notification would be dropped. Fix: add a key policy statement allowing "
-                                            "the service principal cloudwatch.amazonaws.com those two actions."))
-    return violations
-
-
-# =============================================================================================
-# The policies (wrapped by rules.resource_policy / rules.stack_policy)
-# =============================================================================================
-
-
-def policies(resource_policy: Callable[..., Any], stack_policy: Callable[..., Any],
-             ignoring_settings: Callable[..., Any]) -> list[Any]:
-    return [
-        resource_policy("s3-lifecycle-transitions-valid",
-                        f"S3 lifecycle transitions S3 accepts: at least {MIN_IA_DAYS} days before STANDARD_IA/ONEZONE_IA "
-                        f"(current and noncurrent), and, within one rule, {MIN_IA_DAYS} days between them and an "
-                        f"archive class and from STANDARD_IA to ONEZONE_IA (current and noncurrent), DEEP_ARCHIVE at "
-                        f"least {DEEP_ARCHIVE_AFTER_GLACIER_DAYS} days after GLACIER (current). Sources: "
-                        f"{S3_IA_GAP_DOC}; {S3_DEEP_ARCHIVE_GAP_DOC}.",
-                        check_lifecycle),
-        resource_policy("s3-replication-rule-shape",
-                        "Filter-based replication rules carry a priority and deleteMarkerReplication (Disabled with "
-                        "tag filters); the replica key is a KMS ARN. Sources: "
-                        f"{S3_REPLICATION_DOC}; {S3_DELETE_MARKER_DOC}; {S3_REPLICA_KEY_DOC}.",
-                        check_replication_rules),
-        resource_policy("s3-object-lock-retention-valid",
-                        f"Object Lock default retention: GOVERNANCE or COMPLIANCE, exactly one of days/years, at most "
-                        f"100 years. Source: {S3_OBJECT_LOCK_DOC}.",
-                        check_object_lock),
-        resource_policy("s3-bucket-name-valid", f"Bucket names follow {S3_BUCKET_NAME_DOC}.", check_bucket_name),
-        resource_policy("s3-replication-role-permissions",
-                        "A replication role may read the source's configuration, versions and ACLs, and replicate "
-                        "objects and deletes (not required: s3:GetObjectVersionTagging, without which S3 replicates "
-                        f"objects without their tags). Source: {S3_REPLICATION_PERMISSIONS_DOC}.",
-                        check_replication_role_policy),
-        resource_policy("kms-key-settings-valid",
-                        f"KMS keys: deletion window 7-30 days, rotation period 90-2560 days, rotation only on symmetric "
-                        f"encryption keys. Source: {KMS_KEY_DOC}.",
-                        check_kms_key),
-        resource_policy("kms-alias-name-valid",
-                        f"KMS aliases are alias/<letters, digits, / _ ->, not under alias/aws/. Source: {KMS_ALIAS_DOC}.",
-                        check_kms_alias),
-        resource_policy("sns-topic-name-valid", f"SNS topic names follow {SNS_TOPIC_NAME_DOC}.", check_sns_topic_name),
-        resource_policy("ssm-parameter-valid",
-                        "SSM parameter names (1011 characters counting the ARN before the name), types, and value "
-                        "sizes of parameters declared in the Standard tier AWS accepts. Sources: "
-                        f"{SSM_NAME_DOC}; {SSM_TYPE_DOC}; {SSM_STANDARD_SIZE_DOC}; {SSM_TIER_DOC}.",
-                        check_ssm_parameter),
-        stack_policy("s3-object-lock-bucket-consistent",
-                     "A bucket under Object Lock stays versioned and replicates only to a locked bucket, with a role "
-                     "that may s3:GetObjectRetention and s3:GetObjectLegalHold on it; and (a project rule, not an AWS "
-                     "constraint) is not force-destroyed under COMPLIANCE retention. Sources: "
-                     f"{S3_OBJECT_LOCK_DOC}; {S3_OBJECT_LOCK_REPLICATION_DOC}; {S3_FORCE_DESTROY_DOC}.",
-                     ignoring_settings(check_object_lock_buckets)),
-        stack_policy("s3-replication-role-kms-permissions",
-                     "The role of a replication rule that replicates SSE-KMS objects (sseKmsEncryptedObjects Enabled "
-                     "or a replica key) may kms:Decrypt and kms:Encrypt with the replica key; only when the "
-                     "destination's encryption configuration enables an S3 Bucket Key, also kms:Decrypt with the "
-                     f"replica key. Sources: {S3_SSE_KMS_PERMISSIONS_DOC}; {S3_BUCKET_KEY_REPLICATION_DOC}.",
-                     ignoring_settings(check_replication_role_kms)),
-        stack_policy("s3-one-configuration-per-bucket",
-                     f"A bucket has one lifecycle and one replication configuration. Source: {S3_SINGLE_CONFIG_DOC}.",
-                     ignoring_settings(check_single_bucket_configurations)),
-        stack_policy("kms-key-lets-cloudwatch-publish",
-                     "The key of a KMS-encrypted SNS topic that CloudWatch alarms notify lets cloudwatch.amazonaws.com "
-                     f"kms:Decrypt and kms:GenerateDataKey*. Source: {SNS_KMS_DOC}.",
-                     ignoring_settings(check_alarm_topic_keys)),
-    ]
-
-
-# rules.py's helpers, looked up by the functions above when they run (see the module docstring)
-if __package__:
-    from .rules import (  # noqa: E402
-        KMS_KEY,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        Violation,
-        _configs_for,
-        _is_number,
-        _msk,
-        _of_type,
-        _refers_to,
-        as_list,
-        document,
-        get,
-        is_set,
-    )
-else:
-    from rules import (  # noqa: E402
-        KMS_KEY,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        Violation,
-        _configs_for,
-        _is_number,
-        _msk,
-        _of_type,
-        _refers_to,
-        as_list,
-        document,
-        get,
-        is_set,
-    )
+POLICIES: list[Any] = RESOURCE_POLICIES + STACK_POLICIES
