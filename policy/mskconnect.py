@@ -340,7 +340,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
                                         f"connector's request ({DOC_ROLE}: the trust policy it must have; {DOC_DEPUTY}). "
                                         "Fix: StringEquals aws:SourceAccount <account> and ArnLike aws:SourceArn "
                                         "arn:aws:kafkaconnect:<region>:<account>:connector/<name>/* "
-                                        "(components/_mskconnect_common.py trust_policy)."))
+                                        "(components/mskconnect_common.py trust_policy)."))
         docs = [rp.props.get("policy") for rp in iam_documents.policies_of(role, role_policies)]
         tags = connector.props.get("tags")
         if any(d is UNKNOWN for d in docs) or tags is UNKNOWN:
@@ -351,7 +351,7 @@ def check_execution_role(resources: list[Resource]) -> list[Violation]:
             violations.append(Violation(connector, f"{connector.label}: no {TARGET_TAG}"
                                         f"{' / ' + SOURCE_TAG if _is_mirror(connector) else ''} tag naming the "
                                         "cluster ARNs it works on, so its role cannot be checked against them. Fix: "
-                                        "tag the connector with them (components/_mskconnect_common.py's connector() does)."))
+                                        "tag the connector with them (components/mskconnect_common.py's connector() does)."))
             continue
         statements = [s for d in docs for s in iam_documents.statements(base.document(d))]
         sides = [("target", target, _TARGET_NEEDS)] + ([("source", source, _SOURCE_NEEDS)] if _is_mirror(connector) else [])
