@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.helpers.imports import cycles
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("contract", "components", "stacks", "policy", "runbooks", "sandbox", "drills")
 
@@ -110,37 +112,8 @@ def problems(root: Path, packages=PACKAGES, allowed=ALLOWED, exceptions=EXCEPTIO
                     continue
                 found.append(f"{module} imports {target}: {top} may import only "
                              f"{', '.join(sorted(allowed.get(top, set()))) or 'none of this project'}")
-    # cycles among modules (Tarjan's strongly connected components)
     edges = {m: {t for t, _ in ts} for m, ts in graph.items()}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(edges.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            members = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                members.append(w)
-                if w == v:
-                    break
-            if len(members) > 1:
-                found.append("import cycle: " + " -> ".join(sorted(members)))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
+    found += ["import cycle: " + " -> ".join(members) for members in cycles(edges)]
     return found
 
 

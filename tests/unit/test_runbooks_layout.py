@@ -12,6 +12,8 @@ import ast
 import re
 from pathlib import Path
 
+from tests.helpers.imports import cycles
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LAYER = {"core": 0, "backups": 1, "plans": 2}
@@ -21,9 +23,6 @@ OTHER_ROOMS = ("adapters",)
 ADAPTERS_AT_RUN_TIME = {"plans.cli", "backups.cli"}
 """The two command lines pick the adapters (``runbooks.adapters.ports_for``/``backup_ports_for``) inside
 ``main`` when no ports factory is injected: the one arrow from the machinery up to the adapters."""
-DRILLS = {"drill", "drill_stacks", "measure"}
-"""The drills' room, not judged here: issue 14 item 5 moves them into ``drills/`` (``runbooks.drill`` stays
-as the documented command's entry point)."""
 MAX_LINES = 500
 
 
@@ -71,7 +70,7 @@ def layout_problems(root: Path, package: str = "runbooks") -> list[str]:
     problems = []
     for m, p in files.items():
         where = _where(m)
-        if where in OTHER_ROOMS or (where == "top" and m.split(".")[-1] in DRILLS):
+        if where in OTHER_ROOMS:
             continue
         text = p.read_text()
         lines = len(text.splitlines())
@@ -90,44 +89,9 @@ def layout_problems(root: Path, package: str = "runbooks") -> list[str]:
                 problems.append(f"{m} imports the adapter {dep}: only the command lines pick adapters")
             elif where == "top" and dep_where == "top":
                 problems.append(f"the command {m} imports the command {dep}: share what both need from a subpackage")
-    mine = {m for m in graph if _where(m) not in OTHER_ROOMS and not (_where(m) == "top" and m.split(".")[-1] in DRILLS)}
-    problems += [f"import cycle: {' -> '.join(c)}" for c in _cycles({m: graph[m] & mine for m in mine})]
+    mine = {m for m in graph if _where(m) not in OTHER_ROOMS}
+    problems += [f"import cycle: {' -> '.join(c + c[:1])}" for c in cycles({m: graph[m] & mine for m in mine})]
     return problems
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle (as a path) per strongly connected component of more than one module."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(graph.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component) + [sorted(component)[0]])
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
 
 
 def test_the_runbooks_layout_holds():
