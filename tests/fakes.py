@@ -195,9 +195,11 @@ class FakeNotifier:
         """When set, every notify raises Unreachable with this text (the topic is unreachable)."""
 
     def notify(self, subject, message):
+        from runbooks.core.redact import scrub
         if self.broken:
             raise Unreachable(self.broken)
-        self.sent.append((subject, message))
+        # as the SNS and JSON-lines notifiers: nothing secret-looking is kept (port contract suite)
+        self.sent.append((scrub(subject), scrub(message)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,10 +479,18 @@ class FakeBackups:
         return copy
 
     def delete_snapshot(self, snapshot):
+        from runbooks.backups.ports import refuse_compliance
+        # as both adapters: a compliance snapshot is refused, by the tags given and by its own (port contract suite)
+        refuse_compliance(snapshot)
+        held = self.snaps.get((snapshot.region, snapshot.database), [])
+        for s in held:
+            if s.id == snapshot.id:
+                refuse_compliance(s)
         self.w._act("delete_snapshot", snapshot.region, snapshot.id)
-        self.snaps[(snapshot.region, snapshot.database)] = [
-            s for s in self.snaps.get((snapshot.region, snapshot.database), []) if s.id != snapshot.id]
-        return f"deleted {snapshot.id}"
+        if not any(s.id == snapshot.id for s in held):
+            return f"{snapshot.region}/{snapshot.id} was already gone"
+        self.snaps[(snapshot.region, snapshot.database)] = [s for s in held if s.id != snapshot.id]
+        return f"deleted {snapshot.region}/{snapshot.id}"
 
     def window(self, region, database, seal=False):
         from runbooks.backups.ports import Window
@@ -527,7 +537,12 @@ class FakeBackups:
 
 
 class FakeObjectVersions:
-    """Versioned buckets in memory. ``put``/``delete`` as a client would, on the fake clock."""
+    """Versioned buckets in memory. ``put``/``delete`` as a client would, on the fake clock.
+
+    As S3Versions (the port contract suite holds both to it): the buckets are the stack outputs'
+    (plus any a test gives a ``status``), any other is BadInput; a key's versions and its delete
+    markers are listed newest first (S3's ListObjectVersions order); a version that is not there,
+    or a delete marker, cannot be copied back (StepFailed; S3: NoSuchVersion)."""
 
     def __init__(self, world: FakeWorld):
         self.w = world
@@ -535,44 +550,59 @@ class FakeObjectVersions:
         self.entries: dict[str, list] = {}
         self._n = 0
 
-    def _add(self, bucket, key, marker, etag=None):
+    def _known(self, bucket):
+        from runbooks.core.errors import BadInput
+        known = set(self.status)
+        for r in self.w.outputs.regions.values():
+            if r.storage:
+                known.update(b for b in (r.storage.data_bucket, r.storage.backups_bucket) if b)
+        if bucket not in known:
+            raise BadInput(f"--bucket {bucket}: not a bucket of the stack outputs; known: {', '.join(sorted(known))}")
+
+    def _add(self, bucket, key, marker, etag=None, size=10):
         from dataclasses import replace
 
         from runbooks.backups.ports import ObjectVersion
         self._n += 1
         items = self.entries.setdefault(bucket, [])
         items[:] = [replace(v, is_latest=False) if v.key == key else v for v in items]
-        v = ObjectVersion(key, f"v{self._n}", self.w.clock.time(), True, marker, None if marker else 10, etag)
+        v = ObjectVersion(key, f"v{self._n}", self.w.clock.time(), True, marker, None if marker else size, etag)
         items.append(v)
         return v.version_id
 
-    def put(self, bucket, key, etag):
-        return self._add(bucket, key, False, etag)
+    def put(self, bucket, key, etag, size=10):
+        return self._add(bucket, key, False, etag, size)
 
     def delete(self, bucket, key):
         return self._add(bucket, key, True)
 
     def versioning(self, bucket):
-        if bucket not in self.status:
-            from runbooks.core.errors import BadInput
-            raise BadInput(f"--bucket {bucket}: not a bucket of the stack outputs")
-        return self.status[bucket]
+        self._known(bucket)
+        return self.status.get(bucket)
 
     def versions(self, bucket, prefix):
-        return [v for v in self.entries.get(bucket, []) if v.key.startswith(prefix)]
+        self._known(bucket)
+        held = [v for v in self.entries.get(bucket, []) if v.key.startswith(prefix)]
+        # by key, then newest first (entries are held oldest first)
+        return sorted(reversed(held), key=lambda v: v.key)
 
     def delete_version(self, bucket, key, version_id):
         from dataclasses import replace
+        self._known(bucket)
         self.w._act("delete_version", bucket, key, version_id)
-        items = [v for v in self.entries[bucket] if not (v.key == key and v.version_id == version_id)]
+        items = [v for v in self.entries.get(bucket, []) if not (v.key == key and v.version_id == version_id)]
         rest = sorted([v for v in items if v.key == key], key=lambda v: v.last_modified)
         latest = rest[-1].version_id if rest else None
         self.entries[bucket] = [replace(v, is_latest=v.version_id == latest) if v.key == key else v for v in items]
 
     def restore_version(self, bucket, key, version_id):
+        self._known(bucket)
+        old = next((v for v in self.entries.get(bucket, []) if v.key == key and v.version_id == version_id), None)
+        if old is None or old.delete_marker:
+            raise StepFailed(f"copy version {version_id} of s3://{bucket}/{key} over the key: "
+                             f"{'a delete marker has no content' if old else 'no such version'}")
         self.w._act("copy_version", bucket, key, version_id)
-        old = next(v for v in self.entries[bucket] if v.key == key and v.version_id == version_id)
-        return self._add(bucket, key, False, old.etag)
+        return self._add(bucket, key, False, old.etag, old.size)
 
 
 class FakeMetrics:
@@ -595,9 +625,11 @@ class FakeAuditSink:
         """When set, every write raises Unreachable with this text (the bucket is unreachable)."""
 
     def write(self, entry):
+        from runbooks.core.redact import scrub
         if self.broken:
             raise Unreachable(self.broken)
-        self.entries.append(entry)
+        # as the S3 and JSON-lines sinks: the entry is kept scrubbed of secrets (port contract suite)
+        self.entries.append(scrub(entry))
         return "fake sink"
 
 
