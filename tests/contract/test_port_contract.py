@@ -395,7 +395,7 @@ def test_a_missing_key_is_an_empty_list_and_bad_requests_are_refused_changing_no
 
 # ---- the notifier and the audit sink: what is written is read back whole, nothing secret-looking ----
 
-SECRET, DSN_SECRET = "hunter2-contract", "s3cr3t-contract"
+SECRET, DSN_SECRET, TOKEN = "hunter2-contract", "s3cr3t-contract", "tok3n-contract"
 
 
 def notifications(pair: Pair) -> Callable[[], list[tuple[str, str]]]:
@@ -425,14 +425,14 @@ def test_a_notification_is_read_back_whole_and_nothing_secret_passes(pair):
     heard = notifications(pair)
     plain = ("regionpair failover: started", f"failover run contract-{pair.kind}: started\nus-east-1 -> us-west-2")
     pair.ports.notifier.notify(*plain)
-    pair.ports.notifier.notify("regionpair failover: step failed",
+    pair.ports.notifier.notify(f"regionpair failover: step failed token={TOKEN}",
                                f"connecting with password={SECRET} to postgresql://app:{DSN_SECRET}@db:5432/app failed")
     got = heard()
     assert len(got) == 2 and plain in got  # every line of it
     (subject, message), = [g for g in got if g != plain]
-    assert subject == "regionpair failover: step failed"
+    assert subject.startswith("regionpair failover: step failed token=")
     assert message.startswith("connecting with password=") and message.endswith("@db:5432/app failed")
-    assert SECRET not in str(got) and DSN_SECRET not in str(got)
+    assert SECRET not in str(got) and DSN_SECRET not in str(got) and TOKEN not in str(got)
 
 
 def audit_entries(pair: Pair) -> Callable[[], list[dict]]:
