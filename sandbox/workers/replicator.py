@@ -128,6 +128,12 @@ class MirrorMakerFlow:
         ``source_ok_at`` means the last word from the source is a timeout."""
         self.last_lag: tuple[int | None, float | None] = (None, None)
         self.restarts = 0
+        self.epoch = None
+        """The configuration epoch being served (``run``)."""
+
+    def _reconfigured(self) -> bool:
+        """A new configuration waits (a stop, a reverse): the source's probes give way to it."""
+        return (read_json(self.config_path) or {}).get("epoch") != self.epoch
 
     # ---- MirrorMaker 2, the child ------------------------------------------------------------
 
@@ -266,8 +272,13 @@ class MirrorMakerFlow:
         self._read_tail()
         topics = self.config.get("topics", TOPICS)
         try:
-            ends = {tp_key(t, p): self.src.get_watermark_offsets(TopicPartition(t, p), timeout=0.8, cached=False)[1]
-                    for t in topics for p in range(4)}
+            ends = {}
+            for t in topics:
+                for p in range(4):
+                    if self._reconfigured():
+                        return
+                    ends[tp_key(t, p)] = self.src.get_watermark_offsets(TopicPartition(t, p), timeout=0.8,
+                                                                       cached=False)[1]
         except KafkaException as exc:  # the source does not answer (partition, region lost): frozen
             log.debug("source: %s", exc)
             self.source_failed_at = time.time()
@@ -277,14 +288,19 @@ class MirrorMakerFlow:
         total = sum(hi - pos for pos, hi in behind.values())
         oldest = None
         for k, (pos, _hi) in behind.items():  # the first record not copied, per partition: its time
+            if self._reconfigured():
+                return
             t, p = split_tp_key(k)
             self.src.assign([TopicPartition(t, p, pos)])
             m = self.src.poll(0.3)
-            if m is not None and m.error() is None and m.timestamp()[1] > 0:
+            if m is None:  # a record the source just said it holds did not come: it stopped answering
+                self.source_failed_at = time.time()  # (a drained flow, a planned stop's, polls nothing)
+                return
+            if m.error() is None and m.timestamp()[1] > 0:
                 oldest = min(oldest or 1e18, m.timestamp()[1] / 1000.0)
         seconds = 0.0 if total == 0 else (max(0.0, self.source_ok_at - oldest) if oldest else self.last_lag[1])
         self.last_lag = (total, seconds)
-        if time.time() >= self.next_groups:
+        if time.time() >= self.next_groups and not self._reconfigured():
             self.next_groups = time.time() + 1.0
             self._measure_groups()
 
@@ -357,7 +373,7 @@ class MirrorMakerFlow:
                 self.config = cfg
                 if cfg.get("running") and self.child is None:
                     self._start(cfg["source"], cfg["target"])
-                epoch = cfg.get("epoch")
+                epoch = self.epoch = cfg.get("epoch")
                 self.write_status(epoch)
             if self.child is not None and self.child.poll() is not None:
                 log.error("MirrorMaker 2 exited with %s; restarting it (log: %s)", self.child.returncode,
@@ -372,7 +388,7 @@ class MirrorMakerFlow:
                 # published at once: probing a source that is gone can take seconds
                 self._read_tail()
                 self.write_status(epoch)
-                if (read_json(self.config_path) or {}).get("epoch") == epoch:  # else: serve the change first
+                if not self._reconfigured():  # else: serve the change first
                     self._measure()
             self.write_status(epoch)
             stop.wait(STATUS_INTERVAL_S)
