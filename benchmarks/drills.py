@@ -70,9 +70,12 @@ def broker_loss_rows(case: str, runs: int, base: Path) -> None:
 
 def kafka_rows(case: str, runs: int, base: Path) -> None:
     """The Kafka figures of the issue's bar: writers acknowledged in DR within 2 s of the fault,
-    every consumer group processing there within 3 s."""
+    every consumer group processing there within 3 s; and where the writers' time went
+    (docs/drills.md): from the fault until the runbook's Kafka lane starts (the fault landing,
+    detection, the gates), its steps (stop MirrorMaker 2, the groups' offsets), and from the
+    client parameters' move to the first acknowledgement / record processed in DR."""
     print(f"{'run':>3}  {'load':>5}  {'writers s':>9}  {'groups s':>8}  {'service s':>9}  {'acked':>6}  {'lost':>4}  "
-          f"{'dups':>5}  kafka-stop s  kafka-offsets s  passed")
+          f"{'dups':>5}  to-lane s  kafka-stop s  kafka-offsets s  param→ack s  param→processed s  passed")
     rows = []
     for i in range(runs):
         load = os.getloadavg()[0]
@@ -82,13 +85,20 @@ def kafka_rows(case: str, runs: int, base: Path) -> None:
             print(f"{i:>3}  {load:5.1f}  drill failed: {r.get('error') or r.get('reasons')}", flush=True)
             continue
         ks = r["systems"]["kafka"]
-        steps = {s["name"]: s["end"] - s["start"] for s in r.get("steps", []) if s.get("end") and s.get("start")}
+        timed = [s for s in r.get("steps", []) if s.get("end") and s.get("start")]
+        steps = {s["name"]: s["end"] - s["start"] for s in timed}
         stop, offsets = steps.get("failover/kafka-stop:replication"), steps.get("failover/kafka-offsets:groups")
+        lane = [s["start"] for s in timed if s["name"] == "failover/kafka-stop:replication"]
+        to_lane = lane[0] - r["fault_at"] if lane and r.get("fault_at") else None
+        moved = max((s["end"] for s in timed if s["name"].startswith("failover/kafka-clients:")), default=None)
+        to_ack = k["writers"]["to"] - moved if moved else None
+        to_done = k["consumers"]["to"] - moved if moved else None
         w, g = k["writers"]["seconds"], k["consumers"]["seconds"]
         rows.append((w, g))
         print(f"{i:>3}  {load:5.1f}  {w:9.2f}  {g:8.2f}  {r['rto_seconds']:9.2f}  {ks['acknowledged']:>6}  "
-              f"{ks['acked_lost']:>4}  {ks.get('duplicates'):>5}  {'' if stop is None else f'{stop:12.2f}'}  "
-              f"{'' if offsets is None else f'{offsets:15.2f}'}  "
+              f"{ks['acked_lost']:>4}  {ks.get('duplicates'):>5}  {'' if to_lane is None else f'{to_lane:9.2f}'}  "
+              f"{'' if stop is None else f'{stop:12.2f}'}  {'' if offsets is None else f'{offsets:15.2f}'}  "
+              f"{'' if to_ack is None else f'{to_ack:11.2f}'}  {'' if to_done is None else f'{to_done:17.2f}'}  "
               f"{r['passed']}", flush=True)
     if rows:
         ws, gs = [x[0] for x in rows], [x[1] for x in rows]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from contract import mirrormaker2
 from sandbox import kafka_cluster
@@ -254,9 +255,11 @@ def translate_groups(layout: Layout, source: str, target: str, groups: list[str]
 
     state = layout.read_state()
     tboot = kafka_cluster.bootstrap(state, target)
-    cps = checkpoints(tboot, source)
-    copied = source_positions(tboot, source)
-    syncs = offset_syncs(tboot, source)
+    # MirrorMaker 2's three topics on the target, read side by side (each read is its own consumer,
+    # ~0.3 s here; one after the other they held a failover's clients 0.9 s)
+    with ThreadPoolExecutor(3, thread_name_prefix="mm2-topics") as pool:
+        reads = [pool.submit(fn, tboot, source) for fn in (checkpoints, source_positions, offset_syncs)]
+        cps, copied, syncs = (r.result() for r in reads)
     tps = [TopicPartition(t, p) for t in TOPICS for p in range(4)]
     st = status(layout, "kafka") or {}
     same_flow = (st.get("source"), st.get("target")) == (source, target)

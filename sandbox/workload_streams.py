@@ -6,7 +6,11 @@ sandbox's stand-in for an SSM parameter, ``sandbox/param_store.py``) and re-read
 changes (a planned switchover's fence for these clients).
 
 - producer (application ``checkout``): idempotent, ``acks=all``, to topic ``orders``, keys spread
-  over 16 values; every delivery report is a log line
+  over 16 values. It keeps a **warm standby** producer connected to the other region's cluster
+  (``StandbyProducer``): when its parameter names that cluster, it produces there at once instead
+  of creating a producer then, whose idempotent init (librdkafka's ProducerId request, retried on
+  a timer while no broker is up yet) took 0.1-0.5 s before the first acknowledgement. Every
+  delivery report is a log line
   ``{"system": "kafka", "id", "t", "region", "database": "orders", "partition", "offset", "ok": true}``,
   a failed delivery ``{"system": "kafka", "id", "ok": false, "error"}`` (outcome unknown);
 - consumer (application ``ledger``, group ``ledger``): logs every record it processes as
@@ -40,6 +44,88 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).strip()[:160]}"
 
 
+def _producer(bootstrap: str, **extra):
+    """The drills' producer: idempotent, ``acks=all`` (the same settings whether warm or not)."""
+    from confluent_kafka import Producer
+    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 5, "message.timeout.ms": 5000, "log_level": 0, **extra})
+
+
+def _discard(producer) -> None:
+    """Let a producer go without holding the caller: flushed (with nothing queued, at once) and
+    destroyed in a thread of its own."""
+    threading.Thread(target=producer.flush, args=(1,), name="discard-producer", daemon=True).start()
+
+
+class StandbyProducer:
+    """A producer created ahead of need against the cluster clients are not on (the application
+    knows both regions' bootstrap brokers; in AWS a second parameter would name the standby's).
+    librdkafka asks for its ProducerId and connects at creation, so when the parameter moves to
+    that cluster the first record is sent at once. It produces nothing until then.
+
+    It is used only while it can be trusted: it is dropped (and made again, at most every
+    ``RETRY_S``) when all its brokers went down (``_ALL_BROKERS_DOWN``) or any error is fatal, when
+    the region's cluster is another incarnation than the one it was made for (a region that came
+    back with a new, empty cluster does not know its ProducerId), and after ``MAX_AGE_S`` (the
+    broker expires idle ProducerIds after ``producer.id.expiration.ms``, a day by default)."""
+
+    RETRY_S = 2.0
+    CHECK_S = 0.5
+    MAX_AGE_S = 600.0
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.producer = None
+        self.bootstrap = self.region = self.incarnation = None
+        self.made_at = self.checked_at = 0.0
+        self.down = False
+
+    def _error(self, err) -> None:
+        from confluent_kafka import KafkaError
+        if err.code() == KafkaError._ALL_BROKERS_DOWN or err.fatal():
+            self.down = True
+
+    def _drop(self) -> None:
+        if self.producer is not None:
+            _discard(self.producer)
+        self.producer, self.bootstrap, self.region, self.incarnation = None, None, None, None
+
+    def keep(self, active_region: str | None) -> None:
+        """Called at every tick: serve its callbacks; every ``CHECK_S`` make sure it stands by on
+        the cluster of the region clients are not on (none while they are on none)."""
+        if self.producer is not None:
+            self.producer.poll(0)
+        now = time.time()
+        if now - self.checked_at < self.CHECK_S:
+            return
+        self.checked_at = now
+        others = [r for r in REGIONS if r != active_region] if active_region in REGIONS else []
+        info = (kafka_replication.cluster_info(self.layout, others[0]) or {}) if others else {}
+        if self.producer is not None and (self.region not in others or self.down
+                                          or info.get("incarnation") != self.incarnation
+                                          or now - self.made_at > self.MAX_AGE_S):
+            self._drop()
+        if self.producer is None and info.get("bootstrap") and now - self.made_at >= self.RETRY_S:
+            self.producer, self.down, self.made_at = _producer(info["bootstrap"], error_cb=self._error), False, now
+            self.bootstrap, self.region, self.incarnation = info["bootstrap"], others[0], info.get("incarnation")
+
+    def take(self, bootstrap: str):
+        """The standby producer if it stands by on ``bootstrap`` and can be trusted (it is then the
+        caller's), else None."""
+        if self.producer is None or self.bootstrap != bootstrap or self.down:
+            return None
+        info = kafka_replication.cluster_info(self.layout, self.region) or {}
+        if info.get("incarnation") != self.incarnation:
+            return None
+        producer, self.producer = self.producer, None
+        self.bootstrap = self.region = self.incarnation = None
+        self.made_at = 0.0
+        return producer
+
+    def close(self) -> None:
+        self._drop()
+
+
 class KafkaProducerClient:
     def __init__(self, layout: Layout, log, interval: float, run_id: str):
         self.layout = layout
@@ -51,6 +137,9 @@ class KafkaProducerClient:
         self.bootstrap = None
         self.region = None
         self.flushing: list[threading.Thread] = []
+        self.standby = StandbyProducer(layout)
+        self.warm_switches = 0
+        """Moves that took the warm standby producer (the others created one then)."""
 
     def _switch(self, value: str | None) -> None:
         old, self.producer = self.producer, None
@@ -62,10 +151,12 @@ class KafkaProducerClient:
             self.flushing.append(t)
         self.bootstrap = value
         if value and value != param_store.PAUSED:
-            from confluent_kafka import Producer
             self.region = _region_of_bootstrap(self.layout, value)
-            self.producer = Producer({"bootstrap.servers": value, "enable.idempotence": True, "acks": "all",
-                                      "linger.ms": 5, "message.timeout.ms": 5000, "log_level": 0})
+            self.producer = self.standby.take(value)
+            if self.producer is not None:
+                self.warm_switches += 1
+            else:
+                self.producer = _producer(value)
 
     def _report(self, err, msg, wid: str, region: str) -> None:
         if err is None:
@@ -83,6 +174,8 @@ class KafkaProducerClient:
             value = self.watch.get()
             if value != self.bootstrap:
                 self._switch(value)
+            # paused (a switchover), it stands by on the cluster clients move to next
+            self.standby.keep(self.region if self.bootstrap else None)
             if self.producer is None:
                 continue
             seq += 1
@@ -95,6 +188,7 @@ class KafkaProducerClient:
                 self.log.write({"system": "kafka", "id": wid, "t": time.time(), "ok": False, "database": KAFKA_TOPIC,
                                 "error": _short(exc)})
             self.producer.poll(0)
+        self.standby.close()
         if self.producer is not None:
             self.producer.flush(6)
         for t in self.flushing:

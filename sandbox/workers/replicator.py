@@ -123,8 +123,17 @@ class MirrorMakerFlow:
         """When MirrorMaker 2's topics on the target were last read to their end (the view's age)."""
         self.next_groups = 0.0
         self.source_ok_at = 0.0
+        self.source_failed_at = 0.0
+        """When a request to the source last went unanswered (``_measure``): later than
+        ``source_ok_at`` means the last word from the source is a timeout."""
         self.last_lag: tuple[int | None, float | None] = (None, None)
         self.restarts = 0
+        self.epoch = None
+        """The configuration epoch being served (``run``)."""
+
+    def _reconfigured(self) -> bool:
+        """A new configuration waits (a stop, a reverse): the source's probes give way to it."""
+        return (read_json(self.config_path) or {}).get("epoch") != self.epoch
 
     # ---- MirrorMaker 2, the child ------------------------------------------------------------
 
@@ -160,7 +169,7 @@ class MirrorMakerFlow:
         self.syncs_read, self.read_at = (0.0, {}), None
         self.src = Consumer({"bootstrap.servers": k.bootstrap_via_link(self.state, source), "group.id": "regionpair-lag",
                              "enable.auto.commit": False, "log_level": 0, "socket.timeout.ms": 800})
-        self.source_ok_at = time.time()
+        self.source_ok_at, self.source_failed_at = time.time(), 0.0
         self.last_lag = (None, None)
         log.info("MirrorMaker 2 %s -> %s started (pid %s, start %s)", source, target, self.child.pid,
                  "given offsets" if isinstance(start, dict) and start else "its stored positions or earliest")
@@ -171,7 +180,12 @@ class MirrorMakerFlow:
 
         if self.child is None:
             return
-        gone = time.time() - self.source_ok_at >= 2.0 or not self._source_answers()
+        began = time.time()
+        # gone: the last request to the source already went unanswered (a watermark request's
+        # whole timeout, the same evidence a fresh probe would give, 0.8 s later), or it has been
+        # silent for 2 s, or a probe now goes unanswered
+        gone = self.source_failed_at > self.source_ok_at or time.time() - self.source_ok_at >= 2.0 \
+            or not self._source_answers()
         if gone:
             # the source does not answer (a region lost): its tasks hang on it and can store
             # nothing more (a graceful stop took 8-11 s there, and failed its last store); what
@@ -184,8 +198,8 @@ class MirrorMakerFlow:
         except Exception:  # noqa: BLE001
             self.child.kill()
             self.child.wait(5)
-        log.info("MirrorMaker 2 %s -> %s stopped (%s)", self.source, self.target,
-                 "killed: its source does not answer" if gone else "gracefully")
+        log.info("MirrorMaker 2 %s -> %s stopped (%s) in %.2f s", self.source, self.target,
+                 "killed: its source does not answer" if gone else "gracefully", time.time() - began)
         _proc.pid_path(self.layout.run_dir, self.kafka.MM2_COMPONENT).unlink(missing_ok=True)
         flow = f"{self.source}->{self.target}"
         if record:
@@ -258,24 +272,35 @@ class MirrorMakerFlow:
         self._read_tail()
         topics = self.config.get("topics", TOPICS)
         try:
-            ends = {tp_key(t, p): self.src.get_watermark_offsets(TopicPartition(t, p), timeout=0.8, cached=False)[1]
-                    for t in topics for p in range(4)}
+            ends = {}
+            for t in topics:
+                for p in range(4):
+                    if self._reconfigured():
+                        return
+                    ends[tp_key(t, p)] = self.src.get_watermark_offsets(TopicPartition(t, p), timeout=0.8,
+                                                                       cached=False)[1]
         except KafkaException as exc:  # the source does not answer (partition, region lost): frozen
             log.debug("source: %s", exc)
+            self.source_failed_at = time.time()
             return
         self.source_ok_at = time.time()
         behind = {k: (self.positions.get(k, 0), hi) for k, hi in ends.items() if hi > self.positions.get(k, 0)}
         total = sum(hi - pos for pos, hi in behind.values())
         oldest = None
         for k, (pos, _hi) in behind.items():  # the first record not copied, per partition: its time
+            if self._reconfigured():
+                return
             t, p = split_tp_key(k)
             self.src.assign([TopicPartition(t, p, pos)])
             m = self.src.poll(0.3)
-            if m is not None and m.error() is None and m.timestamp()[1] > 0:
+            if m is None:  # a record the source just said it holds did not come: it stopped answering
+                self.source_failed_at = time.time()  # (a drained flow, a planned stop's, polls nothing)
+                return
+            if m.error() is None and m.timestamp()[1] > 0:
                 oldest = min(oldest or 1e18, m.timestamp()[1] / 1000.0)
         seconds = 0.0 if total == 0 else (max(0.0, self.source_ok_at - oldest) if oldest else self.last_lag[1])
         self.last_lag = (total, seconds)
-        if time.time() >= self.next_groups:
+        if time.time() >= self.next_groups and not self._reconfigured():
             self.next_groups = time.time() + 1.0
             self._measure_groups()
 
@@ -291,6 +316,7 @@ class MirrorMakerFlow:
                 got = committed_offsets(config, group, [(t, p) for t in topics for p in range(4)], timeout_s=1.0)
             except Exception as exc:  # noqa: BLE001 - the source does not answer: keep the last view
                 log.debug("group %s: %s", group, exc)
+                self.source_failed_at = time.time()
                 return
             self.committed[group] = {tp_key(t, p): off for (t, p), off in got.items()}
 
@@ -347,7 +373,7 @@ class MirrorMakerFlow:
                 self.config = cfg
                 if cfg.get("running") and self.child is None:
                     self._start(cfg["source"], cfg["target"])
-                epoch = cfg.get("epoch")
+                epoch = self.epoch = cfg.get("epoch")
                 self.write_status(epoch)
             if self.child is not None and self.child.poll() is not None:
                 log.error("MirrorMaker 2 exited with %s; restarting it (log: %s)", self.child.returncode,
@@ -362,7 +388,8 @@ class MirrorMakerFlow:
                 # published at once: probing a source that is gone can take seconds
                 self._read_tail()
                 self.write_status(epoch)
-                self._measure()
+                if not self._reconfigured():  # else: serve the change first
+                    self._measure()
             self.write_status(epoch)
             stop.wait(STATUS_INTERVAL_S)
             if time.time() >= next_watch:
