@@ -48,6 +48,10 @@ def committed_offsets(config: dict[str, Any], group: str, partitions: list[tuple
     return {(tp.topic, tp.partition): tp.offset for tp in got if tp.error is None and tp.offset >= 0}
 
 
+LEADER_MOVING = ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART")
+"""Errors a partition answers while its leader is not yet elected or is moving: asked again."""
+
+
 class KafkaTopics:
     def __init__(self, bootstrap: str, config: dict[str, Any] | None = None, timeout_s: float = 10.0):
         self.bootstrap = bootstrap
@@ -77,10 +81,26 @@ class KafkaTopics:
             return {}
         c = Consumer({**self.config, "group.id": "regionpair-replay-probe", "enable.auto.commit": False})
         try:
-            return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout_s, cached=False)[1]
-                    for p in range(n)}
+            return {p: self._high_watermark(c, TopicPartition(topic, p)) for p in range(n)}
         finally:
             c.close()
+
+    def _high_watermark(self, consumer, tp) -> int:
+        """The partition's high watermark; a partition whose leader is moving or not yet elected (a topic
+        just created, a broker just lost) is asked again until ``timeout_s``, then named in the failure."""
+        from confluent_kafka import KafkaException
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return consumer.get_watermark_offsets(tp, timeout=self.timeout_s, cached=False)[1]
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                name = err.name() if hasattr(err, "name") else str(exc)
+                if name in LEADER_MOVING and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise StepFailed(f"reading the end offset of {tp.topic} partition {tp.partition} on {self.bootstrap}: "
+                                 f"{err.str() if hasattr(err, 'str') else exc}") from None
 
     def create_topic(self, topic: str, partitions: int, replication_factor: int | None = None) -> None:
         from confluent_kafka import KafkaException
@@ -94,11 +114,22 @@ class KafkaTopics:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise StepFailed(f"creating topic {name} on {self.bootstrap}: {exc}") from None
         deadline = time.monotonic() + self.timeout_s
-        while self.partitions(topic) != partitions:
+        while not self._leaders_elected(topic, partitions):
             if time.monotonic() > deadline:
-                raise StepFailed(f"topic {topic} was created but its {partitions} partitions are not in the metadata "
+                raise StepFailed(f"topic {topic} was created but its {partitions} partitions do not all have a leader "
                                  f"after {self.timeout_s:.0f} s")
             time.sleep(0.1)
+
+    def _leaders_elected(self, topic: str, partitions: int) -> bool:
+        """Every one of the topic's ``partitions`` is in the metadata with a leader (a topic just created
+        answers NOT_LEADER_FOR_PARTITION until then)."""
+        try:
+            md = self._admin().list_topics(topic=topic, timeout=self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
+            raise Unreachable(f"Kafka at {self.bootstrap} does not answer: {exc}") from None
+        t = md.topics.get(topic)
+        return (t is not None and t.error is None and len(t.partitions) == partitions
+                and all(p.error is None and p.leader >= 0 for p in t.partitions.values()))
 
     def produce(self, topic: str, records: list[Record], progress: Callable[[int], None] | None = None) -> int:
         """Write each record into its own partition with its key, value, headers and timestamp,
