@@ -152,7 +152,8 @@ class DrillReport:
         wal_bytes = recent[-1]["primary_lsn"] - recent[0]["primary_lsn"]
         acks = sum(1 for a in wl.acks if recent[0]["t"] < a.t <= recent[-1]["t"])
         if wal_bytes <= 0 or acks == 0 or span <= 0:
-            return {"seconds": 0.0, "writes": 0.0, "method": "no WAL written during the samples"}
+            return {"seconds": 0.0, "writes": 0.0, "in_flight_wal_bytes": in_flight, "samples": len(recent),
+                    "method": "no WAL written during the samples"}
         bytes_per_write = wal_bytes / acks
         return {"seconds": in_flight / (wal_bytes / span), "writes": in_flight / bytes_per_write,
                 "in_flight_wal_bytes": in_flight, "wal_bytes_per_write": bytes_per_write, "samples": len(recent),

@@ -57,24 +57,29 @@ class FileLock:
         info = dict(info, host=socket.gethostname(), pid=os.getpid())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(info, sort_keys=True).encode()
+        # The lock appears whole or not at all: its content goes into a file of this process's own, which
+        # is then hard-linked to the lock's name (fails if the name exists). A run killed between
+        # creating the lock and writing it used to leave an empty lock file that no rerun could take over.
+        mine = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(mine, self.path)
         except FileExistsError:
             holder = self.holder() or {}
             if holder.get("run_id") == info["run_id"] and holder.get("pid") == info["pid"]:
                 return "lock already held by this run"
             if not (break_lock or may_take_over(holder, info)):
                 raise LockHeld(holder) from None
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_bytes(payload)
-            os.replace(tmp, self.path)
+            os.replace(mine, self.path)
             why = "broken by --break-lock" if break_lock else "taken over from the crashed run"
             return f"lock {why} (was {holder.get('run_id')} by {holder.get('who')} since {holder.get('since')})"
-        try:
-            os.write(fd, payload)
-            os.fsync(fd)
         finally:
-            os.close(fd)
+            mine.unlink(missing_ok=True)
         return "lock taken"
 
     def release(self, run_id: str) -> None:
