@@ -3,8 +3,8 @@
 ``StackSettings``, the helpers that find a stack's resources and what names a bucket, and the
 factories that wrap a check into a CrossGuard policy (``resource_policy``, ``stack_policy``).
 
-It imports no other module of the pack, and every other module imports it: the tests as
-``policy.base``, the Pulumi CLI as ``base`` (it runs the pack with ``sys.path[0] = policy/``).
+It imports no other module of the pack, and every other module imports it: as
+``policy.base`` (the tests and policy/__main__.py alike).
 
 Values that are computed by the cloud (a key's ARN, a bucket's id) are unknown during
 ``pulumi preview``. A check that only needs to know a value *will be set* treats an unknown as

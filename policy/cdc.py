@@ -1,7 +1,6 @@
 """Policy checks of the CDC (logical replication) area: pure functions over a resource of
 ``policy.base`` (``type``, ``label``, ``props`` with provider property names). ``policy/rules.py``
-wraps them into ``POLICIES``; this module imports nothing of the pack, so it loads both as
-``policy.cdc`` (tests) and as ``cdc`` (the CLI, whose ``sys.path[0]`` is ``policy/``)."""
+wraps them into ``POLICIES``; this module imports nothing of the pack."""
 
 from __future__ import annotations
 

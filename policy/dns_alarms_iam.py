@@ -3,20 +3,13 @@ and policies, as CrossGuard policies (issue 10, points 5, 8 and 9).
 
 Each policy's description names the document the rule comes from; docs/stacks.md#aws-rules-dns
 lists them with where they are enforced and the test that shows each refusing the broken form.
-``policy/rules.py`` puts ``POLICIES`` in ``rules.POLICIES``, the pack's one list (the CLI imports the
-modules as top-level ones, ``sys.path[0]`` being ``policy/``; the tests as ``policy.base`` /
-``policy.dns_alarms_iam``).
+``policy/rules.py`` puts ``POLICIES`` in ``rules.POLICIES``, the pack's one list.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any, Mapping
-
-if __package__:
-    from . import base
-else:  # the Pulumi CLI: policy/ is sys.path[0]
-    import base  # type: ignore[no-redef]
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -25,6 +18,8 @@ from pulumi_policy import (
     ResourceValidationPolicy,
     StackValidationPolicy,
 )
+
+from . import base
 
 Resource, Violation, UNKNOWN, get, as_list, is_set = (base.Resource, base.Violation, base.UNKNOWN, base.get,
                                                       base.as_list, base.is_set)

@@ -1,7 +1,5 @@
 """Reading IAM policy documents and finding a role's inline policies: the helpers the MSK, MSK Connect
-and S3 replication rules share (``msk.py``, ``mskconnect.py``, ``s3.py``). Imported as
-``policy.iam_documents`` (tests) and as ``iam_documents`` (the CLI runs the pack with
-``sys.path[0] = policy/``).
+and S3 replication rules share (``msk.py``, ``mskconnect.py``, ``s3.py``). 
 """
 
 from __future__ import annotations
@@ -11,10 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Iterable, Optional
 
-try:  # the tests import the package, the CLI the directory
-    from .base import UNKNOWN, Resource, as_list, document
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    from base import UNKNOWN, Resource, as_list, document  # type: ignore[no-redef]
+from .base import UNKNOWN, Resource, as_list, document
 
 
 def statements(doc: Optional[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -2,8 +2,7 @@
 (the type token and the props under the provider's property names, camelCase:
 ``storageEncrypted``, ``kmsKeyId``, ``replicateSourceDb``) that return plain sentences, each naming
 the resource and the fix. ``rules.py`` wraps them into the pack's policies; the tests call them
-directly. Imported as ``policy.invariants`` (tests) and as ``invariants`` (the CLI runs the pack
-with ``sys.path[0] = policy/``).
+directly. Imported as ``policy.invariants`` (tests and policy/__main__.py alike).
 """
 
 from __future__ import annotations
@@ -11,54 +10,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-try:  # the tests import the package, the CLI the directory
-    from .base import (
-        KMS_KEY,
-        MSK_CLUSTER,
-        MSK_CONFIGURATION,
-        RDS_BACKUP_REPLICATION,
-        RDS_INSTANCE,
-        ROUTE53_RECORD,
-        S3_ENCRYPTIONS,
-        S3_PUBLIC_ACCESS_BLOCK,
-        S3_REPLICATION,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        StackSettings,
-        as_list,
-        aws_managed_key,
-        get,
-        is_number,
-        is_replica,
-        is_set,
-        key_problems,
-        parse_server_properties,
-    )
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    from base import (  # type: ignore[no-redef]
-        KMS_KEY,
-        MSK_CLUSTER,
-        MSK_CONFIGURATION,
-        RDS_BACKUP_REPLICATION,
-        RDS_INSTANCE,
-        ROUTE53_RECORD,
-        S3_ENCRYPTIONS,
-        S3_PUBLIC_ACCESS_BLOCK,
-        S3_REPLICATION,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        StackSettings,
-        as_list,
-        aws_managed_key,
-        get,
-        is_number,
-        is_replica,
-        is_set,
-        key_problems,
-        parse_server_properties,
-    )
+from .base import (
+    KMS_KEY,
+    MSK_CLUSTER,
+    MSK_CONFIGURATION,
+    RDS_BACKUP_REPLICATION,
+    RDS_INSTANCE,
+    ROUTE53_RECORD,
+    S3_ENCRYPTIONS,
+    S3_PUBLIC_ACCESS_BLOCK,
+    S3_REPLICATION,
+    SNS_TOPIC,
+    UNKNOWN,
+    Resource,
+    StackSettings,
+    as_list,
+    aws_managed_key,
+    get,
+    is_number,
+    is_replica,
+    is_set,
+    key_problems,
+    parse_server_properties,
+)
 
 # ---- pulumi-kubernetes 4.x workload types, and where each keeps its pod spec -----------------
 K8S_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {

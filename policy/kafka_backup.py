@@ -1,7 +1,6 @@
 """The Kafka topic backup's S3 rule (the backups bucket's lifecycle, one rule per backed-up topic),
 as a CrossGuard policy. The backup's MSK Connect resources are held to the same policies as every
-other connector's (``policy/mskconnect.py``). Imported as ``policy.kafka_backup`` (tests) and as
-``kafka_backup`` (the CLI runs the pack with ``sys.path[0] = policy/``); ``rules.py`` puts its
+other connector's (``policy/mskconnect.py``). Imported as ``policy.kafka_backup`` (tests and policy/__main__.py alike); ``rules.py`` puts its
 ``POLICIES`` in the pack's list.
 """
 
@@ -9,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # the tests import the package, the CLI the directory
-    from . import base
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import base  # type: ignore[no-redef]
+from . import base
 
 Resource = base.Resource
 as_list = base.as_list

@@ -2,9 +2,7 @@
 declare, as checks and the policies that wrap them. Each check names the document its rule comes
 from; ``docs/stacks.md#aws-rules-s3`` lists them with where they are enforced and the test that
 shows each refusing the broken form. Like every check of the pack they judge only values a preview
-knows. (Key rotation, SNS encryption with a customer key: ``invariants.py``.) Imported as
-``policy.kms_sns_ssm`` (tests) and as ``kms_sns_ssm`` (the CLI runs the pack with
-``sys.path[0] = policy/``).
+knows. (Key rotation, SNS encryption with a customer key: ``invariants.py``.)
 """
 
 from __future__ import annotations
@@ -13,40 +11,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-try:  # the tests import the package, the CLI the directory
-    from .base import (
-        KMS_KEY,
-        METRIC_ALARM,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        Violation,
-        as_list,
-        ignoring_settings,
-        is_number,
-        is_set,
-        of_type,
-        resource_policy,
-        stack_policy,
-    )
-    from .iam_documents import statement_allows, statements_or_none
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    from base import (  # type: ignore[no-redef]
-        KMS_KEY,
-        METRIC_ALARM,
-        SNS_TOPIC,
-        UNKNOWN,
-        Resource,
-        Violation,
-        as_list,
-        ignoring_settings,
-        is_number,
-        is_set,
-        of_type,
-        resource_policy,
-        stack_policy,
-    )
-    from iam_documents import statement_allows, statements_or_none  # type: ignore[no-redef]
+from .base import (
+    KMS_KEY,
+    METRIC_ALARM,
+    SNS_TOPIC,
+    UNKNOWN,
+    Resource,
+    Violation,
+    as_list,
+    ignoring_settings,
+    is_number,
+    is_set,
+    of_type,
+    resource_policy,
+    stack_policy,
+)
+from .iam_documents import statement_allows, statements_or_none
 
 # ---- pulumi-aws 7.x type tokens (checked against the installed provider in the tests) -------
 

@@ -2,8 +2,7 @@
 role), as CrossGuard policies. (SSM parameter names: policy/kms_sns_ssm.py.)
 
 Each policy names the AWS document its rule comes from. ``rules.py`` puts ``POLICIES`` in the
-pack's list; this module is imported both as ``policy.msk`` (tests) and as ``msk`` (the CLI runs
-the pack with ``sys.path[0] = policy/``), hence the two-way import of ``base`` and ``iam_documents``.
+pack's list; this module is imported as ``policy.msk`` (tests and policy/__main__.py alike).
 
 Why every cluster must be a Replicator source: prod's cluster is the source of the primary → DR
 Replicator (declared by the dr stack), DR's cluster the source of the failback's reverse one. Each
@@ -17,13 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Optional
 
-try:  # the tests import the package, the CLI the directory
-    from . import base, iam_documents
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import base  # type: ignore[no-redef]
-    import iam_documents  # type: ignore[no-redef]
-
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+from . import base, iam_documents
 
 Resource = base.Resource
 Violation = base.Violation

@@ -5,8 +5,7 @@ service execution role), plus the MirrorMaker 2 invariants in a policy of their 
 
 Each policy names the AWS document its rule comes from; where the search tool could not show a
 page's text, the rule says so. ``rules.py`` puts ``POLICIES`` in the pack's list; this module is
-imported as ``policy.mskconnect`` (tests) and as ``mskconnect`` (the CLI runs the pack with
-``sys.path[0] = policy/``), hence the two-way import of ``base`` and ``iam_documents``.
+Imported as ``policy.mskconnect`` (tests and policy/__main__.py alike).
 """
 
 from __future__ import annotations
@@ -16,13 +15,9 @@ import binascii
 import re
 from typing import Any, Optional
 
-try:  # the tests import the package, the CLI the directory
-    from . import base, iam_documents
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import base  # type: ignore[no-redef]
-    import iam_documents  # type: ignore[no-redef]
-
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+from . import base, iam_documents
 
 Resource = base.Resource
 Violation = base.Violation

@@ -11,7 +11,7 @@ back to the service's ``objectives``. What the configuration costs before any ru
 
 The same arithmetic runs in the program (stacks/exports.py ``component_budgets``, exported as
 ``rto_budget.components``); tests/unit/test_policy_objectives.py keeps the two equal. The pack
-runs apart from the project (``sys.path[0]`` is policy/), so it reads the raw stack config the
+imports nothing outside policy/ (tests/unit/test_layering.py holds it), so it reads the raw stack config the
 CLI hands it and can import neither stacks/ nor contract/ (``COMPONENTS`` repeats
 ``contract.outputs.COMPONENTS``; tests/unit/test_outputs.py holds them equal).
 """
@@ -30,10 +30,7 @@ DEFAULT_INTERVAL, DEFAULT_THRESHOLD, DEFAULT_TTL, DEFAULT_PROMOTION = 30, 3, 60,
 POLICY_NAME = "rto-budget-within-objective"
 
 
-if __package__:  # imported as the package `policy` (tests, tooling)
-    from .base import document as _obj
-else:  # the CLI runs the pack with sys.path[0] = policy/
-    from base import document as _obj  # type: ignore[no-redef]
+from .base import document as _obj
 
 
 def _int(value: Any, default: int) -> int:

@@ -12,11 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-if __package__:  # imported as the package `policy` (tests, tooling)
-    from . import base
-else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
-    import base  # type: ignore[no-redef]
-
+from . import base
 
 Resource, Violation, UNKNOWN, is_set, get = base.Resource, base.Violation, base.UNKNOWN, base.is_set, base.get
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-if __package__:  # imported as the package `policy` (tests, tooling)
-    from . import base
-else:  # the Pulumi CLI runs the pack with sys.path[0] = policy/
-    import base  # type: ignore[no-redef]
+from . import base
 
 Resource, Violation, UNKNOWN, get, as_list = base.Resource, base.Violation, base.UNKNOWN, base.get, base.as_list
 

@@ -11,33 +11,27 @@ factories) is in ``base.py``; the import picture is ``base`` <- ``iam_documents`
 areas <- ``rules``, without cycles.
 
 Importing this module has no side effect. Only ``policy/__main__.py`` constructs the
-``PolicyPack`` (its constructor starts a gRPC server and never returns). The tests import it as
-``policy.rules``; the CLI as ``rules`` (it runs the pack with ``sys.path[0] = policy/``).
+``PolicyPack`` (its constructor starts a gRPC server and never returns).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# isort: off
-try:  # the tests import the package, the CLI the directory
-    from . import cdc, invariants, stack_invariants
-    from . import msk, rds, dns_alarms_iam, kafka_backup, mskconnect, s3, kms_sns_ssm, retention
-    from .base import StackSettings, ignoring_settings, resource_policy, stack_policy
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import cdc  # type: ignore[no-redef]
-    import invariants  # type: ignore[no-redef]
-    import stack_invariants  # type: ignore[no-redef]
-    import msk  # type: ignore[no-redef]
-    import rds  # type: ignore[no-redef]
-    import dns_alarms_iam  # type: ignore[no-redef]
-    import kafka_backup  # type: ignore[no-redef]
-    import mskconnect  # type: ignore[no-redef]
-    import s3  # type: ignore[no-redef]
-    import kms_sns_ssm  # type: ignore[no-redef]
-    import retention  # type: ignore[no-redef]
-    from base import StackSettings, ignoring_settings, resource_policy, stack_policy  # type: ignore[no-redef]
-# isort: on
+from . import (
+    cdc,
+    dns_alarms_iam,
+    invariants,
+    kafka_backup,
+    kms_sns_ssm,
+    msk,
+    mskconnect,
+    rds,
+    retention,
+    s3,
+    stack_invariants,
+)
+from .base import StackSettings, ignoring_settings, resource_policy, stack_policy
 
 PACK_NAME = "regionpair-dr-invariants"
 

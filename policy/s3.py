@@ -8,8 +8,7 @@ refusing the broken form. They read props the way every check of the pack does (
 names, ``UNKNOWN`` for what a preview cannot know) and judge only what is known: a value computed by
 the cloud is judged when ``pulumi up`` runs the pack again with it. (The pack's own S3 invariants,
 versioning, SSE-KMS, public access blocks and replication time control: ``invariants.py`` and
-``stack_invariants.py``.) Imported as ``policy.s3`` (tests) and as ``s3`` (the CLI runs the pack with
-``sys.path[0] = policy/``).
+``stack_invariants.py``.) Imported as ``policy.s3`` (tests and policy/__main__.py alike).
 """
 
 from __future__ import annotations
@@ -20,57 +19,28 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-try:  # the tests import the package, the CLI the directory
-    from .base import (
-        IAM_ROLE,
-        IAM_ROLE_POLICY,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        UNKNOWN,
-        Resource,
-        Violation,
-        as_list,
-        configs_for,
-        get,
-        ignoring_settings,
-        is_number,
-        is_set,
-        of_type,
-        refers_to,
-        resource_policy,
-        stack_policy,
-    )
-    from .iam_documents import is_role_named, policies_of, statement_allows, statements_or_none
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    from base import (  # type: ignore[no-redef]
-        IAM_ROLE,
-        IAM_ROLE_POLICY,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        UNKNOWN,
-        Resource,
-        Violation,
-        as_list,
-        configs_for,
-        get,
-        ignoring_settings,
-        is_number,
-        is_set,
-        of_type,
-        refers_to,
-        resource_policy,
-        stack_policy,
-    )
-    from iam_documents import (  # type: ignore[no-redef]
-        is_role_named,
-        policies_of,
-        statement_allows,
-        statements_or_none,
-    )
+from .base import (
+    IAM_ROLE,
+    IAM_ROLE_POLICY,
+    S3_BUCKETS,
+    S3_ENCRYPTIONS,
+    S3_REPLICATION,
+    S3_VERSIONINGS,
+    UNKNOWN,
+    Resource,
+    Violation,
+    as_list,
+    configs_for,
+    get,
+    ignoring_settings,
+    is_number,
+    is_set,
+    of_type,
+    refers_to,
+    resource_policy,
+    stack_policy,
+)
+from .iam_documents import is_role_named, policies_of, statement_allows, statements_or_none
 
 # ---- pulumi-aws 7.x type tokens (checked against the installed provider in the tests) -------
 

@@ -1,8 +1,7 @@
 """The pack's own DR invariants over a whole stack: pure checks over the stack's resources (and,
 for the dr stack, its config: ``base.StackSettings``) that return ``base.Violation``s. Every bucket
 versioned, KMS-encrypted and behind a full public access block; in the dr stack, every prod primary
-database replicated. ``rules.py`` wraps them into the pack's policies. Imported as
-``policy.stack_invariants`` (tests) and as ``stack_invariants`` (the CLI, ``sys.path[0] = policy/``).
+database replicated. ``rules.py`` wraps them into the pack's policies.
 """
 
 from __future__ import annotations
@@ -10,56 +9,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Optional
 
-try:  # the tests import the package, the CLI the directory
-    from . import invariants
-    from .base import (
-        MSK_REPLICATOR,
-        RDS_BACKUP_REPLICATION,
-        RDS_INSTANCE,
-        ROUTE53_RECORD,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_PUBLIC_ACCESS_BLOCK,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        STACK_REFERENCE,
-        UNKNOWN,
-        Resource,
-        StackSettings,
-        Violation,
-        as_list,
-        configs_for,
-        contract_documents,
-        get,
-        is_replica,
-        of_type,
-        refers_to,
-    )
-except ImportError:  # pragma: no cover - exercised by the served-pack test
-    import invariants  # type: ignore[no-redef]
-    from base import (  # type: ignore[no-redef]
-        MSK_REPLICATOR,
-        RDS_BACKUP_REPLICATION,
-        RDS_INSTANCE,
-        ROUTE53_RECORD,
-        S3_BUCKETS,
-        S3_ENCRYPTIONS,
-        S3_PUBLIC_ACCESS_BLOCK,
-        S3_REPLICATION,
-        S3_VERSIONINGS,
-        STACK_REFERENCE,
-        UNKNOWN,
-        Resource,
-        StackSettings,
-        Violation,
-        as_list,
-        configs_for,
-        contract_documents,
-        get,
-        is_replica,
-        of_type,
-        refers_to,
-    )
+from . import invariants
+from .base import (
+    MSK_REPLICATOR,
+    RDS_BACKUP_REPLICATION,
+    RDS_INSTANCE,
+    ROUTE53_RECORD,
+    S3_BUCKETS,
+    S3_ENCRYPTIONS,
+    S3_PUBLIC_ACCESS_BLOCK,
+    S3_REPLICATION,
+    S3_VERSIONINGS,
+    STACK_REFERENCE,
+    UNKNOWN,
+    Resource,
+    StackSettings,
+    Violation,
+    as_list,
+    configs_for,
+    contract_documents,
+    get,
+    is_replica,
+    of_type,
+    refers_to,
+)
+
 
 def _versioned(bucket: Resource, versionings: list[Resource]) -> bool:
     for v in configs_for(bucket, versionings):

@@ -36,14 +36,16 @@ def test_the_pack_serves_these_policies_with_their_documents_named():
         assert any(doc in p.description for doc in ("Route 53", "CloudWatch", "KMS Developer Guide", "IAM User Guide")), p.name
 
 
-def test_the_cli_imports_the_module_as_a_top_level_module_too(monkeypatch):
-    """`pulumi preview --policy-pack policy` runs policy/__main__.py with policy/ as sys.path[0]."""
+def test_the_cli_entry_point_builds_the_pack_from_the_package(monkeypatch):
+    """`pulumi preview --policy-pack policy` runs policy/__main__.py with policy/ as sys.path[0]; run it the
+    same way (runpy on the directory) with PolicyPack recording instead of serving."""
     import subprocess
     import sys
     from pathlib import Path
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", "import rules; print(sorted(p.name for p in rules.POLICIES))"],
-                         cwd=root / "policy", capture_output=True, text=True, timeout=60)
+    code = ("import runpy, pulumi_policy; seen = {}; pulumi_policy.PolicyPack = lambda **kw: seen.update(kw); "
+            "runpy.run_path('.', run_name='__main__'); print(sorted(p.name for p in seen['policies']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root / "policy", capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert all(name in out.stdout for name in OURS)
 
