@@ -114,17 +114,17 @@ class KafkaTopics:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise StepFailed(f"creating topic {name} on {self.bootstrap}: {exc}") from None
         deadline = time.monotonic() + self.timeout_s
-        while not self._leaders_elected(topic, partitions):
+        while not self._leaders_elected(admin, topic, partitions):
             if time.monotonic() > deadline:
                 raise StepFailed(f"topic {topic} was created but its {partitions} partitions do not all have a leader "
                                  f"after {self.timeout_s:.0f} s")
             time.sleep(0.1)
 
-    def _leaders_elected(self, topic: str, partitions: int) -> bool:
+    def _leaders_elected(self, admin, topic: str, partitions: int) -> bool:
         """Every one of the topic's ``partitions`` is in the metadata with a leader (a topic just created
-        answers NOT_LEADER_FOR_PARTITION until then)."""
+        answers NOT_LEADER_FOR_PARTITION until then), asked through the client that created it."""
         try:
-            md = self._admin().list_topics(topic=topic, timeout=self.timeout_s)
+            md = admin.list_topics(topic=topic, timeout=self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - KafkaException and librdkafka's transport errors
             raise Unreachable(f"Kafka at {self.bootstrap} does not answer: {exc}") from None
         t = md.topics.get(topic)
