@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 from sandbox.layout import ADMIN_USER, DB_NAME, EAST, REGIONS, REPLICATION_USER, Layout, State, write_json_atomic
 from sandbox.postgres import PG_ENV
@@ -48,7 +48,7 @@ def _conf(value: str) -> str:
 class Backups:
     """Base backups, the WAL archive's seal, and restored instances of one sandbox."""
 
-    def __init__(self, layout: Layout, state: State, identity: _proc.Identity):
+    def __init__(self, layout: Layout, state: State, identity: proc.Identity):
         self.layout = layout
         self.state = state
         self.identity = identity
@@ -87,7 +87,7 @@ class Backups:
             return existing
         partial = parent / f".{backup_id}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        _proc.run([str(node.bin / "pg_basebackup"), "-D", str(partial), "-Ft", "-Z", "gzip:1", "-X", "fetch",
+        proc.run([str(node.bin / "pg_basebackup"), "-D", str(partial), "-Ft", "-Z", "gzip:1", "-X", "fetch",
                    "-c", "fast", "--no-sync", "-d",
                    f"host={node.address} port={node.db.port} user={REPLICATION_USER} dbname=replication "
                    f"passfile={self.layout.pgpass} connect_timeout=5"],
@@ -269,7 +269,7 @@ class Backups:
                 meta = child / "instance.json"
                 if meta.exists():
                     info = json.loads(meta.read_text())
-                    rec = _proc.running(self.layout.run_dir, self._restore_component(info["name"]))
+                    rec = proc.running(self.layout.run_dir, self._restore_component(info["name"]))
                     info["state"] = "running" if rec else "stopped"
                     out.append(info)
         return out
@@ -306,7 +306,7 @@ class Backups:
         self._mkdir(data)
         log_path = self.layout.log(self._restore_component(name))
         backup_dir = self.backups_dir(node.database, source_region) / chosen["id"]
-        _proc.run(["tar", "-xzf", str(backup_dir / "base.tar.gz"), "-C", str(data)],
+        proc.run(["tar", "-xzf", str(backup_dir / "base.tar.gz"), "-C", str(data)],
                   f"restore {name}: unpack base backup {chosen['id']}", log_path, self.identity, env=PG_ENV)
         port = pick_port()
         archive = self.layout.archive_dir(node.database, source_region)
@@ -348,7 +348,7 @@ class Backups:
                              f"passfile={self.layout.pgpass} connect_timeout=3"}
         write_json_atomic(home / "instance.json", info)
         component = self._restore_component(name)
-        rec = _proc.spawn(self.layout.run_dir, component, [str(node.bin / "postgres"), "-D", str(data)], log_path,
+        rec = proc.spawn(self.layout.run_dir, component, [str(node.bin / "postgres"), "-D", str(data)], log_path,
                           self.identity, env=PG_ENV)
         self._wait_promoted(rec, info, log_path, deadline_s)
         info["seconds"] = round(time.monotonic() - t0, 3)
@@ -361,9 +361,9 @@ class Backups:
         deadline = time.monotonic() + deadline_s
         last = "not started"
         while time.monotonic() < deadline:
-            if not _proc.is_alive(rec.pid, rec.start_time):
+            if not proc.is_alive(rec.pid, rec.start_time):
                 raise SandboxError(f"the restored server {info['name']} stopped during recovery: "
-                                   f"{_proc.tail(log_path, 4)}", component=self._restore_component(info["name"]),
+                                   f"{proc.tail(log_path, 4)}", component=self._restore_component(info["name"]),
                                    log=log_path)
             try:
                 status = (Path(info["data_dir"]) / "postmaster.pid").read_text().splitlines()
@@ -388,12 +388,12 @@ class Backups:
     def drop_restore(self, name: str, grace_s: float = 15.0) -> str:
         """Stop a restored server and remove its files (idempotent)."""
         component = self._restore_component(name)
-        rec = _proc.running(self.layout.run_dir, component)
+        rec = proc.running(self.layout.run_dir, component)
         how = "was not running"
         if rec is not None:
             # immediate shutdown: its data is removed next, a shutdown checkpoint would only cost time
-            how = _proc.terminate(rec.pid, rec.start_time, component, sig=signal.SIGQUIT, grace_s=grace_s)
-        _proc.pid_path(self.layout.run_dir, component).unlink(missing_ok=True)
+            how = proc.terminate(rec.pid, rec.start_time, component, sig=signal.SIGQUIT, grace_s=grace_s)
+        proc.pid_path(self.layout.run_dir, component).unlink(missing_ok=True)
         home = self.restores_dir() / name
         existed = home.exists()
         shutil.rmtree(home, ignore_errors=True)

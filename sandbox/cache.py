@@ -11,7 +11,7 @@ Layout, ``DIR/cache/``::
 A snapshot is consistent with what its metadata says: writes are paused (``CLIENT PAUSE … WRITE``)
 while the key count and ``DEBUG DIGEST`` are read and ``SAVE`` writes the RDB, then resumed (the
 pause is as long as the SAVE: milliseconds for the sandbox's sizes). A restored server loads the RDB
-at start; its digest must equal the snapshot's. Servers are started with ``_proc.spawn`` (pid files
+at start; its digest must equal the snapshot's. Servers are started with ``proc.spawn`` (pid files
 in the run dir), so ``down`` stops them with everything else.
 """
 
@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 from sandbox.redis_client import Redis, RespError
 
@@ -56,7 +56,7 @@ class Caches:
         if not path.exists():
             return None
         info = json.loads(path.read_text())
-        info["state"] = "running" if _proc.running(self.sb.layout.run_dir, self.component(name)) else "stopped"
+        info["state"] = "running" if proc.running(self.sb.layout.run_dir, self.component(name)) else "stopped"
         return info
 
     def servers(self) -> list[dict]:
@@ -94,7 +94,7 @@ class Caches:
                 "restored_from": restored_from, "created_at": time.time()}
         _write_json(home / "redis.json", info)
         t0 = time.monotonic()
-        _proc.spawn(self.sb.layout.run_dir, self.component(name), argv, self.sb.layout.log(self.component(name)),
+        proc.spawn(self.sb.layout.run_dir, self.component(name), argv, self.sb.layout.log(self.component(name)),
                     self.sb.identity)
         deadline = t0 + deadline_s
         last = ""
@@ -112,11 +112,11 @@ class Caches:
                            component=self.component(name), log=self.sb.layout.log(self.component(name)))
 
     def stop(self, name: str) -> str:
-        rec = _proc.running(self.sb.layout.run_dir, self.component(name))
+        rec = proc.running(self.sb.layout.run_dir, self.component(name))
         if rec is None:
             return f"cache server {name} is not running"
-        how = _proc.terminate(rec.pid, rec.start_time, self.component(name))
-        _proc.pid_path(self.sb.layout.run_dir, self.component(name)).unlink(missing_ok=True)
+        how = proc.terminate(rec.pid, rec.start_time, self.component(name))
+        proc.pid_path(self.sb.layout.run_dir, self.component(name)).unlink(missing_ok=True)
         return f"cache server {name} {how}"
 
     def drop(self, name: str) -> str:

@@ -15,7 +15,7 @@ import re
 import signal
 from pathlib import Path
 
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 from sandbox.layout import DB_NAME, REPLICATION_USER
 from sandbox.postgres import PG_ENV
@@ -58,20 +58,20 @@ class CdcConsumer:
         argv = [str(Path(self.sb.state.pg_bin) / "pg_recvlogical"), "-d", dsn, "--slot", self.slot, "--start",
                 "-f", str(self.output), "-F", "1", "-s", "1", "-n", "-o", "include-xids=0",
                 "-o", "skip-empty-xacts=1"]
-        rec = _proc.spawn(self.sb.layout.run_dir, component(self.name), argv,
+        rec = proc.spawn(self.sb.layout.run_dir, component(self.name), argv,
                           self.sb.layout.log(component(self.name)), self.sb.identity, env=PG_ENV)
         return f"CDC consumer {self.name} streams slot {self.slot} from {region} (pid {rec.pid})"
 
     def running(self) -> bool:
-        return _proc.running(self.sb.layout.run_dir, component(self.name)) is not None
+        return proc.running(self.sb.layout.run_dir, component(self.name)) is not None
 
     def stop(self) -> str:
         """SIGINT: pg_recvlogical flushes, confirms what it wrote, and exits."""
-        rec = _proc.running(self.sb.layout.run_dir, component(self.name))
+        rec = proc.running(self.sb.layout.run_dir, component(self.name))
         if rec is None:
             return f"CDC consumer {self.name} is not running"
-        how = _proc.terminate(rec.pid, rec.start_time, component(self.name), sig=signal.SIGINT, grace_s=10.0)
-        _proc.pid_path(self.sb.layout.run_dir, component(self.name)).unlink(missing_ok=True)
+        how = proc.terminate(rec.pid, rec.start_time, component(self.name), sig=signal.SIGINT, grace_s=10.0)
+        proc.pid_path(self.sb.layout.run_dir, component(self.name)).unlink(missing_ok=True)
         return f"CDC consumer {self.name} {how}"
 
     def changes(self, table: str = "public.drill_writes") -> list[str]:

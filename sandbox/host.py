@@ -12,7 +12,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 
 SERVER_USER = "regionpair-sandbox"
@@ -24,27 +24,27 @@ PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range, so client sockets 
 # ---------------------------------------------------------------------------------------------
 
 
-def server_identity(create: bool = True, name: str = SERVER_USER) -> _proc.Identity:
+def server_identity(create: bool = True, name: str = SERVER_USER) -> proc.Identity:
     """As root: the dedicated system user (created once with useradd). Otherwise: ourselves."""
     if os.geteuid() != 0:
         pw = pwd.getpwuid(os.geteuid())
-        return _proc.Identity(pw.pw_name, pw.pw_uid, pw.pw_gid, switch=False)
+        return proc.Identity(pw.pw_name, pw.pw_uid, pw.pw_gid, switch=False)
     try:
         pw = pwd.getpwnam(name)
     except KeyError:
         if not create:
             raise SandboxError(f"the sandbox's server user {name!r} does not exist; `up` creates it") from None
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        proc = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+        made = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                                "--user-group", name], capture_output=True, text=True, timeout=30)
-        if proc.returncode not in (0, 9):  # 9: created meanwhile by a parallel `up`
+        if made.returncode not in (0, 9):  # 9: created meanwhile by a parallel `up`
             raise SandboxError(f"cannot create the system user {name!r} that runs PostgreSQL (which refuses "
-                               f"root): useradd said {proc.stderr.strip()!r}") from None
+                               f"root): useradd said {made.stderr.strip()!r}") from None
         pw = pwd.getpwnam(name)
-    return _proc.Identity(name, pw.pw_uid, pw.pw_gid, switch=True)
+    return proc.Identity(name, pw.pw_uid, pw.pw_gid, switch=True)
 
 
-def check_traversable(path: Path, identity: _proc.Identity) -> None:
+def check_traversable(path: Path, identity: proc.Identity) -> None:
     """The server user must reach DIR; name the first directory on the way that stops it."""
     if not identity.switch:
         return

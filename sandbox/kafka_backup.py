@@ -26,7 +26,7 @@ import signal
 from pathlib import Path
 
 from contract import kafka_backup as kb
-from sandbox import kafka_cluster, proc as _proc
+from sandbox import kafka_cluster, proc
 from sandbox.errors import SandboxError
 from sandbox.layout import EAST, REGIONS, Layout
 
@@ -65,20 +65,20 @@ def start(sb, topics: dict[str, str], region: str = EAST, flush_s: float = 1.0, 
         raise SandboxError(f"region {region!r}: one of {', '.join(REGIONS)}", component=COMPONENT)
     kafka_cluster.settings(sb.state)  # refuses a sandbox without Kafka, naming the fix
     stop(sb)
-    argv = _proc.worker_argv("sandbox.workers.kafka_backup", "--dir", str(sb.layout.root), "--region", region,
+    argv = proc.worker_argv("sandbox.workers.kafka_backup", "--dir", str(sb.layout.root), "--region", region,
                              "--flush-s", str(flush_s), "--offsets-every-s", str(offsets_every_s))
     for t, c in topics.items():
         argv += ["--topic", f"{t}={c}"]
-    rec = _proc.spawn(sb.layout.run_dir, COMPONENT, argv, sb.layout.log(COMPONENT), env=_proc.worker_env())
+    rec = proc.spawn(sb.layout.run_dir, COMPONENT, argv, sb.layout.log(COMPONENT), env=proc.worker_env())
     return f"Kafka backup of {', '.join(topics)} ({region}) into {store_dir(sb.layout)} (pid {rec.pid})"
 
 
 def stop(sb) -> str:
-    rec = _proc.running(sb.layout.run_dir, COMPONENT)
+    rec = proc.running(sb.layout.run_dir, COMPONENT)
     if rec is None:
         return "the Kafka backup is not running"
-    how = _proc.terminate(rec.pid, rec.start_time, COMPONENT, sig=signal.SIGTERM, grace_s=15.0)
-    _proc.pid_path(sb.layout.run_dir, COMPONENT).unlink(missing_ok=True)
+    how = proc.terminate(rec.pid, rec.start_time, COMPONENT, sig=signal.SIGTERM, grace_s=15.0)
+    proc.pid_path(sb.layout.run_dir, COMPONENT).unlink(missing_ok=True)
     return f"Kafka backup {how}"
 
 

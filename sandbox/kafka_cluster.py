@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from contract import mirrormaker2
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 from sandbox.layout import REGIONS, Layout, State, write_json_atomic
 
@@ -276,7 +276,7 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict, cancelle
     def fmt(i: int) -> Path:
         props = rdir / f"node-{i + 1}.properties"
         props.write_text(broker_properties(layout, state, region, i))
-        _proc.run(jvm_argv(java, cp, log4j, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
+        proc.run(jvm_argv(java, cp, log4j, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(props)),
                   f"formatting {component(region, i)}'s storage", layout.log(component(region, i)), env=env,
                   timeout_s=60)
         return props
@@ -287,7 +287,7 @@ def start_cluster(layout: Layout, state: State, region: str, env: dict, cancelle
         raise SandboxError("cancelled before its nodes were started", component=component(region, 0))
     for i, p in enumerate(props):
         comp = component(region, i)
-        _proc.spawn(layout.run_dir, comp, jvm_argv(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
+        proc.spawn(layout.run_dir, comp, jvm_argv(java, cp, log4j, "kafka.Kafka", str(p)), layout.log(comp), env=env)
     write_json_atomic(rdir / "cluster.json", {"cluster_id": cid, "formatted_at": time.time()})
     return cid
 
@@ -351,9 +351,9 @@ def wait_cluster(layout: Layout, state: State, region: str, topics: list[str] | 
     problem = "not checked"
     while time.monotonic() < deadline:
         for comp in components(state, region):
-            if _proc.running(layout.run_dir, comp) is None:
+            if proc.running(layout.run_dir, comp) is None:
                 log = layout.log(comp)
-                raise SandboxError(f"the Kafka node exited while starting: {_proc.tail(log, 4)}; "
+                raise SandboxError(f"the Kafka node exited while starting: {proc.tail(log, 4)}; "
                                    f"{_exit_hint(log)}", component=comp, log=log)
         problem = cluster_problem(state, region)
         if problem is None:
@@ -453,11 +453,11 @@ def kill_broker(layout: Layout, state: State, region: str, node_id: int) -> str:
     """Fault: SIGKILL one broker's JVM (no controlled shutdown: its partitions' leadership moves
     only when the controller quorum fences it). Its data stays on disk for ``restart_broker``."""
     comp = component(region, node_of(state, region, node_id))
-    rec = _proc.running(layout.run_dir, comp)
+    rec = proc.running(layout.run_dir, comp)
     if rec is None:
         raise SandboxError(f"broker {node_id} of {region} is not running, so it cannot be killed",
                            component=comp, log=layout.log(comp))
-    _proc.kill_tree(rec.pid, rec.start_time, comp)
+    proc.kill_tree(rec.pid, rec.start_time, comp)
     return f"killed {comp} (broker {node_id}, pid {rec.pid}) with SIGKILL"
 
 
@@ -466,14 +466,14 @@ def restart_broker(layout: Layout, state: State, region: str, node_id: int, env:
     its log and catches up as a follower. The caller waits (``partitions``) for it to rejoin ISRs."""
     i = node_of(state, region, node_id)
     comp = component(region, i)
-    if _proc.running(layout.run_dir, comp) is not None:
+    if proc.running(layout.run_dir, comp) is not None:
         return f"{comp} is running"
     rdir = region_dir(layout, region)
     props = rdir / f"node-{i + 1}.properties"
     if not props.exists():
         raise SandboxError(f"{props} is missing: {region}'s cluster was never started here", component=comp)
     argv = jvm_argv(java_bin(), classpath(), rdir / "log4j2.properties", "kafka.Kafka", str(props))
-    _proc.spawn(layout.run_dir, comp, argv, layout.log(comp), env=env)
+    proc.spawn(layout.run_dir, comp, argv, layout.log(comp), env=env)
     return f"started {comp} (broker {node_id}) on its own storage"
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP, initial_data
-from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, param_store, proc as _proc
+from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, param_store, proc
 from sandbox.backups import Backups
 from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
@@ -61,7 +61,7 @@ s3 = the replication worker (each region's moto S3 runs always)."""
 def _prepare_dir(layout: Layout) -> None:
     root = layout.root
     if layout.state_file.exists():
-        alive = [r.component for r in _proc.all_pids(layout.run_dir) if _proc.is_alive(r.pid, r.start_time)]
+        alive = [r.component for r in proc.all_pids(layout.run_dir) if proc.is_alive(r.pid, r.start_time)]
         if alive:
             raise SandboxError(f"{root} is already up ({', '.join(alive)} running); run "
                                f"`python -m sandbox down --dir {root}` first, or use another --dir",
@@ -85,7 +85,7 @@ def _prepare_dir(layout: Layout) -> None:
     layout.secrets_dir.chmod(0o711)
 
 
-def _write_pgpass(layout: Layout, identity: _proc.Identity) -> dict[str, str]:
+def _write_pgpass(layout: Layout, identity: proc.Identity) -> dict[str, str]:
     passwords = {user: secrets.token_urlsafe(24) for user in (ADMIN_USER, APP_USER, REPLICATION_USER)}
     text = "".join(f"*:*:*:{user}:{pw}\n" for user, pw in passwords.items())
     fd = os.open(layout.pgpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -98,13 +98,13 @@ def _write_pgpass(layout: Layout, identity: _proc.Identity) -> dict[str, str]:
 
 def helper_argv(kind: str, layout: Layout, *extra: str) -> list[str]:
     """A helper's command line (sandbox/workers/serve.py): dns, link, moto REGION, replicator, s3-replication."""
-    return _proc.worker_argv("sandbox.workers.serve", kind, *extra, "--dir", str(layout.root))
+    return proc.worker_argv("sandbox.workers.serve", kind, *extra, "--dir", str(layout.root))
 
 
 class _UpRun:
     """One `up`: what it started, so that any failure (or Ctrl-C) stops exactly that."""
 
-    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, passwords: dict[str, str],
+    def __init__(self, layout: Layout, state: State, identity: proc.Identity, passwords: dict[str, str],
                  base_backup: bool = False):
         self.base_backup = base_backup
         self.backup_threads: list = []
@@ -126,14 +126,14 @@ class _UpRun:
         return Node(self.layout, self.state, self.identity, database, region)
 
     def start_helpers(self) -> None:
-        env = _proc.worker_env()
-        _proc.spawn(self.layout.run_dir, "dns", helper_argv("dns", self.layout), self.layout.log("dns"), env=env)
-        _proc.spawn(self.layout.run_dir, "link", helper_argv("link", self.layout), self.layout.log("link"), env=env)
+        env = proc.worker_env()
+        proc.spawn(self.layout.run_dir, "dns", helper_argv("dns", self.layout), self.layout.log("dns"), env=env)
+        proc.spawn(self.layout.run_dir, "link", helper_argv("link", self.layout), self.layout.log("link"), env=env)
         for region in REGIONS:
             comp = f"moto-{region}"
             # niced: moto's start-up costs more CPU than the rest together and would starve the
             # PostgreSQL chain (initdb → start → clone), which is the critical path on 2 cores
-            _proc.spawn(self.layout.run_dir, comp, ["nice", "-n", "10", *helper_argv("moto", self.layout, region)],
+            proc.spawn(self.layout.run_dir, comp, ["nice", "-n", "10", *helper_argv("moto", self.layout, region)],
                         self.layout.log(comp), env=env)
         systems = self.state.extra.get("systems", [])
         if "kafka" in systems:
@@ -146,10 +146,10 @@ class _UpRun:
                 self.mark("kafka nodes spawned")
 
             self.kafka_thread = _start_thread(kafka)
-            _proc.spawn(self.layout.run_dir, "replicator", helper_argv("replicator", self.layout),
+            proc.spawn(self.layout.run_dir, "replicator", helper_argv("replicator", self.layout),
                         self.layout.log("replicator"), env=env)
         if "s3" in systems:
-            _proc.spawn(self.layout.run_dir, "s3-replication",
+            proc.spawn(self.layout.run_dir, "s3-replication",
                         ["nice", "-n", "10", *helper_argv("s3-replication", self.layout)],
                         self.layout.log("s3-replication"), env=env)
 
@@ -376,7 +376,7 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
        rpo_seconds: int = DEFAULT_RPO_S, addresses: dict[str, str] | None = None,
        pg_bin: str | Path | None = None, base_backup: bool = True,
        systems: tuple[str, ...] | list[str] = ("postgres",), kafka_brokers: int = 1
-       ) -> tuple[Layout, State, _proc.Identity]:
+       ) -> tuple[Layout, State, proc.Identity]:
     """Start a sandbox in ``directory``; return what the front opens once everything is ready.
 
     On any failure (Ctrl-C included) everything started so far is stopped and the error names
@@ -478,18 +478,18 @@ def up(directory: str | Path, replication: str = "async", link_latency_ms: int =
 def _stop_all(layout: Layout, state: State | None) -> list[str]:
     """Stop every process with a pid file: PostgreSQL with a fast shutdown, helpers with SIGTERM,
     all at once; anything still there after the grace period has its tree killed."""
-    done = _stop_round(layout, _proc.all_pids(layout.run_dir))
+    done = _stop_round(layout, proc.all_pids(layout.run_dir))
     # a pid file written while that round ran (MirrorMaker 2's, by its supervisor, while it was
     # being stopped; a Kafka node of an interrupted `up`) is stopped too, until none is left
     for _ in range(3):
-        late = _proc.all_pids(layout.run_dir)
+        late = proc.all_pids(layout.run_dir)
         if not late:
             break
         done += _stop_round(layout, late)
     if state is not None:  # servers killed by a fault (or by `down` after its grace period)
         for db in state.databases:
             for region in REGIONS:
-                Node(layout, state, _proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
+                Node(layout, state, proc.Identity("", 0, 0, False), db.name, region).release_shared_memory()
         shutil.rmtree(state.socket_root, ignore_errors=True)
     return done
 
@@ -501,7 +501,7 @@ def _stop_round(layout: Layout, records) -> list[str]:
     done: list[str] = []
     alive = []
     for rec in records:
-        if _proc.is_alive(rec.pid, rec.start_time):
+        if proc.is_alive(rec.pid, rec.start_time):
             sig = _signal.SIGINT if rec.component.startswith("postgres-") else _signal.SIGTERM
             try:
                 os.kill(rec.pid, sig)
@@ -511,17 +511,17 @@ def _stop_round(layout: Layout, records) -> list[str]:
     deadline = time.monotonic() + 15.0
     pending = list(alive)
     while pending and time.monotonic() < deadline:
-        pending = [r for r in pending if _proc.is_alive(r.pid, r.start_time)]
+        pending = [r for r in pending if proc.is_alive(r.pid, r.start_time)]
         if pending:
             time.sleep(0.02)
     for rec in alive:
         if rec in pending:
-            _proc.kill_tree(rec.pid, rec.start_time, rec.component)
+            proc.kill_tree(rec.pid, rec.start_time, rec.component)
             done.append(f"killed {rec.component} (pid {rec.pid}): it did not stop within 15 s")
         else:
             done.append(f"stopped {rec.component} (pid {rec.pid})")
     for rec in records:
-        _proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
+        proc.pid_path(layout.run_dir, rec.component).unlink(missing_ok=True)
     return done
 
 

@@ -27,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sandbox import proc as _proc
+from sandbox import proc
 from sandbox.errors import SandboxError
 from sandbox.layout import ADMIN_USER, APP_USER, DB_NAME, REPLICATION_USER, Layout, State, slot_name
 
@@ -61,7 +61,7 @@ def find_pg_bin() -> Path:
 
 
 class Node:
-    def __init__(self, layout: Layout, state: State, identity: _proc.Identity, database: str, region: str):
+    def __init__(self, layout: Layout, state: State, identity: proc.Identity, database: str, region: str):
         self.layout = layout
         self.state = state
         self.identity = identity
@@ -107,8 +107,8 @@ class Node:
 
     # ---- process ----------------------------------------------------------------------------
 
-    def pid(self) -> _proc.PidRecord | None:
-        return _proc.running(self.layout.run_dir, self.component)
+    def pid(self) -> proc.PidRecord | None:
+        return proc.running(self.layout.run_dir, self.component)
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -234,7 +234,7 @@ class Node:
             shmid = int(fields[1])
         except (FileNotFoundError, IndexError, ValueError):
             return
-        if _proc.is_alive(pid):
+        if proc.is_alive(pid):
             return
         try:
             rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
@@ -256,7 +256,7 @@ class Node:
             pid = int(lockfile.read_text().splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return
-        if _proc.is_alive(pid):
+        if proc.is_alive(pid):
             return
         lockfile.unlink(missing_ok=True)
         (self.socket_dir / f".s.PGSQL.{self.db.port}.lock").unlink(missing_ok=True)
@@ -269,17 +269,17 @@ class Node:
                                component=self.component)
         self.write_config()
         self.clear_stale_locks()
-        rec = _proc.spawn(self.layout.run_dir, self.component, [str(self.bin / "postgres"), "-D", str(self.data)],
+        rec = proc.spawn(self.layout.run_dir, self.component, [str(self.bin / "postgres"), "-D", str(self.data)],
                           self.log_path, self.identity, env=PG_ENV)
         self.wait_ready(rec, deadline_s)
         return f"{self.component} started (pid {rec.pid})"
 
-    def wait_ready(self, rec: _proc.PidRecord, deadline_s: float) -> None:
+    def wait_ready(self, rec: proc.PidRecord, deadline_s: float) -> None:
         lockfile = self.data / "postmaster.pid"
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
-            if not _proc.is_alive(rec.pid, rec.start_time):
-                raise SandboxError(f"the server exited while starting: {_proc.tail(self.log_path)}",
+            if not proc.is_alive(rec.pid, rec.start_time):
+                raise SandboxError(f"the server exited while starting: {proc.tail(self.log_path)}",
                                    component=self.component, log=self.log_path)
             try:
                 lines = lockfile.read_text().splitlines()
@@ -296,14 +296,14 @@ class Node:
         rec = self.pid()
         if rec is None:
             return f"{self.component} was not running"
-        how = _proc.terminate(rec.pid, rec.start_time, self.component, sig=signal.SIGINT, grace_s=grace_s)
+        how = proc.terminate(rec.pid, rec.start_time, self.component, sig=signal.SIGINT, grace_s=grace_s)
         return f"{self.component} {how}"
 
     def kill(self) -> str:
         rec = self.pid()
         if rec is None:
             return f"{self.component} was not running"
-        pids = _proc.kill_tree(rec.pid, rec.start_time, self.component)
+        pids = proc.kill_tree(rec.pid, rec.start_time, self.component)
         self.release_shared_memory()
         return f"killed {self.component}: {len(pids)} processes (postmaster {rec.pid} and its backends)"
 
@@ -347,7 +347,7 @@ class Node:
         last = "no connection yet"
         while time.monotonic() < deadline:
             if not self.is_running():
-                raise SandboxError(f"the standby exited: {_proc.tail(self.log_path)}", component=self.component,
+                raise SandboxError(f"the standby exited: {proc.tail(self.log_path)}", component=self.component,
                                    log=self.log_path)
             try:
                 rows = primary.query("SELECT state FROM pg_stat_replication WHERE application_name = %s",
@@ -365,13 +365,13 @@ class Node:
 
     def initdb(self, pwfile: Path) -> None:
         self.ensure_dirs()
-        _proc.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", ADMIN_USER, f"--pwfile={pwfile}",
+        proc.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", ADMIN_USER, f"--pwfile={pwfile}",
                    "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C",
                    "--no-sync"], f"{self.component}: initdb", self.log_path, self.identity, env=PG_ENV)
 
     def copy_from_template(self, template: Path) -> None:
         self.ensure_dirs()
-        _proc.run(["cp", "-a", str(template), str(self.data)], f"{self.component}: copy of the initdb template",
+        proc.run(["cp", "-a", str(template), str(self.data)], f"{self.component}: copy of the initdb template",
                   self.log_path, self.identity, env=PG_ENV)
 
     def bootstrap_primary(self, passwords: dict[str, str]) -> None:
@@ -401,7 +401,7 @@ class Node:
         self.ensure_dirs()
         if self.data.exists():
             shutil.rmtree(self.data)
-        _proc.run([str(self.bin / "pg_basebackup"), "-D", str(self.data), "-d",
+        proc.run([str(self.bin / "pg_basebackup"), "-D", str(self.data), "-d",
                    self.link_dsn(REPLICATION_USER, dbname="replication"), "-X", "stream", "-c", "fast",
                    "--no-sync", "-S", slot_name(self.region)],
                   f"{self.component}: pg_basebackup from {self.state.other(self.region)} through the link",
@@ -410,7 +410,7 @@ class Node:
 
     def rewind_from_link(self, timeout_s: float = 120.0) -> None:
         self.clear_stale_locks()
-        _proc.run([str(self.bin / "pg_rewind"), f"--target-pgdata={self.data}",
+        proc.run([str(self.bin / "pg_rewind"), f"--target-pgdata={self.data}",
                    f"--source-server={self.link_dsn(ADMIN_USER)}", "--no-sync"],
                   f"{self.component}: pg_rewind from {self.state.other(self.region)} through the link",
                   self.log_path, self.identity, timeout_s=timeout_s, env=PG_ENV)

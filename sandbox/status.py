@@ -4,14 +4,14 @@ region's databases, DNS answers, S3, Kafka and cluster, the link, and the replic
 from __future__ import annotations
 
 from contract.active_endpoints import CONFIGMAP_NAME as CONFIGMAP
-from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, link, proc as _proc
+from sandbox import clusters, dns_records, flows, kafka_cluster, kafka_replication, link, proc
 from sandbox.buckets import bucket_name
 from sandbox.errors import SandboxError
 from sandbox.layout import DNS_ADDRESS, REGIONS, Layout, State
 from sandbox.postgres import Node
 
 
-def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:
+def status(layout: Layout, state: State, identity: proc.Identity) -> dict:
     """Every component, its process and state, asked from the processes themselves."""
     names = [db.name for db in state.databases]
     systems = state.extra.get("systems", ["postgres"])
@@ -37,7 +37,7 @@ def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:
             }
             if rec is not None and role is not None:
                 dbs[name]["replication"] = node.replication_info()
-        moto = _proc.running(layout.run_dir, f"moto-{region}")
+        moto = proc.running(layout.run_dir, f"moto-{region}")
         out[region] = {
             "address": state.addresses[region],
             "database": dbs[names[0]],
@@ -48,7 +48,7 @@ def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:
                    "pid": moto.pid if moto else None},
         }
         if "kafka" in systems:
-            nodes = [_proc.running(layout.run_dir, c) for c in kafka_cluster.components(state, region)]
+            nodes = [proc.running(layout.run_dir, c) for c in kafka_cluster.components(state, region)]
             out[region]["kafka"] = {"bootstrap": kafka_replication.bootstrap_of(layout, region),
                                     "incarnation": (kafka_replication.cluster_info(layout, region) or {}
                                                     ).get("incarnation"),
@@ -63,13 +63,13 @@ def status(layout: Layout, state: State, identity: _proc.Identity) -> dict:
             out[region]["cluster"] = {"state": "down" if clusters.store(layout, region).exists() else "none",
                                       "context": clusters.context(region)}
     out["link"] = link.describe(layout, state)
-    dns_rec = _proc.running(layout.run_dir, "dns")
+    dns_rec = proc.running(layout.run_dir, "dns")
     out["sandbox"] = {"dir": str(layout.root), "replication": state.replication,
                       "dns": {"state": "running" if dns_rec else "stopped", "pid": dns_rec.pid if dns_rec else None,
                               "ttl_seconds": dns_records.read(layout).get("ttl_seconds")}}
     for kind, comp in (("kafka", "replicator"), ("s3", "s3-replication")):
         if kind in systems:
-            rec = _proc.running(layout.run_dir, comp)
+            rec = proc.running(layout.run_dir, comp)
             st = flows.status(layout, kind) or {}
             out["sandbox"][comp] = {"state": "running" if rec else "stopped", "pid": rec.pid if rec else None,
                                     **{k: st.get(k) for k in ("source", "target", "running", "lag_records",

@@ -16,7 +16,7 @@ import threading
 import time
 
 from contract import mirrormaker2
-from sandbox import kafka_cluster, proc as _proc
+from sandbox import kafka_cluster, proc
 from sandbox.flows import GROUPS, STATUS_INTERVAL_S, TOPICS, kafka_dir
 from sandbox.kafka_replication import (
     SOURCE_CONNECTOR,
@@ -159,7 +159,7 @@ class MirrorMakerFlow:
             out.flush()
             self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           cwd="/")
-        _proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
+        proc.write_pid(self.layout.run_dir, k.MM2_COMPONENT, self.child.pid, argv[0])
         self.incarnations = {r: (cluster_info(self.layout, r) or {}).get("incarnation") for r in (source, target)}
         self.positions, self.tasks = {}, {}
         from contract.mirrormaker2 import checkpoints_topic
@@ -200,7 +200,7 @@ class MirrorMakerFlow:
             self.child.wait(5)
         log.info("MirrorMaker 2 %s -> %s stopped (%s) in %.2f s", self.source, self.target,
                  "killed: its source does not answer" if gone else "gracefully", time.time() - began)
-        _proc.pid_path(self.layout.run_dir, self.kafka.MM2_COMPONENT).unlink(missing_ok=True)
+        proc.pid_path(self.layout.run_dir, self.kafka.MM2_COMPONENT).unlink(missing_ok=True)
         flow = f"{self.source}->{self.target}"
         if record:
             self._read_tail()

@@ -58,7 +58,7 @@ class Source:
 
 def flow(tmp_path, monkeypatch, src: Source, ok_ago: float, failed_ago: float | None) -> MirrorMakerFlow:
     f = object.__new__(MirrorMakerFlow)
-    monkeypatch.setattr(replicator._proc, "pid_path", lambda run_dir, comp: tmp_path / "mm2.pid")
+    monkeypatch.setattr(replicator.proc, "pid_path", lambda run_dir, comp: tmp_path / "mm2.pid")
     f.layout = type("L", (), {"run_dir": tmp_path})()
     f.kafka = type("K", (), {"MM2_COMPONENT": "mirrormaker2"})()
     f.child, f.src, f.tail, f.source, f.target = Child(), src, None, "local-east", "local-west"
