@@ -192,3 +192,23 @@ class Cluster:
 
     def version(self) -> str:
         return subprocess.run([str(BIN / "kube-apiserver"), "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def role(ns: str, name: str, rules: list[dict]) -> list[dict]:
+    return [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns},
+             "rules": rules},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": name, "namespace": ns},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name}]}]
+
+
+def workload(kind: str, ns: str, name: str, pod_spec: dict, replicas: int = 0) -> dict:
+    labels = {"app": name}
+    spec: dict = {"selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}}
+    if kind != "DaemonSet":
+        spec["replicas"] = replicas
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}

@@ -31,12 +31,21 @@ from runbooks.adapters.aws.config_exports import S3ConfigExports
 from runbooks.backups import k8s_config_export as kc
 from runbooks.core.clock import SystemClock
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
+from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries, role, workload
 from tests.fakes import FakeWorld, backup_ports
-from tests.helpers.config_restore import cm, secret
+from tests.helpers.config_restore import (
+    B64,
+    DRY_RUN_DIFF,
+    OLD_B64,
+    PASSWORD,
+    READER_RESTARTS,
+    cm,
+    export_files,
+    reads_configmap,
+    secret,
+)
 from tests.helpers.moto import S, shared_session
 from tests.samples import pair_document
-from tests.unit.test_config_restore import B64, OLD_B64, PASSWORD, export_files, reads_configmap
 
 pytestmark = pytest.mark.k8s
 
@@ -47,26 +56,6 @@ REFUSALS_DAY, REFUSALS_STAMP = "2026-11-23", "2026-11-23T023000Z"
 NAMESPACES = ("payments", "checkout", "frozen", "stuck")
 TIMINGS: dict[str, float] = {}
 REPORT = Path(__file__).resolve().parents[2] / "reports" / "k8s-e2e.json"
-
-
-def role(ns: str, name: str, rules: list[dict]) -> list[dict]:
-    return [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns},
-             "rules": rules},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": {"name": name, "namespace": ns},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name}]}]
-
-
-def workload(kind: str, ns: str, name: str, pod_spec: dict, replicas: int = 0) -> dict:
-    labels = {"app": name}
-    spec: dict = {"selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels}, "spec": pod_spec}}
-    if kind != "DaemonSet":
-        spec["replicas"] = replicas
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
 @pytest.fixture(scope="module")
@@ -194,16 +183,8 @@ def test_the_restore_end_to_end_on_a_real_api_server(cluster, restore):
     # 1. dry run: the diff by key names, what it would restart; nothing written to the API server
     code, out = restore("--day", DAY, "--dry-run", label="dry run")
     assert code == EXIT_OK, out
-    assert out["diff"] == [
-        "configmap checkout/web-config already equals the export (1 key(s)); left as is",
-        "change configmap payments/app-config: restore the value(s) of LOG_LEVEL; key(s) not in the export kept as "
-        "they are: HOTFIX",
-        "create configmap payments/limits with key(s) MAX_TPS",
-        "configmap payments/untouched already equals the export (1 key(s)); left as is"]
-    assert out["restart"] == [
-        "daemonset payments/agent reads configmap limits (env)",
-        "deployment payments/payments-api reads configmap app-config (envFrom)",
-        "statefulset payments/ledger reads configmap limits (volume)"]
+    assert out["diff"] == DRY_RUN_DIFF
+    assert out["restart"] == READER_RESTARTS
     assert "1 Secret(s) in payments: NOT restored" in out["secrets"]
     assert versions(c) == before, "the dry run wrote to the API server"
 

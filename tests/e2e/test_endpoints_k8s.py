@@ -16,8 +16,7 @@ from components.kubernetes_args import RUNBOOK_GROUP
 from contract import active_endpoints as contract, outputs as outputs_contract
 from runbooks.adapters.kubectl import KubectlEndpoints, KubectlSettings
 from runbooks.core.errors import StepFailed
-from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries
-from tests.e2e.test_config_restore_k8s import role, workload
+from tests.e2e.k8s_cluster import BIN, Cluster, missing_binaries, role, workload
 from tests.samples import pair_document
 
 pytestmark = pytest.mark.k8s

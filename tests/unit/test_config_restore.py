@@ -5,7 +5,6 @@ change nothing, a rerun that finishes a failed run, and no Secret value anywhere
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 
@@ -16,33 +15,22 @@ from runbooks import config_restore
 from runbooks.backups import k8s_config_export as kc
 from runbooks.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from tests.fakes import FakeWorld, backup_ports
-from tests.helpers.config_restore import CTX, cm, secret
+from tests.helpers.config_restore import (
+    B64,
+    CTX,
+    DRY_RUN_DIFF,
+    OLD_B64,
+    PASSWORD,
+    READER_RESTARTS,
+    cm,
+    export_files,
+    reads_configmap,
+)
 from tests.helpers.kubectl import FakeKubectl
 from tests.samples import pair_document
 
 P, S = "us-east-1", "us-west-2"
 STAMP = "2026-11-22T023000Z"
-PASSWORD = "hunter2-very-secret"
-B64 = base64.b64encode(PASSWORD.encode()).decode()
-OLD_B64 = base64.b64encode(b"rotated-by-mistake").decode()
-
-
-def export_files() -> dict[tuple[str, str], list[dict]]:
-    """(namespace, kind) → items, as the export job's CLEAN filter leaves them."""
-    return {
-        ("payments", "ConfigMap"): [
-            cm("payments", "app-config", {"LOG_LEVEL": "info", "FEATURE_X": "on"}),
-            cm("payments", "limits", {"MAX_TPS": "500"}),
-            cm("payments", "untouched", {"A": "1"}),
-            cm("payments", contract.CONFIGMAP_NAME, {"ACTIVE_REGION": P},
-               labels={contract.CONTRACT_LABEL: contract.CONTRACT_LABEL_VALUE}),
-        ],
-        ("payments", "Secret"): [secret("payments", "db-credentials", {"password": B64})],
-        ("checkout", "ConfigMap"): [cm("checkout", "web-config", {"THEME": "dark"})],
-        ("checkout", "Secret"): [],
-    }
-
-
 class MemoryExports:
     """The ExportStore port over in-memory export runs: region → stamp → files."""
 
@@ -58,17 +46,6 @@ class MemoryExports:
             objects += kc.parse_list(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}), kind,
                                      f"memory://{region}/{stamp}/{ns}/{kc.FILES[kind]}")
         return kc.export_of(region, stamp, f"memory://{region}/k8s-config/{stamp}/", objects)
-
-
-def reads_configmap(name, how="envFrom"):
-    container = {"name": "app", "image": "registry.example/app:1.0"}
-    if how == "envFrom":
-        container["envFrom"] = [{"configMapRef": {"name": name}}]
-        return {"containers": [container]}
-    if how == "env":
-        container["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": name, "key": "MAX_TPS"}}}]
-        return {"containers": [container]}
-    return {"containers": [container], "volumes": [{"name": "cfg", "configMap": {"name": name}}]}
 
 
 @pytest.fixture
@@ -130,16 +107,8 @@ def test_dry_run_shows_the_diff_by_key_names_and_what_it_would_restart_and_chang
     code, out = env.run("--day", "2026-11-22", "--dry-run")
     assert code == EXIT_OK, out
     assert out["result"] == "dry-run"
-    assert out["diff"] == [
-        "configmap checkout/web-config already equals the export (1 key(s)); left as is",
-        "change configmap payments/app-config: restore the value(s) of LOG_LEVEL; key(s) not in the export kept as "
-        "they are: HOTFIX",
-        "create configmap payments/limits with key(s) MAX_TPS",
-        "configmap payments/untouched already equals the export (1 key(s)); left as is"]
-    assert out["restart"] == [
-        "daemonset payments/agent reads configmap limits (env)",
-        "deployment payments/payments-api reads configmap app-config (envFrom)",
-        "statefulset payments/ledger reads configmap limits (volume)"]
+    assert out["diff"] == DRY_RUN_DIFF
+    assert out["restart"] == READER_RESTARTS
     assert "active-endpoints contract" in out["left"][0]
     assert "1 Secret(s) in payments: NOT restored" in out["secrets"]
     assert "info" not in json.dumps(out["diff"]) and "debug" not in json.dumps(out["diff"])  # names, not values
